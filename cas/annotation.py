@@ -1,0 +1,202 @@
+"""Supervisely project meta and image annotation validation.
+
+Lives in `cas` because both converters and the FUSE view need it. Every error
+names the file and the JSON path of the bad field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import zlib
+from typing import Any
+
+from .errors import InvalidInput
+
+SHAPES = ("rectangle", "polygon", "line", "point", "bitmap", "graph", "any")
+TAG_TYPES = ("none", "any_number", "any_string", "oneof_string")
+PROJECT_TYPES = ("images", "videos")
+_COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def default_meta(project_type: str = "images") -> dict[str, Any]:
+    return {"classes": [], "tags": [], "projectType": project_type}
+
+
+def empty_annotation(width: int, height: int) -> dict[str, Any]:
+    return {"description": "", "size": {"height": height, "width": width}, "tags": [], "objects": []}
+
+
+def dumps(obj: Any) -> bytes:
+    """Canonical JSON bytes for anything we store (stable, so equal JSON dedups)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def loads(raw: bytes, file: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidInput(file, f"invalid JSON ({e})") from None
+
+
+def _expect(cond: bool, file: str, field: str, message: str) -> None:
+    if not cond:
+        raise InvalidInput(file, message, field)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+class Meta:
+    """A validated project meta with lookup tables for annotation checks."""
+
+    def __init__(self, raw: Any, file: str = "meta.json") -> None:
+        _expect(isinstance(raw, dict), file, "$", "expected a JSON object")
+        self.raw: dict[str, Any] = raw
+        self.file = file
+        ptype = raw.get("projectType", "images")
+        _expect(ptype in PROJECT_TYPES, file, "projectType", f"expected one of {', '.join(PROJECT_TYPES)}, got {ptype!r}")
+        self.project_type: str = ptype
+        self.classes: dict[str, dict[str, Any]] = {}
+        self.tags: dict[str, dict[str, Any]] = {}
+        classes = raw.get("classes", [])
+        _expect(isinstance(classes, list), file, "classes", "expected a list")
+        for i, cls in enumerate(classes):
+            where = f"classes[{i}]"
+            _expect(isinstance(cls, dict), file, where, "expected an object")
+            title = cls.get("title")
+            _expect(isinstance(title, str) and title != "", file, f"{where}.title", "expected a non-empty string")
+            _expect(title not in self.classes, file, f"{where}.title", f"duplicate class name {title!r}")
+            shape = cls.get("shape")
+            _expect(shape in SHAPES, file, f"{where}.shape", f"expected one of {', '.join(SHAPES)}, got {shape!r}")
+            color = cls.get("color", "#000000")
+            _expect(isinstance(color, str) and bool(_COLOR.match(color)), file, f"{where}.color", f"expected #RRGGBB, got {color!r}")
+            config = cls.get("geometry_config", {})
+            _expect(isinstance(config, dict), file, f"{where}.geometry_config", "expected an object")
+            if shape == "graph":
+                nodes = config.get("nodes", {})
+                _expect(isinstance(nodes, dict), file, f"{where}.geometry_config.nodes", "expected an object")
+            self.classes[title] = cls
+        tags = raw.get("tags", [])
+        _expect(isinstance(tags, list), file, "tags", "expected a list")
+        for i, tag in enumerate(tags):
+            where = f"tags[{i}]"
+            _expect(isinstance(tag, dict), file, where, "expected an object")
+            name = tag.get("name")
+            _expect(isinstance(name, str) and name != "", file, f"{where}.name", "expected a non-empty string")
+            _expect(name not in self.tags, file, f"{where}.name", f"duplicate tag name {name!r}")
+            vtype = tag.get("value_type")
+            _expect(vtype in TAG_TYPES, file, f"{where}.value_type", f"expected one of {', '.join(TAG_TYPES)}, got {vtype!r}")
+            if vtype == "oneof_string":
+                values = tag.get("values")
+                _expect(isinstance(values, list) and values and all(isinstance(v, str) for v in values),
+                        file, f"{where}.values", "expected a non-empty list of strings")
+            self.tags[name] = tag
+
+    def check_annotation(self, ann: Any, file: str, width: int | None = None, height: int | None = None) -> None:
+        """Validate an image annotation against this meta and (if given) the image size."""
+        _expect(isinstance(ann, dict), file, "$", "expected a JSON object")
+        size = ann.get("size")
+        _expect(isinstance(size, dict) and _is_int(size.get("height")) and _is_int(size.get("width")),
+                file, "size", "expected {\"height\": int, \"width\": int}")
+        if width is not None and height is not None:
+            _expect((size["width"], size["height"]) == (width, height), file, "size",
+                    f"annotation says {size['width']}x{size['height']} but the image is {width}x{height}")
+        self._check_tags(ann.get("tags", []), file, "tags")
+        objects = ann.get("objects", [])
+        _expect(isinstance(objects, list), file, "objects", "expected a list")
+        for i, obj in enumerate(objects):
+            self._check_object(obj, file, f"objects[{i}]")
+
+    def _check_tags(self, tags: Any, file: str, where: str) -> None:
+        _expect(isinstance(tags, list), file, where, "expected a list")
+        for i, tag in enumerate(tags):
+            w = f"{where}[{i}]"
+            _expect(isinstance(tag, dict), file, w, "expected an object")
+            name = tag.get("name")
+            _expect(name in self.tags, file, f"{w}.name", f"unknown tag {name!r} (not in meta.json)")
+            vtype = self.tags[name]["value_type"]
+            value = tag.get("value")
+            ok = {"none": value is None,
+                  "any_number": _is_num(value),
+                  "any_string": isinstance(value, str),
+                  "oneof_string": value in self.tags[name].get("values", [])}[vtype]
+            _expect(ok, file, f"{w}.value", f"value {value!r} does not fit tag {name!r} of type {vtype}")
+
+    def _check_object(self, obj: Any, file: str, where: str) -> None:
+        _expect(isinstance(obj, dict), file, where, "expected an object")
+        title = obj.get("classTitle")
+        _expect(title in self.classes, file, f"{where}.classTitle", f"unknown class {title!r} (not in meta.json)")
+        cls = self.classes[title]
+        gtype = obj.get("geometryType", cls["shape"])
+        _expect(gtype in SHAPES and gtype != "any", file, f"{where}.geometryType", f"unknown geometry {gtype!r}")
+        _expect(cls["shape"] in ("any", gtype), file, f"{where}.geometryType",
+                f"class {title!r} has shape {cls['shape']}, object has {gtype}")
+        self._check_tags(obj.get("tags", []), file, f"{where}.tags")
+        if gtype == "bitmap":
+            _check_bitmap(obj.get("bitmap"), file, f"{where}.bitmap")
+        elif gtype == "graph":
+            known = cls.get("geometry_config", {}).get("nodes", {})
+            _check_graph(obj.get("nodes"), known, file, f"{where}.nodes")
+        else:
+            _check_points(obj.get("points"), gtype, file, f"{where}.points")
+
+
+_POINT_COUNTS = {"rectangle": (2, 2), "point": (1, 1), "line": (2, None), "polygon": (3, None)}
+
+
+def _check_xy(pt: Any, file: str, where: str) -> None:
+    _expect(isinstance(pt, list) and len(pt) == 2 and all(_is_num(v) for v in pt), file, where, "expected [x, y] numbers")
+
+
+def _check_points(points: Any, gtype: str, file: str, where: str) -> None:
+    _expect(isinstance(points, dict), file, where, "expected {\"exterior\": [...], \"interior\": [...]}")
+    low, high = _POINT_COUNTS[gtype]
+    ext = points.get("exterior")
+    _expect(isinstance(ext, list), file, f"{where}.exterior", "expected a list of points")
+    n = len(ext)
+    if high == low:
+        _expect(n == low, file, f"{where}.exterior", f"{gtype} needs exactly {low} point{'s' * (low > 1)}, got {n}")
+    else:
+        _expect(n >= low, file, f"{where}.exterior", f"{gtype} needs at least {low} points, got {n}")
+    for j, pt in enumerate(ext):
+        _check_xy(pt, file, f"{where}.exterior[{j}]")
+    interior = points.get("interior", [])
+    _expect(isinstance(interior, list), file, f"{where}.interior", "expected a list of point lists")
+    if gtype != "polygon":
+        _expect(not interior, file, f"{where}.interior", f"{gtype} cannot have interior contours")
+    for j, ring in enumerate(interior):
+        _expect(isinstance(ring, list) and len(ring) >= 3, file, f"{where}.interior[{j}]", "a hole needs at least 3 points")
+        for k, pt in enumerate(ring):
+            _check_xy(pt, file, f"{where}.interior[{j}][{k}]")
+
+
+def _check_bitmap(bitmap: Any, file: str, where: str) -> None:
+    _expect(isinstance(bitmap, dict), file, where, "expected {\"data\": base64, \"origin\": [x, y]}")
+    origin = bitmap.get("origin")
+    _expect(isinstance(origin, list) and len(origin) == 2 and all(_is_int(v) for v in origin),
+            file, f"{where}.origin", "expected [x, y] integers")
+    data = bitmap.get("data")
+    _expect(isinstance(data, str), file, f"{where}.data", "expected a base64 string")
+    try:
+        png = zlib.decompress(base64.b64decode(data, validate=True))
+    except (binascii.Error, zlib.error, ValueError) as e:
+        raise InvalidInput(file, f"not base64 of zlib-compressed PNG ({e})", f"{where}.data") from None
+    _expect(png.startswith(_PNG_MAGIC), file, f"{where}.data", "decoded bitmap is not a PNG")
+
+
+def _check_graph(nodes: Any, known: dict[str, Any], file: str, where: str) -> None:
+    _expect(isinstance(nodes, dict) and nodes, file, where, "expected a non-empty object of nodes")
+    for node_id, node in nodes.items():
+        w = f"{where}.{node_id}"
+        _expect(not known or node_id in known, file, w, f"node {node_id!r} is not in the class geometry_config")
+        _expect(isinstance(node, dict), file, w, "expected {\"loc\": [x, y]}")
+        _check_xy(node.get("loc"), file, f"{w}.loc")

@@ -1,0 +1,172 @@
+"""Consistency check of index against bytes, and repair of what is dangling."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .errors import CasError
+from .gc import _remove
+from .hashing import hash_file
+from .ids import BlobId
+from .index import SEP, split_item_key
+from .records import BlobRecord, ItemRecord
+
+if TYPE_CHECKING:
+    from .store import Store
+
+# Kinds that only mean leftover bytes from an interrupted write; no data is at risk.
+ORPHAN_KINDS = frozenset({"orphan-file", "stale-temp"})
+
+
+@dataclass
+class Problem:
+    kind: str
+    subject: str
+    detail: str
+    repaired: bool = False
+
+    def __str__(self) -> str:
+        done = " [removed]" if self.repaired and self.kind != "bad-refcount" else (" [fixed]" if self.repaired else "")
+        return f"{self.kind}: {self.subject}: {self.detail}{done}"
+
+
+@dataclass
+class FsckReport:
+    blobs_checked: int = 0
+    items_checked: int = 0
+    bytes_verified: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+    @property
+    def only_orphans(self) -> bool:
+        return all(p.kind in ORPHAN_KINDS for p in self.problems)
+
+
+def check(store: "Store", repair: bool = False, verify: bool = True) -> FsckReport:
+    """Check every blob record against its bytes (size, and digest if `verify`), every item
+    against its blobs, every reference count, and find orphan and temp files."""
+    with store.lock(exclusive=True, what="check the store"):
+        report = FsckReport()
+        bad_blobs = _check_blobs(store, report, verify)
+        _check_namespace(store, report, bad_blobs)
+        _check_files(store, report)
+        if repair:
+            _repair(store, report, bad_blobs)
+        return report
+
+
+def _check_blobs(store: "Store", report: FsckReport, verify: bool) -> set[BlobId]:
+    bad: set[BlobId] = set()
+    with store.index.read() as txn:
+        for key, raw in store.index.scan(txn, "blobs"):
+            blob_id, rec = BlobId(key), BlobRecord.decode(raw)
+            report.blobs_checked += 1
+            path = store.backend.path(blob_id)
+            try:
+                size = os.stat(path).st_size
+            except FileNotFoundError:
+                report.problems.append(Problem("missing-blob", str(blob_id), "file is missing"))
+                bad.add(blob_id)
+                continue
+            if size != rec.size:
+                report.problems.append(Problem("corrupt-blob", str(blob_id), f"file has {size} bytes, index says {rec.size}"))
+                bad.add(blob_id)
+                continue
+            if verify:
+                digest, _ = hash_file(path)
+                report.bytes_verified += size
+                if digest != blob_id:
+                    report.problems.append(Problem("corrupt-blob", str(blob_id), f"content digest is {digest}"))
+                    bad.add(blob_id)
+    return bad
+
+
+def _check_namespace(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
+    index = store.index
+    expected: Counter[bytes] = Counter()
+    with index.read() as txn:
+        projects = {k for k, _ in index.scan(txn, "projects")}
+        datasets = set()
+        for key, _ in index.scan(txn, "datasets"):
+            datasets.add(key)
+            if key.split(SEP, 1)[0] not in projects:
+                report.problems.append(Problem("dangling-dataset", key.replace(SEP, b"/").decode(), "its project does not exist"))
+        for key, raw in index.scan(txn, "items"):
+            report.items_checked += 1
+            rec = ItemRecord.decode(raw)
+            project, dataset, name = split_item_key(key)
+            label = f"{project}/{dataset}/{name}"
+            if key.rsplit(SEP, 1)[0] not in datasets:
+                report.problems.append(Problem("dangling-item", label, "its dataset does not exist"))
+            for blob in rec.blobs():
+                expected[bytes(blob)] += 1
+                if txn.get(bytes(blob), db=index.db["blobs"]) is None:
+                    report.problems.append(Problem("dangling-item", label, f"blob {blob} is not in the index"))
+                elif blob in bad:
+                    report.problems.append(Problem("damaged-item", label, f"blob {blob} is missing or corrupt"))
+        for key, raw in index.scan(txn, "pins"):
+            expected[key] += int(raw)
+        for key, raw in index.scan(txn, "blobs"):
+            refs = BlobRecord.decode(raw).refs
+            if refs != expected.get(key, 0):
+                report.problems.append(Problem("bad-refcount", str(BlobId(key)),
+                                               f"index says {refs} references, found {expected.get(key, 0)}"))
+
+
+def _check_files(store: "Store", report: FsckReport) -> None:
+    with store.index.read() as txn:
+        for blob_id, path, size in store.backend.list_ids():
+            if blob_id is None or txn.get(bytes(blob_id), db=store.index.db["blobs"]) is None:
+                report.problems.append(Problem("orphan-file", path, f"{size} bytes not in the index"))
+    for path, size in store.backend.list_tmp():
+        report.problems.append(Problem("stale-temp", path, f"left by an interrupted write ({size} bytes)"))
+
+
+def _repair(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
+    """Remove orphans and temp files, records of lost blobs and the items that need them; fix counts."""
+    index = store.index
+    for problem in report.problems:
+        if problem.kind in ORPHAN_KINDS:
+            _remove(problem.subject)
+            problem.repaired = True
+    with index.write() as txn:
+        for blob_id in bad:
+            txn.delete(bytes(blob_id), db=index.db["blobs"])
+            store.backend.delete(blob_id)
+        for problem in report.problems:
+            if problem.kind in ("missing-blob", "corrupt-blob"):
+                problem.repaired = True
+            elif problem.kind in ("dangling-item", "damaged-item"):
+                project, dataset, name = problem.subject.split("/", 1)[0], *problem.subject.split("/", 1)[1].rsplit("/", 1)
+                txn.delete(project.encode() + SEP + dataset.encode() + SEP + name.encode(), db=index.db["items"])
+                problem.repaired = True
+            elif problem.kind == "dangling-dataset":
+                project, dataset = problem.subject.split("/", 1)
+                txn.delete(project.encode() + SEP + dataset.encode(), db=index.db["datasets"])
+                problem.repaired = True
+        # Recount references from what remains.
+        expected: Counter[bytes] = Counter()
+        for _key, raw in index.scan(txn, "items"):
+            for blob in ItemRecord.decode(raw).blobs():
+                expected[bytes(blob)] += 1
+        for key, raw in list(index.scan(txn, "pins")):
+            if txn.get(key, db=index.db["blobs"]) is None:
+                txn.delete(key, db=index.db["pins"])
+            else:
+                expected[key] += int(raw)
+        for key, raw in list(index.scan(txn, "blobs")):
+            rec = BlobRecord.decode(raw)
+            if rec.refs != expected.get(key, 0):
+                txn.put(key, rec.with_refs(expected.get(key, 0)).encode(), db=index.db["blobs"])
+        for problem in report.problems:
+            if problem.kind == "bad-refcount":
+                problem.repaired = True
+    if any(not p.repaired for p in report.problems):  # pragma: no cover - every kind above is handled
+        raise CasError("fsck could not repair every problem")

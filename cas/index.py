@@ -1,0 +1,130 @@
+"""The LMDB index: one environment, named databases, key encoding. The only lmdb import."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import lmdb
+
+from .errors import SchemaError
+
+SCHEMA_VERSION = 1
+SCHEMA_KEY = b"schema_version"
+MAP_SIZE = 1 << 40  # virtual only: the data file grows as needed
+SEP = b"\x00"  # names never contain NUL, so keys split unambiguously
+DB_NAMES = ("meta", "blobs", "pins", "projects", "datasets", "items")
+
+_envs: dict[str, tuple[lmdb.Environment, int]] = {}
+_envs_lock = threading.Lock()
+
+
+def project_key(project: str) -> bytes:
+    return project.encode()
+
+
+def dataset_key(project: str, dataset: str) -> bytes:
+    return project.encode() + SEP + dataset.encode()
+
+
+def item_prefix(project: str, dataset: str) -> bytes:
+    return dataset_key(project, dataset) + SEP
+
+
+def item_key(project: str, dataset: str, name: str) -> bytes:
+    return item_prefix(project, dataset) + name.encode()
+
+
+def split_item_key(key: bytes) -> tuple[str, str, str]:
+    project, dataset, name = key.split(SEP, 2)
+    return project.decode(), dataset.decode(), name.decode()
+
+
+def split_dataset_key(key: bytes) -> tuple[str, str]:
+    project, dataset = key.split(SEP, 1)
+    return project.decode(), dataset.decode()
+
+
+class Index:
+    """An LMDB environment under `<store>/index/` with the store's named databases.
+
+    One environment per path per process (LMDB forbids opening it twice); it is
+    shared and reference counted. Never carry an open Index across fork().
+    """
+
+    def __init__(self, path: Path, create: bool = False) -> None:
+        self.path = str(Path(path).resolve())
+        existed = (Path(self.path) / "data.mdb").exists()
+        if not existed and not create:
+            raise SchemaError(f"no index at {self.path}")
+        os.makedirs(self.path, exist_ok=True)
+        with _envs_lock:
+            env, count = _envs.get(self.path, (None, 0))
+            if env is None:
+                env = lmdb.open(self.path, map_size=MAP_SIZE, max_dbs=len(DB_NAMES) + 2,
+                                max_readers=512, readahead=False)
+            _envs[self.path] = (env, count + 1)
+        self.env = env
+        self._closed = False
+        try:
+            self.db = {name: env.open_db(name.encode()) for name in DB_NAMES}
+            self._check_schema(create and not existed)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_schema(self, fresh: bool) -> None:
+        with self.env.begin(write=fresh) as txn:
+            raw = txn.get(SCHEMA_KEY, db=self.db["meta"])
+            if raw is None and fresh:
+                txn.put(SCHEMA_KEY, str(SCHEMA_VERSION).encode(), db=self.db["meta"])
+                return
+        if raw is None:
+            raise SchemaError(f"index at {self.path} has no schema version; refusing to use it")
+        try:
+            version = int(raw)
+        except ValueError:
+            raise SchemaError(f"index at {self.path} has an unreadable schema version {raw!r}") from None
+        if version != SCHEMA_VERSION:
+            newer = "newer" if version > SCHEMA_VERSION else "older"
+            raise SchemaError(f"index at {self.path} has schema version {version} ({newer} than this "
+                              f"cas, which reads version {SCHEMA_VERSION}); refusing to open it")
+
+    @contextmanager
+    def read(self) -> Iterator[lmdb.Transaction]:
+        with self.env.begin(buffers=False) as txn:
+            yield txn
+
+    @contextmanager
+    def write(self) -> Iterator[lmdb.Transaction]:
+        """One write transaction; committed on success, aborted on any exception."""
+        with self.env.begin(write=True) as txn:
+            yield txn
+
+    def scan(self, txn: lmdb.Transaction, dbname: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Ordered (key, value) pairs whose key starts with prefix: one range scan."""
+        cursor = txn.cursor(db=self.db[dbname])
+        if not cursor.set_range(prefix):
+            return
+        for key, value in cursor:
+            if not key.startswith(prefix):
+                return
+            yield key, value
+
+    def count(self, txn: lmdb.Transaction, dbname: str) -> int:
+        return txn.stat(self.db[dbname])["entries"]
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with _envs_lock:
+            env, count = _envs[self.path]
+            if count <= 1:
+                del _envs[self.path]
+                env.close()
+            else:
+                _envs[self.path] = (env, count - 1)

@@ -1,0 +1,59 @@
+"""Width, height and mime of an image from its header (Pillow, no pixel decode)."""
+
+from __future__ import annotations
+
+import io
+import mimetypes
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InvalidInput
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                              ".jfif", ".jpe", ".mpo"})
+_JPEG_EOI = b"\xff\xd9"
+_PNG_IEND = b"IEND\xaeB`\x82"
+
+Image.MAX_IMAGE_PIXELS = None  # we never decode pixels; large aerial images are legal
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    width: int
+    height: int
+    mime: str
+
+
+def is_image_name(name: str) -> bool:
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS
+
+
+def probe_image(head: bytes, tail: bytes, size: int, label: str, fallback: bytes | None = None) -> MediaInfo:
+    """Read the header in `head`; check JPEG/PNG trailers so truncated files are refused."""
+    def parse(buf: bytes) -> Image.Image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return Image.open(io.BytesIO(buf))
+
+    try:
+        try:
+            img = parse(head)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+            if fallback is None or len(fallback) == len(head):
+                raise
+            img = parse(fallback)
+        width, height = img.size
+        fmt = img.format or ""
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InvalidInput(label, f"not a readable image ({e.__class__.__name__}: {e})") from None
+    if width <= 0 or height <= 0:
+        raise InvalidInput(label, f"image has no pixels ({width}x{height})")
+    if fmt == "JPEG" and _JPEG_EOI not in tail:
+        raise InvalidInput(label, "truncated JPEG (no end-of-image marker)")
+    if fmt == "PNG" and not tail.endswith(_PNG_IEND):
+        raise InvalidInput(label, "truncated PNG (no IEND chunk)")
+    mime = Image.MIME.get(fmt) or mimetypes.guess_type(label)[0] or "application/octet-stream"
+    return MediaInfo(width, height, mime)

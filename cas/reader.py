@@ -1,0 +1,88 @@
+"""Random-access reads of a local blob with pread; sequential reads are verified."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from .errors import CorruptBlob
+from .hashing import Hasher
+from .ids import BlobId
+
+log = logging.getLogger("cas")
+
+
+class BlobReader:
+    """A read-only view of one blob: `pread` anywhere, or `read` from the start.
+
+    A read that walks the whole blob from offset 0 is hashed as it goes; if the
+    digest differs from the id the last read raises CorruptBlob instead of
+    returning the bytes.
+    """
+
+    def __init__(self, fd: int, blob_id: BlobId, size: int) -> None:
+        self.fd = fd
+        self.id = blob_id
+        self.size = size
+        self._pos = 0
+        self._hasher: Hasher | None = Hasher()
+        actual = os.fstat(fd).st_size
+        if actual != size:
+            os.close(fd)
+            self.fd = -1
+            self._corrupt(f"file has {actual} bytes, index says {size}")
+
+    def _corrupt(self, why: str) -> None:
+        log.error("corrupt blob %s: %s", self.id, why)
+        raise CorruptBlob(f"blob {self.id} is corrupt: {why}; run `cas fsck`")
+
+    def pread(self, length: int, offset: int) -> bytes:
+        """Bytes at an offset; not verified unless part of a sequential read."""
+        data = os.pread(self.fd, length, offset)
+        if self._hasher is not None:
+            if offset == self._hasher.size:
+                self._track(data)
+            else:
+                self._hasher = None
+        return data
+
+    def _track(self, data: bytes) -> None:
+        assert self._hasher is not None
+        self._hasher.update(data)
+        if self._hasher.size == self.size:
+            digest = self._hasher.digest()
+            self._hasher = None
+            if digest != self.id:
+                self._corrupt(f"content digest is {digest}")
+
+    def read(self, length: int = -1) -> bytes:
+        if length < 0:
+            length = self.size - self._pos
+        data = self.pread(length, self._pos)
+        self._pos += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        """The whole blob, verified."""
+        self._pos = 0
+        self._hasher = Hasher()
+        chunks = []
+        while self._pos < self.size:
+            chunk = self.read(min(1 << 24, self.size - self._pos))
+            if not chunk:
+                self._corrupt("file is shorter than recorded")
+            chunks.append(chunk)
+        if self.size == 0:
+            self._track(b"")
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> "BlobReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,113 @@
+"""Index records as frozen dataclasses; all msgpack encoding lives here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import msgpack
+
+from .ids import BlobId
+
+LOCAL = "local"
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def unpack(raw: bytes) -> Any:
+    return msgpack.unpackb(raw, raw=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRecord:
+    """Size, location and reference count of one stored blob."""
+
+    size: int
+    refs: int = 0
+    location: str = LOCAL
+    created: int = 0  # ns since epoch
+
+    def encode(self) -> bytes:
+        return pack([self.size, self.refs, self.location, self.created])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "BlobRecord":
+        size, refs, location, created = unpack(raw)
+        return cls(size, refs, location, created)
+
+    def with_refs(self, refs: int) -> "BlobRecord":
+        return replace(self, refs=refs)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    """One image (or video): its media blob, annotation blob and header facts."""
+
+    media: BlobId
+    ann: BlobId
+    size: int
+    ann_size: int
+    width: int
+    height: int
+    mime: str
+    mtime: int  # ns since epoch; stable across remounts
+    meta: BlobId | None = None
+    meta_size: int = 0
+
+    def blobs(self) -> list[BlobId]:
+        """Every blob this item holds a reference on."""
+        out = [self.media, self.ann]
+        if self.meta is not None:
+            out.append(self.meta)
+        return out
+
+    def same_content(self, other: "ItemRecord") -> bool:
+        return (self.media, self.ann, self.meta) == (other.media, other.ann, other.meta)
+
+    def encode(self) -> bytes:
+        return pack([bytes(self.media), bytes(self.ann), self.size, self.ann_size, self.width,
+                     self.height, self.mime, self.mtime,
+                     bytes(self.meta) if self.meta is not None else None, self.meta_size])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "ItemRecord":
+        media, ann, size, ann_size, w, h, mime, mtime, meta, meta_size = unpack(raw)
+        return cls(BlobId(media), BlobId(ann), size, ann_size, w, h, mime, mtime,
+                   BlobId(meta) if meta is not None else None, meta_size)
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRecord:
+    created: int
+    description: str = ""
+
+    def encode(self) -> bytes:
+        return pack([self.created, self.description])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "DatasetRecord":
+        created, description = unpack(raw)
+        return cls(created, description)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRecord:
+    """A project and its Supervisely meta (classes, tags, projectType)."""
+
+    created: int
+    meta: dict[str, Any] = field(default_factory=dict)
+    mtime: int = 0
+
+    @property
+    def project_type(self) -> str:
+        return self.meta.get("projectType", "images")
+
+    def encode(self) -> bytes:
+        return pack([self.created, self.meta, self.mtime])
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "ProjectRecord":
+        created, meta, mtime = unpack(raw)
+        return cls(created, meta, mtime)

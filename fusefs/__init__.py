@@ -1,0 +1,1 @@
+"""FUSE view of a cas store (see issue: FUSE view)."""
