@@ -156,6 +156,14 @@ class ImportSession:
         if len(self._pending) >= BATCH_ITEMS or self._pending_bytes >= BATCH_BYTES:
             self._flush()
 
+    def reject(self, error: InvalidInput) -> None:
+        """Bad input found by a converter: fail the import, or count it with `skip_invalid`."""
+        if not self.skip_invalid:
+            raise error
+        self.report.items_invalid += 1
+        if len(self.report.invalid) < MAX_REPORTED_INVALID:
+            self.report.invalid.append(str(error))
+
     # -- worker side -------------------------------------------------------------
     def _prepare(self, dataset: str, name: str, media: "Source", ann: Any, item_meta: Any,
                  label: str, ann_label: str) -> _Prepared:
@@ -236,12 +244,10 @@ class ImportSession:
             try:
                 prepared.append(future.result())
             except InvalidInput as e:
-                if not self.skip_invalid:
+                try:
+                    self.reject(e)
+                except InvalidInput:
                     error = error or e
-                    continue
-                self.report.items_invalid += 1
-                if len(self.report.invalid) < MAX_REPORTED_INVALID:
-                    self.report.invalid.append(str(e))
             except BaseException as e:  # noqa: BLE001 - re-raised below once every future settled
                 error = error or e
         if error is not None:

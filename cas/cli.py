@@ -1,0 +1,286 @@
+"""The `cas` command line; the composition root (imports converters inside commands)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm import tqdm
+
+from .errors import CasError, InvalidInput, InvalidName, NotFound
+from .ids import BlobId
+from .names import check_dataset_path, check_name
+from .store import Store
+
+
+def default_store() -> Path:
+    if os.environ.get("CAS_STORE"):
+        return Path(os.environ["CAS_STORE"])
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data_home) / "cas"
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+class Context:
+    def __init__(self, store_path: Path, quiet: bool) -> None:
+        self.store_path = store_path
+        self.quiet = quiet
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.store_path)
+        return self._store
+
+    @contextmanager
+    def bar(self, total: int | None, unit: str, desc: str) -> Iterator[tqdm]:
+        with tqdm(total=total, unit=unit, desc=desc, disable=self.quiet, leave=False,
+                  dynamic_ncols=True, file=sys.stderr) as bar:
+            yield bar
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--store", "store_path", type=click.Path(path_type=Path), default=None,
+              help="Store directory (default: $CAS_STORE, else $XDG_DATA_HOME/cas).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.version_option(package_name="cas")
+@click.pass_context
+def cli(ctx: click.Context, store_path: Path | None, quiet: bool) -> None:
+    """Content-addressed storage for computer-vision datasets."""
+    ctx.obj = Context(store_path or default_store(), quiet)
+    ctx.call_on_close(lambda: ctx.obj._store and ctx.obj._store.close())
+
+
+@cli.command()
+@pass_ctx
+def init(c: Context) -> None:
+    """Create the store (any command creates it on first use)."""
+    existed = (c.store_path / "index" / "data.mdb").exists()
+    store = c.store
+    click.echo(f"{'store exists at' if existed else 'initialized store at'} {store.root}")
+
+
+@cli.command("import")
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.option("--project", "-p", required=True, help="Project to create or add to.")
+@click.option("--dataset", "-d", default=None, help="Dataset to import into (nests the source's datasets under it).")
+@click.option("--format", "fmt", default="auto", show_default=True, help="auto, sly or images.")
+@click.option("--overwrite", is_flag=True, help="Replace items that exist with different bytes.")
+@click.option("--skip-invalid", is_flag=True, help="Skip bad items, report how many and why.")
+@click.option("--verify-dedup", is_flag=True, help="Compare bytes on a dedup hit (for untrusted sources).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Reader threads.")
+@pass_ctx
+def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: str, overwrite: bool,
+               skip_invalid: bool, verify_dedup: bool, workers: int | None) -> None:
+    """Import SRC into a project, atomically: all of it or nothing."""
+    from converters.ingest import count_items, detect_format, import_source
+
+    check_name(project, "project name")
+    if dataset is not None:
+        check_dataset_path(dataset)
+    if fmt == "auto":
+        fmt = detect_format(src)
+        if not c.quiet:
+            click.echo(f"format: {fmt}", err=True)
+    total = count_items(src, fmt) if not c.quiet else None
+    with c.bar(total, "item", f"import {project}") as bar:
+        report, extra = import_source(c.store, src, project, fmt, dataset, progress=bar.update,
+                                      overwrite=overwrite, skip_invalid=skip_invalid,
+                                      verify_dedup=verify_dedup, workers=workers)
+    r = report
+    total_items = r.items_added + r.items_skipped + r.items_replaced
+    rate = r.bytes_read / r.seconds if r.seconds else 0
+    click.echo(f"imported {project}: {total_items} items ({r.items_added} added, {r.items_skipped} unchanged, "
+               f"{r.items_replaced} replaced), {r.blobs_new} new blobs, {human(r.bytes_new)} written of "
+               f"{human(r.bytes_read)} read in {r.seconds:.1f} s ({human(rate)}/s)")
+    for key, value in extra.items():
+        if value and key.startswith("skipped"):
+            click.echo(f"note: {value} {key.replace('_', ' ')}")
+    if r.items_invalid:
+        click.echo(f"skipped {r.items_invalid} invalid items:", err=True)
+        for line in r.invalid:
+            click.echo(f"  {line}", err=True)
+        if r.items_invalid > len(r.invalid):
+            click.echo(f"  ... and {r.items_invalid - len(r.invalid)} more", err=True)
+
+
+@cli.command("export")
+@click.argument("project")
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", default="sly", show_default=True, help="sly.")
+@pass_ctx
+def export_cmd(c: Context, project: str, dest: Path, fmt: str) -> None:
+    """Write PROJECT to DEST in a dataset format."""
+    from converters import FORMATS
+
+    writer = getattr(FORMATS.get(fmt), "write", None)
+    if writer is None:
+        raise InvalidInput(fmt, f"cannot export to this format (can: {', '.join(k for k, m in FORMATS.items() if hasattr(m, 'write'))})")
+    counts = writer(c.store, project, dest)
+    click.echo(f"exported {project} to {dest}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+def resolve(store: Store, target: str) -> tuple[str, str | None, str | None]:
+    """'P', 'P/D...' or 'P/D.../ITEM' -> (project, dataset, item), checked against the index."""
+    project, _, rest = target.strip("/").partition("/")
+    check_name(project, "project name")
+    store.ns.project(project)
+    if not rest:
+        return project, None, None
+    if store.ns.has_dataset(project, rest):
+        return project, rest, None
+    dataset, _, item = rest.rpartition("/")
+    if dataset and store.ns.has_dataset(project, dataset):
+        store.ns.item(project, dataset, item)
+        return project, dataset, item
+    raise NotFound(f"no dataset or item {target}")
+
+
+@cli.command("ls")
+@click.argument("target", required=False)
+@pass_ctx
+def ls_cmd(c: Context, target: str | None) -> None:
+    """List projects, a project's datasets, or a dataset's items."""
+    ns = c.store.ns
+    if not target:
+        for name in ns.projects():
+            rec = ns.project(name)
+            datasets = ns.datasets(name)
+            items = sum(ns.count_items(name, d) for d in datasets)
+            click.echo(f"{name}\t{rec.project_type}\t{len(datasets)} datasets\t{items} items")
+        return
+    project, dataset, item = resolve(c.store, target)
+    if dataset is None:
+        for d in ns.datasets(project):
+            depth = d.count("/")
+            click.echo(f"{'  ' * depth}{d.rsplit('/', 1)[-1]}/\t{ns.count_items(project, d)} items")
+        return
+    rows = [(item, ns.item(project, dataset, item))] if item else ns.items(project, dataset)
+    for name, rec in rows:
+        click.echo(f"{name}\t{rec.width}x{rec.height}\t{rec.size}\t{rec.mime}\t{rec.media}")
+    if item is None:
+        for child in ns.children(project, dataset):
+            click.echo(f"{child}/\t{ns.count_items(project, f'{dataset}/{child}')} items")
+
+
+@cli.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def stats_cmd(c: Context, as_json: bool) -> None:
+    """Counts, logical and stored bytes, dedup ratio."""
+    s = c.store.stats()
+    if as_json:
+        click.echo(json.dumps(s, indent=2))
+        return
+    click.echo(f"store         {s['store']}")
+    click.echo(f"projects      {s['projects']}")
+    click.echo(f"datasets      {s['datasets']}")
+    click.echo(f"items         {s['items']}")
+    click.echo(f"blobs         {s['blobs']}")
+    click.echo(f"logical bytes {human(s['logical_bytes'])} ({s['logical_bytes']})")
+    click.echo(f"stored bytes  {human(s['stored_bytes'])} ({s['stored_bytes']})")
+    click.echo(f"dedup ratio   {s['dedup_ratio']:.2f}x")
+    if s["unreferenced_blobs"]:
+        click.echo(f"unreferenced  {s['unreferenced_blobs']} blobs, {human(s['unreferenced_bytes'])} "
+                   "(freed by `cas gc`)")
+
+
+@cli.command("put")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_ctx
+def put_cmd(c: Context, files: tuple[Path, ...]) -> None:
+    """Store files as blobs; prints one id per file (each holds a reference until released)."""
+    for path in files:
+        click.echo(f"{c.store.put(path)}  {path}")
+
+
+@cli.command("get")
+@click.argument("blob_id")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here instead of stdout.")
+@pass_ctx
+def get_cmd(c: Context, blob_id: str, output: Path | None) -> None:
+    """Write a blob's bytes (verified against its id) to stdout or a file."""
+    bid = BlobId.from_hex(blob_id)
+    if output is None:
+        c.store.copy_to(bid, sys.stdout.buffer)
+    else:
+        c.store.copy_to(bid, output)
+
+
+@cli.command("rm")
+@click.argument("target")
+@pass_ctx
+def rm_cmd(c: Context, target: str) -> None:
+    """Remove a project, dataset (with nested datasets) or item; `cas gc` frees the bytes."""
+    project, dataset, item = resolve(c.store, target)
+    ns = c.store.ns
+    if item is not None:
+        ns.remove_item(project, dataset or "", item)
+        n = 1
+    elif dataset is not None:
+        n = ns.remove_dataset(project, dataset)
+    else:
+        n = ns.remove_project(project)
+    click.echo(f"removed {target} ({n} items); run `cas gc` to free unreferenced bytes")
+
+
+@cli.command("gc")
+@pass_ctx
+def gc_cmd(c: Context) -> None:
+    """Delete blobs no item or put references, and stale temp files."""
+    r = c.store.gc()
+    click.echo(f"removed {r.blobs_removed} blobs, freed {human(r.bytes_freed)}; {r.temp_removed} temp files removed")
+
+
+@cli.command("fsck")
+@click.option("--repair", is_flag=True, help="Remove orphans, lost records and the items that need them.")
+@click.option("--quick", is_flag=True, help="Check sizes only, do not re-hash blob contents.")
+@pass_ctx
+def fsck_cmd(c: Context, repair: bool, quick: bool) -> None:
+    """Check every blob against its bytes and every item against its blobs."""
+    r = c.store.fsck(repair=repair, verify=not quick)
+    for problem in r.problems:
+        click.echo(str(problem))
+    click.echo(f"checked {r.blobs_checked} blobs ({human(r.bytes_verified)} hashed), {r.items_checked} items: "
+               + ("clean" if r.clean else f"{len(r.problems)} problems" + (", repaired" if repair else "")))
+    if not r.clean and not repair:
+        sys.exit(1)
+
+
+def main() -> None:
+    """Entry point: CasErrors become one line on stderr and exit status 1."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing of an unfinished import is visible; `cas gc` reclaims its blobs", err=True)
+        sys.exit(130)
+    except (CasError, InvalidName) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(0)

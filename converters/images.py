@@ -1,0 +1,49 @@
+"""A plain folder of images: one dataset per folder, nested folders nest datasets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from cas.media import is_image_name
+from cas.session import ImportSession
+
+from .walk import files, subdirs
+
+
+def detect(path: Path) -> bool:
+    """Any image file at the top or one level below, and no Supervisely meta.json."""
+    if not path.is_dir() or (path / "meta.json").exists():
+        return False
+    for entry in files(str(path)):
+        if is_image_name(entry.name):
+            return True
+    return any(is_image_name(e.name) for d in subdirs(str(path)) for e in files(d.path))
+
+
+def count(path: Path) -> int:
+    return sum(1 for _rel, entry in _walk(str(path), "") if is_image_name(entry.name))
+
+
+def _walk(root: str, rel: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """(folder relative to root, file entry) for every visible file, depth first."""
+    here = os.path.join(root, rel) if rel else root
+    for entry in files(here):
+        yield rel, entry
+    for sub in subdirs(here):
+        yield from _walk(root, f"{rel}/{sub.name}" if rel else sub.name)
+
+
+def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
+    """Queue every image under `src`. Files directly in `src` go to `dataset` (default: the
+    folder's name); each sub-folder becomes a dataset (nested under `dataset` if given)."""
+    skipped = 0
+    top = dataset or src.resolve().name
+    for rel, entry in _walk(str(src), ""):
+        if not is_image_name(entry.name):
+            skipped += 1
+            continue
+        ds = top if not rel else (f"{dataset}/{rel}" if dataset else rel)
+        session.add_item(ds, entry.name, entry.path, label=os.path.relpath(entry.path, src.parent))
+    return {"skipped_non_images": skipped}

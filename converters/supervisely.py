@@ -1,0 +1,122 @@
+"""Supervisely project directories, as the official SDK lays them out.
+
+    meta.json
+    <dataset>/img/<item>            <dataset>/ann/<item>.json
+    <dataset>/meta/<item>.json      (optional item meta)
+    <dataset>/img_info/<item>.json  (optional, server-side info: ignored on import)
+    <dataset>/datasets/<child>/...  (nested datasets)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from cas.annotation import loads
+from cas.errors import AlreadyExists, InvalidInput
+from cas.session import ImportSession
+from cas.store import Store
+
+from .walk import files, subdirs
+
+ITEM_DIRS = ("img", "video")
+NESTED = "datasets"
+
+
+def detect(path: Path) -> bool:
+    """meta.json at the top and at least one dataset folder with img/ or ann/."""
+    return (path / "meta.json").is_file() and any(_is_dataset(Path(d.path)) for d in subdirs(str(path)))
+
+
+def _is_dataset(path: Path) -> bool:
+    return any((path / sub).is_dir() for sub in (*ITEM_DIRS, "ann", NESTED))
+
+
+def _datasets(root: Path, rel: str = "") -> Iterator[tuple[str, Path]]:
+    """(dataset path, folder) for every dataset, parents before children."""
+    for entry in subdirs(str(root)):
+        folder = Path(entry.path)
+        if not _is_dataset(folder):
+            continue
+        name = f"{rel}/{entry.name}" if rel else entry.name
+        yield name, folder
+        if (folder / NESTED).is_dir():
+            yield from _datasets(folder / NESTED, name)
+
+
+def count(path: Path) -> int:
+    total = 0
+    for _name, folder in _datasets(path):
+        for sub in ITEM_DIRS:
+            if (folder / sub).is_dir():
+                total += sum(1 for _ in files(str(folder / sub)))
+    return total
+
+
+def read_json_file(path: Path, label: str) -> object:
+    try:
+        return loads(path.read_bytes(), label)
+    except OSError as e:
+        raise InvalidInput(label, f"cannot read ({e.strerror})") from None
+
+
+def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
+    """Queue every item of a Supervisely project; `dataset` nests all datasets under it."""
+    session.set_meta(read_json_file(src / "meta.json", "meta.json"), "meta.json")  # type: ignore[arg-type]
+    counts = {"datasets": 0, "empty_annotations": 0}
+    for name, folder in _datasets(src):
+        target = f"{dataset}/{name}" if dataset else name
+        session.add_dataset(target)
+        counts["datasets"] += 1
+        rel = os.path.relpath(folder, src)
+        items_dir = next((folder / d for d in ITEM_DIRS if (folder / d).is_dir()), None)
+        names = set()
+        if items_dir is not None:
+            for entry in files(str(items_dir)):
+                names.add(entry.name)
+                ann_path = folder / "ann" / f"{entry.name}.json"
+                meta_path = folder / "meta" / f"{entry.name}.json"
+                ann_label = f"{rel}/ann/{entry.name}.json"
+                ann = ann_path.read_bytes() if ann_path.is_file() else None
+                counts["empty_annotations"] += ann is None
+                item_meta = read_json_file(meta_path, f"{rel}/meta/{entry.name}.json") if meta_path.is_file() else None
+                if item_meta is not None and not isinstance(item_meta, dict):
+                    raise InvalidInput(f"{rel}/meta/{entry.name}.json", "expected a JSON object", "$")
+                session.add_item(target, entry.name, entry.path, ann=ann, item_meta=item_meta,  # type: ignore[arg-type]
+                                 label=f"{rel}/{items_dir.name}/{entry.name}", ann_label=ann_label)
+        if (folder / "ann").is_dir():
+            for entry in files(str(folder / "ann")):
+                if not entry.name.endswith(".json") or entry.name[:-5] not in names:
+                    session.reject(InvalidInput(f"{rel}/ann/{entry.name}", "annotation has no matching image in "
+                                                f"{rel}/{items_dir.name if items_dir else 'img'}/"))
+    return counts
+
+
+def write(store: Store, project: str, dest: Path) -> dict[str, int]:
+    """Write a project as a Supervisely directory: media byte-identical, JSON pretty-printed."""
+    if dest.exists() and any(dest.iterdir()):
+        raise AlreadyExists(f"{dest} exists and is not empty")
+    rec = store.ns.project(project)
+    item_dir = "video" if rec.project_type == "videos" else "img"
+    dest.mkdir(parents=True, exist_ok=True)
+    _write_json(dest / "meta.json", rec.meta)
+    counts = {"datasets": 0, "items": 0}
+    for dataset in store.ns.datasets(project):
+        folder = dest / f"/{NESTED}/".join(dataset.split("/"))
+        for sub in (item_dir, "ann"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        counts["datasets"] += 1
+        for name, item in store.ns.items(project, dataset):
+            store.copy_to(item.media, folder / item_dir / name)
+            _write_json(folder / "ann" / f"{name}.json", store.read_json(item.ann, f"{dataset}/ann/{name}.json"))
+            if item.meta is not None:
+                (folder / "meta").mkdir(exist_ok=True)
+                _write_json(folder / "meta" / f"{name}.json", store.read_json(item.meta, f"{dataset}/meta/{name}.json"))
+            counts["items"] += 1
+    return counts
+
+
+def _write_json(path: Path, obj: object) -> None:
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=4) + "\n", encoding="utf-8")
