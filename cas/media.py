@@ -48,6 +48,8 @@ def probe_image(head: bytes, tail: bytes, size: int, label: str, fallback: bytes
         width, height = img.size
         fmt = img.format or ""
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if "runcated" in str(e):
+            raise InvalidInput(label, "truncated image (header cut short)") from None
         raise InvalidInput(label, f"not a readable image ({e.__class__.__name__}: {e})") from None
     if width <= 0 or height <= 0:
         raise InvalidInput(label, f"image has no pixels ({width}x{height})")

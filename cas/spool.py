@@ -31,6 +31,7 @@ class Spooled:
         if self.tmp is None:
             fd, path = tempfile.mkstemp(dir=tmp_dir, prefix="blob-")
             try:
+                os.fchmod(fd, 0o444)  # blobs are immutable
                 view = memoryview(self.data or b"")
                 while view:
                     view = view[os.write(fd, view):]
@@ -60,6 +61,7 @@ def spool_stream(src: BinaryIO, tmp_dir: str) -> Spooled:
     head = b""
     tail = b""
     fd, path = tempfile.mkstemp(dir=tmp_dir, prefix="blob-")
+    os.fchmod(fd, 0o444)  # blobs are immutable
     try:
         with os.fdopen(fd, "wb", buffering=0) as out:
             while block := src.read(CHUNK):

@@ -1,0 +1,44 @@
+# Quick start: `make demo`, then `make test`. Both install what they need.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CAS    := $(VENV)/bin/cas
+STAMP  := $(VENV)/.installed
+DEMO   := .demo
+
+.PHONY: demo test bench system-deps clean
+
+# FUSE's user-space side (fusermount3) for the mount; apt-get only when root and missing.
+system-deps:
+	@if ! command -v fusermount3 >/dev/null 2>&1 && ! command -v fusermount >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing fuse3 with apt-get"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fuse3 >/dev/null; \
+	  else echo "note: install the fuse3 package to use mounts"; fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: system-deps $(STAMP)
+	rm -rf $(DEMO)
+	$(PY) -m bench.datagen sample $(DEMO)/sample
+	$(CAS) --store $(DEMO)/store init
+	$(CAS) --store $(DEMO)/store import $(DEMO)/sample --project demo
+	@echo; echo '$$ cas ls'; $(CAS) --store $(DEMO)/store ls
+	@echo; echo '$$ cas ls demo'; $(CAS) --store $(DEMO)/store ls demo
+	@echo; echo '$$ cas ls demo/train'; $(CAS) --store $(DEMO)/store ls demo/train
+	@echo; echo '$$ cas stats'; $(CAS) --store $(DEMO)/store stats
+
+test: system-deps $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m bench.dedup
+
+clean:
+	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis

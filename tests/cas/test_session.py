@@ -1,0 +1,171 @@
+"""Atomic import sessions: all or nothing, dedup, conflicts, references."""
+
+import os
+import threading
+
+import pytest
+
+from cas import Conflict, InvalidInput, NotFound
+from cas.annotation import empty_annotation
+from tests.conftest import jpeg_bytes, png_bytes, write_images
+
+META = {"classes": [{"title": "car", "shape": "rectangle", "color": "#FF0000"}], "tags": [], "projectType": "images"}
+
+
+def box(x0, y0, x1, y1):
+    return {"classTitle": "car", "geometryType": "rectangle", "tags": [],
+            "points": {"exterior": [[x0, y0], [x1, y1]], "interior": []}}
+
+
+def test_commit_makes_items_visible_at_once(store, tmp_path):
+    paths = write_images(tmp_path / "src", 30)
+    with store.begin_import("p") as session:
+        for p in paths:
+            session.add_item("train", p.name, p)
+        assert not store.ns.has_project("p")
+        report = session.commit()
+    assert report.items_added == 30
+    assert store.ns.count_items("p", "train") == 30
+    rec = store.ns.item("p", "train", paths[3].name)
+    assert (rec.width, rec.height, rec.mime) == (19, 16, "image/jpeg")
+    assert store.read_json(rec.ann, "x") == empty_annotation(19, 16)
+    assert store.fsck().clean
+
+
+def test_error_midway_leaves_nothing_visible_and_gc_reclaims(store, tmp_path):
+    paths = write_images(tmp_path / "src", 1500)  # more than one batch is committed
+    (tmp_path / "src" / "zz_bad.jpg").write_bytes(jpeg_bytes()[:200])
+    with pytest.raises(InvalidInput, match="zz_bad.jpg: truncated"):
+        with store.begin_import("p") as session:
+            for p in [*paths, tmp_path / "src" / "zz_bad.jpg"]:
+                session.add_item("train", p.name, p)
+            session.commit()
+    assert store.ns.projects() == []
+    assert store.stats()["items"] == 0
+    assert store.gc().blobs_removed > 0
+    assert store.stats()["blobs"] == 0 and store.fsck().clean
+    assert os.listdir(store.tmp_dir) == []
+
+
+def test_reimport_writes_no_new_blob(store, tmp_path):
+    paths = write_images(tmp_path / "src", 20)
+    for project in ("a", "b"):
+        with store.begin_import(project) as session:
+            for p in paths:
+                session.add_item("d", p.name, p)
+            report = session.commit()
+    assert report.blobs_new == 0 and report.items_added == 20
+    rec = store.ns.item("a", "d", paths[0].name)
+    assert store.stat(rec.media).refs == 2
+
+
+def test_same_item_again_is_skipped_different_bytes_conflict_unless_overwrite(store):
+    with store.begin_import("p") as s:
+        s.add_item("d", "x.jpg", jpeg_bytes())
+        s.commit()
+    with store.begin_import("p") as s:
+        s.add_item("d", "x.jpg", jpeg_bytes())
+        assert s.commit().items_skipped == 1
+    with pytest.raises(Conflict, match="p/d/x.jpg exists with different content"):
+        with store.begin_import("p") as s:
+            s.add_item("d", "x.jpg", png_bytes())
+            s.commit()
+    old = store.ns.item("p", "d", "x.jpg")
+    with store.begin_import("p", overwrite=True) as s:
+        s.add_item("d", "x.jpg", png_bytes())
+        assert s.commit().items_replaced == 1
+    assert store.ns.item("p", "d", "x.jpg").mime == "image/png"
+    assert store.stat(old.media).refs == 0
+    assert store.fsck().clean
+
+
+def test_annotation_is_validated_against_meta_and_image_size(store):
+    img = jpeg_bytes(40, 30)
+    good = {**empty_annotation(40, 30), "objects": [box(1, 2, 10, 20)]}
+    with store.begin_import("p", meta=None) as s:
+        s.set_meta(META)
+        s.add_item("d", "ok.jpg", img, ann=good)
+        s.commit()
+    bad_class = {**good, "objects": [{**box(1, 2, 3, 4), "classTitle": "bus"}]}
+    bad_size = {**good, "size": {"height": 31, "width": 40}}
+    bad_geom = {**good, "objects": [{**box(1, 2, 3, 4), "points": {"exterior": [[1, 2]], "interior": []}}]}
+    cases = [(bad_class, r"d/ann/x.jpg.json: objects\[0\].classTitle: unknown class 'bus'"),
+             (bad_size, "size: annotation says 40x31 but the image is 40x30"),
+             (bad_geom, r"objects\[0\].points.exterior: rectangle needs exactly 2 points, got 1"),
+             (b"{not json", "invalid JSON")]
+    for ann, message in cases:
+        with pytest.raises(InvalidInput, match=message):
+            with store.begin_import("p") as s:
+                s.add_item("d", "x.jpg", img, ann=ann)
+                s.commit()
+    assert [n for n, _ in store.ns.items("p", "d")] == ["ok.jpg"]
+
+
+def test_skip_invalid_counts_and_continues(store):
+    with store.begin_import("p", skip_invalid=True) as s:
+        s.add_item("d", "good.jpg", jpeg_bytes())
+        s.add_item("d", "bad.jpg", b"not an image at all")
+        report = s.commit()
+    assert (report.items_added, report.items_invalid) == (1, 1)
+    assert "bad.jpg: not a readable image" in report.invalid[0]
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "nul\x00byte", "n" * 256])
+def test_bad_item_names_are_refused_before_anything_is_read(store, name):
+    from cas import InvalidName
+    with pytest.raises(InvalidName):
+        with store.begin_import("p") as s:
+            s.add_item("d", name, jpeg_bytes())
+    assert store.ns.projects() == [] and store.stats()["blobs"] == 0
+
+
+def test_meta_with_duplicate_class_names_is_refused(store):
+    meta = {"classes": [{"title": "car", "shape": "rectangle"}, {"title": "car", "shape": "polygon"}], "tags": []}
+    with pytest.raises(InvalidInput, match=r"meta.json: classes\[1\].title: duplicate class name 'car'"):
+        with store.begin_import("p") as s:
+            s.set_meta(meta)
+    assert store.ns.projects() == []
+
+
+def test_keyboard_interrupt_leaves_nothing_visible(store, tmp_path):
+    paths = write_images(tmp_path / "src", 1200)
+    with pytest.raises(KeyboardInterrupt):
+        with store.begin_import("p") as s:
+            for i, p in enumerate(paths):
+                if i == 1100:
+                    raise KeyboardInterrupt
+                s.add_item("d", p.name, p)
+    assert store.ns.projects() == []
+    assert store.stats()["unreferenced_blobs"] > 0
+    store.gc()
+    assert store.stats()["blobs"] == 0
+
+
+def test_gc_refuses_to_run_while_an_import_is_open(store):
+    from cas import StoreBusy
+    with store.begin_import("p") as s:
+        s.add_item("d", "x.jpg", jpeg_bytes())
+        errors = []
+        t = threading.Thread(target=lambda: errors.append(pytest.raises(StoreBusy, store.gc)))
+        t.start()
+        t.join()
+        s.commit()
+    assert store.ns.count_items("p", "d") == 1
+
+
+def test_removing_items_datasets_projects_moves_references(store):
+    with store.begin_import("p") as s:
+        s.add_item("a", "1.jpg", jpeg_bytes(color=(1, 2, 3)))
+        s.add_item("a/nested", "2.jpg", jpeg_bytes(color=(4, 5, 6)))
+        s.add_item("b", "3.jpg", jpeg_bytes(color=(1, 2, 3)))
+        s.commit()
+    assert store.ns.datasets("p") == ["a", "a/nested", "b"]
+    assert store.ns.children("p", "a") == ["nested"]
+    assert store.ns.remove_dataset("p", "a") == 2
+    assert store.ns.datasets("p") == ["b"]
+    assert store.fsck().clean
+    store.ns.remove_item("p", "b", "3.jpg")
+    with pytest.raises(NotFound):
+        store.ns.item("p", "b", "3.jpg")
+    store.gc()
+    assert store.stats()["blobs"] == 0
