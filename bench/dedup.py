@@ -1,0 +1,273 @@
+"""Dedup/throughput benchmark: `cp -r + sync` vs `cas import` (first import, re-import) [vs restic].
+
+    .venv/bin/python -m bench.dedup [--distinct N] [--copies N] [--size BYTES] [--workdir DIR]
+        [--vs-restic] [--keep] [--json PATH] [--rss-files N] [--only-cp] [--seed N]
+
+All contenders run one after another in this process, on the same file system as the source set.
+Peak RSS: the benchmarked process's max RSS as reported by GNU `/usr/bin/time -f %M` when available.
+os.wait4's ru_maxrss alone is biased on Linux: exec() carries the forking parent's (this script's)
+RSS high-water mark into the child, so it is only the fallback (then an upper bound).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.datagen import make_dedup_set, make_tiny_set
+
+REPO = Path(__file__).resolve().parent.parent
+MB = 1_000_000
+FIRST_TARGET, REIMPORT_TARGET, RSS_TARGET_MB, RSS_TARGET_FILES = 0.60, 0.30, 300.0, 100_000
+CACHE_NOTE = ("page cache: NOT dropped (that needs root and cannot be done fairly here); instead, before "
+              "each timed run `sync` runs (untimed) and the whole source set is read once, so every "
+              "contender starts with the source hot in page cache and no pending writeback.")
+
+
+class BenchError(Exception):
+    """A benchmarked or helper command failed."""
+
+
+@dataclass
+class Row:
+    contender: str
+    wall_s: float
+    files: int
+    logical_bytes: int
+    stored_bytes: int
+    dedup_ratio: float
+    peak_rss_mb: float
+    ratio_vs_cp: float | None = None
+    disk_bytes: int | None = None
+
+
+def _gnu_time() -> str | None:
+    """Path of a GNU time that supports -f/-o, else None."""
+    t = shutil.which("time") or "/usr/bin/time"
+    try:
+        ok = subprocess.run([t, "-f", "%M", "-o", os.devnull, "true"], capture_output=True).returncode == 0
+    except OSError:
+        return None
+    return t if ok else None
+
+
+GNU_TIME = _gnu_time()
+RSS_NOTE = ("peak RSS: " + ("GNU time %M of the benchmarked process tree" if GNU_TIME else
+            "os.wait4 ru_maxrss (GNU time not found: includes this script's RSS, an upper bound)"))
+
+
+def run(cmd: list[str], work: Path, env: dict | None = None) -> tuple[float, float, str]:
+    """Run cmd; return (wall seconds, peak RSS MB, stdout). Raises BenchError with stderr on failure."""
+    out_p, err_p, rss_p = work / ".cmd.stdout", work / ".cmd.stderr", work / ".cmd.rss"
+    full = [GNU_TIME, "-f", "%M", "-o", str(rss_p), "--", *cmd] if GNU_TIME else cmd
+    with open(out_p, "wb") as out, open(err_p, "wb") as err:
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=REPO, env=env)
+        except OSError as e:
+            raise BenchError(f"cannot start {full[0]!r}: {e}") from e
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+    proc.returncode = rc = os.waitstatus_to_exitcode(status)
+    stdout, stderr = out_p.read_text(errors="replace"), err_p.read_text(errors="replace")
+    if rc != 0:
+        raise BenchError(f"command failed (exit {rc}): {' '.join(cmd)}\n--- stderr ---\n"
+                         f"{stderr[-4000:] or '(empty)'}\n--- stdout (tail) ---\n{stdout[-1000:]}")
+    kib = ru.ru_maxrss  # KiB on Linux
+    if GNU_TIME:
+        lines = rss_p.read_text().split()
+        kib = int(lines[-1]) if lines and lines[-1].isdigit() else kib
+    return wall, kib * 1024 / MB, stdout
+
+
+def du_sb(path: Path) -> int:
+    """Apparent size in bytes of a tree (`du -sb`)."""
+    res = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise BenchError(f"du -sb {path} failed:\n{res.stderr}")
+    return int(res.stdout.split()[0])
+
+
+def prepare(src: Path) -> None:
+    """Untimed: flush pending writeback, then read the source once so it is hot in page cache."""
+    subprocess.run(["sync"], check=True)
+    for dirpath, _, names in os.walk(src):
+        for n in names:
+            with open(os.path.join(dirpath, n), "rb", buffering=0) as f:
+                while f.read(1 << 20):
+                    pass
+
+
+def cas_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def cas_import_cmd(store: Path, src: Path, project: str, work: Path) -> list[str]:
+    """`cas --store S import SRC --project P --format images --quiet`; fails fast if cas cannot start.
+    `--quiet` goes after `import` if that subcommand takes it, else to the group (`cas -q import ...`)."""
+    _, _, helptext = run([sys.executable, "-m", "cas", "import", "--help"], work, cas_env())
+    quiet = "--quiet" in helptext
+    base = [sys.executable, "-m", "cas", "--store", str(store), *([] if quiet else ["--quiet"])]
+    return base + ["import", str(src), "--project", project, "--format", "images"] + (["--quiet"] if quiet else [])
+
+
+def cas_stored(store: Path, work: Path, logical_fallback: int) -> tuple[int, float]:
+    """(stored bytes, dedup ratio) from `cas stats --json`, else from `du -sb STORE/blobs`."""
+    try:
+        _, _, out = run([sys.executable, "-m", "cas", "--store", str(store), "stats", "--json"], work, cas_env())
+        st = json.loads(out)
+        stored, logical = int(st["stored_bytes"]), int(st.get("logical_bytes", logical_fallback))
+        return stored, float(st.get("dedup_ratio") or (logical / stored if stored else 0.0))
+    except (BenchError, ValueError, KeyError, TypeError) as e:
+        print(f"  note: `cas stats --json` unusable ({str(e).splitlines()[0]}); using du -sb STORE/blobs")
+        stored = du_sb(store / "blobs" if (store / "blobs").exists() else store)
+        return stored, logical_fallback / stored if stored else 0.0
+
+
+def print_table(rows: list[Row]) -> None:
+    head = ["contender", "wall s", "files/s", "MB/s", "stored MB", "dedup ratio", "peak RSS MB",
+            "ratio vs cp+sync"]
+    body = [[r.contender, f"{r.wall_s:.2f}", f"{r.files / max(r.wall_s, 1e-9):,.0f}",
+             f"{r.logical_bytes / MB / max(r.wall_s, 1e-9):.1f}", f"{r.stored_bytes / MB:.1f}",
+             f"{r.dedup_ratio:.2f}", f"{r.peak_rss_mb:.1f}",
+             "-" if r.ratio_vs_cp is None else f"{r.ratio_vs_cp:.2f}"] for r in rows]
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+    fmt = lambda cells: " | ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths)))
+    print(fmt(head))
+    print("-+-".join("-" * w for w in widths))
+    for cells in body:
+        print(fmt(cells))
+
+
+def target_line(name: str, limit: float, value: float | None) -> str:
+    if value is None:
+        return f"{name} <= {limit:.2f} x cp+sync: NOT RUN"
+    return f"{name} <= {limit:.2f} x cp+sync: {'MET' if value <= limit else 'MISSED'} ({value:.2f})"
+
+
+def dedup_mode(args: argparse.Namespace, work: Path) -> dict:
+    src = work / "src"
+    t0 = time.perf_counter()
+    info = make_dedup_set(src, args.distinct, args.copies, args.size, args.seed)
+    gen_s = time.perf_counter() - t0
+    files, logical = info["files"], info["bytes"]
+    print(f"source: {src}  files={files:,}  bytes={logical / MB:.1f} MB  unique={info['unique_bytes'] / MB:.1f} MB"
+          f"  (generated in {gen_s:.1f}s; MB = 10^6 bytes)")
+    print(CACHE_NOTE)
+    print(RSS_NOTE)
+    rows: list[Row] = []
+    store = work / "store"  # fail fast (below), before anything is timed, if cas cannot even start
+    cmds = [] if args.only_cp else [cas_import_cmd(store, src, project, work) for project in ("bench", "bench2")]
+    prepare(src)
+    wall, rss, _ = run(["sh", "-c", 'cp -r "$1" "$2" && sync', "sh", str(src), str(work / "cp_dest")], work)
+    stored = du_sb(work / "cp_dest")
+    rows.append(Row("cp -r + sync", wall, files, logical, stored, logical / stored, rss, 1.0, stored))
+    cp_wall = wall
+    for n, (label, cmd) in enumerate(zip(("cas import (first)", "cas re-import"), cmds), 1):
+        prepare(src)
+        wall, rss, _ = run(cmd, work, cas_env())
+        stored, ratio = cas_stored(store, work, logical * n)
+        rows.append(Row(label, wall, files, logical, stored, ratio, rss, wall / cp_wall, du_sb(store)))
+    if args.vs_restic:
+        if shutil.which("restic"):
+            repo = work / "restic"
+            env = dict(os.environ, RESTIC_PASSWORD="cas-bench", RESTIC_CACHE_DIR=str(work / "restic-cache"))
+            env.pop("RESTIC_REPOSITORY", None)
+            run(["restic", "-r", str(repo), "init"], work, env)
+            prepare(src)
+            wall, rss, _ = run(["restic", "-r", str(repo), "backup", "--quiet", str(src)], work, env)
+            stored = du_sb(repo)
+            rows.append(Row("restic backup", wall, files, logical, stored, logical / stored, rss, wall / cp_wall,
+                            stored))
+        else:
+            print("--vs-restic: restic not found on PATH; skipped")
+    print()
+    print_table(rows)
+    for r in rows:
+        if r.contender.startswith("cas") and r.disk_bytes is not None:
+            print(f"  {r.contender}: whole store on disk (du -sb STORE) = {r.disk_bytes / MB:.1f} MB")
+    by = {r.contender: r.ratio_vs_cp for r in rows}
+    targets = {"first_import": by.get("cas import (first)"), "re_import": by.get("cas re-import")}
+    print()
+    print(target_line("first import", FIRST_TARGET, targets["first_import"]))
+    print(target_line("re-import", REIMPORT_TARGET, targets["re_import"]))
+    return {"mode": "dedup", "source": info, "generate_s": gen_s, "rows": [asdict(r) for r in rows],
+            "targets": {"first_import_max": FIRST_TARGET, "re_import_max": REIMPORT_TARGET, **targets}}
+
+
+def rss_mode(args: argparse.Namespace, work: Path) -> dict:
+    src = work / "src"
+    t0 = time.perf_counter()
+    info = make_tiny_set(src, args.rss_files, args.seed)
+    gen_s = time.perf_counter() - t0
+    print(f"source: {src}  {info['files']:,} distinct 8x8 PNGs, {info['bytes'] / MB:.1f} MB"
+          f"  (generated in {gen_s:.1f}s)")
+    print(CACHE_NOTE)
+    print(RSS_NOTE)
+    store = work / "store"
+    cmd = cas_import_cmd(store, src, "rss", work)
+    prepare(src)
+    wall, rss, _ = run(cmd, work, cas_env())
+    row = Row("cas import (tiny files)", wall, info["files"], info["bytes"], 0, 0.0, rss)
+    row.stored_bytes, row.dedup_ratio = cas_stored(store, work, info["bytes"])
+    print(f"\ncas import: {wall:.2f} s, {info['files'] / wall:,.0f} files/s, peak RSS {rss:.1f} MB")
+    verdict = "MET" if rss <= RSS_TARGET_MB else "MISSED"
+    scale = "" if info["files"] == RSS_TARGET_FILES else f" [target is defined at {RSS_TARGET_FILES:,} files]"
+    print(f"peak RSS <= {RSS_TARGET_MB:.0f} MB at {RSS_TARGET_FILES:,} files: {verdict} ({rss:.1f} MB "
+          f"with {info['files']:,} files){scale}")
+    return {"mode": "rss", "source": info, "generate_s": gen_s, "rows": [asdict(row)],
+            "targets": {"peak_rss_mb_max": RSS_TARGET_MB, "at_files": RSS_TARGET_FILES, "met": rss <= RSS_TARGET_MB}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.dedup", description=__doc__.split("\n")[0])
+    p.add_argument("--distinct", type=int, default=5000, help="distinct noise JPEGs (default 5000)")
+    p.add_argument("--copies", type=int, default=2500, help="byte-identical copies (default 2500)")
+    p.add_argument("--size", type=int, default=100_000, help="approx bytes per JPEG (default 100000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", help="parent dir for the run (default REPO/.bench-tmp); a fresh "
+                                     "dedup-* subdir is made in it; must be on the store's file system")
+    p.add_argument("--vs-restic", action="store_true", help="also time `restic backup` if restic is on PATH")
+    p.add_argument("--keep", action="store_true", help="keep the work dir")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.add_argument("--rss-files", type=int, metavar="N", help="only time cas import of N tiny PNGs + peak RSS")
+    p.add_argument("--only-cp", action="store_true", help="skip the cas steps (harness check without cas)")
+    args = p.parse_args(argv)
+    base = Path(args.workdir).resolve() if args.workdir else REPO / ".bench-tmp"
+    made_base = not base.exists()
+    base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="dedup-", dir=base))
+    print(f"work dir: {work}")
+    try:
+        result = rss_mode(args, work) if args.rss_files else dedup_mode(args, work)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2))
+            print(f"wrote {args.json}")
+        return 0
+    except BenchError as e:
+        print(f"\nERROR: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"kept work dir: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+            if made_base:
+                try:
+                    base.rmdir()
+                except OSError:
+                    pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""SIGKILL an import at random moments: the store must pass fsck (perhaps after removing
+orphans) and a re-import must complete with the right counts."""
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import ROOT, run_cas, write_images
+
+FILES = 3000
+KILLS = 10
+
+
+def start_import(store, src, project):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "cas", "--store", str(store), "--quiet", "import", str(src),
+                             "--project", project, "--format", "images"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for_session(store, proc, timeout=60.0):
+    """Block until the import has opened its session (its temp dir exists)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (store / "tmp").is_dir() and any(n.startswith("import-") for n in os.listdir(store / "tmp")):
+            return
+        time.sleep(0.005)
+
+
+def test_sigkill_during_import_never_breaks_the_store(tmp_path):
+    src = tmp_path / "src"
+    write_images(src / "a", FILES // 2, "a")
+    write_images(src / "b", FILES // 2, "b", start=FILES)
+    durations = []
+    for project in ("p", "q"):  # the session's own duration, warm and (second) all dedup hits
+        out = run_cas(tmp_path / "calibrate", "import", str(src), "--project", project).stdout.decode()
+        durations.append(float(re.search(r"in ([0-9.]+) s", out).group(1)))
+    full = min(durations)
+    rng = random.Random(1234)
+    outcomes = []
+    for i in range(KILLS):
+        store = tmp_path / f"store{i}"
+        if i % 2:  # odd rounds: kill an import into a store that already holds the same blobs
+            run_cas(store, "import", str(src), "--project", "old")
+        delay = rng.uniform(0.0, 0.9 * full)
+        proc = start_import(store, src, "p")
+        wait_for_session(store, proc)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        stats = json.loads(run_cas(store, "stats", "--json").stdout)
+        visible = stats["items"] - (FILES if i % 2 else 0)
+        assert visible in (0, FILES), f"round {i}: a partial import is visible ({visible} items)"
+        check = run_cas(store, "fsck", check=False)
+        lines = [line for line in check.stdout.decode().splitlines() if not line.startswith("checked")]
+        assert all(line.startswith(("orphan-file:", "stale-temp:")) for line in lines), lines
+        if check.returncode != 0:
+            run_cas(store, "fsck", "--repair")
+            assert run_cas(store, "fsck").returncode == 0
+        run_cas(store, "import", str(src), "--project", "p")
+        stats = json.loads(run_cas(store, "stats", "--json").stdout)
+        assert stats["items"] == FILES * (2 if i % 2 else 1)
+        assert run_cas(store, "fsck").returncode == 0
+        run_cas(store, "gc")
+        assert json.loads(run_cas(store, "stats", "--json").stdout)["unreferenced_blobs"] == 0
+        outcomes.append((round(delay, 2), proc.returncode, len(lines)))
+    print("kills (delay s, status, orphan lines):", outcomes, f"import session {full:.2f} s")
+    assert sum(1 for _, status, _ in outcomes if status == -signal.SIGKILL) >= KILLS // 2, outcomes
