@@ -31,7 +31,7 @@ def is_image_name(name: str) -> bool:
     return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS
 
 
-def probe_image(head: bytes, tail: bytes, size: int, label: str, fallback: bytes | None = None) -> MediaInfo:
+def probe_image(head: bytes, tail: bytes, label: str, fallback: bytes | None = None) -> MediaInfo:
     """Read the header in `head`; check JPEG/PNG trailers so truncated files are refused."""
     def parse(buf: bytes) -> Image.Image:
         with warnings.catch_warnings():

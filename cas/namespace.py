@@ -7,6 +7,7 @@ dataset is one prefix scan; nothing loads the whole tree.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import lmdb
 
 from .annotation import Meta, default_meta
 from .errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from .ids import BlobId
 from .index import Index, dataset_key, item_key, item_prefix, project_key, split_dataset_key
 from .names import check_dataset_path, check_name
 from .records import DatasetRecord, ItemRecord, ProjectRecord
@@ -134,8 +136,9 @@ class Namespace:
         return ItemRecord.decode(raw)
 
     def put_item(self, txn: lmdb.Transaction, project: str, dataset: str, name: str,
-                 rec: ItemRecord, overwrite: bool) -> str:
-        """Insert or replace one item, moving references. Returns 'added', 'skipped' or 'replaced'."""
+                 rec: ItemRecord, overwrite: bool, deltas: "Counter[BlobId] | None" = None) -> str:
+        """Insert or replace one item, moving references (or adding the moves to `deltas`,
+        for the caller to apply once per blob). Returns 'added', 'skipped' or 'replaced'."""
         key = item_key(project, dataset, name)
         raw = txn.get(key, db=self.index.db["items"])
         outcome = "added"
@@ -147,12 +150,18 @@ class Namespace:
                 raise Conflict(f"item {project}/{dataset}/{name} exists with different content "
                                "(use --overwrite to replace it)")
             for blob in old.blobs():
-                adjust_refs(self.index, txn, blob, -1)
+                self._move_ref(txn, blob, -1, deltas)
             outcome = "replaced"
         for blob in rec.blobs():
-            adjust_refs(self.index, txn, blob, +1)
+            self._move_ref(txn, blob, +1, deltas)
         txn.put(key, rec.encode(), db=self.index.db["items"])
         return outcome
+
+    def _move_ref(self, txn: lmdb.Transaction, blob: BlobId, delta: int, deltas: "Counter[BlobId] | None") -> None:
+        if deltas is None:
+            adjust_refs(self.index, txn, blob, delta)
+        else:
+            deltas[blob] += delta
 
     def _drop_items(self, txn: lmdb.Transaction, prefix: bytes) -> int:
         keys = []

@@ -14,8 +14,8 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
@@ -32,8 +32,8 @@ from .media import MediaInfo, probe_image
 from .names import check_dataset_path, check_name
 from .namespace import merge_meta
 from .records import ItemRecord, ProjectRecord
-from .refs import get_blob, record_new_blob
-from .spool import Spooled, spool_bytes, spool_path, spool_stream
+from .refs import adjust_refs, record_new_blob
+from .spool import Spooled, spool_bytes
 
 if TYPE_CHECKING:
     from .store import Source, Store
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("cas")
 
 BATCH_ITEMS = 1000
-BATCH_BYTES = 1 << 30
+CHUNK_ITEMS = 32
 MAX_REPORTED_INVALID = 20
 
 
@@ -112,12 +112,13 @@ class ImportSession:
         self._pool = ThreadPoolExecutor(workers or min(8, 2 * (os.cpu_count() or 1)),
                                         thread_name_prefix="cas-import")
         self._stack.callback(self._pool.shutdown, wait=True, cancel_futures=True)
-        self._pending: list[Future[_Prepared]] = []
-        self._pending_bytes = 0
+        self._chunk: list[tuple[Any, ...]] = []
+        self._batch: list[Future[list[_Prepared | InvalidInput]]] = []
+        self._previous: list[Future[list[_Prepared | InvalidInput]]] = []
+        self._batch_items = 0
+        self._empty_anns: dict[tuple[int, int], bytes] = {}
         self._staging = open(os.path.join(self.tmp, "items.staging"), "wb")
         self._stack.callback(self._staging.close)
-        self._staged = 0
-        self._lock = threading.Lock()
         self._closed = False
 
     # -- building the import ----------------------------------------------------
@@ -130,7 +131,8 @@ class ImportSession:
             self._meta_changed = True
 
     def add_dataset(self, dataset: str) -> None:
-        self._datasets.add(check_dataset_path(dataset))
+        if dataset not in self._datasets:
+            self._datasets.add(check_dataset_path(dataset))
 
     def add_item(self, dataset: str, name: str, media: "Source", ann: dict[str, Any] | bytes | None = None,
                  item_meta: dict[str, Any] | None = None, label: str | None = None,
@@ -142,19 +144,23 @@ class ImportSession:
         """
         self.add_dataset(dataset)
         check_name(name, "item name")
-        label = label or f"{dataset}/img/{name}"
-        ann_label = ann_label or f"{dataset}/ann/{name}.json"
-        future = self._pool.submit(self._prepare, dataset, name, media, ann, item_meta, label, ann_label)
-        if self.progress is not None:
-            future.add_done_callback(lambda f: f.exception() is None and self.progress(1))  # type: ignore[misc]
-        self._pending.append(future)
-        if isinstance(media, (str, os.PathLike)):
-            try:
-                self._pending_bytes += os.stat(media).st_size
-            except OSError:
-                pass
-        if len(self._pending) >= BATCH_ITEMS or self._pending_bytes >= BATCH_BYTES:
-            self._flush()
+        self._chunk.append((dataset, name, media, ann, item_meta, label or f"{dataset}/img/{name}",
+                            ann_label or f"{dataset}/ann/{name}.json"))
+        if len(self._chunk) >= CHUNK_ITEMS:
+            self._submit()
+
+    def _submit(self) -> None:
+        """Hand the queued items to the pool as one task (a future per item costs too much)."""
+        if not self._chunk:
+            return
+        chunk, self._chunk = self._chunk, []
+        self._batch.append(self._pool.submit(self._prepare_chunk, chunk))
+        self._batch_items += len(chunk)
+        if self._batch_items >= BATCH_ITEMS:
+            # Double buffering: settle the previous batch while the pool works on this one.
+            previous, self._previous = self._previous, self._batch
+            self._batch, self._batch_items = [], 0
+            self._finish(previous)
 
     def reject(self, error: InvalidInput) -> None:
         """Bad input found by a converter: fail the import, or count it with `skip_invalid`."""
@@ -165,50 +171,66 @@ class ImportSession:
             self.report.invalid.append(str(error))
 
     # -- worker side -------------------------------------------------------------
-    def _prepare(self, dataset: str, name: str, media: "Source", ann: Any, item_meta: Any,
+    def _prepare_chunk(self, chunk: list[tuple[Any, ...]]) -> list[_Prepared | InvalidInput]:
+        out: list[_Prepared | InvalidInput] = []
+        # One read snapshot per chunk: a blob committed meanwhile is at worst written twice,
+        # and the second copy is dropped when the batch is settled.
+        with self.store.index.read() as txn:
+            for args in chunk:
+                try:
+                    out.append(self._prepare(txn, *args))
+                except InvalidInput as e:
+                    out.append(e)
+        if self.progress is not None:
+            self.progress(len(chunk))
+        return out
+
+    def _prepare(self, txn: Any, dataset: str, name: str, media: "Source", ann: Any, item_meta: Any,
                  label: str, ann_label: str) -> _Prepared:
         try:
-            if isinstance(media, (bytes, bytearray, memoryview)):
-                sp = spool_bytes(bytes(media))
-            elif isinstance(media, (str, os.PathLike)):
-                sp = spool_path(os.fspath(media), self.tmp)
-            else:
-                sp = spool_stream(media, self.tmp)
+            sp = self.store.spool(media, self.tmp)
         except FileNotFoundError:
             raise InvalidInput(label, "file not found") from None
         except IsADirectoryError:
             raise InvalidInput(label, "is a directory, not a file") from None
         try:
-            info = self._probe(sp, media, label)
+            info = self._probe(sp, label)
             if ann is None:
-                ann = empty_annotation(info.width, info.height)
-            elif isinstance(ann, (bytes, bytearray)):
-                ann = loads(ann, ann_label)
-            self.meta.check_annotation(ann, ann_label, info.width, info.height)
-            ann_sp = spool_bytes(dumps(ann))
+                ann_sp = spool_bytes(self._empty_annotation(info.width, info.height))
+            else:
+                if isinstance(ann, (bytes, bytearray)):
+                    ann = loads(ann, ann_label)
+                self.meta.check_annotation(ann, ann_label, info.width, info.height)
+                ann_sp = spool_bytes(dumps(ann))
             meta_sp = spool_bytes(dumps(item_meta)) if item_meta is not None else None
-            self._check_conflict(dataset, name, sp.id, ann_sp.id, meta_sp.id if meta_sp else None)
-            parts = [self._settle(s, label) for s in (sp, ann_sp)]
-            meta_part = self._settle(meta_sp, label) if meta_sp else None
-            return _Prepared(dataset, name, parts[0], parts[1], meta_part, info)
+            self._check_conflict(txn, dataset, name, sp.id, ann_sp.id, meta_sp.id if meta_sp else None)
+            media_part = self._settle(txn, sp, label)
+            ann_part = self._settle(txn, ann_sp, ann_label)
+            meta_part = self._settle(txn, meta_sp, label) if meta_sp else None
+            return _Prepared(dataset, name, media_part, ann_part, meta_part, info)
         except BaseException:
             sp.discard()
             raise
 
-    def _probe(self, sp: Spooled, media: Any, label: str) -> MediaInfo:
-        fallback = None
-        if sp.size > len(sp.head):  # header may lie beyond the first chunk (huge EXIF)
-            src = sp.tmp or (os.fspath(media) if isinstance(media, (str, os.PathLike)) else None)
-            if src is not None:
-                with open(src, "rb") as f:
-                    fallback = f.read(16 << 20)
-        return probe_image(sp.head, sp.tail, sp.size, label, fallback)
+    def _empty_annotation(self, width: int, height: int) -> bytes:
+        key = (width, height)
+        raw = self._empty_anns.get(key)
+        if raw is None:
+            raw = self._empty_anns[key] = dumps(empty_annotation(width, height))
+        return raw
 
-    def _check_conflict(self, dataset: str, name: str, media: BlobId, ann: BlobId, meta: BlobId | None) -> None:
+    def _probe(self, sp: Spooled, label: str) -> MediaInfo:
+        fallback = None
+        if sp.tmp is not None and sp.size > len(sp.head):  # header may lie beyond the kept head
+            with open(sp.tmp, "rb") as f:
+                fallback = f.read(16 << 20)
+        return probe_image(sp.head, sp.tail, label, fallback)
+
+    def _check_conflict(self, txn: Any, dataset: str, name: str, media: BlobId, ann: BlobId,
+                        meta: BlobId | None) -> None:
         if self.overwrite or self._existing is None:
             return
-        with self.store.index.read() as txn:
-            raw = txn.get(item_key(self.project, dataset, name), db=self.store.index.db["items"])
+        raw = txn.get(item_key(self.project, dataset, name), db=self.store.index.db["items"])
         if raw is None:
             return
         old = ItemRecord.decode(raw)
@@ -216,40 +238,43 @@ class ImportSession:
             raise Conflict(f"item {self.project}/{dataset}/{name} exists with different content "
                            "(use --overwrite to replace it)")
 
-    def _settle(self, sp: Spooled, label: str) -> _Part:
+    def _settle(self, txn: Any, sp: Spooled, label: str) -> _Part:
         """Known content: drop our copy (after comparing, if asked). New: make sure a temp file holds it."""
-        with self.store.index.read() as txn:
-            known = get_blob(self.store.index, txn, sp.id) is not None
-        if known:
+        if txn.get(bytes(sp.id), db=self.store.index.db["blobs"]) is not None:
             if self.verify_dedup:
                 self._verify_same(sp, label)
             sp.discard()
             return _Part(sp.id, sp.size, None)
         tmp = sp.write_temp(self.tmp)
-        sp.data = None
+        sp.release()
         return _Part(sp.id, sp.size, tmp)
 
     def _verify_same(self, sp: Spooled, label: str) -> None:
-        ours = sp.data if sp.data is not None else open(sp.tmp or "", "rb").read()
+        ours = bytes(sp.data) if sp.data is not None else open(sp.tmp or "", "rb").read()
         if self.store.read_bytes(sp.id) != ours:
             raise CorruptBlob(f"{label}: content differs from stored blob {sp.id} with the same digest "
                               "(hash collision or corrupt store); nothing was imported")
 
     # -- main thread ---------------------------------------------------------------
-    def _flush(self) -> None:
-        pending, self._pending, self._pending_bytes = self._pending, [], 0
+    def _finish(self, futures: list[Future[list[_Prepared | InvalidInput]]]) -> None:
+        """Wait for a batch; install its new blobs, sync once, record them in one transaction,
+        and stage its items for the publishing transaction at commit."""
         prepared: list[_Prepared] = []
         error: BaseException | None = None
-        for future in pending:
+        for future in futures:
             try:
-                prepared.append(future.result())
-            except InvalidInput as e:
-                try:
-                    self.reject(e)
-                except InvalidInput:
-                    error = error or e
+                results = future.result()
             except BaseException as e:  # noqa: BLE001 - re-raised below once every future settled
                 error = error or e
+                continue
+            for result in results:
+                if isinstance(result, InvalidInput):
+                    try:
+                        self.reject(result)
+                    except InvalidInput:
+                        error = error or result
+                else:
+                    prepared.append(result)
         if error is not None:
             raise error
         new: dict[BlobId, int] = {}
@@ -270,10 +295,10 @@ class ImportSession:
                     if record_new_blob(self.store.index, txn, blob_id, size):
                         self.report.blobs_new += 1
                         self.report.bytes_new += size
+        pack = msgpack.Packer(use_bin_type=True).pack
         for item in prepared:
             self.report.bytes_read += item.media.size
-            self._staging.write(msgpack.packb([item.dataset, item.name, self._record(item).encode()]))
-            self._staged += 1
+            self._staging.write(pack([item.dataset, item.name, self._record(item).encode()]))
 
     @staticmethod
     def _record(item: _Prepared) -> ItemRecord:
@@ -287,7 +312,10 @@ class ImportSession:
         if self._closed:
             raise CasError("import session already closed")
         try:
-            self._flush()
+            self._submit()
+            previous, batch, self._previous, self._batch = self._previous, self._batch, [], []
+            self._finish(previous)
+            self._finish(batch)
             self._staging.close()
             ns = self.store.ns
             with self.store.index.write() as txn:
@@ -301,11 +329,15 @@ class ImportSession:
                 for dataset in sorted(self._datasets):
                     if ns.ensure_dataset(txn, self.project, dataset):
                         self.report.datasets += 1
+                deltas: Counter[BlobId] = Counter()
                 with open(self._staging.name, "rb") as staged:
                     for dataset, name, raw in msgpack.Unpacker(staged, raw=False):
                         outcome = ns.put_item(txn, self.project, dataset, name, ItemRecord.decode(raw),
-                                              self.overwrite)
+                                              self.overwrite, deltas)
                         setattr(self.report, f"items_{outcome}", getattr(self.report, f"items_{outcome}") + 1)
+                for blob_id, delta in deltas.items():
+                    if delta:
+                        adjust_refs(self.store.index, txn, blob_id, delta)
         except BaseException:
             self.abort()
             raise
@@ -317,10 +349,10 @@ class ImportSession:
         """Drop everything staged; blobs already written are left for `gc`."""
         if self._closed:
             return
-        for future in self._pending:
+        for future in (*self._previous, *self._batch):
             future.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pending = []
+        self._previous, self._batch, self._chunk = [], [], []
         self._close()
 
     def _close(self) -> None:

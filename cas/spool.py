@@ -1,23 +1,38 @@
-"""Read a source once, hashing as it goes; keep small content in memory, spool large to tmp."""
+"""Read a source once, hashing as it goes: small files into memory, large ones
+streamed into a temp file. What is hashed is exactly what is written, so a
+source that changes meanwhile can never be stored under a wrong digest."""
 
 from __future__ import annotations
 
+import itertools
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from .hashing import Hasher, hash_bytes
 from .ids import BlobId
 
-SMALL = 8 << 20  # at or below this, content is held in memory until it is written
+SMALL = 8 << 20  # at or below this, content is read into memory; above, streamed to a temp file
 CHUNK = 1 << 20
-HEAD = 256 << 10  # enough for any image header we probe
+HEAD = 256 << 10  # header bytes kept from a streamed file for probing
+
+_counter = itertools.count()
+
+
+def _new_temp(tmp_dir: str) -> tuple[int, str]:
+    """A fresh read-only temp file; names come from a counter (no random-name cost)."""
+    while True:
+        path = f"{tmp_dir}/blob-{os.getpid()}-{next(_counter)}"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444), path
+        except FileExistsError:
+            continue
 
 
 @dataclass(slots=True)
 class Spooled:
-    """A hashed source: either `data` in memory or a temp file at `tmp`."""
+    """A hashed source: content in `data` or in a temp file `tmp`; `head` is what an image
+    probe may read (the whole content when it is in memory)."""
 
     id: BlobId
     size: int
@@ -29,63 +44,74 @@ class Spooled:
     def write_temp(self, tmp_dir: str) -> str:
         """Make sure the content sits in a temp file (written once) and return its path."""
         if self.tmp is None:
-            fd, path = tempfile.mkstemp(dir=tmp_dir, prefix="blob-")
+            fd, path = _new_temp(tmp_dir)
+            self.tmp = path
             try:
-                os.fchmod(fd, 0o444)  # blobs are immutable
-                view = memoryview(self.data or b"")
+                view = memoryview(self.data if self.data is not None else b"")
                 while view:
                     view = view[os.write(fd, view):]
             finally:
                 os.close(fd)
-            self.tmp = path
         return self.tmp
 
+    def release(self) -> None:
+        """Let go of the in-memory copy (a temp file stays)."""
+        self.data = None
+        self.head = b""
+
     def discard(self) -> None:
-        """Drop a temp file that is no longer needed."""
+        """Release everything, temp file included."""
+        self.release()
         if self.tmp is not None:
             try:
                 os.unlink(self.tmp)
             except FileNotFoundError:
                 pass
             self.tmp = None
-        self.data = None
 
 
 def spool_bytes(data: bytes) -> Spooled:
-    return Spooled(hash_bytes(data), len(data), data[:HEAD], data[-64:], data=data)
+    return Spooled(hash_bytes(data), len(data), data, data[-64:], data=data)
 
 
-def spool_stream(src: BinaryIO, tmp_dir: str) -> Spooled:
-    """Copy a stream to a temp file while hashing it."""
+def spool_stream(src: BinaryIO, tmp_dir: str, head: bytes = b"") -> Spooled:
+    """Copy a stream to a temp file while hashing it (`head`: bytes already read from it)."""
     h = Hasher()
-    head = b""
     tail = b""
-    fd, path = tempfile.mkstemp(dir=tmp_dir, prefix="blob-")
-    os.fchmod(fd, 0o444)  # blobs are immutable
+    fd, path = _new_temp(tmp_dir)
     try:
         with os.fdopen(fd, "wb", buffering=0) as out:
-            while block := src.read(CHUNK):
-                h.update(block)
-                if len(head) < HEAD:
-                    head += block[: HEAD - len(head)]
-                tail = (tail + block)[-64:]
-                out.write(block)
+            block = head
+            while True:
+                if block:
+                    h.update(block)
+                    if len(head) < HEAD:
+                        head += block[: HEAD - len(head)]
+                    tail = (tail + block)[-64:]
+                    out.write(block)
+                block = src.read(CHUNK)
+                if not block:
+                    break
     except BaseException:
         os.unlink(path)
         raise
-    return Spooled(h.digest(), h.size, head, tail, tmp=path)
+    return Spooled(h.digest(), h.size, head[:HEAD], tail, tmp=path)
 
 
 def spool_path(path: str, tmp_dir: str) -> Spooled:
     """Read a file once: small files into memory, large ones streamed to a temp file."""
-    with open(path, "rb", buffering=0) as f:
-        size = os.fstat(f.fileno()).st_size
-        if size <= SMALL:
-            data = f.read()
-            while len(data) < size:  # short reads are legal
-                more = f.read(size - len(data))
-                if not more:
-                    break
-                data += more
-            return spool_bytes(data)
-        return spool_stream(f, tmp_dir)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(fd).st_size
+        if size > SMALL:
+            with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
+                return spool_stream(f, tmp_dir)
+        data = os.read(fd, size + 1)
+        while len(data) < size:  # short reads are legal
+            more = os.read(fd, size - len(data))
+            if not more:
+                break
+            data += more
+        return spool_bytes(data)
+    finally:
+        os.close(fd)

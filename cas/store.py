@@ -63,13 +63,13 @@ class Store:
         return store_lock(self.root, exclusive, what)
 
     # -- blobs ----------------------------------------------------------------
-    def spool(self, source: Source) -> Spooled:
-        """Read a source once, hashing it (see `cas.spool`)."""
+    def spool(self, source: Source, tmp_dir: str | None = None) -> Spooled:
+        """Read a source once, hashing it (see `cas.spool`); large content goes to `tmp_dir`."""
         if isinstance(source, (bytes, bytearray, memoryview)):
             return spool_bytes(bytes(source))
         if isinstance(source, (str, os.PathLike)):
-            return spool_path(os.fspath(source), self.tmp_dir)
-        return spool_stream(source, self.tmp_dir)
+            return spool_path(os.fspath(source), tmp_dir or self.tmp_dir)
+        return spool_stream(source, tmp_dir or self.tmp_dir)
 
     def put(self, source: Source) -> BlobId:
         """Store bytes (a path, bytes or a binary stream) and hold one reference on them.

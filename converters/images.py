@@ -45,5 +45,5 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
             skipped += 1
             continue
         ds = top if not rel else (f"{dataset}/{rel}" if dataset else rel)
-        session.add_item(ds, entry.name, entry.path, label=os.path.relpath(entry.path, src.parent))
+        session.add_item(ds, entry.name, entry.path, label=f"{src.name}/{rel}/{entry.name}" if rel else f"{src.name}/{entry.name}")
     return {"skipped_non_images": skipped}

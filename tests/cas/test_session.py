@@ -128,11 +128,11 @@ def test_meta_with_duplicate_class_names_is_refused(store):
 
 
 def test_keyboard_interrupt_leaves_nothing_visible(store, tmp_path):
-    paths = write_images(tmp_path / "src", 1200)
+    paths = write_images(tmp_path / "src", 2400)  # two batches are settled before the interrupt
     with pytest.raises(KeyboardInterrupt):
         with store.begin_import("p") as s:
             for i, p in enumerate(paths):
-                if i == 1100:
+                if i == 2300:
                     raise KeyboardInterrupt
                 s.add_item("d", p.name, p)
     assert store.ns.projects() == []
