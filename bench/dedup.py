@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -168,16 +169,32 @@ def dedup_mode(args: argparse.Namespace, work: Path) -> dict:
     rows: list[Row] = []
     store = work / "store"  # fail fast (below), before anything is timed, if cas cannot even start
     cmds = [] if args.only_cp else [cas_import_cmd(store, src, project, work) for project in ("bench", "bench2")]
-    prepare(src)
-    wall, rss, _ = run(["sh", "-c", 'cp -r "$1" "$2" && sync', "sh", str(src), str(work / "cp_dest")], work)
-    stored = du_sb(work / "cp_dest")
-    rows.append(Row("cp -r + sync", wall, files, logical, stored, logical / stored, rss, 1.0, stored))
-    cp_wall = wall
-    for n, (label, cmd) in enumerate(zip(("cas import (first)", "cas re-import"), cmds), 1):
+    labels = ["cp -r + sync", "cas import (first)", "cas re-import"][: 1 + len(cmds)]
+    walls: dict[str, list[float]] = {label: [] for label in labels}
+    ratios: dict[str, list[float]] = {label: [] for label in labels}
+    last: dict[str, tuple[float, int, float, int]] = {}
+    for rnd in range(args.rounds):  # interleaved rounds: the machine's noise hits every contender alike
+        shutil.rmtree(work / "cp_dest", ignore_errors=True)
+        shutil.rmtree(store, ignore_errors=True)
         prepare(src)
-        wall, rss, _ = run(cmd, work, cas_env())
-        stored, ratio = cas_stored(store, work, logical * n)
-        rows.append(Row(label, wall, files, logical, stored, ratio, rss, wall / cp_wall, du_sb(store)))
+        wall, rss, _ = run(["sh", "-c", 'cp -r "$1" "$2" && sync', "sh", str(src), str(work / "cp_dest")], work)
+        walls[labels[0]].append(wall)
+        ratios[labels[0]].append(1.0)
+        stored = du_sb(work / "cp_dest")
+        last[labels[0]] = (rss, stored, logical / stored, stored)
+        for n, (label, cmd) in enumerate(zip(labels[1:], cmds), 1):
+            prepare(src)
+            wall, rss, _ = run(cmd, work, cas_env())
+            walls[label].append(wall)
+            ratios[label].append(wall / walls[labels[0]][-1])
+            stored, ratio = cas_stored(store, work, logical * n)
+            last[label] = (rss, stored, ratio, du_sb(store))
+        print(f"round {rnd + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in walls.items()), flush=True)
+    for label in labels:
+        rss, stored, ratio, disk = last[label]
+        rows.append(Row(label, statistics.median(walls[label]), files, logical, stored, ratio, rss,
+                        statistics.median(ratios[label]), disk))
+    cp_wall = rows[0].wall_s
     if args.vs_restic:
         if shutil.which("restic"):
             repo = work / "restic"
@@ -239,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "dedup-* subdir is made in it; must be on the store's file system")
     p.add_argument("--vs-restic", action="store_true", help="also time `restic backup` if restic is on PATH")
     p.add_argument("--keep", action="store_true", help="keep the work dir")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the table shows medians (default 3)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.add_argument("--rss-files", type=int, metavar="N", help="only time cas import of N tiny PNGs + peak RSS")
     p.add_argument("--only-cp", action="store_true", help="skip the cas steps (harness check without cas)")

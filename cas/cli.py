@@ -247,7 +247,8 @@ def rm_cmd(c: Context, target: str) -> None:
 def gc_cmd(c: Context) -> None:
     """Delete blobs no item or put references, and stale temp files."""
     r = c.store.gc()
-    click.echo(f"removed {r.blobs_removed} blobs, freed {human(r.bytes_freed)}; {r.temp_removed} temp files removed")
+    click.echo(f"removed {r.blobs_removed} blobs and {r.orphans_removed} orphan files, freed {human(r.bytes_freed)}; "
+               f"{r.temp_removed} temp files removed")
 
 
 @cli.command("fsck")

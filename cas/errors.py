@@ -33,6 +33,9 @@ class InvalidInput(CasError):
         where = f"{file}: {field}" if field else file
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, str | None]]:  # crosses process pools
+        return (InvalidInput, (self.file, self.message, self.field))
+
 
 class Conflict(CasError):
     """An item exists with different content."""

@@ -21,10 +21,12 @@ class GcReport:
     blobs_removed: int = 0
     bytes_freed: int = 0
     temp_removed: int = 0
+    orphans_removed: int = 0
 
 
 def collect(store: "Store") -> GcReport:
-    """Remove every blob with no reference. Needs the store alone (no import running).
+    """Remove every blob with no reference, orphan blob files and temp files.
+    Needs the store alone (no import running).
 
     Records go first, then files: a crash in between leaves orphan files that
     fsck reports and removes, never a record whose file is gone.
@@ -50,7 +52,17 @@ def collect(store: "Store") -> GcReport:
                 report.bytes_freed += store.backend.delete(blob_id)
                 report.blobs_removed += 1
             if len(doomed) < DELETE_BATCH:
-                return report
+                break
+        # With the store to ourselves, a blob file the index does not know is garbage
+        # (installed by an import that was killed before it could record it).
+        with index.read() as txn:
+            orphans = [(path, size) for blob_id, path, size in store.backend.list_ids()
+                       if blob_id is None or txn.get(bytes(blob_id), db=index.db["blobs"]) is None]
+        for path, size in orphans:
+            _remove(path)
+            report.orphans_removed += 1
+            report.bytes_freed += size
+        return report
 
 
 def _remove(path: str) -> None:

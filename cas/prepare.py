@@ -1,0 +1,167 @@
+"""The per-item work of an import, run in a worker thread or process.
+
+Read the file once and hash it, probe the image header, validate the
+annotation, and, for content the index does not know yet, write it to a temp
+file and rename it into place. Nothing here touches the index for writing:
+the session records new blobs after one sync per batch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .annotation import Meta, dumps, empty_annotation, loads
+from .errors import Conflict, CorruptBlob, InvalidInput
+from .ids import BlobId
+from .index import item_key
+from .media import MediaInfo, probe_image
+from .records import ItemRecord
+from .spool import Spooled, spool_bytes
+
+if TYPE_CHECKING:
+    from .store import Store
+
+Task = tuple[str, str, Any, Any, Any, str, str]  # dataset, name, media, ann, item meta, label, ann label
+
+
+@dataclass(slots=True)
+class Part:
+    """One blob of an item: its id, size, and whether this import installed it."""
+
+    id: BlobId
+    size: int
+    new: bool
+
+
+@dataclass(slots=True)
+class Prepared:
+    dataset: str
+    name: str
+    media: Part
+    ann: Part
+    meta: Part | None
+    info: MediaInfo
+
+    def parts(self) -> list[Part]:
+        return [self.media, self.ann] + ([self.meta] if self.meta else [])
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Everything a worker needs; small and picklable, so it can cross into a process."""
+
+    store_root: str
+    tmp: str
+    project: str
+    meta: dict[str, Any]
+    check_conflicts: bool
+    verify_dedup: bool
+
+
+class Preparer:
+    """Turns tasks into prepared items (see module docstring)."""
+
+    def __init__(self, config: PrepareConfig, store: "Store") -> None:
+        self.config = config
+        self.store = store
+        self.meta = Meta(config.meta)
+        self._empty_anns: dict[tuple[int, int], bytes] = {}
+
+    def prepare_chunk(self, chunk: list[Task]) -> list[Prepared | InvalidInput]:
+        out: list[Prepared | InvalidInput] = []
+        # One read snapshot per chunk: a blob committed meanwhile is at worst written twice.
+        with self.store.index.read() as txn:
+            for task in chunk:
+                try:
+                    out.append(self.prepare(txn, *task))
+                except InvalidInput as e:
+                    out.append(e)
+        return out
+
+    def prepare(self, txn: Any, dataset: str, name: str, media: Any, ann: Any, item_meta: Any,
+                label: str, ann_label: str) -> Prepared:
+        try:
+            sp = self.store.spool(media, self.config.tmp)
+        except FileNotFoundError:
+            raise InvalidInput(label, "file not found") from None
+        except IsADirectoryError:
+            raise InvalidInput(label, "is a directory, not a file") from None
+        try:
+            info = self._probe(sp, label)
+            if ann is None:
+                ann_sp = spool_bytes(self._empty_annotation(info.width, info.height))
+            else:
+                if isinstance(ann, (bytes, bytearray)):
+                    ann = loads(ann, ann_label)
+                self.meta.check_annotation(ann, ann_label, info.width, info.height)
+                ann_sp = spool_bytes(dumps(ann))
+            meta_sp = spool_bytes(dumps(item_meta)) if item_meta is not None else None
+            if self.config.check_conflicts:
+                self._check_conflict(txn, dataset, name, sp.id, ann_sp.id, meta_sp.id if meta_sp else None)
+            media_part = self._settle(txn, sp, label)
+            ann_part = self._settle(txn, ann_sp, ann_label)
+            meta_part = self._settle(txn, meta_sp, label) if meta_sp else None
+            return Prepared(dataset, name, media_part, ann_part, meta_part, info)
+        finally:
+            sp.discard()
+
+    def _empty_annotation(self, width: int, height: int) -> bytes:
+        raw = self._empty_anns.get((width, height))
+        if raw is None:
+            raw = self._empty_anns[(width, height)] = dumps(empty_annotation(width, height))
+        return raw
+
+    def _probe(self, sp: Spooled, label: str) -> MediaInfo:
+        fallback = None
+        if sp.tmp is not None and sp.size > len(sp.head):  # header may lie beyond the kept head
+            with open(sp.tmp, "rb") as f:
+                fallback = f.read(16 << 20)
+        return probe_image(sp.head, sp.tail, label, fallback)
+
+    def _check_conflict(self, txn: Any, dataset: str, name: str, media: BlobId, ann: BlobId,
+                        meta: BlobId | None) -> None:
+        raw = txn.get(item_key(self.config.project, dataset, name), db=self.store.index.db["items"])
+        if raw is None:
+            return
+        old = ItemRecord.decode(raw)
+        if (old.media, old.ann, old.meta) != (media, ann, meta):
+            raise Conflict(f"item {self.config.project}/{dataset}/{name} exists with different content "
+                           "(use --overwrite to replace it)")
+
+    def _settle(self, txn: Any, sp: Spooled, label: str) -> Part:
+        """Known content: drop our copy (after comparing, if asked). New: install it."""
+        if txn.get(bytes(sp.id), db=self.store.index.db["blobs"]) is not None:
+            if self.config.verify_dedup:
+                self._verify_same(sp, label)
+            return Part(sp.id, sp.size, False)
+        self.store.backend.install(sp.write_temp(self.config.tmp), sp.id)
+        sp.tmp = None
+        return Part(sp.id, sp.size, True)
+
+    def _verify_same(self, sp: Spooled, label: str) -> None:
+        if sp.data is not None:
+            ours = sp.data
+        else:
+            with open(sp.tmp or "", "rb") as f:
+                ours = f.read()
+        if self.store.read_bytes(sp.id) != ours:
+            raise CorruptBlob(f"{label}: content differs from stored blob {sp.id} with the same digest "
+                              "(hash collision or corrupt store); nothing was imported")
+
+
+# -- process pool entry points --------------------------------------------------------
+_worker: Preparer | None = None
+
+
+def init_worker(config: PrepareConfig) -> None:
+    """Runs once in each worker process: open the store there (never inherit LMDB across fork)."""
+    global _worker
+    from .store import Store
+    _worker = Preparer(config, Store(config.store_root, create=False))
+
+
+def run_chunk(chunk: list[Task]) -> list[Prepared | InvalidInput]:
+    assert _worker is not None, "init_worker did not run"
+    return _worker.prepare_chunk(chunk)
