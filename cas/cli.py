@@ -219,6 +219,8 @@ def put_cmd(c: Context, files: tuple[Path, ...]) -> None:
 def get_cmd(c: Context, blob_id: str, output: Path | None) -> None:
     """Write a blob's bytes (verified against its id) to stdout or a file."""
     bid = BlobId.from_hex(blob_id)
+    if output is not None and not output.resolve().parent.is_dir():
+        raise NotFound(f"no such directory: {output.parent}")
     if output is None:
         c.store.copy_to(bid, sys.stdout.buffer)
     else:
@@ -264,6 +266,39 @@ def fsck_cmd(c: Context, repair: bool, quick: bool) -> None:
                + ("clean" if r.clean else f"{len(r.problems)} problems" + (", repaired" if repair else "")))
     if not r.clean and not repair:
         sys.exit(1)
+
+
+@cli.command("mount")
+@click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--foreground", "-f", is_flag=True, help="Serve in this process until unmounted (Ctrl-C unmounts).")
+@click.option("--read-only", is_flag=True, help="Refuse every change through the mount.")
+@click.option("--project", "-p", default=None, help="Show only this project, at the mount root.")
+@pass_ctx
+def mount_cmd(c: Context, mountpoint: Path, foreground: bool, read_only: bool, project: str | None) -> None:
+    """Mount the store as Supervisely-format directories; copying files in imports them."""
+    from fusefs.mount import check_mountpoint, mount_background, run_foreground
+
+    check_mountpoint(str(mountpoint))
+    store = c.store
+    if project is not None:
+        store.ns.project(project)
+    root = str(store.root)
+    store.close()  # the daemon opens the index itself
+    c._store = None
+    if foreground:
+        run_foreground(root, str(mountpoint), read_only, project)
+        return
+    pid = mount_background(root, str(mountpoint), read_only, project)
+    click.echo(f"mounted {root} at {mountpoint} (daemon pid {pid}; log {root}/logs/mount.log)")
+
+
+@cli.command("umount")
+@click.argument("mountpoint", type=click.Path(path_type=Path))
+def umount_cmd(mountpoint: Path) -> None:
+    """Unmount; also clears a stale mount left by a killed daemon."""
+    from fusefs.mount import umount
+
+    click.echo(f"{umount(str(mountpoint))}: {mountpoint}")
 
 
 def main() -> None:

@@ -179,6 +179,52 @@ class Namespace:
                 adjust_refs(self.index, txn, blob, -1)
             txn.delete(item_key(project, dataset, name), db=self.index.db["items"])
 
+    def rename_item(self, project: str, dataset: str, name: str, new_dataset: str, new_name: str,
+                    overwrite: bool = True) -> None:
+        """Move an item (its blobs and header facts) to another name or dataset of the project."""
+        check_name(new_name, "item name")
+        with self.index.write() as txn:
+            rec = self.item(project, dataset, name, txn)
+            if not self.has_dataset(project, new_dataset, txn):
+                raise NotFound(f"no dataset {project}/{new_dataset}")
+            new_key = item_key(project, new_dataset, new_name)
+            if new_key == item_key(project, dataset, name):
+                return
+            old = txn.get(new_key, db=self.index.db["items"])
+            if old is not None:
+                if not overwrite:
+                    raise AlreadyExists(f"item {project}/{new_dataset}/{new_name} exists")
+                for blob in ItemRecord.decode(old).blobs():
+                    adjust_refs(self.index, txn, blob, -1)
+            txn.put(new_key, rec.encode(), db=self.index.db["items"])
+            txn.delete(item_key(project, dataset, name), db=self.index.db["items"])
+
+    def rename_dataset(self, project: str, dataset: str, new_dataset: str) -> int:
+        """Rename a dataset with its nested datasets and items (one transaction); returns items moved."""
+        check_dataset_path(new_dataset)
+        if new_dataset == dataset or new_dataset.startswith(dataset + "/"):
+            raise InvalidInput(f"{project}/{new_dataset}", "cannot move a dataset into itself")
+        with self.index.write() as txn:
+            if not self.has_dataset(project, dataset, txn):
+                raise NotFound(f"no dataset {project}/{dataset}")
+            if self.has_dataset(project, new_dataset, txn):
+                raise AlreadyExists(f"dataset {project}/{new_dataset} exists")
+            parent = new_dataset.rpartition("/")[0]
+            if parent and not self.has_dataset(project, parent, txn):
+                raise NotFound(f"no dataset {project}/{parent}")
+            moved = 0
+            for path in [d for d in self.datasets(project, txn) if d == dataset or d.startswith(dataset + "/")]:
+                target = new_dataset + path[len(dataset):]
+                for key, raw in list(self.index.scan(txn, "items", item_prefix(project, path))):
+                    name = key[len(item_prefix(project, path)):].decode()
+                    txn.put(item_key(project, target, name), raw, db=self.index.db["items"])
+                    txn.delete(key, db=self.index.db["items"])
+                    moved += 1
+                raw = txn.get(dataset_key(project, path), db=self.index.db["datasets"])
+                txn.put(dataset_key(project, target), raw, db=self.index.db["datasets"])
+                txn.delete(dataset_key(project, path), db=self.index.db["datasets"])
+            return moved
+
     def remove_dataset(self, project: str, dataset: str) -> int:
         """Remove a dataset, its nested datasets and their items; returns items removed."""
         with self.index.write() as txn:

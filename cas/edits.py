@@ -1,0 +1,102 @@
+"""Single-item changes: replace an item's annotation or item meta, import one file.
+
+Used by the FUSE view (a file written into the mount) and by API callers. Each
+change writes its new blob durably first, then moves references in one
+transaction, under the store's shared lock so `gc` cannot interleave.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from .annotation import Meta, dumps, loads
+from .errors import InvalidInput
+from .ids import BlobId
+from .index import item_key
+from .records import ItemRecord
+from .refs import adjust_refs, record_new_blob
+from .spool import spool_bytes
+
+if TYPE_CHECKING:
+    from .session import ImportReport
+    from .store import Source, Store
+
+
+def _put_unreferenced(store: "Store", data: bytes) -> tuple[BlobId, int]:
+    """Make `data` a durable, recorded blob (no reference yet); the caller holds the lock."""
+    sp = spool_bytes(data)
+    with store.index.read() as txn:
+        known = txn.get(bytes(sp.id), db=store.index.db["blobs"]) is not None
+    if not known:
+        store.backend.install(sp.write_temp(store.tmp_dir), sp.id)
+        store.backend.sync()
+        with store.index.write() as txn:
+            record_new_blob(store.index, txn, sp.id, sp.size)
+    return sp.id, sp.size
+
+
+def _replace_item(store: "Store", project: str, dataset: str, name: str, **changes: Any) -> None:
+    with store.index.write() as txn:
+        old = store.ns.item(project, dataset, name, txn)
+        new = replace(old, mtime=time.time_ns(), **changes)
+        for blob in new.blobs():
+            adjust_refs(store.index, txn, blob, +1)
+        for blob in old.blobs():
+            adjust_refs(store.index, txn, blob, -1)
+        txn.put(item_key(project, dataset, name), new.encode(), db=store.index.db["items"])
+
+
+def check_annotation(store: "Store", project: str, ann: Any, label: str,
+                     width: int | None = None, height: int | None = None) -> dict[str, Any]:
+    """Parse (if bytes) and validate an annotation against the project meta; returns it."""
+    if isinstance(ann, (bytes, bytearray)):
+        ann = loads(bytes(ann), label)
+    Meta(store.ns.project(project).meta, f"{project}/meta.json").check_annotation(ann, label, width, height)
+    return ann
+
+
+def set_annotation(store: "Store", project: str, dataset: str, name: str, ann: Any, label: str) -> None:
+    """Replace an item's annotation after validating it against the meta and the image size."""
+    item = store.ns.item(project, dataset, name)
+    ann = check_annotation(store, project, ann, label, item.width, item.height)
+    with store.lock(what="change an annotation"):
+        blob, size = _put_unreferenced(store, dumps(ann))
+        _replace_item(store, project, dataset, name, ann=blob, ann_size=size)
+
+
+def set_item_meta(store: "Store", project: str, dataset: str, name: str, meta: Any, label: str) -> None:
+    """Replace (or with None remove) an item's meta; it must be a JSON object."""
+    if isinstance(meta, (bytes, bytearray)):
+        meta = loads(bytes(meta), label)
+    if meta is not None and not isinstance(meta, dict):
+        raise InvalidInput(label, "expected a JSON object", "$")
+    with store.lock(what="change item meta"):
+        if meta is None:
+            _replace_item(store, project, dataset, name, meta=None, meta_size=0)
+            return
+        blob, size = _put_unreferenced(store, dumps(meta))
+        _replace_item(store, project, dataset, name, meta=blob, meta_size=size)
+
+
+def import_item(store: "Store", project: str, dataset: str, name: str, media: "Source",
+                ann: Any = None, item_meta: dict[str, Any] | None = None, label: str | None = None,
+                ann_label: str | None = None) -> "ImportReport":
+    """Import (or replace) one item atomically. When it exists and `ann` / `item_meta` are None,
+    its annotation (which must still fit the image) and item meta are kept."""
+    try:
+        old: ItemRecord | None = store.ns.item(project, dataset, name)
+    except Exception:  # noqa: BLE001 - NotFound: a new item
+        old = None
+    if old is not None:
+        if ann is None:
+            ann = store.read_json(old.ann, f"{project}/{dataset}/ann/{name}.json")
+            if (ann.get("size") or {}) == {"height": old.height, "width": old.width} and not ann.get("objects") \
+                    and not ann.get("tags"):
+                ann = None  # an empty annotation follows the new image's size
+        if old.meta is not None and item_meta is None:
+            item_meta = store.read_json(old.meta, f"{project}/{dataset}/meta/{name}.json")
+    with store.begin_import(project, overwrite=True, processes=False, workers=1) as session:
+        session.add_item(dataset, name, media, ann=ann, item_meta=item_meta, label=label, ann_label=ann_label)
+        return session.commit()

@@ -1,0 +1,43 @@
+"""The only module that imports the FUSE binding (mfusepy: see README, "Choice of binding").
+
+`CasFUSE` adds READDIRPLUS to mfusepy: a listing hands the kernel each entry's
+full attributes, so `ls -l` of a large directory costs one request per buffer
+of entries instead of one LOOKUP per entry.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import mfusepy as _fuse
+
+FuseOSError = _fuse.FuseOSError
+Operations = _fuse.Operations
+LIBFUSE_MAJOR = _fuse.fuse_version_major
+FUSE_READDIR_PLUS = 1  # flag the kernel passes to readdir (libfuse 3)
+FUSE_FILL_DIR_PLUS = 2  # flag we pass to the filler: the stat is complete
+
+
+def fuse_exit() -> None:
+    _fuse.fuse_exit()
+
+
+class CasFUSE(_fuse.FUSE):
+    """mfusepy's FUSE with complete attributes in readdir (libfuse 3)."""
+
+    def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int) -> int:
+        plus = bool(flags & FUSE_READDIR_PLUS)
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        st = _fuse.c_stat()
+        for name, attrs in self.operations.readdir(decoded, fip.contents.fh):
+            ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
+            if plus and attrs is not None:
+                _fuse.set_st_attrs(st, attrs, use_ns=True)
+                fill_flags = FUSE_FILL_DIR_PLUS
+            else:
+                st.st_mode = attrs["st_mode"] if attrs else 0
+                fill_flags = 0
+            if filler(buf, name.encode(self.encoding, self.errors), st, 0, fill_flags) != 0:
+                break
+        return 0

@@ -1,0 +1,250 @@
+"""The FUSE operations: parse the path, delegate to the view or copy-in, translate errors.
+
+Errors become errno values in one table (`_ERRNO`); anything unexpected is
+logged with its traceback and becomes EIO. The daemon never dies on a request.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from cas.errors import (AlreadyExists, CasError, Conflict, CorruptBlob, InvalidInput, InvalidName, NotFound,
+                        SchemaError, StoreBusy)
+from cas.store import Store
+
+from .binding import FuseOSError, Operations
+from .copy_in import CopyIn
+from .handles import BytesHandle, HandleTable, ReadHandle, WriteHandle
+from .paths import MEDIA_SECTIONS, Kind, Target, parse
+from .view import View
+
+log = logging.getLogger("cas.mount")
+
+_ERRNO: list[tuple[type[BaseException], int]] = [
+    (NotFound, errno.ENOENT),
+    (InvalidName, errno.ENOENT),
+    (AlreadyExists, errno.EEXIST),
+    (Conflict, errno.EEXIST),
+    (InvalidInput, errno.EINVAL),
+    (CorruptBlob, errno.EIO),
+    (StoreBusy, errno.EBUSY),
+    (SchemaError, errno.EIO),
+    (NotADirectoryError, errno.ENOTDIR),
+    (CasError, errno.EIO),
+]
+_QUIET = {errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY}  # ordinary answers, not worth a log line
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def translated(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(self: "CasOperations", *args: Any) -> Any:
+        try:
+            return fn(self, *args)
+        except FuseOSError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the boundary: every error becomes an errno
+            code = next((c for kind, c in _ERRNO if isinstance(e, kind)), None)
+            if code is None:
+                log.exception("%s%r failed unexpectedly", fn.__name__, args)
+                code = errno.EIO
+            elif code not in _QUIET:
+                log.warning("%s%r: %s", fn.__name__, args, e)
+            raise FuseOSError(code) from e
+    return wrapper  # type: ignore[return-value]
+
+
+class CasOperations(Operations):
+    """A cas store as Supervisely-format directories (see paths.py for the layout)."""
+
+    use_ns = True
+
+    def __init__(self, store_root: str, read_only: bool = False, project: str | None = None) -> None:
+        self.store_root = store_root
+        self.read_only = read_only
+        self.project = project
+        self.handles = HandleTable()
+        self.store: Store | None = None
+
+    def init(self, path: str) -> None:
+        # The index is opened here, in the process that serves requests, never before a fork.
+        self.store = Store(self.store_root, create=False)
+        self.view = View(self.store)
+        self.copy_in = CopyIn(self.store, self.view)
+        log.info("mounted store %s%s", self.store_root, " read-only" if self.read_only else "")
+
+    def destroy(self, path: str) -> None:
+        if self.store is not None:
+            self.store.close()
+        log.info("unmounted")
+
+    def _target(self, path: str) -> Target:
+        if self.project is not None:
+            path = f"/{self.project}{path}" if path != "/" else f"/{self.project}"
+        return parse(path)
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise FuseOSError(errno.EROFS)
+
+    # -- reading -------------------------------------------------------------------------
+    @translated
+    def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
+        if fh is not None:
+            handle = self.handles.get(fh)
+            if isinstance(handle, WriteHandle):
+                return {**self._attrs_or_new(handle.target), "st_size": handle.size}
+        t = self._target(path)
+        for handle in self.handles.writers():  # the writer's own view of a file being written
+            if handle.target == t:
+                return {**self._attrs_or_new(t), "st_size": handle.size}
+        attrs = self.view.getattr(t)
+        if self.read_only:
+            attrs["st_mode"] &= ~0o222
+        return attrs
+
+    def _attrs_or_new(self, t: Target) -> dict[str, int]:
+        try:
+            return self.view.getattr(t)
+        except NotFound:
+            from .view import FILE_MODE, _attrs
+            return _attrs(FILE_MODE, 0, self.view.mounted_at)
+
+    @translated
+    def readdir(self, path: str, fh: int) -> Iterator[tuple[str, dict[str, int] | None]]:
+        return list(self.view.readdir(self._target(path)))
+
+    @translated
+    def open(self, path: str, flags: int) -> int:
+        t = self._target(path)
+        if flags & (os.O_WRONLY | os.O_RDWR):
+            self._writable()
+            return self.handles.add(self.copy_in.open_write(t, truncate=bool(flags & os.O_TRUNC)))
+        if t.kind is Kind.STATS:
+            return self.handles.add(BytesHandle(self.view.stats()))
+        if t.kind is Kind.PROJECT_META:
+            return self.handles.add(BytesHandle(self.view.project_meta(t.project)))
+        if t.kind is not Kind.FILE:
+            raise FuseOSError(errno.EISDIR)
+        if t.section == "img_info":
+            from .view import img_info
+            return self.handles.add(BytesHandle(img_info(t.item, self.view.item(t))))
+        waiting = self.view.pending.get((t.project, t.dataset, t.item, t.section))
+        if waiting is not None:
+            return self.handles.add(BytesHandle(waiting))
+        item = self.view.item(t)
+        blob = item.media if t.section in MEDIA_SECTIONS else item.ann if t.section == "ann" else item.meta
+        if blob is None:
+            raise NotFound(f"item {t.item} has no item meta")
+        return self.handles.add(ReadHandle(self.store.open(blob)))  # type: ignore[union-attr]
+
+    @translated
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        return self.handles.get(fh).read(size, offset)
+
+    @translated
+    def release(self, path: str, fh: int) -> int:
+        handle = self.handles.pop(fh)
+        if handle is not None:
+            handle.close()
+        return 0
+
+    @translated
+    def statfs(self, path: str) -> dict[str, int]:
+        st = os.statvfs(self.store_root)
+        return {key: getattr(st, key) for key in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail",
+                                                    "f_files", "f_ffree", "f_favail", "f_namemax")}
+
+    # -- writing -------------------------------------------------------------------------
+    @translated
+    def create(self, path: str, mode: int, fi: Any = None) -> int:
+        self._writable()
+        return self.handles.add(self.copy_in.open_write(self._target(path), truncate=True))
+
+    @translated
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        handle = self.handles.get(fh)
+        if not isinstance(handle, WriteHandle):
+            raise FuseOSError(errno.EBADF)
+        return handle.write(data, offset)
+
+    @translated
+    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+        self._writable()
+        handle = self.handles.get(fh) if fh is not None else None
+        if isinstance(handle, WriteHandle):
+            handle.truncate(length)
+            return 0
+        t = self._target(path)
+        for writer in self.handles.writers():
+            if writer.target == t:
+                writer.truncate(length)
+                return 0
+        self.copy_in.writable(t)
+        raise FuseOSError(errno.EPERM)  # truncating a stored file in place: write it anew instead
+
+    @translated
+    def flush(self, path: str, fh: int) -> int:
+        handle = self.handles.get(fh)
+        if isinstance(handle, WriteHandle) and handle.dirty:
+            self.copy_in.finalize(handle)
+        return 0
+
+    @translated
+    def fsync(self, path: str, datasync: int, fh: int) -> int:
+        return self.flush(path, fh)
+
+    @translated
+    def mkdir(self, path: str, mode: int) -> int:
+        self._writable()
+        self.copy_in.mkdir(self._target(path))
+        return 0
+
+    @translated
+    def unlink(self, path: str) -> int:
+        self._writable()
+        self.copy_in.unlink(self._target(path))
+        return 0
+
+    @translated
+    def rmdir(self, path: str) -> int:
+        self._writable()
+        self.copy_in.rmdir(self._target(path))
+        return 0
+
+    @translated
+    def rename(self, old: str, new: str, flags: int = 0) -> int:
+        self._writable()
+        self.copy_in.rename(self._target(old), self._target(new))
+        return 0
+
+    @translated
+    def chmod(self, path: str, mode: int) -> int:
+        self._writable()
+        self.view.getattr(self._target(path))
+        return 0  # modes are fixed; accepting keeps `cp -p` working
+
+    @translated
+    def chown(self, path: str, uid: int, gid: int) -> int:
+        return self.chmod(path, 0)
+
+    @translated
+    def utimens(self, path: str, times: Any = None) -> int:
+        return self.chmod(path, 0)  # times are the store's; accepting keeps `cp -a` working
+
+    @translated
+    def symlink(self, target: str, source: str) -> int:
+        raise FuseOSError(errno.EPERM)
+
+    @translated
+    def link(self, target: str, source: str) -> int:
+        raise FuseOSError(errno.EPERM)
+
+    @translated
+    def mknod(self, path: str, mode: int, dev: int) -> int:
+        raise FuseOSError(errno.EPERM)

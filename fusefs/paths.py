@@ -1,0 +1,103 @@
+"""Pure parsing of mount paths into what they name. No store, no FUSE.
+
+    /                                   ROOT
+    /.cas, /.cas/stats.json             CAS_DIR, STATS
+    /<p>                                PROJECT
+    /<p>/meta.json                      PROJECT_META
+    /<p>/<d>[/datasets/<child>...]      DATASET
+    /<p>/<d>/img|video|ann|meta|img_info|datasets
+                                        SECTION
+    /<p>/<d>/<section>/<file>           FILE
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, auto
+
+from cas.errors import InvalidName
+
+CAS_DIR_NAME = ".cas"
+STATS_NAME = "stats.json"
+META_NAME = "meta.json"
+NESTED = "datasets"
+MEDIA_SECTIONS = ("img", "video")
+JSON_SECTIONS = ("ann", "meta", "img_info")
+SECTIONS = (*MEDIA_SECTIONS, *JSON_SECTIONS, NESTED)
+
+
+class Kind(Enum):
+    ROOT = auto()
+    CAS_DIR = auto()
+    STATS = auto()
+    PROJECT = auto()
+    PROJECT_META = auto()
+    DATASET = auto()
+    SECTION = auto()
+    FILE = auto()
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a path names: project, dataset path ('a/b' when nested), section and file name."""
+
+    kind: Kind
+    project: str = ""
+    dataset: str = ""
+    section: str = ""
+    name: str = ""
+
+    @property
+    def item(self) -> str:
+        """The item a FILE stands for: 'x.jpg' for img/x.jpg and ann/x.jpg.json."""
+        if self.section in JSON_SECTIONS:
+            if not self.name.endswith(".json"):
+                raise InvalidName(f"{self.section}/ files are named <item>.json: {self.name!r}")
+            return self.name[:-5]
+        return self.name
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind not in (Kind.STATS, Kind.PROJECT_META, Kind.FILE)
+
+
+def parse(path: str) -> Target:
+    """Parse an absolute mount path; anything that cannot name a node raises InvalidName."""
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        return Target(Kind.ROOT)
+    if parts[0] == CAS_DIR_NAME:
+        if len(parts) == 1:
+            return Target(Kind.CAS_DIR)
+        if parts[1:] == [STATS_NAME]:
+            return Target(Kind.STATS)
+        raise InvalidName(f"nothing at {path}")
+    project, rest = parts[0], parts[1:]
+    if not rest:
+        return Target(Kind.PROJECT, project)
+    if rest == [META_NAME]:
+        return Target(Kind.PROJECT_META, project)
+    dataset = [rest[0]]
+    i = 1
+    while True:
+        if i == len(rest):
+            return Target(Kind.DATASET, project, "/".join(dataset))
+        section = rest[i]
+        if section not in SECTIONS:
+            raise InvalidName(f"nothing at {path} ({section!r} is not one of {', '.join(SECTIONS)})")
+        if section == NESTED:
+            if i + 1 == len(rest):
+                return Target(Kind.SECTION, project, "/".join(dataset), NESTED)
+            dataset.append(rest[i + 1])
+            i += 2
+            continue
+        if i + 1 == len(rest):
+            return Target(Kind.SECTION, project, "/".join(dataset), section)
+        if i + 2 == len(rest):
+            return Target(Kind.FILE, project, "/".join(dataset), section, rest[i + 1])
+        raise InvalidName(f"nothing at {path}")
+
+
+def dataset_path(project: str, dataset: str) -> str:
+    """The mount path of a dataset ('a/b' -> '/p/a/datasets/b')."""
+    return f"/{project}/" + f"/{NESTED}/".join(dataset.split("/"))

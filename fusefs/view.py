@@ -1,0 +1,170 @@
+"""What the mount shows: attributes, listings and generated contents, read from the index.
+
+Never touches blob bytes: sizes come from item records. Generated files
+(meta.json, img_info/*.json, .cas/stats.json) are small and built on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from cas.errors import NotFound
+from cas.records import ItemRecord
+from cas.store import Store
+
+from .paths import CAS_DIR_NAME, JSON_SECTIONS, META_NAME, NESTED, STATS_NAME, Kind, Target
+
+DIR_MODE = stat.S_IFDIR | 0o755
+FILE_MODE = stat.S_IFREG | 0o644
+RO_FILE_MODE = stat.S_IFREG | 0o444
+Attrs = dict[str, int]
+
+
+def _attrs(mode: int, size: int, mtime: int) -> Attrs:
+    return {"st_mode": mode, "st_nlink": 2 if mode & stat.S_IFDIR else 1, "st_size": size,
+            "st_blocks": (size + 511) // 512, "st_mtime": mtime, "st_ctime": mtime, "st_atime": mtime,
+            "st_uid": 0, "st_gid": 0}
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def img_info(name: str, item: ItemRecord) -> bytes:
+    """The img_info/<item>.json of an item (Supervisely-like keys plus the blob id)."""
+    return json.dumps({
+        "name": name, "hash": str(item.media), "blob": str(item.media), "size": item.size,
+        "width": item.width, "height": item.height, "mime": item.mime,
+        "ext": name.rpartition(".")[2].lower() if "." in name else "", "link": None,
+        "created_at": _iso(item.mtime), "updated_at": _iso(item.mtime),
+    }, indent=4).encode()
+
+
+class View:
+    """Read-only resolution of targets against the store (plus annotations waiting for images)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        # ann/ and meta/ files written before their image: (project, dataset, item, section) -> JSON
+        self.pending: dict[tuple[str, str, str, str], bytes] = {}
+        # Made by mkdir in this mount, so that `cp -r` can mkdir/create what it expects to be new
+        # (see copy_in.py): projects whose meta.json is not written yet, and datasets -> the
+        # sections that exist so far.
+        self.fresh_projects: set[str] = set()
+        self.fresh_datasets: dict[tuple[str, str], set[str]] = {}
+        self.mounted_at = time.time_ns()
+
+    # -- records -------------------------------------------------------------------------
+    def media_dir(self, project: str) -> str:
+        return "video" if self.store.ns.project(project).project_type == "videos" else "img"
+
+    def item(self, t: Target) -> ItemRecord:
+        return self.store.ns.item(t.project, t.dataset, t.item)
+
+    def project_meta(self, project: str) -> bytes:
+        return json.dumps(self.store.ns.project(project).meta, indent=4, ensure_ascii=False).encode()
+
+    def stats(self) -> bytes:
+        return json.dumps(self.store.stats(), indent=2).encode()
+
+    # -- attributes ------------------------------------------------------------------------
+    def getattr(self, t: Target) -> Attrs:
+        ns = self.store.ns
+        if t.kind in (Kind.ROOT, Kind.CAS_DIR):
+            return _attrs(DIR_MODE, 0, self.mounted_at)
+        if t.kind is Kind.STATS:
+            return _attrs(RO_FILE_MODE, len(self.stats()), time.time_ns())
+        project = ns.project(t.project)
+        if t.kind is Kind.PROJECT:
+            return _attrs(DIR_MODE, 0, project.created)
+        if t.kind is Kind.PROJECT_META:
+            if t.project in self.fresh_projects:
+                raise NotFound(f"{t.project}/meta.json is not written yet")
+            return _attrs(FILE_MODE, len(self.project_meta(t.project)), project.mtime or project.created)
+        if not ns.has_dataset(t.project, t.dataset):
+            raise NotFound(f"no dataset {t.project}/{t.dataset}")
+        if t.kind is Kind.DATASET:
+            return _attrs(DIR_MODE, 0, project.created)
+        if t.kind is Kind.SECTION:
+            if t.section in ("img", "video") and t.section != self.media_dir(t.project):
+                raise NotFound(f"{t.section}/ does not exist in a {project.project_type} project")
+            made = self.fresh_datasets.get((t.project, t.dataset))
+            if made is not None and t.section not in made:
+                raise NotFound(f"{t.section}/ of new dataset {t.dataset} is not made yet")
+            return _attrs(DIR_MODE, 0, project.created)
+        return self.file_attrs(t)
+
+    def file_attrs(self, t: Target, item: ItemRecord | None = None) -> Attrs:
+        if t.section == NESTED:
+            raise NotFound("datasets/ holds only datasets")
+        if item is None:
+            try:
+                item = self.item(t)
+            except NotFound:
+                raw = self.pending.get((t.project, t.dataset, t.item, t.section))
+                if raw is not None:
+                    return _attrs(FILE_MODE, len(raw), self.mounted_at)
+                raise
+        if t.section == "ann":
+            return _attrs(FILE_MODE, item.ann_size, item.mtime)
+        if t.section == "meta":
+            if item.meta is None:
+                raise NotFound(f"item {t.item} has no item meta")
+            return _attrs(FILE_MODE, item.meta_size, item.mtime)
+        if t.section == "img_info":
+            return _attrs(RO_FILE_MODE, len(img_info(t.item, item)), item.mtime)
+        return _attrs(FILE_MODE, item.size, item.mtime)
+
+    # -- listings --------------------------------------------------------------------------
+    def readdir(self, t: Target) -> Iterator[tuple[str, Attrs | None]]:
+        """(name, attributes) of every entry; one prefix scan for a section."""
+        ns = self.store.ns
+        yield ".", None
+        yield "..", None
+        if t.kind is Kind.ROOT:
+            for project in ns.projects():
+                yield project, self.getattr(Target(Kind.PROJECT, project))
+            yield CAS_DIR_NAME, self.getattr(Target(Kind.CAS_DIR))
+        elif t.kind is Kind.CAS_DIR:
+            yield STATS_NAME, self.getattr(Target(Kind.STATS))
+        elif t.kind is Kind.PROJECT:
+            if t.project not in self.fresh_projects:
+                yield META_NAME, self.getattr(Target(Kind.PROJECT_META, t.project))
+            for child in ns.children(t.project, None):
+                yield child, self.getattr(Target(Kind.DATASET, t.project, child))
+        elif t.kind is Kind.DATASET:
+            ns.project(t.project)
+            made = self.fresh_datasets.get((t.project, t.dataset))
+            if made is not None:  # a person looked: from now on it shows what it always shows
+                made.update((self.media_dir(t.project), *JSON_SECTIONS))
+            for section in (self.media_dir(t.project), *JSON_SECTIONS):
+                yield section, self.getattr(Target(Kind.SECTION, t.project, t.dataset, section))
+            if ns.children(t.project, t.dataset) or NESTED in (made or ()):
+                yield NESTED, self.getattr(Target(Kind.SECTION, t.project, t.dataset, NESTED))
+        elif t.kind is Kind.SECTION:
+            self.getattr(t)
+            yield from self._section(t)
+        else:
+            raise NotADirectoryError(t)
+
+    def _section(self, t: Target) -> Iterator[tuple[str, Attrs | None]]:
+        ns = self.store.ns
+        if t.section == NESTED:
+            for child in ns.children(t.project, t.dataset):
+                yield child, self.getattr(Target(Kind.DATASET, t.project, f"{t.dataset}/{child}"))
+            return
+        suffix = ".json" if t.section in JSON_SECTIONS else ""
+        with self.store.index.read() as txn:
+            for name, item in ns.items(t.project, t.dataset, txn):
+                if t.section == "meta" and item.meta is None:
+                    continue
+                entry = Target(Kind.FILE, t.project, t.dataset, t.section, name + suffix)
+                yield name + suffix, self.file_attrs(entry, item)
+        for (project, dataset, item_name, section), raw in list(self.pending.items()):
+            if (project, dataset, section) == (t.project, t.dataset, t.section):
+                yield item_name + ".json", _attrs(FILE_MODE, len(raw), self.mounted_at)
