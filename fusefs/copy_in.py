@@ -109,12 +109,15 @@ class CopyIn:
                               label=label, ann_label=f"{t.project}/{t.dataset}/ann/{t.name}.json")
             if ann is not None:
                 del self.pending[ann_key]
+            elif (t.project, t.dataset) in self.view.fresh_datasets and ann_key not in self.pending:
+                self.view.implicit_anns.add(ann_key[:3])
             self.pending.pop(meta_key, None)
             log.info("imported %s", label)
             return
         with open(handle.path, "rb") as f:
             raw = f.read()
         key = (t.project, t.dataset, t.item, t.section)
+        self.view.implicit_anns.discard(key[:3])
         parsed = loads(raw, label)
         if t.section == "meta" and not isinstance(parsed, dict):
             raise InvalidInput(label, "expected a JSON object", "$")
@@ -161,7 +164,11 @@ class CopyIn:
         elif t.kind is Kind.SECTION:
             made = self.view.fresh_datasets.get((t.project, t.dataset))
             if made is None:
-                raise FuseOSError(errno.EEXIST)
+                if t.section != NESTED:
+                    raise FuseOSError(errno.EEXIST)
+                self.view.getattr(Target(Kind.DATASET, t.project, t.dataset))
+                self.view.made_nested.add((t.project, t.dataset))
+                return
             if t.section in MEDIA_SECTIONS and t.section != self.view.media_dir(t.project):
                 raise FuseOSError(errno.EPERM)
             made.add(t.section)

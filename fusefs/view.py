@@ -57,6 +57,10 @@ class View:
         # sections that exist so far.
         self.fresh_projects: set[str] = set()
         self.fresh_datasets: dict[tuple[str, str], set[str]] = {}
+        # Empty annotations made for images copied into fresh datasets: hidden until written
+        # (cp creates the ann file with O_EXCL after the image) or until someone lists them.
+        self.implicit_anns: set[tuple[str, str, str]] = set()
+        self.made_nested: set[tuple[str, str]] = set()  # empty datasets/ dirs made by mkdir
         self.mounted_at = time.time_ns()
 
     # -- records -------------------------------------------------------------------------
@@ -96,12 +100,17 @@ class View:
             made = self.fresh_datasets.get((t.project, t.dataset))
             if made is not None and t.section not in made:
                 raise NotFound(f"{t.section}/ of new dataset {t.dataset} is not made yet")
+            if t.section == NESTED and made is None and (t.project, t.dataset) not in self.made_nested \
+                    and not ns.children(t.project, t.dataset):
+                raise NotFound(f"dataset {t.dataset} has no nested datasets")
             return _attrs(DIR_MODE, 0, project.created)
         return self.file_attrs(t)
 
     def file_attrs(self, t: Target, item: ItemRecord | None = None) -> Attrs:
         if t.section == NESTED:
             raise NotFound("datasets/ holds only datasets")
+        if t.section == "ann" and (t.project, t.dataset, t.item) in self.implicit_anns:
+            raise NotFound(f"annotation of {t.item} is not written yet")
         if item is None:
             try:
                 item = self.item(t)
@@ -139,12 +148,11 @@ class View:
                 yield child, self.getattr(Target(Kind.DATASET, t.project, child))
         elif t.kind is Kind.DATASET:
             ns.project(t.project)
-            made = self.fresh_datasets.get((t.project, t.dataset))
-            if made is not None:  # a person looked: from now on it shows what it always shows
-                made.update((self.media_dir(t.project), *JSON_SECTIONS))
+            made = self.fresh_datasets.pop((t.project, t.dataset), None)  # a person looked: no longer fresh
             for section in (self.media_dir(t.project), *JSON_SECTIONS):
                 yield section, self.getattr(Target(Kind.SECTION, t.project, t.dataset, section))
-            if ns.children(t.project, t.dataset) or NESTED in (made or ()):
+            if ns.children(t.project, t.dataset) or NESTED in (made or ()) or \
+                    (t.project, t.dataset) in self.made_nested:
                 yield NESTED, self.getattr(Target(Kind.SECTION, t.project, t.dataset, NESTED))
         elif t.kind is Kind.SECTION:
             self.getattr(t)
@@ -159,6 +167,8 @@ class View:
                 yield child, self.getattr(Target(Kind.DATASET, t.project, f"{t.dataset}/{child}"))
             return
         suffix = ".json" if t.section in JSON_SECTIONS else ""
+        if t.section == "ann" and self.implicit_anns:  # a person looked: show what is there
+            self.implicit_anns -= {k for k in self.implicit_anns if k[:2] == (t.project, t.dataset)}
         with self.store.index.read() as txn:
             for name, item in ns.items(t.project, t.dataset, txn):
                 if t.section == "meta" and item.meta is None:

@@ -1,0 +1,51 @@
+"""A real kernel mount in a temp dir, always unmounted, even when a test fails."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from fusefs.mount import is_fuse_mount, mount_background
+
+if not os.path.exists("/dev/fuse"):
+    pytest.skip("/dev/fuse is missing on this machine: the mount tests need a kernel FUSE device",
+                allow_module_level=True)
+
+
+def force_unmount(mountpoint: Path, pid: int | None) -> None:
+    for args in (["-u"], ["-u", "-z"]):
+        if not is_fuse_mount(str(mountpoint)):
+            break
+        subprocess.run(["fusermount3", *args, str(mountpoint)], capture_output=True)
+        time.sleep(0.05)
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@contextmanager
+def mounted(store: Path, mountpoint: Path, **options: object) -> Iterator[Path]:
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    pid = None
+    try:
+        pid = mount_background(str(store), str(mountpoint), **options)  # type: ignore[arg-type]
+        yield mountpoint
+    finally:
+        force_unmount(mountpoint, pid)
+
+
+@pytest.fixture
+def mount(tmp_path: Path):
+    """Mount a store: `with mount(store_path) as mnt:` (or with read_only=True, project=...)."""
+    def _mount(store: Path, **options: object):
+        return mounted(store, tmp_path / f"mnt{len(list(tmp_path.glob('mnt*')))}", **options)
+    return _mount
