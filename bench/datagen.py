@@ -248,3 +248,22 @@ def make_sample_project(root: Path, seed: int = 0) -> Path:
     (root / ds / "meta").mkdir(parents=True, exist_ok=True)
     (root / ds / "meta" / f"{name}.json").write_text(json.dumps(item_meta, indent=4))
     return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.datagen sample DIR` | `dedup DIR [DISTINCT COPIES]`."""
+    import sys
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) >= 2 and args[0] == "sample":
+        print(f"sample Supervisely project written to {make_sample_project(Path(args[1]))}")
+        return 0
+    if len(args) >= 2 and args[0] == "dedup":
+        counts = [int(a) for a in args[2:4]]
+        print(make_dedup_set(Path(args[1]), *counts))
+        return 0
+    print("usage: python -m bench.datagen sample DIR | dedup DIR [DISTINCT COPIES]", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

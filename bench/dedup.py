@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,8 +61,9 @@ def _gnu_time() -> str | None:
 
 
 GNU_TIME = _gnu_time()
-RSS_NOTE = ("peak RSS: " + ("GNU time %M of the benchmarked process tree" if GNU_TIME else
-            "os.wait4 ru_maxrss (GNU time not found: includes this script's RSS, an upper bound)"))
+RSS_NOTE = ("peak RSS: the larger of GNU time %M of the command and the sampled (20 ms) sum of RSS over "
+            "the command and all its descendants (worker processes included; shared pages counted per "
+            "process, so an upper bound)")
 
 
 def run(cmd: list[str], work: Path, env: dict | None = None) -> tuple[float, float, str]:
@@ -74,8 +76,10 @@ def run(cmd: list[str], work: Path, env: dict | None = None) -> tuple[float, flo
             proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=REPO, env=env)
         except OSError as e:
             raise BenchError(f"cannot start {full[0]!r}: {e}") from e
+        sampler = TreeRss(proc.pid)
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
+        tree_peak = sampler.stop()
     proc.returncode = rc = os.waitstatus_to_exitcode(status)
     stdout, stderr = out_p.read_text(errors="replace"), err_p.read_text(errors="replace")
     if rc != 0:
@@ -85,7 +89,46 @@ def run(cmd: list[str], work: Path, env: dict | None = None) -> tuple[float, flo
     if GNU_TIME:
         lines = rss_p.read_text().split()
         kib = int(lines[-1]) if lines and lines[-1].isdigit() else kib
-    return wall, kib * 1024 / MB, stdout
+    return wall, max(kib * 1024, tree_peak) / MB, stdout
+
+
+class TreeRss:
+    """Samples the summed RSS of a process and all its descendants (worker processes
+    included) every 20 ms; `stop()` returns the peak in bytes. Shared pages count once
+    per process, so this is an upper bound."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.wait(0.02):
+            parents: dict[int, int] = {}
+            rss: dict[int, int] = {}
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                parents[int(entry)] = int(fields[1])
+                rss[int(entry)] = int(fields[21]) * page
+            tree, frontier = {self.pid}, [self.pid]
+            while frontier:
+                parent = frontier.pop()
+                kids = [p for p, pp in parents.items() if pp == parent and p not in tree]
+                tree.update(kids)
+                frontier.extend(kids)
+            self.peak = max(self.peak, sum(rss.get(p, 0) for p in tree))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
 
 
 def du_sb(path: Path) -> int:

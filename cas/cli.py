@@ -211,6 +211,16 @@ def put_cmd(c: Context, files: tuple[Path, ...]) -> None:
         click.echo(f"{c.store.put(path)}  {path}")
 
 
+@cli.command("release")
+@click.argument("blob_ids", nargs=-1, required=True)
+@pass_ctx
+def release_cmd(c: Context, blob_ids: tuple[str, ...]) -> None:
+    """Drop the reference a `cas put` took; `cas gc` then frees blobs nothing else uses."""
+    for text in blob_ids:
+        c.store.release(BlobId.from_hex(text))
+        click.echo(f"released {text}")
+
+
 @cli.command("get")
 @click.argument("blob_id")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -269,16 +279,16 @@ def fsck_cmd(c: Context, repair: bool, quick: bool) -> None:
 
 
 @cli.command("mount")
-@click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("mountpoint")  # checked by check_mountpoint (a stale one cannot even be stat'ed)
 @click.option("--foreground", "-f", is_flag=True, help="Serve in this process until unmounted (Ctrl-C unmounts).")
 @click.option("--read-only", is_flag=True, help="Refuse every change through the mount.")
 @click.option("--project", "-p", default=None, help="Show only this project, at the mount root.")
 @pass_ctx
-def mount_cmd(c: Context, mountpoint: Path, foreground: bool, read_only: bool, project: str | None) -> None:
+def mount_cmd(c: Context, mountpoint: str, foreground: bool, read_only: bool, project: str | None) -> None:
     """Mount the store as Supervisely-format directories; copying files in imports them."""
     from fusefs.mount import check_mountpoint, mount_background, run_foreground
 
-    check_mountpoint(str(mountpoint))
+    check_mountpoint(mountpoint)
     store = c.store
     if project is not None:
         store.ns.project(project)
@@ -286,19 +296,19 @@ def mount_cmd(c: Context, mountpoint: Path, foreground: bool, read_only: bool, p
     store.close()  # the daemon opens the index itself
     c._store = None
     if foreground:
-        run_foreground(root, str(mountpoint), read_only, project)
+        run_foreground(root, mountpoint, read_only, project)
         return
-    pid = mount_background(root, str(mountpoint), read_only, project)
+    pid = mount_background(root, mountpoint, read_only, project)
     click.echo(f"mounted {root} at {mountpoint} (daemon pid {pid}; log {root}/logs/mount.log)")
 
 
 @cli.command("umount")
-@click.argument("mountpoint", type=click.Path(path_type=Path))
-def umount_cmd(mountpoint: Path) -> None:
+@click.argument("mountpoint")
+def umount_cmd(mountpoint: str) -> None:
     """Unmount; also clears a stale mount left by a killed daemon."""
     from fusefs.mount import umount
 
-    click.echo(f"{umount(str(mountpoint))}: {mountpoint}")
+    click.echo(f"{umount(mountpoint)}: {mountpoint}")
 
 
 def main() -> None:
@@ -319,4 +329,8 @@ def main() -> None:
         sys.exit(1)
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as e:  # a file of the user's (unreadable source, unwritable destination)
+        where = f"{e.filename}: " if e.filename else ""
+        click.echo(f"error: {where}{e.strerror or e}", err=True)
+        sys.exit(1)
     sys.exit(0)

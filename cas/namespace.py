@@ -9,9 +9,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
-
-import lmdb
+from typing import TYPE_CHECKING, Any
 
 from .annotation import Meta, default_meta
 from .errors import AlreadyExists, Conflict, InvalidInput, NotFound
@@ -20,6 +18,9 @@ from .index import Index, dataset_key, item_key, item_prefix, project_key, split
 from .names import check_dataset_path, check_name
 from .records import DatasetRecord, ItemRecord, ProjectRecord
 from .refs import adjust_refs
+
+if TYPE_CHECKING:
+    import lmdb
 
 
 class Namespace:

@@ -26,6 +26,7 @@ class BlobReader:
         self.size = size
         self._pos = 0
         self._hasher: Hasher | None = Hasher()
+        self.corrupt: str | None = None  # once found corrupt, every later read fails too
         actual = os.fstat(fd).st_size
         if actual != size:
             os.close(fd)
@@ -33,11 +34,15 @@ class BlobReader:
             self._corrupt(f"file has {actual} bytes, index says {size}")
 
     def _corrupt(self, why: str) -> None:
-        log.error("corrupt blob %s: %s", self.id, why)
+        if self.corrupt is None:
+            log.error("corrupt blob %s: %s", self.id, why)
+        self.corrupt = why
         raise CorruptBlob(f"blob {self.id} is corrupt: {why}; run `cas fsck`")
 
     def pread(self, length: int, offset: int) -> bytes:
         """Bytes at an offset; not verified unless part of a sequential read."""
+        if self.corrupt is not None:
+            self._corrupt(self.corrupt)
         data = os.pread(self.fd, length, offset)
         if self._hasher is not None:
             if offset == self._hasher.size:

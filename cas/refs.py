@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-
-import lmdb
+from typing import TYPE_CHECKING
 
 from .errors import CasError, NotFound
 from .ids import BlobId
 from .index import Index
 from .records import LOCAL, BlobRecord
+
+if TYPE_CHECKING:
+    import lmdb
 
 
 def get_blob(index: Index, txn: lmdb.Transaction, blob_id: BlobId) -> BlobRecord | None:

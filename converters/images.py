@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from cas.errors import InvalidInput
 from cas.media import is_image_name
 from cas.session import ImportSession
 
@@ -38,6 +39,8 @@ def _walk(root: str, rel: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
 def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
     """Queue every image under `src`. Files directly in `src` go to `dataset` (default: the
     folder's name); each sub-folder becomes a dataset (nested under `dataset` if given)."""
+    if not src.is_dir():
+        raise InvalidInput(str(src), "not a directory")
     skipped = 0
     top = dataset or src.resolve().name
     for rel, entry in _walk(str(src), ""):

@@ -26,7 +26,7 @@ def detect_format(src: Path) -> str:
 
 
 def count_items(src: Path, fmt: str) -> int | None:
-    counter = getattr(FORMATS[fmt], "count", None)
+    counter = getattr(FORMATS.get(fmt), "count", None)  # unknown: import_source reports it
     return counter(src) if counter else None
 
 

@@ -81,9 +81,13 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                 ann_label = f"{rel}/ann/{entry.name}.json"
                 ann = ann_path.read_bytes() if ann_path.is_file() else None
                 counts["empty_annotations"] += ann is None
-                item_meta = read_json_file(meta_path, f"{rel}/meta/{entry.name}.json") if meta_path.is_file() else None
-                if item_meta is not None and not isinstance(item_meta, dict):
-                    raise InvalidInput(f"{rel}/meta/{entry.name}.json", "expected a JSON object", "$")
+                try:
+                    item_meta = read_json_file(meta_path, f"{rel}/meta/{entry.name}.json") if meta_path.is_file() else None
+                    if item_meta is not None and not isinstance(item_meta, dict):
+                        raise InvalidInput(f"{rel}/meta/{entry.name}.json", "expected a JSON object", "$")
+                except InvalidInput as e:
+                    session.reject(e)  # fails the import unless --skip-invalid
+                    continue
                 session.add_item(target, entry.name, entry.path, ann=ann, item_meta=item_meta,  # type: ignore[arg-type]
                                  label=f"{rel}/{items_dir.name}/{entry.name}", ann_label=ann_label)
         if (folder / "ann").is_dir():
@@ -96,8 +100,8 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
 
 def write(store: Store, project: str, dest: Path) -> dict[str, int]:
     """Write a project as a Supervisely directory: media byte-identical, JSON pretty-printed."""
-    if dest.exists() and any(dest.iterdir()):
-        raise AlreadyExists(f"{dest} exists and is not empty")
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise AlreadyExists(f"{dest} exists and is not an empty directory")
     rec = store.ns.project(project)
     item_dir = "video" if rec.project_type == "videos" else "img"
     dest.mkdir(parents=True, exist_ok=True)

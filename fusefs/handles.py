@@ -20,7 +20,7 @@ class ReadHandle:
         self._lock = threading.Lock()  # the digest tracker is not thread-safe; pread is
 
     def read(self, size: int, offset: int) -> bytes:
-        if self.reader._hasher is None:  # not (or no longer) sequential: plain pread
+        if self.reader._hasher is None and self.reader.corrupt is None:  # not sequential: plain pread
             return os.pread(self.reader.fd, size, offset)
         with self._lock:
             return self.reader.pread(size, offset)

@@ -6,8 +6,10 @@ import errno
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,17 +31,22 @@ def log_path(store_root: str) -> Path:
     return path / "mount.log"
 
 
+def is_stale(mountpoint: str) -> bool:
+    """A FUSE mount whose daemon is gone ('Transport endpoint is not connected')."""
+    try:
+        os.listdir(mountpoint)  # stat alone may be answered from the kernel's attribute cache
+    except OSError as e:
+        return e.errno == errno.ENOTCONN
+    return False
+
+
 def check_mountpoint(mountpoint: str) -> None:
     """A clear error for a missing, busy or stale (killed daemon) mount point."""
-    try:
-        st = os.stat(mountpoint)
-    except OSError as e:
-        if e.errno == errno.ENOTCONN:
-            raise CasError(f"{mountpoint} is a stale mount (its daemon died: 'Transport endpoint is not "
-                           f"connected'); run `cas umount {mountpoint}` first") from None
-        raise CasError(f"mount point {mountpoint} does not exist") from None
-    if not os.path.isdir(mountpoint) or not (st.st_mode & 0o040000):
-        raise CasError(f"mount point {mountpoint} is not a directory")
+    if is_stale(mountpoint):
+        raise CasError(f"{mountpoint} is a stale mount (its daemon died: 'Transport endpoint is not "
+                       f"connected'); run `cas umount {mountpoint}` first")
+    if not os.path.isdir(mountpoint):
+        raise CasError(f"mount point {mountpoint} does not exist or is not a directory")
     if os.path.ismount(mountpoint):
         raise CasError(f"{mountpoint} is already a mount point")
 
@@ -62,8 +69,33 @@ def run_foreground(store_root: str, mountpoint: str, read_only: bool = False, pr
     root.setLevel(logging.INFO)
     logging.getLogger("mfusepy").setLevel(logging.WARNING)
     ops = CasOperations(str(Path(store_root).resolve()), read_only=read_only, project=project)
+    _unmount_on_signals(mountpoint)
     CasFUSE(ops, mountpoint, foreground=True, nothreads=False, fsname=f"cas:{store_root}", subtype="cas",
             ro=read_only, **MOUNT_OPTIONS)
+
+
+def _unmount_on_signals(mountpoint: str) -> None:
+    """SIGINT, SIGTERM and SIGHUP unmount cleanly, whichever thread they hit.
+
+    libfuse's own handlers only flag the loop to stop, which a multi-threaded loop
+    may not notice until the next request. Instead the signals are blocked in every
+    thread (FUSE's threads inherit the mask) and one watcher takes them with sigwait
+    and unmounts; the kernel then ends the session and the loop returns.
+    """
+    signals = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+
+    def watch() -> None:
+        sig = signal.sigwait(signals)
+        log.info("signal %s: unmounting %s", signal.Signals(sig).name, mountpoint)
+        try:
+            umount(mountpoint)
+        except CasError as e:  # busy: detach lazily so the daemon can still exit
+            log.warning("%s; detaching lazily", e)
+            tool = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount3"
+            subprocess.run([tool, "-u", "-z", mountpoint], capture_output=True)
+
+    threading.Thread(target=watch, name="cas-signals", daemon=True).start()
 
 
 def mount_background(store_root: str, mountpoint: str, read_only: bool = False, project: str | None = None) -> int:
@@ -97,13 +129,7 @@ def umount(mountpoint: str) -> str:
     tool = shutil.which("fusermount3") or shutil.which("fusermount")
     if tool is None:
         raise CasError("fusermount3 not found: install the fuse3 package")
-    stale = False
-    try:
-        os.stat(mountpoint)
-    except OSError as e:
-        if e.errno != errno.ENOTCONN:
-            raise CasError(f"{mountpoint}: {e.strerror}") from None
-        stale = True
+    stale = is_stale(mountpoint)
     if not stale and not is_fuse_mount(mountpoint):
         raise CasError(f"{mountpoint} is not a cas mount")
     res = subprocess.run([tool, "-u", *(["-z"] if stale else []), mountpoint], capture_output=True, text=True)

@@ -59,3 +59,21 @@ def run_cas(store: Path, *args: str, check: bool = True, input: bytes | None = N
 def sample_project(tmp_path: Path) -> Path:
     from bench.datagen import make_sample_project
     return make_sample_project(tmp_path / "sample")
+
+
+def visible_lines(stream: bytes) -> list[str]:
+    """Lines as a terminal shows them: a progress bar's '\\r' redraws are overwritten."""
+    return [line.rsplit("\r", 1)[-1] for line in stream.decode().split("\n") if line.rsplit("\r", 1)[-1].strip()]
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """A user error: exit status 1, exactly one line `error: ...` on stderr, no traceback.
+    Returns that line; every needle must be in it."""
+    stderr = proc.stderr.decode()
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode == 1, (proc.returncode, stderr)
+    lines = visible_lines(proc.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]

@@ -1,0 +1,110 @@
+"""The daemon: clean unmount on signals, stale mount points, errors that never kill it."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cas import Store
+from fusefs.mount import is_fuse_mount, mount_background
+from tests.conftest import ROOT, jpeg_bytes, run_cas
+from tests.fusefs.conftest import force_unmount
+
+
+def small_store(tmp_path):
+    store = tmp_path / "store"
+    (tmp_path / "src/a").mkdir(parents=True)
+    (tmp_path / "src/a/x.jpg").write_bytes(jpeg_bytes())
+    (tmp_path / "src/a/y.jpg").write_bytes(jpeg_bytes(20, 20))
+    run_cas(store, "import", str(tmp_path / "src"), "--project", "p")
+    return store
+
+
+def wait_gone(pid, timeout=10.0):
+    """True once the daemon (our child: reap it, or it lingers as a zombie) has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True
+        except ChildProcessError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_unmounts_cleanly(tmp_path, sig):
+    store, mnt = small_store(tmp_path), tmp_path / "mnt"
+    mnt.mkdir()
+    pid = mount_background(str(store), str(mnt))
+    try:
+        assert (mnt / "p/a/img/x.jpg").read_bytes() == jpeg_bytes()
+        os.kill(pid, sig)
+        assert wait_gone(pid)
+        assert not is_fuse_mount(str(mnt))
+        assert os.listdir(mnt) == []
+    finally:
+        force_unmount(mnt, pid)
+
+
+def test_stale_mount_is_detected_and_cleared(tmp_path):
+    store, mnt = small_store(tmp_path), tmp_path / "mnt"
+    mnt.mkdir()
+    pid = mount_background(str(store), str(mnt))
+    try:
+        os.kill(pid, signal.SIGKILL)
+        assert wait_gone(pid)
+        with pytest.raises(OSError) as err:
+            os.listdir(mnt)
+        assert err.value.errno == errno.ENOTCONN
+        again = run_cas(store, "mount", str(mnt), check=False)
+        assert again.returncode == 1
+        assert "stale mount" in again.stderr.decode() and "cas umount" in again.stderr.decode()
+        assert "cleared stale mount" in run_cas(store, "umount", str(mnt)).stdout.decode()
+        assert os.listdir(mnt) == []
+        out = run_cas(store, "mount", str(mnt)).stdout.decode()
+        assert "mounted" in out
+        assert (mnt / "p/a/img/x.jpg").read_bytes() == jpeg_bytes()
+        assert "unmounted" in run_cas(store, "umount", str(mnt)).stdout.decode()
+    finally:
+        force_unmount(mnt, None)
+
+
+def test_corrupt_blob_is_eio_with_a_log_line_and_the_daemon_lives(tmp_path, mount):
+    store = small_store(tmp_path)
+    with Store(store) as s:
+        blob = s.ns.item("p", "a", "x.jpg").media
+        path = s.backend.path(blob)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\x01\x02\x03")
+    with mount(store) as mnt:
+        with pytest.raises(OSError) as err:
+            (mnt / "p/a/img/x.jpg").read_bytes()
+        assert err.value.errno == errno.EIO
+        assert (mnt / "p/a/img/y.jpg").read_bytes() == jpeg_bytes(20, 20)
+    assert f"corrupt blob {blob}" in (store / "logs/mount.log").read_text()
+
+
+def test_foreground_mount_serves_until_sigterm(tmp_path):
+    store, mnt = small_store(tmp_path), tmp_path / "mnt"
+    mnt.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "cas", "--store", str(store), "mount", "--foreground", str(mnt)],
+                            env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not is_fuse_mount(str(mnt)) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert (mnt / "p/a/img/x.jpg").read_bytes() == jpeg_bytes()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0, proc.stderr.read()
+        assert not is_fuse_mount(str(mnt))
+    finally:
+        force_unmount(mnt, proc.pid)

@@ -1,0 +1,247 @@
+"""Every `cas` command once, through the real executable: output, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.datagen import make_sample_project
+from cas import NotFound, Store
+from cas.hashing import hash_bytes
+from tests.conftest import ROOT, assert_user_error, run_cas
+
+COMMANDS = ("init", "import", "export", "ls", "stats", "put", "get", "rm", "gc", "fsck")
+ID_LINE = re.compile(r"^([0-9a-f]{32})  (.+)$")
+
+
+def stats(store: Path) -> dict:
+    return json.loads(run_cas(store, "stats", "--json").stdout)
+
+
+def lines(proc: subprocess.CompletedProcess) -> list[str]:
+    return proc.stdout.decode().splitlines()
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_sample_project(tmp_path_factory.mktemp("cli") / "sample")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, sample: Path) -> Path:
+    """A store holding the sample as project `demo`; tests using it only read."""
+    store = tmp_path_factory.mktemp("demo") / "store"
+    run_cas(store, "import", str(sample), "--project", "demo")
+    return store
+
+
+@pytest.fixture(scope="module")
+def blob(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, bytes]:
+    """(store, id, bytes) of one `put` blob: binary content with newlines and NULs."""
+    base = tmp_path_factory.mktemp("blob")
+    data = bytes(range(256)) * 40 + b"\n\r\n\0end"
+    (base / "f.bin").write_bytes(data)
+    out = lines(run_cas(base / "store", "put", str(base / "f.bin")))
+    return base / "store", ID_LINE.match(out[0]).group(1), data
+
+
+# -- commands ------------------------------------------------------------------------------------
+def test_help_lists_every_command(tmp_path):
+    out = run_cas(tmp_path / "store", "--help").stdout.decode()
+    listed = set(re.findall(r"^  (\w+)\s", out.split("Commands:", 1)[1], re.MULTILINE))
+    assert set(COMMANDS) <= listed, set(COMMANDS) - listed  # mount/umount belong to the FUSE view
+
+
+def test_init_creates_the_store_then_reports_it_exists(tmp_path):
+    store = tmp_path / "store"
+    assert lines(run_cas(store, "init")) == [f"initialized store at {store}"]
+    assert (store / "index" / "data.mdb").is_file() and (store / "blobs").is_dir()
+    assert lines(run_cas(store, "init")) == [f"store exists at {store}"]
+
+
+def test_put_prints_id_and_path_per_file_and_same_content_gives_same_id(tmp_path):
+    a, b, c = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.txt"
+    a.write_bytes(b"same bytes")
+    b.write_bytes(b"same bytes")
+    c.write_bytes(b"other bytes")
+    out = lines(run_cas(tmp_path / "store", "put", str(a), str(b), str(c)))
+    matches = [ID_LINE.match(line) for line in out]
+    assert all(matches) and len(matches) == 3, out
+    assert [m.group(2) for m in matches] == [str(a), str(b), str(c)]
+    ids = [m.group(1) for m in matches]
+    assert ids[0] == ids[1] == str(hash_bytes(b"same bytes")) != ids[2]
+    assert stats(tmp_path / "store")["blobs"] == 2
+
+
+def test_get_writes_the_bytes_to_a_file_or_stdout(blob, tmp_path):
+    store, blob_id, data = blob
+    run_cas(store, "get", blob_id, "-o", str(tmp_path / "out.bin"))
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert run_cas(store, "get", blob_id).stdout == data
+
+
+def test_get_with_a_malformed_id_is_a_one_line_error(blob):
+    assert_user_error(run_cas(blob[0], "get", "not-hex", check=False), "not a blob id", "'not-hex'")
+
+
+def test_get_of_an_unknown_id_is_a_one_line_error(blob):
+    unknown = "0" * 32
+    assert_user_error(run_cas(blob[0], "get", unknown, check=False), f"no blob {unknown}")
+
+
+def test_get_into_a_missing_directory_is_a_one_line_error(blob, tmp_path):
+    proc = run_cas(blob[0], "get", blob[1], "-o", str(tmp_path / "nodir" / "out"), check=False)
+    assert_user_error(proc, "no such directory", str(tmp_path / "nodir"))
+
+
+def test_ls_lists_projects(demo):
+    assert lines(run_cas(demo, "ls")) == ["demo\timages\t3 datasets\t8 items"]
+
+
+def test_ls_project_lists_nested_datasets(demo):
+    assert lines(run_cas(demo, "ls", "demo")) == ["train/\t3 items", "  night/\t2 items", "val/\t3 items"]
+
+
+def test_ls_dataset_lists_items_then_children(demo):
+    out = lines(run_cas(demo, "ls", "demo/train"))
+    assert [line.split("\t")[:2] for line in out[:3]] == [
+        ["street_001.jpg", "640x480"], ["street_002.jpg", "800x600"], ["street_003.png", "640x480"]]
+    assert out[3:] == ["night/\t2 items"]
+    assert [line.split("\t")[0] for line in lines(run_cas(demo, "ls", "demo/train/night"))] == [
+        "night_001.jpg", "night_002.png"]
+
+
+def test_ls_item_shows_its_record(demo, sample):
+    data = (sample / "val/img/val_001.jpg").read_bytes()
+    assert lines(run_cas(demo, "ls", "demo/val/val_001.jpg")) == [
+        f"val_001.jpg\t800x600\t{len(data)}\timage/jpeg\t{hash_bytes(data)}"]
+
+
+def test_ls_of_something_missing_is_a_one_line_error(demo):
+    assert_user_error(run_cas(demo, "ls", "nope", check=False), "no project named 'nope'")
+    assert_user_error(run_cas(demo, "ls", "demo/nope", check=False), "no dataset or item demo/nope")
+    assert_user_error(run_cas(demo, "ls", "demo/val/nope.jpg", check=False), "no item demo/val/nope.jpg")
+
+
+def test_stats_counts_the_store(demo):
+    s = stats(demo)
+    assert (s["projects"], s["datasets"], s["items"], s["blobs"]) == (1, 3, 8, 15)
+    assert s["unreferenced_blobs"] == 0 and s["logical_bytes"] > s["stored_bytes"] > 0
+    text = run_cas(demo, "stats").stdout.decode()
+    assert re.search(r"^items\s+8$", text, re.MULTILINE) and re.search(r"^blobs\s+15$", text, re.MULTILINE)
+
+
+def test_rm_item_dataset_project_then_gc_frees_every_byte(sample, tmp_path):
+    store = tmp_path / "store"
+    run_cas(store, "import", str(sample), "--project", "demo")
+    assert "(1 items)" in run_cas(store, "rm", "demo/val/val_001.jpg").stdout.decode()
+    with Store(store) as s:
+        assert [name for name, _ in s.ns.items("demo", "val")] == ["val_002.png", "val_003.jpg"]
+    assert "(5 items)" in run_cas(store, "rm", "demo/train").stdout.decode()  # with train/night
+    with Store(store) as s:
+        assert s.ns.datasets("demo") == ["val"]
+    assert "(2 items)" in run_cas(store, "rm", "demo").stdout.decode()
+    assert lines(run_cas(store, "ls")) == []
+    s = stats(store)
+    assert (s["projects"], s["datasets"], s["items"]) == (0, 0, 0)
+    assert s["unreferenced_blobs"] == s["blobs"] == 15
+    assert lines(run_cas(store, "gc"))[0].startswith("removed 15 blobs and 0 orphan files")
+    s = stats(store)
+    assert (s["blobs"], s["unreferenced_blobs"], s["stored_bytes"]) == (0, 0, 0)
+    assert [p for p in (store / "blobs").rglob("*") if p.is_file()] == []
+
+
+def test_fsck_finds_a_missing_blob_and_repair_drops_the_items_that_needed_it(sample, tmp_path):
+    store = tmp_path / "store"
+    run_cas(store, "import", str(sample), "--project", "demo")
+    assert lines(run_cas(store, "fsck"))[-1].endswith("8 items: clean")
+    with Store(store) as s:
+        shared = s.ns.item("demo", "train", "street_001.jpg").media  # also val/val_003.jpg's image
+        path = Path(s.backend.path(shared))
+    path.unlink()
+
+    proc = run_cas(store, "fsck", check=False)
+    assert proc.returncode == 1
+    out = lines(proc)
+    assert f"missing-blob: {shared}: file is missing" in out
+    assert sorted(line.split(":")[1].strip() for line in out if line.startswith("damaged-item")) == [
+        "demo/train/street_001.jpg", "demo/val/val_003.jpg"]
+
+    repair = run_cas(store, "fsck", "--repair")
+    assert lines(repair)[-1].endswith("3 problems, repaired")
+    assert lines(run_cas(store, "fsck"))[-1].endswith("6 items: clean")
+    with Store(store) as s:
+        for dataset, name in (("train", "street_001.jpg"), ("val", "val_003.jpg")):
+            with pytest.raises(NotFound):
+                s.ns.item("demo", dataset, name)
+        assert not s.has(shared)
+        assert s.stats()["items"] == 6
+
+
+# -- errors ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("args", [
+    ["--bogus", "ls"],                  # unknown global option
+    ["ls", "--bogus"],                  # unknown command option
+    ["nosuchcommand"],
+    ["get"],                            # missing argument
+    ["put"],
+    ["import", "."],                    # missing required --project
+    ["put", "does-not-exist.bin"],      # click checks the path
+    ["import", ".", "--project", "p", "--workers", "0"],
+], ids=lambda a: " ".join(a))
+def test_usage_errors_exit_2_without_traceback(args, tmp_path):
+    proc = run_cas(tmp_path / "store", *args, check=False)
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 2, stderr
+    assert "Traceback" not in stderr and "Usage:" in stderr and "Error:" in stderr
+
+
+def test_unknown_import_format_is_a_one_line_error_also_with_progress_bars(sample, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "cas", "--store", str(tmp_path / "store"), "import", str(sample),
+                           "--project", "p", "--format", "coco"], capture_output=True, env=env, timeout=120)
+    assert_user_error(proc, "unknown format 'coco'")
+
+
+def test_invalid_names_are_one_line_errors(sample, tmp_path):
+    store = tmp_path / "store"
+    assert_user_error(run_cas(store, "import", str(sample), "--project", "a/b", check=False),
+                      "project name may not contain a slash")
+    assert_user_error(run_cas(store, "import", str(sample), "--project", "p", "--dataset", "x//y", check=False),
+                      "empty dataset name")
+    assert_user_error(run_cas(store, "rm", "nope", check=False), "no project named 'nope'")
+    assert lines(run_cas(store, "ls")) == []
+
+
+# -- where the store is --------------------------------------------------------------------------
+def run_plain(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    """`python -m cas` without the --store that run_cas adds, with exactly these store variables."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("CAS_STORE", "XDG_DATA_HOME")}
+    proc = subprocess.run([sys.executable, "-m", "cas", "--quiet", *args], capture_output=True,
+                          env={**clean, "PYTHONPATH": str(ROOT), **env}, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc
+
+
+def made_stores(*roots: Path) -> list[Path]:
+    return [root for root in roots if (root / "index" / "data.mdb").exists()]
+
+
+def test_store_option_beats_cas_store_beats_xdg_data_home(tmp_path):
+    flag, env_store, xdg, home = (tmp_path / n for n in ("flag", "env", "xdg", "home"))
+    candidates = (flag, env_store, xdg / "cas", home / ".local" / "share" / "cas")
+    run_plain(["--store", str(flag), "init"], CAS_STORE=str(env_store), XDG_DATA_HOME=str(xdg), HOME=str(home))
+    assert made_stores(*candidates) == [flag]
+    run_plain(["init"], CAS_STORE=str(env_store), XDG_DATA_HOME=str(xdg), HOME=str(home))
+    assert made_stores(*candidates) == [flag, env_store]
+    out = run_plain(["init"], XDG_DATA_HOME=str(xdg), HOME=str(home)).stdout.decode()
+    assert made_stores(*candidates) == [flag, env_store, xdg / "cas"]
+    assert out.strip() == f"initialized store at {xdg / 'cas'}"
+    run_plain(["init"], HOME=str(home))
+    assert made_stores(*candidates) == list(candidates)

@@ -1,0 +1,118 @@
+"""Import rules between the layers, read from the source with `ast` (nothing is imported).
+
+    cas/         the engine: knows nothing of converters or the FUSE view (cas/cli.py, the
+                 composition root, is the one exception)
+    converters/  formats over the engine; never the FUSE view
+    fusefs/      the FUSE view over the engine; never the converters
+    lmdb         only the index layer; msgpack only cas/records.py and cas/session.py
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PACKAGES = ("cas", "converters", "fusefs")
+
+# These two import lmdb under `if TYPE_CHECKING:`, for `lmdb.Transaction` annotations only
+# (see test_other_lmdb_imports_are_for_annotations_only); cas/index.py is the only real user.
+LMDB_FOR_ANNOTATIONS = {"cas/namespace.py", "cas/refs.py"}
+
+
+def sources() -> list[Path]:
+    return sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+@cache
+def parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+@cache
+def imports(path: Path) -> frozenset[str]:
+    """Absolute names of every module a file imports, anywhere in it (functions too);
+    relative imports resolved against the file's package."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    package = parts[:-1]  # a module's package; for __init__.py, the package itself
+    found: set[str] = set()
+    for node in ast.walk(parse(path)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ""
+            found.add(prefix)
+            found.update(f"{prefix}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return frozenset(found)
+
+
+def importers(top: str) -> set[str]:
+    """Files that import `top` or anything under it."""
+    return {rel(p) for p in sources() if any(m == top or m.startswith(top + ".") for m in imports(p))}
+
+
+def in_package(files: set[str], package: str) -> set[str]:
+    return {f for f in files if f.startswith(package + "/")}
+
+
+def test_the_scanner_sees_the_imports_it_must_see():
+    """Guards the rules below against a scanner that finds nothing."""
+    assert len(sources()) >= 25
+    assert "converters" in {m.split(".")[0] for m in imports(ROOT / "cas" / "cli.py")}  # inside functions
+    assert "cas.errors" in imports(ROOT / "cas" / "backends" / "local.py")  # `from ..errors import`
+    assert "converters.supervisely" in imports(ROOT / "converters" / "__init__.py")  # `from . import x`
+    assert "cas/index.py" in importers("lmdb") and "cas/records.py" in importers("msgpack")
+
+
+def test_engine_does_not_import_converters_or_fusefs():
+    for layer in ("converters", "fusefs"):
+        assert in_package(importers(layer), "cas") <= {"cas/cli.py"}, layer
+
+
+def test_converters_do_not_import_fusefs():
+    assert in_package(importers("fusefs"), "converters") == set()
+
+
+def test_fusefs_does_not_import_converters():
+    assert in_package(importers("converters"), "fusefs") == set()
+
+
+def test_lmdb_only_in_the_index():
+    assert importers("lmdb") - LMDB_FOR_ANNOTATIONS == {"cas/index.py"}
+
+
+@pytest.mark.parametrize("file", sorted(LMDB_FOR_ANNOTATIONS))
+def test_other_lmdb_imports_are_for_annotations_only(file):
+    tree = parse(ROOT / file)
+    annotations = [n for node in ast.walk(tree) for n in _annotations(node)]
+    in_annotations = {id(n) for a in annotations for n in ast.walk(a)}
+    runtime = [n.lineno for n in ast.walk(tree)
+               if isinstance(n, ast.Name) and n.id == "lmdb" and id(n) not in in_annotations]
+    assert runtime == [], f"{file} uses lmdb outside type annotations at lines {runtime}"
+
+
+def _annotations(node: ast.AST) -> list[ast.expr]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        args = node.args
+        every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+        return [a.annotation for a in every if a is not None and a.annotation is not None] + \
+            ([node.returns] if node.returns else [])
+    if isinstance(node, ast.AnnAssign):
+        return [node.annotation]
+    return []
+
+
+def test_msgpack_only_in_records_and_session():
+    assert importers("msgpack") == {"cas/records.py", "cas/session.py"}
