@@ -6,6 +6,9 @@ CAS    := $(VENV)/bin/cas
 STAMP  := $(VENV)/.installed
 DEMO   := .demo
 
+SLY    := .venv-sly
+SLY_STAMP := $(SLY)/.installed
+
 .PHONY: demo test bench system-deps clean
 
 # FUSE's user-space side (fusermount3) for the mount; apt-get only when root and missing.
@@ -33,11 +36,18 @@ demo: system-deps $(STAMP)
 	@echo; echo '$$ cas ls demo/train'; $(CAS) --store $(DEMO)/store ls demo/train
 	@echo; echo '$$ cas stats'; $(CAS) --store $(DEMO)/store stats
 
-test: system-deps $(STAMP)
-	$(PY) -m pytest -q
+# The official Supervisely SDK, in a venv of its own (its pins must not move ours), for the
+# test that opens a mounted project with sly.Project.
+$(SLY_STAMP):
+	$(PYTHON) -m venv $(SLY)
+	$(SLY)/bin/python -m pip install -q supervisely
+	touch $@
+
+test: system-deps $(STAMP) $(SLY_STAMP)
+	CAS_SLY_PYTHON=$(SLY)/bin/python $(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) -m bench.dedup
 
 clean:
-	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis
+	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis $(SLY)

@@ -1,0 +1,55 @@
+"""The official Supervisely SDK opens a mounted project and reads every image and annotation.
+
+The SDK lives in its own venv (`make test` builds .venv-sly; $CAS_SLY_PYTHON points at it),
+so its dependency pins never touch ours.
+"""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from tests.conftest import ROOT, run_cas
+
+CHECK = r"""
+import json, sys
+import supervisely as sly
+project = sly.Project(sys.argv[1], sly.OpenMode.READ)
+out = {"datasets": {}, "objects": 0, "classes": sorted(c.name for c in project.meta.obj_classes)}
+for ds in project.datasets:
+    names = sorted(ds)
+    out["datasets"][ds.name] = names
+    for name in names:
+        ann = ds.get_ann(name, project.meta)
+        img = sly.image.read(ds.get_img_path(name))
+        assert tuple(img.shape[:2]) == tuple(ann.img_size), (name, img.shape, ann.img_size)
+        out["objects"] += len(ann.labels)
+print(json.dumps(out))
+"""
+
+
+def sdk_python() -> str:
+    python = os.environ.get("CAS_SLY_PYTHON") or str(ROOT / ".venv-sly/bin/python")
+    if not Path(python).exists():  # not skipped: build it, as `make test` does
+        subprocess.run(["python3", "-m", "venv", str(ROOT / ".venv-sly")], check=True)
+        subprocess.run([str(ROOT / ".venv-sly/bin/python"), "-m", "pip", "install", "-q", "supervisely"],
+                       check=True, timeout=900)
+        python = str(ROOT / ".venv-sly/bin/python")
+    return python
+
+
+def test_supervisely_sdk_reads_a_mounted_project(tmp_path, sample_project, mount):
+    store = tmp_path / "store"
+    run_cas(store, "import", str(sample_project), "--project", "demo")
+    with mount(store, project="demo") as mnt:
+        res = subprocess.run([sdk_python(), "-c", CHECK, str(mnt)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    seen = json.loads(res.stdout.strip().splitlines()[-1])
+    expected_objects = sum(len(json.loads(p.read_text())["objects"]) for p in sample_project.rglob("ann/*.json"))
+    assert seen["datasets"] == {
+        "train": sorted(os.listdir(sample_project / "train/img")),
+        "train/night": sorted(os.listdir(sample_project / "train/datasets/night/img")),
+        "val": sorted(os.listdir(sample_project / "val/img")),
+    }
+    assert seen["objects"] == expected_objects
+    assert seen["classes"] == sorted(c["title"] for c in json.loads((sample_project / "meta.json").read_text())["classes"])
