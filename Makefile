@@ -48,6 +48,7 @@ test: system-deps $(STAMP) $(SLY_STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.dedup
+	$(PY) -m bench.fuse_read
 
 clean:
 	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis $(SLY)

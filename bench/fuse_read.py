@@ -66,18 +66,20 @@ def cas_mount(store: Path, mnt: Path):
 @contextmanager
 def passthrough(src: Path, mnt: Path, binding: str):
     mnt.mkdir(parents=True, exist_ok=True)
+    log = open(mnt.parent / "passthrough.log", "ab")  # a file, not a pipe: a full pipe would stall the daemon
     proc = subprocess.Popen([sys.executable, "-m", "bench.passthrough", str(src), str(mnt), "--binding", binding],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=REPO, stdout=log, stderr=log)
     deadline = time.monotonic() + 30
     while not is_fuse_mount(str(mnt)):
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"passthrough mount failed: {proc.stderr.read().decode()[-2000:]}")
+            raise SystemExit(f"passthrough mount failed: see {log.name}")
         time.sleep(0.02)
     try:
         yield proc.pid
     finally:
         unmount(mnt)
         proc.wait(timeout=10)
+        log.close()
 
 
 def file_list(path: Path, root: Path, names: list[str]) -> Path:

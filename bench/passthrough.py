@@ -12,7 +12,6 @@ import argparse
 import errno
 import importlib
 import os
-import threading
 
 
 def make_ops(fuse: object, root: str) -> object:
@@ -21,8 +20,6 @@ def make_ops(fuse: object, root: str) -> object:
 
         def __init__(self) -> None:
             self.root = root
-            self.fds: dict[int, int] = {}
-            self.lock = threading.Lock()
 
         def _p(self, path: str) -> str:
             return self.root + path

@@ -46,6 +46,7 @@ def _replace_item(store: "Store", project: str, dataset: str, name: str, **chang
         for blob in old.blobs():
             adjust_refs(store.index, txn, blob, -1)
         txn.put(item_key(project, dataset, name), new.encode(), db=store.index.db["items"])
+        store.index.log_change(txn, project, dataset, name)
 
 
 def check_annotation(store: "Store", project: str, ann: Any, label: str,

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import lmdb
+import msgpack
 
 from .errors import SchemaError
 
@@ -16,7 +17,8 @@ SCHEMA_VERSION = 1
 SCHEMA_KEY = b"schema_version"
 MAP_SIZE = 1 << 40  # virtual only: the data file grows as needed
 SEP = b"\x00"  # names never contain NUL, so keys split unambiguously
-DB_NAMES = ("meta", "blobs", "pins", "projects", "datasets", "items")
+DB_NAMES = ("meta", "blobs", "pins", "projects", "datasets", "items", "changes")
+CHANGES_KEPT = 50_000  # recent namespace changes kept for mounts to invalidate their caches
 
 _envs: dict[str, tuple[lmdb.Environment, int]] = {}
 _envs_lock = threading.Lock()
@@ -113,6 +115,30 @@ class Index:
             if not key.startswith(prefix):
                 return
             yield key, value
+
+    def log_change(self, txn: lmdb.Transaction, project: str, dataset: str | None = None,
+                   item: str | None = None) -> None:
+        """Note that a project (its meta), a dataset or an item changed or went away, so a
+        mount can drop what the kernel caches for it. Only the most recent are kept."""
+        db = self.db["changes"]
+        cursor = txn.cursor(db=db)
+        seq = int.from_bytes(cursor.key(), "big") + 1 if cursor.last() else 1
+        txn.put(seq.to_bytes(8, "big"), msgpack.packb([project, dataset, item]), db=db)
+        if seq % 1000 == 0 and seq > CHANGES_KEPT:
+            cursor.first()
+            while cursor.key() and int.from_bytes(cursor.key(), "big") <= seq - CHANGES_KEPT:
+                cursor.delete()
+
+    def changes_since(self, seq: int) -> tuple[int, list[tuple[str, str | None, str | None]]]:
+        """(last sequence number, changes after `seq`)."""
+        out = []
+        with self.read() as txn:
+            cursor = txn.cursor(db=self.db["changes"])
+            last = int.from_bytes(cursor.key(), "big") if cursor.last() else 0
+            if last > seq and cursor.set_range((seq + 1).to_bytes(8, "big")):
+                for key, raw in cursor:
+                    out.append(tuple(msgpack.unpackb(raw)))
+        return last, out
 
     def count(self, txn: lmdb.Transaction, dbname: str) -> int:
         return txn.stat(self.db[dbname])["entries"]

@@ -63,6 +63,7 @@ class Namespace:
         rec = self.project(name, txn)
         txn.put(project_key(name), ProjectRecord(rec.created, meta, time.time_ns()).encode(),
                 db=self.index.db["projects"])
+        self.index.log_change(txn, name)
 
     # -- datasets -------------------------------------------------------------
     def datasets(self, project: str, txn: lmdb.Transaction | None = None) -> list[str]:
@@ -153,6 +154,7 @@ class Namespace:
             for blob in old.blobs():
                 self._move_ref(txn, blob, -1, deltas)
             outcome = "replaced"
+            self.index.log_change(txn, project, dataset, name)
         for blob in rec.blobs():
             self._move_ref(txn, blob, +1, deltas)
         txn.put(key, rec.encode(), db=self.index.db["items"])
@@ -179,6 +181,7 @@ class Namespace:
             for blob in self.item(project, dataset, name, txn).blobs():
                 adjust_refs(self.index, txn, blob, -1)
             txn.delete(item_key(project, dataset, name), db=self.index.db["items"])
+            self.index.log_change(txn, project, dataset, name)
 
     def rename_item(self, project: str, dataset: str, name: str, new_dataset: str, new_name: str,
                     overwrite: bool = True) -> None:
@@ -199,6 +202,8 @@ class Namespace:
                     adjust_refs(self.index, txn, blob, -1)
             txn.put(new_key, rec.encode(), db=self.index.db["items"])
             txn.delete(item_key(project, dataset, name), db=self.index.db["items"])
+            self.index.log_change(txn, project, dataset, name)
+            self.index.log_change(txn, project, new_dataset, new_name)
 
     def rename_dataset(self, project: str, dataset: str, new_dataset: str) -> int:
         """Rename a dataset with its nested datasets and items (one transaction); returns items moved."""
@@ -224,6 +229,7 @@ class Namespace:
                 raw = txn.get(dataset_key(project, path), db=self.index.db["datasets"])
                 txn.put(dataset_key(project, target), raw, db=self.index.db["datasets"])
                 txn.delete(dataset_key(project, path), db=self.index.db["datasets"])
+            self.index.log_change(txn, project, dataset)
             return moved
 
     def remove_dataset(self, project: str, dataset: str) -> int:
@@ -235,6 +241,7 @@ class Namespace:
             for path in [d for d in self.datasets(project, txn) if d == dataset or d.startswith(dataset + "/")]:
                 removed += self._drop_items(txn, item_prefix(project, path))
                 txn.delete(dataset_key(project, path), db=self.index.db["datasets"])
+            self.index.log_change(txn, project, dataset)
             return removed
 
     def remove_project(self, project: str) -> int:
@@ -245,6 +252,7 @@ class Namespace:
                 removed += self._drop_items(txn, item_prefix(project, path))
                 txn.delete(dataset_key(project, path), db=self.index.db["datasets"])
             txn.delete(project_key(project), db=self.index.db["projects"])
+            self.index.log_change(txn, project)
             return removed
 
 

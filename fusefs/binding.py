@@ -23,6 +23,21 @@ def fuse_exit() -> None:
     _fuse.fuse_exit()
 
 
+_fuse._libfuse.fuse_invalidate_path.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+_fuse._libfuse.fuse_invalidate_path.restype = ctypes.c_int
+
+
+def current_fuse() -> int:
+    """The `struct fuse *` of the running file system (call from inside an operation, e.g. init)."""
+    return _fuse._libfuse.fuse_get_context().contents.fuse
+
+
+def invalidate_path(fuse: int, path: str) -> int:
+    """Drop what the kernel caches for `path` (entry, attributes, pages); 0 or -errno
+    (-ENOENT when nothing was cached)."""
+    return _fuse._libfuse.fuse_invalidate_path(fuse, path.encode())
+
+
 class CasFUSE(_fuse.FUSE):
     """mfusepy's FUSE with complete attributes in readdir (libfuse 3)."""
 

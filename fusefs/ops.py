@@ -17,8 +17,9 @@ from cas.errors import (AlreadyExists, CasError, Conflict, CorruptBlob, InvalidI
                         SchemaError, StoreBusy)
 from cas.store import Store
 
-from .binding import FuseOSError, Operations
+from .binding import FuseOSError, Operations, current_fuse
 from .copy_in import CopyIn
+from .invalidate import Invalidator
 from .handles import BytesHandle, HandleTable, ReadHandle, WriteHandle
 from .paths import MEDIA_SECTIONS, Kind, Target, parse
 from .view import View
@@ -76,10 +77,13 @@ class CasOperations(Operations):
         self.store = Store(self.store_root, create=False)
         self.view = View(self.store)
         self.copy_in = CopyIn(self.store, self.view)
+        self.invalidator = Invalidator(self.store, current_fuse(), self.project, MEDIA_SECTIONS)
+        self.invalidator.start()
         log.info("mounted store %s%s", self.store_root, " read-only" if self.read_only else "")
 
     def destroy(self, path: str) -> None:
         if self.store is not None:
+            self.invalidator.stop()
             self.store.close()
         log.info("unmounted")
 

@@ -1,0 +1,65 @@
+"""Keep the kernel's caches honest while letting them live long.
+
+Names and attributes are cached for a minute (so `ls -l` of a large dataset and a
+second pass over its files cost no lookups). Every change to the namespace, by
+this mount or by any other process (`cas import --overwrite`, `cas rm`), is
+logged in the index (`Index.log_change`); this thread reads the log a few times a
+second and tells the kernel to drop what it cached for each changed path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from cas.store import Store
+
+from .binding import invalidate_path
+from .paths import JSON_SECTIONS, META_NAME, dataset_path
+
+log = logging.getLogger("cas.mount")
+POLL_SECONDS = 0.1
+
+
+class Invalidator:
+    def __init__(self, store: Store, fuse: int, project: str | None, media_dirs: tuple[str, ...]) -> None:
+        self.store = store
+        self.fuse = fuse
+        self.project = project
+        self.media_dirs = media_dirs
+        self.seq, _ = store.index.changes_since(1 << 62)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cas-invalidate", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            try:
+                self.seq, changes = self.store.index.changes_since(self.seq)
+                for change in changes:
+                    for path in self.paths(*change):
+                        invalidate_path(self.fuse, path)
+            except Exception:  # noqa: BLE001 - never let the thread die; log and go on
+                log.exception("cache invalidation failed")
+
+    def paths(self, project: str, dataset: str | None, item: str | None) -> list[str]:
+        """Mount paths whose cached entries a change makes stale."""
+        if self.project is not None and project != self.project:
+            return []
+        if dataset is None:
+            paths = [f"/{project}/{META_NAME}", f"/{project}"]
+        elif item is None:
+            paths = [dataset_path(project, dataset)]
+        else:
+            base = dataset_path(project, dataset)
+            paths = [f"{base}/{d}/{item}" for d in self.media_dirs]
+            paths += [f"{base}/{section}/{item}.json" for section in JSON_SECTIONS]
+        if self.project is not None:
+            cut = len(self.project) + 1
+            paths = [p[cut:] or "/" for p in paths]
+        return paths
