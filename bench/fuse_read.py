@@ -186,9 +186,9 @@ def copy_in(work: Path, rows: list) -> None:
     store_a, store_b = work / "store_cp", work / "store_imp"
     cas(store_a, "init")
     with cas_mount(store_a, work / "cmnt"):
-        (work / "cmnt/set").mkdir()
-        seconds = sh(f"cp -r {src}/set_a {src}/set_b {work}/cmnt/set/")
-    row(rows, f"copy-in: cp -r of the dedup set ({info['files']} files) into the mount", seconds, info["bytes"],
+        seconds = sh(f"mkdir {work}/cmnt/set && for d in set_a set_b; do mkdir -p {work}/cmnt/set/$d/img && "
+                     f"cp -r {src}/$d/. {work}/cmnt/set/$d/img/; done")
+    row(rows, f"copy-in: cp -r of the dedup set ({info['files']} files) into <p>/<d>/img/", seconds, info["bytes"],
         "copy-in: cas import of the same set")
     row(rows, "copy-in: cas import of the same set", sh(f"{sys.executable} -m cas --store {store_b} -q import "
                                                           f"{src} --project set"), info["bytes"])

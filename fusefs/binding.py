@@ -39,13 +39,18 @@ def invalidate_path(fuse: int, path: str) -> int:
 
 
 class CasFUSE(_fuse.FUSE):
-    """mfusepy's FUSE with complete attributes in readdir (libfuse 3)."""
+    """mfusepy's FUSE with complete attributes in readdir (libfuse 3).
+
+    libfuse hands attributes to the kernel only for entries filled with an offset,
+    so `operations.readdir_at(path, fh, offset)` yields (name, attrs, next offset)
+    from `offset` on, and each kernel buffer is one call.
+    """
 
     def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int) -> int:
         plus = bool(flags & FUSE_READDIR_PLUS)
         decoded = None if path is None else path.decode(self.encoding, self.errors)
         st = _fuse.c_stat()
-        for name, attrs in self.operations.readdir(decoded, fip.contents.fh):
+        for name, attrs, next_offset in self.operations.readdir_at(decoded, fip.contents.fh, offset):
             ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
             if plus and attrs is not None:
                 _fuse.set_st_attrs(st, attrs, use_ns=True)
@@ -53,6 +58,6 @@ class CasFUSE(_fuse.FUSE):
             else:
                 st.st_mode = attrs["st_mode"] if attrs else 0
                 fill_flags = 0
-            if filler(buf, name.encode(self.encoding, self.errors), st, 0, fill_flags) != 0:
-                break
+            if filler(buf, name.encode(self.encoding, self.errors), st, next_offset, fill_flags) != 0:
+                break  # buffer full: the handle holds this entry for the next call
         return 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from cas.reader import BlobReader
 
@@ -89,23 +91,67 @@ class WriteHandle:
 _counter = itertools.count()
 
 
+class DirHandle:
+    """An open directory: one listing walked across the kernel's successive readdir calls.
+
+    The listing is a generator (one prefix scan); a call at the offset where the last one
+    stopped resumes it, any other offset (a rewind) starts it again.
+    """
+
+    def __init__(self, listing: Callable[[], Iterator[tuple[str, Any]]]) -> None:
+        self._listing = listing
+        self._gen: Iterator[tuple[str, Any]] | None = None
+        self._pos = 0
+        self._held: tuple[str, Any] | None = None  # the entry the kernel's buffer had no room for
+
+    def entries_at(self, offset: int) -> Iterator[tuple[str, Any, int]]:
+        if self._gen is None or offset != self._pos:
+            self.close()
+            self._gen, self._pos, self._held = self._listing(), 0, None
+            for _ in itertools.islice(self._gen, offset):
+                self._pos += 1
+        while True:
+            if self._held is not None:
+                entry, self._held = self._held, None
+            else:
+                entry = next(self._gen, None)
+                if entry is None:
+                    return
+            self._held = entry  # until the filler takes it
+            yield entry[0], entry[1], self._pos + 1
+            self._held = None
+            self._pos += 1
+
+    def read(self, size: int, offset: int) -> bytes:
+        raise IsADirectoryError
+
+    def close(self) -> None:
+        if self._gen is not None and hasattr(self._gen, "close"):
+            self._gen.close()  # type: ignore[union-attr]
+        self._gen = None
+
+
 class HandleTable:
     """Integer file handles for the kernel -> handle objects."""
 
     def __init__(self) -> None:
-        self._handles: dict[int, ReadHandle | BytesHandle | WriteHandle] = {}
+        self._handles: dict[int, Any] = {}
+        self._writers: dict[int, WriteHandle] = {}  # kept apart: getattr looks at these on every call
         self._next = itertools.count(1)
 
     def add(self, handle: ReadHandle | BytesHandle | WriteHandle) -> int:
         fh = next(self._next)
         self._handles[fh] = handle
+        if isinstance(handle, WriteHandle):
+            self._writers[fh] = handle
         return fh
 
     def get(self, fh: int) -> ReadHandle | BytesHandle | WriteHandle:
         return self._handles[fh]
 
     def pop(self, fh: int) -> ReadHandle | BytesHandle | WriteHandle | None:
+        self._writers.pop(fh, None)
         return self._handles.pop(fh, None)
 
     def writers(self) -> list[WriteHandle]:
-        return [h for h in list(self._handles.values()) if isinstance(h, WriteHandle)]
+        return list(self._writers.values()) if self._writers else []

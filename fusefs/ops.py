@@ -10,6 +10,7 @@ import errno
 import functools
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -20,7 +21,7 @@ from cas.store import Store
 from .binding import FuseOSError, Operations, current_fuse
 from .copy_in import CopyIn
 from .invalidate import Invalidator
-from .handles import BytesHandle, HandleTable, ReadHandle, WriteHandle
+from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, WriteHandle
 from .paths import MEDIA_SECTIONS, Kind, Target, parse
 from .view import View
 
@@ -42,9 +43,15 @@ _QUIET = {errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY}  # ordinary answers, not 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+OP_COUNTS: Counter[str] = Counter()  # requests served, logged at unmount when CAS_MOUNT_TRACE is set
+TRACE = bool(os.environ.get("CAS_MOUNT_TRACE"))
+
+
 def translated(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(self: "CasOperations", *args: Any) -> Any:
+        if TRACE:
+            OP_COUNTS[fn.__name__] += 1
         try:
             return fn(self, *args)
         except FuseOSError:
@@ -84,6 +91,8 @@ class CasOperations(Operations):
     def destroy(self, path: str) -> None:
         if self.store is not None:
             self.invalidator.stop()
+        if TRACE:
+            log.info("requests served: %s", dict(OP_COUNTS.most_common()))
             self.store.close()
         log.info("unmounted")
 
@@ -120,8 +129,29 @@ class CasOperations(Operations):
             return _attrs(FILE_MODE, 0, self.view.mounted_at)
 
     @translated
+    def opendir(self, path: str) -> int:
+        t = self._target(path)
+        if not self.view.getattr(t)["st_mode"] & 0o040000:
+            raise FuseOSError(errno.ENOTDIR)
+        return self.handles.add(DirHandle(lambda: self.view.readdir(t)))
+
+    @translated
+    def readdir_at(self, path: str, fh: int, offset: int) -> Iterator[tuple[str, dict[str, int] | None, int]]:
+        handle = self.handles.get(fh)
+        if not isinstance(handle, DirHandle):
+            raise FuseOSError(errno.EBADF)
+        return handle.entries_at(offset)
+
     def readdir(self, path: str, fh: int) -> Iterator[tuple[str, dict[str, int] | None]]:
-        return list(self.view.readdir(self._target(path)))
+        """Unused (CasFUSE calls readdir_at); present so the binding registers readdir."""
+        return iter(())
+
+    @translated
+    def releasedir(self, path: str, fh: int) -> int:
+        handle = self.handles.pop(fh)
+        if handle is not None:
+            handle.close()
+        return 0
 
     @translated
     def open(self, path: str, flags: int) -> int:

@@ -17,7 +17,7 @@ from cas.errors import NotFound
 from cas.records import ItemRecord
 from cas.store import Store
 
-from .paths import CAS_DIR_NAME, JSON_SECTIONS, META_NAME, NESTED, STATS_NAME, Kind, Target
+from .paths import CAS_DIR_NAME, JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, STATS_NAME, Kind, Target
 
 DIR_MODE = stat.S_IFDIR | 0o755
 FILE_MODE = stat.S_IFREG | 0o644
@@ -62,10 +62,17 @@ class View:
         self.implicit_anns: set[tuple[str, str, str]] = set()
         self.made_nested: set[tuple[str, str]] = set()  # empty datasets/ dirs made by mkdir
         self.mounted_at = time.time_ns()
+        self._media_dirs: dict[str, tuple[float, str]] = {}
 
     # -- records -------------------------------------------------------------------------
     def media_dir(self, project: str) -> str:
-        return "video" if self.store.ns.project(project).project_type == "videos" else "img"
+        """'img' or 'video'; cached for a second (asked on every file lookup)."""
+        now = time.monotonic()
+        hit = self._media_dirs.get(project)
+        if hit is None or now - hit[0] > 1.0:
+            kind = "video" if self.store.ns.project(project).project_type == "videos" else "img"
+            hit = self._media_dirs[project] = (now, kind)
+        return hit[1]
 
     def item(self, t: Target) -> ItemRecord:
         return self.store.ns.item(t.project, t.dataset, t.item)
@@ -83,6 +90,10 @@ class View:
             return _attrs(DIR_MODE, 0, self.mounted_at)
         if t.kind is Kind.STATS:
             return _attrs(RO_FILE_MODE, len(self.stats()), time.time_ns())
+        if t.kind is Kind.FILE:  # the hot path: one index lookup
+            if t.section in MEDIA_SECTIONS and t.section != self.media_dir(t.project):
+                raise NotFound(f"{t.section}/ does not exist in project {t.project}")
+            return self.file_attrs(t)
         project = ns.project(t.project)
         if t.kind is Kind.PROJECT:
             return _attrs(DIR_MODE, 0, project.created)
@@ -94,17 +105,16 @@ class View:
             raise NotFound(f"no dataset {t.project}/{t.dataset}")
         if t.kind is Kind.DATASET:
             return _attrs(DIR_MODE, 0, project.created)
-        if t.kind is Kind.SECTION:
-            if t.section in ("img", "video") and t.section != self.media_dir(t.project):
-                raise NotFound(f"{t.section}/ does not exist in a {project.project_type} project")
-            made = self.fresh_datasets.get((t.project, t.dataset))
-            if made is not None and t.section not in made:
-                raise NotFound(f"{t.section}/ of new dataset {t.dataset} is not made yet")
-            if t.section == NESTED and made is None and (t.project, t.dataset) not in self.made_nested \
-                    and not ns.children(t.project, t.dataset):
-                raise NotFound(f"dataset {t.dataset} has no nested datasets")
-            return _attrs(DIR_MODE, 0, project.created)
-        return self.file_attrs(t)
+        # a section: img/, ann/, ..., datasets/
+        if t.section in MEDIA_SECTIONS and t.section != self.media_dir(t.project):
+            raise NotFound(f"{t.section}/ does not exist in a {project.project_type} project")
+        made = self.fresh_datasets.get((t.project, t.dataset))
+        if made is not None and t.section not in made:
+            raise NotFound(f"{t.section}/ of new dataset {t.dataset} is not made yet")
+        if t.section == NESTED and made is None and (t.project, t.dataset) not in self.made_nested \
+                and not ns.children(t.project, t.dataset):
+            raise NotFound(f"dataset {t.dataset} has no nested datasets")
+        return _attrs(DIR_MODE, 0, project.created)
 
     def file_attrs(self, t: Target, item: ItemRecord | None = None) -> Attrs:
         if t.section == NESTED:
