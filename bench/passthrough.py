@@ -57,6 +57,8 @@ def main() -> None:
     ap.add_argument("mountpoint")
     ap.add_argument("--binding", default="mfusepy", choices=["mfusepy", "fusepy"])
     args = ap.parse_args()
+    if args.binding == "mfusepy":
+        import fusefs.binding  # noqa: F401 - points mfusepy at libfuse 3, as the cas mount uses
     fuse = importlib.import_module("mfusepy" if args.binding == "mfusepy" else "fuse")
     options = {"entry_timeout": 1.0, "attr_timeout": 1.0, "negative_timeout": 0.0, "auto_cache": True}
     fuse.FUSE(make_ops(fuse, os.path.realpath(args.source)), args.mountpoint, foreground=True, nothreads=False,

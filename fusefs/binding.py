@@ -8,9 +8,17 @@ of entries instead of one LOOKUP per entry.
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
+import os
 from typing import Any
 
-import mfusepy as _fuse
+# libfuse 3 even where libfuse 2 is installed too (mfusepy would otherwise take the older one,
+# which lacks READDIRPLUS in the high-level API and fuse_invalidate_path).
+_LIBFUSE3 = ctypes.util.find_library("fuse3")
+if _LIBFUSE3 and "FUSE_LIBRARY_PATH" not in os.environ:
+    os.environ["FUSE_LIBRARY_PATH"] = _LIBFUSE3
+
+import mfusepy as _fuse  # noqa: E402
 
 FuseOSError = _fuse.FuseOSError
 Operations = _fuse.Operations
@@ -45,6 +53,18 @@ class CasFUSE(_fuse.FUSE):
     so `operations.readdir_at(path, fh, offset)` yields (name, attrs, next offset)
     from `offset` on, and each kernel buffer is one call.
     """
+
+    def open(self, path: bytes, fip: Any) -> int:
+        """A file opened for reading keeps its page cache across opens (blob bytes are
+        immutable; a changed item is invalidated explicitly, see invalidate.py) and needs
+        no FLUSH request on close (only writers have anything to finish)."""
+        fi = fip.contents
+        fi.fh = self.operations.open(path.decode(self.encoding, self.errors), fi.flags)
+        if not fi.flags & (os.O_WRONLY | os.O_RDWR):
+            fi.keep_cache = 1
+            if hasattr(fi, "noflush"):  # libfuse >= 3.11
+                fi.noflush = 1
+        return 0
 
     def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int) -> int:
         plus = bool(flags & FUSE_READDIR_PLUS)

@@ -17,12 +17,11 @@ from cas.errors import CasError
 
 log = logging.getLogger("cas.mount")
 
-# Kernel caching: blobs are immutable, so the page cache is safe (auto_cache drops it when an
-# item's mtime or size changes); names and attributes are cached for a minute, and every change
-# is invalidated within a fraction of a second (invalidate.py); missing names are never cached,
-# so new items (a CLI import) show up at once.
-MOUNT_OPTIONS = {"entry_timeout": 60.0, "attr_timeout": 60.0, "negative_timeout": 0.0, "auto_cache": True,
-                 "max_threads": 16}
+# Kernel caching: blobs are immutable, so pages are kept across opens (binding.CasFUSE.open);
+# names and attributes are cached for a minute; every change to an item, by this mount or any
+# other process, drops its entry, attributes and pages within a fraction of a second
+# (invalidate.py); missing names are never cached, so new items (a CLI import) show up at once.
+MOUNT_OPTIONS = {"entry_timeout": 60.0, "attr_timeout": 60.0, "negative_timeout": 0.0, "max_threads": 16}
 READY_TIMEOUT = 30.0
 
 

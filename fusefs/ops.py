@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from cas.errors import (AlreadyExists, CasError, Conflict, CorruptBlob, InvalidInput, InvalidName, NotFound,
                         SchemaError, StoreBusy)
+from cas.reader import BlobReader
 from cas.store import Store
 
 from .binding import FuseOSError, Operations, current_fuse
@@ -172,10 +173,13 @@ class CasOperations(Operations):
         if waiting is not None:
             return self.handles.add(BytesHandle(waiting))
         item = self.view.item(t)
-        blob = item.media if t.section in MEDIA_SECTIONS else item.ann if t.section == "ann" else item.meta
+        blob, size = ((item.media, item.size) if t.section in MEDIA_SECTIONS else (item.ann, item.ann_size)
+                      if t.section == "ann" else (item.meta, item.meta_size))
         if blob is None:
             raise NotFound(f"item {t.item} has no item meta")
-        return self.handles.add(ReadHandle(self.store.open(blob)))  # type: ignore[union-attr]
+        store = self.store
+        assert store is not None
+        return self.handles.add(ReadHandle(BlobReader(store.backend.open_fd(blob), blob, size)))
 
     @translated
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
