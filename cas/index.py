@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import lmdb
-import msgpack
 
 from .errors import SchemaError
+from .records import pack, unpack
 
 SCHEMA_VERSION = 1
 SCHEMA_KEY = b"schema_version"
@@ -123,7 +123,7 @@ class Index:
         db = self.db["changes"]
         cursor = txn.cursor(db=db)
         seq = int.from_bytes(cursor.key(), "big") + 1 if cursor.last() else 1
-        txn.put(seq.to_bytes(8, "big"), msgpack.packb([project, dataset, item]), db=db)
+        txn.put(seq.to_bytes(8, "big"), pack([project, dataset, item]), db=db)
         if seq % 1000 == 0 and seq > CHANGES_KEPT:
             cursor.first()
             while cursor.key() and int.from_bytes(cursor.key(), "big") <= seq - CHANGES_KEPT:
@@ -137,7 +137,7 @@ class Index:
             last = int.from_bytes(cursor.key(), "big") if cursor.last() else 0
             if last > seq and cursor.set_range((seq + 1).to_bytes(8, "big")):
                 for key, raw in cursor:
-                    out.append(tuple(msgpack.unpackb(raw)))
+                    out.append(tuple(unpack(raw)))
         return last, out
 
     def count(self, txn: lmdb.Transaction, dbname: str) -> int:

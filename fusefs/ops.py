@@ -24,7 +24,7 @@ from .copy_in import CopyIn
 from .invalidate import Invalidator
 from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, WriteHandle
 from .paths import MEDIA_SECTIONS, Kind, Target, parse
-from .view import View
+from .view import View, img_info, new_file_attrs
 
 log = logging.getLogger("cas.mount")
 
@@ -126,8 +126,7 @@ class CasOperations(Operations):
         try:
             return self.view.getattr(t)
         except NotFound:
-            from .view import FILE_MODE, _attrs
-            return _attrs(FILE_MODE, 0, self.view.mounted_at)
+            return new_file_attrs(self.view.mounted_at)
 
     @translated
     def opendir(self, path: str) -> int:
@@ -167,7 +166,6 @@ class CasOperations(Operations):
         if t.kind is not Kind.FILE:
             raise FuseOSError(errno.EISDIR)
         if t.section == "img_info":
-            from .view import img_info
             return self.handles.add(BytesHandle(img_info(t.item, self.view.item(t))))
         waiting = self.view.pending.get((t.project, t.dataset, t.item, t.section))
         if waiting is not None:

@@ -31,6 +31,11 @@ def _attrs(mode: int, size: int, mtime: int) -> Attrs:
             "st_uid": 0, "st_gid": 0}
 
 
+def new_file_attrs(mtime: int) -> Attrs:
+    """Attributes of a file being written that is not in the store yet."""
+    return _attrs(FILE_MODE, 0, mtime)
+
+
 def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, timezone.utc).isoformat().replace("+00:00", "Z")
 
