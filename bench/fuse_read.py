@@ -12,6 +12,7 @@ FUSE paths, not the disk.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -21,6 +22,8 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from PIL import Image
 
 from bench.datagen import make_dedup_set, make_tiny_set
 from fusefs.mount import is_fuse_mount, mount_background
@@ -140,8 +143,6 @@ def small_files(work: Path, n: int, binding: str, rows: list) -> None:
 def big_file(work: Path, mib: int, binding: str, rows: list) -> None:
     src = work / "big/d"
     src.mkdir(parents=True)
-    from PIL import Image
-    import io
     buf = io.BytesIO()
     Image.new("RGB", (64, 64), (10, 20, 30)).save(buf, "JPEG")
     head = buf.getvalue()[:-2]
@@ -154,7 +155,6 @@ def big_file(work: Path, mib: int, binding: str, rows: list) -> None:
     size = (src / "huge.jpg").stat().st_size
     store = work / "store_big"
     cas(store, "import", str(work / "big"), "--project", "p")
-    blob = next((store / "blobs").rglob("*"), None)
     blobs = [p for p in (store / "blobs").rglob("*") if p.is_file() and p.stat().st_size == size]
     dd = "dd if={} of=/dev/null bs=1M status=none"
     sh(dd.format(blobs[0]))
@@ -166,7 +166,6 @@ def big_file(work: Path, mib: int, binding: str, rows: list) -> None:
         row(rows, "  cas, first read", sh(dd.format(target)), size, "  passthrough, first read", "target <= 1.1")
         row(rows, "  cas, second read", sh(dd.format(target)), size,
             f"{mib} MiB item, dd bs=1M: native (page cache)", "target <= 2.0")
-    del blob
     shutil.rmtree(work / "big")
     shutil.rmtree(store)
 

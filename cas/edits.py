@@ -15,12 +15,12 @@ from .annotation import Meta, dumps, loads
 from .errors import InvalidInput
 from .ids import BlobId
 from .index import item_key
+from .prepare import PrepareConfig, Preparer, item_record
 from .records import ItemRecord
 from .refs import adjust_refs, record_new_blob
 from .spool import spool_bytes
 
 if TYPE_CHECKING:
-    from .session import ImportReport
     from .store import Source, Store
 
 
@@ -83,9 +83,10 @@ def set_item_meta(store: "Store", project: str, dataset: str, name: str, meta: A
 
 def import_item(store: "Store", project: str, dataset: str, name: str, media: "Source",
                 ann: Any = None, item_meta: dict[str, Any] | None = None, label: str | None = None,
-                ann_label: str | None = None) -> "ImportReport":
-    """Import (or replace) one item atomically. When it exists and `ann` / `item_meta` are None,
-    its annotation (which must still fit the image) and item meta are kept."""
+                ann_label: str | None = None) -> str:
+    """Import (or replace) one item atomically, with one sync and one transaction; returns
+    'added', 'skipped' or 'replaced'. When it exists and `ann` / `item_meta` are None, its
+    annotation (which must still fit the image) and item meta are kept."""
     try:
         old: ItemRecord | None = store.ns.item(project, dataset, name)
     except Exception:  # noqa: BLE001 - NotFound: a new item
@@ -98,6 +99,18 @@ def import_item(store: "Store", project: str, dataset: str, name: str, media: "S
                 ann = None  # an empty annotation follows the new image's size
         if old.meta is not None and item_meta is None:
             item_meta = store.read_json(old.meta, f"{project}/{dataset}/meta/{name}.json")
-    with store.begin_import(project, overwrite=True, processes=False, workers=1) as session:
-        session.add_item(dataset, name, media, ann=ann, item_meta=item_meta, label=label, ann_label=ann_label)
-        return session.commit()
+    with store.lock(what="import"):
+        config = PrepareConfig(str(store.root), store.tmp_dir, project, store.ns.project(project).meta,
+                               check_conflicts=False, verify_dedup=False)
+        with store.index.read() as txn:
+            prepared = Preparer(config, store).prepare(txn, dataset, name, media, ann, item_meta,
+                                                       label or f"{dataset}/img/{name}",
+                                                       ann_label or f"{dataset}/ann/{name}.json")
+        new = [part for part in prepared.parts() if part.new]
+        if new:
+            store.backend.sync()  # bytes durable before the one transaction that records them
+        with store.index.write() as txn:
+            for part in new:
+                record_new_blob(store.index, txn, part.id, part.size)
+            store.ns.ensure_dataset(txn, project, dataset)
+            return store.ns.put_item(txn, project, dataset, name, item_record(prepared), overwrite=True)

@@ -8,7 +8,7 @@ the session records new blobs after one sync per batch.
 
 from __future__ import annotations
 
-import os
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,14 @@ class Prepared:
 
     def parts(self) -> list[Part]:
         return [self.media, self.ann] + ([self.meta] if self.meta else [])
+
+
+def item_record(item: Prepared) -> ItemRecord:
+    """The index record of a prepared item."""
+    meta = item.meta
+    return ItemRecord(item.media.id, item.ann.id, item.media.size, item.ann.size, item.info.width,
+                      item.info.height, item.info.mime, time.time_ns(),
+                      meta.id if meta else None, meta.size if meta else 0)
 
 
 @dataclass(frozen=True)

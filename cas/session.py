@@ -30,7 +30,7 @@ from .errors import CasError, InvalidInput, NotFound
 from .ids import BlobId
 from .names import check_dataset_path, check_name
 from .namespace import merge_meta
-from .prepare import Prepared, PrepareConfig, Preparer, Task, init_worker, run_chunk
+from .prepare import Prepared, PrepareConfig, Preparer, Task, init_worker, item_record, run_chunk
 from .records import ItemRecord, ProjectRecord
 from .refs import adjust_refs, record_new_blob
 
@@ -222,7 +222,7 @@ class ImportSession:
         if stage:
             for item in prepared:
                 self.report.bytes_read += item.media.size
-                self._staging.write(self._pack([item.dataset, item.name, _record(item).encode()]))
+                self._staging.write(self._pack([item.dataset, item.name, item_record(item).encode()]))
 
     # -- ending ------------------------------------------------------------------------
     def commit(self) -> ImportReport:
@@ -293,9 +293,3 @@ class ImportSession:
         if not self._closed:
             self.abort()
 
-
-def _record(item: Prepared) -> ItemRecord:
-    meta = item.meta
-    return ItemRecord(item.media.id, item.ann.id, item.media.size, item.ann.size, item.info.width,
-                      item.info.height, item.info.mime, time.time_ns(),
-                      meta.id if meta else None, meta.size if meta else 0)

@@ -30,7 +30,7 @@ Source = str | os.PathLike[str] | bytes | BinaryIO
 class Store:
     """A content-addressed store at `root`: `<root>/index` (LMDB), `<root>/blobs`, `<root>/tmp`.
 
-    >>> store = Store.open("/data/cas")
+    >>> store = Store("/data/cas")
     >>> blob = store.put(b"hello")
     >>> store.read_bytes(blob)
     b'hello'
@@ -45,10 +45,6 @@ class Store:
         self.backend = LocalBackend(self.root)
         self.tmp_dir = str(self.backend.tmp_dir)
         self.ns = Namespace(self.index)
-
-    @classmethod
-    def open(cls, root: str | os.PathLike[str], create: bool = True) -> "Store":
-        return cls(root, create=create)
 
     def close(self) -> None:
         self.index.close()

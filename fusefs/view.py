@@ -11,7 +11,6 @@ import stat
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Any
 
 from cas.errors import NotFound
 from cas.records import ItemRecord
