@@ -8,6 +8,8 @@ the session records new blobs after one sync per batch.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -66,6 +68,7 @@ class PrepareConfig:
     meta: dict[str, Any]
     check_conflicts: bool
     verify_dedup: bool
+    client_pid: int = 0  # the importing process; a worker process exits when it is gone
 
 
 class Preparer:
@@ -168,6 +171,18 @@ def init_worker(config: PrepareConfig) -> None:
     global _worker
     from .store import Store
     _worker = Preparer(config, Store(config.store_root, create=False))
+    if config.client_pid:
+        threading.Thread(target=_exit_with, args=(config.client_pid,), daemon=True).start()
+
+
+def _exit_with(pid: int) -> None:
+    """A killed import (SIGKILL) cannot shut its pool down: leave on our own."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
 
 
 def run_chunk(chunk: list[Task]) -> list[Prepared | InvalidInput]:

@@ -154,7 +154,7 @@ class ImportSession:
     def _config(self) -> PrepareConfig:
         return PrepareConfig(str(self.store.root), self.tmp, self.project, self.meta.raw,
                              check_conflicts=not self.overwrite and self._existing is not None,
-                             verify_dedup=self.verify_dedup)
+                             verify_dedup=self.verify_dedup, client_pid=os.getpid())
 
     def _thread_pool(self) -> ThreadPoolExecutor:
         if self._threads is None:
