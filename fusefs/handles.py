@@ -91,6 +91,25 @@ class WriteHandle:
 _counter = itertools.count()
 
 
+def remove_dead_spools(tmp_dir: str) -> int:
+    """Delete spools left by a mount daemon that died (named mount-<pid>-<n>); returns how many."""
+    removed = 0
+    for name in os.listdir(tmp_dir):
+        parts = name.split("-")
+        if len(parts) != 3 or parts[0] != "mount" or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+            continue  # its daemon still runs
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        os.unlink(os.path.join(tmp_dir, name))
+        removed += 1
+    return removed
+
+
 class DirHandle:
     """An open directory: one listing walked across the kernel's successive readdir calls.
 

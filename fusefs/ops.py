@@ -22,7 +22,7 @@ from cas.store import Store
 from .binding import FuseOSError, Operations, current_fuse
 from .copy_in import CopyIn
 from .invalidate import Invalidator
-from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, WriteHandle
+from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, WriteHandle, remove_dead_spools
 from .paths import MEDIA_SECTIONS, Kind, Target, parse
 from .view import View, img_info, new_file_attrs
 
@@ -83,6 +83,7 @@ class CasOperations(Operations):
     def init(self, path: str) -> None:
         # The index is opened here, in the process that serves requests, never before a fork.
         self.store = Store(self.store_root, create=False)
+        remove_dead_spools(self.store.tmp_dir)
         self.view = View(self.store)
         self.copy_in = CopyIn(self.store, self.view)
         self.invalidator = Invalidator(self.store, current_fuse(), self.project, MEDIA_SECTIONS)

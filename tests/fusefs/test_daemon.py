@@ -108,3 +108,27 @@ def test_foreground_mount_serves_until_sigterm(tmp_path):
         assert not is_fuse_mount(str(mnt))
     finally:
         force_unmount(mnt, proc.pid)
+
+
+def test_daemon_killed_mid_copy_leaves_a_clean_store_after_remount(tmp_path):
+    store, mnt = small_store(tmp_path), tmp_path / "mnt"
+    mnt.mkdir()
+    pid = mount_background(str(store), str(mnt))
+    try:
+        out = open(mnt / "p/a/img/big.jpg", "wb")
+        out.write(jpeg_bytes()[:-2] + os.urandom(1 << 20))  # half a file: no end-of-image yet
+        out.flush()
+        os.kill(pid, signal.SIGKILL)
+        assert wait_gone(pid)
+        try:
+            out.close()
+        except OSError:
+            pass  # ENOTCONN: the daemon is gone
+        assert "cleared stale mount" in run_cas(store, "umount", str(mnt)).stdout.decode()
+        run_cas(store, "mount", str(mnt))
+        assert sorted(os.listdir(mnt / "p/a/img")) == ["x.jpg", "y.jpg"]
+        run_cas(store, "umount", str(mnt))
+        check = run_cas(store, "fsck", check=False)
+        assert check.returncode == 0, check.stdout.decode()
+    finally:
+        force_unmount(mnt, None)

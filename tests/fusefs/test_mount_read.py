@@ -124,3 +124,37 @@ def test_item_removed_by_another_process_disappears_despite_long_caches(tmp_path
         while target.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not target.exists()
+
+
+def test_eight_threads_reading_random_ranges_get_every_byte_right(tmp_path, mount):
+    import random
+    src = tmp_path / "src/d"
+    src.mkdir(parents=True)
+    blobs = {}
+    for i in range(6):  # several items, larger than one kernel read
+        data = jpeg_bytes(8, 8)[:-2] + os.urandom(300_000 + 7919 * i) + b"\xff\xd9"
+        (src / f"f{i}.jpg").write_bytes(data)
+        blobs[f"f{i}.jpg"] = data
+    store = tmp_path / "store"
+    run_cas(store, "import", str(tmp_path / "src"), "--project", "p")
+
+    def reader(seed: int) -> int:
+        rng = random.Random(seed)
+        checked = 0
+        handles = {n: open(mnt / "p/d/img" / n, "rb") for n in blobs}
+        try:
+            for _ in range(200):
+                name = rng.choice(list(blobs))
+                data = blobs[name]
+                offset = rng.randrange(len(data))
+                length = rng.randrange(1, 200_000)
+                assert os.pread(handles[name].fileno(), length, offset) == data[offset:offset + length]
+                checked += 1
+        finally:
+            for h in handles.values():
+                h.close()
+        return checked
+
+    with mount(store) as mnt:
+        with ThreadPoolExecutor(8) as pool:
+            assert sum(pool.map(reader, range(8))) == 8 * 200
