@@ -12,29 +12,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .annotation import Meta, dumps, loads
-from .errors import InvalidInput
-from .ids import BlobId
+from .errors import InvalidInput, NotFound
 from .index import item_key
 from .prepare import PrepareConfig, Preparer, item_record
 from .records import ItemRecord
 from .refs import adjust_refs, record_new_blob
-from .spool import spool_bytes
 
 if TYPE_CHECKING:
     from .store import Source, Store
-
-
-def _put_unreferenced(store: "Store", data: bytes) -> tuple[BlobId, int]:
-    """Make `data` a durable, recorded blob (no reference yet); the caller holds the lock."""
-    sp = spool_bytes(data)
-    with store.index.read() as txn:
-        known = txn.get(bytes(sp.id), db=store.index.db["blobs"]) is not None
-    if not known:
-        store.backend.install(sp.write_temp(store.tmp_dir), sp.id)
-        store.backend.sync()
-        with store.index.write() as txn:
-            record_new_blob(store.index, txn, sp.id, sp.size)
-    return sp.id, sp.size
 
 
 def _replace_item(store: "Store", project: str, dataset: str, name: str, **changes: Any) -> None:
@@ -62,9 +47,9 @@ def set_annotation(store: "Store", project: str, dataset: str, name: str, ann: A
     """Replace an item's annotation after validating it against the meta and the image size."""
     item = store.ns.item(project, dataset, name)
     ann = check_annotation(store, project, ann, label, item.width, item.height)
+    data = dumps(ann)
     with store.lock(what="change an annotation"):
-        blob, size = _put_unreferenced(store, dumps(ann))
-        _replace_item(store, project, dataset, name, ann=blob, ann_size=size)
+        _replace_item(store, project, dataset, name, ann=store.put(data, pin=False), ann_size=len(data))
 
 
 def set_item_meta(store: "Store", project: str, dataset: str, name: str, meta: Any, label: str) -> None:
@@ -77,8 +62,8 @@ def set_item_meta(store: "Store", project: str, dataset: str, name: str, meta: A
         if meta is None:
             _replace_item(store, project, dataset, name, meta=None, meta_size=0)
             return
-        blob, size = _put_unreferenced(store, dumps(meta))
-        _replace_item(store, project, dataset, name, meta=blob, meta_size=size)
+        data = dumps(meta)
+        _replace_item(store, project, dataset, name, meta=store.put(data, pin=False), meta_size=len(data))
 
 
 def import_item(store: "Store", project: str, dataset: str, name: str, media: "Source",
@@ -89,7 +74,7 @@ def import_item(store: "Store", project: str, dataset: str, name: str, media: "S
     annotation (which must still fit the image) and item meta are kept."""
     try:
         old: ItemRecord | None = store.ns.item(project, dataset, name)
-    except Exception:  # noqa: BLE001 - NotFound: a new item
+    except NotFound:
         old = None
     if old is not None:
         if ann is None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import CasError
-from .gc import _remove
+from .gc import orphan_files, remove_path
 from .hashing import hash_file
 from .ids import BlobId
 from .index import SEP, split_item_key
@@ -27,6 +27,7 @@ class Problem:
     subject: str
     detail: str
     repaired: bool = False
+    key: bytes = b""  # the index key a namespace problem is about (what repair deletes)
 
     def __str__(self) -> str:
         done = " [removed]" if self.repaired and self.kind != "bad-refcount" else (" [fixed]" if self.repaired else "")
@@ -90,29 +91,27 @@ def _check_blobs(store: "Store", report: FsckReport, verify: bool) -> set[BlobId
 
 def _check_namespace(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
     index = store.index
-    expected: Counter[bytes] = Counter()
     with index.read() as txn:
         projects = {k for k, _ in index.scan(txn, "projects")}
         datasets = set()
         for key, _ in index.scan(txn, "datasets"):
             datasets.add(key)
             if key.split(SEP, 1)[0] not in projects:
-                report.problems.append(Problem("dangling-dataset", key.replace(SEP, b"/").decode(), "its project does not exist"))
+                report.problems.append(Problem("dangling-dataset", key.replace(SEP, b"/").decode(),
+                                               "its project does not exist", key=key))
         for key, raw in index.scan(txn, "items"):
             report.items_checked += 1
             rec = ItemRecord.decode(raw)
             project, dataset, name = split_item_key(key)
             label = f"{project}/{dataset}/{name}"
             if key.rsplit(SEP, 1)[0] not in datasets:
-                report.problems.append(Problem("dangling-item", label, "its dataset does not exist"))
+                report.problems.append(Problem("dangling-item", label, "its dataset does not exist", key=key))
             for blob in rec.blobs():
-                expected[bytes(blob)] += 1
                 if txn.get(bytes(blob), db=index.db["blobs"]) is None:
-                    report.problems.append(Problem("dangling-item", label, f"blob {blob} is not in the index"))
+                    report.problems.append(Problem("dangling-item", label, f"blob {blob} is not in the index", key=key))
                 elif blob in bad:
-                    report.problems.append(Problem("damaged-item", label, f"blob {blob} is missing or corrupt"))
-        for key, raw in index.scan(txn, "pins"):
-            expected[key] += int(raw)
+                    report.problems.append(Problem("damaged-item", label, f"blob {blob} is missing or corrupt", key=key))
+        expected = _expected_refs(store, txn)
         for key, raw in index.scan(txn, "blobs"):
             refs = BlobRecord.decode(raw).refs
             if refs != expected.get(key, 0):
@@ -120,11 +119,20 @@ def _check_namespace(store: "Store", report: FsckReport, bad: set[BlobId]) -> No
                                                f"index says {refs} references, found {expected.get(key, 0)}"))
 
 
+def _expected_refs(store: "Store", txn: Any) -> Counter[bytes]:
+    """References every blob should have: one per item that uses it, plus its pins."""
+    expected: Counter[bytes] = Counter()
+    for _key, raw in store.index.scan(txn, "items"):
+        for blob in ItemRecord.decode(raw).blobs():
+            expected[bytes(blob)] += 1
+    for key, raw in store.index.scan(txn, "pins"):
+        expected[key] += int(raw)
+    return expected
+
+
 def _check_files(store: "Store", report: FsckReport) -> None:
-    with store.index.read() as txn:
-        for blob_id, path, size in store.backend.list_ids():
-            if blob_id is None or txn.get(bytes(blob_id), db=store.index.db["blobs"]) is None:
-                report.problems.append(Problem("orphan-file", path, f"{size} bytes not in the index"))
+    for path, size in orphan_files(store):
+        report.problems.append(Problem("orphan-file", path, f"{size} bytes not in the index"))
     for path, size in store.backend.list_tmp():
         report.problems.append(Problem("stale-temp", path, f"left by an interrupted write ({size} bytes)"))
 
@@ -134,7 +142,7 @@ def _repair(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
     index = store.index
     for problem in report.problems:
         if problem.kind in ORPHAN_KINDS:
-            _remove(problem.subject)
+            remove_path(problem.subject)
             problem.repaired = True
     with index.write() as txn:
         for blob_id in bad:
@@ -144,23 +152,16 @@ def _repair(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
             if problem.kind in ("missing-blob", "corrupt-blob"):
                 problem.repaired = True
             elif problem.kind in ("dangling-item", "damaged-item"):
-                project, dataset, name = problem.subject.split("/", 1)[0], *problem.subject.split("/", 1)[1].rsplit("/", 1)
-                txn.delete(project.encode() + SEP + dataset.encode() + SEP + name.encode(), db=index.db["items"])
+                txn.delete(problem.key, db=index.db["items"])
                 problem.repaired = True
             elif problem.kind == "dangling-dataset":
-                project, dataset = problem.subject.split("/", 1)
-                txn.delete(project.encode() + SEP + dataset.encode(), db=index.db["datasets"])
+                txn.delete(problem.key, db=index.db["datasets"])
                 problem.repaired = True
         # Recount references from what remains.
-        expected: Counter[bytes] = Counter()
-        for _key, raw in index.scan(txn, "items"):
-            for blob in ItemRecord.decode(raw).blobs():
-                expected[bytes(blob)] += 1
-        for key, raw in list(index.scan(txn, "pins")):
+        for key, _raw in list(index.scan(txn, "pins")):
             if txn.get(key, db=index.db["blobs"]) is None:
                 txn.delete(key, db=index.db["pins"])
-            else:
-                expected[key] += int(raw)
+        expected = _expected_refs(store, txn)
         for key, raw in list(index.scan(txn, "blobs")):
             rec = BlobRecord.decode(raw)
             if rec.refs != expected.get(key, 0):

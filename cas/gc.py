@@ -35,7 +35,7 @@ def collect(store: "Store") -> GcReport:
     index = store.index
     with store.lock(exclusive=True, what="collect garbage"):
         for entry in os.scandir(store.tmp_dir):
-            _remove(entry.path)
+            remove_path(entry.path)
             report.temp_removed += 1
         while True:
             doomed: list[BlobId] = []
@@ -55,17 +55,22 @@ def collect(store: "Store") -> GcReport:
                 break
         # With the store to ourselves, a blob file the index does not know is garbage
         # (installed by an import that was killed before it could record it).
-        with index.read() as txn:
-            orphans = [(path, size) for blob_id, path, size in store.backend.list_ids()
-                       if blob_id is None or txn.get(bytes(blob_id), db=index.db["blobs"]) is None]
-        for path, size in orphans:
-            _remove(path)
+        for path, size in orphan_files(store):
+            remove_path(path)
             report.orphans_removed += 1
             report.bytes_freed += size
         return report
 
 
-def _remove(path: str) -> None:
+def orphan_files(store: "Store") -> list[tuple[str, int]]:
+    """(path, size) of every file under blobs/ that the index does not record."""
+    index = store.index
+    with index.read() as txn:
+        return [(path, size) for blob_id, path, size in store.backend.list_ids()
+                if blob_id is None or txn.get(bytes(blob_id), db=index.db["blobs"]) is None]
+
+
+def remove_path(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
     else:

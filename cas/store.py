@@ -67,10 +67,12 @@ class Store:
             return spool_path(os.fspath(source), tmp_dir or self.tmp_dir)
         return spool_stream(source, tmp_dir or self.tmp_dir)
 
-    def put(self, source: Source) -> BlobId:
-        """Store bytes (a path, bytes or a binary stream) and hold one reference on them.
+    def put(self, source: Source, pin: bool = True) -> BlobId:
+        """Store bytes (a path, bytes or a binary stream), durably, and hold one reference on
+        them (call `release` to drop it). Known content writes nothing.
 
-        Known content writes nothing. Call `release` to drop the reference.
+        With `pin=False` no reference is taken: the caller references the blob itself, in a
+        later transaction, while holding `lock()` so that `gc` cannot interleave.
         """
         with self.lock():
             spooled = self.spool(source)
@@ -83,7 +85,8 @@ class Store:
                     self.backend.sync()
                 with self.index.write() as txn:
                     record_new_blob(self.index, txn, spooled.id, spooled.size)
-                    adjust_pin(self.index, txn, spooled.id, +1)
+                    if pin:
+                        adjust_pin(self.index, txn, spooled.id, +1)
             finally:
                 spooled.discard()
         return spooled.id
