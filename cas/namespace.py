@@ -128,6 +128,11 @@ class Namespace:
                 return self.count_items(project, dataset, txn)
         return sum(1 for _ in self.index.scan(txn, "items", item_prefix(project, dataset)))
 
+    def has_items(self, project: str, dataset: str) -> bool:
+        """Whether a dataset holds any item (the first key of its range, not a count)."""
+        with self.index.read() as txn:
+            return next(self.index.scan(txn, "items", item_prefix(project, dataset)), None) is not None
+
     def item(self, project: str, dataset: str, name: str, txn: lmdb.Transaction | None = None) -> ItemRecord:
         if txn is None:
             with self.index.read() as txn:

@@ -21,14 +21,14 @@ import logging
 import threading
 
 from cas import edits
-from cas.annotation import loads
+from cas.annotation import empty_annotation, loads
 from cas.errors import InvalidInput, NotFound
 from cas.store import Store
 
 from .binding import FuseOSError
 from .handles import WriteHandle
 from .paths import MEDIA_SECTIONS, NESTED, Kind, Target
-from .view import View
+from .view import View, item_blob
 
 log = logging.getLogger("cas.mount")
 
@@ -73,10 +73,7 @@ class CopyIn:
         waiting = self.pending.get((t.project, t.dataset, t.item, t.section))
         if waiting is not None:
             return waiting
-        item = self.view.item(t)
-        blob = {"ann": item.ann, "meta": item.meta}.get(t.section, item.media)
-        if blob is None:
-            raise NotFound(f"item {t.item} has no item meta")
+        blob, _size = item_blob(t.section, t.item, self.view.item(t))
         return self.store.read_bytes(blob)
 
     def finalize(self, handle: WriteHandle) -> None:
@@ -184,9 +181,8 @@ class CopyIn:
             self.store.ns.remove_item(t.project, t.dataset, t.name)
         elif t.section == "ann":
             item = self.view.item(t)
-            edits.set_annotation(self.store, t.project, t.dataset, t.item,
-                                 {"description": "", "size": {"height": item.height, "width": item.width},
-                                  "tags": [], "objects": []}, f"{t.project}/{t.dataset}/ann/{t.name}")
+            edits.set_annotation(self.store, t.project, t.dataset, t.item, empty_annotation(item.width, item.height),
+                                 f"{t.project}/{t.dataset}/ann/{t.name}")
         elif t.section == "meta":
             edits.set_item_meta(self.store, t.project, t.dataset, t.item, None, t.name)
 
@@ -197,13 +193,13 @@ class CopyIn:
                 raise FuseOSError(errno.ENOTEMPTY)
             ns.remove_project(t.project)
         elif t.kind is Kind.DATASET:
-            if ns.count_items(t.project, t.dataset) or ns.children(t.project, t.dataset):
+            if ns.has_items(t.project, t.dataset) or ns.children(t.project, t.dataset):
                 raise FuseOSError(errno.ENOTEMPTY)
             ns.remove_dataset(t.project, t.dataset)
         elif t.kind is Kind.SECTION:
             # Sections always exist; removing an empty one (rm -r) is a no-op.
             empty = not ns.children(t.project, t.dataset) if t.section == NESTED else \
-                not ns.count_items(t.project, t.dataset)
+                not ns.has_items(t.project, t.dataset)
             if not empty:
                 raise FuseOSError(errno.ENOTEMPTY)
         else:

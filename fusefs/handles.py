@@ -141,9 +141,6 @@ class DirHandle:
             self._held = None
             self._pos += 1
 
-    def read(self, size: int, offset: int) -> bytes:
-        raise IsADirectoryError
-
     def close(self) -> None:
         if self._gen is not None and hasattr(self._gen, "close"):
             self._gen.close()  # type: ignore[union-attr]
@@ -172,5 +169,9 @@ class HandleTable:
         self._writers.pop(fh, None)
         return self._handles.pop(fh, None)
 
-    def writers(self) -> list[WriteHandle]:
-        return list(self._writers.values()) if self._writers else []
+    def writer_for(self, target: Target) -> WriteHandle | None:
+        """The open writer of a file, if one is being written."""
+        for writer in list(self._writers.values()):
+            if writer.target == target:
+                return writer
+        return None

@@ -24,7 +24,7 @@ from .copy_in import CopyIn
 from .invalidate import Invalidator
 from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, WriteHandle, remove_dead_spools
 from .paths import MEDIA_SECTIONS, Kind, Target, parse
-from .view import View, img_info, new_file_attrs
+from .view import View, img_info, item_blob, new_file_attrs
 
 log = logging.getLogger("cas.mount")
 
@@ -115,9 +115,9 @@ class CasOperations(Operations):
             if isinstance(handle, WriteHandle):
                 return {**self._attrs_or_new(handle.target), "st_size": handle.size}
         t = self._target(path)
-        for handle in self.handles.writers():  # the writer's own view of a file being written
-            if handle.target == t:
-                return {**self._attrs_or_new(t), "st_size": handle.size}
+        writer = self.handles.writer_for(t)  # the writer's own view of a file being written
+        if writer is not None:
+            return {**self._attrs_or_new(t), "st_size": writer.size}
         attrs = self.view.getattr(t)
         if self.read_only:
             attrs["st_mode"] &= ~0o222
@@ -148,13 +148,6 @@ class CasOperations(Operations):
         return iter(())
 
     @translated
-    def releasedir(self, path: str, fh: int) -> int:
-        handle = self.handles.pop(fh)
-        if handle is not None:
-            handle.close()
-        return 0
-
-    @translated
     def open(self, path: str, flags: int) -> int:
         t = self._target(path)
         if flags & (os.O_WRONLY | os.O_RDWR):
@@ -171,11 +164,7 @@ class CasOperations(Operations):
         waiting = self.view.pending.get((t.project, t.dataset, t.item, t.section))
         if waiting is not None:
             return self.handles.add(BytesHandle(waiting))
-        item = self.view.item(t)
-        blob, size = ((item.media, item.size) if t.section in MEDIA_SECTIONS else (item.ann, item.ann_size)
-                      if t.section == "ann" else (item.meta, item.meta_size))
-        if blob is None:
-            raise NotFound(f"item {t.item} has no item meta")
+        blob, size = item_blob(t.section, t.item, self.view.item(t))
         store = self.store
         assert store is not None
         return self.handles.add(ReadHandle(BlobReader(store.backend.open_fd(blob), blob, size)))
@@ -190,6 +179,8 @@ class CasOperations(Operations):
         if handle is not None:
             handle.close()
         return 0
+
+    releasedir = release
 
     @translated
     def statfs(self, path: str) -> dict[str, int]:
@@ -214,14 +205,11 @@ class CasOperations(Operations):
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
         self._writable()
         handle = self.handles.get(fh) if fh is not None else None
-        if isinstance(handle, WriteHandle):
-            handle.truncate(length)
-            return 0
         t = self._target(path)
-        for writer in self.handles.writers():
-            if writer.target == t:
-                writer.truncate(length)
-                return 0
+        writer = handle if isinstance(handle, WriteHandle) else self.handles.writer_for(t)
+        if writer is not None:
+            writer.truncate(length)
+            return 0
         self.copy_in.writable(t)
         raise FuseOSError(errno.EPERM)  # truncating a stored file in place: write it anew instead
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 
 from cas.errors import NotFound
+from cas.ids import BlobId
 from cas.records import ItemRecord
 from cas.store import Store
 
@@ -47,6 +48,24 @@ def img_info(name: str, item: ItemRecord) -> bytes:
         "ext": name.rpartition(".")[2].lower() if "." in name else "", "link": None,
         "created_at": _iso(item.mtime), "updated_at": _iso(item.mtime),
     }, indent=4).encode()
+
+
+def item_blob(section: str, name: str, item: ItemRecord) -> tuple[BlobId, int]:
+    """The blob (and its size) behind an item's file in img/ (video/), ann/ or meta/."""
+    if section == "ann":
+        return item.ann, item.ann_size
+    if section == "meta":
+        if item.meta is None:
+            raise NotFound(f"item {name} has no item meta")
+        return item.meta, item.meta_size
+    return item.media, item.size
+
+
+def item_attrs(section: str, name: str, item: ItemRecord) -> Attrs:
+    """Attributes of an item's file in one section (img/, ann/, meta/, img_info/)."""
+    if section == "img_info":
+        return _attrs(RO_FILE_MODE, len(img_info(name, item)), item.mtime)
+    return _attrs(FILE_MODE, item_blob(section, name, item)[1], item.mtime)
 
 
 class View:
@@ -94,9 +113,9 @@ class View:
             return _attrs(DIR_MODE, 0, self.mounted_at)
         if t.kind is Kind.STATS:
             return _attrs(RO_FILE_MODE, len(self.stats()), time.time_ns())
+        if t.section in MEDIA_SECTIONS and t.section != self.media_dir(t.project):
+            raise NotFound(f"{t.section}/ does not exist in project {t.project}")
         if t.kind is Kind.FILE:  # the hot path: one index lookup
-            if t.section in MEDIA_SECTIONS and t.section != self.media_dir(t.project):
-                raise NotFound(f"{t.section}/ does not exist in project {t.project}")
             return self.file_attrs(t)
         project = ns.project(t.project)
         if t.kind is Kind.PROJECT:
@@ -110,8 +129,6 @@ class View:
         if t.kind is Kind.DATASET:
             return _attrs(DIR_MODE, 0, project.created)
         # a section: img/, ann/, ..., datasets/
-        if t.section in MEDIA_SECTIONS and t.section != self.media_dir(t.project):
-            raise NotFound(f"{t.section}/ does not exist in a {project.project_type} project")
         made = self.fresh_datasets.get((t.project, t.dataset))
         if made is not None and t.section not in made:
             raise NotFound(f"{t.section}/ of new dataset {t.dataset} is not made yet")
@@ -120,28 +137,19 @@ class View:
             raise NotFound(f"dataset {t.dataset} has no nested datasets")
         return _attrs(DIR_MODE, 0, project.created)
 
-    def file_attrs(self, t: Target, item: ItemRecord | None = None) -> Attrs:
+    def file_attrs(self, t: Target) -> Attrs:
         if t.section == NESTED:
             raise NotFound("datasets/ holds only datasets")
         if t.section == "ann" and (t.project, t.dataset, t.item) in self.implicit_anns:
             raise NotFound(f"annotation of {t.item} is not written yet")
-        if item is None:
-            try:
-                item = self.item(t)
-            except NotFound:
-                raw = self.pending.get((t.project, t.dataset, t.item, t.section))
-                if raw is not None:
-                    return _attrs(FILE_MODE, len(raw), self.mounted_at)
-                raise
-        if t.section == "ann":
-            return _attrs(FILE_MODE, item.ann_size, item.mtime)
-        if t.section == "meta":
-            if item.meta is None:
-                raise NotFound(f"item {t.item} has no item meta")
-            return _attrs(FILE_MODE, item.meta_size, item.mtime)
-        if t.section == "img_info":
-            return _attrs(RO_FILE_MODE, len(img_info(t.item, item)), item.mtime)
-        return _attrs(FILE_MODE, item.size, item.mtime)
+        try:
+            item = self.item(t)
+        except NotFound:
+            raw = self.pending.get((t.project, t.dataset, t.item, t.section))
+            if raw is not None:
+                return _attrs(FILE_MODE, len(raw), self.mounted_at)
+            raise
+        return item_attrs(t.section, t.item, item)
 
     # -- listings --------------------------------------------------------------------------
     def readdir(self, t: Target) -> Iterator[tuple[str, Attrs | None]]:
@@ -187,8 +195,7 @@ class View:
             for name, item in ns.items(t.project, t.dataset, txn):
                 if t.section == "meta" and item.meta is None:
                     continue
-                entry = Target(Kind.FILE, t.project, t.dataset, t.section, name + suffix)
-                yield name + suffix, self.file_attrs(entry, item)
+                yield name + suffix, item_attrs(t.section, name, item)
         for (project, dataset, item_name, section), raw in list(self.pending.items()):
             if (project, dataset, section) == (t.project, t.dataset, t.section):
                 yield item_name + ".json", _attrs(FILE_MODE, len(raw), self.mounted_at)
