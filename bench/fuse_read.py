@@ -26,7 +26,7 @@ from pathlib import Path
 from PIL import Image
 
 from bench.datagen import make_dedup_set, make_tiny_set
-from fusefs.mount import is_fuse_mount, mount_background
+from fusefs.mount import detach, is_fuse_mount, mount_background
 
 REPO = Path(__file__).resolve().parent.parent
 MB = 1_000_000
@@ -49,11 +49,7 @@ def cas(store: Path, *args: str) -> str:
 
 
 def unmount(mnt: Path) -> None:
-    for args in (["-u"], ["-u", "-z"]):
-        if not is_fuse_mount(str(mnt)):
-            return
-        subprocess.run(["fusermount3", *args, str(mnt)], capture_output=True)
-        time.sleep(0.05)
+    detach(str(mnt))
 
 
 @contextmanager

@@ -129,6 +129,12 @@ class Index:
             while cursor.key() and int.from_bytes(cursor.key(), "big") <= seq - CHANGES_KEPT:
                 cursor.delete()
 
+    def last_change(self) -> int:
+        """Sequence number of the newest logged change (0: none)."""
+        with self.read() as txn:
+            cursor = txn.cursor(db=self.db["changes"])
+            return int.from_bytes(cursor.key(), "big") if cursor.last() else 0
+
     def changes_since(self, seq: int) -> tuple[int, list[tuple[str, str | None, str | None]]]:
         """(last sequence number, changes after `seq`)."""
         out = []

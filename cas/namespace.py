@@ -53,9 +53,13 @@ class Namespace:
         with self.index.write() as txn:
             if txn.get(project_key(name), db=self.index.db["projects"]) is not None:
                 raise AlreadyExists(f"project {name!r} exists")
-            now = time.time_ns()
-            rec = ProjectRecord(now, meta, now)
-            txn.put(project_key(name), rec.encode(), db=self.index.db["projects"])
+            return self.put_new_project(txn, name, meta)
+
+    def put_new_project(self, txn: lmdb.Transaction, name: str, meta: dict[str, Any]) -> ProjectRecord:
+        """Record a project (its meta already validated) inside `txn`."""
+        now = time.time_ns()
+        rec = ProjectRecord(now, meta, now)
+        txn.put(project_key(name), rec.encode(), db=self.index.db["projects"])
         return rec
 
     def write_meta(self, txn: lmdb.Transaction, name: str, meta: dict[str, Any]) -> None:

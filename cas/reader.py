@@ -33,6 +33,11 @@ class BlobReader:
             self.fd = -1
             self._corrupt(f"file has {actual} bytes, index says {size}")
 
+    @property
+    def verifying(self) -> bool:
+        """Still tracking a sequential read from offset 0 (or already found corrupt)."""
+        return self._hasher is not None or self.corrupt is not None
+
     def _corrupt(self, why: str) -> None:
         if self.corrupt is None:
             log.error("corrupt blob %s: %s", self.id, why)

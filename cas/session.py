@@ -249,9 +249,7 @@ class ImportSession:
         ns = self.store.ns
         with self.store.index.write() as txn:
             if self._existing is None:
-                now = time.time_ns()
-                txn.put(self.project.encode(), ProjectRecord(now, self.meta.raw, now).encode(),
-                        db=self.store.index.db["projects"])
+                ns.put_new_project(txn, self.project, self.meta.raw)
             elif self._meta_changed:
                 ns.write_meta(txn, self.project, self.meta.raw)
             for dataset in sorted(self._datasets):

@@ -22,7 +22,7 @@ class ReadHandle:
         self._lock = threading.Lock()  # the digest tracker is not thread-safe; pread is
 
     def read(self, size: int, offset: int) -> bytes:
-        if self.reader._hasher is None and self.reader.corrupt is None:  # not sequential: plain pread
+        if not self.reader.verifying:  # not a sequential read from the start: a plain pread
             return os.pread(self.reader.fd, size, offset)
         with self._lock:
             return self.reader.pread(size, offset)

@@ -27,7 +27,7 @@ class Invalidator:
         self.fuse = fuse
         self.project = project
         self.media_dirs = media_dirs
-        self.seq, _ = store.index.changes_since(1 << 62)
+        self.seq = store.index.last_change()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cas-invalidate", daemon=True)
 

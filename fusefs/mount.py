@@ -88,12 +88,7 @@ def _unmount_on_signals(mountpoint: str) -> None:
     def watch() -> None:
         sig = signal.sigwait(signals)
         log.info("signal %s: unmounting %s", signal.Signals(sig).name, mountpoint)
-        try:
-            umount(mountpoint)
-        except CasError as e:  # busy: detach lazily so the daemon can still exit
-            log.warning("%s; detaching lazily", e)
-            tool = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount3"
-            subprocess.run([tool, "-u", "-z", mountpoint], capture_output=True)
+        detach(mountpoint)  # lazily if busy, so the daemon can still exit
 
     threading.Thread(target=watch, name="cas-signals", daemon=True).start()
 
@@ -124,11 +119,25 @@ def mount_background(store_root: str, mountpoint: str, read_only: bool = False, 
     raise CasError(f"mount did not become ready within {READY_TIMEOUT:.0f} s (log: {logfile})")
 
 
-def umount(mountpoint: str) -> str:
-    """Unmount; a stale mount (dead daemon) is detached lazily. Returns what was done."""
+def _fusermount() -> str:
     tool = shutil.which("fusermount3") or shutil.which("fusermount")
     if tool is None:
         raise CasError("fusermount3 not found: install the fuse3 package")
+    return tool
+
+
+def detach(mountpoint: str) -> None:
+    """Unmount whatever the state: plainly, else lazily (busy or stale). For cleanup paths."""
+    for args in (["-u"], ["-u", "-z"]):
+        if not is_fuse_mount(mountpoint):
+            return
+        subprocess.run([_fusermount(), *args, mountpoint], capture_output=True)
+        time.sleep(0.05)
+
+
+def umount(mountpoint: str) -> str:
+    """Unmount; a stale mount (dead daemon) is detached lazily. Returns what was done."""
+    tool = _fusermount()
     stale = is_stale(mountpoint)
     if not stale and not is_fuse_mount(mountpoint):
         raise CasError(f"{mountpoint} is not a cas mount")

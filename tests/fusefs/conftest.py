@@ -4,27 +4,33 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from fusefs.mount import is_fuse_mount, mount_background
+from fusefs.mount import detach, mount_background
+from tests.conftest import run_cas
 
 if not os.path.exists("/dev/fuse"):
     pytest.skip("/dev/fuse is missing on this machine: the mount tests need a kernel FUSE device",
                 allow_module_level=True)
 
 
+def store_with(tmp_path: Path, files: dict[str, bytes], project: str = "p") -> Path:
+    """A store holding `files` ({"dataset/name": bytes}) imported as one project."""
+    for rel, data in files.items():
+        path = tmp_path / "src" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    store = tmp_path / "store"
+    run_cas(store, "import", str(tmp_path / "src"), "--project", project)
+    return store
+
+
 def force_unmount(mountpoint: Path, pid: int | None) -> None:
-    for args in (["-u"], ["-u", "-z"]):
-        if not is_fuse_mount(str(mountpoint)):
-            break
-        subprocess.run(["fusermount3", *args, str(mountpoint)], capture_output=True)
-        time.sleep(0.05)
+    detach(str(mountpoint))
     if pid is not None:
         try:
             os.kill(pid, signal.SIGKILL)

@@ -11,6 +11,7 @@ import pytest
 from cas import Store
 from cas.annotation import empty_annotation
 from tests.conftest import jpeg_bytes, png_bytes, run_cas
+from tests.fusefs.conftest import store_with
 
 META = {"classes": [{"title": "car", "shape": "rectangle", "color": "#FF0000"}], "tags": [], "projectType": "images"}
 
@@ -58,10 +59,7 @@ def test_image_copied_in_gets_an_empty_annotation_of_its_size(tmp_path, mount):
 
 
 def test_invalid_annotation_fails_close_with_einval_and_changes_nothing(tmp_path, mount):
-    store = tmp_path / "store"
-    (tmp_path / "src/d").mkdir(parents=True)
-    (tmp_path / "src/d/a.jpg").write_bytes(jpeg_bytes(40, 30))
-    run_cas(store, "import", str(tmp_path / "src"), "--project", "p")
+    store = store_with(tmp_path, {"d/a.jpg": jpeg_bytes(40, 30)})
     with mount(store) as mnt:
         (mnt / "p/meta.json").write_text(json.dumps(META))
         before = stats(store)
@@ -116,11 +114,7 @@ def test_bad_image_and_bad_meta_fail_close_and_leave_nothing(tmp_path, mount):
 
 
 def test_rm_and_mv_change_the_store(tmp_path, mount):
-    store = tmp_path / "store"
-    (tmp_path / "src/a").mkdir(parents=True)
-    (tmp_path / "src/a/x.jpg").write_bytes(jpeg_bytes())
-    (tmp_path / "src/a/y.png").write_bytes(png_bytes())
-    run_cas(store, "import", str(tmp_path / "src"), "--project", "p")
+    store = store_with(tmp_path, {"a/x.jpg": jpeg_bytes(), "a/y.png": png_bytes()})
     with mount(store) as mnt:
         os.rename(mnt / "p/a/img/x.jpg", mnt / "p/a/img/z.jpg")
         assert sorted(os.listdir(mnt / "p/a/img")) == ["y.png", "z.jpg"]
@@ -137,10 +131,7 @@ def test_rm_and_mv_change_the_store(tmp_path, mount):
 
 
 def test_unsupported_operations_fail_cleanly_and_the_daemon_lives(tmp_path, mount):
-    store = tmp_path / "store"
-    (tmp_path / "src/a").mkdir(parents=True)
-    (tmp_path / "src/a/x.jpg").write_bytes(jpeg_bytes())
-    run_cas(store, "import", str(tmp_path / "src"), "--project", "p")
+    store = store_with(tmp_path, {"a/x.jpg": jpeg_bytes()})
     with mount(store) as mnt:
         cases = [
             (lambda: os.symlink("x.jpg", mnt / "p/a/img/l.jpg"), {errno.EPERM}),
@@ -159,10 +150,7 @@ def test_unsupported_operations_fail_cleanly_and_the_daemon_lives(tmp_path, moun
 
 
 def test_read_only_mount_refuses_every_change(tmp_path, mount):
-    store = tmp_path / "store"
-    (tmp_path / "src/a").mkdir(parents=True)
-    (tmp_path / "src/a/x.jpg").write_bytes(jpeg_bytes())
-    run_cas(store, "import", str(tmp_path / "src"), "--project", "p")
+    store = store_with(tmp_path, {"a/x.jpg": jpeg_bytes()})
     with mount(store, read_only=True) as mnt:
         for action in (lambda: (mnt / "q").mkdir(), lambda: (mnt / "p/a/img/x.jpg").unlink(),
                        lambda: (mnt / "p/a/img/new.jpg").write_bytes(jpeg_bytes())):

@@ -12,16 +12,11 @@ import pytest
 from cas import Store
 from fusefs.mount import is_fuse_mount, mount_background
 from tests.conftest import ROOT, jpeg_bytes, run_cas
-from tests.fusefs.conftest import force_unmount
+from tests.fusefs.conftest import force_unmount, store_with
 
 
 def small_store(tmp_path):
-    store = tmp_path / "store"
-    (tmp_path / "src/a").mkdir(parents=True)
-    (tmp_path / "src/a/x.jpg").write_bytes(jpeg_bytes())
-    (tmp_path / "src/a/y.jpg").write_bytes(jpeg_bytes(20, 20))
-    run_cas(store, "import", str(tmp_path / "src"), "--project", "p")
-    return store
+    return store_with(tmp_path, {"a/x.jpg": jpeg_bytes(), "a/y.jpg": jpeg_bytes(20, 20)})
 
 
 def wait_gone(pid, timeout=10.0):

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cas import Store
 from tests.conftest import jpeg_bytes, png_bytes, run_cas
+from tests.fusefs.conftest import store_with
 
 
 def import_sample(tmp_path, sample_project):
@@ -112,10 +113,7 @@ def test_project_mount_shows_one_project_at_the_root(tmp_path, sample_project, m
 
 
 def test_item_removed_by_another_process_disappears_despite_long_caches(tmp_path, mount):
-    store = tmp_path / "store"
-    (tmp_path / "src/d").mkdir(parents=True)
-    (tmp_path / "src/d/x.jpg").write_bytes(jpeg_bytes())
-    run_cas(store, "import", str(tmp_path / "src"), "--project", "p")
+    store = store_with(tmp_path, {"d/x.jpg": jpeg_bytes()})
     with mount(store) as mnt:
         target = mnt / "p/d/img/x.jpg"
         assert target.stat().st_size == len(jpeg_bytes())  # now cached by the kernel
