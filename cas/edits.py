@@ -93,9 +93,9 @@ def import_item(store: "Store", project: str, dataset: str, name: str, media: "S
                                                        ann_label or f"{dataset}/ann/{name}.json")
         new = [part for part in prepared.parts() if part.new]
         if new:
-            store.backend.sync()  # bytes durable before the one transaction that records them
+            store.write_backend.sync()  # bytes durable before the one transaction that records them
         with store.index.write() as txn:
             for part in new:
-                record_new_blob(store.index, txn, part.id, part.size)
+                record_new_blob(store.index, txn, part.id, part.size, store.write_backend.location)
             store.ns.ensure_dataset(txn, project, dataset)
             return store.ns.put_item(txn, project, dataset, name, item_record(prepared), overwrite=True)

@@ -12,7 +12,7 @@ from .gc import orphan_files, remove_path
 from .hashing import hash_file
 from .ids import BlobId
 from .index import SEP, split_item_key
-from .records import BlobRecord, ItemRecord
+from .records import LINK, LOCAL, S3, BlobRecord, ItemRecord
 
 if TYPE_CHECKING:
     from .store import Store
@@ -64,11 +64,31 @@ def check(store: "Store", repair: bool = False, verify: bool = True) -> FsckRepo
 
 
 def _check_blobs(store: "Store", report: FsckReport, verify: bool) -> set[BlobId]:
+    """Local blobs: size, and digest if `verify`. S3 blobs: the object exists with the
+    recorded size (one listing; their bytes are not downloaded). Links are not checked:
+    their bytes are not ours."""
     bad: set[BlobId] = set()
+    s3_sizes: dict[BlobId, int] | None = None
     with store.index.read() as txn:
         for key, raw in store.index.scan(txn, "blobs"):
             blob_id, rec = BlobId(key), BlobRecord.decode(raw)
             report.blobs_checked += 1
+            if rec.location == LINK:
+                continue
+            if rec.location == S3:
+                if store.s3 is None:
+                    report.problems.append(Problem("missing-blob", str(blob_id), "in S3, but no S3 remote is configured"))
+                    bad.add(blob_id)
+                    continue
+                if s3_sizes is None:
+                    s3_sizes = {i: size for i, _url, size in store.s3.list_ids() if i is not None}
+                if s3_sizes.get(blob_id) != rec.size:
+                    found = s3_sizes.get(blob_id)
+                    report.problems.append(Problem("missing-blob" if found is None else "corrupt-blob", str(blob_id),
+                                                   f"S3 object {store.s3.url(blob_id)} " +
+                                                   ("is missing" if found is None else f"has {found} bytes, index says {rec.size}")))
+                    bad.add(blob_id)
+                continue
             path = store.backend.path(blob_id)
             try:
                 size = os.stat(path).st_size
@@ -146,8 +166,10 @@ def _repair(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
             problem.repaired = True
     with index.write() as txn:
         for blob_id in bad:
+            rec = BlobRecord.decode(txn.get(bytes(blob_id), db=index.db["blobs"]))
             txn.delete(bytes(blob_id), db=index.db["blobs"])
-            store.backend.delete(blob_id)
+            if rec.location == LOCAL:
+                store.backend.delete(blob_id)
         for problem in report.problems:
             if problem.kind in ("missing-blob", "corrupt-blob"):
                 problem.repaired = True

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .ids import BlobId
-from .records import BlobRecord
+from .records import LOCAL, S3, BlobRecord
 
 if TYPE_CHECKING:
     from .store import Store
@@ -38,18 +38,24 @@ def collect(store: "Store") -> GcReport:
             remove_path(entry.path)
             report.temp_removed += 1
         while True:
-            doomed: list[BlobId] = []
+            doomed: list[tuple[BlobId, BlobRecord]] = []
             with index.write() as txn:
                 for key, raw in index.scan(txn, "blobs"):
                     rec = BlobRecord.decode(raw)
                     if rec.refs == 0:
-                        doomed.append(BlobId(key))
+                        doomed.append((BlobId(key), rec))
                         if len(doomed) >= DELETE_BATCH:
                             break
-                for blob_id in doomed:
+                for blob_id, _rec in doomed:
                     txn.delete(bytes(blob_id), db=index.db["blobs"])
-            for blob_id in doomed:
-                report.bytes_freed += store.backend.delete(blob_id)
+            for blob_id, rec in doomed:
+                if rec.location == LOCAL:
+                    store.backend.delete(blob_id)
+                else:  # S3 objects go; a link's bytes are not ours to delete
+                    if rec.location == S3 and store.s3 is not None:
+                        store.s3.delete(blob_id)
+                    store.cache.drop(blob_id)
+                report.bytes_freed += max(rec.size, 0)
                 report.blobs_removed += 1
             if len(doomed) < DELETE_BATCH:
                 break

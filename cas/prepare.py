@@ -147,8 +147,7 @@ class Preparer:
             if self.config.verify_dedup:
                 self._verify_same(sp, label)
             return Part(sp.id, sp.size, False)
-        self.store.backend.install(sp.write_temp(self.config.tmp), sp.id)
-        sp.tmp = None
+        self.store.write_backend.install(sp, self.config.tmp)
         return Part(sp.id, sp.size, True)
 
     def _verify_same(self, sp: Spooled, label: str) -> None:

@@ -1,9 +1,11 @@
-"""Random-access reads of a local blob with pread; sequential reads are verified."""
+"""Random-access reads of a local blob (or cache entry) with pread; sequential reads are verified."""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Callable
 
 from .errors import CorruptBlob
 from .hashing import Hasher
@@ -20,10 +22,13 @@ class BlobReader:
     returning the bytes.
     """
 
-    def __init__(self, fd: int, blob_id: BlobId, size: int) -> None:
+    def __init__(self, fd: int, blob_id: BlobId, size: int,
+                 on_corrupt: Callable[[], None] | None = None) -> None:
         self.fd = fd
         self.id = blob_id
         self.size = size
+        self.on_corrupt = on_corrupt  # e.g. drop a cache entry that went bad
+        self._lock = threading.Lock()  # the digest tracker is not thread-safe; pread is
         self._pos = 0
         self._hasher: Hasher | None = Hasher()
         self.corrupt: str | None = None  # once found corrupt, every later read fails too
@@ -41,8 +46,17 @@ class BlobReader:
     def _corrupt(self, why: str) -> None:
         if self.corrupt is None:
             log.error("corrupt blob %s: %s", self.id, why)
+            if self.on_corrupt is not None:
+                self.on_corrupt()
         self.corrupt = why
         raise CorruptBlob(f"blob {self.id} is corrupt: {why}; run `cas fsck`")
+
+    def read_at(self, length: int, offset: int) -> bytes:
+        """`pread` that several threads may call at once."""
+        if not self.verifying:  # not a sequential read from the start: a plain pread
+            return os.pread(self.fd, length, offset)
+        with self._lock:
+            return self.pread(length, offset)
 
     def pread(self, length: int, offset: int) -> bytes:
         """Bytes at an offset; not verified unless part of a sequential read."""

@@ -10,6 +10,9 @@ import msgpack
 from .ids import BlobId
 
 LOCAL = "local"
+S3 = "s3"
+LINK = "link"
+UNKNOWN_SIZE = -1  # a link imported without a HEAD: learned on first read
 
 
 def pack(obj: Any) -> bytes:
@@ -22,20 +25,34 @@ def unpack(raw: bytes) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class BlobRecord:
-    """Size, location and reference count of one stored blob."""
+    """Size, location and reference count of one blob.
+
+    A link entry (location LINK) also keeps its URL, the ETag and size seen at import
+    or first read (a later read that finds others fails), and the content digest once a
+    full read has computed it.
+    """
 
     size: int
     refs: int = 0
     location: str = LOCAL
     created: int = 0  # ns since epoch
+    url: str | None = None
+    etag: str | None = None
+    digest: BlobId | None = None
 
     def encode(self) -> bytes:
-        return pack([self.size, self.refs, self.location, self.created])
+        fields: list[Any] = [self.size, self.refs, self.location, self.created]
+        if self.url is not None:
+            fields += [self.url, self.etag, bytes(self.digest) if self.digest is not None else None]
+        return pack(fields)
 
     @classmethod
     def decode(cls, raw: bytes) -> "BlobRecord":
-        size, refs, location, created = unpack(raw)
-        return cls(size, refs, location, created)
+        fields = unpack(raw)
+        if len(fields) == 4:
+            return cls(*fields)
+        size, refs, location, created, url, etag, digest = fields
+        return cls(size, refs, location, created, url, etag, BlobId(digest) if digest is not None else None)
 
     def with_refs(self, refs: int) -> "BlobRecord":
         return replace(self, refs=refs)

@@ -211,10 +211,10 @@ class ImportSession:
                         error = error or result
         new = {part.id: part.size for item in prepared for part in item.parts() if part.new}
         if new:
-            self.store.backend.sync()
+            self.store.write_backend.sync()
             with self.store.index.write() as txn:
                 for blob_id, size in new.items():
-                    if record_new_blob(self.store.index, txn, blob_id, size):
+                    if record_new_blob(self.store.index, txn, blob_id, size, self.store.write_backend.location):
                         self.report.blobs_new += 1
                         self.report.bytes_new += size
         if error is not None:

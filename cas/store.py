@@ -8,15 +8,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .annotation import Meta, loads
-from .errors import NotFound
+from .backends import Backend
 from .backends.local import LocalBackend
+from .backends.s3 import S3Backend
+from .cache import BlobCache
+from .config import NetOptions, StoreConfig
+from .errors import NotFound
 from .ids import BlobId
 from .index import Index
 from .locks import store_lock
 from .namespace import Namespace
 from .reader import BlobReader
-from .records import BlobRecord
+from .records import LINK, LOCAL, BlobRecord
 from .refs import adjust_pin, get_blob, record_new_blob
+from .remote import RemoteReader
 from .spool import Spooled, spool_bytes, spool_path, spool_stream
 
 if TYPE_CHECKING:
@@ -27,8 +32,14 @@ if TYPE_CHECKING:
 Source = str | os.PathLike[str] | bytes | BinaryIO
 
 
+CACHE_COUNTERS_KEY = b"cache-counters"
+
+
 class Store:
-    """A content-addressed store at `root`: `<root>/index` (LMDB), `<root>/blobs`, `<root>/tmp`.
+    """A content-addressed store at `root`: `<root>/index` (LMDB), `<root>/blobs`, `<root>/tmp`,
+    `<root>/config.json`, and for remote blobs `<root>/cache`.
+
+    New blobs go to S3 when the store has an S3 remote (`config.json`), else to `blobs/`.
 
     >>> store = Store("/data/cas")
     >>> blob = store.put(b"hello")
@@ -36,17 +47,35 @@ class Store:
     b'hello'
     """
 
-    def __init__(self, root: str | os.PathLike[str], create: bool = True) -> None:
+    def __init__(self, root: str | os.PathLike[str], create: bool = True, net: NetOptions | None = None) -> None:
         self.root = Path(root).expanduser().resolve()
         if not create and not (self.root / "index" / "data.mdb").exists():
             raise NotFound(f"no cas store at {self.root} (run `cas init` first)")
         self.root.mkdir(parents=True, exist_ok=True)
         self.index = Index(self.root / "index", create=create)
+        self.config = StoreConfig.load(self.root)
+        self.net = net or NetOptions.from_env()
         self.backend = LocalBackend(self.root)
+        self.s3 = S3Backend(self.config.s3, self.net) if self.config.s3 else None
+        self.write_backend: Backend = self.s3 or self.backend  # where new blobs go
         self.tmp_dir = str(self.backend.tmp_dir)
         self.ns = Namespace(self.index)
+        self._cache: BlobCache | None = None
+
+    @property
+    def cache(self) -> BlobCache:
+        """The cache of remote blobs (made on first use)."""
+        if self._cache is None:
+            self._cache = BlobCache(self.root, self.config.cache_size)
+        return self._cache
+
+    def save_config(self) -> None:
+        self.config.save(self.root)
+        self.s3 = S3Backend(self.config.s3, self.net) if self.config.s3 else None
+        self.write_backend = self.s3 or self.backend
 
     def close(self) -> None:
+        self.flush_cache_counters()
         self.index.close()
 
     def __enter__(self) -> "Store":
@@ -80,11 +109,10 @@ class Store:
                 with self.index.read() as txn:
                     known = get_blob(self.index, txn, spooled.id) is not None
                 if not known:
-                    self.backend.install(spooled.write_temp(self.tmp_dir), spooled.id)
-                    spooled.tmp = None
-                    self.backend.sync()
+                    self.write_backend.install(spooled, self.tmp_dir)
+                    self.write_backend.sync()
                 with self.index.write() as txn:
-                    record_new_blob(self.index, txn, spooled.id, spooled.size)
+                    record_new_blob(self.index, txn, spooled.id, spooled.size, self.write_backend.location)
                     if pin:
                         adjust_pin(self.index, txn, spooled.id, +1)
             finally:
@@ -107,10 +135,48 @@ class Store:
         with self.index.read() as txn:
             return get_blob(self.index, txn, blob_id) is not None
 
-    def open(self, blob_id: BlobId) -> BlobReader:
-        """A random-access reader (pread); a full sequential read is digest-verified."""
+    def open(self, blob_id: BlobId) -> BlobReader | RemoteReader:
+        """A random-access reader (pread); a full sequential read is digest-verified.
+        Remote blobs (S3, links) are read through the cache."""
         rec = self.stat(blob_id)
-        return BlobReader(self.backend.open_fd(blob_id), blob_id, rec.size)
+        if rec.location == LOCAL:
+            return BlobReader(self.backend.open_fd(blob_id), blob_id, rec.size)
+        expect = blob_id if rec.location != LINK else rec.digest
+        if expect is not None:
+            fd = self.cache.open(blob_id, rec.size)
+            if fd is not None:
+                return BlobReader(fd, expect, rec.size, on_corrupt=lambda: self.cache.drop(blob_id))
+        self.cache.note_miss(rec.size)
+        if rec.location == LINK:
+            from .links import fetcher_for
+            assert rec.url is not None
+            fetcher = fetcher_for(rec.url, self.net, self.config.allow_roots, self.config.s3)
+            return RemoteReader(fetcher, blob_id, rec.size, rec.digest, rec.etag, self.cache, self.net,
+                                learn=lambda size, etag, digest: self.learn_link(blob_id, size, etag, digest))
+        if self.s3 is None:
+            raise NotFound(f"blob {blob_id} is in S3 but the store has no S3 remote in {self.root}/config.json")
+        return RemoteReader(self.s3.fetcher(blob_id), blob_id, rec.size, blob_id, None, self.cache, self.net)
+
+    def learn_link(self, link: BlobId, size: int, etag: str | None, digest: BlobId) -> None:
+        """Record what a full read of a link found: its size, ETag and content digest."""
+        from dataclasses import replace
+        with self.index.write() as txn:
+            rec = get_blob(self.index, txn, link)
+            if rec is not None and rec.location == LINK:
+                txn.put(bytes(link), replace(rec, size=size, etag=rec.etag or etag, digest=digest).encode(),
+                        db=self.index.db["blobs"])
+
+    def flush_cache_counters(self) -> None:
+        """Add this process's cache hits and misses to the totals kept in the index."""
+        if self._cache is None or not any(self._cache.counters.as_list()):
+            return
+        from .records import pack, unpack
+        counters, self._cache.counters = self._cache.counters, type(self._cache.counters)()
+        with self.index.write() as txn:
+            raw = txn.get(CACHE_COUNTERS_KEY, db=self.index.db["meta"])
+            totals = unpack(raw) if raw is not None else [0, 0, 0, 0]
+            totals = [a + b for a, b in zip(totals, counters.as_list())]
+            txn.put(CACHE_COUNTERS_KEY, pack(totals), db=self.index.db["meta"])
 
     def read_bytes(self, blob_id: BlobId) -> bytes:
         with self.open(blob_id) as reader:

@@ -10,22 +10,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cas.reader import BlobReader
+from cas.remote import RemoteReader
 
 from .paths import Target
 
 
 class ReadHandle:
-    """A blob opened for reading: pread on one descriptor; a sequential read is digest-checked."""
+    """A blob opened for reading (local pread, or remote through the cache); a sequential
+    read is digest-checked."""
 
-    def __init__(self, reader: BlobReader) -> None:
+    def __init__(self, reader: BlobReader | RemoteReader) -> None:
         self.reader = reader
-        self._lock = threading.Lock()  # the digest tracker is not thread-safe; pread is
 
     def read(self, size: int, offset: int) -> bytes:
-        if not self.reader.verifying:  # not a sequential read from the start: a plain pread
-            return os.pread(self.reader.fd, size, offset)
-        with self._lock:
-            return self.reader.pread(size, offset)
+        return self.reader.read_at(size, offset)
 
     def close(self) -> None:
         self.reader.close()

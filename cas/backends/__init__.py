@@ -6,22 +6,22 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from ..ids import BlobId
+from ..spool import Spooled
 
 
 class Backend(Protocol):
     """Durable home of blob bytes, addressed by id."""
 
-    def install(self, tmp_path: str, blob_id: BlobId) -> None:
-        """Move a finished temp file into place (not yet durable: see `sync`)."""
+    location: str  # as recorded in BlobRecord.location
+
+    def install(self, sp: Spooled, tmp_dir: str) -> None:
+        """Put spooled content in place (durable once `sync` returned); consumes its temp file."""
 
     def sync(self) -> None:
         """Make every installed blob durable (one call per batch)."""
 
-    def open_fd(self, blob_id: BlobId) -> int:
-        """A read-only descriptor on the blob's bytes."""
-
-    def delete(self, blob_id: BlobId) -> int:
-        """Remove the bytes; return how many bytes were freed (0 if absent)."""
+    def delete(self, blob_id: BlobId) -> object:
+        """Remove the bytes (absent bytes are not an error)."""
 
     def list_ids(self) -> Iterator[tuple[BlobId | None, str, int]]:
-        """Every stored file as (id or None if the name is not an id, path, size)."""
+        """Every stored object as (id or None if the name is not an id, path or URL, size)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import NotFound
 from ..ids import BlobId
+from ..spool import Spooled
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -30,6 +31,8 @@ def syncfs(path: str) -> None:
 class LocalBackend:
     """Blob files on the local file system; rename into place, one syncfs per batch."""
 
+    location = "local"
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.blob_dir = self.root / "blobs"
@@ -42,13 +45,15 @@ class LocalBackend:
         h = blob_id.hex()
         return f"{self.blob_dir}/{h[:2]}/{h[2:4]}/{h}"
 
-    def install(self, tmp_path: str, blob_id: BlobId) -> None:
-        dest = self.path(blob_id)
+    def install(self, sp: Spooled, tmp_dir: str) -> None:
+        """Rename the spooled content into place (durable after `sync`)."""
+        dest = self.path(sp.id)
         parent = dest[: dest.rfind("/")]
         if parent not in self._made_dirs:
             os.makedirs(parent, exist_ok=True)
             self._made_dirs.add(parent)
-        os.replace(tmp_path, dest)
+        os.replace(sp.write_temp(tmp_dir), dest)
+        sp.tmp = None
 
     def sync(self) -> None:
         syncfs(str(self.blob_dir))

@@ -1,0 +1,101 @@
+"""Blobs as S3 objects at `<prefix>/blobs/<hex>` (boto3; credentials from boto3's standard
+chain, never stored by cas). An upload returns once S3 acknowledged it, so a blob is
+durable when `install` returns and `sync` has nothing left to do."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from ..config import NetOptions, S3Remote
+from ..ids import BlobId
+from ..spool import Spooled
+from .fetch import RemoteError, S3Fetcher, describe_s3_error
+
+MULTIPART_THRESHOLD = 16 << 20  # larger blobs go up in parts, several at once
+MULTIPART_CHUNK = 8 << 20
+
+_clients: dict[tuple[Any, ...], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def s3_client(endpoint_url: str | None, region: str | None, net: NetOptions) -> Any:
+    """One boto3 client per process and settings (clients are thread-safe; making one is not)."""
+    key = (endpoint_url, region, net)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            import boto3
+            from botocore.config import Config
+            config = Config(connect_timeout=net.connect_timeout, read_timeout=net.read_timeout,
+                            retries={"total_max_attempts": net.retries + 1, "mode": "standard"},
+                            max_pool_connections=32)
+            client = _clients[key] = boto3.session.Session().client(
+                "s3", endpoint_url=endpoint_url, region_name=region, config=config)
+        return client
+
+
+class S3Backend:
+    location = "s3"
+
+    def __init__(self, remote: S3Remote, net: NetOptions) -> None:
+        self.remote = remote
+        self.net = net
+
+    @property
+    def client(self) -> Any:
+        return s3_client(self.remote.endpoint_url, self.remote.region, self.net)
+
+    def key(self, blob_id: BlobId) -> str:
+        return self.remote.key(f"blobs/{blob_id.hex()}")
+
+    def url(self, blob_id: BlobId) -> str:
+        return f"s3://{self.remote.bucket}/{self.key(blob_id)}"
+
+    def install(self, sp: Spooled, tmp_dir: str) -> None:
+        """Upload a spooled blob; returns once S3 has it. Small blobs in one PUT from memory,
+        large ones as a multipart upload of parallel parts."""
+        try:
+            if sp.data is not None and sp.size <= MULTIPART_THRESHOLD:
+                self.client.put_object(Bucket=self.remote.bucket, Key=self.key(sp.id), Body=sp.data)
+            else:
+                from boto3.s3.transfer import TransferConfig
+                config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNK,
+                                        max_concurrency=4)
+                self.client.upload_file(sp.write_temp(tmp_dir), self.remote.bucket, self.key(sp.id), Config=config)
+        except RemoteError:
+            raise
+        except Exception as e:  # noqa: BLE001 - botocore/s3transfer errors, described
+            raise describe_s3_error(f"upload of blob {sp.id} to {self.url(sp.id)}", e) from None
+        sp.discard()
+
+    def sync(self) -> None:
+        """Nothing to do: every upload was acknowledged before `install` returned."""
+
+    def fetcher(self, blob_id: BlobId) -> S3Fetcher:
+        return S3Fetcher(self.client, self.remote.bucket, self.key(blob_id))
+
+    def delete(self, blob_id: BlobId) -> None:
+        try:
+            self.client.delete_object(Bucket=self.remote.bucket, Key=self.key(blob_id))
+        except Exception as e:  # noqa: BLE001
+            raise describe_s3_error(self.url(blob_id), e) from None
+
+    def list_ids(self) -> Iterator[tuple[BlobId | None, str, int]]:
+        """Every object under `<prefix>/blobs/` as (id or None, url, size)."""
+        prefix = self.remote.key("blobs/")
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.remote.bucket,
+                                                                              Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    name = obj["Key"][len(prefix):]
+                    try:
+                        blob_id: BlobId | None = BlobId.from_hex(name)
+                    except Exception:  # noqa: BLE001 - a foreign object under our prefix
+                        blob_id = None
+                    yield blob_id, f"s3://{self.remote.bucket}/{obj['Key']}", int(obj["Size"])
+        except RemoteError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise describe_s3_error(f"s3://{self.remote.bucket}/{prefix}", e) from None

@@ -1,0 +1,89 @@
+"""Store settings kept in `<store>/config.json` (never credentials), and network options."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidInput
+
+DEFAULT_CACHE_SIZE = 10 << 30
+
+
+@dataclass(frozen=True)
+class S3Remote:
+    """Where an S3-backed store keeps its blobs: `s3://bucket/prefix/blobs/<hex>`."""
+
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    @classmethod
+    def parse(cls, url: str, endpoint_url: str | None = None, region: str | None = None) -> "S3Remote":
+        if not url.startswith("s3://"):
+            raise InvalidInput(url, "an S3 location looks like s3://bucket/prefix")
+        bucket, _, prefix = url[5:].partition("/")
+        if not bucket:
+            raise InvalidInput(url, "no bucket name")
+        return cls(bucket, prefix.strip("/"), endpoint_url, region)
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+
+@dataclass
+class StoreConfig:
+    s3: S3Remote | None = None
+    cache_size: int = DEFAULT_CACHE_SIZE
+    allow_roots: list[str] = field(default_factory=list)  # directories file:// links may point into
+
+    @classmethod
+    def load(cls, root: Path) -> "StoreConfig":
+        path = root / "config.json"
+        if not path.exists():
+            return cls()
+        try:
+            raw: dict[str, Any] = json.loads(path.read_text())
+            s3 = raw.get("s3")
+            return cls(S3Remote(**s3) if s3 else None, int(raw.get("cache_size", DEFAULT_CACHE_SIZE)),
+                       [str(p) for p in raw.get("allow_roots", [])])
+        except (ValueError, TypeError) as e:
+            raise InvalidInput(str(path), f"unreadable store config: {e}") from None
+
+    def save(self, root: Path) -> None:
+        path = root / "config.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        os.replace(tmp, path)
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        raise InvalidInput(f"${name}", f"not a number: {os.environ[name]!r}") from None
+
+
+@dataclass(frozen=True)
+class NetOptions:
+    """Timeouts (seconds) and retries of every remote read. Defaults come from the
+    environment (`CAS_CONNECT_TIMEOUT`, `CAS_READ_TIMEOUT`, `CAS_RETRIES`), which the CLI
+    sets from its flags so that a mount daemon inherits them."""
+
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    retries: int = 3
+    backoff: float = 0.25  # seconds before the first retry; doubles each time
+
+    @classmethod
+    def from_env(cls) -> "NetOptions":
+        return cls(_env_float("CAS_CONNECT_TIMEOUT", cls.connect_timeout),
+                   _env_float("CAS_READ_TIMEOUT", cls.read_timeout),
+                   int(_env_float("CAS_RETRIES", cls.retries)))

@@ -1,0 +1,70 @@
+"""Link entries: items whose bytes stay at a URL. URL checks, link ids, fetchers."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import unquote, urlsplit
+
+import xxhash
+
+from .backends.fetch import Fetcher, FileFetcher, HttpFetcher, S3Fetcher
+from .backends.s3 import s3_client
+from .config import NetOptions, S3Remote
+from .errors import InvalidInput
+from .ids import BlobId
+
+SCHEMES = ("http", "https", "s3", "file")
+MAX_URL = 4096
+_LINK_SEED = 0x6C696E6B  # "link": link ids are digests of the URL, kept apart from content digests
+
+
+def link_id(url: str) -> BlobId:
+    """The id of a link entry: one per URL, so the same URL imported twice is one entry."""
+    return BlobId(xxhash.xxh3_128_digest(url.encode(), seed=_LINK_SEED))
+
+
+def check_url(url: str, allow_roots: list[str], label: str = "url") -> str:
+    """A link URL from outside: allowed scheme, sane length, no control characters, and
+    file:// only inside one of `allow_roots`. Returns it unchanged."""
+    if not url or len(url) > MAX_URL:
+        raise InvalidInput(label, f"URL must be 1 to {MAX_URL} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise InvalidInput(label, f"control character in URL {url[:80]!r}")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise InvalidInput(label, f"URL scheme {scheme or '(none)'!r} is not allowed (allowed: {', '.join(SCHEMES)}): "
+                                  f"{url[:200]}")
+    if scheme in ("http", "https", "s3") and not parts.netloc:
+        raise InvalidInput(label, f"no host in URL {url[:200]}")
+    if scheme == "file":
+        file_path(url, allow_roots, label)
+    return url
+
+
+def file_path(url: str, allow_roots: list[str], label: str = "url") -> str:
+    """The local path of a file:// URL, refused unless it lies under an allowed root."""
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise InvalidInput(label, f"file URL names a remote host: {url[:200]}")
+    path = os.path.realpath(unquote(parts.path))
+    for root in allow_roots:
+        root = os.path.realpath(root)
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            return path
+    where = ", ".join(allow_roots) if allow_roots else "none given"
+    raise InvalidInput(label, f"file URL outside the allowed roots ({where}; add one with --allow-root): {url[:200]}")
+
+
+def fetcher_for(url: str, net: NetOptions, allow_roots: list[str], s3: S3Remote | None = None) -> Fetcher:
+    """The fetcher of a link URL (checked again here: the allow-list applies at every read)."""
+    check_url(url, allow_roots)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return HttpFetcher(url, net)
+    if scheme == "file":
+        return FileFetcher(url, file_path(url, allow_roots))
+    # s3://bucket/key links go through the store's S3 endpoint settings when it has them
+    client = s3_client(s3.endpoint_url if s3 else None, s3.region if s3 else None, net)
+    return S3Fetcher(client, parts.netloc, unquote(parts.path.lstrip("/")))

@@ -1,0 +1,300 @@
+"""Reads of a remote blob (S3 object or link URL) with read-ahead into the local cache.
+
+Sequential reads are served by one fill: a streamed GET from the current offset whose
+bytes go to a fill file in the cache, hashed in order. The fill stays at most a window
+ahead of the highest byte asked for, and the window doubles each time the reader
+catches up with it (read-ahead grows on sequential access; a reader that only wanted
+the header does not pull the whole object). A broken stream is reopened at the byte
+it reached, up to the retry count, so a fault never hangs a read and never mixes
+bytes. When the last byte is in, the digest is checked *before* the final part is
+served; a verified fill becomes a cache entry, a mismatch is an error and is never
+cached. Reads far ahead of the fill are single ranged GETs.
+
+Blobs up to SMALL bytes are fetched whole by the first read, in the caller's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from .backends.fetch import Fetcher, RemoteChanged, RemoteError
+from .cache import BlobCache, discard
+from .config import NetOptions
+from .errors import CorruptBlob
+from .hashing import Hasher, hash_bytes
+from .ids import BlobId
+
+log = logging.getLogger("cas")
+
+SMALL = 4 << 20
+FIRST_WINDOW = 4 << 20
+MAX_WINDOW = 64 << 20
+WAIT_SLICE = 0.5  # seconds between checks that the fill is still alive
+
+Learn = Callable[[int, str | None, BlobId], None]  # size, etag, digest of a link after a full read
+
+
+class RemoteReader:
+    """The `BlobReader` interface over a fetcher (see module docstring).
+
+    `key` names the cache entry; `expect` is the content digest when known (always for
+    S3 blobs; for a link, once a full read recorded it). `size` may be negative for a
+    link imported without a HEAD. `etag`, when known, must match every response.
+    """
+
+    def __init__(self, fetcher: Fetcher, key: BlobId, size: int, expect: BlobId | None, etag: str | None,
+                 cache: BlobCache, net: NetOptions, learn: Learn | None = None) -> None:
+        self.fetcher = fetcher
+        self.id = key
+        self.size = size
+        self.expect = expect
+        self.etag = etag
+        self.cache = cache
+        self.net = net
+        self.learn = learn
+        self.corrupt: str | None = None
+        self._cond = threading.Condition()
+        self._fd = -1
+        self._fill_path = ""
+        self._filled = 0  # bytes [0, filled) are in the fill file, hashed in order
+        self._verified = False  # the whole blob is in and matches its digest
+        self._want = 0  # highest byte a reader asked for
+        self._window = FIRST_WINDOW
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._small: bytes | None = None
+        self._pos = 0
+
+    # -- the BlobReader interface ------------------------------------------------------------
+    @property
+    def verifying(self) -> bool:
+        return True
+
+    def read_at(self, length: int, offset: int) -> bytes:
+        return self.pread(length, offset)
+
+    def pread(self, length: int, offset: int) -> bytes:
+        if self.corrupt is not None:
+            raise CorruptBlob(self.corrupt)
+        if self._verified:
+            if self._small is not None:
+                return self._small[offset:offset + length]
+            return os.pread(self._fd, length, offset)
+        if 0 <= self.size <= SMALL:
+            self._fetch_small()
+            return self._small[offset:offset + length]  # type: ignore[index]
+        return self._read_through_fill(length, offset)
+
+    def read(self, length: int = -1) -> bytes:
+        if length < 0:
+            length = max(self.size - self._pos, 0) if self.size >= 0 else 1 << 62
+        data = self.pread(length, self._pos)
+        self._pos += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        chunks = []
+        self._pos = 0
+        while chunk := self.read(1 << 24):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            if self._thread is not None and self._thread.is_alive():
+                return  # the fill thread cleans up when it stops
+        self._cleanup()
+
+    def __enter__(self) -> "RemoteReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- small blobs: one GET, verify, cache -------------------------------------------------------
+    def _fetch_small(self) -> None:
+        with self._cond:
+            if self._small is not None:
+                return
+            data, etag = self._get_all()
+            self._check_size_etag(len(data) if self.size < 0 else self.size, etag)
+            digest = hash_bytes(data)
+            self._accept(len(data), etag, digest)
+            fd, path = self.cache.new_fill()
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            self.cache.commit(path, self.id, len(data))
+            self._small = data
+            self._verified = True
+
+    def _get_all(self) -> tuple[bytes, str | None]:
+        for attempt in range(self.net.retries + 1):
+            try:
+                stream = self.fetcher.open(0)
+                try:
+                    self._check_size_etag(stream.total, stream.etag)
+                    data = b"".join(stream.chunks)
+                finally:
+                    stream.close()
+                if len(data) == stream.total:
+                    return data, stream.etag
+                error: RemoteError = RemoteError(f"{self.fetcher.url}: connection closed after {len(data)} "
+                                                 f"of {stream.total} bytes")
+            except RemoteChanged:
+                raise
+            except RemoteError as e:
+                error = e
+            if attempt < self.net.retries:
+                time.sleep(self.net.backoff * 2 ** attempt)
+        raise error
+
+    # -- large blobs: the fill ------------------------------------------------------------------
+    def _read_through_fill(self, length: int, offset: int) -> bytes:
+        with self._cond:
+            if self._fd < 0:
+                self._fd, self._fill_path = self.cache.new_fill()
+            end = offset + length
+            if self.size >= 0:
+                end = min(end, self.size)
+                if offset >= self.size:
+                    return b""
+            if self._thread is not None and offset > self._filled + self._window:
+                far = True  # far ahead of the fill: a ranged GET of its own
+            else:
+                far = False
+                if end > self._want:
+                    if end > self._want + self._window // 2:
+                        self._window = min(self._window * 2, MAX_WINDOW)
+                    self._want = end
+                    self._cond.notify_all()
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._fill, name="cas-fill", daemon=True)
+                    self._thread.start()
+                while not self._ready(end):
+                    if self._error is not None:
+                        raise self._error
+                    if not self._thread.is_alive():
+                        raise RemoteError(f"{self.fetcher.url}: read stopped unexpectedly")
+                    self._cond.wait(WAIT_SLICE)
+                if self._error is not None and not self._ready(end):
+                    raise self._error
+                if self.size >= 0:
+                    end = min(end, self.size)
+        if far:
+            return self._ranged(offset, end)
+        return os.pread(self._fd, max(end - offset, 0), offset)
+
+    def _ready(self, end: int) -> bool:
+        if self._verified:
+            return True
+        # the final part is served only once the whole blob is verified
+        return self._filled >= end and (self.size < 0 or self._filled < self.size)
+
+    def _ranged(self, offset: int, end: int) -> bytes:
+        stream = self.fetcher.open(offset, end)
+        try:
+            self._check_size_etag(stream.total, stream.etag)
+            return b"".join(stream.chunks)
+        finally:
+            stream.close()
+
+    def _fill(self) -> None:
+        attempts = 0
+        hasher = Hasher()
+        try:
+            while True:
+                with self._cond:
+                    if self._closed:
+                        return
+                start = self._filled
+                try:
+                    stream = self.fetcher.open(start)
+                    try:
+                        self._check_size_etag(stream.total, stream.etag)
+                        if start == 0:
+                            self.etag = self.etag or stream.etag
+                        for chunk in stream.chunks:
+                            if not self._throttle():
+                                return
+                            os.pwrite(self._fd, chunk, self._filled)
+                            hasher.update(chunk)
+                            with self._cond:
+                                self._filled += len(chunk)
+                                self._cond.notify_all()
+                            attempts = 0
+                    finally:
+                        stream.close()
+                    if self._filled == self.size:
+                        self._finish(hasher)
+                        return
+                    raise RemoteError(f"{self.fetcher.url}: connection closed after {self._filled} of "
+                                      f"{self.size} bytes")
+                except RemoteChanged:
+                    raise
+                except RemoteError as e:
+                    attempts += 1
+                    if attempts > self.net.retries:
+                        raise
+                    log.warning("%s; retrying from byte %d (%d/%d)", e, self._filled, attempts, self.net.retries)
+                    time.sleep(self.net.backoff * 2 ** (attempts - 1))
+        except BaseException as e:  # noqa: BLE001 - handed to the readers, who raise it
+            with self._cond:
+                self._error = e
+                self._cond.notify_all()
+        finally:
+            with self._cond:
+                closed = self._closed
+            if closed:
+                self._cleanup()
+
+    def _throttle(self) -> bool:
+        """Wait while the fill is a window ahead of what readers asked for; False once closed."""
+        with self._cond:
+            while not self._closed and self._filled >= self._want + self._window:
+                self._cond.wait()
+            return not self._closed
+
+    def _finish(self, hasher: Hasher) -> None:
+        digest = hasher.digest()
+        self._accept(self.size, self.etag, digest)
+        self.cache.commit(self._fill_path, self.id, self.size)
+        self._fill_path = ""
+        with self._cond:
+            self._verified = True
+            self._cond.notify_all()
+
+    # -- checks ----------------------------------------------------------------------------------
+    def _check_size_etag(self, total: int, etag: str | None) -> None:
+        if self.size >= 0 and total != self.size:
+            raise RemoteChanged(f"{self.fetcher.url}: remote content changed (size {total}, recorded {self.size})")
+        if self.etag and etag and etag != self.etag:
+            raise RemoteChanged(f"{self.fetcher.url}: remote content changed (ETag {etag}, recorded {self.etag})")
+        self.size = total
+
+    def _accept(self, size: int, etag: str | None, digest: BlobId) -> None:
+        """A complete fetch: its digest must be the expected one; a link learns its own."""
+        if self.expect is not None and digest != self.expect:
+            self.corrupt = (f"{self.fetcher.url}: content digest {digest} does not match {self.expect}; "
+                            "not cached")
+            log.error("%s", self.corrupt)
+            raise CorruptBlob(self.corrupt)
+        if self.expect is None and self.learn is not None:
+            self.learn(size, etag, digest)
+        self.expect = digest
+
+    def _cleanup(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._fill_path:
+            discard(self._fill_path)
+            self._fill_path = ""
