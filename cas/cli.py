@@ -59,36 +59,84 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.option("--store", "store_path", type=click.Path(path_type=Path), default=None,
               help="Store directory (default: $CAS_STORE, else $XDG_DATA_HOME/cas).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@click.option("--connect-timeout", type=click.FloatRange(0.1), envvar="CAS_CONNECT_TIMEOUT", default=5.0,
+              show_default=True, help="Seconds to connect to S3 or a link's server.")
+@click.option("--read-timeout", type=click.FloatRange(0.1), envvar="CAS_READ_TIMEOUT", default=30.0,
+              show_default=True, help="Seconds a remote read may stall.")
+@click.option("--retries", type=click.IntRange(0, 20), envvar="CAS_RETRIES", default=3, show_default=True,
+              help="Retries (with backoff) of a failed remote request.")
 @click.version_option(package_name="cas")
 @click.pass_context
-def cli(ctx: click.Context, store_path: Path | None, quiet: bool) -> None:
+def cli(ctx: click.Context, store_path: Path | None, quiet: bool, connect_timeout: float, read_timeout: float,
+        retries: int) -> None:
     """Content-addressed storage for computer-vision datasets."""
+    # Through the environment, so that a mount daemon started from here reads the same.
+    os.environ.update(CAS_CONNECT_TIMEOUT=str(connect_timeout), CAS_READ_TIMEOUT=str(read_timeout),
+                      CAS_RETRIES=str(retries))
     ctx.obj = Context(store_path or default_store(), quiet)
     ctx.call_on_close(lambda: ctx.obj._store and ctx.obj._store.close())
 
 
+def parse_size(text: str) -> int:
+    """'10G', '512M', '1.5T' or a byte count (binary units)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1] if t and t[-1] in units else ""
+    try:
+        value = float(t[:-1] if unit else t)
+    except ValueError:
+        raise InvalidInput("--cache-size", f"not a size: {text!r} (e.g. 10G, 512M)") from None
+    return int(value * units[unit])
+
+
 @cli.command()
+@click.option("--s3", "s3_url", default=None, help="Keep blobs in S3 at s3://bucket/prefix (also on an existing store).")
+@click.option("--endpoint-url", default=None, help="S3 endpoint (MinIO, Ceph, a local test server...).")
+@click.option("--region", default=None, help="S3 region (default: boto3's configuration).")
+@click.option("--cache-size", default=None, help="Cap of the local cache of remote blobs [default: 10G].")
 @pass_ctx
-def init(c: Context) -> None:
-    """Create the store (any command creates it on first use)."""
+def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str | None, cache_size: str | None) -> None:
+    """Create the store (any command creates it on first use); set its S3 remote and cache size.
+    Credentials come from boto3's standard chain (environment, profile, instance role)."""
+    from .backends.s3 import S3Backend
+    from .config import S3Remote
+
     existed = (c.store_path / "index" / "data.mdb").exists()
     store = c.store
     click.echo(f"{'store exists at' if existed else 'initialized store at'} {store.root}")
+    if s3_url is None and (endpoint_url or region):
+        raise InvalidInput("--endpoint-url/--region", "only with --s3")
+    if s3_url is not None:
+        remote = S3Remote.parse(s3_url, endpoint_url, region)
+        S3Backend(remote, store.net).check()
+        store.config.s3 = remote
+        click.echo(f"new blobs go to {remote}" + (f" at {endpoint_url}" if endpoint_url else "")
+                   + ("; existing local blobs stay local until `cas push`" if existed else ""))
+    if cache_size is not None:
+        store.config.cache_size = parse_size(cache_size)
+        click.echo(f"cache of remote blobs: at most {human(store.config.cache_size)}")
+    if s3_url is not None or cache_size is not None:
+        store.save_config()
 
 
 @cli.command("import")
 @click.argument("src", type=click.Path(exists=True, path_type=Path))
 @click.option("--project", "-p", required=True, help="Project to create or add to.")
 @click.option("--dataset", "-d", default=None, help="Dataset to import into (nests the source's datasets under it).")
-@click.option("--format", "fmt", default="auto", show_default=True, help="auto, sly or images.")
+@click.option("--format", "fmt", default="auto", show_default=True, help="auto, sly, images or links.")
 @click.option("--overwrite", is_flag=True, help="Replace items that exist with different bytes.")
 @click.option("--skip-invalid", is_flag=True, help="Skip bad items, report how many and why.")
 @click.option("--verify-dedup", is_flag=True, help="Compare bytes on a dedup hit (for untrusted sources).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Reader threads.")
+@click.option("--no-head", is_flag=True, help="Links: no HEAD per URL (size learned on first read).")
+@click.option("--allow-root", "allow_roots", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Links: a directory file:// URLs may point into (repeatable; remembered by the store).")
 @pass_ctx
 def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: str, overwrite: bool,
-               skip_invalid: bool, verify_dedup: bool, workers: int | None) -> None:
-    """Import SRC into a project, atomically: all of it or nothing."""
+               skip_invalid: bool, verify_dedup: bool, workers: int | None, no_head: bool,
+               allow_roots: tuple[Path, ...]) -> None:
+    """Import SRC into a project, atomically: all of it or nothing. With --format links, SRC is
+    a list of URLs (one per line, or a CSV with url and optional name columns)."""
     from converters.ingest import count_items, detect_format, import_source
 
     check_name(project, "project name")
@@ -98,16 +146,23 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
         fmt = detect_format(src)
         if not c.quiet:
             click.echo(f"format: {fmt}", err=True)
+    store = c.store
+    new_roots = [str(p.resolve()) for p in allow_roots if str(p.resolve()) not in store.config.allow_roots]
+    if new_roots:
+        store.config.allow_roots += new_roots
+        store.save_config()
     total = count_items(src, fmt) if not c.quiet else None
     with c.bar(total, "item", f"import {project}") as bar:
-        report, extra = import_source(c.store, src, project, fmt, dataset, progress=bar.update,
+        report, extra = import_source(store, src, project, fmt, dataset, progress=bar.update,
+                                      reader_options={"head": not no_head} if fmt == "links" else None,
                                       overwrite=overwrite, skip_invalid=skip_invalid,
                                       verify_dedup=verify_dedup, workers=workers)
     r = report
     total_items = r.items_added + r.items_skipped + r.items_replaced
     rate = r.bytes_read / r.seconds if r.seconds else 0
     click.echo(f"imported {project}: {total_items} items ({r.items_added} added, {r.items_skipped} unchanged, "
-               f"{r.items_replaced} replaced), {r.blobs_new} new blobs, {human(r.bytes_new)} written of "
+               f"{r.items_replaced} replaced), " + (f"{r.links} links, " if r.links else "") +
+               f"{r.blobs_new} new blobs, {human(r.bytes_new)} written of "
                f"{human(r.bytes_read)} read in {r.seconds:.1f} s ({human(rate)}/s)")
     for key, value in extra.items():
         if value and key.startswith("skipped"):
@@ -196,6 +251,15 @@ def stats_cmd(c: Context, as_json: bool) -> None:
     click.echo(f"logical bytes {human(s['logical_bytes'])} ({s['logical_bytes']})")
     click.echo(f"stored bytes  {human(s['stored_bytes'])} ({s['stored_bytes']})")
     click.echo(f"dedup ratio   {s['dedup_ratio']:.2f}x")
+    for where, n in s["locations"].items():
+        if n["blobs"]:
+            unknown = f", {n['unknown_size']} of unknown size" if n.get("unknown_size") else ""
+            click.echo(f"{where + ' blobs':<13} {n['blobs']}, {human(n['bytes'])}{unknown}")
+    cache = s["cache"]
+    if cache["hits"] or cache["misses"]:
+        click.echo(f"cache         {human(cache['used_bytes'])} of {human(cache['max_bytes'])}; "
+                   f"hit rate {cache['hit_rate']:.1%} ({cache['hits']} hits, {cache['misses']} misses, "
+                   f"{human(cache['bytes_fetched'])} fetched)")
     if s["unreferenced_blobs"]:
         click.echo(f"unreferenced  {s['unreferenced_blobs']} blobs, {human(s['unreferenced_bytes'])} "
                    "(freed by `cas gc`)")
@@ -221,19 +285,69 @@ def release_cmd(c: Context, blob_ids: tuple[str, ...]) -> None:
 
 
 @cli.command("get")
-@click.argument("blob_id")
+@click.argument("target")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write here instead of stdout.")
 @pass_ctx
-def get_cmd(c: Context, blob_id: str, output: Path | None) -> None:
-    """Write a blob's bytes (verified against its id) to stdout or a file."""
-    bid = BlobId.from_hex(blob_id)
+def get_cmd(c: Context, target: str, output: Path | None) -> None:
+    """Write a blob's bytes (verified against its id), or an item's image, to stdout or a file.
+    TARGET is a blob id or PROJECT/DATASET/ITEM (a link item is fetched from its URL)."""
+    if "/" in target:
+        project, dataset, item = resolve(c.store, target)
+        if item is None:
+            raise InvalidInput(target, "not an item (PROJECT/DATASET/ITEM)")
+        bid = c.store.ns.item(project, dataset or "", item).media
+    else:
+        bid = BlobId.from_hex(target)
     if output is not None and not output.resolve().parent.is_dir():
         raise NotFound(f"no such directory: {output.parent}")
     if output is None:
         c.store.copy_to(bid, sys.stdout.buffer)
     else:
         c.store.copy_to(bid, output)
+
+
+@cli.command("pull")
+@click.argument("target")
+@pass_ctx
+def pull_cmd(c: Context, target: str) -> None:
+    """Fetch the link items of PROJECT[/DATASET] into the store (resumable: rerun after an
+    interruption does the rest). Identical content is stored once."""
+    from .transfer import count_links, pull
+
+    project, dataset, item = resolve(c.store, target)
+    if item is not None:
+        raise InvalidInput(target, "pull takes a project or dataset")
+    total = count_links(c.store, project, dataset) if not c.quiet else None
+    with c.bar(total, "item", f"pull {target}") as bar:
+        r = pull(c.store, project, dataset, progress=bar.update)
+    click.echo(f"pulled {r.done} link items ({human(r.bytes)})" + (f", {r.skipped} changed meanwhile" if r.skipped else ""))
+    _report_failures(r.failed, r.errors, "items stay links")
+
+
+@cli.command("push")
+@pass_ctx
+def push_cmd(c: Context) -> None:
+    """Move every local blob to the store's S3 remote (resumable)."""
+    from .transfer import count_local, push
+
+    total = count_local(c.store)[1] if not c.quiet else None
+    with tqdm(total=total, unit="B", unit_scale=True, desc="push", disable=c.quiet, leave=False,
+              dynamic_ncols=True, file=sys.stderr) as bar:
+        r = push(c.store, progress=bar.update)
+    click.echo(f"pushed {r.done} blobs ({human(r.bytes)}) to {c.store.config.s3}")
+    _report_failures(r.failed, r.errors, "blobs stay local")
+
+
+def _report_failures(failed: int, errors: list[str], outcome: str) -> None:
+    if not failed:
+        return
+    click.echo(f"{failed} failed ({outcome}; rerun to retry):", err=True)
+    for line in errors:
+        click.echo(f"  {line}", err=True)
+    if failed > len(errors):
+        click.echo(f"  ... and {failed - len(errors)} more", err=True)
+    sys.exit(1)
 
 
 @cli.command("rm")

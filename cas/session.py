@@ -11,6 +11,7 @@ blob it wrote is reclaimed by the next `gc`.
 
 from __future__ import annotations
 
+import mimetypes
 import multiprocessing
 import os
 import shutil
@@ -25,14 +26,16 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from .annotation import Meta, default_meta
+from .annotation import Meta, default_meta, dumps, empty_annotation
 from .errors import CasError, InvalidInput, NotFound
 from .ids import BlobId
 from .names import check_dataset_path, check_name
 from .namespace import merge_meta
 from .prepare import Prepared, PrepareConfig, Preparer, Task, init_worker, item_record, run_chunk
-from .records import ItemRecord, ProjectRecord
+from .links import check_url, link_id
+from .records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecord
 from .refs import adjust_refs, record_new_blob
+from .spool import spool_bytes
 
 if TYPE_CHECKING:
     from .store import Source, Store
@@ -59,6 +62,7 @@ class ImportReport:
     bytes_new: int = 0
     bytes_read: int = 0
     datasets: int = 0
+    links: int = 0
     seconds: float = 0.0
 
 
@@ -103,6 +107,8 @@ class ImportSession:
         self._staging = open(os.path.join(self.tmp, "items.staging"), "wb")
         self._stack.callback(self._staging.close)
         self._pack = msgpack.Packer(use_bin_type=True).pack
+        self._empty_anns: dict[tuple[int, int], bytes] = {}
+        self._link_anns: dict[BlobId, int] = {}  # annotation blobs of link items: id -> size, -1 if known
         self._closed = False
 
     # -- building the import ----------------------------------------------------
@@ -141,6 +147,39 @@ class ImportSession:
         if len(self._chunk) >= CHUNK_ITEMS:
             chunk, self._chunk = self._chunk, []
             self._submit(chunk, self._pool_for_paths())
+
+    def add_link(self, dataset: str, name: str, url: str, size: int = UNKNOWN_SIZE, etag: str | None = None,
+                 ann: dict[str, Any] | None = None, width: int = 0, height: int = 0,
+                 label: str | None = None) -> None:
+        """Queue a link item: its bytes stay at `url` (read on demand) and nothing is fetched
+        now. `size`/`etag` come from a HEAD when the caller made one (unknown otherwise);
+        `ann` and the image size from the source format when it has them."""
+        self.add_dataset(dataset)
+        check_name(name, "item name")
+        label = label or f"{dataset}/img/{name}"
+        check_url(url, self.store.config.allow_roots, label)
+        ann_label = f"{dataset}/ann/{name}.json"
+        if ann is None:
+            ann_bytes = self._empty_anns.get((width, height))
+            if ann_bytes is None:
+                ann_bytes = self._empty_anns[(width, height)] = dumps(empty_annotation(width, height))
+        else:
+            self.meta.check_annotation(ann, ann_label, width or None, height or None)
+            ann_bytes = dumps(ann)
+        ann_sp = spool_bytes(ann_bytes)
+        if ann_sp.id not in self._link_anns:
+            if not self.store.has(ann_sp.id):
+                self.store.write_backend.install(ann_sp, self.tmp)
+                self._link_anns[ann_sp.id] = ann_sp.size
+            else:
+                self._link_anns[ann_sp.id] = -1  # known already
+        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        rec = ItemRecord(link_id(url), ann_sp.id, size, len(ann_bytes), width, height, mime, time.time_ns())
+        self._queued += 1
+        self.report.links += 1
+        self._staging.write(self._pack([dataset, name, rec.encode(), [url, size, etag]]))
+        if self.progress is not None:
+            self.progress(1)
 
     def reject(self, error: InvalidInput) -> None:
         """Bad input found by a converter: fail the import, or count it with `skip_invalid`."""
@@ -222,7 +261,7 @@ class ImportSession:
         if stage:
             for item in prepared:
                 self.report.bytes_read += item.media.size
-                self._staging.write(self._pack([item.dataset, item.name, item_record(item).encode()]))
+                self._staging.write(self._pack([item.dataset, item.name, item_record(item).encode(), None]))
 
     # -- ending ------------------------------------------------------------------------
     def commit(self) -> ImportReport:
@@ -247,7 +286,14 @@ class ImportSession:
 
     def _publish(self) -> None:
         ns = self.store.ns
-        with self.store.index.write() as txn:
+        index = self.store.index
+        if self._link_anns:
+            self.store.write_backend.sync()
+        with index.write() as txn:
+            for blob_id, size in self._link_anns.items():
+                if size >= 0 and record_new_blob(index, txn, blob_id, size, self.store.write_backend.location):
+                    self.report.blobs_new += 1
+                    self.report.bytes_new += size
             if self._existing is None:
                 ns.put_new_project(txn, self.project, self.meta.raw)
             elif self._meta_changed:
@@ -257,9 +303,13 @@ class ImportSession:
                     self.report.datasets += 1
             deltas: Counter[BlobId] = Counter()
             with open(self._staging.name, "rb") as staged:
-                for dataset, name, raw in msgpack.Unpacker(staged, raw=False):
-                    outcome = ns.put_item(txn, self.project, dataset, name, ItemRecord.decode(raw),
-                                          self.overwrite, deltas)
+                for dataset, name, raw, link in msgpack.Unpacker(staged, raw=False):
+                    rec = ItemRecord.decode(raw)
+                    if link is not None and txn.get(bytes(rec.media), db=index.db["blobs"]) is None:
+                        url, size, etag = link
+                        txn.put(bytes(rec.media), BlobRecord(size, 0, LINK, rec.mtime, url, etag).encode(),
+                                db=index.db["blobs"])
+                    outcome = ns.put_item(txn, self.project, dataset, name, rec, self.overwrite, deltas)
                     setattr(self.report, f"items_{outcome}", getattr(self.report, f"items_{outcome}") + 1)
             for blob_id, delta in deltas.items():
                 if delta:

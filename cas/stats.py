@@ -1,10 +1,11 @@
-"""Store statistics: counts, logical and stored bytes, dedup ratio."""
+"""Store statistics: counts, logical and stored bytes, dedup ratio, bytes by location, cache."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .records import BlobRecord, ItemRecord
+from .records import LINK, LOCAL, S3, BlobRecord, ItemRecord, unpack
+from .store import CACHE_COUNTERS_KEY
 
 if TYPE_CHECKING:
     from .store import Store
@@ -13,18 +14,39 @@ if TYPE_CHECKING:
 def compute(store: "Store") -> dict[str, Any]:
     """One read transaction; scans items and blobs (no blob bytes are read)."""
     index = store.index
+    store.flush_cache_counters()
+    locations = {where: {"blobs": 0, "bytes": 0} for where in (LOCAL, S3, LINK)}
+    unknown_size = 0
     with index.read() as txn:
-        logical = 0
-        for _key, raw in index.scan(txn, "items"):
-            rec = ItemRecord.decode(raw)
-            logical += rec.size + rec.ann_size + rec.meta_size
         stored = unreferenced = unreferenced_bytes = 0
         for _key, raw in index.scan(txn, "blobs"):
             blob = BlobRecord.decode(raw)
+            where = locations.setdefault(blob.location, {"blobs": 0, "bytes": 0})
+            where["blobs"] += 1
+            if blob.size < 0:
+                unknown_size += 1
+                continue
+            where["bytes"] += blob.size
+            if blob.location == LINK:
+                continue  # not stored by us
             stored += blob.size
             if blob.refs == 0:
                 unreferenced += 1
                 unreferenced_bytes += blob.size
+        # Logical bytes are what the store holds for its items; link media stays at its URL.
+        logical = 0
+        has_links = locations[LINK]["blobs"] > 0
+        for _key, raw in index.scan(txn, "items"):
+            rec = ItemRecord.decode(raw)
+            logical += rec.ann_size + rec.meta_size
+            if not has_links or _location(txn, index, rec) != LINK:
+                logical += max(rec.size, 0)
+        raw = txn.get(CACHE_COUNTERS_KEY, db=index.db["meta"])
+        hits, misses, bytes_hit, bytes_fetched = unpack(raw) if raw is not None else (0, 0, 0, 0)
+        locations[LINK]["unknown_size"] = unknown_size
+        cache = {"hits": hits, "misses": misses, "hit_rate": round(hits / (hits + misses), 3) if hits + misses else None,
+                 "bytes_hit": bytes_hit, "bytes_fetched": bytes_fetched, "max_bytes": store.config.cache_size,
+                 "used_bytes": store.cache.used() if (store.root / "cache").exists() else 0}
         return {
             "store": str(store.root),
             "projects": index.count(txn, "projects"),
@@ -36,4 +58,12 @@ def compute(store: "Store") -> dict[str, Any]:
             "dedup_ratio": round(logical / stored, 3) if stored else 1.0,
             "unreferenced_blobs": unreferenced,
             "unreferenced_bytes": unreferenced_bytes,
+            "locations": locations,
+            "cache": cache,
+            "s3": str(store.config.s3) if store.config.s3 else None,
         }
+
+
+def _location(txn: Any, index: Any, rec: ItemRecord) -> str | None:
+    raw = txn.get(bytes(rec.media), db=index.db["blobs"])
+    return BlobRecord.decode(raw).location if raw is not None else None

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 Source = str | os.PathLike[str] | bytes | BinaryIO
 
 
-CACHE_COUNTERS_KEY = b"cache-counters"
+CACHE_COUNTERS_KEY = b"cache-counters"  # totals of every process's cache hits and misses
 
 
 class Store:
@@ -140,7 +140,12 @@ class Store:
         Remote blobs (S3, links) are read through the cache."""
         rec = self.stat(blob_id)
         if rec.location == LOCAL:
-            return BlobReader(self.backend.open_fd(blob_id), blob_id, rec.size)
+            try:
+                return BlobReader(self.backend.open_fd(blob_id), blob_id, rec.size)
+            except NotFound:
+                rec = self.stat(blob_id)  # `cas push` may have moved it to S3 meanwhile
+                if rec.location == LOCAL:
+                    raise
         expect = blob_id if rec.location != LINK else rec.digest
         if expect is not None:
             fd = self.cache.open(blob_id, rec.size)

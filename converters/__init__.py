@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import images, supervisely
+from . import images, links, supervisely
 
 # Detection order matters: the most specific layout first.
 FORMATS: dict[str, ModuleType] = {
     "sly": supervisely,
     "images": images,
+    "links": links,
 }

@@ -31,13 +31,14 @@ def count_items(src: Path, fmt: str) -> int | None:
 
 
 def import_source(store: Store, src: Path, project: str, fmt: str, dataset: str | None = None,
-                  progress: Callable[[int], None] | None = None, **options: Any) -> tuple[ImportReport, dict[str, int]]:
+                  progress: Callable[[int], None] | None = None, reader_options: dict[str, Any] | None = None,
+                  **options: Any) -> tuple[ImportReport, dict[str, int]]:
     """Import `src` in format `fmt` into `project` atomically; returns the session report and
-    the converter's own counts."""
+    the converter's own counts. `reader_options` go to the converter (e.g. `head` for links)."""
     if fmt not in FORMATS:
         raise InvalidInput(str(src), f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     if not src.exists():
         raise InvalidInput(str(src), "no such file or directory")
     with store.begin_import(project, progress=progress, **options) as session:
-        extra = FORMATS[fmt].read(src, session, dataset)
+        extra = FORMATS[fmt].read(src, session, dataset, **(reader_options or {}))
         return session.commit(), extra

@@ -47,6 +47,13 @@ class S3Backend:
     def client(self) -> Any:
         return s3_client(self.remote.endpoint_url, self.remote.region, self.net)
 
+    def check(self) -> None:
+        """A clear error now rather than at the first upload: the bucket must be reachable."""
+        try:
+            self.client.head_bucket(Bucket=self.remote.bucket)
+        except Exception as e:  # noqa: BLE001
+            raise describe_s3_error(f"s3://{self.remote.bucket}", e) from None
+
     def key(self, blob_id: BlobId) -> str:
         return self.remote.key(f"blobs/{blob_id.hex()}")
 
@@ -56,19 +63,24 @@ class S3Backend:
     def install(self, sp: Spooled, tmp_dir: str) -> None:
         """Upload a spooled blob; returns once S3 has it. Small blobs in one PUT from memory,
         large ones as a multipart upload of parallel parts."""
-        try:
-            if sp.data is not None and sp.size <= MULTIPART_THRESHOLD:
+        if sp.data is not None and sp.size <= MULTIPART_THRESHOLD:
+            try:
                 self.client.put_object(Bucket=self.remote.bucket, Key=self.key(sp.id), Body=sp.data)
-            else:
-                from boto3.s3.transfer import TransferConfig
-                config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNK,
-                                        max_concurrency=4)
-                self.client.upload_file(sp.write_temp(tmp_dir), self.remote.bucket, self.key(sp.id), Config=config)
-        except RemoteError:
-            raise
-        except Exception as e:  # noqa: BLE001 - botocore/s3transfer errors, described
-            raise describe_s3_error(f"upload of blob {sp.id} to {self.url(sp.id)}", e) from None
+            except Exception as e:  # noqa: BLE001 - botocore's errors, described
+                raise describe_s3_error(f"upload of blob {sp.id} to {self.url(sp.id)}", e) from None
+        else:
+            self.upload_file(sp.write_temp(tmp_dir), sp.id)
         sp.discard()
+
+    def upload_file(self, path: str, blob_id: BlobId) -> None:
+        """Upload a file (in parallel parts when large); returns once S3 has it."""
+        from boto3.s3.transfer import TransferConfig
+        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNK,
+                                max_concurrency=4)
+        try:
+            self.client.upload_file(path, self.remote.bucket, self.key(blob_id), Config=config)
+        except Exception as e:  # noqa: BLE001 - botocore/s3transfer errors, described
+            raise describe_s3_error(f"upload of blob {blob_id} to {self.url(blob_id)}", e) from None
 
     def sync(self) -> None:
         """Nothing to do: every upload was acknowledged before `install` returned."""

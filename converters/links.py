@@ -1,0 +1,133 @@
+"""URL lists: a text file with one URL per line, or a CSV with a `url` column (and an
+optional `name` column). Each URL becomes a link item; no content is read, at most a HEAD
+per URL for its size and ETag (skipped with `head=False`)."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from cas.backends.fetch import RemoteError
+from cas.errors import InvalidInput
+from cas.links import fetcher_for
+from cas.session import ImportSession
+
+SUFFIXES = (".txt", ".csv", ".tsv", ".lst")
+HEAD_WORKERS = 16
+HEAD_CHUNK = 256
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+Row = tuple[int, str, str | None]  # line number, url, name given in the file
+
+
+def detect(src: Path) -> bool:
+    if not src.is_file() or src.suffix.lower() not in SUFFIXES:
+        return False
+    with open(src, encoding="utf-8", errors="replace") as f:
+        for line in itertools.islice(f, 50):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                return bool(_URL.match(line)) or "url" in [c.strip().lower() for c in re.split(r"[,;\t]", line)]
+    return False
+
+
+def count(src: Path) -> int:
+    with open(src, "rb") as f:
+        return sum(1 for line in f if line.strip() and not line.startswith(b"#"))
+
+
+def rows(src: Path) -> Iterator[Row]:
+    """(line, url, name) of every entry; a CSV needs a header with a `url` column."""
+    with open(src, encoding="utf-8", newline="") as f:
+        first = ""
+        for first in f:
+            if first.strip() and not first.startswith("#"):
+                break
+        if _URL.match(first.strip()):  # a plain list
+            f.seek(0)
+            for number, line in enumerate(f, 1):
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    yield number, line, None
+            return
+        f.seek(0)
+        dialect = csv.Sniffer().sniff(first, delimiters=",;\t") if first.strip() else csv.excel
+        reader = csv.reader(f, dialect)
+        header = [c.strip().lower() for c in next(reader, [])]
+        if "url" not in header:
+            raise InvalidInput(str(src), "expected one URL per line, or a CSV header with a 'url' column",
+                               "line 1")
+        url_col, name_col = header.index("url"), header.index("name") if "name" in header else None
+        for record in reader:
+            if not any(cell.strip() for cell in record):
+                continue
+            line = reader.line_num
+            url = record[url_col].strip() if url_col < len(record) else ""
+            name = record[name_col].strip() if name_col is not None and name_col < len(record) else None
+            yield line, url, name or None
+
+
+def name_from_url(url: str) -> str:
+    return unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+
+
+def read(src: Path, session: ImportSession, dataset: str | None, head: bool = True) -> dict[str, int]:
+    """Queue one link item per URL into `dataset` (default: the list's file name)."""
+    dataset = dataset or src.stem
+    store = session.store
+    seen: dict[str, int] = {}  # item name -> line, to refuse two URLs with one name
+
+    def sized(chunk: list[Row]) -> list[tuple[Row, tuple[int, str | None] | InvalidInput]]:
+        out = []
+        for row in chunk:
+            try:
+                fetcher = fetcher_for(row[1], store.net, store.config.allow_roots, store.config.s3)
+                out.append((row, fetcher.head()))
+            except (RemoteError, InvalidInput) as e:
+                out.append((row, InvalidInput(f"{src}:{row[0]}", str(e))))
+        return out
+
+    def checked() -> Iterator[Row]:
+        for number, url, name in rows(src):
+            label = f"{src}:{number}"
+            name = name or name_from_url(url)
+            if not url:
+                session.reject(InvalidInput(label, "empty url"))
+                continue
+            if not name:
+                session.reject(InvalidInput(label, f"no file name in URL {url[:200]} (add a 'name' column)"))
+                continue
+            if name in seen:
+                session.reject(InvalidInput(label, f"item name {name!r} is already used on line {seen[name]} "
+                                                   "(add a 'name' column)"))
+                continue
+            seen[name] = number
+            yield number, url, name
+
+    def add(row: Row, size: int = -1, etag: str | None = None) -> None:
+        number, url, name = row
+        try:
+            session.add_link(dataset, name or "", url, size, etag, label=f"{src}:{number}")
+        except InvalidInput as e:
+            session.reject(e)
+
+    if not head:
+        for row in checked():
+            add(row)
+        return {}
+    pending = checked()
+    chunks = iter(lambda: list(itertools.islice(pending, HEAD_CHUNK)), [])
+    with ThreadPoolExecutor(HEAD_WORKERS, thread_name_prefix="cas-head") as pool:
+        while window := list(itertools.islice(chunks, 4 * HEAD_WORKERS)):  # bounded: memory stays flat
+            for results in pool.map(sized, window):
+                for row, outcome in results:
+                    if isinstance(outcome, InvalidInput):
+                        session.reject(outcome)
+                    else:
+                        add(row, *outcome)
+    return {}
