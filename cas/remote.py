@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .backends.fetch import Fetcher, RemoteChanged, RemoteError
+from .backends.fetch import Fetcher, RemoteChanged, RemoteError, StreamBroken
 from .cache import BlobCache, discard
 from .config import NetOptions
 from .errors import CorruptBlob
@@ -147,11 +147,9 @@ class RemoteReader:
                     stream.close()
                 if len(data) == stream.total:
                     return data, stream.etag
-                error: RemoteError = RemoteError(f"{self.fetcher.url}: connection closed after {len(data)} "
-                                                 f"of {stream.total} bytes")
-            except RemoteChanged:
-                raise
-            except RemoteError as e:
+                error = StreamBroken(f"{self.fetcher.url}: connection closed after {len(data)} of "
+                                     f"{stream.total} bytes")
+            except StreamBroken as e:
                 error = e
             if attempt < self.net.retries:
                 time.sleep(self.net.backoff * 2 ** attempt)
@@ -236,11 +234,9 @@ class RemoteReader:
                     if self._filled == self.size:
                         self._finish(hasher)
                         return
-                    raise RemoteError(f"{self.fetcher.url}: connection closed after {self._filled} of "
-                                      f"{self.size} bytes")
-                except RemoteChanged:
-                    raise
-                except RemoteError as e:
+                    raise StreamBroken(f"{self.fetcher.url}: connection closed after {self._filled} of "
+                                       f"{self.size} bytes")
+                except StreamBroken as e:
                     attempts += 1
                     if attempts > self.net.retries:
                         raise

@@ -60,7 +60,9 @@ class CasFUSE(_fuse.FUSE):
         no FLUSH request on close (only writers have anything to finish)."""
         fi = fip.contents
         fi.fh = self.operations.open(path.decode(self.encoding, self.errors), fi.flags)
-        if not fi.flags & (os.O_WRONLY | os.O_RDWR):
+        if self.operations.direct_io(fi.fh):
+            fi.direct_io = 1
+        elif not fi.flags & (os.O_WRONLY | os.O_RDWR):
             fi.keep_cache = 1
             if hasattr(fi, "noflush"):  # libfuse >= 3.11
                 fi.noflush = 1

@@ -4,7 +4,8 @@ Names and attributes are cached for a minute (so `ls -l` of a large dataset and 
 second pass over its files cost no lookups). Every change to the namespace, by
 this mount or by any other process (`cas import --overwrite`, `cas rm`), is
 logged in the index (`Index.log_change`); this thread reads the log a few times a
-second and tells the kernel to drop what it cached for each changed path.
+second and tells the kernel to drop what it cached for each changed path. It also
+adds the daemon's cache hit counts to the store's totals every few seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .paths import JSON_SECTIONS, META_NAME, dataset_path
 
 log = logging.getLogger("cas.mount")
 POLL_SECONDS = 0.1
+COUNTERS_EVERY = 50  # polls between flushes of the cache counters (5 s)
 
 
 class Invalidator:
@@ -38,12 +40,16 @@ class Invalidator:
         self._stop.set()
 
     def _run(self) -> None:
+        polls = 0
         while not self._stop.wait(POLL_SECONDS):
             try:
                 self.seq, changes = self.store.index.changes_since(self.seq)
                 for change in changes:
                     for path in self.paths(*change):
                         invalidate_path(self.fuse, path)
+                polls += 1
+                if polls % COUNTERS_EVERY == 0:
+                    self.store.flush_cache_counters()
             except Exception:  # noqa: BLE001 - never let the thread die; log and go on
                 log.exception("cache invalidation failed")
 

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 from cas.errors import (AlreadyExists, CasError, Conflict, CorruptBlob, InvalidInput, InvalidName, NotFound,
                         SchemaError, StoreBusy)
-from cas.reader import BlobReader
 from cas.store import Store
 
 from .binding import FuseOSError, Operations, current_fuse
@@ -93,6 +92,7 @@ class CasOperations(Operations):
     def destroy(self, path: str) -> None:
         if self.store is not None:
             self.invalidator.stop()
+            self.store.flush_cache_counters()
         if TRACE:
             log.info("requests served: %s", dict(OP_COUNTS.most_common()))
             self.store.close()
@@ -164,10 +164,15 @@ class CasOperations(Operations):
         waiting = self.view.pending.get((t.project, t.dataset, t.item, t.section))
         if waiting is not None:
             return self.handles.add(BytesHandle(waiting))
-        blob, size = item_blob(t.section, t.item, self.view.item(t))
-        store = self.store
-        assert store is not None
-        return self.handles.add(ReadHandle(BlobReader(store.backend.open_fd(blob), blob, size)))
+        blob, _size = item_blob(t.section, t.item, self.view.item(t))
+        assert self.store is not None
+        return self.handles.add(ReadHandle(self.store.open(blob)))
+
+    def direct_io(self, fh: int) -> bool:
+        """Files whose size is not known yet (links imported without a HEAD) bypass the page
+        cache, so reads are not cut at the size the kernel was told (0)."""
+        handle = self.handles.get(fh)
+        return isinstance(handle, ReadHandle) and handle.reader.size < 0
 
     @translated
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:

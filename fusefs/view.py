@@ -10,11 +10,13 @@ import json
 import stat
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
 from datetime import datetime, timezone
 
 from cas.errors import NotFound
 from cas.ids import BlobId
-from cas.records import ItemRecord
+from cas.records import BlobRecord, ItemRecord
 from cas.store import Store
 
 from .paths import CAS_DIR_NAME, JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, STATS_NAME, Kind, Target
@@ -98,7 +100,19 @@ class View:
         return hit[1]
 
     def item(self, t: Target) -> ItemRecord:
-        return self.store.ns.item(t.project, t.dataset, t.item)
+        return self.sized(self.store.ns.item(t.project, t.dataset, t.item))
+
+    def sized(self, item: ItemRecord, txn: Any = None) -> ItemRecord:
+        """A link item imported without its size shows the size a first read learned, else 0
+        (such files are opened with direct I/O, so a reader still gets every byte)."""
+        if item.size >= 0:
+            return item
+        if txn is None:
+            size = self.store.stat(item.media).size
+        else:
+            raw = txn.get(bytes(item.media), db=self.store.index.db["blobs"])
+            size = BlobRecord.decode(raw).size if raw is not None else 0
+        return replace(item, size=max(size, 0))
 
     def project_meta(self, project: str) -> bytes:
         return json.dumps(self.store.ns.project(project).meta, indent=4, ensure_ascii=False).encode()
@@ -195,7 +209,7 @@ class View:
             for name, item in ns.items(t.project, t.dataset, txn):
                 if t.section == "meta" and item.meta is None:
                     continue
-                yield name + suffix, item_attrs(t.section, name, item)
+                yield name + suffix, item_attrs(t.section, name, self.sized(item, txn))
         for (project, dataset, item_name, section), raw in list(self.pending.items()):
             if (project, dataset, section) == (t.project, t.dataset, t.section):
                 yield item_name + ".json", _attrs(FILE_MODE, len(raw), self.mounted_at)

@@ -77,3 +77,45 @@ def assert_user_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+# -- remote endpoints on 127.0.0.1 ----------------------------------------------------------------
+FAST_NET = {"CAS_CONNECT_TIMEOUT": "1", "CAS_READ_TIMEOUT": "1", "CAS_RETRIES": "2"}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's S3 server mode on 127.0.0.1, reached by boto3 over HTTP."""
+    from tests.servers import start_moto
+    server, url = start_moto()
+    yield url
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> str:
+    import uuid
+
+    import boto3
+    name = f"cas-test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_store(tmp_path: Path, s3_endpoint: str, bucket: str):
+    """A store whose new blobs go to s3://<bucket>/pre on the local endpoint."""
+    from cas.config import NetOptions, S3Remote
+    s = Store(tmp_path / "s3store", net=NetOptions(1.0, 2.0, 2, 0.05))
+    s.config.s3 = S3Remote(bucket, "pre", s3_endpoint)
+    s.save_config()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def http_server():
+    from tests.servers import RangeServer
+    server = RangeServer()
+    yield server
+    server.stop()

@@ -33,6 +33,11 @@ class RemoteChanged(RemoteError):
     """The remote object is not the one recorded (ETag or size differ)."""
 
 
+class StreamBroken(RemoteError):
+    """A transfer broke after it started; the reader may reopen at the byte it reached.
+    (Failures to start one were already retried by urllib3 or botocore.)"""
+
+
 @dataclass
 class Stream:
     """Bytes of a remote object from `start` to its end."""
@@ -99,10 +104,10 @@ def describe_http_error(url: str, e: BaseException, net: NetOptions) -> RemoteEr
     reason = e.reason if isinstance(e, MaxRetryError) and e.reason is not None else e
     if isinstance(reason, NameResolutionError):
         why = "host name did not resolve (DNS)"
+    elif isinstance(reason, NewConnectionError):  # before ConnectTimeoutError, its base class
+        why = "connection refused" if "refused" in str(reason).lower() else f"cannot connect ({reason})"
     elif isinstance(reason, ConnectTimeoutError):
         why = f"connect timed out after {net.connect_timeout:g} s"
-    elif isinstance(reason, NewConnectionError):
-        why = "connection refused" if "refused" in str(reason).lower() else f"cannot connect ({reason})"
     elif isinstance(reason, ReadTimeoutError):
         why = f"read timed out after {net.read_timeout:g} s"
     elif isinstance(reason, ResponseError):
@@ -167,10 +172,8 @@ class HttpFetcher:
                     data, skip = data[cut:], skip - cut
                 if data:
                     yield data
-        except HTTPError as e:
-            raise describe_http_error(self.url, e, self.net) from None
-        except OSError as e:
-            raise RemoteError(f"{self.url}: {e.strerror or e}") from None
+        except (HTTPError, OSError) as e:
+            raise StreamBroken(str(describe_http_error(self.url, e, self.net))) from None
 
 
 # -- S3 -----------------------------------------------------------------------------------------
@@ -225,7 +228,7 @@ class S3Fetcher:
             while data := body.read(CHUNK):
                 yield data
         except Exception as e:  # noqa: BLE001
-            raise describe_s3_error(self.url, e) from None
+            raise StreamBroken(str(describe_s3_error(self.url, e))) from None
 
 
 # -- local files (file:// links) ------------------------------------------------------------------

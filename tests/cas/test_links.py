@@ -1,0 +1,184 @@
+"""Link entries read from a real HTTP server on 127.0.0.1 that honours Range, with faults."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from cas import Store
+from cas.backends.fetch import RemoteChanged, RemoteError
+from cas.config import NetOptions
+from cas.errors import CorruptBlob, InvalidInput
+from cas.links import link_id
+from cas.records import LINK
+from tests.conftest import jpeg_bytes
+from tests.servers import RangeServer
+
+NET = NetOptions(connect_timeout=1.0, read_timeout=1.0, retries=2, backoff=0.05)
+
+
+@pytest.fixture
+def lstore(tmp_path: Path):
+    s = Store(tmp_path / "store", net=NET)
+    yield s
+    s.close()
+
+
+def link_item(store: Store, url: str, name: str = "a.jpg", size: int = -1, etag: str | None = None):
+    with store.begin_import("p") as session:
+        session.add_link("ds", name, url, size, etag)
+        session.commit()
+    return store.ns.item("p", "ds", name)
+
+
+def test_link_import_reads_nothing_then_fetches_by_range(lstore: Store, http_server: RangeServer) -> None:
+    data = jpeg_bytes(64, 48)
+    http_server.files["/a.jpg"] = data
+    item = link_item(lstore, http_server.url("/a.jpg"))
+    assert http_server.requests == [], "import by link reads no content"
+    rec = lstore.stat(item.media)
+    assert (rec.location, rec.size, rec.url) == (LINK, -1, http_server.url("/a.jpg"))
+    assert lstore.read_bytes(item.media) == data
+    learned = lstore.stat(item.media)
+    assert learned.size == len(data) and learned.digest is not None and learned.etag
+    assert all(r[2] and r[2].startswith("bytes=") for r in http_server.requests)
+    before = len(http_server.requests)
+    assert lstore.read_bytes(item.media) == data  # from the cache
+    assert len(http_server.requests) == before
+
+
+def test_large_link_streams_with_read_ahead(lstore: Store, http_server: RangeServer) -> None:
+    data = os.urandom(10 << 20)
+    http_server.files["/big.bin"] = data
+    item = link_item(lstore, http_server.url("/big.bin"), "big.bin")
+    with lstore.open(item.media) as reader:
+        assert reader.read(1000) == data[:1000]
+        assert reader.pread(10, 9 << 20) == data[9 << 20:(9 << 20) + 10]
+        rest = b"".join(iter(lambda: reader.read(1 << 17), b""))
+    assert data[:1000] + rest == data
+
+
+def test_server_errors_are_retried(lstore: Store, http_server: RangeServer) -> None:
+    http_server.files["/a.jpg"] = data = jpeg_bytes()
+    http_server.faults.status["/a.jpg"] = [500, 503]
+    item = link_item(lstore, http_server.url("/a.jpg"))
+    assert lstore.read_bytes(item.media) == data
+
+
+def test_persistent_500_is_an_error_naming_url_and_status(lstore: Store, http_server: RangeServer) -> None:
+    http_server.files["/a.jpg"] = jpeg_bytes()
+    http_server.faults.status["/a.jpg"] = [500] * 10
+    item = link_item(lstore, http_server.url("/a.jpg"))
+    with pytest.raises(RemoteError, match=r"a\.jpg: HTTP 500"):
+        lstore.read_bytes(item.media)
+
+
+def test_deleted_target_is_a_404(lstore: Store, http_server: RangeServer) -> None:
+    http_server.files["/a.jpg"] = jpeg_bytes()
+    item = link_item(lstore, http_server.url("/a.jpg"))
+    del http_server.files["/a.jpg"]
+    with pytest.raises(RemoteError, match=rf"{http_server.url('/a.jpg')}: HTTP 404"):
+        lstore.read_bytes(item.media)
+
+
+def test_slow_server_times_out_clearly(lstore: Store, http_server: RangeServer) -> None:
+    http_server.files["/a.jpg"] = jpeg_bytes()
+    item = link_item(lstore, http_server.url("/a.jpg"))
+    http_server.faults.delay = 3.0
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match="timed out"):
+        lstore.read_bytes(item.media)
+    assert time.monotonic() - started < 15
+
+
+def test_server_stopped_mid_read_fails_without_hanging(lstore: Store, http_server: RangeServer) -> None:
+    data = os.urandom(12 << 20)
+    http_server.files["/big.bin"] = data
+    item = link_item(lstore, http_server.url("/big.bin"), "big.bin")
+    http_server.faults.abort_after["/big.bin"] = 3 << 20
+    http_server.faults.on_abort = http_server.stop
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match="refused|broken|closed"):
+        lstore.read_bytes(item.media)
+    assert time.monotonic() - started < 15
+    assert not os.path.exists(lstore.cache.path(item.media))
+
+
+def test_broken_stream_resumes_where_it_stopped(lstore: Store, http_server: RangeServer) -> None:
+    data = os.urandom(9 << 20)
+    http_server.files["/big.bin"] = data
+    item = link_item(lstore, http_server.url("/big.bin"), "big.bin")
+    http_server.faults.abort_after["/big.bin"] = 5 << 20
+    http_server.faults.on_abort = lambda: http_server.faults.abort_after.clear()  # only the first time
+    assert lstore.read_bytes(item.media) == data
+    ranges = [r[2] for r in http_server.requests if r[0] == "GET"]
+    assert ranges[0] == "bytes=0-" and ranges[-1] != "bytes=0-", ranges
+
+
+def test_refused_connection(lstore: Store) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once we leave: nothing listens there
+    item = link_item(lstore, f"http://127.0.0.1:{port}/x.jpg", "x.jpg")
+    with pytest.raises(RemoteError, match=rf"127.0.0.1:{port}/x.jpg: connection refused"):
+        lstore.read_bytes(item.media)
+
+
+def test_changed_remote_fails_rather_than_mixing(lstore: Store, http_server: RangeServer) -> None:
+    http_server.files["/a.bin"] = os.urandom(100_000)
+    item = link_item(lstore, http_server.url("/a.bin"), "a.bin", 100_000, None)
+    lstore.read_bytes(item.media)  # learns ETag and digest
+    lstore.cache.drop(item.media)
+    http_server.files["/a.bin"] = os.urandom(100_000)  # same size, new ETag
+    with pytest.raises(RemoteChanged, match="ETag"):
+        lstore.read_bytes(item.media)
+    http_server.files["/a.bin"] = os.urandom(50)
+    with pytest.raises(RemoteChanged, match="size"):
+        lstore.read_bytes(item.media)
+
+
+def test_changed_bytes_without_etag_fail_the_digest(lstore: Store, http_server: RangeServer) -> None:
+    http_server.faults.no_etag = True
+    http_server.files["/a.bin"] = os.urandom(100_000)
+    item = link_item(lstore, http_server.url("/a.bin"), "a.bin")
+    lstore.read_bytes(item.media)
+    lstore.cache.drop(item.media)
+    http_server.files["/a.bin"] = os.urandom(100_000)
+    with pytest.raises(CorruptBlob):
+        lstore.read_bytes(item.media)
+    assert not os.path.exists(lstore.cache.path(item.media)), "cache not poisoned"
+
+
+@pytest.mark.parametrize("url", ["ftp://host/a.jpg", "javascript:alert(1)", "a.jpg", "http:///a.jpg",
+                                 "http://host/a\x00.jpg"])
+def test_bad_urls_are_refused(lstore: Store, url: str) -> None:
+    with pytest.raises(InvalidInput):
+        link_item(lstore, url, "a.jpg")
+    assert not lstore.ns.has_project("p")
+
+
+def test_file_links_only_under_allowed_roots(lstore: Store, tmp_path: Path) -> None:
+    inside = tmp_path / "data"
+    inside.mkdir()
+    (inside / "a.jpg").write_bytes(data := jpeg_bytes())
+    (tmp_path / "secret.jpg").write_bytes(b"secret")
+    with pytest.raises(InvalidInput, match="allowed roots"):
+        link_item(lstore, f"file://{inside}/a.jpg")
+    lstore.config.allow_roots = [str(inside)]
+    item = link_item(lstore, f"file://{inside}/a.jpg")
+    assert lstore.read_bytes(item.media) == data
+    with pytest.raises(InvalidInput, match="allowed roots"):
+        link_item(lstore, f"file://{inside}/../secret.jpg", "b.jpg")
+
+
+def test_same_url_is_one_link_entry(lstore: Store, http_server: RangeServer) -> None:
+    url = http_server.url("/a.jpg")
+    with lstore.begin_import("p") as session:
+        session.add_link("ds", "a.jpg", url)
+        session.add_link("other", "a.jpg", url)
+        session.commit()
+    assert lstore.stat(link_id(url)).refs == 2

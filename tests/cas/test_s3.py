@@ -1,0 +1,134 @@
+"""S3-backed stores against a real local S3 endpoint (moto server mode, boto3 over HTTP)."""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+import pytest
+
+from cas import Store
+from cas.errors import CorruptBlob
+from cas.records import S3
+from tests.conftest import jpeg_bytes, write_images
+
+
+def s3(endpoint: str):
+    return boto3.client("s3", endpoint_url=endpoint)
+
+
+def test_put_uploads_once_and_reads_back(s3_store: Store, s3_endpoint: str, bucket: str) -> None:
+    data = os.urandom(300_000)
+    blob = s3_store.put(data)
+    assert s3_store.stat(blob).location == S3
+    obj = s3(s3_endpoint).get_object(Bucket=bucket, Key=f"pre/blobs/{blob.hex()}")
+    assert obj["Body"].read() == data
+    assert not list(s3_store.backend.list_ids()), "nothing stored locally"
+    assert s3_store.read_bytes(blob) == data  # fetched
+    assert s3_store.read_bytes(blob) == data  # from the cache
+    assert s3_store.cache.counters.hits == 1 and s3_store.cache.counters.misses == 1
+
+
+def test_known_blob_is_never_uploaded_again(s3_store: Store, s3_endpoint: str, bucket: str) -> None:
+    blob = s3_store.put(b"same bytes")
+    s3(s3_endpoint).delete_object(Bucket=bucket, Key=f"pre/blobs/{blob.hex()}")
+    assert s3_store.put(b"same bytes") == blob  # dedup decided from the index: no upload
+    keys = s3(s3_endpoint).list_objects_v2(Bucket=bucket).get("KeyCount", 0)
+    assert keys == 0
+
+
+def test_large_blob_is_a_multipart_upload_and_reads_with_read_ahead(s3_store: Store, s3_endpoint: str,
+                                                                    bucket: str, tmp_path) -> None:
+    data = os.urandom(20 << 20)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    blob = s3_store.put(path)
+    head = s3(s3_endpoint).head_object(Bucket=bucket, Key=f"pre/blobs/{blob.hex()}")
+    assert "-" in head["ETag"], "a multipart upload's ETag ends in -<parts>"
+    with s3_store.open(blob) as reader:
+        assert reader.pread(100, 5_000_000) == data[5_000_000:5_000_100]  # a read far ahead: ranged GET
+    with s3_store.open(blob) as reader:
+        got = b"".join(iter(lambda: reader.read(1 << 17), b""))
+    assert got == data
+    assert os.path.exists(s3_store.cache.path(blob)), "verified fill became a cache entry"
+    assert s3_store.read_bytes(blob) == data
+
+
+def test_import_to_s3_and_export(s3_store: Store, tmp_path) -> None:
+    from converters.ingest import import_source
+    from converters.supervisely import write
+    write_images(tmp_path / "src" / "ds", 40)
+    report, _ = import_source(s3_store, tmp_path / "src", "p", "images")
+    assert report.items_added == 40
+    assert {s3_store.stat(rec.media).location for _n, rec in s3_store.ns.items("p", "ds")} == {S3}
+    write(s3_store, "p", tmp_path / "out")
+    for src in (tmp_path / "src" / "ds").iterdir():
+        assert (tmp_path / "out" / "ds" / "img" / src.name).read_bytes() == src.read_bytes()
+    assert s3_store.fsck().clean
+
+
+def test_replaced_object_is_detected_and_not_cached(s3_store: Store, s3_endpoint: str, bucket: str) -> None:
+    small, large = jpeg_bytes(), os.urandom(6 << 20)
+    for data in (small, large):
+        blob = s3_store.put(data)
+        forged = bytearray(data)
+        forged[len(forged) // 2] ^= 0xFF
+        s3(s3_endpoint).put_object(Bucket=bucket, Key=f"pre/blobs/{blob.hex()}", Body=bytes(forged))
+        with pytest.raises(CorruptBlob, match="does not match"):
+            s3_store.read_bytes(blob)
+        assert not os.path.exists(s3_store.cache.path(blob)), "a bad fetch never becomes a cache entry"
+        assert not os.listdir(s3_store.cache.tmp_dir)
+
+
+def test_cache_is_lru_and_capped(s3_store: Store) -> None:
+    s3_store.config.cache_size = 250_000
+    s3_store._cache = None
+    blobs = [s3_store.put(os.urandom(100_000)) for _ in range(4)]
+    for blob in blobs[:2]:
+        s3_store.read_bytes(blob)
+    s3_store.read_bytes(blobs[0])  # most recent now
+    os.utime(s3_store.cache.path(blobs[1]), ns=(1, 1))  # clearly the least recent
+    s3_store.read_bytes(blobs[2])
+    assert os.path.exists(s3_store.cache.path(blobs[0]))
+    assert not os.path.exists(s3_store.cache.path(blobs[1]))
+    assert s3_store.cache.used() <= 250_000
+
+
+def test_corrupt_cache_entry_is_dropped_and_refetched(s3_store: Store) -> None:
+    data = os.urandom(50_000)
+    blob = s3_store.put(data)
+    s3_store.read_bytes(blob)
+    path = s3_store.cache.path(blob)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.write(b"X")
+    with pytest.raises(CorruptBlob):
+        s3_store.read_bytes(blob)
+    assert not os.path.exists(path)
+    assert s3_store.read_bytes(blob) == data
+
+
+def test_crash_leftovers_in_the_cache_are_swept(s3_store: Store) -> None:
+    dead = s3_store.cache.tmp_dir / "fill-999999-1"
+    dead.write_bytes(b"half a blob")
+    fresh = Store(s3_store.root)
+    try:
+        fresh.cache  # noqa: B018 - made on first use, which sweeps
+        assert not dead.exists()
+    finally:
+        fresh.close()
+
+
+def test_gc_deletes_unreferenced_s3_objects(s3_store: Store, s3_endpoint: str, bucket: str) -> None:
+    blob = s3_store.put(b"temporary")
+    s3_store.release(blob)
+    report = s3_store.gc()
+    assert report.blobs_removed == 1
+    assert s3(s3_endpoint).list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
+
+
+def test_fsck_finds_a_missing_s3_object(s3_store: Store, s3_endpoint: str, bucket: str) -> None:
+    blob = s3_store.put(b"will vanish")
+    s3(s3_endpoint).delete_object(Bucket=bucket, Key=f"pre/blobs/{blob.hex()}")
+    report = s3_store.fsck()
+    assert [p.kind for p in report.problems] == ["missing-blob"]
