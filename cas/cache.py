@@ -19,6 +19,7 @@ from pathlib import Path
 from .ids import BlobId
 
 EVICT_TO = 0.9  # after an overflow, evict down to this share of the cap
+_fill_names = itertools.count()  # per process: fill files are named fill-<pid>-<n>
 
 
 @dataclass
@@ -41,7 +42,6 @@ class BlobCache:
         self.counters = CacheCounters()
         self._used: int | None = None  # bytes in entries; learned by one scan on first need
         self._lock = threading.Lock()
-        self._names = itertools.count()
         self._sweep_dead_fills()
 
     def path(self, key: BlobId) -> str:
@@ -74,7 +74,7 @@ class BlobCache:
             self.counters.bytes_fetched += max(size, 0)
 
     def new_fill(self) -> tuple[int, str]:
-        path = f"{self.tmp_dir}/fill-{os.getpid()}-{next(self._names)}"
+        path = f"{self.tmp_dir}/fill-{os.getpid()}-{next(_fill_names)}"
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444), path
 
     def commit(self, fill_path: str, key: BlobId, size: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -61,13 +62,15 @@ class Store:
         self.tmp_dir = str(self.backend.tmp_dir)
         self.ns = Namespace(self.index)
         self._cache: BlobCache | None = None
+        self._cache_lock = threading.Lock()
 
     @property
     def cache(self) -> BlobCache:
         """The cache of remote blobs (made on first use)."""
-        if self._cache is None:
-            self._cache = BlobCache(self.root, self.config.cache_size)
-        return self._cache
+        with self._cache_lock:
+            if self._cache is None:
+                self._cache = BlobCache(self.root, self.config.cache_size)
+            return self._cache
 
     def save_config(self) -> None:
         self.config.save(self.root)

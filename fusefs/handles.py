@@ -19,8 +19,9 @@ class ReadHandle:
     """A blob opened for reading (local pread, or remote through the cache); a sequential
     read is digest-checked."""
 
-    def __init__(self, reader: BlobReader | RemoteReader) -> None:
+    def __init__(self, reader: BlobReader | RemoteReader, direct: bool = False) -> None:
         self.reader = reader
+        self.direct = direct  # opened with direct I/O (size unknown to the kernel)
 
     def read(self, size: int, offset: int) -> bytes:
         return self.reader.read_at(size, offset)

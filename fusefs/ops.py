@@ -164,15 +164,16 @@ class CasOperations(Operations):
         waiting = self.view.pending.get((t.project, t.dataset, t.item, t.section))
         if waiting is not None:
             return self.handles.add(BytesHandle(waiting))
-        blob, _size = item_blob(t.section, t.item, self.view.item(t))
         assert self.store is not None
-        return self.handles.add(ReadHandle(self.store.open(blob)))
+        item = self.store.ns.item(t.project, t.dataset, t.item)
+        blob, size = item_blob(t.section, t.item, item)
+        return self.handles.add(ReadHandle(self.store.open(blob), direct=size < 0))
 
     def direct_io(self, fh: int) -> bool:
-        """Files whose size is not known yet (links imported without a HEAD) bypass the page
-        cache, so reads are not cut at the size the kernel was told (0)."""
+        """Links imported without their size bypass the page cache: the kernel may hold 0 as
+        their size, and must not cut reads short at it."""
         handle = self.handles.get(fh)
-        return isinstance(handle, ReadHandle) and handle.reader.size < 0
+        return isinstance(handle, ReadHandle) and handle.direct
 
     @translated
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:

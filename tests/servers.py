@@ -110,7 +110,10 @@ class RangeServer:
 
 def start_moto() -> tuple[Any, str]:
     """moto's S3 in server mode on 127.0.0.1 (a real HTTP endpoint); returns (server, URL)."""
+    import logging
+
     from moto.server import ThreadedMotoServer
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")

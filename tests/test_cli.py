@@ -245,3 +245,43 @@ def test_store_option_beats_cas_store_beats_xdg_data_home(tmp_path):
     assert out.strip() == f"initialized store at {xdg / 'cas'}"
     run_plain(["init"], HOME=str(home))
     assert made_stores(*candidates) == list(candidates)
+
+
+# -- remote bytes: S3 remote, links, pull and push -------------------------------------------------
+def test_init_s3_with_missing_bucket_is_one_line(tmp_path: Path, s3_endpoint: str) -> None:
+    proc = run_cas(tmp_path / "store", "init", "--s3", "s3://no-such-bucket-here/x", "--endpoint-url", s3_endpoint,
+                   check=False)
+    assert_user_error(proc, "s3://no-such-bucket-here", "404")
+    assert not (tmp_path / "store" / "config.json").exists()
+
+
+def test_links_pull_push_and_stats(tmp_path: Path, http_server, s3_endpoint: str, bucket: str,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import FAST_NET, jpeg_bytes
+    for key, value in FAST_NET.items():
+        monkeypatch.setenv(key, value)
+    store = tmp_path / "store"
+    images = {f"/{i}.jpg": jpeg_bytes(30, 20 + i) for i in range(4)}
+    http_server.files.update(images)
+    (tmp_path / "urls.csv").write_text("url,name\n" + "".join(f"{http_server.url(p)},n{p[1:]}\n" for p in images))
+    out = run_cas(store, "import", str(tmp_path / "urls.csv"), "--project", "web", "--dataset", "d")
+    assert "4 links" in out.stdout.decode()
+    stats = json.loads(run_cas(store, "stats", "--json").stdout)
+    assert stats["locations"]["link"]["blobs"] == 4 and stats["locations"]["link"]["unknown_size"] == 0
+    assert run_cas(store, "get", "web/d/n0.jpg").stdout == images["/0.jpg"]
+    out = run_cas(store, "pull", "web/d").stdout.decode()
+    assert "pulled 4 link items" in out
+    run_cas(store, "init", "--s3", f"s3://{bucket}/p", "--endpoint-url", s3_endpoint)
+    out = run_cas(store, "push").stdout.decode()
+    assert "pushed" in out and f"s3://{bucket}/p" in out
+    text = run_cas(store, "stats").stdout.decode()
+    assert "s3 blobs" in text and "local blobs" not in text and "hit rate" in text
+    assert run_cas(store, "get", "web/d/n3.jpg").stdout == images["/3.jpg"]
+    assert "clean" in run_cas(store, "fsck").stdout.decode()
+
+
+def test_link_with_bad_scheme_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "urls.txt").write_text("gopher://127.0.0.1/a.jpg\n")
+    proc = run_cas(tmp_path / "store", "import", str(tmp_path / "urls.txt"), "--project", "p", "--format", "links",
+                   check=False)
+    assert_user_error(proc, "urls.txt:1", "gopher")

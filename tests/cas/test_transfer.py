@@ -1,0 +1,111 @@
+"""`pull` (links -> blobs) and `push` (local blobs -> S3), including interrupted runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cas import Store
+from cas.records import LINK, LOCAL, S3
+from cas.transfer import BATCH, pull, push
+from tests.conftest import jpeg_bytes, write_images
+from tests.servers import RangeServer
+
+
+def import_links(store: Store, server: RangeServer, images: list[bytes], dataset: str = "web") -> None:
+    with store.begin_import("p") as session:
+        for i, data in enumerate(images):
+            server.files[f"/{i}.jpg"] = data
+            session.add_link(dataset, f"{i}.jpg", server.url(f"/{i}.jpg"))
+        session.commit()
+
+
+def test_pull_materializes_links_and_dedups(store: Store, http_server: RangeServer) -> None:
+    images = [jpeg_bytes(30 + i, 20) for i in range(5)]
+    local = store.put(images[0])  # same content already in the store
+    import_links(store, http_server, images)
+    report = pull(store, "p")
+    assert (report.done, report.failed) == (5, 0)
+    for i, data in enumerate(images):
+        item = store.ns.item("p", "web", f"{i}.jpg")
+        assert store.stat(item.media).location == LOCAL
+        assert (item.width, item.height, item.size) == (30 + i, 20, len(data))
+        assert store.read_json(item.ann, "ann")["size"] == {"width": 30 + i, "height": 20}
+        assert store.read_bytes(item.media) == data
+    assert store.ns.item("p", "web", "0.jpg").media == local
+    assert store.gc().blobs_removed >= 5  # the link entries, now unreferenced
+    assert store.fsck().clean
+
+
+def test_pull_reports_failures_and_a_rerun_finishes(store: Store, http_server: RangeServer) -> None:
+    images = [jpeg_bytes(20, 20 + i) for i in range(3)]
+    import_links(store, http_server, images)
+    http_server.files.pop("/1.jpg")
+    report = pull(store, "p", "web")
+    assert (report.done, report.failed) == (2, 1) and "HTTP 404" in report.errors[0]
+    assert store.stat(store.ns.item("p", "web", "1.jpg").media).location == LINK
+    http_server.files["/1.jpg"] = images[1]
+    assert pull(store, "p").done == 1
+    assert all(store.stat(rec.media).location == LOCAL for _n, rec in store.ns.items("p", "web"))
+
+
+def test_interrupted_pull_resumes(store: Store, http_server: RangeServer) -> None:
+    images = [jpeg_bytes(10 + i % 40, 12, (i % 256, 0, 0)) for i in range(BATCH * 2 + 5)]
+    import_links(store, http_server, images)
+
+    def interrupt(n: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pull(store, "p", progress=interrupt)
+    links = sum(store.stat(rec.media).location == LINK for _n, rec in store.ns.items("p", "web"))
+    assert links == len(images) - BATCH
+    assert pull(store, "p").done == links
+    assert store.fsck().only_orphans
+
+
+def test_push_moves_local_blobs_to_s3(tmp_path: Path, s3_store: Store) -> None:
+    from converters.ingest import import_source
+    config = s3_store.config
+    local = Store(tmp_path / "local", net=s3_store.net)
+    try:
+        write_images(tmp_path / "src" / "ds", BATCH * 5)
+        import_source(local, tmp_path / "src", "p", "images")
+        local.config.s3 = config.s3
+        local.save_config()
+
+        def interrupt(n: int) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            push(local, progress=interrupt)
+        assert {local.stat(r.media).location for _n, r in local.ns.items("p", "ds")} == {LOCAL, S3}
+        report = push(local)
+        assert report.failed == 0
+        assert not any(blob_id for blob_id, _p, _s in local.backend.list_ids())
+        for path in sorted((tmp_path / "src" / "ds").iterdir()):
+            item = local.ns.item("p", "ds", path.name)
+            assert local.stat(item.media).location == S3
+            assert local.read_bytes(item.media) == path.read_bytes()
+        assert local.fsck().clean
+    finally:
+        local.close()
+
+
+def test_push_refuses_a_corrupt_local_blob(tmp_path: Path, s3_store: Store) -> None:
+    local = Store(tmp_path / "local", net=s3_store.net)
+    try:
+        blob = local.put(os.urandom(1000))
+        path = local.backend.path(blob)
+        os.chmod(path, 0o644)
+        with open(path, "r+b") as f:
+            f.write(b"!")
+        local.config.s3 = s3_store.config.s3
+        local.save_config()
+        report = push(local)
+        assert report.failed == 1 and "corrupt" in report.errors[0]
+        assert local.stat(blob).location == LOCAL
+    finally:
+        local.close()
