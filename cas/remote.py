@@ -170,9 +170,9 @@ class RemoteReader:
             else:
                 far = False
                 if end > self._want:
-                    if end > self._want + self._window // 2:
-                        self._window = min(self._window * 2, MAX_WINDOW)
                     self._want = end
+                    if self._filled - end < self._window // 2:  # caught up: read further ahead
+                        self._window = min(self._window * 2, MAX_WINDOW)
                     self._cond.notify_all()
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._fill, name="cas-fill", daemon=True)

@@ -21,7 +21,7 @@ from urllib3.exceptions import (ConnectTimeoutError, HTTPError, MaxRetryError, N
 from ..config import NetOptions
 from ..errors import CasError
 
-CHUNK = 1 << 20
+CHUNK = 4 << 20
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
