@@ -15,6 +15,7 @@ Blobs up to SMALL bytes are fetched whole by the first read, in the caller's thr
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import threading
@@ -33,6 +34,7 @@ log = logging.getLogger("cas")
 SMALL = 4 << 20
 FIRST_WINDOW = 4 << 20
 MAX_WINDOW = 64 << 20
+MAX_UNWRITTEN = 256 << 20  # received bytes the cache writer may lag behind (memory per reader)
 WAIT_SLICE = 0.5  # seconds between checks that the fill is still alive
 
 Learn = Callable[[int, str | None, BlobId], None]  # size, etag, digest of a link after a full read
@@ -60,12 +62,15 @@ class RemoteReader:
         self._cond = threading.Condition()
         self._fd = -1
         self._fill_path = ""
-        self._filled = 0  # bytes [0, filled) are in the fill file, hashed in order
+        self._filled = 0  # bytes [0, filled) were received and hashed, in order
+        self._written = 0  # bytes [0, written) are in the fill file; the rest of them in _mem
+        self._mem: dict[int, bytes] = {}  # start -> chunk received but not written yet
+        self._mem_starts: list[int] = []
+        self._live = 0  # fill and writer threads still running
         self._verified = False  # the whole blob is in and matches its digest
         self._want = 0  # highest byte a reader asked for
         self._window = FIRST_WINDOW
         self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
         self._closed = False
         self._small: bytes | None = None
         self._pos = 0
@@ -81,9 +86,9 @@ class RemoteReader:
     def pread(self, length: int, offset: int) -> bytes:
         if self.corrupt is not None:
             raise CorruptBlob(self.corrupt)
-        if self._verified:
-            if self._small is not None:
-                return self._small[offset:offset + length]
+        if self._small is not None:
+            return self._small[offset:offset + length]
+        if self._verified and self._written == self.size:  # all of it verified and in the fill file
             return os.pread(self._fd, length, offset)
         if 0 <= self.size <= SMALL:
             self._fetch_small()
@@ -108,8 +113,11 @@ class RemoteReader:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-            if self._thread is not None and self._thread.is_alive():
-                return  # the fill thread cleans up when it stops
+            if self._live:  # the last of the fill and writer threads cleans up
+                # A finished fill: let the writer land the cache entry (or drop a bad fill) now.
+                while self._live and (self._verified or self._error is not None):
+                    self._cond.wait()
+                return
         self._cleanup()
 
     def __enter__(self) -> "RemoteReader":
@@ -155,17 +163,15 @@ class RemoteReader:
                 time.sleep(self.net.backoff * 2 ** attempt)
         raise error
 
-    # -- large blobs: the fill ------------------------------------------------------------------
+    # -- large blobs: the fill and the cache writer ---------------------------------------------
     def _read_through_fill(self, length: int, offset: int) -> bytes:
         with self._cond:
-            if self._fd < 0:
-                self._fd, self._fill_path = self.cache.new_fill()
             end = offset + length
             if self.size >= 0:
                 end = min(end, self.size)
                 if offset >= self.size:
                     return b""
-            if self._thread is not None and offset > self._filled + self._window:
+            if offset > self._filled + self._window:
                 far = True  # far ahead of the fill: a ranged GET of its own
             else:
                 far = False
@@ -174,28 +180,47 @@ class RemoteReader:
                     if self._filled - end < self._window // 2:  # caught up: read further ahead
                         self._window = min(self._window * 2, MAX_WINDOW)
                     self._cond.notify_all()
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._fill, name="cas-fill", daemon=True)
-                    self._thread.start()
+                if self._fd < 0:
+                    self._start_fill()
                 while not self._ready(end):
                     if self._error is not None:
                         raise self._error
-                    if not self._thread.is_alive():
+                    if not self._live:
                         raise RemoteError(f"{self.fetcher.url}: read stopped unexpectedly")
                     self._cond.wait(WAIT_SLICE)
-                if self._error is not None and not self._ready(end):
-                    raise self._error
                 if self.size >= 0:
                     end = min(end, self.size)
+                on_disk = min(end, self._written)  # [offset, on_disk) from the file, the rest from memory
+                tail = self._from_memory(max(offset, on_disk), end) if end > on_disk else b""
         if far:
             return self._ranged(offset, end)
-        return os.pread(self._fd, max(end - offset, 0), offset)
+        head = os.pread(self._fd, on_disk - offset, offset) if on_disk > offset else b""
+        return head + tail if head and tail else head or tail
+
+    def _start_fill(self) -> None:
+        self._fd, self._fill_path = self.cache.new_fill()
+        self._live = 2
+        threading.Thread(target=self._fill, name="cas-fill", daemon=True).start()
+        threading.Thread(target=self._write, name="cas-cache-write", daemon=True).start()
 
     def _ready(self, end: int) -> bool:
         if self._verified:
             return True
         # the final part is served only once the whole blob is verified
         return self._filled >= end and (self.size < 0 or self._filled < self.size)
+
+    def _from_memory(self, start: int, end: int) -> bytes:
+        """Bytes [start, end) of the chunks received but not yet written (under the lock)."""
+        parts = []
+        i = bisect.bisect_right(self._mem_starts, start) - 1
+        pos = start
+        while pos < end:
+            chunk_start = self._mem_starts[i]
+            chunk = self._mem[chunk_start]
+            parts.append(chunk[pos - chunk_start:end - chunk_start])
+            pos = chunk_start + len(chunk)
+            i += 1
+        return b"".join(parts)
 
     def _ranged(self, offset: int, end: int) -> bytes:
         stream = self.fetcher.open(offset, end)
@@ -206,13 +231,12 @@ class RemoteReader:
             stream.close()
 
     def _fill(self) -> None:
+        """Receive the blob in order (reopening a broken stream where it stopped), hash it,
+        and hand each chunk to the readers and to the cache writer."""
         attempts = 0
         hasher = Hasher()
         try:
-            while True:
-                with self._cond:
-                    if self._closed:
-                        return
+            while not self._closed:
                 start = self._filled
                 try:
                     stream = self.fetcher.open(start)
@@ -221,18 +245,22 @@ class RemoteReader:
                         if start == 0:
                             self.etag = self.etag or stream.etag
                         for chunk in stream.chunks:
-                            if not self._throttle():
-                                return
-                            os.pwrite(self._fd, chunk, self._filled)
                             hasher.update(chunk)
                             with self._cond:
+                                if not self._wait_for_room():
+                                    return
+                                self._mem[self._filled] = chunk
+                                self._mem_starts.append(self._filled)
                                 self._filled += len(chunk)
                                 self._cond.notify_all()
                             attempts = 0
                     finally:
                         stream.close()
                     if self._filled == self.size:
-                        self._finish(hasher)
+                        self._accept(self.size, self.etag, hasher.digest())
+                        with self._cond:
+                            self._verified = True
+                            self._cond.notify_all()
                         return
                     raise StreamBroken(f"{self.fetcher.url}: connection closed after {self._filled} of "
                                        f"{self.size} bytes")
@@ -247,26 +275,54 @@ class RemoteReader:
                 self._error = e
                 self._cond.notify_all()
         finally:
-            with self._cond:
-                closed = self._closed
-            if closed:
-                self._cleanup()
+            self._thread_done()
 
-    def _throttle(self) -> bool:
-        """Wait while the fill is a window ahead of what readers asked for; False once closed."""
-        with self._cond:
-            while not self._closed and self._filled >= self._want + self._window:
-                self._cond.wait()
-            return not self._closed
+    def _wait_for_room(self) -> bool:
+        """(Under the lock.) Wait while the fill is a window ahead of what readers asked for, or
+        the cache writer lags too far behind; False once closed."""
+        while not self._closed and (self._filled >= self._want + self._window
+                                    or self._filled - self._written > MAX_UNWRITTEN):
+            self._cond.wait()
+        return not self._closed
 
-    def _finish(self, hasher: Hasher) -> None:
-        digest = hasher.digest()
-        self._accept(self.size, self.etag, digest)
-        self.cache.commit(self._fill_path, self.id, self.size)
-        self._fill_path = ""
+    def _write(self) -> None:
+        """Write received chunks to the fill file, in order, off the readers' path (a slow disk
+        or slow page cache must not slow the read); a verified, fully written fill becomes a
+        cache entry."""
+        try:
+            while True:
+                with self._cond:
+                    while self._written not in self._mem and not self._stopping():
+                        self._cond.wait()
+                    chunk = self._mem.get(self._written)
+                    if chunk is None:
+                        break
+                os.pwrite(self._fd, chunk, self._written)
+                with self._cond:
+                    del self._mem[self._written]
+                    self._mem_starts.pop(0)
+                    self._written += len(chunk)
+                    self._cond.notify_all()
+            if self._verified and self._written == self.size:
+                self.cache.commit(self._fill_path, self.id, self.size)
+                self._fill_path = ""
+        except BaseException as e:  # noqa: BLE001 - a full disk must not fail the read itself
+            log.warning("not caching %s: %s", self.fetcher.url, e)
+        finally:
+            self._thread_done()
+
+    def _stopping(self) -> bool:
+        """(Under the lock.) Nothing more will arrive for the writer to write."""
+        return self._error is not None or self._verified or (self._closed and self._live < 2) or (
+            self._closed and not self._mem)
+
+    def _thread_done(self) -> None:
         with self._cond:
-            self._verified = True
+            self._live -= 1
             self._cond.notify_all()
+            last = self._live == 0 and self._closed
+        if last:
+            self._cleanup()
 
     # -- checks ----------------------------------------------------------------------------------
     def _check_size_etag(self, total: int, etag: str | None) -> None:

@@ -68,10 +68,22 @@ def run_foreground(store_root: str, mountpoint: str, read_only: bool = False, pr
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     logging.getLogger("mfusepy").setLevel(logging.WARNING)
+    _load_s3_client(store_root)
     ops = CasOperations(str(Path(store_root).resolve()), read_only=read_only, project=project)
     _unmount_on_signals(mountpoint)
     CasFUSE(ops, mountpoint, foreground=True, nothreads=False, fsname=f"cas:{store_root}", subtype="cas",
             ro=read_only, **MOUNT_OPTIONS)
+
+
+def _load_s3_client(store_root: str) -> None:
+    """boto3 takes about a second to load its service models: do it before the mount is
+    ready rather than during the first reads (no index is opened here: see ops.init)."""
+    from cas.backends.s3 import s3_client
+    from cas.config import NetOptions, StoreConfig
+
+    remote = StoreConfig.load(Path(store_root)).s3
+    if remote is not None:
+        s3_client(remote.endpoint_url, remote.region, NetOptions.from_env())
 
 
 def _unmount_on_signals(mountpoint: str) -> None:

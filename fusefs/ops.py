@@ -10,7 +10,6 @@ import errno
 import functools
 import logging
 import os
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -88,8 +87,6 @@ class CasOperations(Operations):
         self.copy_in = CopyIn(self.store, self.view)
         self.invalidator = Invalidator(self.store, current_fuse(), self.project, MEDIA_SECTIONS)
         self.invalidator.start()
-        if self.store.s3 is not None:  # boto3 takes ~0.5 s to load its models: not on the first read
-            threading.Thread(target=lambda: self.store.s3.client, name="cas-s3-warmup", daemon=True).start()
         log.info("mounted store %s%s", self.store_root, " read-only" if self.read_only else "")
 
     def destroy(self, path: str) -> None:
