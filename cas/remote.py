@@ -34,7 +34,8 @@ log = logging.getLogger("cas")
 SMALL = 4 << 20
 FIRST_WINDOW = 4 << 20
 MAX_WINDOW = 64 << 20
-MAX_UNWRITTEN = 256 << 20  # received bytes the cache writer may lag behind (memory per reader)
+MAX_UNWRITTEN = 256 << 20  # received bytes held in memory, not yet written (per reader)
+KEEP_BEHIND = 4 << 20  # uncached blobs: bytes kept behind the furthest read, for re-reads
 WAIT_SLICE = 0.5  # seconds between checks that the fill is still alive
 
 Learn = Callable[[int, str | None, BlobId], None]  # size, etag, digest of a link after a full read
@@ -67,6 +68,8 @@ class RemoteReader:
         self._mem: dict[int, bytes] = {}  # start -> chunk received but not written yet
         self._mem_starts: list[int] = []
         self._live = 0  # fill and writer threads still running
+        # A blob larger than the whole cache is streamed through, never written to disk.
+        self._caching = size <= cache.max_bytes
         self._verified = False  # the whole blob is in and matches its digest
         self._want = 0  # highest byte a reader asked for
         self._window = FIRST_WINDOW
@@ -180,7 +183,7 @@ class RemoteReader:
                     if self._filled - end < self._window // 2:  # caught up: read further ahead
                         self._window = min(self._window * 2, MAX_WINDOW)
                     self._cond.notify_all()
-                if self._fd < 0:
+                if not self._live and self._filled == 0:
                     self._start_fill()
                 while not self._ready(end):
                     if self._error is not None:
@@ -190,18 +193,34 @@ class RemoteReader:
                     self._cond.wait(WAIT_SLICE)
                 if self.size >= 0:
                     end = min(end, self.size)
-                on_disk = min(end, self._written)  # [offset, on_disk) from the file, the rest from memory
-                tail = self._from_memory(max(offset, on_disk), end) if end > on_disk else b""
+                # [offset, on_disk) from the fill file, the rest from memory; without a fill file,
+                # bytes read long ago are no longer held and come again by range
+                far = not self._caching and offset < self._held_from()
+                if not far:
+                    on_disk = min(end, self._written)
+                    tail = self._from_memory(max(offset, on_disk), end) if end > on_disk else b""
         if far:
             return self._ranged(offset, end)
         head = os.pread(self._fd, on_disk - offset, offset) if on_disk > offset else b""
         return head + tail if head and tail else head or tail
 
     def _start_fill(self) -> None:
-        self._fd, self._fill_path = self.cache.new_fill()
-        self._live = 2
+        self._live = 1
         threading.Thread(target=self._fill, name="cas-fill", daemon=True).start()
-        threading.Thread(target=self._write, name="cas-cache-write", daemon=True).start()
+        if self._caching:
+            self._fd, self._fill_path = self.cache.new_fill()
+            self._live = 2
+            threading.Thread(target=self._write, name="cas-cache-write", daemon=True).start()
+
+    def _held_from(self) -> int:
+        """(Under the lock.) The first byte still held in memory."""
+        return self._mem_starts[0] if self._mem_starts else self._filled
+
+    def _drop_passed(self) -> None:
+        """(Under the lock; only without a fill file.) Let go of chunks readers are well past."""
+        while self._mem_starts and self._mem_starts[0] + len(self._mem[self._mem_starts[0]]) \
+                <= self._want - KEEP_BEHIND:
+            del self._mem[self._mem_starts.pop(0)]
 
     def _ready(self, end: int) -> bool:
         if self._verified:
@@ -279,11 +298,14 @@ class RemoteReader:
 
     def _wait_for_room(self) -> bool:
         """(Under the lock.) Wait while the fill is a window ahead of what readers asked for, or
-        the cache writer lags too far behind; False once closed."""
-        while not self._closed and (self._filled >= self._want + self._window
-                                    or self._filled - self._written > MAX_UNWRITTEN):
+        holds too much in memory (the cache writer lags); False once closed."""
+        while True:
+            if not self._caching:
+                self._drop_passed()
+            if self._closed or (self._filled < self._want + self._window
+                                and self._filled - self._held_from() <= MAX_UNWRITTEN):
+                return not self._closed
             self._cond.wait()
-        return not self._closed
 
     def _write(self) -> None:
         """Write received chunks to the fill file, in order, off the readers' path (a slow disk

@@ -29,13 +29,14 @@ def tiny_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(remote, "FIRST_WINDOW", 8192)
     monkeypatch.setattr(remote, "MAX_WINDOW", 65536)
     monkeypatch.setattr(remote, "MAX_UNWRITTEN", 32768)
+    monkeypatch.setattr(remote, "KEEP_BEHIND", 10_000)
     monkeypatch.setattr(fetch, "CHUNK", 5000)
 
 
-def reader_for(tmp_path: Path, data: bytes) -> tuple[RemoteReader, BlobCache]:
+def reader_for(tmp_path: Path, data: bytes, cache_bytes: int = 10 << 20) -> tuple[RemoteReader, BlobCache]:
     path = tmp_path / "blob"
     path.write_bytes(data)
-    cache = BlobCache(tmp_path / "store", 10 << 20)
+    cache = BlobCache(tmp_path / "store", cache_bytes)
     blob = hash_bytes(data)
     return RemoteReader(FileFetcher(f"file://{path}", str(path)), blob, len(data), blob, None, cache,
                         NetOptions(retries=1, backoff=0.01)), cache
@@ -43,11 +44,12 @@ def reader_for(tmp_path: Path, data: bytes) -> tuple[RemoteReader, BlobCache]:
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, SIZE + 100), st.integers(1, 40_000)), max_size=30),
-       st.integers(0, 1000))
-def test_any_reads_return_the_right_bytes(tmp_path_factory, reads, seed) -> None:
+       st.integers(0, 1000), st.booleans())
+def test_any_reads_return_the_right_bytes(tmp_path_factory, reads, seed, cached) -> None:
+    """Cached (fill file plus writer) or larger than the cache (streamed through memory)."""
     tmp_path = tmp_path_factory.mktemp("r")
     data = random.Random(seed).randbytes(SIZE)
-    reader, cache = reader_for(tmp_path, data)
+    reader, cache = reader_for(tmp_path, data, 10 << 20 if cached else SIZE - 1)
     with reader:
         for offset, length in reads:
             assert reader.read_at(length, offset) == data[offset:offset + length]
@@ -56,13 +58,14 @@ def test_any_reads_return_the_right_bytes(tmp_path_factory, reads, seed) -> None
             assert chunk == data[pos:pos + len(chunk)]
             pos += len(chunk)
         assert pos == SIZE
-    assert os.path.exists(cache.path(reader.id)), "a complete read lands in the cache"
+    assert os.path.exists(cache.path(reader.id)) == cached, "a complete read lands in the cache, if it fits"
     assert not os.listdir(cache.tmp_dir)
 
 
-def test_concurrent_readers_share_one_fill(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cache_bytes", [10 << 20, 1000])
+def test_concurrent_readers_share_one_fill(tmp_path: Path, cache_bytes: int) -> None:
     data = random.Random(1).randbytes(SIZE)
-    reader, cache = reader_for(tmp_path, data)
+    reader, cache = reader_for(tmp_path, data, cache_bytes)
     errors: list[str] = []
 
     def read_part(start: int) -> None:
