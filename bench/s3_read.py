@@ -141,6 +141,9 @@ def big_file(work: Path, mib: int, endpoint: str, rows: list) -> None:
     s3_store, local_store = work / "store_s3_big", work / "store_local_big"
     cas(s3_store, "init", "--s3", f"s3://{BUCKET}/big", "--endpoint-url", endpoint)
     cas(s3_store, "import", str(work / "big"), "--project", "p")
+    small_cache = work / "store_s3_small_cache"  # same bucket and prefix: reads the same objects
+    cas(small_cache, "init", "--s3", f"s3://{BUCKET}/big", "--endpoint-url", endpoint, "--cache-size", f"{mib // 2}M")
+    cas(small_cache, "import", str(work / "big"), "--project", "p")
     cas(local_store, "import", str(work / "big"), "--project", "p")
     direct = f"{mib} MiB blob: boto3 get_object"
     row(rows, direct, boto3_reads(s3, ["direct/huge.jpg"]), size)
@@ -149,6 +152,9 @@ def big_file(work: Path, mib: int, endpoint: str, rows: list) -> None:
         warm_up(work / "mnt", "p/d/img/huge.jpg")
         row(rows, "  cas mount of the S3 store, dd bs=1M, first read", sh(dd.format(work / "mnt")), size, direct,
             "target >= 0.8")
+    with cas_mount(small_cache, work / "mnt"):
+        warm_up(work / "mnt", "p/d/img/huge.jpg")
+        row(rows, "  same, blob larger than the cache (not cached)", sh(dd.format(work / "mnt")), size, direct)
     with cas_mount(local_store, work / "mnt"):
         row(rows, "  cas mount of a local store, dd bs=1M", sh(dd.format(work / "mnt")), size)
     with cas_mount(s3_store, work / "mnt"):

@@ -23,6 +23,7 @@ log = logging.getLogger("cas.mount")
 # (invalidate.py); missing names are never cached, so new items (a CLI import) show up at once.
 MOUNT_OPTIONS = {"entry_timeout": 60.0, "attr_timeout": 60.0, "negative_timeout": 0.0, "max_threads": 16}
 READY_TIMEOUT = 30.0
+READ_AHEAD_KB = 1024  # the kernel's default for a FUSE mount is 128 KB: 8x the requests per MB
 
 
 def log_path(store_root: str) -> Path:
@@ -71,8 +72,30 @@ def run_foreground(store_root: str, mountpoint: str, read_only: bool = False, pr
     _load_s3_client(store_root)
     ops = CasOperations(str(Path(store_root).resolve()), read_only=read_only, project=project)
     _unmount_on_signals(mountpoint)
+    threading.Thread(target=_raise_read_ahead_when_mounted, args=(mountpoint,), name="cas-readahead",
+                     daemon=True).start()
     CasFUSE(ops, mountpoint, foreground=True, nothreads=False, fsname=f"cas:{store_root}", subtype="cas",
             ro=read_only, **MOUNT_OPTIONS)
+
+
+def _raise_read_ahead_when_mounted(mountpoint: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not is_fuse_mount(mountpoint):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
+    raise_read_ahead(mountpoint)
+
+
+def raise_read_ahead(mountpoint: str) -> None:
+    """Let the kernel read ahead READ_AHEAD_KB in one request (sequential reads of large files
+    cost a FUSE request per read-ahead window). Needs root; else a log line."""
+    dev = os.stat(mountpoint).st_dev
+    knob = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
+    try:
+        knob.write_text(str(READ_AHEAD_KB))
+    except OSError as e:
+        log.info("kernel read-ahead stays at its default (%s: %s)", knob, e.strerror)
 
 
 def _load_s3_client(store_root: str) -> None:
@@ -120,6 +143,7 @@ def mount_background(store_root: str, mountpoint: str, read_only: bool = False, 
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if is_fuse_mount(mountpoint):
+            raise_read_ahead(mountpoint)  # the daemon does it too, maybe a moment later
             return proc.pid
         if proc.poll() is not None:
             with open(logfile, "rb") as f:
