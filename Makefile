@@ -49,6 +49,7 @@ test: system-deps $(STAMP) $(SLY_STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.dedup
 	$(PY) -m bench.fuse_read
+	$(PY) -m bench.s3_read
 
 clean:
 	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis $(SLY)

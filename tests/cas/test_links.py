@@ -182,3 +182,17 @@ def test_same_url_is_one_link_entry(lstore: Store, http_server: RangeServer) -> 
         session.add_link("other", "a.jpg", url)
         session.commit()
     assert lstore.stat(link_id(url)).refs == 2
+
+
+def test_dns_failure_names_the_url(lstore: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = socket.getaddrinfo
+
+    def no_dns(host, *args, **kwargs):  # fail name lookups here, so the test sends no packet out
+        if host == "images.cas-test.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    item = link_item(lstore, "http://images.cas-test.invalid/a.jpg")
+    with pytest.raises(RemoteError, match=r"images\.cas-test\.invalid/a\.jpg: host name did not resolve"):
+        lstore.read_bytes(item.media)
