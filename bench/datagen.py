@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import math
+import os
 import random
 import zlib
 from functools import lru_cache
@@ -41,6 +42,20 @@ def noise_jpeg(rng: random.Random, target_bytes: int = 100_000) -> bytes:
     w = max(8, round(math.sqrt(pixels * 4 / 3) / 8) * 8)
     h = max(8, round(pixels / w))
     return _encode_noise(rng, w, h)
+
+
+def write_huge_jpeg(path: Path, mib: int) -> int:
+    """A valid JPEG header, `mib` MiB of random bulk, then end-of-image; returns its size."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(buf, "JPEG")
+    with open(path, "wb") as f:
+        f.write(buf.getvalue()[:-2])
+        chunk = os.urandom(1 << 20)
+        for _ in range(mib):
+            f.write(chunk)
+        f.write(b"\xff\xd9")
+    return path.stat().st_size
 
 
 def make_dedup_set(root: Path, distinct: int = 5000, copies: int = 2500,

@@ -12,7 +12,6 @@ FUSE paths, not the disk.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -23,9 +22,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from PIL import Image
 
-from bench.datagen import make_dedup_set, make_tiny_set
+from bench.datagen import make_dedup_set, make_tiny_set, write_huge_jpeg
 from fusefs.mount import detach, is_fuse_mount, mount_background
 
 REPO = Path(__file__).resolve().parent.parent
@@ -138,17 +136,7 @@ def small_files(work: Path, n: int, binding: str, rows: list) -> None:
 
 def big_file(work: Path, mib: int, binding: str, rows: list) -> None:
     src = work / "big/d"
-    src.mkdir(parents=True)
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64), (10, 20, 30)).save(buf, "JPEG")
-    head = buf.getvalue()[:-2]
-    with open(src / "huge.jpg", "wb") as f:  # a valid JPEG header, then bulk, then end-of-image
-        f.write(head)
-        chunk = os.urandom(1 << 20)
-        for _ in range(mib):
-            f.write(chunk)
-        f.write(b"\xff\xd9")
-    size = (src / "huge.jpg").stat().st_size
+    size = write_huge_jpeg(src / "huge.jpg", mib)
     store = work / "store_big"
     cas(store, "import", str(work / "big"), "--project", "p")
     blobs = [p for p in (store / "blobs").rglob("*") if p.is_file() and p.stat().st_size == size]

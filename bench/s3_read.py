@@ -12,7 +12,6 @@ is on a fresh mount, so nothing comes from the FUSE page cache.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -23,10 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from PIL import Image
-
-from bench.datagen import make_dedup_set
-from bench.fuse_read import MB, REPO, cas, cas_mount, file_list, unmount
+from bench.datagen import make_dedup_set, write_huge_jpeg
+from bench.fuse_read import REPO, cas, cas_mount, file_list, row, unmount
 from bench.fuse_read import sh as _sh
 
 BUCKET = "cas-bench"
@@ -89,11 +86,6 @@ def warm_up(mnt: Path, cas_name: str) -> None:
     (mnt / item.parent.parent / "ann" / f"{item.name}.json").read_bytes()
 
 
-def row(rows: list, case: str, seconds: float, nbytes: int, ref: str | None = None, note: str = "") -> None:
-    rows.append({"case": case, "seconds": seconds, "MB/s": nbytes / MB / seconds if seconds else 0.0,
-                 "ref": ref, "note": note})
-
-
 def small_files(work: Path, n: int, endpoint: str, rows: list) -> None:
     src = work / "small"
     make_dedup_set(src, distinct=n, copies=0)
@@ -126,16 +118,7 @@ def small_files(work: Path, n: int, endpoint: str, rows: list) -> None:
 
 def big_file(work: Path, mib: int, endpoint: str, rows: list) -> None:
     src = work / "big" / "d"
-    src.mkdir(parents=True)
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64), (10, 20, 30)).save(buf, "JPEG")
-    with open(src / "huge.jpg", "wb") as f:  # a valid JPEG header, bulk, then end-of-image
-        f.write(buf.getvalue()[:-2])
-        chunk = os.urandom(1 << 20)
-        for _ in range(mib):
-            f.write(chunk)
-        f.write(b"\xff\xd9")
-    size = (src / "huge.jpg").stat().st_size
+    size = write_huge_jpeg(src / "huge.jpg", mib)
     s3 = client(endpoint)
     s3.upload_file(str(src / "huge.jpg"), BUCKET, "direct/huge.jpg")
     s3_store, local_store = work / "store_s3_big", work / "store_local_big"

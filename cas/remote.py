@@ -1,14 +1,17 @@
 """Reads of a remote blob (S3 object or link URL) with read-ahead into the local cache.
 
 Sequential reads are served by one fill: a streamed GET from the current offset whose
-bytes go to a fill file in the cache, hashed in order. The fill stays at most a window
-ahead of the highest byte asked for, and the window doubles each time the reader
-catches up with it (read-ahead grows on sequential access; a reader that only wanted
-the header does not pull the whole object). A broken stream is reopened at the byte
-it reached, up to the retry count, so a fault never hangs a read and never mixes
-bytes. When the last byte is in, the digest is checked *before* the final part is
-served; a verified fill becomes a cache entry, a mismatch is an error and is never
-cached. Reads far ahead of the fill are single ranged GETs.
+chunks are hashed in order and held in memory for the readers, while a writer thread
+puts them into a fill file in the cache (so disk writes are off the read path). The
+fill stays at most a window ahead of the highest byte asked for, and the window
+doubles each time the reader catches up with it (read-ahead grows on sequential
+access; a reader that only wanted the header does not pull the whole object). A
+broken stream is reopened at the byte it reached, up to the retry count, so a fault
+never hangs a read and never mixes bytes. When the last byte is in, the digest is
+checked *before* the final part is served; a verified, fully written fill becomes a
+cache entry, a mismatch is an error and is never cached. Reads far ahead of the fill
+are single ranged GETs. A blob larger than the whole cache has no fill file: chunks are
+dropped once readers are past them, and a read further back is a ranged GET.
 
 Blobs up to SMALL bytes are fetched whole by the first read, in the caller's thread.
 """
@@ -314,10 +317,12 @@ class RemoteReader:
         try:
             while True:
                 with self._cond:
-                    while self._written not in self._mem and not self._stopping():
+                    while self._written not in self._mem and not (self._verified or self._error or self._closed):
                         self._cond.wait()
+                    if self._error is not None or (self._closed and not self._verified):
+                        break  # an abandoned fill never becomes an entry
                     chunk = self._mem.get(self._written)
-                    if chunk is None:
+                    if chunk is None:  # verified and all written
                         break
                 os.pwrite(self._fd, chunk, self._written)
                 with self._cond:
@@ -332,11 +337,6 @@ class RemoteReader:
             log.warning("not caching %s: %s", self.fetcher.url, e)
         finally:
             self._thread_done()
-
-    def _stopping(self) -> bool:
-        """(Under the lock.) Nothing more will arrive for the writer to write."""
-        return self._error is not None or self._verified or (self._closed and self._live < 2) or (
-            self._closed and not self._mem)
 
     def _thread_done(self) -> None:
         with self._cond:
