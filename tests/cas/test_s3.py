@@ -132,3 +132,27 @@ def test_fsck_finds_a_missing_s3_object(s3_store: Store, s3_endpoint: str, bucke
     s3(s3_endpoint).delete_object(Bucket=bucket, Key=f"pre/blobs/{blob.hex()}")
     report = s3_store.fsck()
     assert [p.kind for p in report.problems] == ["missing-blob"]
+
+
+def test_unreachable_endpoint_fails_clearly_and_records_nothing(tmp_path, bucket: str) -> None:
+    import socket
+
+    from cas.backends.fetch import RemoteError
+    from cas.config import NetOptions, S3Remote
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens once closed
+    store = Store(tmp_path / "dead", net=NetOptions(0.5, 0.5, 1, 0.01))
+    try:
+        store.config.s3 = S3Remote(bucket, "pre", dead)
+        store.save_config()
+        with pytest.raises(RemoteError, match=rf"s3://{bucket}/pre/blobs/\w+: cannot connect"):
+            store.put(b"never stored")
+        assert store.stats()["blobs"] == 0
+        write_images(tmp_path / "src" / "ds", 3)
+        from converters.ingest import import_source
+        with pytest.raises(RemoteError):
+            import_source(store, tmp_path / "src", "p", "images")
+        assert not store.ns.has_project("p") and store.stats()["blobs"] == 0
+    finally:
+        store.close()
