@@ -129,11 +129,12 @@ def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str |
 @click.option("--verify-dedup", is_flag=True, help="Compare bytes on a dedup hit (for untrusted sources).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Reader threads.")
 @click.option("--no-head", is_flag=True, help="Links: no HEAD per URL (size learned on first read).")
+@click.option("--link", is_flag=True, help="COCO: link each image to its coco_url instead of reading files.")
 @click.option("--allow-root", "allow_roots", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Links: a directory file:// URLs may point into (repeatable; remembered by the store).")
 @pass_ctx
 def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: str, overwrite: bool,
-               skip_invalid: bool, verify_dedup: bool, workers: int | None, no_head: bool,
+               skip_invalid: bool, verify_dedup: bool, workers: int | None, no_head: bool, link: bool,
                allow_roots: tuple[Path, ...]) -> None:
     """Import SRC into a project, atomically: all of it or nothing. With --format links, SRC is
     a list of URLs (one per line, or a CSV with url and optional name columns)."""
@@ -151,10 +152,17 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
     if new_roots:
         store.config.allow_roots += new_roots
         store.save_config()
+    reader_options: dict[str, object] = {}
+    if fmt == "links":
+        reader_options["head"] = not no_head
+    if link:
+        if fmt != "coco":
+            raise InvalidInput("--link", f"only COCO items carry URLs, not {fmt}")
+        reader_options["link"] = True
     total = count_items(src, fmt) if not c.quiet else None
     with c.bar(total, "item", f"import {project}") as bar:
         report, extra = import_source(store, src, project, fmt, dataset, progress=bar.update,
-                                      reader_options={"head": not no_head} if fmt == "links" else None,
+                                      reader_options=reader_options,
                                       overwrite=overwrite, skip_invalid=skip_invalid,
                                       verify_dedup=verify_dedup, workers=workers)
     r = report
@@ -167,6 +175,9 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
     for key, value in extra.items():
         if value and key.startswith("skipped"):
             click.echo(f"note: {value} {key.replace('_', ' ')}")
+    for key, value in sorted({**r.notes, **{k: v for k, v in extra.items() if " " in k}}.items()):
+        if value:
+            click.echo(f"note: {value} {key}")
     if r.items_invalid:
         click.echo(f"skipped {r.items_invalid} invalid items:", err=True)
         for line in r.invalid:
@@ -178,16 +189,20 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
 @cli.command("export")
 @click.argument("project")
 @click.argument("dest", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", default="sly", show_default=True, help="sly.")
+@click.option("--format", "fmt", default="sly", show_default=True, help="sly, coco, yolo or voc.")
+@click.option("--task", type=click.Choice(["detect", "segment"]), default="detect", show_default=True,
+              help="YOLO: boxes, or polygons.")
 @pass_ctx
-def export_cmd(c: Context, project: str, dest: Path, fmt: str) -> None:
-    """Write PROJECT to DEST in a dataset format."""
+def export_cmd(c: Context, project: str, dest: Path, fmt: str, task: str) -> None:
+    """Write PROJECT to DEST in a dataset format. A geometry the format cannot hold is
+    converted (e.g. polygon -> box) and counted in the summary, never dropped silently."""
     from converters import FORMATS
 
     writer = getattr(FORMATS.get(fmt), "write", None)
     if writer is None:
         raise InvalidInput(fmt, f"cannot export to this format (can: {', '.join(k for k, m in FORMATS.items() if hasattr(m, 'write'))})")
-    counts = writer(c.store, project, dest)
+    c.store.ns.project(project)
+    counts = writer(c.store, project, dest, **({"task": task} if fmt == "yolo" else {}))
     click.echo(f"exported {project} to {dest}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 

@@ -45,6 +45,7 @@ class Prepared:
     ann: Part
     meta: Part | None
     info: MediaInfo
+    notes: dict[str, int] | None = None  # what a converter's annotation builder counted
 
     def parts(self) -> list[Part]:
         return [self.media, self.ann] + ([self.meta] if self.meta else [])
@@ -101,6 +102,11 @@ class Preparer:
             raise InvalidInput(label, "is a directory, not a file") from None
         try:
             info = self._probe(sp, label)
+            notes = None
+            if callable(ann):  # a converter's builder, run here (in parallel) with the real image size
+                ann = ann(info.width, info.height)
+                if isinstance(ann, tuple):
+                    ann, notes = ann
             if ann is None:
                 ann_sp = spool_bytes(self._empty_annotation(info.width, info.height))
             else:
@@ -114,7 +120,7 @@ class Preparer:
             media_part = self._settle(txn, sp, label)
             ann_part = self._settle(txn, ann_sp, ann_label)
             meta_part = self._settle(txn, meta_sp, label) if meta_sp else None
-            return Prepared(dataset, name, media_part, ann_part, meta_part, info)
+            return Prepared(dataset, name, media_part, ann_part, meta_part, info, notes)
         finally:
             sp.discard()
 

@@ -63,6 +63,7 @@ class ImportReport:
     bytes_read: int = 0
     datasets: int = 0
     links: int = 0
+    notes: Counter[str] = field(default_factory=Counter)  # e.g. "objects clipped to the image" -> n
     seconds: float = 0.0
 
 
@@ -132,7 +133,9 @@ class ImportSession:
         """Queue one item; it is read, hashed and checked by a worker.
 
         `media` is a path, bytes or a binary stream. `ann` is a Supervisely annotation
-        (dict or JSON bytes) or None for an empty one sized from the image header.
+        (dict or JSON bytes), None for an empty one sized from the image header, or a
+        picklable callable `ann(width, height)` run by the worker with the image's size,
+        returning the annotation or (annotation, {note: count}).
         `label`/`ann_label` name the sources in error messages.
         """
         self.add_dataset(dataset)
@@ -261,6 +264,8 @@ class ImportSession:
         if stage:
             for item in prepared:
                 self.report.bytes_read += item.media.size
+                if item.notes:
+                    self.report.notes.update(item.notes)
                 self._staging.write(self._pack([item.dataset, item.name, item_record(item).encode(), None]))
 
     # -- ending ------------------------------------------------------------------------

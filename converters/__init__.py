@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import images, links, supervisely
+from . import coco, images, links, supervisely
 
-# Detection order matters: the most specific layout first.
 FORMATS: dict[str, ModuleType] = {
     "sly": supervisely,
+    "coco": coco,
     "images": images,
     "links": links,
 }
+GENERIC = "images"  # fits any folder of images: chosen by `auto` only when nothing else fits

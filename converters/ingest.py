@@ -10,7 +10,7 @@ from cas.errors import InvalidInput
 from cas.session import ImportReport
 from cas.store import Store
 
-from . import FORMATS
+from . import FORMATS, GENERIC
 
 
 def detect_format(src: Path) -> str:
@@ -18,6 +18,8 @@ def detect_format(src: Path) -> str:
     if not src.exists():
         raise InvalidInput(str(src), "no such file or directory")
     fits = [name for name, module in FORMATS.items() if module.detect(src)]
+    if len(fits) > 1 and GENERIC in fits:
+        fits.remove(GENERIC)
     if not fits:
         raise InvalidInput(str(src), f"no known format fits (known: {', '.join(FORMATS)}); pass --format")
     if len(fits) > 1:

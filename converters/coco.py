@@ -1,0 +1,367 @@
+"""COCO: `annotations/instances_<split>.json` (or `person_keypoints_<split>.json`, or one
+JSON file) with its images, into one dataset per annotation file; and back.
+
+Import: bbox -> rectangle (an annotation without segmentation), polygon segmentation ->
+one polygon object per part, RLE and compressed RLE -> bitmap, `iscrowd` -> the tag
+`iscrowd`, keypoints -> a graph of the class `<category>_keypoints` whose nodes and
+edges come from the category's `keypoints` and `skeleton`. A category whose
+annotations use more than one geometry gets a class of shape `any`. Coordinates are
+clipped to the image and counted. Annotations are built by the import's workers with
+the real image size (a size in the JSON that differs from the file's is an error).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cas.errors import AlreadyExists, InvalidInput
+from cas.session import ImportSession
+from cas.store import Store
+
+from . import geometry as geo
+
+PREFIXES = ("instances_", "person_keypoints_", "keypoints_", "panoptic_")
+CROWD_TAG = {"name": "iscrowd", "value_type": "none"}
+
+
+# -- finding the files ---------------------------------------------------------------------------
+def annotation_files(src: Path) -> list[Path]:
+    if src.is_file():
+        return [src]
+    folder = src / "annotations" if (src / "annotations").is_dir() else src
+    return sorted(p for p in folder.glob("*.json") if _looks_like_coco(p))
+
+
+def _looks_like_coco(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 20)
+    except OSError:
+        return False
+    return b'"images"' in head and (b'"annotations"' in head or b'"categories"' in head) or \
+        path.name.startswith(PREFIXES) and b'"images"' in head
+
+
+def detect(src: Path) -> bool:
+    if src.is_file():
+        return src.suffix == ".json" and _looks_like_coco(src)
+    return src.is_dir() and not (src / "meta.json").exists() and bool(annotation_files(src))
+
+
+def split_name(path: Path) -> str:
+    stem = path.stem
+    for prefix in PREFIXES:
+        if stem.startswith(prefix):
+            return stem[len(prefix):] or stem
+    return stem
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as e:
+        raise InvalidInput(path.name, f"not a readable COCO JSON ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise InvalidInput(path.name, "expected an object with an 'images' list", "images")
+    for key in ("annotations", "categories"):
+        if not isinstance(data.get(key, []), list):
+            raise InvalidInput(path.name, "expected a list", key)
+    return data
+
+
+def count(src: Path) -> int:
+    return sum(len(load(p)["images"]) for p in annotation_files(src))
+
+
+def find_image(src: Path, ann_file: Path, split: str, file_name: str) -> Path | None:
+    root = src if src.is_dir() else src.parent
+    for base in (root / "images" / split, root / split, root / "images", root, ann_file.parent.parent / split,
+                 ann_file.parent.parent / "images" / split, ann_file.parent.parent / "images", ann_file.parent):
+        candidate = base / file_name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# -- import --------------------------------------------------------------------------------------
+def _num_list(v: Any, n: int | None = None) -> bool:
+    return isinstance(v, list) and (n is None or len(v) == n) and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+
+
+def read(src: Path, session: ImportSession, dataset: str | None = None, link: bool = False) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    files = annotation_files(src)
+    if not files:
+        raise InvalidInput(str(src), "no COCO annotation JSON found")
+    loaded = [(path, load(path)) for path in files]
+    classes, class_of = _classes(loaded)
+    session.set_meta({"classes": classes, "tags": [CROWD_TAG], "projectType": "images"}, files[0].name)
+    for path, data in loaded:
+        split = split_name(path)
+        target = f"{dataset}/{split}" if dataset and len(loaded) > 1 else dataset or split
+        session.add_dataset(target)
+        by_image = _group(path.name, data, class_of, session)
+        for i, image in enumerate(data["images"]):
+            label = f"{path.name}: images[{i}]"
+            if not isinstance(image, dict) or not isinstance(image.get("file_name"), str):
+                session.reject(InvalidInput(path.name, "expected an object with a file_name", f"images[{i}]"))
+                continue
+            name = os.path.basename(image["file_name"])
+            anns = by_image.pop(image.get("id"), [])
+            builder = functools.partial(build_annotation, path.name, i, image.get("width"), image.get("height"),
+                                        anns, class_of)
+            if link:
+                url = image.get("coco_url") or image.get("flickr_url")
+                if not url or not _num_list([image.get("width"), image.get("height")]):
+                    session.reject(InvalidInput(path.name, "--link needs coco_url, width and height", f"images[{i}]"))
+                    continue
+                ann, notes = builder(int(image["width"]), int(image["height"]))
+                counts.update(notes)
+                session.add_link(target, name, url, ann=ann, width=int(image["width"]), height=int(image["height"]),
+                                 label=label)
+                continue
+            found = find_image(src, path, split, image["file_name"])
+            if found is None:
+                session.reject(InvalidInput(path.name, f"image {image['file_name']!r} not found next to the "
+                                                       "annotations (images/<split>/, <split>/, images/)",
+                                            f"images[{i}].file_name"))
+                continue
+            session.add_item(target, name, str(found), ann=builder, label=f"{split}/{image['file_name']}")
+        counts["annotations without an image"] += sum(len(v) for v in by_image.values())
+    return dict(counts)
+
+
+def _classes(loaded: list[tuple[Path, dict[str, Any]]]) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+    """Meta classes of every category, and category id -> what building objects needs."""
+    kinds: dict[str, set[str]] = defaultdict(set)
+    cats: dict[int, dict[str, Any]] = {}
+    for path, data in loaded:
+        for i, cat in enumerate(data.get("categories", [])):
+            if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) or not isinstance(cat.get("name"), str):
+                raise InvalidInput(path.name, "expected {\"id\": int, \"name\": str, ...}", f"categories[{i}]")
+            cats.setdefault(cat["id"], cat)
+        for ann in data.get("annotations", []):
+            if isinstance(ann, dict) and ann.get("category_id") in cats:
+                name = cats[ann["category_id"]]["name"]
+                seg = ann.get("segmentation")
+                if seg or not ann.get("keypoints"):  # a keypoint annotation without one is only a graph
+                    kinds[name].add("bitmap" if isinstance(seg, dict) else "polygon" if seg else "rectangle")
+    classes, class_of = [], {}
+    for cid, cat in sorted(cats.items()):
+        name = cat["name"]
+        shapes = kinds.get(name) or {"rectangle"}
+        classes.append(geo.meta_class(name, shapes.pop() if len(shapes) == 1 else "any", len(classes)))
+        entry: dict[str, Any] = {"name": name}
+        points = cat.get("keypoints")
+        if isinstance(points, list) and points:
+            nodes = {str(k): {"label": str(p), "loc": [0, 0], "color": geo.color(k)} for k, p in enumerate(points)}
+            edges = [{"src": str(a - 1), "dst": str(b - 1), "color": "#00FF00"}
+                     for a, b in cat.get("skeleton", []) if 1 <= a <= len(points) and 1 <= b <= len(points)]
+            entry["graph"] = f"{name}_keypoints"
+            entry["n_keypoints"] = len(points)
+            classes.append(geo.meta_class(entry["graph"], "graph", len(classes), {"nodes": nodes, "edges": edges}))
+        class_of[cid] = entry
+    return classes, class_of
+
+
+def _group(file: str, data: dict[str, Any], class_of: dict[int, dict[str, Any]],
+           session: ImportSession) -> dict[Any, list[tuple[int, dict[str, Any]]]]:
+    """image id -> (index, annotation), after the checks whose errors need the index."""
+    by_image: dict[Any, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    for i, ann in enumerate(data.get("annotations", [])):
+        where = f"annotations[{i}]"
+        try:
+            if not isinstance(ann, dict):
+                raise InvalidInput(file, "expected an object", where)
+            if ann.get("category_id") not in class_of:
+                raise InvalidInput(file, f"unknown category_id {ann.get('category_id')!r}", f"{where}.category_id")
+            if "bbox" in ann and not _num_list(ann["bbox"], 4):
+                raise InvalidInput(file, "expected 4 numbers", f"{where}.bbox")
+            seg = ann.get("segmentation")
+            if seg is not None and not isinstance(seg, (list, dict)):
+                raise InvalidInput(file, "expected a list of polygons or an RLE object", f"{where}.segmentation")
+            if "keypoints" in ann and not _num_list(ann["keypoints"]):
+                raise InvalidInput(file, "expected a list of numbers", f"{where}.keypoints")
+        except InvalidInput as e:
+            session.reject(e)
+            continue
+        by_image[ann.get("image_id")].append((i, ann))
+    return by_image
+
+
+def build_annotation(file: str, index: int, json_w: Any, json_h: Any, anns: list[tuple[int, dict[str, Any]]],
+                     class_of: dict[int, dict[str, Any]], width: int, height: int
+                     ) -> tuple[dict[str, Any], dict[str, int]]:
+    """One image's Supervisely annotation (run by an import worker, with the real image size)."""
+    if (json_w, json_h) != (width, height) and json_w is not None:
+        raise InvalidInput(file, f"says {json_w}x{json_h} but the image file is {width}x{height}",
+                           f"images[{index}].width")
+    notes: Counter[str] = Counter()
+    clip = geo.Clipper(notes)
+    objects: list[dict[str, Any]] = []
+    for i, ann in anns:
+        cat = class_of[ann["category_id"]]
+        tags = [{"name": "iscrowd", "value": None}] if ann.get("iscrowd") else []
+        seg = ann.get("segmentation")
+        where = f"annotations[{i}].segmentation"
+        if isinstance(seg, dict):
+            mask = decode_rle(seg, height, width, file, where)
+            ob = geo.bitmap(cat["name"], mask, tags)
+            if ob is None:
+                notes["empty masks skipped"] += 1
+            else:
+                objects.append(ob)
+        elif seg:
+            for j, part in enumerate(seg):
+                if not _num_list(part) or len(part) % 2:
+                    raise InvalidInput(file, "expected a flat list of x, y numbers", f"{where}[{j}]")
+                if len(part) < 6:
+                    notes["polygons with fewer than 3 points skipped"] += 1
+                    continue
+                pts = clip.points([[part[k], part[k + 1]] for k in range(0, len(part), 2)], width, height)
+                objects.append(geo.polygon(cat["name"], pts, tags=tags))
+        elif "bbox" in ann and not ann.get("keypoints"):  # a keypoint annotation's box is its graph's
+            x, y, w, h = ann["bbox"]
+            (left, top), (right, bottom) = clip.points([[x, y], [x + w, y + h]], width, height)
+            objects.append(geo.rectangle(cat["name"], left, top, right, bottom, tags))
+        kps = ann.get("keypoints")
+        if kps and "graph" in cat:
+            nodes = {str(k): [kps[3 * k], kps[3 * k + 1]] for k in range(min(len(kps) // 3, cat["n_keypoints"]))
+                     if kps[3 * k + 2] > 0}
+            if nodes:
+                pts = clip.points(list(nodes.values()), width, height)
+                objects.append(geo.graph(cat["graph"], dict(zip(nodes, pts)), tags))
+    return {"description": "", "size": {"height": height, "width": width}, "tags": [], "objects": objects}, dict(notes)
+
+
+def decode_rle(seg: dict[str, Any], height: int, width: int, file: str, where: str) -> np.ndarray:
+    """An RLE (`counts` a list: uncompressed; a string: compressed) as a boolean mask."""
+    from pycocotools import mask as mask_utils
+    size, counts = seg.get("size"), seg.get("counts")
+    if not _num_list(size, 2) or not isinstance(counts, (list, str)):
+        raise InvalidInput(file, "expected an RLE {\"size\": [h, w], \"counts\": ...}", where)
+    if list(size) != [height, width]:
+        raise InvalidInput(file, f"RLE size {size} is not the image's [{height}, {width}]", f"{where}.size")
+    try:
+        rle = mask_utils.frPyObjects(seg, height, width) if isinstance(counts, list) else \
+            {"size": size, "counts": counts.encode()}
+        return mask_utils.decode(rle).astype(bool)
+    except Exception as e:  # noqa: BLE001 - pycocotools raises plain errors on bad counts
+        raise InvalidInput(file, f"bad RLE ({e})", f"{where}.counts") from None
+
+
+# -- export --------------------------------------------------------------------------------------
+def write(store: Store, project: str, dest: Path, copy_images: bool = True) -> dict[str, int]:
+    """One `annotations/instances_<dataset>.json` per dataset (nested datasets joined with
+    '_'), images under `images/<dataset>/`. Rectangles -> bbox, polygons -> segmentation
+    (with holes: RLE), bitmaps -> compressed RLE, graphs -> keypoints of their class's
+    category, lines and points -> bbox (counted)."""
+    from pycocotools import mask as mask_utils
+    if dest.exists() and any(dest.iterdir()):
+        raise AlreadyExists(f"{dest} exists and is not empty")
+    meta = store.ns.project(project).meta
+    titles = {cls["title"] for cls in meta.get("classes", [])}
+    cats, cat_id = [], {}
+    for cls in meta.get("classes", []):
+        base = cls["title"].removesuffix("_keypoints")
+        if cls["shape"] == "graph" and base != cls["title"] and base in titles:
+            continue  # the keypoints of category `base` (as imported): merged into it below
+        entry: dict[str, Any] = {"id": len(cats) + 1, "name": cls["title"], "supercategory": ""}
+        cats.append(entry)
+        cat_id[cls["title"]] = entry
+    for cls in meta.get("classes", []):
+        if cls["shape"] != "graph":
+            continue
+        base = cls["title"].removesuffix("_keypoints")
+        entry = cat_id.get(cls["title"]) or cat_id[base]
+        cat_id[cls["title"]] = entry
+        nodes = cls.get("geometry_config", {}).get("nodes", {})
+        order = list(nodes)
+        entry["keypoints"] = [nodes[k].get("label", k) for k in order]
+        entry["skeleton"] = [[order.index(e["src"]) + 1, order.index(e["dst"]) + 1]
+                             for e in cls.get("geometry_config", {}).get("edges", [])
+                             if e.get("src") in nodes and e.get("dst") in nodes]
+        entry["_order"] = order
+    counts: Counter[str] = Counter()
+    (dest / "annotations").mkdir(parents=True, exist_ok=True)
+    ann_id = 1
+    for dataset in store.ns.datasets(project):
+        flat = dataset.replace("/", "_")
+        images, annotations = [], []
+        img_dir = dest / "images" / flat
+        img_dir.mkdir(parents=True, exist_ok=True)
+        for name, item in store.ns.items(project, dataset):
+            image_id = len(images) + 1
+            if copy_images:
+                store.copy_to(item.media, img_dir / name)
+            images.append({"id": image_id, "file_name": name, "width": item.width, "height": item.height})
+            ann = store.read_json(item.ann, f"{dataset}/ann/{name}.json")
+            for ob in ann.get("objects", []):
+                cat = cat_id[ob["classTitle"]]
+                out = _coco_object(ob, cat, item.width, item.height, counts, mask_utils)
+                if out is None:
+                    continue
+                out.update(id=ann_id, image_id=image_id, category_id=cat["id"],
+                           iscrowd=int(any(t.get("name") == "iscrowd" for t in ob.get("tags", []))))
+                annotations.append(out)
+                ann_id += 1
+            counts["images"] += 1
+        doc = {"info": {"description": f"{project}/{dataset}, exported by cas"}, "licenses": [], "images": images,
+               "annotations": annotations, "categories": [{k: v for k, v in c.items() if k != "_order"} for c in cats]}
+        (dest / "annotations" / f"instances_{flat}.json").write_text(json.dumps(doc))
+        counts["annotation files"] += 1
+        counts["objects"] += len(annotations)
+    return dict(counts)
+
+
+def _coco_object(ob: dict[str, Any], cat: dict[str, Any], width: int, height: int, counts: Counter[str],
+                 mask_utils: Any) -> dict[str, Any] | None:
+    gtype = ob.get("geometryType")
+    box = geo.bbox(ob)
+    if box is None:
+        counts["empty objects skipped"] += 1
+        return None
+    x0, y0, x1, y1 = box
+    out: dict[str, Any] = {"bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0)}
+    if gtype == "polygon" and not ob["points"].get("interior"):
+        ext = ob["points"]["exterior"]
+        out["segmentation"] = [[c for pt in ext for c in pt]]
+        out["area"] = geo.polygon_area(ext)
+    elif gtype in ("bitmap", "polygon"):
+        if gtype == "polygon":
+            counts["polygons with holes written as RLE"] += 1
+            mask = _polygon_mask(ob, width, height)
+        else:
+            mask = geo.full_mask(ob, width, height)
+        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        out["segmentation"] = {"size": [height, width], "counts": rle["counts"].decode()}
+        out["area"] = float(mask_utils.area(rle))
+    elif gtype == "graph":
+        order = cat.get("_order", [])
+        kps: list[float] = []
+        for node in order:
+            loc = ob["nodes"].get(node, {}).get("loc")
+            kps += [loc[0], loc[1], 2] if loc else [0, 0, 0]
+        out["keypoints"] = kps
+        out["num_keypoints"] = sum(1 for v in kps[2::3] if v)
+    elif gtype != "rectangle":
+        counts[f"{gtype}s written as bbox"] += 1
+    return out
+
+
+def _polygon_mask(ob: dict[str, Any], width: int, height: int) -> np.ndarray:
+    from PIL import Image, ImageDraw
+    img = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(img)
+    draw.polygon([tuple(p) for p in ob["points"]["exterior"]], fill=1)
+    for hole in ob["points"].get("interior", []):
+        draw.polygon([tuple(p) for p in hole], fill=0)
+    return np.array(img, dtype=bool)

@@ -1,0 +1,146 @@
+"""Supervisely geometries built and read by the converters: rectangles, polygons, points,
+graphs and bitmaps (base64 of zlib of a PNG, as the Supervisely SDK writes them), plus
+clipping to the image with a count of what was clipped."""
+
+from __future__ import annotations
+
+import base64
+import io
+import zlib
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+# Distinct, readable class colors (a fixed cycle, so the same classes get the same colors).
+PALETTE = ("#E6194B", "#3CB44B", "#FFE119", "#4363D8", "#F58231", "#911EB4", "#46F0F0", "#F032E6",
+           "#BCF60C", "#FABEBE", "#008080", "#E6BEFF", "#9A6324", "#FFFAC8", "#800000", "#AAFFC3",
+           "#808000", "#FFD8B1", "#000075", "#808080")
+
+
+def color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+class Clipper:
+    """Clips coordinates into [0, width] x [0, height]; counts the objects it changed."""
+
+    def __init__(self, counts: Counter[str]) -> None:
+        self.counts = counts
+
+    def xy(self, x: float, y: float, width: int, height: int) -> tuple[float, float, bool]:
+        cx, cy = min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height))
+        return cx, cy, (cx, cy) != (x, y)
+
+    def points(self, pts: list[list[float]], width: int, height: int) -> list[list[float]]:
+        out, clipped = [], False
+        for x, y in pts:
+            cx, cy, changed = self.xy(x, y, width, height)
+            clipped |= changed
+            out.append([round(cx, 2), round(cy, 2)])
+        if clipped:
+            self.counts["objects clipped to the image"] += 1
+        return out
+
+
+def obj(title: str, shape: str, tags: list[dict[str, Any]] | None = None, **geometry: Any) -> dict[str, Any]:
+    return {"classTitle": title, "geometryType": shape, "tags": tags or [], **geometry}
+
+
+def rectangle(title: str, left: float, top: float, right: float, bottom: float,
+              tags: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return obj(title, "rectangle", tags, points={"exterior": [[left, top], [right, bottom]], "interior": []})
+
+
+def polygon(title: str, exterior: list[list[float]], interior: list[list[list[float]]] | None = None,
+            tags: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return obj(title, "polygon", tags, points={"exterior": exterior, "interior": interior or []})
+
+
+def point(title: str, x: float, y: float, tags: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return obj(title, "point", tags, points={"exterior": [[x, y]], "interior": []})
+
+
+def line(title: str, pts: list[list[float]], tags: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return obj(title, "line", tags, points={"exterior": pts, "interior": []})
+
+
+def graph(title: str, nodes: dict[str, list[float]], tags: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return obj(title, "graph", tags, nodes={k: {"loc": v} for k, v in nodes.items()})
+
+
+def bitmap(title: str, mask: np.ndarray, tags: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """A bitmap object cropped to the mask's bounding box; None for an empty mask."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
+    return obj(title, "bitmap", tags, bitmap={"data": encode_mask(mask[y0:y1 + 1, x0:x1 + 1]), "origin": [x0, y0]})
+
+
+def encode_mask(mask: np.ndarray) -> str:
+    """base64(zlib(PNG)) of a boolean mask, a palette PNG whose index 0 is transparent (what
+    the Supervisely SDK writes and reads)."""
+    img = Image.fromarray(mask.astype(np.uint8), mode="L").convert("P")
+    img.putpalette([0, 0, 0, 255, 255, 255])
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", transparency=0)
+    return base64.b64encode(zlib.compress(buf.getvalue())).decode()
+
+
+def decode_mask(data: str) -> np.ndarray:
+    """The boolean mask of a Supervisely bitmap's `data` (palette, gray or alpha PNGs)."""
+    img = Image.open(io.BytesIO(zlib.decompress(base64.b64decode(data))))
+    if img.mode == "P" or "A" in img.mode or "transparency" in img.info:
+        if img.mode == "P" and "transparency" not in img.info:
+            return np.array(img) > 0
+        return np.array(img.convert("RGBA"))[:, :, 3] > 0
+    return np.array(img.convert("L")) > 0
+
+
+def full_mask(bitmap_obj: dict[str, Any], width: int, height: int) -> np.ndarray:
+    """An object's bitmap placed on a width x height canvas (cut at the edges)."""
+    mask = decode_mask(bitmap_obj["bitmap"]["data"])
+    x0, y0 = bitmap_obj["bitmap"]["origin"]
+    canvas = np.zeros((height, width), dtype=bool)
+    h, w = mask.shape
+    xa, ya, xb, yb = max(x0, 0), max(y0, 0), min(x0 + w, width), min(y0 + h, height)
+    if xb > xa and yb > ya:
+        canvas[ya:yb, xa:xb] = mask[ya - y0:yb - y0, xa - x0:xb - x0]
+    return canvas
+
+
+def bbox(ob: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    """(left, top, right, bottom) of any geometry."""
+    gtype = ob.get("geometryType")
+    if gtype == "bitmap":
+        mask = decode_mask(ob["bitmap"]["data"])
+        ys, xs = np.nonzero(mask)
+        if len(xs) == 0:
+            return None
+        x0, y0 = ob["bitmap"]["origin"]
+        return x0 + float(xs.min()), y0 + float(ys.min()), x0 + float(xs.max()) + 1, y0 + float(ys.max()) + 1
+    if gtype == "graph":
+        pts = [n["loc"] for n in ob["nodes"].values()]
+    else:
+        pts = ob["points"]["exterior"]
+    if not pts:
+        return None
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def polygon_area(pts: list[list[float]]) -> float:
+    """Shoelace area of a ring."""
+    a = 0.0
+    for (x1, y1), (x2, y2) in zip(pts, pts[1:] + pts[:1]):
+        a += x1 * y2 - x2 * y1
+    return abs(a) / 2
+
+
+def meta_class(title: str, shape: str, index: int, geometry_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    cls: dict[str, Any] = {"title": title, "shape": shape, "color": color(index)}
+    if geometry_config:
+        cls["geometry_config"] = geometry_config
+    return cls
