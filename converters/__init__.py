@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import coco, images, links, supervisely
+from . import coco, images, links, supervisely, voc, yolo
 
 FORMATS: dict[str, ModuleType] = {
     "sly": supervisely,
     "coco": coco,
+    "yolo": yolo,
+    "voc": voc,
     "images": images,
     "links": links,
 }

@@ -1,0 +1,55 @@
+"""Pascal VOC in the VOC2012 layout: boxes, flags, splits, segmentation PNGs; round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cas import Store
+from cas.errors import InvalidInput
+from converters import voc
+from converters.ingest import detect_format, import_source
+from tests.converters.samples import assert_same_objects, objects_of, voc_sample
+
+
+def test_import(store: Store, tmp_path: Path) -> None:
+    src = voc_sample(tmp_path / "VOC2012")
+    assert detect_format(src) == "voc"
+    report, _ = import_source(store, src, "v", "voc")
+    assert store.ns.datasets("v") == ["train", "val"]  # trainval is their union; per-class lists ignored
+    assert report.items_added == 4
+    ann = store.read_json(store.ns.item("v", "train", "2007_000000.jpg").ann, "ann")
+    person = next(o for o in ann["objects"] if o["geometryType"] == "rectangle" and o["classTitle"] == "person")
+    assert person["points"]["exterior"] == [[10.0, 5.0], [29.0, 24.0]]
+    assert {t["name"]: t["value"] for t in person["tags"]} == {"truncated": None, "pose": "Frontal"}
+    masks = [o for o in ann["objects"] if o["geometryType"] == "bitmap"]
+    assert sorted(m["classTitle"] for m in masks) == ["dog", "person"]
+    assert next(m for m in masks if m["classTitle"] == "person")["bitmap"]["origin"] == [11, 6]
+    plain = store.read_json(store.ns.item("v", "train", "2007_000001.jpg").ann, "ann")
+    assert [o["geometryType"] for o in plain["objects"]] == ["rectangle", "rectangle"]
+
+
+def test_round_trip(store: Store, tmp_path: Path) -> None:
+    import_source(store, voc_sample(tmp_path / "VOC2012"), "v", "voc")
+    counts = voc.write(store, "v", tmp_path / "out")
+    assert counts["images"] == 4 and counts["segmentation masks"] == 2
+    again = Store(tmp_path / "again")
+    try:
+        import_source(again, tmp_path / "out", "v", "voc")
+        assert_same_objects(objects_of(store, "v"), objects_of(again, "v"))
+    finally:
+        again.close()
+
+
+def test_malformed_xml_names_the_element(store: Store, tmp_path: Path) -> None:
+    src = voc_sample(tmp_path / "VOC2012")
+    xml = src / "Annotations" / "2007_000002.xml"
+    xml.write_text(xml.read_text().replace("<xmin>41</xmin>", "<xmin>forty</xmin>"))
+    with pytest.raises(InvalidInput, match=r"Annotations/2007_000002.xml: annotation/object\[2\]/bndbox: expected numbers"):
+        import_source(store, src, "v", "voc")
+    xml.write_text("<annotation><object>")
+    with pytest.raises(InvalidInput, match=r"Annotations/2007_000002.xml: malformed XML"):
+        import_source(store, src, "v", "voc")
+    report, _ = import_source(store, src, "v", "voc", skip_invalid=True)
+    assert report.items_invalid == 1 and report.items_added == 3
