@@ -322,6 +322,35 @@ def get_cmd(c: Context, target: str, output: Path | None) -> None:
         c.store.copy_to(bid, output)
 
 
+@cli.command("render")
+@click.argument("target")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PNG to write (default: <item>.png, or <dataset>_sheet.png with --grid).")
+@click.option("--grid", type=click.IntRange(1, 400), default=None,
+              help="TARGET is a dataset: a contact sheet of its first N items.")
+@pass_ctx
+def render_cmd(c: Context, target: str, output: Path | None, grid: int | None) -> None:
+    """Draw an item's annotation over its image (or a contact sheet of a dataset)."""
+    from converters.render import contact_sheet, render_item
+
+    project, dataset, item = resolve(c.store, target)
+    if dataset is None or (grid is None and item is None):
+        raise InvalidInput(target, "render takes PROJECT/DATASET/ITEM, or PROJECT/DATASET with --grid N")
+    if grid is not None:
+        if item is not None:
+            raise InvalidInput(target, "--grid takes a dataset, not an item")
+        image, drawn = contact_sheet(c.store, project, dataset, grid)
+        output = output or Path(f"{dataset.replace('/', '_')}_sheet.png")
+        what = f"{drawn} items of {project}/{dataset}"
+    else:
+        assert item is not None
+        image = render_item(c.store, project, dataset, item)
+        output = output or Path(f"{Path(item).stem}.png")
+        what = f"{project}/{dataset}/{item}"
+    image.save(output, format="PNG")
+    click.echo(f"rendered {what} to {output}")
+
+
 @cli.command("pull")
 @click.argument("target")
 @pass_ctx

@@ -1,0 +1,38 @@
+"""`cas render`: annotations drawn over the image, and contact sheets."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cas import Store
+from converters.ingest import import_source
+from converters.render import render_item
+from tests.conftest import run_cas
+from tests.converters.samples import coco_sample
+
+
+def test_render_draws_masks_boxes_and_labels(store: Store, tmp_path: Path) -> None:
+    import_source(store, coco_sample(tmp_path / "coco"), "c", "coco")
+    item = store.ns.item("c", "val2017", "000000000000.jpg")
+    original = np.array(Image.open(io.BytesIO(store.read_bytes(item.media))).convert("RGB")).astype(int)
+    drawn = np.array(render_item(store, "c", "val2017", "000000000000.jpg")).astype(int)
+    assert drawn.shape == original.shape
+    car = next(c for c in store.meta("c").raw["classes"] if c["title"] == "car")
+    tint = np.array([int(car["color"][i:i + 2], 16) for i in (1, 3, 5)])
+    inside = drawn[15, 45] - original[15, 45]  # in the car mask (rows 10-19, columns 30-49), below the label
+    assert np.dot(inside, tint - original[15, 45]) > 0, "the mask is tinted toward its class color"
+    assert (drawn[45, 2] == original[45, 2]).all(), "pixels away from every object are untouched"
+
+
+def test_cli_render_and_contact_sheet(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    run_cas(store, "import", str(coco_sample(tmp_path / "coco")), "--project", "c")
+    out = run_cas(store, "render", "c/val2017/000000000002.jpg", "-o", str(tmp_path / "one.png")).stdout.decode()
+    assert "rendered c/val2017/000000000002.jpg" in out
+    assert Image.open(tmp_path / "one.png").size == (66, 48)
+    run_cas(store, "render", "c/val2017", "--grid", "4", "-o", str(tmp_path / "sheet.png"))
+    assert Image.open(tmp_path / "sheet.png").size[0] >= 2 * 66
