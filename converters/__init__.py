@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import coco, images, links, supervisely, voc, yolo
+from . import cityscapes, coco, images, labelme, links, masks, supervisely, voc, yolo
 
 FORMATS: dict[str, ModuleType] = {
     "sly": supervisely,
     "coco": coco,
     "yolo": yolo,
     "voc": voc,
+    "cityscapes": cityscapes,
+    "labelme": labelme,
+    "masks": masks,
     "images": images,
     "links": links,
 }

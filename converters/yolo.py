@@ -31,7 +31,8 @@ CLASS_FILES = ("classes.txt", "obj.names")
 
 def detect(src: Path) -> bool:
     return src.is_dir() and (_yaml_file(src) is not None or (
-        any((src / f).is_file() for f in CLASS_FILES) and any(src.rglob("*.txt"))))
+        any((src / f).is_file() for f in CLASS_FILES) and not (src / "masks").is_dir()
+        and any(p.name not in CLASS_FILES for p in src.rglob("*.txt"))))
 
 
 def _yaml_file(src: Path) -> Path | None:

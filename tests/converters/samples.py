@@ -143,3 +143,68 @@ def assert_same_objects(a: dict[str, Any], b: dict[str, Any], tolerance: float =
         for (ca, ga, ba), (cb, gb, bb) in zip(a[name], b[name]):
             assert (ca, ga) == (cb, gb), (name, a[name], b[name])
             assert all(abs(x - y) <= tolerance for x, y in zip(ba, bb)), (name, ba, bb)
+
+
+def labelme_sample(root: Path) -> Path:
+    """LabelMe 5.x files: one with its image beside it, one with the image embedded only."""
+    import base64
+    root.mkdir(parents=True)
+    shapes = [
+        {"label": "cat", "points": [[10, 10], [40, 10], [40, 30], [10, 30]], "group_id": None,
+         "description": "", "shape_type": "polygon", "flags": {"occluded": True}, "mask": None},
+        {"label": "dog", "points": [[50, 40], [20, 5]], "group_id": None, "description": "",
+         "shape_type": "rectangle", "flags": {}, "mask": None},
+        {"label": "eye", "points": [[15, 15]], "group_id": None, "description": "", "shape_type": "point",
+         "flags": {}, "mask": None},
+        {"label": "tail", "points": [[40, 30], [55, 35], [70, 30]], "group_id": None, "description": "",
+         "shape_type": "linestrip", "flags": {}, "mask": None},
+        {"label": "ball", "points": [[60, 15], [65, 15]], "group_id": None, "description": "",
+         "shape_type": "circle", "flags": {}, "mask": None},
+    ]
+    for i, embedded in enumerate((False, True)):
+        data = jpeg_bytes(80, 50, (i * 90, 60, 120))
+        doc = {"version": "5.4.1", "flags": {"indoor": True, "blurry": False}, "shapes": shapes,
+               "imagePath": f"pet{i}.jpg", "imageData": base64.b64encode(data).decode() if embedded else None,
+               "imageHeight": 50, "imageWidth": 80}
+        if not embedded:
+            (root / f"pet{i}.jpg").write_bytes(data)
+        (root / f"pet{i}.json").write_text(json.dumps(doc, indent=2))
+    return root
+
+
+def cityscapes_sample(root: Path) -> Path:
+    for split, city, n in (("train", "aachen", 2), ("val", "frankfurt", 1)):
+        (root / "gtFine" / split / city).mkdir(parents=True)
+        (root / "leftImg8bit" / split / city).mkdir(parents=True)
+        for i in range(n):
+            stem = f"{city}_{i:06d}_000019"
+            img = Image.new("RGB", (128, 64), (70, 130, 180))
+            img.save(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png")
+            doc = {"imgHeight": 64, "imgWidth": 128, "objects": [
+                {"label": "road", "polygon": [[0, 40], [127, 40], [127, 63], [0, 63]]},
+                {"label": "car", "polygon": [[10, 30], [40, 30], [40, 45], [10, 45]]},
+                {"label": "cargroup", "polygon": [[60, 30], [90, 28], [95, 45]]},
+                {"label": "person", "polygon": [[100, 20], [105, 20], [105, 40]], "deleted": 1},
+            ]}
+            (root / "gtFine" / split / city / f"{stem}_gtFine_polygons.json").write_text(json.dumps(doc))
+    return root
+
+
+def masks_sample(root: Path, machine: bool) -> Path:
+    (root / "images").mkdir(parents=True)
+    for i in range(3):
+        (root / "images" / f"m{i}.jpg").write_bytes(jpeg_bytes(40, 30, (20, 20 * i, 90)))
+        index = np.zeros((30, 40), np.uint8)
+        index[5:15, 5:20] = 1
+        index[18:28, 22:38] = 2 if i != 1 else 0
+        if machine:
+            (root / "masks").mkdir(exist_ok=True)
+            Image.fromarray(index, mode="L").save(root / "masks" / f"m{i}.png")
+        else:
+            for value, name in ((1, "leaf"), (2, "stem")):
+                (root / "masks" / name).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(((index == value) * 255).astype(np.uint8), mode="L").save(root / "masks" / name / f"m{i}.png")
+    if machine:
+        (root / "labelmap.txt").write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\nleaf:0,255,0::\n"
+                                           "stem:128,64,0::\n")
+    return root

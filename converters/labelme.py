@@ -1,0 +1,151 @@
+"""LabelMe (5.x): an image plus a `.json` beside it with `shapes` (label, points,
+shape_type), `imagePath`, `imageWidth`/`imageHeight`, and perhaps the image itself
+embedded as base64 `imageData` (used when the image file is missing). One dataset per
+folder. polygon -> polygon, rectangle -> rectangle, point -> point, line and linestrip
+-> line, circle (center and a point on the rim) -> a 32-gon; `flags` set to true become
+tags on the image (shapes' flags on the object).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import math
+import os
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from cas.errors import InvalidInput
+from cas.session import ImportSession
+
+from . import geometry as geo
+
+SHAPES = {"polygon": "polygon", "rectangle": "rectangle", "point": "point", "line": "line",
+          "linestrip": "line", "circle": "polygon"}
+CIRCLE_SIDES = 32
+
+
+def _documents(src: Path) -> list[Path]:
+    return sorted(p for p in src.rglob("*.json") if _is_labelme(p))
+
+
+def _is_labelme(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return b'"shapes"' in head and (b'"imagePath"' in head or b'"version"' in head)
+
+
+def detect(src: Path) -> bool:
+    return src.is_dir() and not (src / "meta.json").exists() and any(_is_labelme(p) for p in src.rglob("*.json"))
+
+
+def count(src: Path) -> int:
+    return len(_documents(src))
+
+
+def _load(path: Path, label: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError) as e:
+        raise InvalidInput(label, f"invalid JSON ({e})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
+        raise InvalidInput(label, "expected an object with a 'shapes' list", "shapes")
+    for i, shape in enumerate(doc["shapes"]):
+        where = f"shapes[{i}]"
+        if not isinstance(shape, dict) or not isinstance(shape.get("label"), str) or not shape["label"]:
+            raise InvalidInput(label, "expected a shape with a label", f"{where}.label")
+        kind = shape.get("shape_type") or "polygon"
+        if kind not in SHAPES:
+            raise InvalidInput(label, f"unknown shape_type {kind!r} (known: {', '.join(SHAPES)})", f"{where}.shape_type")
+        pts = shape.get("points")
+        if not isinstance(pts, list) or not all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) for v in p) for p in pts):
+            raise InvalidInput(label, "expected a list of [x, y] points", f"{where}.points")
+        need = {"polygon": 3, "rectangle": 2, "point": 1, "line": 2, "linestrip": 2, "circle": 2}[kind]
+        if len(pts) < need:
+            raise InvalidInput(label, f"{kind} needs at least {need} points, got {len(pts)}", f"{where}.points")
+    return doc
+
+
+def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
+    docs = []
+    kinds: dict[str, set[str]] = defaultdict(set)
+    flags: set[str] = set()
+    for path in _documents(src):
+        label = os.path.relpath(path, src)
+        try:
+            doc = _load(path, label)
+        except InvalidInput as e:
+            session.reject(e)
+            continue
+        for shape in doc["shapes"]:
+            kinds[shape["label"]].add(SHAPES[shape.get("shape_type") or "polygon"])
+            flags.update(k for k, v in (shape.get("flags") or {}).items() if v)
+        flags.update(k for k, v in (doc.get("flags") or {}).items() if v)
+        docs.append((path, label, doc))
+    classes = [geo.meta_class(name, shapes.pop() if len(shapes) == 1 else "any", i)
+               for i, (name, shapes) in enumerate(sorted(kinds.items()))]
+    session.set_meta({"classes": classes, "tags": [{"name": f, "value_type": "none"} for f in sorted(flags)],
+                      "projectType": "images"}, "labelme")
+    counts: Counter[str] = Counter()
+    for path, label, doc in docs:
+        rel_dir = os.path.relpath(path.parent, src)
+        target = "/".join(p for p in (dataset, None if rel_dir == "." else rel_dir) if p) or src.name
+        image_path = path.parent / str(doc.get("imagePath") or "")
+        media: Any
+        if doc.get("imagePath") and image_path.is_file():
+            media, name = str(image_path), image_path.name
+        elif doc.get("imageData"):
+            try:
+                media = base64.b64decode(doc["imageData"], validate=True)
+            except (binascii.Error, ValueError):
+                session.reject(InvalidInput(label, "imageData is not base64", "imageData"))
+                continue
+            name = os.path.basename(str(doc.get("imagePath") or "")) or f"{path.stem}.png"
+            counts["images taken from embedded imageData"] += 1
+        else:
+            session.reject(InvalidInput(label, f"image {doc.get('imagePath')!r} not found and no imageData", "imagePath"))
+            continue
+        builder = functools.partial(build_annotation, label, doc["shapes"], doc.get("flags") or {},
+                                    doc.get("imageWidth"), doc.get("imageHeight"))
+        session.add_item(target, name, media, ann=builder, label=os.path.relpath(image_path, src))
+    return dict(counts)
+
+
+def build_annotation(label: str, shapes: list[dict[str, Any]], flags: dict[str, Any], json_w: Any, json_h: Any,
+                     width: int, height: int) -> tuple[dict[str, Any], dict[str, int]]:
+    if json_w is not None and (json_w, json_h) != (width, height):
+        raise InvalidInput(label, f"says {json_w}x{json_h} but the image is {width}x{height}", "imageWidth")
+    notes: Counter[str] = Counter()
+    clip = geo.Clipper(notes)
+    objects = []
+    for shape in shapes:
+        kind = shape.get("shape_type") or "polygon"
+        title = shape["label"]
+        tags = [{"name": k, "value": None} for k, v in (shape.get("flags") or {}).items() if v]
+        pts = clip.points([[float(x), float(y)] for x, y in shape["points"]], width, height)
+        if kind == "rectangle":
+            (x0, y0), (x1, y1) = pts[0], pts[1]
+            objects.append(geo.rectangle(title, min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), tags))
+        elif kind == "polygon":
+            objects.append(geo.polygon(title, pts, tags=tags))
+        elif kind == "point":
+            objects.append(geo.point(title, *pts[0], tags=tags))
+        elif kind in ("line", "linestrip"):
+            objects.append(geo.line(title, pts, tags))
+        else:  # circle: center, then a point on the rim
+            (cx, cy), (px, py) = pts[0], pts[1]
+            r = math.hypot(px - cx, py - cy)
+            ring = [[cx + r * math.cos(2 * math.pi * k / CIRCLE_SIDES), cy + r * math.sin(2 * math.pi * k / CIRCLE_SIDES)]
+                    for k in range(CIRCLE_SIDES)]
+            objects.append(geo.polygon(title, clip.points(ring, width, height), tags=tags))
+            notes["circles written as 32-gons"] += 1
+    image_tags = [{"name": k, "value": None} for k, v in flags.items() if v]
+    return {"description": "", "size": {"height": height, "width": width}, "tags": image_tags,
+            "objects": objects}, dict(notes)

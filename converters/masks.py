@@ -1,0 +1,153 @@
+"""Segmentation masks beside images, matched by file stem:
+
+- one binary mask per class folder: `images/<name>.jpg`, `masks/<class>/<name>.png`
+  (any nonzero pixel belongs to the class);
+- "machine" masks: `images/<name>.jpg`, `masks/<name>.png` whose pixel values are class
+  indices (gray or palette PNG) or class colors (RGB), with a class map: `labelmap.txt`
+  (CVAT: `name:r,g,b::` per line) or `classes.txt` (one name per line; the line number is
+  the index). A class named `background` (or index 0 without a name) is not an object.
+
+Every class present in an image becomes one bitmap object.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from cas.errors import InvalidInput
+from cas.media import is_image_name
+from cas.session import ImportSession
+
+from . import geometry as geo
+
+BACKGROUND = "background"
+
+
+def detect(src: Path) -> bool:
+    return src.is_dir() and (src / "images").is_dir() and (src / "masks").is_dir()
+
+
+def _images(src: Path) -> list[Path]:
+    return sorted(p for p in (src / "images").rglob("*") if p.is_file() and is_image_name(p.name))
+
+
+def count(src: Path) -> int:
+    return len(_images(src))
+
+
+def class_map(src: Path) -> tuple[dict[int, str], dict[tuple[int, int, int], str]]:
+    """(index -> name, color -> name) from labelmap.txt or classes.txt (either may be empty)."""
+    by_index: dict[int, str] = {}
+    by_color: dict[tuple[int, int, int], str] = {}
+    labelmap = src / "labelmap.txt"
+    if labelmap.is_file():
+        for number, line in enumerate(labelmap.read_text().splitlines(), 1):
+            if not line.strip() or line.startswith("#"):
+                continue
+            name, _, rest = line.partition(":")
+            try:
+                rgb = tuple(int(v) for v in rest.split(":")[0].split(","))
+            except ValueError:
+                raise InvalidInput("labelmap.txt", f"expected name:r,g,b::, got {line[:80]!r}", f"line {number}") from None
+            if len(rgb) != 3:
+                raise InvalidInput("labelmap.txt", "expected three color values", f"line {number}")
+            by_color[rgb] = name.strip()  # type: ignore[index]
+            by_index[len(by_index)] = name.strip()
+    elif (src / "classes.txt").is_file():
+        names = [ln.strip() for ln in (src / "classes.txt").read_text().splitlines() if ln.strip()]
+        by_index = dict(enumerate(names))
+    return by_index, by_color
+
+
+def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
+    masks = src / "masks"
+    folders = sorted(p.name for p in masks.iterdir() if p.is_dir())
+    by_index, by_color = class_map(src)
+    if folders:
+        names = [f for f in folders if f != BACKGROUND]
+    elif by_index or by_color:
+        names = sorted({n for n in [*by_index.values(), *by_color.values()] if n != BACKGROUND})
+    else:
+        raise InvalidInput(str(masks), "no class folders, and no labelmap.txt or classes.txt for machine masks")
+    session.set_meta({"classes": [geo.meta_class(n, "bitmap", i) for i, n in enumerate(names)], "tags": [],
+                      "projectType": "images"}, "masks")
+    target = dataset or src.name
+    for image in _images(src):
+        rel = image.relative_to(src / "images")
+        stem = str(rel.with_suffix(""))
+        if folders:
+            parts = [(name, str(masks / name / f"{stem}.png")) for name in names
+                     if (masks / name / f"{stem}.png").is_file()]
+            builder = functools.partial(build_from_folders, parts)
+        else:
+            mask = masks / f"{stem}.png"
+            if not mask.is_file():
+                session.reject(InvalidInput(f"masks/{stem}.png", f"missing (the mask of images/{rel})"))
+                continue
+            builder = functools.partial(build_from_machine_mask, str(mask), by_index, by_color)
+        name = str(rel).replace(os.sep, "_")
+        session.add_item(target, name, str(image), ann=builder, label=f"images/{rel}")
+    return {}
+
+
+def _load(path: str, width: int, height: int) -> Image.Image:
+    try:
+        img = Image.open(path)
+        img.load()
+    except OSError as e:
+        raise InvalidInput(path, f"not a readable mask image ({e})") from None
+    if img.size != (width, height):
+        raise InvalidInput(path, f"mask is {img.size[0]}x{img.size[1]}, the image {width}x{height}")
+    return img
+
+
+def _annotation(objects: list[dict[str, Any]], width: int, height: int) -> dict[str, Any]:
+    return {"description": "", "size": {"height": height, "width": width}, "tags": [], "objects": objects}
+
+
+def build_from_folders(parts: list[tuple[str, str]], width: int, height: int) -> dict[str, Any]:
+    objects = []
+    for name, path in parts:
+        ob = geo.bitmap(name, np.array(_load(path, width, height).convert("L")) > 0)
+        if ob is not None:
+            objects.append(ob)
+    return _annotation(objects, width, height)
+
+
+def build_from_machine_mask(path: str, by_index: dict[int, str], by_color: dict[tuple[int, int, int], str],
+                            width: int, height: int) -> dict[str, Any]:
+    img = _load(path, width, height)
+    objects = []
+    if img.mode in ("P", "L", "I", "I;16") or not by_color:
+        values = np.array(img if img.mode in ("P", "L", "I", "I;16") else img.convert("L"))
+        for value in np.unique(values):
+            name = by_index.get(int(value))
+            if name is None:
+                if value == 0:
+                    continue
+                raise InvalidInput(path, f"pixel value {value} is not in the class map")
+            if name != BACKGROUND:
+                ob = geo.bitmap(name, values == value)
+                if ob is not None:
+                    objects.append(ob)
+    else:
+        rgb = np.array(img.convert("RGB"))
+        packed = (rgb[:, :, 0].astype(np.int32) << 16) | (rgb[:, :, 1].astype(np.int32) << 8) | rgb[:, :, 2]
+        for value in np.unique(packed):
+            color = (int(value) >> 16, (int(value) >> 8) & 255, int(value) & 255)
+            name = by_color.get(color)
+            if name is None:
+                if color == (0, 0, 0):
+                    continue
+                raise InvalidInput(path, f"color {color} is not in labelmap.txt")
+            if name != BACKGROUND:
+                ob = geo.bitmap(name, packed == value)
+                if ob is not None:
+                    objects.append(ob)
+    return _annotation(objects, width, height)
