@@ -205,8 +205,8 @@ def test_usage_errors_exit_2_without_traceback(args, tmp_path):
 def test_unknown_import_format_is_a_one_line_error_also_with_progress_bars(sample, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "cas", "--store", str(tmp_path / "store"), "import", str(sample),
-                           "--project", "p", "--format", "coco"], capture_output=True, env=env, timeout=120)
-    assert_user_error(proc, "unknown format 'coco'")
+                           "--project", "p", "--format", "tfrecord"], capture_output=True, env=env, timeout=120)
+    assert_user_error(proc, "unknown format 'tfrecord'")
 
 
 def test_invalid_names_are_one_line_errors(sample, tmp_path):
