@@ -40,7 +40,7 @@ demo: system-deps $(STAMP)
 # test that opens a mounted project with sly.Project.
 $(SLY_STAMP):
 	$(PYTHON) -m venv $(SLY)
-	$(SLY)/bin/python -m pip install -q supervisely
+	$(SLY)/bin/python -m pip install -q supervisely pycocotools
 	touch $@
 
 test: system-deps $(STAMP) $(SLY_STAMP)
@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) -m bench.dedup
 	$(PY) -m bench.fuse_read
 	$(PY) -m bench.s3_read
+	$(PY) -m bench.convert
 
 clean:
 	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis $(SLY)

@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import re
+import uuid
 import zlib
 from typing import Any
 
@@ -28,6 +29,13 @@ def default_meta(project_type: str = "images") -> dict[str, Any]:
 
 def empty_annotation(width: int, height: int) -> dict[str, Any]:
     return {"description": "", "size": {"height": height, "width": width}, "tags": [], "objects": []}
+
+
+def empty_video_annotation(width: int, height: int, frames: int, video_id: bytes) -> dict[str, Any]:
+    """A Supervisely video annotation with nothing in it; its key derives from the video's
+    digest, so equal videos get equal (deduplicated) annotations."""
+    return {"size": {"height": height, "width": width}, "description": "", "key": uuid.UUID(bytes=video_id[:16]).hex,
+            "tags": [], "objects": [], "frames": [], "framesCount": frames}
 
 
 def dumps(obj: Any) -> bytes:
@@ -115,6 +123,41 @@ class Meta:
         _expect(isinstance(objects, list), file, "objects", "expected a list")
         for i, obj in enumerate(objects):
             self._check_object(obj, file, f"objects[{i}]")
+
+    def check_video_annotation(self, ann: Any, file: str, width: int | None = None,
+                               height: int | None = None) -> None:
+        """Validate a video annotation: size, framesCount, objects (class, key) and the
+        figures of each frame (object key, geometry)."""
+        _expect(isinstance(ann, dict), file, "$", "expected a JSON object")
+        size = ann.get("size")
+        _expect(isinstance(size, dict) and _is_int(size.get("height")) and _is_int(size.get("width")),
+                file, "size", "expected {\"height\": int, \"width\": int}")
+        if width is not None and height is not None:
+            _expect((size["width"], size["height"]) == (width, height), file, "size",
+                    f"annotation says {size['width']}x{size['height']} but the video is {width}x{height}")
+        _expect(_is_int(ann.get("framesCount")), file, "framesCount", "expected an integer")
+        self._check_tags(ann.get("tags", []), file, "tags")
+        keys = {}
+        objects = ann.get("objects", [])
+        _expect(isinstance(objects, list), file, "objects", "expected a list")
+        for i, obj in enumerate(objects):
+            where = f"objects[{i}]"
+            _expect(isinstance(obj, dict) and isinstance(obj.get("key"), str), file, f"{where}.key", "expected a string")
+            _expect(obj.get("classTitle") in self.classes, file, f"{where}.classTitle",
+                    f"unknown class {obj.get('classTitle')!r} (not in meta.json)")
+            keys[obj["key"]] = obj["classTitle"]
+        frames = ann.get("frames", [])
+        _expect(isinstance(frames, list), file, "frames", "expected a list")
+        for i, frame in enumerate(frames):
+            where = f"frames[{i}]"
+            _expect(isinstance(frame, dict) and _is_int(frame.get("index")), file, f"{where}.index", "expected an integer")
+            figures = frame.get("figures", [])
+            _expect(isinstance(figures, list), file, f"{where}.figures", "expected a list")
+            for j, fig in enumerate(figures):
+                w = f"{where}.figures[{j}]"
+                _expect(isinstance(fig, dict) and fig.get("objectKey") in keys, file, f"{w}.objectKey",
+                        "expected the key of one of the objects")
+                _expect(fig.get("geometryType") in SHAPES, file, f"{w}.geometryType", "unknown geometry")
 
     def _check_tags(self, tags: Any, file: str, where: str) -> None:
         _expect(isinstance(tags, list), file, where, "expected a list")

@@ -59,3 +59,41 @@ def probe_image(head: bytes, tail: bytes, label: str, fallback: bytes | None = N
         raise InvalidInput(label, "truncated PNG (no IEND chunk)")
     mime = Image.MIME.get(fmt) or mimetypes.guess_type(label)[0] or "application/octet-stream"
     return MediaInfo(width, height, mime)
+
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v"})
+
+
+def is_video_name(name: str) -> bool:
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in VIDEO_EXTENSIONS
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo(MediaInfo):
+    frames: int = 0
+
+
+def probe_video(source: str | bytes, label: str) -> VideoInfo:
+    """Width, height and frame count from the container (PyAV; no frame is decoded). When
+    the container does not store a frame count (Matroska, WebM), it is duration x rate."""
+    import av  # only video imports pay for loading FFmpeg
+    try:
+        with av.open(io.BytesIO(source) if isinstance(source, bytes) else source) as container:
+            if not container.streams.video:
+                raise InvalidInput(label, "no video stream")
+            stream = container.streams.video[0]
+            width, height, frames = stream.width, stream.height, stream.frames
+            if not frames:
+                seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else \
+                    (container.duration or 0) / 1_000_000
+                frames = round(seconds * float(stream.average_rate or 0))
+            fmt = container.format.name
+    except InvalidInput:
+        raise
+    except (av.FFmpegError, ValueError, OSError) as e:  # type: ignore[attr-defined]
+        raise InvalidInput(label, f"not a readable video ({e})") from None
+    if width <= 0 or height <= 0:
+        raise InvalidInput(label, f"video has no pixels ({width}x{height})")
+    mime = mimetypes.guess_type(label)[0] or f"video/{fmt.split(',')[0]}"
+    return VideoInfo(width, height, mime, frames)

@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .annotation import Meta, dumps, empty_annotation, loads
+from .annotation import Meta, dumps, empty_annotation, empty_video_annotation, loads
 from .errors import Conflict, CorruptBlob, InvalidInput
 from .ids import BlobId
 from .index import item_key
-from .media import MediaInfo, probe_image
+from .media import MediaInfo, VideoInfo, probe_image, probe_video
 from .records import ItemRecord
 from .spool import Spooled, spool_bytes
 
@@ -107,12 +107,17 @@ class Preparer:
                 ann = ann(info.width, info.height)
                 if isinstance(ann, tuple):
                     ann, notes = ann
-            if ann is None:
+            if ann is None and isinstance(info, VideoInfo):
+                ann_sp = spool_bytes(dumps(empty_video_annotation(info.width, info.height, info.frames, sp.id)))
+            elif ann is None:
                 ann_sp = spool_bytes(self._empty_annotation(info.width, info.height))
             else:
                 if isinstance(ann, (bytes, bytearray)):
                     ann = loads(ann, ann_label)
-                self.meta.check_annotation(ann, ann_label, info.width, info.height)
+                if isinstance(info, VideoInfo):
+                    self.meta.check_video_annotation(ann, ann_label, info.width, info.height)
+                else:
+                    self.meta.check_annotation(ann, ann_label, info.width, info.height)
                 ann_sp = spool_bytes(dumps(ann))
             meta_sp = spool_bytes(dumps(item_meta)) if item_meta is not None else None
             if self.config.check_conflicts:
@@ -131,6 +136,8 @@ class Preparer:
         return raw
 
     def _probe(self, sp: Spooled, label: str) -> MediaInfo:
+        if self.meta.project_type == "videos":
+            return probe_video(sp.tmp if sp.tmp is not None else sp.data or b"", label)
         fallback = None
         if sp.tmp is not None and sp.size > len(sp.head):  # header may lie beyond the kept head
             with open(sp.tmp, "rb") as f:

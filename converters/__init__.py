@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import cityscapes, coco, images, labelme, links, masks, supervisely, voc, yolo
+from . import cityscapes, coco, images, labelme, links, masks, supervisely, videos, voc, yolo
 
 FORMATS: dict[str, ModuleType] = {
     "sly": supervisely,
@@ -16,6 +16,7 @@ FORMATS: dict[str, ModuleType] = {
     "labelme": labelme,
     "masks": masks,
     "images": images,
+    "videos": videos,
     "links": links,
 }
 GENERIC = "images"  # fits any folder of images: chosen by `auto` only when nothing else fits

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cas.errors import InvalidInput
@@ -13,18 +13,18 @@ from cas.session import ImportSession
 from .walk import files, subdirs
 
 
-def detect(path: Path) -> bool:
+def detect(path: Path, is_media: Callable[[str], bool] = is_image_name) -> bool:
     """Any image file at the top or one level below, and no Supervisely meta.json."""
     if not path.is_dir() or (path / "meta.json").exists():
         return False
     for entry in files(str(path)):
-        if is_image_name(entry.name):
+        if is_media(entry.name):
             return True
-    return any(is_image_name(e.name) for d in subdirs(str(path)) for e in files(d.path))
+    return any(is_media(e.name) for d in subdirs(str(path)) for e in files(d.path))
 
 
-def count(path: Path) -> int:
-    return sum(1 for _rel, entry in _walk(str(path), "") if is_image_name(entry.name))
+def count(path: Path, is_media: Callable[[str], bool] = is_image_name) -> int:
+    return sum(1 for _rel, entry in _walk(str(path), "") if is_media(entry.name))
 
 
 def _walk(root: str, rel: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
@@ -36,7 +36,8 @@ def _walk(root: str, rel: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
         yield from _walk(root, f"{rel}/{sub.name}" if rel else sub.name)
 
 
-def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
+def read(src: Path, session: ImportSession, dataset: str | None = None,
+         is_media: Callable[[str], bool] = is_image_name) -> dict[str, int]:
     """Queue every image under `src`. Files directly in `src` go to `dataset` (default: the
     folder's name); each sub-folder becomes a dataset (nested under `dataset` if given)."""
     if not src.is_dir():
@@ -44,9 +45,9 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     skipped = 0
     top = dataset or src.resolve().name
     for rel, entry in _walk(str(src), ""):
-        if not is_image_name(entry.name):
+        if not is_media(entry.name):
             skipped += 1
             continue
         ds = top if not rel else (f"{dataset}/{rel}" if dataset else rel)
         session.add_item(ds, entry.name, entry.path, label=f"{src.name}/{rel}/{entry.name}" if rel else f"{src.name}/{entry.name}")
-    return {"skipped_non_images": skipped}
+    return {"skipped_other_files": skipped}
