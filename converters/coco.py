@@ -13,9 +13,11 @@ the real image size (a size in the JSON that differs from the file's is an error
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,8 @@ from cas.store import Store
 
 from . import geometry as geo
 
+EXPORT_THREADS = 4
+EXPORT_CHUNK = 256  # items converted at once (memory stays flat)
 PREFIXES = ("instances_", "person_keypoints_", "keypoints_", "panoptic_")
 CROWD_TAG = {"name": "iscrowd", "value_type": "none"}
 
@@ -298,22 +302,34 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True) -> d
         images, annotations = [], []
         img_dir = dest / "images" / flat
         img_dir.mkdir(parents=True, exist_ok=True)
-        for name, item in store.ns.items(project, dataset):
-            image_id = len(images) + 1
+        def convert(entry: tuple[str, Any]) -> tuple[list[dict[str, Any]], Counter[str]]:
+            """One item: its image copied, its objects in COCO terms (ids come later, in order)."""
+            name, item = entry
             if copy_images:
                 store.copy_to(item.media, img_dir / name)
-            images.append({"id": image_id, "file_name": name, "width": item.width, "height": item.height})
             ann = store.read_json(item.ann, f"{dataset}/ann/{name}.json")
+            out, notes = [], Counter[str]()
             for ob in ann.get("objects", []):
                 cat = cat_id[ob["classTitle"]]
-                out = _coco_object(ob, cat, item.width, item.height, counts, mask_utils)
-                if out is None:
-                    continue
-                out.update(id=ann_id, image_id=image_id, category_id=cat["id"],
-                           iscrowd=int(any(t.get("name") == "iscrowd" for t in ob.get("tags", []))))
-                annotations.append(out)
-                ann_id += 1
-            counts["images"] += 1
+                coco_ob = _coco_object(ob, cat, item.width, item.height, notes, mask_utils)
+                if coco_ob is not None:
+                    coco_ob.update(category_id=cat["id"],
+                                   iscrowd=int(any(t.get("name") == "iscrowd" for t in ob.get("tags", []))))
+                    out.append(coco_ob)
+            return out, notes
+
+        pending = store.ns.items(project, dataset)
+        with ThreadPoolExecutor(EXPORT_THREADS) as pool:  # image copies and mask codecs overlap
+            while chunk := list(itertools.islice(pending, EXPORT_CHUNK)):
+                for (name, item), (objects, notes) in zip(chunk, pool.map(convert, chunk)):
+                    image_id = len(images) + 1
+                    images.append({"id": image_id, "file_name": name, "width": item.width, "height": item.height})
+                    for coco_ob in objects:
+                        coco_ob.update(id=ann_id, image_id=image_id)
+                        annotations.append(coco_ob)
+                        ann_id += 1
+                    counts.update(notes)
+                    counts["images"] += 1
         doc = {"info": {"description": f"{project}/{dataset}, exported by cas"}, "licenses": [], "images": images,
                "annotations": annotations, "categories": [{k: v for k, v in c.items() if k != "_order"} for c in cats]}
         (dest / "annotations" / f"instances_{flat}.json").write_text(json.dumps(doc))
@@ -325,7 +341,8 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True) -> d
 def _coco_object(ob: dict[str, Any], cat: dict[str, Any], width: int, height: int, counts: Counter[str],
                  mask_utils: Any) -> dict[str, Any] | None:
     gtype = ob.get("geometryType")
-    box = geo.bbox(ob)
+    mask = geo.full_mask(ob, width, height) if gtype == "bitmap" else None  # decoded once
+    box = geo.mask_bbox(mask) if mask is not None else geo.bbox(ob)
     if box is None:
         counts["empty objects skipped"] += 1
         return None
@@ -336,11 +353,9 @@ def _coco_object(ob: dict[str, Any], cat: dict[str, Any], width: int, height: in
         out["segmentation"] = [[c for pt in ext for c in pt]]
         out["area"] = geo.polygon_area(ext)
     elif gtype in ("bitmap", "polygon"):
-        if gtype == "polygon":
+        if mask is None:
             counts["polygons with holes written as RLE"] += 1
             mask = _polygon_mask(ob, width, height)
-        else:
-            mask = geo.full_mask(ob, width, height)
         rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
         out["segmentation"] = {"size": [height, width], "counts": rle["counts"].decode()}
         out["area"] = float(mask_utils.area(rle))

@@ -92,11 +92,14 @@ def encode_mask(mask: np.ndarray) -> str:
 def decode_mask(data: str) -> np.ndarray:
     """The boolean mask of a Supervisely bitmap's `data` (palette, gray or alpha PNGs)."""
     img = Image.open(io.BytesIO(zlib.decompress(base64.b64decode(data))))
-    if img.mode == "P" or "A" in img.mode or "transparency" in img.info:
-        if img.mode == "P" and "transparency" not in img.info:
-            return np.array(img) > 0
-        return np.array(img.convert("RGBA"))[:, :, 3] > 0
-    return np.array(img.convert("L")) > 0
+    transparency = img.info.get("transparency")
+    if img.mode == "P" and isinstance(transparency, int):  # what the SDK (and we) write: one clear index
+        return np.array(img) != transparency
+    if img.mode == "P" and transparency is None:
+        return np.array(img) > 0
+    if img.mode in ("1", "L"):
+        return np.array(img.convert("L")) > 0
+    return np.array(img.convert("RGBA"))[:, :, 3] > 0
 
 
 def full_mask(bitmap_obj: dict[str, Any], width: int, height: int) -> np.ndarray:
@@ -111,16 +114,19 @@ def full_mask(bitmap_obj: dict[str, Any], width: int, height: int) -> np.ndarray
     return canvas
 
 
+def mask_bbox(mask: np.ndarray, x0: int = 0, y0: int = 0) -> tuple[float, float, float, float] | None:
+    """(left, top, right, bottom) of a mask's pixels, shifted by its origin."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    return x0 + float(xs.min()), y0 + float(ys.min()), x0 + float(xs.max()) + 1, y0 + float(ys.max()) + 1
+
+
 def bbox(ob: dict[str, Any]) -> tuple[float, float, float, float] | None:
     """(left, top, right, bottom) of any geometry."""
     gtype = ob.get("geometryType")
     if gtype == "bitmap":
-        mask = decode_mask(ob["bitmap"]["data"])
-        ys, xs = np.nonzero(mask)
-        if len(xs) == 0:
-            return None
-        x0, y0 = ob["bitmap"]["origin"]
-        return x0 + float(xs.min()), y0 + float(ys.min()), x0 + float(xs.max()) + 1, y0 + float(ys.max()) + 1
+        return mask_bbox(decode_mask(ob["bitmap"]["data"]), *ob["bitmap"]["origin"])
     if gtype == "graph":
         pts = [n["loc"] for n in ob["nodes"].values()]
     else:
