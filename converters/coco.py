@@ -13,24 +13,26 @@ the real image size (a size in the JSON that differs from the file's is an error
 from __future__ import annotations
 
 import functools
-import itertools
 import json
+import multiprocessing
 import os
 from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cas.errors import AlreadyExists, InvalidInput
+from cas.records import ItemRecord
 from cas.session import ImportSession
 from cas.store import Store
 
 from . import geometry as geo
 
-EXPORT_THREADS = 4
-EXPORT_CHUNK = 256  # items converted at once (memory stays flat)
+EXPORT_PROCESS_THRESHOLD = 2000  # items before worker processes pay for their start-up
+EXPORT_CHUNK = 250
 PREFIXES = ("instances_", "person_keypoints_", "keypoints_", "panoptic_")
 CROWD_TAG = {"name": "iscrowd", "value_type": "none"}
 
@@ -267,61 +269,33 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True) -> d
     """One `annotations/instances_<dataset>.json` per dataset (nested datasets joined with
     '_'), images under `images/<dataset>/`. Rectangles -> bbox, polygons -> segmentation
     (with holes: RLE), bitmaps -> compressed RLE, graphs -> keypoints of their class's
-    category, lines and points -> bbox (counted)."""
-    from pycocotools import mask as mask_utils
+    category, lines and points -> bbox (counted). Past EXPORT_PROCESS_THRESHOLD items,
+    chunks of items are converted by worker processes (mask codecs hold the GIL)."""
     if dest.exists() and any(dest.iterdir()):
         raise AlreadyExists(f"{dest} exists and is not empty")
-    meta = store.ns.project(project).meta
-    titles = {cls["title"] for cls in meta.get("classes", [])}
-    cats, cat_id = [], {}
-    for cls in meta.get("classes", []):
-        base = cls["title"].removesuffix("_keypoints")
-        if cls["shape"] == "graph" and base != cls["title"] and base in titles:
-            continue  # the keypoints of category `base` (as imported): merged into it below
-        entry: dict[str, Any] = {"id": len(cats) + 1, "name": cls["title"], "supercategory": ""}
-        cats.append(entry)
-        cat_id[cls["title"]] = entry
-    for cls in meta.get("classes", []):
-        if cls["shape"] != "graph":
-            continue
-        base = cls["title"].removesuffix("_keypoints")
-        entry = cat_id.get(cls["title"]) or cat_id[base]
-        cat_id[cls["title"]] = entry
-        nodes = cls.get("geometry_config", {}).get("nodes", {})
-        order = list(nodes)
-        entry["keypoints"] = [nodes[k].get("label", k) for k in order]
-        entry["skeleton"] = [[order.index(e["src"]) + 1, order.index(e["dst"]) + 1]
-                             for e in cls.get("geometry_config", {}).get("edges", [])
-                             if e.get("src") in nodes and e.get("dst") in nodes]
-        entry["_order"] = order
+    cats, cat_id = _categories(store.ns.project(project).meta)
     counts: Counter[str] = Counter()
     (dest / "annotations").mkdir(parents=True, exist_ok=True)
     ann_id = 1
-    for dataset in store.ns.datasets(project):
-        flat = dataset.replace("/", "_")
-        images, annotations = [], []
-        img_dir = dest / "images" / flat
-        img_dir.mkdir(parents=True, exist_ok=True)
-        def convert(entry: tuple[str, Any]) -> tuple[list[dict[str, Any]], Counter[str]]:
-            """One item: its image copied, its objects in COCO terms (ids come later, in order)."""
-            name, item = entry
-            if copy_images:
-                store.copy_to(item.media, img_dir / name)
-            ann = store.read_json(item.ann, f"{dataset}/ann/{name}.json")
-            out, notes = [], Counter[str]()
-            for ob in ann.get("objects", []):
-                cat = cat_id[ob["classTitle"]]
-                coco_ob = _coco_object(ob, cat, item.width, item.height, notes, mask_utils)
-                if coco_ob is not None:
-                    coco_ob.update(category_id=cat["id"],
-                                   iscrowd=int(any(t.get("name") == "iscrowd" for t in ob.get("tags", []))))
-                    out.append(coco_ob)
-            return out, notes
-
-        pending = store.ns.items(project, dataset)
-        with ThreadPoolExecutor(EXPORT_THREADS) as pool:  # image copies and mask codecs overlap
-            while chunk := list(itertools.islice(pending, EXPORT_CHUNK)):
-                for (name, item), (objects, notes) in zip(chunk, pool.map(convert, chunk)):
+    total = sum(store.ns.count_items(project, d) for d in store.ns.datasets(project))
+    with ExitStack() as stack:
+        pool = None
+        if total >= EXPORT_PROCESS_THRESHOLD and (os.cpu_count() or 1) > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(
+                min(os.cpu_count() or 1, 4), mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_init_exporter, initargs=(str(store.root),)))
+        for dataset in store.ns.datasets(project):
+            flat = dataset.replace("/", "_")
+            images, annotations = [], []
+            img_dir = dest / "images" / flat
+            img_dir.mkdir(parents=True, exist_ok=True)
+            chunks = _chunks(store.ns.items(project, dataset), EXPORT_CHUNK)
+            jobs = [(dataset, str(img_dir), copy_images, cat_id, chunk) for chunk in chunks]
+            results = pool.map(_convert_chunk, jobs) if pool is not None else \
+                (_convert_chunk(job, store) for job in jobs)
+            for job, converted in zip(jobs, results):
+                for (name, raw), (objects, notes) in zip(job[4], converted):
+                    item = ItemRecord.decode(raw)
                     image_id = len(images) + 1
                     images.append({"id": image_id, "file_name": name, "width": item.width, "height": item.height})
                     for coco_ob in objects:
@@ -330,12 +304,83 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True) -> d
                         ann_id += 1
                     counts.update(notes)
                     counts["images"] += 1
-        doc = {"info": {"description": f"{project}/{dataset}, exported by cas"}, "licenses": [], "images": images,
-               "annotations": annotations, "categories": [{k: v for k, v in c.items() if k != "_order"} for c in cats]}
-        (dest / "annotations" / f"instances_{flat}.json").write_text(json.dumps(doc))
-        counts["annotation files"] += 1
-        counts["objects"] += len(annotations)
+            doc = {"info": {"description": f"{project}/{dataset}, exported by cas"}, "licenses": [],
+                   "images": images, "annotations": annotations,
+                   "categories": [{k: v for k, v in c.items() if k != "_order"} for c in cats]}
+            (dest / "annotations" / f"instances_{flat}.json").write_text(json.dumps(doc))
+            counts["annotation files"] += 1
+            counts["objects"] += len(annotations)
     return dict(counts)
+
+
+def _chunks(items: Any, size: int) -> list[list[tuple[str, bytes]]]:
+    out: list[list[tuple[str, bytes]]] = [[]]
+    for name, item in items:
+        if len(out[-1]) >= size:
+            out.append([])
+        out[-1].append((name, item.encode()))
+    return [c for c in out if c]
+
+
+def _categories(meta: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """COCO categories of a project's classes; a graph class `<c>_keypoints` (as imported)
+    gives the keypoints of category `c`."""
+    titles = {cls["title"] for cls in meta.get("classes", [])}
+    cats, cat_id = [], {}
+    for cls in meta.get("classes", []):
+        base = cls["title"].removesuffix("_keypoints")
+        if cls["shape"] == "graph" and base != cls["title"] and base in titles:
+            continue
+        entry: dict[str, Any] = {"id": len(cats) + 1, "name": cls["title"], "supercategory": ""}
+        cats.append(entry)
+        cat_id[cls["title"]] = entry
+    for cls in meta.get("classes", []):
+        if cls["shape"] != "graph":
+            continue
+        entry = cat_id.get(cls["title"]) or cat_id[cls["title"].removesuffix("_keypoints")]
+        cat_id[cls["title"]] = entry
+        nodes = cls.get("geometry_config", {}).get("nodes", {})
+        order = list(nodes)
+        entry["keypoints"] = [nodes[k].get("label", k) for k in order]
+        entry["skeleton"] = [[order.index(e["src"]) + 1, order.index(e["dst"]) + 1]
+                             for e in cls.get("geometry_config", {}).get("edges", [])
+                             if e.get("src") in nodes and e.get("dst") in nodes]
+        entry["_order"] = order
+    return cats, cat_id
+
+
+_exporter_store: Store | None = None
+
+
+def _init_exporter(store_root: str) -> None:
+    """In a worker process: its own store (no LMDB environment crosses a fork)."""
+    global _exporter_store
+    _exporter_store = Store(store_root, create=False)
+
+
+def _convert_chunk(job: tuple[str, str, bool, dict[str, Any], list[tuple[str, bytes]]],
+                   store: Store | None = None) -> list[tuple[list[dict[str, Any]], Counter[str]]]:
+    """Items of one chunk: images copied, objects in COCO terms (ids are given later, in order)."""
+    from pycocotools import mask as mask_utils
+    dataset, img_dir, copy_images, cat_id, entries = job
+    store = store or _exporter_store
+    assert store is not None
+    out = []
+    for name, raw in entries:
+        item = ItemRecord.decode(raw)
+        if copy_images:
+            geo.export_media(store, item.media, Path(img_dir) / name)
+        ann = store.read_json(item.ann, f"{dataset}/ann/{name}.json")
+        objects, notes = [], Counter[str]()
+        for ob in ann.get("objects", []):
+            cat = cat_id[ob["classTitle"]]
+            coco_ob = _coco_object(ob, cat, item.width, item.height, notes, mask_utils)
+            if coco_ob is not None:
+                coco_ob.update(category_id=cat["id"],
+                               iscrowd=int(any(t.get("name") == "iscrowd" for t in ob.get("tags", []))))
+                objects.append(coco_ob)
+        out.append((objects, notes))
+    return out
 
 
 def _coco_object(ob: dict[str, Any], cat: dict[str, Any], width: int, height: int, counts: Counter[str],

@@ -8,6 +8,7 @@ import base64
 import io
 import zlib
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -143,6 +144,14 @@ def polygon_area(pts: list[list[float]]) -> float:
     for (x1, y1), (x2, y2) in zip(pts, pts[1:] + pts[:1]):
         a += x1 * y2 - x2 * y1
     return abs(a) / 2
+
+
+def export_media(store: Any, blob: Any, path: Path) -> None:
+    """Write a blob into a fresh export folder: created exclusively (an export never
+    overwrites), in one go; no temp file and rename, which cost more than the copy itself
+    for small images."""
+    with open(path, "xb") as out:
+        store.copy_to(blob, out)
 
 
 def meta_class(title: str, shape: str, index: int, geometry_config: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -88,13 +88,14 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
             kinds[shape["label"]].add(SHAPES[shape.get("shape_type") or "polygon"])
             flags.update(k for k, v in (shape.get("flags") or {}).items() if v)
         flags.update(k for k, v in (doc.get("flags") or {}).items() if v)
-        docs.append((path, label, doc))
+        docs.append((path, label))  # parsed again below: embedded images are not all held at once
     classes = [geo.meta_class(name, shapes.pop() if len(shapes) == 1 else "any", i)
                for i, (name, shapes) in enumerate(sorted(kinds.items()))]
     session.set_meta({"classes": classes, "tags": [{"name": f, "value_type": "none"} for f in sorted(flags)],
                       "projectType": "images"}, "labelme")
     counts: Counter[str] = Counter()
-    for path, label, doc in docs:
+    for path, label in docs:
+        doc = _load(path, label)
         rel_dir = os.path.relpath(path.parent, src)
         target = "/".join(p for p in (dataset, None if rel_dir == "." else rel_dir) if p) or src.name
         image_path = path.parent / str(doc.get("imagePath") or "")

@@ -213,7 +213,7 @@ def write(store: Store, project: str, dest: Path) -> dict[str, int]:
         for name, item in store.ns.items(project, dataset):
             stem = Path(name).stem
             members.append(stem)
-            store.copy_to(item.media, dest / "JPEGImages" / name)
+            geo.export_media(store, item.media, dest / "JPEGImages" / name)
             ann = store.read_json(item.ann, f"{dataset}/ann/{name}.json")
             objects = [ob for ob in ann.get("objects", []) if ob["classTitle"] in class_index]
             counts["graphs skipped (VOC has no keypoints)"] += len(ann.get("objects", [])) - len(objects)

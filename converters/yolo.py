@@ -143,7 +143,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                 tokens = line.split()
                 if tokens and tokens[0].isdigit():
                     kinds[int(tokens[0])].add(_kind(len(tokens), layout.kpt))
-            entries.append((split, folder, image, label, text))
+            entries.append((split, folder, image, label))  # the label is read again below
     classes: list[dict[str, Any]] = []
     for i, name in enumerate(names):
         shapes = {"rectangle" if k == "pose" else k for k in kinds.get(i, {"rectangle"})}
@@ -153,7 +153,8 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
         for name in names:
             classes.append(geo.meta_class(f"{name}_keypoints", "graph", len(classes), {"nodes": nodes, "edges": []}))
     session.set_meta({"classes": classes, "tags": [], "projectType": "images"}, "data.yaml")
-    for split, folder, image, label, text in entries:
+    for split, folder, image, label in entries:
+        text = _read_label(label)
         target = f"{dataset}/{split}" if dataset and len(layout.splits) > 1 else dataset or split
         rel_label = os.path.relpath(label, src)
         builder = functools.partial(build_annotation, rel_label, text, tuple(names), layout.kpt)
@@ -230,7 +231,7 @@ def write(store: Store, project: str, dest: Path, task: str = "detect") -> dict[
         (dest / "images" / flat).mkdir(parents=True, exist_ok=True)
         (dest / "labels" / flat).mkdir(parents=True, exist_ok=True)
         for name, item in store.ns.items(project, dataset):
-            store.copy_to(item.media, dest / "images" / flat / name)
+            geo.export_media(store, item.media, dest / "images" / flat / name)
             ann = store.read_json(item.ann, f"{dataset}/ann/{name}.json")
             lines = []
             for ob in ann.get("objects", []):

@@ -37,8 +37,13 @@ def test_import_maps_every_geometry(store: Store, tmp_path: Path) -> None:
     assert bitmap["bitmap"]["origin"] == [30, 10]
 
 
-def test_round_trip_and_pycocotools_reads_the_export(store: Store, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [False, True])
+def test_round_trip_and_pycocotools_reads_the_export(store: Store, tmp_path: Path, processes: bool,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from pycocotools.coco import COCO
+    if processes:  # the path large exports take: chunks converted by worker processes
+        monkeypatch.setattr(coco, "EXPORT_PROCESS_THRESHOLD", 1)
+        monkeypatch.setattr(coco, "EXPORT_CHUNK", 3)
     import_source(store, coco_sample(tmp_path / "coco"), "c", "coco")
     counts = coco.write(store, "c", tmp_path / "out")
     assert counts["images"] == 4

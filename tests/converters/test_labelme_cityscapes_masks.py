@@ -70,3 +70,23 @@ def test_mask_of_the_wrong_size(store: Store, tmp_path: Path) -> None:
     Image.new("L", (10, 10)).save(src / "masks" / "m2.png")
     with pytest.raises(InvalidInput, match=r"m2.png: mask is 10x10, the image 40x30"):
         import_source(store, src, "m", "masks")
+
+
+@pytest.mark.parametrize("fmt,make", [
+    ("labelme", lambda p: labelme_sample(p)),
+    ("cityscapes", lambda p: cityscapes_sample(p)),
+    ("masks", lambda p: masks_sample(p, machine=True)),
+])
+def test_round_trip_through_supervisely(store: Store, tmp_path: Path, fmt: str, make) -> None:
+    """These formats are import-only: their export is the Supervisely layout, and it must
+    come back with the same objects."""
+    from converters import supervisely
+    from tests.converters.samples import assert_same_objects, objects_of
+    import_source(store, make(tmp_path / "src"), "p", fmt)
+    supervisely.write(store, "p", tmp_path / "out")
+    again = Store(tmp_path / "again")
+    try:
+        import_source(again, tmp_path / "out", "p", "sly")
+        assert_same_objects(objects_of(store, "p"), objects_of(again, "p"), tolerance=0)
+    finally:
+        again.close()
