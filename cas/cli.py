@@ -172,9 +172,7 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
                f"{r.items_replaced} replaced), " + (f"{r.links} links, " if r.links else "") +
                f"{r.blobs_new} new blobs, {human(r.bytes_new)} written of "
                f"{human(r.bytes_read)} read in {r.seconds:.1f} s ({human(rate)}/s)")
-    for key, value in extra.items():
-        if value and key.startswith("skipped"):
-            click.echo(f"note: {value} {key.replace('_', ' ')}")
+    # What the converter and the annotation builders counted (phrases; bare words are totals).
     for key, value in sorted({**r.notes, **{k: v for k, v in extra.items() if " " in k}}.items()):
         if value:
             click.echo(f"note: {value} {key}")

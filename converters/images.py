@@ -50,4 +50,4 @@ def read(src: Path, session: ImportSession, dataset: str | None = None,
             continue
         ds = top if not rel else (f"{dataset}/{rel}" if dataset else rel)
         session.add_item(ds, entry.name, entry.path, label=f"{src.name}/{rel}/{entry.name}" if rel else f"{src.name}/{entry.name}")
-    return {"skipped_other_files": skipped}
+    return {"other files skipped": skipped}
