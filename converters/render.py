@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from cas.errors import InvalidInput
 from cas.store import Store
 
 from . import geometry as geo
@@ -36,9 +37,15 @@ def _tag_text(tags: list[dict[str, Any]]) -> str:
 
 def render_item(store: Store, project: str, dataset: str, name: str) -> Image.Image:
     item = store.ns.item(project, dataset, name)
-    classes = {c["title"]: c for c in store.ns.project(project).meta.get("classes", [])}
-    image = Image.open(io.BytesIO(store.read_bytes(item.media)))
-    image.load()
+    record = store.ns.project(project)
+    if record.project_type != "images":
+        raise InvalidInput(f"{project}/{dataset}/{name}", "cas render draws image items; this is a video project")
+    classes = {c["title"]: c for c in record.meta.get("classes", [])}
+    try:
+        image = Image.open(io.BytesIO(store.read_bytes(item.media)))
+        image.load()
+    except OSError as e:
+        raise InvalidInput(f"{project}/{dataset}/{name}", f"not an image Pillow can draw on ({e})") from None
     base = image.convert("RGBA")
     ann = store.read_json(item.ann, f"{dataset}/ann/{name}.json")
     return draw_annotation(base, ann, classes).convert("RGB")

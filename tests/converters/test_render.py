@@ -36,3 +36,12 @@ def test_cli_render_and_contact_sheet(tmp_path: Path) -> None:
     assert Image.open(tmp_path / "one.png").size == (66, 48)
     run_cas(store, "render", "c/val2017", "--grid", "4", "-o", str(tmp_path / "sheet.png"))
     assert Image.open(tmp_path / "sheet.png").size[0] >= 2 * 66
+
+
+def test_render_of_a_video_item_is_a_clear_error(tmp_path: Path) -> None:
+    from tests.conftest import assert_user_error
+    from tests.converters.test_videos import write_video
+    write_video(tmp_path / "clips" / "a.mp4", 5)
+    store = tmp_path / "store"
+    run_cas(store, "import", str(tmp_path / "clips"), "--project", "v")
+    assert_user_error(run_cas(store, "render", "v/clips/a.mp4", check=False), "v/clips/a.mp4", "video project")
