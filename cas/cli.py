@@ -349,6 +349,67 @@ def render_cmd(c: Context, target: str, output: Path | None, grid: int | None) -
     click.echo(f"rendered {what} to {output}")
 
 
+@cli.command("snapshot")
+@click.argument("project")
+@click.option("-m", "--message", default="", help="What this version is.")
+@pass_ctx
+def snapshot_cmd(c: Context, project: str, message: str) -> None:
+    """Freeze PROJECT into an immutable version (costs only what changed since the last)."""
+    from .snapshots import snapshot
+
+    version, new = snapshot(c.store, project, message)
+    if new:
+        click.echo(f"version {version.id.hex()} of {project}: {version.items} items, {human(version.bytes)}")
+    else:
+        click.echo(f"nothing changed since version {version.id.hex()} of {project}")
+
+
+@cli.command("log")
+@click.argument("project")
+@pass_ctx
+def log_cmd(c: Context, project: str) -> None:
+    """Versions of PROJECT, newest first: id, time, items, bytes, message."""
+    from datetime import datetime
+
+    from .snapshots import history
+
+    c.store.ns.project(project)
+    for v in history(c.store, project):
+        when = datetime.fromtimestamp(v.time / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"{v.id.hex()}  {when}  {v.items} items  {human(v.bytes)}  {v.message}")
+
+
+@cli.command("diff")
+@click.argument("project")
+@click.argument("old")
+@click.argument("new", required=False)
+@pass_ctx
+def diff_cmd(c: Context, project: str, old: str, new: str | None) -> None:
+    """Items added (+), removed (-) and changed (~) from version OLD to NEW (default: now)."""
+    from .snapshots import diff, resolve_version
+
+    c.store.ns.project(project)
+    d = diff(c.store, project, resolve_version(c.store, project, old),
+             resolve_version(c.store, project, new) if new else None)
+    for sign, names in (("+", d.added), ("-", d.removed), ("~", d.changed)):
+        for name in names:
+            click.echo(f"{sign} {name}")
+    click.echo(f"{len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed", err=True)
+
+
+@cli.command("restore")
+@click.argument("project")
+@click.argument("version")
+@pass_ctx
+def restore_cmd(c: Context, project: str, version: str) -> None:
+    """Make VERSION the current state of PROJECT (the state it replaces stays a version)."""
+    from .snapshots import resolve_version, restore
+
+    target = resolve_version(c.store, project, version)
+    new = restore(c.store, project, target)
+    click.echo(f"restored {project} to {target.id.hex()} ({target.items} items) as version {new.id.hex()}")
+
+
 @cli.command("pull")
 @click.argument("target")
 @pass_ctx
@@ -405,7 +466,9 @@ def rm_cmd(c: Context, target: str) -> None:
     elif dataset is not None:
         n = ns.remove_dataset(project, dataset)
     else:
+        from .snapshots import drop_head
         n = ns.remove_project(project)
+        drop_head(c.store, project)  # its versions go with it
     click.echo(f"removed {target} ({n} items); run `cas gc` to free unreferenced bytes")
 
 

@@ -30,7 +30,7 @@ def _replace_item(store: "Store", project: str, dataset: str, name: str, **chang
             adjust_refs(store.index, txn, blob, +1)
         for blob in old.blobs():
             adjust_refs(store.index, txn, blob, -1)
-        txn.put(item_key(project, dataset, name), new.encode(), db=store.index.db["items"])
+        store.ns.write_item(txn, item_key(project, dataset, name), new.encode())
         store.index.log_change(txn, project, dataset, name)
 
 

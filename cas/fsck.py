@@ -174,7 +174,7 @@ def _repair(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
             if problem.kind in ("missing-blob", "corrupt-blob"):
                 problem.repaired = True
             elif problem.kind in ("dangling-item", "damaged-item"):
-                txn.delete(problem.key, db=index.db["items"])
+                store.ns.delete_item(txn, problem.key)
                 problem.repaired = True
             elif problem.kind == "dangling-dataset":
                 txn.delete(problem.key, db=index.db["datasets"])

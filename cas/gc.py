@@ -31,9 +31,11 @@ def collect(store: "Store") -> GcReport:
     Records go first, then files: a crash in between leaves orphan files that
     fsck reports and removes, never a record whose file is gone.
     """
+    from .snapshots import reachable
     report = GcReport()
     index = store.index
     with store.lock(exclusive=True, what="collect garbage"):
+        keep = reachable(store)  # blobs of versions live on without item references
         for entry in os.scandir(store.tmp_dir):
             remove_path(entry.path)
             report.temp_removed += 1
@@ -42,7 +44,7 @@ def collect(store: "Store") -> GcReport:
             with index.write() as txn:
                 for key, raw in index.scan(txn, "blobs"):
                     rec = BlobRecord.decode(raw)
-                    if rec.refs == 0:
+                    if rec.refs == 0 and key not in keep:
                         doomed.append((BlobId(key), rec))
                         if len(doomed) >= DELETE_BATCH:
                             break

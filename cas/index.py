@@ -17,7 +17,8 @@ SCHEMA_VERSION = 1
 SCHEMA_KEY = b"schema_version"
 MAP_SIZE = 1 << 40  # virtual only: the data file grows as needed
 SEP = b"\x00"  # names never contain NUL, so keys split unambiguously
-DB_NAMES = ("meta", "blobs", "pins", "projects", "datasets", "items", "changes")
+# refs: project -> head version (snapshots); dirty: item keys written since the last snapshot
+DB_NAMES = ("meta", "blobs", "pins", "projects", "datasets", "items", "changes", "refs", "dirty")
 CHANGES_KEPT = 50_000  # recent namespace changes kept for mounts to invalidate their caches
 
 _envs: dict[str, tuple[lmdb.Environment, int]] = {}
@@ -113,6 +114,17 @@ class Index:
             return
         for key, value in cursor:
             if not key.startswith(prefix):
+                return
+            yield key, value
+
+    def scan_range(self, txn: lmdb.Transaction, dbname: str, start: bytes, stop: bytes | None,
+                   prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Ordered pairs with start <= key < stop (no upper bound if None), within prefix."""
+        cursor = txn.cursor(db=self.db[dbname])
+        if not cursor.set_range(max(start, prefix)):
+            return
+        for key, value in cursor:
+            if not key.startswith(prefix) or (stop is not None and key >= stop):
                 return
             yield key, value
 

@@ -29,6 +29,15 @@ class Namespace:
     def __init__(self, index: Index) -> None:
         self.index = index
 
+    # -- the one place item records are written (snapshots learn what changed here) -------
+    def write_item(self, txn: lmdb.Transaction, key: bytes, raw: bytes) -> None:
+        txn.put(key, raw, db=self.index.db["items"])
+        txn.put(key, b"", db=self.index.db["dirty"])
+
+    def delete_item(self, txn: lmdb.Transaction, key: bytes) -> None:
+        txn.delete(key, db=self.index.db["items"])
+        txn.put(key, b"", db=self.index.db["dirty"])
+
     # -- projects -------------------------------------------------------------
     def projects(self) -> list[str]:
         with self.index.read() as txn:
@@ -166,7 +175,7 @@ class Namespace:
             self.index.log_change(txn, project, dataset, name)
         for blob in rec.blobs():
             self._move_ref(txn, blob, +1, deltas)
-        txn.put(key, rec.encode(), db=self.index.db["items"])
+        self.write_item(txn, key, rec.encode())
         return outcome
 
     def _move_ref(self, txn: lmdb.Transaction, blob: BlobId, delta: int, deltas: "Counter[BlobId] | None") -> None:
@@ -182,14 +191,14 @@ class Namespace:
                 adjust_refs(self.index, txn, blob, -1)
             keys.append(key)
         for key in keys:
-            txn.delete(key, db=self.index.db["items"])
+            self.delete_item(txn, key)
         return len(keys)
 
     def remove_item(self, project: str, dataset: str, name: str) -> None:
         with self.index.write() as txn:
             for blob in self.item(project, dataset, name, txn).blobs():
                 adjust_refs(self.index, txn, blob, -1)
-            txn.delete(item_key(project, dataset, name), db=self.index.db["items"])
+            self.delete_item(txn, item_key(project, dataset, name))
             self.index.log_change(txn, project, dataset, name)
 
     def rename_item(self, project: str, dataset: str, name: str, new_dataset: str, new_name: str,
@@ -209,8 +218,8 @@ class Namespace:
                     raise AlreadyExists(f"item {project}/{new_dataset}/{new_name} exists")
                 for blob in ItemRecord.decode(old).blobs():
                     adjust_refs(self.index, txn, blob, -1)
-            txn.put(new_key, rec.encode(), db=self.index.db["items"])
-            txn.delete(item_key(project, dataset, name), db=self.index.db["items"])
+            self.write_item(txn, new_key, rec.encode())
+            self.delete_item(txn, item_key(project, dataset, name))
             self.index.log_change(txn, project, dataset, name)
             self.index.log_change(txn, project, new_dataset, new_name)
 
@@ -232,8 +241,8 @@ class Namespace:
                 target = new_dataset + path[len(dataset):]
                 for key, raw in list(self.index.scan(txn, "items", item_prefix(project, path))):
                     name = key[len(item_prefix(project, path)):].decode()
-                    txn.put(item_key(project, target, name), raw, db=self.index.db["items"])
-                    txn.delete(key, db=self.index.db["items"])
+                    self.write_item(txn, item_key(project, target, name), raw)
+                    self.delete_item(txn, key)
                     moved += 1
                 raw = txn.get(dataset_key(project, path), db=self.index.db["datasets"])
                 txn.put(dataset_key(project, target), raw, db=self.index.db["datasets"])
@@ -252,6 +261,14 @@ class Namespace:
                 txn.delete(dataset_key(project, path), db=self.index.db["datasets"])
             self.index.log_change(txn, project, dataset)
             return removed
+
+    def clear_project(self, txn: lmdb.Transaction, project: str) -> int:
+        """Remove every dataset and item of a project, keeping the project (in `txn`)."""
+        removed = 0
+        for path in self.datasets(project, txn):
+            removed += self._drop_items(txn, item_prefix(project, path))
+            txn.delete(dataset_key(project, path), db=self.index.db["datasets"])
+        return removed
 
     def remove_project(self, project: str) -> int:
         with self.index.write() as txn:

@@ -1,0 +1,338 @@
+"""Versions of a project: its namespace frozen as msgpack tree objects stored as blobs.
+
+    version  ["cas-version", project tree, parent version | None, time ns, message, items, bytes]
+    project  ["cas-project", meta, [[dataset path, dataset record, dataset tree], ...]]
+    dataset  ["cas-dataset", [[first item name, bucket, items, bytes], ...]]
+    bucket   ["cas-bucket", [[name, item record, link record | None], ...]]   (BUCKET_ITEMS each)
+
+Trees are content addressed, so an unchanged dataset or bucket is the same blob in every
+version: a version costs only its changed trees. Every item write marks its key in the
+index's `dirty` database; a snapshot rebuilds only the buckets whose name ranges hold
+dirty keys, so its cost follows the change, not the project. A link item's bucket entry
+carries the link record (URL, ETag), so a project can be rebuilt from trees alone.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import CasError, NotFound
+from .ids import BlobId
+from .index import SEP, dataset_key, item_key, item_prefix, project_key
+from .records import LINK, BlobRecord, DatasetRecord, ItemRecord, pack, unpack
+from .refs import get_blob, record_new_blob
+from .spool import Spooled, spool_bytes
+
+if TYPE_CHECKING:
+    from .store import Store
+
+BUCKET_ITEMS = 1024
+
+
+@dataclass(frozen=True)
+class Version:
+    id: BlobId
+    tree: BlobId
+    parent: BlobId | None
+    time: int
+    message: str
+    items: int
+    bytes: int
+
+
+class TreeWriter:
+    """New tree blobs of one snapshot: installed together, one sync, recorded in the caller's
+    transaction."""
+
+    def __init__(self, store: "Store") -> None:
+        self.store = store
+        self.pending: dict[BlobId, Spooled] = {}
+
+    def put(self, obj: Any) -> BlobId:
+        sp = spool_bytes(pack(obj))
+        if sp.id not in self.pending and not self.store.has(sp.id):
+            self.pending[sp.id] = sp
+        return sp.id
+
+    def install(self) -> None:
+        backend = self.store.write_backend
+        for sp in self.pending.values():
+            backend.install(sp, self.store.tmp_dir)
+        if self.pending:
+            backend.sync()
+
+    def record(self, txn: Any) -> None:
+        for blob_id, sp in self.pending.items():
+            record_new_blob(self.store.index, txn, blob_id, sp.size, self.store.write_backend.location)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode_tree(raw: bytes) -> Any:
+    return unpack(raw)
+
+
+def read_tree(store: "Store", blob_id: BlobId, kind: str) -> list[Any]:
+    """A tree object (immutable, so decoded ones are cached), checked to be of `kind`."""
+    obj = _decode_tree(store.read_bytes(blob_id))
+    if not isinstance(obj, list) or not obj or obj[0] != f"cas-{kind}":
+        raise CasError(f"blob {blob_id} is not a {kind} tree")
+    return obj
+
+
+def read_version(store: "Store", version_id: BlobId) -> Version:
+    _tag, tree, parent, when, message, items, size = read_tree(store, version_id, "version")
+    return Version(version_id, BlobId(tree), BlobId(parent) if parent else None, when, message, items, size)
+
+
+# -- refs -------------------------------------------------------------------------------------
+def head(store: "Store", project: str, txn: Any = None) -> BlobId | None:
+    if txn is None:
+        with store.index.read() as txn:
+            return head(store, project, txn)
+    raw = txn.get(project_key(project), db=store.index.db["refs"])
+    return BlobId(raw) if raw else None
+
+
+def set_head(store: "Store", txn: Any, project: str, version: BlobId) -> None:
+    txn.put(project_key(project), bytes(version), db=store.index.db["refs"])
+    refs_dir = store.root / "refs"  # also a file, so that a lost index can be rebuilt
+    refs_dir.mkdir(exist_ok=True)
+    tmp = refs_dir / f".{project}.tmp"
+    tmp.write_text(version.hex() + "\n")
+    tmp.replace(refs_dir / project)
+
+
+def drop_head(store: "Store", project: str) -> None:
+    """Forget a project's versions (with the project: `cas rm P`); gc then frees their blobs."""
+    with store.index.write() as txn:
+        txn.delete(project_key(project), db=store.index.db["refs"])
+    (store.root / "refs" / project).unlink(missing_ok=True)
+
+
+def history(store: "Store", project: str) -> Iterator[Version]:
+    """Versions from the head back to the first."""
+    current = head(store, project)
+    while current is not None:
+        version = read_version(store, current)
+        yield version
+        current = version.parent
+
+
+def resolve_version(store: "Store", project: str, text: str) -> Version:
+    """A version by its id or a unique prefix of it (from `cas log`)."""
+    text = text.lower()
+    matches = [v for v in history(store, project) if v.id.hex().startswith(text)]
+    if not matches:
+        raise NotFound(f"no version {text!r} in the history of {project} (see `cas log {project}`)")
+    if len(matches) > 1:
+        raise CasError(f"version prefix {text!r} is ambiguous in {project}; give more characters")
+    return matches[0]
+
+
+# -- building trees ---------------------------------------------------------------------------
+def _entry(store: "Store", txn: Any, name: str, raw: bytes) -> list[Any]:
+    rec = ItemRecord.decode(raw)
+    link = get_blob(store.index, txn, rec.media)
+    return [name, raw, link.encode() if link is not None and link.location == LINK else None]
+
+
+def _buckets(store: "Store", txn: Any, entries: list[list[Any]], writer: TreeWriter) -> list[list[Any]]:
+    out = []
+    for i in range(0, len(entries), BUCKET_ITEMS):
+        chunk = entries[i:i + BUCKET_ITEMS]
+        size = sum(max(ItemRecord.decode(e[1]).size, 0) for e in chunk)
+        out.append([chunk[0][0], writer.put(["cas-bucket", chunk]), len(chunk), size])
+    return out
+
+
+def _scan(store: "Store", txn: Any, project: str, dataset: str, lo: str | None,
+          hi: str | None) -> list[list[Any]]:
+    prefix = item_prefix(project, dataset)
+    start = item_key(project, dataset, lo) if lo is not None else prefix
+    stop = item_key(project, dataset, hi) if hi is not None else None
+    return [_entry(store, txn, key[len(prefix):].decode(), raw)
+            for key, raw in store.index.scan_range(txn, "items", start, stop, prefix)]
+
+
+def _dataset_tree(store: "Store", txn: Any, project: str, dataset: str, previous: list[Any] | None,
+                  dirty: set[str], writer: TreeWriter) -> list[list[Any]]:
+    """Buckets of a dataset: all rebuilt without a previous tree, else only those whose name
+    range holds a dirty name (a bucket grown past twice its size is split again)."""
+    if previous is None:
+        return _buckets(store, txn, _scan(store, txn, project, dataset, None, None), writer)
+    old = previous[1]
+    firsts = [b[0] for b in old]
+    touched = sorted({max(bisect.bisect_right(firsts, name) - 1, 0) for name in dirty}) if old else []
+    if not old:
+        return _buckets(store, txn, _scan(store, txn, project, dataset, None, None), writer)
+    out: list[list[Any]] = []
+    keep_from = 0
+    for i in touched:
+        out.extend(old[keep_from:i])
+        lo = firsts[i] if i > 0 else None
+        hi = firsts[i + 1] if i + 1 < len(old) else None
+        out.extend(_buckets(store, txn, _scan(store, txn, project, dataset, lo, hi), writer))
+        keep_from = i + 1
+    out.extend(old[keep_from:])
+    return out
+
+
+def snapshot(store: "Store", project: str, message: str = "") -> tuple[Version, bool]:
+    """Freeze the project's current state; returns (the version, whether it is new). With
+    nothing changed since the head, the head is returned."""
+    index = store.index
+    with store.lock(what="snapshot"):
+        writer = TreeWriter(store)
+        with index.read() as txn:
+            rec = store.ns.project(project, txn)
+            current = head(store, project, txn)
+            prefix = project_key(project) + SEP
+            dirty: dict[str, set[str]] = {}
+            for key, _ in index.scan(txn, "dirty", prefix):
+                dataset, _, name = key[len(prefix):].rpartition(SEP)
+                dirty.setdefault(dataset.decode(), set()).add(name.decode())
+            previous: dict[str, list[Any]] = {}
+            if current is not None:
+                version = read_version(store, current)
+                prev_datasets = read_tree(store, version.tree, "project")[2]
+                previous = {path: [raw, BlobId(tree)] for path, raw, tree in prev_datasets}
+            datasets = []
+            items = size = 0
+            for path in store.ns.datasets(project, txn):
+                raw = txn.get(dataset_key(project, path), db=index.db["datasets"])
+                prev = previous.get(path)
+                if prev is not None and path not in dirty:
+                    tree_id = prev[1]
+                    buckets = read_tree(store, tree_id, "dataset")[1]
+                else:
+                    old = read_tree(store, prev[1], "dataset") if prev is not None else None
+                    buckets = _dataset_tree(store, txn, project, path, old, dirty.get(path, set()), writer)
+                    tree_id = writer.put(["cas-dataset", buckets])
+                datasets.append([path, raw, bytes(tree_id)])
+                items += sum(b[2] for b in buckets)
+                size += sum(b[3] for b in buckets)
+            tree = writer.put(["cas-project", rec.meta, datasets])
+            unchanged = current is not None and version.tree == tree
+            if not unchanged:
+                version_id = writer.put(["cas-version", bytes(tree), bytes(current) if current else None,
+                                         time.time_ns(), message, items, size])
+            seen = {key: txn.get(key, db=index.db["items"]) for key, _ in index.scan(txn, "dirty", prefix)}
+        writer.install()
+        with index.write() as txn:
+            writer.record(txn)
+            if not unchanged:
+                set_head(store, txn, project, version_id)
+            for key, raw in seen.items():  # written again meanwhile: stays dirty for the next snapshot
+                if txn.get(key, db=index.db["items"]) == raw:
+                    txn.delete(key, db=index.db["dirty"])
+        if unchanged:
+            return version, False
+        return read_version(store, version_id), True
+
+
+# -- reading versions -------------------------------------------------------------------------
+def version_items(store: "Store", version: Version) -> Iterator[tuple[str, str, ItemRecord, bytes | None]]:
+    """(dataset, name, item, link record) of every item of a version, in key order."""
+    for path, _raw, tree in read_tree(store, version.tree, "project")[2]:
+        for bucket in read_tree(store, BlobId(tree), "dataset")[1]:
+            for name, raw, link in read_tree(store, BlobId(bucket[1]), "bucket")[1]:
+                yield path, name, ItemRecord.decode(raw), link
+
+
+def reachable(store: "Store") -> set[bytes]:
+    """Every blob a version of any project needs: trees and the items' blobs (for gc)."""
+    keep: set[bytes] = set()
+    with store.index.read() as txn:
+        heads = [BlobId(raw) for _key, raw in store.index.scan(txn, "refs")]
+    for current in heads:
+        while current is not None and bytes(current) not in keep:
+            keep.add(bytes(current))
+            version = read_version(store, current)
+            if bytes(version.tree) not in keep:
+                keep.add(bytes(version.tree))
+                for _path, _raw, tree in read_tree(store, version.tree, "project")[2]:
+                    if tree in keep:
+                        continue
+                    keep.add(tree)
+                    for bucket in read_tree(store, BlobId(tree), "dataset")[1]:
+                        if bucket[1] in keep:
+                            continue
+                        keep.add(bucket[1])
+                        for _name, raw, _link in read_tree(store, BlobId(bucket[1]), "bucket")[1]:
+                            keep.update(bytes(b) for b in ItemRecord.decode(raw).blobs())
+            current = version.parent
+    return keep
+
+
+@dataclass
+class Diff:
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+
+def _state(store: "Store", project: str, version: Version | None) -> dict[str, ItemRecord]:
+    if version is not None:
+        return {f"{d}/{n}": rec for d, n, rec, _link in version_items(store, version)}
+    with store.index.read() as txn:
+        return {f"{d}/{n}": rec for d in store.ns.datasets(project, txn) for n, rec in store.ns.items(project, d, txn)}
+
+
+def diff(store: "Store", project: str, old: Version, new: Version | None) -> Diff:
+    """Items added, removed and changed (media, annotation or item meta) from `old` to `new`
+    (None: the current state)."""
+    a, b = _state(store, project, old), _state(store, project, new)
+    return Diff(sorted(b.keys() - a.keys()), sorted(a.keys() - b.keys()),
+                sorted(k for k in a.keys() & b.keys() if not a[k].same_content(b[k])))
+
+
+def materialize(store: "Store", txn: Any, project: str, version: Version) -> int:
+    """Make the project's namespace exactly `version` (inside the caller's transaction):
+    datasets, items, meta; references moved; link records restored. Returns items."""
+    from collections import Counter
+    index, ns = store.index, store.ns
+    _tag, meta, datasets = read_tree(store, version.tree, "project")
+    if ns.has_project(project):
+        ns.clear_project(txn, project)
+        ns.write_meta(txn, project, meta)
+    else:
+        ns.put_new_project(txn, project, meta)
+    deltas: Counter[BlobId] = Counter()
+    count = 0
+    for path, raw, _tree in datasets:
+        txn.put(dataset_key(project, path), raw or DatasetRecord(time.time_ns()).encode(), db=index.db["datasets"])
+    for path, name, rec, link in version_items(store, version):
+        if link is not None and txn.get(bytes(rec.media), db=index.db["blobs"]) is None:
+            txn.put(bytes(rec.media), BlobRecord.decode(link).with_refs(0).encode(), db=index.db["blobs"])
+        ns.put_item(txn, project, path, name, rec, True, deltas)
+        count += 1
+    from .refs import adjust_refs
+    for blob_id, delta in deltas.items():
+        if delta:
+            adjust_refs(index, txn, blob_id, delta)
+    prefix = project_key(project) + SEP
+    for key, _ in list(index.scan(txn, "dirty", prefix)):
+        txn.delete(key, db=index.db["dirty"])
+    index.log_change(txn, project)
+    return count
+
+
+def restore(store: "Store", project: str, target: Version) -> Version:
+    """Make `target` the current state. The state it replaces is snapshotted first, and the
+    restore is a new version on top of it, so nothing becomes unreachable."""
+    before, _new = snapshot(store, project, "before restore")
+    with store.lock(what="restore"):
+        writer = TreeWriter(store)
+        version_id = writer.put(["cas-version", bytes(target.tree), bytes(before.id), time.time_ns(),
+                                 f"restore {target.id.hex()[:12]}", target.items, target.bytes])
+        writer.install()
+        with store.index.write() as txn:
+            writer.record(txn)
+            materialize(store, txn, project, target)
+            set_head(store, txn, project, version_id)
+    return read_version(store, version_id)

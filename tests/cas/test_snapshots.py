@@ -1,0 +1,84 @@
+"""Snapshots: versions cost only changed trees; log, diff, restore; gc keeps versions' blobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cas import Store
+from cas import snapshots
+from cas.snapshots import diff, history, restore, snapshot, version_items
+from tests.conftest import jpeg_bytes
+
+
+def add(store: Store, items: dict[str, bytes], project: str = "p", overwrite: bool = False) -> None:
+    with store.begin_import(project, overwrite=overwrite) as session:
+        for rel, data in items.items():
+            dataset, _, name = rel.rpartition("/")
+            session.add_item(dataset, name, data)
+        session.commit()
+
+
+def test_snapshot_change_diff_restore(store: Store) -> None:
+    add(store, {f"a/{i}.jpg": jpeg_bytes(20 + i, 10) for i in range(5)} | {"b/x.jpg": jpeg_bytes(9, 9)})
+    v1, new = snapshot(store, "p", "first")
+    assert new and v1.items == 6 and v1.message == "first"
+    assert snapshot(store, "p")[1] is False, "nothing changed: no new version"
+    add(store, {"a/0.jpg": jpeg_bytes(50, 50), "a/new.jpg": jpeg_bytes(7, 7)}, overwrite=True)
+    store.ns.remove_item("p", "b", "x.jpg")
+    d = diff(store, "p", v1, None)
+    assert (d.added, d.removed, d.changed) == (["a/new.jpg"], ["b/x.jpg"], ["a/0.jpg"])
+    v2, _ = snapshot(store, "p", "second")
+    assert [v.message for v in history(store, "p")] == ["second", "first"]
+    assert diff(store, "p", v1, v2).changed == ["a/0.jpg"]
+    restored = restore(store, "p", v1)
+    assert restored.parent == v2.id and restored.tree == v1.tree
+    assert sorted(n for n, _ in store.ns.items("p", "a")) == [f"{i}.jpg" for i in range(5)]
+    assert store.read_bytes(store.ns.item("p", "b", "x.jpg").media) == jpeg_bytes(9, 9)
+    assert store.fsck().clean
+    assert diff(store, "p", v1, None).changed == []
+
+
+def test_gc_keeps_blobs_of_versions(store: Store) -> None:
+    add(store, {"a/1.jpg": jpeg_bytes(11, 11)})
+    v1, _ = snapshot(store, "p")
+    store.ns.remove_item("p", "a", "1.jpg")
+    store.gc()
+    assert store.read_bytes(next(version_items(store, v1))[2].media) == jpeg_bytes(11, 11)
+    restore(store, "p", v1)
+    assert store.fsck().clean
+
+
+def test_second_snapshot_rebuilds_only_changed_buckets(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(snapshots, "BUCKET_ITEMS", 4)
+    add(store, {f"d/{i:03d}.jpg": jpeg_bytes(8 + i % 5, 8, (i, 0, 0)) for i in range(40)})
+    v1, _ = snapshot(store, "p")
+    add(store, {"d/017.jpg": jpeg_bytes(30, 30)}, overwrite=True)
+    written: list[bytes] = []
+    real = snapshots.TreeWriter.install
+
+    def spy(self) -> None:
+        written.extend(self.pending)
+        real(self)
+
+    monkeypatch.setattr(snapshots.TreeWriter, "install", spy)
+    v2, _ = snapshot(store, "p")
+    assert len(written) == 4, "one bucket, its dataset, the project tree, the version"
+    assert {(d, n) for d, n, _r, _l in version_items(store, v2)} == {("d", f"{i:03d}.jpg") for i in range(40)}
+    assert diff(store, "p", v1, v2).changed == ["d/017.jpg"]
+
+
+def test_cli(tmp_path: Path) -> None:
+    from tests.conftest import run_cas, write_images
+    write_images(tmp_path / "src" / "ds", 3)
+    store = tmp_path / "store"
+    run_cas(store, "import", str(tmp_path / "src"), "--project", "p")
+    first = run_cas(store, "snapshot", "p", "-m", "start").stdout.decode().split()[1]
+    run_cas(store, "rm", "p/ds/img00001.jpg")
+    run_cas(store, "snapshot", "p", "-m", "removed one")
+    log = run_cas(store, "log", "p").stdout.decode().splitlines()
+    assert len(log) == 2 and log[0].endswith("removed one") and log[1].startswith(first)
+    assert run_cas(store, "diff", "p", first[:10]).stdout.decode().splitlines() == ["- ds/img00001.jpg"]
+    run_cas(store, "restore", "p", first[:10])
+    assert "img00001.jpg" in run_cas(store, "ls", "p/ds").stdout.decode()
