@@ -412,34 +412,79 @@ def restore_cmd(c: Context, project: str, version: str) -> None:
 
 @cli.command("pull")
 @click.argument("target")
+@click.option("--links", "links_only", is_flag=True, help="Only fetch link items' bytes (never the remote).")
 @pass_ctx
-def pull_cmd(c: Context, target: str) -> None:
-    """Fetch the link items of PROJECT[/DATASET] into the store (resumable: rerun after an
-    interruption does the rest). Identical content is stored once."""
-    from .transfer import count_links, pull
+def pull_cmd(c: Context, target: str, links_only: bool) -> None:
+    """PROJECT shared through the S3 remote: bring the remote's versions in (fast-forward,
+    or an item-level merge with local changes). Otherwise, or with --links: fetch the link
+    items of PROJECT[/DATASET] into the store (resumable; identical content stored once)."""
+    from .sharing import pull, remote_head
+    from .transfer import count_links, pull_links
 
+    project, _, rest = target.strip("/").partition("/")
+    if not links_only and not rest and c.store.s3 is not None and remote_head(c.store, project)[0] is not None:
+        how, version = pull(c.store, project)
+        click.echo(f"{project}: {how}, now at {version.id.hex()} ({version.items} items)")
+        return
     project, dataset, item = resolve(c.store, target)
     if item is not None:
         raise InvalidInput(target, "pull takes a project or dataset")
     total = count_links(c.store, project, dataset) if not c.quiet else None
     with c.bar(total, "item", f"pull {target}") as bar:
-        r = pull(c.store, project, dataset, progress=bar.update)
+        r = pull_links(c.store, project, dataset, progress=bar.update)
     click.echo(f"pulled {r.done} link items ({human(r.bytes)})" + (f", {r.skipped} changed meanwhile" if r.skipped else ""))
     _report_failures(r.failed, r.errors, "items stay links")
 
 
 @cli.command("push")
+@click.argument("project", required=False)
+@click.option("-m", "--message", default="push", help="Message of the version a push snapshots.")
 @pass_ctx
-def push_cmd(c: Context) -> None:
-    """Move every local blob to the store's S3 remote (resumable)."""
-    from .transfer import count_local, push
+def push_cmd(c: Context, project: str | None, message: str) -> None:
+    """With PROJECT: snapshot it, upload what its versions need and move its ref on the S3
+    remote (a conflict if someone pushed meanwhile: `cas pull`, then push again). Without:
+    move every local blob to the S3 remote (resumable)."""
+    from .transfer import count_local, push_blobs
 
+    if project is not None:
+        from .sharing import push
+        c.store.ns.project(project)
+        version, r = push(c.store, project, message)
+        click.echo(f"pushed {project} at {version.id.hex()} ({version.items} items; {r.done} blobs uploaded) "
+                   f"to {c.store.config.s3}")
+        return
     total = count_local(c.store)[1] if not c.quiet else None
     with tqdm(total=total, unit="B", unit_scale=True, desc="push", disable=c.quiet, leave=False,
               dynamic_ncols=True, file=sys.stderr) as bar:
-        r = push(c.store, progress=bar.update)
+        r = push_blobs(c.store, progress=bar.update)
     click.echo(f"pushed {r.done} blobs ({human(r.bytes)}) to {c.store.config.s3}")
     _report_failures(r.failed, r.errors, "blobs stay local")
+
+
+@cli.command("clone")
+@click.argument("url")
+@click.argument("project")
+@click.option("--endpoint-url", default=None, help="S3 endpoint.")
+@click.option("--region", default=None, help="S3 region.")
+@pass_ctx
+def clone_cmd(c: Context, url: str, project: str, endpoint_url: str | None, region: str | None) -> None:
+    """Make PROJECT of the shared store at URL (s3://bucket/prefix) available here: its
+    trees are fetched and the index built; media bytes are read on demand."""
+    from .backends.s3 import S3Backend
+    from .config import S3Remote
+    from .sharing import clone
+
+    store = c.store
+    remote = S3Remote.parse(url, endpoint_url, region)
+    if store.config.s3 is None:
+        S3Backend(remote, store.net).check()
+        store.config.s3 = remote
+        store.save_config()
+    elif (store.config.s3.bucket, store.config.s3.prefix) != (remote.bucket, remote.prefix):
+        raise InvalidInput(url, f"this store's remote is {store.config.s3}")
+    version = clone(store, project)
+    click.echo(f"cloned {project} at {version.id.hex()}: {version.items} items, {human(version.bytes)} "
+               "(read on demand)")
 
 
 def _report_failures(failed: int, errors: list[str], outcome: str) -> None:

@@ -1,6 +1,7 @@
 """Versions of a project: its namespace frozen as msgpack tree objects stored as blobs.
 
-    version  ["cas-version", project tree, parent version | None, time ns, message, items, bytes]
+    version  ["cas-version", project tree, parent version | None, time ns, message, items, bytes,
+              merged version | None]   (a merge keeps the other line of history reachable)
     project  ["cas-project", meta, [[dataset path, dataset record, dataset tree], ...]]
     dataset  ["cas-dataset", [[first item name, bucket, items, bytes], ...]]
     bucket   ["cas-bucket", [[name, item record, link record | None], ...]]   (BUCKET_ITEMS each)
@@ -43,6 +44,7 @@ class Version:
     message: str
     items: int
     bytes: int
+    merged: BlobId | None = None
 
 
 class TreeWriter:
@@ -85,8 +87,11 @@ def read_tree(store: "Store", blob_id: BlobId, kind: str) -> list[Any]:
 
 
 def read_version(store: "Store", version_id: BlobId) -> Version:
-    _tag, tree, parent, when, message, items, size = read_tree(store, version_id, "version")
-    return Version(version_id, BlobId(tree), BlobId(parent) if parent else None, when, message, items, size)
+    fields = read_tree(store, version_id, "version")
+    _tag, tree, parent, when, message, items, size = fields[:7]
+    merged = fields[7] if len(fields) > 7 else None
+    return Version(version_id, BlobId(tree), BlobId(parent) if parent else None, when, message, items, size,
+                   BlobId(merged) if merged else None)
 
 
 # -- refs -------------------------------------------------------------------------------------
@@ -182,9 +187,10 @@ def _dataset_tree(store: "Store", txn: Any, project: str, dataset: str, previous
     return out
 
 
-def snapshot(store: "Store", project: str, message: str = "") -> tuple[Version, bool]:
+def snapshot(store: "Store", project: str, message: str = "", merged: BlobId | None = None) -> tuple[Version, bool]:
     """Freeze the project's current state; returns (the version, whether it is new). With
-    nothing changed since the head, the head is returned."""
+    nothing changed since the head, the head is returned. `merged`: the other parent of a
+    merge."""
     index = store.index
     with store.lock(what="snapshot"):
         writer = TreeWriter(store)
@@ -217,10 +223,10 @@ def snapshot(store: "Store", project: str, message: str = "") -> tuple[Version, 
                 items += sum(b[2] for b in buckets)
                 size += sum(b[3] for b in buckets)
             tree = writer.put(["cas-project", rec.meta, datasets])
-            unchanged = current is not None and version.tree == tree
+            unchanged = current is not None and version.tree == tree and merged is None
             if not unchanged:
                 version_id = writer.put(["cas-version", bytes(tree), bytes(current) if current else None,
-                                         time.time_ns(), message, items, size])
+                                         time.time_ns(), message, items, size, bytes(merged) if merged else None])
             seen = {key: txn.get(key, db=index.db["items"]) for key, _ in index.scan(txn, "dirty", prefix)}
         writer.install()
         with index.write() as txn:
@@ -249,10 +255,14 @@ def reachable(store: "Store") -> set[bytes]:
     keep: set[bytes] = set()
     with store.index.read() as txn:
         heads = [BlobId(raw) for _key, raw in store.index.scan(txn, "refs")]
-    for current in heads:
+    todo = list(heads)
+    while todo:
+        current = todo.pop()
         while current is not None and bytes(current) not in keep:
             keep.add(bytes(current))
             version = read_version(store, current)
+            if version.merged is not None:
+                todo.append(version.merged)
             if bytes(version.tree) not in keep:
                 keep.add(bytes(version.tree))
                 for _path, _raw, tree in read_tree(store, version.tree, "project")[2]:

@@ -63,7 +63,7 @@ def count_links(store: "Store", project: str, dataset: str | None) -> int:
     return sum(1 for _ in link_items(store, project, dataset))
 
 
-def pull(store: "Store", project: str, dataset: str | None = None, progress: Progress | None = None) -> TransferReport:
+def pull_links(store: "Store", project: str, dataset: str | None = None, progress: Progress | None = None) -> TransferReport:
     """Fetch every link item of `project` (or `project/dataset`) and make it an ordinary item
     whose media is a blob of the store: read once, hashed (identical content dedups),
     width and height from the image header. An item whose URL fails is reported and
@@ -128,8 +128,8 @@ def _commit_pulled(store: "Store", project: str, batch: list[tuple[str, str, Ite
 
 
 # -- push -------------------------------------------------------------------------------------
-def local_blobs(store: "Store") -> Iterator[list[tuple[BlobId, BlobRecord]]]:
-    """Local blobs in batches (each batch read in its own short transaction)."""
+def local_blobs(store: "Store", only: set[bytes] | None = None) -> Iterator[list[tuple[BlobId, BlobRecord]]]:
+    """Local blobs (of `only`, if given) in batches (each read in its own short transaction)."""
     after = b""
     while True:
         batch: list[tuple[BlobId, BlobRecord]] = []
@@ -142,7 +142,7 @@ def local_blobs(store: "Store") -> Iterator[list[tuple[BlobId, BlobRecord]]]:
                     continue
                 rec = BlobRecord.decode(raw)
                 after = key
-                if rec.location == LOCAL:
+                if rec.location == LOCAL and (only is None or key in only):
                     batch.append((BlobId(key), rec))
                     if len(batch) >= BATCH * 4:
                         break
@@ -159,15 +159,16 @@ def count_local(store: "Store") -> tuple[int, int]:
     return n, size
 
 
-def push(store: "Store", progress: Progress | None = None) -> TransferReport:
-    """Upload every local blob to the S3 remote (digest checked first), record it as in S3,
-    then delete the local file. A blob is recorded as moved only after S3 acknowledged it."""
+def push_blobs(store: "Store", progress: Progress | None = None, only: set[bytes] | None = None) -> TransferReport:
+    """Upload every local blob (of `only`, if given) to the S3 remote (digest checked first),
+    record it as in S3, then delete the local file. A blob is recorded as moved only after
+    S3 acknowledged it."""
     s3 = store.s3
     if s3 is None:
         raise CasError(f"the store at {store.root} has no S3 remote (cas init --s3 s3://bucket/prefix)")
     report = TransferReport()
     with store.lock(what="push"), ThreadPoolExecutor(WORKERS, thread_name_prefix="cas-push") as pool:
-        for batch in local_blobs(store):
+        for batch in local_blobs(store, only):
             results = list(pool.map(lambda entry: _upload(store, *entry), batch))
             moved = [(blob_id, rec) for (blob_id, rec), error in zip(batch, results) if error is None]
             for error in results:

@@ -9,7 +9,7 @@ import pytest
 
 from cas import Store
 from cas.records import LINK, LOCAL, S3
-from cas.transfer import BATCH, pull, push
+from cas.transfer import BATCH, pull_links as pull, push_blobs as push
 from tests.conftest import jpeg_bytes, write_images
 from tests.servers import RangeServer
 

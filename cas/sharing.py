@@ -1,0 +1,262 @@
+"""Sharing projects through the store's S3 remote: blobs and trees under `prefix/blobs/`,
+one small ref object per project at `prefix/refs/<project>` holding its head version.
+
+A ref moves only by S3 conditional writes: created with If-None-Match, moved with If-Match
+on the ETag read before, and only forward (the remote head must be in the pushed
+history). Two machines pushing at once: one wins, the other gets `Conflict` and runs
+`cas pull` (which merges item by item) and pushes again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from .backends.fetch import describe_s3_error
+from .errors import CasError, Conflict, NotFound
+from .ids import BlobId
+from .index import item_key
+from .records import S3, BlobRecord, ItemRecord
+from .refs import adjust_refs
+from .snapshots import Version, materialize, read_tree, read_version, reachable, set_head, snapshot, version_items
+from .transfer import TransferReport, push_blobs
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+def _s3(store: "Store") -> Any:
+    if store.s3 is None:
+        raise CasError(f"the store at {store.root} has no S3 remote (cas init --s3 s3://bucket/prefix, or cas clone)")
+    return store.s3
+
+
+def _ref_key(store: "Store", project: str) -> str:
+    return _s3(store).remote.key(f"refs/{project}")
+
+
+def remote_head(store: "Store", project: str) -> tuple[BlobId | None, str | None]:
+    """(version, ETag) of the project's ref on the remote; (None, None) if it has none."""
+    s3 = _s3(store)
+    try:
+        obj = s3.client.get_object(Bucket=s3.remote.bucket, Key=_ref_key(store, project))
+    except Exception as e:  # noqa: BLE001
+        if getattr(e, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None, None
+        raise describe_s3_error(f"s3://{s3.remote.bucket}/{_ref_key(store, project)}", e) from None
+    try:
+        version = BlobId.from_hex(json.loads(obj["Body"].read())["version"])
+    except (ValueError, KeyError, TypeError):
+        raise CasError(f"the remote ref of {project} is unreadable") from None
+    return version, obj["ETag"]
+
+
+def _write_ref(store: "Store", project: str, version: BlobId, etag: str | None) -> None:
+    s3 = _s3(store)
+    body = json.dumps({"version": version.hex()}).encode()
+    condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+    try:
+        s3.client.put_object(Bucket=s3.remote.bucket, Key=_ref_key(store, project), Body=body, **condition)
+    except Exception as e:  # noqa: BLE001
+        code = getattr(e, "response", {}).get("Error", {}).get("Code")
+        if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+            raise Conflict(f"{project} was pushed from elsewhere meanwhile; run `cas pull {project}`, "
+                           "then push again") from None
+        raise describe_s3_error(f"s3://{s3.remote.bucket}/{_ref_key(store, project)}", e) from None
+
+
+def _ancestors(store: "Store", version: BlobId | None) -> set[BlobId]:
+    seen: set[BlobId] = set()
+    todo = [version] if version else []
+    while todo:
+        current = todo.pop()
+        while current is not None and current not in seen:
+            seen.add(current)
+            v = read_version(store, current)
+            if v.merged is not None:
+                todo.append(v.merged)
+            current = v.parent
+    return seen
+
+
+def push(store: "Store", project: str, message: str = "push") -> tuple[Version, TransferReport]:
+    """Snapshot the project if it changed, upload every local blob its versions need, then
+    move the remote ref forward (conditionally)."""
+    _s3(store)
+    version, _new = snapshot(store, project, message)
+    needed = reachable(store)
+    report = push_blobs(store, only=needed)
+    if report.failed:
+        raise CasError(f"{report.failed} blobs could not be uploaded ({report.errors[0]}); the ref was not moved")
+    remote, etag = remote_head(store, project)
+    if remote == version.id:
+        return version, report
+    if remote is not None and remote not in _ancestors(store, version.id):
+        raise Conflict(f"the remote {project} is at {remote.hex()[:12]}, which this store has not seen; "
+                       f"run `cas pull {project}`, then push again")
+    _write_ref(store, project, version.id, etag)
+    return version, report
+
+
+def _learn_remote_blob(store: "Store", txn: Any, blob_id: BlobId, size: int | None = None) -> None:
+    """Record a blob that is in the remote (not fetched); its size from a HEAD when unknown."""
+    if txn.get(bytes(blob_id), db=store.index.db["blobs"]) is not None:
+        return
+    s3 = _s3(store)
+    if size is None:
+        try:
+            size = int(s3.client.head_object(Bucket=s3.remote.bucket, Key=s3.key(blob_id))["ContentLength"])
+        except Exception as e:  # noqa: BLE001
+            raise describe_s3_error(s3.url(blob_id), e) from None
+    txn.put(bytes(blob_id), BlobRecord(size, 0, S3, time.time_ns()).encode(), db=store.index.db["blobs"])
+
+
+def fetch_history(store: "Store", version: BlobId, stop: set[BlobId]) -> None:
+    """Make the trees of `version` and its ancestors (up to what is known) readable here:
+    their blobs recorded as remote ones; item blobs too, with sizes from the items. No media
+    bytes move."""
+    todo = [version]
+    while todo:
+        current = todo.pop()
+        while current is not None and current not in stop:
+            stop.add(current)
+            with store.index.write() as txn:
+                _learn_remote_blob(store, txn, current)
+            v = read_version(store, current)
+            with store.index.write() as txn:
+                _learn_remote_blob(store, txn, v.tree)
+            for _path, _raw, tree in read_tree(store, v.tree, "project")[2]:
+                with store.index.write() as txn:
+                    _learn_remote_blob(store, txn, BlobId(tree))
+                buckets = read_tree(store, BlobId(tree), "dataset")[1]
+                with store.index.write() as txn:
+                    for bucket in buckets:
+                        _learn_remote_blob(store, txn, BlobId(bucket[1]))
+                for bucket in buckets:
+                    entries = read_tree(store, BlobId(bucket[1]), "bucket")[1]
+                    with store.index.write() as txn:
+                        for _name, raw, link in entries:
+                            rec = ItemRecord.decode(raw)
+                            if link is None:
+                                _learn_remote_blob(store, txn, rec.media, rec.size)
+                            _learn_remote_blob(store, txn, rec.ann, rec.ann_size)
+                            if rec.meta is not None:
+                                _learn_remote_blob(store, txn, rec.meta, rec.meta_size)
+            if v.merged is not None:
+                todo.append(v.merged)
+            current = v.parent
+
+
+def clone(store: "Store", project: str) -> Version:
+    """Make `project` here exactly the remote's head: trees fetched, index built, no media."""
+    if store.ns.has_project(project):
+        raise CasError(f"project {project} exists in this store; use `cas pull {project}`")
+    remote, _etag = remote_head(store, project)
+    if remote is None:
+        raise NotFound(f"the remote {_s3(store).remote} has no project {project}")
+    fetch_history(store, remote, set())
+    version = read_version(store, remote)
+    with store.lock(what="clone"), store.index.write() as txn:
+        materialize(store, txn, project, version)
+        set_head(store, txn, project, remote)
+    return version
+
+
+def pull(store: "Store", project: str) -> tuple[str, Version]:
+    """Bring the remote's head in: a fast-forward when this store has nothing new, else an
+    item-level three-way merge (changes on one side win; the same item changed differently
+    on both sides is a conflict, and nothing changes). Local changes are snapshotted first."""
+    remote, _etag = remote_head(store, project)
+    if remote is None:
+        raise NotFound(f"the remote {_s3(store).remote} has no project {project}")
+    if not store.ns.has_project(project):
+        return "cloned", clone(store, project)
+    local, _new = snapshot(store, project, "before pull")
+    known = _ancestors(store, local.id)
+    if remote in known:
+        return "up to date", local
+    fetch_history(store, remote, set(known))
+    theirs = read_version(store, remote)
+    if local.id in _ancestors(store, remote):
+        with store.lock(what="pull"), store.index.write() as txn:
+            materialize(store, txn, project, theirs)
+            set_head(store, txn, project, remote)
+        return "fast-forward", theirs
+    base = _common_ancestor(store, local.id, remote)
+    merged = _merge(store, project, base, local, theirs)
+    with store.lock(what="pull"), store.index.write() as txn:
+        materialize(store, txn, project, theirs)  # then our side's changes on top
+        set_head(store, txn, project, remote)
+        _apply(store, txn, project, merged)
+    version, _ = snapshot(store, project, f"merge {local.id.hex()[:12]} into {remote.hex()[:12]}", merged=local.id)
+    return "merged", version
+
+
+def _common_ancestor(store: "Store", a: BlobId, b: BlobId) -> Version | None:
+    ours = _ancestors(store, a)
+    todo, seen = [b], set()
+    while todo:  # breadth first from theirs: the first of ours met is the base
+        current = todo.pop(0)
+        if current in ours:
+            return read_version(store, current)
+        if current in seen:
+            continue
+        seen.add(current)
+        v = read_version(store, current)
+        todo += [p for p in (v.parent, v.merged) if p is not None]
+    return None
+
+
+def _items(store: "Store", version: Version | None) -> dict[tuple[str, str], tuple[ItemRecord, bytes | None]]:
+    if version is None:
+        return {}
+    return {(d, n): (rec, link) for d, n, rec, link in version_items(store, version)}
+
+
+def _merge(store: "Store", project: str, base: Version | None, ours: Version,
+           theirs: Version) -> dict[tuple[str, str], tuple[ItemRecord, bytes | None] | None]:
+    """Our changes against the base that theirs did not make too: key -> our item (None: removed)."""
+    b, o, t = _items(store, base), _items(store, ours), _items(store, theirs)
+
+    def same(x: Any, y: Any) -> bool:
+        return (x is None and y is None) or (x is not None and y is not None and x[0].same_content(y[0]))
+
+    changes: dict[tuple[str, str], Any] = {}
+    conflicts = []
+    for key in b.keys() | o.keys():
+        mine, before, other = o.get(key), b.get(key), t.get(key)
+        if same(mine, before):
+            continue
+        if same(other, before) or same(other, mine):
+            changes[key] = mine
+        else:
+            conflicts.append(f"{key[0]}/{key[1]}")
+    if conflicts:
+        shown = ", ".join(sorted(conflicts)[:10]) + (" ..." if len(conflicts) > 10 else "")
+        raise Conflict(f"{len(conflicts)} items of {project} were changed differently here and on the remote: "
+                       f"{shown}; nothing was changed (restore one side, then pull again)")
+    return changes
+
+
+def _apply(store: "Store", txn: Any, project: str, changes: dict[tuple[str, str], Any]) -> None:
+    ns = store.ns
+    deltas: Counter[BlobId] = Counter()
+    for (dataset, name), value in sorted(changes.items()):
+        if value is None:
+            key = item_key(project, dataset, name)
+            raw = txn.get(key, db=store.index.db["items"])
+            if raw is not None:
+                for blob in ItemRecord.decode(raw).blobs():
+                    deltas[blob] -= 1
+                ns.delete_item(txn, key)
+            continue
+        rec, link = value
+        ns.ensure_dataset(txn, project, dataset)
+        if link is not None and txn.get(bytes(rec.media), db=store.index.db["blobs"]) is None:
+            txn.put(bytes(rec.media), BlobRecord.decode(link).with_refs(0).encode(), db=store.index.db["blobs"])
+        ns.put_item(txn, project, dataset, name, rec, True, deltas)
+    for blob, delta in deltas.items():
+        if delta:
+            adjust_refs(store.index, txn, blob, delta)

@@ -1,0 +1,87 @@
+"""Two stores sharing one bucket on a real local S3 endpoint: push, clone, concurrent
+pushes (one conflict, then pull and push), no media moved by a clone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cas import Store
+from cas.config import NetOptions, S3Remote
+from cas.errors import Conflict
+from cas.records import S3
+from cas.sharing import clone, pull, push
+from tests.conftest import jpeg_bytes
+
+
+def make(tmp_path: Path, name: str, endpoint: str, bucket: str) -> Store:
+    store = Store(tmp_path / name, net=NetOptions(1.0, 2.0, 2, 0.05))
+    store.config.s3 = S3Remote(bucket, "team", endpoint)
+    store.save_config()
+    return store
+
+
+def add(store: Store, items: dict[str, bytes], overwrite: bool = True) -> None:
+    with store.begin_import("p", overwrite=overwrite) as session:
+        for rel, data in items.items():
+            dataset, _, name = rel.rpartition("/")
+            session.add_item(dataset, name, data)
+        session.commit()
+
+
+def contents(store: Store) -> dict[str, bytes]:
+    return {f"{d}/{n}": store.read_bytes(rec.media) for d in store.ns.datasets("p") for n, rec in store.ns.items("p", d)}
+
+
+@pytest.fixture
+def pair(tmp_path: Path, s3_endpoint: str, bucket: str):
+    a, b = make(tmp_path, "a", s3_endpoint, bucket), make(tmp_path, "b", s3_endpoint, bucket)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_push_clone_read_everything(pair) -> None:
+    a, b = pair
+    add(a, {f"d/{i}.jpg": jpeg_bytes(10 + i, 10) for i in range(6)} | {"e/x.jpg": jpeg_bytes(5, 5)})
+    version, _ = push(a, "p")
+    cloned = clone(b, "p")
+    assert cloned.id == version.id
+    assert all(b.stat(rec.media).location == S3 for _n, rec in b.ns.items("p", "d"))
+    assert not [p for p in (b.root / "blobs").rglob("*") if p.is_file()], "a clone moves no media bytes"
+    assert contents(b) == contents(a)
+    assert b.fsck().clean
+
+
+def test_concurrent_pushes_conflict_then_pull_merges(pair) -> None:
+    a, b = pair
+    add(a, {f"d/{i}.jpg": jpeg_bytes(10 + i, 10) for i in range(4)})
+    push(a, "p")
+    clone(b, "p")
+    add(a, {"d/0.jpg": jpeg_bytes(40, 40), "d/a-new.jpg": jpeg_bytes(41, 41)})
+    add(b, {"d/1.jpg": jpeg_bytes(50, 50), "d/b-new.jpg": jpeg_bytes(51, 51)})
+    push(a, "p")  # wins
+    with pytest.raises(Conflict, match="cas pull p"):
+        push(b, "p")
+    how, _ = pull(b, "p")
+    assert how == "merged"
+    push(b, "p")
+    assert pull(a, "p")[0] == "fast-forward"
+    expected = {"d/0.jpg": jpeg_bytes(40, 40), "d/a-new.jpg": jpeg_bytes(41, 41), "d/1.jpg": jpeg_bytes(50, 50),
+                "d/b-new.jpg": jpeg_bytes(51, 51), "d/2.jpg": jpeg_bytes(12, 10), "d/3.jpg": jpeg_bytes(13, 10)}
+    assert contents(a) == expected and contents(b) == expected
+    assert a.fsck().clean and b.fsck().clean
+
+
+def test_same_item_changed_on_both_sides_is_a_clear_conflict(pair) -> None:
+    a, b = pair
+    add(a, {"d/0.jpg": jpeg_bytes(10, 10)})
+    push(a, "p")
+    clone(b, "p")
+    add(a, {"d/0.jpg": jpeg_bytes(20, 20)})
+    add(b, {"d/0.jpg": jpeg_bytes(30, 30)})
+    push(a, "p")
+    with pytest.raises(Conflict, match=r"d/0.jpg"):
+        pull(b, "p")
+    assert b.read_bytes(b.ns.item("p", "d", "0.jpg").media) == jpeg_bytes(30, 30), "nothing changed"
