@@ -529,9 +529,19 @@ def gc_cmd(c: Context) -> None:
 @cli.command("fsck")
 @click.option("--repair", is_flag=True, help="Remove orphans, lost records and the items that need them.")
 @click.option("--quick", is_flag=True, help="Check sizes only, do not re-hash blob contents.")
+@click.option("--rebuild-index", is_flag=True,
+              help="Build a new index from the blobs, trees and refs alone (the old one is moved aside), then check.")
 @pass_ctx
-def fsck_cmd(c: Context, repair: bool, quick: bool) -> None:
+def fsck_cmd(c: Context, repair: bool, quick: bool, rebuild_index: bool) -> None:
     """Check every blob against its bytes and every item against its blobs."""
+    if rebuild_index:
+        from .rebuild import rebuild_index as rebuild
+        if not (c.store_path / "blobs").is_dir():
+            raise NotFound(f"no cas store at {c.store_path}")
+        b = rebuild(c.store_path)
+        click.echo(f"rebuilt the index: {b.blobs} blobs, {b.projects} projects, {b.items} items"
+                   + (f"; {b.pinned} blobs no version holds are pinned (cas release frees one)" if b.pinned else "")
+                   + (f"; the old index is in {b.moved_aside}" if b.moved_aside else ""))
     r = c.store.fsck(repair=repair, verify=not quick)
     for problem in r.problems:
         click.echo(str(problem))

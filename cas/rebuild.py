@@ -1,0 +1,98 @@
+"""Rebuild a lost or damaged index from what is durable: blob files, the S3 remote's
+objects, and the refs (`<store>/refs/<project>`, and `prefix/refs/<project>` on the remote)
+that name each project's head version. Projects come back as their head version; blobs
+no version holds (changes never snapshotted, loose `cas put`s) are pinned, so that gc
+keeps them until released."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CasError
+from .ids import BlobId
+from .locks import store_lock
+from .records import LOCAL, S3, BlobRecord
+from .refs import adjust_pin
+from .snapshots import materialize, read_version, reachable, set_head
+from .store import Store
+
+
+@dataclass
+class RebuildReport:
+    blobs: int = 0
+    projects: int = 0
+    items: int = 0
+    pinned: int = 0
+    moved_aside: str = ""
+
+
+def _local_heads(root: Path) -> dict[str, BlobId]:
+    heads = {}
+    for path in sorted((root / "refs").glob("*")) if (root / "refs").is_dir() else []:
+        if path.name.startswith("."):
+            continue
+        try:
+            heads[path.name] = BlobId.from_hex(path.read_text().strip())
+        except CasError:
+            continue
+    return heads
+
+
+def _remote_heads(store: Store) -> dict[str, BlobId]:
+    if store.s3 is None:
+        return {}
+    s3, heads = store.s3, {}
+    prefix = s3.remote.key("refs/")
+    for page in s3.client.get_paginator("list_objects_v2").paginate(Bucket=s3.remote.bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            body = s3.client.get_object(Bucket=s3.remote.bucket, Key=obj["Key"])["Body"].read()
+            try:
+                heads[obj["Key"][len(prefix):]] = BlobId.from_hex(json.loads(body)["version"])
+            except (ValueError, KeyError, TypeError, CasError):
+                continue
+    return heads
+
+
+def rebuild_index(root: str | Path) -> RebuildReport:
+    """Move the index aside (never deleted) and build a new one. The store must not be open
+    in this process, and no other cas process may use it meanwhile."""
+    root = Path(root).expanduser().resolve()
+    report = RebuildReport()
+    with store_lock(root, exclusive=True, what="rebuild the index"):
+        old = root / "index"
+        if old.exists():
+            aside = root / f"index.old-{time.strftime('%Y%m%d-%H%M%S')}"
+            old.rename(aside)
+            report.moved_aside = str(aside)
+        store = Store(root)
+        try:
+            now = time.time_ns()
+            with store.index.write() as txn:
+                for blob_id, _path, size in store.backend.list_ids():
+                    if blob_id is not None:
+                        txn.put(bytes(blob_id), BlobRecord(size, 0, LOCAL, now).encode(), db=store.index.db["blobs"])
+                        report.blobs += 1
+                if store.s3 is not None:
+                    for blob_id, _url, size in store.s3.list_ids():
+                        if blob_id is not None and txn.get(bytes(blob_id), db=store.index.db["blobs"]) is None:
+                            txn.put(bytes(blob_id), BlobRecord(size, 0, S3, now).encode(), db=store.index.db["blobs"])
+                            report.blobs += 1
+            heads = {**_remote_heads(store), **_local_heads(root)}  # this store's own refs win
+            for project, version_id in sorted(heads.items()):
+                version = read_version(store, version_id)
+                with store.index.write() as txn:
+                    report.items += materialize(store, txn, project, version)
+                    set_head(store, txn, project, version_id)
+                report.projects += 1
+            keep = reachable(store)
+            with store.index.write() as txn:
+                for key, raw in list(store.index.scan(txn, "blobs")):
+                    if BlobRecord.decode(raw).refs == 0 and key not in keep:
+                        adjust_pin(store.index, txn, BlobId(key), +1)
+                        report.pinned += 1
+        finally:
+            store.close()
+    return report
