@@ -23,6 +23,7 @@ from .copy_in import CopyIn
 from .invalidate import Invalidator
 from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, WriteHandle, remove_dead_spools
 from .paths import MEDIA_SECTIONS, Kind, Target, parse
+from .versions import VersionView
 from .view import View, img_info, item_blob, new_file_attrs
 
 log = logging.getLogger("cas.mount")
@@ -87,6 +88,7 @@ class CasOperations(Operations):
         self.copy_in = CopyIn(self.store, self.view)
         self.invalidator = Invalidator(self.store, current_fuse(), self.project, MEDIA_SECTIONS)
         self.invalidator.start()
+        self.versions = VersionView(self.store)
         log.info("mounted store %s%s", self.store_root, " read-only" if self.read_only else "")
 
     def destroy(self, path: str) -> None:
@@ -103,9 +105,13 @@ class CasOperations(Operations):
             path = f"/{self.project}{path}" if path != "/" else f"/{self.project}"
         return parse(path)
 
-    def _writable(self) -> None:
-        if self.read_only:
-            raise FuseOSError(errno.EROFS)
+    def _writable(self, *paths: str) -> None:
+        if self.read_only or any(self._target(p).version or self._target(p).kind is Kind.VERSIONS
+                                 for p in paths):
+            raise FuseOSError(errno.EROFS)  # versions are read-only
+
+    def _view(self, t: Target) -> View | VersionView:
+        return self.versions if t.version or t.kind is Kind.VERSIONS else self.view
 
     # -- reading -------------------------------------------------------------------------
     @translated
@@ -118,7 +124,7 @@ class CasOperations(Operations):
         writer = self.handles.writer_for(t)  # the writer's own view of a file being written
         if writer is not None:
             return {**self._attrs_or_new(t), "st_size": writer.size}
-        attrs = self.view.getattr(t)
+        attrs = self._view(t).getattr(t)
         if self.read_only:
             attrs["st_mode"] &= ~0o222
         return attrs
@@ -132,9 +138,10 @@ class CasOperations(Operations):
     @translated
     def opendir(self, path: str) -> int:
         t = self._target(path)
-        if not self.view.getattr(t)["st_mode"] & 0o040000:
+        view = self._view(t)
+        if not view.getattr(t)["st_mode"] & 0o040000:
             raise FuseOSError(errno.ENOTDIR)
-        return self.handles.add(DirHandle(lambda: self.view.readdir(t)))
+        return self.handles.add(DirHandle(lambda: view.readdir(t)))
 
     @translated
     def readdir_at(self, path: str, fh: int, offset: int) -> Iterator[tuple[str, dict[str, int] | None, int]]:
@@ -151,21 +158,25 @@ class CasOperations(Operations):
     def open(self, path: str, flags: int) -> int:
         t = self._target(path)
         if flags & (os.O_WRONLY | os.O_RDWR):
-            self._writable()
+            self._writable(path)
             return self.handles.add(self.copy_in.open_write(t, truncate=bool(flags & os.O_TRUNC)))
         if t.kind is Kind.STATS:
             return self.handles.add(BytesHandle(self.view.stats()))
         if t.kind is Kind.PROJECT_META:
-            return self.handles.add(BytesHandle(self.view.project_meta(t.project)))
+            meta = self.versions.project_meta(t) if t.version else self.view.project_meta(t.project)
+            return self.handles.add(BytesHandle(meta))
         if t.kind is not Kind.FILE:
             raise FuseOSError(errno.EISDIR)
-        if t.section == "img_info":
-            return self.handles.add(BytesHandle(img_info(t.item, self.view.item(t))))
-        waiting = self.view.pending.get((t.project, t.dataset, t.item, t.section))
-        if waiting is not None:
+        if t.version:
+            item = self.versions.item(t)
+        elif (waiting := self.view.pending.get((t.project, t.dataset, t.item, t.section))) is not None:
             return self.handles.add(BytesHandle(waiting))
+        else:
+            assert self.store is not None
+            item = self.store.ns.item(t.project, t.dataset, t.item)
+        if t.section == "img_info":
+            return self.handles.add(BytesHandle(img_info(t.item, self.view.sized(item))))
         assert self.store is not None
-        item = self.store.ns.item(t.project, t.dataset, t.item)
         blob, size = item_blob(t.section, t.item, item)
         return self.handles.add(ReadHandle(self.store.open(blob), direct=size < 0))
 
@@ -197,7 +208,7 @@ class CasOperations(Operations):
     # -- writing -------------------------------------------------------------------------
     @translated
     def create(self, path: str, mode: int, fi: Any = None) -> int:
-        self._writable()
+        self._writable(path)
         return self.handles.add(self.copy_in.open_write(self._target(path), truncate=True))
 
     @translated
@@ -209,7 +220,7 @@ class CasOperations(Operations):
 
     @translated
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
-        self._writable()
+        self._writable(path)
         handle = self.handles.get(fh) if fh is not None else None
         t = self._target(path)
         writer = handle if isinstance(handle, WriteHandle) else self.handles.writer_for(t)
@@ -232,31 +243,31 @@ class CasOperations(Operations):
 
     @translated
     def mkdir(self, path: str, mode: int) -> int:
-        self._writable()
+        self._writable(path)
         self.copy_in.mkdir(self._target(path))
         return 0
 
     @translated
     def unlink(self, path: str) -> int:
-        self._writable()
+        self._writable(path)
         self.copy_in.unlink(self._target(path))
         return 0
 
     @translated
     def rmdir(self, path: str) -> int:
-        self._writable()
+        self._writable(path)
         self.copy_in.rmdir(self._target(path))
         return 0
 
     @translated
     def rename(self, old: str, new: str, flags: int = 0) -> int:
-        self._writable()
+        self._writable(old, new)
         self.copy_in.rename(self._target(old), self._target(new))
         return 0
 
     @translated
     def chmod(self, path: str, mode: int) -> int:
-        self._writable()
+        self._writable(path)
         self.view.getattr(self._target(path))
         return 0  # modes are fixed; accepting keeps `cp -p` working
 

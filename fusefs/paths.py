@@ -8,6 +8,8 @@
     /<p>/<d>/img|video|ann|meta|img_info|datasets
                                         SECTION
     /<p>/<d>/<section>/<file>           FILE
+    /<p>/.versions                      VERSIONS
+    /<p>/.versions/<version id>/...     the same kinds, read-only, with `version` set
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from enum import Enum, auto
 from cas.errors import InvalidName
 
 CAS_DIR_NAME = ".cas"
+VERSIONS_NAME = ".versions"
 STATS_NAME = "stats.json"
 META_NAME = "meta.json"
 NESTED = "datasets"
@@ -35,6 +38,7 @@ class Kind(Enum):
     DATASET = auto()
     SECTION = auto()
     FILE = auto()
+    VERSIONS = auto()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,7 @@ class Target:
     dataset: str = ""
     section: str = ""
     name: str = ""
+    version: str = ""  # a version id: the path is inside /<p>/.versions/<id>/ (read-only)
 
     @property
     def item(self) -> str:
@@ -73,28 +78,33 @@ def parse(path: str) -> Target:
             return Target(Kind.STATS)
         raise InvalidName(f"nothing at {path}")
     project, rest = parts[0], parts[1:]
+    version = ""
+    if rest and rest[0] == VERSIONS_NAME:
+        if len(rest) == 1:
+            return Target(Kind.VERSIONS, project)
+        version, rest = rest[1], rest[2:]
     if not rest:
-        return Target(Kind.PROJECT, project)
+        return Target(Kind.PROJECT, project, version=version)
     if rest == [META_NAME]:
-        return Target(Kind.PROJECT_META, project)
+        return Target(Kind.PROJECT_META, project, version=version)
     dataset = [rest[0]]
     i = 1
     while True:
         if i == len(rest):
-            return Target(Kind.DATASET, project, "/".join(dataset))
+            return Target(Kind.DATASET, project, "/".join(dataset), version=version)
         section = rest[i]
         if section not in SECTIONS:
             raise InvalidName(f"nothing at {path} ({section!r} is not one of {', '.join(SECTIONS)})")
         if section == NESTED:
             if i + 1 == len(rest):
-                return Target(Kind.SECTION, project, "/".join(dataset), NESTED)
+                return Target(Kind.SECTION, project, "/".join(dataset), NESTED, version=version)
             dataset.append(rest[i + 1])
             i += 2
             continue
         if i + 1 == len(rest):
-            return Target(Kind.SECTION, project, "/".join(dataset), section)
+            return Target(Kind.SECTION, project, "/".join(dataset), section, version=version)
         if i + 2 == len(rest):
-            return Target(Kind.FILE, project, "/".join(dataset), section, rest[i + 1])
+            return Target(Kind.FILE, project, "/".join(dataset), section, rest[i + 1], version)
         raise InvalidName(f"nothing at {path}")
 
 
