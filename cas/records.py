@@ -54,6 +54,12 @@ class BlobRecord:
         size, refs, location, created, url, etag, digest = fields
         return cls(size, refs, location, created, url, etag, BlobId(digest) if digest is not None else None)
 
+    @staticmethod
+    def raw_has_url(raw: bytes) -> bool:
+        """Whether an encoded record carries a URL (a link), without decoding it: only link
+        records are 7-element arrays (msgpack fixarray header 0x97)."""
+        return raw[:1] == b"\x97"
+
     def with_refs(self, refs: int) -> "BlobRecord":
         return replace(self, refs=refs)
 

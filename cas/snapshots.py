@@ -5,6 +5,7 @@
     project  ["cas-project", meta, [[dataset path, dataset record, dataset tree], ...]]
     dataset  ["cas-dataset", [[first item name, bucket, items, bytes], ...]]
     bucket   ["cas-bucket", [[name, item record, link record | None], ...]]   (BUCKET_ITEMS each)
+(a dataset tree also keeps each bucket's item count and media bytes, for `cas log`)
 
 Trees are content addressed, so an unchanged dataset or bucket is the same blob in every
 version: a version costs only its changed trees. Every item write marks its key in the
@@ -25,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 from .errors import CasError, NotFound
 from .ids import BlobId
 from .index import SEP, dataset_key, item_key, item_prefix, project_key
-from .records import LINK, BlobRecord, DatasetRecord, ItemRecord, pack, unpack
-from .refs import get_blob, record_new_blob
+from .records import BlobRecord, DatasetRecord, ItemRecord, pack, unpack
+from .refs import record_new_blob
 from .spool import Spooled, spool_bytes
 
 if TYPE_CHECKING:
     from .store import Store
 
-BUCKET_ITEMS = 1024
+BUCKET_ITEMS = 256  # small enough that a snapshot after a few changes rewrites little
 
 
 @dataclass(frozen=True)
@@ -140,23 +141,25 @@ def resolve_version(store: "Store", project: str, text: str) -> Version:
 
 
 # -- building trees ---------------------------------------------------------------------------
-def _entry(store: "Store", txn: Any, name: str, raw: bytes) -> list[Any]:
+def _entry(store: "Store", txn: Any, name: str, raw: bytes) -> tuple[list[Any], int]:
+    """A bucket entry (with the link record of a link item) and the item's media size."""
     rec = ItemRecord.decode(raw)
-    link = get_blob(store.index, txn, rec.media)
-    return [name, raw, link.encode() if link is not None and link.location == LINK else None]
+    blob = txn.get(bytes(rec.media), db=store.index.db["blobs"])
+    link = blob if blob is not None and BlobRecord.raw_has_url(blob) else None
+    return [name, raw, link], max(rec.size, 0)
 
 
-def _buckets(store: "Store", txn: Any, entries: list[list[Any]], writer: TreeWriter) -> list[list[Any]]:
+def _buckets(store: "Store", txn: Any, entries: list[tuple[list[Any], int]], writer: TreeWriter) -> list[list[Any]]:
     out = []
     for i in range(0, len(entries), BUCKET_ITEMS):
         chunk = entries[i:i + BUCKET_ITEMS]
-        size = sum(max(ItemRecord.decode(e[1]).size, 0) for e in chunk)
-        out.append([chunk[0][0], writer.put(["cas-bucket", chunk]), len(chunk), size])
+        bucket = writer.put(["cas-bucket", [entry for entry, _size in chunk]])
+        out.append([chunk[0][0][0], bucket, len(chunk), sum(size for _entry, size in chunk)])
     return out
 
 
 def _scan(store: "Store", txn: Any, project: str, dataset: str, lo: str | None,
-          hi: str | None) -> list[list[Any]]:
+          hi: str | None) -> list[tuple[list[Any], int]]:
     prefix = item_prefix(project, dataset)
     start = item_key(project, dataset, lo) if lo is not None else prefix
     stop = item_key(project, dataset, hi) if hi is not None else None
