@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(PY) -m bench.fuse_read
 	$(PY) -m bench.s3_read
 	$(PY) -m bench.convert
+	$(PY) -m bench.share
 
 clean:
 	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis $(SLY)

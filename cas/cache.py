@@ -92,6 +92,17 @@ class BlobCache:
         if over:
             self.evict(self.max_bytes)
 
+    def put(self, key: BlobId, data: bytes) -> None:
+        """Cache bytes whose digest the caller computed (e.g. trees it just wrote to S3)."""
+        fd, path = self.new_fill()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        self.commit(path, key, len(data))
+
     def drop(self, key: BlobId) -> None:
         discard(self.path(key))
         with self._lock:

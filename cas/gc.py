@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 DELETE_BATCH = 10_000
+S3_GRACE_SECONDS = 3600  # a younger S3 object may belong to a push in progress elsewhere
 
 
 @dataclass
@@ -22,6 +23,7 @@ class GcReport:
     bytes_freed: int = 0
     temp_removed: int = 0
     orphans_removed: int = 0
+    young_kept: int = 0  # unreferenced S3 objects younger than the grace period, left in place
 
 
 def collect(store: "Store") -> GcReport:
@@ -36,6 +38,9 @@ def collect(store: "Store") -> GcReport:
     index = store.index
     with store.lock(exclusive=True, what="collect garbage"):
         keep = reachable(store)  # blobs of versions live on without item references
+        if store.s3 is not None:  # a shared bucket: what any store's pushed versions reach stays too
+            from .sharing import remote_heads
+            keep |= reachable(store, list(remote_heads(store).values()))
         for entry in os.scandir(store.tmp_dir):
             remove_path(entry.path)
             report.temp_removed += 1
@@ -45,6 +50,10 @@ def collect(store: "Store") -> GcReport:
                 for key, raw in index.scan(txn, "blobs"):
                     rec = BlobRecord.decode(raw)
                     if rec.refs == 0 and key not in keep:
+                        if rec.location == S3 and _young(store, BlobId(key)):
+                            keep.add(key)  # may belong to a push in progress elsewhere: a later gc
+                            report.young_kept += 1
+                            continue
                         doomed.append((BlobId(key), rec))
                         if len(doomed) >= DELETE_BATCH:
                             break
@@ -68,6 +77,12 @@ def collect(store: "Store") -> GcReport:
             report.orphans_removed += 1
             report.bytes_freed += size
         return report
+
+
+def _young(store: "Store", blob_id: BlobId) -> bool:
+    assert store.s3 is not None
+    age = store.s3.age_seconds(blob_id)
+    return age is not None and age < S3_GRACE_SECONDS
 
 
 def orphan_files(store: "Store") -> list[tuple[str, int]]:

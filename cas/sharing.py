@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .backends.fetch import describe_s3_error
@@ -25,6 +26,8 @@ from .transfer import TransferReport, push_blobs
 
 if TYPE_CHECKING:
     from .store import Store
+
+FETCH_THREADS = 8
 
 
 def _s3(store: "Store") -> Any:
@@ -51,6 +54,23 @@ def remote_head(store: "Store", project: str) -> tuple[BlobId | None, str | None
     except (ValueError, KeyError, TypeError):
         raise CasError(f"the remote ref of {project} is unreadable") from None
     return version, obj["ETag"]
+
+
+def remote_heads(store: "Store") -> dict[str, BlobId]:
+    """Every project's head on the remote (its refs/ objects)."""
+    s3, heads = _s3(store), {}
+    prefix = s3.remote.key("refs/")
+    try:
+        for page in s3.client.get_paginator("list_objects_v2").paginate(Bucket=s3.remote.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                version, _etag = remote_head(store, obj["Key"][len(prefix):])
+                if version is not None:
+                    heads[obj["Key"][len(prefix):]] = version
+    except CasError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise describe_s3_error(f"s3://{s3.remote.bucket}/{prefix}", e) from None
+    return heads
 
 
 def _write_ref(store: "Store", project: str, version: BlobId, etag: str | None) -> None:
@@ -100,53 +120,34 @@ def push(store: "Store", project: str, message: str = "push") -> tuple[Version, 
     return version, report
 
 
-def _learn_remote_blob(store: "Store", txn: Any, blob_id: BlobId, size: int | None = None) -> None:
-    """Record a blob that is in the remote (not fetched); its size from a HEAD when unknown."""
-    if txn.get(bytes(blob_id), db=store.index.db["blobs"]) is not None:
-        return
-    s3 = _s3(store)
-    if size is None:
-        try:
-            size = int(s3.client.head_object(Bucket=s3.remote.bucket, Key=s3.key(blob_id))["ContentLength"])
-        except Exception as e:  # noqa: BLE001
-            raise describe_s3_error(s3.url(blob_id), e) from None
-    txn.put(bytes(blob_id), BlobRecord(size, 0, S3, time.time_ns()).encode(), db=store.index.db["blobs"])
+def _learn_remote_blobs(store: "Store", sizes: dict[BlobId, int]) -> None:
+    """Record blobs that are in the remote (not fetched), with their sizes, in one transaction."""
+    with store.index.write() as txn:
+        for blob_id, size in sizes.items():
+            if txn.get(bytes(blob_id), db=store.index.db["blobs"]) is None:
+                txn.put(bytes(blob_id), BlobRecord(size, 0, S3, time.time_ns()).encode(), db=store.index.db["blobs"])
 
 
-def fetch_history(store: "Store", version: BlobId, stop: set[BlobId]) -> None:
-    """Make the trees of `version` and its ancestors (up to what is known) readable here:
-    their blobs recorded as remote ones; item blobs too, with sizes from the items. No media
-    bytes move."""
-    todo = [version]
-    while todo:
-        current = todo.pop()
-        while current is not None and current not in stop:
-            stop.add(current)
-            with store.index.write() as txn:
-                _learn_remote_blob(store, txn, current)
-            v = read_version(store, current)
-            with store.index.write() as txn:
-                _learn_remote_blob(store, txn, v.tree)
-            for _path, _raw, tree in read_tree(store, v.tree, "project")[2]:
-                with store.index.write() as txn:
-                    _learn_remote_blob(store, txn, BlobId(tree))
-                buckets = read_tree(store, BlobId(tree), "dataset")[1]
-                with store.index.write() as txn:
-                    for bucket in buckets:
-                        _learn_remote_blob(store, txn, BlobId(bucket[1]))
-                for bucket in buckets:
-                    entries = read_tree(store, BlobId(bucket[1]), "bucket")[1]
-                    with store.index.write() as txn:
-                        for _name, raw, link in entries:
-                            rec = ItemRecord.decode(raw)
-                            if link is None:
-                                _learn_remote_blob(store, txn, rec.media, rec.size)
-                            _learn_remote_blob(store, txn, rec.ann, rec.ann_size)
-                            if rec.meta is not None:
-                                _learn_remote_blob(store, txn, rec.meta, rec.meta_size)
-            if v.merged is not None:
-                todo.append(v.merged)
-            current = v.parent
+def fetch_version(store: "Store", version: BlobId) -> Version:
+    """Make a remote version usable here: its trees fetched (several at once) and every
+    item blob recorded as remote, with its size from the item. No media bytes move; older
+    versions' trees are fetched when first read (`Store.adopt_remote`)."""
+    v = read_version(store, version)
+    datasets = read_tree(store, v.tree, "project")[2]
+    with ThreadPoolExecutor(FETCH_THREADS) as pool:
+        trees = list(pool.map(lambda d: read_tree(store, BlobId(d[2]), "dataset")[1], datasets))
+        for buckets in trees:
+            sizes: dict[BlobId, int] = {}
+            for entries in pool.map(lambda b: read_tree(store, BlobId(b[1]), "bucket")[1], buckets):
+                for _name, raw, link in entries:
+                    rec = ItemRecord.decode(raw)
+                    if link is None:
+                        sizes[rec.media] = rec.size
+                    sizes[rec.ann] = rec.ann_size
+                    if rec.meta is not None:
+                        sizes[rec.meta] = rec.meta_size
+            _learn_remote_blobs(store, sizes)
+    return v
 
 
 def clone(store: "Store", project: str) -> Version:
@@ -156,8 +157,7 @@ def clone(store: "Store", project: str) -> Version:
     remote, _etag = remote_head(store, project)
     if remote is None:
         raise NotFound(f"the remote {_s3(store).remote} has no project {project}")
-    fetch_history(store, remote, set())
-    version = read_version(store, remote)
+    version = fetch_version(store, remote)
     with store.lock(what="clone"), store.index.write() as txn:
         materialize(store, txn, project, version)
         set_head(store, txn, project, remote)
@@ -177,8 +177,7 @@ def pull(store: "Store", project: str) -> tuple[str, Version]:
     known = _ancestors(store, local.id)
     if remote in known:
         return "up to date", local
-    fetch_history(store, remote, set(known))
-    theirs = read_version(store, remote)
+    theirs = fetch_version(store, remote)
     if local.id in _ancestors(store, remote):
         with store.lock(what="pull"), store.index.write() as txn:
             materialize(store, txn, project, theirs)

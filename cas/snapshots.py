@@ -20,6 +20,7 @@ import bisect
 import functools
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 BUCKET_ITEMS = 256  # small enough that a snapshot after a few changes rewrites little
+INSTALL_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,14 @@ class TreeWriter:
         return sp.id
 
     def install(self) -> None:
+        """Write the new trees (several at once: to S3 each is a round trip), then one sync."""
         backend = self.store.write_backend
-        for sp in self.pending.values():
-            backend.install(sp, self.store.tmp_dir)
+        remote = backend is not self.store.backend
+        if remote:  # the next snapshot reads these trees back: keep them at hand
+            for blob_id, sp in self.pending.items():
+                self.store.cache.put(blob_id, sp.data or b"")
+        with ThreadPoolExecutor(INSTALL_THREADS) as pool:
+            list(pool.map(lambda sp: backend.install(sp, self.store.tmp_dir), self.pending.values()))
         if self.pending:
             backend.sync()
 
@@ -253,11 +260,13 @@ def version_items(store: "Store", version: Version) -> Iterator[tuple[str, str, 
                 yield path, name, ItemRecord.decode(raw), link
 
 
-def reachable(store: "Store") -> set[bytes]:
-    """Every blob a version of any project needs: trees and the items' blobs (for gc)."""
+def reachable(store: "Store", heads: list[BlobId] | None = None) -> set[bytes]:
+    """Every blob a version needs (of every project here, or from `heads`): trees and the
+    items' blobs (for gc)."""
     keep: set[bytes] = set()
-    with store.index.read() as txn:
-        heads = [BlobId(raw) for _key, raw in store.index.scan(txn, "refs")]
+    if heads is None:
+        with store.index.read() as txn:
+            heads = [BlobId(raw) for _key, raw in store.index.scan(txn, "refs")]
     todo = list(heads)
     while todo:
         current = todo.pop()

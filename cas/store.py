@@ -131,8 +131,22 @@ class Store:
         with self.index.read() as txn:
             rec = get_blob(self.index, txn, blob_id)
         if rec is None:
+            rec = self.adopt_remote(blob_id)
+        if rec is None:
             raise NotFound(f"no blob {blob_id}")
         return rec
+
+    def adopt_remote(self, blob_id: BlobId) -> BlobRecord | None:
+        """A blob this index does not know but the shared S3 remote has (another store pushed
+        it, e.g. in a version this store pulled): recorded here as remote, with its size."""
+        if self.s3 is None:
+            return None
+        size = self.s3.size_of(blob_id)
+        if size is None:
+            return None
+        with self.index.write() as txn:
+            record_new_blob(self.index, txn, blob_id, size, self.s3.location)
+            return get_blob(self.index, txn, blob_id)
 
     def has(self, blob_id: BlobId) -> bool:
         with self.index.read() as txn:

@@ -85,6 +85,26 @@ class S3Backend:
     def sync(self) -> None:
         """Nothing to do: every upload was acknowledged before `install` returned."""
 
+    def size_of(self, blob_id: BlobId) -> int | None:
+        """The object's size, or None when there is no such object."""
+        try:
+            return int(self.client.head_object(Bucket=self.remote.bucket, Key=self.key(blob_id))["ContentLength"])
+        except Exception as e:  # noqa: BLE001
+            if getattr(e, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise describe_s3_error(self.url(blob_id), e) from None
+
+    def age_seconds(self, blob_id: BlobId) -> float | None:
+        """Seconds since the object was last written (None: no such object)."""
+        import datetime
+        try:
+            modified = self.client.head_object(Bucket=self.remote.bucket, Key=self.key(blob_id))["LastModified"]
+        except Exception as e:  # noqa: BLE001
+            if getattr(e, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise describe_s3_error(self.url(blob_id), e) from None
+        return (datetime.datetime.now(datetime.timezone.utc) - modified).total_seconds()
+
     def fetcher(self, blob_id: BlobId) -> S3Fetcher:
         return S3Fetcher(self.client, self.remote.bucket, self.key(blob_id))
 

@@ -3,6 +3,7 @@ pushes (one conflict, then pull and push), no media moved by a clone."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,34 @@ def test_same_item_changed_on_both_sides_is_a_clear_conflict(pair) -> None:
     with pytest.raises(Conflict, match=r"d/0.jpg"):
         pull(b, "p")
     assert b.read_bytes(b.ns.item("p", "d", "0.jpg").media) == jpeg_bytes(30, 30), "nothing changed"
+
+
+def test_gc_in_one_store_never_breaks_the_others(pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cas import gc
+    monkeypatch.setattr(gc, "S3_GRACE_SECONDS", 0)
+    a, b = pair
+    add(a, {"d/keep.jpg": jpeg_bytes(33, 33), "d/other.jpg": jpeg_bytes(34, 34)})
+    push(a, "p")
+    clone(b, "p")
+    b.ns.remove_project("p")
+    from cas.snapshots import drop_head
+    drop_head(b, "p")  # b forgets p and its history entirely
+    b.gc()
+    assert contents(a) == {"d/keep.jpg": jpeg_bytes(33, 33), "d/other.jpg": jpeg_bytes(34, 34)}
+    shutil.rmtree(a.cache.dir)  # read from S3 again, not from a's cache
+    a._cache = None
+    assert contents(a)["d/keep.jpg"] == jpeg_bytes(33, 33)
+
+
+def test_old_versions_of_a_clone_are_readable_on_demand(pair) -> None:
+    a, b = pair
+    add(a, {"d/x.jpg": jpeg_bytes(10, 10)})
+    v1, _ = push(a, "p")
+    add(a, {"d/x.jpg": jpeg_bytes(20, 20)})
+    push(a, "p")
+    clone(b, "p")
+    from cas.snapshots import history, version_items
+    versions = list(history(b, "p"))
+    assert [v.id for v in versions][-1] == v1.id
+    (_d, _n, rec, _link), = list(version_items(b, versions[-1]))
+    assert b.read_bytes(rec.media) == jpeg_bytes(10, 10)
