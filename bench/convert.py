@@ -14,13 +14,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from bench.fuse_read import REPO, cas
+from bench.fuse_read import REPO, cas, timed
 
 SLY_PYTHON = REPO / ".venv-sly" / "bin" / "python"
 
@@ -55,14 +54,6 @@ def make_coco(root: Path, images: int, per_image: int) -> int:
     (root / "annotations" / "instances_train.json").write_text(json.dumps(
         {"images": infos, "annotations": anns, "categories": cats}))
     return len(anns)
-
-
-def timed(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    if res.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} ... failed:\n{res.stderr[-3000:]}")
-    return time.perf_counter() - start
 
 
 def main() -> None:

@@ -38,6 +38,15 @@ def sh(cmd: str) -> float:
     return time.perf_counter() - t
 
 
+def timed(cmd: list[str]) -> float:
+    """Seconds a command took; its stderr on failure."""
+    start = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if res.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:6])} ... failed:\n{res.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
 def cas(store: Path, *args: str) -> str:
     res = subprocess.run([sys.executable, "-m", "cas", "--store", str(store), "--quiet", *args],
                          capture_output=True, text=True, cwd=REPO)

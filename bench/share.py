@@ -17,7 +17,6 @@ import argparse
 import io
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.fuse_read import REPO, cas, cas_mount
+from bench.fuse_read import REPO, cas, cas_mount, timed
 from bench.s3_read import BUCKET, client, start_s3
 
 
@@ -61,14 +60,6 @@ def snapshot_seconds(store_root: Path, message: str) -> float:
         start = time.perf_counter()
         snapshot(store, "big", message)
         return time.perf_counter() - start
-
-
-def timed(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
-    if res.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[3:7])} failed:\n{res.stderr[-3000:]}")
-    return time.perf_counter() - start
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import functools
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from .errors import CasError, NotFound
 from .ids import BlobId
 from .index import SEP, dataset_key, item_key, item_prefix, project_key
 from .records import BlobRecord, DatasetRecord, ItemRecord, pack, unpack
-from .refs import record_new_blob
+from .refs import adjust_refs, record_new_blob
 from .spool import Spooled, spool_bytes
 
 if TYPE_CHECKING:
@@ -316,7 +317,6 @@ def diff(store: "Store", project: str, old: Version, new: Version | None) -> Dif
 def materialize(store: "Store", txn: Any, project: str, version: Version) -> int:
     """Make the project's namespace exactly `version` (inside the caller's transaction):
     datasets, items, meta; references moved; link records restored. Returns items."""
-    from collections import Counter
     index, ns = store.index, store.ns
     _tag, meta, datasets = read_tree(store, version.tree, "project")
     if ns.has_project(project):
@@ -333,7 +333,6 @@ def materialize(store: "Store", txn: Any, project: str, version: Version) -> int
             txn.put(bytes(rec.media), BlobRecord.decode(link).with_refs(0).encode(), db=index.db["blobs"])
         ns.put_item(txn, project, path, name, rec, True, deltas)
         count += 1
-    from .refs import adjust_refs
     for blob_id, delta in deltas.items():
         if delta:
             adjust_refs(index, txn, blob_id, delta)

@@ -400,7 +400,7 @@ def _coco_object(ob: dict[str, Any], cat: dict[str, Any], width: int, height: in
     elif gtype in ("bitmap", "polygon"):
         if mask is None:
             counts["polygons with holes written as RLE"] += 1
-            mask = _polygon_mask(ob, width, height)
+            mask = geo.polygon_mask(ob, width, height)
         rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
         out["segmentation"] = {"size": [height, width], "counts": rle["counts"].decode()}
         out["area"] = float(mask_utils.area(rle))
@@ -416,12 +416,3 @@ def _coco_object(ob: dict[str, Any], cat: dict[str, Any], width: int, height: in
         counts[f"{gtype}s written as bbox"] += 1
     return out
 
-
-def _polygon_mask(ob: dict[str, Any], width: int, height: int) -> np.ndarray:
-    from PIL import Image, ImageDraw
-    img = Image.new("L", (width, height), 0)
-    draw = ImageDraw.Draw(img)
-    draw.polygon([tuple(p) for p in ob["points"]["exterior"]], fill=1)
-    for hole in ob["points"].get("interior", []):
-        draw.polygon([tuple(p) for p in hole], fill=0)
-    return np.array(img, dtype=bool)

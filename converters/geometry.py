@@ -123,6 +123,17 @@ def mask_bbox(mask: np.ndarray, x0: int = 0, y0: int = 0) -> tuple[float, float,
     return x0 + float(xs.min()), y0 + float(ys.min()), x0 + float(xs.max()) + 1, y0 + float(ys.max()) + 1
 
 
+def polygon_mask(ob: dict[str, Any], width: int, height: int) -> np.ndarray:
+    """A polygon object rasterized (holes cut out) on a width x height canvas."""
+    from PIL import ImageDraw
+    img = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(img)
+    draw.polygon([tuple(p) for p in ob["points"]["exterior"]], fill=1)
+    for hole in ob["points"].get("interior", []):
+        draw.polygon([tuple(p) for p in hole], fill=0)
+    return np.array(img, dtype=bool)
+
+
 def bbox(ob: dict[str, Any]) -> tuple[float, float, float, float] | None:
     """(left, top, right, bottom) of any geometry."""
     gtype = ob.get("geometryType")

@@ -225,7 +225,7 @@ def write(store: Store, project: str, dest: Path) -> dict[str, int]:
                 for i, (_ob, shape) in enumerate(entries, 1):
                     if shape is not None:
                         mask = geo.full_mask(shape, item.width, item.height) if shape["geometryType"] == "bitmap" \
-                            else _polygon_mask(shape, item.width, item.height)
+                            else geo.polygon_mask(shape, item.width, item.height)
                         obj_img[mask] = i
                         cls_img[mask] = class_index[shape["classTitle"]]
                 for folder, arr in (("SegmentationObject", obj_img), ("SegmentationClass", cls_img)):
@@ -261,16 +261,6 @@ def _pair_masks(objects: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dic
             free.remove(match)
             entries[match] = (entries[match][0], ob)
     return entries
-
-
-def _polygon_mask(ob: dict[str, Any], width: int, height: int) -> np.ndarray:
-    from PIL import ImageDraw
-    img = Image.new("L", (width, height), 0)
-    draw = ImageDraw.Draw(img)
-    draw.polygon([tuple(p) for p in ob["points"]["exterior"]], fill=1)
-    for hole in ob["points"].get("interior", []):
-        draw.polygon([tuple(p) for p in hole], fill=0)
-    return np.array(img, dtype=bool)
 
 
 def _write_xml(path: Path, filename: str, width: int, height: int,

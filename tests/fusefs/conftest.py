@@ -29,6 +29,16 @@ def store_with(tmp_path: Path, files: dict[str, bytes], project: str = "p") -> P
     return store
 
 
+def files_under(root: Path) -> dict[str, bytes]:
+    """Every file below `root` (a mounted project), by relative path, with its bytes."""
+    out = {}
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(dirpath) / name
+            out[str(path.relative_to(root))] = path.read_bytes()
+    return out
+
+
 def force_unmount(mountpoint: Path, pid: int | None) -> None:
     detach(str(mountpoint))
     if pid is not None:

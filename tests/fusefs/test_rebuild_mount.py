@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 from tests.conftest import jpeg_bytes, run_cas
-from tests.fusefs.conftest import store_with
-
-
-def tree(root: Path) -> dict[str, bytes]:
-    out = {}
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            path = Path(dirpath) / name
-            out[str(path.relative_to(root))] = path.read_bytes()
-    return out
+from tests.fusefs.conftest import files_under, store_with
 
 
 def test_mount_identical_after_rebuild(tmp_path: Path, mount) -> None:
@@ -24,8 +14,8 @@ def test_mount_identical_after_rebuild(tmp_path: Path, mount) -> None:
                                   "e/c.jpg": jpeg_bytes(22, 12)})
     run_cas(store, "snapshot", "p")
     with mount(store, read_only=True) as mnt:
-        before = tree(mnt / "p")
+        before = files_under(mnt / "p")
     shutil.rmtree(store / "index")
     run_cas(store, "fsck", "--rebuild-index")
     with mount(store, read_only=True) as mnt:
-        assert tree(mnt / "p") == before
+        assert files_under(mnt / "p") == before

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import FAST_NET, run_cas, write_images
-
-
-def files(root: Path) -> dict[str, bytes]:
-    out = {}
-    for dirpath, _dirs, names in os.walk(root):
-        for name in names:
-            path = Path(dirpath) / name
-            out[str(path.relative_to(root))] = path.read_bytes()
-    return out
+from tests.fusefs.conftest import files_under
 
 
 def test_clone_mounts_and_reads_every_byte(tmp_path: Path, s3_endpoint: str, bucket: str, mount,
@@ -32,7 +23,7 @@ def test_clone_mounts_and_reads_every_byte(tmp_path: Path, s3_endpoint: str, buc
     out = run_cas(b, "clone", f"s3://{bucket}/team", "p", "--endpoint-url", s3_endpoint).stdout.decode()
     assert "17 items" in out
     with mount(a, read_only=True) as mnt:
-        expected = files(mnt / "p")
+        expected = files_under(mnt / "p")
     with mount(b, read_only=True) as mnt:
-        assert files(mnt / "p") == expected
+        assert files_under(mnt / "p") == expected
     assert len(expected) == 17 * 3 + 1  # img, ann, img_info per item, plus meta.json
