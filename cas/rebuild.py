@@ -6,7 +6,6 @@ keeps them until released."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from .ids import BlobId
 from .locks import store_lock
 from .records import LOCAL, S3, BlobRecord
 from .refs import adjust_pin
+from .sharing import remote_heads
 from .snapshots import materialize, read_version, reachable, set_head
 from .store import Store
 
@@ -38,21 +38,6 @@ def _local_heads(root: Path) -> dict[str, BlobId]:
             heads[path.name] = BlobId.from_hex(path.read_text().strip())
         except CasError:
             continue
-    return heads
-
-
-def _remote_heads(store: Store) -> dict[str, BlobId]:
-    if store.s3 is None:
-        return {}
-    s3, heads = store.s3, {}
-    prefix = s3.remote.key("refs/")
-    for page in s3.client.get_paginator("list_objects_v2").paginate(Bucket=s3.remote.bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            body = s3.client.get_object(Bucket=s3.remote.bucket, Key=obj["Key"])["Body"].read()
-            try:
-                heads[obj["Key"][len(prefix):]] = BlobId.from_hex(json.loads(body)["version"])
-            except (ValueError, KeyError, TypeError, CasError):
-                continue
     return heads
 
 
@@ -80,7 +65,8 @@ def rebuild_index(root: str | Path) -> RebuildReport:
                         if blob_id is not None and txn.get(bytes(blob_id), db=store.index.db["blobs"]) is None:
                             txn.put(bytes(blob_id), BlobRecord(size, 0, S3, now).encode(), db=store.index.db["blobs"])
                             report.blobs += 1
-            heads = {**_remote_heads(store), **_local_heads(root)}  # this store's own refs win
+            remote = remote_heads(store) if store.s3 is not None else {}
+            heads = {**remote, **_local_heads(root)}  # this store's own refs win
             for project, version_id in sorted(heads.items()):
                 version = read_version(store, version_id)
                 with store.index.write() as txn:
