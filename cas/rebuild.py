@@ -13,8 +13,8 @@ from pathlib import Path
 from .errors import CasError
 from .ids import BlobId
 from .locks import store_lock
-from .records import LOCAL, S3, BlobRecord
-from .refs import adjust_pin
+from .records import BlobRecord
+from .refs import adjust_pin, record_new_blob
 from .sharing import remote_heads
 from .snapshots import materialize, read_version, reachable, set_head
 from .store import Store
@@ -54,16 +54,13 @@ def rebuild_index(root: str | Path) -> RebuildReport:
             report.moved_aside = str(aside)
         store = Store(root)
         try:
-            now = time.time_ns()
             with store.index.write() as txn:
-                for blob_id, _path, size in store.backend.list_ids():
-                    if blob_id is not None:
-                        txn.put(bytes(blob_id), BlobRecord(size, 0, LOCAL, now).encode(), db=store.index.db["blobs"])
-                        report.blobs += 1
+                found = [(store.backend.location, store.backend.list_ids())]
                 if store.s3 is not None:
-                    for blob_id, _url, size in store.s3.list_ids():
-                        if blob_id is not None and txn.get(bytes(blob_id), db=store.index.db["blobs"]) is None:
-                            txn.put(bytes(blob_id), BlobRecord(size, 0, S3, now).encode(), db=store.index.db["blobs"])
+                    found.append((store.s3.location, store.s3.list_ids()))
+                for location, listing in found:  # local first: a blob in both places is read locally
+                    for blob_id, _where, size in listing:
+                        if blob_id is not None and record_new_blob(store.index, txn, blob_id, size, location):
                             report.blobs += 1
             remote = remote_heads(store) if store.s3 is not None else {}
             heads = {**remote, **_local_heads(root)}  # this store's own refs win

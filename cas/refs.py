@@ -11,6 +11,8 @@ from .index import Index
 from .records import LOCAL, BlobRecord
 
 if TYPE_CHECKING:
+    from collections import Counter
+
     import lmdb
 
 
@@ -39,6 +41,19 @@ def adjust_refs(index: Index, txn: lmdb.Transaction, blob_id: BlobId, delta: int
     rec = rec.with_refs(refs)
     txn.put(bytes(blob_id), rec.encode(), db=index.db["blobs"])
     return rec
+
+
+def record_link(index: Index, txn: lmdb.Transaction, blob_id: BlobId, rec: BlobRecord) -> None:
+    """Record a link entry unless it is known; its references start at zero."""
+    if txn.get(bytes(blob_id), db=index.db["blobs"]) is None:
+        txn.put(bytes(blob_id), rec.with_refs(0).encode(), db=index.db["blobs"])
+
+
+def apply_deltas(index: Index, txn: lmdb.Transaction, deltas: "Counter[BlobId]") -> None:
+    """Reference moves gathered over many items (see `Namespace.put_item`), once per blob."""
+    for blob_id, delta in deltas.items():
+        if delta:
+            adjust_refs(index, txn, blob_id, delta)
 
 
 def adjust_pin(index: Index, txn: lmdb.Transaction, blob_id: BlobId, delta: int) -> None:

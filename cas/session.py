@@ -34,7 +34,7 @@ from .namespace import merge_meta
 from .prepare import Prepared, PrepareConfig, Preparer, Task, init_worker, item_record, run_chunk
 from .links import check_url, link_id
 from .records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecord
-from .refs import adjust_refs, record_new_blob
+from .refs import apply_deltas, record_link, record_new_blob
 from .spool import spool_bytes
 
 if TYPE_CHECKING:
@@ -310,15 +310,12 @@ class ImportSession:
             with open(self._staging.name, "rb") as staged:
                 for dataset, name, raw, link in msgpack.Unpacker(staged, raw=False):
                     rec = ItemRecord.decode(raw)
-                    if link is not None and txn.get(bytes(rec.media), db=index.db["blobs"]) is None:
+                    if link is not None:
                         url, size, etag = link
-                        txn.put(bytes(rec.media), BlobRecord(size, 0, LINK, rec.mtime, url, etag).encode(),
-                                db=index.db["blobs"])
+                        record_link(index, txn, rec.media, BlobRecord(size, 0, LINK, rec.mtime, url, etag))
                     outcome = ns.put_item(txn, self.project, dataset, name, rec, self.overwrite, deltas)
                     setattr(self.report, f"items_{outcome}", getattr(self.report, f"items_{outcome}") + 1)
-            for blob_id, delta in deltas.items():
-                if delta:
-                    adjust_refs(self.store.index, txn, blob_id, delta)
+            apply_deltas(index, txn, deltas)
 
     def abort(self) -> None:
         """Drop everything staged. Blobs the workers already installed are recorded without

@@ -10,7 +10,6 @@ history). Two machines pushing at once: one wins, the other gets `Conflict` and 
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,7 @@ from .errors import CasError, Conflict, NotFound
 from .ids import BlobId
 from .index import item_key
 from .records import S3, BlobRecord, ItemRecord
-from .refs import adjust_refs
+from .refs import apply_deltas, record_link, record_new_blob
 from .snapshots import Version, materialize, read_tree, read_version, reachable, set_head, snapshot, version_items
 from .transfer import TransferReport, push_blobs
 
@@ -124,8 +123,7 @@ def _learn_remote_blobs(store: "Store", sizes: dict[BlobId, int]) -> None:
     """Record blobs that are in the remote (not fetched), with their sizes, in one transaction."""
     with store.index.write() as txn:
         for blob_id, size in sizes.items():
-            if txn.get(bytes(blob_id), db=store.index.db["blobs"]) is None:
-                txn.put(bytes(blob_id), BlobRecord(size, 0, S3, time.time_ns()).encode(), db=store.index.db["blobs"])
+            record_new_blob(store.index, txn, blob_id, size, S3)
 
 
 def fetch_version(store: "Store", version: BlobId) -> Version:
@@ -253,9 +251,7 @@ def _apply(store: "Store", txn: Any, project: str, changes: dict[tuple[str, str]
             continue
         rec, link = value
         ns.ensure_dataset(txn, project, dataset)
-        if link is not None and txn.get(bytes(rec.media), db=store.index.db["blobs"]) is None:
-            txn.put(bytes(rec.media), BlobRecord.decode(link).with_refs(0).encode(), db=store.index.db["blobs"])
+        if link is not None:
+            record_link(store.index, txn, rec.media, BlobRecord.decode(link))
         ns.put_item(txn, project, dataset, name, rec, True, deltas)
-    for blob, delta in deltas.items():
-        if delta:
-            adjust_refs(store.index, txn, blob, delta)
+    apply_deltas(store.index, txn, deltas)

@@ -17,9 +17,9 @@ carries the link record (URL, ETag), so a project can be rebuilt from trees alon
 from __future__ import annotations
 
 import bisect
-import functools
+import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,7 +29,7 @@ from .errors import CasError, NotFound
 from .ids import BlobId
 from .index import SEP, dataset_key, item_key, item_prefix, project_key
 from .records import BlobRecord, DatasetRecord, ItemRecord, pack, unpack
-from .refs import adjust_refs, record_new_blob
+from .refs import apply_deltas, record_link, record_new_blob
 from .spool import Spooled, spool_bytes
 
 if TYPE_CHECKING:
@@ -82,14 +82,26 @@ class TreeWriter:
             record_new_blob(self.store.index, txn, blob_id, sp.size, self.store.write_backend.location)
 
 
-@functools.lru_cache(maxsize=4096)
-def _decode_tree(raw: bytes) -> Any:
-    return unpack(raw)
+TREES_KEPT = 512  # decoded trees kept per process (a bucket is a few tens of KB)
+_trees: OrderedDict[bytes, Any] = OrderedDict()
+_trees_lock = threading.Lock()
 
 
 def read_tree(store: "Store", blob_id: BlobId, kind: str) -> list[Any]:
-    """A tree object (immutable, so decoded ones are cached), checked to be of `kind`."""
-    obj = _decode_tree(store.read_bytes(blob_id))
+    """A tree object, checked to be of `kind`. Trees are content addressed and immutable, so
+    decoded ones are kept by id (LRU): the versions mount asks for the same buckets often.
+    Callers must not change what they get."""
+    key = bytes(blob_id)
+    with _trees_lock:
+        obj = _trees.get(key)
+        if obj is not None:
+            _trees.move_to_end(key)
+    if obj is None:
+        obj = unpack(store.read_bytes(blob_id))
+        with _trees_lock:
+            _trees[key] = obj
+            if len(_trees) > TREES_KEPT:
+                _trees.popitem(last=False)
     if not isinstance(obj, list) or not obj or obj[0] != f"cas-{kind}":
         raise CasError(f"blob {blob_id} is not a {kind} tree")
     return obj
@@ -178,14 +190,12 @@ def _scan(store: "Store", txn: Any, project: str, dataset: str, lo: str | None,
 def _dataset_tree(store: "Store", txn: Any, project: str, dataset: str, previous: list[Any] | None,
                   dirty: set[str], writer: TreeWriter) -> list[list[Any]]:
     """Buckets of a dataset: all rebuilt without a previous tree, else only those whose name
-    range holds a dirty name (a bucket grown past twice its size is split again)."""
-    if previous is None:
-        return _buckets(store, txn, _scan(store, txn, project, dataset, None, None), writer)
-    old = previous[1]
-    firsts = [b[0] for b in old]
-    touched = sorted({max(bisect.bisect_right(firsts, name) - 1, 0) for name in dirty}) if old else []
+    range holds a dirty name (cut again at BUCKET_ITEMS, so a grown bucket splits)."""
+    old = previous[1] if previous is not None else []
     if not old:
         return _buckets(store, txn, _scan(store, txn, project, dataset, None, None), writer)
+    firsts = [b[0] for b in old]
+    touched = sorted({max(bisect.bisect_right(firsts, name) - 1, 0) for name in dirty})
     out: list[list[Any]] = []
     keep_from = 0
     for i in touched:
@@ -209,8 +219,9 @@ def snapshot(store: "Store", project: str, message: str = "", merged: BlobId | N
             rec = store.ns.project(project, txn)
             current = head(store, project, txn)
             prefix = project_key(project) + SEP
+            dirty_keys = [key for key, _ in index.scan(txn, "dirty", prefix)]
             dirty: dict[str, set[str]] = {}
-            for key, _ in index.scan(txn, "dirty", prefix):
+            for key in dirty_keys:
                 dataset, _, name = key[len(prefix):].rpartition(SEP)
                 dirty.setdefault(dataset.decode(), set()).add(name.decode())
             previous: dict[str, list[Any]] = {}
@@ -238,7 +249,7 @@ def snapshot(store: "Store", project: str, message: str = "", merged: BlobId | N
             if not unchanged:
                 version_id = writer.put(["cas-version", bytes(tree), bytes(current) if current else None,
                                          time.time_ns(), message, items, size, bytes(merged) if merged else None])
-            seen = {key: txn.get(key, db=index.db["items"]) for key, _ in index.scan(txn, "dirty", prefix)}
+            seen = {key: txn.get(key, db=index.db["items"]) for key in dirty_keys}
         writer.install()
         with index.write() as txn:
             writer.record(txn)
@@ -329,13 +340,11 @@ def materialize(store: "Store", txn: Any, project: str, version: Version) -> int
     for path, raw, _tree in datasets:
         txn.put(dataset_key(project, path), raw or DatasetRecord(time.time_ns()).encode(), db=index.db["datasets"])
     for path, name, rec, link in version_items(store, version):
-        if link is not None and txn.get(bytes(rec.media), db=index.db["blobs"]) is None:
-            txn.put(bytes(rec.media), BlobRecord.decode(link).with_refs(0).encode(), db=index.db["blobs"])
+        if link is not None:
+            record_link(index, txn, rec.media, BlobRecord.decode(link))
         ns.put_item(txn, project, path, name, rec, True, deltas)
         count += 1
-    for blob_id, delta in deltas.items():
-        if delta:
-            adjust_refs(index, txn, blob_id, delta)
+    apply_deltas(index, txn, deltas)
     prefix = project_key(project) + SEP
     for key, _ in list(index.scan(txn, "dirty", prefix)):
         txn.delete(key, db=index.db["dirty"])
