@@ -67,9 +67,8 @@ class RemoteReader:
         self._fd = -1
         self._fill_path = ""
         self._filled = 0  # bytes [0, filled) were received and hashed, in order
-        self._written = 0  # bytes [0, written) are in the fill file; the rest of them in _mem
-        self._mem: dict[int, bytes] = {}  # start -> chunk received but not written yet
-        self._mem_starts: list[int] = []
+        self._written = 0  # bytes [0, written) are in the fill file; the rest of them in _held
+        self._held: list[tuple[int, bytes]] = []  # (start, chunk) received and not yet let go, in order
         self._live = 0  # fill and writer threads still running
         # A blob larger than the whole cache is streamed through, never written to disk.
         self._caching = size <= cache.max_bytes
@@ -217,13 +216,12 @@ class RemoteReader:
 
     def _held_from(self) -> int:
         """(Under the lock.) The first byte still held in memory."""
-        return self._mem_starts[0] if self._mem_starts else self._filled
+        return self._held[0][0] if self._held else self._filled
 
     def _drop_passed(self) -> None:
         """(Under the lock; only without a fill file.) Let go of chunks readers are well past."""
-        while self._mem_starts and self._mem_starts[0] + len(self._mem[self._mem_starts[0]]) \
-                <= self._want - KEEP_BEHIND:
-            del self._mem[self._mem_starts.pop(0)]
+        while self._held and self._held[0][0] + len(self._held[0][1]) <= self._want - KEEP_BEHIND:
+            self._held.pop(0)
 
     def _ready(self, end: int) -> bool:
         if self._verified:
@@ -234,11 +232,10 @@ class RemoteReader:
     def _from_memory(self, start: int, end: int) -> bytes:
         """Bytes [start, end) of the chunks received but not yet written (under the lock)."""
         parts = []
-        i = bisect.bisect_right(self._mem_starts, start) - 1
+        i = bisect.bisect_right(self._held, start, key=lambda held: held[0]) - 1
         pos = start
         while pos < end:
-            chunk_start = self._mem_starts[i]
-            chunk = self._mem[chunk_start]
+            chunk_start, chunk = self._held[i]
             parts.append(chunk[pos - chunk_start:end - chunk_start])
             pos = chunk_start + len(chunk)
             i += 1
@@ -271,8 +268,7 @@ class RemoteReader:
                             with self._cond:
                                 if not self._wait_for_room():
                                     return
-                                self._mem[self._filled] = chunk
-                                self._mem_starts.append(self._filled)
+                                self._held.append((self._filled, chunk))
                                 self._filled += len(chunk)
                                 self._cond.notify_all()
                             attempts = 0
@@ -317,17 +313,16 @@ class RemoteReader:
         try:
             while True:
                 with self._cond:
-                    while self._written not in self._mem and not (self._verified or self._error or self._closed):
+                    while not self._held and not (self._verified or self._error or self._closed):
                         self._cond.wait()
                     if self._error is not None or (self._closed and not self._verified):
                         break  # an abandoned fill never becomes an entry
-                    chunk = self._mem.get(self._written)
-                    if chunk is None:  # verified and all written
+                    if not self._held:  # verified and all written
                         break
+                    chunk = self._held[0][1]  # with a fill file, the first held chunk starts at `_written`
                 os.pwrite(self._fd, chunk, self._written)
                 with self._cond:
-                    del self._mem[self._written]
-                    self._mem_starts.pop(0)
+                    self._held.pop(0)
                     self._written += len(chunk)
                     self._cond.notify_all()
             if self._verified and self._written == self.size:
