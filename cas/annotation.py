@@ -111,13 +111,7 @@ class Meta:
 
     def check_annotation(self, ann: Any, file: str, width: int | None = None, height: int | None = None) -> None:
         """Validate an image annotation against this meta and (if given) the image size."""
-        _expect(isinstance(ann, dict), file, "$", "expected a JSON object")
-        size = ann.get("size")
-        _expect(isinstance(size, dict) and _is_int(size.get("height")) and _is_int(size.get("width")),
-                file, "size", "expected {\"height\": int, \"width\": int}")
-        if width is not None and height is not None:
-            _expect((size["width"], size["height"]) == (width, height), file, "size",
-                    f"annotation says {size['width']}x{size['height']} but the image is {width}x{height}")
+        _check_size(ann, file, width, height, "image")
         self._check_tags(ann.get("tags", []), file, "tags")
         objects = ann.get("objects", [])
         _expect(isinstance(objects, list), file, "objects", "expected a list")
@@ -128,13 +122,7 @@ class Meta:
                                height: int | None = None) -> None:
         """Validate a video annotation: size, framesCount, objects (class, key) and the
         figures of each frame (object key, geometry)."""
-        _expect(isinstance(ann, dict), file, "$", "expected a JSON object")
-        size = ann.get("size")
-        _expect(isinstance(size, dict) and _is_int(size.get("height")) and _is_int(size.get("width")),
-                file, "size", "expected {\"height\": int, \"width\": int}")
-        if width is not None and height is not None:
-            _expect((size["width"], size["height"]) == (width, height), file, "size",
-                    f"annotation says {size['width']}x{size['height']} but the video is {width}x{height}")
+        _check_size(ann, file, width, height, "video")
         _expect(_is_int(ann.get("framesCount")), file, "framesCount", "expected an integer")
         self._check_tags(ann.get("tags", []), file, "tags")
         keys = {}
@@ -191,6 +179,17 @@ class Meta:
             _check_graph(obj.get("nodes"), known, file, f"{where}.nodes")
         else:
             _check_points(obj.get("points"), gtype, file, f"{where}.points")
+
+
+def _check_size(ann: Any, file: str, width: int | None, height: int | None, media: str) -> None:
+    """An annotation object whose `size` is the media's (when the media's size is given)."""
+    _expect(isinstance(ann, dict), file, "$", "expected a JSON object")
+    size = ann.get("size")
+    _expect(isinstance(size, dict) and _is_int(size.get("height")) and _is_int(size.get("width")),
+            file, "size", "expected {\"height\": int, \"width\": int}")
+    if width is not None and height is not None:
+        _expect((size["width"], size["height"]) == (width, height), file, "size",
+                f"annotation says {size['width']}x{size['height']} but the {media} is {width}x{height}")
 
 
 _POINT_COUNTS = {"rectangle": (2, 2), "point": (1, 1), "line": (2, None), "polygon": (3, None)}

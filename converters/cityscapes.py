@@ -6,7 +6,6 @@ class. Objects flagged `deleted` are skipped and counted."""
 from __future__ import annotations
 
 import functools
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from cas.errors import InvalidInput
 from cas.session import ImportSession
 
 from . import geometry as geo
+from .supervisely import read_json_document
 
 SUFFIX = "_gtFine_polygons.json"
 
@@ -36,12 +36,7 @@ def count(src: Path) -> int:
 
 
 def _load(path: Path, label: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError) as e:
-        raise InvalidInput(label, f"invalid JSON ({e})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("objects"), list):
-        raise InvalidInput(label, "expected an object with an 'objects' list", "objects")
+    doc = read_json_document(path, label, "objects")
     for i, ob in enumerate(doc["objects"]):
         if not isinstance(ob, dict) or not isinstance(ob.get("label"), str):
             raise InvalidInput(label, "expected an object with a label", f"objects[{i}].label")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import json
 import math
 import os
 from collections import Counter, defaultdict
@@ -22,6 +21,7 @@ from cas.errors import InvalidInput
 from cas.session import ImportSession
 
 from . import geometry as geo
+from .supervisely import read_json_document
 
 SHAPES = {"polygon": "polygon", "rectangle": "rectangle", "point": "point", "line": "line",
           "linestrip": "line", "circle": "polygon"}
@@ -50,12 +50,7 @@ def count(src: Path) -> int:
 
 
 def _load(path: Path, label: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError) as e:
-        raise InvalidInput(label, f"invalid JSON ({e})") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
-        raise InvalidInput(label, "expected an object with a 'shapes' list", "shapes")
+    doc = read_json_document(path, label, "shapes")
     for i, shape in enumerate(doc["shapes"]):
         where = f"shapes[{i}]"
         if not isinstance(shape, dict) or not isinstance(shape.get("label"), str) or not shape["label"]:

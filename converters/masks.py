@@ -123,31 +123,29 @@ def build_from_folders(parts: list[tuple[str, str]], width: int, height: int) ->
 def build_from_machine_mask(path: str, by_index: dict[int, str], by_color: dict[tuple[int, int, int], str],
                             width: int, height: int) -> dict[str, Any]:
     img = _load(path, width, height)
-    objects = []
     if img.mode in ("P", "L", "I", "I;16") or not by_color:
         values = np.array(img if img.mode in ("P", "L", "I", "I;16") else img.convert("L"))
-        for value in np.unique(values):
-            name = by_index.get(int(value))
-            if name is None:
-                if value == 0:
-                    continue
-                raise InvalidInput(path, f"pixel value {value} is not in the class map")
-            if name != BACKGROUND:
-                ob = geo.bitmap(name, values == value)
-                if ob is not None:
-                    objects.append(ob)
+        objects = _class_bitmaps(values, by_index.get, lambda v: f"pixel value {v} is not in the class map", path)
     else:
-        rgb = np.array(img.convert("RGB"))
-        packed = (rgb[:, :, 0].astype(np.int32) << 16) | (rgb[:, :, 1].astype(np.int32) << 8) | rgb[:, :, 2]
-        for value in np.unique(packed):
-            color = (int(value) >> 16, (int(value) >> 8) & 255, int(value) & 255)
-            name = by_color.get(color)
-            if name is None:
-                if color == (0, 0, 0):
-                    continue
-                raise InvalidInput(path, f"color {color} is not in labelmap.txt")
-            if name != BACKGROUND:
-                ob = geo.bitmap(name, packed == value)
-                if ob is not None:
-                    objects.append(ob)
+        rgb = np.array(img.convert("RGB")).astype(np.int32)
+        packed = (rgb[:, :, 0] << 16) | (rgb[:, :, 1] << 8) | rgb[:, :, 2]
+        color = lambda v: (v >> 16, (v >> 8) & 255, v & 255)  # noqa: E731
+        objects = _class_bitmaps(packed, lambda v: by_color.get(color(v)),
+                                 lambda v: f"color {color(v)} is not in labelmap.txt", path)
     return _annotation(objects, width, height)
+
+
+def _class_bitmaps(values: np.ndarray, name_of: Any, unknown: Any, path: str) -> list[dict[str, Any]]:
+    """One bitmap per class value present; 0 (black) without a name is the background."""
+    objects = []
+    for value in (int(v) for v in np.unique(values)):
+        name = name_of(value)
+        if name is None:
+            if value == 0:
+                continue
+            raise InvalidInput(path, unknown(value))
+        if name != BACKGROUND:
+            ob = geo.bitmap(name, values == value)
+            if ob is not None:
+                objects.append(ob)
+    return objects

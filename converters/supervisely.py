@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from cas.annotation import loads
 from cas.errors import AlreadyExists, InvalidInput
@@ -60,6 +61,14 @@ def read_json_file(path: Path, label: str) -> object:
         return loads(path.read_bytes(), label)
     except OSError as e:
         raise InvalidInput(label, f"cannot read ({e.strerror})") from None
+
+
+def read_json_document(path: Path, label: str, list_key: str) -> dict[str, Any]:
+    """A JSON object holding a list under `list_key` (LabelMe's shapes, Cityscapes' objects)."""
+    doc = read_json_file(path, label)
+    if not isinstance(doc, dict) or not isinstance(doc.get(list_key), list):
+        raise InvalidInput(label, f"expected a JSON object with a list named {list_key!r}", list_key)
+    return doc
 
 
 def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
