@@ -196,13 +196,16 @@ def copy_in(work: Path, rows: list) -> None:
     shutil.rmtree(src)
 
 
-def print_rows(rows: list) -> None:
+def print_rows(rows: list, throughput: bool = False) -> None:
+    """The table; a row's ratio to its reference row is of times (lower is better), or of
+    throughputs with `throughput` (higher is better)."""
     by = {r["case"]: r for r in rows}
-    print(f"{'case':64s} {'s':>8s} {'MB/s':>9s}  ratio")
+    key = "MB/s" if throughput else "seconds"
+    print(f"{'case':64s} {'s':>8s} {'MB/s':>9s}  {'throughput ratio' if throughput else 'ratio'}")
     for r in rows:
         ratio = ""
-        if r["ref"] and r["seconds"] and by.get(r["ref"], {}).get("seconds"):
-            ratio = f"{r['seconds'] / by[r['ref']]['seconds']:.2f} x ({r['ref'].strip()})"
+        if r["ref"] and r[key] and by.get(r["ref"], {}).get(key):
+            ratio = f"{r[key] / by[r['ref']][key]:.2f} x ({r['ref'].strip()})"
         secs = f"{r['seconds']:.3f}" if r["seconds"] is not None else "-"
         mbs = f"{r['MB/s']:.0f}" if r["MB/s"] else "-"
         print(f"{r['case']:64s} {secs:>8s} {mbs:>9s}  {ratio} {r['note']}")

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.datagen import make_dedup_set, write_huge_jpeg
-from bench.fuse_read import REPO, cas, cas_mount, file_list, row, unmount
+from bench.fuse_read import REPO, cas, cas_mount, file_list, print_rows, row, unmount
 from bench.fuse_read import sh as _sh
 
 BUCKET = "cas-bench"
@@ -159,18 +159,6 @@ def link_import(work: Path, n: int, rows: list) -> None:
                  "note": f"{stats['items']} items, {n / seconds:,.0f} items/s (target <= 10 s)"})
 
 
-def print_rows(rows: list) -> None:
-    by = {r["case"]: r for r in rows}
-    print(f"{'case':56s} {'s':>8s} {'MB/s':>8s}  throughput ratio")
-    for r in rows:
-        ratio = ""
-        ref = by.get(r["ref"] or "")
-        if ref and r["MB/s"] and ref["MB/s"]:
-            ratio = f"{r['MB/s'] / ref['MB/s']:.2f} x ({r['ref'].strip()})"
-        mbs = f"{r['MB/s']:.0f}" if r["MB/s"] else "-"
-        print(f"{r['case']:56s} {r['seconds']:8.3f} {mbs:>8s}  {ratio} {r['note']}")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=2000)
@@ -195,7 +183,7 @@ def main() -> None:
         unmount(work / "mnt")
         server.terminate()
         server.wait(timeout=10)
-        print_rows(rows)
+        print_rows(rows, throughput=True)
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=2))
         shutil.rmtree(work, ignore_errors=True)

@@ -12,7 +12,7 @@ from cas import Store
 from cas.errors import InvalidInput
 from converters import coco
 from converters.ingest import detect_format, import_source
-from tests.converters.samples import assert_same_objects, coco_sample, objects_of
+from tests.converters.samples import assert_reimport_same, coco_sample
 
 
 def test_import_maps_every_geometry(store: Store, tmp_path: Path) -> None:
@@ -54,12 +54,7 @@ def test_round_trip_and_pycocotools_reads_the_export(store: Store, tmp_path: Pat
     for ann in api.loadAnns(api.getAnnIds()):
         if "segmentation" in ann:
             assert api.annToMask(ann).sum() > 0
-    again = Store(tmp_path / "again")
-    try:
-        import_source(again, tmp_path / "out", "c", "coco")
-        assert_same_objects(objects_of(store, "c"), objects_of(again, "c"))
-    finally:
-        again.close()
+    assert_reimport_same(store, "c", tmp_path / "out", "coco")
 
 
 def test_link_uses_coco_url(store: Store, tmp_path: Path) -> None:

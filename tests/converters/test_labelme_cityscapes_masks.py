@@ -10,7 +10,7 @@ import pytest
 from cas import Store
 from cas.errors import InvalidInput
 from converters.ingest import detect_format, import_source
-from tests.converters.samples import cityscapes_sample, labelme_sample, masks_sample
+from tests.converters.samples import assert_reimport_same, cityscapes_sample, labelme_sample, masks_sample
 
 
 def kinds(store: Store, project: str, dataset: str, name: str) -> list[tuple[str, str]]:
@@ -81,12 +81,6 @@ def test_round_trip_through_supervisely(store: Store, tmp_path: Path, fmt: str, 
     """These formats are import-only: their export is the Supervisely layout, and it must
     come back with the same objects."""
     from converters import supervisely
-    from tests.converters.samples import assert_same_objects, objects_of
     import_source(store, make(tmp_path / "src"), "p", fmt)
     supervisely.write(store, "p", tmp_path / "out")
-    again = Store(tmp_path / "again")
-    try:
-        import_source(again, tmp_path / "out", "p", "sly")
-        assert_same_objects(objects_of(store, "p"), objects_of(again, "p"), tolerance=0)
-    finally:
-        again.close()
+    assert_reimport_same(store, "p", tmp_path / "out", "sly", tolerance=0)

@@ -11,7 +11,7 @@ from cas import Store
 from cas.errors import InvalidInput
 from converters import yolo
 from converters.ingest import detect_format, import_source
-from tests.converters.samples import assert_same_objects, objects_of, yolo_sample
+from tests.converters.samples import assert_reimport_same, yolo_sample
 
 
 def test_detect_scales_by_the_real_image_size_and_clips(store: Store, tmp_path: Path) -> None:
@@ -34,12 +34,7 @@ def test_round_trip(store: Store, tmp_path: Path, task: str) -> None:
     assert counts["images"] == 5
     doc = yaml.safe_load((tmp_path / "out" / "data.yaml").read_text())
     assert doc["names"] == {0: "person", 1: "car"} and doc["train"] == "images/train"
-    again = Store(tmp_path / "again")
-    try:
-        import_source(again, tmp_path / "out", "y", "yolo")
-        assert_same_objects(objects_of(store, "y"), objects_of(again, "y"))
-    finally:
-        again.close()
+    assert_reimport_same(store, "y", tmp_path / "out", "yolo")
 
 
 def test_pose_makes_boxes_and_graphs(store: Store, tmp_path: Path) -> None:
