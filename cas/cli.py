@@ -511,9 +511,8 @@ def rm_cmd(c: Context, target: str) -> None:
     elif dataset is not None:
         n = ns.remove_dataset(project, dataset)
     else:
-        from .snapshots import drop_head
-        n = ns.remove_project(project)
-        drop_head(c.store, project)  # its versions go with it
+        from .snapshots import remove_project
+        n = remove_project(c.store, project)  # its versions go with it
     click.echo(f"removed {target} ({n} items); run `cas gc` to free unreferenced bytes")
 
 

@@ -12,6 +12,8 @@ from .gc import orphan_files, remove_path
 from .hashing import hash_file
 from .ids import BlobId
 from .index import SEP, split_item_key
+from .ingest.journal import PREFIX as INGEST_PREFIX
+from .ingest.journal import ingest_dirs, live_records, try_lock
 from .records import LINK, LOCAL, S3, BlobRecord, ItemRecord
 
 if TYPE_CHECKING:
@@ -154,7 +156,18 @@ def _check_files(store: "Store", report: FsckReport) -> None:
     for path, size in orphan_files(store):
         report.problems.append(Problem("orphan-file", path, f"{size} bytes not in the index"))
     for path, size in store.backend.list_tmp():
+        if os.path.basename(path).startswith(INGEST_PREFIX):
+            continue  # a mount's staging: checked below
         report.problems.append(Problem("stale-temp", path, f"left by an interrupted write ({size} bytes)"))
+    for directory in ingest_dirs(store.tmp_dir):
+        fd = try_lock(directory)
+        if fd is None:
+            continue  # a live mount's staging
+        os.close(fd)
+        if pending := len(live_records(directory)):
+            report.problems.append(Problem(
+                "pending-journal", str(directory), f"{pending} files closed in a mount that stopped before "
+                "committing them; the next `cas mount` of this store imports them"))
 
 
 def _repair(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
@@ -191,5 +204,5 @@ def _repair(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
         for problem in report.problems:
             if problem.kind == "bad-refcount":
                 problem.repaired = True
-    if any(not p.repaired for p in report.problems):  # pragma: no cover - every kind above is handled
+    if any(not p.repaired and p.kind != "pending-journal" for p in report.problems):  # pragma: no cover - every kind above is handled
         raise CasError("fsck could not repair every problem")

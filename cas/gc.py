@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .ids import BlobId
+from .ingest.journal import PREFIX as INGEST_PREFIX
 from .records import LOCAL, S3, BlobRecord
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ def collect(store: "Store") -> GcReport:
             from .sharing import remote_heads
             keep |= reachable(store, list(remote_heads(store).values()))
         for entry in os.scandir(store.tmp_dir):
+            if entry.name.startswith(INGEST_PREFIX):
+                continue  # a mount's staging: live, or files acknowledged to writers that its next mount imports
             remove_path(entry.path)
             report.temp_removed += 1
         while True:

@@ -140,6 +140,14 @@ def drop_head(store: "Store", project: str) -> None:
     (store.root / "refs" / project).unlink(missing_ok=True)
 
 
+def remove_project(store: "Store", project: str) -> int:
+    """Remove a project with its datasets, items and versions (`cas rm P`, `rm -rf` in the
+    mount); returns the items removed. `gc` then frees what nothing else holds."""
+    removed = store.ns.remove_project(project)
+    drop_head(store, project)
+    return removed
+
+
 def history(store: "Store", project: str) -> Iterator[Version]:
     """Versions from the head back to the first."""
     current = head(store, project)

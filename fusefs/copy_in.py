@@ -1,218 +1,311 @@
-"""Changes made through the mount: files written in, mkdir, rm, mv.
+"""Changes made through the mount, translated into the engine (cas.ingest.WriteBack, the namespace).
 
-A file written into img/ becomes an item when it is closed (hashed, deduplicated,
-sized from its header, with an empty annotation or one that arrived earlier).
-An annotation written before its image waits in memory until the image comes.
-
-`cp -r project /mnt/` creates what it expects to be new with mkdir and O_EXCL,
-so the sections (img/, ann/, ...) of a dataset made by mkdir appear only when
-they are made (or when the dataset is listed), and a project made by mkdir is
-"fresh" until its meta.json is written: its meta.json is hidden, its annotations wait without being checked against a meta they
-may not match yet, and its images arrive with empty annotations. When the
-meta.json arrives, every waiting annotation is checked and attached; one that
-does not fit is logged and stays waiting (visible under ann/).
+Every name can be created, written, renamed and removed as in a local folder:
+- temporary names (cas.ingest.names) are scratch files: never imported, gone at unmount;
+- a file closed, or renamed, at a Supervisely position is handed to the write-back:
+  `<dataset>/img/<item>` (video/), `ann/<item>.json`, `meta/<item>.json`, `<project>/meta.json`;
+- writes into img_info/ are scratch files shown in place of the generated ones;
+- mkdir makes projects, datasets and sections; rmdir (and so `rm -rf`) removes them, a
+  project with its versions, as `cas rm` does.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import logging
-import threading
+import os
 
-from cas import edits
-from cas.annotation import empty_annotation, loads
 from cas.errors import InvalidInput, NotFound
+from cas.ingest import StagedFile, WriteBack
+from cas.snapshots import remove_project
 from cas.store import Store
 
+from .attrs import AttrOverlay
 from .binding import FuseOSError
-from .handles import WriteHandle
+from .handles import StagedHandle
+from .hidden import Hidden
 from .paths import MEDIA_SECTIONS, NESTED, Kind, Target
 from .view import View, item_blob
 
 log = logging.getLogger("cas.mount")
 
 
+def label_of(t: Target) -> str:
+    return t.path.lstrip("/")
+
+
+def refuse(code: int, message: str) -> FuseOSError:
+    log.error(message)
+    return FuseOSError(code)
+
+
 class CopyIn:
     """Everything that changes the store on behalf of the mount."""
 
-    def __init__(self, store: Store, view: View) -> None:
+    def __init__(self, store: Store, view: View, wb: WriteBack, hidden: Hidden, attrs: AttrOverlay) -> None:
         self.store = store
         self.view = view
-        self.pending = view.pending
-        self.fresh = view.fresh_projects
-        self._lock = threading.Lock()  # one finalize at a time keeps item writes ordered
+        self.wb = wb
+        self.scratch = wb.scratch
+        self.hidden = hidden
+        self.attrs = attrs
 
-    # -- files -------------------------------------------------------------------------------
-    def writable(self, t: Target) -> None:
-        if t.kind is Kind.PROJECT_META:
-            self.store.ns.project(t.project)
+    # -- opening for writing -----------------------------------------------------------------
+    def is_scratch(self, t: Target) -> bool:
+        """Temporary names, and img_info/ files (accepted, never imported)."""
+        return t.kind is Kind.STAGED or (t.kind is Kind.FILE and t.section == "img_info")
+
+    def check_parent(self, t: Target) -> None:
+        """A scratch file needs an existing directory to live in."""
+        parent = t.path.rpartition("/")[0] or "/"
+        if self.scratch.get(parent) is not None:
+            if not self.scratch.is_dir(parent):
+                raise FuseOSError(errno.ENOTDIR)
             return
-        if t.kind is not Kind.FILE or t.section in ("img_info", NESTED):
-            raise FuseOSError(errno.EPERM)
-        if not self.store.ns.has_dataset(t.project, t.dataset):
-            raise NotFound(f"no dataset {t.project}/{t.dataset}")
-        if t.section in MEDIA_SECTIONS and t.section != self.view.media_dir(t.project):
-            raise FuseOSError(errno.EPERM)
-        t.item  # noqa: B018 - validates <item>.json names
+        if t.kind is Kind.FILE:  # img_info/<file>
+            self.view.getattr(Target(Kind.SECTION, t.project, t.dataset, t.section))
+            return
+        from .paths import parse
+        if not self.view.getattr(parse(parent))["st_mode"] & 0o040000:
+            raise FuseOSError(errno.ENOTDIR)
 
-    def open_write(self, t: Target, truncate: bool) -> WriteHandle:
-        """A spool for a new or rewritten file; without O_TRUNC it starts with the old bytes."""
+    def open_write(self, t: Target, truncate: bool, create: bool) -> StagedHandle:
+        """A handle to write `t`; without `truncate` it starts with the current bytes."""
+        if self.is_scratch(t):
+            self.check_parent(t)
+            node = self.scratch.get(t.path)
+            if node is not None and node.file is None:
+                raise FuseOSError(errno.EISDIR)
+            if node is not None and not truncate:
+                return StagedHandle(t, node.file.open(), position=False)  # type: ignore[union-attr]
+            initial = b"" if truncate or node is not None else self._generated(t, create)
+            staged = self.scratch.create(t.path)
+            if initial:
+                staged.write(initial, 0)
+            return StagedHandle(t, staged, position=False)
         self.writable(t)
         initial = b""
         if not truncate:
             try:
                 initial = self.current_bytes(t)
             except NotFound:
-                pass
-        return WriteHandle.create(t, self.store.tmp_dir, initial)
+                if not create:
+                    raise
+        self.attrs.forget(t.path)
+        return StagedHandle(t, StagedFile.create(str(self.wb.directory), initial), position=True)
+
+    def _generated(self, t: Target, create: bool) -> bytes:
+        """An img_info/ file opened for writing without truncation starts as the generated one."""
+        try:
+            from .view import img_info
+            return img_info(t.item, self.view.item(t))
+        except NotFound:
+            if not create:
+                raise
+            return b""
+
+    def writable(self, t: Target) -> None:
+        """Whether `t` is a Supervisely position that can be written."""
+        if t.kind is Kind.PROJECT_META:
+            self.store.ns.project(t.project)
+            return
+        if t.kind is not Kind.FILE or t.section == NESTED:
+            raise FuseOSError(errno.EPERM)
+        if not self.store.ns.has_dataset(t.project, t.dataset):
+            raise NotFound(f"no dataset {t.project}/{t.dataset}")
+        if t.section in MEDIA_SECTIONS and t.section != self.view.media_dir(t.project):
+            raise refuse(errno.EPERM, f"{label_of(t)}: project {t.project} keeps its media in "
+                                      f"{self.view.media_dir(t.project)}/")
+        if t.section not in MEDIA_SECTIONS and not t.name.endswith(".json"):
+            raise refuse(errno.EPERM, f"{label_of(t)}: {t.section}/ holds <item>.json files only")
 
     def current_bytes(self, t: Target) -> bytes:
         if t.kind is Kind.PROJECT_META:
             return self.view.project_meta(t.project)
-        waiting = self.pending.get((t.project, t.dataset, t.item, t.section))
-        if waiting is not None:
-            return waiting
+        waiting = self.wb.waiting_file(t.project, t.dataset, t.item, t.section)
+        if waiting is not None and waiting.file is not None:
+            with open(waiting.file, "rb") as f:
+                return f.read()
         blob, _size = item_blob(t.section, t.item, self.view.item(t))
-        return self.store.read_bytes(blob)
+        return self.wb.read_blob(blob)
 
-    def finalize(self, handle: WriteHandle) -> None:
-        """Turn a closed spool into store content; any bad input fails with EINVAL, changing nothing."""
+    # -- closing -------------------------------------------------------------------------------
+    def finalize(self, handle: StagedHandle) -> None:
+        """A dirty position file was closed: validate and hand it over; bad content is EINVAL."""
         t = handle.target
-        label = f"{t.project}/{t.dataset}/{t.section}/{t.name}" if t.kind is Kind.FILE else f"{t.project}/meta.json"
-        with self._lock:
-            try:
-                self._finalize(handle, t, label)
-            except InvalidInput as e:
-                log.error("rejected %s: %s", label, e)
-                raise FuseOSError(errno.EINVAL) from e
-            handle.dirty = False
-
-    def _finalize(self, handle: WriteHandle, t: Target, label: str) -> None:
-        if t.kind is Kind.PROJECT_META:
-            with open(handle.path, "rb") as f:
-                self.store.set_meta(t.project, loads(f.read(), label))
-            if t.project in self.fresh:
-                self.fresh.discard(t.project)
-                self._attach_pending(t.project)
-            return
-        ann_key, meta_key = (t.project, t.dataset, t.item, "ann"), (t.project, t.dataset, t.item, "meta")
-        fresh = t.project in self.fresh
-        if t.section in MEDIA_SECTIONS:
-            ann = None if fresh else self.pending.get(ann_key)
-            item_meta = self.pending.get(meta_key)
-            edits.import_item(self.store, t.project, t.dataset, t.name, handle.path, ann=ann,
-                              item_meta=loads(item_meta, label) if item_meta is not None else None,
-                              label=label, ann_label=f"{t.project}/{t.dataset}/ann/{t.name}.json")
-            if ann is not None:
-                del self.pending[ann_key]
-            elif (t.project, t.dataset) in self.view.fresh_datasets and ann_key not in self.pending:
-                self.view.implicit_anns.add(ann_key[:3])
-            self.pending.pop(meta_key, None)
-            log.info("imported %s", label)
-            return
-        with open(handle.path, "rb") as f:
-            raw = f.read()
-        key = (t.project, t.dataset, t.item, t.section)
-        self.view.implicit_anns.discard(key[:3])
-        parsed = loads(raw, label)
-        if t.section == "meta" and not isinstance(parsed, dict):
-            raise InvalidInput(label, "expected a JSON object", "$")
-        if fresh and t.section == "ann":  # checked once the project's meta.json has arrived
-            self.pending[key] = json.dumps(parsed, indent=4).encode()
-            return
         try:
-            if t.section == "ann":
-                edits.set_annotation(self.store, t.project, t.dataset, t.item, parsed, label)
-            else:
-                edits.set_item_meta(self.store, t.project, t.dataset, t.item, parsed, label)
-        except NotFound:
-            if t.section == "ann":
-                edits.check_annotation(self.store, t.project, parsed, label)  # the size is checked later
-            self.pending[key] = json.dumps(parsed, indent=4).encode()
-            log.info("kept %s until its image arrives", label)
+            self.close_at(t, handle.staged)
+        except InvalidInput as e:
+            raise refuse(errno.EINVAL, f"rejected {label_of(t)}: {e}") from e
+        handle.dirty = False
 
-    def _attach_pending(self, project: str) -> None:
-        for key in [k for k in list(self.pending) if k[0] == project and k[3] == "ann"]:
-            _, dataset, item, _ = key
-            label = f"{project}/{dataset}/ann/{item}.json"
-            try:
-                edits.set_annotation(self.store, project, dataset, item, self.pending[key], label)
-            except NotFound:
-                continue  # its image has not arrived yet
-            except InvalidInput as e:
-                log.error("annotation %s does not fit the project and stays unattached: %s", label, e)
-                continue
-            del self.pending[key]
+    def close_at(self, t: Target, staged: StagedFile) -> None:
+        """Import staged bytes at position `t` (raises InvalidInput, changing nothing)."""
+        label = label_of(t)
+        if t.kind is Kind.PROJECT_META:
+            from cas.annotation import loads
+            with open(staged.path, "rb") as f:
+                raw = f.read()
+            self.wb.set_project_meta(t.project, loads(raw, label))
+            self.view.meta_written(t.project, raw)
+            self.hidden.meta_written(t.project)
+            return
+        if t.section in MEDIA_SECTIONS:
+            ann_written = self.wb.waiting_file(t.project, t.dataset, t.name, "ann") is not None
+            self.wb.close_media(t.project, t.dataset, t.name, staged, label)
+            self.hidden.media_closed(t.project, t.dataset, t.name, ann_written)
+            return
+        defer = t.section == "ann" and self.hidden.meta_hidden(t.project)
+        self.wb.close_json(t.project, t.dataset, t.section, t.item, staged, label, defer=defer)
+        self.hidden.file_written(t.project, t.dataset, t.section, t.item)
 
-    # -- names -------------------------------------------------------------------------------
+    # -- names ---------------------------------------------------------------------------------
     def mkdir(self, t: Target) -> None:
-        if t.kind is Kind.PROJECT:
-            self.store.ns.create_project(t.project)
-            self.fresh.add(t.project)
+        ns = self.store.ns
+        if t.kind is Kind.STAGED:
+            self.check_parent(t)
+            self.scratch.mkdir(t.path)
+        elif t.kind is Kind.PROJECT:
+            ns.create_project(t.project)
+            self.hidden.hide_meta(t.project)
         elif t.kind is Kind.DATASET:
             parent = t.dataset.rpartition("/")[0]
-            if parent and not self.store.ns.has_dataset(t.project, parent):
+            if parent and not ns.has_dataset(t.project, parent):
                 raise NotFound(f"no dataset {t.project}/{parent}")
-            if t.dataset.split("/")[-1] == "meta.json" and "/" not in t.dataset:
-                raise FuseOSError(errno.EEXIST)
-            self.store.ns.create_dataset(t.project, t.dataset)
-            self.view.fresh_datasets[(t.project, t.dataset)] = set()
+            ns.create_dataset(t.project, t.dataset)
+            self.hidden.dataset_made(t.project, t.dataset)
         elif t.kind is Kind.SECTION:
-            made = self.view.fresh_datasets.get((t.project, t.dataset))
-            if made is None:
-                if t.section != NESTED:
-                    raise FuseOSError(errno.EEXIST)
-                self.view.getattr(Target(Kind.DATASET, t.project, t.dataset))
-                self.view.made_nested.add((t.project, t.dataset))
-                return
             if t.section in MEDIA_SECTIONS and t.section != self.view.media_dir(t.project):
-                raise FuseOSError(errno.EPERM)
-            made.add(t.section)
+                raise refuse(errno.EPERM, f"{label_of(t)}: project {t.project} keeps its media in "
+                                          f"{self.view.media_dir(t.project)}/")
+            if t.section == NESTED and not self.hidden.is_new(t.project, t.dataset):
+                try:
+                    self.view.getattr(t)
+                except NotFound:
+                    self.hidden.nested_made(t.project, t.dataset)
+                    return
+                raise FuseOSError(errno.EEXIST)
+            self.view.getattr(Target(Kind.DATASET, t.project, t.dataset))
+            if not self.hidden.section_made(t.project, t.dataset, t.section):
+                raise FuseOSError(errno.EEXIST)
         else:
-            raise FuseOSError(errno.EPERM)
+            raise FuseOSError(errno.EEXIST if t.kind in (Kind.ROOT, Kind.CAS_DIR) else errno.EPERM)
 
     def unlink(self, t: Target) -> None:
-        if t.kind is not Kind.FILE or t.section in ("img_info", NESTED):
+        if t.kind is Kind.STAGED:
+            self.scratch.unlink(t.path)
+        elif t.kind is Kind.PROJECT_META:
+            self.view.getattr(t)
+            self.hidden.hide_meta(t.project)  # the project keeps its meta; rmdir removes it
+        elif t.kind is not Kind.FILE or t.section == NESTED:
             raise FuseOSError(errno.EPERM)
-        if self.pending.pop((t.project, t.dataset, t.item, t.section), None) is not None:
-            return
-        if t.section in MEDIA_SECTIONS:
-            self.store.ns.remove_item(t.project, t.dataset, t.name)
-        elif t.section == "ann":
-            item = self.view.item(t)
-            edits.set_annotation(self.store, t.project, t.dataset, t.item, empty_annotation(item.width, item.height),
-                                 f"{t.project}/{t.dataset}/ann/{t.name}")
-        elif t.section == "meta":
-            edits.set_item_meta(self.store, t.project, t.dataset, t.item, None, t.name)
+        elif t.section == "img_info":
+            if self.scratch.get(t.path) is not None:
+                self.scratch.unlink(t.path)
+            else:
+                self.view.getattr(t)
+            self.hidden.hide_file(t.project, t.dataset, t.section, t.item)
+        elif t.section in MEDIA_SECTIONS:
+            self.view.getattr(t)
+            self.wb.remove_item(t.project, t.dataset, t.name)
+        else:
+            self.view.getattr(t)
+            waiting = self.wb.waiting_file(t.project, t.dataset, t.item, t.section)
+            self.wb.clear_json(t.project, t.dataset, t.section, t.item)
+            if t.section == "ann" and waiting is None:
+                self.hidden.hide_file(t.project, t.dataset, "ann", t.item)  # reset to empty, out of rm -rf's way
+        self.attrs.forget(t.path)
 
     def rmdir(self, t: Target) -> None:
         ns = self.store.ns
+        if t.kind is Kind.STAGED:
+            self.scratch.rmdir(t.path)
+            return
+        self.view.getattr(t)
+        if self.scratch.has_children(t.path):
+            raise FuseOSError(errno.ENOTEMPTY)
         if t.kind is Kind.PROJECT:
             if ns.datasets(t.project):
                 raise FuseOSError(errno.ENOTEMPTY)
-            ns.remove_project(t.project)
+            self.wb.barrier()
+            remove_project(self.store, t.project)
+            self.hidden.forget(t.project)
         elif t.kind is Kind.DATASET:
-            if ns.has_items(t.project, t.dataset) or ns.children(t.project, t.dataset):
+            if self.wb.has_items(t.project, t.dataset) or ns.children(t.project, t.dataset) \
+                    or self.wb.waiting(t.project, t.dataset, "ann") or self.wb.waiting(t.project, t.dataset, "meta"):
                 raise FuseOSError(errno.ENOTEMPTY)
+            self.wb.barrier()
             ns.remove_dataset(t.project, t.dataset)
+            self.hidden.forget(t.project, t.dataset)
         elif t.kind is Kind.SECTION:
-            # Sections always exist; removing an empty one (rm -r) is a no-op.
-            empty = not ns.children(t.project, t.dataset) if t.section == NESTED else \
-                not ns.has_items(t.project, t.dataset)
-            if not empty:
+            if next(iter(self.view.section_entries(t)), None) is not None:
                 raise FuseOSError(errno.ENOTEMPTY)
+            return  # an empty section: nothing to remove (sections always exist)
         else:
             raise FuseOSError(errno.EPERM)
+        self.attrs.forget_under(t.path)
 
     def rename(self, old: Target, new: Target) -> None:
-        if old.project != new.project:
-            raise FuseOSError(errno.EXDEV)
-        if old.kind is Kind.DATASET and new.kind is Kind.DATASET:
+        old_scratch = self.is_scratch(old) and self.scratch.get(old.path) is not None
+        if old_scratch and self.is_scratch(new):
+            self.check_parent(new)
+            self.scratch.rename(old.path, new.path)
+        elif old_scratch:
+            self._import_scratch(old, new)
+        elif old.project != new.project:
+            raise FuseOSError(errno.EXDEV)  # mv copies, then removes
+        elif old.kind is Kind.DATASET and new.kind is Kind.DATASET:
+            self.wb.barrier()
             self.store.ns.rename_dataset(old.project, old.dataset, new.dataset)
+            self.scratch.move_under(old.path, new.path)
+            self.hidden.forget(old.project, old.dataset)
         elif old.kind is Kind.FILE and new.kind is Kind.FILE and old.section in MEDIA_SECTIONS \
                 and new.section == old.section:
+            self.view.getattr(old)
+            self.wb.barrier()
             self.store.ns.rename_item(old.project, old.dataset, old.name, new.dataset, new.name)
+        elif old.kind in (Kind.FILE, Kind.PROJECT_META) and (new.kind is Kind.STAGED or (
+                new.kind is Kind.FILE and old.kind is Kind.FILE and new.section == old.section)):
+            self._copy_then_unlink(old, new)
         else:
             raise FuseOSError(errno.EPERM)
+        self.attrs.move(old.path, new.path)
 
+    def _import_scratch(self, old: Target, new: Target) -> None:
+        """rsync, editors, tempfile + os.replace: a finished temporary file renamed into place."""
+        if new.kind not in (Kind.FILE, Kind.PROJECT_META):
+            raise FuseOSError(errno.EPERM)
+        self.writable(new)
+        staged = self.scratch.take(old.path)
+        try:
+            self.close_at(new, staged)
+        except InvalidInput as e:
+            self.scratch.adopt(old.path, staged)
+            raise refuse(errno.EINVAL, f"rejected {label_of(new)}: {e}") from e
+        except BaseException:
+            self.scratch.adopt(old.path, staged)
+            raise
+        if new.kind is Kind.PROJECT_META:
+            staged.discard()
+
+    def _copy_then_unlink(self, old: Target, new: Target) -> None:
+        """An annotation moved to another item, or a stored file moved to a temporary name."""
+        data = self.current_bytes(old)
+        if new.kind is Kind.STAGED:
+            self.check_parent(new)
+            staged = self.scratch.create(new.path)
+            staged.write(data, 0)
+            staged.release()
+        else:
+            self.writable(new)
+            staged = StagedFile.create(str(self.wb.directory), data)
+            try:
+                self.close_at(new, staged)
+            except InvalidInput as e:
+                staged.discard()
+                raise refuse(errno.EINVAL, f"rejected {label_of(new)}: {e}") from e
+            staged.release()
+        if old.kind is Kind.PROJECT_META:
+            self.hidden.hide_meta(old.project)
+        else:
+            self.unlink(old)

@@ -6,9 +6,10 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from cas.ingest import StagedFile
 from cas.reader import BlobReader
 from cas.remote import RemoteReader
 
@@ -43,70 +44,41 @@ class BytesHandle:
         pass
 
 
-@dataclass
-class WriteHandle:
-    """A file being written into the mount: bytes go to a spool file inside the store's tmp
-    dir and become an item (or annotation, meta) only when the file is closed."""
+class StagedHandle:
+    """An open staged file: a file being written at a Supervisely position (`position`: it
+    is handed to the write-back when closed dirty), or a scratch file (temporary name,
+    img_info/ write) opened for reading or writing."""
 
-    target: Target
-    path: str
-    fd: int
-    dirty: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @classmethod
-    def create(cls, target: Target, tmp_dir: str, initial: bytes = b"") -> "WriteHandle":
-        path = f"{tmp_dir}/mount-{os.getpid()}-{next(_counter)}"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        if initial:
-            os.write(fd, initial)
-        return cls(target, path, fd, dirty=True)
+    def __init__(self, target: Target, staged: StagedFile, position: bool) -> None:
+        self.target = target
+        self.staged = staged
+        self.position = position
+        self.dirty = position  # even an empty new file is handed over (and judged) at close
 
     def write(self, data: bytes, offset: int) -> int:
-        self.dirty = True
-        return os.pwrite(self.fd, data, offset)
+        if self.staged.sealed:  # written again after a close handed it over: go on with a copy
+            copy = self.staged.copy(os.path.dirname(self.staged.path))
+            self.staged.release()
+            self.staged = copy
+        self.dirty = self.position
+        return self.staged.write(data, offset)
 
     def read(self, size: int, offset: int) -> bytes:
-        return os.pread(self.fd, size, offset)
+        return self.staged.read(size, offset)
 
     def truncate(self, length: int) -> None:
-        self.dirty = True
-        os.ftruncate(self.fd, length)
+        self.write(b"", 0)  # unseals a handed-over file, marks a position dirty
+        self.staged.truncate(length)
 
     @property
     def size(self) -> int:
-        return os.fstat(self.fd).st_size
+        return self.staged.size
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
-
-
-_counter = itertools.count()
-
-
-def remove_dead_spools(tmp_dir: str) -> int:
-    """Delete spools left by a mount daemon that died (named mount-<pid>-<n>); returns how many."""
-    removed = 0
-    for name in os.listdir(tmp_dir):
-        parts = name.split("-")
-        if len(parts) != 3 or parts[0] != "mount" or not parts[1].isdigit():
-            continue
-        try:
-            os.kill(int(parts[1]), 0)
-            continue  # its daemon still runs
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        os.unlink(os.path.join(tmp_dir, name))
-        removed += 1
-    return removed
+        if self.position and not self.staged.sealed:
+            self.staged.discard()  # never handed over (or refused): nothing keeps it
+        else:
+            self.staged.release()
 
 
 class DirHandle:
@@ -151,24 +123,24 @@ class HandleTable:
 
     def __init__(self) -> None:
         self._handles: dict[int, Any] = {}
-        self._writers: dict[int, WriteHandle] = {}  # kept apart: getattr looks at these on every call
+        self._writers: dict[int, StagedHandle] = {}  # kept apart: getattr looks at these on every call
         self._next = itertools.count(1)
 
-    def add(self, handle: ReadHandle | BytesHandle | WriteHandle) -> int:
+    def add(self, handle: ReadHandle | BytesHandle | StagedHandle) -> int:
         fh = next(self._next)
         self._handles[fh] = handle
-        if isinstance(handle, WriteHandle):
+        if isinstance(handle, StagedHandle) and handle.position:
             self._writers[fh] = handle
         return fh
 
-    def get(self, fh: int) -> ReadHandle | BytesHandle | WriteHandle:
+    def get(self, fh: int) -> ReadHandle | BytesHandle | StagedHandle:
         return self._handles[fh]
 
-    def pop(self, fh: int) -> ReadHandle | BytesHandle | WriteHandle | None:
+    def pop(self, fh: int) -> ReadHandle | BytesHandle | StagedHandle | None:
         self._writers.pop(fh, None)
         return self._handles.pop(fh, None)
 
-    def writer_for(self, target: Target) -> WriteHandle | None:
+    def writer_for(self, target: Target) -> StagedHandle | None:
         """The open writer of a file, if one is being written."""
         for writer in list(self._writers.values()):
             if writer.target == target:

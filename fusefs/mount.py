@@ -23,6 +23,7 @@ log = logging.getLogger("cas.mount")
 # (invalidate.py); missing names are never cached, so new items (a CLI import) show up at once.
 MOUNT_OPTIONS = {"entry_timeout": 60.0, "attr_timeout": 60.0, "negative_timeout": 0.0, "max_threads": 16}
 READY_TIMEOUT = 30.0
+UNMOUNT_TIMEOUT = 300.0  # the daemon commits what is still pending before it exits
 READ_AHEAD_KB = 1024  # the kernel's default for a FUSE mount is 128 KB: 8x the requests per MB
 
 
@@ -53,9 +54,53 @@ def check_mountpoint(mountpoint: str) -> None:
 
 
 def is_fuse_mount(mountpoint: str) -> bool:
+    return _mount_entry(mountpoint) is not None
+
+
+def _mount_entry(mountpoint: str) -> list[str] | None:
     target = os.path.realpath(mountpoint)
     with open("/proc/self/mounts") as f:
-        return any(line.split()[1] == target and "fuse" in line.split()[2] for line in f)
+        for line in f:
+            fields = line.split()
+            if fields[1] == target and "fuse" in fields[2]:
+                return fields
+    return None
+
+
+def daemon_pid(mountpoint: str) -> int | None:
+    """The pid of the daemon serving a cas mount (its fsname is `cas[<pid>]:<store>`)."""
+    entry = _mount_entry(mountpoint)
+    if entry is None or not entry[0].startswith("cas["):
+        return None
+    return int(entry[0][4:entry[0].index("]")])
+
+
+def wait_for_exit(pid: int, timeout: float) -> bool:
+    """Wait until a process is gone (reaped, if it is our child); False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True
+        except ChildProcessError:  # not our child: gone, or a zombie its parent will reap
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().rpartition(")")[2].split()[0] == "Z":
+                        return True
+            except FileNotFoundError:
+                return True
+        time.sleep(0.02)
+    return False
+
+
+def flush(mountpoint: str) -> None:
+    """A barrier: returns once everything closed in the mount is committed to the store
+    (fsync on the mount's root; the daemon commits its pending batch)."""
+    fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def run_foreground(store_root: str, mountpoint: str, read_only: bool = False, project: str | None = None) -> None:
@@ -74,7 +119,7 @@ def run_foreground(store_root: str, mountpoint: str, read_only: bool = False, pr
     _unmount_on_signals(mountpoint)
     threading.Thread(target=_raise_read_ahead_when_mounted, args=(mountpoint,), name="cas-readahead",
                      daemon=True).start()
-    CasFUSE(ops, mountpoint, foreground=True, nothreads=False, fsname=f"cas:{store_root}", subtype="cas",
+    CasFUSE(ops, mountpoint, foreground=True, nothreads=False, fsname=f"cas[{os.getpid()}]:{store_root}", subtype="cas",
             ro=read_only, **MOUNT_OPTIONS)
 
 
@@ -162,13 +207,16 @@ def _fusermount() -> str:
     return tool
 
 
-def detach(mountpoint: str) -> None:
-    """Unmount whatever the state: plainly, else lazily (busy or stale). For cleanup paths."""
+def detach(mountpoint: str, wait: float = 30.0) -> None:
+    """Unmount whatever the state: plainly, else lazily (busy or stale), then give the
+    daemon `wait` seconds to commit what it holds and exit. For cleanup paths."""
+    pid = daemon_pid(mountpoint)
     for args in (["-u"], ["-u", "-z"]):
         if not is_fuse_mount(mountpoint):
-            return
+            break
         subprocess.run([_fusermount(), *args, mountpoint], capture_output=True)
-        time.sleep(0.05)
+    if pid is not None:
+        wait_for_exit(pid, wait)
 
 
 def umount(mountpoint: str) -> str:
@@ -177,10 +225,14 @@ def umount(mountpoint: str) -> str:
     stale = is_stale(mountpoint)
     if not stale and not is_fuse_mount(mountpoint):
         raise CasError(f"{mountpoint} is not a cas mount")
+    pid = None if stale else daemon_pid(mountpoint)
     res = subprocess.run([tool, "-u", *(["-z"] if stale else []), mountpoint], capture_output=True, text=True)
     if res.returncode != 0:
         msg = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.returncode}"
         if "busy" in msg.lower():
             msg += " (a process still uses it: close it, or `fusermount3 -u -z` to detach lazily)"
         raise CasError(f"cannot unmount {mountpoint}: {msg}")
+    if pid is not None and not wait_for_exit(pid, UNMOUNT_TIMEOUT):
+        raise CasError(f"unmounted {mountpoint}, but its daemon (pid {pid}) is still committing after "
+                       f"{UNMOUNT_TIMEOUT:.0f} s; what it has not committed is imported by the next mount")
     return "cleared stale mount" if stale else "unmounted"

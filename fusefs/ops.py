@@ -1,7 +1,8 @@
 """The FUSE operations: parse the path, delegate to the view or copy-in, translate errors.
 
-Errors become errno values in one table (`_ERRNO`); anything unexpected is
-logged with its traceback and becomes EIO. The daemon never dies on a request.
+Errors become errno values in one table (`_ERRNO`); an OSError keeps its errno (a full
+disk is ENOSPC) with one log line; anything unexpected is logged with its traceback and
+becomes EIO. The daemon never dies on a request.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from typing import Any, TypeVar
 
 from cas.errors import (AlreadyExists, CasError, Conflict, CorruptBlob, InvalidInput, InvalidName, NotFound,
                         SchemaError, StoreBusy)
+from cas.ingest import WriteBack
 from cas.store import Store
 
+from .attrs import AttrOverlay
 from .binding import FuseOSError, Operations, current_fuse
-from .copy_in import CopyIn
+from .copy_in import CopyIn, refuse
+from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, StagedHandle
+from .hidden import Hidden
 from .invalidate import Invalidator
-from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, WriteHandle, remove_dead_spools
 from .paths import MEDIA_SECTIONS, Kind, Target, parse
 from .versions import VersionView
 from .view import View, img_info, item_blob, new_file_attrs
@@ -57,6 +61,11 @@ def translated(fn: F) -> F:
             return fn(self, *args)
         except FuseOSError:
             raise
+        except OSError as e:
+            code = e.errno or next((c for kind, c in _ERRNO if isinstance(e, kind)), errno.EIO)
+            if code not in _QUIET:
+                log.warning("%s%r: %s", fn.__name__, args, e.strerror or e)
+            raise FuseOSError(code) from e
         except Exception as e:  # noqa: BLE001 - the boundary: every error becomes an errno
             code = next((c for kind, c in _ERRNO if isinstance(e, kind)), None)
             if code is None:
@@ -79,13 +88,18 @@ class CasOperations(Operations):
         self.project = project
         self.handles = HandleTable()
         self.store: Store | None = None
+        self.wb: WriteBack | None = None
 
     def init(self, path: str) -> None:
         # The index is opened here, in the process that serves requests, never before a fork.
         self.store = Store(self.store_root, create=False)
-        remove_dead_spools(self.store.tmp_dir)
-        self.view = View(self.store)
-        self.copy_in = CopyIn(self.store, self.view)
+        self.hidden = Hidden()
+        self.attrs = AttrOverlay()
+        if not self.read_only:
+            self.wb = WriteBack(self.store)  # replays what a killed daemon left in its journal
+        self.view = View(self.store, self.wb, self.hidden)
+        if self.wb is not None:
+            self.copy_in = CopyIn(self.store, self.view, self.wb, self.hidden, self.attrs)
         self.invalidator = Invalidator(self.store, current_fuse(), self.project, MEDIA_SECTIONS)
         self.invalidator.start()
         self.versions = VersionView(self.store)
@@ -93,11 +107,12 @@ class CasOperations(Operations):
 
     def destroy(self, path: str) -> None:
         if self.store is not None:
+            if self.wb is not None:
+                self.wb.close()  # a barrier: everything closed is committed
             self.invalidator.stop()
-            self.store.flush_cache_counters()
+            self.store.close()
         if TRACE:
             log.info("requests served: %s", dict(OP_COUNTS.most_common()))
-            self.store.close()
         log.info("unmounted")
 
     def _target(self, path: str) -> Target:
@@ -105,10 +120,37 @@ class CasOperations(Operations):
             path = f"/{self.project}{path}" if path != "/" else f"/{self.project}"
         return parse(path)
 
-    def _writable(self, *paths: str) -> None:
-        if self.read_only or any(self._target(p).version or self._target(p).kind is Kind.VERSIONS
-                                 for p in paths):
-            raise FuseOSError(errno.EROFS)  # versions are read-only
+    def _writable(self, *paths: str) -> list[Target]:
+        """The targets of a change; EROFS on a read-only mount or inside a version. A name
+        that fits nowhere is EPERM with a log line that says where files go."""
+        if self.read_only:
+            raise FuseOSError(errno.EROFS)
+        targets = []
+        for path in paths:
+            try:
+                t = self._target(path)
+            except InvalidName as e:
+                raise self._misplaced(path, e) from e
+            if t.version or t.kind is Kind.VERSIONS:
+                raise FuseOSError(errno.EROFS)  # versions are read-only
+            targets.append(t)
+        return targets
+
+    def _misplaced(self, path: str, error: InvalidName) -> FuseOSError:
+        """A name where the layout has no place for it (a plain folder of images copied where
+        a dataset goes): ENOENT if its directory does not exist either, else EPERM, logged."""
+        parent = path.rpartition("/")[0] or "/"
+        try:
+            t = self._target(parent)
+            self._view(t).getattr(t)
+        except (InvalidName, NotFound):
+            return FuseOSError(errno.ENOENT)
+        where = {Kind.ROOT: "a project", Kind.PROJECT: "meta.json or a dataset",
+                 Kind.DATASET: "img/ ann/ meta/ img_info/ and datasets/"}.get(t.kind, "")
+        return refuse(errno.EPERM, f"{path.lstrip('/')}: no place for it ({error}); "
+                                   + (f"{parent} holds {where}; " if where else "")
+                                   + "images go in <project>/<dataset>/img/, annotations in "
+                                     "<project>/<dataset>/ann/<image>.json (or use `cas import`)")
 
     def _view(self, t: Target) -> View | VersionView:
         return self.versions if t.version or t.kind is Kind.VERSIONS else self.view
@@ -118,7 +160,7 @@ class CasOperations(Operations):
     def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
         if fh is not None:
             handle = self.handles.get(fh)
-            if isinstance(handle, WriteHandle):
+            if isinstance(handle, StagedHandle) and handle.position:
                 return {**self._attrs_or_new(handle.target), "st_size": handle.size}
         t = self._target(path)
         writer = self.handles.writer_for(t)  # the writer's own view of a file being written
@@ -127,11 +169,11 @@ class CasOperations(Operations):
         attrs = self._view(t).getattr(t)
         if self.read_only:
             attrs["st_mode"] &= ~0o222
-        return attrs
+        return self.attrs.apply(t.path, attrs) if not t.version else attrs
 
     def _attrs_or_new(self, t: Target) -> dict[str, int]:
         try:
-            return self.view.getattr(t)
+            return self.attrs.apply(t.path, self.view.getattr(t))
         except NotFound:
             return new_file_attrs(self.view.mounted_at)
 
@@ -141,7 +183,12 @@ class CasOperations(Operations):
         view = self._view(t)
         if not view.getattr(t)["st_mode"] & 0o040000:
             raise FuseOSError(errno.ENOTDIR)
-        return self.handles.add(DirHandle(lambda: view.readdir(t)))
+        return self.handles.add(DirHandle(lambda: self._listing(view, t)))
+
+    def _listing(self, view: View | VersionView, t: Target) -> Iterator[tuple[str, dict[str, int] | None]]:
+        base = t.path.rstrip("/")
+        for name, attrs in view.readdir(t):
+            yield name, self.attrs.apply(f"{base}/{name}", attrs) if attrs is not None else None
 
     @translated
     def readdir_at(self, path: str, fh: int, offset: int) -> Iterator[tuple[str, dict[str, int] | None, int]]:
@@ -156,29 +203,46 @@ class CasOperations(Operations):
 
     @translated
     def open(self, path: str, flags: int) -> int:
-        t = self._target(path)
         if flags & (os.O_WRONLY | os.O_RDWR):
-            self._writable(path)
-            return self.handles.add(self.copy_in.open_write(t, truncate=bool(flags & os.O_TRUNC)))
+            (t,) = self._writable(path)
+            return self.handles.add(self.copy_in.open_write(t, truncate=bool(flags & os.O_TRUNC), create=False))
+        t = self._target(path)
         if t.kind is Kind.STATS:
             return self.handles.add(BytesHandle(self.view.stats()))
         if t.kind is Kind.PROJECT_META:
             meta = self.versions.project_meta(t) if t.version else self.view.project_meta(t.project)
             return self.handles.add(BytesHandle(meta))
+        scratch = self.view.scratch(t.path) if not t.version else None
+        if t.kind is Kind.STAGED or scratch is not None:  # a temporary name, or an img_info/ write
+            if scratch is None:
+                raise NotFound(f"nothing at {t.path}")
+            if scratch.file is None:
+                raise FuseOSError(errno.EISDIR)
+            return self.handles.add(StagedHandle(t, scratch.file.open(), position=False))
         if t.kind is not Kind.FILE:
             raise FuseOSError(errno.EISDIR)
         if t.version:
             item = self.versions.item(t)
-        elif (waiting := self.view.pending.get((t.project, t.dataset, t.item, t.section))) is not None:
-            return self.handles.add(BytesHandle(waiting))
         else:
-            assert self.store is not None
-            item = self.store.ns.item(t.project, t.dataset, t.item)
+            self.view.getattr(t)  # hidden files and wrong sections are not there
+            try:
+                item = self.view.item(t)
+            except NotFound:
+                waiting = self.wb.waiting_file(t.project, t.dataset, t.item, t.section) if self.wb else None
+                if waiting is None or waiting.file is None:
+                    raise
+                with open(waiting.file, "rb") as f:
+                    return self.handles.add(BytesHandle(f.read()))
         if t.section == "img_info":
             return self.handles.add(BytesHandle(img_info(t.item, self.view.sized(item))))
         assert self.store is not None
         blob, size = item_blob(t.section, t.item, item)
-        return self.handles.add(ReadHandle(self.store.open(blob), direct=size < 0))
+        if t.version or self.wb is None:
+            return self.handles.add(ReadHandle(self.store.open(blob), direct=size < 0))
+        reader = self.wb.open_blob(blob)
+        if isinstance(reader, bytes):
+            return self.handles.add(BytesHandle(reader))
+        return self.handles.add(ReadHandle(reader, direct=size < 0))
 
     def direct_io(self, fh: int) -> bool:
         """Links imported without their size bypass the page cache: the kernel may hold 0 as
@@ -208,76 +272,111 @@ class CasOperations(Operations):
     # -- writing -------------------------------------------------------------------------
     @translated
     def create(self, path: str, mode: int, fi: Any = None) -> int:
-        self._writable(path)
-        return self.handles.add(self.copy_in.open_write(self._target(path), truncate=True))
+        (t,) = self._writable(path)
+        return self.handles.add(self.copy_in.open_write(t, truncate=True, create=True))
 
     @translated
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         handle = self.handles.get(fh)
-        if not isinstance(handle, WriteHandle):
+        if not isinstance(handle, StagedHandle):
             raise FuseOSError(errno.EBADF)
         return handle.write(data, offset)
 
     @translated
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
-        self._writable(path)
+        (t,) = self._writable(path)
         handle = self.handles.get(fh) if fh is not None else None
-        t = self._target(path)
-        writer = handle if isinstance(handle, WriteHandle) else self.handles.writer_for(t)
+        writer = handle if isinstance(handle, StagedHandle) else self.handles.writer_for(t)
         if writer is not None:
             writer.truncate(length)
             return 0
-        self.copy_in.writable(t)
-        raise FuseOSError(errno.EPERM)  # truncating a stored file in place: write it anew instead
+        writer = self.copy_in.open_write(t, truncate=False, create=False)  # a path alone: write it anew
+        try:
+            writer.truncate(length)
+            if writer.position:
+                self.copy_in.finalize(writer)
+        finally:
+            writer.close()
+        return 0
 
     @translated
     def flush(self, path: str, fh: int) -> int:
         handle = self.handles.get(fh)
-        if isinstance(handle, WriteHandle) and handle.dirty:
+        if isinstance(handle, StagedHandle) and handle.dirty:
             self.copy_in.finalize(handle)
         return 0
 
     @translated
     def fsync(self, path: str, datasync: int, fh: int) -> int:
-        return self.flush(path, fh)
+        """A barrier: the file is closed (validated) if dirty, then everything closed so far is
+        committed before this returns."""
+        handle = self.handles.get(fh)
+        if isinstance(handle, StagedHandle) and handle.dirty:
+            self.copy_in.finalize(handle)
+        if self.wb is not None:
+            self.wb.barrier()
+        return 0
+
+    @translated
+    def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
+        if self.wb is not None:
+            self.wb.barrier()
+        return 0
 
     @translated
     def mkdir(self, path: str, mode: int) -> int:
-        self._writable(path)
-        self.copy_in.mkdir(self._target(path))
+        (t,) = self._writable(path)
+        self.copy_in.mkdir(t)
         return 0
 
     @translated
     def unlink(self, path: str) -> int:
-        self._writable(path)
-        self.copy_in.unlink(self._target(path))
+        (t,) = self._writable(path)
+        self.copy_in.unlink(t)
         return 0
 
     @translated
     def rmdir(self, path: str) -> int:
-        self._writable(path)
-        self.copy_in.rmdir(self._target(path))
+        (t,) = self._writable(path)
+        self.copy_in.rmdir(t)
         return 0
 
     @translated
     def rename(self, old: str, new: str, flags: int = 0) -> int:
-        self._writable(old, new)
-        self.copy_in.rename(self._target(old), self._target(new))
+        source, target = self._writable(old, new)
+        if flags & RENAME_EXCHANGE:
+            raise FuseOSError(errno.EINVAL)
+        if flags & RENAME_NOREPLACE and self._exists(target):
+            raise FuseOSError(errno.EEXIST)
+        self.copy_in.rename(source, target)
         return 0
+
+    def _exists(self, t: Target) -> bool:
+        try:
+            self.view.getattr(t)
+        except NotFound:
+            return False
+        return True
 
     @translated
     def chmod(self, path: str, mode: int) -> int:
-        self._writable(path)
-        self.view.getattr(self._target(path))
-        return 0  # modes are fixed; accepting keeps `cp -p` working
+        (t,) = self._writable(path)
+        self.attrs.chmod(t.path, self.view.getattr(t), mode)
+        return 0
 
     @translated
     def chown(self, path: str, uid: int, gid: int) -> int:
-        return self.chmod(path, 0)
+        (t,) = self._writable(path)
+        self.view.getattr(t)
+        self.attrs.chown(t.path, uid, gid)
+        return 0
 
     @translated
     def utimens(self, path: str, times: Any = None) -> int:
-        return self.chmod(path, 0)  # times are the store's; accepting keeps `cp -a` working
+        (t,) = self._writable(path)
+        self.view.getattr(t)
+        self.attrs.utimens(t.path, times)
+        return 0
 
     @translated
     def symlink(self, target: str, source: str) -> int:
@@ -290,3 +389,6 @@ class CasOperations(Operations):
     @translated
     def mknod(self, path: str, mode: int, dev: int) -> int:
         raise FuseOSError(errno.EPERM)
+
+
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2

@@ -10,6 +10,9 @@
     /<p>/<d>/<section>/<file>           FILE
     /<p>/.versions                      VERSIONS
     /<p>/.versions/<version id>/...     the same kinds, read-only, with `version` set
+    .../<temporary name>[/...]          STAGED: a scratch file or directory (rsync's
+                                        `.x.jpg.AbC123`, `x.json~`, `*.swp`, ...) inside any
+                                        writable directory; `name` is the whole path
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 from enum import Enum, auto
 
 from cas.errors import InvalidName
+from cas.ingest import is_temporary
 
 CAS_DIR_NAME = ".cas"
 VERSIONS_NAME = ".versions"
@@ -39,6 +43,7 @@ class Kind(Enum):
     SECTION = auto()
     FILE = auto()
     VERSIONS = auto()
+    STAGED = auto()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +68,45 @@ class Target:
 
     @property
     def is_dir(self) -> bool:
-        return self.kind not in (Kind.STATS, Kind.PROJECT_META, Kind.FILE)
+        return self.kind not in (Kind.STATS, Kind.PROJECT_META, Kind.FILE, Kind.STAGED)
+
+    @property
+    def path(self) -> str:
+        """The absolute mount path this target was parsed from (normalized)."""
+        if self.kind is Kind.STAGED:
+            return self.name
+        if self.kind is Kind.ROOT:
+            return "/"
+        if self.kind in (Kind.CAS_DIR, Kind.STATS):
+            return f"/{CAS_DIR_NAME}" + (f"/{STATS_NAME}" if self.kind is Kind.STATS else "")
+        base = f"/{self.project}" + (f"/{VERSIONS_NAME}/{self.version}" if self.version else "")
+        if self.kind is Kind.VERSIONS:
+            return f"/{self.project}/{VERSIONS_NAME}"
+        if self.kind is Kind.PROJECT:
+            return base
+        if self.kind is Kind.PROJECT_META:
+            return f"{base}/{META_NAME}"
+        base += "/" + f"/{NESTED}/".join(self.dataset.split("/"))
+        if self.kind is Kind.DATASET:
+            return base
+        return f"{base}/{self.section}" + (f"/{self.name}" if self.kind is Kind.FILE else "")
 
 
 def parse(path: str) -> Target:
     """Parse an absolute mount path; anything that cannot name a node raises InvalidName."""
+    parts = [p for p in path.split("/") if p]
+    for i, part in enumerate(parts):
+        if is_temporary(part) and not (i == 0 and part == CAS_DIR_NAME) and not (i == 1 and part == VERSIONS_NAME):
+            if len(parts) > 1 and parts[1] == VERSIONS_NAME:
+                break  # versions are read-only: nothing can be staged there
+            parent = _parse("/".join(parts[:i]))
+            if not parent.is_dir or parent.kind is Kind.CAS_DIR:
+                raise InvalidName(f"nothing at {path}")
+            return Target(Kind.STAGED, parent.project, parent.dataset, parent.section, "/" + "/".join(parts))
+    return _parse("/".join(parts))
+
+
+def _parse(path: str) -> Target:
     parts = [p for p in path.split("/") if p]
     if not parts:
         return Target(Kind.ROOT)

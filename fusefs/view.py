@@ -1,6 +1,9 @@
-"""What the mount shows: attributes, listings and generated contents, read from the index.
+"""What the mount shows: attributes, listings and generated contents.
 
-Never touches blob bytes: sizes come from item records. Generated files
+Read from the index with what was written through the mount laid over it: items
+closed but not committed yet (the WriteBack's pending state), annotations waiting for
+their image, scratch files with temporary names, and the entries `Hidden` keeps out of
+a copy's way. Never touches blob bytes: sizes come from item records. Generated files
 (meta.json, img_info/*.json, .cas/stats.json) are small and built on demand.
 """
 
@@ -16,9 +19,12 @@ from datetime import datetime, timezone
 
 from cas.errors import NotFound
 from cas.ids import BlobId
+from cas.ingest import WriteBack
+from cas.ingest.scratch import Node
 from cas.records import BlobRecord, ItemRecord
 from cas.store import Store
 
+from .hidden import Hidden
 from .paths import CAS_DIR_NAME, JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, STATS_NAME, Kind, Target
 
 DIR_MODE = stat.S_IFDIR | 0o755
@@ -71,23 +77,15 @@ def item_attrs(section: str, name: str, item: ItemRecord) -> Attrs:
 
 
 class View:
-    """Read-only resolution of targets against the store (plus annotations waiting for images)."""
+    """Resolution of targets against the store, with what the mount wrote laid over it."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, writeback: WriteBack | None, hidden: Hidden) -> None:
         self.store = store
-        # ann/ and meta/ files written before their image: (project, dataset, item, section) -> JSON
-        self.pending: dict[tuple[str, str, str, str], bytes] = {}
-        # Made by mkdir in this mount, so that `cp -r` can mkdir/create what it expects to be new
-        # (see copy_in.py): projects whose meta.json is not written yet, and datasets -> the
-        # sections that exist so far.
-        self.fresh_projects: set[str] = set()
-        self.fresh_datasets: dict[tuple[str, str], set[str]] = {}
-        # Empty annotations made for images copied into fresh datasets: hidden until written
-        # (cp creates the ann file with O_EXCL after the image) or until someone lists them.
-        self.implicit_anns: set[tuple[str, str, str]] = set()
-        self.made_nested: set[tuple[str, str]] = set()  # empty datasets/ dirs made by mkdir
+        self.wb = writeback  # None on a read-only mount
+        self.hidden = hidden
         self.mounted_at = time.time_ns()
         self._media_dirs: dict[str, tuple[float, str]] = {}
+        self._written_meta: dict[str, tuple[int, bytes]] = {}  # meta.json as written, while current
 
     # -- records -------------------------------------------------------------------------
     def media_dir(self, project: str) -> str:
@@ -100,7 +98,9 @@ class View:
         return hit[1]
 
     def item(self, t: Target) -> ItemRecord:
-        return self.sized(self.store.ns.item(t.project, t.dataset, t.item))
+        if self.wb is None:
+            return self.sized(self.store.ns.item(t.project, t.dataset, t.item))
+        return self.sized(self.wb.item(t.project, t.dataset, t.item))
 
     def sized(self, item: ItemRecord, txn: Any = None) -> ItemRecord:
         """A link item imported without its size shows the size a first read learned, else 0
@@ -114,8 +114,19 @@ class View:
             size = BlobRecord.decode(raw).size if raw is not None else 0
         return replace(item, size=max(size, 0))
 
+    def scratch(self, path: str) -> Node | None:
+        return self.wb.scratch.get(path) if self.wb is not None else None
+
     def project_meta(self, project: str) -> bytes:
-        return json.dumps(self.store.ns.project(project).meta, indent=4, ensure_ascii=False).encode()
+        """meta.json: the bytes written through this mount while they are still the meta."""
+        rec = self.store.ns.project(project)
+        written = self._written_meta.get(project)
+        if written is not None and written[0] == rec.mtime:
+            return written[1]
+        return json.dumps(rec.meta, indent=4, ensure_ascii=False).encode()
+
+    def meta_written(self, project: str, raw: bytes) -> None:
+        self._written_meta[project] = (self.store.ns.project(project).mtime, raw)
 
     def stats(self) -> bytes:
         return json.dumps(self.store.stats(), indent=2).encode()
@@ -127,6 +138,8 @@ class View:
             return _attrs(DIR_MODE, 0, self.mounted_at)
         if t.kind is Kind.STATS:
             return _attrs(RO_FILE_MODE, len(self.stats()), time.time_ns())
+        if t.kind is Kind.STAGED:
+            return self.scratch_attrs(t.path)
         if t.section in MEDIA_SECTIONS and t.section != self.media_dir(t.project):
             raise NotFound(f"{t.section}/ does not exist in project {t.project}")
         if t.kind is Kind.FILE:  # the hot path: one index lookup
@@ -135,7 +148,7 @@ class View:
         if t.kind is Kind.PROJECT:
             return _attrs(DIR_MODE, 0, project.created)
         if t.kind is Kind.PROJECT_META:
-            if t.project in self.fresh_projects:
+            if self.hidden.meta_hidden(t.project):
                 raise NotFound(f"{t.project}/meta.json is not written yet")
             return _attrs(FILE_MODE, len(self.project_meta(t.project)), project.mtime or project.created)
         if not ns.has_dataset(t.project, t.dataset):
@@ -143,27 +156,37 @@ class View:
         if t.kind is Kind.DATASET:
             return _attrs(DIR_MODE, 0, project.created)
         # a section: img/, ann/, ..., datasets/
-        made = self.fresh_datasets.get((t.project, t.dataset))
-        if made is not None and t.section not in made:
+        if self.hidden.section_hidden(t.project, t.dataset, t.section):
             raise NotFound(f"{t.section}/ of new dataset {t.dataset} is not made yet")
-        if t.section == NESTED and made is None and (t.project, t.dataset) not in self.made_nested \
-                and not ns.children(t.project, t.dataset):
+        if t.section == NESTED and not self.hidden.is_new(t.project, t.dataset) \
+                and not self.hidden.has_nested(t.project, t.dataset) and not ns.children(t.project, t.dataset):
             raise NotFound(f"dataset {t.dataset} has no nested datasets")
         return _attrs(DIR_MODE, 0, project.created)
+
+    def scratch_attrs(self, path: str) -> Attrs:
+        node = self.scratch(path)
+        if node is None:
+            raise NotFound(f"nothing at {path}")
+        if node.file is None:
+            return _attrs(DIR_MODE, 0, node.mtime)
+        return _attrs(FILE_MODE, node.file.size, node.mtime)
 
     def file_attrs(self, t: Target) -> Attrs:
         if t.section == NESTED:
             raise NotFound("datasets/ holds only datasets")
-        if t.section == "ann" and (t.project, t.dataset, t.item) in self.implicit_anns:
-            raise NotFound(f"annotation of {t.item} is not written yet")
+        if t.section == "img_info" and self.scratch(t.path) is not None:
+            return self.scratch_attrs(t.path)
+        item_name = t.item
+        if self.hidden.file_hidden(t.project, t.dataset, t.section, item_name):
+            raise NotFound(f"{t.section}/{t.name} is not written yet")
         try:
             item = self.item(t)
         except NotFound:
-            raw = self.pending.get((t.project, t.dataset, t.item, t.section))
-            if raw is not None:
-                return _attrs(FILE_MODE, len(raw), self.mounted_at)
+            waiting = self.wb.waiting_file(t.project, t.dataset, item_name, t.section) if self.wb else None
+            if waiting is not None:
+                return _attrs(FILE_MODE, waiting.size, waiting.mtime)
             raise
-        return item_attrs(t.section, t.item, item)
+        return item_attrs(t.section, item_name, item)
 
     # -- listings --------------------------------------------------------------------------
     def readdir(self, t: Target) -> Iterator[tuple[str, Attrs | None]]:
@@ -177,39 +200,58 @@ class View:
             yield CAS_DIR_NAME, self.getattr(Target(Kind.CAS_DIR))
         elif t.kind is Kind.CAS_DIR:
             yield STATS_NAME, self.getattr(Target(Kind.STATS))
+            return
         elif t.kind is Kind.PROJECT:
-            if t.project not in self.fresh_projects:
+            if not self.hidden.meta_hidden(t.project):
                 yield META_NAME, self.getattr(Target(Kind.PROJECT_META, t.project))
             for child in ns.children(t.project, None):
                 yield child, self.getattr(Target(Kind.DATASET, t.project, child))
         elif t.kind is Kind.DATASET:
             ns.project(t.project)
-            made = self.fresh_datasets.pop((t.project, t.dataset), None)  # a person looked: no longer fresh
+            self.hidden.dataset_listed(t.project, t.dataset)
             for section in (self.media_dir(t.project), *JSON_SECTIONS):
                 yield section, self.getattr(Target(Kind.SECTION, t.project, t.dataset, section))
-            if ns.children(t.project, t.dataset) or NESTED in (made or ()) or \
-                    (t.project, t.dataset) in self.made_nested:
+            if ns.children(t.project, t.dataset) or self.hidden.has_nested(t.project, t.dataset):
                 yield NESTED, self.getattr(Target(Kind.SECTION, t.project, t.dataset, NESTED))
         elif t.kind is Kind.SECTION:
             self.getattr(t)
             yield from self._section(t)
+        elif t.kind is Kind.STAGED:
+            if self.scratch_attrs(t.path)["st_mode"] & stat.S_IFDIR == 0:
+                raise NotADirectoryError(t.path)
         else:
             raise NotADirectoryError(t)
+        yield from self._scratch_entries(t.path)
 
-    def _section(self, t: Target) -> Iterator[tuple[str, Attrs | None]]:
+    def _scratch_entries(self, path: str) -> Iterator[tuple[str, Attrs]]:
+        if self.wb is not None:
+            for name, _node in self.wb.scratch.children(path):
+                yield name, self.scratch_attrs(f"{path.rstrip('/')}/{name}")
+
+    def section_entries(self, t: Target) -> Iterator[tuple[str, Attrs | None]]:
+        """What a section lists (its scratch files aside)."""
         ns = self.store.ns
         if t.section == NESTED:
             for child in ns.children(t.project, t.dataset):
                 yield child, self.getattr(Target(Kind.DATASET, t.project, f"{t.dataset}/{child}"))
             return
         suffix = ".json" if t.section in JSON_SECTIONS else ""
-        if t.section == "ann" and self.implicit_anns:  # a person looked: show what is there
-            self.implicit_anns -= {k for k in self.implicit_anns if k[:2] == (t.project, t.dataset)}
+        shadows = set()
+        if t.section == "img_info" and self.wb is not None:
+            shadows = {name for name, _ in self.wb.scratch.children(t.path)}
         with self.store.index.read() as txn:
-            for name, item in ns.items(t.project, t.dataset, txn):
+            items = self.wb.items(t.project, t.dataset, txn) if self.wb is not None \
+                else ns.items(t.project, t.dataset, txn)
+            for name, item in items:
                 if t.section == "meta" and item.meta is None:
                     continue
+                if self.hidden.file_hidden(t.project, t.dataset, t.section, name) or name + suffix in shadows:
+                    continue
                 yield name + suffix, item_attrs(t.section, name, self.sized(item, txn))
-        for (project, dataset, item_name, section), raw in list(self.pending.items()):
-            if (project, dataset, section) == (t.project, t.dataset, t.section):
-                yield item_name + ".json", _attrs(FILE_MODE, len(raw), self.mounted_at)
+        if self.wb is not None and t.section in ("ann", "meta"):
+            for name, size, mtime in self.wb.waiting(t.project, t.dataset, t.section):
+                yield name + ".json", _attrs(FILE_MODE, size, mtime)
+
+    def _section(self, t: Target) -> Iterator[tuple[str, Attrs | None]]:
+        self.hidden.section_listed(t.project, t.dataset, t.section)  # a person looked: show what is there
+        yield from self.section_entries(t)

@@ -55,6 +55,20 @@ class LocalBackend:
         os.replace(sp.write_temp(tmp_dir), dest)
         sp.tmp = None
 
+    def link_in(self, path: str, blob_id: BlobId) -> bool:
+        """Hard-link a finished file into place (its bytes are not copied; durable after
+        `sync`). False if the blob file was there already."""
+        dest = self.path(blob_id)
+        parent = dest[: dest.rfind("/")]
+        if parent not in self._made_dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._made_dirs.add(parent)
+        try:
+            os.link(path, dest)
+        except FileExistsError:
+            return False
+        return True
+
     def sync(self) -> None:
         syncfs(str(self.blob_dir))
 

@@ -136,11 +136,12 @@ def test_unsupported_operations_fail_cleanly_and_the_daemon_lives(tmp_path, moun
         cases = [
             (lambda: os.symlink("x.jpg", mnt / "p/a/img/l.jpg"), {errno.EPERM}),
             (lambda: os.link(mnt / "p/a/img/x.jpg", mnt / "p/a/img/h.jpg"), {errno.EPERM}),
-            (lambda: (mnt / "p/a/img_info/x.jpg.json").write_text("{}"), {errno.EPERM}),
             (lambda: (mnt / ".cas/stats.json").write_text("{}"), {errno.EPERM, errno.EACCES}),
-            (lambda: (mnt / "p/a/nope").mkdir(), {errno.ENOENT}),
-            (lambda: (mnt / "p/a/img/sub").mkdir(), {errno.EPERM, errno.ENOENT}),
-            (lambda: (mnt / "p/a/img/x.jpg.tmp").write_bytes(b"not an image"), {errno.EINVAL}),
+            (lambda: (mnt / "p/a/nope").mkdir(), {errno.EPERM}),
+            (lambda: (mnt / "p/a/notes.txt").write_text("x"), {errno.EPERM}),
+            (lambda: (mnt / "p/a/img/sub").mkdir(), {errno.EPERM}),
+            (lambda: (mnt / "p/a/ann/x.txt").write_text("x"), {errno.EPERM}),
+            (lambda: (mnt / "p/a/img/x2.jpg").write_bytes(b"not an image"), {errno.EINVAL}),
         ]
         for action, codes in cases:
             with pytest.raises(OSError) as err:

@@ -1,0 +1,12 @@
+"""Import through the mount: staged files, the journal of closed files, batched commits.
+
+`WriteBack` is the engine behind a writable mount (fusefs only translates FUSE calls
+into it); `ScratchTree` holds the files with temporary names that are never imported.
+"""
+
+from .names import is_temporary
+from .scratch import ScratchTree
+from .staged import StagedFile
+from .writeback import WriteBack
+
+__all__ = ["ScratchTree", "StagedFile", "WriteBack", "is_temporary"]
