@@ -11,14 +11,19 @@ SLY_STAMP := $(SLY)/.installed
 
 .PHONY: demo test bench system-deps clean
 
-# FUSE's user-space side (fusermount3) for the mount; apt-get only when root and missing.
+# FUSE's user-space side (fusermount3) for the mount, and rsync for the tests of writers
+# into it; apt-get only when root and something is missing.
+SYSTEM_TOOLS := fusermount3:fuse3 rsync:rsync
 system-deps:
-	@if ! command -v fusermount3 >/dev/null 2>&1 && ! command -v fusermount >/dev/null 2>&1; then \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing fuse3 with apt-get"; \
+	    echo "installing$$missing with apt-get"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fuse3 >/dev/null; \
-	  else echo "note: install the fuse3 package to use mounts"; fi; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: install$$missing (the mount needs fuse3, its tests rsync)"; fi; \
 	fi
 
 $(STAMP): pyproject.toml

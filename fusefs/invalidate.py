@@ -37,7 +37,11 @@ class Invalidator:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop and wait for the thread: it must not touch the store or the session after this
+        (a read of a closed LMDB environment, or a notification to a freed session, crashes)."""
         self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def _run(self) -> None:
         polls = 0

@@ -107,9 +107,9 @@ class CasOperations(Operations):
 
     def destroy(self, path: str) -> None:
         if self.store is not None:
+            self.invalidator.stop()  # first: the session is ending, and the store closes below
             if self.wb is not None:
                 self.wb.close()  # a barrier: everything closed is committed
-            self.invalidator.stop()
             self.store.close()
         if TRACE:
             log.info("requests served: %s", dict(OP_COUNTS.most_common()))
@@ -173,9 +173,10 @@ class CasOperations(Operations):
 
     def _attrs_or_new(self, t: Target) -> dict[str, int]:
         try:
-            return self.attrs.apply(t.path, self.view.getattr(t))
+            attrs = self.view.getattr(t)
         except NotFound:
-            return new_file_attrs(self.view.mounted_at)
+            attrs = new_file_attrs(self.view.mounted_at)
+        return self.attrs.apply(t.path, attrs)
 
     @translated
     def opendir(self, path: str) -> int:
@@ -226,7 +227,7 @@ class CasOperations(Operations):
         else:
             self.view.getattr(t)  # hidden files and wrong sections are not there
             try:
-                item = self.view.item(t)
+                item = self.view.item(t, sized=False)
             except NotFound:
                 waiting = self.wb.waiting_file(t.project, t.dataset, t.item, t.section) if self.wb else None
                 if waiting is None or waiting.file is None:
@@ -358,23 +359,29 @@ class CasOperations(Operations):
             return False
         return True
 
+    def _settable(self, path: str) -> tuple[Target, dict[str, int]]:
+        """A name whose mode, owner or times are being set, and its attributes now (a file
+        still open for writing counts: cp -a and tar set them before close)."""
+        (t,) = self._writable(path)
+        if self.handles.writer_for(t) is not None:
+            return t, self._attrs_or_new(t)
+        return t, self.view.getattr(t)
+
     @translated
     def chmod(self, path: str, mode: int) -> int:
-        (t,) = self._writable(path)
-        self.attrs.chmod(t.path, self.view.getattr(t), mode)
+        t, attrs = self._settable(path)
+        self.attrs.chmod(t.path, attrs, mode)
         return 0
 
     @translated
     def chown(self, path: str, uid: int, gid: int) -> int:
-        (t,) = self._writable(path)
-        self.view.getattr(t)
+        t, _ = self._settable(path)
         self.attrs.chown(t.path, uid, gid)
         return 0
 
     @translated
     def utimens(self, path: str, times: Any = None) -> int:
-        (t,) = self._writable(path)
-        self.view.getattr(t)
+        t, _ = self._settable(path)
         self.attrs.utimens(t.path, times)
         return 0
 

@@ -97,10 +97,12 @@ class View:
             hit = self._media_dirs[project] = (now, kind)
         return hit[1]
 
-    def item(self, t: Target) -> ItemRecord:
-        if self.wb is None:
-            return self.sized(self.store.ns.item(t.project, t.dataset, t.item))
-        return self.sized(self.wb.item(t.project, t.dataset, t.item))
+    def item(self, t: Target, sized: bool = True) -> ItemRecord:
+        """The item a file stands for; without `sized`, as recorded (size -1: a link whose
+        size is not known yet)."""
+        source = self.store.ns if self.wb is None else self.wb
+        item = source.item(t.project, t.dataset, t.item)
+        return self.sized(item) if sized else item
 
     def sized(self, item: ItemRecord, txn: Any = None) -> ItemRecord:
         """A link item imported without its size shows the size a first read learned, else 0

@@ -25,7 +25,7 @@ class StagedFile:
         self.fd = fd
         self.users = 1  # whoever created it
         self.sealed = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._hasher: Hasher | None = Hasher()  # None once a write lands out of order
 
     def open(self) -> "StagedFile":
@@ -80,7 +80,14 @@ class StagedFile:
             return n
 
     def read(self, size: int, offset: int) -> bytes:
-        return os.pread(self.fd, size, offset)
+        with self._lock:  # the last user may close the descriptor meanwhile
+            if self.fd >= 0:
+                return os.pread(self.fd, size, offset)
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
 
     def truncate(self, length: int) -> None:
         with self._lock:
@@ -90,8 +97,8 @@ class StagedFile:
 
     @property
     def size(self) -> int:
-        fd = self.fd
-        return os.fstat(fd).st_size if fd >= 0 else os.stat(self.path).st_size
+        with self._lock:
+            return os.fstat(self.fd).st_size if self.fd >= 0 else os.stat(self.path).st_size
 
     def digest(self) -> tuple[BlobId, int]:
         """Content id and size; hashed again from the file only if it was not written in order."""
