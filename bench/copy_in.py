@@ -13,6 +13,9 @@ Every round runs every contender once, in this order, each into a fresh store / 
   3. cp -r to local:    timed `cp -r SRC DIR && sync` (the local-disk reference)
   4. rsync into mount:  cas init; cas mount; timed `rsync -a SRC/ MNT/proj/ && sync MNT/proj/meta.json`
   5. rsync again:       the same mount, timed `rsync -a --stats SRC/ MNT/proj/` (should transfer 0 files)
+  6. cp -r into passthrough: bench.passthrough --writable over an empty folder, timed
+                        `cp -r SRC MNT/proj && sync`: the same binding doing nothing but pass the
+                        requests through, the least a copy into a Python FUSE mount can cost
 
 `sync FILE` fsyncs that one file; in the mount an fsync is a barrier that commits every file
 closed before it, so the timed span ends when the copy is in the store. Before each timed run
@@ -55,9 +58,10 @@ PROJECT, DATASET = "proj", "ds"
 META = {"classes": [], "tags": [], "projectType": "images"}
 COPY_IN_TARGET = 1.5  # cp -r into the mount <= 1.5 x cas import
 CMD_TIMEOUT = 1800.0  # a hung mount must not hang the benchmark
-COPY_IN, IMPORT, CP_LOCAL, RSYNC1, RSYNC2 = "copy-in", "import", "cp-local", "rsync-1", "rsync-2"
+COPY_IN, IMPORT, CP_LOCAL, RSYNC1, RSYNC2, PASS = "copy-in", "import", "cp-local", "rsync-1", "rsync-2", "passthrough"
 LABELS = {COPY_IN: "1 cp -r into mount + fsync", IMPORT: "2 cas import", CP_LOCAL: "3 cp -r to local disk + sync",
-          RSYNC1: "4 rsync -a into mount + fsync", RSYNC2: "5 rsync -a again, same mount"}
+          RSYNC1: "4 rsync -a into mount + fsync", RSYNC2: "5 rsync -a again, same mount",
+          PASS: "6 cp -r into passthrough + sync"}
 ENV = cas_env()
 
 
@@ -232,6 +236,33 @@ def cp_local(ctx: Ctx) -> Outcome:
     return Outcome(seconds)
 
 
+def passthrough(ctx: Ctx) -> Outcome:
+    """cp -r into bench.passthrough --writable (same binding, no work per request) + sync."""
+    back, mnt = ctx.work / "pt_back", ctx.work / "pt_mnt"
+    for path in (back, mnt):
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir()
+    daemon = subprocess.Popen([sys.executable, "-m", "bench.passthrough", str(back), str(mnt), "--writable"],
+                              cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.ismount(mnt):
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise Failed("the passthrough mount did not come up")
+            time.sleep(0.05)
+        prepare(ctx.src)
+        seconds, _ = run(sh('cp -r "$1" "$2" && sync', ctx.src, mnt / PROJECT))
+    finally:
+        tool = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount3"
+        subprocess.run([tool, "-u", "-z", str(mnt)], capture_output=True)
+        daemon.wait(timeout=60)
+    copied = len(os.listdir(back / PROJECT / DATASET / "img"))
+    if copied != ctx.items:
+        raise Failed(f"check failed: {copied} of {ctx.items} images in {back}")
+    shutil.rmtree(back, ignore_errors=True)
+    return Outcome(seconds)
+
+
 def rsync_twice(ctx: Ctx) -> dict[str, Outcome]:
     """rsync -a into a fresh mount (+ the fsync barrier), then once more into the same mount."""
     store = fresh_store(ctx.work / "store")
@@ -273,6 +304,7 @@ def one_round(ctx: Ctx) -> dict[str, Outcome]:
         out.update(rsync_twice(ctx))
     except Failed as e:  # mount, store or check
         out.update({RSYNC1: Outcome(error=str(e)), RSYNC2: Outcome(error=str(e), skipped=True)})
+    out[PASS] = attempt(lambda: passthrough(ctx))
     for path in (ctx.work / "store", ctx.work / "cp_dest"):
         shutil.rmtree(path, ignore_errors=True)
     return out
@@ -329,6 +361,8 @@ def print_summary(results: dict[str, list[Outcome]]) -> None:
     print(f"copy-in (cp -r + fsync) / cas import <= {COPY_IN_TARGET}: {verdict}")
     print(f"rsync -a first / cas import: {show(RSYNC1)}")
     print(f"cp -r to local disk + sync / cas import: {show(CP_LOCAL)} (reference)")
+    print(f"cp -r into the passthrough (the binding's ceiling) / cas import: {show(PASS)}; "
+          f"cas copy-in / passthrough: {ratio(results, COPY_IN, PASS) or 0:.2f}")
     second = [o for o in results[RSYNC2] if o.seconds is not None]
     if second:
         files = "/".join(str(o.transferred) for o in second)

@@ -7,15 +7,21 @@ from __future__ import annotations
 import stat
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 Attrs = dict[str, int]
 
 
 class AttrOverlay:
+    """Attributes by path. `_below` counts the paths kept under each directory, so that the
+    common case, a rename or removal of one file, touches one entry instead of scanning all
+    (rsync -a sets times on every file and renames every one into place)."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_path: dict[str, Attrs] = {}
+        self._below: Counter[str] = Counter()
 
     def apply(self, path: str, attrs: Attrs) -> Attrs:
         """`attrs` with whatever was set on `path` laid over it."""
@@ -44,22 +50,57 @@ class AttrOverlay:
 
     def _set(self, path: str, **changes: int) -> None:
         with self._lock:
-            self._by_path.setdefault(path, {}).update(changes)
+            self._put(path, changes)
+
+    def _put(self, path: str, changes: Attrs) -> None:
+        held = self._by_path.get(path)
+        if held is None:
+            self._by_path[path] = held = {}
+            for parent in _parents(path):
+                self._below[parent] += 1
+        held.update(changes)
+
+    def _pop(self, path: str) -> Attrs | None:
+        held = self._by_path.pop(path, None)
+        if held is not None:
+            for parent in _parents(path):
+                self._below[parent] -= 1
+                if not self._below[parent]:
+                    del self._below[parent]
+        return held
+
+    def _under(self, path: str) -> list[str]:
+        """`path` and every kept path below it."""
+        if not self._below.get(path):
+            return [path] if path in self._by_path else []
+        prefix = path.rstrip("/") + "/"
+        return [k for k in self._by_path if k == path or k.startswith(prefix)]
 
     def forget(self, path: str) -> None:
         """A file was removed (or rewritten: new content has new times)."""
         if path in self._by_path:
             with self._lock:
-                self._by_path.pop(path, None)
+                self._pop(path)
 
     def forget_under(self, path: str) -> None:
         with self._lock:
-            for key in [k for k in self._by_path if k == path or k.startswith(path + "/")]:
-                del self._by_path[key]
+            for key in self._under(path):
+                self._pop(key)
 
     def move(self, old: str, new: str) -> None:
         """A rename: what was set on `old` (and below it) now belongs to `new`."""
         with self._lock:
-            self._by_path.pop(new, None)
-            for key in [k for k in self._by_path if k == old or k.startswith(old + "/")]:
-                self._by_path[new + key[len(old):]] = self._by_path.pop(key)
+            self._pop(new)
+            for key in self._under(old):
+                held = self._pop(key)
+                if held is not None:
+                    self._put(new + key[len(old):], held)
+
+
+def _parents(path: str) -> list[str]:
+    """'/a/b/c' -> ['/a/b', '/a', '/']."""
+    out = []
+    while path not in ("", "/"):
+        path = path.rpartition("/")[0] or "/"
+        out.append(path)
+    return out

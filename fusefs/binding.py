@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import threading
 from typing import Any
 
 # libfuse 3 even where libfuse 2 is installed too (mfusepy would otherwise take the older one,
@@ -25,6 +26,22 @@ Operations = _fuse.Operations
 LIBFUSE_MAJOR = _fuse.fuse_version_major
 FUSE_READDIR_PLUS = 1  # flag the kernel passes to readdir (libfuse 3)
 FUSE_FILL_DIR_PLUS = 2  # flag we pass to the filler: the stat is complete
+
+
+_thread = threading.local()
+
+
+def keep_thread_state() -> None:
+    """Keep the calling libfuse worker's Python thread state for the life of the thread.
+
+    A ctypes callback on a thread that Python did not start creates a thread state on
+    entry and destroys it on return: an mmap, a munmap and a gettid per FUSE request,
+    plus the setup in between. Taking one more PyGILState reference the first time a
+    worker calls in makes the state (and this thread-local flag) outlive the callback.
+    """
+    if not getattr(_thread, "kept", False):
+        ctypes.pythonapi.PyGILState_Ensure()
+        _thread.kept = True
 
 
 def fuse_exit() -> None:
@@ -53,6 +70,12 @@ class CasFUSE(_fuse.FUSE):
     so `operations.readdir_at(path, fh, offset)` yields (name, attrs, next offset)
     from `offset` on, and each kernel buffer is one call.
     """
+
+    def create(self, path: bytes, mode: int, fip: Any) -> int:
+        """mfusepy's create inspects the operation's signature on every call."""
+        fi = fip.contents
+        fi.fh = self.operations.create(path.decode(self.encoding, self.errors), mode, fi.flags)
+        return 0
 
     def open(self, path: bytes, fip: Any) -> int:
         """A file opened for reading keeps its page cache across opens (blob bytes are

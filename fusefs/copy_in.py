@@ -123,9 +123,8 @@ class CopyIn:
         if t.kind is Kind.PROJECT_META:
             return self.view.project_meta(t.project)
         waiting = self.wb.waiting_file(t.project, t.dataset, t.item, t.section)
-        if waiting is not None and waiting.file is not None:
-            with open(waiting.file, "rb") as f:
-                return f.read()
+        if waiting is not None and waiting.id is not None:
+            return self.wb.closed_bytes(waiting)
         blob, _size = item_blob(t.section, t.item, self.view.item(t))
         return self.wb.read_blob(blob)
 
@@ -144,8 +143,7 @@ class CopyIn:
         label = label_of(t)
         if t.kind is Kind.PROJECT_META:
             from cas.annotation import loads
-            with open(staged.path, "rb") as f:
-                raw = f.read()
+            raw = staged.getvalue()
             self.wb.set_project_meta(t.project, loads(raw, label))
             self.view.meta_written(t.project, raw)
             self.hidden.meta_written(t.project)

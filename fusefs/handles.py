@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -57,7 +56,7 @@ class StagedHandle:
 
     def write(self, data: bytes, offset: int) -> int:
         if self.staged.sealed:  # written again after a close handed it over: go on with a copy
-            copy = self.staged.copy(os.path.dirname(self.staged.path))
+            copy = self.staged.copy()
             self.staged.release()
             self.staged = copy
         self.dirty = self.position

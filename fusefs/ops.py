@@ -21,7 +21,7 @@ from cas.ingest import WriteBack
 from cas.store import Store
 
 from .attrs import AttrOverlay
-from .binding import FuseOSError, Operations, current_fuse
+from .binding import FuseOSError, Operations, current_fuse, keep_thread_state
 from .copy_in import CopyIn, refuse
 from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, StagedHandle
 from .hidden import Hidden
@@ -55,6 +55,7 @@ TRACE = bool(os.environ.get("CAS_MOUNT_TRACE"))
 def translated(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(self: "CasOperations", *args: Any) -> Any:
+        keep_thread_state()
         if TRACE:
             OP_COUNTS[fn.__name__] += 1
         try:
@@ -230,10 +231,9 @@ class CasOperations(Operations):
                 item = self.view.item(t, sized=False)
             except NotFound:
                 waiting = self.wb.waiting_file(t.project, t.dataset, t.item, t.section) if self.wb else None
-                if waiting is None or waiting.file is None:
+                if waiting is None or waiting.id is None:
                     raise
-                with open(waiting.file, "rb") as f:
-                    return self.handles.add(BytesHandle(f.read()))
+                return self.handles.add(BytesHandle(self.wb.closed_bytes(waiting)))
         if t.section == "img_info":
             return self.handles.add(BytesHandle(img_info(t.item, self.view.sized(item))))
         assert self.store is not None

@@ -151,6 +151,9 @@ class ScratchTree:
                 dropped = self._drop(new)
                 if dropped.file is not None:
                     dropped.file.remove()
+            if node.file is not None:  # a file (rsync's temp file renamed into place): no scan
+                self._add(new, self._drop(old))
+                return
             moved = [(p, n) for p, n in self._nodes.items() if p == old or p.startswith(old + "/")]
             for path, _ in sorted(moved, key=lambda pn: -pn[0].count("/")):
                 self._drop(path)

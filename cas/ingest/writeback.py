@@ -1,13 +1,15 @@
 """Write-back for the mount: files closed at Supervisely positions become items in batches.
 
 close() validates what the bytes allow (image header, annotation JSON against the
-project meta and the image size), appends one record to the journal and returns.
-A committer thread then makes each batch durable the way `cas import` does: the
-staged files are hard-linked into place as blobs (their bytes are written once),
-one sync, one index transaction. `barrier()` (fsync, unmount) waits for everything
-closed before it. Until its batch commits, a closed file is served from its staged
-bytes (read-your-writes); other processes see it once the batch commits, within
-about BATCH_DELAY.
+project meta and the image size), appends one record to the journal and returns. A
+file's bytes are written once: a new blob's into the spool file that is hard-linked
+into place at the commit, a duplicate's never (see staged.py). A committer thread makes
+each batch durable the way `cas import` does: blobs into place, one sync, one index
+transaction. A batch is committed BATCH_DELAY after its first file, once BATCH_FILES
+are queued, or at once when a barrier asks: `barrier()` (fsync, syncfs, unmount)
+returns when everything closed before it is committed. Until then a closed file is
+served from its staged bytes to everyone who reads through this mount
+(read-your-writes); other processes that read the store see it once its batch commits.
 
 An annotation (or item meta) closed before its image waits in the journal, not only
 in memory, and is attached when the image arrives (or when the project's meta.json
@@ -53,7 +55,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("cas.mount")
 
 MEDIA, ANN, META, REMOVE = "media", "ann", "meta", "remove"
-BATCH_DELAY = 0.1  # seconds a batch waits for more files (unless a barrier asks for it)
+BATCH_DELAY = 0.5  # seconds a batch waits for more files after its first (unless a barrier asks) ...
+BATCH_FILES = 1000  # ... or until this many are queued: as `cas import` batches
 RETRY_DELAY = 1.0  # after a failed commit (a full disk): the batch stays queued and is retried
 MAX_JSON = 64 << 20  # an annotation or meta file larger than this is refused
 Key = tuple[str, str, str]  # project, dataset, item
@@ -228,8 +231,8 @@ class WriteBack:
                 raise InvalidInput(label, f"the item's annotation does not fit the new image ({e}); "
                                           "write the new annotation first") from None
         staged.seal()
-        self._close(Closed(0, MEDIA, project, dataset, name, staged.path, blob_id, size, info.width, info.height,
-                           info.mime, time.time_ns()))
+        self._close(Closed(0, MEDIA, project, dataset, name, self._bytes_for(staged, blob_id), blob_id, size,
+                           info.width, info.height, info.mime, time.time_ns()))
 
     def close_json(self, project: str, dataset: str, section: str, item: str, staged: StagedFile, label: str,
                    defer: bool = False) -> None:
@@ -238,8 +241,7 @@ class WriteBack:
         kept waiting unchecked. Its bytes are stored as written."""
         if staged.size > MAX_JSON:
             raise InvalidInput(label, f"larger than {MAX_JSON >> 20} MiB")
-        with open(staged.path, "rb") as f:
-            parsed = loads(f.read(), label)
+        parsed = loads(staged.getvalue(), label)
         if section == META and not isinstance(parsed, dict):
             raise InvalidInput(label, "expected a JSON object", "$")
         if section == ANN and not defer:
@@ -248,8 +250,30 @@ class WriteBack:
                             current.height if current else None)
         blob_id, size = staged.digest()
         staged.seal()
-        self._close(Closed(0, section, project, dataset, item, staged.path, blob_id, size, mtime=time.time_ns()),
-                    wait=defer)
+        self._close(Closed(0, section, project, dataset, item, self._bytes_for(staged, blob_id), blob_id, size,
+                           mtime=time.time_ns()), wait=defer)
+
+    def _bytes_for(self, staged: StagedFile, blob_id: BlobId) -> str | None:
+        """The spool file that will become the blob; None for a duplicate of a blob that is
+        stored (and referenced) or pending already: its bytes are never written."""
+        if staged.path is None:
+            with self._lock:
+                pending = blob_id in self._files
+            if pending:
+                return None
+            with self.store.index.read() as txn:
+                rec = get_blob(self.store.index, txn, blob_id)
+            if rec is not None and rec.refs > 0:  # an unreferenced one may be gc's before the commit
+                return None
+        return staged.spill()
+
+    def closed_bytes(self, c: Closed) -> bytes:
+        """The bytes of a closed (journaled) file: its spool file, or the blob it duplicates."""
+        if c.file is not None:
+            with open(c.file, "rb") as f:
+                return f.read()
+        assert c.id is not None
+        return self.read_blob(c.id)
 
     def remove_item(self, project: str, dataset: str, name: str) -> None:
         self.item(project, dataset, name)
@@ -288,7 +312,7 @@ class WriteBack:
 
     def _probe(self, staged: StagedFile, meta: Meta, label: str) -> MediaInfo:
         if meta.project_type == "videos":
-            return probe_video(staged.path, label)
+            return probe_video(staged.spill(), label)
         size = staged.size
         head = staged.read(HEAD, 0)
         tail = staged.read(64, max(size - 64, 0))
@@ -315,12 +339,13 @@ class WriteBack:
             self._set(c.key, None)
             self._push(c)
         elif c.section == MEDIA:
-            assert c.id is not None and c.file is not None
+            assert c.id is not None
             if current is not None and current.ann != self.empty_annotation(current.width, current.height)[0]:
                 ann, ann_size = current.ann, current.ann_size
             else:
                 ann, ann_size = self.empty_annotation(c.width, c.height)
-            self._files[c.id] = c.file
+            if c.file is not None:
+                self._files[c.id] = c.file
             self._set(c.key, ItemRecord(c.id, ann, c.size, ann_size, c.width, c.height, c.mime, c.mtime,
                                         current.meta if current else None, current.meta_size if current else 0))
             self._push(c)
@@ -328,7 +353,7 @@ class WriteBack:
                 waiting = self._waiting.pop((*c.key, section), None)
                 if waiting is not None:
                     self._attach(waiting)
-        elif current is None and c.file is None:
+        elif current is None and c.id is None:
             self.journal.done([c.seq])  # clearing what is gone already
         elif current is None or wait:
             old = self._waiting.get((*c.key, c.section))
@@ -342,10 +367,9 @@ class WriteBack:
         """A waiting annotation whose image is here: checked against it, else it keeps waiting."""
         current = self._current(*c.key)
         assert current is not None
-        if c.section == ANN and c.file is not None:
+        if c.section == ANN and c.id is not None:
             try:
-                with open(c.file, "rb") as f:
-                    ann = loads(f.read(), c.label)
+                ann = loads(self.closed_bytes(c), c.label)
                 self._check_ann(self.meta(c.project), ann, c.label, current.width, current.height)
             except InvalidInput as e:
                 log.info("%s keeps waiting: %s", c.label, e)
@@ -370,7 +394,8 @@ class WriteBack:
     def _push(self, c: Closed) -> None:
         self._queue.append(c)
         self._pushed += 1
-        self._cond.notify_all()
+        if len(self._queue) in (1, BATCH_FILES):  # the committer sleeps until then: no wake-up per file
+            self._cond.notify_all()
 
     def _drop(self, c: Closed) -> None:
         """Forget a journaled file that will never be committed (lock held)."""
@@ -403,7 +428,8 @@ class WriteBack:
                 if not self._queue:
                     return
                 deadline = time.monotonic() + BATCH_DELAY
-                while not self._urgent and not self._stopping and (left := deadline - time.monotonic()) > 0:
+                while not self._urgent and not self._stopping and len(self._queue) < BATCH_FILES \
+                        and (left := deadline - time.monotonic()) > 0:
                     self._cond.wait(left)
                 batch, self._queue = self._queue, []
                 records = {c.key: self._pending[c.key[:2]][c.item] for c in batch}
@@ -441,7 +467,7 @@ class WriteBack:
                         if not pending:
                             del self._pending[key[:2]]
                 for c in batch:
-                    if c.id is not None and self._files.get(c.id) == c.file:
+                    if c.file is not None and self._files.get(c.id) == c.file:
                         del self._files[c.id]
                 if not self._queue:
                     self._urgent = False
@@ -579,8 +605,14 @@ class WriteBack:
     def _still_whole(self, closed: Closed) -> bool:
         """A replayed file must still hash to its recorded id (power loss may have torn it);
         a missing one is fine if its blob was committed before the crash."""
-        if closed.file is None or closed.id is None:
+        if closed.id is None:
             return True
+        if closed.file is None:  # a duplicate: of a blob stored, or of an earlier record replayed
+            if closed.id in self._files or self.store.has(closed.id):
+                return True
+            log.error("%s: the blob it duplicates is gone; not imported", closed.label)
+            self.journal.done([closed.seq])
+            return False
         if os.path.exists(closed.file):
             if hash_file(closed.file)[0] == closed.id:
                 return True

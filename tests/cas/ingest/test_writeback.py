@@ -63,7 +63,7 @@ def test_a_closed_file_reads_back_at_once_and_is_in_the_index_after_the_barrier(
     assert store.fsck().clean
 
 
-def test_a_batch_is_one_sync_and_bytes_are_written_once(store, wb, monkeypatch):
+def test_a_batch_is_one_sync_new_bytes_are_written_once_and_duplicates_never(store, wb, monkeypatch):
     syncs = []
     real_sync = store.write_backend.sync
     monkeypatch.setattr(store.write_backend, "sync", lambda: (syncs.append(1), real_sync())[1])
@@ -72,13 +72,15 @@ def test_a_batch_is_one_sync_and_bytes_are_written_once(store, wb, monkeypatch):
     with wb._lock:  # the committer waits for this lock: every close below lands in one batch
         for i, data in enumerate(images):
             file = staged(wb, data)
-            inodes[hash_bytes(data)] = os.stat(file.path).st_ino
             wb.close_media("p", "d", f"{i:02d}.png", file, f"p/d/img/{i:02d}.png")
-        close_image(wb, "dup.png", images[0])  # a duplicate: no second blob file
+            inodes[hash_bytes(data)] = os.stat(file.path).st_ino  # written once, at close
+        dup = staged(wb, images[0])
+        wb.close_media("p", "d", "dup.png", dup, "p/d/img/dup.png")
+        assert dup.path is None, "a duplicate's bytes were written"
     wb.barrier()
     assert len(syncs) == 1
     assert store.ns.count_items("p", "d") == 51
-    for blob, inode in inodes.items():  # the staged file became the blob: same inode, not a copy
+    for blob, inode in inodes.items():  # the spool file became the blob: same inode, not a copy
         assert os.stat(store.backend.path(blob)).st_ino == inode
     assert len([p for p in (store.root / "blobs").rglob("*") if p.is_file()]) == 50 + 1  # + the one empty annotation
 
