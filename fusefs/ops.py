@@ -8,6 +8,7 @@ becomes EIO. The daemon never dies on a request.
 from __future__ import annotations
 
 import errno
+import faulthandler
 import functools
 import logging
 import os
@@ -50,6 +51,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 OP_COUNTS: Counter[str] = Counter()  # requests served, logged at unmount when CAS_MOUNT_TRACE is set
 TRACE = bool(os.environ.get("CAS_MOUNT_TRACE"))
+DESTROY_STACKS_AFTER = 20.0  # seconds of unmount after which every thread's stack is logged
 
 
 def translated(fn: F) -> F:
@@ -107,14 +109,22 @@ class CasOperations(Operations):
         log.info("mounted store %s%s", self.store_root, " read-only" if self.read_only else "")
 
     def destroy(self, path: str) -> None:
+        # Unmounting commits what is pending; should that ever hang, the stacks say where.
+        faulthandler.dump_traceback_later(DESTROY_STACKS_AFTER)
+        try:
+            self._shut_down()
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+        if TRACE:
+            log.info("requests served: %s", dict(OP_COUNTS.most_common()))
+        log.info("unmounted")
+
+    def _shut_down(self) -> None:
         if self.store is not None:
             self.invalidator.stop()  # first: the session is ending, and the store closes below
             if self.wb is not None:
                 self.wb.close()  # a barrier: everything closed is committed
             self.store.close()
-        if TRACE:
-            log.info("requests served: %s", dict(OP_COUNTS.most_common()))
-        log.info("unmounted")
 
     def _target(self, path: str) -> Target:
         if self.project is not None:
