@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(PY) -m bench.s3_read
 	$(PY) -m bench.convert
 	$(PY) -m bench.share
+	$(PY) -m bench.copy_in
 
 clean:
 	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis $(SLY)

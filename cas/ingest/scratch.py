@@ -105,14 +105,7 @@ class ScratchTree:
             self._add(path, Node(None))
 
     def unlink(self, path: str) -> None:
-        with self._lock:
-            node = self._nodes.get(path)
-            if node is None:
-                raise _fail(errno.ENOENT, path)
-            if node.file is None:
-                raise _fail(errno.EISDIR, path)
-            self._drop(path)
-        node.file.remove()
+        self.take(path).remove()
 
     def rmdir(self, path: str) -> None:
         with self._lock:

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from cas.annotation import empty_annotation
-from fusefs.mount import detach, mount_background
+from fusefs.mount import detach, mount_background, wait_for_exit
 from tests.conftest import jpeg_bytes, png_bytes, run_cas
 
 IMAGES = 1000  # and as many annotations: 2,000 files, plus meta.json
@@ -57,19 +57,6 @@ def make_project(root: Path, n: int) -> list[str]:
         (root / "ds/ann" / f"{name}.json").write_text(json.dumps({**empty_annotation(width, 16),
                                                                    "description": f"item {i}"}))
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-
-
-def wait_gone(pid: int, timeout: float = 10.0) -> bool:
-    """True once the daemon (our child: reap it) has exited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return True
-        except ChildProcessError:
-            return True
-        time.sleep(0.01)
-    return False
 
 
 class CopyRound:
@@ -154,7 +141,7 @@ def test_kill_9_mid_cp_loses_nothing_cp_reported(tmp_path: Path) -> None:
                 assert code == 0 and not killed, stderr
                 break
             assert killed, f"cp finished before reporting {kill_after} files (round {round_no})"
-            assert wait_gone(pid), "the daemon survived SIGKILL"
+            assert wait_for_exit(pid, 10.0), "the daemon survived SIGKILL"
             assert "cleared stale mount" in run_cas(store, "umount", str(mnt)).stdout.decode()
             check = run_cas(store, "fsck", check=False)
             out = check.stdout.decode()
