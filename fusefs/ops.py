@@ -92,6 +92,7 @@ class CasOperations(Operations):
         self.handles = HandleTable()
         self.store: Store | None = None
         self.wb: WriteBack | None = None
+        self._misplaced_in: set[str] = set()  # folders whose misplaced files were logged
 
     def init(self, path: str) -> None:
         # The index is opened here, in the process that serves requests, never before a fork.
@@ -149,13 +150,18 @@ class CasOperations(Operations):
 
     def _misplaced(self, path: str, error: InvalidName) -> FuseOSError:
         """A name where the layout has no place for it (a plain folder of images copied where
-        a dataset goes): ENOENT if its directory does not exist either, else EPERM, logged."""
+        a dataset goes): ENOENT if its directory does not exist either, else EPERM, logged
+        once per folder."""
         parent = path.rpartition("/")[0] or "/"
         try:
             t = self._target(parent)
             self._view(t).getattr(t)
         except (InvalidName, NotFound):
             return FuseOSError(errno.ENOENT)
+        if parent in self._misplaced_in:
+            return FuseOSError(errno.EPERM)  # said once for this folder: not a line per file
+        if len(self._misplaced_in) < 1024:
+            self._misplaced_in.add(parent)
         where = {Kind.ROOT: "a project", Kind.PROJECT: "meta.json or a dataset",
                  Kind.DATASET: "img/ ann/ meta/ img_info/ and datasets/"}.get(t.kind, "")
         return refuse(errno.EPERM, f"{path.lstrip('/')}: no place for it ({error}); "
