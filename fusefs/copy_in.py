@@ -34,8 +34,18 @@ def label_of(t: Target) -> str:
     return t.path.lstrip("/")
 
 
-def refuse(code: int, message: str) -> FuseOSError:
-    log.error(message)
+WHERE_FILES_GO = ("images go in <project>/<dataset>/img/, annotations in <project>/<dataset>/ann/<image>.json "
+                  "(or use `cas import`)")
+_refused_in: set[str] = set()  # folders whose misplaced files were logged already
+
+
+def refuse(code: int, message: str, once_for: str | None = None) -> FuseOSError:
+    """The errno for a refused change, with a log line (once per folder `once_for`: a copy of
+    a thousand misplaced files says it once)."""
+    if once_for is None or once_for not in _refused_in:
+        log.error(message)
+        if once_for is not None and len(_refused_in) < 1024:
+            _refused_in.add(once_for)
     return FuseOSError(code)
 
 
@@ -110,14 +120,18 @@ class CopyIn:
             self.store.ns.project(t.project)
             return
         if t.kind is not Kind.FILE or t.section == NESTED:
-            raise FuseOSError(errno.EPERM)
+            where = {Kind.DATASET: "a project holds meta.json and datasets", Kind.STATS: ".cas/ is read only",
+                     Kind.CAS_DIR: ".cas/ is read only"}.get(t.kind, "no files here")
+            raise refuse(errno.EPERM, f"{label_of(t)}: no place for a file ({where}); {WHERE_FILES_GO}",
+                         once_for=t.path.rpartition("/")[0])
         if not self.store.ns.has_dataset(t.project, t.dataset):
             raise NotFound(f"no dataset {t.project}/{t.dataset}")
         if t.section in MEDIA_SECTIONS and t.section != self.view.media_dir(t.project):
             raise refuse(errno.EPERM, f"{label_of(t)}: project {t.project} keeps its media in "
                                       f"{self.view.media_dir(t.project)}/")
         if t.section not in MEDIA_SECTIONS and not t.name.endswith(".json"):
-            raise refuse(errno.EPERM, f"{label_of(t)}: {t.section}/ holds <item>.json files only")
+            raise refuse(errno.EPERM, f"{label_of(t)}: {t.section}/ holds <item>.json files only",
+                         once_for=t.path.rpartition("/")[0])
 
     def current_bytes(self, t: Target) -> bytes:
         if t.kind is Kind.PROJECT_META:
@@ -135,7 +149,7 @@ class CopyIn:
         try:
             self.close_at(t, handle.staged)
         except InvalidInput as e:
-            raise refuse(errno.EINVAL, f"rejected {label_of(t)}: {e}") from e
+            raise refuse(errno.EINVAL, f"rejected {e}") from e
         handle.dirty = False
 
     def close_at(self, t: Target, staged: StagedFile) -> None:
@@ -279,7 +293,7 @@ class CopyIn:
             self.close_at(new, staged)
         except InvalidInput as e:
             self.scratch.adopt(old.path, staged)
-            raise refuse(errno.EINVAL, f"rejected {label_of(new)}: {e}") from e
+            raise refuse(errno.EINVAL, f"rejected {e}") from e
         except BaseException:
             self.scratch.adopt(old.path, staged)
             raise
@@ -301,7 +315,7 @@ class CopyIn:
                 self.close_at(new, staged)
             except InvalidInput as e:
                 staged.discard()
-                raise refuse(errno.EINVAL, f"rejected {label_of(new)}: {e}") from e
+                raise refuse(errno.EINVAL, f"rejected {e}") from e
             staged.release()
         if old.kind is Kind.PROJECT_META:
             self.hidden.hide_meta(old.project)

@@ -23,7 +23,7 @@ from cas.store import Store
 
 from .attrs import AttrOverlay
 from .binding import FuseOSError, Operations, current_fuse, keep_thread_state
-from .copy_in import CopyIn, refuse
+from .copy_in import WHERE_FILES_GO, CopyIn, refuse
 from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, StagedHandle
 from .hidden import Hidden
 from .invalidate import Invalidator
@@ -92,7 +92,6 @@ class CasOperations(Operations):
         self.handles = HandleTable()
         self.store: Store | None = None
         self.wb: WriteBack | None = None
-        self._misplaced_in: set[str] = set()  # folders whose misplaced files were logged
 
     def init(self, path: str) -> None:
         # The index is opened here, in the process that serves requests, never before a fork.
@@ -158,16 +157,11 @@ class CasOperations(Operations):
             self._view(t).getattr(t)
         except (InvalidName, NotFound):
             return FuseOSError(errno.ENOENT)
-        if parent in self._misplaced_in:
-            return FuseOSError(errno.EPERM)  # said once for this folder: not a line per file
-        if len(self._misplaced_in) < 1024:
-            self._misplaced_in.add(parent)
         where = {Kind.ROOT: "a project", Kind.PROJECT: "meta.json or a dataset",
                  Kind.DATASET: "img/ ann/ meta/ img_info/ and datasets/"}.get(t.kind, "")
         return refuse(errno.EPERM, f"{path.lstrip('/')}: no place for it ({error}); "
-                                   + (f"{parent} holds {where}; " if where else "")
-                                   + "images go in <project>/<dataset>/img/, annotations in "
-                                     "<project>/<dataset>/ann/<image>.json (or use `cas import`)")
+                                   + (f"{parent} holds {where}; " if where else "") + WHERE_FILES_GO,
+                      once_for=parent)
 
     def _view(self, t: Target) -> View | VersionView:
         return self.versions if t.version or t.kind is Kind.VERSIONS else self.view

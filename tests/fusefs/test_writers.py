@@ -339,11 +339,13 @@ def test_plain_folder_of_images_is_refused_with_a_hint(tmp_path, mount):
             assert "Operation not permitted" in line or "Invalid argument" in line, stderr
         code = raise_errno(lambda: os.close(os.open(mnt / "p/photos/c.jpg", os.O_WRONLY | os.O_CREAT, 0o644)))
         assert code in (errno.EPERM, errno.EINVAL), os.strerror(code)
+        assert raise_errno(lambda: (mnt / "p/README.md").write_text("notes")) == errno.EPERM  # a project holds datasets
     with open(log, "rb") as f:
         f.seek(start)
         new_lines = f.read().decode(errors="replace").splitlines()
     refused = [line for line in new_lines if "no place for it" in line]
     assert len(refused) == 1 and "img/" in refused[0], new_lines  # one line for the folder, not one per file
+    assert any("p/README.md: no place for a file" in line and "img/" in line for line in new_lines), new_lines
     assert counts(store)["items"] == 0
 
 
