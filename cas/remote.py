@@ -336,10 +336,9 @@ class RemoteReader:
     def _thread_done(self) -> None:
         with self._cond:
             self._live -= 1
+            if self._live == 0 and self._closed:
+                self._cleanup()  # before the notify: a close() waiting for us returns with no fill file left
             self._cond.notify_all()
-            last = self._live == 0 and self._closed
-        if last:
-            self._cleanup()
 
     # -- checks ----------------------------------------------------------------------------------
     def _check_size_etag(self, total: int, etag: str | None) -> None:

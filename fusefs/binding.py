@@ -38,6 +38,8 @@ def keep_thread_state() -> None:
     entry and destroys it on return: an mmap, a munmap and a gettid per FUSE request,
     plus the setup in between. Taking one more PyGILState reference the first time a
     worker calls in makes the state (and this thread-local flag) outlive the callback.
+    The cost: a worker that libfuse retires (beyond its idle-thread limit, after a burst
+    of parallel requests) leaves its few KB of thread state behind.
     """
     if not getattr(_thread, "kept", False):
         ctypes.pythonapi.PyGILState_Ensure()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -135,12 +136,28 @@ def _raise_read_ahead_when_mounted(mountpoint: str) -> None:
 def raise_read_ahead(mountpoint: str) -> None:
     """Let the kernel read ahead READ_AHEAD_KB in one request (sequential reads of large files
     cost a FUSE request per read-ahead window). Needs root; else a log line."""
-    dev = os.stat(mountpoint).st_dev
-    knob = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
+    dev = _mount_device(mountpoint)
+    if dev is None:
+        return
+    knob = Path(f"/sys/class/bdi/{dev}/read_ahead_kb")
     try:
         knob.write_text(str(READ_AHEAD_KB))
     except OSError as e:
         log.info("kernel read-ahead stays at its default (%s: %s)", knob, e.strerror)
+
+
+def _mount_device(mountpoint: str) -> str | None:
+    """The "major:minor" of the mount at `mountpoint`, from /proc/self/mountinfo. Never a stat
+    of the mount point: from inside the daemon that is a request to itself, and a SIGKILL
+    while it is in flight leaves the process unkillable (the kernel waits for the reply)."""
+    target = os.path.realpath(mountpoint)
+    found = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 4 and re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]) == target:
+                found = fields[2]  # the last one is the mount on top
+    return found
 
 
 def _load_s3_client(store_root: str) -> None:
