@@ -8,8 +8,6 @@ the session records new blobs after one sync per batch.
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -21,6 +19,7 @@ from .index import item_key
 from .media import MediaInfo, VideoInfo, probe_image, probe_video
 from .records import ItemRecord
 from .spool import Spooled, spool_bytes
+from .workers import exit_with
 
 if TYPE_CHECKING:
     from .store import Store
@@ -184,17 +183,7 @@ def init_worker(config: PrepareConfig) -> None:
     from .store import Store
     _worker = Preparer(config, Store(config.store_root, create=False))
     if config.client_pid:
-        threading.Thread(target=_exit_with, args=(config.client_pid,), daemon=True).start()
-
-
-def _exit_with(pid: int) -> None:
-    """A killed import (SIGKILL) cannot shut its pool down: leave on our own."""
-    while True:
-        time.sleep(1.0)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            os._exit(0)
+        exit_with(config.client_pid)  # a killed import cannot shut its pool down
 
 
 def run_chunk(chunk: list[Task]) -> list[Prepared | InvalidInput]:

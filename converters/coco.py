@@ -28,6 +28,7 @@ from cas.errors import AlreadyExists, InvalidInput
 from cas.records import ItemRecord
 from cas.session import ImportSession
 from cas.store import Store
+from cas.workers import exit_with
 
 from . import geometry as geo
 
@@ -283,7 +284,7 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True) -> d
         if total >= EXPORT_PROCESS_THRESHOLD and (os.cpu_count() or 1) > 1:
             pool = stack.enter_context(ProcessPoolExecutor(
                 min(os.cpu_count() or 1, 4), mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_init_exporter, initargs=(str(store.root),)))
+                initializer=_init_exporter, initargs=(str(store.root), os.getpid())))
         for dataset in store.ns.datasets(project):
             flat = dataset.replace("/", "_")
             images, annotations = [], []
@@ -352,10 +353,12 @@ def _categories(meta: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, d
 _exporter_store: Store | None = None
 
 
-def _init_exporter(store_root: str) -> None:
-    """In a worker process: its own store (no LMDB environment crosses a fork)."""
+def _init_exporter(store_root: str, client_pid: int) -> None:
+    """In a worker process: its own store (no LMDB environment crosses a fork); it leaves
+    when the exporting process does."""
     global _exporter_store
     _exporter_store = Store(store_root, create=False)
+    exit_with(client_pid)
 
 
 def _convert_chunk(job: tuple[str, str, bool, dict[str, Any], list[tuple[str, bytes]]],

@@ -71,3 +71,48 @@ def test_sigkill_during_import_never_breaks_the_store(tmp_path):
         outcomes.append((round(delay, 2), proc.returncode, len(lines)))
     print("kills (delay s, status, orphan lines):", outcomes, f"import session {full:.2f} s")
     assert sum(1 for _, status, _ in outcomes if status == -signal.SIGKILL) >= KILLS // 2, outcomes
+
+
+def children(pid):
+    """Pids whose parent is `pid` (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry))
+    return out
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_leave_when_their_import_is_killed(tmp_path):
+    """The pool's workers are the forkserver's children: nothing stops them when the import is
+    SIGKILLed, and its zombie (not reaped here on purpose) still answers kill(pid, 0)."""
+    src = tmp_path / "src"
+    write_images(src, FILES, "w")
+    store = tmp_path / "store"
+    proc = start_import(store, src, "p")
+    workers: list[int] = []
+    deadline = time.monotonic() + 60  # a watchdog, not a synchronisation
+    while not workers and proc.poll() is None and time.monotonic() < deadline:
+        workers = [w for child in children(proc.pid) for w in children(child)]
+        time.sleep(0.005)
+    assert workers, "the import ended before any worker process was seen"
+    proc.send_signal(signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    left = [w for w in workers if alive(w)]
+    proc.wait()
+    assert not left, f"workers {left} outlived their import"
