@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,12 +11,13 @@ from pathlib import Path
 
 import lmdb
 
-from .errors import SchemaError
+from .errors import CasError, SchemaError
 from .records import pack, unpack
 
 SCHEMA_VERSION = 1
 SCHEMA_KEY = b"schema_version"
-MAP_SIZE = 1 << 40  # virtual only: the data file grows as needed
+MAP_SIZE = 1 << 40  # virtual only: the data file grows as needed (see map_size)
+MIN_MAP_SIZE = 64 << 20
 SEP = b"\x00"  # names never contain NUL, so keys split unambiguously
 # refs: project -> head version (snapshots); dirty: item keys written since the last snapshot
 DB_NAMES = ("meta", "blobs", "pins", "projects", "datasets", "items", "changes", "refs", "dirty")
@@ -51,6 +53,20 @@ def split_dataset_key(key: bytes) -> tuple[str, str]:
     return project.decode(), dataset.decode()
 
 
+def map_size(data_file: str) -> int:
+    """The address space to map: MAP_SIZE, or under an address-space limit (`ulimit -v`, common on
+    shared clusters) a quarter of it; never less than twice the index's data."""
+    size = MAP_SIZE
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        size = min(size, soft // 4)
+    try:
+        size = max(size, 2 * os.path.getsize(data_file))
+    except FileNotFoundError:
+        pass
+    return max(size, MIN_MAP_SIZE) // 4096 * 4096
+
+
 class Index:
     """An LMDB environment under `<store>/index/` with the store's named databases.
 
@@ -67,8 +83,13 @@ class Index:
         with _envs_lock:
             env, count = _envs.get(self.path, (None, 0))
             if env is None:
-                env = lmdb.open(self.path, map_size=MAP_SIZE, max_dbs=len(DB_NAMES) + 2,
-                                max_readers=512, readahead=False)
+                size = map_size(os.path.join(self.path, "data.mdb"))
+                try:
+                    env = lmdb.open(self.path, map_size=size, max_dbs=len(DB_NAMES) + 2,
+                                    max_readers=512, readahead=False)
+                except lmdb.MemoryError:
+                    raise CasError(f"cannot map the index at {self.path} ({size >> 20} MiB of address "
+                                   "space): raise the address-space limit (ulimit -v)") from None
             _envs[self.path] = (env, count + 1)
         self.env = env
         self._closed = False
@@ -104,8 +125,13 @@ class Index:
     @contextmanager
     def write(self) -> Iterator[lmdb.Transaction]:
         """One write transaction; committed on success, aborted on any exception."""
-        with self.env.begin(write=True) as txn:
-            yield txn
+        try:
+            with self.env.begin(write=True) as txn:
+                yield txn
+        except lmdb.MapFullError:
+            raise CasError(f"the index at {self.path} is full at its map size of "
+                           f"{self.env.info()['map_size'] >> 20} MiB, set by the address-space limit "
+                           "(ulimit -v): raise the limit and retry") from None
 
     def scan(self, txn: lmdb.Transaction, dbname: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """Ordered (key, value) pairs whose key starts with prefix: one range scan."""

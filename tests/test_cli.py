@@ -285,3 +285,20 @@ def test_link_with_bad_scheme_is_one_line(tmp_path: Path) -> None:
     proc = run_cas(tmp_path / "store", "import", str(tmp_path / "urls.txt"), "--project", "p", "--format", "links",
                    check=False)
     assert_user_error(proc, "urls.txt:1", "gopher")
+
+
+def test_every_command_works_under_an_address_space_limit(tmp_path, sample):
+    """`ulimit -v 4000000` (shared clusters set one): the index maps what the limit allows, not 1 TiB."""
+    import resource
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (4_000_000 << 10, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+    store = tmp_path / "store"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for args in (["init"], ["import", str(sample), "--project", "demo"], ["ls"], ["ls", "demo/train"],
+                 ["stats"], ["fsck"], ["export", "demo", str(tmp_path / "out")], ["gc"]):
+        proc = subprocess.run([sys.executable, "-m", "cas", "--store", str(store), "--quiet", *args],
+                              capture_output=True, env=env, preexec_fn=limited, timeout=300)
+        assert proc.returncode == 0, f"cas {args[0]} under ulimit -v: {proc.stderr.decode()[-500:]}"
+    assert stats(store)["items"] == 8
