@@ -527,13 +527,17 @@ def gc_cmd(c: Context) -> None:
 
 
 @cli.command("fsck")
-@click.option("--repair", is_flag=True, help="Remove orphans, lost records and the items that need them.")
+@click.option("--repair", is_flag=True, help="Remove orphans, lost records and the items whose image is lost; "
+                                            "reset lost annotations to empty.")
+@click.option("--dry-run", is_flag=True, help="With --repair: say what it would do, change nothing.")
 @click.option("--quick", is_flag=True, help="Check sizes only, do not re-hash blob contents.")
 @click.option("--rebuild-index", is_flag=True,
               help="Build a new index from the blobs, trees and refs alone (the old one is moved aside), then check.")
 @pass_ctx
-def fsck_cmd(c: Context, repair: bool, quick: bool, rebuild_index: bool) -> None:
+def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index: bool) -> None:
     """Check every blob against its bytes and every item against its blobs."""
+    if dry_run and (not repair or rebuild_index):
+        raise click.UsageError("--dry-run goes with --repair (and not with --rebuild-index)")
     if rebuild_index:
         from .rebuild import rebuild_index as rebuild
         if not (c.store_path / "blobs").is_dir():
@@ -542,12 +546,13 @@ def fsck_cmd(c: Context, repair: bool, quick: bool, rebuild_index: bool) -> None
         click.echo(f"rebuilt the index: {b.blobs} blobs, {b.projects} projects, {b.items} items"
                    + (f"; {b.pinned} blobs no version holds are pinned (cas release frees one)" if b.pinned else "")
                    + (f"; the old index is in {b.moved_aside}" if b.moved_aside else ""))
-    r = c.store.fsck(repair=repair, verify=not quick)
+    r = c.store.fsck(repair=repair and not dry_run, verify=not quick)
     for problem in r.problems:
-        click.echo(str(problem))
+        click.echo(f"{problem} [would {problem.action}]" if dry_run and problem.action else str(problem))
     click.echo(f"checked {r.blobs_checked} blobs ({human(r.bytes_verified)} hashed), {r.items_checked} items: "
-               + ("clean" if r.clean else f"{len(r.problems)} problems" + (", repaired" if repair else "")))
-    if not r.clean and not repair:
+               + ("clean" if r.clean else f"{len(r.problems)} problems"
+                  + (", nothing changed (dry run)" if dry_run else ", repaired" if repair else "")))
+    if not r.clean and (not repair or dry_run):
         sys.exit(1)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from .annotation import dumps, empty_annotation, empty_video_annotation
 from .errors import CasError
 from .gc import orphan_files, remove_path
 from .hashing import hash_file
@@ -15,12 +16,19 @@ from .index import SEP, split_item_key
 from .ingest.journal import PREFIX as INGEST_PREFIX
 from .ingest.journal import ingest_dirs, live_records, try_lock
 from .records import LINK, LOCAL, S3, BlobRecord, ItemRecord
+from .refs import record_new_blob
+from .spool import Spooled, spool_bytes
 
 if TYPE_CHECKING:
     from .store import Store
 
 # Kinds that only mean leftover bytes from an interrupted write; no data is at risk.
 ORPHAN_KINDS = frozenset({"orphan-file", "stale-temp"})
+# What repair does about each kind (the CLI says it, in the past or, with --dry-run, as a plan).
+ACTIONS = {"orphan-file": "remove", "stale-temp": "remove", "missing-blob": "forget", "corrupt-blob": "remove",
+           "dangling-item": "remove", "damaged-item": "remove", "dangling-dataset": "remove",
+           "damaged-annotation": "reset to empty", "damaged-item-meta": "drop the item meta",
+           "bad-refcount": "fix", "pending-journal": ""}
 
 
 @dataclass
@@ -32,8 +40,12 @@ class Problem:
     key: bytes = b""  # the index key a namespace problem is about (what repair deletes)
 
     def __str__(self) -> str:
-        done = " [removed]" if self.repaired and self.kind != "bad-refcount" else (" [fixed]" if self.repaired else "")
-        return f"{self.kind}: {self.subject}: {self.detail}{done}"
+        return f"{self.kind}: {self.subject}: {self.detail}" + (f" [{self.action} (done)]" if self.repaired else "")
+
+    @property
+    def action(self) -> str:
+        """What `fsck --repair` does about it ('' for nothing: a pending journal is the next mount's)."""
+        return ACTIONS.get(self.kind, "")
 
 
 @dataclass
@@ -128,11 +140,19 @@ def _check_namespace(store: "Store", report: FsckReport, bad: set[BlobId]) -> No
             label = f"{project}/{dataset}/{name}"
             if key.rsplit(SEP, 1)[0] not in datasets:
                 report.problems.append(Problem("dangling-item", label, "its dataset does not exist", key=key))
-            for blob in rec.blobs():
+            for role, blob in (("image", rec.media), ("annotation", rec.ann), ("item meta", rec.meta)):
+                if blob is None:
+                    continue
                 if txn.get(bytes(blob), db=index.db["blobs"]) is None:
-                    report.problems.append(Problem("dangling-item", label, f"blob {blob} is not in the index", key=key))
+                    why = f"its {role} blob {blob} is not in the index"
                 elif blob in bad:
-                    report.problems.append(Problem("damaged-item", label, f"blob {blob} is missing or corrupt", key=key))
+                    why = f"its {role} blob {blob} is missing or corrupt"
+                else:
+                    continue
+                # Only a lost image costs the item; a lost annotation or item meta is reset.
+                kind = {"image": "damaged-item" if blob in bad else "dangling-item",
+                        "annotation": "damaged-annotation", "item meta": "damaged-item-meta"}[role]
+                report.problems.append(Problem(kind, label, why, key=key))
         expected = _expected_refs(store, txn)
         for key, raw in index.scan(txn, "blobs"):
             refs = BlobRecord.decode(raw).refs
@@ -170,6 +190,28 @@ def _check_files(store: "Store", report: FsckReport) -> None:
                 "committing them; the next `cas mount` of this store imports them"))
 
 
+def _install_empty_annotations(store: "Store", report: FsckReport) -> dict[bytes, tuple[BlobId, int]]:
+    """The empty annotation of each item that lost its annotation (by item key), stored
+    durably before the transaction that points the items at them."""
+    out: dict[bytes, tuple[BlobId, int]] = {}
+    spooled: dict[BlobId, Spooled] = {}
+    with store.index.read() as txn:
+        for problem in report.problems:
+            raw = txn.get(problem.key, db=store.index.db["items"]) if problem.kind == "damaged-annotation" else None
+            if raw is not None:
+                rec = ItemRecord.decode(raw)
+                ann = empty_video_annotation(rec.width, rec.height, 0, bytes(rec.media)) \
+                    if rec.mime.startswith("video/") else empty_annotation(rec.width, rec.height)
+                sp = spool_bytes(dumps(ann))
+                spooled.setdefault(sp.id, sp)
+                out[problem.key] = (sp.id, sp.size)
+    for sp in spooled.values():  # over a damaged file of the same id too: it holds good bytes now
+        store.write_backend.install(sp, store.tmp_dir)
+    if spooled:
+        store.write_backend.sync()
+    return out
+
+
 def _repair(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
     """Remove orphans and temp files, records of lost blobs and the items that need them; fix counts."""
     index = store.index
@@ -177,8 +219,10 @@ def _repair(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
         if problem.kind in ORPHAN_KINDS:
             remove_path(problem.subject)
             problem.repaired = True
+    empties = _install_empty_annotations(store, report)
     with index.write() as txn:
-        for blob_id in bad:
+        reinstalled = {blob for blob, _size in empties.values()}
+        for blob_id in bad - reinstalled:
             rec = BlobRecord.decode(txn.get(bytes(blob_id), db=index.db["blobs"]))
             txn.delete(bytes(blob_id), db=index.db["blobs"])
             if rec.location == LOCAL:
@@ -191,6 +235,20 @@ def _repair(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
                 problem.repaired = True
             elif problem.kind == "dangling-dataset":
                 txn.delete(problem.key, db=index.db["datasets"])
+                problem.repaired = True
+        for problem in report.problems:  # after the removals: an item without its image is gone
+            if problem.kind in ("damaged-annotation", "damaged-item-meta"):
+                raw = txn.get(problem.key, db=index.db["items"])
+                if raw is not None:
+                    rec = ItemRecord.decode(raw)
+                    if problem.kind == "damaged-annotation":
+                        blob, size = empties[problem.key]
+                        record_new_blob(index, txn, blob, size, store.write_backend.location)
+                        rec = replace(rec, ann=blob, ann_size=size)
+                    else:
+                        rec = replace(rec, meta=None, meta_size=0)
+                    store.ns.write_item(txn, problem.key, rec.encode())
+                    index.log_change(txn, *split_item_key(problem.key))
                 problem.repaired = True
         # Recount references from what remains.
         for key, _raw in list(index.scan(txn, "pins")):

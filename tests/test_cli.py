@@ -184,6 +184,41 @@ def test_fsck_finds_a_missing_blob_and_repair_drops_the_items_that_needed_it(sam
         assert s.stats()["items"] == 6
 
 
+def test_fsck_repair_resets_a_damaged_annotation_and_keeps_the_intact_image(sample, tmp_path):
+    store = tmp_path / "store"
+    run_cas(store, "import", str(sample), "--project", "demo")
+    with Store(store) as s:
+        item = s.ns.item("demo", "val", "val_002.png")
+        ann_path = Path(s.backend.path(item.ann))
+        image = s.read_bytes(item.media)
+        sharing = [(d, n) for d in ("train", "val", "train/night") for n, rec in s.ns.items("demo", d)
+                   if rec.ann == item.ann]
+    ann_path.write_bytes(b'{"broken": ')  # same length or not: the digest no longer matches
+    before = sorted(p.relative_to(store) for p in store.rglob("*") if p.is_file())
+
+    dry = run_cas(store, "fsck", "--repair", "--dry-run", check=False)
+    assert dry.returncode == 1
+    out = lines(dry)
+    assert any(line.startswith("damaged-annotation: demo/val/val_002.png:") and "[would reset to empty]" in line
+               for line in out), out
+    assert not any(line.startswith(("damaged-item", "dangling-item")) for line in out), out
+    assert out[-1].endswith("nothing changed (dry run)")
+    assert sorted(p.relative_to(store) for p in store.rglob("*") if p.is_file()) == before
+    assert ann_path.read_bytes() == b'{"broken": '
+
+    repair = lines(run_cas(store, "fsck", "--repair"))
+    assert any("damaged-annotation: demo/val/val_002.png" in line and "[reset to empty (done)]" in line
+               for line in repair), repair
+    assert lines(run_cas(store, "fsck"))[-1].endswith("8 items: clean")
+    with Store(store) as s:
+        for dataset, name in sharing:  # every item that shared the lost annotation keeps its image
+            rec = s.ns.item("demo", dataset, name)
+            assert s.read_json(rec.ann, name) == {"description": "", "size": {"height": rec.height,
+                                                  "width": rec.width}, "tags": [], "objects": []}
+        assert s.read_bytes(s.ns.item("demo", "val", "val_002.png").media) == image
+        assert s.stats()["items"] == 8
+
+
 # -- errors ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("args", [
     ["--bogus", "ls"],                  # unknown global option
