@@ -81,9 +81,11 @@ class NetOptions:
     read_timeout: float = 30.0
     retries: int = 3
     backoff: float = 0.25  # seconds before the first retry; doubles each time
+    public_links_only: bool = False  # links may not reach private or loopback addresses either
 
     @classmethod
     def from_env(cls) -> "NetOptions":
         return cls(_env_float("CAS_CONNECT_TIMEOUT", cls.connect_timeout),
                    _env_float("CAS_READ_TIMEOUT", cls.read_timeout),
-                   int(_env_float("CAS_RETRIES", cls.retries)))
+                   int(_env_float("CAS_RETRIES", cls.retries)),
+                   public_links_only=os.environ.get("CAS_PUBLIC_LINKS_ONLY", "") not in ("", "0"))

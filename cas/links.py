@@ -7,6 +7,7 @@ from urllib.parse import unquote, urlsplit
 
 import xxhash
 
+from .backends.addresses import check_host_literal
 from .backends.fetch import Fetcher, FileFetcher, HttpFetcher, S3Fetcher
 from .backends.s3 import s3_client
 from .config import NetOptions, S3Remote
@@ -23,9 +24,10 @@ def link_id(url: str) -> BlobId:
     return BlobId(xxhash.xxh3_128_digest(url.encode(), seed=_LINK_SEED))
 
 
-def check_url(url: str, allow_roots: list[str], label: str = "url") -> str:
-    """A link URL from outside: allowed scheme, sane length, no control characters, and
-    file:// only inside one of `allow_roots`. Returns it unchanged."""
+def check_url(url: str, allow_roots: list[str], label: str = "url", public_only: bool = False) -> str:
+    """A link URL from outside: allowed scheme, sane length, no control characters, a host
+    that is not a refused address (backends/addresses.py), and file:// only inside one of
+    `allow_roots`. Returns it unchanged."""
     if not url or len(url) > MAX_URL:
         raise InvalidInput(label, f"URL must be 1 to {MAX_URL} characters")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in url):
@@ -37,6 +39,8 @@ def check_url(url: str, allow_roots: list[str], label: str = "url") -> str:
                                   f"{url[:200]}")
     if scheme in ("http", "https", "s3") and not parts.netloc:
         raise InvalidInput(label, f"no host in URL {url[:200]}")
+    if scheme in ("http", "https"):
+        check_host_literal(parts.hostname or "", public_only, label, url)
     if scheme == "file":
         file_path(url, allow_roots, label)
     return url
@@ -58,7 +62,7 @@ def file_path(url: str, allow_roots: list[str], label: str = "url") -> str:
 
 def fetcher_for(url: str, net: NetOptions, allow_roots: list[str], s3: S3Remote | None = None) -> Fetcher:
     """The fetcher of a link URL (checked again here: the allow-list applies at every read)."""
-    check_url(url, allow_roots)
+    check_url(url, allow_roots, public_only=net.public_links_only)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):

@@ -160,7 +160,7 @@ class ImportSession:
         self.add_dataset(dataset)
         check_name(name, "item name")
         label = label or f"{dataset}/img/{name}"
-        check_url(url, self.store.config.allow_roots, label)
+        check_url(url, self.store.config.allow_roots, label, public_only=self.store.net.public_links_only)
         ann_label = f"{dataset}/ann/{name}.json"
         if ann is None:
             ann_bytes = self._empty_anns.get((width, height))

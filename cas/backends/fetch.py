@@ -19,6 +19,7 @@ from urllib3.exceptions import (ConnectTimeoutError, HTTPError, MaxRetryError, N
                                 NewConnectionError, ProtocolError, ReadTimeoutError, ResponseError)
 
 from ..config import NetOptions
+from .addresses import resolved_refusal
 from ..errors import CasError
 
 CHUNK = 4 << 20
@@ -127,6 +128,11 @@ class HttpFetcher:
         self.pool = http_pool(net)
 
     def _request(self, method: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+        parts = urllib3.util.parse_url(self.url)
+        why = resolved_refusal(parts.host or "", parts.port or (443 if parts.scheme == "https" else 80),
+                               self.net.public_links_only)
+        if why:
+            raise RemoteError(f"{self.url}: {why}; refused (see README, Link addresses)")
         try:
             resp = self.pool.request(method, self.url, headers=headers, preload_content=False)
         except HTTPError as e:

@@ -196,3 +196,42 @@ def test_dns_failure_names_the_url(lstore: Store, monkeypatch: pytest.MonkeyPatc
     item = link_item(lstore, "http://images.cas-test.invalid/a.jpg")
     with pytest.raises(RemoteError, match=r"images\.cas-test\.invalid/a\.jpg: host name did not resolve"):
         lstore.read_bytes(item.media)
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/a.jpg",
+                                 "http://[::ffff:169.254.169.254]/a.jpg", "http://100.100.100.200/a.jpg",
+                                 "https://metadata.google.internal/computeMetadata/v1/", "http://224.0.0.1/a.jpg",
+                                 "http://0.0.0.0/a.jpg"])
+def test_link_local_and_metadata_addresses_are_refused_at_import(lstore: Store, url: str) -> None:
+    with pytest.raises(InvalidInput, match="metadata|link-local|unicast"):
+        link_item(lstore, url)
+    assert not lstore.ns.has_project("p")
+
+
+def test_a_name_that_resolves_to_a_metadata_address_is_refused_before_any_request(
+        lstore: Store, http_server: RangeServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = socket.getaddrinfo
+
+    def rebinding(host, *args, **kwargs):
+        if host == "images.cas-test.invalid":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 80))]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    item = link_item(lstore, "http://images.cas-test.invalid/a.jpg")  # a name: checked when fetched
+    with pytest.raises(RemoteError, match=r"resolves to 169\.254\.169\.254, a cloud metadata address; refused"):
+        lstore.read_bytes(item.media)
+
+
+def test_public_links_only_refuses_private_and_loopback(tmp_path: Path, http_server: RangeServer) -> None:
+    http_server.files["/a.jpg"] = jpeg_bytes()
+    with Store(tmp_path / "open", net=NET) as store:  # the default: loopback and private are allowed
+        assert store.read_bytes(link_item(store, http_server.url("/a.jpg")).media) == jpeg_bytes()
+    strict = NetOptions(connect_timeout=1.0, read_timeout=1.0, retries=0, public_links_only=True)
+    with Store(tmp_path / "strict", net=strict) as store:
+        for url in (http_server.url("/a.jpg"), "http://10.1.2.3/a.jpg", "http://[::1]/a.jpg"):
+            with pytest.raises(InvalidInput, match="private or loopback"):
+                link_item(store, url)
+        item = link_item(store, http_server.url("/a.jpg").replace("127.0.0.1", "localhost"))
+        with pytest.raises(RemoteError, match="private or loopback"):
+            store.read_bytes(item.media)

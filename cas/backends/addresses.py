@@ -1,0 +1,69 @@
+"""Which network addresses a link may reach.
+
+Always refused: link-local addresses (169.254.0.0/16 and fe80::/10, where cloud metadata
+services answer at 169.254.169.254), the other known metadata addresses, multicast,
+unspecified and reserved ones. Private and loopback addresses are allowed (datasets often
+live on an in-house server, and the tests serve on 127.0.0.1) unless `public_only`
+(`--public-links-only` / `$CAS_PUBLIC_LINKS_ONLY=1`) refuses them too.
+
+A URL's host is checked when it is imported if it is an address, and every time it is
+fetched after name resolution, so a name that points at a refused address is refused too.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+from ..errors import InvalidInput
+
+METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog", "instance-data"})
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
+
+
+def refusal(address: str, public_only: bool) -> str | None:
+    """Why `address` may not be reached by a link, or None."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip in METADATA_ADDRESSES:
+        return "a cloud metadata address"
+    if ip.is_link_local:
+        return "a link-local address"
+    if ip.is_multicast or ip.is_unspecified:
+        return "not a unicast host address"
+    if ip.is_loopback or ip.is_private:
+        return "a private or loopback address (refused with --public-links-only)" if public_only else None
+    if ip.is_reserved:
+        return "not a unicast host address"
+    if public_only and not ip.is_global:
+        return "not a public address (refused with --public-links-only)"
+    return None
+
+
+def check_host_literal(host: str, public_only: bool, label: str, url: str) -> None:
+    """At import: a host given as an address (or a metadata name) is checked without any lookup."""
+    if host.lower().rstrip(".") in METADATA_HOSTS:
+        raise InvalidInput(label, f"link host {host} is a cloud metadata service: {url[:200]}")
+    try:
+        why = refusal(host, public_only)
+    except ValueError:
+        return  # a name: checked after resolution, when fetched
+    if why:
+        raise InvalidInput(label, f"link host {host} is {why}: {url[:200]}")
+
+
+def resolved_refusal(host: str, port: int, public_only: bool) -> str | None:
+    """At fetch: why the name may not be reached (one of its addresses is refused), or None."""
+    if host.lower().rstrip(".") in METADATA_HOSTS:
+        return f"{host} is a cloud metadata service"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return None  # the request itself fails and says so
+    for info in infos:
+        address = str(info[4][0])
+        why = refusal(address, public_only)
+        if why:
+            return f"{host} resolves to {address}, {why}"
+    return None
