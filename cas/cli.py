@@ -65,16 +65,19 @@ pass_ctx = click.make_pass_decorator(Context)
               show_default=True, help="Seconds a remote read may stall.")
 @click.option("--retries", type=click.IntRange(0, 20), envvar="CAS_RETRIES", default=3, show_default=True,
               help="Retries (with backoff) of a failed remote request.")
+@click.option("--read-deadline", type=click.FloatRange(1.0), envvar="CAS_READ_DEADLINE", default=60.0,
+              show_default=True, help="Seconds a remote read may take in all, retries included.")
 @click.option("--public-links-only", is_flag=True, envvar="CAS_PUBLIC_LINKS_ONLY",
               help="Links may not reach private or loopback addresses (link-local and metadata never can).")
 @click.version_option(package_name="cas")
 @click.pass_context
 def cli(ctx: click.Context, store_path: Path | None, quiet: bool, connect_timeout: float, read_timeout: float,
-        retries: int, public_links_only: bool) -> None:
+        retries: int, read_deadline: float, public_links_only: bool) -> None:
     """Content-addressed storage for computer-vision datasets."""
     # Through the environment, so that a mount daemon started from here reads the same.
     os.environ.update(CAS_CONNECT_TIMEOUT=str(connect_timeout), CAS_READ_TIMEOUT=str(read_timeout),
-                      CAS_RETRIES=str(retries), CAS_PUBLIC_LINKS_ONLY="1" if public_links_only else "")
+                      CAS_RETRIES=str(retries), CAS_READ_DEADLINE=str(read_deadline),
+                      CAS_PUBLIC_LINKS_ONLY="1" if public_links_only else "")
     ctx.obj = Context(store_path or default_store(), quiet)
     ctx.call_on_close(lambda: ctx.obj._store and ctx.obj._store.close())
 

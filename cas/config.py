@@ -74,18 +74,36 @@ def _env_float(name: str, default: float) -> float:
 @dataclass(frozen=True)
 class NetOptions:
     """Timeouts (seconds) and retries of every remote read. Defaults come from the
-    environment (`CAS_CONNECT_TIMEOUT`, `CAS_READ_TIMEOUT`, `CAS_RETRIES`), which the CLI
-    sets from its flags so that a mount daemon inherits them."""
+    environment (`CAS_CONNECT_TIMEOUT`, `CAS_READ_TIMEOUT`, `CAS_RETRIES`,
+    `CAS_READ_DEADLINE`), which the CLI sets from its flags so that a mount daemon
+    inherits them.
+
+    `deadline` bounds a read across all its attempts: each attempt's connect and read
+    timeouts are cut to its share of it (after the backoff sleeps), so that a stalled
+    server costs a reader at most about `deadline` seconds, never timeouts x retries.
+    """
 
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     retries: int = 3
     backoff: float = 0.25  # seconds before the first retry; doubles each time
     public_links_only: bool = False  # links may not reach private or loopback addresses either
+    deadline: float = 60.0
+
+    def __post_init__(self) -> None:
+        sleeps = self.backoff * (2 ** self.retries - 1)
+        if sleeps > self.deadline / 4:  # backoff sleeps take a quarter of the deadline at most
+            object.__setattr__(self, "backoff", self.backoff * self.deadline / 4 / sleeps)
+            sleeps = self.deadline / 4
+        share = (self.deadline - sleeps) / (self.retries + 1)
+        connect = min(self.connect_timeout, share / 4)
+        object.__setattr__(self, "connect_timeout", connect)
+        object.__setattr__(self, "read_timeout", min(self.read_timeout, share - connect))
 
     @classmethod
     def from_env(cls) -> "NetOptions":
         return cls(_env_float("CAS_CONNECT_TIMEOUT", cls.connect_timeout),
                    _env_float("CAS_READ_TIMEOUT", cls.read_timeout),
                    int(_env_float("CAS_RETRIES", cls.retries)),
-                   public_links_only=os.environ.get("CAS_PUBLIC_LINKS_ONLY", "") not in ("", "0"))
+                   public_links_only=os.environ.get("CAS_PUBLIC_LINKS_ONLY", "") not in ("", "0"),
+                   deadline=_env_float("CAS_READ_DEADLINE", cls.deadline))

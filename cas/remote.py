@@ -150,6 +150,7 @@ class RemoteReader:
             self._verified = True
 
     def _get_all(self) -> tuple[bytes, str | None]:
+        give_up = time.monotonic() + self.net.deadline
         for attempt in range(self.net.retries + 1):
             try:
                 stream = self.fetcher.open(0)
@@ -164,8 +165,10 @@ class RemoteReader:
                                      f"{stream.total} bytes")
             except StreamBroken as e:
                 error = e
-            if attempt < self.net.retries:
-                time.sleep(self.net.backoff * 2 ** attempt)
+            pause = self.net.backoff * 2 ** attempt
+            if attempt == self.net.retries or time.monotonic() + pause > give_up:
+                break
+            time.sleep(pause)
         raise error
 
     # -- large blobs: the fill and the cache writer ---------------------------------------------
@@ -253,6 +256,7 @@ class RemoteReader:
         """Receive the blob in order (reopening a broken stream where it stopped), hash it,
         and hand each chunk to the readers and to the cache writer."""
         attempts = 0
+        give_up = time.monotonic() + self.net.deadline  # for resuming a broken stream (progress resets it)
         hasher = Hasher()
         try:
             while not self._closed:
@@ -272,6 +276,7 @@ class RemoteReader:
                                 self._filled += len(chunk)
                                 self._cond.notify_all()
                             attempts = 0
+                            give_up = time.monotonic() + self.net.deadline
                     finally:
                         stream.close()
                     if self._filled == self.size:
@@ -284,7 +289,7 @@ class RemoteReader:
                                        f"{self.size} bytes")
                 except StreamBroken as e:
                     attempts += 1
-                    if attempts > self.net.retries:
+                    if attempts > self.net.retries or time.monotonic() > give_up:
                         raise
                     log.warning("%s; retrying from byte %d (%d/%d)", e, self._filled, attempts, self.net.retries)
                     time.sleep(self.net.backoff * 2 ** (attempts - 1))

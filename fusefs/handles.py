@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from cas.errors import CasError
 from cas.ingest import StagedFile
 from cas.reader import BlobReader
 from cas.remote import RemoteReader
@@ -22,9 +23,19 @@ class ReadHandle:
     def __init__(self, reader: BlobReader | RemoteReader, direct: bool = False) -> None:
         self.reader = reader
         self.direct = direct  # opened with direct I/O (size unknown to the kernel)
+        self.failed: CasError | None = None
 
     def read(self, size: int, offset: int) -> bytes:
-        return self.reader.read_at(size, offset)
+        """A read that failed (a remote that is down, a corrupt blob) fails again at once for
+        this open file: the kernel follows a failed read-ahead with a read of its own, which
+        must not wait out the network deadline a second time."""
+        if self.failed is not None:
+            raise self.failed
+        try:
+            return self.reader.read_at(size, offset)
+        except CasError as e:
+            self.failed = e
+            raise
 
     def close(self) -> None:
         self.reader.close()

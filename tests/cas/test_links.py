@@ -235,3 +235,17 @@ def test_public_links_only_refuses_private_and_loopback(tmp_path: Path, http_ser
         item = link_item(store, http_server.url("/a.jpg").replace("127.0.0.1", "localhost"))
         with pytest.raises(RemoteError, match="private or loopback"):
             store.read_bytes(item.media)
+
+
+def test_a_hung_server_fails_a_read_within_the_deadline(tmp_path: Path, http_server: RangeServer) -> None:
+    """Timeouts x retries used to add up (30 s x 4 tries through the mount): the deadline bounds
+    the whole read. Without it this read would take 4 x 5 s."""
+    http_server.files["/a.jpg"] = jpeg_bytes()
+    net = NetOptions(connect_timeout=5.0, read_timeout=5.0, retries=3, backoff=0.05, deadline=2.0)
+    with Store(tmp_path / "store", net=net) as store:
+        item = link_item(store, http_server.url("/a.jpg"))
+        http_server.faults.delay = 6.0  # answers nothing for longer than any attempt may wait
+        started = time.monotonic()
+        with pytest.raises(RemoteError, match="timed out"):
+            store.read_bytes(item.media)
+        assert time.monotonic() - started < 10
