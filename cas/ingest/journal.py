@@ -23,6 +23,7 @@ PREFIX = "ingest-"
 JOURNAL = "journal"
 LOCK = "lock"
 DONE = "done"  # a record [DONE, [seq, ...]]: those are committed or dropped
+INSTALLING = "installing"  # [INSTALLING, [blob id, ...]]: blob files a commit puts in place next
 _LEN = struct.Struct("<I")
 COMPACT_BYTES = 4 << 20  # rewrite the journal past this size, keeping only live records
 
@@ -66,9 +67,16 @@ def live_records(directory: Path) -> list[list[Any]]:
         if record[0] == DONE:
             for seq in record[1]:
                 records.pop(seq, None)
-        else:
+        elif record[0] != INSTALLING:
             records[record[0]] = record
     return [records[seq] for seq in sorted(records)]
+
+
+def installing(directory: Path) -> set[bytes]:
+    """Blob ids a commit announced before putting their files in place: after a crash, those
+    the index does not hold are files nobody will ever reference."""
+    return {bytes(blob) for record in read_records(directory / JOURNAL) if record[0] == INSTALLING
+            for blob in record[1]}
 
 
 class Journal:

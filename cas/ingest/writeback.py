@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..annotation import Meta, dumps, empty_annotation, loads
-from ..errors import CasError, InvalidInput, NotFound
+from ..errors import CasError, InvalidInput, NotFound, StoreBusy
 from ..hashing import hash_bytes, hash_file
 from ..ids import BlobId
 from ..index import item_key
@@ -44,7 +44,7 @@ from ..reader import BlobReader
 from ..records import ItemRecord
 from ..refs import apply_deltas, get_blob, record_new_blob
 from ..spool import HEAD, Spooled, spool_bytes
-from .journal import PREFIX, Journal, ingest_dirs, live_records, try_lock
+from .journal import INSTALLING, PREFIX, Journal, ingest_dirs, installing, live_records, try_lock
 from .scratch import ScratchTree
 from .staged import StagedFile
 
@@ -132,9 +132,12 @@ class WriteBack:
         self.journal = Journal(self.directory)
         self.scratch = ScratchTree(str(self.directory))
         self._seq = itertools.count(1)
+        self._maybe_orphans: set[bytes] = set()
         self._replay(adopted)
         self._thread = threading.Thread(target=self._run, name="cas-commit", daemon=True)
         self._thread.start()
+        if self._maybe_orphans:
+            self._remove_orphans()
 
     # -- reading: the store as it will be once everything closed is committed ------------------
     def item(self, project: str, dataset: str, name: str) -> ItemRecord:
@@ -488,6 +491,8 @@ class WriteBack:
             with index.read() as txn:
                 new = {blob: src for blob, src in sources.items() if get_blob(index, txn, blob) is None}
             made: list[str] = []
+            if new:  # so that a crash between the files and the transaction leaves no orphan behind
+                self.journal.append([INSTALLING, [bytes(blob) for blob in new]])
             try:
                 sizes = {blob: self._install(blob, src, made) for blob, src in new.items()}
                 if sizes:
@@ -568,6 +573,7 @@ class WriteBack:
             if directory != self.directory and try_lock(directory) is None:
                 continue  # another mount took it meanwhile
             records = live_records(directory)
+            self._maybe_orphans |= installing(directory)
             self._seq = itertools.count(max((r[0] for r in records), default=0) + 1) \
                 if directory == self.directory else self._seq
             keep = {"journal", "lock"}
@@ -590,6 +596,30 @@ class WriteBack:
                         os.unlink(entry.path)
         if replayed:
             log.info("replayed %d files closed in a mount that stopped before committing them", replayed)
+
+    def _remove_orphans(self) -> None:
+        """Blob files a killed daemon put in place without committing them: once the replay is
+        committed (it may reference some of them again), those the index lacks are deleted."""
+        try:
+            self.barrier()
+        except OSError as e:
+            log.error("replay not committed (%s); blob files it left are kept", e.strerror)
+            return
+        backend = self.store.backend
+        if backend is not self.store.write_backend:
+            return  # S3 objects: gc removes unreferenced ones once they are an hour old
+        try:  # alone, as gc: an import running meanwhile may be about to record the same blob
+            with self.store.lock(exclusive=True, what="remove blob files a stopped mount left"):
+                for raw in self._maybe_orphans:
+                    blob = BlobId(raw)
+                    if not self.store.has(blob):
+                        try:
+                            os.unlink(backend.path(blob))
+                        except FileNotFoundError:
+                            pass
+        except StoreBusy:
+            log.info("blob files a stopped mount left are kept for `cas gc` (an import is running)")
+        self._maybe_orphans.clear()
 
     def _move_in(self, closed: Closed) -> Closed:
         """Journal another dead directory's record here, then move its file in."""

@@ -198,3 +198,39 @@ def test_sigkill_before_the_commit_loses_nothing_that_was_closed(tmp_path):
         assert store.read_bytes(store.ns.item("p", "d", "07.jpg").media) == jpeg_bytes(40, 30, (7, 9, 9))
         assert store.fsck().clean
         assert not list(Path(store.tmp_dir).glob("ingest-*")), "the staging directory outlived its mount"
+
+
+KILLED_MID_COMMIT = textwrap.dedent("""
+    import json, os, signal, sys
+    from cas import Store
+    from cas.ingest import StagedFile, WriteBack
+    from tests.conftest import jpeg_bytes
+    store = Store(sys.argv[1], create=False)
+    wb = WriteBack(store)
+    new = lambda data: StagedFile.create(str(wb.directory), data)
+    ann = json.dumps({"description": "late", "tags": [], "size": {"width": 40, "height": 30},
+                      "objects": []}).encode()
+
+    def sync():  # the batch's blob files are in place (the image's and its empty annotation's)
+        wb.close_json("p", "d", "ann", "a.jpg", new(ann), "p/d/ann/a.jpg.json")  # replaces that annotation
+        os.kill(os.getpid(), signal.SIGKILL)  # before the transaction
+    store.write_backend.sync = sync
+    wb.close_media("p", "d", "a.jpg", new(jpeg_bytes(40, 30)), "p/d/img/a.jpg")
+    wb.barrier()
+""")
+
+
+def test_blob_files_of_a_commit_killed_before_its_transaction_are_removed_at_replay(tmp_path):
+    root = tmp_path / "store"
+    with Store(root) as store:
+        store.ns.create_project("p", META)
+        store.ns.create_dataset("p", "d")
+    child = subprocess.run([sys.executable, "-c", KILLED_MID_COMMIT, str(root)], cwd=ROOT, capture_output=True)
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+    with Store(root, create=False) as store:
+        kinds = sorted(p.kind for p in store.fsck().problems)
+        assert kinds == ["orphan-file", "orphan-file", "pending-journal"], kinds  # the image, its empty annotation
+        WriteBack(store).close()  # the next mount: replays, commits, removes what nothing references
+        assert store.fsck().clean, [str(p) for p in store.fsck().problems]
+        rec = store.ns.item("p", "d", "a.jpg")
+        assert store.read_json(rec.ann, "a")["description"] == "late"
