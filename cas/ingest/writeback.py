@@ -6,7 +6,7 @@ file's bytes are written once: a new blob's into the spool file that is hard-lin
 into place at the commit, a duplicate's never (see staged.py). A committer thread makes
 each batch durable the way `cas import` does: blobs into place, one sync, one index
 transaction. A batch is committed BATCH_DELAY after its first file, once BATCH_FILES
-are queued, or at once when a barrier asks: `barrier()` (fsync, syncfs, unmount)
+are queued, or at once when a barrier asks: `barrier()` (fsync, unmount)
 returns when everything closed before it is committed. Until then a closed file is
 served from its staged bytes to everyone who reads through this mount
 (read-your-writes); other processes that read the store see it once its batch commits.
