@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import uuid
 import zlib
@@ -43,9 +44,47 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
 
 
+MAX_INT_DIGITS = 30  # no id, count or coordinate needs more; int() of 4,300+ digits even raises
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a number JSON allows")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"number {text[:40]} is out of range")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Refused(f"integer of {len(text)} digits")
+    return int(text)
+
+
+# Numbers that may be out of range: only then is every number checked (a Python call per
+# number would slow a 100 MB COCO file down severalfold).
+_SUSPECT = re.compile(rb"\d{%d}|[eE][+-]?\d{3}" % (MAX_INT_DIGITS + 1))
+
+
 def loads(raw: bytes, file: str) -> Any:
+    """Parse JSON from outside: UTF-8, finite numbers only (no NaN, Infinity or 1e400),
+    integers of at most MAX_INT_DIGITS digits, bounded nesting; else one InvalidInput."""
+    checks: dict[str, Any] = {"parse_constant": _constant}
+    if _SUSPECT.search(raw if isinstance(raw, bytes) else raw.encode()):
+        checks.update(parse_float=_float, parse_int=_int)
     try:
-        return json.loads(raw)
+        return json.loads(raw, **checks)
+    except _Refused as e:
+        raise InvalidInput(file, f"invalid JSON: {e}") from None
+    except RecursionError:
+        raise InvalidInput(file, "invalid JSON: nested too deeply") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InvalidInput(file, f"invalid JSON ({e})") from None
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from cas.annotation import loads
 from cas.errors import AlreadyExists, InvalidInput
 from cas.records import ItemRecord
 from cas.session import ImportSession
@@ -72,9 +73,9 @@ def split_name(path: Path) -> str:
 
 def load(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError) as e:
-        raise InvalidInput(path.name, f"not a readable COCO JSON ({e})") from None
+        data = loads(path.read_bytes(), path.name)
+    except OSError as e:
+        raise InvalidInput(path.name, f"not a readable COCO JSON ({e.strerror})") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise InvalidInput(path.name, "expected an object with an 'images' list", "images")
     for key in ("annotations", "categories"):

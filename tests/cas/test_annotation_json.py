@@ -1,0 +1,40 @@
+"""JSON from outside is parsed strictly: finite numbers, bounded integers and nesting, UTF-8."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from cas.annotation import loads
+from cas.errors import InvalidInput
+from tests.conftest import assert_user_error, run_cas
+
+
+@pytest.mark.parametrize("raw, why", [
+    (b'{"x": NaN}', "NaN"), (b'[Infinity]', "Infinity"), (b'[-Infinity]', "-Infinity"),
+    (b'[1e400]', "out of range"), (b'[-2.5E+999]', "out of range"),
+    (b'[' + b'7' * 2_000_000 + b']', "digits"), (b'[' * 3000 + b']' * 3000, "nested too deeply"),
+    (b'{"a": "\xff"}', "utf-8"), (b'{"a": ', "invalid JSON"),
+], ids=["nan", "inf", "-inf", "1e400", "-2.5e999", "2M digits", "deep", "bad utf-8", "truncated"])
+def test_hostile_json_is_one_invalid_input(raw: bytes, why: str) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(why)) as err:
+        loads(raw, "ann/x.json")
+    assert str(err.value).startswith("ann/x.json: invalid JSON")
+
+
+def test_ordinary_numbers_pass() -> None:
+    raw = b'{"a": [1.5, -2, 1e10, 1E-400, 123456789012345678901234567890], "id": "1234567890" }'
+    assert loads(raw, "x") == json.loads(raw)
+
+
+def test_an_import_with_a_nan_coordinate_fails_in_one_line_and_stores_nothing(tmp_path, sample_project) -> None:
+    ann = sample_project / "train/ann/street_001.jpg.json"
+    text = ann.read_text()
+    ann.write_text(re.sub(r'"exterior":\s*\[\s*\[\s*[-0-9.]+', '"exterior": [[NaN', text, count=1))
+    assert "NaN" in ann.read_text()
+    store = tmp_path / "store"
+    proc = run_cas(store, "import", str(sample_project), "--project", "p", check=False)
+    assert_user_error(proc, "street_001.jpg.json", "NaN")
+    assert run_cas(store, "ls").stdout == b""
