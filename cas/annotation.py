@@ -234,8 +234,13 @@ def _check_size(ann: Any, file: str, width: int | None, height: int | None, medi
 _POINT_COUNTS = {"rectangle": (2, 2), "point": (1, 1), "line": (2, None), "polygon": (3, None)}
 
 
+MAX_COORD = 1 << 31  # pixels: beyond any image (and every tool's int32), so surely an error
+
+
 def _check_xy(pt: Any, file: str, where: str) -> None:
     _expect(isinstance(pt, list) and len(pt) == 2 and all(_is_num(v) for v in pt), file, where, "expected [x, y] numbers")
+    _expect(all(math.isfinite(v) and abs(v) <= MAX_COORD for v in pt), file, where,
+            f"coordinates must be finite and within ±{MAX_COORD}, got {pt}")
 
 
 def _check_points(points: Any, gtype: str, file: str, where: str) -> None:

@@ -38,3 +38,13 @@ def test_an_import_with_a_nan_coordinate_fails_in_one_line_and_stores_nothing(tm
     proc = run_cas(store, "import", str(sample_project), "--project", "p", check=False)
     assert_user_error(proc, "street_001.jpg.json", "NaN")
     assert run_cas(store, "ls").stdout == b""
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1e300, 3e9])
+def test_non_finite_or_absurd_coordinates_are_refused_naming_the_field(bad: float) -> None:
+    from cas.annotation import Meta, empty_annotation
+    meta = Meta({"classes": [{"title": "car", "shape": "polygon", "color": "#FF0000"}], "tags": []})
+    ann = {**empty_annotation(40, 30), "objects": [{"classTitle": "car", "geometryType": "polygon", "tags": [],
+                                                   "points": {"exterior": [[1, 1], [bad, 2], [3, 9]], "interior": []}}]}
+    with pytest.raises(InvalidInput, match=r"objects\[0\].*exterior\[1\].*finite"):
+        meta.check_annotation(ann, "ann/a.jpg.json", 40, 30)
