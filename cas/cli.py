@@ -569,7 +569,7 @@ def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index
 @pass_ctx
 def mount_cmd(c: Context, mountpoint: str, foreground: bool, read_only: bool, project: str | None) -> None:
     """Mount the store as Supervisely-format directories; copying files in imports them."""
-    from fusefs.mount import check_mountpoint, mount_background, run_foreground
+    from fusefs.mount import check_mountpoint, log_path, mount_background, run_foreground
 
     check_mountpoint(mountpoint)
     store = c.store
@@ -582,7 +582,7 @@ def mount_cmd(c: Context, mountpoint: str, foreground: bool, read_only: bool, pr
         run_foreground(root, mountpoint, read_only, project)
         return
     pid = mount_background(root, mountpoint, read_only, project)
-    click.echo(f"mounted {root} at {mountpoint} (daemon pid {pid}; log {root}/logs/mount.log)")
+    click.echo(f"mounted {root} at {mountpoint} (daemon pid {pid}; log {log_path(str(root))})")
 
 
 @cli.command("umount")

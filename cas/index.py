@@ -53,6 +53,14 @@ def split_dataset_key(key: bytes) -> tuple[str, str]:
     return project.decode(), dataset.decode()
 
 
+def on_read_only_fs(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` lies on a file system mounted read-only."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def map_size(data_file: str) -> int:
     """The address space to map: MAP_SIZE, or under an address-space limit (`ulimit -v`, common on
     shared clusters) a quarter of it; never less than twice the index's data."""
@@ -80,13 +88,15 @@ class Index:
         if not existed and not create:
             raise SchemaError(f"no index at {self.path}")
         os.makedirs(self.path, exist_ok=True)
+        # On a read-only file system nobody can write, so readers need no lock file either.
+        self.read_only = on_read_only_fs(self.path)
         with _envs_lock:
             env, count = _envs.get(self.path, (None, 0))
             if env is None:
                 size = map_size(os.path.join(self.path, "data.mdb"))
                 try:
-                    env = lmdb.open(self.path, map_size=size, max_dbs=len(DB_NAMES) + 2,
-                                    max_readers=512, readahead=False)
+                    env = lmdb.open(self.path, map_size=size, max_dbs=len(DB_NAMES) + 2, max_readers=512,
+                                    readahead=False, readonly=self.read_only, lock=not self.read_only)
                 except lmdb.MemoryError:
                     raise CasError(f"cannot map the index at {self.path} ({size >> 20} MiB of address "
                                    "space): raise the address-space limit (ulimit -v)") from None
@@ -101,7 +111,7 @@ class Index:
             raise
 
     def _check_schema(self, fresh: bool) -> None:
-        with self.env.begin(write=fresh) as txn:
+        with self.env.begin(write=fresh and not self.read_only) as txn:
             raw = txn.get(SCHEMA_KEY, db=self.db["meta"])
             if raw is None and fresh:
                 txn.put(SCHEMA_KEY, str(SCHEMA_VERSION).encode(), db=self.db["meta"])
@@ -125,6 +135,9 @@ class Index:
     @contextmanager
     def write(self) -> Iterator[lmdb.Transaction]:
         """One write transaction; committed on success, aborted on any exception."""
+        if self.read_only:
+            raise CasError(f"the store at {Path(self.path).parent} is on a read-only file system: "
+                           "it can be read, not changed")
         try:
             with self.env.begin(write=True) as txn:
                 yield txn

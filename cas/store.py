@@ -190,7 +190,7 @@ class Store:
 
     def flush_cache_counters(self) -> None:
         """Add this process's cache hits and misses to the totals kept in the index."""
-        if self._cache is None or not any(self._cache.counters.as_list()):
+        if self._cache is None or not any(self._cache.counters.as_list()) or self.index.read_only:
             return
         from .records import pack, unpack
         counters, self._cache.counters = self._cache.counters, type(self._cache.counters)()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -10,11 +11,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 from cas.errors import CasError
+from cas.index import on_read_only_fs
 
 log = logging.getLogger("cas.mount")
 
@@ -29,7 +32,12 @@ READ_AHEAD_KB = 1024  # the kernel's default for a FUSE mount is 128 KB: 8x the 
 
 
 def log_path(store_root: str) -> Path:
+    """`<store>/logs/mount.log`; for a store on a read-only file system, a file in the
+    temp directory named after the store."""
     path = Path(store_root) / "logs"
+    if on_read_only_fs(store_root):
+        digest = hashlib.sha1(str(Path(store_root).resolve()).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"cas-mount-{digest}.log"
     path.mkdir(parents=True, exist_ok=True)
     return path / "mount.log"
 

@@ -337,3 +337,34 @@ def test_every_command_works_under_an_address_space_limit(tmp_path, sample):
                               capture_output=True, env=env, preexec_fn=limited, timeout=300)
         assert proc.returncode == 0, f"cas {args[0]} under ulimit -v: {proc.stderr.decode()[-500:]}"
     assert stats(store)["items"] == 8
+
+
+def test_read_commands_work_on_a_store_on_a_read_only_file_system(tmp_path, sample):
+    """Read commands open the index read-only and take no lock; a change is one clear line."""
+    import ctypes
+    import errno as errno_codes
+    libc = ctypes.CDLL(None, use_errno=True)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if libc.mount(b"tmpfs", str(disk).encode(), b"tmpfs", 0, b"size=64m") != 0:
+        if ctypes.get_errno() == errno_codes.EPERM:
+            pytest.skip("cannot mount a tmpfs here (EPERM: not root), needed for a read-only file system")
+        raise OSError(ctypes.get_errno(), "mount -t tmpfs")
+    try:
+        store = disk / "store"
+        run_cas(store, "import", str(sample), "--project", "demo")
+        ms_rdonly, ms_remount = 1, 32
+        assert libc.mount(b"tmpfs", str(disk).encode(), b"tmpfs", ms_remount | ms_rdonly, None) == 0
+        assert lines(run_cas(store, "ls")) == ["demo\timages\t3 datasets\t8 items"]
+        assert len(lines(run_cas(store, "ls", "demo/train"))) == 4
+        assert stats(store)["items"] == 8
+        assert lines(run_cas(store, "fsck"))[-1].endswith("8 items: clean")
+        run_cas(store, "export", "demo", str(tmp_path / "out"))
+        assert (tmp_path / "out/train/img/street_001.jpg").read_bytes() == \
+            (sample / "train/img/street_001.jpg").read_bytes()
+        assert run_cas(store, "get", "demo/train/street_001.jpg").stdout == \
+            (sample / "train/img/street_001.jpg").read_bytes()
+        assert_user_error(run_cas(store, "gc", check=False), "read-only file system")
+        assert_user_error(run_cas(store, "import", str(sample), "--project", "x", check=False), "Read-only file system")
+    finally:
+        libc.umount2(str(disk).encode(), 2)
