@@ -48,10 +48,8 @@ from PIL import Image
 
 from bench.datagen import make_dedup_set
 from bench.dedup import CACHE_NOTE, MB, cas_env, prepare
-
-# bench.fuse_read's cas_mount/cas are not used: they mount in-process through fusefs.mount
-# (being rewritten; a broken import there would also stop contenders 2 and 3) and exit the
-# whole run on the first error, where this benchmark reports a failed contender and goes on.
+from bench.fuse_read import passthrough as passthrough_mount
+from fusefs.mount import UNMOUNT_TIMEOUT, detach
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT, DATASET = "proj", "ds"
@@ -153,8 +151,8 @@ def sh(script: str, *args: Path) -> list[str]:
     return ["sh", "-c", script, "sh", *map(str, args)]
 
 
-def cas(store: Path | None, *args: str) -> list[str]:
-    return [sys.executable, "-m", "cas", *(["--store", str(store)] if store else []), "--quiet", *args]
+def cas(store: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "cas", "--store", str(store), "--quiet", *args]
 
 
 def fresh_store(path: Path) -> Path:
@@ -165,38 +163,14 @@ def fresh_store(path: Path) -> Path:
 
 @contextmanager
 def mounted(store: Path, mnt: Path) -> Iterator[Path]:
-    """`cas mount` (returns when ready); always `cas umount` and wait for the daemon to exit."""
+    """`cas mount` (returns when ready); always unmounted, and the daemon given time to commit
+    what it holds and exit."""
     mnt.mkdir(parents=True, exist_ok=True)
-    _, out = run(cas(store, "mount", str(mnt)), timeout=120)
-    found = re.search(r"daemon pid (\d+)", out)
+    run(cas(store, "mount", str(mnt)), timeout=120)
     try:
         yield mnt
     finally:
-        unmount(mnt, int(found.group(1)) if found else None)
-
-
-def unmount(mnt: Path, pid: int | None) -> None:
-    """Never raises: `cas umount`, else a lazy detach; then wait (60 s at most) for the daemon."""
-    try:
-        run(cas(None, "umount", str(mnt)), timeout=120)
-    except Failed as e:
-        print(f"  warning: cas umount {mnt}: {e}; detaching lazily", flush=True)
-        tool = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount3"
-        subprocess.run([tool, "-u", "-z", str(mnt)], capture_output=True)
-    deadline = time.monotonic() + 60
-    while pid and alive(pid):
-        if time.monotonic() > deadline:
-            print(f"  warning: mount daemon {pid} still running 60 s after unmount", flush=True)
-            return
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        detach(str(mnt), wait=UNMOUNT_TIMEOUT)
 
 
 def verify(store: Path, items: int) -> str:
@@ -239,23 +213,14 @@ def cp_local(ctx: Ctx) -> Outcome:
 def passthrough(ctx: Ctx) -> Outcome:
     """cp -r into bench.passthrough --writable (same binding, no work per request) + sync."""
     back, mnt = ctx.work / "pt_back", ctx.work / "pt_mnt"
-    for path in (back, mnt):
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir()
-    daemon = subprocess.Popen([sys.executable, "-m", "bench.passthrough", str(back), str(mnt), "--writable"],
-                              cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shutil.rmtree(back, ignore_errors=True)
+    back.mkdir()
     try:
-        deadline = time.monotonic() + 30
-        while not os.path.ismount(mnt):
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                raise Failed("the passthrough mount did not come up")
-            time.sleep(0.05)
-        prepare(ctx.src)
-        seconds, _ = run(sh('cp -r "$1" "$2" && sync', ctx.src, mnt / PROJECT))
-    finally:
-        tool = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount3"
-        subprocess.run([tool, "-u", "-z", str(mnt)], capture_output=True)
-        daemon.wait(timeout=60)
+        with passthrough_mount(back, mnt, writable=True):
+            prepare(ctx.src)
+            seconds, _ = run(sh('cp -r "$1" "$2" && sync', ctx.src, mnt / PROJECT))
+    except SystemExit as e:  # the mount did not come up: this contender fails, the others go on
+        raise Failed(str(e)) from None
     copied = len(os.listdir(back / PROJECT / DATASET / "img"))
     if copied != ctx.items:
         raise Failed(f"check failed: {copied} of {ctx.items} images in {back}")

@@ -70,11 +70,11 @@ def cas_mount(store: Path, mnt: Path, read_only: bool = False):
 
 
 @contextmanager
-def passthrough(src: Path, mnt: Path, binding: str):
+def passthrough(src: Path, mnt: Path, binding: str = "mfusepy", writable: bool = False):
     mnt.mkdir(parents=True, exist_ok=True)
     log = open(mnt.parent / "passthrough.log", "ab")  # a file, not a pipe: a full pipe would stall the daemon
-    proc = subprocess.Popen([sys.executable, "-m", "bench.passthrough", str(src), str(mnt), "--binding", binding],
-                            cwd=REPO, stdout=log, stderr=log)
+    proc = subprocess.Popen([sys.executable, "-m", "bench.passthrough", str(src), str(mnt), "--binding", binding,
+                             *(["--writable"] if writable else [])], cwd=REPO, stdout=log, stderr=log)
     deadline = time.monotonic() + 30
     while not is_fuse_mount(str(mnt)):
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import StoreBusy
+from .index import on_read_only_fs
 
 
 @contextmanager
@@ -18,7 +19,7 @@ def store_lock(root: Path, exclusive: bool, what: str) -> Iterator[None]:
     flock is released by the kernel when a process dies, so a killed import never
     leaves the store locked.
     """
-    if os.statvfs(root).f_flag & os.ST_RDONLY:
+    if on_read_only_fs(root):
         yield  # a read-only file system: nobody can write, so there is nothing to exclude
         return
     fd = os.open(Path(root) / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

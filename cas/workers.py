@@ -26,14 +26,16 @@ def _watch(pid: int) -> None:
     except ProcessLookupError:
         os._exit(1)
     except OSError:  # no pidfd (kernel < 5.3): look every 0.2 s
-        while _alive(pid):
+        while alive(pid):
             time.sleep(0.2)
         os._exit(1)
     select.select([fd], [], [])
     os._exit(1)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie does not: it has exited, only its parent has not
+    reaped it yet)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rpartition(")")[2].split()[0] != "Z"

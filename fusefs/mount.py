@@ -15,9 +15,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from cas.errors import CasError
 from cas.index import on_read_only_fs
+from cas.workers import alive
 
 log = logging.getLogger("cas.mount")
 
@@ -63,25 +65,42 @@ def check_mountpoint(mountpoint: str) -> None:
 
 
 def is_fuse_mount(mountpoint: str) -> bool:
-    return _mount_entry(mountpoint) is not None
+    entry = _mount_entry(mountpoint)
+    return entry is not None and "fuse" in entry.fstype
 
 
-def _mount_entry(mountpoint: str) -> list[str] | None:
+class MountEntry(NamedTuple):
+    device: str  # "major:minor"
+    fstype: str
+    source: str  # a cas mount's is `cas[<pid>]:<store>`
+
+
+def _mount_entry(mountpoint: str) -> MountEntry | None:
+    """The mount on top at `mountpoint`, from /proc/self/mountinfo (never a stat of the mount
+    point: from inside the daemon that is a request to itself, and a SIGKILL while it is in
+    flight leaves the process unkillable, the kernel waiting for the reply)."""
     target = os.path.realpath(mountpoint)
-    with open("/proc/self/mounts") as f:
+    found = None
+    with open("/proc/self/mountinfo") as f:
         for line in f:
-            fields = line.split()
-            if fields[1] == target and "fuse" in fields[2]:
-                return fields
-    return None
+            fields, _, rest = line.partition(" - ")
+            head, tail = fields.split(), rest.split()
+            if len(head) > 4 and len(tail) > 1 and _unescape(head[4]) == target:
+                found = MountEntry(head[2], tail[0], tail[1])  # later lines are mounts on top
+    return found
+
+
+def _unescape(field: str) -> str:
+    """Mount tables write a space in a path as \\040 (any of space, tab, newline, backslash)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def daemon_pid(mountpoint: str) -> int | None:
     """The pid of the daemon serving a cas mount (its fsname is `cas[<pid>]:<store>`)."""
     entry = _mount_entry(mountpoint)
-    if entry is None or not entry[0].startswith("cas["):
+    if entry is None or "fuse" not in entry.fstype or not entry.source.startswith("cas["):
         return None
-    return int(entry[0][4:entry[0].index("]")])
+    return int(entry.source[4:entry.source.index("]")])
 
 
 def wait_for_exit(pid: int, timeout: float) -> bool:
@@ -92,11 +111,7 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
             if os.waitpid(pid, os.WNOHANG)[0] == pid:
                 return True
         except ChildProcessError:  # not our child: gone, or a zombie its parent will reap
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    if f.read().rpartition(")")[2].split()[0] == "Z":
-                        return True
-            except FileNotFoundError:
+            if not alive(pid):
                 return True
         time.sleep(0.02)
     return False
@@ -144,28 +159,14 @@ def _raise_read_ahead_when_mounted(mountpoint: str) -> None:
 def raise_read_ahead(mountpoint: str) -> None:
     """Let the kernel read ahead READ_AHEAD_KB in one request (sequential reads of large files
     cost a FUSE request per read-ahead window). Needs root; else a log line."""
-    dev = _mount_device(mountpoint)
-    if dev is None:
+    entry = _mount_entry(mountpoint)
+    if entry is None:
         return
-    knob = Path(f"/sys/class/bdi/{dev}/read_ahead_kb")
+    knob = Path(f"/sys/class/bdi/{entry.device}/read_ahead_kb")
     try:
         knob.write_text(str(READ_AHEAD_KB))
     except OSError as e:
         log.info("kernel read-ahead stays at its default (%s: %s)", knob, e.strerror)
-
-
-def _mount_device(mountpoint: str) -> str | None:
-    """The "major:minor" of the mount at `mountpoint`, from /proc/self/mountinfo. Never a stat
-    of the mount point: from inside the daemon that is a request to itself, and a SIGKILL
-    while it is in flight leaves the process unkillable (the kernel waits for the reply)."""
-    target = os.path.realpath(mountpoint)
-    found = None
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) > 4 and re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4]) == target:
-                found = fields[2]  # the last one is the mount on top
-    return found
 
 
 def _load_s3_client(store_root: str) -> None:

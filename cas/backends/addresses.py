@@ -6,14 +6,17 @@ unspecified and reserved ones. Private and loopback addresses are allowed (datas
 live on an in-house server, and the tests serve on 127.0.0.1) unless `public_only`
 (`--public-links-only` / `$CAS_PUBLIC_LINKS_ONLY=1`) refuses them too.
 
-A URL's host is checked when it is imported if it is an address, and every time it is
-fetched after name resolution, so a name that points at a refused address is refused too.
+A URL's host is checked when it is imported if it is an address, and when it is fetched
+after name resolution (again at most once a minute per name), so a name that points at a
+refused address is refused too.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
 
 from ..errors import InvalidInput
 
@@ -53,17 +56,34 @@ def check_host_literal(host: str, public_only: bool, label: str, url: str) -> No
         raise InvalidInput(label, f"link host {host} is {why}: {url[:200]}")
 
 
+VERDICT_SECONDS = 60.0  # a name's verdict is kept this long: no lookup per ranged GET
+_verdicts: dict[tuple[str, int, bool], tuple[float, str | None]] = {}
+_verdicts_lock = threading.Lock()
+
+
 def resolved_refusal(host: str, port: int, public_only: bool) -> str | None:
     """At fetch: why the name may not be reached (one of its addresses is refused), or None."""
+    key = (host, port, public_only)
+    now = time.monotonic()
+    with _verdicts_lock:
+        hit = _verdicts.get(key)
+    if hit is not None and now - hit[0] < VERDICT_SECONDS:
+        return hit[1]
     if host.lower().rstrip(".") in METADATA_HOSTS:
         return f"{host} is a cloud metadata service"
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
-        return None  # the request itself fails and says so
+        return None  # the request itself fails and says so; nothing is learnt
+    why = None
     for info in infos:
-        address = str(info[4][0])
-        why = refusal(address, public_only)
-        if why:
-            return f"{host} resolves to {address}, {why}"
-    return None
+        reason = refusal(str(info[4][0]), public_only)
+        if reason is not None:
+            why = f"{host} resolves to {info[4][0]}, {reason}"
+            break
+    with _verdicts_lock:
+        if len(_verdicts) > 4096:
+            _verdicts.clear()
+        _verdicts[key] = (now, why)
+    return why
+

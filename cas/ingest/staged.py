@@ -25,12 +25,20 @@ _budget_lock = threading.Lock()
 _in_memory = 0
 
 
-def _account(delta: int) -> bool:
-    """Change the bytes held in memory by all staged files; False if over the budget."""
+def _reserve(n: int) -> bool:
+    """Take `n` more bytes of the memory budget of all staged files; False if they do not fit."""
     global _in_memory
     with _budget_lock:
-        _in_memory += delta
-        return _in_memory <= MEMORY_BUDGET
+        if _in_memory + n > MEMORY_BUDGET:
+            return False
+        _in_memory += n
+        return True
+
+
+def _release(n: int) -> None:
+    global _in_memory
+    with _budget_lock:
+        _in_memory -= n
 
 
 class StagedFile:
@@ -60,7 +68,7 @@ class StagedFile:
 
     def __del__(self) -> None:
         if self._buf:
-            _account(-len(self._buf))
+            _release(len(self._buf))
 
     def open(self) -> "StagedFile":
         """One more user; a spool file's descriptor is reopened if nobody held it."""
@@ -85,12 +93,12 @@ class StagedFile:
             if buf is not None:
                 end = offset + len(data)
                 grown = max(end - len(buf), 0)
-                if end <= MEMORY_LIMIT and (not grown or _account(grown) or self._unaccount(grown)):
+                if end <= MEMORY_LIMIT and _reserve(grown):
                     if offset > len(buf):
                         buf.extend(bytes(offset - len(buf)))
                     buf[offset:end] = data
                     return len(data)
-                self._spill()
+                self._spill(hash_on=True)
             n = os.pwrite(self.fd, data, offset)
             hasher = self._hasher
             if hasher is not None:
@@ -99,11 +107,6 @@ class StagedFile:
                 else:
                     self._hasher = None
             return n
-
-    @staticmethod
-    def _unaccount(n: int) -> bool:
-        _account(-n)
-        return False
 
     def read(self, size: int, offset: int) -> bytes:
         with self._lock:
@@ -125,7 +128,7 @@ class StagedFile:
         with self._lock:
             buf = self._buf
             if buf is not None and length <= len(buf):
-                _account(length - len(buf))
+                _release(len(buf) - length)
                 del buf[length:]
                 return
             if buf is not None:
@@ -158,10 +161,12 @@ class StagedFile:
         """Make sure the bytes are in a spool file (written once); its path."""
         with self._lock:
             if self._buf is not None:
-                self._spill()
+                self._spill(hash_on=False)  # at close: the digest is taken already
             return self.path  # type: ignore[return-value]
 
-    def _spill(self) -> None:
+    def _spill(self, hash_on: bool) -> None:
+        """Write the buffer to a new spool file; with `hash_on`, writes that follow in order
+        keep the digest going (else `digest()` reads the file back)."""
         buf = self._buf
         assert buf is not None
         while True:
@@ -180,11 +185,12 @@ class StagedFile:
             os.close(fd)
             os.unlink(path)
             raise
-        self._hasher = Hasher()
-        self._hasher.update(buf)
+        if hash_on:
+            self._hasher = Hasher()
+            self._hasher.update(buf)
         self.path = path
         self._buf = None
-        _account(-len(buf))
+        _release(len(buf))
         if self.users > 0:
             self.fd = fd
         else:
@@ -196,7 +202,7 @@ class StagedFile:
             if self._buf is not None:
                 return StagedFile.create(self.directory, bytes(self._buf))
         other = StagedFile(self.directory)
-        other._spill()
+        other._spill(hash_on=False)
         size = self.size
         fd = self.fd if self.fd >= 0 else os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)  # type: ignore[arg-type]
         try:
@@ -206,7 +212,6 @@ class StagedFile:
         finally:
             if fd != self.fd:
                 os.close(fd)
-        other._hasher = None
         return other
 
     def seal(self) -> None:
@@ -226,6 +231,6 @@ class StagedFile:
                 os.close(self.fd)
                 self.fd = -1
             if self._buf is not None:
-                _account(-len(self._buf))
+                _release(len(self._buf))
                 self._buf = bytearray()
         self.remove()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import errno
 import itertools
-import json
 import logging
 import os
 import shutil
@@ -611,12 +610,8 @@ class WriteBack:
         try:  # alone, as gc: an import running meanwhile may be about to record the same blob
             with self.store.lock(exclusive=True, what="remove blob files a stopped mount left"):
                 for raw in self._maybe_orphans:
-                    blob = BlobId(raw)
-                    if not self.store.has(blob):
-                        try:
-                            os.unlink(backend.path(blob))
-                        except FileNotFoundError:
-                            pass
+                    if not self.store.has(BlobId(raw)):
+                        backend.delete(BlobId(raw))
         except StoreBusy:
             log.info("blob files a stopped mount left are kept for `cas gc` (an import is running)")
         self._maybe_orphans.clear()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+from cas.workers import alive
 from tests.conftest import ROOT, run_cas, write_images
 
 FILES = 3000
@@ -86,14 +87,6 @@ def children(pid):
             if int(fields[1]) == pid:
                 out.append(int(entry))
     return out
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_workers_leave_when_their_import_is_killed(tmp_path):

@@ -213,12 +213,12 @@ def test_a_name_that_resolves_to_a_metadata_address_is_refused_before_any_reques
     real = socket.getaddrinfo
 
     def rebinding(host, *args, **kwargs):
-        if host == "images.cas-test.invalid":
+        if host == "rebound.cas-test.invalid":
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 80))]
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    item = link_item(lstore, "http://images.cas-test.invalid/a.jpg")  # a name: checked when fetched
+    item = link_item(lstore, "http://rebound.cas-test.invalid/a.jpg")  # a name: checked when fetched
     with pytest.raises(RemoteError, match=r"resolves to 169\.254\.169\.254, a cloud metadata address; refused"):
         lstore.read_bytes(item.media)
 

@@ -18,7 +18,7 @@ def test_a_small_file_stays_in_memory_until_spilled(tmp_path):
     assert f.digest() == (hash_bytes(b"hello"), 5)
     path = f.spill()
     assert open(path, "rb").read() == b"hello" and f.read(5, 0) == b"hello"
-    f.write(b" world", 5)  # goes on in the file, still hashed in order
+    f.write(b" world", 5)  # goes on in the file
     assert f.digest() == (hash_bytes(b"hello world"), 11)
     f.release()
     assert f.fd == -1 and f.read(5, 6) == b"world" and f.size == 11
