@@ -73,6 +73,26 @@ def _int(text: str) -> int:
 _SUSPECT = re.compile(rb"\d{%d}|[eE][+-]?\d{3}" % (MAX_INT_DIGITS + 1))
 
 
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")  # an escaped UTF-16 surrogate: legal only in pairs
+
+
+def _check_strings(node: Any, file: str) -> None:
+    """Every string (key or value) encodes as UTF-8: a lone surrogate escape cannot be stored."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            try:
+                node.encode()
+            except UnicodeEncodeError:
+                raise InvalidInput(file, f"invalid JSON: a string holds a lone UTF-16 surrogate: {node[:60]!r}") from None
+
+
 def loads(raw: bytes, file: str) -> Any:
     """Parse JSON from outside: UTF-8, finite numbers only (no NaN, Infinity or 1e400),
     integers of at most MAX_INT_DIGITS digits, bounded nesting; else one InvalidInput."""
@@ -80,7 +100,10 @@ def loads(raw: bytes, file: str) -> Any:
     if _SUSPECT.search(raw if isinstance(raw, bytes) else raw.encode()):
         checks.update(parse_float=_float, parse_int=_int)
     try:
-        return json.loads(raw, **checks)
+        doc = json.loads(raw, **checks)
+        if _SURROGATE.search(raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")):
+            _check_strings(doc, file)
+        return doc
     except _Refused as e:
         raise InvalidInput(file, f"invalid JSON: {e}") from None
     except RecursionError:
@@ -96,6 +119,11 @@ def _expect(cond: bool, file: str, field: str, message: str) -> None:
 
 def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _known(name: Any, table: dict[str, Any]) -> bool:
+    """`name` is a string key of `table` (a list or object where a name belongs is not)."""
+    return isinstance(name, str) and name in table
 
 
 def _is_int(v: Any) -> bool:
@@ -131,6 +159,10 @@ class Meta:
             if shape == "graph":
                 nodes = config.get("nodes", {})
                 _expect(isinstance(nodes, dict), file, f"{where}.geometry_config.nodes", "expected an object")
+                edges = config.get("edges", [])
+                _expect(isinstance(edges, list) and all(
+                    isinstance(e, dict) and isinstance(e.get("src"), str) and isinstance(e.get("dst"), str)
+                    for e in edges), file, f"{where}.geometry_config.edges", "expected a list of {\"src\": node, \"dst\": node}")
             self.classes[title] = cls
         tags = raw.get("tags", [])
         _expect(isinstance(tags, list), file, "tags", "expected a list")
@@ -170,7 +202,7 @@ class Meta:
         for i, obj in enumerate(objects):
             where = f"objects[{i}]"
             _expect(isinstance(obj, dict) and isinstance(obj.get("key"), str), file, f"{where}.key", "expected a string")
-            _expect(obj.get("classTitle") in self.classes, file, f"{where}.classTitle",
+            _expect(_known(obj.get("classTitle"), self.classes), file, f"{where}.classTitle",
                     f"unknown class {obj.get('classTitle')!r} (not in meta.json)")
             keys[obj["key"]] = obj["classTitle"]
         frames = ann.get("frames", [])
@@ -182,7 +214,7 @@ class Meta:
             _expect(isinstance(figures, list), file, f"{where}.figures", "expected a list")
             for j, fig in enumerate(figures):
                 w = f"{where}.figures[{j}]"
-                _expect(isinstance(fig, dict) and fig.get("objectKey") in keys, file, f"{w}.objectKey",
+                _expect(isinstance(fig, dict) and _known(fig.get("objectKey"), keys), file, f"{w}.objectKey",
                         "expected the key of one of the objects")
                 _expect(fig.get("geometryType") in SHAPES, file, f"{w}.geometryType", "unknown geometry")
 
@@ -192,7 +224,7 @@ class Meta:
             w = f"{where}[{i}]"
             _expect(isinstance(tag, dict), file, w, "expected an object")
             name = tag.get("name")
-            _expect(name in self.tags, file, f"{w}.name", f"unknown tag {name!r} (not in meta.json)")
+            _expect(_known(name, self.tags), file, f"{w}.name", f"unknown tag {name!r} (not in meta.json)")
             vtype = self.tags[name]["value_type"]
             value = tag.get("value")
             ok = {"none": value is None,
@@ -204,7 +236,7 @@ class Meta:
     def _check_object(self, obj: Any, file: str, where: str) -> None:
         _expect(isinstance(obj, dict), file, where, "expected an object")
         title = obj.get("classTitle")
-        _expect(title in self.classes, file, f"{where}.classTitle", f"unknown class {title!r} (not in meta.json)")
+        _expect(_known(title, self.classes), file, f"{where}.classTitle", f"unknown class {title!r} (not in meta.json)")
         cls = self.classes[title]
         gtype = obj.get("geometryType", cls["shape"])
         _expect(gtype in SHAPES and gtype != "any", file, f"{where}.geometryType", f"unknown geometry {gtype!r}")
@@ -283,6 +315,6 @@ def _check_graph(nodes: Any, known: dict[str, Any], file: str, where: str) -> No
     _expect(isinstance(nodes, dict) and nodes, file, where, "expected a non-empty object of nodes")
     for node_id, node in nodes.items():
         w = f"{where}.{node_id}"
-        _expect(not known or node_id in known, file, w, f"node {node_id!r} is not in the class geometry_config")
+        _expect(not known or _known(node_id, known), file, w, f"node {node_id!r} is not in the class geometry_config")
         _expect(isinstance(node, dict), file, w, "expected {\"loc\": [x, y]}")
         _check_xy(node.get("loc"), file, f"{w}.loc")

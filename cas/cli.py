@@ -136,11 +136,14 @@ def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str |
 @click.option("--no-head", is_flag=True, help="Links: no HEAD per URL (size learned on first read).")
 @click.option("--link", is_flag=True, help="COCO: link each image to its coco_url instead of reading files.")
 @click.option("--allow-root", "allow_roots", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Links: a directory file:// URLs may point into (repeatable; remembered by the store).")
+              help="A directory outside SRC that file:// links and paths in annotation files may point "
+                   "into (repeatable; remembered by the store).")
+@click.option("--follow-symlinks", is_flag=True, help="Read symlinks that lead outside SRC (skipped and counted "
+                                                       "by default).")
 @pass_ctx
 def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: str, overwrite: bool,
                skip_invalid: bool, verify_dedup: bool, workers: int | None, no_head: bool, link: bool,
-               allow_roots: tuple[Path, ...]) -> None:
+               allow_roots: tuple[Path, ...], follow_symlinks: bool) -> None:
     """Import SRC into a project, atomically: all of it or nothing. With --format links, SRC is
     a list of URLs (one per line, or a CSV with url and optional name columns)."""
     from converters.ingest import count_items, detect_format, import_source
@@ -167,7 +170,7 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
     total = count_items(src, fmt) if not c.quiet else None
     with c.bar(total, "item", f"import {project}") as bar:
         report, extra = import_source(store, src, project, fmt, dataset, progress=bar.update,
-                                      reader_options=reader_options,
+                                      reader_options=reader_options, follow_symlinks=follow_symlinks,
                                       overwrite=overwrite, skip_invalid=skip_invalid,
                                       verify_dedup=verify_dedup, workers=workers)
     r = report
@@ -598,15 +601,13 @@ def main() -> None:
     """Entry point: CasErrors become one line on stderr and exit status 1."""
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (KeyboardInterrupt, click.exceptions.Abort):  # click turns Ctrl-C into Abort
+        click.echo("\ninterrupted: nothing of an unfinished command is visible; `cas gc` reclaims its blobs",
+                   err=True)
         sys.exit(130)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted: nothing of an unfinished import is visible; `cas gc` reclaims its blobs", err=True)
-        sys.exit(130)
     except (CasError, InvalidName) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)

@@ -27,14 +27,26 @@ class InvalidInput(CasError):
     """Bad input: names the file and, where known, the field at fault."""
 
     def __init__(self, file: str, message: str, field: str | None = None) -> None:
+        file = file if len(file) <= MAX_FILE else "..." + file[-MAX_FILE:]
         self.file = file
         self.field = field
+        message = _one_line(message)
         self.message = message
         where = f"{file}: {field}" if field else file
         super().__init__(f"{where}: {message}")
 
     def __reduce__(self) -> tuple[type, tuple[str, str, str | None]]:  # crosses process pools
         return (InvalidInput, (self.file, self.message, self.field))
+
+
+MAX_MESSAGE = 400  # characters: a message quoting hostile input must stay readable
+MAX_FILE = 300  # characters of a path shown (its end, which names the file)
+
+
+def _one_line(text: str) -> str:
+    """`text` on one line (a parser's multi-line message folded), cut to MAX_MESSAGE."""
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 3] + "..."
 
 
 class Conflict(CasError):

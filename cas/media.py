@@ -1,13 +1,16 @@
-"""Width, height and mime of an image from its header (Pillow, no pixel decode)."""
+"""Width, height and mime of an image from its header (Pillow, no pixel decode), and the
+pixel limit of everything that does decode (render, mask imports, exports that draw masks)."""
 
 from __future__ import annotations
 
 import io
 import mimetypes
+import os
 import warnings
 from dataclasses import dataclass
+from typing import IO
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .errors import InvalidInput
 
@@ -16,7 +19,48 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", 
 _JPEG_EOI = b"\xff\xd9"
 _PNG_IEND = b"IEND\xaeB`\x82"
 
-Image.MAX_IMAGE_PIXELS = None  # we never decode pixels; large aerial images are legal
+Image.MAX_IMAGE_PIXELS = None  # headers of large aerial images are legal; decoding checks max_pixels()
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default: 1/4 GiB of pixels at 3 bytes each
+MAX_PIXELS_ENV = "CAS_MAX_PIXELS"
+
+
+def max_pixels() -> int:
+    """The most pixels an image or mask may have to be decoded ($CAS_MAX_PIXELS, --max-pixels)."""
+    raw = os.environ.get(MAX_PIXELS_ENV, "")
+    try:
+        return int(raw) if raw else DEFAULT_MAX_PIXELS
+    except ValueError:
+        raise InvalidInput(f"${MAX_PIXELS_ENV}", f"not a number of pixels: {raw[:40]!r}") from None
+
+
+def check_pixels(width: int, height: int, label: str) -> None:
+    """Refuse to decode (or draw) a `width` x `height` image over the pixel limit."""
+    limit = max_pixels()
+    if width * height > limit:
+        raise InvalidInput(label, f"{width}x{height} is {width * height:,} pixels, over the decoding limit of "
+                                  f"{limit:,} (raise it with --max-pixels or ${MAX_PIXELS_ENV})")
+
+
+def open_for_decoding(source: bytes | str | IO[bytes], label: str) -> Image.Image:
+    """An image opened (header read, not decoded) whose size is within the pixel limit;
+    a file Pillow cannot read is one InvalidInput."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except Exception as e:  # noqa: BLE001 - Pillow's plugins raise many kinds on corrupt input
+        raise InvalidInput(label, f"not a readable image ({e.__class__.__name__}: {e})") from None
+    check_pixels(*img.size, label)
+    return img
+
+
+def decode(img: Image.Image, label: str) -> Image.Image:
+    """`img`'s pixels loaded; a corrupt or truncated body is one InvalidInput."""
+    try:
+        img.load()
+    except Exception as e:  # noqa: BLE001 - as above
+        raise InvalidInput(label, f"not a readable image ({e.__class__.__name__}: {e})") from None
+    return img
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +85,13 @@ def probe_image(head: bytes, tail: bytes, label: str, fallback: bytes | None = N
     try:
         try:
             img = parse(head)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        except Exception:  # noqa: BLE001 - Pillow's plugins raise many kinds on corrupt input
             if fallback is None or len(fallback) == len(head):
                 raise
             img = parse(fallback)
         width, height = img.size
         fmt = img.format or ""
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - as above
         if "runcated" in str(e):
             raise InvalidInput(label, "truncated image (header cut short)") from None
         raise InvalidInput(label, f"not a readable image ({e.__class__.__name__}: {e})") from None

@@ -180,10 +180,10 @@ _worker: Preparer | None = None
 def init_worker(config: PrepareConfig) -> None:
     """Runs once in each worker process: open the store there (never inherit LMDB across fork)."""
     global _worker
-    from .store import Store
-    _worker = Preparer(config, Store(config.store_root, create=False))
     if config.client_pid:
         exit_with(config.client_pid)  # a killed import cannot shut its pool down
+    from .store import Store
+    _worker = Preparer(config, Store(config.store_root, create=False))
 
 
 def run_chunk(chunk: list[Task]) -> list[Prepared | InvalidInput]:

@@ -12,7 +12,6 @@ blob it wrote is reclaimed by the next `gc`.
 from __future__ import annotations
 
 import mimetypes
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -32,6 +31,7 @@ from .ids import BlobId
 from .names import check_dataset_path, check_name
 from .namespace import merge_meta
 from .prepare import Prepared, PrepareConfig, Preparer, Task, init_worker, item_record, run_chunk
+from .workers import deferred_interrupt, forkserver
 from .links import check_url, link_id
 from .records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecord
 from .refs import apply_deltas, record_link, record_new_blob
@@ -210,8 +210,7 @@ class ImportSession:
         if not self._use_processes or self._queued < PROCESS_THRESHOLD:
             return self._thread_pool()
         if self._processes is None:
-            context = multiprocessing.get_context("forkserver")  # a clean child: no inherited LMDB
-            context.set_forkserver_preload(["cas.prepare", "cas.store"])
+            context = forkserver(["cas.prepare", "cas.store"])  # a clean child: no inherited LMDB
             self._processes = ProcessPoolExecutor(self._workers, mp_context=context,
                                                   initializer=init_worker, initargs=(self._config(),))
             self._stack.callback(self._processes.shutdown, wait=True, cancel_futures=True)
@@ -219,7 +218,8 @@ class ImportSession:
 
     def _submit(self, chunk: list[Task], pool: Executor) -> None:
         if pool is self._processes:
-            future = pool.submit(run_chunk, chunk)
+            with deferred_interrupt():  # the first submits start the workers
+                future = pool.submit(run_chunk, chunk)
         else:
             future = pool.submit(self._preparer.prepare_chunk, chunk)
         if self.progress is not None:

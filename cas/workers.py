@@ -9,10 +9,46 @@ as dead, unlike for `kill(pid, 0)`).
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import select
+import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from multiprocessing.context import BaseContext
+
+
+def forkserver(preload: list[str]) -> BaseContext:
+    """The forkserver context for worker pools, its server started with Ctrl-C ignored: a
+    process started with SIGINT ignored keeps it so, and so does every worker forked from
+    it. Ctrl-C reaches the whole process group; the client alone answers it, with one line
+    (not a KeyboardInterrupt traceback from each worker)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(preload)
+    if threading.current_thread() is threading.main_thread():  # only it may set handlers
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    return context
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C back while a pool may be starting workers (an interrupt in mid-handshake
+    leaves a half-started worker printing tracebacks); it is raised right after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def exit_with(pid: int) -> None:

@@ -15,6 +15,7 @@ from cas.session import ImportSession
 
 from . import geometry as geo
 from .supervisely import read_json_document
+from .walk import files, subdirs
 
 SUFFIX = "_gtFine_polygons.json"
 
@@ -28,7 +29,8 @@ def detect(src: Path) -> bool:
 
 
 def _documents(src: Path) -> list[Path]:
-    return sorted(_root(src).glob(f"*/*/*{SUFFIX}"))
+    return sorted(Path(e.path) for split in subdirs(str(_root(src))) for city in subdirs(split.path)
+                  for e in files(city.path) if e.name.endswith(SUFFIX))
 
 
 def count(src: Path) -> int:
@@ -41,7 +43,7 @@ def _load(path: Path, label: str) -> dict[str, Any]:
         if not isinstance(ob, dict) or not isinstance(ob.get("label"), str):
             raise InvalidInput(label, "expected an object with a label", f"objects[{i}].label")
         poly = ob.get("polygon")
-        if not isinstance(poly, list) or not all(isinstance(p, list) and len(p) == 2 for p in poly):
+        if not geo.is_points(poly):
             raise InvalidInput(label, "expected a list of [x, y] points", f"objects[{i}].polygon")
     return doc
 

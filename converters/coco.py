@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import multiprocessing
 import os
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -29,9 +28,10 @@ from cas.errors import AlreadyExists, InvalidInput
 from cas.records import ItemRecord
 from cas.session import ImportSession
 from cas.store import Store
-from cas.workers import exit_with
+from cas.workers import deferred_interrupt, exit_with, forkserver
 
 from . import geometry as geo
+from . import walk
 
 EXPORT_PROCESS_THRESHOLD = 2000  # items before worker processes pay for their start-up
 EXPORT_CHUNK = 250
@@ -44,7 +44,7 @@ def annotation_files(src: Path) -> list[Path]:
     if src.is_file():
         return [src]
     folder = src / "annotations" if (src / "annotations").is_dir() else src
-    return sorted(p for p in folder.glob("*.json") if _looks_like_coco(p))
+    return sorted(Path(e.path) for e in walk.files(str(folder)) if e.name.endswith(".json") and _looks_like_coco(Path(e.path)))
 
 
 def _looks_like_coco(path: Path) -> bool:
@@ -88,11 +88,21 @@ def count(src: Path) -> int:
     return sum(len(load(p)["images"]) for p in annotation_files(src))
 
 
-def find_image(src: Path, ann_file: Path, split: str, file_name: str) -> Path | None:
-    root = src if src.is_dir() else src.parent
+def source_root(src: Path) -> Path:
+    """The folder an import of `src` reads: for an annotation file in `annotations/`, the
+    folder above (where COCO keeps the images)."""
+    if src.is_dir():
+        return src
+    return src.parent.parent if src.parent.name == "annotations" else src.parent
+
+
+def find_image(src: Path, ann_file: Path, split: str, file_name: str, where: str) -> Path | None:
+    """The image `file_name` names, looked up where COCO exports keep images; a name that
+    leads outside the source is refused (InvalidInput)."""
+    root = source_root(src)
     for base in (root / "images" / split, root / split, root / "images", root, ann_file.parent.parent / split,
                  ann_file.parent.parent / "images" / split, ann_file.parent.parent / "images", ann_file.parent):
-        candidate = base / file_name
+        candidate = walk.contained(base, file_name, ann_file.name, where)
         if candidate.is_file():
             return candidate
     return None
@@ -102,6 +112,11 @@ def find_image(src: Path, ann_file: Path, split: str, file_name: str) -> Path | 
 def _num_list(v: Any, n: int | None = None) -> bool:
     return isinstance(v, list) and (n is None or len(v) == n) and all(
         isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+
+
+def _is_id(v: Any) -> bool:
+    """An image or category id: an integer or a string (never a list, which cannot key a table)."""
+    return isinstance(v, (int, str)) and not isinstance(v, bool)
 
 
 def read(src: Path, session: ImportSession, dataset: str | None = None, link: bool = False) -> dict[str, int]:
@@ -123,7 +138,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None, link: bo
                 session.reject(InvalidInput(path.name, "expected an object with a file_name", f"images[{i}]"))
                 continue
             name = os.path.basename(image["file_name"])
-            anns = by_image.pop(image.get("id"), [])
+            anns = by_image.pop(image["id"], []) if _is_id(image.get("id")) else []
             builder = functools.partial(build_annotation, path.name, i, image.get("width"), image.get("height"),
                                         anns, class_of)
             if link:
@@ -136,7 +151,11 @@ def read(src: Path, session: ImportSession, dataset: str | None = None, link: bo
                 session.add_link(target, name, url, ann=ann, width=int(image["width"]), height=int(image["height"]),
                                  label=label)
                 continue
-            found = find_image(src, path, split, image["file_name"])
+            try:
+                found = find_image(src, path, split, image["file_name"], f"images[{i}].file_name")
+            except InvalidInput as e:
+                session.reject(e)
+                continue
             if found is None:
                 session.reject(InvalidInput(path.name, f"image {image['file_name']!r} not found next to the "
                                                        "annotations (images/<split>/, <split>/, images/)",
@@ -155,9 +174,12 @@ def _classes(loaded: list[tuple[Path, dict[str, Any]]]) -> tuple[list[dict[str, 
         for i, cat in enumerate(data.get("categories", [])):
             if not isinstance(cat, dict) or not isinstance(cat.get("id"), int) or not isinstance(cat.get("name"), str):
                 raise InvalidInput(path.name, "expected {\"id\": int, \"name\": str, ...}", f"categories[{i}]")
+            skeleton = cat.get("skeleton") or []
+            if not isinstance(skeleton, list) or not all(_num_list(e, 2) for e in skeleton):
+                raise InvalidInput(path.name, "expected a list of [node, node] pairs", f"categories[{i}].skeleton")
             cats.setdefault(cat["id"], cat)
         for ann in data.get("annotations", []):
-            if isinstance(ann, dict) and ann.get("category_id") in cats:
+            if isinstance(ann, dict) and _is_id(ann.get("category_id")) and ann["category_id"] in cats:
                 name = cats[ann["category_id"]]["name"]
                 seg = ann.get("segmentation")
                 if seg or not ann.get("keypoints"):  # a keypoint annotation without one is only a graph
@@ -172,7 +194,7 @@ def _classes(loaded: list[tuple[Path, dict[str, Any]]]) -> tuple[list[dict[str, 
         if isinstance(points, list) and points:
             nodes = {str(k): {"label": str(p), "loc": [0, 0], "color": geo.color(k)} for k, p in enumerate(points)}
             edges = [{"src": str(a - 1), "dst": str(b - 1), "color": "#00FF00"}
-                     for a, b in cat.get("skeleton", []) if 1 <= a <= len(points) and 1 <= b <= len(points)]
+                     for a, b in cat.get("skeleton") or [] if 1 <= a <= len(points) and 1 <= b <= len(points)]
             entry["graph"] = f"{name}_keypoints"
             entry["n_keypoints"] = len(points)
             classes.append(geo.meta_class(entry["graph"], "graph", len(classes), {"nodes": nodes, "edges": edges}))
@@ -189,7 +211,9 @@ def _group(file: str, data: dict[str, Any], class_of: dict[int, dict[str, Any]],
         try:
             if not isinstance(ann, dict):
                 raise InvalidInput(file, "expected an object", where)
-            if ann.get("category_id") not in class_of:
+            if not _is_id(ann.get("image_id")):
+                raise InvalidInput(file, f"expected an image id, got {ann.get('image_id')!r}", f"{where}.image_id")
+            if not _is_id(ann.get("category_id")) or ann["category_id"] not in class_of:
                 raise InvalidInput(file, f"unknown category_id {ann.get('category_id')!r}", f"{where}.category_id")
             if "bbox" in ann and not _num_list(ann["bbox"], 4):
                 raise InvalidInput(file, "expected 4 numbers", f"{where}.bbox")
@@ -284,7 +308,7 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True) -> d
         pool = None
         if total >= EXPORT_PROCESS_THRESHOLD and (os.cpu_count() or 1) > 1:
             pool = stack.enter_context(ProcessPoolExecutor(
-                min(os.cpu_count() or 1, 4), mp_context=multiprocessing.get_context("forkserver"),
+                min(os.cpu_count() or 1, 4), mp_context=forkserver(["cas.store"]),
                 initializer=_init_exporter, initargs=(str(store.root), os.getpid())))
         for dataset in store.ns.datasets(project):
             flat = dataset.replace("/", "_")
@@ -293,8 +317,11 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True) -> d
             img_dir.mkdir(parents=True, exist_ok=True)
             chunks = _chunks(store.ns.items(project, dataset), EXPORT_CHUNK)
             jobs = [(dataset, str(img_dir), copy_images, cat_id, chunk) for chunk in chunks]
-            results = pool.map(_convert_chunk, jobs) if pool is not None else \
-                (_convert_chunk(job, store) for job in jobs)
+            if pool is not None:
+                with deferred_interrupt():  # map submits every job: the workers start here
+                    results: Any = pool.map(_convert_chunk, jobs)
+            else:
+                results = (_convert_chunk(job, store) for job in jobs)
             for job, converted in zip(jobs, results):
                 for (name, raw), (objects, notes) in zip(job[4], converted):
                     item = ItemRecord.decode(raw)
@@ -358,8 +385,8 @@ def _init_exporter(store_root: str, client_pid: int) -> None:
     """In a worker process: its own store (no LMDB environment crosses a fork); it leaves
     when the exporting process does."""
     global _exporter_store
-    _exporter_store = Store(store_root, create=False)
     exit_with(client_pid)
+    _exporter_store = Store(store_root, create=False)
 
 
 def _convert_chunk(job: tuple[str, str, bool, dict[str, Any], list[tuple[str, bytes]]],

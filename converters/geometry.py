@@ -24,6 +24,15 @@ def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def is_points(pts: Any) -> bool:
+    """A JSON list of [x, y] number pairs."""
+    return isinstance(pts, list) and all(isinstance(p, list) and len(p) == 2 and all(map(is_number, p)) for p in pts)
+
+
 class Clipper:
     """Clips coordinates into [0, width] x [0, height]; counts the objects it changed."""
 

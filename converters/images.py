@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from cas.errors import InvalidInput
 from cas.media import is_image_name
 from cas.session import ImportSession
 
-from .walk import files, subdirs
+from .walk import files, subdirs, tree
 
 
 def detect(path: Path, is_media: Callable[[str], bool] = is_image_name) -> bool:
@@ -24,16 +23,7 @@ def detect(path: Path, is_media: Callable[[str], bool] = is_image_name) -> bool:
 
 
 def count(path: Path, is_media: Callable[[str], bool] = is_image_name) -> int:
-    return sum(1 for _rel, entry in _walk(str(path), "") if is_media(entry.name))
-
-
-def _walk(root: str, rel: str) -> Iterator[tuple[str, os.DirEntry[str]]]:
-    """(folder relative to root, file entry) for every visible file, depth first."""
-    here = os.path.join(root, rel) if rel else root
-    for entry in files(here):
-        yield rel, entry
-    for sub in subdirs(here):
-        yield from _walk(root, f"{rel}/{sub.name}" if rel else sub.name)
+    return sum(1 for _rel, entry in tree(path) if is_media(entry.name))
 
 
 def read(src: Path, session: ImportSession, dataset: str | None = None,
@@ -44,7 +34,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None,
         raise InvalidInput(str(src), "not a directory")
     skipped = 0
     top = dataset or src.resolve().name
-    for rel, entry in _walk(str(src), ""):
+    for rel, entry in tree(src):
         if not is_media(entry.name):
             skipped += 1
             continue

@@ -22,6 +22,7 @@ from cas.session import ImportSession
 
 from . import geometry as geo
 from .supervisely import read_json_document
+from .walk import contained, tree_files
 
 SHAPES = {"polygon": "polygon", "rectangle": "rectangle", "point": "point", "line": "line",
           "linestrip": "line", "circle": "polygon"}
@@ -29,7 +30,7 @@ CIRCLE_SIDES = 32
 
 
 def _documents(src: Path) -> list[Path]:
-    return sorted(p for p in src.rglob("*.json") if _is_labelme(p))
+    return [p for p in tree_files(src, ".json") if _is_labelme(p)]
 
 
 def _is_labelme(path: Path) -> bool:
@@ -42,7 +43,7 @@ def _is_labelme(path: Path) -> bool:
 
 
 def detect(src: Path) -> bool:
-    return src.is_dir() and not (src / "meta.json").exists() and any(_is_labelme(p) for p in src.rglob("*.json"))
+    return src.is_dir() and not (src / "meta.json").exists() and any(_is_labelme(p) for p in tree_files(src, ".json"))
 
 
 def count(src: Path) -> int:
@@ -51,16 +52,20 @@ def count(src: Path) -> int:
 
 def _load(path: Path, label: str) -> dict[str, Any]:
     doc = read_json_document(path, label, "shapes")
+    for key, kind in (("flags", dict), ("imagePath", str), ("imageData", str)):
+        if doc.get(key) is not None and not isinstance(doc[key], kind):
+            raise InvalidInput(label, f"expected {'an object' if kind is dict else 'a string'} or null", key)
     for i, shape in enumerate(doc["shapes"]):
         where = f"shapes[{i}]"
         if not isinstance(shape, dict) or not isinstance(shape.get("label"), str) or not shape["label"]:
             raise InvalidInput(label, "expected a shape with a label", f"{where}.label")
+        if shape.get("flags") is not None and not isinstance(shape["flags"], dict):
+            raise InvalidInput(label, "expected an object or null", f"{where}.flags")
         kind = shape.get("shape_type") or "polygon"
-        if kind not in SHAPES:
+        if not isinstance(kind, str) or kind not in SHAPES:
             raise InvalidInput(label, f"unknown shape_type {kind!r} (known: {', '.join(SHAPES)})", f"{where}.shape_type")
         pts = shape.get("points")
-        if not isinstance(pts, list) or not all(
-                isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) for v in p) for p in pts):
+        if not geo.is_points(pts):
             raise InvalidInput(label, "expected a list of [x, y] points", f"{where}.points")
         need = {"polygon": 3, "rectangle": 2, "point": 1, "line": 2, "linestrip": 2, "circle": 2}[kind]
         if len(pts) < need:
@@ -93,7 +98,11 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
         doc = _load(path, label)
         rel_dir = os.path.relpath(path.parent, src)
         target = "/".join(p for p in (dataset, None if rel_dir == "." else rel_dir) if p) or src.name
-        image_path = path.parent / str(doc.get("imagePath") or "")
+        try:
+            image_path = contained(path.parent, doc.get("imagePath") or "", label, "imagePath")
+        except InvalidInput as e:
+            session.reject(e)
+            continue
         media: Any
         if doc.get("imagePath") and image_path.is_file():
             media, name = str(image_path), image_path.name

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from cas.backends.fetch import RemoteError
@@ -21,6 +22,7 @@ SUFFIXES = (".txt", ".csv", ".tsv", ".lst")
 HEAD_WORKERS = 16
 HEAD_CHUNK = 256
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S")  # a URL, with // or not (file:/x, s3:x)
 
 Row = tuple[int, str, str | None]  # line number, url, name given in the file
 
@@ -42,34 +44,44 @@ def count(src: Path) -> int:
 
 
 def rows(src: Path) -> Iterator[Row]:
-    """(line, url, name) of every entry; a CSV needs a header with a `url` column."""
-    with open(src, encoding="utf-8", newline="") as f:
-        first = ""
-        for first in f:
-            if first.strip() and not first.startswith("#"):
-                break
-        if _URL.match(first.strip()):  # a plain list
+    """(line, url, name) of every entry; a CSV needs a header with a `url` column. Bad
+    UTF-8 or CSV is one InvalidInput naming the line."""
+    line = 0
+    try:
+        with open(src, encoding="utf-8-sig", newline="") as f:
+            first = ""
+            for line, first in enumerate(f, 1):
+                if first.strip() and not first.startswith("#"):
+                    break
+            if _SCHEME.match(first.strip()):  # a plain list (file:/x has a scheme, not a CSV header)
+                f.seek(0)
+                for line, text in enumerate(f, 1):
+                    text = text.strip()
+                    if text and not text.startswith("#"):
+                        yield line, text, None
+                return
             f.seek(0)
-            for number, line in enumerate(f, 1):
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    yield number, line, None
-            return
-        f.seek(0)
-        dialect = csv.Sniffer().sniff(first, delimiters=",;\t") if first.strip() else csv.excel
-        reader = csv.reader(f, dialect)
-        header = [c.strip().lower() for c in next(reader, [])]
-        if "url" not in header:
-            raise InvalidInput(str(src), "expected one URL per line, or a CSV header with a 'url' column",
-                               "line 1")
-        url_col, name_col = header.index("url"), header.index("name") if "name" in header else None
-        for record in reader:
-            if not any(cell.strip() for cell in record):
-                continue
-            line = reader.line_num
-            url = record[url_col].strip() if url_col < len(record) else ""
-            name = record[name_col].strip() if name_col is not None and name_col < len(record) else None
-            yield line, url, name or None
+            try:
+                dialect: Any = csv.Sniffer().sniff(first, delimiters=",;\t") if first.strip() else csv.excel
+            except csv.Error:
+                dialect = csv.excel
+            reader = csv.reader(f, dialect)
+            header = [c.strip().lower() for c in next(reader, [])]
+            if "url" not in header:
+                raise InvalidInput(str(src), "expected one URL per line, or a CSV header with a 'url' column",
+                                   "line 1")
+            url_col, name_col = header.index("url"), header.index("name") if "name" in header else None
+            for record in reader:
+                line = reader.line_num
+                if not any(cell.strip() for cell in record):
+                    continue
+                url = record[url_col].strip() if url_col < len(record) else ""
+                name = record[name_col].strip() if name_col is not None and name_col < len(record) else None
+                yield line, url, name or None
+    except UnicodeDecodeError as e:
+        raise InvalidInput(str(src), f"not UTF-8 text (byte 0x{e.object[e.start]:02x})", f"after line {line}") from None
+    except csv.Error as e:
+        raise InvalidInput(str(src), f"unreadable CSV ({e})", f"line {line + 1}") from None
 
 
 def name_from_url(url: str) -> str:

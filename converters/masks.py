@@ -21,10 +21,12 @@ import numpy as np
 from PIL import Image
 
 from cas.errors import InvalidInput
-from cas.media import is_image_name
+from cas.media import decode, is_image_name, open_for_decoding
 from cas.session import ImportSession
 
 from . import geometry as geo
+from . import text
+from .walk import subdirs, tree_files
 
 BACKGROUND = "background"
 
@@ -34,7 +36,7 @@ def detect(src: Path) -> bool:
 
 
 def _images(src: Path) -> list[Path]:
-    return sorted(p for p in (src / "images").rglob("*") if p.is_file() and is_image_name(p.name))
+    return [p for p in tree_files(src / "images") if is_image_name(p.name)]
 
 
 def count(src: Path) -> int:
@@ -47,7 +49,7 @@ def class_map(src: Path) -> tuple[dict[int, str], dict[tuple[int, int, int], str
     by_color: dict[tuple[int, int, int], str] = {}
     labelmap = src / "labelmap.txt"
     if labelmap.is_file():
-        for number, line in enumerate(labelmap.read_text().splitlines(), 1):
+        for number, line in enumerate(text.read_text(labelmap, "labelmap.txt").splitlines(), 1):
             if not line.strip() or line.startswith("#"):
                 continue
             name, _, rest = line.partition(":")
@@ -55,19 +57,19 @@ def class_map(src: Path) -> tuple[dict[int, str], dict[tuple[int, int, int], str
                 rgb = tuple(int(v) for v in rest.split(":")[0].split(","))
             except ValueError:
                 raise InvalidInput("labelmap.txt", f"expected name:r,g,b::, got {line[:80]!r}", f"line {number}") from None
-            if len(rgb) != 3:
-                raise InvalidInput("labelmap.txt", "expected three color values", f"line {number}")
+            if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+                raise InvalidInput("labelmap.txt", "expected three color values 0-255", f"line {number}")
             by_color[rgb] = name.strip()  # type: ignore[index]
             by_index[len(by_index)] = name.strip()
     elif (src / "classes.txt").is_file():
-        names = [ln.strip() for ln in (src / "classes.txt").read_text().splitlines() if ln.strip()]
+        names = text.lines(src / "classes.txt", "classes.txt")
         by_index = dict(enumerate(names))
     return by_index, by_color
 
 
 def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
     masks = src / "masks"
-    folders = sorted(p.name for p in masks.iterdir() if p.is_dir())
+    folders = [e.name for e in subdirs(str(masks))]
     by_index, by_color = class_map(src)
     if folders:
         names = [f for f in folders if f != BACKGROUND]
@@ -97,14 +99,10 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
 
 
 def _load(path: str, width: int, height: int) -> Image.Image:
-    try:
-        img = Image.open(path)
-        img.load()
-    except OSError as e:
-        raise InvalidInput(path, f"not a readable mask image ({e})") from None
+    img = open_for_decoding(path, path)
     if img.size != (width, height):
         raise InvalidInput(path, f"mask is {img.size[0]}x{img.size[1]}, the image {width}x{height}")
-    return img
+    return decode(img, path)
 
 
 def _annotation(objects: list[dict[str, Any]], width: int, height: int) -> dict[str, Any]:

@@ -22,10 +22,13 @@ import numpy as np
 from PIL import Image
 
 from cas.errors import AlreadyExists, InvalidInput
+from cas.media import decode, open_for_decoding
 from cas.session import ImportSession
 from cas.store import Store
 
 from . import geometry as geo
+from . import text, walk
+from .walk import files
 
 FLAG_TAGS = ("difficult", "truncated", "occluded")
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -38,7 +41,7 @@ def detect(src: Path) -> bool:
 
 
 def _stems(src: Path) -> list[str]:
-    return sorted(p.stem for p in (src / "Annotations").glob("*.xml"))
+    return sorted(e.name[:-4] for e in files(str(src / "Annotations")) if e.name.endswith(".xml"))
 
 
 def count(src: Path) -> int:
@@ -49,10 +52,16 @@ def _splits(src: Path) -> dict[str, list[str]]:
     main = src / "ImageSets" / "Main"
     splits = {}
     if main.is_dir():
-        for path in sorted(main.glob("*.txt")):
-            if "_" in path.stem:  # per-class lists (aeroplane_train.txt)
+        for entry in files(str(main)):
+            stem = entry.name[:-4]
+            if not entry.name.endswith(".txt") or "_" in stem:  # per-class lists (aeroplane_train.txt)
                 continue
-            splits[path.stem] = [ln.split()[0] for ln in path.read_text().splitlines() if ln.strip()]
+            label = f"ImageSets/Main/{entry.name}"
+            members = [ln.split()[0] for ln in text.lines(Path(entry.path), label)]
+            for number, member in enumerate(members, 1):
+                if "/" in member or "\\" in member or "\x00" in member or member in (".", "..") or len(member) > 200:
+                    raise InvalidInput(label, f"expected an image id, got {member[:80]!r}", f"line {number}")
+            splits[stem] = members
     if {"train", "val"} <= splits.keys():
         splits.pop("trainval", None)  # the union of the two
     return splits or {"all": _stems(src)}
@@ -66,6 +75,8 @@ def parse_xml(path: Path, label: str) -> dict[str, Any]:
         raise InvalidInput(label, "annotation file is missing") from None
     except ElementTree.ParseError as e:
         raise InvalidInput(label, f"malformed XML ({e})") from None
+    except OSError as e:
+        raise InvalidInput(label, f"unreadable ({e.strerror})") from None
     out: dict[str, Any] = {"filename": root.findtext("filename"), "objects": []}
     size = root.find("size")
     if size is not None:
@@ -120,7 +131,12 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                 if stem not in parsed and not (src / "Annotations" / f"{stem}.xml").exists():
                     session.reject(InvalidInput(f"ImageSets/Main/{split}.txt", f"{stem}: no Annotations/{stem}.xml"))
                 continue
-            image = src / "JPEGImages" / (info["filename"] or f"{stem}.jpg")
+            try:
+                image = walk.contained(src / "JPEGImages", info["filename"] or f"{stem}.jpg", f"Annotations/{stem}.xml",
+                                       "annotation/filename")
+            except InvalidInput as e:
+                session.reject(e)
+                continue
             if not image.is_file():
                 image = src / "JPEGImages" / f"{stem}.jpg"
             obj_png = src / "SegmentationObject" / f"{stem}.png"
@@ -171,12 +187,12 @@ def build_annotation(label: str, info: dict[str, Any], obj_png: str | None, cls_
 
 
 def _png_indices(path: str, width: int, height: int, label: str) -> np.ndarray:
-    img = Image.open(path)
+    img = open_for_decoding(path, os.path.basename(path))
     if img.size != (width, height):
         raise InvalidInput(os.path.basename(path), f"mask is {img.size[0]}x{img.size[1]}, image {width}x{height}")
     if img.mode not in ("P", "L"):
         raise InvalidInput(os.path.basename(path), f"expected a palette or gray PNG, got mode {img.mode}")
-    return np.array(img)
+    return np.array(decode(img, os.path.basename(path)))
 
 
 # -- export --------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from cas.session import ImportSession
 from cas.store import Store
 
 from . import geometry as geo
-from .walk import files
+from . import text
+from .walk import contained, files, tree_files
 
 CLASS_FILES = ("classes.txt", "obj.names")
 
@@ -32,7 +33,7 @@ CLASS_FILES = ("classes.txt", "obj.names")
 def detect(src: Path) -> bool:
     return src.is_dir() and (_yaml_file(src) is not None or (
         any((src / f).is_file() for f in CLASS_FILES) and not (src / "masks").is_dir()
-        and any(p.name not in CLASS_FILES for p in src.rglob("*.txt"))))
+        and any(p.name not in CLASS_FILES for p in tree_files(src, ".txt"))))
 
 
 def _yaml_file(src: Path) -> Path | None:
@@ -53,15 +54,12 @@ class Layout:
             self._from_yaml(yml)
         else:
             names_file = next(src / f for f in CLASS_FILES if (src / f).is_file())
-            self.names = [line.strip() for line in names_file.read_text().splitlines() if line.strip()]
+            self.names = text.lines(names_file, names_file.name)
             self.splits = [(p.name, p) for p in sorted(src.iterdir()) if p.is_dir() and _has_images(p)] or \
                 [(src.name, src)]
 
     def _from_yaml(self, yml: Path) -> None:
-        try:
-            data = yaml.safe_load(yml.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise InvalidInput(yml.name, f"unreadable YAML ({e})") from None
+        data = text.read_yaml(yml)
         if not isinstance(data, dict):
             raise InvalidInput(yml.name, "expected a mapping", "$")
         names = data.get("names")
@@ -79,17 +77,21 @@ class Layout:
             if not (isinstance(kpt, list) and len(kpt) == 2 and kpt[1] in (2, 3) and isinstance(kpt[0], int)):
                 raise InvalidInput(yml.name, "expected [keypoints, 2 or 3]", "kpt_shape")
             self.kpt = (kpt[0], kpt[1])
-        base = self.src / str(data.get("path") or ".") if not os.path.isabs(str(data.get("path") or "")) else \
-            Path(str(data["path"]))
+        path = data.get("path")
+        if path is not None and not isinstance(path, str):
+            raise InvalidInput(yml.name, "expected a folder", "path")
+        base = contained(self.src, path or ".", yml.name, "path")
         if not base.is_dir():
             base = self.src
         self.splits = []
         for split in ("train", "val", "test"):
             rel = data.get(split)
-            if isinstance(rel, str) and (base / rel).is_dir():
-                self.splits.append((split, base / rel))
-            elif isinstance(rel, str) and (self.src / rel).is_dir():
-                self.splits.append((split, self.src / rel))
+            if not isinstance(rel, str):
+                continue
+            for top in (base, self.src):
+                if contained(top, rel, yml.name, split).is_dir():
+                    self.splits.append((split, top / rel))
+                    break
         if not self.splits:
             raise InvalidInput(yml.name, "no train/val/test image folder found", "train")
 
@@ -110,16 +112,16 @@ def _has_images(folder: Path) -> bool:
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and is_image_name(p.name))
+    return [p for p in tree_files(folder) if is_image_name(p.name)]
 
 
 def count(src: Path) -> int:
     return sum(len(_images(folder)) for _split, folder in Layout(src).splits)
 
 
-def _read_label(path: Path) -> str:
+def _read_label(path: Path, src: Path) -> str:
     try:
-        return path.read_text()
+        return text.read_text(path, os.path.relpath(path, src))
     except FileNotFoundError:
         return ""  # an image without a label file has no objects
 
@@ -138,10 +140,14 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     for split, folder in layout.splits:
         for image in _images(folder):
             label = layout.label_path(image)
-            text = _read_label(label)
-            for line in text.splitlines():
+            try:
+                content = _read_label(label, src)
+            except InvalidInput as e:
+                session.reject(e)
+                continue
+            for line in content.splitlines():
                 tokens = line.split()
-                if tokens and tokens[0].isdigit():
+                if tokens and tokens[0].isdigit() and len(tokens[0]) < 10:
                     kinds[int(tokens[0])].add(_kind(len(tokens), layout.kpt))
             entries.append((split, folder, image, label))  # the label is read again below
     classes: list[dict[str, Any]] = []
@@ -154,10 +160,10 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
             classes.append(geo.meta_class(f"{name}_keypoints", "graph", len(classes), {"nodes": nodes, "edges": []}))
     session.set_meta({"classes": classes, "tags": [], "projectType": "images"}, "data.yaml")
     for split, folder, image, label in entries:
-        text = _read_label(label)
+        content = _read_label(label, src)
         target = f"{dataset}/{split}" if dataset and len(layout.splits) > 1 else dataset or split
         rel_label = os.path.relpath(label, src)
-        builder = functools.partial(build_annotation, rel_label, text, tuple(names), layout.kpt)
+        builder = functools.partial(build_annotation, rel_label, content, tuple(names), layout.kpt)
         name = str(image.relative_to(folder)).replace(os.sep, "_")
         session.add_item(target, name, str(image), ann=builder, label=os.path.relpath(image, src))
     return {}

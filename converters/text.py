@@ -1,0 +1,51 @@
+"""Text files from outside (label lists, class names, YAML configs): decoded as UTF-8, or
+refused with one InvalidInput that names the file and the byte at fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cas.errors import InvalidInput
+
+MAX_YAML_BYTES = 16 << 20  # a dataset config is a few KB; beyond this it is not one
+
+
+def decode(raw: bytes, label: str) -> str:
+    """UTF-8 text (a leading BOM dropped), or InvalidInput naming the first bad byte."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise InvalidInput(label, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})",
+                           f"line {line}") from None
+
+
+def read_text(path: Path, label: str | None = None) -> str:
+    """The UTF-8 text of `path`; errors name `label` (default: the path)."""
+    return decode(path.read_bytes(), label or str(path))
+
+
+def lines(path: Path, label: str | None = None) -> list[str]:
+    """The stripped, non-empty lines of a text file."""
+    return [ln.strip() for ln in read_text(path, label).splitlines() if ln.strip()]
+
+
+def read_yaml(path: Path, label: str | None = None) -> Any:
+    """A YAML document parsed with the safe loader; any failure is one InvalidInput."""
+    label = label or path.name
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise InvalidInput(label, f"over {MAX_YAML_BYTES >> 20} MB: not a dataset config")
+    text = read_text(path, label)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        raise InvalidInput(label, f"unreadable YAML ({getattr(e, 'problem', None) or e})", where) from None
+    except RecursionError:
+        raise InvalidInput(label, "unreadable YAML: nested too deeply") from None
+    except ValueError as e:  # an integer of thousands of digits
+        raise InvalidInput(label, f"unreadable YAML: {e}") from None
