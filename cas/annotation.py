@@ -11,11 +11,13 @@ import binascii
 import json
 import math
 import re
+import struct
 import uuid
 import zlib
 from typing import Any
 
 from .errors import InvalidInput
+from .media import check_pixels
 
 SHAPES = ("rectangle", "polygon", "line", "point", "bitmap", "graph", "any")
 TAG_TYPES = ("none", "any_number", "any_string", "oneof_string")
@@ -304,11 +306,26 @@ def _check_bitmap(bitmap: Any, file: str, where: str) -> None:
             file, f"{where}.origin", "expected [x, y] integers")
     data = bitmap.get("data")
     _expect(isinstance(data, str), file, f"{where}.data", "expected a base64 string")
+    png = inflate_bitmap(data, f"{file}: {where}.data")
+    _expect(png.startswith(_PNG_MAGIC) and len(png) >= 24, file, f"{where}.data", "decoded bitmap is not a PNG")
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk comes first
+    check_pixels(width, height, f"{file}: {where}.data")
+
+
+MAX_BITMAP_BYTES = 256 << 20  # a bitmap's PNG, inflated: far beyond any mask (a zlib bomb is not)
+
+
+def inflate_bitmap(data: str, label: str) -> bytes:
+    """The PNG inside a Supervisely bitmap's `data` (base64 of zlib), inflated to at most
+    MAX_BITMAP_BYTES; anything else is one InvalidInput."""
     try:
-        png = zlib.decompress(base64.b64decode(data, validate=True))
+        inflater = zlib.decompressobj()
+        png = inflater.decompress(base64.b64decode(data, validate=True), MAX_BITMAP_BYTES)
     except (binascii.Error, zlib.error, ValueError) as e:
-        raise InvalidInput(file, f"not base64 of zlib-compressed PNG ({e})", f"{where}.data") from None
-    _expect(png.startswith(_PNG_MAGIC), file, f"{where}.data", "decoded bitmap is not a PNG")
+        raise InvalidInput(label, f"not base64 of zlib-compressed PNG ({e})") from None
+    if inflater.unconsumed_tail:
+        raise InvalidInput(label, f"bitmap inflates past {MAX_BITMAP_BYTES >> 20} MB")
+    return png
 
 
 def _check_graph(nodes: Any, known: dict[str, Any], file: str, where: str) -> None:

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from .errors import CasError, InvalidInput, InvalidName, NotFound
 from .ids import BlobId
+from .media import DEFAULT_MAX_PIXELS
 from .names import check_dataset_path, check_name
 from .store import Store
 
@@ -69,15 +70,18 @@ pass_ctx = click.make_pass_decorator(Context)
               show_default=True, help="Seconds a remote read may take in all, retries included.")
 @click.option("--public-links-only", is_flag=True, envvar="CAS_PUBLIC_LINKS_ONLY",
               help="Links may not reach private or loopback addresses (link-local and metadata never can).")
+@click.option("--max-pixels", type=click.IntRange(1), envvar="CAS_MAX_PIXELS", default=DEFAULT_MAX_PIXELS,
+              show_default=True, help="Largest image or mask (width x height) render, mask imports and mask "
+                                      "exports decode.")
 @click.version_option(package_name="cas")
 @click.pass_context
 def cli(ctx: click.Context, store_path: Path | None, quiet: bool, connect_timeout: float, read_timeout: float,
-        retries: int, read_deadline: float, public_links_only: bool) -> None:
+        retries: int, read_deadline: float, public_links_only: bool, max_pixels: int) -> None:
     """Content-addressed storage for computer-vision datasets."""
     # Through the environment, so that a mount daemon started from here reads the same.
     os.environ.update(CAS_CONNECT_TIMEOUT=str(connect_timeout), CAS_READ_TIMEOUT=str(read_timeout),
                       CAS_RETRIES=str(retries), CAS_READ_DEADLINE=str(read_deadline),
-                      CAS_PUBLIC_LINKS_ONLY="1" if public_links_only else "")
+                      CAS_PUBLIC_LINKS_ONLY="1" if public_links_only else "", CAS_MAX_PIXELS=str(max_pixels))
     ctx.obj = Context(store_path or default_store(), quiet)
     ctx.call_on_close(lambda: ctx.obj._store and ctx.obj._store.close())
 

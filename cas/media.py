@@ -135,8 +135,8 @@ def probe_video(source: str | bytes, label: str) -> VideoInfo:
             fmt = container.format.name
     except InvalidInput:
         raise
-    except (av.FFmpegError, ValueError, OSError) as e:  # type: ignore[attr-defined]
-        raise InvalidInput(label, f"not a readable video ({e})") from None
+    except Exception as e:  # noqa: BLE001 - PyAV raises many kinds on a corrupt container
+        raise InvalidInput(label, f"not a readable video ({e.__class__.__name__}: {e})") from None
     if width <= 0 or height <= 0:
         raise InvalidInput(label, f"video has no pixels ({width}x{height})")
     mime = mimetypes.guess_type(label)[0] or f"video/{fmt.split(',')[0]}"

@@ -31,7 +31,7 @@ from .ids import BlobId
 from .names import check_dataset_path, check_name
 from .namespace import merge_meta
 from .prepare import Prepared, PrepareConfig, Preparer, Task, init_worker, item_record, run_chunk
-from .workers import deferred_interrupt, forkserver
+from .workers import SafePoints, forkserver, stop_pool
 from .links import check_url, link_id
 from .records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecord
 from .refs import apply_deltas, record_link, record_new_blob
@@ -85,6 +85,7 @@ class ImportSession:
         self._started = time.perf_counter()
         self._stack = ExitStack()
         self._stack.enter_context(store.lock(what="import"))
+        self._interrupts = self._stack.enter_context(SafePoints())  # Ctrl-C raises between items
         self.tmp = tempfile.mkdtemp(prefix=f"import-{os.getpid()}-", dir=store.tmp_dir)
         self._stack.callback(shutil.rmtree, self.tmp, ignore_errors=True)
         try:
@@ -138,6 +139,7 @@ class ImportSession:
         returning the annotation or (annotation, {note: count}).
         `label`/`ann_label` name the sources in error messages.
         """
+        self._interrupts.check()
         self.add_dataset(dataset)
         check_name(name, "item name")
         task: Task = (dataset, name, media, ann, item_meta, label or f"{dataset}/img/{name}",
@@ -157,6 +159,7 @@ class ImportSession:
         """Queue a link item: its bytes stay at `url` (read on demand) and nothing is fetched
         now. `size`/`etag` come from a HEAD when the caller made one (unknown otherwise);
         `ann` and the image size from the source format when it has them."""
+        self._interrupts.check()
         self.add_dataset(dataset)
         check_name(name, "item name")
         label = label or f"{dataset}/img/{name}"
@@ -218,8 +221,7 @@ class ImportSession:
 
     def _submit(self, chunk: list[Task], pool: Executor) -> None:
         if pool is self._processes:
-            with deferred_interrupt():  # the first submits start the workers
-                future = pool.submit(run_chunk, chunk)
+            future = pool.submit(run_chunk, chunk)
         else:
             future = pool.submit(self._preparer.prepare_chunk, chunk)
         if self.progress is not None:
@@ -273,6 +275,7 @@ class ImportSession:
         """Publish every staged item in one transaction; then the import is visible."""
         if self._closed:
             raise CasError("import session already closed")
+        self._interrupts.check()
         try:
             if self._chunk:
                 chunk, self._chunk = self._chunk, []
@@ -330,6 +333,8 @@ class ImportSession:
             self._finish([f for f in outstanding if not f.cancelled()], stage=False)
         except BaseException:  # noqa: BLE001 - the import is failing already; leftovers are orphans for fsck
             pass
+        if self._processes is not None:
+            stop_pool(self._processes)
         self._close()
 
     def _close(self) -> None:

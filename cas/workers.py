@@ -17,7 +17,9 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 from multiprocessing.context import BaseContext
 
 
@@ -37,18 +39,57 @@ def forkserver(preload: list[str]) -> BaseContext:
     return context
 
 
+class SafePoints:
+    """Ctrl-C during long work: noted by a handler and raised as KeyboardInterrupt at the
+    next `check()`, a point where nothing is half done. Raised wherever the main thread
+    happens to be, it can land inside the bookkeeping of a process pool or in an import
+    whose lock the worker threads then wait on forever. A second Ctrl-C raises at once.
+    Only in the main thread, and only where Ctrl-C is not ignored."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "SafePoints":
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, _signum: int, _frame: Any) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def check(self) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """End a process pool now, its workers terminated rather than asked: after a Ctrl-C in
+    the middle of the pool's own bookkeeping, a worker may never get its stop request, and
+    `shutdown(wait=True)` (at exit too) would wait for it forever. The workers hold nothing
+    that a kill loses: an import survives SIGKILL by design."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 @contextmanager
-def deferred_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C back while a pool may be starting workers (an interrupt in mid-handshake
-    leaves a half-started worker printing tracebacks); it is raised right after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+def stopped_on_error(pool: ProcessPoolExecutor) -> Iterator[ProcessPoolExecutor]:
+    """`pool`, shut down normally on success and with `stop_pool` on any exception."""
     try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        yield pool
+    except BaseException:
+        stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
 
 
 def exit_with(pid: int) -> None:

@@ -25,10 +25,11 @@ import numpy as np
 
 from cas.annotation import loads
 from cas.errors import AlreadyExists, InvalidInput
+from cas.media import check_pixels
 from cas.records import ItemRecord
 from cas.session import ImportSession
 from cas.store import Store
-from cas.workers import deferred_interrupt, exit_with, forkserver
+from cas.workers import SafePoints, exit_with, forkserver, stopped_on_error
 
 from . import geometry as geo
 from . import walk
@@ -274,6 +275,27 @@ def build_annotation(file: str, index: int, json_w: Any, json_h: Any, anns: list
     return {"description": "", "size": {"height": height, "width": width}, "tags": [], "objects": objects}, dict(notes)
 
 
+def _compressed_counts(text: str) -> list[int] | None:
+    """The runs of a compressed RLE string (COCO's rleFrString, vectorized), or None if it
+    is malformed. Checked before pycocotools decodes: its C code writes past its buffer
+    (and aborts the process) when the runs do not add up to the mask."""
+    c = np.frombuffer(text.encode("latin-1", "replace"), np.uint8).astype(np.int64) - 48
+    if len(c) == 0 or (c < 0).any() or (c > 63).any() or c[-1] & 0x20:
+        return None
+    ends = np.flatnonzero((c & 0x20) == 0)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if (lengths > 6).any():  # 30 bits: more than any mask has pixels
+        return None
+    k = np.arange(len(c)) - np.repeat(starts, lengths)
+    x = np.add.reduceat((c & 0x1F) << (5 * k), starts)
+    x -= np.where(c[ends] & 0x10, 1 << (5 * lengths), 0)  # sign of the last 5-bit group
+    runs = x.copy()
+    runs[3::2] = np.cumsum(x[1::2])[1:] if len(x) > 3 else runs[3::2]
+    runs[4::2] = np.cumsum(x[2::2])[1:] if len(x) > 4 else runs[4::2]
+    return [int(v) for v in runs]
+
+
 def decode_rle(seg: dict[str, Any], height: int, width: int, file: str, where: str) -> np.ndarray:
     """An RLE (`counts` a list: uncompressed; a string: compressed) as a boolean mask."""
     from pycocotools import mask as mask_utils
@@ -282,6 +304,12 @@ def decode_rle(seg: dict[str, Any], height: int, width: int, file: str, where: s
         raise InvalidInput(file, "expected an RLE {\"size\": [h, w], \"counts\": ...}", where)
     if list(size) != [height, width]:
         raise InvalidInput(file, f"RLE size {size} is not the image's [{height}, {width}]", f"{where}.size")
+    check_pixels(width, height, f"{file}: {where}")
+    runs = _compressed_counts(counts) if isinstance(counts, str) else counts
+    if runs is None or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in runs) \
+            or sum(runs) != height * width:
+        raise InvalidInput(file, f"bad RLE (runs must be non-negative and cover {height}x{width} pixels)",
+                           f"{where}.counts")
     try:
         rle = mask_utils.frPyObjects(seg, height, width) if isinstance(counts, list) else \
             {"size": size, "counts": counts.encode()}
@@ -305,11 +333,12 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True) -> d
     ann_id = 1
     total = sum(store.ns.count_items(project, d) for d in store.ns.datasets(project))
     with ExitStack() as stack:
+        interrupts = stack.enter_context(SafePoints())  # Ctrl-C raises between chunks
         pool = None
         if total >= EXPORT_PROCESS_THRESHOLD and (os.cpu_count() or 1) > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(
+            pool = stack.enter_context(stopped_on_error(ProcessPoolExecutor(
                 min(os.cpu_count() or 1, 4), mp_context=forkserver(["cas.store"]),
-                initializer=_init_exporter, initargs=(str(store.root), os.getpid())))
+                initializer=_init_exporter, initargs=(str(store.root), os.getpid()))))
         for dataset in store.ns.datasets(project):
             flat = dataset.replace("/", "_")
             images, annotations = [], []
@@ -317,12 +346,10 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True) -> d
             img_dir.mkdir(parents=True, exist_ok=True)
             chunks = _chunks(store.ns.items(project, dataset), EXPORT_CHUNK)
             jobs = [(dataset, str(img_dir), copy_images, cat_id, chunk) for chunk in chunks]
-            if pool is not None:
-                with deferred_interrupt():  # map submits every job: the workers start here
-                    results: Any = pool.map(_convert_chunk, jobs)
-            else:
-                results = (_convert_chunk(job, store) for job in jobs)
+            results = pool.map(_convert_chunk, jobs) if pool is not None else \
+                (_convert_chunk(job, store) for job in jobs)
             for job, converted in zip(jobs, results):
+                interrupts.check()
                 for (name, raw), (objects, notes) in zip(job[4], converted):
                     item = ItemRecord.decode(raw)
                     image_id = len(images) + 1
@@ -405,7 +432,7 @@ def _convert_chunk(job: tuple[str, str, bool, dict[str, Any], list[tuple[str, by
         objects, notes = [], Counter[str]()
         for ob in ann.get("objects", []):
             cat = cat_id[ob["classTitle"]]
-            coco_ob = _coco_object(ob, cat, item.width, item.height, notes, mask_utils)
+            coco_ob = _coco_object(ob, cat, item.width, item.height, notes, mask_utils, f"{dataset}/{name}")
             if coco_ob is not None:
                 coco_ob.update(category_id=cat["id"],
                                iscrowd=int(any(t.get("name") == "iscrowd" for t in ob.get("tags", []))))
@@ -415,9 +442,9 @@ def _convert_chunk(job: tuple[str, str, bool, dict[str, Any], list[tuple[str, by
 
 
 def _coco_object(ob: dict[str, Any], cat: dict[str, Any], width: int, height: int, counts: Counter[str],
-                 mask_utils: Any) -> dict[str, Any] | None:
+                 mask_utils: Any, label: str) -> dict[str, Any] | None:
     gtype = ob.get("geometryType")
-    mask = geo.full_mask(ob, width, height) if gtype == "bitmap" else None  # decoded once
+    mask = geo.full_mask(ob, width, height, label) if gtype == "bitmap" else None  # decoded once
     box = geo.mask_bbox(mask) if mask is not None else geo.bbox(ob)
     if box is None:
         counts["empty objects skipped"] += 1
@@ -431,7 +458,7 @@ def _coco_object(ob: dict[str, Any], cat: dict[str, Any], width: int, height: in
     elif gtype in ("bitmap", "polygon"):
         if mask is None:
             counts["polygons with holes written as RLE"] += 1
-            mask = geo.polygon_mask(ob, width, height)
+            mask = geo.polygon_mask(ob, width, height, label)
         rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
         out["segmentation"] = {"size": [height, width], "counts": rle["counts"].decode()}
         out["area"] = float(mask_utils.area(rle))

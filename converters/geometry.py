@@ -14,6 +14,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cas.annotation import inflate_bitmap
+from cas.media import check_pixels, decode, open_for_decoding
+
 # Distinct, readable class colors (a fixed cycle, so the same classes get the same colors).
 PALETTE = ("#E6194B", "#3CB44B", "#FFE119", "#4363D8", "#F58231", "#911EB4", "#46F0F0", "#F032E6",
            "#BCF60C", "#FABEBE", "#008080", "#E6BEFF", "#9A6324", "#FFFAC8", "#800000", "#AAFFC3",
@@ -99,9 +102,10 @@ def encode_mask(mask: np.ndarray) -> str:
     return base64.b64encode(zlib.compress(buf.getvalue())).decode()
 
 
-def decode_mask(data: str) -> np.ndarray:
-    """The boolean mask of a Supervisely bitmap's `data` (palette, gray or alpha PNGs)."""
-    img = Image.open(io.BytesIO(zlib.decompress(base64.b64decode(data))))
+def decode_mask(data: str, label: str = "bitmap") -> np.ndarray:
+    """The boolean mask of a Supervisely bitmap's `data` (palette, gray or alpha PNGs),
+    refused over the pixel limit."""
+    img = decode(open_for_decoding(inflate_bitmap(data, label), label), label)
     transparency = img.info.get("transparency")
     if img.mode == "P" and isinstance(transparency, int):  # what the SDK (and we) write: one clear index
         return np.array(img) != transparency
@@ -112,9 +116,10 @@ def decode_mask(data: str) -> np.ndarray:
     return np.array(img.convert("RGBA"))[:, :, 3] > 0
 
 
-def full_mask(bitmap_obj: dict[str, Any], width: int, height: int) -> np.ndarray:
+def full_mask(bitmap_obj: dict[str, Any], width: int, height: int, label: str = "bitmap") -> np.ndarray:
     """An object's bitmap placed on a width x height canvas (cut at the edges)."""
-    mask = decode_mask(bitmap_obj["bitmap"]["data"])
+    check_pixels(width, height, label)
+    mask = decode_mask(bitmap_obj["bitmap"]["data"], label)
     x0, y0 = bitmap_obj["bitmap"]["origin"]
     canvas = np.zeros((height, width), dtype=bool)
     h, w = mask.shape
@@ -132,9 +137,10 @@ def mask_bbox(mask: np.ndarray, x0: int = 0, y0: int = 0) -> tuple[float, float,
     return x0 + float(xs.min()), y0 + float(ys.min()), x0 + float(xs.max()) + 1, y0 + float(ys.max()) + 1
 
 
-def polygon_mask(ob: dict[str, Any], width: int, height: int) -> np.ndarray:
+def polygon_mask(ob: dict[str, Any], width: int, height: int, label: str = "polygon") -> np.ndarray:
     """A polygon object rasterized (holes cut out) on a width x height canvas."""
     from PIL import ImageDraw
+    check_pixels(width, height, label)
     img = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(img)
     draw.polygon([tuple(p) for p in ob["points"]["exterior"]], fill=1)

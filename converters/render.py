@@ -4,7 +4,6 @@ glance that a conversion is right."""
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cas.errors import InvalidInput
+from cas.media import check_pixels, decode, open_for_decoding
 from cas.store import Store
 
 from . import geometry as geo
@@ -41,17 +41,16 @@ def render_item(store: Store, project: str, dataset: str, name: str) -> Image.Im
     if record.project_type != "images":
         raise InvalidInput(f"{project}/{dataset}/{name}", "cas render draws image items; this is a video project")
     classes = {c["title"]: c for c in record.meta.get("classes", [])}
-    try:
-        image = Image.open(io.BytesIO(store.read_bytes(item.media)))
-        image.load()
-    except OSError as e:
-        raise InvalidInput(f"{project}/{dataset}/{name}", f"not an image Pillow can draw on ({e})") from None
+    label = f"{project}/{dataset}/{name}"
+    check_pixels(item.width, item.height, label)  # before a byte is read: the header may lie
+    image = decode(open_for_decoding(store.read_bytes(item.media), label), label)
     base = image.convert("RGBA")
     ann = store.read_json(item.ann, f"{dataset}/ann/{name}.json")
-    return draw_annotation(base, ann, classes).convert("RGB")
+    return draw_annotation(base, ann, classes, label).convert("RGB")
 
 
-def draw_annotation(base: Image.Image, ann: dict[str, Any], classes: dict[str, dict[str, Any]]) -> Image.Image:
+def draw_annotation(base: Image.Image, ann: dict[str, Any], classes: dict[str, dict[str, Any]],
+                    label: str = "annotation") -> Image.Image:
     width, height = base.size
     line_w = max(2, round(max(width, height) / 300))
     font = _font(max(11, round(max(width, height) / 45)))
@@ -63,7 +62,7 @@ def draw_annotation(base: Image.Image, ann: dict[str, Any], classes: dict[str, d
         r, g, b = _rgb(cls.get("color", "#FF0000"))
         gtype = ob.get("geometryType")
         if gtype == "bitmap":
-            mask = geo.full_mask(ob, width, height)
+            mask = geo.full_mask(ob, width, height, label)
             layer = Image.new("RGBA", base.size, (r, g, b, MASK_ALPHA))
             overlay.paste(layer, (0, 0), Image.fromarray((mask * 255).astype(np.uint8), mode="L"))
         elif gtype == "graph":

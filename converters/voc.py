@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from cas.errors import AlreadyExists, InvalidInput
-from cas.media import decode, open_for_decoding
+from cas.media import check_pixels, decode, open_for_decoding
 from cas.session import ImportSession
 from cas.store import Store
 
@@ -236,6 +236,7 @@ def write(store: Store, project: str, dest: Path) -> dict[str, int]:
             entries = _pair_masks(objects)
             _write_xml(dest / "Annotations" / f"{stem}.xml", name, item.width, item.height, entries, counts)
             if any(shape is not None for _ob, shape in entries):
+                check_pixels(item.width, item.height, f"{dataset}/{name}")
                 obj_img = np.zeros((item.height, item.width), np.uint8)
                 cls_img = np.zeros((item.height, item.width), np.uint8)
                 for i, (_ob, shape) in enumerate(entries, 1):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ import pytest
 from bench.datagen import make_sample_project
 from cas import NotFound, Store
 from cas.hashing import hash_bytes
-from tests.conftest import ROOT, assert_user_error, run_cas
+from tests.conftest import ROOT, assert_user_error, run_cas, write_images
 
 COMMANDS = ("init", "import", "export", "ls", "stats", "put", "get", "rm", "gc", "fsck")
 ID_LINE = re.compile(r"^([0-9a-f]{32})  (.+)$")
@@ -368,3 +370,44 @@ def test_read_commands_work_on_a_store_on_a_read_only_file_system(tmp_path, samp
         assert_user_error(run_cas(store, "import", str(sample), "--project", "x", check=False), "Read-only file system")
     finally:
         libc.umount2(str(disk).encode(), 2)
+
+
+def _group_members(pgid: int) -> int:
+    """Processes of process group `pgid` other than its leader (the forkserver, workers)."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != pgid:
+            try:
+                count += os.getpgid(int(entry)) == pgid
+            except OSError:
+                pass
+    return count
+
+
+def test_ctrl_c_during_an_import_is_one_line_and_exit_130(tmp_path):
+    """Ctrl-C reaches the whole process group (client, forkserver, workers): one line, 130."""
+    src = tmp_path / "src"
+    write_images(src, 4000)  # past PROCESS_THRESHOLD: worker processes run
+    provoked = 0
+    for trial in range(3):
+        store = tmp_path / f"store{trial}"
+        proc = subprocess.Popen([sys.executable, "-m", "cas", "--store", str(store), "-q", "import", str(src),
+                                 "-p", "p"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
+        while _group_members(proc.pid) < 2 + trial and proc.poll() is None:  # forkserver + workers up
+            time.sleep(0.01)
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:  # the whole group has exited already
+            pass
+        _out, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            continue  # it finished first: nothing to interrupt
+        provoked += 1
+        stderr = err.decode()
+        assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+        assert [ln for ln in stderr.splitlines() if ln.strip()] == [
+            "interrupted: nothing of an unfinished command is visible; `cas gc` reclaims its blobs"], stderr
+        with Store(store) as opened:
+            assert opened.ns.projects() == []
+    assert provoked, "no trial was interrupted mid-import"

@@ -150,6 +150,13 @@ def _images_sample(root: Path) -> Path:
     return root
 
 
+def _videos_sample(root: Path) -> Path:
+    from tests.converters.test_videos import write_video
+    write_video(root / "clips" / "a.mp4", 4)
+    write_video(root / "clips" / "night" / "b.mkv", 3, size=(32, 24))
+    return root / "clips"
+
+
 # format -> (write the sample under a folder and return what to import, names of files to mutate)
 SAMPLES: dict[str, Callable[[Path], Path]] = {
     "sly": lambda root: make_sample_project(root / "p"),
@@ -161,6 +168,7 @@ SAMPLES: dict[str, Callable[[Path], Path]] = {
     "masks": lambda root: samples.masks_sample(root / "p", machine=random.Random(SEED).random() < 0.5),
     "images": _images_sample,
     "links": _links_sample,
+    "videos": _videos_sample,
 }
 
 
@@ -171,7 +179,7 @@ def _targets(src: Path) -> list[Path]:
     files = sorted(p for p in src.rglob("*") if p.is_file())
     text = [p for p in files if p.suffix in (".json", ".txt", ".xml", ".yaml", ".csv")]
     masks = [p for p in files if p.suffix == ".png" and ("mask" in str(p) or "Segmentation" in str(p))]
-    return text + masks or files
+    return text + masks or files  # images and videos: their media are the data
 
 
 def _partial(store: Store, project: str) -> bool:
