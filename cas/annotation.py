@@ -71,8 +71,15 @@ def _int(text: str) -> int:
 
 
 # Numbers that may be out of range: only then is every number checked (a Python call per
-# number would slow a 100 MB COCO file down severalfold).
-_SUSPECT = re.compile(rb"\d{%d}|[eE][+-]?\d{3}" % (MAX_INT_DIGITS + 1))
+# number would slow a 100 MB COCO file down severalfold). With digits mapped to 0 the test
+# is three substring searches: a regex (\d{31}|[eE][+-]?\d{3}) took 60% of json.loads' time.
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789E-", b"0000000000e+")
+_SUSPECT = (b"0" * (MAX_INT_DIGITS + 1), b"e000", b"e+000")
+
+
+def _suspect(raw: bytes) -> bool:
+    mapped = raw.translate(_DIGITS_AS_ZERO)
+    return any(s in mapped for s in _SUSPECT)
 
 
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")  # an escaped UTF-16 surrogate: legal only in pairs
@@ -99,11 +106,12 @@ def loads(raw: bytes, file: str) -> Any:
     """Parse JSON from outside: UTF-8, finite numbers only (no NaN, Infinity or 1e400),
     integers of at most MAX_INT_DIGITS digits, bounded nesting; else one InvalidInput."""
     checks: dict[str, Any] = {"parse_constant": _constant}
-    if _SUSPECT.search(raw if isinstance(raw, bytes) else raw.encode()):
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    if _suspect(data):
         checks.update(parse_float=_float, parse_int=_int)
     try:
         doc = json.loads(raw, **checks)
-        if _SURROGATE.search(raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")):
+        if _SURROGATE.search(data):
             _check_strings(doc, file)
         return doc
     except _Refused as e:

@@ -41,15 +41,24 @@ def check_pixels(width: int, height: int, label: str) -> None:
                                   f"{limit:,} (raise it with --max-pixels or ${MAX_PIXELS_ENV})")
 
 
+def _open(source: bytes | str | IO[bytes]) -> Image.Image:
+    """Pillow's open (the header only), without its warnings about odd files."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+
+
+def _unreadable(label: str, e: Exception) -> InvalidInput:
+    return InvalidInput(label, f"not a readable image ({e.__class__.__name__}: {e})")
+
+
 def open_for_decoding(source: bytes | str | IO[bytes], label: str) -> Image.Image:
     """An image opened (header read, not decoded) whose size is within the pixel limit;
     a file Pillow cannot read is one InvalidInput."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        img = _open(source)
     except Exception as e:  # noqa: BLE001 - Pillow's plugins raise many kinds on corrupt input
-        raise InvalidInput(label, f"not a readable image ({e.__class__.__name__}: {e})") from None
+        raise _unreadable(label, e) from None
     check_pixels(*img.size, label)
     return img
 
@@ -59,7 +68,7 @@ def decode(img: Image.Image, label: str) -> Image.Image:
     try:
         img.load()
     except Exception as e:  # noqa: BLE001 - as above
-        raise InvalidInput(label, f"not a readable image ({e.__class__.__name__}: {e})") from None
+        raise _unreadable(label, e) from None
     return img
 
 
@@ -77,24 +86,19 @@ def is_image_name(name: str) -> bool:
 
 def probe_image(head: bytes, tail: bytes, label: str, fallback: bytes | None = None) -> MediaInfo:
     """Read the header in `head`; check JPEG/PNG trailers so truncated files are refused."""
-    def parse(buf: bytes) -> Image.Image:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return Image.open(io.BytesIO(buf))
-
     try:
         try:
-            img = parse(head)
+            img = _open(head)
         except Exception:  # noqa: BLE001 - Pillow's plugins raise many kinds on corrupt input
             if fallback is None or len(fallback) == len(head):
                 raise
-            img = parse(fallback)
+            img = _open(fallback)
         width, height = img.size
         fmt = img.format or ""
     except Exception as e:  # noqa: BLE001 - as above
         if "runcated" in str(e):
             raise InvalidInput(label, "truncated image (header cut short)") from None
-        raise InvalidInput(label, f"not a readable image ({e.__class__.__name__}: {e})") from None
+        raise _unreadable(label, e) from None
     if width <= 0 or height <= 0:
         raise InvalidInput(label, f"image has no pixels ({width}x{height})")
     if fmt == "JPEG" and _JPEG_EOI not in tail:

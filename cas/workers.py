@@ -19,8 +19,12 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import Any
 from multiprocessing.context import BaseContext
+from typing import Any
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()  # only it may set signal handlers
 
 
 def forkserver(preload: list[str]) -> BaseContext:
@@ -30,7 +34,7 @@ def forkserver(preload: list[str]) -> BaseContext:
     (not a KeyboardInterrupt traceback from each worker)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(preload)
-    if threading.current_thread() is threading.main_thread():  # only it may set handlers
+    if _in_main_thread():
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             multiprocessing.forkserver.ensure_running()
@@ -51,8 +55,7 @@ class SafePoints:
         self._previous: Any = None
 
     def __enter__(self) -> "SafePoints":
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        if _in_main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self._previous = signal.signal(signal.SIGINT, self._note)
         return self
 

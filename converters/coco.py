@@ -45,7 +45,8 @@ def annotation_files(src: Path) -> list[Path]:
     if src.is_file():
         return [src]
     folder = src / "annotations" if (src / "annotations").is_dir() else src
-    return sorted(Path(e.path) for e in walk.files(str(folder)) if e.name.endswith(".json") and _looks_like_coco(Path(e.path)))
+    found = (Path(e.path) for e in walk.files(str(folder)) if e.name.endswith(".json"))
+    return sorted(p for p in found if _looks_like_coco(p))
 
 
 def _looks_like_coco(path: Path) -> bool:
@@ -111,8 +112,7 @@ def find_image(src: Path, ann_file: Path, split: str, file_name: str, where: str
 
 # -- import --------------------------------------------------------------------------------------
 def _num_list(v: Any, n: int | None = None) -> bool:
-    return isinstance(v, list) and (n is None or len(v) == n) and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+    return isinstance(v, list) and (n is None or len(v) == n) and all(map(geo.is_number, v))
 
 
 def _is_id(v: Any) -> bool:

@@ -18,7 +18,7 @@ def detect_format(src: Path) -> str:
     """The one format that fits `src`; an error lists none or several."""
     if not src.exists():
         raise InvalidInput(str(src), "no such file or directory")
-    with containment(src if src.is_dir() else src.parent):
+    with containment(source_root(src)):
         fits = [name for name, module in FORMATS.items() if module.detect(src)]
     if len(fits) > 1 and GENERIC in fits:
         fits.remove(GENERIC)
@@ -29,10 +29,10 @@ def detect_format(src: Path) -> str:
     return fits[0]
 
 
-def source_root(src: Path, fmt: str) -> Path:
+def source_root(src: Path, fmt: str | None = None) -> Path:
     """The folder an import of `src` may read: `src` itself, a file's folder, or what the
     format says (a COCO file in `annotations/`: the folder above)."""
-    rooted = getattr(FORMATS[fmt], "source_root", None)
+    rooted = getattr(FORMATS.get(fmt or ""), "source_root", None)
     if rooted is not None:
         return rooted(src)
     return src if src.is_dir() else src.parent

@@ -9,6 +9,7 @@ mutant's number, the file and the mutation.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bench.datagen import make_sample_project
 from cas import Store, fsck
@@ -104,8 +106,6 @@ def _byte_mutant(rng: random.Random, data: bytes) -> bytes:
 
 def _png_mutant(rng: random.Random, data: bytes) -> bytes:
     """A mask replaced by another image: wrong size, wrong mode, or garbage."""
-    from PIL import Image
-    import io
     choice = rng.randrange(4)
     if choice == 0:
         return png_bytes(rng.randint(1, 90), rng.randint(1, 90))
