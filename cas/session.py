@@ -124,6 +124,11 @@ class ImportSession:
             self.meta = Meta(merged, file)
             self._meta_changed = True
 
+    @property
+    def items_queued(self) -> int:
+        """Items and links added so far."""
+        return self._queued
+
     def add_dataset(self, dataset: str) -> None:
         if dataset not in self._datasets:
             self._datasets.add(check_dataset_path(dataset))

@@ -41,7 +41,18 @@ CROWD_TAG = {"name": "iscrowd", "value_type": "none"}
 
 
 # -- finding the files ---------------------------------------------------------------------------
+LOOKS_FOR = "COCO annotation JSON with an 'images' list (annotations/*.json, *.json, labels.json)"
+# Files of other COCO tasks, beside the instances: skipped and counted (captions, panoptic
+# segments, Datumaro's image_info and image-level labels).
+OTHER_TASKS = ("captions_", "panoptic_", "image_info_", "labels_")
+# Annotation file stems that name no split: the dataset is named by the export's folder
+# (Supervisely SDK: <dataset>/annotations/coco_instances.json; FiftyOne: labels.json).
+UNNAMED = ("instances", "coco_instances", "labels", "annotations", "coco")
+
+
 def annotation_files(src: Path) -> list[Path]:
+    """COCO JSON files of `src` (a file, or a folder with them in `annotations/` or at the
+    top), with files of other tasks among them."""
     if src.is_file():
         return [src]
     folder = src / "annotations" if (src / "annotations").is_dir() else src
@@ -56,7 +67,7 @@ def _looks_like_coco(path: Path) -> bool:
     except OSError:
         return False
     return b'"images"' in head and (b'"annotations"' in head or b'"categories"' in head) or \
-        path.name.startswith(PREFIXES) and b'"images"' in head
+        path.name.startswith(PREFIXES + OTHER_TASKS) and b'"images"' in head
 
 
 def detect(src: Path) -> bool:
@@ -70,7 +81,25 @@ def split_name(path: Path) -> str:
     for prefix in PREFIXES:
         if stem.startswith(prefix):
             return stem[len(prefix):] or stem
+    if stem in UNNAMED:
+        folder = path.parent.parent if path.parent.name == "annotations" else path.parent
+        return folder.name or stem
     return stem
+
+
+def other_task(path: Path, data: dict[str, Any]) -> str | None:
+    """What a COCO file holds when it is not instances or keypoints (None when it is)."""
+    if path.name.startswith(OTHER_TASKS):
+        return path.name.split("_")[0] if not path.name.startswith("image_info_") else "image_info"
+    anns = data.get("annotations")
+    if anns is None and not data.get("categories"):
+        return "image_info"
+    if isinstance(anns, list) and anns and all(isinstance(a, dict) for a in anns[:100]):
+        if any("segments_info" in a for a in anns[:100]):
+            return "panoptic"
+        if not any("category_id" in a for a in anns[:100]) and any("caption" in a for a in anns[:100]):
+            return "captions"
+    return None
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -87,7 +116,28 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def count(src: Path) -> int:
-    return sum(len(load(p)["images"]) for p in annotation_files(src))
+    return sum(len(data["images"]) for _split, group in _instance_groups(src)[0] for _p, data in group[:1])
+
+
+def _instance_groups(src: Path) -> tuple[list[tuple[str, list[tuple[Path, dict[str, Any]]]]], Counter[str]]:
+    """The instance and keypoint files of `src` grouped by split (COCO 2017 has instances
+    and person_keypoints of the same images), and the files of other tasks, counted."""
+    files = annotation_files(src)
+    if not files:
+        raise InvalidInput(str(src), f"no {LOOKS_FOR}")
+    groups: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+    skipped: Counter[str] = Counter()
+    for path in files:
+        data = load(path)
+        task = other_task(path, data)
+        if task is not None:
+            skipped[f"COCO {task} files skipped (not instances or keypoints)"] += 1
+            continue
+        groups.setdefault(split_name(path), []).append((path, data))
+    if not groups:
+        raise InvalidInput(str(src), f"no COCO instances or keypoints among {len(files)} JSON files "
+                                     f"({', '.join(p.name for p in files[:5])})")
+    return sorted(groups.items()), skipped
 
 
 def source_root(src: Path) -> Path:
@@ -102,8 +152,9 @@ def find_image(src: Path, ann_file: Path, split: str, file_name: str, where: str
     """The image `file_name` names, looked up where COCO exports keep images; a name that
     leads outside the source is refused (InvalidInput)."""
     root = source_root(src)
-    for base in (root / "images" / split, root / split, root / "images", root, ann_file.parent.parent / split,
-                 ann_file.parent.parent / "images" / split, ann_file.parent.parent / "images", ann_file.parent):
+    top = ann_file.parent.parent if ann_file.parent.name == "annotations" else ann_file.parent
+    for base in (root / "images" / split, root / split, root / "images", root / "data", root, top / split,
+                 top / "images" / split, top / "images", top / "data", ann_file.parent):
         candidate = walk.contained(base, file_name, ann_file.name, where)
         if candidate.is_file():
             return candidate
@@ -121,48 +172,51 @@ def _is_id(v: Any) -> bool:
 
 
 def read(src: Path, session: ImportSession, dataset: str | None = None, link: bool = False) -> dict[str, int]:
-    counts: Counter[str] = Counter()
-    files = annotation_files(src)
-    if not files:
-        raise InvalidInput(str(src), "no COCO annotation JSON found")
-    loaded = [(path, load(path)) for path in files]
+    groups, counts = _instance_groups(src)
+    loaded = [pair for _split, group in groups for pair in group]
     classes, class_of = _classes(loaded)
-    session.set_meta({"classes": classes, "tags": [CROWD_TAG], "projectType": "images"}, files[0].name)
-    for path, data in loaded:
-        split = split_name(path)
-        target = f"{dataset}/{split}" if dataset and len(loaded) > 1 else dataset or split
+    session.set_meta({"classes": classes, "tags": [CROWD_TAG], "projectType": "images"}, loaded[0][0].name)
+    for split, group in groups:
+        target = f"{dataset}/{split}" if dataset and len(groups) > 1 else dataset or split
         session.add_dataset(target)
-        by_image = _group(path.name, data, class_of, session)
-        for i, image in enumerate(data["images"]):
-            label = f"{path.name}: images[{i}]"
-            if not isinstance(image, dict) or not isinstance(image.get("file_name"), str):
-                session.reject(InvalidInput(path.name, "expected an object with a file_name", f"images[{i}]"))
-                continue
-            name = os.path.basename(image["file_name"])
-            anns = by_image.pop(image["id"], []) if _is_id(image.get("id")) else []
-            builder = functools.partial(build_annotation, path.name, i, image.get("width"), image.get("height"),
-                                        anns, class_of)
-            if link:
-                url = image.get("coco_url") or image.get("flickr_url")
-                if not url or not _num_list([image.get("width"), image.get("height")]):
-                    session.reject(InvalidInput(path.name, "--link needs coco_url, width and height", f"images[{i}]"))
+        by_image = _group(group, class_of, session)
+        seen: set[Any] = set()
+        for path, data in group:
+            for i, image in enumerate(data["images"]):
+                label = f"{path.name}: images[{i}]"
+                if not isinstance(image, dict) or not isinstance(image.get("file_name"), str):
+                    session.reject(InvalidInput(path.name, "expected an object with a file_name", f"images[{i}]"))
                     continue
-                ann, notes = builder(int(image["width"]), int(image["height"]))
-                counts.update(notes)
-                session.add_link(target, name, url, ann=ann, width=int(image["width"]), height=int(image["height"]),
-                                 label=label)
-                continue
-            try:
-                found = find_image(src, path, split, image["file_name"], f"images[{i}].file_name")
-            except InvalidInput as e:
-                session.reject(e)
-                continue
-            if found is None:
-                session.reject(InvalidInput(path.name, f"image {image['file_name']!r} not found next to the "
-                                                       "annotations (images/<split>/, <split>/, images/)",
-                                            f"images[{i}].file_name"))
-                continue
-            session.add_item(target, name, str(found), ann=builder, label=f"{split}/{image['file_name']}")
+                image_id = image.get("id") if _is_id(image.get("id")) else None
+                if image_id is not None and image_id in seen:
+                    continue  # the same image in the split's keypoints file
+                seen.add(image_id)
+                name = os.path.basename(image["file_name"])
+                anns = by_image.pop(image_id, []) if image_id is not None else []
+                builder = functools.partial(build_annotation, path.name, i, image.get("width"), image.get("height"),
+                                            anns, class_of)
+                if link:
+                    url = image.get("coco_url") or image.get("flickr_url")
+                    if not url or not _num_list([image.get("width"), image.get("height")]):
+                        session.reject(InvalidInput(path.name, "--link needs coco_url, width and height",
+                                                    f"images[{i}]"))
+                        continue
+                    ann, notes = builder(int(image["width"]), int(image["height"]))
+                    counts.update(notes)
+                    session.add_link(target, name, url, ann=ann, width=int(image["width"]),
+                                     height=int(image["height"]), label=label)
+                    continue
+                try:
+                    found = find_image(src, path, split, image["file_name"], f"images[{i}].file_name")
+                except InvalidInput as e:
+                    session.reject(e)
+                    continue
+                if found is None:
+                    session.reject(InvalidInput(path.name, f"image {image['file_name']!r} not found next to the "
+                                                           "annotations (images/<split>/, <split>/, images/, data/)",
+                                                f"images[{i}].file_name"))
+                    continue
+                session.add_item(target, name, str(found), ann=builder, label=f"{split}/{image['file_name']}")
         counts["annotations without an image"] += sum(len(v) for v in by_image.values())
     return dict(counts)
 
@@ -178,7 +232,8 @@ def _classes(loaded: list[tuple[Path, dict[str, Any]]]) -> tuple[list[dict[str, 
             skeleton = cat.get("skeleton") or []
             if not isinstance(skeleton, list) or not all(_num_list(e, 2) for e in skeleton):
                 raise InvalidInput(path.name, "expected a list of [node, node] pairs", f"categories[{i}].skeleton")
-            cats.setdefault(cat["id"], cat)
+            if cat["id"] not in cats or cat.get("keypoints") and not cats[cat["id"]].get("keypoints"):
+                cats[cat["id"]] = cat  # person_keypoints' person: the one with keypoints
         for ann in data.get("annotations", []):
             if isinstance(ann, dict) and _is_id(ann.get("category_id")) and ann["category_id"] in cats:
                 name = cats[ann["category_id"]]["name"]
@@ -203,34 +258,49 @@ def _classes(loaded: list[tuple[Path, dict[str, Any]]]) -> tuple[list[dict[str, 
     return classes, class_of
 
 
-def _group(file: str, data: dict[str, Any], class_of: dict[int, dict[str, Any]],
-           session: ImportSession) -> dict[Any, list[tuple[int, dict[str, Any]]]]:
-    """image id -> (index, annotation), after the checks whose errors need the index."""
-    by_image: dict[Any, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
-    for i, ann in enumerate(data.get("annotations", [])):
-        where = f"annotations[{i}]"
-        try:
-            if not isinstance(ann, dict):
-                raise InvalidInput(file, "expected an object", where)
-            if not _is_id(ann.get("image_id")):
-                raise InvalidInput(file, f"expected an image id, got {ann.get('image_id')!r}", f"{where}.image_id")
-            if not _is_id(ann.get("category_id")) or ann["category_id"] not in class_of:
-                raise InvalidInput(file, f"unknown category_id {ann.get('category_id')!r}", f"{where}.category_id")
-            if "bbox" in ann and not _num_list(ann["bbox"], 4):
-                raise InvalidInput(file, "expected 4 numbers", f"{where}.bbox")
-            seg = ann.get("segmentation")
-            if seg is not None and not isinstance(seg, (list, dict)):
-                raise InvalidInput(file, "expected a list of polygons or an RLE object", f"{where}.segmentation")
-            if "keypoints" in ann and not _num_list(ann["keypoints"]):
-                raise InvalidInput(file, "expected a list of numbers", f"{where}.keypoints")
-        except InvalidInput as e:
-            session.reject(e)
-            continue
-        by_image[ann.get("image_id")].append((i, ann))
+def _group(group: list[tuple[Path, dict[str, Any]]], class_of: dict[int, dict[str, Any]],
+           session: ImportSession) -> dict[Any, list[tuple[str, int, dict[str, Any]]]]:
+    """image id -> (file, index, annotation) over a split's files, after the checks whose
+    errors need the index. An annotation id in two files (instances and person_keypoints)
+    is taken once: the one with keypoints."""
+    by_image: dict[Any, list[tuple[str, int, dict[str, Any]]]] = defaultdict(list)
+    taken: dict[Any, tuple[Any, int]] = {}  # annotation id -> (image id, position)
+    for path, data in group:
+        file = path.name
+        for i, ann in enumerate(data.get("annotations", [])):
+            where = f"annotations[{i}]"
+            try:
+                if not isinstance(ann, dict):
+                    raise InvalidInput(file, "expected an object", where)
+                if not _is_id(ann.get("image_id")):
+                    raise InvalidInput(file, f"expected an image id, got {ann.get('image_id')!r}", f"{where}.image_id")
+                if not _is_id(ann.get("category_id")) or ann["category_id"] not in class_of:
+                    raise InvalidInput(file, f"unknown category_id {ann.get('category_id')!r}", f"{where}.category_id")
+                if "bbox" in ann and not _num_list(ann["bbox"], 4):
+                    raise InvalidInput(file, "expected 4 numbers", f"{where}.bbox")
+                seg = ann.get("segmentation")
+                if seg is not None and not isinstance(seg, (list, dict)):
+                    raise InvalidInput(file, "expected a list of polygons or an RLE object", f"{where}.segmentation")
+                if "keypoints" in ann and not _num_list(ann["keypoints"]):
+                    raise InvalidInput(file, "expected a list of numbers", f"{where}.keypoints")
+            except InvalidInput as e:
+                session.reject(e)
+                continue
+            entries = by_image[ann["image_id"]]
+            ann_id = ann.get("id") if len(group) > 1 and _is_id(ann.get("id")) else None
+            if ann_id is not None and ann_id in taken:
+                image_id, pos = taken[ann_id]
+                if image_id == ann["image_id"]:
+                    if ann.get("keypoints") and not by_image[image_id][pos][2].get("keypoints"):
+                        by_image[image_id][pos] = (file, i, ann)
+                    continue
+            if ann_id is not None:
+                taken[ann_id] = (ann["image_id"], len(entries))
+            entries.append((file, i, ann))
     return by_image
 
 
-def build_annotation(file: str, index: int, json_w: Any, json_h: Any, anns: list[tuple[int, dict[str, Any]]],
+def build_annotation(file: str, index: int, json_w: Any, json_h: Any, anns: list[tuple[str, int, dict[str, Any]]],
                      class_of: dict[int, dict[str, Any]], width: int, height: int
                      ) -> tuple[dict[str, Any], dict[str, int]]:
     """One image's Supervisely annotation (run by an import worker, with the real image size)."""
@@ -240,13 +310,13 @@ def build_annotation(file: str, index: int, json_w: Any, json_h: Any, anns: list
     notes: Counter[str] = Counter()
     clip = geo.Clipper(notes)
     objects: list[dict[str, Any]] = []
-    for i, ann in anns:
+    for ann_file, i, ann in anns:
         cat = class_of[ann["category_id"]]
         tags = [{"name": "iscrowd", "value": None}] if ann.get("iscrowd") else []
         seg = ann.get("segmentation")
         where = f"annotations[{i}].segmentation"
         if isinstance(seg, dict):
-            mask = decode_rle(seg, height, width, file, where)
+            mask = decode_rle(seg, height, width, ann_file, where)
             ob = geo.bitmap(cat["name"], mask, tags)
             if ob is None:
                 notes["empty masks skipped"] += 1
@@ -255,7 +325,7 @@ def build_annotation(file: str, index: int, json_w: Any, json_h: Any, anns: list
         elif seg:
             for j, part in enumerate(seg):
                 if not _num_list(part) or len(part) % 2:
-                    raise InvalidInput(file, "expected a flat list of x, y numbers", f"{where}[{j}]")
+                    raise InvalidInput(ann_file, "expected a flat list of x, y numbers", f"{where}[{j}]")
                 if len(part) < 6:
                     notes["polygons with fewer than 3 points skipped"] += 1
                     continue

@@ -2,31 +2,67 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from cas.errors import InvalidInput
-from cas.session import ImportReport
+from cas.session import ImportReport, ImportSession
 from cas.store import Store
 
 from . import FORMATS, GENERIC
-from .walk import SKIPPED_LINKS, containment
+from .geometry import union_meta
+from .walk import SKIPPED_LINKS, containment, subdirs
+
+# An export's root, or the folder above it: how deep `auto` and a named format look for a
+# dataset when the folder given is not one (VOCdevkit/VOC2012/, one COCO folder per dataset).
+SEARCH_DEPTH = 2
 
 
 def detect_format(src: Path) -> str:
-    """The one format that fits `src`; an error lists none or several."""
+    """The one format that fits `src`, or the folders up to SEARCH_DEPTH below it; an error
+    lists none or several."""
     if not src.exists():
         raise InvalidInput(str(src), "no such file or directory")
     with containment(source_root(src)):
         fits = [name for name, module in FORMATS.items() if module.detect(src)]
+        if src.is_dir() and not [f for f in fits if f != GENERIC]:
+            below = [name for name, module in FORMATS.items() if name != GENERIC and _fitting_below(src, module)]
+            fits = below or fits
     if len(fits) > 1 and GENERIC in fits:
         fits.remove(GENERIC)
     if not fits:
-        raise InvalidInput(str(src), f"no known format fits (known: {', '.join(FORMATS)}); pass --format")
+        raise InvalidInput(str(src), f"no known format fits here or {SEARCH_DEPTH} folders below "
+                                     f"(known: {', '.join(FORMATS)}); pass --format")
     if len(fits) > 1:
         raise InvalidInput(str(src), f"several formats fit ({', '.join(fits)}); pass --format")
     return fits[0]
+
+
+def _fitting_below(folder: Path, module: ModuleType, depth: int = SEARCH_DEPTH) -> list[Path]:
+    found: list[Path] = []
+    for entry in sorted(subdirs(str(folder)), key=lambda e: e.name):
+        child = Path(entry.path)
+        if module.detect(child):
+            found.append(child)
+        elif depth > 1:
+            found += _fitting_below(child, module, depth - 1)
+    return found
+
+
+def dataset_roots(src: Path, fmt: str) -> list[tuple[str | None, Path]]:
+    """(dataset prefix, folder) pairs to read: `src` itself when the format fits it, else
+    every folder below that it fits, each prefixed with its path under `src` (none when
+    there is only one, as for VOCdevkit/VOC2012)."""
+    module = FORMATS[fmt]
+    if not src.is_dir() or module.detect(src):
+        return [(None, src)]
+    found = _fitting_below(src, module)
+    if len(found) <= 1:
+        return [(None, found[0] if found else src)]
+    return [(p.relative_to(src).as_posix(), p) for p in found]
 
 
 def source_root(src: Path, fmt: str | None = None) -> Path:
@@ -43,7 +79,10 @@ def count_items(src: Path, fmt: str) -> int | None:
     if counter is None:
         return None
     with containment(source_root(src, fmt)):
-        return counter(src)
+        try:
+            return sum(counter(root) for _prefix, root in dataset_roots(src, fmt))
+        except InvalidInput:
+            return None  # the import says what is wrong, with the session's rules
 
 
 def import_source(store: Store, src: Path, project: str, fmt: str, dataset: str | None = None,
@@ -51,14 +90,58 @@ def import_source(store: Store, src: Path, project: str, fmt: str, dataset: str 
                   follow_symlinks: bool = False, **options: Any) -> tuple[ImportReport, dict[str, int]]:
     """Import `src` in format `fmt` into `project` atomically; returns the session report and
     the converter's own counts. `reader_options` go to the converter (e.g. `head` for links).
-    Only files under `src` or the store's allowed roots are read (see `converters.walk`)."""
+    Only files under `src` or the store's allowed roots are read (see `converters.walk`).
+    An import that finds no item is an error saying what was looked for, and where."""
     if fmt not in FORMATS:
         raise InvalidInput(str(src), f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     if not src.exists():
         raise InvalidInput(str(src), "no such file or directory")
+    module = FORMATS[fmt]
     with containment(source_root(src, fmt), store.config.allow_roots, follow_symlinks) as rule, \
             store.begin_import(project, progress=progress, **options) as session:
-        extra = FORMATS[fmt].read(src, session, dataset, **(reader_options or {}))
+        roots = dataset_roots(src, fmt)
+        extra: Counter[str] = Counter()
+        if len(roots) == 1:
+            extra.update(module.read(roots[0][1], session, dataset, **(reader_options or {})))
+        else:
+            collected = Collected(session)
+            for prefix, root in roots:
+                target = f"{dataset}/{prefix}" if dataset else prefix
+                extra.update(module.read(root, collected, target, **(reader_options or {})))
+            collected.replay()
+        if not session.items_queued and not session.report.items_invalid:
+            looked_for = getattr(module, "LOOKS_FOR", f"{fmt} items")
+            raise InvalidInput(str(src), f"nothing to import: found no {looked_for} here or "
+                                         f"{SEARCH_DEPTH} folders below")
         if rule.skipped_links:
             extra[SKIPPED_LINKS] = rule.skipped_links
-        return session.commit(), extra
+        return session.commit(), dict(extra)
+
+
+class Collected:
+    """A session stand-in for an import of several folders: their metas are merged and set
+    once, before the items (a session takes its meta before its first item)."""
+
+    def __init__(self, session: ImportSession) -> None:
+        self.session = session
+        self.meta: dict[str, Any] | None = None
+        self.meta_file = "meta.json"
+        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def set_meta(self, meta: dict[str, Any], file: str = "meta.json") -> None:
+        self.meta = meta if self.meta is None else union_meta(self.meta, meta)
+        self.meta_file = file
+
+    def reject(self, error: InvalidInput) -> None:
+        self.session.reject(error)
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name not in ("add_dataset", "add_item", "add_link"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self.calls.append((name, args, kwargs))
+
+    def replay(self) -> None:
+        if self.meta is not None:
+            self.session.set_meta(self.meta, self.meta_file)
+        for name, args, kwargs in self.calls:
+            getattr(self.session, name)(*args, **kwargs)
