@@ -202,8 +202,10 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
 @click.option("--format", "fmt", default="sly", show_default=True, help="sly, coco, yolo or voc.")
 @click.option("--task", type=click.Choice(["detect", "segment"]), default="detect", show_default=True,
               help="YOLO: boxes, or polygons.")
+@click.option("--other-split", type=click.Choice(["train", "val", "test", "none"]), default="train",
+              show_default=True, help="YOLO: the split of datasets not named train, val or test (none: left out).")
 @pass_ctx
-def export_cmd(c: Context, project: str, dest: Path, fmt: str, task: str) -> None:
+def export_cmd(c: Context, project: str, dest: Path, fmt: str, task: str, other_split: str) -> None:
     """Write PROJECT to DEST in a dataset format. A geometry the format cannot hold is
     converted (e.g. polygon -> box) and counted in the summary, never dropped silently."""
     from converters import FORMATS
@@ -212,7 +214,7 @@ def export_cmd(c: Context, project: str, dest: Path, fmt: str, task: str) -> Non
     if writer is None:
         raise InvalidInput(fmt, f"cannot export to this format (can: {', '.join(k for k, m in FORMATS.items() if hasattr(m, 'write'))})")
     c.store.ns.project(project)
-    counts = writer(c.store, project, dest, **({"task": task} if fmt == "yolo" else {}))
+    counts = writer(c.store, project, dest, **({"task": task, "other_split": other_split} if fmt == "yolo" else {}))
     click.echo(f"exported {project} to {dest}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 

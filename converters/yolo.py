@@ -1,11 +1,19 @@
-"""YOLO, Ultralytics layout: `data.yaml` (`names`, split folders, `kpt_shape` for pose)
-with `images/<split>/` and `labels/<split>/*.txt`, or an older layout with `classes.txt`
-(or `obj.names`) and labels beside the images. One dataset per split.
+"""YOLO, in the layouts tools write:
 
-Label lines are normalized to the image: `c cx cy w h` (box -> rectangle), `c x1 y1 x2 y2
-...` (polygon), and with `kpt_shape: [K, 2|3]` in data.yaml `c cx cy w h` plus K points
-(pose -> rectangle plus a graph of class `<name>_keypoints`). Coordinates are scaled by
-the real image size in the import's workers, clipped, and counted when clipped.
+- Ultralytics / Roboflow / FiftyOne: a YAML config (`data.yaml`, `dataset.yaml`, the
+  Supervisely SDK's `data_config.yaml`) with `names` (a list or an id -> name mapping),
+  an optional `path`, and `train` / `val` / `test` given as image folders or as .txt
+  lists of image paths (one or a list of several); labels found by Ultralytics' rule
+  (the last `images` path part replaced by `labels`) or beside the images;
+- darknet / CVAT YOLO 1.1: `obj.data` (`names = data/obj.names`, `train = data/train.txt`)
+  with labels beside the images;
+- an older layout with `classes.txt` (or `obj.names`) and labels beside the images.
+
+One dataset per split. Label lines are normalized to the image: `c cx cy w h` (box ->
+rectangle), `c x1 y1 x2 y2 ...` (polygon), and with `kpt_shape: [K, 2|3]` in the config
+`c cx cy w h` plus K points (pose -> rectangle plus a graph of class `<name>_keypoints`).
+Coordinates are scaled by the real image size in the import's workers, clipped, and
+counted when clipped.
 """
 
 from __future__ import annotations
@@ -18,60 +26,62 @@ from typing import Any
 
 import yaml
 
-from cas.errors import AlreadyExists, InvalidInput
+from cas.errors import InvalidInput
 from cas.media import is_image_name
 from cas.session import ImportSession
 from cas.store import Store
 
 from . import geometry as geo
 from . import text
+from .output import UniqueNames, fresh_folder
 from .walk import contained, files, tree_files
 
 CLASS_FILES = ("classes.txt", "obj.names")
+CONFIGS = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml", "data_config.yaml")
+DARKNET = "obj.data"
+SPLITS = {"train": "train", "val": "val", "valid": "val", "test": "test"}
+LOOKS_FOR = f"YOLO dataset ({', '.join(CONFIGS)}, {DARKNET}, or {' / '.join(CLASS_FILES)} with label .txt files)"
 
 
 def detect(src: Path) -> bool:
-    return src.is_dir() and (_yaml_file(src) is not None or (
+    return src.is_dir() and (_config_file(src) is not None or (src / DARKNET).is_file() or (
         any((src / f).is_file() for f in CLASS_FILES) and not (src / "masks").is_dir()
         and any(p.name not in CLASS_FILES for p in tree_files(src, ".txt"))))
 
 
-def _yaml_file(src: Path) -> Path | None:
-    for name in ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml"):
+def _config_file(src: Path) -> Path | None:
+    for name in CONFIGS:
         if (src / name).is_file():
             return src / name
     return None
 
 
 class Layout:
-    """Class names, keypoint shape and (split, images folder) pairs of a YOLO dataset."""
+    """Class names, keypoint shape and the (split, images) of a YOLO dataset."""
 
     def __init__(self, src: Path) -> None:
         self.src = src
         self.kpt: tuple[int, int] | None = None
-        yml = _yaml_file(src)
+        self.splits: list[tuple[str, list[tuple[str, Path]]]] = []  # split -> (item name, image)
+        yml = _config_file(src)
         if yml is not None:
             self._from_yaml(yml)
+        elif (src / DARKNET).is_file():
+            self._from_darknet(src / DARKNET)
         else:
-            names_file = next(src / f for f in CLASS_FILES if (src / f).is_file())
+            names_file = next((src / f for f in CLASS_FILES if (src / f).is_file()), None)
+            if names_file is None:
+                raise InvalidInput(str(src), f"no {LOOKS_FOR}")
             self.names = text.lines(names_file, names_file.name)
-            self.splits = [(p.name, p) for p in sorted(src.iterdir()) if p.is_dir() and _has_images(p)] or \
+            folders = [(p.name, p) for p in sorted(src.iterdir()) if p.is_dir() and _has_images(p)] or \
                 [(src.name, src)]
+            self.splits = [(split, _folder_images(folder)) for split, folder in folders]
 
     def _from_yaml(self, yml: Path) -> None:
         data = text.read_yaml(yml)
         if not isinstance(data, dict):
             raise InvalidInput(yml.name, "expected a mapping", "$")
-        names = data.get("names")
-        if isinstance(names, dict):
-            try:
-                self.names = [str(names[k]) for k in sorted(names, key=int)]
-            except (TypeError, ValueError):
-                raise InvalidInput(yml.name, "expected integer class ids", "names") from None
-        elif isinstance(names, list):
-            self.names = [str(n) for n in names]
-        else:
-            raise InvalidInput(yml.name, "expected a list or a mapping of class names", "names")
+        self.names = _names(data.get("names"), yml.name)
         kpt = data.get("kpt_shape")
         if kpt is not None:
             if not (isinstance(kpt, list) and len(kpt) == 2 and kpt[1] in (2, 3) and isinstance(kpt[0], int)):
@@ -80,20 +90,82 @@ class Layout:
         path = data.get("path")
         if path is not None and not isinstance(path, str):
             raise InvalidInput(yml.name, "expected a folder", "path")
-        base = contained(self.src, path or ".", yml.name, "path")
-        if not base.is_dir():
-            base = self.src
-        self.splits = []
-        for split in ("train", "val", "test"):
-            rel = data.get(split)
-            if not isinstance(rel, str):
+        bases = [self.src]
+        if path:  # relative to the config's folder (Ultralytics takes it from its working folder)
+            try:
+                base = contained(self.src, path, yml.name, "path")
+                if base.is_dir():
+                    bases.insert(0, base)
+            except InvalidInput:
+                pass  # an absolute path of the machine that wrote the export: the config's folder
+        for key, split in SPLITS.items():
+            given = data.get(key)
+            if given is None:
                 continue
-            for top in (base, self.src):
-                if contained(top, rel, yml.name, split).is_dir():
-                    self.splits.append((split, top / rel))
-                    break
+            parts = given if isinstance(given, list) else [given]
+            if not all(isinstance(p, str) for p in parts):
+                raise InvalidInput(yml.name, "expected a folder, a .txt list of images, or a list of them", key)
+            images = [im for part in parts for im in self._images_of(part, bases, yml.name, key)]
+            self._add(split, images)
         if not self.splits:
-            raise InvalidInput(yml.name, "no train/val/test image folder found", "train")
+            raise InvalidInput(yml.name, "no train, val or test image folder or list found (looked under "
+                                         f"{', '.join(str(b) for b in bases)})", "train")
+
+    def _from_darknet(self, cfg: Path) -> None:
+        """darknet's `key = value` lines (CVAT YOLO 1.1): paths there start with `data/`, the
+        folder darknet runs in."""
+        entries = {}
+        for line in text.lines(cfg, cfg.name):
+            key, sep, value = line.partition("=")
+            if sep:
+                entries[key.strip()] = value.strip()
+        names_file = self._find(entries.get("names") or "obj.names", [self.src], cfg.name, "names")
+        if names_file is None or not names_file.is_file():
+            raise InvalidInput(cfg.name, f"names file {entries.get('names')!r} not found", "names")
+        self.names = text.lines(names_file, names_file.name)
+        for key, split in SPLITS.items():
+            if key in entries:
+                self._add(split, self._images_of(entries[key], [self.src], cfg.name, key))
+        if not self.splits:
+            raise InvalidInput(cfg.name, "no train or valid image list found", "train")
+
+    def _add(self, split: str, images: list[tuple[str, Path]]) -> None:
+        for i, (existing, listed) in enumerate(self.splits):
+            if existing == split:
+                self.splits[i] = (split, listed + images)
+                return
+        self.splits.append((split, images))
+
+    def _find(self, given: str, bases: list[Path], label: str, where: str) -> Path | None:
+        """`given` under one of `bases`, by Ultralytics' and darknet's rules: as written, then
+        with leading parts dropped (`../train/images` -> `train/images`; `data/train.txt`)."""
+        parts = Path(given).parts
+        for base in bases:
+            for k in range(len(parts)):
+                try:
+                    candidate = contained(base, str(Path(*parts[k:])), label, where)
+                except InvalidInput:
+                    continue
+                if candidate.exists():
+                    return candidate
+        return None
+
+    def _images_of(self, given: str, bases: list[Path], label: str, where: str) -> list[tuple[str, Path]]:
+        found = self._find(given, bases, label, where)
+        if found is None:
+            raise InvalidInput(label, f"{given!r} not found under {bases[0]}", where)
+        if found.is_dir():
+            return _folder_images(found)
+        listed = []
+        for number, line in enumerate(text.lines(found, os.path.relpath(found, self.src)), 1):
+            image = self._find(line.removeprefix("./"), [found.parent, *bases], found.name, f"line {number}")
+            if image is None or not image.is_file():
+                raise InvalidInput(os.path.relpath(found, self.src), f"image {line[:200]!r} not found", f"line {number}")
+            listed.append(image)
+        if not listed:
+            return []
+        top = Path(os.path.commonpath([p.parent for p in listed]))
+        return [(str(p.relative_to(top)).replace(os.sep, "_"), p) for p in listed]
 
     def label_path(self, image: Path) -> Path:
         """Ultralytics: the last `images` path part replaced by `labels`; else beside the image."""
@@ -107,16 +179,27 @@ class Layout:
         return image.with_suffix(".txt")
 
 
+def _names(names: Any, label: str) -> list[str]:
+    if isinstance(names, dict):
+        try:
+            return [str(names[k]) for k in sorted(names, key=int)]
+        except (TypeError, ValueError):
+            raise InvalidInput(label, "expected integer class ids", "names") from None
+    if isinstance(names, list):
+        return [str(n) for n in names]
+    raise InvalidInput(label, "expected a list or a mapping of class names", "names")
+
+
 def _has_images(folder: Path) -> bool:
     return any(is_image_name(e.name) for e in files(str(folder)))
 
 
-def _images(folder: Path) -> list[Path]:
-    return [p for p in tree_files(folder) if is_image_name(p.name)]
+def _folder_images(folder: Path) -> list[tuple[str, Path]]:
+    return [(str(p.relative_to(folder)).replace(os.sep, "_"), p) for p in tree_files(folder) if is_image_name(p.name)]
 
 
 def count(src: Path) -> int:
-    return sum(len(_images(folder)) for _split, folder in Layout(src).splits)
+    return sum(len(images) for _split, images in Layout(src).splits)
 
 
 def _read_label(path: Path, src: Path) -> str:
@@ -137,8 +220,8 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     names = layout.names
     kinds: dict[int, set[str]] = defaultdict(set)
     entries = []
-    for split, folder in layout.splits:
-        for image in _images(folder):
+    for split, images in layout.splits:
+        for name, image in images:
             label = layout.label_path(image)
             try:
                 content = _read_label(label, src)
@@ -149,22 +232,22 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                 tokens = line.split()
                 if tokens and tokens[0].isdigit() and len(tokens[0]) < 10:
                     kinds[int(tokens[0])].add(_kind(len(tokens), layout.kpt))
-            entries.append((split, folder, image, label))  # the label is read again below
+            entries.append((split, name, image, label))  # the label is read again below
     classes: list[dict[str, Any]] = []
-    for i, name in enumerate(names):
+    for i, class_name in enumerate(names):
         shapes = {"rectangle" if k == "pose" else k for k in kinds.get(i, {"rectangle"})}
-        classes.append(geo.meta_class(name, shapes.pop() if len(shapes) == 1 else "any", len(classes)))
+        classes.append(geo.meta_class(class_name, shapes.pop() if len(shapes) == 1 else "any", len(classes)))
     if layout.kpt is not None:
         nodes = {str(k): {"label": str(k), "loc": [0, 0], "color": geo.color(k)} for k in range(layout.kpt[0])}
-        for name in names:
-            classes.append(geo.meta_class(f"{name}_keypoints", "graph", len(classes), {"nodes": nodes, "edges": []}))
+        for class_name in names:
+            classes.append(geo.meta_class(f"{class_name}_keypoints", "graph", len(classes),
+                                          {"nodes": nodes, "edges": []}))
     session.set_meta({"classes": classes, "tags": [], "projectType": "images"}, "data.yaml")
-    for split, folder, image, label in entries:
+    for split, name, image, label in entries:
         content = _read_label(label, src)
         target = f"{dataset}/{split}" if dataset and len(layout.splits) > 1 else dataset or split
         rel_label = os.path.relpath(label, src)
         builder = functools.partial(build_annotation, rel_label, content, tuple(names), layout.kpt)
-        name = str(image.relative_to(folder)).replace(os.sep, "_")
         session.add_item(target, name, str(image), ann=builder, label=os.path.relpath(image, src))
     return {}
 
@@ -220,38 +303,66 @@ def _box(name: str, v: list[float], width: int, height: int, clip: geo.Clipper) 
 
 
 # -- export --------------------------------------------------------------------------------------
-def write(store: Store, project: str, dest: Path, task: str = "detect") -> dict[str, int]:
+def split_of(dataset: str, other: str = "train") -> str | None:
+    """The YOLO split a dataset goes to: by its top-level name (`train`, `val`, `valid`,
+    `validation`, `test`, any case; `train/night` is train), else `other` (None: left out)."""
+    top = dataset.split("/")[0].lower()
+    return {"validation": "val", **SPLITS}.get(top, other if other != "none" else None)
+
+
+def write(store: Store, project: str, dest: Path, task: str = "detect", other_split: str = "train") -> dict[str, int]:
     """`data.yaml` plus `images/<dataset>/` and `labels/<dataset>/` (nested datasets joined
-    with '_'). detect: every object as its box; segment: polygons, other shapes as the
-    polygon of their box. Conversions are counted."""
-    if dest.exists() and any(dest.iterdir()):
-        raise AlreadyExists(f"{dest} exists and is not empty")
+    with '_'). Each dataset goes to the split `split_of` names; data.yaml lists every split's
+    folders and gives `path` as the export's absolute folder, so Ultralytics finds the
+    images from any working folder. Item names that share a stem in one folder (`a.jpg`,
+    `a.png`) are renamed so labels stay apart. detect: every object as its box; segment:
+    polygons, other shapes as the polygon of their box. Conversions are counted."""
+    final = dest.resolve()
+    with fresh_folder(dest) as tmp:
+        return _write(store, project, tmp, final, task, other_split)
+
+
+def _write(store: Store, project: str, dest: Path, final: Path, task: str, other_split: str) -> dict[str, int]:
     meta = store.ns.project(project).meta
     names = [c["title"] for c in meta.get("classes", []) if c["shape"] != "graph"]
     index = {n: i for i, n in enumerate(names)}
     counts: Counter[str] = Counter()
-    splits = []
+    splits: dict[str, list[str]] = {}
+    folders = UniqueNames()
     for dataset in store.ns.datasets(project):
-        flat = dataset.replace("/", "_")
-        splits.append(flat)
+        split = split_of(dataset, other_split)
+        if split is None:
+            counts["datasets left out (not named train, val or test)"] += 1
+            continue
+        if split != dataset.split("/")[0]:
+            counts[f"datasets written to the {split} split (not named train, val or test)"] += 1
+        flat = folders(dataset.replace("/", "_"))
+        splits.setdefault(split, []).append(f"images/{flat}")
         (dest / "images" / flat).mkdir(parents=True, exist_ok=True)
         (dest / "labels" / flat).mkdir(parents=True, exist_ok=True)
+        stems = UniqueNames(by_stem=True)
         for name, item in store.ns.items(project, dataset):
-            geo.export_media(store, item.media, dest / "images" / flat / name)
+            out_name = stems(name, f"{Path(name).stem}_{Path(name).suffix.lstrip('.')}{Path(name).suffix}")
+            geo.export_media(store, item.media, dest / "images" / flat / out_name)
             ann = store.read_json(item.ann, f"{dataset}/ann/{name}.json")
             lines = []
             for ob in ann.get("objects", []):
                 line = _yolo_line(ob, index, item.width, item.height, task, counts)
                 if line:
                     lines.append(line)
-            (dest / "labels" / flat / (Path(name).stem + ".txt")).write_text("".join(f"{ln}\n" for ln in lines))
+            (dest / "labels" / flat / (Path(out_name).stem + ".txt")).write_text("".join(f"{ln}\n" for ln in lines))
             counts["images"] += 1
             counts["objects"] += len(lines)
-    doc: dict[str, Any] = {"path": ".", "names": dict(enumerate(names))}
-    for role, split in zip(("train", "val", "test"), splits):
-        doc[role] = f"images/{split}"
-    if len(splits) > 3:
-        counts["datasets beyond train/val/test listed only as folders"] += len(splits) - 3
+        if stems.renamed:
+            counts["images renamed (a stem shared with another image of the folder)"] += stems.renamed
+    doc: dict[str, Any] = {"path": str(final)}
+    for role in ("train", "val", "test"):
+        if role in splits:
+            doc[role] = splits[role] if len(splits[role]) > 1 else splits[role][0]
+    if "val" not in doc and "train" in doc:
+        doc["val"] = doc["train"]  # Ultralytics requires a val split
+        counts["no val dataset: val lists the train folders"] += 1
+    doc["names"] = dict(enumerate(names))
     (dest / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     return dict(counts)
 
