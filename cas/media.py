@@ -1,5 +1,10 @@
 """Width, height and mime of an image from its header (Pillow, no pixel decode), and the
-pixel limit of everything that does decode (render, mask imports, exports that draw masks)."""
+pixel limit of everything that does decode (render, mask imports, exports that draw masks).
+
+An image's size is the size it is shown at: a JPEG whose EXIF orientation turns it a
+quarter (a phone photo held upright) is as wide as its stored rows are high, as the
+Supervisely SDK (OpenCV), Ultralytics and browsers read it; annotations are in those
+coordinates, and `decode(..., oriented=True)` gives those pixels."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 from typing import IO
 
-from PIL import Image
+from PIL import Image, ImageOps
 
 from .errors import InvalidInput
 
@@ -63,13 +68,31 @@ def open_for_decoding(source: bytes | str | IO[bytes], label: str) -> Image.Imag
     return img
 
 
-def decode(img: Image.Image, label: str) -> Image.Image:
-    """`img`'s pixels loaded; a corrupt or truncated body is one InvalidInput."""
+def decode(img: Image.Image, label: str, oriented: bool = False) -> Image.Image:
+    """`img`'s pixels loaded (turned as its EXIF orientation says, with `oriented`); a
+    corrupt or truncated body is one InvalidInput."""
     try:
         img.load()
+        if oriented and orientation(img) != 1:
+            return ImageOps.exif_transpose(img)
     except Exception as e:  # noqa: BLE001 - as above
         raise _unreadable(label, e) from None
     return img
+
+
+EXIF_ORIENTATION = 0x0112
+TURNED = frozenset({5, 6, 7, 8})  # orientations that swap width and height
+
+
+def orientation(img: Image.Image) -> int:
+    """The EXIF orientation of an opened image (1: as stored); an unreadable EXIF block is 1."""
+    if "exif" not in img.info:
+        return 1
+    try:
+        value = img.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - a corrupt EXIF block does not make the image unreadable
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +117,8 @@ def probe_image(head: bytes, tail: bytes, label: str, fallback: bytes | None = N
                 raise
             img = _open(fallback)
         width, height = img.size
+        if orientation(img) in TURNED:
+            width, height = height, width
         fmt = img.format or ""
     except Exception as e:  # noqa: BLE001 - as above
         if "runcated" in str(e):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from cas.annotation import loads
-from cas.errors import AlreadyExists, InvalidInput
+from cas.errors import InvalidInput
 from cas.media import check_pixels
 from cas.records import ItemRecord
 from cas.session import ImportSession
@@ -33,6 +33,7 @@ from cas.workers import SafePoints, exit_with, forkserver, stopped_on_error
 
 from . import geometry as geo
 from . import walk
+from .output import writes_folder
 
 EXPORT_PROCESS_THRESHOLD = 2000  # items before worker processes pay for their start-up
 EXPORT_CHUNK = 250
@@ -166,6 +167,20 @@ def _num_list(v: Any, n: int | None = None) -> bool:
     return isinstance(v, list) and (n is None or len(v) == n) and all(map(geo.is_number, v))
 
 
+def _segmentation(ann: dict[str, Any]) -> Any:
+    """An annotation's segmentation, None when it is only its box's polygon (as cas and
+    other tools write for boxes, so every annotation has one): that stays a rectangle."""
+    seg = ann.get("segmentation")
+    box = ann.get("bbox")
+    if isinstance(seg, list) and len(seg) == 1 and _num_list(seg[0], 8) and _num_list(box, 4):
+        x, y, w, h = box
+        xs, ys = seg[0][0::2], seg[0][1::2]
+        if all(abs(a - b) < 0.01 for a, b in ((min(xs), x), (max(xs), x + w), (min(ys), y), (max(ys), y + h))) \
+                and all(v in (min(xs), max(xs)) for v in xs) and all(v in (min(ys), max(ys)) for v in ys):
+            return None
+    return seg
+
+
 def _is_id(v: Any) -> bool:
     """An image or category id: an integer or a string (never a list, which cannot key a table)."""
     return isinstance(v, (int, str)) and not isinstance(v, bool)
@@ -237,7 +252,7 @@ def _classes(loaded: list[tuple[Path, dict[str, Any]]]) -> tuple[list[dict[str, 
         for ann in data.get("annotations", []):
             if isinstance(ann, dict) and _is_id(ann.get("category_id")) and ann["category_id"] in cats:
                 name = cats[ann["category_id"]]["name"]
-                seg = ann.get("segmentation")
+                seg = _segmentation(ann)
                 if seg or not ann.get("keypoints"):  # a keypoint annotation without one is only a graph
                     kinds[name].add("bitmap" if isinstance(seg, dict) else "polygon" if seg else "rectangle")
     classes, class_of = [], {}
@@ -313,7 +328,7 @@ def build_annotation(file: str, index: int, json_w: Any, json_h: Any, anns: list
     for ann_file, i, ann in anns:
         cat = class_of[ann["category_id"]]
         tags = [{"name": "iscrowd", "value": None}] if ann.get("iscrowd") else []
-        seg = ann.get("segmentation")
+        seg = _segmentation(ann)
         where = f"annotations[{i}].segmentation"
         if isinstance(seg, dict):
             mask = decode_rle(seg, height, width, ann_file, where)
@@ -389,14 +404,13 @@ def decode_rle(seg: dict[str, Any], height: int, width: int, file: str, where: s
 
 
 # -- export --------------------------------------------------------------------------------------
+@writes_folder
 def write(store: Store, project: str, dest: Path, copy_images: bool = True) -> dict[str, int]:
     """One `annotations/instances_<dataset>.json` per dataset (nested datasets joined with
     '_'), images under `images/<dataset>/`. Rectangles -> bbox, polygons -> segmentation
     (with holes: RLE), bitmaps -> compressed RLE, graphs -> keypoints of their class's
     category, lines and points -> bbox (counted). Past EXPORT_PROCESS_THRESHOLD items,
     chunks of items are converted by worker processes (mask codecs hold the GIL)."""
-    if dest.exists() and any(dest.iterdir()):
-        raise AlreadyExists(f"{dest} exists and is not empty")
     cats, cat_id = _categories(store.ns.project(project).meta)
     counts: Counter[str] = Counter()
     (dest / "annotations").mkdir(parents=True, exist_ok=True)
@@ -496,10 +510,12 @@ def _convert_chunk(job: tuple[str, str, bool, dict[str, Any], list[tuple[str, by
     out = []
     for name, raw in entries:
         item = ItemRecord.decode(raw)
-        if copy_images:
-            geo.export_media(store, item.media, Path(img_dir) / name)
-        ann = store.read_json(item.ann, f"{dataset}/ann/{name}.json")
         objects, notes = [], Counter[str]()
+        if copy_images:
+            note = geo.export_image(store, item, Path(img_dir) / name)
+            if note:
+                notes[note] += 1
+        ann = store.read_json(item.ann, f"{dataset}/ann/{name}.json")
         for ob in ann.get("objects", []):
             cat = cat_id[ob["classTitle"]]
             coco_ob = _coco_object(ob, cat, item.width, item.height, notes, mask_utils, f"{dataset}/{name}")
@@ -513,6 +529,9 @@ def _convert_chunk(job: tuple[str, str, bool, dict[str, Any], list[tuple[str, by
 
 def _coco_object(ob: dict[str, Any], cat: dict[str, Any], width: int, height: int, counts: Counter[str],
                  mask_utils: Any, label: str) -> dict[str, Any] | None:
+    """One object as a COCO annotation. Every annotation has a segmentation (rectangles,
+    lines, points and graphs: the polygon of their box, at least a pixel wide), so
+    annToMask and COCOeval with iouType=segm take every one."""
     gtype = ob.get("geometryType")
     mask = geo.full_mask(ob, width, height, label) if gtype == "bitmap" else None  # decoded once
     box = geo.mask_bbox(mask) if mask is not None else geo.bbox(ob)
@@ -520,11 +539,17 @@ def _coco_object(ob: dict[str, Any], cat: dict[str, Any], width: int, height: in
         counts["empty objects skipped"] += 1
         return None
     x0, y0, x1, y1 = box
-    out: dict[str, Any] = {"bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0)}
+    if gtype not in ("bitmap", "polygon"):
+        x1, y1 = max(x1, min(x0 + 1, width)), max(y1, min(y0 + 1, height))
+    out: dict[str, Any] = {"bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
+                           "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]]}
     if gtype == "polygon" and not ob["points"].get("interior"):
         ext = ob["points"]["exterior"]
         out["segmentation"] = [[c for pt in ext for c in pt]]
         out["area"] = geo.polygon_area(ext)
+        if _segmentation(out) is None:  # a polygon shaped as its box: a point on an edge keeps it one
+            (ax, ay), (bx, by) = ext[0], ext[1]
+            out["segmentation"][0][2:2] = [(ax + bx) / 2, (ay + by) / 2]
     elif gtype in ("bitmap", "polygon"):
         if mask is None:
             counts["polygons with holes written as RLE"] += 1
@@ -543,4 +568,3 @@ def _coco_object(ob: dict[str, Any], cat: dict[str, Any], width: int, height: in
     elif gtype != "rectangle":
         counts[f"{gtype}s written as bbox"] += 1
     return out
-

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from cas.annotation import inflate_bitmap
-from cas.media import check_pixels, decode, open_for_decoding
+from cas.media import check_pixels, decode, open_for_decoding, orientation
 
 # Distinct, readable class colors (a fixed cycle, so the same classes get the same colors).
 PALETTE = ("#E6194B", "#3CB44B", "#FFE119", "#4363D8", "#F58231", "#911EB4", "#46F0F0", "#F032E6",
@@ -178,6 +178,37 @@ def export_media(store: Any, blob: Any, path: Path) -> None:
     for small images."""
     with open(path, "xb") as out:
         store.copy_to(blob, out)
+
+
+ROTATED = "JPEGs turned upright by their EXIF orientation (pixels as annotated)"
+AS_JPEG = "images re-encoded as JPEG (quality 95)"
+JPEG_QUALITY = 95
+
+
+def export_image(store: Any, item: Any, path: Path, as_jpeg: bool = False) -> str | None:
+    """Write an item's image for a training format, byte-identical where readers agree on
+    its pixels. A JPEG with an EXIF orientation is written turned upright (annotations are
+    in shown coordinates, and PIL-based readers such as torchvision's ignore the tag);
+    with `as_jpeg` (VOC's JPEGImages) other formats are re-encoded. Returns the note to
+    count, if any."""
+    if item.mime != "image/jpeg" and not as_jpeg:
+        export_media(store, item.media, path)
+        return None
+    data = store.read_bytes(item.media)
+    label = path.name
+    img = open_for_decoding(data, label)
+    turned = orientation(img) != 1
+    if img.format == "JPEG" and not turned:
+        with open(path, "xb") as out:
+            out.write(data)
+        return None
+    pixels = decode(img, label, oriented=True)
+    fmt = "JPEG" if as_jpeg or img.format == "JPEG" else img.format
+    if fmt == "JPEG" and pixels.mode not in ("RGB", "L"):
+        pixels = pixels.convert("RGB")
+    with open(path, "xb") as out:
+        pixels.save(out, fmt, **({"quality": JPEG_QUALITY} if fmt == "JPEG" else {}))
+    return ROTATED if turned else AS_JPEG
 
 
 def meta_class(title: str, shape: str, index: int, geometry_config: dict[str, Any] | None = None) -> dict[str, Any]:

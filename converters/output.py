@@ -22,7 +22,7 @@ def fresh_folder(dest: Path) -> Iterator[Path]:
     removed when it fails: an export error never leaves a half-written folder. `dest` must
     be absent or an empty folder."""
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise AlreadyExists(f"{dest} exists and is not an empty folder")
+        raise AlreadyExists(f"{dest} exists and is not an empty directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
     try:

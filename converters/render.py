@@ -43,7 +43,7 @@ def render_item(store: Store, project: str, dataset: str, name: str) -> Image.Im
     classes = {c["title"]: c for c in record.meta.get("classes", [])}
     label = f"{project}/{dataset}/{name}"
     check_pixels(item.width, item.height, label)  # before a byte is read: the header may lie
-    image = decode(open_for_decoding(store.read_bytes(item.media), label), label)
+    image = decode(open_for_decoding(store.read_bytes(item.media), label), label, oriented=True)
     base = image.convert("RGBA")
     ann = store.read_json(item.ann, f"{dataset}/ann/{name}.json")
     return draw_annotation(base, ann, classes, label).convert("RGB")

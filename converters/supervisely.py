@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from cas.annotation import loads
-from cas.errors import AlreadyExists, InvalidInput
+from cas.errors import InvalidInput
 from cas.session import ImportSession
 from cas.store import Store
 
+from .output import writes_folder
 from .walk import files, subdirs
 
 ITEM_DIRS = ("img", "video")
@@ -107,10 +108,9 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     return counts
 
 
+@writes_folder
 def write(store: Store, project: str, dest: Path) -> dict[str, int]:
     """Write a project as a Supervisely directory: media byte-identical, JSON pretty-printed."""
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise AlreadyExists(f"{dest} exists and is not an empty directory")
     rec = store.ns.project(project)
     item_dir = "video" if rec.project_type == "videos" else "img"
     dest.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,7 @@ class Layout:
         self.src = src
         self.kpt: tuple[int, int] | None = None
         self.splits: list[tuple[str, list[tuple[str, Path]]]] = []  # split -> (item name, image)
+        self.outside: InvalidInput | None = None
         yml = _config_file(src)
         if yml is not None:
             self._from_yaml(yml)
@@ -91,13 +92,14 @@ class Layout:
         if path is not None and not isinstance(path, str):
             raise InvalidInput(yml.name, "expected a folder", "path")
         bases = [self.src]
+        self.outside: InvalidInput | None = None  # the first path found leading out, said if nothing is found
         if path:  # relative to the config's folder (Ultralytics takes it from its working folder)
             try:
                 base = contained(self.src, path, yml.name, "path")
                 if base.is_dir():
                     bases.insert(0, base)
-            except InvalidInput:
-                pass  # an absolute path of the machine that wrote the export: the config's folder
+            except InvalidInput as e:
+                self.outside = e  # maybe the machine that wrote the export: try the config's folder
         for key, split in SPLITS.items():
             given = data.get(key)
             if given is None:
@@ -108,7 +110,7 @@ class Layout:
             images = [im for part in parts for im in self._images_of(part, bases, yml.name, key)]
             self._add(split, images)
         if not self.splits:
-            raise InvalidInput(yml.name, "no train, val or test image folder or list found (looked under "
+            raise self.outside or InvalidInput(yml.name, "no train, val or test image folder or list found (looked under "
                                          f"{', '.join(str(b) for b in bases)})", "train")
 
     def _from_darknet(self, cfg: Path) -> None:
@@ -144,7 +146,8 @@ class Layout:
             for k in range(len(parts)):
                 try:
                     candidate = contained(base, str(Path(*parts[k:])), label, where)
-                except InvalidInput:
+                except InvalidInput as e:
+                    self.outside = self.outside or e
                     continue
                 if candidate.exists():
                     return candidate
@@ -153,14 +156,14 @@ class Layout:
     def _images_of(self, given: str, bases: list[Path], label: str, where: str) -> list[tuple[str, Path]]:
         found = self._find(given, bases, label, where)
         if found is None:
-            raise InvalidInput(label, f"{given!r} not found under {bases[0]}", where)
+            raise self.outside or InvalidInput(label, f"{given!r} not found under {bases[0]}", where)
         if found.is_dir():
             return _folder_images(found)
         listed = []
         for number, line in enumerate(text.lines(found, os.path.relpath(found, self.src)), 1):
             image = self._find(line.removeprefix("./"), [found.parent, *bases], found.name, f"line {number}")
             if image is None or not image.is_file():
-                raise InvalidInput(os.path.relpath(found, self.src), f"image {line[:200]!r} not found", f"line {number}")
+                raise self.outside or InvalidInput(os.path.relpath(found, self.src), f"image {line[:200]!r} not found", f"line {number}")
             listed.append(image)
         if not listed:
             return []
@@ -343,7 +346,9 @@ def _write(store: Store, project: str, dest: Path, final: Path, task: str, other
         stems = UniqueNames(by_stem=True)
         for name, item in store.ns.items(project, dataset):
             out_name = stems(name, f"{Path(name).stem}_{Path(name).suffix.lstrip('.')}{Path(name).suffix}")
-            geo.export_media(store, item.media, dest / "images" / flat / out_name)
+            note = geo.export_image(store, item, dest / "images" / flat / out_name)
+            if note:
+                counts[note] += 1
             ann = store.read_json(item.ann, f"{dataset}/ann/{name}.json")
             lines = []
             for ob in ann.get("objects", []):

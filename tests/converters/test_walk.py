@@ -100,13 +100,23 @@ def test_allow_root_admits_an_outside_folder(tmp_path: Path, outside: Path) -> N
     assert "x.jpg" in run_cas(store, "ls", "p/val").stdout.decode()
 
 
-@pytest.mark.parametrize("line", ["path: /", "train: ../../..", "path: ..\ntrain: outside/pics"])
+@pytest.mark.parametrize("line", ["path: /\ntrain: outside/pics", "train: ../../..", "path: ..\ntrain: outside/pics"])
 def test_yolo_data_yaml_leading_out_is_refused(store: Store, tmp_path: Path, outside: Path, line: str) -> None:
     src = samples.yolo_sample(tmp_path / "y")
     doc = [ln for ln in (src / "data.yaml").read_text().splitlines() if not ln.startswith(("path:", "train:"))]
     (src / "data.yaml").write_text("\n".join([*line.split("\n"), *doc]) + "\n")
     with pytest.raises(InvalidInput, match="data.yaml: (path|train): path .* leads outside the source folder"):
         import_source(store, src, "p", "yolo")
+
+
+def test_yolo_path_of_another_machine_reads_the_config_folder(store: Store, tmp_path: Path, outside: Path) -> None:
+    """FiftyOne and cas write `path` absolute: a moved export's splits are found beside the
+    config, and nothing outside is read."""
+    src = samples.yolo_sample(tmp_path / "y")
+    text = (src / "data.yaml").read_text().replace("path: .", f"path: {outside}")
+    (src / "data.yaml").write_text(text)
+    report, _ = import_source(store, src, "p", "yolo")
+    assert report.items_added == 5
 
 
 def test_labelme_image_path_leading_out_is_refused(store: Store, tmp_path: Path, outside: Path) -> None:
