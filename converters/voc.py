@@ -1,19 +1,29 @@
-"""Pascal VOC (the VOC2012 layout): `Annotations/*.xml`, `JPEGImages/`, splits in
-`ImageSets/Main/<split>.txt` (one dataset each; all items in one dataset `all` when there
-are none), `SegmentationObject/` and `SegmentationClass/` PNGs.
+"""Pascal VOC, in the layouts tools write: `Annotations/*.xml` and `JPEGImages/` (VOC2012,
+CVAT Pascal VOC 1.1, Datumaro, the Supervisely SDK under VOCdevkit/VOC/), FiftyOne's
+VOCDetectionDataset (`labels/*.xml` and `data/`), and masks without XML (CVAT
+Segmentation mask 1.1: `SegmentationClass/`, `SegmentationObject/`, `labelmap.txt`).
+
+Splits: the lists in `ImageSets/Main/` and `ImageSets/Segmentation/` (one dataset each;
+a list of `id  1/-1` lines is a per-class list and is skipped), or one dataset `all`.
+A list may name an item without an XML (an image without objects, or masks only).
 
 bndbox -> rectangle (VOC's 1-based inclusive pixels become 0-based); difficult,
-truncated, occluded -> tags without value, pose -> a string tag. With a
-SegmentationObject PNG, each object's pixels (palette index = the object's position in
-the XML) become a bitmap of its class; with only a SegmentationClass PNG, each class
-present becomes one bitmap. 255 (the boundary) is not part of any mask.
+truncated, occluded -> tags without value, pose -> a string tag. A SegmentationObject
+PNG (palette index or VOC colour = the object's position in the XML) turns each object
+with pixels into one bitmap of its class; pixels of no XML object become bitmaps of the
+class the class mask gives them. With only a SegmentationClass PNG, each class present
+becomes one bitmap beside the boxes. Class colours come from `labelmap.txt` (CVAT,
+Datumaro: `name:r,g,b::`), `colors.txt` (the SDK: `name r g b`), else the VOC palette.
+255 (the boundary, colour 224,224,192) is not part of any mask. The Supervisely SDK
+writes `<id>_instance.png` in class colours (read as class masks, as its own reader does)
+and `<id>_class.png` with a colour per object and no link to the XML (skipped, counted).
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -21,50 +31,135 @@ from xml.etree import ElementTree
 import numpy as np
 from PIL import Image
 
-from cas.errors import AlreadyExists, InvalidInput
-from cas.media import check_pixels, decode, open_for_decoding
+from cas.errors import InvalidInput
+from cas.media import check_pixels, decode, is_image_name, open_for_decoding
 from cas.session import ImportSession
 from cas.store import Store
 
 from . import geometry as geo
 from . import text, walk
+from .masks import class_map
+from .output import UniqueNames, writes_folder
 from .walk import files
 
 FLAG_TAGS = ("difficult", "truncated", "occluded")
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
                "tvmonitor")
+BOUNDARY = (224, 224, 192)
+LOOKS_FOR = "Pascal VOC dataset (Annotations/ and JPEGImages/, labels/ and data/, or Segmentation*/ with JPEGImages/)"
+SDK_CLASS_MASKS = "Supervisely SDK _class masks skipped (a colour per object, not linked to the XML)"
+
+
+class Layout:
+    """Where a VOC dataset keeps its parts, and its images by name and by stem."""
+
+    def __init__(self, src: Path) -> None:
+        self.src = src
+        fiftyone = (src / "data").is_dir() and (src / "labels").is_dir() and not (src / "JPEGImages").is_dir()
+        self.ann_dir = src / ("labels" if fiftyone else "Annotations")
+        self.img_dir = src / ("data" if fiftyone else "JPEGImages")
+        self.images = {e.name: Path(e.path) for e in files(str(self.img_dir))} if self.img_dir.is_dir() else {}
+        self.by_stem: dict[str, Path] = {}
+        for name, path in self.images.items():
+            if is_image_name(name):
+                self.by_stem.setdefault(os.path.splitext(name)[0], path)
+        self.xml_stems = sorted(e.name[:-4] for e in files(str(self.ann_dir)) if e.name.endswith(".xml")) \
+            if self.ann_dir.is_dir() else []
+        self.colors = _class_colors(src)
+
+    def xml(self, item_id: str) -> Path | None:
+        """The XML of an id; ids may carry the image's extension (the SDK's lists do)."""
+        for stem in (item_id, os.path.splitext(item_id)[0]):
+            path = self.ann_dir / f"{stem}.xml"
+            if path.is_file():
+                return path
+        return None
+
+    def image(self, item_id: str, filename: str | None, label: str) -> Path | None:
+        """The image of an item: the XML's filename (with or without extension), else by id."""
+        if filename:
+            path = walk.contained(self.img_dir, filename, label, "annotation/filename")
+            if path.is_file():
+                return path
+            if os.path.basename(filename) in self.by_stem:
+                return self.by_stem[os.path.basename(filename)]
+        return self.images.get(item_id) or self.by_stem.get(item_id) or self.by_stem.get(os.path.splitext(item_id)[0])
+
+    def mask(self, folder: str, item_id: str) -> tuple[str | None, bool]:
+        """(mask path, written by the Supervisely SDK) of an item in `folder`."""
+        for candidate in dict.fromkeys((item_id, os.path.splitext(item_id)[0])):
+            path = self.src / folder / f"{candidate}.png"
+            if path.is_file():
+                return str(path), False
+            sdk = self.src / folder / f"{candidate}_{'instance' if folder == 'SegmentationObject' else 'class'}.png"
+            if sdk.is_file():
+                return str(sdk), True
+        return None, False
+
+
+def _class_colors(src: Path) -> dict[tuple[int, int, int], str] | None:
+    """Class colours from labelmap.txt or the SDK's colors.txt; None: the VOC palette."""
+    if (src / "labelmap.txt").is_file():
+        return class_map(src)[1]
+    if (src / "colors.txt").is_file():
+        colors = {}
+        for number, line in enumerate(text.lines(src / "colors.txt", "colors.txt"), 1):
+            *name, r, g, b = line.split()
+            try:
+                colors[(int(r), int(g), int(b))] = " ".join(name)
+            except ValueError:
+                raise InvalidInput("colors.txt", f"expected 'name r g b', got {line[:80]!r}", f"line {number}") from None
+        return colors
+    return None
 
 
 def detect(src: Path) -> bool:
-    return src.is_dir() and (src / "Annotations").is_dir() and (src / "JPEGImages").is_dir()
-
-
-def _stems(src: Path) -> list[str]:
-    return sorted(e.name[:-4] for e in files(str(src / "Annotations")) if e.name.endswith(".xml"))
+    if not src.is_dir():
+        return False
+    if (src / "JPEGImages").is_dir():
+        return (src / "Annotations").is_dir() or (src / "SegmentationClass").is_dir() or \
+            (src / "SegmentationObject").is_dir()
+    return (src / "data").is_dir() and (src / "labels").is_dir() and \
+        any(e.name.endswith(".xml") for e in files(str(src / "labels")))
 
 
 def count(src: Path) -> int:
-    return sum(len(members) for members in _splits(src).values())
+    return sum(len(members) for members in _splits(Layout(src)).values())
 
 
-def _splits(src: Path) -> dict[str, list[str]]:
-    main = src / "ImageSets" / "Main"
-    splits = {}
-    if main.is_dir():
-        for entry in files(str(main)):
-            stem = entry.name[:-4]
-            if not entry.name.endswith(".txt") or "_" in stem:  # per-class lists (aeroplane_train.txt)
+def _splits(layout: Layout) -> dict[str, list[str]]:
+    splits: dict[str, list[str]] = {}
+    for sub in ("Main", "Segmentation"):
+        folder = layout.src / "ImageSets" / sub
+        if not folder.is_dir():
+            continue
+        for entry in files(str(folder)):
+            if not entry.name.endswith(".txt"):
                 continue
-            label = f"ImageSets/Main/{entry.name}"
-            members = [ln.split()[0] for ln in text.lines(Path(entry.path), label)]
-            for number, member in enumerate(members, 1):
+            label = f"ImageSets/{sub}/{entry.name}"
+            rows = [ln.split() for ln in text.lines(Path(entry.path), label)]
+            if rows and all(len(r) == 2 and r[1] in ("1", "-1", "0") for r in rows):
+                continue  # a per-class list (aeroplane_train.txt: id and 1, -1 or 0)
+            members = splits.setdefault(entry.name[:-4], [])
+            known = set(members)
+            for number, row in enumerate(rows, 1):
+                member = row[0]
                 if "/" in member or "\\" in member or "\x00" in member or member in (".", "..") or len(member) > 200:
                     raise InvalidInput(label, f"expected an image id, got {member[:80]!r}", f"line {number}")
-            splits[stem] = members
+                if member not in known:
+                    known.add(member)
+                    members.append(member)
     if {"train", "val"} <= splits.keys():
         splits.pop("trainval", None)  # the union of the two
-    return splits or {"all": _stems(src)}
+    if splits:
+        return splits
+    ids = set(layout.xml_stems)
+    for folder in ("SegmentationObject", "SegmentationClass"):
+        if (layout.src / folder).is_dir():
+            ids |= {e.name[:-4].removesuffix("_instance").removesuffix("_class")
+                    for e in files(str(layout.src / folder)) if e.name.endswith(".png")}
+    return {"all": sorted(ids or layout.by_stem)}
 
 
 def parse_xml(path: Path, label: str) -> dict[str, Any]:
@@ -104,95 +199,185 @@ def parse_xml(path: Path, label: str) -> dict[str, Any]:
 
 
 def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
-    splits = _splits(src)
-    parsed: dict[str, dict[str, Any]] = {}
-    kinds: dict[str, set[str]] = defaultdict(set)
-    for stem in sorted({s for members in splits.values() for s in members}):
-        try:
-            parsed[stem] = info = parse_xml(src / "Annotations" / f"{stem}.xml", f"Annotations/{stem}.xml")
-        except InvalidInput as e:
-            session.reject(e)
-            continue
-        seg = (src / "SegmentationObject" / f"{stem}.png").is_file() or (src / "SegmentationClass" / f"{stem}.png").is_file()
-        for ob in info["objects"]:
-            kinds[ob["name"]].add("rectangle")
-            if seg:
-                kinds[ob["name"]].add("bitmap")
-    classes = [geo.meta_class(name, shapes.pop() if len(shapes) == 1 else "any", i)
-               for i, (name, shapes) in enumerate(sorted(kinds.items()))]
-    tags = [{"name": k, "value_type": "none"} for k in FLAG_TAGS] + [{"name": "pose", "value_type": "any_string"}]
-    session.set_meta({"classes": classes, "tags": tags, "projectType": "images"}, "Annotations")
-    for split, members in splits.items():
-        target = f"{dataset}/{split}" if dataset and len(splits) > 1 else dataset or split
-        session.add_dataset(target)
-        for stem in members:
-            info = parsed.get(stem)
-            if info is None:
-                if stem not in parsed and not (src / "Annotations" / f"{stem}.xml").exists():
-                    session.reject(InvalidInput(f"ImageSets/Main/{split}.txt", f"{stem}: no Annotations/{stem}.xml"))
-                continue
+    layout = Layout(src)
+    splits = _splits(layout)
+    counts: Counter[str] = Counter()
+    parsed: dict[str, dict[str, Any] | None] = {}
+    shapes: dict[str, set[str]] = {}
+    for item_id in sorted({s for members in splits.values() for s in members}):
+        xml = layout.xml(item_id)
+        info = None
+        if xml is not None:
             try:
-                image = walk.contained(src / "JPEGImages", info["filename"] or f"{stem}.jpg", f"Annotations/{stem}.xml",
-                                       "annotation/filename")
+                info = parse_xml(xml, os.path.relpath(xml, src))
             except InvalidInput as e:
                 session.reject(e)
                 continue
-            if not image.is_file():
-                image = src / "JPEGImages" / f"{stem}.jpg"
-            obj_png = src / "SegmentationObject" / f"{stem}.png"
-            cls_png = src / "SegmentationClass" / f"{stem}.png"
-            builder = functools.partial(build_annotation, f"Annotations/{stem}.xml", info,
-                                        str(obj_png) if obj_png.is_file() else None,
-                                        str(cls_png) if cls_png.is_file() else None)
-            session.add_item(target, image.name, str(image), ann=builder, label=f"JPEGImages/{image.name}")
-    return {}
+        parsed[item_id] = info
+        masked = layout.mask("SegmentationObject", item_id)[0] or layout.mask("SegmentationClass", item_id)[0]
+        for ob in (info or {}).get("objects", []):
+            shapes.setdefault(ob["name"], set()).update(("rectangle", "bitmap") if masked else ("rectangle",))
+    mask_names = set(layout.colors.values()) if layout.colors is not None else set()
+    for name in sorted(mask_names - shapes.keys() - {"background", "neutral"}):
+        shapes[name] = {"bitmap"}
+    classes = [geo.meta_class(name, kinds.pop() if len(kinds) == 1 else "any", i)
+               for i, (name, kinds) in enumerate(sorted(shapes.items()))]
+    tags = [{"name": k, "value_type": "none"} for k in FLAG_TAGS] + [{"name": "pose", "value_type": "any_string"}]
+    session.set_meta({"classes": classes, "tags": tags, "projectType": "images"}, os.path.basename(layout.ann_dir))
+    for split, members in splits.items():
+        target = f"{dataset}/{split}" if dataset and len(splits) > 1 else dataset or split
+        session.add_dataset(target)
+        for item_id in members:
+            if item_id not in parsed:
+                continue  # its XML was refused above
+            info = parsed[item_id]
+            label = f"Annotations/{item_id}.xml"
+            try:
+                image = layout.image(item_id, info and info["filename"], label)
+            except InvalidInput as e:
+                session.reject(e)
+                continue
+            if image is None:
+                session.reject(InvalidInput(f"ImageSets/{split}.txt", f"{item_id}: no image in "
+                                                                      f"{layout.img_dir.name}/ and no XML naming one"))
+                continue
+            obj_png, sdk = layout.mask("SegmentationObject", item_id)
+            cls_png = layout.mask("SegmentationClass", item_id)[0]
+            if sdk:  # the SDK's _instance PNG holds class colours; its _class PNG no link to objects
+                obj_png, cls_png = None, obj_png
+                counts[SDK_CLASS_MASKS] += 1
+            builder = functools.partial(build_annotation, label, info or {"objects": []}, obj_png, cls_png,
+                                        layout.colors, frozenset(c["title"] for c in classes))
+            session.add_item(target, image.name, str(image), ann=builder,
+                             label=f"{layout.img_dir.name}/{image.name}")
+    return dict(counts)
 
 
 def build_annotation(label: str, info: dict[str, Any], obj_png: str | None, cls_png: str | None,
+                     colors: dict[tuple[int, int, int], str] | None, names: frozenset[str],
                      width: int, height: int) -> tuple[dict[str, Any], dict[str, int]]:
     if info.get("size") and info["size"] != (width, height) and info["size"] != (0, 0):
         w, h = info["size"]
         raise InvalidInput(label, f"says {w}x{h} but the image is {width}x{height}", "annotation/size")
     notes: Counter[str] = Counter()
     clip = geo.Clipper(notes)
+    instances = _instance_indices(obj_png, width, height) if obj_png is not None else None
+    class_of = _class_names(cls_png, colors, width, height) if cls_png is not None else None
     objects = []
-    for ob in info["objects"]:
+    for i, ob in enumerate(info["objects"], 1):
         tags = [{"name": k, "value": None} for k in ob["flags"]]
         if ob["pose"]:
             tags.append({"name": "pose", "value": ob["pose"]})
+        if instances is not None:
+            bm = geo.bitmap(ob["name"], instances == i, tags)
+            if bm is not None:
+                objects.append(bm)
+                continue
         if ob["box"] is not None:
             x0, y0, x1, y1 = ob["box"]
             (left, top), (right, bottom) = clip.points([[x0 - 1, y0 - 1], [x1 - 1, y1 - 1]], width, height)
             objects.append(geo.rectangle(ob["name"], left, top, right, bottom, tags))
-    if obj_png is not None:
-        indices = _png_indices(obj_png, width, height, label)
-        for i, ob in enumerate(info["objects"], 1):
-            bm = geo.bitmap(ob["name"], indices == i)
+    if instances is not None:
+        extra = [int(v) for v in np.unique(instances) if 0 < v < 255 and v > len(info["objects"])]
+        for value in extra:
+            mask = instances == value
+            name = _majority(class_of, mask) if class_of is not None else None
+            if name is None or name not in names:
+                notes["mask instances without an XML object or class skipped"] += 1
+                continue
+            bm = geo.bitmap(name, mask)
             if bm is not None:
                 objects.append(bm)
-    elif cls_png is not None:
-        indices = _png_indices(cls_png, width, height, label)
-        names = {ob["name"] for ob in info["objects"]}
-        for value in np.unique(indices):
-            if value in (0, 255):
+    elif class_of is not None:
+        values, classes = class_of
+        for value, name in enumerate(classes):
+            if name is None or name in ("background", "neutral"):
                 continue
-            name = VOC_CLASSES[value] if value < len(VOC_CLASSES) else str(value)
             if name not in names:
                 notes["segmentation classes without an object skipped"] += 1
                 continue
-            bm = geo.bitmap(name, indices == value)
+            bm = geo.bitmap(name, values == value)
             if bm is not None:
                 objects.append(bm)
     return {"description": "", "size": {"height": height, "width": width}, "tags": [], "objects": objects}, dict(notes)
 
 
-def _png_indices(path: str, width: int, height: int, label: str) -> np.ndarray:
-    img = open_for_decoding(path, os.path.basename(path))
+def _load_png(path: str, width: int, height: int) -> Image.Image:
+    name = os.path.basename(path)
+    img = open_for_decoding(path, name)
     if img.size != (width, height):
-        raise InvalidInput(os.path.basename(path), f"mask is {img.size[0]}x{img.size[1]}, image {width}x{height}")
-    if img.mode not in ("P", "L"):
-        raise InvalidInput(os.path.basename(path), f"expected a palette or gray PNG, got mode {img.mode}")
-    return np.array(decode(img, os.path.basename(path)))
+        raise InvalidInput(name, f"mask is {img.size[0]}x{img.size[1]}, image {width}x{height}")
+    return decode(img, name)
+
+
+def _packed(img: Image.Image) -> np.ndarray:
+    """Each pixel's colour as one integer r << 16 | g << 8 | b (palette images through their palette)."""
+    rgb = np.asarray(img.convert("RGB"), dtype=np.int32)
+    return (rgb[:, :, 0] << 16) | (rgb[:, :, 1] << 8) | rgb[:, :, 2]
+
+
+def _pack(rgb: tuple[int, int, int]) -> int:
+    return rgb[0] << 16 | rgb[1] << 8 | rgb[2]
+
+
+_VOC_INDEX: dict[int, int] = {}
+
+
+def _voc_index() -> dict[int, int]:
+    """VOC palette colour (packed) -> index; the boundary colour is 255."""
+    if not _VOC_INDEX:
+        pal = voc_palette()
+        for i in range(255, -1, -1):
+            _VOC_INDEX[_pack((pal[3 * i], pal[3 * i + 1], pal[3 * i + 2]))] = i
+    return _VOC_INDEX
+
+
+def _instance_indices(path: str, width: int, height: int) -> np.ndarray:
+    """Object indices of a SegmentationObject PNG: palette or gray values, or VOC colours (RGB)."""
+    img = _load_png(path, width, height)
+    if img.mode in ("P", "L"):
+        return np.asarray(img)
+    packed = _packed(img)
+    table = _voc_index()
+    values = np.unique(packed)
+    unknown = [v for v in values.tolist() if v not in table]
+    if unknown:
+        v = unknown[0]
+        raise InvalidInput(os.path.basename(path), f"colour {(v >> 16, (v >> 8) & 255, v & 255)} is not an object "
+                                                   "colour of the VOC palette")
+    lookup = np.array([table[v] for v in values.tolist()], np.uint8)
+    return lookup[np.searchsorted(values, packed)]
+
+
+def _class_names(path: str, colors: dict[tuple[int, int, int], str] | None, width: int, height: int
+                 ) -> tuple[np.ndarray, list[str | None]]:
+    """A SegmentationClass PNG as (per-pixel index into names, names): by the class map's
+    colours, else palette index / VOC colour -> VOC class."""
+    img = _load_png(path, width, height)
+    if colors is None and img.mode in ("P", "L"):
+        values = np.asarray(img).astype(np.int32)
+        return values, [VOC_CLASSES[v] if v < len(VOC_CLASSES) else None for v in range(int(values.max()) + 1)]
+    if colors is not None and img.mode == "L":  # gray: the class map's line order
+        ordered = list(colors.values())
+        values = np.asarray(img).astype(np.int32)
+        return values, [ordered[v] if v < len(ordered) else None for v in range(int(values.max()) + 1)]
+    packed = _packed(img)
+    by_color = {_pack(k): v for k, v in colors.items()} if colors is not None else \
+        {c: VOC_CLASSES[i] for c, i in _voc_index().items() if i < len(VOC_CLASSES)}
+    uniques, inverse = np.unique(packed, return_inverse=True)
+    names: list[str | None] = []
+    for v in uniques.tolist():
+        if v not in by_color and v not in (0, _pack(BOUNDARY)):
+            raise InvalidInput(os.path.basename(path), f"colour {(v >> 16, (v >> 8) & 255, v & 255)} is not in the "
+                                                       "class map (labelmap.txt, colors.txt or the VOC palette)")
+        names.append(by_color.get(v))
+    return inverse.reshape(packed.shape), names
+
+
+def _majority(class_of: tuple[np.ndarray, list[str | None]], mask: np.ndarray) -> str | None:
+    values, names = class_of
+    counts = np.bincount(values[mask], minlength=len(names))
+    return names[int(counts.argmax())] if counts.any() else None
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -212,88 +397,96 @@ def voc_palette() -> list[int]:
     return pal
 
 
+@writes_folder
 def write(store: Store, project: str, dest: Path) -> dict[str, int]:
-    """VOC2012 layout: an XML per image with every object's box (shapes other than
-    rectangles are converted to their box, counted), ImageSets/Main/<dataset>.txt, and
-    SegmentationObject / SegmentationClass PNGs for images with bitmaps or polygons."""
-    if dest.exists() and any(dest.iterdir()):
-        raise AlreadyExists(f"{dest} exists and is not empty")
+    """VOC2012 layout, as torchvision's VOCDetection / VOCSegmentation and Datumaro read it:
+    `JPEGImages/<id>.jpg` (other formats re-encoded, counted), an XML per image with one
+    object per cas object (shapes other than rectangles, bitmaps and polygons as their
+    box, counted; graphs skipped), `ImageSets/Main/<dataset>.txt` (nested datasets joined
+    with '_'), and for images with bitmaps or polygons SegmentationObject (palette index =
+    the object's position in the XML) and SegmentationClass PNGs, listed in
+    `ImageSets/Segmentation/<dataset>.txt`, with `labelmap.txt` giving each class's
+    colour. Ids are unique across datasets: a clash is renamed `<dataset>_<id>` and counted."""
     for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
         (dest / sub).mkdir(parents=True, exist_ok=True)
     meta = store.ns.project(project).meta
-    class_index = {c["title"]: i + 1 for i, c in enumerate(c for c in meta.get("classes", []) if c["shape"] != "graph")}
-    counts: Counter[str] = Counter()
+    titles = [c["title"] for c in meta.get("classes", []) if c["shape"] != "graph"]
+    class_index = {t: i + 1 for i, t in enumerate(titles)}
     palette = voc_palette()
+    (dest / "labelmap.txt").write_text("# label:color_rgb:parts:actions\n" + "".join(
+        f"{name}:{palette[3 * i]},{palette[3 * i + 1]},{palette[3 * i + 2]}::\n"
+        for i, name in enumerate(["background", *titles])))
+    counts: Counter[str] = Counter()
+    ids = UniqueNames(by_stem=True)
     for dataset in store.ns.datasets(project):
-        members = []
+        flat = dataset.replace("/", "_")
+        members, segmented = [], []
         for name, item in store.ns.items(project, dataset):
-            stem = Path(name).stem
-            members.append(stem)
-            geo.export_media(store, item.media, dest / "JPEGImages" / name)
+            stem = Path(ids(name, f"{flat}_{name}")).stem
+            note = geo.export_image(store, item, dest / "JPEGImages" / f"{stem}.jpg", as_jpeg=True)
+            if note:
+                counts[note] += 1
             ann = store.read_json(item.ann, f"{dataset}/ann/{name}.json")
             objects = [ob for ob in ann.get("objects", []) if ob["classTitle"] in class_index]
-            counts["graphs skipped (VOC has no keypoints)"] += len(ann.get("objects", [])) - len(objects)
-            entries = _pair_masks(objects)
-            _write_xml(dest / "Annotations" / f"{stem}.xml", name, item.width, item.height, entries, counts)
-            if any(shape is not None for _ob, shape in entries):
-                check_pixels(item.width, item.height, f"{dataset}/{name}")
+            if len(objects) < len(ann.get("objects", [])):
+                counts["graphs skipped (VOC has no keypoints)"] += len(ann.get("objects", [])) - len(objects)
+            masks = _object_masks(objects, item.width, item.height, f"{dataset}/{name}")
+            _write_xml(dest / "Annotations" / f"{stem}.xml", f"{stem}.jpg", item.width, item.height, objects, masks,
+                       counts)
+            if masks:
                 obj_img = np.zeros((item.height, item.width), np.uint8)
                 cls_img = np.zeros((item.height, item.width), np.uint8)
-                for i, (_ob, shape) in enumerate(entries, 1):
-                    if shape is not None:
-                        mask = geo.full_mask(shape, item.width, item.height) if shape["geometryType"] == "bitmap" \
-                            else geo.polygon_mask(shape, item.width, item.height)
-                        obj_img[mask] = i
-                        cls_img[mask] = class_index[shape["classTitle"]]
+                for i, ob in enumerate(objects, 1):
+                    if i in masks:
+                        obj_img[masks[i]] = i
+                        cls_img[masks[i]] = class_index[ob["classTitle"]]
                 for folder, arr in (("SegmentationObject", obj_img), ("SegmentationClass", cls_img)):
                     (dest / folder).mkdir(exist_ok=True)
                     png = Image.fromarray(arr, mode="L").convert("P")
                     png.putpalette(palette)
                     png.save(dest / folder / f"{stem}.png")
+                segmented.append(stem)
                 counts["segmentation masks"] += 1
+            members.append(stem)
             counts["images"] += 1
-            counts["objects"] += len(entries)
-        (dest / "ImageSets" / "Main" / f"{dataset.replace('/', '_')}.txt").write_text("".join(f"{m}\n" for m in members))
+            counts["objects"] += len(objects)
+        (dest / "ImageSets" / "Main" / f"{flat}.txt").write_text("".join(f"{m}\n" for m in members))
+        if segmented:
+            (dest / "ImageSets" / "Segmentation").mkdir(exist_ok=True)
+            (dest / "ImageSets" / "Segmentation" / f"{flat}.txt").write_text("".join(f"{m}\n" for m in segmented))
+    if ids.renamed:
+        counts["items renamed (an id taken in another dataset, or a stem shared)"] += ids.renamed
     return dict(counts)
 
 
-def _pair_masks(objects: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
-    """XML objects with the mask (bitmap or polygon) that goes with each. A mask whose box
-    matches a rectangle of its class within 2 px is that rectangle's (as VOC's own objects
-    come in: box plus mask); any other mask is an object of its own."""
-    entries: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
-    free: list[int] = []  # entries holding a rectangle with no mask yet
-    for ob in objects:
-        if ob.get("geometryType") not in ("bitmap", "polygon"):
-            entries.append((ob, None))
-            if ob.get("geometryType") == "rectangle":
-                free.append(len(entries) - 1)
-            continue
-        box = geo.bbox(ob)
-        match = next((i for i in free if entries[i][0]["classTitle"] == ob["classTitle"] and box is not None
-                      and all(abs(a - b) <= 2 for a, b in zip(geo.bbox(entries[i][0]) or (), box))), None)
-        if match is None:
-            entries.append((ob, ob))
-        else:
-            free.remove(match)
-            entries[match] = (entries[match][0], ob)
-    return entries
+def _object_masks(objects: list[dict[str, Any]], width: int, height: int, label: str) -> dict[int, np.ndarray]:
+    """Masks of the bitmaps and polygons among `objects`, by 1-based position."""
+    masks = {}
+    for i, ob in enumerate(objects, 1):
+        if ob.get("geometryType") in ("bitmap", "polygon"):
+            check_pixels(width, height, label)
+            masks[i] = geo.full_mask(ob, width, height, label) if ob["geometryType"] == "bitmap" \
+                else geo.polygon_mask(ob, width, height, label)
+    if len(objects) > 254 and masks:
+        raise InvalidInput(label, f"{len(objects)} objects: a VOC object mask holds at most 254")
+    return masks
 
 
-def _write_xml(path: Path, filename: str, width: int, height: int,
-               entries: list[tuple[dict[str, Any], dict[str, Any] | None]], counts: Counter[str]) -> None:
+def _write_xml(path: Path, filename: str, width: int, height: int, objects: list[dict[str, Any]],
+               masks: dict[int, np.ndarray], counts: Counter[str]) -> None:
     root = ElementTree.Element("annotation")
     ElementTree.SubElement(root, "folder").text = "JPEGImages"
     ElementTree.SubElement(root, "filename").text = filename
     size = ElementTree.SubElement(root, "size")
     for key, value in (("width", width), ("height", height), ("depth", 3)):
         ElementTree.SubElement(size, key).text = str(value)
-    ElementTree.SubElement(root, "segmented").text = str(int(any(shape for _ob, shape in entries)))
-    for ob, shape in entries:
-        box = geo.bbox(ob) or (0.0, 0.0, 0.0, 0.0)
-        if ob.get("geometryType") not in ("rectangle", "bitmap", "polygon"):
-            counts[f"{ob.get('geometryType')}s written as boxes"] += 1
-        if shape is not None and shape.get("geometryType") == "polygon":
+    ElementTree.SubElement(root, "segmented").text = str(int(bool(masks)))
+    for i, ob in enumerate(objects, 1):
+        gtype = ob.get("geometryType")
+        box = geo.mask_bbox(masks[i]) if i in masks else geo.bbox(ob)
+        if gtype not in ("rectangle", "bitmap", "polygon"):
+            counts[f"{gtype}s written as boxes"] += 1
+        if gtype == "polygon":
             counts["polygons written as segmentation masks"] += 1
         node = ElementTree.SubElement(root, "object")
         ElementTree.SubElement(node, "name").text = ob["classTitle"]
@@ -302,7 +495,7 @@ def _write_xml(path: Path, filename: str, width: int, height: int,
         for flag in FLAG_TAGS:
             ElementTree.SubElement(node, flag).text = "1" if flag in tags else "0"
         bnd = ElementTree.SubElement(node, "bndbox")
-        for key, value in zip(("xmin", "ymin", "xmax", "ymax"), box):
+        for key, value in zip(("xmin", "ymin", "xmax", "ymax"), box or (0.0, 0.0, 0.0, 0.0)):
             ElementTree.SubElement(bnd, key).text = str(round(value + 1, 2))
     ElementTree.indent(root)
     ElementTree.ElementTree(root).write(path, encoding="utf-8", xml_declaration=False)

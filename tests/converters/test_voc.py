@@ -20,12 +20,12 @@ def test_import(store: Store, tmp_path: Path) -> None:
     assert store.ns.datasets("v") == ["train", "val"]  # trainval is their union; per-class lists ignored
     assert report.items_added == 4
     ann = store.read_json(store.ns.item("v", "train", "2007_000000.jpg").ann, "ann")
-    person = next(o for o in ann["objects"] if o["geometryType"] == "rectangle" and o["classTitle"] == "person")
-    assert person["points"]["exterior"] == [[10.0, 5.0], [29.0, 24.0]]
+    # A segmented object is one object: its mask, with the XML's tags (not a box and a bitmap).
+    assert sorted((o["classTitle"], o["geometryType"]) for o in ann["objects"]) == [("dog", "bitmap"),
+                                                                                     ("person", "bitmap")]
+    person = next(o for o in ann["objects"] if o["classTitle"] == "person")
+    assert person["bitmap"]["origin"] == [11, 6]
     assert {t["name"]: t["value"] for t in person["tags"]} == {"truncated": None, "pose": "Frontal"}
-    masks = [o for o in ann["objects"] if o["geometryType"] == "bitmap"]
-    assert sorted(m["classTitle"] for m in masks) == ["dog", "person"]
-    assert next(m for m in masks if m["classTitle"] == "person")["bitmap"]["origin"] == [11, 6]
     plain = store.read_json(store.ns.item("v", "train", "2007_000001.jpg").ann, "ann")
     assert [o["geometryType"] for o in plain["objects"]] == ["rectangle", "rectangle"]
 
