@@ -8,6 +8,8 @@ DEMO   := .demo
 
 SLY    := .venv-sly
 SLY_STAMP := $(SLY)/.installed
+DM     := .venv-dm
+DM_STAMP := $(DM)/.installed
 
 .PHONY: demo test bench system-deps clean
 
@@ -45,11 +47,18 @@ demo: system-deps $(STAMP)
 # test that opens a mounted project with sly.Project.
 $(SLY_STAMP):
 	$(PYTHON) -m venv $(SLY)
-	$(SLY)/bin/python -m pip install -q supervisely pycocotools
+	$(SLY)/bin/python -m pip install -q supervisely pycocotools lxml
 	touch $@
 
-test: system-deps $(STAMP) $(SLY_STAMP)
-	CAS_SLY_PYTHON=$(SLY)/bin/python $(PY) -m pytest -q
+# Datumaro, likewise, for the interop tests: it writes the fixtures of its formats and reads
+# our exports (about 20 s to install).
+$(DM_STAMP):
+	$(PYTHON) -m venv $(DM)
+	$(DM)/bin/python -m pip install -q datumaro
+	touch $@
+
+test: system-deps $(STAMP) $(SLY_STAMP) $(DM_STAMP)
+	CAS_SLY_PYTHON=$(SLY)/bin/python CAS_DATUMARO_PYTHON=$(DM)/bin/python $(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) -m bench.dedup

@@ -44,8 +44,8 @@ CROWD_TAG = {"name": "iscrowd", "value_type": "none"}
 # -- finding the files ---------------------------------------------------------------------------
 LOOKS_FOR = "COCO annotation JSON with an 'images' list (annotations/*.json, *.json, labels.json)"
 # Files of other COCO tasks, beside the instances: skipped and counted (captions, panoptic
-# segments, Datumaro's image_info and image-level labels).
-OTHER_TASKS = ("captions_", "panoptic_", "image_info_", "labels_")
+# segments, stuff segmentation, Datumaro's image_info and image-level labels).
+OTHER_TASKS = ("captions_", "panoptic_", "image_info_", "labels_", "stuff_")
 # Annotation file stems that name no split: the dataset is named by the export's folder
 # (Supervisely SDK: <dataset>/annotations/coco_instances.json; FiftyOne: labels.json).
 UNNAMED = ("instances", "coco_instances", "labels", "annotations", "coco")

@@ -230,3 +230,19 @@ def union_meta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     for tag in b.get("tags", []):
         tags.setdefault(tag["name"], tag)
     return {**a, "classes": list(classes.values()), "tags": list(tags.values())}
+
+
+def voc_palette() -> list[int]:
+    """The VOC color map (bit-interleaved), index 255 white for boundaries."""
+    pal = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal += [r, g, b]
+    pal[255 * 3:] = [224, 224, 192]
+    return pal

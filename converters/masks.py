@@ -4,7 +4,7 @@
   (any nonzero pixel belongs to the class);
 - "machine" masks: `images/<name>.jpg`, `masks/<name>.png` whose pixel values are class
   indices (gray or palette PNG) or class colors (RGB), with a class map: `labelmap.txt`
-  (CVAT: `name:r,g,b::` per line) or `classes.txt` (one name per line; the line number is
+  (CVAT: `name:r,g,b::` per line; Datumaro leaves the colour out: the VOC palette's, by line) or `classes.txt` (one name per line; the line number is
   the index). A class named `background` (or index 0 without a name) is not an object.
 
 Every class present in an image becomes one bitmap object.
@@ -53,6 +53,12 @@ def class_map(src: Path) -> tuple[dict[int, str], dict[tuple[int, int, int], str
             if not line.strip() or line.startswith("#"):
                 continue
             name, _, rest = line.partition(":")
+            if not rest.split(":")[0].strip():  # no colour (Datumaro): the VOC palette's, by line
+                pal = geo.voc_palette()
+                k = len(by_index)
+                by_color[(pal[3 * k], pal[3 * k + 1], pal[3 * k + 2])] = name.strip()
+                by_index[k] = name.strip()
+                continue
             try:
                 rgb = tuple(int(v) for v in rest.split(":")[0].split(","))
             except ValueError:

@@ -37,6 +37,7 @@ from cas.session import ImportSession
 from cas.store import Store
 
 from . import geometry as geo
+from .geometry import voc_palette
 from . import text, walk
 from .masks import class_map
 from .output import UniqueNames, writes_folder
@@ -381,32 +382,16 @@ def _majority(class_of: tuple[np.ndarray, list[str | None]], mask: np.ndarray) -
 
 
 # -- export --------------------------------------------------------------------------------------
-def voc_palette() -> list[int]:
-    """The VOC color map (bit-interleaved), index 255 white for boundaries."""
-    pal = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        pal += [r, g, b]
-    pal[255 * 3:] = [224, 224, 192]
-    return pal
-
-
 @writes_folder
 def write(store: Store, project: str, dest: Path) -> dict[str, int]:
     """VOC2012 layout, as torchvision's VOCDetection / VOCSegmentation and Datumaro read it:
     `JPEGImages/<id>.jpg` (other formats re-encoded, counted), an XML per image with one
     object per cas object (shapes other than rectangles, bitmaps and polygons as their
-    box, counted; graphs skipped), `ImageSets/Main/<dataset>.txt` (nested datasets joined
-    with '_'), and for images with bitmaps or polygons SegmentationObject (palette index =
+    box, counted; graphs skipped), `ImageSets/Main/<dataset>.txt` (`/` and `_` in the
+    name as `-`: Datumaro and others take `<class>_<split>.txt` for a per-class list), and for images with bitmaps or polygons SegmentationObject (palette index =
     the object's position in the XML) and SegmentationClass PNGs, listed in
     `ImageSets/Segmentation/<dataset>.txt`, with `labelmap.txt` giving each class's
-    colour. Ids are unique across datasets: a clash is renamed `<dataset>_<id>` and counted."""
+    colour. Ids are unique across datasets: a clash is renamed `<dataset>-<id>` and counted."""
     for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
         (dest / sub).mkdir(parents=True, exist_ok=True)
     meta = store.ns.project(project).meta
@@ -417,12 +402,12 @@ def write(store: Store, project: str, dest: Path) -> dict[str, int]:
         f"{name}:{palette[3 * i]},{palette[3 * i + 1]},{palette[3 * i + 2]}::\n"
         for i, name in enumerate(["background", *titles])))
     counts: Counter[str] = Counter()
-    ids = UniqueNames(by_stem=True)
+    ids, lists = UniqueNames(by_stem=True), UniqueNames()
     for dataset in store.ns.datasets(project):
-        flat = dataset.replace("/", "_")
+        flat = lists(dataset.replace("/", "-").replace("_", "-"))  # '_' marks per-class lists to readers
         members, segmented = [], []
         for name, item in store.ns.items(project, dataset):
-            stem = Path(ids(name, f"{flat}_{name}")).stem
+            stem = Path(ids(name, f"{flat}-{name}")).stem
             note = geo.export_image(store, item, dest / "JPEGImages" / f"{stem}.jpg", as_jpeg=True)
             if note:
                 counts[note] += 1

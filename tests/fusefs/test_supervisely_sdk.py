@@ -1,7 +1,6 @@
 """The official Supervisely SDK opens a mounted project and reads every image and annotation.
 
-The SDK lives in its own venv (`make test` builds .venv-sly; $CAS_SLY_PYTHON points at it),
-so its dependency pins never touch ours.
+The SDK lives in its own venv (see tests/tools.py), so its dependency pins never touch ours.
 """
 
 import json
@@ -9,7 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import ROOT, run_cas
+from tests.conftest import run_cas
+from tests.tools import tool_python
 
 CHECK = r"""
 import json, sys
@@ -28,21 +28,11 @@ print(json.dumps(out))
 """
 
 
-def sdk_python() -> str:
-    python = os.environ.get("CAS_SLY_PYTHON") or str(ROOT / ".venv-sly/bin/python")
-    if not Path(python).exists():  # not skipped: build it, as `make test` does
-        subprocess.run(["python3", "-m", "venv", str(ROOT / ".venv-sly")], check=True)
-        subprocess.run([str(ROOT / ".venv-sly/bin/python"), "-m", "pip", "install", "-q", "supervisely"],
-                       check=True, timeout=900)
-        python = str(ROOT / ".venv-sly/bin/python")
-    return python
-
-
 def test_supervisely_sdk_reads_a_mounted_project(tmp_path, sample_project, mount):
     store = tmp_path / "store"
     run_cas(store, "import", str(sample_project), "--project", "demo")
     with mount(store, project="demo") as mnt:
-        res = subprocess.run([sdk_python(), "-c", CHECK, str(mnt)], capture_output=True, text=True, timeout=300)
+        res = subprocess.run([tool_python("sly"), "-c", CHECK, str(mnt)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     seen = json.loads(res.stdout.strip().splitlines()[-1])
     expected_objects = sum(len(json.loads(p.read_text())["objects"]) for p in sample_project.rglob("ann/*.json"))
