@@ -11,7 +11,7 @@ SLY_STAMP := $(SLY)/.installed
 DM     := .venv-dm
 DM_STAMP := $(DM)/.installed
 
-.PHONY: demo test bench system-deps clean
+.PHONY: demo test bench interop system-deps clean
 
 # FUSE's user-space side (fusermount3) for the mount, and rsync for the tests of writers
 # into it; apt-get only when root and something is missing.
@@ -60,6 +60,22 @@ $(DM_STAMP):
 test: system-deps $(STAMP) $(SLY_STAMP) $(DM_STAMP)
 	CAS_SLY_PYTHON=$(SLY)/bin/python CAS_DATUMARO_PYTHON=$(DM)/bin/python $(PY) -m pytest -q
 
+# Opt-in: our exports loaded by Ultralytics and torchvision (torch from this machine's disk,
+# several GB: too heavy for every run). See tests/interop_clients.py.
+INTEROP := .venv-interop
+$(INTEROP)/.installed:
+	$(PYTHON) -m venv $(INTEROP)
+	$(INTEROP)/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(INTEROP)/bin/python -m pip install -q ultralytics pycocotools
+	touch $@
+
+interop: $(STAMP) $(INTEROP)/.installed
+	rm -rf .interop
+	$(PY) -m tests.interop_clients export .interop
+	$(INTEROP)/bin/python tests/interop_clients.py check .interop > .interop/check.log 2>&1 || \
+	  { tail -20 .interop/check.log; exit 1; }
+	@grep -E '^(ultralytics|torchvision)' .interop/check.log
+
 bench: $(STAMP)
 	$(PY) -m bench.dedup
 	$(PY) -m bench.fuse_read
@@ -69,4 +85,4 @@ bench: $(STAMP)
 	$(PY) -m bench.copy_in
 
 clean:
-	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis $(SLY)
+	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis .interop $(SLY) $(DM) $(INTEROP)
