@@ -25,6 +25,9 @@ def fresh_folder(dest: Path) -> Iterator[Path]:
         raise AlreadyExists(f"{dest} exists and is not an empty directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would stay on the export
     try:
         yield tmp
         if dest.exists():
@@ -45,8 +48,8 @@ def writes_folder(write: Writer) -> Writer:
 
 
 class UniqueNames:
-    """File names made unique by a prefix or a number before the extension (`a.jpg`, then
-    `a_2.jpg`). Stems can be kept unique instead, for formats whose label files are named
+    """File names made unique by an alternative name or a number before the extension
+    (`a.jpg`, then `a_2.jpg`). Stems can be kept unique instead, for formats whose label files are named
     by stem (YOLO, VOC: `a.jpg` and `a.png` would share `a.txt`)."""
 
     def __init__(self, by_stem: bool = False) -> None:

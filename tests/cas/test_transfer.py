@@ -101,7 +101,9 @@ def test_push_refuses_a_corrupt_local_blob(tmp_path: Path, s3_store: Store) -> N
         path = local.backend.path(blob)
         os.chmod(path, 0o644)
         with open(path, "r+b") as f:
-            f.write(b"!")
+            first = f.read(1)[0]
+            f.seek(0)
+            f.write(bytes([first ^ 0xFF]))  # a changed byte (writing b"!" failed 1 run in 256: urandom's was "!")
         local.config.s3 = s3_store.config.s3
         local.save_config()
         report = push(local)

@@ -10,6 +10,7 @@ in each test.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from xml.etree import ElementTree
@@ -215,6 +216,9 @@ def test_yolo_export_splits_by_name_and_loads_from_anywhere(demo: tuple[Store, P
                 label = Path(str(image).replace("/images/", "/labels/")).with_suffix(".txt")
                 assert label.is_file(), label
     assert counts["images"] == 8
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o777 & ~umask  # not the temp folder's 0700
     other = yolo.write(store, "demo", tmp_path / "other", other_split="none")
     assert other["images"] == 8  # train/night is train by its top-level name
 
