@@ -1,7 +1,9 @@
 """Format conversion benchmark: a COCO set of small images with many objects (polygons and
-RLE masks mixed) imported into cas and exported back to COCO, and, when the Supervisely
-SDK is installed (`.venv-sly`, made by `make test`), the SDK's own COCO -> Supervisely
-conversion of the same input, in one run.
+RLE masks mixed) imported into cas, exported to COCO, YOLO (segment) and VOC, and each
+export imported back with `--format auto` (the layout found as a user's tool would
+leave it); beside them `cp -r` of the images (what any export must at least write) and,
+when the Supervisely SDK is installed (`.venv-sly`, made by `make test`), the SDK's own
+COCO -> Supervisely conversion of the same input, in one run.
 
     .venv/bin/python -m bench.convert [--images 10000] [--objects-per-image 10]
 """
@@ -71,8 +73,14 @@ def main() -> None:
         cas(store, "init")
         rows = [("cas import --format coco", timed([sys.executable, "-m", "cas", "--store", str(store), "-q", "import",
                                                     str(work / "coco"), "--project", "bench", "--format", "coco"]))]
-        rows.append(("cas export --format coco", timed([sys.executable, "-m", "cas", "--store", str(store), "-q",
-                                                        "export", "bench", str(work / "out"), "--format", "coco"])))
+        rows.append(("cp -r of the images (reference)", timed(["cp", "-r", str(work / "coco" / "images"),
+                                                               str(work / "images-copy")])))
+        for fmt, extra in (("coco", []), ("yolo", ["--task", "segment"]), ("voc", [])):
+            out = work / ("out" if fmt == "coco" else f"out-{fmt}")
+            rows.append((f"cas export --format {fmt}", timed([sys.executable, "-m", "cas", "--store", str(store), "-q",
+                                                              "export", "bench", str(out), "--format", fmt, *extra])))
+            rows.append((f"cas import of the {fmt} export (auto)", timed([
+                sys.executable, "-m", "cas", "--store", str(store), "-q", "import", str(out), "--project", f"back-{fmt}"])))
         exported = json.loads((work / "out" / "annotations" / "instances_train.json").read_text())
         if SLY_PYTHON.exists():
             rows.append(("Supervisely SDK: COCO -> Supervisely project",
@@ -87,8 +95,12 @@ def main() -> None:
         for case, seconds in rows:
             if case in targets:
                 print(f"target {case}: <= {targets[case]:.0f} s: {'met' if seconds <= targets[case] else 'missed'}")
-        if len(rows) == 3:
-            print(f"SDK / cas import: {rows[2][1] / rows[0][1]:.1f} x (target >= 3)")
+        by_case = dict(rows)
+        for fmt in ("coco", "yolo", "voc"):
+            print(f"export {fmt} / cp -r of the images: {by_case[f'cas export --format {fmt}'] / by_case['cp -r of the images (reference)']:.1f} x")
+        sdk = by_case.get("Supervisely SDK: COCO -> Supervisely project")
+        if sdk is not None:
+            print(f"SDK / cas import: {sdk / rows[0][1]:.1f} x (target >= 3)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
