@@ -232,7 +232,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
             if item_id not in parsed:
                 continue  # its XML was refused above
             info = parsed[item_id]
-            label = f"Annotations/{item_id}.xml"
+            label = f"{layout.ann_dir.name}/{item_id}.xml"
             try:
                 image = layout.image(item_id, info and info["filename"], label)
             except InvalidInput as e:
