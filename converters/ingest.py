@@ -22,15 +22,14 @@ SEARCH_DEPTH = 2
 
 
 def detect_format(src: Path) -> str:
-    """The one format that fits `src`, or the folders up to SEARCH_DEPTH below it; an error
-    lists none or several."""
+    """The one format that fits `src`, or when none does, the folders up to SEARCH_DEPTH
+    below it; an error lists none or several."""
     if not src.exists():
         raise InvalidInput(str(src), "no such file or directory")
     with containment(source_root(src)):
         fits = [name for name, module in FORMATS.items() if module.detect(src)]
-        if src.is_dir() and not [f for f in fits if f != GENERIC]:
-            below = [name for name, module in FORMATS.items() if name != GENERIC and _fitting_below(src, module)]
-            fits = below or fits
+        if src.is_dir() and not fits:  # a folder of images with a dataset deep inside stays images
+            fits = [name for name, module in FORMATS.items() if name != GENERIC and _fitting_below(src, module)]
     if len(fits) > 1 and GENERIC in fits:
         fits.remove(GENERIC)
     if not fits:

@@ -530,3 +530,14 @@ def test_folder_of_several_voc_exports_is_one_project(store: Store, tmp_path: Pa
     assert auto_import(store, tmp_path, "p") == "voc"
     assert item_count(store, "p") == 8
     assert {"VOCdevkit/VOC2007/train", "VOCdevkit/VOC2012/val"} <= set(store.ns.datasets("p"))
+
+
+def test_folder_of_images_with_a_dataset_deep_inside_stays_images(tmp_path: Path) -> None:
+    """Looking below happens only when nothing fits the folder itself: a photo folder that
+    happens to hold a COCO export two levels down imports all its images, not that export."""
+    from tests.converters.samples import coco_sample
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(jpeg_bytes(20, 10))
+    coco_sample(tmp_path / "photos" / "old" / "coco")
+    assert detect_format(tmp_path / "photos") == "images"
+    assert detect_format(tmp_path / "photos" / "old") == "coco"
