@@ -43,9 +43,6 @@ CROWD_TAG = {"name": "iscrowd", "value_type": "none"}
 
 # -- finding the files ---------------------------------------------------------------------------
 LOOKS_FOR = "COCO annotation JSON with an 'images' list (annotations/*.json, *.json, labels.json)"
-# Files of other COCO tasks, beside the instances: skipped and counted (captions, panoptic
-# segments, stuff segmentation, Datumaro's image_info and image-level labels).
-OTHER_TASKS = ("captions_", "panoptic_", "image_info_", "labels_", "stuff_")
 # Annotation file stems that name no split: the dataset is named by the export's folder
 # (Supervisely SDK: <dataset>/annotations/coco_instances.json; FiftyOne: labels.json).
 UNNAMED = ("instances", "coco_instances", "labels", "annotations", "coco")
@@ -68,7 +65,7 @@ def _looks_like_coco(path: Path) -> bool:
     except OSError:
         return False
     return b'"images"' in head and (b'"annotations"' in head or b'"categories"' in head) or \
-        path.name.startswith(PREFIXES + OTHER_TASKS) and b'"images"' in head
+        path.name.startswith(PREFIXES + tuple(TASK_OF_PREFIX)) and b'"images"' in head
 
 
 def detect(src: Path) -> bool:
@@ -88,18 +85,25 @@ def split_name(path: Path) -> str:
     return stem
 
 
+# Files of other COCO tasks, beside the instances: skipped and counted (captions, panoptic
+# segments, stuff segmentation, Datumaro's image_info and image-level labels).
+TASK_OF_PREFIX = {"captions_": "captions", "panoptic_": "panoptic", "image_info_": "image_info",
+                  "labels_": "labels", "stuff_": "stuff"}
+
+
 def other_task(path: Path, data: dict[str, Any]) -> str | None:
     """What a COCO file holds when it is not instances or keypoints (None when it is)."""
-    if path.name.startswith(OTHER_TASKS):
-        return path.name.split("_")[0] if not path.name.startswith("image_info_") else "image_info"
+    for prefix, task in TASK_OF_PREFIX.items():
+        if path.name.startswith(prefix):
+            return task
     anns = data.get("annotations")
     if anns is None and not data.get("categories"):
         return "image_info"
-    if isinstance(anns, list) and anns and all(isinstance(a, dict) for a in anns[:100]):
-        if any("segments_info" in a for a in anns[:100]):
-            return "panoptic"
-        if not any("category_id" in a for a in anns[:100]) and any("caption" in a for a in anns[:100]):
-            return "captions"
+    head = anns[:100] if isinstance(anns, list) and all(isinstance(a, dict) for a in anns[:100]) else []
+    if any("segments_info" in a for a in head):
+        return "panoptic"
+    if head and not any("category_id" in a for a in head) and any("caption" in a for a in head):
+        return "captions"
     return None
 
 
@@ -198,7 +202,6 @@ def read(src: Path, session: ImportSession, dataset: str | None = None, link: bo
         seen: set[Any] = set()
         for path, data in group:
             for i, image in enumerate(data["images"]):
-                label = f"{path.name}: images[{i}]"
                 if not isinstance(image, dict) or not isinstance(image.get("file_name"), str):
                     session.reject(InvalidInput(path.name, "expected an object with a file_name", f"images[{i}]"))
                     continue
@@ -206,34 +209,39 @@ def read(src: Path, session: ImportSession, dataset: str | None = None, link: bo
                 if image_id is not None and image_id in seen:
                     continue  # the same image in the split's keypoints file
                 seen.add(image_id)
-                name = os.path.basename(image["file_name"])
                 anns = by_image.pop(image_id, []) if image_id is not None else []
-                builder = functools.partial(build_annotation, path.name, i, image.get("width"), image.get("height"),
-                                            anns, class_of)
-                if link:
-                    url = image.get("coco_url") or image.get("flickr_url")
-                    if not url or not _num_list([image.get("width"), image.get("height")]):
-                        session.reject(InvalidInput(path.name, "--link needs coco_url, width and height",
-                                                    f"images[{i}]"))
-                        continue
-                    ann, notes = builder(int(image["width"]), int(image["height"]))
-                    counts.update(notes)
-                    session.add_link(target, name, url, ann=ann, width=int(image["width"]),
-                                     height=int(image["height"]), label=label)
-                    continue
-                try:
-                    found = find_image(src, path, split, image["file_name"], f"images[{i}].file_name")
-                except InvalidInput as e:
-                    session.reject(e)
-                    continue
-                if found is None:
-                    session.reject(InvalidInput(path.name, f"image {image['file_name']!r} not found next to the "
-                                                           "annotations (images/<split>/, <split>/, images/, data/)",
-                                                f"images[{i}].file_name"))
-                    continue
-                session.add_item(target, name, str(found), ann=builder, label=f"{split}/{image['file_name']}")
+                _add_image(session, src, path, split, target, i, image, anns, class_of, link, counts)
         counts["annotations without an image"] += sum(len(v) for v in by_image.values())
     return dict(counts)
+
+
+def _add_image(session: ImportSession, src: Path, path: Path, split: str, target: str, i: int,
+               image: dict[str, Any], anns: list[tuple[str, int, dict[str, Any]]],
+               class_of: dict[int, dict[str, Any]], link: bool, counts: Counter[str]) -> None:
+    """Queue `images[i]` of `path` with its annotations: a local image, or with `link` its URL."""
+    name = os.path.basename(image["file_name"])
+    builder = functools.partial(build_annotation, path.name, i, image.get("width"), image.get("height"),
+                                anns, class_of)
+    if link:
+        url = image.get("coco_url") or image.get("flickr_url")
+        if not url or not _num_list([image.get("width"), image.get("height")]):
+            session.reject(InvalidInput(path.name, "--link needs coco_url, width and height", f"images[{i}]"))
+            return
+        ann, notes = builder(int(image["width"]), int(image["height"]))
+        counts.update(notes)
+        session.add_link(target, name, url, ann=ann, width=int(image["width"]), height=int(image["height"]),
+                         label=f"{path.name}: images[{i}]")
+        return
+    try:
+        found = find_image(src, path, split, image["file_name"], f"images[{i}].file_name")
+    except InvalidInput as e:
+        session.reject(e)
+        return
+    if found is None:
+        session.reject(InvalidInput(path.name, f"image {image['file_name']!r} not found next to the annotations "
+                                               "(images/<split>/, <split>/, images/, data/)", f"images[{i}].file_name"))
+        return
+    session.add_item(target, name, str(found), ann=builder, label=f"{split}/{image['file_name']}")
 
 
 def _classes(loaded: list[tuple[Path, dict[str, Any]]]) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
@@ -278,8 +286,7 @@ def _group(group: list[tuple[Path, dict[str, Any]]], class_of: dict[int, dict[st
     """image id -> (file, index, annotation) over a split's files, after the checks whose
     errors need the index. An annotation id in two files (instances and person_keypoints)
     is taken once: the one with keypoints."""
-    by_image: dict[Any, list[tuple[str, int, dict[str, Any]]]] = defaultdict(list)
-    taken: dict[Any, tuple[Any, int]] = {}  # annotation id -> (image id, position)
+    by_image: dict[Any, dict[Any, tuple[str, int, dict[str, Any]]]] = defaultdict(dict)
     for path, data in group:
         file = path.name
         for i, ann in enumerate(data.get("annotations", [])):
@@ -301,18 +308,13 @@ def _group(group: list[tuple[Path, dict[str, Any]]], class_of: dict[int, dict[st
             except InvalidInput as e:
                 session.reject(e)
                 continue
+            # one entry per annotation id of the split: the person_keypoints copy, with keypoints, wins
+            key = ann.get("id") if len(group) > 1 and _is_id(ann.get("id")) else (file, i)
             entries = by_image[ann["image_id"]]
-            ann_id = ann.get("id") if len(group) > 1 and _is_id(ann.get("id")) else None
-            if ann_id is not None and ann_id in taken:
-                image_id, pos = taken[ann_id]
-                if image_id == ann["image_id"]:
-                    if ann.get("keypoints") and not by_image[image_id][pos][2].get("keypoints"):
-                        by_image[image_id][pos] = (file, i, ann)
-                    continue
-            if ann_id is not None:
-                taken[ann_id] = (ann["image_id"], len(entries))
-            entries.append((file, i, ann))
-    return by_image
+            old = entries.get(key)
+            if old is None or ann.get("keypoints") and not old[2].get("keypoints"):
+                entries[key] = (file, i, ann)
+    return {image_id: list(entries.values()) for image_id, entries in by_image.items()}
 
 
 def build_annotation(file: str, index: int, json_w: Any, json_h: Any, anns: list[tuple[str, int, dict[str, Any]]],

@@ -5,6 +5,7 @@ clipping to the image with a count of what was clipped."""
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import zlib
 from collections import Counter
@@ -232,8 +233,9 @@ def union_meta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return {**a, "classes": list(classes.values()), "tags": list(tags.values())}
 
 
-def voc_palette() -> list[int]:
-    """The VOC color map (bit-interleaved), index 255 white for boundaries."""
+@functools.cache
+def voc_palette() -> tuple[int, ...]:
+    """The VOC color map (bit-interleaved, 256 r, g, b triples), index 255 the boundary colour."""
     pal = []
     for i in range(256):
         r = g = b = 0
@@ -245,4 +247,4 @@ def voc_palette() -> list[int]:
             c >>= 3
         pal += [r, g, b]
     pal[255 * 3:] = [224, 224, 192]
-    return pal
+    return tuple(pal)

@@ -134,10 +134,14 @@ class Collected:
     def reject(self, error: InvalidInput) -> None:
         self.session.reject(error)
 
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        if name not in ("add_dataset", "add_item", "add_link"):
-            raise AttributeError(name)
-        return lambda *args, **kwargs: self.calls.append((name, args, kwargs))
+    def add_dataset(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(("add_dataset", args, kwargs))
+
+    def add_item(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(("add_item", args, kwargs))
+
+    def add_link(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(("add_link", args, kwargs))
 
     def replay(self) -> None:
         if self.meta is not None:

@@ -54,8 +54,7 @@ def class_map(src: Path) -> tuple[dict[int, str], dict[tuple[int, int, int], str
                 continue
             name, _, rest = line.partition(":")
             if not rest.split(":")[0].strip():  # no colour (Datumaro): the VOC palette's, by line
-                pal = geo.voc_palette()
-                k = len(by_index)
+                pal, k = geo.voc_palette(), len(by_index)
                 by_color[(pal[3 * k], pal[3 * k + 1], pal[3 * k + 2])] = name.strip()
                 by_index[k] = name.strip()
                 continue
@@ -104,11 +103,27 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     return {}
 
 
-def _load(path: str, width: int, height: int) -> Image.Image:
-    img = open_for_decoding(path, path)
+def load_mask(path: str, width: int, height: int, label: str | None = None) -> Image.Image:
+    """A mask PNG decoded, refused unless it is the image's size; errors name `label` (the path)."""
+    label = label or path
+    img = open_for_decoding(path, label)
     if img.size != (width, height):
-        raise InvalidInput(path, f"mask is {img.size[0]}x{img.size[1]}, the image {width}x{height}")
-    return decode(img, path)
+        raise InvalidInput(label, f"mask is {img.size[0]}x{img.size[1]}, the image {width}x{height}")
+    return decode(img, label)
+
+
+def packed_colors(img: Image.Image) -> np.ndarray:
+    """Each pixel's colour as one integer r << 16 | g << 8 | b (palette images through their palette)."""
+    rgb = np.asarray(img.convert("RGB"), dtype=np.int32)
+    return (rgb[:, :, 0] << 16) | (rgb[:, :, 1] << 8) | rgb[:, :, 2]
+
+
+def pack(rgb: tuple[int, int, int]) -> int:
+    return rgb[0] << 16 | rgb[1] << 8 | rgb[2]
+
+
+def unpack(value: int) -> tuple[int, int, int]:
+    return value >> 16, (value >> 8) & 255, value & 255
 
 
 def _annotation(objects: list[dict[str, Any]], width: int, height: int) -> dict[str, Any]:
@@ -118,7 +133,7 @@ def _annotation(objects: list[dict[str, Any]], width: int, height: int) -> dict[
 def build_from_folders(parts: list[tuple[str, str]], width: int, height: int) -> dict[str, Any]:
     objects = []
     for name, path in parts:
-        ob = geo.bitmap(name, np.array(_load(path, width, height).convert("L")) > 0)
+        ob = geo.bitmap(name, np.array(load_mask(path, width, height).convert("L")) > 0)
         if ob is not None:
             objects.append(ob)
     return _annotation(objects, width, height)
@@ -126,16 +141,13 @@ def build_from_folders(parts: list[tuple[str, str]], width: int, height: int) ->
 
 def build_from_machine_mask(path: str, by_index: dict[int, str], by_color: dict[tuple[int, int, int], str],
                             width: int, height: int) -> dict[str, Any]:
-    img = _load(path, width, height)
+    img = load_mask(path, width, height)
     if img.mode in ("P", "L", "I", "I;16") or not by_color:
         values = np.array(img if img.mode in ("P", "L", "I", "I;16") else img.convert("L"))
         objects = _class_bitmaps(values, by_index.get, lambda v: f"pixel value {v} is not in the class map", path)
     else:
-        rgb = np.array(img.convert("RGB")).astype(np.int32)
-        packed = (rgb[:, :, 0] << 16) | (rgb[:, :, 1] << 8) | rgb[:, :, 2]
-        color = lambda v: (v >> 16, (v >> 8) & 255, v & 255)  # noqa: E731
-        objects = _class_bitmaps(packed, lambda v: by_color.get(color(v)),
-                                 lambda v: f"color {color(v)} is not in labelmap.txt", path)
+        objects = _class_bitmaps(packed_colors(img), lambda v: by_color.get(unpack(v)),
+                                 lambda v: f"color {unpack(v)} is not in labelmap.txt", path)
     return _annotation(objects, width, height)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,10 +24,8 @@ def fresh_folder(dest: Path) -> Iterator[Path]:
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise AlreadyExists(f"{dest} exists and is not an empty directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would stay on the export
+    tmp = dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
+    tmp.mkdir()  # exclusive, with the umask's permissions (mkdtemp's 0700 would stay on the export)
     try:
         yield tmp
         if dest.exists():

@@ -32,14 +32,14 @@ import numpy as np
 from PIL import Image
 
 from cas.errors import InvalidInput
-from cas.media import check_pixels, decode, is_image_name, open_for_decoding
+from cas.media import check_pixels, is_image_name
 from cas.session import ImportSession
 from cas.store import Store
 
 from . import geometry as geo
-from .geometry import voc_palette
 from . import text, walk
-from .masks import class_map
+from .geometry import voc_palette
+from .masks import class_map, load_mask, pack, packed_colors, unpack
 from .output import UniqueNames, writes_folder
 from .walk import files
 
@@ -70,8 +70,8 @@ class Layout:
         self.colors = _class_colors(src)
 
     def xml(self, item_id: str) -> Path | None:
-        """The XML of an id; ids may carry the image's extension (the SDK's lists do)."""
-        for stem in (item_id, os.path.splitext(item_id)[0]):
+        """The XML of an id."""
+        for stem in _stems(item_id):
             path = self.ann_dir / f"{stem}.xml"
             if path.is_file():
                 return path
@@ -87,16 +87,28 @@ class Layout:
                 return self.by_stem[os.path.basename(filename)]
         return self.images.get(item_id) or self.by_stem.get(item_id) or self.by_stem.get(os.path.splitext(item_id)[0])
 
-    def mask(self, folder: str, item_id: str) -> tuple[str | None, bool]:
-        """(mask path, written by the Supervisely SDK) of an item in `folder`."""
-        for candidate in dict.fromkeys((item_id, os.path.splitext(item_id)[0])):
-            path = self.src / folder / f"{candidate}.png"
-            if path.is_file():
-                return str(path), False
-            sdk = self.src / folder / f"{candidate}_{'instance' if folder == 'SegmentationObject' else 'class'}.png"
-            if sdk.is_file():
-                return str(sdk), True
+    def masks(self, item_id: str) -> tuple[str | None, str | None, bool]:
+        """(object mask, class mask, written by the Supervisely SDK) of an item. The SDK's
+        `_instance` PNG holds class colours, so it is the class mask (as the SDK's own reader
+        takes it); its `_class` PNG, a colour per object with no link to the XML, is not used."""
+        obj, sdk = self._mask("SegmentationObject", "_instance", item_id)
+        if sdk:
+            return None, obj, True
+        return obj, self._mask("SegmentationClass", "_class", item_id)[0], False
+
+    def _mask(self, folder: str, sdk_suffix: str, item_id: str) -> tuple[str | None, bool]:
+        for stem in _stems(item_id):
+            for suffix in ("", sdk_suffix):
+                path = self.src / folder / f"{stem}{suffix}.png"
+                if path.is_file():
+                    return str(path), bool(suffix)
         return None, False
+
+
+def _stems(item_id: str) -> list[str]:
+    """The file stems an id may stand for: itself, and without an image's extension (the
+    SDK's lists write `street_001.jpg`)."""
+    return list(dict.fromkeys((item_id, os.path.splitext(item_id)[0])))
 
 
 def _class_colors(src: Path) -> dict[tuple[int, int, int], str] | None:
@@ -106,8 +118,8 @@ def _class_colors(src: Path) -> dict[tuple[int, int, int], str] | None:
     if (src / "colors.txt").is_file():
         colors = {}
         for number, line in enumerate(text.lines(src / "colors.txt", "colors.txt"), 1):
-            *name, r, g, b = line.split()
             try:
+                *name, r, g, b = line.split()
                 colors[(int(r), int(g), int(b))] = " ".join(name)
             except ValueError:
                 raise InvalidInput("colors.txt", f"expected 'name r g b', got {line[:80]!r}", f"line {number}") from None
@@ -203,7 +215,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     layout = Layout(src)
     splits = _splits(layout)
     counts: Counter[str] = Counter()
-    parsed: dict[str, dict[str, Any] | None] = {}
+    parsed: dict[str, tuple[dict[str, Any] | None, tuple[str | None, str | None, bool]]] = {}
     shapes: dict[str, set[str]] = {}
     for item_id in sorted({s for members in splits.values() for s in members}):
         xml = layout.xml(item_id)
@@ -214,15 +226,18 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
             except InvalidInput as e:
                 session.reject(e)
                 continue
-        parsed[item_id] = info
-        masked = layout.mask("SegmentationObject", item_id)[0] or layout.mask("SegmentationClass", item_id)[0]
+        masks = layout.masks(item_id)
+        parsed[item_id] = info, masks
+        if masks[2]:
+            counts[SDK_CLASS_MASKS] += 1
         for ob in (info or {}).get("objects", []):
-            shapes.setdefault(ob["name"], set()).update(("rectangle", "bitmap") if masked else ("rectangle",))
+            shapes.setdefault(ob["name"], set()).update(("rectangle", "bitmap") if any(masks[:2]) else ("rectangle",))
     mask_names = set(layout.colors.values()) if layout.colors is not None else set()
     for name in sorted(mask_names - shapes.keys() - {"background", "neutral"}):
         shapes[name] = {"bitmap"}
     classes = [geo.meta_class(name, kinds.pop() if len(kinds) == 1 else "any", i)
                for i, (name, kinds) in enumerate(sorted(shapes.items()))]
+    names = frozenset(shapes)
     tags = [{"name": k, "value_type": "none"} for k in FLAG_TAGS] + [{"name": "pose", "value_type": "any_string"}]
     session.set_meta({"classes": classes, "tags": tags, "projectType": "images"}, os.path.basename(layout.ann_dir))
     for split, members in splits.items():
@@ -231,7 +246,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
         for item_id in members:
             if item_id not in parsed:
                 continue  # its XML was refused above
-            info = parsed[item_id]
+            info, (obj_png, cls_png, _sdk) = parsed[item_id]
             label = f"{layout.ann_dir.name}/{item_id}.xml"
             try:
                 image = layout.image(item_id, info and info["filename"], label)
@@ -242,13 +257,8 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                 session.reject(InvalidInput(f"ImageSets/{split}.txt", f"{item_id}: no image in "
                                                                       f"{layout.img_dir.name}/ and no XML naming one"))
                 continue
-            obj_png, sdk = layout.mask("SegmentationObject", item_id)
-            cls_png = layout.mask("SegmentationClass", item_id)[0]
-            if sdk:  # the SDK's _instance PNG holds class colours; its _class PNG no link to objects
-                obj_png, cls_png = None, obj_png
-                counts[SDK_CLASS_MASKS] += 1
             builder = functools.partial(build_annotation, label, info or {"objects": []}, obj_png, cls_png,
-                                        layout.colors, frozenset(c["title"] for c in classes))
+                                        layout.colors, names)
             session.add_item(target, image.name, str(image), ann=builder,
                              label=f"{layout.img_dir.name}/{image.name}")
     return dict(counts)
@@ -303,48 +313,25 @@ def build_annotation(label: str, info: dict[str, Any], obj_png: str | None, cls_
     return {"description": "", "size": {"height": height, "width": width}, "tags": [], "objects": objects}, dict(notes)
 
 
-def _load_png(path: str, width: int, height: int) -> Image.Image:
-    name = os.path.basename(path)
-    img = open_for_decoding(path, name)
-    if img.size != (width, height):
-        raise InvalidInput(name, f"mask is {img.size[0]}x{img.size[1]}, image {width}x{height}")
-    return decode(img, name)
-
-
-def _packed(img: Image.Image) -> np.ndarray:
-    """Each pixel's colour as one integer r << 16 | g << 8 | b (palette images through their palette)."""
-    rgb = np.asarray(img.convert("RGB"), dtype=np.int32)
-    return (rgb[:, :, 0] << 16) | (rgb[:, :, 1] << 8) | rgb[:, :, 2]
-
-
-def _pack(rgb: tuple[int, int, int]) -> int:
-    return rgb[0] << 16 | rgb[1] << 8 | rgb[2]
-
-
-_VOC_INDEX: dict[int, int] = {}
-
-
+@functools.cache
 def _voc_index() -> dict[int, int]:
     """VOC palette colour (packed) -> index; the boundary colour is 255."""
-    if not _VOC_INDEX:
-        pal = voc_palette()
-        for i in range(255, -1, -1):
-            _VOC_INDEX[_pack((pal[3 * i], pal[3 * i + 1], pal[3 * i + 2]))] = i
-    return _VOC_INDEX
+    pal = voc_palette()
+    return {pack((pal[3 * i], pal[3 * i + 1], pal[3 * i + 2])): i for i in range(255, -1, -1)}
 
 
 def _instance_indices(path: str, width: int, height: int) -> np.ndarray:
     """Object indices of a SegmentationObject PNG: palette or gray values, or VOC colours (RGB)."""
-    img = _load_png(path, width, height)
+    img = load_mask(path, width, height, os.path.basename(path))
     if img.mode in ("P", "L"):
         return np.asarray(img)
-    packed = _packed(img)
+    packed = packed_colors(img)
     table = _voc_index()
     values = np.unique(packed)
     unknown = [v for v in values.tolist() if v not in table]
     if unknown:
         v = unknown[0]
-        raise InvalidInput(os.path.basename(path), f"colour {(v >> 16, (v >> 8) & 255, v & 255)} is not an object "
+        raise InvalidInput(os.path.basename(path), f"colour {unpack(v)} is not an object "
                                                    "colour of the VOC palette")
     lookup = np.array([table[v] for v in values.tolist()], np.uint8)
     return lookup[np.searchsorted(values, packed)]
@@ -354,7 +341,7 @@ def _class_names(path: str, colors: dict[tuple[int, int, int], str] | None, widt
                  ) -> tuple[np.ndarray, list[str | None]]:
     """A SegmentationClass PNG as (per-pixel index into names, names): by the class map's
     colours, else palette index / VOC colour -> VOC class."""
-    img = _load_png(path, width, height)
+    img = load_mask(path, width, height, os.path.basename(path))
     if colors is None and img.mode in ("P", "L"):
         values = np.asarray(img).astype(np.int32)
         return values, [VOC_CLASSES[v] if v < len(VOC_CLASSES) else None for v in range(int(values.max()) + 1)]
@@ -362,14 +349,14 @@ def _class_names(path: str, colors: dict[tuple[int, int, int], str] | None, widt
         ordered = list(colors.values())
         values = np.asarray(img).astype(np.int32)
         return values, [ordered[v] if v < len(ordered) else None for v in range(int(values.max()) + 1)]
-    packed = _packed(img)
-    by_color = {_pack(k): v for k, v in colors.items()} if colors is not None else \
+    packed = packed_colors(img)
+    by_color = {pack(k): v for k, v in colors.items()} if colors is not None else \
         {c: VOC_CLASSES[i] for c, i in _voc_index().items() if i < len(VOC_CLASSES)}
     uniques, inverse = np.unique(packed, return_inverse=True)
     names: list[str | None] = []
     for v in uniques.tolist():
-        if v not in by_color and v not in (0, _pack(BOUNDARY)):
-            raise InvalidInput(os.path.basename(path), f"colour {(v >> 16, (v >> 8) & 255, v & 255)} is not in the "
+        if v not in by_color and v not in (0, pack(BOUNDARY)):
+            raise InvalidInput(os.path.basename(path), f"colour {unpack(v)} is not in the "
                                                        "class map (labelmap.txt, colors.txt or the VOC palette)")
         names.append(by_color.get(v))
     return inverse.reshape(packed.shape), names

@@ -39,7 +39,7 @@ from .walk import contained, files, tree_files
 CLASS_FILES = ("classes.txt", "obj.names")
 CONFIGS = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml", "data_config.yaml")
 DARKNET = "obj.data"
-SPLITS = {"train": "train", "val": "val", "valid": "val", "test": "test"}
+SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 LOOKS_FOR = f"YOLO dataset ({', '.join(CONFIGS)}, {DARKNET}, or {' / '.join(CLASS_FILES)} with label .txt files)"
 
 
@@ -62,8 +62,8 @@ class Layout:
     def __init__(self, src: Path) -> None:
         self.src = src
         self.kpt: tuple[int, int] | None = None
-        self.splits: list[tuple[str, list[tuple[str, Path]]]] = []  # split -> (item name, image)
-        self.outside: InvalidInput | None = None
+        self.splits: dict[str, list[tuple[str, Path]]] = {}  # split -> (item name, image)
+        self.outside: InvalidInput | None = None  # the first path found leading out, said if nothing is found
         yml = _config_file(src)
         if yml is not None:
             self._from_yaml(yml)
@@ -76,7 +76,7 @@ class Layout:
             self.names = text.lines(names_file, names_file.name)
             folders = [(p.name, p) for p in sorted(src.iterdir()) if p.is_dir() and _has_images(p)] or \
                 [(src.name, src)]
-            self.splits = [(split, _folder_images(folder)) for split, folder in folders]
+            self.splits = {split: _folder_images(folder) for split, folder in folders}
 
     def _from_yaml(self, yml: Path) -> None:
         data = text.read_yaml(yml)
@@ -92,7 +92,6 @@ class Layout:
         if path is not None and not isinstance(path, str):
             raise InvalidInput(yml.name, "expected a folder", "path")
         bases = [self.src]
-        self.outside: InvalidInput | None = None  # the first path found leading out, said if nothing is found
         if path:  # relative to the config's folder (Ultralytics takes it from its working folder)
             try:
                 base = contained(self.src, path, yml.name, "path")
@@ -107,8 +106,8 @@ class Layout:
             parts = given if isinstance(given, list) else [given]
             if not all(isinstance(p, str) for p in parts):
                 raise InvalidInput(yml.name, "expected a folder, a .txt list of images, or a list of them", key)
-            images = [im for part in parts for im in self._images_of(part, bases, yml.name, key)]
-            self._add(split, images)
+            for part in parts:
+                self.splits.setdefault(split, []).extend(self._images_of(part, bases, yml.name, key))
         if not self.splits:
             raise self.outside or InvalidInput(yml.name, "no train, val or test image folder or list found (looked under "
                                          f"{', '.join(str(b) for b in bases)})", "train")
@@ -127,16 +126,9 @@ class Layout:
         self.names = text.lines(names_file, names_file.name)
         for key, split in SPLITS.items():
             if key in entries:
-                self._add(split, self._images_of(entries[key], [self.src], cfg.name, key))
+                self.splits.setdefault(split, []).extend(self._images_of(entries[key], [self.src], cfg.name, key))
         if not self.splits:
             raise InvalidInput(cfg.name, "no train or valid image list found", "train")
-
-    def _add(self, split: str, images: list[tuple[str, Path]]) -> None:
-        for i, (existing, listed) in enumerate(self.splits):
-            if existing == split:
-                self.splits[i] = (split, listed + images)
-                return
-        self.splits.append((split, images))
 
     def _find(self, given: str, bases: list[Path], label: str, where: str) -> Path | None:
         """`given` under one of `bases`, by Ultralytics' and darknet's rules: as written, then
@@ -202,7 +194,7 @@ def _folder_images(folder: Path) -> list[tuple[str, Path]]:
 
 
 def count(src: Path) -> int:
-    return sum(len(images) for _split, images in Layout(src).splits)
+    return sum(len(images) for images in Layout(src).splits.values())
 
 
 def _read_label(path: Path, src: Path) -> str:
@@ -223,7 +215,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     names = layout.names
     kinds: dict[int, set[str]] = defaultdict(set)
     entries = []
-    for split, images in layout.splits:
+    for split, images in layout.splits.items():
         for name, image in images:
             label = layout.label_path(image)
             try:
@@ -306,16 +298,15 @@ def _box(name: str, v: list[float], width: int, height: int, clip: geo.Clipper) 
 
 
 # -- export --------------------------------------------------------------------------------------
-def split_of(dataset: str, other: str = "train") -> str | None:
-    """The YOLO split a dataset goes to: by its top-level name (`train`, `val`, `valid`,
-    `validation`, `test`, any case; `train/night` is train), else `other` (None: left out)."""
-    top = dataset.split("/")[0].lower()
-    return {"validation": "val", **SPLITS}.get(top, other if other != "none" else None)
+def split_of(dataset: str) -> str | None:
+    """The YOLO split a dataset's top-level name says (`train`, `val`, `valid`, `validation`,
+    `test`, any case; `train/night` is train), or None."""
+    return SPLITS.get(dataset.split("/")[0].lower())
 
 
 def write(store: Store, project: str, dest: Path, task: str = "detect", other_split: str = "train") -> dict[str, int]:
     """`data.yaml` plus `images/<dataset>/` and `labels/<dataset>/` (nested datasets joined
-    with '_'). Each dataset goes to the split `split_of` names; data.yaml lists every split's
+    with '_'). Each dataset goes to the split `split_of` names, else to `other_split`; data.yaml lists every split's
     folders and gives `path` as the export's absolute folder, so Ultralytics finds the
     images from any working folder. Item names that share a stem in one folder (`a.jpg`,
     `a.png`) are renamed so labels stay apart. detect: every object as its box; segment:
@@ -333,11 +324,12 @@ def _write(store: Store, project: str, dest: Path, final: Path, task: str, other
     splits: dict[str, list[str]] = {}
     folders = UniqueNames()
     for dataset in store.ns.datasets(project):
-        split = split_of(dataset, other_split)
-        if split is None:
+        split = split_of(dataset)
+        if split is None and other_split == "none":
             counts["datasets left out (not named train, val or test)"] += 1
             continue
-        if split != dataset.split("/")[0]:
+        if split is None:
+            split = other_split
             counts[f"datasets written to the {split} split (not named train, val or test)"] += 1
         flat = folders(dataset.replace("/", "_"))
         splits.setdefault(split, []).append(f"images/{flat}")

@@ -21,7 +21,7 @@ import yaml
 from PIL import Image
 
 from cas import Store
-from cas.errors import AlreadyExists, InvalidInput
+from cas.errors import AlreadyExists
 from converters import coco, geometry, voc, yolo
 from converters.ingest import detect_format, import_source
 from tests.conftest import assert_user_error, jpeg_bytes, png_bytes, run_cas

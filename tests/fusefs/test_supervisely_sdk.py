@@ -6,7 +6,6 @@ The SDK lives in its own venv (see tests/tools.py), so its dependency pins never
 import json
 import os
 import subprocess
-from pathlib import Path
 
 from tests.conftest import run_cas
 from tests.tools import tool_python
