@@ -135,7 +135,10 @@ def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str |
 @click.option("--format", "fmt", default="auto", show_default=True, help="auto, sly, images or links.")
 @click.option("--overwrite", is_flag=True, help="Replace items that exist with different bytes.")
 @click.option("--skip-invalid", is_flag=True, help="Skip bad items, report how many and why.")
-@click.option("--verify-dedup", is_flag=True, help="Compare bytes on a dedup hit (for untrusted sources).")
+@click.option("--verify-dedup", is_flag=True, help="Compare bytes on a dedup hit (for untrusted sources); "
+                                                  "reads every file, as --no-stat-cache.")
+@click.option("--no-stat-cache", is_flag=True, help="Read and hash every file, even one unchanged since an "
+                                                    "earlier import (its size, times and inode all the same).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Reader threads.")
 @click.option("--no-head", is_flag=True, help="Links: no HEAD per URL (size learned on first read).")
 @click.option("--link", is_flag=True, help="COCO: link each image to its coco_url instead of reading files.")
@@ -146,8 +149,8 @@ def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str |
                                                        "by default).")
 @pass_ctx
 def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: str, overwrite: bool,
-               skip_invalid: bool, verify_dedup: bool, workers: int | None, no_head: bool, link: bool,
-               allow_roots: tuple[Path, ...], follow_symlinks: bool) -> None:
+               skip_invalid: bool, verify_dedup: bool, no_stat_cache: bool, workers: int | None, no_head: bool,
+               link: bool, allow_roots: tuple[Path, ...], follow_symlinks: bool) -> None:
     """Import SRC into a project, atomically: all of it or nothing. With --format links, SRC is
     a list of URLs (one per line, or a CSV with url and optional name columns)."""
     from converters.ingest import count_items, detect_format, import_source
@@ -176,14 +179,16 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
         report, extra = import_source(store, src, project, fmt, dataset, progress=bar.update,
                                       reader_options=reader_options, follow_symlinks=follow_symlinks,
                                       overwrite=overwrite, skip_invalid=skip_invalid,
-                                      verify_dedup=verify_dedup, workers=workers)
+                                      verify_dedup=verify_dedup, stat_cache=not no_stat_cache,
+                                      workers=workers)
     r = report
     total_items = r.items_added + r.items_skipped + r.items_replaced
     rate = r.bytes_read / r.seconds if r.seconds else 0
     click.echo(f"imported {project}: {total_items} items ({r.items_added} added, {r.items_skipped} unchanged, "
                f"{r.items_replaced} replaced), " + (f"{r.links} links, " if r.links else "") +
                f"{r.blobs_new} new blobs, {human(r.bytes_new)} written of "
-               f"{human(r.bytes_read)} read in {r.seconds:.1f} s ({human(rate)}/s)")
+               f"{human(r.bytes_read)} read in {r.seconds:.1f} s ({human(rate)}/s)"
+               + (f"; {r.files_unread} unchanged files not read (stat cache)" if r.files_unread else ""))
     # What the converter and the annotation builders counted (phrases; bare words are totals).
     for key, value in sorted({**r.notes, **{k: v for k, v in extra.items() if " " in k}}.items()):
         if value:

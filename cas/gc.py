@@ -7,6 +7,7 @@ import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import statcache
 from .ids import BlobId
 from .ingest.journal import PREFIX as INGEST_PREFIX
 from .records import LOCAL, S3, BlobRecord
@@ -24,6 +25,7 @@ class GcReport:
     bytes_freed: int = 0
     temp_removed: int = 0
     orphans_removed: int = 0
+    stat_entries_dropped: int = 0  # stat-cache entries of files whose blob is gone
     young_kept: int = 0  # unreferenced S3 objects younger than the grace period, left in place
 
 
@@ -73,6 +75,8 @@ def collect(store: "Store") -> GcReport:
                 report.blobs_removed += 1
             if len(doomed) < DELETE_BATCH:
                 break
+        with index.write() as txn:
+            report.stat_entries_dropped = statcache.prune(index, txn)
         # With the store to ourselves, a blob file the index does not know is garbage
         # (installed by an import that was killed before it could record it).
         for path, size in orphan_files(store):

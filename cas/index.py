@@ -19,8 +19,9 @@ SCHEMA_KEY = b"schema_version"
 MAP_SIZE = 1 << 40  # virtual only: the data file grows as needed (see map_size)
 MIN_MAP_SIZE = 64 << 20
 SEP = b"\x00"  # names never contain NUL, so keys split unambiguously
-# refs: project -> head version (snapshots); dirty: item keys written since the last snapshot
-DB_NAMES = ("meta", "blobs", "pins", "projects", "datasets", "items", "changes", "refs", "dirty")
+# refs: project -> head version (snapshots); dirty: item keys written since the last snapshot;
+# stat: (device, inode) of an imported file -> what it held (cas.statcache)
+DB_NAMES = ("meta", "blobs", "pins", "projects", "datasets", "items", "changes", "refs", "dirty", "stat")
 CHANGES_KEPT = 50_000  # recent namespace changes kept for mounts to invalidate their caches
 
 _envs: dict[str, tuple[lmdb.Environment, int]] = {}
@@ -104,7 +105,12 @@ class Index:
         self.env = env
         self._closed = False
         try:
-            self.db = {name: env.open_db(name.encode()) for name in DB_NAMES}
+            self.db = {}
+            for name in DB_NAMES:
+                try:
+                    self.db[name] = env.open_db(name.encode())
+                except lmdb.ReadonlyError:  # a table newer than the store, which nobody can write: unused
+                    pass
             self._check_schema(create and not existed)
         except BaseException:
             self.close()

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from . import statcache
 from .annotation import Meta, dumps, empty_annotation, empty_video_annotation, loads
 from .errors import Conflict, CorruptBlob, InvalidInput
 from .ids import BlobId
@@ -19,6 +20,7 @@ from .index import item_key
 from .media import MediaInfo, VideoInfo, probe_image, probe_video
 from .records import ItemRecord
 from .spool import Spooled, spool_bytes
+from .statcache import Seen
 from .workers import exit_with
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ class Prepared:
     meta: Part | None
     info: MediaInfo
     notes: dict[str, int] | None = None  # what a converter's annotation builder counted
+    stat_entry: tuple[bytes, bytes] | None = None  # for the stat cache, when media was read from a path
+    from_stat_cache: bool = False  # media known from the stat cache, not read
 
     def parts(self) -> list[Part]:
         return [self.media, self.ann] + ([self.meta] if self.meta else [])
@@ -93,6 +97,11 @@ class Preparer:
 
     def prepare(self, txn: Any, dataset: str, name: str, media: Any, ann: Any, item_meta: Any,
                 label: str, ann_label: str) -> Prepared:
+        if isinstance(media, Seen):  # the stat cache knows the file: nothing to read
+            ann_part, meta_part, notes = self._annotate(txn, dataset, name, media.blob, media.info, ann,
+                                                        item_meta, label, ann_label)
+            return Prepared(dataset, name, Part(media.blob, media.size, False), ann_part, meta_part,
+                            media.info, notes, from_stat_cache=True)
         try:
             sp = self.store.spool(media, self.config.tmp)
         except FileNotFoundError:
@@ -101,32 +110,41 @@ class Preparer:
             raise InvalidInput(label, "is a directory, not a file") from None
         try:
             info = self._probe(sp, label)
-            notes = None
-            if callable(ann):  # a converter's builder, run here (in parallel) with the real image size
-                ann = ann(info.width, info.height)
-                if isinstance(ann, tuple):
-                    ann, notes = ann
-            if ann is None and isinstance(info, VideoInfo):
-                ann_sp = spool_bytes(dumps(empty_video_annotation(info.width, info.height, info.frames, sp.id)))
-            elif ann is None:
-                ann_sp = spool_bytes(self._empty_annotation(info.width, info.height))
-            else:
-                if isinstance(ann, (bytes, bytearray)):
-                    ann = loads(ann, ann_label)
-                if isinstance(info, VideoInfo):
-                    self.meta.check_video_annotation(ann, ann_label, info.width, info.height)
-                else:
-                    self.meta.check_annotation(ann, ann_label, info.width, info.height)
-                ann_sp = spool_bytes(dumps(ann))
-            meta_sp = spool_bytes(dumps(item_meta)) if item_meta is not None else None
-            if self.config.check_conflicts:
-                self._check_conflict(txn, dataset, name, sp.id, ann_sp.id, meta_sp.id if meta_sp else None)
+            ann_part, meta_part, notes = self._annotate(txn, dataset, name, sp.id, info, ann, item_meta,
+                                                        label, ann_label)
             media_part = self._settle(txn, sp, label)
-            ann_part = self._settle(txn, ann_sp, ann_label)
-            meta_part = self._settle(txn, meta_sp, label) if meta_sp else None
-            return Prepared(dataset, name, media_part, ann_part, meta_part, info, notes)
+            stat_entry = statcache.entry(sp.stat, sp.looked_at, sp.id, info) if sp.stat is not None else None
+            return Prepared(dataset, name, media_part, ann_part, meta_part, info, notes, stat_entry)
         finally:
             sp.discard()
+
+    def _annotate(self, txn: Any, dataset: str, name: str, media: BlobId, info: MediaInfo, ann: Any,
+                  item_meta: Any, label: str, ann_label: str) -> tuple[Part, Part | None, dict[str, int] | None]:
+        """The annotation and item meta parts of an item, checked against the image and, without
+        --overwrite, against the item stored under the same name; and the builder's notes."""
+        notes = None
+        if callable(ann):  # a converter's builder, run here (in parallel) with the real image size
+            ann = ann(info.width, info.height)
+            if isinstance(ann, tuple):
+                ann, notes = ann
+        if ann is None and isinstance(info, VideoInfo):
+            ann_sp = spool_bytes(dumps(empty_video_annotation(info.width, info.height, info.frames, media)))
+        elif ann is None:
+            ann_sp = spool_bytes(self._empty_annotation(info.width, info.height))
+        else:
+            if isinstance(ann, (bytes, bytearray)):
+                ann = loads(ann, ann_label)
+            if isinstance(info, VideoInfo):
+                self.meta.check_video_annotation(ann, ann_label, info.width, info.height)
+            else:
+                self.meta.check_annotation(ann, ann_label, info.width, info.height)
+            ann_sp = spool_bytes(dumps(ann))
+        meta_sp = spool_bytes(dumps(item_meta)) if item_meta is not None else None
+        if self.config.check_conflicts:  # before any blob is installed
+            self._check_conflict(txn, dataset, name, media, ann_sp.id, meta_sp.id if meta_sp else None)
+        ann_part = self._settle(txn, ann_sp, ann_label)
+        meta_part = self._settle(txn, meta_sp, label) if meta_sp else None
+        return ann_part, meta_part, notes
 
     def _empty_annotation(self, width: int, height: int) -> bytes:
         raw = self._empty_anns.get((width, height))

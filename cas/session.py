@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
+from . import statcache
 from .annotation import Meta, default_meta, dumps, empty_annotation
 from .errors import CasError, InvalidInput, NotFound
 from .ids import BlobId
@@ -36,6 +37,7 @@ from .links import check_url, link_id
 from .records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecord
 from .refs import apply_deltas, record_link, record_new_blob
 from .spool import spool_bytes
+from .statcache import Seen
 
 if TYPE_CHECKING:
     from .store import Source, Store
@@ -63,6 +65,7 @@ class ImportReport:
     bytes_read: int = 0
     datasets: int = 0
     links: int = 0
+    files_unread: int = 0  # known from the stat cache: unchanged since an earlier import
     notes: Counter[str] = field(default_factory=Counter)  # e.g. "objects clipped to the image" -> n
     seconds: float = 0.0
 
@@ -73,7 +76,8 @@ class ImportSession:
     def __init__(self, store: "Store", project: str, meta: dict[str, Any] | None = None,
                  overwrite: bool = False, verify_dedup: bool = False, skip_invalid: bool = False,
                  workers: int | None = None, processes: bool = True,
-                 progress: Callable[[int], None] | None = None, project_type: str = "images") -> None:
+                 progress: Callable[[int], None] | None = None, project_type: str = "images",
+                 stat_cache: bool = True) -> None:
         self.store = store
         self.project = check_name(project, "project name")
         self.overwrite = overwrite
@@ -82,6 +86,8 @@ class ImportSession:
         self.progress = progress
         self.report = ImportReport(project)
         self._queued = 0
+        self._heavy = 0  # queued items with work for a worker: a file to read or an annotation to build
+        self._stat_cache = stat_cache and not verify_dedup  # a stat-cache hit compares no bytes
         self._started = time.perf_counter()
         self._stack = ExitStack()
         self._stack.enter_context(store.lock(what="import"))
@@ -147,12 +153,20 @@ class ImportSession:
         self._interrupts.check()
         self.add_dataset(dataset)
         check_name(name, "item name")
+        if self._stat_cache and isinstance(media, (str, os.PathLike)):
+            with self.store.index.read() as txn:
+                seen = statcache.lookup(self.store.index, txn, os.fspath(media))
+            if seen is not None:
+                media = seen
+                self.report.files_unread += 1
         task: Task = (dataset, name, media, ann, item_meta, label or f"{dataset}/img/{name}",
                       ann_label or f"{dataset}/ann/{name}.json")
         self._queued += 1
-        if not isinstance(media, (str, bytes, os.PathLike)):
+        if not isinstance(media, (str, bytes, os.PathLike, Seen)):
             self._submit([task], self._thread_pool())  # streams cannot cross into a process
             return
+        if not isinstance(media, Seen) or callable(ann):
+            self._heavy += 1
         self._chunk.append(task)
         if len(self._chunk) >= CHUNK_ITEMS:
             chunk, self._chunk = self._chunk, []
@@ -214,8 +228,8 @@ class ImportSession:
         return self._threads
 
     def _pool_for_paths(self) -> Executor:
-        """Threads for small imports; past PROCESS_THRESHOLD items, processes (no shared GIL)."""
-        if not self._use_processes or self._queued < PROCESS_THRESHOLD:
+        """Threads for small imports; past PROCESS_THRESHOLD items with work, processes (no shared GIL)."""
+        if not self._use_processes or self._heavy < PROCESS_THRESHOLD:
             return self._thread_pool()
         if self._processes is None:
             context = forkserver(["cas.prepare", "cas.store"])  # a clean child: no inherited LMDB
@@ -259,18 +273,24 @@ class ImportSession:
                     except InvalidInput:
                         error = error or result
         new = {part.id: part.size for item in prepared for part in item.parts() if part.new}
+        seen = [item.stat_entry for item in prepared if item.stat_entry is not None]
         if new:
             self.store.write_backend.sync()
-            with self.store.index.write() as txn:
+        if new or seen:
+            index = self.store.index
+            with index.write() as txn:
                 for blob_id, size in new.items():
-                    if record_new_blob(self.store.index, txn, blob_id, size, self.store.write_backend.location):
+                    if record_new_blob(index, txn, blob_id, size, self.store.write_backend.location):
                         self.report.blobs_new += 1
                         self.report.bytes_new += size
+                for key, value in seen:  # after the sync: an entry's blob is durable
+                    txn.put(key, value, db=index.db[statcache.DB])
         if error is not None:
             raise error
         if stage:
             for item in prepared:
-                self.report.bytes_read += item.media.size
+                if not item.from_stat_cache:
+                    self.report.bytes_read += item.media.size
                 if item.notes:
                     self.report.notes.update(item.notes)
                 self._staging.write(self._pack([item.dataset, item.name, item_record(item).encode(), None]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -40,6 +41,8 @@ class Spooled:
     tail: bytes
     data: bytes | None = None
     tmp: str | None = None
+    stat: os.stat_result | None = None  # of a source file, taken before it was read ...
+    looked_at: int = 0  # ... at this time (ns; for the stat cache's racy-timestamp rule)
 
     def write_temp(self, tmp_dir: str) -> str:
         """Make sure the content sits in a temp file (written once) and return its path."""
@@ -99,19 +102,25 @@ def spool_stream(src: BinaryIO, tmp_dir: str, head: bytes = b"") -> Spooled:
 
 
 def spool_path(path: str, tmp_dir: str) -> Spooled:
-    """Read a file once: small files into memory, large ones streamed to a temp file."""
+    """Read a file once: small files into memory, large ones streamed to a temp file. The
+    result carries the file's stat, taken before the read, and when it was taken."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        size = os.fstat(fd).st_size
+        looked_at = time.time_ns()
+        st = os.fstat(fd)
+        size = st.st_size
         if size > SMALL:
             with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
-                return spool_stream(f, tmp_dir)
-        data = os.read(fd, size + 1)
-        while len(data) < size:  # short reads are legal
-            more = os.read(fd, size - len(data))
-            if not more:
-                break
-            data += more
-        return spool_bytes(data)
+                sp = spool_stream(f, tmp_dir)
+        else:
+            data = os.read(fd, size + 1)
+            while len(data) < size:  # short reads are legal
+                more = os.read(fd, size - len(data))
+                if not more:
+                    break
+                data += more
+            sp = spool_bytes(data)
     finally:
         os.close(fd)
+    sp.stat, sp.looked_at = st, looked_at
+    return sp
