@@ -8,15 +8,18 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from tqdm import tqdm
 
 from .errors import CasError, InvalidInput, InvalidName, NotFound
 from .ids import BlobId
 from .media import DEFAULT_MAX_PIXELS
 from .names import check_dataset_path, check_name
 from .store import Store
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def default_store() -> Path:
@@ -47,10 +50,19 @@ class Context:
         return self._store
 
     @contextmanager
-    def bar(self, total: int | None, unit: str, desc: str) -> Iterator[tqdm]:
-        with tqdm(total=total, unit=unit, desc=desc, disable=self.quiet, leave=False,
+    def bar(self, total: int | None, unit: str, desc: str) -> Iterator[tqdm | _NoBar]:
+        if self.quiet:
+            yield _NoBar()
+            return
+        from tqdm import tqdm  # 20 ms to load: not for commands that draw no bar
+        with tqdm(total=total, unit=unit, desc=desc, leave=False,
                   dynamic_ncols=True, file=sys.stderr) as bar:
             yield bar
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -473,6 +485,7 @@ def push_cmd(c: Context, project: str | None, message: str) -> None:
                    f"to {c.store.config.s3}")
         return
     total = count_local(c.store)[1] if not c.quiet else None
+    from tqdm import tqdm
     with tqdm(total=total, unit="B", unit_scale=True, desc="push", disable=c.quiet, leave=False,
               dynamic_ncols=True, file=sys.stderr) as bar:
         r = push_blobs(c.store, progress=bar.update)

@@ -8,11 +8,14 @@ from urllib.parse import unquote, urlsplit
 import xxhash
 
 from .backends.addresses import check_host_literal
-from .backends.fetch import Fetcher, FileFetcher, HttpFetcher, S3Fetcher
-from .backends.s3 import s3_client
+from typing import TYPE_CHECKING
+
 from .config import NetOptions, S3Remote
 from .errors import InvalidInput
 from .ids import BlobId
+
+if TYPE_CHECKING:
+    from .backends.fetch import Fetcher
 
 SCHEMES = ("http", "https", "s3", "file")
 MAX_URL = 4096
@@ -62,6 +65,9 @@ def file_path(url: str, allow_roots: list[str], label: str = "url") -> str:
 
 def fetcher_for(url: str, net: NetOptions, allow_roots: list[str], s3: S3Remote | None = None) -> Fetcher:
     """The fetcher of a link URL (checked again here: the allow-list applies at every read)."""
+    from .backends.fetch import FileFetcher, HttpFetcher, S3Fetcher  # urllib3 and boto3: only to read links
+    from .backends.s3 import s3_client
+
     check_url(url, allow_roots, public_only=net.public_links_only)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()

@@ -70,6 +70,12 @@ class ImportReport:
     seconds: float = 0.0
 
 
+def _light(task: Task) -> bool:
+    """Whether a task has no work for a worker: media known from the stat cache, and no
+    annotation to build."""
+    return isinstance(task[2], Seen) and not callable(task[3])
+
+
 class ImportSession:
     """Add items with `add_item`, then `commit` (all visible at once) or `abort` (nothing visible)."""
 
@@ -109,6 +115,7 @@ class ImportSession:
         self._threads: ThreadPoolExecutor | None = None
         self._processes: ProcessPoolExecutor | None = None
         self._chunk: list[Task] = []
+        self._preparer: Preparer | None = None  # for threads and for chunks prepared in place
         self._batch: list[Results] = []
         self._previous: list[Results] = []
         self._batch_items = 0
@@ -165,12 +172,11 @@ class ImportSession:
         if not isinstance(media, (str, bytes, os.PathLike, Seen)):
             self._submit([task], self._thread_pool())  # streams cannot cross into a process
             return
-        if not isinstance(media, Seen) or callable(ann):
+        if not _light(task):
             self._heavy += 1
         self._chunk.append(task)
         if len(self._chunk) >= CHUNK_ITEMS:
-            chunk, self._chunk = self._chunk, []
-            self._submit(chunk, self._pool_for_paths())
+            self._flush_chunk()
 
     def add_link(self, dataset: str, name: str, url: str, size: int = UNKNOWN_SIZE, etag: str | None = None,
                  ann: dict[str, Any] | None = None, width: int = 0, height: int = 0,
@@ -224,8 +230,13 @@ class ImportSession:
         if self._threads is None:
             self._threads = ThreadPoolExecutor(self._workers, thread_name_prefix="cas-import")
             self._stack.callback(self._threads.shutdown, wait=True, cancel_futures=True)
-            self._preparer = Preparer(self._config(), self.store)
         return self._threads
+
+    def _thread_preparer(self) -> Preparer:
+        """The preparer of this process (threads, and chunks prepared in place)."""
+        if self._preparer is None:
+            self._preparer = Preparer(self._config(), self.store)
+        return self._preparer
 
     def _pool_for_paths(self) -> Executor:
         """Threads for small imports; past PROCESS_THRESHOLD items with work, processes (no shared GIL)."""
@@ -238,11 +249,24 @@ class ImportSession:
             self._stack.callback(self._processes.shutdown, wait=True, cancel_futures=True)
         return self._processes
 
-    def _submit(self, chunk: list[Task], pool: Executor) -> None:
-        if pool is self._processes:
+    def _flush_chunk(self) -> None:
+        """Send the queued chunk to a pool; a chunk of stat-cache hits with nothing to build
+        is prepared here and now (a handful of index lookups: less than the hand-off costs)."""
+        chunk, self._chunk = self._chunk, []
+        if all(map(_light, chunk)):
+            future: Results = Future()
+            future.set_result(self._thread_preparer().prepare_chunk(chunk))
+            self._submit(chunk, future)
+        else:
+            self._submit(chunk, self._pool_for_paths())
+
+    def _submit(self, chunk: list[Task], pool: Executor | Results) -> None:
+        if isinstance(pool, Future):
+            future = pool
+        elif pool is self._processes:
             future = pool.submit(run_chunk, chunk)
         else:
-            future = pool.submit(self._preparer.prepare_chunk, chunk)
+            future = pool.submit(self._thread_preparer().prepare_chunk, chunk)
         if self.progress is not None:
             future.add_done_callback(lambda f, n=len(chunk): self.progress(n))  # type: ignore[misc]
         self._batch.append(future)
@@ -303,8 +327,7 @@ class ImportSession:
         self._interrupts.check()
         try:
             if self._chunk:
-                chunk, self._chunk = self._chunk, []
-                self._submit(chunk, self._pool_for_paths())
+                self._flush_chunk()
             previous, batch, self._previous, self._batch = self._previous, self._batch, [], []
             self._finish(previous)
             self._finish(batch)

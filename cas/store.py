@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from .annotation import Meta, loads
 from .backends import Backend
 from .backends.local import LocalBackend
-from .backends.s3 import S3Backend
 from .cache import BlobCache
 from .config import NetOptions, StoreConfig
 from .errors import NotFound
@@ -22,10 +21,11 @@ from .namespace import Namespace
 from .reader import BlobReader
 from .records import LINK, LOCAL, BlobRecord
 from .refs import adjust_pin, get_blob, record_new_blob
-from .remote import RemoteReader
 from .spool import Spooled, spool_bytes, spool_path, spool_stream
 
 if TYPE_CHECKING:
+    from .backends.s3 import S3Backend
+    from .remote import RemoteReader
     from .fsck import FsckReport
     from .gc import GcReport
     from .session import ImportSession
@@ -57,8 +57,9 @@ class Store:
         self.config = StoreConfig.load(self.root)
         self.net = net or NetOptions.from_env()
         self.backend = LocalBackend(self.root)
-        self.s3 = S3Backend(self.config.s3, self.net) if self.config.s3 else None
-        self.write_backend: Backend = self.s3 or self.backend  # where new blobs go
+        self.s3: S3Backend | None = None
+        self.write_backend: Backend = self.backend  # where new blobs go
+        self._connect()
         self.tmp_dir = str(self.backend.tmp_dir)
         self.ns = Namespace(self.index)
         self._cache: BlobCache | None = None
@@ -74,7 +75,14 @@ class Store:
 
     def save_config(self) -> None:
         self.config.save(self.root)
-        self.s3 = S3Backend(self.config.s3, self.net) if self.config.s3 else None
+        self._connect()
+
+    def _connect(self) -> None:
+        """The S3 backend of the configured remote, if any (boto3 loads only then)."""
+        self.s3 = None
+        if self.config.s3:
+            from .backends.s3 import S3Backend
+            self.s3 = S3Backend(self.config.s3, self.net)
         self.write_backend = self.s3 or self.backend
 
     def close(self) -> None:
@@ -169,6 +177,7 @@ class Store:
             if fd is not None:
                 return BlobReader(fd, expect, rec.size, on_corrupt=lambda: self.cache.drop(blob_id))
         self.cache.note_miss(rec.size)
+        from .remote import RemoteReader  # urllib3: only for remote blobs
         if rec.location == LINK:
             from .links import fetcher_for
             assert rec.url is not None

@@ -3,20 +3,38 @@ and, where the format can be written, `write(store, project, dest)`."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from types import ModuleType
 
-from . import cityscapes, coco, images, labelme, links, masks, supervisely, videos, voc, yolo
 
-FORMATS: dict[str, ModuleType] = {
-    "sly": supervisely,
-    "coco": coco,
-    "yolo": yolo,
-    "voc": voc,
-    "cityscapes": cityscapes,
-    "labelme": labelme,
-    "masks": masks,
-    "images": images,
-    "videos": videos,
-    "links": links,
-}
+class _Formats(Mapping[str, ModuleType]):
+    """Format name -> converter module, each imported on first use: an import of one format
+    does not pay for loading the others (numpy, YAML and XML parsers)."""
+
+    def __init__(self, modules: dict[str, str]) -> None:
+        self._modules = modules
+
+    def __getitem__(self, name: str) -> ModuleType:
+        return importlib.import_module(f"{__name__}.{self._modules[name]}")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._modules)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+
+FORMATS: Mapping[str, ModuleType] = _Formats({
+    "sly": "supervisely",
+    "coco": "coco",
+    "yolo": "yolo",
+    "voc": "voc",
+    "cityscapes": "cityscapes",
+    "labelme": "labelme",
+    "masks": "masks",
+    "images": "images",
+    "videos": "videos",
+    "links": "links",
+})
 GENERIC = "images"  # fits any folder of images: chosen by `auto` only when nothing else fits

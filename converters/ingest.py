@@ -13,7 +13,6 @@ from cas.session import ImportReport, ImportSession
 from cas.store import Store
 
 from . import FORMATS, GENERIC
-from .geometry import union_meta
 from .walk import SKIPPED_LINKS, containment, subdirs
 
 # An export's root, or the folder above it: how deep `auto` and a named format look for a
@@ -128,6 +127,7 @@ class Collected:
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
 
     def set_meta(self, meta: dict[str, Any], file: str = "meta.json") -> None:
+        from .geometry import union_meta  # numpy: only for a source of several datasets
         self.meta = meta if self.meta is None else union_meta(self.meta, meta)
         self.meta_file = file
 
