@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import unquote, urlsplit
 
 import xxhash
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 SCHEMES = ("http", "https", "s3", "file")
 MAX_URL = 4096
 _LINK_SEED = 0x6C696E6B  # "link": link ids are digests of the URL, kept apart from content digests
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def link_id(url: str) -> BlobId:
@@ -33,7 +35,7 @@ def check_url(url: str, allow_roots: list[str], label: str = "url", public_only:
     `allow_roots`. Returns it unchanged."""
     if not url or len(url) > MAX_URL:
         raise InvalidInput(label, f"URL must be 1 to {MAX_URL} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in url):
+    if _CONTROL.search(url):
         raise InvalidInput(label, f"control character in URL {url[:80]!r}")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()

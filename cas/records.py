@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
@@ -61,7 +61,7 @@ class BlobRecord:
         return raw[:1] == b"\x97"
 
     def with_refs(self, refs: int) -> "BlobRecord":
-        return replace(self, refs=refs)
+        return BlobRecord(self.size, refs, self.location, self.created, self.url, self.etag, self.digest)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,10 +43,9 @@ def adjust_refs(index: Index, txn: lmdb.Transaction, blob_id: BlobId, delta: int
     return rec
 
 
-def record_link(index: Index, txn: lmdb.Transaction, blob_id: BlobId, rec: BlobRecord) -> None:
-    """Record a link entry unless it is known; its references start at zero."""
-    if txn.get(bytes(blob_id), db=index.db["blobs"]) is None:
-        txn.put(bytes(blob_id), rec.with_refs(0).encode(), db=index.db["blobs"])
+def record_link(index: Index, txn: lmdb.Transaction, blob_id: BlobId, rec: BlobRecord) -> bool:
+    """Record a link entry (with the references `rec` gives) unless it is known; False if it was."""
+    return txn.put(bytes(blob_id), rec.encode(), db=index.db["blobs"], overwrite=False)
 
 
 def apply_deltas(index: Index, txn: lmdb.Transaction, deltas: "Counter[BlobId]") -> None:

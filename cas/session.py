@@ -11,6 +11,7 @@ blob it wrote is reclaimed by the next `gc`.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import os
 import shutil
@@ -36,7 +37,7 @@ from .workers import SafePoints, forkserver, stop_pool
 from .links import check_url, link_id
 from .records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecord
 from .refs import apply_deltas, record_link, record_new_blob
-from .spool import spool_bytes
+from .spool import Spooled, spool_bytes
 from .statcache import Seen
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ BATCH_ITEMS = 1000
 CHUNK_ITEMS = 32
 PROCESS_THRESHOLD = 2000  # items queued before worker processes are worth their start-up
 MAX_REPORTED_INVALID = 20
+MAX_DELTAS = 100_000  # reference moves gathered per blob before they are applied
 
 Results = Future[list[Prepared | InvalidInput]]
 
@@ -68,6 +70,16 @@ class ImportReport:
     files_unread: int = 0  # known from the stat cache: unchanged since an earlier import
     notes: Counter[str] = field(default_factory=Counter)  # e.g. "objects clipped to the image" -> n
     seconds: float = 0.0
+
+
+@functools.lru_cache(maxsize=256)
+def _mime_of_suffix(suffix: str) -> str:
+    return mimetypes.guess_type("x" + suffix)[0] or "application/octet-stream"
+
+
+def mime_of(name: str) -> str:
+    """The MIME type a file name suggests (by its suffix, cached)."""
+    return _mime_of_suffix(os.path.splitext(name)[1].lower())
 
 
 def _light(task: Task) -> bool:
@@ -122,7 +134,7 @@ class ImportSession:
         self._staging = open(os.path.join(self.tmp, "items.staging"), "wb")
         self._stack.callback(self._staging.close)
         self._pack = msgpack.Packer(use_bin_type=True).pack
-        self._empty_anns: dict[tuple[int, int], bytes] = {}
+        self._empty_anns: dict[tuple[int, int], Spooled] = {}  # (width, height) -> the empty annotation
         self._link_anns: dict[BlobId, int] = {}  # annotation blobs of link items: id -> size, -1 if known
         self._closed = False
 
@@ -189,23 +201,20 @@ class ImportSession:
         check_name(name, "item name")
         label = label or f"{dataset}/img/{name}"
         check_url(url, self.store.config.allow_roots, label, public_only=self.store.net.public_links_only)
-        ann_label = f"{dataset}/ann/{name}.json"
         if ann is None:
-            ann_bytes = self._empty_anns.get((width, height))
-            if ann_bytes is None:
-                ann_bytes = self._empty_anns[(width, height)] = dumps(empty_annotation(width, height))
+            ann_sp = self._empty_anns.get((width, height))
+            if ann_sp is None:
+                ann_sp = self._empty_anns[(width, height)] = spool_bytes(dumps(empty_annotation(width, height)))
         else:
-            self.meta.check_annotation(ann, ann_label, width or None, height or None)
-            ann_bytes = dumps(ann)
-        ann_sp = spool_bytes(ann_bytes)
+            self.meta.check_annotation(ann, f"{dataset}/ann/{name}.json", width or None, height or None)
+            ann_sp = spool_bytes(dumps(ann))
         if ann_sp.id not in self._link_anns:
             if not self.store.has(ann_sp.id):
                 self.store.write_backend.install(ann_sp, self.tmp)
                 self._link_anns[ann_sp.id] = ann_sp.size
             else:
                 self._link_anns[ann_sp.id] = -1  # known already
-        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        rec = ItemRecord(link_id(url), ann_sp.id, size, len(ann_bytes), width, height, mime, time.time_ns())
+        rec = ItemRecord(link_id(url), ann_sp.id, size, ann_sp.size, width, height, mime_of(name), time.time_ns())
         self._queued += 1
         self.report.links += 1
         self._staging.write(self._pack([dataset, name, rec.encode(), [url, size, etag]]))
@@ -358,15 +367,23 @@ class ImportSession:
                 if ns.ensure_dataset(txn, self.project, dataset):
                     self.report.datasets += 1
             deltas: Counter[BlobId] = Counter()
+            outcomes: Counter[str] = Counter()
             with open(self._staging.name, "rb") as staged:
                 for dataset, name, raw, link in msgpack.Unpacker(staged, raw=False):
                     rec = ItemRecord.decode(raw)
-                    if link is not None:
-                        url, size, etag = link
-                        record_link(index, txn, rec.media, BlobRecord(size, 0, LINK, rec.mtime, url, etag))
                     outcome = ns.put_item(txn, self.project, dataset, name, rec, self.overwrite, deltas)
-                    setattr(self.report, f"items_{outcome}", getattr(self.report, f"items_{outcome}") + 1)
+                    outcomes[outcome] += 1
+                    if link is not None:  # a new link entry is written once, with the references it has now
+                        url, size, etag = link
+                        refs = deltas.pop(rec.media, 0)
+                        if not record_link(index, txn, rec.media, BlobRecord(size, refs, LINK, rec.mtime, url, etag)):
+                            deltas[rec.media] += refs
+                    if len(deltas) >= MAX_DELTAS:  # memory stays flat: apply the moves gathered so far
+                        apply_deltas(index, txn, deltas)
+                        deltas.clear()
             apply_deltas(index, txn, deltas)
+        for outcome, count in outcomes.items():
+            setattr(self.report, f"items_{outcome}", getattr(self.report, f"items_{outcome}") + count)
 
     def abort(self) -> None:
         """Drop everything staged. Blobs the workers already installed are recorded without

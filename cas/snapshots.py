@@ -349,7 +349,7 @@ def materialize(store: "Store", txn: Any, project: str, version: Version) -> int
         txn.put(dataset_key(project, path), raw or DatasetRecord(time.time_ns()).encode(), db=index.db["datasets"])
     for path, name, rec, link in version_items(store, version):
         if link is not None:
-            record_link(index, txn, rec.media, BlobRecord.decode(link))
+            record_link(index, txn, rec.media, BlobRecord.decode(link).with_refs(0))
         ns.put_item(txn, project, path, name, rec, True, deltas)
         count += 1
     apply_deltas(index, txn, deltas)

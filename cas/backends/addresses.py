@@ -13,6 +13,7 @@ refused address is refused too.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import threading
@@ -46,14 +47,21 @@ def refusal(address: str, public_only: bool) -> str | None:
 
 def check_host_literal(host: str, public_only: bool, label: str, url: str) -> None:
     """At import: a host given as an address (or a metadata name) is checked without any lookup."""
-    if host.lower().rstrip(".") in METADATA_HOSTS:
-        raise InvalidInput(label, f"link host {host} is a cloud metadata service: {url[:200]}")
-    try:
-        why = refusal(host, public_only)
-    except ValueError:
-        return  # a name: checked after resolution, when fetched
+    why = _literal_refusal(host, public_only)
     if why:
         raise InvalidInput(label, f"link host {host} is {why}: {url[:200]}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _literal_refusal(host: str, public_only: bool) -> str | None:
+    """Why a host as written in a URL is refused, or None; cached, as a list of a million URLs
+    usually names a handful of hosts."""
+    if host.lower().rstrip(".") in METADATA_HOSTS:
+        return "a cloud metadata service"
+    try:
+        return refusal(host, public_only)
+    except ValueError:
+        return None  # a name: checked after resolution, when fetched
 
 
 VERDICT_SECONDS = 60.0  # a name's verdict is kept this long: no lookup per ranged GET
