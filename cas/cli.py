@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -271,11 +272,16 @@ def ls_cmd(c: Context, target: str | None) -> None:
             click.echo(f"{'  ' * depth}{d.rsplit('/', 1)[-1]}/\t{ns.count_items(project, d)} items")
         return
     rows = [(item, ns.item(project, dataset, item))] if item else ns.items(project, dataset)
-    for name, rec in rows:
-        click.echo(f"{name}\t{rec.width}x{rec.height}\t{rec.size}\t{rec.mime}\t{rec.media}")
+    echo_lines(f"{name}\t{rec.width}x{rec.height}\t{rec.size}\t{rec.mime}\t{rec.media}" for name, rec in rows)
     if item is None:
         for child in ns.children(project, dataset):
             click.echo(f"{child}/\t{ns.count_items(project, f'{dataset}/{child}')} items")
+
+
+def echo_lines(lines: Iterable[str], per_write: int = 4096) -> None:
+    """Print many lines in few writes (one write per line costs more than the listing into a pipe)."""
+    for block in iter(lambda: list(itertools.islice(lines, per_write)), []):
+        click.echo("\n".join(block))
 
 
 @cli.command("stats")
