@@ -85,10 +85,10 @@ def _check_blobs(store: "Store", report: FsckReport, verify: bool) -> set[BlobId
     s3_sizes: dict[BlobId, int] | None = None
     with store.index.read() as txn:
         for key, raw in store.index.scan(txn, "blobs"):
-            blob_id, rec = BlobId(key), BlobRecord.decode(raw)
             report.blobs_checked += 1
-            if rec.location == LINK:
-                continue
+            if BlobRecord.raw_has_url(raw):
+                continue  # a link
+            blob_id, rec = BlobId(key), BlobRecord.decode(raw)
             if rec.location == S3:
                 if store.s3 is None:
                     report.problems.append(Problem("missing-blob", str(blob_id), "in S3, but no S3 remote is configured"))
@@ -124,7 +124,10 @@ def _check_blobs(store: "Store", report: FsckReport, verify: bool) -> set[BlobId
 
 
 def _check_namespace(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
+    """Datasets against projects, items against datasets and blobs, and reference counts: one
+    pass over the items and one over the blobs."""
     index = store.index
+    blobs_db = index.db["blobs"]
     with index.read() as txn:
         projects = {k for k, _ in index.scan(txn, "projects")}
         datasets = set()
@@ -133,42 +136,51 @@ def _check_namespace(store: "Store", report: FsckReport, bad: set[BlobId]) -> No
             if key.split(SEP, 1)[0] not in projects:
                 report.problems.append(Problem("dangling-dataset", key.replace(SEP, b"/").decode(),
                                                "its project does not exist", key=key))
+        expected = _pinned(store, txn)
         for key, raw in index.scan(txn, "items"):
             report.items_checked += 1
             rec = ItemRecord.decode(raw)
-            project, dataset, name = split_item_key(key)
-            label = f"{project}/{dataset}/{name}"
             if key.rsplit(SEP, 1)[0] not in datasets:
-                report.problems.append(Problem("dangling-item", label, "its dataset does not exist", key=key))
+                report.problems.append(Problem("dangling-item", _label(key), "its dataset does not exist", key=key))
             for role, blob in (("image", rec.media), ("annotation", rec.ann), ("item meta", rec.meta)):
                 if blob is None:
                     continue
-                if txn.get(bytes(blob), db=index.db["blobs"]) is None:
-                    why = f"its {role} blob {blob} is not in the index"
-                elif blob in bad:
+                expected[blob] += 1
+                if blob in bad:
                     why = f"its {role} blob {blob} is missing or corrupt"
+                elif txn.get(blob, db=blobs_db) is None:
+                    why = f"its {role} blob {blob} is not in the index"
                 else:
                     continue
                 # Only a lost image costs the item; a lost annotation or item meta is reset.
                 kind = {"image": "damaged-item" if blob in bad else "dangling-item",
                         "annotation": "damaged-annotation", "item meta": "damaged-item-meta"}[role]
-                report.problems.append(Problem(kind, label, why, key=key))
-        expected = _expected_refs(store, txn)
+                report.problems.append(Problem(kind, _label(key), why, key=key))
         for key, raw in index.scan(txn, "blobs"):
-            refs = BlobRecord.decode(raw).refs
+            refs = BlobRecord.raw_summary(raw)[1]
             if refs != expected.get(key, 0):
                 report.problems.append(Problem("bad-refcount", str(BlobId(key)),
                                                f"index says {refs} references, found {expected.get(key, 0)}"))
 
 
-def _expected_refs(store: "Store", txn: Any) -> Counter[bytes]:
-    """References every blob should have: one per item that uses it, plus its pins."""
+def _label(item_key: bytes) -> str:
+    return "/".join(split_item_key(item_key))
+
+
+def _pinned(store: "Store", txn: Any) -> Counter[bytes]:
+    """The references held by pins (`cas put`)."""
     expected: Counter[bytes] = Counter()
-    for _key, raw in store.index.scan(txn, "items"):
-        for blob in ItemRecord.decode(raw).blobs():
-            expected[bytes(blob)] += 1
     for key, raw in store.index.scan(txn, "pins"):
         expected[key] += int(raw)
+    return expected
+
+
+def _expected_refs(store: "Store", txn: Any) -> Counter[bytes]:
+    """References every blob should have: one per item that uses it, plus its pins."""
+    expected = _pinned(store, txn)
+    for raw in store.index.values(txn, "items"):
+        for blob in ItemRecord.decode(raw).blobs():
+            expected[blob] += 1
     return expected
 
 

@@ -162,6 +162,10 @@ class Index:
                 return
             yield key, value
 
+    def values(self, txn: lmdb.Transaction, dbname: str) -> Iterator[bytes]:
+        """Every value of a table in key order (the cursor iterates in C: for whole-table passes)."""
+        return txn.cursor(db=self.db[dbname]).iternext(keys=False)
+
     def scan_range(self, txn: lmdb.Transaction, dbname: str, start: bytes, stop: bytes | None,
                    prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Ordered pairs with start <= key < stop (no upper bound if None), within prefix."""

@@ -63,6 +63,12 @@ class BlobRecord:
         return cls(size, refs, location, created, url, etag, _trusted_id(digest) if digest is not None else None)
 
     @staticmethod
+    def raw_summary(raw: bytes) -> tuple[int, int, str]:
+        """(size, refs, location) of an encoded record, for scans over every blob."""
+        fields = unpack(raw)
+        return fields[0], fields[1], fields[2]
+
+    @staticmethod
     def raw_has_url(raw: bytes) -> bool:
         """Whether an encoded record carries a URL (a link), without decoding it: only link
         records are 7-element arrays (msgpack fixarray header 0x97)."""
@@ -101,6 +107,13 @@ class ItemRecord:
         return pack([bytes(self.media), bytes(self.ann), self.size, self.ann_size, self.width,
                      self.height, self.mime, self.mtime,
                      bytes(self.meta) if self.meta is not None else None, self.meta_size])
+
+    @staticmethod
+    def raw_sizes(raw: bytes) -> tuple[bytes, int, int]:
+        """(media id, media size, annotation + item meta size) of an encoded record, for scans
+        over every item."""
+        fields = unpack(raw)
+        return fields[0], fields[2], fields[3] + fields[9]
 
     @classmethod
     def decode(cls, raw: bytes) -> "ItemRecord":

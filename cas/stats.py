@@ -12,35 +12,37 @@ if TYPE_CHECKING:
 
 
 def compute(store: "Store") -> dict[str, Any]:
-    """One read transaction; scans items and blobs (no blob bytes are read)."""
+    """One read transaction: one pass over the blobs and one over the items, on raw fields (no
+    blob bytes are read; nothing is kept per blob or item)."""
     index = store.index
     store.flush_cache_counters()
     locations = {where: {"blobs": 0, "bytes": 0} for where in (LOCAL, S3, LINK)}
     unknown_size = 0
     with index.read() as txn:
         stored = unreferenced = unreferenced_bytes = 0
-        for _key, raw in index.scan(txn, "blobs"):
-            blob = BlobRecord.decode(raw)
-            where = locations.setdefault(blob.location, {"blobs": 0, "bytes": 0})
+        for raw in index.values(txn, "blobs"):
+            size, refs, location = BlobRecord.raw_summary(raw)
+            where = locations.get(location) or locations.setdefault(location, {"blobs": 0, "bytes": 0})
             where["blobs"] += 1
-            if blob.size < 0:
+            if size < 0:
                 unknown_size += 1
                 continue
-            where["bytes"] += blob.size
-            if blob.location == LINK:
+            where["bytes"] += size
+            if location == LINK:
                 continue  # not stored by us
-            stored += blob.size
-            if blob.refs == 0:
+            stored += size
+            if refs == 0:
                 unreferenced += 1
-                unreferenced_bytes += blob.size
+                unreferenced_bytes += size
         # Logical bytes are what the store holds for its items; link media stays at its URL.
         logical = 0
+        blobs_db = index.db["blobs"]
         has_links = locations[LINK]["blobs"] > 0
-        for _key, raw in index.scan(txn, "items"):
-            rec = ItemRecord.decode(raw)
-            logical += rec.ann_size + rec.meta_size
-            if not has_links or _location(txn, index, rec) != LINK:
-                logical += max(rec.size, 0)
+        for raw in index.values(txn, "items"):
+            media, size, json_bytes = ItemRecord.raw_sizes(raw)
+            logical += json_bytes
+            if size > 0 and not (has_links and BlobRecord.raw_has_url(txn.get(media, b"", db=blobs_db))):
+                logical += size
         raw = txn.get(CACHE_COUNTERS_KEY, db=index.db["meta"])
         hits, misses, bytes_hit, bytes_fetched = unpack(raw) if raw is not None else (0, 0, 0, 0)
         locations[LINK]["unknown_size"] = unknown_size
@@ -63,7 +65,3 @@ def compute(store: "Store") -> dict[str, Any]:
             "s3": str(store.config.s3) if store.config.s3 else None,
         }
 
-
-def _location(txn: Any, index: Any, rec: ItemRecord) -> str | None:
-    raw = txn.get(bytes(rec.media), db=index.db["blobs"])
-    return BlobRecord.decode(raw).location if raw is not None else None
