@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import resource
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -165,6 +165,18 @@ class Index:
     def values(self, txn: lmdb.Transaction, dbname: str) -> Iterator[bytes]:
         """Every value of a table in key order (the cursor iterates in C: for whole-table passes)."""
         return txn.cursor(db=self.db[dbname]).iternext(keys=False)
+
+    def prune(self, txn: lmdb.Transaction, dbname: str, prefix: bytes,
+              drop: Callable[[bytes, bytes], bool] = lambda _key, _value: True) -> None:
+        """Delete the pairs under `prefix` for which `drop(key, value)` holds, in one cursor
+        pass (no list of keys is built)."""
+        cursor = txn.cursor(db=self.db[dbname])
+        if not cursor.set_range(prefix):
+            return
+        while (key := cursor.key()).startswith(prefix):
+            moved = cursor.delete() if drop(key, cursor.value()) else cursor.next()
+            if not moved:
+                return
 
     def scan_range(self, txn: lmdb.Transaction, dbname: str, start: bytes, stop: bytes | None,
                    prefix: bytes) -> Iterator[tuple[bytes, bytes]]:

@@ -17,6 +17,7 @@ carries the link record (URL, ETag), so a project can be rebuilt from trees alon
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 BUCKET_ITEMS = 256  # small enough that a snapshot after a few changes rewrites little
 INSTALL_THREADS = 8
+WRITE_GROUP = 256  # trees held in memory before they are written
 
 
 @dataclass(frozen=True)
@@ -52,34 +54,43 @@ class Version:
 
 
 class TreeWriter:
-    """New tree blobs of one snapshot: installed together, one sync, recorded in the caller's
-    transaction."""
+    """New tree blobs of one snapshot, written as they come in groups of WRITE_GROUP (so a
+    snapshot holds at most one group in memory), one sync at the end, and recorded in the
+    caller's transaction."""
 
     def __init__(self, store: "Store") -> None:
         self.store = store
         self.pending: dict[BlobId, Spooled] = {}
+        self.written: dict[BlobId, int] = {}  # id -> size of every tree written, for `record`
 
     def put(self, obj: Any) -> BlobId:
         sp = spool_bytes(pack(obj))
-        if sp.id not in self.pending and not self.store.has(sp.id):
+        if sp.id not in self.pending and sp.id not in self.written and not self.store.has(sp.id):
             self.pending[sp.id] = sp
+            if len(self.pending) >= WRITE_GROUP:
+                self._write_pending()
         return sp.id
 
-    def install(self) -> None:
-        """Write the new trees (several at once: to S3 each is a round trip), then one sync."""
+    def _write_pending(self) -> None:
+        """Write the pending trees, several at once (to S3 each is a round trip)."""
         backend = self.store.write_backend
-        remote = backend is not self.store.backend
-        if remote:  # the next snapshot reads these trees back: keep them at hand
+        if backend is not self.store.backend:  # the next snapshot reads these trees back: keep them at hand
             for blob_id, sp in self.pending.items():
                 self.store.cache.put(blob_id, sp.data or b"")
         with ThreadPoolExecutor(INSTALL_THREADS) as pool:
             list(pool.map(lambda sp: backend.install(sp, self.store.tmp_dir), self.pending.values()))
-        if self.pending:
-            backend.sync()
+        self.written.update((blob_id, sp.size) for blob_id, sp in self.pending.items())
+        self.pending = {}
+
+    def install(self) -> None:
+        """Write what is pending, then make every tree written durable with one sync."""
+        self._write_pending()
+        if self.written:
+            self.store.write_backend.sync()
 
     def record(self, txn: Any) -> None:
-        for blob_id, sp in self.pending.items():
-            record_new_blob(self.store.index, txn, blob_id, sp.size, self.store.write_backend.location)
+        for blob_id, size in self.written.items():
+            record_new_blob(self.store.index, txn, blob_id, size, self.store.write_backend.location)
 
 
 TREES_KEPT = 512  # decoded trees kept per process (a bucket is a few tens of KB)
@@ -169,85 +180,103 @@ def resolve_version(store: "Store", project: str, text: str) -> Version:
 
 
 # -- building trees ---------------------------------------------------------------------------
-def _entry(store: "Store", txn: Any, name: str, raw: bytes) -> tuple[list[Any], int]:
+def _entry(txn: Any, blobs_db: Any, name: str, raw: bytes) -> tuple[list[Any], int]:
     """A bucket entry (with the link record of a link item) and the item's media size."""
-    rec = ItemRecord.decode(raw)
-    blob = txn.get(bytes(rec.media), db=store.index.db["blobs"])
+    media, size, _json_bytes = ItemRecord.raw_sizes(raw)
+    blob = txn.get(media, db=blobs_db)
     link = blob if blob is not None and BlobRecord.raw_has_url(blob) else None
-    return [name, raw, link], max(rec.size, 0)
+    return [name, raw, link], max(size, 0)
 
 
-def _buckets(store: "Store", txn: Any, entries: list[tuple[list[Any], int]], writer: TreeWriter) -> list[list[Any]]:
+def _buckets(store: "Store", txn: Any, project: str, dataset: str, lo: str | None, hi: str | None,
+             writer: TreeWriter) -> list[list[Any]]:
+    """The buckets of the items named from `lo` (None: the first) up to `hi` (excluded; None:
+    the last), written as the scan goes: one bucket's entries in memory at a time."""
+    prefix = item_prefix(project, dataset)
+    start = item_key(project, dataset, lo) if lo is not None else prefix
+    stop = item_key(project, dataset, hi) if hi is not None else None
+    blobs_db = store.index.db["blobs"]
+    rows = store.index.scan_range(txn, "items", start, stop, prefix)
     out = []
-    for i in range(0, len(entries), BUCKET_ITEMS):
-        chunk = entries[i:i + BUCKET_ITEMS]
+    while chunk := [_entry(txn, blobs_db, key[len(prefix):].decode(), raw)
+                    for key, raw in itertools.islice(rows, BUCKET_ITEMS)]:
         bucket = writer.put(["cas-bucket", [entry for entry, _size in chunk]])
         out.append([chunk[0][0][0], bucket, len(chunk), sum(size for _entry, size in chunk)])
     return out
 
 
-def _scan(store: "Store", txn: Any, project: str, dataset: str, lo: str | None,
-          hi: str | None) -> list[tuple[list[Any], int]]:
-    prefix = item_prefix(project, dataset)
-    start = item_key(project, dataset, lo) if lo is not None else prefix
-    stop = item_key(project, dataset, hi) if hi is not None else None
-    return [_entry(store, txn, key[len(prefix):].decode(), raw)
-            for key, raw in store.index.scan_range(txn, "items", start, stop, prefix)]
-
-
-def _dataset_tree(store: "Store", txn: Any, project: str, dataset: str, previous: list[Any] | None,
-                  dirty: set[str], writer: TreeWriter) -> list[list[Any]]:
-    """Buckets of a dataset: all rebuilt without a previous tree, else only those whose name
-    range holds a dirty name (cut again at BUCKET_ITEMS, so a grown bucket splits)."""
-    old = previous[1] if previous is not None else []
+def _dataset_tree(store: "Store", txn: Any, project: str, dataset: str, old: list[Any],
+                  touched: set[int], writer: TreeWriter) -> list[list[Any]]:
+    """Buckets of a dataset: all rebuilt without a previous tree, else only the `touched` ones
+    (cut again at BUCKET_ITEMS, so a grown bucket splits)."""
     if not old:
-        return _buckets(store, txn, _scan(store, txn, project, dataset, None, None), writer)
-    firsts = [b[0] for b in old]
-    touched = sorted({max(bisect.bisect_right(firsts, name) - 1, 0) for name in dirty})
+        return _buckets(store, txn, project, dataset, None, None, writer)
     out: list[list[Any]] = []
     keep_from = 0
-    for i in touched:
+    for i in sorted(touched):
         out.extend(old[keep_from:i])
-        lo = firsts[i] if i > 0 else None
-        hi = firsts[i + 1] if i + 1 < len(old) else None
-        out.extend(_buckets(store, txn, _scan(store, txn, project, dataset, lo, hi), writer))
+        lo = old[i][0] if i > 0 else None
+        hi = old[i + 1][0] if i + 1 < len(old) else None
+        out.extend(_buckets(store, txn, project, dataset, lo, hi, writer))
         keep_from = i + 1
     out.extend(old[keep_from:])
     return out
 
 
+def _touched_buckets(store: "Store", txn: Any, project: str,
+                     previous: dict[str, list[Any]]) -> dict[str, set[int]]:
+    """Datasets with items written since the head, each with the indices of its previous
+    buckets whose name ranges hold them (empty for a dataset the head does not have: all of
+    it is built). One pass over the dirty keys; no name is kept."""
+    prefix = project_key(project) + SEP
+    firsts: dict[str, list[str]] = {}
+    touched: dict[str, set[int]] = {}
+    for key, _ in store.index.scan(txn, "dirty", prefix):
+        dataset, _, name = key[len(prefix):].rpartition(SEP)
+        path = dataset.decode()
+        indices = touched.setdefault(path, set())
+        if path in previous:
+            if path not in firsts:
+                firsts[path] = [b[0] for b in previous[path]]
+            indices.add(max(bisect.bisect_right(firsts[path], name.decode()) - 1, 0))
+    return touched
+
+
+def _clear_dirty(index: Any, snapped: Any, txn: Any, project: str) -> None:
+    """Drop the dirty marks of items the snapshot holds as they are now: an item written again
+    since the snapshot's read transaction `snapped` stays dirty for the next snapshot."""
+    items_db = index.db["items"]
+    index.prune(txn, "dirty", project_key(project) + SEP,
+                lambda key, _value: txn.get(key, db=items_db) == snapped.get(key, db=items_db))
+
+
 def snapshot(store: "Store", project: str, message: str = "", merged: BlobId | None = None) -> tuple[Version, bool]:
     """Freeze the project's current state; returns (the version, whether it is new). With
     nothing changed since the head, the head is returned. `merged`: the other parent of a
-    merge."""
+    merge. Memory stays flat in the project's size: trees are written as they are built."""
     index = store.index
     with store.lock(what="snapshot"):
         writer = TreeWriter(store)
         with index.read() as txn:
             rec = store.ns.project(project, txn)
             current = head(store, project, txn)
-            prefix = project_key(project) + SEP
-            dirty_keys = [key for key, _ in index.scan(txn, "dirty", prefix)]
-            dirty: dict[str, set[str]] = {}
-            for key in dirty_keys:
-                dataset, _, name = key[len(prefix):].rpartition(SEP)
-                dirty.setdefault(dataset.decode(), set()).add(name.decode())
-            previous: dict[str, list[Any]] = {}
+            previous: dict[str, list[Any]] = {}  # dataset path -> its buckets in the head
+            previous_trees: dict[str, BlobId] = {}
             if current is not None:
                 version = read_version(store, current)
-                prev_datasets = read_tree(store, version.tree, "project")[2]
-                previous = {path: [raw, BlobId(tree)] for path, raw, tree in prev_datasets}
+                for path, _raw, tree in read_tree(store, version.tree, "project")[2]:
+                    previous_trees[path] = BlobId(tree)
+                    previous[path] = read_tree(store, BlobId(tree), "dataset")[1]
+            touched = _touched_buckets(store, txn, project, previous)
             datasets = []
             items = size = 0
             for path in store.ns.datasets(project, txn):
                 raw = txn.get(dataset_key(project, path), db=index.db["datasets"])
-                prev = previous.get(path)
-                if prev is not None and path not in dirty:
-                    tree_id = prev[1]
-                    buckets = read_tree(store, tree_id, "dataset")[1]
+                if path in previous and path not in touched:
+                    tree_id, buckets = previous_trees[path], previous[path]
                 else:
-                    old = read_tree(store, prev[1], "dataset") if prev is not None else None
-                    buckets = _dataset_tree(store, txn, project, path, old, dirty.get(path, set()), writer)
+                    buckets = _dataset_tree(store, txn, project, path, previous.get(path, []),
+                                            touched.get(path, set()), writer)
                     tree_id = writer.put(["cas-dataset", buckets])
                 datasets.append([path, raw, bytes(tree_id)])
                 items += sum(b[2] for b in buckets)
@@ -257,15 +286,12 @@ def snapshot(store: "Store", project: str, message: str = "", merged: BlobId | N
             if not unchanged:
                 version_id = writer.put(["cas-version", bytes(tree), bytes(current) if current else None,
                                          time.time_ns(), message, items, size, bytes(merged) if merged else None])
-            seen = {key: txn.get(key, db=index.db["items"]) for key in dirty_keys}
-        writer.install()
-        with index.write() as txn:
-            writer.record(txn)
-            if not unchanged:
-                set_head(store, txn, project, version_id)
-            for key, raw in seen.items():  # written again meanwhile: stays dirty for the next snapshot
-                if txn.get(key, db=index.db["items"]) == raw:
-                    txn.delete(key, db=index.db["dirty"])
+            writer.install()
+            with index.write() as wtxn:  # beside the read transaction, which `_clear_dirty` compares with
+                writer.record(wtxn)
+                if not unchanged:
+                    set_head(store, wtxn, project, version_id)
+                _clear_dirty(index, txn, wtxn, project)
         if unchanged:
             return version, False
         return read_version(store, version_id), True
@@ -353,9 +379,7 @@ def materialize(store: "Store", txn: Any, project: str, version: Version) -> int
         ns.put_item(txn, project, path, name, rec, True, deltas)
         count += 1
     apply_deltas(index, txn, deltas)
-    prefix = project_key(project) + SEP
-    for key, _ in list(index.scan(txn, "dirty", prefix)):
-        txn.delete(key, db=index.db["dirty"])
+    index.prune(txn, "dirty", project_key(project) + SEP)
     index.log_change(txn, project)
     return count
 

@@ -56,17 +56,37 @@ def test_second_snapshot_rebuilds_only_changed_buckets(store: Store, monkeypatch
     v1, _ = snapshot(store, "p")
     add(store, {"d/017.jpg": jpeg_bytes(30, 30)}, overwrite=True)
     written: list[bytes] = []
-    real = snapshots.TreeWriter.install
+    real = snapshots.TreeWriter.record
 
-    def spy(self) -> None:
-        written.extend(self.pending)
-        real(self)
+    def spy(self, txn: object) -> None:
+        written.extend(self.written)
+        real(self, txn)
 
-    monkeypatch.setattr(snapshots.TreeWriter, "install", spy)
+    monkeypatch.setattr(snapshots.TreeWriter, "record", spy)
     v2, _ = snapshot(store, "p")
     assert len(written) == 4, "one bucket, its dataset, the project tree, the version"
     assert {(d, n) for d, n, _r, _l in version_items(store, v2)} == {("d", f"{i:03d}.jpg") for i in range(40)}
     assert diff(store, "p", v1, v2).changed == ["d/017.jpg"]
+
+
+def test_item_written_during_a_snapshot_stays_for_the_next(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(snapshots, "BUCKET_ITEMS", 4)
+    add(store, {f"d/{i:03d}.jpg": jpeg_bytes(8 + i % 5, 8, (i, 0, 0)) for i in range(20)})
+    v1, _ = snapshot(store, "p")
+    add(store, {"d/005.jpg": jpeg_bytes(30, 30)}, overwrite=True)
+    real = snapshots.TreeWriter.install
+
+    def write_meanwhile(self: snapshots.TreeWriter) -> None:  # after the trees are read, before the head moves
+        add(store, {"d/005.jpg": jpeg_bytes(31, 31), "d/011.jpg": jpeg_bytes(32, 32)}, overwrite=True)
+        real(self)
+
+    monkeypatch.setattr(snapshots.TreeWriter, "install", write_meanwhile)
+    v2, _ = snapshot(store, "p")
+    monkeypatch.setattr(snapshots.TreeWriter, "install", real)
+    assert diff(store, "p", v1, v2).changed == ["d/005.jpg"], "the snapshot holds what it read"
+    v3, new = snapshot(store, "p")
+    assert new and diff(store, "p", v2, v3).changed == ["d/005.jpg", "d/011.jpg"]
+    assert diff(store, "p", v3, None).changed == []
 
 
 def test_cli(tmp_path: Path) -> None:
