@@ -48,14 +48,29 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+_IMG_INFO = """{
+    "name": %s,
+    "hash": "%s",
+    "blob": "%s",
+    "size": %d,
+    "width": %d,
+    "height": %d,
+    "mime": %s,
+    "ext": %s,
+    "link": null,
+    "created_at": "%s",
+    "updated_at": "%s"
+}"""
+
+
 def img_info(name: str, item: ItemRecord) -> bytes:
-    """The img_info/<item>.json of an item (Supervisely-like keys plus the blob id)."""
-    return json.dumps({
-        "name": name, "hash": str(item.media), "blob": str(item.media), "size": item.size,
-        "width": item.width, "height": item.height, "mime": item.mime,
-        "ext": name.rpartition(".")[2].lower() if "." in name else "", "link": None,
-        "created_at": _iso(item.mtime), "updated_at": _iso(item.mtime),
-    }, indent=4).encode()
+    """The img_info/<item>.json of an item (Supervisely-like keys plus the blob id), as
+    `json.dumps(..., indent=4)` writes it; filled in a template because a listing of img_info/
+    sizes every entry this way (json's indented encoder is pure Python, 10x slower)."""
+    ext = name.rpartition(".")[2].lower() if "." in name else ""
+    media, when = item.media.hex(), _iso(item.mtime)
+    return (_IMG_INFO % (json.dumps(name), media, media, item.size, item.width, item.height,
+                         json.dumps(item.mime), json.dumps(ext), when, when)).encode()
 
 
 def item_blob(section: str, name: str, item: ItemRecord) -> tuple[BlobId, int]:

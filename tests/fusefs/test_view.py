@@ -1,0 +1,23 @@
+"""The view's generated files, without a mount."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cas.ids import BlobId
+from cas.records import ItemRecord
+from fusefs.view import _iso, img_info
+
+
+@pytest.mark.parametrize("name", ["a.jpg", "no_suffix", 'quote"and\\slash.PNG', "ünïcode 画像.jpeg", "tab\there.x"])
+def test_img_info_is_what_json_writes(name: str) -> None:
+    item = ItemRecord(BlobId(bytes(range(16))), BlobId(b"\1" * 16), 1234, 56, 640, 480, "image/jpeg",
+                      1_700_000_000_123_456_789)
+    expected = json.dumps({
+        "name": name, "hash": str(item.media), "blob": str(item.media), "size": item.size,
+        "width": item.width, "height": item.height, "mime": item.mime,
+        "ext": name.rpartition(".")[2].lower() if "." in name else "", "link": None,
+        "created_at": _iso(item.mtime), "updated_at": _iso(item.mtime)}, indent=4).encode()
+    assert img_info(name, item) == expected
