@@ -100,6 +100,10 @@ class ItemRecord:
             out.append(self.meta)
         return out
 
+    def with_size(self, size: int) -> "ItemRecord":
+        return ItemRecord(self.media, self.ann, size, self.ann_size, self.width, self.height, self.mime,
+                          self.mtime, self.meta, self.meta_size)
+
     def same_content(self, other: "ItemRecord") -> bool:
         return (self.media, self.ann, self.meta) == (other.media, other.ann, other.meta)
 

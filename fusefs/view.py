@@ -13,7 +13,6 @@ import json
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 from datetime import datetime, timezone
 
@@ -127,9 +126,9 @@ class View:
         if txn is None:
             size = self.store.stat(item.media).size
         else:
-            raw = txn.get(bytes(item.media), db=self.store.index.db["blobs"])
-            size = BlobRecord.decode(raw).size if raw is not None else 0
-        return replace(item, size=max(size, 0))
+            raw = txn.get(item.media, db=self.store.index.db["blobs"])
+            size = BlobRecord.raw_summary(raw)[0] if raw is not None else 0
+        return item.with_size(max(size, 0))
 
     def scratch(self, path: str) -> Node | None:
         return self.wb.scratch.get(path) if self.wb is not None else None
