@@ -214,8 +214,9 @@ def target_line(name: str, limit: float, value: float | None) -> str:
 
 @dataclass
 class Step:
-    """One timed contender of a round: `setup()` (untimed), then prepare(src), then `cmd` is timed;
-    `stored()` returns (stored bytes, dedup ratio, bytes on disk) after it."""
+    """One timed contender of a round. Every step's `setup()` (untimed: remove the last round's
+    output, make a fresh repository) runs at the start of the round, before anything is timed; then
+    each step in turn: prepare(src), `cmd` timed, `stored()` -> (stored bytes, dedup ratio, on disk)."""
     label: str
     cmd: list[str]
     stored: Callable[[], tuple[int, float, int]]
@@ -330,8 +331,9 @@ def dedup_mode(args: argparse.Namespace, work: Path) -> dict:
     ratios: dict[str, list[float]] = {step.label: [] for step in steps}
     last: dict[str, tuple[float, int, float, int]] = {}
     for rnd in range(args.rounds):  # interleaved rounds: the machine's noise hits every contender alike
-        for step in steps:
+        for step in steps:  # the last round's outputs go (and their writeback) before anything is timed
             step.setup()
+        for step in steps:
             prepare(src)
             wall, rss, _ = run(step.cmd, work, step.env)
             walls[step.label].append(wall)
