@@ -10,14 +10,15 @@ SLY    := .venv-sly
 SLY_STAMP := $(SLY)/.installed
 DM     := .venv-dm
 DM_STAMP := $(DM)/.installed
+DVC    := .venv-dvc
+DVC_STAMP := $(DVC)/.installed
 
-.PHONY: demo test bench interop system-deps clean
+.PHONY: demo test bench interop system-deps bench-deps clean
 
-# FUSE's user-space side (fusermount3) for the mount, and rsync for the tests of writers
-# into it; apt-get only when root and something is missing.
-SYSTEM_TOOLS := fusermount3:fuse3 rsync:rsync
-system-deps:
-	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+# apt-get the packages of $(1) (command:package pairs) whose command is missing, when root;
+# otherwise a note that names them and $(2), what needs them.
+define apt_missing
+	@missing=""; for pair in $(1); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -25,8 +26,20 @@ system-deps:
 	    echo "installing$$missing with apt-get"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "note: install$$missing (the mount needs fuse3, its tests rsync)"; fi; \
+	  else echo "note: install$$missing ($(2))"; fi; \
 	fi
+endef
+
+# FUSE's user-space side (fusermount3) for the mount, and rsync for the tests of writers
+# into it.
+SYSTEM_TOOLS := fusermount3:fuse3 rsync:rsync
+system-deps:
+	$(call apt_missing,$(SYSTEM_TOOLS),the mount needs fuse3 and its tests rsync)
+
+# restic, a peer in `bench.dedup --vs-restic` (benchmarks only: `make test` never needs it).
+BENCH_TOOLS := restic:restic
+bench-deps:
+	$(call apt_missing,$(BENCH_TOOLS),bench.dedup --vs-restic needs it)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +70,12 @@ $(DM_STAMP):
 	$(DM)/bin/python -m pip install -q datumaro
 	touch $@
 
+# DVC, a peer in `bench.dedup --vs-dvc`, likewise in a venv of its own (benchmarks only).
+$(DVC_STAMP):
+	$(PYTHON) -m venv $(DVC)
+	$(DVC)/bin/python -m pip install -q dvc
+	touch $@
+
 test: system-deps $(STAMP) $(SLY_STAMP) $(DM_STAMP)
 	CAS_SLY_PYTHON=$(SLY)/bin/python CAS_DATUMARO_PYTHON=$(DM)/bin/python $(PY) -m pytest -q
 
@@ -76,8 +95,8 @@ interop: $(STAMP) $(INTEROP)/.installed
 	  { tail -20 .interop/check.log; exit 1; }
 	@grep -E '^(ultralytics|torchvision)' .interop/check.log
 
-bench: $(STAMP)
-	$(PY) -m bench.dedup
+bench: $(STAMP) bench-deps $(DVC_STAMP)
+	$(PY) -m bench.dedup --vs-restic --vs-dvc
 	$(PY) -m bench.fuse_read
 	$(PY) -m bench.s3_read
 	$(PY) -m bench.convert
@@ -85,4 +104,4 @@ bench: $(STAMP)
 	$(PY) -m bench.copy_in
 
 clean:
-	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis .interop $(SLY) $(DM) $(INTEROP)
+	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis .interop $(SLY) $(DM) $(DVC) $(INTEROP)

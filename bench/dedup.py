@@ -1,9 +1,18 @@
-"""Dedup/throughput benchmark: `cp -r + sync` vs `cas import` (first import, re-import) [vs restic].
+"""Dedup/throughput benchmark: `cp -r + sync` vs `cas import` (first import, re-import) [vs restic, DVC].
 
     .venv/bin/python -m bench.dedup [--distinct N] [--copies N] [--size BYTES] [--workdir DIR]
-        [--vs-restic] [--keep] [--json PATH] [--rss-files N] [--only-cp] [--seed N]
+        [--vs-restic] [--vs-dvc] [--keep] [--json PATH] [--rss-files N] [--only-cp] [--seed N]
 
-All contenders run one after another in this process, on the same file system as the source set.
+All contenders run one after another in this process, on the same file system as the source set,
+in interleaved rounds (each round: cp, cas first import, cas re-import into a second project,
+[restic backup into a fresh repository], [dvc add into a fresh repository, dvc add again]).
+Every timed run ends with what it wrote on disk: cp, restic and DVC are timed through a trailing
+`sync` (`CMD && sync`; restic also fsyncs its own files, DVC never does); cas syncfs()s each batch
+of blobs and commits LMDB durably before it exits. DVC (`dvc init --no-scm`, `cache.type copy`, its
+default MD5) runs from REPO/.venv-dvc (`make .venv-dvc/.installed`) or PATH; it only tracks paths
+inside its repository, so the source set lives in WORK/data/src and WORK/data becomes the repository
+(fresh each round, its state db included, so the first add hashes everything; the second add of
+the unchanged folder finds every hash in the state db).
 Peak RSS: the benchmarked process's max RSS as reported by GNU `/usr/bin/time -f %M` when available.
 os.wait4's ru_maxrss alone is biased on Linux: exec() carries the forking parent's (this script's)
 RSS high-water mark into the child, so it is only the fallback (then an upper bound).
@@ -20,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -202,8 +212,92 @@ def target_line(name: str, limit: float, value: float | None) -> str:
     return f"{name} <= {limit:.2f} x cp+sync: {'MET' if value <= limit else 'MISSED'} ({value:.2f})"
 
 
+@dataclass
+class Step:
+    """One timed contender of a round. Every step's `setup()` (untimed: remove the last round's
+    output, make a fresh repository) runs at the start of the round, before anything is timed; then
+    each step in turn: prepare(src), `cmd` timed, `stored()` -> (stored bytes, dedup ratio, on disk)."""
+    label: str
+    cmd: list[str]
+    stored: Callable[[], tuple[int, float, int]]
+    env: dict | None = None
+    setup: Callable[[], None] = lambda: None
+
+
+def synced(cmd: list[str]) -> list[str]:
+    """`CMD && sync`: the timed run includes writing back what CMD left in the page cache."""
+    return ["sh", "-c", '"$@" && sync', "sh", *cmd]
+
+
+def find_dvc() -> str:
+    """`dvc` from REPO/.venv-dvc (its own venv: its pins must not move ours), else from PATH."""
+    exe = REPO / ".venv-dvc" / "bin" / "dvc"
+    found = str(exe) if exe.exists() else shutil.which("dvc")
+    if not found:
+        raise BenchError("--vs-dvc: dvc not found in .venv-dvc/ or on PATH; "
+                         "`make .venv-dvc/.installed` installs it")
+    return found
+
+
+def find_restic() -> str:
+    found = shutil.which("restic")
+    if not found:
+        raise BenchError("--vs-restic: restic not found on PATH; `apt-get install -y restic` "
+                         "(or `make bench-deps`, as root) installs it")
+    return found
+
+
+def restic_steps(restic: str, src: Path, work: Path, logical: int) -> list[Step]:
+    """`restic backup` of src into a fresh repository (initialised untimed)."""
+    repo = work / "restic"
+    env = dict(os.environ, RESTIC_PASSWORD="cas-bench", RESTIC_CACHE_DIR=str(work / "restic-cache"))
+    env.pop("RESTIC_REPOSITORY", None)
+
+    def setup() -> None:
+        shutil.rmtree(repo, ignore_errors=True)
+        shutil.rmtree(work / "restic-cache", ignore_errors=True)
+        run([restic, "-r", str(repo), "init"], work, env)
+
+    return [Step("restic backup", synced([restic, "-r", str(repo), "backup", "--quiet", str(src)]),
+                 lambda: plain_stored(repo, logical), env, setup)]
+
+
+def dvc_steps(dvc: str, src: Path, work: Path, logical: int) -> list[Step]:
+    """`dvc add` of src into a fresh repository around it (`dvc init --no-scm`, `cache.type copy`,
+    state db and site cache fresh, all untimed), then `dvc add` of the unchanged folder again."""
+    repo, site = src.parent, work / "dvc-site"
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", DVC_SITE_CACHE_DIR=str(site))
+    cmd = synced([dvc, "--cd", str(repo), "add", "--quiet", src.name])
+
+    def setup() -> None:
+        for path in (repo / ".dvc", site):
+            shutil.rmtree(path, ignore_errors=True)
+        for path in (repo / ".dvcignore", repo / f"{src.name}.dvc"):
+            path.unlink(missing_ok=True)
+        run([dvc, "--cd", str(repo), "init", "--no-scm", "--quiet"], work, env)
+        run([dvc, "--cd", str(repo), "config", "cache.type", "copy"], work, env)
+
+    def stored() -> tuple[int, float, int]:
+        return plain_stored(repo / ".dvc" / "cache", logical)
+
+    return [Step("dvc add (first)", cmd, stored, env, setup), Step("dvc re-add", cmd, stored, env)]
+
+
+def plain_stored(path: Path, logical: int) -> tuple[int, float, int]:
+    """(stored bytes, dedup ratio, bytes on disk) of a tree holding `logical` bytes of source."""
+    stored = du_sb(path)
+    return stored, logical / stored if stored else 0.0, stored
+
+
+def tool_version(cmd: list[str], work: Path) -> str:
+    return run(cmd, work)[2].strip().splitlines()[0]
+
+
 def dedup_mode(args: argparse.Namespace, work: Path) -> dict:
-    src = work / "src"
+    # The source one level down, so that its parent can be a DVC repository (--vs-dvc).
+    src = work / "data" / "src"
+    restic = find_restic() if args.vs_restic else None  # fail fast: before anything is generated
+    dvc = find_dvc() if args.vs_dvc else None
     t0 = time.perf_counter()
     info = make_dedup_set(src, args.distinct, args.copies, args.size, args.seed)
     gen_s = time.perf_counter() - t0
@@ -212,48 +306,45 @@ def dedup_mode(args: argparse.Namespace, work: Path) -> dict:
           f"  (generated in {gen_s:.1f}s; MB = 10^6 bytes)")
     print(CACHE_NOTE)
     print(RSS_NOTE)
-    rows: list[Row] = []
-    store = work / "store"  # fail fast (below), before anything is timed, if cas cannot even start
-    cmds = [] if args.only_cp else [cas_import_cmd(store, src, project, work) for project in ("bench", "bench2")]
-    labels = ["cp -r + sync", "cas import (first)", "cas re-import"][: 1 + len(cmds)]
-    walls: dict[str, list[float]] = {label: [] for label in labels}
-    ratios: dict[str, list[float]] = {label: [] for label in labels}
+    versions = {}
+    if restic:
+        versions["restic"] = tool_version([restic, "version"], work)
+    if dvc:
+        versions["dvc"] = tool_version([dvc, "--version"], work)
+    if versions:
+        print("peers: " + "; ".join(f"{k} {v}" for k, v in versions.items()))
+    cp_dest, store = work / "cp_dest", work / "store"
+    steps = [Step("cp -r + sync", synced(["cp", "-r", str(src), str(cp_dest)]),
+                  lambda: plain_stored(cp_dest, logical),
+                  setup=lambda: shutil.rmtree(cp_dest, ignore_errors=True))]
+    if not args.only_cp:  # cas_import_cmd fails fast, before anything is timed, if cas cannot even start
+        first, again = (cas_import_cmd(store, src, project, work) for project in ("bench", "bench2"))
+        steps += [Step("cas import (first)", first, lambda: (*cas_stored(store, work, logical), du_sb(store)),
+                       cas_env(), lambda: shutil.rmtree(store, ignore_errors=True)),
+                  Step("cas re-import", again, lambda: (*cas_stored(store, work, 2 * logical), du_sb(store)),
+                       cas_env())]
+    if restic:
+        steps += restic_steps(restic, src, work, logical)
+    if dvc:
+        steps += dvc_steps(dvc, src, work, logical)
+    walls: dict[str, list[float]] = {step.label: [] for step in steps}
+    ratios: dict[str, list[float]] = {step.label: [] for step in steps}
     last: dict[str, tuple[float, int, float, int]] = {}
     for rnd in range(args.rounds):  # interleaved rounds: the machine's noise hits every contender alike
-        shutil.rmtree(work / "cp_dest", ignore_errors=True)
-        shutil.rmtree(store, ignore_errors=True)
-        prepare(src)
-        wall, rss, _ = run(["sh", "-c", 'cp -r "$1" "$2" && sync', "sh", str(src), str(work / "cp_dest")], work)
-        walls[labels[0]].append(wall)
-        ratios[labels[0]].append(1.0)
-        stored = du_sb(work / "cp_dest")
-        last[labels[0]] = (rss, stored, logical / stored, stored)
-        for n, (label, cmd) in enumerate(zip(labels[1:], cmds), 1):
+        for step in steps:  # the last round's outputs go (and their writeback) before anything is timed
+            step.setup()
+        for step in steps:
             prepare(src)
-            wall, rss, _ = run(cmd, work, cas_env())
-            walls[label].append(wall)
-            ratios[label].append(wall / walls[labels[0]][-1])
-            stored, ratio = cas_stored(store, work, logical * n)
-            last[label] = (rss, stored, ratio, du_sb(store))
+            wall, rss, _ = run(step.cmd, work, step.env)
+            walls[step.label].append(wall)
+            ratios[step.label].append(wall / walls[steps[0].label][-1])
+            last[step.label] = (rss, *step.stored())
         print(f"round {rnd + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in walls.items()), flush=True)
-    for label in labels:
-        rss, stored, ratio, disk = last[label]
-        rows.append(Row(label, statistics.median(walls[label]), files, logical, stored, ratio, rss,
-                        statistics.median(ratios[label]), disk))
-    cp_wall = rows[0].wall_s
-    if args.vs_restic:
-        if shutil.which("restic"):
-            repo = work / "restic"
-            env = dict(os.environ, RESTIC_PASSWORD="cas-bench", RESTIC_CACHE_DIR=str(work / "restic-cache"))
-            env.pop("RESTIC_REPOSITORY", None)
-            run(["restic", "-r", str(repo), "init"], work, env)
-            prepare(src)
-            wall, rss, _ = run(["restic", "-r", str(repo), "backup", "--quiet", str(src)], work, env)
-            stored = du_sb(repo)
-            rows.append(Row("restic backup", wall, files, logical, stored, logical / stored, rss, wall / cp_wall,
-                            stored))
-        else:
-            print("--vs-restic: restic not found on PATH; skipped")
+    rows: list[Row] = []
+    for step in steps:
+        rss, stored, ratio, disk = last[step.label]
+        rows.append(Row(step.label, statistics.median(walls[step.label]), files, logical, stored, ratio, rss,
+                        statistics.median(ratios[step.label]), disk))
     print()
     print_table(rows)
     for r in rows:
@@ -264,7 +355,8 @@ def dedup_mode(args: argparse.Namespace, work: Path) -> dict:
     print()
     print(target_line("first import", FIRST_TARGET, targets["first_import"]))
     print(target_line("re-import", REIMPORT_TARGET, targets["re_import"]))
-    return {"mode": "dedup", "source": info, "generate_s": gen_s, "rows": [asdict(r) for r in rows],
+    return {"mode": "dedup", "source": info, "generate_s": gen_s, "peers": versions,
+            "rows": [asdict(r) for r in rows],
             "targets": {"first_import_max": FIRST_TARGET, "re_import_max": REIMPORT_TARGET, **targets}}
 
 
@@ -300,7 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", help="parent dir for the run (default REPO/.bench-tmp); a fresh "
                                      "dedup-* subdir is made in it; must be on the store's file system")
-    p.add_argument("--vs-restic", action="store_true", help="also time `restic backup` if restic is on PATH")
+    p.add_argument("--vs-restic", action="store_true", help="also time `restic backup` (restic on PATH)")
+    p.add_argument("--vs-dvc", action="store_true", help="also time `dvc add` with a copy cache, first and "
+                                                         "again (dvc from .venv-dvc/ or PATH)")
     p.add_argument("--keep", action="store_true", help="keep the work dir")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the table shows medians (default 3)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
