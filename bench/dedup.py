@@ -38,6 +38,7 @@ from bench.datagen import make_dedup_set, make_tiny_set
 REPO = Path(__file__).resolve().parent.parent
 MB = 1_000_000
 FIRST_TARGET, REIMPORT_TARGET, RSS_TARGET_MB, RSS_TARGET_FILES = 0.80, 0.10, 300.0, 100_000
+STORAGE_TARGET = 1.3  # blob storage on disk / unique bytes, on the tiny-PNG set
 CACHE_NOTE = ("page cache: NOT dropped (that needs root and cannot be done fairly here); instead, before "
               "each timed run `sync` runs (untimed) and the whole source set is read once, so every "
               "contender starts with the source hot in page cache and no pending writeback.")
@@ -139,6 +140,14 @@ class TreeRss:
         self._stop.set()
         self._thread.join()
         return self.peak
+
+
+def du_allocated(path: Path) -> int:
+    """Bytes a tree takes on disk (`du -s -B1`: allocated blocks, not apparent sizes)."""
+    res = subprocess.run(["du", "-s", "-B1", str(path)], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise BenchError(f"du -s -B1 {path} failed:\n{res.stderr}")
+    return int(res.stdout.split()[0])
 
 
 def du_sb(path: Path) -> int:
@@ -376,6 +385,11 @@ def rss_mode(args: argparse.Namespace, work: Path) -> dict:
     row = Row("cas import (tiny files)", wall, info["files"], info["bytes"], 0, 0.0, rss)
     row.stored_bytes, row.dedup_ratio = cas_stored(store, work, info["bytes"])
     print(f"\ncas import: {wall:.2f} s, {info['files'] / wall:,.0f} files/s, peak RSS {rss:.1f} MB")
+    on_disk = sum(du_allocated(store / d) for d in ("blobs", "packs") if (store / d).exists())
+    print(f"blob storage: {on_disk / MB:.1f} MB on disk (blobs/ + packs/, allocated) for {row.stored_bytes / MB:.1f} MB "
+          f"of unique bytes (images and annotations): {on_disk / row.stored_bytes:.2f}x (target <= "
+          f"{STORAGE_TARGET:.1f}x: {'MET' if on_disk <= STORAGE_TARGET * row.stored_bytes else 'MISSED'}); "
+          f"the index: {du_allocated(store / 'index') / MB:.1f} MB")
     verdict = "MET" if rss <= RSS_TARGET_MB else "MISSED"
     scale = "" if info["files"] == RSS_TARGET_FILES else f" [target is defined at {RSS_TARGET_FILES:,} files]"
     print(f"peak RSS <= {RSS_TARGET_MB:.0f} MB at {RSS_TARGET_FILES:,} files: {verdict} ({rss:.1f} MB "

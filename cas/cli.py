@@ -561,6 +561,7 @@ def gc_cmd(c: Context) -> None:
     r = c.store.gc()
     click.echo(f"removed {r.blobs_removed} blobs and {r.orphans_removed} orphan files, freed {human(r.bytes_freed)}; "
                f"{r.temp_removed} temp files removed"
+               + (f"; {r.packs_compacted} packs compacted" if r.packs_compacted else "")
                + (f"; {r.young_kept} S3 objects under an hour old kept for a later gc" if r.young_kept else ""))
 
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from .annotation import Meta, dumps, loads
 from .errors import InvalidInput, NotFound
 from .index import item_key
-from .prepare import PrepareConfig, Preparer, item_record
+from .prepare import PrepareConfig, Preparer, item_record, record_new_parts
 from .records import ItemRecord
-from .refs import adjust_refs, record_new_blob
+from .refs import adjust_refs
 
 if TYPE_CHECKING:
     from .store import Source, Store
@@ -88,14 +88,13 @@ def import_item(store: "Store", project: str, dataset: str, name: str, media: "S
         config = PrepareConfig(str(store.root), store.tmp_dir, project, store.ns.project(project).meta,
                                check_conflicts=False, verify_dedup=False)
         with store.index.read() as txn:
-            prepared = Preparer(config, store).prepare(txn, dataset, name, media, ann, item_meta,
+            prepared = Preparer(config, store, pack=False).prepare(txn, dataset, name, media, ann, item_meta,
                                                        label or f"{dataset}/img/{name}",
                                                        ann_label or f"{dataset}/ann/{name}.json")
         new = [part for part in prepared.parts() if part.new]
         if new:
             store.write_backend.sync()  # bytes durable before the one transaction that records them
         with store.index.write() as txn:
-            for part in new:
-                record_new_blob(store.index, txn, part.id, part.size, store.write_backend.location)
+            record_new_parts(store, txn, new)
             store.ns.ensure_dataset(txn, project, dataset)
             return store.ns.put_item(txn, project, dataset, name, item_record(prepared), overwrite=True)

@@ -8,14 +8,15 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .annotation import dumps, empty_annotation, empty_video_annotation
-from .errors import CasError
+from .backends.packs import HEADER, MAGIC
+from .errors import CasError, NotFound
 from .gc import orphan_files, remove_path
-from .hashing import hash_file
+from .hashing import hash_bytes, hash_file
 from .ids import BlobId
 from .index import SEP, split_item_key
 from .ingest.journal import PREFIX as INGEST_PREFIX
 from .ingest.journal import ingest_dirs, live_records, try_lock
-from .records import LINK, LOCAL, S3, BlobRecord, ItemRecord
+from .records import LOCAL, PACK, S3, BlobRecord, ItemRecord
 from .refs import record_new_blob
 from .spool import Spooled, spool_bytes
 
@@ -89,6 +90,13 @@ def _check_blobs(store: "Store", report: FsckReport, verify: bool) -> set[BlobId
             if BlobRecord.raw_has_url(raw):
                 continue  # a link
             blob_id, rec = BlobId(key), BlobRecord.decode(raw)
+            if rec.location == PACK:
+                problem = _check_packed(store, blob_id, rec, verify)
+                report.bytes_verified += rec.size if verify else 0
+                if problem is not None:
+                    report.problems.append(problem)
+                    bad.add(blob_id)
+                continue
             if rec.location == S3:
                 if store.s3 is None:
                     report.problems.append(Problem("missing-blob", str(blob_id), "in S3, but no S3 remote is configured"))
@@ -121,6 +129,25 @@ def _check_blobs(store: "Store", report: FsckReport, verify: bool) -> set[BlobId
                     report.problems.append(Problem("corrupt-blob", str(blob_id), f"content digest is {digest}"))
                     bad.add(blob_id)
     return bad
+
+
+def _check_packed(store: "Store", blob_id: BlobId, rec: BlobRecord, verify: bool) -> Problem | None:
+    """A packed blob: its pack entry names it and holds its size (and, with `verify`, its bytes)."""
+    assert rec.pack is not None
+    try:
+        with open(store.backend.pack_path(rec.pack), "rb") as f:
+            f.seek(max(rec.offset - HEADER.size, 0))
+            header = f.read(HEADER.size)
+            data = f.read(rec.size) if verify else b""
+            available = os.fstat(f.fileno()).st_size - rec.offset
+    except (FileNotFoundError, NotFound):
+        return Problem("missing-blob", str(blob_id), f"its pack {rec.pack} is missing")
+    where = f"pack {rec.pack} at offset {rec.offset}"
+    if header != HEADER.pack(MAGIC, blob_id, rec.size) or available < rec.size:
+        return Problem("corrupt-blob", str(blob_id), f"{where} does not hold this blob of {rec.size} bytes")
+    if verify and (digest := hash_bytes(data)) != blob_id:
+        return Problem("corrupt-blob", str(blob_id), f"content digest in {where} is {digest}")
+    return None
 
 
 def _check_namespace(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
@@ -234,8 +261,12 @@ def _repair(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
     empties = _install_empty_annotations(store, report)
     with index.write() as txn:
         reinstalled = {blob for blob, _size in empties.values()}
-        for blob_id in bad - reinstalled:
+        for blob_id in bad:
             rec = BlobRecord.decode(txn.get(bytes(blob_id), db=index.db["blobs"]))
+            if blob_id in reinstalled:  # good bytes again, where new blobs go (not in the damaged pack)
+                txn.put(bytes(blob_id), replace(rec, location=store.write_backend.location, pack=None,
+                                                offset=0).encode(), db=index.db["blobs"])
+                continue
             txn.delete(bytes(blob_id), db=index.db["blobs"])
             if rec.location == LOCAL:
                 store.backend.delete(blob_id)

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from . import statcache
 from .ids import BlobId
 from .ingest.journal import PREFIX as INGEST_PREFIX
-from .records import LOCAL, S3, BlobRecord
+from .records import LOCAL, PACK, S3, BlobRecord
+from .repack import compact_packs, unused_packs
 
 if TYPE_CHECKING:
     from .store import Store
@@ -27,6 +28,7 @@ class GcReport:
     orphans_removed: int = 0
     stat_entries_dropped: int = 0  # stat-cache entries of files whose blob is gone
     young_kept: int = 0  # unreferenced S3 objects younger than the grace period, left in place
+    packs_compacted: int = 0  # packs rewritten without their dead entries, or removed with none left
 
 
 def collect(store: "Store") -> GcReport:
@@ -67,16 +69,20 @@ def collect(store: "Store") -> GcReport:
             for blob_id, rec in doomed:
                 if rec.location == LOCAL:
                     store.backend.delete(blob_id)
-                else:  # S3 objects go; a link's bytes are not ours to delete
+                elif rec.location != PACK:  # S3 objects go; a link's bytes are not ours to delete
                     if rec.location == S3 and store.s3 is not None:
                         store.s3.delete(blob_id)
                     store.cache.drop(blob_id)
-                report.bytes_freed += max(rec.size, 0)
+                # a packed blob's bytes go when its pack is compacted, below
+                if rec.location != PACK:  # a pack's bytes count when it is rewritten or removed
+                    report.bytes_freed += max(rec.size, 0)
                 report.blobs_removed += 1
             if len(doomed) < DELETE_BATCH:
                 break
         with index.write() as txn:
             report.stat_entries_dropped = statcache.prune(index, txn)
+        report.packs_compacted, freed = compact_packs(store)
+        report.bytes_freed += freed
         # With the store to ourselves, a blob file the index does not know is garbage
         # (installed by an import that was killed before it could record it).
         for path, size in orphan_files(store):
@@ -93,11 +99,15 @@ def _young(store: "Store", blob_id: BlobId) -> bool:
 
 
 def orphan_files(store: "Store") -> list[tuple[str, int]]:
-    """(path, size) of every file under blobs/ that the index does not record."""
+    """(path, size) of every file under blobs/ that the index does not record, and of every
+    file under packs/ that no record points into."""
     index = store.index
     with index.read() as txn:
-        return [(path, size) for blob_id, path, size in store.backend.list_ids()
-                if blob_id is None or txn.get(bytes(blob_id), db=index.db["blobs"]) is None]
+        orphans = [(path, size) for blob_id, path, size in store.backend.list_ids()
+                   if blob_id is None or txn.get(bytes(blob_id), db=index.db["blobs"]) is None]
+    return orphans + unused_packs(store)
+
+
 
 
 def remove_path(path: str) -> None:

@@ -9,16 +9,19 @@ the session records new blobs after one sync per batch.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import statcache
 from .annotation import Meta, dumps, empty_annotation, empty_video_annotation, loads
+from .backends.packs import PACK_MAX, PackWriter
 from .errors import Conflict, CorruptBlob, InvalidInput
 from .ids import BlobId
 from .index import item_key
 from .media import MediaInfo, VideoInfo, probe_image, probe_video
 from .records import ItemRecord
+from .refs import record_new_blob
 from .spool import Spooled, spool_bytes
 from .statcache import Seen
 from .workers import exit_with
@@ -31,11 +34,13 @@ Task = tuple[str, str, Any, Any, Any, str, str]  # dataset, name, media, ann, it
 
 @dataclass(slots=True)
 class Part:
-    """One blob of an item: its id, size, and whether this import installed it."""
+    """One blob of an item: its id, size, whether this import installed it, and where in a
+    pack if it went into one (pack name, offset)."""
 
     id: BlobId
     size: int
     new: bool
+    packed: tuple[str, int] | None = None
 
 
 @dataclass(slots=True)
@@ -62,6 +67,13 @@ def item_record(item: Prepared) -> ItemRecord:
                       meta.id if meta else None, meta.size if meta else 0)
 
 
+def record_new_parts(store: "Store", txn: Any, parts: Iterable[Part]) -> list[Part]:
+    """Record the blobs that `parts` installed, once a sync made them durable; returns the
+    parts whose blob was new to the index."""
+    return [part for part in parts if part.new and record_new_blob(
+        store.index, txn, part.id, part.size, store.write_backend.location, packed=part.packed)]
+
+
 @dataclass(frozen=True)
 class PrepareConfig:
     """Everything a worker needs; small and picklable, so it can cross into a process."""
@@ -78,11 +90,14 @@ class PrepareConfig:
 class Preparer:
     """Turns tasks into prepared items (see module docstring)."""
 
-    def __init__(self, config: PrepareConfig, store: "Store") -> None:
+    def __init__(self, config: PrepareConfig, store: "Store", pack: bool = True) -> None:
         self.config = config
         self.store = store
         self.meta = Meta(config.meta)
         self._empty_anns: dict[tuple[int, int], bytes] = {}
+        # Small new blobs go into packs (of this preparer's own) when blobs are written here,
+        # not to S3; `pack=False` for a preparer of one item, which would make a pack of one.
+        self.packs = PackWriter(store.backend.pack_dir) if pack and store.write_backend is store.backend else None
 
     def prepare_chunk(self, chunk: list[Task]) -> list[Prepared | InvalidInput]:
         out: list[Prepared | InvalidInput] = []
@@ -177,8 +192,14 @@ class Preparer:
             if self.config.verify_dedup:
                 self._verify_same(sp, label)
             return Part(sp.id, sp.size, False)
+        if self.packs is not None and sp.data is not None and sp.size <= PACK_MAX:
+            return Part(sp.id, sp.size, True, self.packs.append(sp.id, sp.data))
         self.store.write_backend.install(sp, self.config.tmp)
         return Part(sp.id, sp.size, True)
+
+    def close(self) -> None:
+        if self.packs is not None:
+            self.packs.close()
 
     def _verify_same(self, sp: Spooled, label: str) -> None:
         if sp.data is not None:

@@ -23,20 +23,22 @@ class BlobReader:
     """
 
     def __init__(self, fd: int, blob_id: BlobId, size: int,
-                 on_corrupt: Callable[[], None] | None = None) -> None:
+                 on_corrupt: Callable[[], None] | None = None, base: int = 0) -> None:
         self.fd = fd
         self.id = blob_id
         self.size = size
+        self.base = base  # where the blob starts in the file (a pack holds many)
         self.on_corrupt = on_corrupt  # e.g. drop a cache entry that went bad
         self._lock = threading.Lock()  # the digest tracker is not thread-safe; pread is
         self._pos = 0
         self._hasher: Hasher | None = Hasher()
         self.corrupt: str | None = None  # once found corrupt, every later read fails too
-        actual = os.fstat(fd).st_size
-        if actual != size:
+        actual = os.fstat(fd).st_size - base
+        if actual != size and not (base and actual > size):
             os.close(fd)
             self.fd = -1
-            self._corrupt(f"file has {actual} bytes, index says {size}")
+            self._corrupt(f"file has {actual} bytes, index says {size}" if not base
+                          else f"pack ends {actual} bytes after the blob's start, index says {size} bytes")
 
     @property
     def verifying(self) -> bool:
@@ -54,7 +56,7 @@ class BlobReader:
     def read_at(self, length: int, offset: int) -> bytes:
         """`pread` that several threads may call at once."""
         if not self.verifying:  # not a sequential read from the start: a plain pread
-            return os.pread(self.fd, length, offset)
+            return self._pread(length, offset)
         with self._lock:
             return self.pread(length, offset)
 
@@ -62,13 +64,18 @@ class BlobReader:
         """Bytes at an offset; not verified unless part of a sequential read."""
         if self.corrupt is not None:
             self._corrupt(self.corrupt)
-        data = os.pread(self.fd, length, offset)
+        data = self._pread(length, offset)
         if self._hasher is not None:
             if offset == self._hasher.size:
                 self._track(data)
             else:
                 self._hasher = None
         return data
+
+    def _pread(self, length: int, offset: int) -> bytes:
+        if self.base:  # never past the blob's end, into the next entry of its pack
+            return os.pread(self.fd, max(min(length, self.size - offset), 0), self.base + offset)
+        return os.pread(self.fd, length, offset)
 
     def _track(self, data: bytes) -> None:
         assert self._hasher is not None

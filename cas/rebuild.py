@@ -1,6 +1,6 @@
 """Rebuild a lost or damaged index from what is durable: blob files, the S3 remote's
 objects, and the refs (`<store>/refs/<project>`, and `prefix/refs/<project>` on the remote)
-that name each project's head version. Projects come back as their head version; blobs
+that name each project's head version; small blobs are found in their packs. Projects come back as their head version; blobs
 no version holds (changes never snapshotted, loose `cas put`s) are pinned, so that gc
 keeps them until released."""
 
@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .backends.packs import entries
 from .errors import CasError
 from .ids import BlobId
 from .locks import store_lock
@@ -62,6 +63,11 @@ def rebuild_index(root: str | Path) -> RebuildReport:
                     for blob_id, _where, size in listing:
                         if blob_id is not None and record_new_blob(store.index, txn, blob_id, size, location):
                             report.blobs += 1
+                    if location == store.backend.location:  # then the packs, read by their entry headers
+                        for name, path, _size in store.backend.list_packs():
+                            for blob_id, offset, size in entries(path) if name is not None else ():
+                                if record_new_blob(store.index, txn, blob_id, size, packed=(name, offset)):
+                                    report.blobs += 1
             remote = remote_heads(store) if store.s3 is not None else {}
             heads = {**remote, **_local_heads(root)}  # this store's own refs win
             for project, version_id in sorted(heads.items()):

@@ -10,8 +10,10 @@ import msgpack
 from .ids import BlobId
 
 LOCAL = "local"
+PACK = "pack"  # a small blob inside a pack file under <store>/packs/ (cas.backends.packs)
 S3 = "s3"
 LINK = "link"
+STORED_HERE = (LOCAL, PACK)  # the locations whose bytes are on this machine
 UNKNOWN_SIZE = -1  # a link imported without a HEAD: learned on first read
 
 
@@ -37,7 +39,8 @@ class BlobRecord:
 
     A link entry (location LINK) also keeps its URL, the ETag and size seen at import
     or first read (a later read that finds others fails), and the content digest once a
-    full read has computed it.
+    full read has computed it. A packed blob (location PACK) keeps its pack file's name and
+    the offset of its bytes there.
     """
 
     size: int
@@ -47,11 +50,15 @@ class BlobRecord:
     url: str | None = None
     etag: str | None = None
     digest: BlobId | None = None
+    pack: str | None = None
+    offset: int = 0
 
     def encode(self) -> bytes:
         fields: list[Any] = [self.size, self.refs, self.location, self.created]
-        if self.url is not None:
+        if self.url is not None:  # 7 fields
             fields += [self.url, self.etag, bytes(self.digest) if self.digest is not None else None]
+        elif self.pack is not None:  # 6 fields
+            fields += [self.pack, self.offset]
         return pack(fields)
 
     @classmethod
@@ -59,6 +66,9 @@ class BlobRecord:
         fields = unpack(raw)
         if len(fields) == 4:
             return cls(*fields)
+        if len(fields) == 6:
+            size, refs, location, created, pack_name, offset = fields
+            return cls(size, refs, location, created, pack=pack_name, offset=offset)
         size, refs, location, created, url, etag, digest = fields
         return cls(size, refs, location, created, url, etag, _trusted_id(digest) if digest is not None else None)
 
@@ -69,13 +79,19 @@ class BlobRecord:
         return fields[0], fields[1], fields[2]
 
     @staticmethod
+    def raw_is_packed(raw: bytes) -> bool:
+        """Whether an encoded record is of a packed blob: only those are 6-element arrays."""
+        return raw[:1] == b"\x96"
+
+    @staticmethod
     def raw_has_url(raw: bytes) -> bool:
         """Whether an encoded record carries a URL (a link), without decoding it: only link
         records are 7-element arrays (msgpack fixarray header 0x97)."""
         return raw[:1] == b"\x97"
 
     def with_refs(self, refs: int) -> "BlobRecord":
-        return BlobRecord(self.size, refs, self.location, self.created, self.url, self.etag, self.digest)
+        return BlobRecord(self.size, refs, self.location, self.created, self.url, self.etag, self.digest,
+                          self.pack, self.offset)
 
 
 @dataclass(slots=True)

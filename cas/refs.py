@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .errors import CasError, NotFound
 from .ids import BlobId
 from .index import Index
-from .records import LOCAL, BlobRecord
+from .records import LOCAL, PACK, BlobRecord
 
 if TYPE_CHECKING:
     from collections import Counter
@@ -22,11 +22,14 @@ def get_blob(index: Index, txn: lmdb.Transaction, blob_id: BlobId) -> BlobRecord
 
 
 def record_new_blob(index: Index, txn: lmdb.Transaction, blob_id: BlobId, size: int,
-                    location: str = LOCAL, refs: int = 0) -> bool:
-    """Record a blob whose bytes are already durable; False if it was known already."""
+                    location: str = LOCAL, refs: int = 0, packed: tuple[str, int] | None = None) -> bool:
+    """Record a blob whose bytes are already durable (in a pack at `packed`: its name and the
+    offset of the bytes); False if it was known already."""
     if txn.get(bytes(blob_id), db=index.db["blobs"]) is not None:
         return False
-    txn.put(bytes(blob_id), BlobRecord(size, refs, location, time.time_ns()).encode(), db=index.db["blobs"])
+    rec = BlobRecord(size, refs, location, time.time_ns()) if packed is None else \
+        BlobRecord(size, refs, PACK, time.time_ns(), pack=packed[0], offset=packed[1])
+    txn.put(bytes(blob_id), rec.encode(), db=index.db["blobs"])
     return True
 
 

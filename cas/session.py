@@ -32,7 +32,8 @@ from .errors import CasError, InvalidInput, NotFound
 from .ids import BlobId
 from .names import check_dataset_path, check_name
 from .namespace import merge_meta
-from .prepare import Prepared, PrepareConfig, Preparer, Task, init_worker, item_record, run_chunk
+from .prepare import (Prepared, PrepareConfig, Preparer, Task, init_worker, item_record, record_new_parts,
+                      run_chunk)
 from .workers import SafePoints, forkserver, stop_pool
 from .links import check_url, link_id
 from .records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecord
@@ -305,17 +306,16 @@ class ImportSession:
                         self.reject(result)
                     except InvalidInput:
                         error = error or result
-        new = {part.id: part.size for item in prepared for part in item.parts() if part.new}
+        new = {part.id: part for item in prepared for part in item.parts() if part.new}
         seen = [item.stat_entry for item in prepared if item.stat_entry is not None]
         if new:
             self.store.write_backend.sync()
         if new or seen:
             index = self.store.index
             with index.write() as txn:
-                for blob_id, size in new.items():
-                    if record_new_blob(index, txn, blob_id, size, self.store.write_backend.location):
-                        self.report.blobs_new += 1
-                        self.report.bytes_new += size
+                for part in record_new_parts(self.store, txn, new.values()):
+                    self.report.blobs_new += 1
+                    self.report.bytes_new += part.size
                 for key, value in seen:  # after the sync: an entry's blob is durable
                     txn.put(key, value, db=index.db[statcache.DB])
         if error is not None:
@@ -404,7 +404,9 @@ class ImportSession:
 
     def _close(self) -> None:
         self._closed = True
-        self._stack.close()
+        self._stack.close()  # the pools first: no thread appends to a pack after this
+        if self._preparer is not None:
+            self._preparer.close()
 
     def __enter__(self) -> "ImportSession":
         return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .records import LINK, LOCAL, S3, BlobRecord, ItemRecord, unpack
+from .records import LINK, LOCAL, PACK, S3, BlobRecord, ItemRecord, unpack
 from .store import CACHE_COUNTERS_KEY
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ def compute(store: "Store") -> dict[str, Any]:
     blob bytes are read; nothing is kept per blob or item)."""
     index = store.index
     store.flush_cache_counters()
-    locations = {where: {"blobs": 0, "bytes": 0} for where in (LOCAL, S3, LINK)}
+    locations = {where: {"blobs": 0, "bytes": 0} for where in (LOCAL, PACK, S3, LINK)}
     unknown_size = 0
     with index.read() as txn:
         stored = unreferenced = unreferenced_bytes = 0

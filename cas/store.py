@@ -19,7 +19,7 @@ from .index import Index
 from .locks import store_lock
 from .namespace import Namespace
 from .reader import BlobReader
-from .records import LINK, LOCAL, BlobRecord
+from .records import LINK, LOCAL, PACK, BlobRecord
 from .refs import adjust_pin, get_blob, record_new_blob
 from .spool import Spooled, spool_bytes, spool_path, spool_stream
 
@@ -164,6 +164,9 @@ class Store:
         """A random-access reader (pread); a full sequential read is digest-verified.
         Remote blobs (S3, links) are read through the cache."""
         rec = self.stat(blob_id)
+        if rec.location == PACK:
+            assert rec.pack is not None
+            return BlobReader(self.backend.open_pack(rec.pack), blob_id, rec.size, base=rec.offset)
         if rec.location == LOCAL:
             try:
                 return BlobReader(self.backend.open_fd(blob_id), blob_id, rec.size)

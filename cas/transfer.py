@@ -6,16 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .errors import CasError, NotFound
+from .errors import CasError, NotFound, StoreBusy
 from .hashing import hash_file
 from .ids import BlobId
 from .index import item_key
-from .prepare import Prepared, PrepareConfig, Preparer, item_record
-from .records import LINK, LOCAL, S3, BlobRecord, ItemRecord
-from .refs import get_blob, record_new_blob
+from .prepare import Prepared, PrepareConfig, Preparer, item_record, record_new_parts
+from .records import LINK, LOCAL, PACK, S3, STORED_HERE, BlobRecord, ItemRecord
+from .refs import get_blob
+from .repack import compact_packs
+from .spool import spool_bytes
 
 if TYPE_CHECKING:
     from .store import Store
@@ -73,7 +76,7 @@ def pull_links(store: "Store", project: str, dataset: str | None = None, progres
         preparer = Preparer(PrepareConfig(str(store.root), store.tmp_dir, project, store.ns.project(project).meta,
                                           check_conflicts=False, verify_dedup=False), store)
         pending = link_items(store, project, dataset)
-        with ThreadPoolExecutor(WORKERS, thread_name_prefix="cas-pull") as pool:
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="cas-pull") as pool, closing(preparer):
             while True:
                 batch = [next(pending, None) for _ in range(BATCH)]
                 batch = [b for b in batch if b is not None]
@@ -107,12 +110,11 @@ def _materialize(store: "Store", preparer: Preparer, project: str, dataset: str,
 def _commit_pulled(store: "Store", project: str, batch: list[tuple[str, str, ItemRecord]],
                    done: list[Prepared | CasError], report: TransferReport) -> None:
     index = store.index
-    new = {part.id: part.size for item in done if isinstance(item, Prepared) for part in item.parts() if part.new}
+    new = {part.id: part for item in done if isinstance(item, Prepared) for part in item.parts() if part.new}
     if new:
         store.write_backend.sync()
     with index.write() as txn:
-        for blob_id, size in new.items():
-            record_new_blob(index, txn, blob_id, size, store.write_backend.location)
+        record_new_parts(store, txn, new.values())
         for (dataset, name, old), item in zip(batch, done):
             if isinstance(item, CasError):
                 report.fail(f"{project}/{dataset}/{name}: {item}")
@@ -142,7 +144,7 @@ def local_blobs(store: "Store", only: set[bytes] | None = None) -> Iterator[list
                     continue
                 rec = BlobRecord.decode(raw)
                 after = key
-                if rec.location == LOCAL and (only is None or key in only):
+                if rec.location in STORED_HERE and (only is None or key in only):
                     batch.append((BlobId(key), rec))
                     if len(batch) >= BATCH * 4:
                         break
@@ -161,12 +163,14 @@ def count_local(store: "Store") -> tuple[int, int]:
 
 def push_blobs(store: "Store", progress: Progress | None = None, only: set[bytes] | None = None) -> TransferReport:
     """Upload every local blob (of `only`, if given) to the S3 remote (digest checked first),
-    record it as in S3, then delete the local file. A blob is recorded as moved only after
-    S3 acknowledged it."""
+    record it as in S3, then delete the local file (and rewrite the packs the packed ones
+    left, unless an import is running: then the next gc does). A blob is recorded as moved
+    only after S3 acknowledged it."""
     s3 = store.s3
     if s3 is None:
         raise CasError(f"the store at {store.root} has no S3 remote (cas init --s3 s3://bucket/prefix)")
     report = TransferReport()
+    packs_left = False
     with store.lock(what="push"), ThreadPoolExecutor(WORKERS, thread_name_prefix="cas-push") as pool:
         for batch in local_blobs(store, only):
             results = list(pool.map(lambda entry: _upload(store, *entry), batch))
@@ -177,18 +181,34 @@ def push_blobs(store: "Store", progress: Progress | None = None, only: set[bytes
             with store.index.write() as txn:
                 for blob_id, _rec in moved:
                     current = get_blob(store.index, txn, blob_id)
-                    if current is not None and current.location == LOCAL:
-                        txn.put(bytes(blob_id), replace(current, location=S3).encode(), db=store.index.db["blobs"])
-            for blob_id, rec in moved:  # only once the records point at S3
-                store.backend.delete(blob_id)
+                    if current is not None and current.location in STORED_HERE:
+                        txn.put(bytes(blob_id), replace(current, location=S3, pack=None, offset=0).encode(),
+                                db=store.index.db["blobs"])
+            for blob_id, rec in moved:  # only once the records point at S3 (a pack's copy goes at gc)
+                if rec.location == LOCAL:
+                    store.backend.delete(blob_id)
                 report.done += 1
                 report.bytes += rec.size
             if progress is not None:
                 progress(sum(rec.size for _id, rec in batch))
+            packs_left |= any(rec.location == PACK for _id, rec in moved)
+    if packs_left:
+        try:  # the packs the blobs left, now that nothing else runs (else the next gc does it)
+            with store.lock(exclusive=True, what="reclaim packs"):
+                compact_packs(store)
+        except StoreBusy:
+            pass
     return report
 
 
 def _upload(store: "Store", blob_id: BlobId, rec: BlobRecord) -> str | None:
+    assert store.s3 is not None
+    if rec.location == PACK:  # small: read (and verified) whole
+        try:
+            store.s3.install(spool_bytes(store.read_bytes(blob_id)), store.tmp_dir)
+        except CasError as e:
+            return f"blob {blob_id}: {e}"
+        return None
     path = store.backend.path(blob_id)
     try:
         digest, size = hash_file(path)

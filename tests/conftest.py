@@ -16,6 +16,23 @@ from cas import Store
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def damage_blob(store: Store, blob_id: bytes, data: bytes = b"", at: int = 0) -> tuple[str, int]:
+    """Overwrite a stored blob's bytes in place, wherever it lives (its file, or its entry in a
+    pack): `data` at offset `at`, or by default one byte flipped there. Returns (file, where
+    the blob starts in it)."""
+    from cas.records import PACK
+    rec = store.stat(blob_id)
+    path, base = (store.backend.pack_path(rec.pack), rec.offset) if rec.location == PACK \
+        else (store.backend.path(blob_id), 0)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(base + at)
+        data = data or bytes([f.read(1)[0] ^ 0xFF])
+        f.seek(base + at)
+        f.write(data)
+    return path, base
+
+
 @pytest.fixture
 def store(tmp_path: Path):
     s = Store(tmp_path / "store")

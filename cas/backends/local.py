@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import NotFound
 from ..ids import BlobId
 from ..spool import Spooled
+from .packs import SUFFIX, pack_name
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -40,6 +41,31 @@ class LocalBackend:
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._made_dirs: set[str] = set()
+
+    @property
+    def pack_dir(self) -> Path:
+        return self.root / "packs"
+
+    def pack_path(self, name: str) -> str:
+        if pack_name(name + SUFFIX) != name:
+            raise NotFound(f"not a pack name: {name!r}")
+        return f"{self.pack_dir}/{name}{SUFFIX}"
+
+    def open_pack(self, name: str) -> int:
+        try:
+            return os.open(self.pack_path(name), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound(f"pack {name} is in the index but its file is missing") from None
+
+    def list_packs(self) -> Iterator[tuple[str | None, str, int]]:
+        """(pack name or None if the file is not a pack, path, size) of every file under packs/."""
+        if not self.pack_dir.is_dir():
+            return
+        for entry in os.scandir(self.pack_dir):
+            try:
+                yield pack_name(entry.path), entry.path, entry.stat().st_size
+            except FileNotFoundError:
+                continue
 
     def path(self, blob_id: BlobId) -> str:
         h = blob_id.hex()

@@ -11,7 +11,7 @@ import pytest
 
 from cas import Store
 from fusefs.mount import is_fuse_mount, mount_background
-from tests.conftest import ROOT, jpeg_bytes, run_cas
+from tests.conftest import ROOT, damage_blob, jpeg_bytes, run_cas
 from tests.fusefs.conftest import force_unmount, store_with
 
 
@@ -74,11 +74,7 @@ def test_corrupt_blob_is_eio_with_a_log_line_and_the_daemon_lives(tmp_path, moun
     store = small_store(tmp_path)
     with Store(store) as s:
         blob = s.ns.item("p", "a", "x.jpg").media
-        path = s.backend.path(blob)
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as f:
-        f.seek(100)
-        f.write(b"\x00\x01\x02\x03")
+        damage_blob(s, blob, b"\x00\x01\x02\x03", at=100)
     with mount(store) as mnt:
         with pytest.raises(OSError) as err:
             (mnt / "p/a/img/x.jpg").read_bytes()
