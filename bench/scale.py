@@ -75,7 +75,7 @@ def cas_cmd(store: Path, args: str) -> str:
 
 
 def proc_status(pid: int, field: str) -> float:
-    """A /proc/<pid>/status field in MB (VmHWM: peak RSS, VmRSS: now)."""
+    """A /proc/<pid>/status field in MB (VmHWM: peak RSS; VmRSS, RssAnon, RssFile: now)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
@@ -124,7 +124,8 @@ def mount_steps(work: Path, store: Path, n: int, rows: list[Row]) -> None:
         rows.append(Row(n, "mount: find (img, ann, img_info)", seconds, None,
                         f"{entries} entries, {seconds / entries * 1e6:.1f} us each", cpu_seconds(pid) - cpu))
         rows.append(Row(n, "mount: daemon peak RSS", None, proc_status(pid, "VmHWM"),
-                        f"{proc_status(pid, 'VmRSS'):.0f} MB after the listings"))
+                        f"after the listings: {proc_status(pid, 'RssAnon'):.0f} MB its own (RssAnon), "
+                        f"{proc_status(pid, 'RssFile'):.0f} MB of mapped files, the index's pages (RssFile)"))
     finally:
         detach(str(mnt))
     rows.append(Row(n, "anchor: ls -l of N empty local files", native_anchor(work, n)))
