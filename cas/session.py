@@ -80,7 +80,8 @@ def _mime_of_suffix(suffix: str) -> str:
 
 def mime_of(name: str) -> str:
     """The MIME type a file name suggests (by its suffix, cached)."""
-    return _mime_of_suffix(os.path.splitext(name)[1].lower())
+    base, dot, suffix = name.rpartition(".")
+    return _mime_of_suffix(dot + suffix.lower() if base else "")
 
 
 def _light(task: Task) -> bool:
@@ -371,7 +372,7 @@ class ImportSession:
             with open(self._staging.name, "rb") as staged:
                 for dataset, name, raw, link in msgpack.Unpacker(staged, raw=False):
                     rec = ItemRecord.decode(raw)
-                    outcome = ns.put_item(txn, self.project, dataset, name, rec, self.overwrite, deltas)
+                    outcome = ns.put_item(txn, self.project, dataset, name, rec, self.overwrite, deltas, raw)
                     outcomes[outcome] += 1
                     if link is not None:  # a new link entry is written once, with the references it has now
                         url, size, etag = link
