@@ -157,10 +157,10 @@ class Namespace:
 
     def put_item(self, txn: lmdb.Transaction, project: str, dataset: str, name: str,
                  rec: ItemRecord, overwrite: bool, deltas: "Counter[BlobId] | None" = None,
-                 raw: bytes | None = None) -> str:
+                 encoded: bytes | None = None) -> str:
         """Insert or replace one item, moving references (or adding the moves to `deltas`,
-        for the caller to apply once per blob). `raw`: the record encoded, when the caller has
-        it. Returns 'added', 'skipped' or 'replaced'."""
+        for the caller to apply once per blob). `encoded`: the record encoded, when the caller
+        has it. Returns 'added', 'skipped' or 'replaced'."""
         key = item_key(project, dataset, name)
         raw = txn.get(key, db=self.index.db["items"])
         outcome = "added"
@@ -177,7 +177,7 @@ class Namespace:
             self.index.log_change(txn, project, dataset, name)
         for blob in rec.blobs():
             self._move_ref(txn, blob, +1, deltas)
-        self.write_item(txn, key, raw if raw is not None else rec.encode())
+        self.write_item(txn, key, encoded if encoded is not None else rec.encode())
         return outcome
 
     def _move_ref(self, txn: lmdb.Transaction, blob: BlobId, delta: int, deltas: "Counter[BlobId] | None") -> None:
