@@ -2,7 +2,7 @@
 
 Read the file once and hash it, probe the image header, validate the
 annotation, and, for content the index does not know yet, write it to a temp
-file and rename it into place. Nothing here touches the index for writing:
+file and rename it into place (or, up to PACK_MAX bytes, append it to a pack). Nothing here touches the index for writing:
 the session records new blobs after one sync per batch.
 """
 
