@@ -102,6 +102,8 @@ bench: $(STAMP) bench-deps $(DVC_STAMP)
 	$(PY) -m bench.convert
 	$(PY) -m bench.share
 	$(PY) -m bench.copy_in
+	$(PY) -m bench.scale
+	$(PY) -m bench.dedup --rss-files 200000
 
 clean:
 	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis .interop $(SLY) $(DM) $(DVC) $(INTEROP)
