@@ -153,13 +153,18 @@ def source_root(src: Path) -> Path:
     return src.parent.parent if src.parent.name == "annotations" else src.parent
 
 
-def find_image(src: Path, ann_file: Path, split: str, file_name: str, where: str) -> Path | None:
-    """The image `file_name` names, looked up where COCO exports keep images; a name that
-    leads outside the source is refused (InvalidInput)."""
+def image_dirs(src: Path, ann_file: Path, split: str) -> list[Path]:
+    """The folders where COCO exports keep the images of `ann_file`, in the order looked in."""
     root = source_root(src)
     top = ann_file.parent.parent if ann_file.parent.name == "annotations" else ann_file.parent
-    for base in (root / "images" / split, root / split, root / "images", root / "data", root, top / split,
-                 top / "images" / split, top / "images", top / "data", ann_file.parent):
+    return [root / "images" / split, root / split, root / "images", root / "data", root, top / split,
+            top / "images" / split, top / "images", top / "data", ann_file.parent]
+
+
+def find_image(dirs: list[Path], ann_file: Path, file_name: str, where: str) -> Path | None:
+    """The image `file_name` names, in the first of `dirs` (see `image_dirs`) that has it; a
+    name that leads outside the source is refused (InvalidInput)."""
+    for base in dirs:
         candidate = walk.contained(base, file_name, ann_file.name, where)
         if candidate.is_file():
             return candidate
@@ -201,6 +206,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None, link: bo
         by_image = _group(group, class_of, session)
         seen: set[Any] = set()
         for path, data in group:
+            dirs = image_dirs(src, path, split)
             for i, image in enumerate(data["images"]):
                 if not isinstance(image, dict) or not isinstance(image.get("file_name"), str):
                     session.reject(InvalidInput(path.name, "expected an object with a file_name", f"images[{i}]"))
@@ -210,18 +216,20 @@ def read(src: Path, session: ImportSession, dataset: str | None = None, link: bo
                     continue  # the same image in the split's keypoints file
                 seen.add(image_id)
                 anns = by_image.pop(image_id, []) if image_id is not None else []
-                _add_image(session, src, path, split, target, i, image, anns, class_of, link, counts)
+                _add_image(session, dirs, path, split, target, i, image, anns, class_of, link, counts)
         counts["annotations without an image"] += sum(len(v) for v in by_image.values())
     return dict(counts)
 
 
-def _add_image(session: ImportSession, src: Path, path: Path, split: str, target: str, i: int,
+def _add_image(session: ImportSession, dirs: list[Path], path: Path, split: str, target: str, i: int,
                image: dict[str, Any], anns: list[tuple[str, int, dict[str, Any]]],
                class_of: dict[int, dict[str, Any]], link: bool, counts: Counter[str]) -> None:
-    """Queue `images[i]` of `path` with its annotations: a local image, or with `link` its URL."""
+    """Queue `images[i]` of `path` with its annotations: a local image, or with `link` its URL.
+    The builder carries only the categories its annotations use (it is pickled per item)."""
     name = os.path.basename(image["file_name"])
+    used = {ann["category_id"]: class_of[ann["category_id"]] for _f, _i, ann in anns}
     builder = functools.partial(build_annotation, path.name, i, image.get("width"), image.get("height"),
-                                anns, class_of)
+                                anns, used)
     if link:
         url = image.get("coco_url") or image.get("flickr_url")
         if not url or not _num_list([image.get("width"), image.get("height")]):
@@ -233,7 +241,7 @@ def _add_image(session: ImportSession, src: Path, path: Path, split: str, target
                          label=f"{path.name}: images[{i}]")
         return
     try:
-        found = find_image(src, path, split, image["file_name"], f"images[{i}].file_name")
+        found = find_image(dirs, path, image["file_name"], f"images[{i}].file_name")
     except InvalidInput as e:
         session.reject(e)
         return
