@@ -200,6 +200,8 @@ def read(src: Path, session: ImportSession, dataset: str | None = None, link: bo
     loaded = [pair for _split, group in groups for pair in group]
     classes, class_of = _classes(loaded)
     session.set_meta({"classes": classes, "tags": [CROWD_TAG], "projectType": "images"}, loaded[0][0].name)
+    if not link:  # every image is a file to read, with an annotation to build
+        session.expect_items(sum(len(data["images"]) for _path, data in loaded))
     for split, group in groups:
         target = f"{dataset}/{split}" if dataset and len(groups) > 1 else dataset or split
         session.add_dataset(target)
