@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from cas.annotation import loads
+from cas.annotation import _suspect, loads
 from cas.errors import InvalidInput
 from tests.conftest import assert_user_error, run_cas
 
@@ -27,6 +27,22 @@ def test_hostile_json_is_one_invalid_input(raw: bytes, why: str) -> None:
 def test_ordinary_numbers_pass() -> None:
     raw = b'{"a": [1.5, -2, 1e10, 1E-400, 123456789012345678901234567890], "id": "1234567890" }'
     assert loads(raw, "x") == json.loads(raw)
+
+
+@pytest.mark.parametrize("raw, suspect", [
+    (b'{"counts": "PR1d0' + b"0" * 40 + b'e000d1"}', False), (b'{"a": "x' + b"9" * 40 + b'"}', False),
+    (b'[1.0e10, 3, "e+999"]', False), (b'[' + b"1" * 31 + b']', True), (b'{"a": -1' + b"0" * 31 + b'}', True),
+    (b'[1.5e400]', True), (b'[2, 1E-400]', True), (b'1e999', True), (b'{"a":\n 2.5e+308}', True),
+])
+def test_only_patterns_that_may_be_numbers_are_suspect(raw: bytes, suspect: bool) -> None:
+    assert _suspect(raw) is suspect
+
+
+def test_a_bad_number_after_many_patterns_in_strings_is_still_refused() -> None:
+    strings = b", ".join(b'"x' + b"0" * 40 + b'"' for _ in range(100))  # past the budget of patterns to look at
+    assert loads(b"[" + strings + b"]", "x") == ["x" + "0" * 40] * 100
+    with pytest.raises(InvalidInput, match="out of range"):
+        loads(b"[" + strings + b", 1e999]", "x")
 
 
 def test_an_import_with_a_nan_coordinate_fails_in_one_line_and_stores_nothing(tmp_path, sample_project) -> None:
