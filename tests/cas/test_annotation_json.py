@@ -64,3 +64,19 @@ def test_non_finite_or_absurd_coordinates_are_refused_naming_the_field(bad: floa
                                                    "points": {"exterior": [[1, 1], [bad, 2], [3, 9]], "interior": []}}]}
     with pytest.raises(InvalidInput, match=r"objects\[0\].*exterior\[1\].*finite"):
         meta.check_annotation(ann, "ann/a.jpg.json", 40, 30)
+
+
+@pytest.mark.parametrize("hole, message", [
+    ([[1, 1], [2, 2], [3, "1"]], r"objects\[1\].points.interior\[0\]\[2\]: expected \[x, y\] numbers"),
+    ([[1, 1], [2, True], [3, 1]], r"objects\[1\].points.interior\[0\]\[1\]: expected \[x, y\] numbers"),
+    ([[1, 1], (2, 2), [3, 1]], r"objects\[1\].points.interior\[0\]\[1\]: expected \[x, y\] numbers"),
+    ([[1, 1], [2, 2 ** 40], [3, 1]], r"objects\[1\].points.interior\[0\]\[1\]: coordinates must be finite"),
+])
+def test_a_bad_point_of_a_hole_is_named(hole: list, message: str) -> None:
+    from cas.annotation import Meta, empty_annotation
+    meta = Meta({"classes": [{"title": "car", "shape": "polygon", "color": "#FF0000"}], "tags": []})
+    good = {"classTitle": "car", "geometryType": "polygon", "tags": [],
+            "points": {"exterior": [[1.5, 1], [9, 2], [3, 9.25]], "interior": []}}
+    ann = {**empty_annotation(40, 30), "objects": [good, {**good, "points": {**good["points"], "interior": [hole]}}]}
+    with pytest.raises(InvalidInput, match=message):
+        meta.check_annotation(ann, "ann/a.jpg.json", 40, 30)
