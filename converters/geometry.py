@@ -43,15 +43,12 @@ class Clipper:
     def __init__(self, counts: Counter[str]) -> None:
         self.counts = counts
 
-    def xy(self, x: float, y: float, width: int, height: int) -> tuple[float, float, bool]:
-        cx, cy = min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height))
-        return cx, cy, (cx, cy) != (x, y)
-
     def points(self, pts: list[list[float]], width: int, height: int) -> list[list[float]]:
+        w, h = float(width), float(height)
         out, clipped = [], False
         for x, y in pts:
-            cx, cy, changed = self.xy(x, y, width, height)
-            clipped |= changed
+            cx, cy = min(max(x, 0.0), w), min(max(y, 0.0), h)
+            clipped = clipped or (cx, cy) != (x, y)
             out.append([round(cx, 2), round(cy, 2)])
         if clipped:
             self.counts["objects clipped to the image"] += 1
