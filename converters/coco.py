@@ -181,13 +181,18 @@ def _segmentation(ann: dict[str, Any]) -> Any:
     other tools write for boxes, so every annotation has one): that stays a rectangle."""
     seg = ann.get("segmentation")
     box = ann.get("bbox")
-    if isinstance(seg, list) and len(seg) == 1 and _num_list(seg[0], 8) and _num_list(box, 4):
-        x, y, w, h = box
-        xs, ys = seg[0][0::2], seg[0][1::2]
-        if all(abs(a - b) < 0.01 for a, b in ((min(xs), x), (max(xs), x + w), (min(ys), y), (max(ys), y + h))) \
-                and all(v in (min(xs), max(xs)) for v in xs) and all(v in (min(ys), max(ys)) for v in ys):
-            return None
+    if isinstance(seg, list) and len(seg) == 1 and _num_list(seg[0], 8) and _num_list(box, 4) and _is_box(seg[0], box):
+        return None
     return seg
+
+
+def _is_box(ring: list[float], box: list[float]) -> bool:
+    """Whether four points (x, y, ...) are the corners of `box` ([x, y, w, h])."""
+    x, y, w, h = box
+    xs, ys = ring[0::2], ring[1::2]
+    left, right, top, bottom = min(xs), max(xs), min(ys), max(ys)
+    return all(abs(a - b) < 0.01 for a, b in ((left, x), (right, x + w), (top, y), (bottom, y + h))) \
+        and all(v in (left, right) for v in xs) and all(v in (top, bottom) for v in ys)
 
 
 def _is_id(v: Any) -> bool:
