@@ -146,7 +146,7 @@ class ImportSession:
     def expect_items(self, count: int) -> None:
         """Say that about `count` more items are coming, each with work for a worker (a file to
         read or an annotation to build): past PROCESS_THRESHOLD the worker processes start with
-        the first item, not after PROCESS_THRESHOLD items prepared by threads."""
+        the first chunk, not after PROCESS_THRESHOLD items prepared by threads."""
         self._expected += count
 
     def add_dataset(self, dataset: str) -> None:

@@ -407,8 +407,8 @@ def _uncompressed_counts(counts: list[Any], pixels: int) -> np.ndarray | None:
 
 def decode_rle(seg: dict[str, Any], height: int, width: int, file: str, where: str) -> np.ndarray:
     """An RLE (`counts` a list: uncompressed; a string: compressed) as a boolean mask, made
-    from its checked runs (pycocotools' decoder would cost as much again, and its C code
-    writes past its buffer, aborting the process, when runs do not add up to the mask)."""
+    from its checked runs: no pycocotools call per mask (its C code also writes past its
+    buffer, aborting the process, when runs do not add up to the mask)."""
     size, counts = seg.get("size"), seg.get("counts")
     if not _num_list(size, 2) or not isinstance(counts, (list, str)):
         raise InvalidInput(file, "expected an RLE {\"size\": [h, w], \"counts\": ...}", where)
