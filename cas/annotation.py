@@ -72,14 +72,33 @@ def _int(text: str) -> int:
 
 # Numbers that may be out of range: only then is every number checked (a Python call per
 # number would slow a 100 MB COCO file down severalfold). With digits mapped to 0 the test
-# is three substring searches: a regex (\d{31}|[eE][+-]?\d{3}) took 60% of json.loads' time.
+# is three substring searches (a regex (\d{31}|[eE][+-]?\d{3}) took 60% of json.loads' time),
+# and a look at what stands before each one found.
 _DIGITS_AS_ZERO = bytes.maketrans(b"0123456789E-", b"0000000000e+")
 _SUSPECT = (b"0" * (MAX_INT_DIGITS + 1), b"e000", b"e+000")
+_NUMBER_CHARS = b"0.e+"  # what a number is made of, mapped
+_BEFORE_VALUE = b" \t\r\n,:["  # what may stand before a number (a string's own characters may too)
+_NUMBER_REST = re.compile(rb"[0.e+]*")
+HIT_BYTES = 256  # bytes per pattern found in a string, beyond which the careful parse is cheaper
 
 
 def _suspect(raw: bytes) -> bool:
+    """Whether a pattern of _SUSPECT may stand in a number: not when the run of number
+    characters around it follows a letter, as in a compressed RLE's counts (full of them:
+    they sent COCO files to the careful parse, twice as slow)."""
     mapped = raw.translate(_DIGITS_AS_ZERO)
-    return any(s in mapped for s in _SUSPECT)
+    hits, budget = 0, 16 + len(raw) // HIT_BYTES
+    for pattern in _SUSPECT:
+        at = mapped.find(pattern)
+        while at >= 0:
+            start = at
+            while start > 0 and mapped[start - 1] in _NUMBER_CHARS:
+                start -= 1
+            hits += 1
+            if start == 0 or mapped[start - 1] in _BEFORE_VALUE or hits > budget:
+                return True
+            at = mapped.find(pattern, _NUMBER_REST.match(mapped, at).end())  # past this run
+    return False
 
 
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")  # an escaped UTF-16 surrogate: legal only in pairs
@@ -244,22 +263,28 @@ class Meta:
             _expect(ok, file, f"{w}.value", f"value {value!r} does not fit tag {name!r} of type {vtype}")
 
     def _check_object(self, obj: Any, file: str, where: str) -> None:
+        # Messages and field paths are formatted only on failure: this runs for every object.
         _expect(isinstance(obj, dict), file, where, "expected an object")
         title = obj.get("classTitle")
-        _expect(_known(title, self.classes), file, f"{where}.classTitle", f"unknown class {title!r} (not in meta.json)")
+        if not _known(title, self.classes):
+            raise InvalidInput(file, f"unknown class {title!r} (not in meta.json)", f"{where}.classTitle")
         cls = self.classes[title]
         gtype = obj.get("geometryType", cls["shape"])
-        _expect(gtype in SHAPES and gtype != "any", file, f"{where}.geometryType", f"unknown geometry {gtype!r}")
-        _expect(cls["shape"] in ("any", gtype), file, f"{where}.geometryType",
-                f"class {title!r} has shape {cls['shape']}, object has {gtype}")
-        self._check_tags(obj.get("tags", []), file, f"{where}.tags")
+        if gtype not in SHAPES or gtype == "any":
+            raise InvalidInput(file, f"unknown geometry {gtype!r}", f"{where}.geometryType")
+        if cls["shape"] not in ("any", gtype):
+            raise InvalidInput(file, f"class {title!r} has shape {cls['shape']}, object has {gtype}",
+                               f"{where}.geometryType")
+        tags = obj.get("tags", [])
+        if not isinstance(tags, list) or tags:
+            self._check_tags(tags, file, f"{where}.tags")
         if gtype == "bitmap":
             _check_bitmap(obj.get("bitmap"), file, f"{where}.bitmap")
         elif gtype == "graph":
             known = cls.get("geometry_config", {}).get("nodes", {})
             _check_graph(obj.get("nodes"), known, file, f"{where}.nodes")
         else:
-            _check_points(obj.get("points"), gtype, file, f"{where}.points")
+            _check_points(obj.get("points"), gtype, file, where)
 
 
 def _check_size(ann: Any, file: str, width: int | None, height: int | None, media: str) -> None:
@@ -285,26 +310,56 @@ def _check_xy(pt: Any, file: str, where: str) -> None:
             f"coordinates must be finite and within ±{MAX_COORD}, got {pt}")
 
 
-def _check_points(points: Any, gtype: str, file: str, where: str) -> None:
+_PLAIN = (int, float)  # exactly these types: a subclass (bool, numpy's float64) takes the slow path
+
+
+def _plain_points(pts: list[Any]) -> bool:
+    """The usual case at a glance: every point a list of two ints or floats within
+    ±MAX_COORD (NaN and infinities fail the comparison). False sends the points to
+    `_check_xy`, one by one, which accepts what this does and says what is wrong."""
+    for pt in pts:
+        if type(pt) is not list or len(pt) != 2:
+            return False
+        x, y = pt
+        if type(x) not in _PLAIN or type(y) not in _PLAIN or \
+                not (-MAX_COORD <= x <= MAX_COORD and -MAX_COORD <= y <= MAX_COORD):
+            return False
+    return True
+
+
+def _check_ring(pts: list[Any], file: str, where: str) -> None:
+    """Every point of a contour, the first bad one named."""
+    if not _plain_points(pts):
+        for j, pt in enumerate(pts):
+            _check_xy(pt, file, f"{where}[{j}]")
+
+
+def _check_points(points: Any, gtype: str, file: str, obj: str) -> None:
+    """The `points` of object `obj` (its path in the annotation), of geometry `gtype`."""
+    where = f"{obj}.points"
     _expect(isinstance(points, dict), file, where, "expected {\"exterior\": [...], \"interior\": [...]}")
     low, high = _POINT_COUNTS[gtype]
     ext = points.get("exterior")
     _expect(isinstance(ext, list), file, f"{where}.exterior", "expected a list of points")
     n = len(ext)
-    if high == low:
-        _expect(n == low, file, f"{where}.exterior", f"{gtype} needs exactly {low} point{'s' * (low > 1)}, got {n}")
-    else:
-        _expect(n >= low, file, f"{where}.exterior", f"{gtype} needs at least {low} points, got {n}")
-    for j, pt in enumerate(ext):
-        _check_xy(pt, file, f"{where}.exterior[{j}]")
+    if high == low and n != low:
+        raise InvalidInput(file, f"{gtype} needs exactly {low} point{'s' * (low > 1)}, got {n}", f"{where}.exterior")
+    if n < low:
+        raise InvalidInput(file, f"{gtype} needs at least {low} points, got {n}", f"{where}.exterior")
+    _check_ring(ext, file, f"{where}.exterior")
     interior = points.get("interior", [])
+    if not isinstance(interior, list) or interior:
+        _check_interior(interior, gtype, file, where)
+
+
+def _check_interior(interior: Any, gtype: str, file: str, where: str) -> None:
+    """The holes of a polygon (no other geometry has any)."""
     _expect(isinstance(interior, list), file, f"{where}.interior", "expected a list of point lists")
     if gtype != "polygon":
         _expect(not interior, file, f"{where}.interior", f"{gtype} cannot have interior contours")
     for j, ring in enumerate(interior):
         _expect(isinstance(ring, list) and len(ring) >= 3, file, f"{where}.interior[{j}]", "a hole needs at least 3 points")
-        for k, pt in enumerate(ring):
-            _check_xy(pt, file, f"{where}.interior[{j}][{k}]")
+        _check_ring(ring, file, f"{where}.interior[{j}]")
 
 
 def _check_bitmap(bitmap: Any, file: str, where: str) -> None:

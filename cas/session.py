@@ -107,6 +107,7 @@ class ImportSession:
         self.report = ImportReport(project)
         self._queued = 0
         self._heavy = 0  # queued items with work for a worker: a file to read or an annotation to build
+        self._expected = 0  # items a converter said are coming (see expect_items)
         self._stat_cache = stat_cache and not verify_dedup  # a stat-cache hit compares no bytes
         self._started = time.perf_counter()
         self._stack = ExitStack()
@@ -155,6 +156,12 @@ class ImportSession:
     def items_queued(self) -> int:
         """Items and links added so far."""
         return self._queued
+
+    def expect_items(self, count: int) -> None:
+        """Say that about `count` more items are coming, each with work for a worker (a file to
+        read or an annotation to build): past PROCESS_THRESHOLD the worker processes start with
+        the first chunk, not after PROCESS_THRESHOLD items prepared by threads."""
+        self._expected += count
 
     def add_dataset(self, dataset: str) -> None:
         if dataset not in self._datasets:
@@ -251,7 +258,7 @@ class ImportSession:
 
     def _pool_for_paths(self) -> Executor:
         """Threads for small imports; past PROCESS_THRESHOLD items with work, processes (no shared GIL)."""
-        if not self._use_processes or self._heavy < PROCESS_THRESHOLD:
+        if not self._use_processes or max(self._heavy, self._expected) < PROCESS_THRESHOLD:
             return self._thread_pool()
         if self._processes is None:
             context = forkserver(["cas.prepare", "cas.store"])  # a clean child: no inherited LMDB

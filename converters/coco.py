@@ -153,13 +153,18 @@ def source_root(src: Path) -> Path:
     return src.parent.parent if src.parent.name == "annotations" else src.parent
 
 
-def find_image(src: Path, ann_file: Path, split: str, file_name: str, where: str) -> Path | None:
-    """The image `file_name` names, looked up where COCO exports keep images; a name that
-    leads outside the source is refused (InvalidInput)."""
+def image_dirs(src: Path, ann_file: Path, split: str) -> list[Path]:
+    """The folders where COCO exports keep the images of `ann_file`, in the order looked in."""
     root = source_root(src)
     top = ann_file.parent.parent if ann_file.parent.name == "annotations" else ann_file.parent
-    for base in (root / "images" / split, root / split, root / "images", root / "data", root, top / split,
-                 top / "images" / split, top / "images", top / "data", ann_file.parent):
+    return [root / "images" / split, root / split, root / "images", root / "data", root, top / split,
+            top / "images" / split, top / "images", top / "data", ann_file.parent]
+
+
+def find_image(dirs: list[Path], ann_file: Path, file_name: str, where: str) -> Path | None:
+    """The image `file_name` names, in the first of `dirs` (see `image_dirs`) that has it; a
+    name that leads outside the source is refused (InvalidInput)."""
+    for base in dirs:
         candidate = walk.contained(base, file_name, ann_file.name, where)
         if candidate.is_file():
             return candidate
@@ -176,13 +181,18 @@ def _segmentation(ann: dict[str, Any]) -> Any:
     other tools write for boxes, so every annotation has one): that stays a rectangle."""
     seg = ann.get("segmentation")
     box = ann.get("bbox")
-    if isinstance(seg, list) and len(seg) == 1 and _num_list(seg[0], 8) and _num_list(box, 4):
-        x, y, w, h = box
-        xs, ys = seg[0][0::2], seg[0][1::2]
-        if all(abs(a - b) < 0.01 for a, b in ((min(xs), x), (max(xs), x + w), (min(ys), y), (max(ys), y + h))) \
-                and all(v in (min(xs), max(xs)) for v in xs) and all(v in (min(ys), max(ys)) for v in ys):
-            return None
+    if isinstance(seg, list) and len(seg) == 1 and _num_list(seg[0], 8) and _num_list(box, 4) and _is_box(seg[0], box):
+        return None
     return seg
+
+
+def _is_box(ring: list[float], box: list[float]) -> bool:
+    """Whether four points (x, y, ...) are the corners of `box` ([x, y, w, h])."""
+    x, y, w, h = box
+    xs, ys = ring[0::2], ring[1::2]
+    left, right, top, bottom = min(xs), max(xs), min(ys), max(ys)
+    return all(abs(a - b) < 0.01 for a, b in ((left, x), (right, x + w), (top, y), (bottom, y + h))) \
+        and all(v in (left, right) for v in xs) and all(v in (top, bottom) for v in ys)
 
 
 def _is_id(v: Any) -> bool:
@@ -195,12 +205,15 @@ def read(src: Path, session: ImportSession, dataset: str | None = None, link: bo
     loaded = [pair for _split, group in groups for pair in group]
     classes, class_of = _classes(loaded)
     session.set_meta({"classes": classes, "tags": [CROWD_TAG], "projectType": "images"}, loaded[0][0].name)
+    if not link:  # every image is a file to read, with an annotation to build
+        session.expect_items(sum(len(data["images"]) for _path, data in loaded))
     for split, group in groups:
         target = f"{dataset}/{split}" if dataset and len(groups) > 1 else dataset or split
         session.add_dataset(target)
         by_image = _group(group, class_of, session)
         seen: set[Any] = set()
         for path, data in group:
+            dirs = image_dirs(src, path, split)
             for i, image in enumerate(data["images"]):
                 if not isinstance(image, dict) or not isinstance(image.get("file_name"), str):
                     session.reject(InvalidInput(path.name, "expected an object with a file_name", f"images[{i}]"))
@@ -210,18 +223,20 @@ def read(src: Path, session: ImportSession, dataset: str | None = None, link: bo
                     continue  # the same image in the split's keypoints file
                 seen.add(image_id)
                 anns = by_image.pop(image_id, []) if image_id is not None else []
-                _add_image(session, src, path, split, target, i, image, anns, class_of, link, counts)
+                _add_image(session, dirs, path, split, target, i, image, anns, class_of, link, counts)
         counts["annotations without an image"] += sum(len(v) for v in by_image.values())
     return dict(counts)
 
 
-def _add_image(session: ImportSession, src: Path, path: Path, split: str, target: str, i: int,
+def _add_image(session: ImportSession, dirs: list[Path], path: Path, split: str, target: str, i: int,
                image: dict[str, Any], anns: list[tuple[str, int, dict[str, Any]]],
                class_of: dict[int, dict[str, Any]], link: bool, counts: Counter[str]) -> None:
-    """Queue `images[i]` of `path` with its annotations: a local image, or with `link` its URL."""
+    """Queue `images[i]` of `path` with its annotations: a local image, or with `link` its URL.
+    The builder carries only the categories its annotations use (it is pickled per item)."""
     name = os.path.basename(image["file_name"])
+    used = {ann["category_id"]: class_of[ann["category_id"]] for _f, _i, ann in anns}
     builder = functools.partial(build_annotation, path.name, i, image.get("width"), image.get("height"),
-                                anns, class_of)
+                                anns, used)
     if link:
         url = image.get("coco_url") or image.get("flickr_url")
         if not url or not _num_list([image.get("width"), image.get("height")]):
@@ -233,7 +248,7 @@ def _add_image(session: ImportSession, src: Path, path: Path, split: str, target
                          label=f"{path.name}: images[{i}]")
         return
     try:
-        found = find_image(src, path, split, image["file_name"], f"images[{i}].file_name")
+        found = find_image(dirs, path, image["file_name"], f"images[{i}].file_name")
     except InvalidInput as e:
         session.reject(e)
         return
@@ -362,10 +377,9 @@ def build_annotation(file: str, index: int, json_w: Any, json_h: Any, anns: list
     return {"description": "", "size": {"height": height, "width": width}, "tags": [], "objects": objects}, dict(notes)
 
 
-def _compressed_counts(text: str) -> list[int] | None:
+def _compressed_counts(text: str) -> np.ndarray | None:
     """The runs of a compressed RLE string (COCO's rleFrString, vectorized), or None if it
-    is malformed. Checked before pycocotools decodes: its C code writes past its buffer
-    (and aborts the process) when the runs do not add up to the mask."""
+    is malformed."""
     c = np.frombuffer(text.encode("latin-1", "replace"), np.uint8).astype(np.int64) - 48
     if len(c) == 0 or (c < 0).any() or (c > 63).any() or c[-1] & 0x20:
         return None
@@ -380,29 +394,34 @@ def _compressed_counts(text: str) -> list[int] | None:
     runs = x.copy()
     runs[3::2] = np.cumsum(x[1::2])[1:] if len(x) > 3 else runs[3::2]
     runs[4::2] = np.cumsum(x[2::2])[1:] if len(x) > 4 else runs[4::2]
-    return [int(v) for v in runs]
+    return runs
+
+
+def _uncompressed_counts(counts: list[Any], pixels: int) -> np.ndarray | None:
+    """The runs of an uncompressed RLE, or None unless they are non-negative integers adding
+    up to `pixels` (summed as Python integers: no overflow)."""
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts) or sum(counts) != pixels:
+        return None
+    return np.array(counts, np.int64)
 
 
 def decode_rle(seg: dict[str, Any], height: int, width: int, file: str, where: str) -> np.ndarray:
-    """An RLE (`counts` a list: uncompressed; a string: compressed) as a boolean mask."""
-    from pycocotools import mask as mask_utils
+    """An RLE (`counts` a list: uncompressed; a string: compressed) as a boolean mask, made
+    from its checked runs: no pycocotools call per mask (its C code also writes past its
+    buffer, aborting the process, when runs do not add up to the mask)."""
     size, counts = seg.get("size"), seg.get("counts")
     if not _num_list(size, 2) or not isinstance(counts, (list, str)):
         raise InvalidInput(file, "expected an RLE {\"size\": [h, w], \"counts\": ...}", where)
     if list(size) != [height, width]:
         raise InvalidInput(file, f"RLE size {size} is not the image's [{height}, {width}]", f"{where}.size")
     check_pixels(width, height, f"{file}: {where}")
-    runs = _compressed_counts(counts) if isinstance(counts, str) else counts
-    if runs is None or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in runs) \
-            or sum(runs) != height * width:
+    runs = _compressed_counts(counts) if isinstance(counts, str) else _uncompressed_counts(counts, height * width)
+    if runs is None or (runs < 0).any() or int(runs.sum()) != height * width:
         raise InvalidInput(file, f"bad RLE (runs must be non-negative and cover {height}x{width} pixels)",
                            f"{where}.counts")
-    try:
-        rle = mask_utils.frPyObjects(seg, height, width) if isinstance(counts, list) else \
-            {"size": size, "counts": counts.encode()}
-        return mask_utils.decode(rle).astype(bool)
-    except Exception as e:  # noqa: BLE001 - pycocotools raises plain errors on bad counts
-        raise InvalidInput(file, f"bad RLE ({e})", f"{where}.counts") from None
+    values = np.zeros(len(runs), bool)
+    values[1::2] = True  # runs alternate, 0s first, in column-major order
+    return np.repeat(values, runs).reshape(width, height).T
 
 
 # -- export --------------------------------------------------------------------------------------

@@ -43,15 +43,12 @@ class Clipper:
     def __init__(self, counts: Counter[str]) -> None:
         self.counts = counts
 
-    def xy(self, x: float, y: float, width: int, height: int) -> tuple[float, float, bool]:
-        cx, cy = min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height))
-        return cx, cy, (cx, cy) != (x, y)
-
     def points(self, pts: list[list[float]], width: int, height: int) -> list[list[float]]:
+        w, h = float(width), float(height)
         out, clipped = [], False
         for x, y in pts:
-            cx, cy, changed = self.xy(x, y, width, height)
-            clipped |= changed
+            cx, cy = min(max(x, 0.0), w), min(max(y, 0.0), h)
+            clipped = clipped or (cx, cy) != (x, y)
             out.append([round(cx, 2), round(cy, 2)])
         if clipped:
             self.counts["objects clipped to the image"] += 1
@@ -86,18 +83,28 @@ def graph(title: str, nodes: dict[str, list[float]], tags: list[dict[str, Any]] 
 
 def bitmap(title: str, mask: np.ndarray, tags: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
     """A bitmap object cropped to the mask's bounding box; None for an empty mask."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    box = mask_extent(mask)
+    if box is None:
         return None
-    x0, x1, y0, y1 = int(xs.min()), int(xs.max()), int(ys.min()), int(ys.max())
+    x0, y0, x1, y1 = box
     return obj(title, "bitmap", tags, bitmap={"data": encode_mask(mask[y0:y1 + 1, x0:x1 + 1]), "origin": [x0, y0]})
+
+
+def mask_extent(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of a mask's pixels, inclusive; None for an empty mask.
+    From its rows' and columns' projections, not from np.nonzero's index arrays."""
+    cols = np.flatnonzero(mask.any(axis=0))
+    if len(cols) == 0:
+        return None
+    rows = np.flatnonzero(mask.any(axis=1))
+    return int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])
 
 
 def encode_mask(mask: np.ndarray) -> str:
     """base64(zlib(PNG)) of a boolean mask, a palette PNG whose index 0 is transparent (what
     the Supervisely SDK writes and reads)."""
-    img = Image.fromarray(mask.astype(np.uint8), mode="L").convert("P")
-    img.putpalette([0, 0, 0, 255, 255, 255])
+    img = Image.fromarray(mask.astype(np.uint8), mode="L")
+    img.putpalette([0, 0, 0, 255, 255, 255])  # an "L" image becomes "P" (no pixel conversion)
     buf = io.BytesIO()
     img.save(buf, format="PNG", transparency=0)
     return base64.b64encode(zlib.compress(buf.getvalue())).decode()
@@ -132,10 +139,11 @@ def full_mask(bitmap_obj: dict[str, Any], width: int, height: int, label: str = 
 
 def mask_bbox(mask: np.ndarray, x0: int = 0, y0: int = 0) -> tuple[float, float, float, float] | None:
     """(left, top, right, bottom) of a mask's pixels, shifted by its origin."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    box = mask_extent(mask)
+    if box is None:
         return None
-    return x0 + float(xs.min()), y0 + float(ys.min()), x0 + float(xs.max()) + 1, y0 + float(ys.max()) + 1
+    left, top, right, bottom = box
+    return x0 + float(left), y0 + float(top), x0 + float(right) + 1, y0 + float(bottom) + 1
 
 
 def polygon_mask(ob: dict[str, Any], width: int, height: int, label: str = "polygon") -> np.ndarray:

@@ -134,6 +134,9 @@ class Collected:
     def reject(self, error: InvalidInput) -> None:
         self.session.reject(error)
 
+    def expect_items(self, count: int) -> None:
+        self.session.expect_items(count)
+
     def add_dataset(self, *args: Any, **kwargs: Any) -> None:
         self.calls.append(("add_dataset", args, kwargs))
 

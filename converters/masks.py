@@ -114,8 +114,32 @@ def load_mask(path: str, width: int, height: int, label: str | None = None) -> I
 
 def packed_colors(img: Image.Image) -> np.ndarray:
     """Each pixel's colour as one integer r << 16 | g << 8 | b (palette images through their palette)."""
-    rgb = np.asarray(img.convert("RGB"), dtype=np.int32)
-    return (rgb[:, :, 0] << 16) | (rgb[:, :, 1] << 8) | rgb[:, :, 2]
+    return pack_rgb(np.asarray(img.convert("RGB"), dtype=np.int32))
+
+
+def pack_rgb(rgb: np.ndarray) -> np.ndarray:
+    """An array of r, g, b triples (the last axis) as integers r << 16 | g << 8 | b."""
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def distinct_colors(img: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct colours of a mask, packed and sorted, and each pixel's index into them:
+    np.unique(packed_colors(img), return_inverse=True), for a palette image from its
+    indices (a count over 256 values rather than a sort of every pixel)."""
+    if img.mode != "P":
+        packed = packed_colors(img)
+        colors, inverse = np.unique(packed, return_inverse=True)
+        return colors, inverse.reshape(packed.shape)
+    indices = np.asarray(img)
+    flat = indices.ravel()
+    somewhere = np.zeros(256, np.intp)
+    somewhere[flat] = np.arange(len(flat))  # a pixel of each index present: all show its colour
+    present = np.flatnonzero(np.bincount(flat, minlength=256))
+    rgb = np.asarray(img.convert("RGB"), dtype=np.int32).reshape(-1, 3)[somewhere[present]]
+    colors, of_present = np.unique(pack_rgb(rgb), return_inverse=True)
+    table = np.zeros(256, np.intp)
+    table[present] = of_present
+    return colors, table[indices]
 
 
 def pack(rgb: tuple[int, int, int]) -> int:

@@ -39,7 +39,7 @@ from cas.store import Store
 from . import geometry as geo
 from . import text, walk
 from .geometry import voc_palette
-from .masks import class_map, load_mask, pack, packed_colors, unpack
+from .masks import class_map, distinct_colors, load_mask, pack, packed_colors, unpack
 from .output import UniqueNames, writes_folder
 from .walk import files
 
@@ -240,6 +240,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     names = frozenset(shapes)
     tags = [{"name": k, "value_type": "none"} for k in FLAG_TAGS] + [{"name": "pose", "value_type": "any_string"}]
     session.set_meta({"classes": classes, "tags": tags, "projectType": "images"}, os.path.basename(layout.ann_dir))
+    session.expect_items(sum(item_id in parsed for members in splits.values() for item_id in members))
     for split, members in splits.items():
         target = f"{dataset}/{split}" if dataset and len(splits) > 1 else dataset or split
         session.add_dataset(target)
@@ -289,7 +290,8 @@ def build_annotation(label: str, info: dict[str, Any], obj_png: str | None, cls_
             (left, top), (right, bottom) = clip.points([[x0 - 1, y0 - 1], [x1 - 1, y1 - 1]], width, height)
             objects.append(geo.rectangle(ob["name"], left, top, right, bottom, tags))
     if instances is not None:
-        extra = [int(v) for v in np.unique(instances) if 0 < v < 255 and v > len(info["objects"])]
+        present = np.flatnonzero(np.bincount(instances.ravel(), minlength=256))  # np.unique, without a sort
+        extra = [int(v) for v in present if 0 < v < 255 and v > len(info["objects"])]
         for value in extra:
             mask = instances == value
             name = _majority(class_of, mask) if class_of is not None else None
@@ -349,17 +351,16 @@ def _class_names(path: str, colors: dict[tuple[int, int, int], str] | None, widt
         ordered = list(colors.values())
         values = np.asarray(img).astype(np.int32)
         return values, [ordered[v] if v < len(ordered) else None for v in range(int(values.max()) + 1)]
-    packed = packed_colors(img)
     by_color = {pack(k): v for k, v in colors.items()} if colors is not None else \
         {c: VOC_CLASSES[i] for c, i in _voc_index().items() if i < len(VOC_CLASSES)}
-    uniques, inverse = np.unique(packed, return_inverse=True)
+    uniques, inverse = distinct_colors(img)
     names: list[str | None] = []
     for v in uniques.tolist():
         if v not in by_color and v not in (0, pack(BOUNDARY)):
             raise InvalidInput(os.path.basename(path), f"colour {unpack(v)} is not in the "
                                                        "class map (labelmap.txt, colors.txt or the VOC palette)")
         names.append(by_color.get(v))
-    return inverse.reshape(packed.shape), names
+    return inverse, names
 
 
 def _majority(class_of: tuple[np.ndarray, list[str | None]], mask: np.ndarray) -> str | None:

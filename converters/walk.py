@@ -19,6 +19,7 @@ from pathlib import Path
 from cas.errors import InvalidInput
 
 SKIPPED_LINKS = "symlinks leading outside the source skipped (--follow-symlinks reads them)"
+REAL_DIRS_KEPT = 4096  # folders whose real path a Containment remembers
 
 
 def _under(path: str, roots: Sequence[str]) -> bool:
@@ -33,14 +34,28 @@ class Containment:
     follow_symlinks: bool = True
     skipped_links: int = 0
     _seen_links: set[str] = field(default_factory=set)
+    _real_dirs: dict[str, str] = field(default_factory=dict)
 
     def allows(self, path: str | os.PathLike[str]) -> bool:
         if not self.roots:
             return True
         try:
-            return _under(os.path.realpath(path), self.roots)
+            return _under(self._realpath(os.fspath(path)), self.roots)
         except (OSError, ValueError):
             return False
+
+    def _realpath(self, path: str) -> str:
+        """os.path.realpath, with the real paths of folders remembered: a file in a known
+        folder costs one lstat, not one per component of its path."""
+        parent, name = os.path.split(path)
+        if not parent or name in ("", ".", "..") or os.path.islink(path):
+            return os.path.realpath(path)
+        real = self._real_dirs.get(parent)
+        if real is None:
+            if len(self._real_dirs) >= REAL_DIRS_KEPT:
+                self._real_dirs.clear()
+            real = self._real_dirs[parent] = os.path.realpath(parent)
+        return os.path.join(real, name)
 
     def keep(self, entry: os.DirEntry[str]) -> bool:
         """Whether a walk takes this entry: not a symlink, or one that stays inside."""

@@ -238,6 +238,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
             classes.append(geo.meta_class(f"{class_name}_keypoints", "graph", len(classes),
                                           {"nodes": nodes, "edges": []}))
     session.set_meta({"classes": classes, "tags": [], "projectType": "images"}, "data.yaml")
+    session.expect_items(len(entries))
     for split, name, image, label in entries:
         content = _read_label(label, src)
         target = f"{dataset}/{split}" if dataset and len(layout.splits) > 1 else dataset or split

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from cas.annotation import loads
+from cas.annotation import _suspect, loads
 from cas.errors import InvalidInput
 from tests.conftest import assert_user_error, run_cas
 
@@ -29,6 +29,22 @@ def test_ordinary_numbers_pass() -> None:
     assert loads(raw, "x") == json.loads(raw)
 
 
+@pytest.mark.parametrize("raw, suspect", [
+    (b'{"counts": "PR1d0' + b"0" * 40 + b'e000d1"}', False), (b'{"a": "x' + b"9" * 40 + b'"}', False),
+    (b'[1.0e10, 3, "e+999"]', False), (b'[' + b"1" * 31 + b']', True), (b'{"a": -1' + b"0" * 31 + b'}', True),
+    (b'[1.5e400]', True), (b'[2, 1E-400]', True), (b'1e999', True), (b'{"a":\n 2.5e+308}', True),
+])
+def test_only_patterns_that_may_be_numbers_are_suspect(raw: bytes, suspect: bool) -> None:
+    assert _suspect(raw) is suspect
+
+
+def test_a_bad_number_after_many_patterns_in_strings_is_still_refused() -> None:
+    strings = b", ".join(b'"x' + b"0" * 40 + b'"' for _ in range(100))  # past the budget of patterns to look at
+    assert loads(b"[" + strings + b"]", "x") == ["x" + "0" * 40] * 100
+    with pytest.raises(InvalidInput, match="out of range"):
+        loads(b"[" + strings + b", 1e999]", "x")
+
+
 def test_an_import_with_a_nan_coordinate_fails_in_one_line_and_stores_nothing(tmp_path, sample_project) -> None:
     ann = sample_project / "train/ann/street_001.jpg.json"
     text = ann.read_text()
@@ -47,4 +63,20 @@ def test_non_finite_or_absurd_coordinates_are_refused_naming_the_field(bad: floa
     ann = {**empty_annotation(40, 30), "objects": [{"classTitle": "car", "geometryType": "polygon", "tags": [],
                                                    "points": {"exterior": [[1, 1], [bad, 2], [3, 9]], "interior": []}}]}
     with pytest.raises(InvalidInput, match=r"objects\[0\].*exterior\[1\].*finite"):
+        meta.check_annotation(ann, "ann/a.jpg.json", 40, 30)
+
+
+@pytest.mark.parametrize("hole, message", [
+    ([[1, 1], [2, 2], [3, "1"]], r"objects\[1\].points.interior\[0\]\[2\]: expected \[x, y\] numbers"),
+    ([[1, 1], [2, True], [3, 1]], r"objects\[1\].points.interior\[0\]\[1\]: expected \[x, y\] numbers"),
+    ([[1, 1], (2, 2), [3, 1]], r"objects\[1\].points.interior\[0\]\[1\]: expected \[x, y\] numbers"),
+    ([[1, 1], [2, 2 ** 40], [3, 1]], r"objects\[1\].points.interior\[0\]\[1\]: coordinates must be finite"),
+])
+def test_a_bad_point_of_a_hole_is_named(hole: list, message: str) -> None:
+    from cas.annotation import Meta, empty_annotation
+    meta = Meta({"classes": [{"title": "car", "shape": "polygon", "color": "#FF0000"}], "tags": []})
+    good = {"classTitle": "car", "geometryType": "polygon", "tags": [],
+            "points": {"exterior": [[1.5, 1], [9, 2], [3, 9.25]], "interior": []}}
+    ann = {**empty_annotation(40, 30), "objects": [good, {**good, "points": {**good["points"], "interior": [hole]}}]}
+    with pytest.raises(InvalidInput, match=message):
         meta.check_annotation(ann, "ann/a.jpg.json", 40, 30)

@@ -59,6 +59,19 @@ def test_reimport_writes_no_new_blob(store, tmp_path):
     assert store.stat(rec.media).refs == 2
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="worker processes need two cores")
+def test_expected_items_start_the_worker_processes_with_the_first_chunk(store, tmp_path):
+    from cas.session import CHUNK_ITEMS, PROCESS_THRESHOLD
+    paths = write_images(tmp_path / "src", CHUNK_ITEMS + 1)
+    with store.begin_import("p") as session:
+        session.expect_items(PROCESS_THRESHOLD)
+        for p in paths:
+            session.add_item("train", p.name, p)
+        assert session._processes is not None  # not threads first, as for an import of unknown size
+        report = session.commit()
+    assert report.items_added == len(paths)
+
+
 def test_same_item_again_is_skipped_different_bytes_conflict_unless_overwrite(store):
     with store.begin_import("p") as s:
         s.add_item("d", "x.jpg", jpeg_bytes())
