@@ -67,16 +67,16 @@ def collect(store: "Store") -> GcReport:
                 for blob_id, _rec in doomed:
                     txn.delete(bytes(blob_id), db=index.db["blobs"])
             for blob_id, rec in doomed:
+                report.blobs_removed += 1
+                if rec.location == PACK:
+                    continue  # its bytes go (and count) when its pack is compacted, below
                 if rec.location == LOCAL:
                     store.backend.delete(blob_id)
-                elif rec.location != PACK:  # S3 objects go; a link's bytes are not ours to delete
+                else:  # S3 objects go; a link's bytes are not ours to delete
                     if rec.location == S3 and store.s3 is not None:
                         store.s3.delete(blob_id)
                     store.cache.drop(blob_id)
-                # a packed blob's bytes go when its pack is compacted, below
-                if rec.location != PACK:  # a pack's bytes count when it is rewritten or removed
-                    report.bytes_freed += max(rec.size, 0)
-                report.blobs_removed += 1
+                report.bytes_freed += max(rec.size, 0)
             if len(doomed) < DELETE_BATCH:
                 break
         with index.write() as txn:
@@ -106,8 +106,6 @@ def orphan_files(store: "Store") -> list[tuple[str, int]]:
         orphans = [(path, size) for blob_id, path, size in store.backend.list_ids()
                    if blob_id is None or txn.get(bytes(blob_id), db=index.db["blobs"]) is None]
     return orphans + unused_packs(store)
-
-
 
 
 def remove_path(path: str) -> None:

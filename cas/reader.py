@@ -34,7 +34,7 @@ class BlobReader:
         self._hasher: Hasher | None = Hasher()
         self.corrupt: str | None = None  # once found corrupt, every later read fails too
         actual = os.fstat(fd).st_size - base
-        if actual != size and not (base and actual > size):
+        if actual < size or (actual > size and not base):  # a pack goes on past the blob
             os.close(fd)
             self.fd = -1
             self._corrupt(f"file has {actual} bytes, index says {size}" if not base

@@ -58,7 +58,8 @@ def compact_packs(store: "Store") -> tuple[int, int]:
             sizes[name] = size
     for name, live in packed.items():
         size = sizes.get(name, 0)
-        if sum(HEADER.size + n for _id, _offset, n in live) * 2 >= size:
+        live_bytes = sum(HEADER.size + n for _id, _offset, n in live)
+        if live_bytes * 2 >= size:
             continue
         writer = PackWriter(store.backend.pack_dir)
         moved: dict[BlobId, tuple[str, int]] = {}
@@ -82,6 +83,6 @@ def compact_packs(store: "Store") -> tuple[int, int]:
                     txn.put(bytes(blob_id), replace(rec, pack=new_pack, offset=new_offset).encode(),
                             db=store.index.db["blobs"])
         os.unlink(store.backend.pack_path(name))
-        freed += size - sum(HEADER.size + n for _id, _offset, n in live)
+        freed += size - live_bytes
         rewritten += 1
     return rewritten, freed

@@ -81,14 +81,13 @@ def _stat_struct() -> struct.Struct:
         base = getattr(_fuse.c_stat, key + "spec").offset
         slots += [(base + getattr(_fuse.c_timespec, part).offset, spec_types[part]._type_)
                   for part in ("tv_sec", "tv_nsec")]
+    if slots != sorted(slots):  # fill_stat packs the values in this order
+        raise TypeError("struct stat fields out of the expected order")
     fmt, pos = "@", 0
-    for offset, code in sorted(slots):  # the values are packed in this (offset) order
+    for offset, code in slots:
         fmt += "x" * (offset - pos) + code
         pos = offset + struct.calcsize("@" + code)
-    fmt += "x" * (ctypes.sizeof(_fuse.c_stat) - pos)
-    if [key for _offset, key in sorted(slots)] != [key for _offset, key in slots]:
-        raise TypeError("struct stat fields out of the expected order")
-    return struct.Struct(fmt)
+    return struct.Struct(fmt + "x" * (ctypes.sizeof(_fuse.c_stat) - pos))
 
 
 _STAT = _stat_struct()
