@@ -186,6 +186,12 @@ def cas_import_cmd(store: Path, src: Path, project: str, work: Path) -> list[str
     return base + ["import", str(src), "--project", project, "--format", "images"] + (["--quiet"] if quiet else [])
 
 
+def fresh_cas_store(store: Path, work: Path) -> None:
+    """An empty store at `store` (`cas init`: no other command creates one)."""
+    shutil.rmtree(store, ignore_errors=True)
+    run([sys.executable, "-m", "cas", "--store", str(store), "--quiet", "init"], work, cas_env())
+
+
 def cas_stored(store: Path, work: Path, logical_fallback: int) -> tuple[int, float]:
     """(stored bytes, dedup ratio) from `cas stats --json`, else from `du -sb STORE/blobs`."""
     try:
@@ -329,7 +335,7 @@ def dedup_mode(args: argparse.Namespace, work: Path) -> dict:
     if not args.only_cp:  # cas_import_cmd fails fast, before anything is timed, if cas cannot even start
         first, again = (cas_import_cmd(store, src, project, work) for project in ("bench", "bench2"))
         steps += [Step("cas import (first)", first, lambda: (*cas_stored(store, work, logical), du_sb(store)),
-                       cas_env(), lambda: shutil.rmtree(store, ignore_errors=True)),
+                       cas_env(), lambda: fresh_cas_store(store, work)),
                   Step("cas re-import", again, lambda: (*cas_stored(store, work, 2 * logical), du_sb(store)),
                        cas_env())]
     if restic:
@@ -380,6 +386,7 @@ def rss_mode(args: argparse.Namespace, work: Path) -> dict:
     print(RSS_NOTE)
     store = work / "store"
     cmd = cas_import_cmd(store, src, "rss", work)
+    fresh_cas_store(store, work)
     prepare(src)
     wall, rss, _ = run(cmd, work, cas_env())
     row = Row("cas import (tiny files)", wall, info["files"], info["bytes"], 0, 0.0, rss)

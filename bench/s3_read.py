@@ -97,6 +97,7 @@ def small_files(work: Path, n: int, endpoint: str, rows: list) -> None:
     s3_store, local_store = work / "store_s3", work / "store_local"
     cas(s3_store, "init", "--s3", f"s3://{BUCKET}/small", "--endpoint-url", endpoint)
     cas(s3_store, "import", str(src), "--project", "p")
+    cas(local_store, "init")
     cas(local_store, "import", str(src), "--project", "p")
     cas_names = [f"p/{Path(name).parent}/img/{Path(name).name}" for name in names]
     direct = "boto3 get_object, serial"
@@ -127,6 +128,7 @@ def big_file(work: Path, mib: int, endpoint: str, rows: list) -> None:
     small_cache = work / "store_s3_small_cache"  # same bucket and prefix: reads the same objects
     cas(small_cache, "init", "--s3", f"s3://{BUCKET}/big", "--endpoint-url", endpoint, "--cache-size", f"{mib // 2}M")
     cas(small_cache, "import", str(work / "big"), "--project", "p")
+    cas(local_store, "init")
     cas(local_store, "import", str(work / "big"), "--project", "p")
     direct = f"{mib} MiB blob: boto3 get_object"
     row(rows, direct, boto3_reads(s3, ["direct/huge.jpg"]), size)

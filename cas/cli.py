@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from click.shell_completion import CompletionItem
+
+from converters import FORMATS, WRITABLE
 
 from .errors import CasError, InvalidInput, InvalidName, NotFound
 from .ids import BlobId
@@ -46,8 +49,9 @@ class Context:
 
     @property
     def store(self) -> Store:
+        """The store; only `cas init` creates one (a mistyped --store is an error, not a new store)."""
         if self._store is None:
-            self._store = Store(self.store_path)
+            self._store = Store(self.store_path, create=False)
         return self._store
 
     @contextmanager
@@ -67,9 +71,85 @@ class _NoBar:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+COMPLETIONS = 500  # at most this many names offered at once
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def complete_target(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """Shell completion of PROJECT[/DATASET[/ITEM]] from the store the command line names (or
+    the default one); nothing when there is no store."""
+    try:
+        with Store(ctx.find_root().params.get("store_path") or default_store(), create=False) as store:
+            return [CompletionItem(name) for name in _names_under(store, incomplete)][:COMPLETIONS]
+    except (CasError, InvalidName, OSError):
+        return []
+
+
+def _names_under(store: Store, incomplete: str) -> list[str]:
+    ns = store.ns
+    project, slash, rest = incomplete.partition("/")
+    if not slash:
+        return [f"{p}/" for p in ns.projects() if p.startswith(project)]
+    if not ns.has_project(project):
+        return []
+    parent, _, start = rest.rpartition("/")
+    under = f"{parent}/" if parent else ""
+    names = [f"{project}/{d}/" for d in ns.datasets(project) if d.startswith(rest) and d.count("/") == rest.count("/")]
+    if parent and ns.has_dataset(project, parent):
+        names += [f"{project}/{under}{n}" for n in ns.item_names(project, parent, start, COMPLETIONS)]
+    return names
+
+
+class CasGroup(click.Group):
+    """A group whose own options may also follow the subcommand (`cas ls --store X`, as
+    git, restic and rclone accept): they are moved before it, then parsed as usual."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self.hoist_global_options(ctx, args))
+
+    def hoist_global_options(self, ctx: click.Context, args: list[str]) -> list[str]:
+        mine = {name: opt for opt in self.params if isinstance(opt, click.Option) for name in opt.opts}
+        position = _first_positional(args, mine)
+        if position is None:
+            return args
+        command = self.get_command(ctx, args[position])
+        if command is None or isinstance(command, click.Group):
+            return args
+        takes_value = {name for opt in command.params if isinstance(opt, click.Option) and not opt.is_flag
+                       and not opt.count for name in opt.opts}
+        hoisted: list[str] = []
+        rest: list[str] = []
+        tail = iter(args[position + 1:])
+        for arg in tail:
+            if arg == "--":
+                rest += [arg, *tail]
+                break
+            name = arg.split("=", 1)[0]
+            if name in mine and name not in takes_value:
+                hoisted.append(arg)
+                if "=" not in arg and not mine[name].is_flag:
+                    hoisted.append(next(tail, ""))
+            else:
+                rest.append(arg)
+                if name in takes_value and "=" not in arg:
+                    rest.append(next(tail, ""))
+        return [*args[:position], *hoisted, args[position], *rest]
+
+
+def _first_positional(args: list[str], options: dict[str, click.Option]) -> int | None:
+    """Index of the subcommand's name in `args`, skipping the group's options and their values."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return i + 1 if i + 1 < len(args) else None
+        if not arg.startswith("-") or arg == "-":
+            return i
+        option = options.get(arg)
+        i += 2 if option is not None and not option.is_flag and "=" not in arg else 1
+    return None
+
+
+@click.group(cls=CasGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--store", "store_path", type=click.Path(path_type=Path), default=None,
               help="Store directory (default: $CAS_STORE, else $XDG_DATA_HOME/cas).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
@@ -118,13 +198,13 @@ def parse_size(text: str) -> int:
 @click.option("--cache-size", default=None, help="Cap of the local cache of remote blobs [default: 10G].")
 @pass_ctx
 def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str | None, cache_size: str | None) -> None:
-    """Create the store (any command creates it on first use); set its S3 remote and cache size.
+    """Create the store (the one command that does); set its S3 remote and cache size.
     Credentials come from boto3's standard chain (environment, profile, instance role)."""
     from .backends.s3 import S3Backend
     from .config import S3Remote
 
     existed = (c.store_path / "index" / "data.mdb").exists()
-    store = c.store
+    store = c._store = Store(c.store_path, create=True)
     click.echo(f"{'store exists at' if existed else 'initialized store at'} {store.root}")
     if s3_url is None and (endpoint_url or region):
         raise InvalidInput("--endpoint-url/--region", "only with --s3")
@@ -145,7 +225,8 @@ def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str |
 @click.argument("src", type=click.Path(exists=True, path_type=Path))
 @click.option("--project", "-p", required=True, help="Project to create or add to.")
 @click.option("--dataset", "-d", default=None, help="Dataset to import into (nests the source's datasets under it).")
-@click.option("--format", "fmt", default="auto", show_default=True, help="auto, sly, images or links.")
+@click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
+              help="The source's format; auto detects it.")
 @click.option("--overwrite", is_flag=True, help="Replace items that exist with different bytes.")
 @click.option("--skip-invalid", is_flag=True, help="Skip bad items, report how many and why.")
 @click.option("--verify-dedup", is_flag=True, help="Compare bytes on a dedup hit (for untrusted sources); "
@@ -215,9 +296,10 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
 
 
 @cli.command("export")
-@click.argument("project")
+@click.argument("project", shell_complete=complete_target)
 @click.argument("dest", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", default="sly", show_default=True, help="sly, coco, yolo or voc.")
+@click.option("--format", "fmt", type=click.Choice(WRITABLE), default="sly", show_default=True,
+              help="The format to write.")
 @click.option("--task", type=click.Choice(["detect", "segment"]), default="detect", show_default=True,
               help="YOLO: boxes, or polygons.")
 @click.option("--other-split", type=click.Choice(["train", "val", "test", "none"]), default="train",
@@ -226,13 +308,8 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
 def export_cmd(c: Context, project: str, dest: Path, fmt: str, task: str, other_split: str) -> None:
     """Write PROJECT to DEST in a dataset format. A geometry the format cannot hold is
     converted (e.g. polygon -> box) and counted in the summary, never dropped silently."""
-    from converters import FORMATS
-
-    writer = getattr(FORMATS.get(fmt), "write", None)
-    if writer is None:
-        raise InvalidInput(fmt, f"cannot export to this format (can: {', '.join(k for k, m in FORMATS.items() if hasattr(m, 'write'))})")
     c.store.ns.project(project)
-    counts = writer(c.store, project, dest, **({"task": task, "other_split": other_split} if fmt == "yolo" else {}))
+    counts = FORMATS[fmt].write(c.store, project, dest, **({"task": task, "other_split": other_split} if fmt == "yolo" else {}))
     click.echo(f"exported {project} to {dest}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
@@ -253,29 +330,59 @@ def resolve(store: Store, target: str) -> tuple[str, str | None, str | None]:
 
 
 @cli.command("ls")
-@click.argument("target", required=False)
+@click.argument("target", required=False, shell_complete=complete_target)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys: see the README).")
 @pass_ctx
-def ls_cmd(c: Context, target: str | None) -> None:
+def ls_cmd(c: Context, target: str | None, as_json: bool) -> None:
     """List projects, a project's datasets, or a dataset's items."""
     ns = c.store.ns
     if not target:
+        projects = []
         for name in ns.projects():
-            rec = ns.project(name)
             datasets = ns.datasets(name)
-            items = sum(ns.count_items(name, d) for d in datasets)
-            click.echo(f"{name}\t{rec.project_type}\t{len(datasets)} datasets\t{items} items")
+            projects.append({"project": name, "type": ns.project(name).project_type, "datasets": len(datasets),
+                             "items": sum(ns.count_items(name, d) for d in datasets)})
+        if as_json:
+            click.echo(json.dumps(projects, indent=2))
+        for p in projects if not as_json else ():
+            click.echo(f"{p['project']}\t{p['type']}\t{p['datasets']} datasets\t{p['items']} items")
         return
     project, dataset, item = resolve(c.store, target)
     if dataset is None:
-        for d in ns.datasets(project):
-            depth = d.count("/")
-            click.echo(f"{'  ' * depth}{d.rsplit('/', 1)[-1]}/\t{ns.count_items(project, d)} items")
+        datasets = [{"dataset": d, "items": ns.count_items(project, d)} for d in ns.datasets(project)]
+        if as_json:
+            click.echo(json.dumps(datasets, indent=2))
+        for d in datasets if not as_json else ():
+            click.echo(f"{'  ' * d['dataset'].count('/')}{d['dataset'].rsplit('/', 1)[-1]}/\t{d['items']} items")
         return
     rows = [(item, ns.item(project, dataset, item))] if item else ns.items(project, dataset)
+    children = [] if item else [{"dataset": f"{dataset}/{child}", "items": ns.count_items(project, f"{dataset}/{child}")}
+                                for child in ns.children(project, dataset)]
+    if as_json:  # streamed: a dataset may hold a million items
+        echo_lines(itertools.chain(['{"items": ['], _joined(
+            json.dumps({"name": name, "width": rec.width, "height": rec.height, "size": rec.size, "mime": rec.mime,
+                        "media": rec.media.hex(), "annotation": rec.ann.hex()}) for name, rec in rows),
+            [f'], "datasets": {json.dumps(children)}}}']))
+        return
     echo_lines(f"{name}\t{rec.width}x{rec.height}\t{rec.size}\t{rec.mime}\t{rec.media}" for name, rec in rows)
-    if item is None:
-        for child in ns.children(project, dataset):
-            click.echo(f"{child}/\t{ns.count_items(project, f'{dataset}/{child}')} items")
+    for child in children:
+        click.echo(f"{child['dataset'].rsplit('/', 1)[-1]}/\t{child['items']} items")
+
+
+def _history(store: Store, project: str) -> list:
+    from .snapshots import history
+    return list(history(store, project))
+
+
+def _joined(parts: Iterable[str]) -> Iterator[str]:
+    """The parts of a JSON array, one per line, commas between."""
+    previous = None
+    for part in parts:
+        if previous is not None:
+            yield previous + ","
+        previous = part
+    if previous is not None:
+        yield previous
 
 
 def echo_lines(lines: Iterable[str], per_write: int = 4096) -> None:
@@ -289,7 +396,9 @@ def echo_lines(lines: Iterable[str], per_write: int = 4096) -> None:
 @pass_ctx
 def stats_cmd(c: Context, as_json: bool) -> None:
     """Counts, logical and stored bytes, dedup ratio."""
-    s = c.store.stats()
+    from .stats import compute
+
+    s = compute(c.store)
     if as_json:
         click.echo(json.dumps(s, indent=2))
         return
@@ -313,6 +422,9 @@ def stats_cmd(c: Context, as_json: bool) -> None:
     if s["unreferenced_blobs"]:
         click.echo(f"unreferenced  {s['unreferenced_blobs']} blobs, {human(s['unreferenced_bytes'])} "
                    "(freed by `cas gc`)")
+    if s["version_only_blobs"]:
+        click.echo(f"versions only {s['version_only_blobs']} blobs, {human(s['version_only_bytes'])} "
+                   "(no item uses them; kept for `cas restore`)")
 
 
 @cli.command("put")
@@ -335,7 +447,7 @@ def release_cmd(c: Context, blob_ids: tuple[str, ...]) -> None:
 
 
 @cli.command("get")
-@click.argument("target")
+@click.argument("target", shell_complete=complete_target)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write here instead of stdout.")
 @pass_ctx
@@ -358,7 +470,7 @@ def get_cmd(c: Context, target: str, output: Path | None) -> None:
 
 
 @cli.command("render")
-@click.argument("target")
+@click.argument("target", shell_complete=complete_target)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="PNG to write (default: <item>.png, or <dataset>_sheet.png with --grid).")
 @click.option("--grid", type=click.IntRange(1, 400), default=None,
@@ -387,7 +499,7 @@ def render_cmd(c: Context, target: str, output: Path | None, grid: int | None) -
 
 
 @cli.command("snapshot")
-@click.argument("project")
+@click.argument("project", shell_complete=complete_target)
 @click.option("-m", "--message", default="", help="What this version is.")
 @pass_ctx
 def snapshot_cmd(c: Context, project: str, message: str) -> None:
@@ -402,40 +514,54 @@ def snapshot_cmd(c: Context, project: str, message: str) -> None:
 
 
 @cli.command("log")
-@click.argument("project")
+@click.argument("project", shell_complete=complete_target)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys: see the README).")
 @pass_ctx
-def log_cmd(c: Context, project: str) -> None:
+def log_cmd(c: Context, project: str, as_json: bool) -> None:
     """Versions of PROJECT, newest first: id, time, items, bytes, message."""
-    from datetime import datetime
+    from datetime import datetime, timezone
 
     from .snapshots import history
 
     c.store.ns.project(project)
-    for v in history(c.store, project):
+    versions = list(history(c.store, project))
+    if as_json:
+        click.echo(json.dumps([{"id": v.id.hex(), "time": datetime.fromtimestamp(v.time / 1e9, timezone.utc).isoformat(),
+                                "items": v.items, "bytes": v.bytes, "message": v.message,
+                                "parent": v.parent.hex() if v.parent else None,
+                                "merged": v.merged.hex() if v.merged else None} for v in versions], indent=2))
+        return
+    for v in versions:
         when = datetime.fromtimestamp(v.time / 1e9).strftime("%Y-%m-%d %H:%M:%S")
         click.echo(f"{v.id.hex()}  {when}  {v.items} items  {human(v.bytes)}  {v.message}")
 
 
 @cli.command("diff")
-@click.argument("project")
+@click.argument("project", shell_complete=complete_target)
 @click.argument("old")
 @click.argument("new", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys: see the README).")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences, 0 when none (as git diff).")
 @pass_ctx
-def diff_cmd(c: Context, project: str, old: str, new: str | None) -> None:
+def diff_cmd(c: Context, project: str, old: str, new: str | None, as_json: bool, exit_code: bool) -> None:
     """Items added (+), removed (-) and changed (~) from version OLD to NEW (default: now)."""
     from .snapshots import diff, resolve_version
 
     c.store.ns.project(project)
     d = diff(c.store, project, resolve_version(c.store, project, old),
              resolve_version(c.store, project, new) if new else None)
-    for sign, names in (("+", d.added), ("-", d.removed), ("~", d.changed)):
-        for name in names:
-            click.echo(f"{sign} {name}")
-    click.echo(f"{len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed", err=True)
+    if as_json:
+        click.echo(json.dumps({"added": d.added, "removed": d.removed, "changed": d.changed}, indent=2))
+    else:
+        for sign, names in (("+", d.added), ("-", d.removed), ("~", d.changed)):
+            echo_lines(f"{sign} {name}" for name in names)
+        click.echo(f"{len(d.added)} added, {len(d.removed)} removed, {len(d.changed)} changed", err=True)
+    if exit_code and (d.added or d.removed or d.changed):
+        sys.exit(1)
 
 
 @cli.command("restore")
-@click.argument("project")
+@click.argument("project", shell_complete=complete_target)
 @click.argument("version")
 @pass_ctx
 def restore_cmd(c: Context, project: str, version: str) -> None:
@@ -448,7 +574,7 @@ def restore_cmd(c: Context, project: str, version: str) -> None:
 
 
 @cli.command("pull")
-@click.argument("target")
+@click.argument("target", shell_complete=complete_target)
 @click.option("--links", "links_only", is_flag=True, help="Only fetch link items' bytes (never the remote).")
 @pass_ctx
 def pull_cmd(c: Context, target: str, links_only: bool) -> None:
@@ -474,7 +600,7 @@ def pull_cmd(c: Context, target: str, links_only: bool) -> None:
 
 
 @cli.command("push")
-@click.argument("project", required=False)
+@click.argument("project", required=False, shell_complete=complete_target)
 @click.option("-m", "--message", default="push", help="Message of the version a push snapshots.")
 @pass_ctx
 def push_cmd(c: Context, project: str | None, message: str) -> None:
@@ -537,12 +663,21 @@ def _report_failures(failed: int, errors: list[str], outcome: str) -> None:
 
 
 @cli.command("rm")
-@click.argument("target")
+@click.argument("target", shell_complete=complete_target)
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
 @pass_ctx
-def rm_cmd(c: Context, target: str) -> None:
-    """Remove a project, dataset (with nested datasets) or item; `cas gc` frees the bytes."""
+def rm_cmd(c: Context, target: str, dry_run: bool) -> None:
+    """Remove a project (with its versions), dataset (with nested datasets) or item; `cas gc`
+    frees the bytes."""
     project, dataset, item = resolve(c.store, target)
     ns = c.store.ns
+    if dry_run:
+        datasets = [] if item else [d for d in ns.datasets(project) if dataset is None or d == dataset
+                                    or d.startswith(dataset + "/")]
+        n = 1 if item else sum(ns.count_items(project, d) for d in datasets)
+        versions = "" if dataset is not None else f" and its versions ({len(_history(c.store, project))})"
+        click.echo(f"would remove {target} ({n} items){versions}; nothing changed (dry run)")
+        return
     if item is not None:
         ns.remove_item(project, dataset or "", item)
         n = 1
@@ -555,14 +690,25 @@ def rm_cmd(c: Context, target: str) -> None:
 
 
 @cli.command("gc")
+@click.option("--dry-run", is_flag=True, help="Say what gc would remove and free; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys: see the README).")
 @pass_ctx
-def gc_cmd(c: Context) -> None:
-    """Delete blobs no item or put references, and stale temp files."""
-    r = c.store.gc()
-    click.echo(f"removed {r.blobs_removed} blobs and {r.orphans_removed} orphan files, freed {human(r.bytes_freed)}; "
-               f"{r.temp_removed} temp files removed"
+def gc_cmd(c: Context, dry_run: bool, as_json: bool) -> None:
+    """Delete blobs no item, version or put references, orphan files and stale temp files."""
+    from dataclasses import asdict
+
+    from .gc import collect
+
+    r = collect(c.store, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(asdict(r), indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {r.blobs_removed} blobs and {r.orphans_removed} orphan files, "
+               f"{'would free' if dry_run else 'freed'} {human(r.bytes_freed)}; {r.temp_removed} temp files"
                + (f"; {r.packs_compacted} packs compacted" if r.packs_compacted else "")
-               + (f"; {r.young_kept} S3 objects under an hour old kept for a later gc" if r.young_kept else ""))
+               + (f"; {r.young_kept} S3 objects under an hour old kept for a later gc" if r.young_kept else "")
+               + ("; nothing changed (dry run)" if dry_run else ""))
 
 
 @cli.command("fsck")
@@ -572,8 +718,9 @@ def gc_cmd(c: Context) -> None:
 @click.option("--quick", is_flag=True, help="Check sizes only, do not re-hash blob contents.")
 @click.option("--rebuild-index", is_flag=True,
               help="Build a new index from the blobs, trees and refs alone (the old one is moved aside), then check.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys: see the README).")
 @pass_ctx
-def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index: bool) -> None:
+def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index: bool, as_json: bool) -> None:
     """Check every blob against its bytes and every item against its blobs."""
     if dry_run and (not repair or rebuild_index):
         raise click.UsageError("--dry-run goes with --repair (and not with --rebuild-index)")
@@ -582,13 +729,22 @@ def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index
         if not (c.store_path / "blobs").is_dir():
             raise NotFound(f"no cas store at {c.store_path}")
         b = rebuild(c.store_path)
-        click.echo(f"rebuilt the index: {b.blobs} blobs, {b.projects} projects, {b.items} items"
+        click.echo(err=as_json, message=f"rebuilt the index: {b.blobs} blobs, {b.projects} projects, {b.items} items"
                    + (f"; {b.pinned} blobs no version holds are pinned (cas release frees one)" if b.pinned else "")
                    + (f"; the old index is in {b.moved_aside}" if b.moved_aside else ""))
-    r = c.store.fsck(repair=repair and not dry_run, verify=not quick)
-    for problem in r.problems:
+    from .fsck import check
+
+    r = check(c.store, repair=repair and not dry_run, verify=not quick)
+    if as_json:
+        click.echo(json.dumps({
+            "blobs_checked": r.blobs_checked, "items_checked": r.items_checked, "bytes_verified": r.bytes_verified,
+            "clean": r.clean, "dry_run": dry_run,
+            "problems": [{"kind": p.kind, "subject": p.subject, "detail": p.detail, "action": p.action or None,
+                          "repaired": p.repaired} for p in r.problems]}, indent=2))
+    for problem in r.problems if not as_json else ():
         click.echo(f"{problem} [would {problem.action}]" if dry_run and problem.action else str(problem))
-    click.echo(f"checked {r.blobs_checked} blobs ({human(r.bytes_verified)} hashed), {r.items_checked} items: "
+    click.echo(err=as_json, message=f"checked {r.blobs_checked} blobs ({human(r.bytes_verified)} hashed), "
+               f"{r.items_checked} items: "
                + ("clean" if r.clean else f"{len(r.problems)} problems"
                   + (", nothing changed (dry run)" if dry_run else ", repaired" if repair else "")))
     if not r.clean and (not repair or dry_run):
@@ -631,7 +787,7 @@ def umount_cmd(mountpoint: str) -> None:
 def main() -> None:
     """Entry point: CasErrors become one line on stderr and exit status 1."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(prog_name="cas", standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort):  # click turns Ctrl-C into Abort
         click.echo("\ninterrupted: nothing of an unfinished command is visible; `cas gc` reclaims its blobs",
                    err=True)

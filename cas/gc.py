@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from . import statcache
 from .ids import BlobId
 from .ingest.journal import PREFIX as INGEST_PREFIX
-from .records import LOCAL, PACK, S3, BlobRecord
-from .repack import compact_packs, unused_packs
+from .records import LINK, LOCAL, PACK, S3, BlobRecord
+from .repack import compact_packs, compaction_plan, unused_packs
 
 if TYPE_CHECKING:
     from .store import Store
@@ -29,23 +29,39 @@ class GcReport:
     stat_entries_dropped: int = 0  # stat-cache entries of files whose blob is gone
     young_kept: int = 0  # unreferenced S3 objects younger than the grace period, left in place
     packs_compacted: int = 0  # packs rewritten without their dead entries, or removed with none left
+    dry_run: bool = False  # nothing was removed: the counts are what a gc would do now
 
 
-def collect(store: "Store") -> GcReport:
+def kept_by_versions(store: "Store") -> set[bytes]:
+    """Blobs that versions keep alive without an item reference: this store's versions and,
+    with an S3 remote, every version pushed to the shared bucket."""
+    from .snapshots import reachable
+    keep = reachable(store)
+    if store.s3 is not None:
+        from .sharing import remote_heads
+        keep |= reachable(store, list(remote_heads(store).values()))
+    return keep
+
+
+def is_garbage(refs: int, key: bytes, keep: set[bytes]) -> bool:
+    """The one definition of an unreferenced blob (gc frees it; stats counts it)."""
+    return refs == 0 and key not in keep
+
+
+def collect(store: "Store", dry_run: bool = False) -> GcReport:
     """Remove every blob with no reference, orphan blob files and temp files.
-    Needs the store alone (no import running).
+    Needs the store alone (no import running). With `dry_run`, change nothing and report
+    what a gc would remove now.
 
     Records go first, then files: a crash in between leaves orphan files that
     fsck reports and removes, never a record whose file is gone.
     """
-    from .snapshots import reachable
+    if dry_run:
+        return _survey(store)
     report = GcReport()
     index = store.index
     with store.lock(exclusive=True, what="collect garbage"):
-        keep = reachable(store)  # blobs of versions live on without item references
-        if store.s3 is not None:  # a shared bucket: what any store's pushed versions reach stays too
-            from .sharing import remote_heads
-            keep |= reachable(store, list(remote_heads(store).values()))
+        keep = kept_by_versions(store)
         for entry in os.scandir(store.tmp_dir):
             if entry.name.startswith(INGEST_PREFIX):
                 continue  # a mount's staging: live, or files acknowledged to writers that its next mount imports
@@ -56,7 +72,7 @@ def collect(store: "Store") -> GcReport:
             with index.write() as txn:
                 for key, raw in index.scan(txn, "blobs"):
                     rec = BlobRecord.decode(raw)
-                    if rec.refs == 0 and key not in keep:
+                    if is_garbage(rec.refs, key, keep):
                         if rec.location == S3 and _young(store, BlobId(key)):
                             keep.add(key)  # may belong to a push in progress elsewhere: a later gc
                             report.young_kept += 1
@@ -76,7 +92,8 @@ def collect(store: "Store") -> GcReport:
                     if rec.location == S3 and store.s3 is not None:
                         store.s3.delete(blob_id)
                     store.cache.drop(blob_id)
-                report.bytes_freed += max(rec.size, 0)
+                if rec.location != LINK:
+                    report.bytes_freed += max(rec.size, 0)
             if len(doomed) < DELETE_BATCH:
                 break
         with index.write() as txn:
@@ -90,6 +107,35 @@ def collect(store: "Store") -> GcReport:
             report.orphans_removed += 1
             report.bytes_freed += size
         return report
+
+
+def _survey(store: "Store") -> GcReport:
+    """What collect would remove now, read under the shared lock (imports may go on)."""
+    report = GcReport(dry_run=True)
+    with store.lock(exclusive=False, what="survey garbage"):
+        keep = kept_by_versions(store)
+        report.temp_removed = sum(1 for e in os.scandir(store.tmp_dir) if not e.name.startswith(INGEST_PREFIX))
+        dead: set[bytes] = set()
+        with store.index.read() as txn:
+            for key, raw in store.index.scan(txn, "blobs"):
+                size, refs, location = BlobRecord.raw_summary(raw)
+                if not is_garbage(refs, key, keep):
+                    continue
+                if location == S3 and _young(store, BlobId(key)):
+                    report.young_kept += 1
+                    continue
+                report.blobs_removed += 1
+                dead.add(key)
+                if location not in (PACK, LINK):  # packed bytes go with their pack, below
+                    report.bytes_freed += max(size, 0)
+        orphans = orphan_files(store)  # the packs unused already among them
+        unused, rewrites = compaction_plan(store, dead)
+        unused = [(name, size) for name, size in unused if store.backend.pack_path(name) not in dict(orphans)]
+        report.packs_compacted = len(unused) + len(rewrites)
+        report.bytes_freed += sum(size for _name, size in unused) + sum(r.size - r.live_bytes for r in rewrites)
+        report.orphans_removed = len(orphans)
+        report.bytes_freed += sum(size for _path, size in orphans)
+    return report
 
 
 def _young(store: "Store", blob_id: BlobId) -> bool:

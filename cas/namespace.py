@@ -6,6 +6,8 @@ dataset is one prefix scan; nothing loads the whole tree.
 
 from __future__ import annotations
 
+import itertools
+
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -134,6 +136,14 @@ class Namespace:
             if after is not None and name <= after:
                 continue
             yield name, ItemRecord.decode(raw)
+
+    def item_names(self, project: str, dataset: str, starting: str = "", limit: int | None = None) -> list[str]:
+        """Names of a dataset's items that start with `starting`, in order (one prefix scan,
+        nothing decoded)."""
+        prefix = item_prefix(project, dataset)
+        with self.index.read() as txn:
+            keys = (key for key, _raw in self.index.scan(txn, "items", prefix + starting.encode()))
+            return [key[len(prefix):].decode() for key in itertools.islice(keys, limit)]
 
     def count_items(self, project: str, dataset: str, txn: lmdb.Transaction | None = None) -> int:
         if txn is None:

@@ -7,8 +7,9 @@ packs whose entries are not recorded yet, which would look unused.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .backends.packs import HEADER, PackWriter
 from .hashing import hash_bytes
@@ -39,6 +40,32 @@ def unused_packs(store: "Store") -> list[tuple[str, int]]:
     return [(path, size) for name, path, size in store.backend.list_packs() if name not in used]
 
 
+class Rewrite(NamedTuple):
+    name: str
+    size: int
+    live: list[tuple[BlobId, int, int]]  # (id, offset, size) of the entries to keep
+    live_bytes: int
+
+
+def compaction_plan(store: "Store", dead: Collection[bytes] = ()) -> tuple[list[tuple[str, int]], list[Rewrite]]:
+    """What compact_packs would do, with the blobs in `dead` counted as gone: the packs to
+    remove, as (name, size), and the packs to rewrite (their live entries fill less than half)."""
+    packed = _packed(store)
+    unused, sizes = [], {}
+    for name, _path, size in store.backend.list_packs():
+        if name is not None and not any(bytes(blob_id) not in dead for blob_id, _o, _n in packed.get(name, ())):
+            unused.append((name, size))
+        elif name is not None:
+            sizes[name] = size
+    rewrites = []
+    for name, entries in packed.items():
+        live = [entry for entry in entries if bytes(entry[0]) not in dead]
+        live_bytes = sum(HEADER.size + n for _id, _offset, n in live)
+        if name in sizes and live_bytes * 2 < sizes[name]:
+            rewrites.append(Rewrite(name, sizes[name], live, live_bytes))
+    return unused, rewrites
+
+
 def compact_packs(store: "Store") -> tuple[int, int]:
     """Rewrite every pack whose live entries fill less than half of it, then drop the old
     one, and remove the packs none of whose entries is used; returns (packs rewritten or
@@ -46,21 +73,11 @@ def compact_packs(store: "Store") -> tuple[int, int]:
 
     The copies are durable before the records move to them, and the old pack goes only
     after: a crash leaves an unused pack, which the next gc (or fsck --repair) removes."""
-    rewritten = freed = 0
-    packed = _packed(store)
-    sizes = {}
-    for name, path, size in store.backend.list_packs():
-        if name is not None and name not in packed:
-            os.unlink(path)
-            rewritten += 1
-            freed += size
-        elif name is not None:
-            sizes[name] = size
-    for name, live in packed.items():
-        size = sizes.get(name, 0)
-        live_bytes = sum(HEADER.size + n for _id, _offset, n in live)
-        if live_bytes * 2 >= size:
-            continue
+    unused, rewrites = compaction_plan(store)
+    for name, _size in unused:
+        os.unlink(store.backend.pack_path(name))
+    rewritten, freed = len(unused), sum(size for _name, size in unused)
+    for name, size, live, live_bytes in rewrites:
         writer = PackWriter(store.backend.pack_dir)
         moved: dict[BlobId, tuple[str, int]] = {}
         try:

@@ -169,7 +169,14 @@ def history(store: "Store", project: str) -> Iterator[Version]:
 
 
 def resolve_version(store: "Store", project: str, text: str) -> Version:
-    """A version by its id or a unique prefix of it (from `cas log`)."""
+    """A version by its id or a unique prefix of it (from `cas log`), or as git names them:
+    HEAD is the newest, HEAD~N the Nth before it (first parents)."""
+    back = _head_offset(text)
+    if back is not None:
+        versions = list(itertools.islice(history(store, project), back, back + 1))
+        if not versions:
+            raise NotFound(f"no version {text} in the history of {project} (see `cas log {project}`)")
+        return versions[0]
     text = text.lower()
     matches = [v for v in history(store, project) if v.id.hex().startswith(text)]
     if not matches:
@@ -177,6 +184,15 @@ def resolve_version(store: "Store", project: str, text: str) -> Version:
     if len(matches) > 1:
         raise CasError(f"version prefix {text!r} is ambiguous in {project}; give more characters")
     return matches[0]
+
+
+def _head_offset(text: str) -> int | None:
+    """N of 'HEAD~N' (0 for 'HEAD'), or None when text is not such a name."""
+    if text == "HEAD":
+        return 0
+    if text.startswith("HEAD~") and text[5:].isdigit():
+        return int(text[5:])
+    return None
 
 
 # -- building trees ---------------------------------------------------------------------------

@@ -51,7 +51,7 @@ class Store:
     def __init__(self, root: str | os.PathLike[str], create: bool = True, net: NetOptions | None = None) -> None:
         self.root = Path(root).expanduser().resolve()
         if not create and not (self.root / "index" / "data.mdb").exists():
-            raise NotFound(f"no cas store at {self.root} (run `cas init` first)")
+            raise NotFound(f"no cas store at {self.root} (run `cas init`)")
         self.root.mkdir(parents=True, exist_ok=True)
         self.index = Index(self.root / "index", create=create)
         self.config = StoreConfig.load(self.root)

@@ -37,4 +37,5 @@ FORMATS: Mapping[str, ModuleType] = _Formats({
     "videos": "videos",
     "links": "links",
 })
+WRITABLE = ("sly", "coco", "yolo", "voc")  # the formats whose module has write(); a test keeps it true
 GENERIC = "images"  # fits any folder of images: chosen by `auto` only when nothing else fits

@@ -62,9 +62,14 @@ def write_images(folder: Path, n: int, prefix: str = "img", start: int = 0) -> l
     return paths
 
 
-def run_cas(store: Path, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
-    """Run the real `cas` command (exit codes and one-line errors are part of the contract)."""
+def run_cas(store: Path, *args: str, check: bool = True, input: bytes | None = None,
+            init: bool = True) -> subprocess.CompletedProcess:
+    """Run the real `cas` command (exit codes and one-line errors are part of the contract).
+    Set-up: with `init`, a store that does not exist yet is made first by `cas init` (the one
+    command that creates a store)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if init and args[:1] != ("init",) and not (Path(store) / "index").exists():
+        run_cas(store, "init", init=False)
     proc = subprocess.run([sys.executable, "-m", "cas", "--store", str(store), "--quiet", *args],
                           capture_output=True, env=env, input=input, timeout=300)
     if check and proc.returncode != 0:

@@ -238,11 +238,14 @@ def test_usage_errors_exit_2_without_traceback(args, tmp_path):
     assert "Traceback" not in stderr and "Usage:" in stderr and "Error:" in stderr
 
 
-def test_unknown_import_format_is_a_one_line_error_also_with_progress_bars(sample, tmp_path):
+def test_unknown_import_format_is_a_usage_error_that_lists_the_formats(sample, tmp_path):
+    run_cas(tmp_path / "store", "init")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "cas", "--store", str(tmp_path / "store"), "import", str(sample),
                            "--project", "p", "--format", "tfrecord"], capture_output=True, env=env, timeout=120)
-    assert_user_error(proc, "unknown format 'tfrecord'")
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 2 and "Traceback" not in stderr, stderr
+    assert "'tfrecord' is not one of" in stderr and "'cityscapes'" in stderr and "'videos'" in stderr
 
 
 def test_invalid_names_are_one_line_errors(sample, tmp_path):
@@ -390,6 +393,7 @@ def test_ctrl_c_during_an_import_is_one_line_and_exit_130(tmp_path):
     provoked = 0
     for trial in range(3):
         store = tmp_path / f"store{trial}"
+        run_cas(store, "init")
         proc = subprocess.Popen([sys.executable, "-m", "cas", "--store", str(store), "-q", "import", str(src),
                                  "-p", "p"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
                                 env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -18,6 +18,8 @@ KILLS = 10
 
 
 def start_import(store, src, project):
+    if not (store / "index").exists():
+        run_cas(store, "init")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "cas", "--store", str(store), "--quiet", "import", str(src),
                              "--project", project, "--format", "images"],

@@ -54,6 +54,7 @@ def test_dataset_option_nests_everything_under_it(photos, tmp_path):
 
 
 def test_auto_format_picks_images_and_says_so_when_not_quiet(photos, tmp_path):
+    run_cas(tmp_path / "store", "init")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "cas", "--store", str(tmp_path / "store"), "import", str(photos),
                            "--project", "p"], capture_output=True, env=env, timeout=120)
