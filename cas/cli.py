@@ -252,11 +252,11 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
     check_name(project, "project name")
     if dataset is not None:
         check_dataset_path(dataset)
+    store = c.store
     if fmt == "auto":
         fmt = detect_format(src)
         if not c.quiet:
             click.echo(f"format: {fmt}", err=True)
-    store = c.store
     new_roots = [str(p.resolve()) for p in allow_roots if str(p.resolve()) not in store.config.allow_roots]
     if new_roots:
         store.config.allow_roots += new_roots

@@ -1,0 +1,184 @@
+"""The command line's conventions: where options go, what may create a store, --json,
+--dry-run, exit codes, completion; through the real executable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.datagen import make_sample_project
+from converters import FORMATS, WRITABLE
+from tests.conftest import ROOT, assert_user_error, run_cas
+
+
+def cas(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m cas ARGS` with nothing added (run_cas puts --store and --quiet first)."""
+    return subprocess.run([sys.executable, "-m", "cas", *args], capture_output=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def as_json(proc: subprocess.CompletedProcess) -> object:
+    assert proc.returncode == 0, proc.stderr.decode()
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_sample_project(tmp_path_factory.mktemp("conv") / "sample")
+
+
+@pytest.fixture
+def store(tmp_path: Path, sample: Path) -> Path:
+    """A store holding the sample as project `demo`, with one version of it."""
+    root = tmp_path / "store"
+    run_cas(root, "init")
+    run_cas(root, "import", str(sample), "--project", "demo")
+    run_cas(root, "snapshot", "demo", "-m", "first")
+    return root
+
+
+# -- options ---------------------------------------------------------------------------------
+def test_global_options_work_after_the_subcommand_too(store: Path, sample: Path):
+    before = cas("--store", str(store), "-q", "ls", "demo").stdout
+    assert before == cas("ls", "demo", "--store", str(store), "-q").stdout == \
+        cas("ls", "--store=" + str(store), "demo", "--quiet").stdout
+    assert b"train/" in before
+    proc = cas("import", str(sample), "--project", "second", "-q", "--store", str(store))
+    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr.decode()  # -q: no "format:" line
+    assert "second" in cas("ls", "--store", str(store)).stdout.decode()
+
+
+def test_a_value_that_looks_like_a_global_option_stays_with_its_option(store: Path):
+    """-m takes the next word whatever it is: `-m --quiet` is a message, not the flag."""
+    run_cas(store, "rm", "demo/val")
+    assert cas("snapshot", "demo", "-m", "--quiet", "--store", str(store)).returncode == 0
+    assert as_json(cas("log", "demo", "--json", "--store", str(store)))[0]["message"] == "--quiet"
+
+
+# -- the store ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("args", [["ls"], ["stats"], ["gc"], ["fsck"], ["import", ".", "-p", "p"], ["put", __file__]],
+                         ids=lambda a: a[0])
+def test_only_init_creates_a_store(tmp_path: Path, args: list[str]):
+    typo = tmp_path / "typo"
+    line = assert_user_error(cas("--store", str(typo), *args), f"no cas store at {typo}")
+    assert line.endswith("(run `cas init`)")
+    assert not typo.exists()
+    assert cas("--store", str(typo), "init").returncode == 0
+    assert (typo / "index").is_dir()
+
+
+# -- usage and exit codes ------------------------------------------------------------------------
+def test_import_help_lists_every_format_and_export_help_every_writable_one(tmp_path: Path):
+    for command, formats in (("import", FORMATS), ("export", WRITABLE)):
+        text = " ".join(cas(command, "--help").stdout.decode().split())
+        assert f"[{'|'.join((['auto'] if command == 'import' else []) + list(formats))}]" in text, text
+
+
+def test_writable_names_exactly_the_formats_that_can_write():
+    assert WRITABLE == tuple(name for name, module in FORMATS.items() if hasattr(module, "write"))
+
+
+def test_diff_exit_code_says_whether_there_are_differences(store: Path):
+    assert run_cas(store, "diff", "demo", "HEAD", "--exit-code", check=False).returncode == 0
+    run_cas(store, "rm", "demo/train/street_001.jpg")
+    proc = run_cas(store, "diff", "demo", "HEAD", "--exit-code", check=False)
+    assert proc.returncode == 1 and proc.stdout.decode() == "- train/street_001.jpg\n"
+    assert run_cas(store, "diff", "demo", "HEAD").returncode == 0  # without --exit-code: 0, as git
+
+
+def test_head_and_head_tilde_name_versions(store: Path):
+    run_cas(store, "rm", "demo/val")
+    run_cas(store, "snapshot", "demo", "-m", "second")
+    log = as_json(run_cas(store, "log", "demo", "--json"))
+    assert [v["message"] for v in log] == ["second", "first"] and log[0]["parent"] == log[1]["id"]
+    diff = as_json(run_cas(store, "diff", "demo", "HEAD~1", "HEAD", "--json"))
+    assert diff["removed"] and all(name.startswith("val/") for name in diff["removed"])
+    assert diff["added"] == diff["changed"] == []
+    assert_user_error(run_cas(store, "diff", "demo", "HEAD~2", check=False), "no version HEAD~2")
+
+
+# -- --json ------------------------------------------------------------------------------------
+def test_ls_json_at_every_level(store: Path):
+    assert as_json(run_cas(store, "ls", "--json")) == [
+        {"project": "demo", "type": "images", "datasets": 3, "items": 8}]
+    assert as_json(run_cas(store, "ls", "demo", "--json")) == [
+        {"dataset": "train", "items": 3}, {"dataset": "train/night", "items": 2}, {"dataset": "val", "items": 3}]
+    listing = as_json(run_cas(store, "ls", "demo/train", "--json"))
+    assert [i["name"] for i in listing["items"]] == ["street_001.jpg", "street_002.jpg", "street_003.png"]
+    assert set(listing["items"][0]) == {"name", "width", "height", "size", "mime", "media", "annotation"}
+    assert listing["datasets"] == [{"dataset": "train/night", "items": 2}]
+    item = listing["items"][0]
+    assert run_cas(store, "get", item["media"]).stdout == run_cas(store, "get", "demo/train/street_001.jpg").stdout
+    assert as_json(run_cas(store, "ls", "demo/train/night", "--json")) == {
+        "items": as_json(run_cas(store, "ls", "demo/train/night", "--json"))["items"], "datasets": []}
+
+
+def test_fsck_json_lists_problems_with_their_action(store: Path):
+    report = as_json(run_cas(store, "fsck", "--json"))
+    assert report["clean"] is True and report["problems"] == [] and report["items_checked"] == 8
+    media = as_json(run_cas(store, "ls", "demo/val", "--json"))["items"][0]["media"]
+    path = next(p for p in (store / "blobs").rglob(media))
+    path.unlink()
+    proc = run_cas(store, "fsck", "--json", check=False)
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert report["clean"] is False
+    assert [(p["kind"], p["subject"]) for p in report["problems"]][0][1].startswith(media)
+    assert all(set(p) == {"kind", "subject", "detail", "action", "repaired"} for p in report["problems"])
+
+
+# -- --dry-run, and one definition of unreferenced -------------------------------------------------
+def test_rm_dry_run_changes_nothing(store: Path):
+    before = run_cas(store, "ls", "demo/train", "--json").stdout
+    for target, says in (("demo/train/street_001.jpg", "(1 items)"), ("demo/train", "(5 items)"),
+                         ("demo", "(8 items) and its versions (1)")):
+        out = run_cas(store, "rm", target, "--dry-run").stdout.decode()
+        assert out.startswith(f"would remove {target} {says}") and "nothing changed" in out
+    assert run_cas(store, "ls", "demo/train", "--json").stdout == before
+    assert len(as_json(run_cas(store, "log", "demo", "--json"))) == 1
+
+
+def test_stats_unreferenced_is_what_gc_frees_and_dry_run_says_it_first(store: Path):
+    run_cas(store, "rm", "demo/train")  # the version still holds its blobs
+    stats = as_json(run_cas(store, "stats", "--json"))
+    assert stats["unreferenced_blobs"] == 0 and stats["version_only_blobs"] > 0
+    assert as_json(run_cas(store, "gc", "--json"))["blobs_removed"] == 0
+
+    run_cas(store, "rm", "demo")  # a project goes with its versions: now its blobs are garbage
+    stats = as_json(run_cas(store, "stats", "--json"))
+    assert stats["unreferenced_blobs"] > 0 and stats["version_only_blobs"] == 0
+    survey = as_json(run_cas(store, "gc", "--dry-run", "--json"))
+    assert survey["dry_run"] is True and survey["blobs_removed"] == stats["unreferenced_blobs"]
+    assert as_json(run_cas(store, "stats", "--json")) == stats  # the dry run changed nothing
+    done = as_json(run_cas(store, "gc", "--json"))
+    assert {**done, "dry_run": True, "stat_entries_dropped": 0} == {**survey, "stat_entries_dropped": 0}
+    assert done["bytes_freed"] >= stats["unreferenced_bytes"] > 0
+    after = as_json(run_cas(store, "stats", "--json"))
+    assert after["blobs"] == 0 and after["unreferenced_blobs"] == 0
+
+
+# -- completion --------------------------------------------------------------------------------
+def complete(store: Path, words: str) -> list[str]:
+    """What bash completion offers for the last word of `words` (click's bash protocol)."""
+    parts = words.split(" ")
+    proc = cas(env={"_CAS_COMPLETE": "bash_complete", "COMP_WORDS": " ".join(["cas", "--store", str(store), *parts]),
+                    "COMP_CWORD": str(len(parts) + 2)})
+    assert proc.returncode == 0, proc.stderr.decode()
+    return [line.split(",", 1)[1] for line in proc.stdout.decode().splitlines() if line]
+
+
+def test_completion_offers_projects_datasets_and_items(store: Path):
+    assert complete(store, "ls d") == ["demo/"]
+    assert complete(store, "rm demo/") == ["demo/train/", "demo/val/"]
+    assert complete(store, "get demo/train/") == ["demo/train/night/", "demo/train/street_001.jpg",
+                                                  "demo/train/street_002.jpg", "demo/train/street_003.png"]
+    assert complete(store, "render demo/train/street_00") == ["demo/train/street_001.jpg",
+                                                              "demo/train/street_002.jpg", "demo/train/street_003.png"]
+    assert complete(store, "ls nope/") == []
+    assert complete(store.parent / "missing", "ls d") == []  # no store: nothing offered, none created
+    assert not (store.parent / "missing").exists()
