@@ -20,6 +20,7 @@ from .errors import CasError, InvalidInput, InvalidName, NotFound
 from .ids import BlobId
 from .media import DEFAULT_MAX_PIXELS
 from .names import check_dataset_path, check_name
+from .namespace import Namespace
 from .store import Store
 
 if TYPE_CHECKING:
@@ -54,13 +55,19 @@ class Context:
             self._store = Store(self.store_path, create=False)
         return self._store
 
+    @property
+    def shows_progress(self) -> bool:
+        """Bars go to a terminal only (never into logs or CI output), and not with -q."""
+        return not self.quiet and sys.stderr.isatty()
+
     @contextmanager
-    def bar(self, total: int | None, unit: str, desc: str) -> Iterator[tqdm | _NoBar]:
-        if self.quiet:
+    def bar(self, total: int | None, unit: str, desc: str, unit_scale: bool = False) -> Iterator[tqdm | _NoBar]:
+        """A progress bar on stderr with rate and ETA, or nothing (see shows_progress)."""
+        if not self.shows_progress:
             yield _NoBar()
             return
         from tqdm import tqdm  # 20 ms to load: not for commands that draw no bar
-        with tqdm(total=total, unit=unit, desc=desc, leave=False,
+        with tqdm(total=total, unit=unit, desc=desc, leave=False, unit_scale=unit_scale,
                   dynamic_ncols=True, file=sys.stderr) as bar:
             yield bar
 
@@ -268,7 +275,7 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
         if fmt != "coco":
             raise InvalidInput("--link", f"only COCO items carry URLs, not {fmt}")
         reader_options["link"] = True
-    total = count_items(src, fmt) if not c.quiet else None
+    total = count_items(src, fmt) if c.shows_progress else None
     with c.bar(total, "item", f"import {project}") as bar:
         report, extra = import_source(store, src, project, fmt, dataset, progress=bar.update,
                                       reader_options=reader_options, follow_symlinks=follow_symlinks,
@@ -308,8 +315,12 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
 def export_cmd(c: Context, project: str, dest: Path, fmt: str, task: str, other_split: str) -> None:
     """Write PROJECT to DEST in a dataset format. A geometry the format cannot hold is
     converted (e.g. polygon -> box) and counted in the summary, never dropped silently."""
-    c.store.ns.project(project)
-    counts = FORMATS[fmt].write(c.store, project, dest, **({"task": task, "other_split": other_split} if fmt == "yolo" else {}))
+    ns = c.store.ns
+    ns.project(project)
+    total = _item_count(ns, project) if c.shows_progress else None
+    with c.bar(total, "item", f"export {project}") as bar:
+        counts = FORMATS[fmt].write(c.store, project, dest, progress=bar.update,
+                                    **({"task": task, "other_split": other_split} if fmt == "yolo" else {}))
     click.echo(f"exported {project} to {dest}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
@@ -367,6 +378,15 @@ def ls_cmd(c: Context, target: str | None, as_json: bool) -> None:
     echo_lines(f"{name}\t{rec.width}x{rec.height}\t{rec.size}\t{rec.mime}\t{rec.media}" for name, rec in rows)
     for child in children:
         click.echo(f"{child['dataset'].rsplit('/', 1)[-1]}/\t{child['items']} items")
+
+
+def _item_count(ns: Namespace, project: str) -> int:
+    return sum(ns.count_items(project, d) for d in ns.datasets(project))
+
+
+def _blob_count(store: Store) -> int:
+    with store.index.read() as txn:
+        return store.index.count(txn, "blobs")
 
 
 def _history(store: Store, project: str) -> list:
@@ -506,7 +526,10 @@ def snapshot_cmd(c: Context, project: str, message: str) -> None:
     """Freeze PROJECT into an immutable version (costs only what changed since the last)."""
     from .snapshots import snapshot
 
-    version, new = snapshot(c.store, project, message)
+    ns = c.store.ns
+    total = _item_count(ns, project) if c.shows_progress else None
+    with c.bar(total, "item", f"snapshot {project}") as bar:
+        version, new = snapshot(c.store, project, message, progress=bar.update)
     if new:
         click.echo(f"version {version.id.hex()} of {project}: {version.items} items, {human(version.bytes)}")
     else:
@@ -592,7 +615,7 @@ def pull_cmd(c: Context, target: str, links_only: bool) -> None:
     project, dataset, item = resolve(c.store, target)
     if item is not None:
         raise InvalidInput(target, "pull takes a project or dataset")
-    total = count_links(c.store, project, dataset) if not c.quiet else None
+    total = count_links(c.store, project, dataset) if c.shows_progress else None
     with c.bar(total, "item", f"pull {target}") as bar:
         r = pull_links(c.store, project, dataset, progress=bar.update)
     click.echo(f"pulled {r.done} link items ({human(r.bytes)})" + (f", {r.skipped} changed meanwhile" if r.skipped else ""))
@@ -616,10 +639,8 @@ def push_cmd(c: Context, project: str | None, message: str) -> None:
         click.echo(f"pushed {project} at {version.id.hex()} ({version.items} items; {r.done} blobs uploaded) "
                    f"to {c.store.config.s3}")
         return
-    total = count_local(c.store)[1] if not c.quiet else None
-    from tqdm import tqdm
-    with tqdm(total=total, unit="B", unit_scale=True, desc="push", disable=c.quiet, leave=False,
-              dynamic_ncols=True, file=sys.stderr) as bar:
+    total = count_local(c.store)[1] if c.shows_progress else None
+    with c.bar(total, "B", "push", unit_scale=True) as bar:
         r = push_blobs(c.store, progress=bar.update)
     click.echo(f"pushed {r.done} blobs ({human(r.bytes)}) to {c.store.config.s3}")
     _report_failures(r.failed, r.errors, "blobs stay local")
@@ -646,7 +667,8 @@ def clone_cmd(c: Context, url: str, project: str, endpoint_url: str | None, regi
         store.save_config()
     elif (store.config.s3.bucket, store.config.s3.prefix) != (remote.bucket, remote.prefix):
         raise InvalidInput(url, f"this store's remote is {store.config.s3}")
-    version = clone(store, project)
+    with c.bar(None, "item", f"clone {project}") as bar:
+        version = clone(store, project, progress=bar.update)
     click.echo(f"cloned {project} at {version.id.hex()}: {version.items} items, {human(version.bytes)} "
                "(read on demand)")
 
@@ -699,7 +721,8 @@ def gc_cmd(c: Context, dry_run: bool, as_json: bool) -> None:
 
     from .gc import collect
 
-    r = collect(c.store, dry_run=dry_run)
+    with c.bar(None, "blob", "gc") as bar:
+        r = collect(c.store, dry_run=dry_run, progress=bar.update)
     if as_json:
         click.echo(json.dumps(asdict(r), indent=2))
         return
@@ -734,7 +757,8 @@ def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index
                    + (f"; the old index is in {b.moved_aside}" if b.moved_aside else ""))
     from .fsck import check
 
-    r = check(c.store, repair=repair and not dry_run, verify=not quick)
+    with c.bar(_blob_count(c.store) if c.shows_progress else None, "blob", "fsck") as bar:
+        r = check(c.store, repair=repair and not dry_run, verify=not quick, progress=bar.update)
     if as_json:
         click.echo(json.dumps({
             "blobs_checked": r.blobs_checked, "items_checked": r.items_checked, "bytes_verified": r.bytes_verified,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .annotation import dumps, empty_annotation, empty_video_annotation
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 # Kinds that only mean leftover bytes from an interrupted write; no data is at risk.
+PROGRESS_EVERY = 256  # blobs checked between two progress reports
 ORPHAN_KINDS = frozenset({"orphan-file", "stale-temp"})
 # What repair does about each kind (the CLI says it, in the past or, with --dry-run, as a plan).
 ACTIONS = {"orphan-file": "remove", "stale-temp": "remove", "missing-blob": "forget", "corrupt-blob": "remove",
@@ -65,12 +67,14 @@ class FsckReport:
         return all(p.kind in ORPHAN_KINDS for p in self.problems)
 
 
-def check(store: "Store", repair: bool = False, verify: bool = True) -> FsckReport:
+def check(store: "Store", repair: bool = False, verify: bool = True,
+          progress: Callable[[int], None] | None = None) -> FsckReport:
     """Check every blob record against its bytes (size, and digest if `verify`), every item
-    against its blobs, every reference count, and find orphan and temp files."""
+    against its blobs, every reference count, and find orphan and temp files. `progress` is
+    told of the blobs checked."""
     with store.lock(exclusive=True, what="check the store"):
         report = FsckReport()
-        bad_blobs = _check_blobs(store, report, verify)
+        bad_blobs = _check_blobs(store, report, verify, progress)
         _check_namespace(store, report, bad_blobs)
         _check_files(store, report)
         if repair:
@@ -78,7 +82,8 @@ def check(store: "Store", repair: bool = False, verify: bool = True) -> FsckRepo
         return report
 
 
-def _check_blobs(store: "Store", report: FsckReport, verify: bool) -> set[BlobId]:
+def _check_blobs(store: "Store", report: FsckReport, verify: bool,
+                 progress: Callable[[int], None] | None) -> set[BlobId]:
     """Local blobs: size, and digest if `verify`. S3 blobs: the object exists with the
     recorded size (one listing; their bytes are not downloaded). Links are not checked:
     their bytes are not ours."""
@@ -87,6 +92,8 @@ def _check_blobs(store: "Store", report: FsckReport, verify: bool) -> set[BlobId
     with store.index.read() as txn:
         for key, raw in store.index.scan(txn, "blobs"):
             report.blobs_checked += 1
+            if progress is not None and report.blobs_checked % PROGRESS_EVERY == 0:
+                progress(PROGRESS_EVERY)
             if BlobRecord.raw_has_url(raw):
                 continue  # a link
             blob_id, rec = BlobId(key), BlobRecord.decode(raw)
@@ -128,6 +135,8 @@ def _check_blobs(store: "Store", report: FsckReport, verify: bool) -> set[BlobId
                 if digest != blob_id:
                     report.problems.append(Problem("corrupt-blob", str(blob_id), f"content digest is {digest}"))
                     bad.add(blob_id)
+    if progress is not None:
+        progress(report.blobs_checked % PROGRESS_EVERY)
     return bad
 
 

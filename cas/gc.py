@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -48,13 +49,14 @@ def is_garbage(refs: int, key: bytes, keep: set[bytes]) -> bool:
     return refs == 0 and key not in keep
 
 
-def collect(store: "Store", dry_run: bool = False) -> GcReport:
+def collect(store: "Store", dry_run: bool = False, progress: Callable[[int], None] | None = None) -> GcReport:
     """Remove every blob with no reference, orphan blob files and temp files.
     Needs the store alone (no import running). With `dry_run`, change nothing and report
     what a gc would remove now.
 
     Records go first, then files: a crash in between leaves orphan files that
-    fsck reports and removes, never a record whose file is gone.
+    fsck reports and removes, never a record whose file is gone. `progress` is told of the
+    blobs removed.
     """
     if dry_run:
         return _survey(store)
@@ -94,6 +96,8 @@ def collect(store: "Store", dry_run: bool = False) -> GcReport:
                     store.cache.drop(blob_id)
                 if rec.location != LINK:
                     report.bytes_freed += max(rec.size, 0)
+            if progress is not None:
+                progress(len(doomed))
             if len(doomed) < DELETE_BATCH:
                 break
         with index.write() as txn:

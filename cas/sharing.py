@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -126,10 +127,11 @@ def _learn_remote_blobs(store: "Store", sizes: dict[BlobId, int]) -> None:
             record_new_blob(store.index, txn, blob_id, size, S3)
 
 
-def fetch_version(store: "Store", version: BlobId) -> Version:
+def fetch_version(store: "Store", version: BlobId, progress: Callable[[int], None] | None = None) -> Version:
     """Make a remote version usable here: its trees fetched (several at once) and every
     item blob recorded as remote, with its size from the item. No media bytes move; older
-    versions' trees are fetched when first read (`Store.adopt_remote`)."""
+    versions' trees are fetched when first read (`Store.adopt_remote`). `progress` is told
+    of the items whose trees arrived."""
     v = read_version(store, version)
     datasets = read_tree(store, v.tree, "project")[2]
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
@@ -144,18 +146,20 @@ def fetch_version(store: "Store", version: BlobId) -> Version:
                     sizes[rec.ann] = rec.ann_size
                     if rec.meta is not None:
                         sizes[rec.meta] = rec.meta_size
+                if progress is not None:
+                    progress(len(entries))
             _learn_remote_blobs(store, sizes)
     return v
 
 
-def clone(store: "Store", project: str) -> Version:
+def clone(store: "Store", project: str, progress: Callable[[int], None] | None = None) -> Version:
     """Make `project` here exactly the remote's head: trees fetched, index built, no media."""
     if store.ns.has_project(project):
         raise CasError(f"project {project} exists in this store; use `cas pull {project}`")
     remote, _etag = remote_head(store, project)
     if remote is None:
         raise NotFound(f"the remote {_s3(store).remote} has no project {project}")
-    version = fetch_version(store, remote)
+    version = fetch_version(store, remote, progress)
     with store.lock(what="clone"), store.index.write() as txn:
         materialize(store, txn, project, version)
         set_head(store, txn, project, remote)

@@ -21,7 +21,7 @@ import itertools
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -266,10 +266,12 @@ def _clear_dirty(index: Any, snapped: Any, txn: Any, project: str) -> None:
                 lambda key, _value: txn.get(key, db=items_db) == snapped.get(key, db=items_db))
 
 
-def snapshot(store: "Store", project: str, message: str = "", merged: BlobId | None = None) -> tuple[Version, bool]:
+def snapshot(store: "Store", project: str, message: str = "", merged: BlobId | None = None,
+             progress: Callable[[int], None] | None = None) -> tuple[Version, bool]:
     """Freeze the project's current state; returns (the version, whether it is new). With
     nothing changed since the head, the head is returned. `merged`: the other parent of a
-    merge. Memory stays flat in the project's size: trees are written as they are built."""
+    merge. Memory stays flat in the project's size: trees are written as they are built.
+    `progress` is told of the items frozen, a dataset at a time."""
     index = store.index
     with store.lock(what="snapshot"):
         writer = TreeWriter(store)
@@ -297,6 +299,8 @@ def snapshot(store: "Store", project: str, message: str = "", merged: BlobId | N
                 datasets.append([path, raw, bytes(tree_id)])
                 items += sum(b[2] for b in buckets)
                 size += sum(b[3] for b in buckets)
+                if progress is not None:
+                    progress(sum(b[2] for b in buckets))
             tree = writer.put(["cas-project", rec.meta, datasets])
             unchanged = current is not None and version.tree == tree and merged is None
             if not unchanged:

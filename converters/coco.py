@@ -33,7 +33,7 @@ from cas.workers import SafePoints, exit_with, forkserver, stopped_on_error
 
 from . import geometry as geo
 from . import walk
-from .output import writes_folder
+from .output import Progress, no_progress, writes_folder
 
 EXPORT_PROCESS_THRESHOLD = 2000  # items before worker processes pay for their start-up
 EXPORT_CHUNK = 250
@@ -426,7 +426,8 @@ def decode_rle(seg: dict[str, Any], height: int, width: int, file: str, where: s
 
 # -- export --------------------------------------------------------------------------------------
 @writes_folder
-def write(store: Store, project: str, dest: Path, copy_images: bool = True) -> dict[str, int]:
+def write(store: Store, project: str, dest: Path, copy_images: bool = True,
+          progress: Progress = no_progress) -> dict[str, int]:
     """One `annotations/instances_<dataset>.json` per dataset (nested datasets joined with
     '_'), images under `images/<dataset>/`. Rectangles -> bbox, polygons -> segmentation
     (with holes: RLE), bitmaps -> compressed RLE, graphs -> keypoints of their class's
@@ -465,6 +466,7 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True) -> d
                         ann_id += 1
                     counts.update(notes)
                     counts["images"] += 1
+                progress(len(job[4]))
             doc = {"info": {"description": f"{project}/{dataset}, exported by cas"}, "licenses": [],
                    "images": images, "annotations": annotations,
                    "categories": [{k: v for k, v in c.items() if k != "_order"} for c in cats]}

@@ -14,6 +14,11 @@ from typing import Any, TypeVar
 from cas.errors import AlreadyExists
 
 Writer = TypeVar("Writer", bound=Callable[..., dict[str, int]])
+Progress = Callable[[int], None]  # told how many more items are done
+
+
+def no_progress(_done: int) -> None:
+    pass
 
 
 @contextmanager

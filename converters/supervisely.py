@@ -20,7 +20,7 @@ from cas.errors import InvalidInput
 from cas.session import ImportSession
 from cas.store import Store
 
-from .output import writes_folder
+from .output import Progress, no_progress, writes_folder
 from .walk import files, subdirs
 
 ITEM_DIRS = ("img", "video")
@@ -109,7 +109,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
 
 
 @writes_folder
-def write(store: Store, project: str, dest: Path) -> dict[str, int]:
+def write(store: Store, project: str, dest: Path, progress: Progress = no_progress) -> dict[str, int]:
     """Write a project as a Supervisely directory: media byte-identical, JSON pretty-printed."""
     rec = store.ns.project(project)
     item_dir = "video" if rec.project_type == "videos" else "img"
@@ -128,6 +128,7 @@ def write(store: Store, project: str, dest: Path) -> dict[str, int]:
                 (folder / "meta").mkdir(exist_ok=True)
                 _write_json(folder / "meta" / f"{name}.json", store.read_json(item.meta, f"{dataset}/meta/{name}.json"))
             counts["items"] += 1
+            progress(1)
     return counts
 
 

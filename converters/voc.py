@@ -40,7 +40,7 @@ from . import geometry as geo
 from . import text, walk
 from .geometry import voc_palette
 from .masks import class_map, distinct_colors, load_mask, pack, packed_colors, unpack
-from .output import UniqueNames, writes_folder
+from .output import Progress, UniqueNames, no_progress, writes_folder
 from .walk import files
 
 FLAG_TAGS = ("difficult", "truncated", "occluded")
@@ -371,7 +371,7 @@ def _majority(class_of: tuple[np.ndarray, list[str | None]], mask: np.ndarray) -
 
 # -- export --------------------------------------------------------------------------------------
 @writes_folder
-def write(store: Store, project: str, dest: Path) -> dict[str, int]:
+def write(store: Store, project: str, dest: Path, progress: Progress = no_progress) -> dict[str, int]:
     """VOC2012 layout, as torchvision's VOCDetection / VOCSegmentation and Datumaro read it:
     `JPEGImages/<id>.jpg` (other formats re-encoded, counted), an XML per image with one
     object per cas object (shapes other than rectangles, bitmaps and polygons as their
@@ -423,6 +423,7 @@ def write(store: Store, project: str, dest: Path) -> dict[str, int]:
             members.append(stem)
             counts["images"] += 1
             counts["objects"] += len(objects)
+            progress(1)
         (dest / "ImageSets" / "Main" / f"{flat}.txt").write_text("".join(f"{m}\n" for m in members))
         if segmented:
             (dest / "ImageSets" / "Segmentation").mkdir(exist_ok=True)

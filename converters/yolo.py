@@ -33,7 +33,7 @@ from cas.store import Store
 
 from . import geometry as geo
 from . import text
-from .output import UniqueNames, fresh_folder
+from .output import Progress, UniqueNames, fresh_folder, no_progress
 from .walk import contained, files, tree_files
 
 CLASS_FILES = ("classes.txt", "obj.names")
@@ -305,7 +305,8 @@ def split_of(dataset: str) -> str | None:
     return SPLITS.get(dataset.split("/")[0].lower())
 
 
-def write(store: Store, project: str, dest: Path, task: str = "detect", other_split: str = "train") -> dict[str, int]:
+def write(store: Store, project: str, dest: Path, task: str = "detect", other_split: str = "train",
+          progress: Progress = no_progress) -> dict[str, int]:
     """`data.yaml` plus `images/<dataset>/` and `labels/<dataset>/` (nested datasets joined
     with '_'). Each dataset goes to the split `split_of` names, else to `other_split`; data.yaml lists every split's
     folders and gives `path` as the export's absolute folder, so Ultralytics finds the
@@ -314,10 +315,11 @@ def write(store: Store, project: str, dest: Path, task: str = "detect", other_sp
     polygons, other shapes as the polygon of their box. Conversions are counted."""
     final = dest.resolve()
     with fresh_folder(dest) as tmp:
-        return _write(store, project, tmp, final, task, other_split)
+        return _write(store, project, tmp, final, task, other_split, progress)
 
 
-def _write(store: Store, project: str, dest: Path, final: Path, task: str, other_split: str) -> dict[str, int]:
+def _write(store: Store, project: str, dest: Path, final: Path, task: str, other_split: str,
+           progress: Progress) -> dict[str, int]:
     meta = store.ns.project(project).meta
     names = [c["title"] for c in meta.get("classes", []) if c["shape"] != "graph"]
     index = {n: i for i, n in enumerate(names)}
@@ -350,6 +352,7 @@ def _write(store: Store, project: str, dest: Path, final: Path, task: str, other
                     lines.append(line)
             (dest / "labels" / flat / (Path(out_name).stem + ".txt")).write_text("".join(f"{ln}\n" for ln in lines))
             counts["images"] += 1
+            progress(1)
             counts["objects"] += len(lines)
         if stems.renamed:
             counts["images renamed (a stem shared with another image of the folder)"] += stems.renamed

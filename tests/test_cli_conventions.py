@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import shutil
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -182,3 +187,47 @@ def test_completion_offers_projects_datasets_and_items(store: Path):
     assert complete(store, "ls nope/") == []
     assert complete(store.parent / "missing", "ls d") == []  # no store: nothing offered, none created
     assert not (store.parent / "missing").exists()
+
+
+# -- progress bars -------------------------------------------------------------------------------
+def stderr_on_a_terminal(args: list[str]) -> tuple[int, bytes]:
+    """(exit status, what `cas ARGS` wrote to stderr) with stderr on a 100-column terminal."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "cas", *args], stdout=subprocess.DEVNULL, stderr=slave,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    finally:
+        os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side is closed and drained
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return proc.returncode, out
+
+
+@pytest.mark.parametrize("args, bar", [
+    (["export", "demo", "{tmp}/out"], b"export demo:"),
+    (["snapshot", "demo", "-m", "again"], b"snapshot demo:"),
+    (["fsck"], b"fsck:"),
+    (["import", "{sample}", "-p", "other"], b"import other:"),
+], ids=lambda a: a[0] if isinstance(a, list) else "")
+def test_progress_bars_show_on_a_terminal_only_and_q_silences_them(store: Path, sample: Path, tmp_path: Path,
+                                                                     args: list[str], bar: bytes):
+    args = [a.format(tmp=tmp_path, sample=sample) for a in args]
+    status, shown = stderr_on_a_terminal(["--store", str(store), *args])
+    assert status == 0 and bar in shown and b"/s]" in shown, shown  # with its rate
+    for extra in (["-q"], []):  # -q on a terminal; no terminal at all
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+        if extra:
+            status, shown = stderr_on_a_terminal(["--store", str(store), *extra, *args])
+        else:
+            proc = cas("--store", str(store), *args)
+            status, shown = proc.returncode, proc.stderr
+        assert status == 0 and bar not in shown and b"\r" not in shown, shown
