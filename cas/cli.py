@@ -779,13 +779,17 @@ def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index
 @click.argument("mountpoint")  # checked by check_mountpoint (a stale one cannot even be stat'ed)
 @click.option("--foreground", "-f", is_flag=True, help="Serve in this process until unmounted (Ctrl-C unmounts).")
 @click.option("--read-only", is_flag=True, help="Refuse every change through the mount.")
-@click.option("--project", "-p", default=None, help="Show only this project, at the mount root.")
+@click.option("--project", "-p", default=None, help="Show only this project, at the mount root.",
+              shell_complete=complete_target)
+@click.option("--allow-non-empty", is_flag=True, help="Mount over a folder that has files (hidden while mounted).")
 @pass_ctx
-def mount_cmd(c: Context, mountpoint: str, foreground: bool, read_only: bool, project: str | None) -> None:
+def mount_cmd(c: Context, mountpoint: str, foreground: bool, read_only: bool, project: str | None,
+              allow_non_empty: bool) -> None:
     """Mount the store as Supervisely-format directories; copying files in imports them."""
-    from fusefs.mount import check_mountpoint, log_path, mount_background, run_foreground
+    from fusefs.mount import check_fuse, check_mountpoint, log_path, mount_background, run_foreground
 
-    check_mountpoint(mountpoint)
+    check_fuse()
+    check_mountpoint(mountpoint, allow_non_empty)
     store = c.store
     if project is not None:
         store.ns.project(project)

@@ -20,7 +20,10 @@ _LIBFUSE3 = ctypes.util.find_library("fuse3")
 if _LIBFUSE3 and "FUSE_LIBRARY_PATH" not in os.environ:
     os.environ["FUSE_LIBRARY_PATH"] = _LIBFUSE3
 
-import mfusepy as _fuse  # noqa: E402
+try:
+    import mfusepy as _fuse  # noqa: E402
+except OSError as e:  # mfusepy looks for libfuse on import
+    raise ImportError("libfuse is not installed: install the fuse3 package (apt-get install fuse3)") from e
 
 FuseOSError = _fuse.FuseOSError
 Operations = _fuse.Operations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import errno
 import hashlib
 import logging
@@ -53,8 +54,8 @@ def is_stale(mountpoint: str) -> bool:
     return False
 
 
-def check_mountpoint(mountpoint: str) -> None:
-    """A clear error for a missing, busy or stale (killed daemon) mount point."""
+def check_mountpoint(mountpoint: str, allow_non_empty: bool = False) -> None:
+    """A clear error for a missing, busy, stale (killed daemon) or non-empty mount point."""
     if is_stale(mountpoint):
         raise CasError(f"{mountpoint} is a stale mount (its daemon died: 'Transport endpoint is not "
                        f"connected'); run `cas umount {mountpoint}` first")
@@ -62,6 +63,21 @@ def check_mountpoint(mountpoint: str) -> None:
         raise CasError(f"mount point {mountpoint} does not exist or is not a directory")
     if os.path.ismount(mountpoint):
         raise CasError(f"{mountpoint} is already a mount point")
+    if not allow_non_empty and any(os.scandir(mountpoint)):
+        raise CasError(f"mount point {mountpoint} is not empty (the mount would hide its files); "
+                       "pass --allow-non-empty to mount over them")
+
+
+def check_fuse() -> None:
+    """A one-line error naming what to install when this machine cannot mount."""
+    if not (ctypes.util.find_library("fuse3") or ctypes.util.find_library("fuse")):
+        raise CasError("libfuse is not installed: install the fuse3 package (apt-get install fuse3; "
+                       "dnf install fuse3)")
+    if not (shutil.which("fusermount3") or shutil.which("fusermount")):
+        raise CasError("fusermount3 not found: install the fuse3 package (apt-get install fuse3; dnf install fuse3)")
+    if not os.path.exists("/dev/fuse"):
+        raise CasError("/dev/fuse is missing: this kernel or container has no FUSE (a container needs "
+                       "--device /dev/fuse --cap-add SYS_ADMIN)")
 
 
 def is_fuse_mount(mountpoint: str) -> bool:

@@ -123,3 +123,44 @@ def test_daemon_killed_mid_copy_leaves_a_clean_store_after_remount(tmp_path):
         assert check.returncode == 0, check.stdout.decode()
     finally:
         force_unmount(mnt, None)
+
+
+def test_a_non_empty_mount_point_is_refused_unless_allowed(tmp_path):
+    store, mnt = small_store(tmp_path), tmp_path / "mnt"
+    mnt.mkdir()
+    (mnt / "notes.txt").write_text("mine")
+    proc = run_cas(store, "mount", str(mnt), check=False)
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 1 and stderr.count("\n") == 1 and "is not empty" in stderr \
+        and "--allow-non-empty" in stderr, stderr
+    assert not is_fuse_mount(str(mnt))
+    run_cas(store, "mount", str(mnt), "--allow-non-empty")
+    try:
+        assert "notes.txt" not in os.listdir(mnt) and sorted(os.listdir(mnt / "p" / "a" / "img")) == ["x.jpg", "y.jpg"]
+    finally:
+        run_cas(store, "umount", str(mnt))
+    assert (mnt / "notes.txt").read_text() == "mine"  # hidden while mounted, never touched
+
+
+@pytest.mark.parametrize("missing, says", [
+    ("libfuse", "libfuse is not installed: install the fuse3 package"),
+    ("fusermount", "fusermount3 not found: install the fuse3 package"),
+])
+def test_a_machine_without_fuse_gets_one_line_naming_the_package(tmp_path, monkeypatch, capsys, missing, says):
+    import ctypes.util
+    import shutil
+
+    from cas.cli import main
+    store, mnt = small_store(tmp_path), tmp_path / "mnt"
+    mnt.mkdir()
+    if missing == "libfuse":
+        monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    else:
+        monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(os, "environ", os.environ.copy())  # the CLI exports its network options
+    monkeypatch.setattr(sys, "argv", ["cas", "--store", str(store), "mount", str(mnt)])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [f"error: {says} (apt-get install fuse3; dnf install fuse3)"]
+    assert not is_fuse_mount(str(mnt))
