@@ -16,7 +16,7 @@ from click.shell_completion import CompletionItem
 
 from converters import FORMATS, WRITABLE
 
-from .errors import CasError, InvalidInput, InvalidName, NotFound
+from .errors import AlreadyExists, CasError, InvalidInput, InvalidName, NotFound
 from .ids import BlobId
 from .media import DEFAULT_MAX_PIXELS
 from .names import check_dataset_path, check_name
@@ -492,29 +492,47 @@ def get_cmd(c: Context, target: str, output: Path | None) -> None:
 @cli.command("render")
 @click.argument("target", shell_complete=complete_target)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="PNG to write (default: <item>.png, or <dataset>_sheet.png with --grid).")
+              help="Image to write; its extension picks the format (.png, .jpg, .webp...). "
+                   "Default: <item>.render.png, or <dataset>.sheet.png with --grid.")
 @click.option("--grid", type=click.IntRange(1, 400), default=None,
               help="TARGET is a dataset: a contact sheet of its first N items.")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @pass_ctx
-def render_cmd(c: Context, target: str, output: Path | None, grid: int | None) -> None:
+def render_cmd(c: Context, target: str, output: Path | None, grid: int | None, force: bool) -> None:
     """Draw an item's annotation over its image (or a contact sheet of a dataset)."""
+    from PIL import Image
+
     from converters.render import contact_sheet, render_item
 
+    if output is not None:
+        image_format = Image.registered_extensions().get(output.suffix.lower())
+        if image_format is None or image_format not in Image.SAVE:
+            raise InvalidInput(str(output), f"cannot tell an image format from {output.suffix or 'no extension'!r} "
+                                            "(use .png, .jpg, .webp, ...)")
     project, dataset, item = resolve(c.store, target)
     if dataset is None or (grid is None and item is None):
         raise InvalidInput(target, "render takes PROJECT/DATASET/ITEM, or PROJECT/DATASET with --grid N")
     if grid is not None:
         if item is not None:
             raise InvalidInput(target, "--grid takes a dataset, not an item")
+        output = output or Path(f"{dataset.replace('/', '_')}.sheet.png")
+    else:
+        output = output or Path(f"{item}.render.png")
+    if output.exists() and not force:
+        raise AlreadyExists(f"{output} exists; pass --force to replace it")
+    if not output.resolve().parent.is_dir():
+        raise NotFound(f"no such directory: {output.parent}")
+    if grid is not None:
         image, drawn = contact_sheet(c.store, project, dataset, grid)
-        output = output or Path(f"{dataset.replace('/', '_')}_sheet.png")
         what = f"{drawn} items of {project}/{dataset}"
     else:
         assert item is not None
         image = render_item(c.store, project, dataset, item)
-        output = output or Path(f"{Path(item).stem}.png")
         what = f"{project}/{dataset}/{item}"
-    image.save(output, format="PNG")
+    image_format = Image.registered_extensions()[output.suffix.lower()]
+    if image.mode not in ("RGB", "L") and image_format in ("JPEG", "BMP", "PPM"):
+        image = image.convert("RGB")  # no alpha in these formats
+    image.save(output, format=image_format)
     click.echo(f"rendered {what} to {output}")
 
 

@@ -45,3 +45,37 @@ def test_render_of_a_video_item_is_a_clear_error(tmp_path: Path) -> None:
     store = tmp_path / "store"
     run_cas(store, "import", str(tmp_path / "clips"), "--project", "v")
     assert_user_error(run_cas(store, "render", "v/clips/a.mp4", check=False), "v/clips/a.mp4", "video project")
+
+
+def test_render_never_overwrites_a_file_it_was_not_given_and_writes_the_format_asked(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, assert_user_error
+
+    store = tmp_path / "store"
+    run_cas(store, "import", str(coco_sample(tmp_path / "coco")), "--project", "c")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "000000000002.jpg").write_bytes(b"the user's own file")
+
+    def render(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cas", "--store", str(store), "render", *args], cwd=work,
+                              capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+
+    proc = render("c/val2017/000000000002.jpg")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.decode().strip().endswith("to 000000000002.jpg.render.png")
+    assert (work / "000000000002.jpg").read_bytes() == b"the user's own file"
+    assert Image.open(work / "000000000002.jpg.render.png").format == "PNG"
+    assert_user_error(render("c/val2017/000000000002.jpg"), "000000000002.jpg.render.png exists", "--force")
+    assert render("c/val2017/000000000002.jpg", "--force").returncode == 0
+    assert render("c/val2017", "--grid", "2").returncode == 0 and (work / "val2017.sheet.png").exists()
+    for name, fmt in (("out.jpg", "JPEG"), ("out.JPEG", "JPEG"), ("out.webp", "WEBP"), ("out.png", "PNG")):
+        assert render("c/val2017/000000000002.jpg", "-o", name).returncode == 0
+        assert Image.open(work / name).format == fmt, name
+    assert_user_error(render("c/val2017/000000000002.jpg", "-o", "out.xyz"), "out.xyz", "image format")
+    assert_user_error(render("c/val2017/000000000002.jpg", "-o", "own.jpg", "-o", "000000000002.jpg"),
+                      "000000000002.jpg exists")
+    assert (work / "000000000002.jpg").read_bytes() == b"the user's own file"
