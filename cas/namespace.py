@@ -18,7 +18,7 @@ from .errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from .ids import BlobId
 from .index import Index, dataset_key, item_key, item_prefix, project_key, split_dataset_key
 from .names import check_dataset_path, check_name
-from .records import DatasetRecord, ItemRecord, ProjectRecord
+from .records import DatasetRecord, ItemRecord, ProjectRecord, content_differences
 from .refs import adjust_refs
 
 if TYPE_CHECKING:
@@ -179,7 +179,8 @@ class Namespace:
             if old.same_content(rec):
                 return "skipped"
             if not overwrite:
-                raise Conflict(f"item {project}/{dataset}/{name} exists with different content "
+                differs = content_differences((old.media, rec.media), (old.ann, rec.ann), (old.meta, rec.meta))
+                raise Conflict(f"item {project}/{dataset}/{name} exists with a different {differs} "
                                "(use --overwrite to replace it)")
             for blob in old.blobs():
                 self._move_ref(txn, blob, -1, deltas)

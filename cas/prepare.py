@@ -20,7 +20,7 @@ from .errors import Conflict, CorruptBlob, InvalidInput
 from .ids import BlobId
 from .index import item_key
 from .media import MediaInfo, VideoInfo, probe_image, probe_video
-from .records import ItemRecord
+from .records import ItemRecord, content_differences
 from .refs import record_new_blob
 from .spool import Spooled, spool_bytes
 from .statcache import Seen
@@ -142,7 +142,15 @@ class Preparer:
             ann = ann(info.width, info.height)
             if isinstance(ann, tuple):
                 ann, notes = ann
-        if ann is None and isinstance(info, VideoInfo):
+        # What the source lacks is kept from an item stored under this name with this size
+        # (a re-import of the images alone never wipes annotations edited since).
+        stored = self._stored(txn, dataset, name) if ann is None or item_meta is None else None
+        if stored is not None and (stored.width, stored.height) != (info.width, info.height):
+            stored = None
+        ann_sp: Spooled | None = None
+        if ann is None and stored is not None:
+            pass
+        elif ann is None and isinstance(info, VideoInfo):
             ann_sp = spool_bytes(dumps(empty_video_annotation(info.width, info.height, info.frames, media)))
         elif ann is None:
             ann_sp = spool_bytes(self._empty_annotation(info.width, info.height))
@@ -155,11 +163,25 @@ class Preparer:
                 self.meta.check_annotation(ann, ann_label, info.width, info.height)
             ann_sp = spool_bytes(dumps(ann))
         meta_sp = spool_bytes(dumps(item_meta)) if item_meta is not None else None
+        kept_meta = stored.meta if stored is not None and item_meta is None else None
+        ann_id = ann_sp.id if ann_sp is not None else stored.ann  # type: ignore[union-attr]
         if self.config.check_conflicts:  # before any blob is installed
-            self._check_conflict(txn, dataset, name, media, ann_sp.id, meta_sp.id if meta_sp else None)
-        ann_part = self._settle(txn, ann_sp, ann_label)
+            self._check_conflict(txn, dataset, name, media, ann_id, meta_sp.id if meta_sp else kept_meta)
+        if ann_sp is None:
+            assert stored is not None
+            ann_part = Part(stored.ann, stored.ann_size, False)
+        else:
+            ann_part = self._settle(txn, ann_sp, ann_label)
         meta_part = self._settle(txn, meta_sp, label) if meta_sp else None
+        if kept_meta is not None:
+            assert stored is not None
+            meta_part = Part(kept_meta, stored.meta_size, False)
         return ann_part, meta_part, notes
+
+    def _stored(self, txn: Any, dataset: str, name: str) -> ItemRecord | None:
+        """The item stored under this name, if any."""
+        raw = txn.get(item_key(self.config.project, dataset, name), db=self.store.index.db["items"])
+        return ItemRecord.decode(raw) if raw is not None else None
 
     def _empty_annotation(self, width: int, height: int) -> bytes:
         raw = self._empty_anns.get((width, height))
@@ -178,12 +200,12 @@ class Preparer:
 
     def _check_conflict(self, txn: Any, dataset: str, name: str, media: BlobId, ann: BlobId,
                         meta: BlobId | None) -> None:
-        raw = txn.get(item_key(self.config.project, dataset, name), db=self.store.index.db["items"])
-        if raw is None:
+        old = self._stored(txn, dataset, name)
+        if old is None:
             return
-        old = ItemRecord.decode(raw)
         if (old.media, old.ann, old.meta) != (media, ann, meta):
-            raise Conflict(f"item {self.config.project}/{dataset}/{name} exists with different content "
+            differs = content_differences((old.media, media), (old.ann, ann), (old.meta, meta))
+            raise Conflict(f"item {self.config.project}/{dataset}/{name} exists with a different {differs} "
                            "(use --overwrite to replace it)")
 
     def _settle(self, txn: Any, sp: Spooled, label: str) -> Part:

@@ -175,3 +175,11 @@ class ProjectRecord:
     def decode(cls, raw: bytes) -> "ProjectRecord":
         created, meta, mtime = unpack(raw)
         return cls(created, meta, mtime)
+
+
+def content_differences(media: tuple[BlobId, BlobId], ann: tuple[BlobId, BlobId],
+                        meta: tuple[BlobId | None, BlobId | None]) -> str:
+    """What differs between a stored item and an incoming one, as 'image and annotation'
+    (each argument is the (stored, incoming) pair of one part)."""
+    parts = [what for what, (a, b) in (("image", media), ("annotation", ann), ("item meta", meta)) if a != b]
+    return " and ".join(parts) if len(parts) < 3 else "image, annotation and item meta"

@@ -15,6 +15,7 @@ import termios
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bench.datagen import make_sample_project
 from converters import FORMATS, WRITABLE
@@ -231,3 +232,50 @@ def test_progress_bars_show_on_a_terminal_only_and_q_silences_them(store: Path, 
             proc = cas("--store", str(store), *args)
             status, shown = proc.returncode, proc.stderr
         assert status == 0 and bar not in shown and b"\r" not in shown, shown
+
+
+# -- --overwrite and what differs ------------------------------------------------------------------
+def test_an_images_only_reimport_keeps_stored_annotations_and_conflicts_say_what_differs(store: Path, sample: Path,
+                                                                                         tmp_path: Path):
+    def items() -> dict[str, dict]:
+        return {i["name"]: i for i in as_json(run_cas(store, "ls", "demo/val", "--json"))["items"]}
+
+    before = items()
+    images = tmp_path / "images" / "val"
+    shutil.copytree(sample / "val" / "img", images)
+    run_cas(store, "import", str(tmp_path / "images"), "--project", "demo", "--format", "images")  # no conflict
+    assert items() == before  # every item the same: its annotation kept, not emptied
+
+    name = sorted(before)[0]
+    with Image.open(images / name) as im:  # a new image of the same size, then one of another size
+        same_size = im.convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        other_size = im.convert("RGB").resize((im.width // 2, im.height // 2))
+    same_size.save(images / name, format=im.format)
+    line = assert_user_error(run_cas(store, "import", str(tmp_path / "images"), "--project", "demo", "--format",
+                                     "images", check=False), f"demo/val/{name}")
+    assert "exists with a different image (use --overwrite" in line, line
+    run_cas(store, "import", str(tmp_path / "images"), "--project", "demo", "--format", "images", "--overwrite")
+    after = items()
+    assert after[name]["media"] != before[name]["media"]
+    assert after[name]["annotation"] == before[name]["annotation"]  # same size: the annotation still fits
+
+    other_size.save(images / name, format=im.format)
+    run_cas(store, "import", str(tmp_path / "images"), "--project", "demo", "--format", "images", "--overwrite")
+    resized = items()[name]
+    assert resized["width"] == other_size.width and resized["annotation"] != before[name]["annotation"]
+    annotation = json.loads(run_cas(store, "get", resized["annotation"]).stdout)
+    assert annotation["objects"] == [] and annotation["size"] == {"width": other_size.width,
+                                                                  "height": other_size.height}
+    assert {n: i for n, i in items().items() if n != name} == {n: i for n, i in before.items() if n != name}
+
+
+def test_a_conflict_on_the_annotation_alone_says_so(store: Path, sample: Path, tmp_path: Path):
+    edited = tmp_path / "edited"
+    shutil.copytree(sample, edited)
+    ann_file = sorted((edited / "val" / "ann").iterdir())[0]
+    ann = json.loads(ann_file.read_text())
+    ann["description"] = "edited"
+    ann_file.write_text(json.dumps(ann))
+    line = assert_user_error(run_cas(store, "import", str(edited), "--project", "demo", check=False),
+                             f"demo/val/{ann_file.name.removesuffix('.json')}")
+    assert "exists with a different annotation (use --overwrite" in line, line

@@ -79,7 +79,7 @@ def test_same_item_again_is_skipped_different_bytes_conflict_unless_overwrite(st
     with store.begin_import("p") as s:
         s.add_item("d", "x.jpg", jpeg_bytes())
         assert s.commit().items_skipped == 1
-    with pytest.raises(Conflict, match="p/d/x.jpg exists with different content"):
+    with pytest.raises(Conflict, match="p/d/x.jpg exists with a different image"):
         with store.begin_import("p") as s:
             s.add_item("d", "x.jpg", png_bytes())
             s.commit()

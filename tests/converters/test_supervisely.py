@@ -262,7 +262,7 @@ def test_reimport_unchanged_then_conflict_then_overwrite(sample, tmp_path):
         old_media = s.ns.item("demo", "train", "street_002.jpg").media
 
     proc = run_cas(store, "import", str(changed), "--project", "demo", check=False)
-    assert_user_error(proc, "demo/train/street_002.jpg", "exists with different content", "--overwrite")
+    assert_user_error(proc, "demo/train/street_002.jpg", "exists with a different image (use --overwrite")
     with Store(store) as s:
         assert s.ns.item("demo", "train", "street_002.jpg").media == old_media
 
