@@ -173,7 +173,7 @@ def _first_positional(args: list[str], options: dict[str, click.Option]) -> int 
 @click.option("--max-pixels", type=click.IntRange(1), envvar="CAS_MAX_PIXELS", default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Largest image or mask (width x height) render, mask imports and mask "
                                       "exports decode.")
-@click.version_option(package_name="cas")
+@click.version_option(package_name="cas-datasets")
 @click.pass_context
 def cli(ctx: click.Context, store_path: Path | None, quiet: bool, connect_timeout: float, read_timeout: float,
         retries: int, read_deadline: float, public_links_only: bool, max_pixels: int) -> None:
