@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.shell_completion import CompletionItem
@@ -348,7 +348,7 @@ def ls_cmd(c: Context, target: str | None, as_json: bool) -> None:
     """List projects, a project's datasets, or a dataset's items."""
     ns = c.store.ns
     if not target:
-        projects = []
+        projects: list[dict[str, Any]] = []
         for name in ns.projects():
             datasets = ns.datasets(name)
             projects.append({"project": name, "type": ns.project(name).project_type, "datasets": len(datasets),
@@ -360,15 +360,14 @@ def ls_cmd(c: Context, target: str | None, as_json: bool) -> None:
         return
     project, dataset, item = resolve(c.store, target)
     if dataset is None:
-        datasets = [{"dataset": d, "items": ns.count_items(project, d)} for d in ns.datasets(project)]
+        paths = ns.datasets(project)
         if as_json:
-            click.echo(json.dumps(datasets, indent=2))
-        for d in datasets if not as_json else ():
-            click.echo(f"{'  ' * d['dataset'].count('/')}{d['dataset'].rsplit('/', 1)[-1]}/\t{d['items']} items")
+            click.echo(json.dumps(_dataset_rows(ns, project, paths), indent=2))
+        for path in paths if not as_json else ():
+            click.echo(f"{'  ' * path.count('/')}{path.rsplit('/', 1)[-1]}/\t{ns.count_items(project, path)} items")
         return
     rows = [(item, ns.item(project, dataset, item))] if item else ns.items(project, dataset)
-    children = [] if item else [{"dataset": f"{dataset}/{child}", "items": ns.count_items(project, f"{dataset}/{child}")}
-                                for child in ns.children(project, dataset)]
+    children = [] if item else _dataset_rows(ns, project, [f"{dataset}/{c}" for c in ns.children(project, dataset)])
     if as_json:  # streamed: a dataset may hold a million items
         echo_lines(itertools.chain(['{"items": ['], _joined(
             json.dumps({"name": name, "width": rec.width, "height": rec.height, "size": rec.size, "mime": rec.mime,
@@ -378,6 +377,10 @@ def ls_cmd(c: Context, target: str | None, as_json: bool) -> None:
     echo_lines(f"{name}\t{rec.width}x{rec.height}\t{rec.size}\t{rec.mime}\t{rec.media}" for name, rec in rows)
     for child in children:
         click.echo(f"{child['dataset'].rsplit('/', 1)[-1]}/\t{child['items']} items")
+
+
+def _dataset_rows(ns: Namespace, project: str, paths: list[str]) -> list[dict[str, Any]]:
+    return [{"dataset": path, "items": ns.count_items(project, path)} for path in paths]
 
 
 def _item_count(ns: Namespace, project: str) -> int:
