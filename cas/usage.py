@@ -93,29 +93,36 @@ def _count(row: UsageRow, size: int, location: str | None, times: int = 1) -> No
         row.link_bytes += size * times
 
 
-def _add_items(txn: Any, blobs_db: Any, raws: Iterable[bytes], tallies: list[_Tally]) -> None:
-    """Add items (encoded records) to every tally in `tallies`."""
-    rows = [t.row for t in tallies]
-    for raw in raws:
+def _add_items(txn: Any, blobs_db: Any, pairs: Iterable[tuple[bytes, bytes]], tallies: list[_Tally]) -> None:
+    """Add items ((key, encoded record) pairs) to every tally of `tallies`, outermost first:
+    each tally holds every item of the ones after it, so a blob an inner tally has seen, the
+    outer ones have too."""
+    inner_first = tallies[::-1]
+    items = logical = unknown = 0
+    for _key, raw in pairs:
         media, size, ann, ann_size, meta, meta_size = ItemRecord.raw_blobs(raw)
         media_facts = None
         if size < 0:  # a link imported without a HEAD: a read may have learned its size since
             media_facts = _facts(txn.get(media, db=blobs_db))
             size = media_facts[0]
-        logical = ann_size + meta_size + max(size, 0)
-        for row in rows:
-            row.items += 1
-            row.logical_bytes += logical
             if size < 0:
-                row.unknown_size_items += 1
+                unknown += 1
+                size = 0
+        items += 1
+        logical += size + ann_size + meta_size
         for blob in (media, ann) if meta is None else (media, ann, meta):
             facts = media_facts if blob is media else None
-            for t in tallies:
-                if blob not in t.seen:
-                    t.seen.add(blob)
-                    if facts is None:
-                        facts = _facts(txn.get(blob, db=blobs_db))
-                    _count(t.row, *facts)
+            for t in inner_first:
+                if blob in t.seen:
+                    break
+                t.seen.add(blob)
+                if facts is None:
+                    facts = _facts(txn.get(blob, db=blobs_db))
+                _count(t.row, *facts)
+    for t in tallies:
+        t.row.items += items
+        t.row.logical_bytes += logical
+        t.row.unknown_size_items += unknown
 
 
 def _share(row: UsageRow, size: int) -> None:
@@ -123,9 +130,8 @@ def _share(row: UsageRow, size: int) -> None:
     row.shared_bytes += max(size, 0)
 
 
-def _project_items(index: Any, txn: Any, project: str) -> Iterator[bytes]:
-    for _key, raw in index.scan(txn, "items", project_key(project) + SEP):
-        yield raw
+def _project_items(index: Any, txn: Any, project: str) -> Iterator[tuple[bytes, bytes]]:
+    return index.scan(txn, "items", project_key(project) + SEP)
 
 
 def store_usage(store: "Store") -> Usage:
@@ -175,13 +181,12 @@ def dataset_usage(store: "Store", project: str, dataset: str | None = None) -> U
         for d in paths:
             parts = d.split("/")
             within = [tallies[a] for a in ("/".join(parts[:i]) for i in range(1, len(parts) + 1)) if a in tallies]
-            raws = (raw for _key, raw in index.scan(txn, "items", item_prefix(project, d)))
-            _add_items(txn, blobs_db, raws, [total, *within])
+            _add_items(txn, blobs_db, index.scan(txn, "items", item_prefix(project, d)), [total, *within])
         shared: set[bytes] = set()
         for key, _raw in index.scan(txn, "projects"):
             if key.decode() == project:
                 continue
-            for raw in _project_items(index, txn, key.decode()):
+            for _key, raw in _project_items(index, txn, key.decode()):
                 media, _size, ann, _ann_size, meta, _meta_size = ItemRecord.raw_blobs(raw)
                 for blob in (media, ann, meta):
                     if blob in total.seen:

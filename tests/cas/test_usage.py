@@ -116,6 +116,8 @@ def test_store_rows_are_projects_and_the_total_counts_shared_blobs_once(built: S
                           link_bytes=LINK_SIZE, unknown_size_items=1, unknown_size_blobs=1)
     # The store's stored bytes are `cas stats`'s when nothing but items holds a blob.
     assert u.total.stored_bytes == built.stats()["stored_bytes"]
+    for r in (*u.rows, u.total):
+        assert r.unique_bytes == r.stored_bytes + r.s3_bytes + r.link_bytes, r.name
 
 
 def test_project_rows_are_datasets_with_their_nested_datasets(built: Store) -> None:
