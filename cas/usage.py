@@ -21,7 +21,7 @@ for the whole store a dict over its distinct blobs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .index import SEP, item_prefix, project_key
@@ -59,7 +59,7 @@ class Usage:
     total: UsageRow
 
     def as_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
+        """The `--json` form (keys in the README, "Where the bytes go")."""
         return {"target": self.target, "rows": [asdict(r) for r in self.rows], "total": asdict(self.total)}
 
 
