@@ -415,10 +415,17 @@ def echo_lines(lines: Iterable[str], per_write: int = 4096) -> None:
 
 
 @cli.command("stats")
+@click.argument("project", required=False, shell_complete=complete_target)
+@click.option("--classes", is_flag=True, help="PROJECT's objects per class and geometry, tags on items and "
+                                              "objects, items per dataset (reads every distinct annotation).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_ctx
-def stats_cmd(c: Context, as_json: bool) -> None:
-    """Counts, logical and stored bytes, dedup ratio."""
+def stats_cmd(c: Context, project: str | None, classes: bool, as_json: bool) -> None:
+    """Counts, logical and stored bytes, dedup ratio; with PROJECT --classes, what its
+    annotations hold."""
+    if classes or project is not None:
+        _class_stats(c, project, classes, as_json)
+        return
     from .stats import compute
 
     s = compute(c.store)
@@ -448,6 +455,87 @@ def stats_cmd(c: Context, as_json: bool) -> None:
     if s["version_only_blobs"]:
         click.echo(f"versions only {s['version_only_blobs']} blobs, {human(s['version_only_bytes'])} "
                    "(no item uses them; kept for `cas restore`)")
+
+
+def _class_stats(c: Context, project: str | None, classes: bool, as_json: bool) -> None:
+    from .classes import class_stats
+
+    if not (classes and project):
+        raise click.UsageError("--classes takes a PROJECT (and PROJECT goes with --classes)")
+    s = class_stats(c.store, project).as_dict()
+    if as_json:
+        click.echo(json.dumps(s, indent=2))
+        return
+    click.echo(f"project  {s['project']} ({s['project_type']}): {s['items']} items in {len(s['datasets'])} "
+               f"datasets, {s['annotations']} distinct annotations, {s['objects']} {s['counted']}")
+    tables = ((["CLASS", "GEOMETRY", s["counted"].upper()], [[r["class"], r["geometry"], r["count"]]
+                                                             for r in s["classes"]], 2),
+              (["TAG", "ON ITEMS", "ON OBJECTS"], [[r["name"], r["items"], r["objects"]] for r in s["tags"]], 1),
+              (["DATASET", "ITEMS"], [[r["name"], r["items"]] for r in s["datasets"]], 1))
+    for header, rows, left in tables:
+        if rows:
+            click.echo("")
+            _table(header, rows, left)
+
+
+def _table(header: list[str], rows: list[list[object]], left: int = 1) -> None:
+    """Columns padded to their widest cell: the first `left` aligned left, the rest right."""
+    cells = [header] + [[str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) if i < left else v.rjust(w)
+                             for i, (v, w) in enumerate(zip(row, widths))).rstrip())
+
+
+DU_HELP = """Bytes used by each project, by each dataset of PROJECT, or by each dataset nested in
+PROJECT/DATASET; a dataset's row includes its nested datasets, the last row is the target.
+
+\b
+LOGICAL  sizes of the blobs each item references (media, annotation, item
+         meta), summed once per item
+UNIQUE   the distinct blobs those items reference, each once
+SHARED   the distinct blobs that items of another project also reference
+         (in the store's total: blobs referenced by more than one project)
+STORED   the distinct blobs whose bytes are here: local files and packs
+S3       the distinct blobs in the S3 remote (not stored here)
+LINKS    the distinct link media of known size (at their URLs, not here)
+UNKNOWN  link items whose size no HEAD or read has told: in ITEMS, their
+         media in no byte column
+S3, LINKS and UNKNOWN are shown when the total has some.
+
+Only items' references count: blobs that only a version or a `cas put`
+holds are in no row (see `cas stats`)."""
+
+
+@cli.command("du", help=DU_HELP)
+@click.argument("target", required=False, metavar="[PROJECT[/DATASET]]", shell_complete=complete_target)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys in the README).")
+@pass_ctx
+def du_cmd(c: Context, target: str | None, as_json: bool) -> None:
+    from .usage import dataset_usage, store_usage
+
+    if target:
+        project, dataset, item = resolve(c.store, target)
+        if item is not None:
+            raise InvalidInput(target, "du takes a project or dataset, not an item")
+        usage = dataset_usage(c.store, project, dataset)
+    else:
+        usage = store_usage(c.store)
+    if as_json:
+        click.echo(json.dumps(usage.as_dict(), indent=2))
+        return
+    rows = [*usage.rows, usage.total]
+    columns = [("LOGICAL", "logical_bytes"), ("UNIQUE", "unique_bytes"), ("SHARED", "shared_bytes"),
+               ("STORED", "stored_bytes")]
+    columns += [(h, k) for h, k in (("S3", "s3_bytes"), ("LINKS", "link_bytes")) if getattr(usage.total, k)]
+    unknown = usage.total.unknown_size_items > 0
+    _table(["NAME", "ITEMS", *(h for h, _k in columns)] + (["UNKNOWN"] if unknown else []),
+           [[r.name, r.items, *(human(getattr(r, k)) for _h, k in columns)]
+            + ([r.unknown_size_items] if unknown else []) for r in rows])
+    if unknown:
+        n = usage.total.unknown_size_items
+        click.echo(f"UNKNOWN: {n} link item{'s' * (n != 1)} of unknown size (imported without a HEAD, never read): "
+                   "their media is in no byte column")
 
 
 @cli.command("put")

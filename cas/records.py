@@ -135,6 +135,13 @@ class ItemRecord:
         fields = unpack(raw)
         return fields[0], fields[2], fields[3] + fields[9]
 
+    @staticmethod
+    def raw_blobs(raw: bytes) -> tuple[bytes, int, bytes, int, bytes | None, int]:
+        """(media id, media size, annotation id, its size, item meta id or None, its size) of an
+        encoded record, for scans over every item."""
+        fields = unpack(raw)
+        return fields[0], fields[2], fields[1], fields[3], fields[8], fields[9]
+
     @classmethod
     def decode(cls, raw: bytes) -> "ItemRecord":
         media, ann, size, ann_size, w, h, mime, mtime, meta, meta_size = unpack(raw)
