@@ -236,7 +236,7 @@ class CasOperations(Operations):
         if t.version:
             item = self.versions.item(t)
         else:
-            self.view.getattr(t)  # hidden files and wrong sections are not there
+            self.view.check_file(t)  # hidden files and wrong sections are not there
             try:
                 item = self.view.item(t, sized=False)
             except NotFound:

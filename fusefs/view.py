@@ -156,10 +156,9 @@ class View:
             return _attrs(RO_FILE_MODE, len(self.stats()), time.time_ns())
         if t.kind is Kind.STAGED:
             return self.scratch_attrs(t.path)
-        if t.section in MEDIA_SECTIONS and t.section != self.media_dir(t.project):
-            raise NotFound(f"{t.section}/ does not exist in project {t.project}")
         if t.kind is Kind.FILE:  # the hot path: one index lookup
             return self.file_attrs(t)
+        self._check_media_section(t)
         project = ns.project(t.project)
         if t.kind is Kind.PROJECT:
             return _attrs(DIR_MODE, 0, project.created)
@@ -187,14 +186,25 @@ class View:
             return _attrs(DIR_MODE, 0, node.mtime)
         return _attrs(FILE_MODE, node.file.size, node.mtime)
 
-    def file_attrs(self, t: Target) -> Attrs:
+    def _check_media_section(self, t: Target) -> None:
+        if t.section in MEDIA_SECTIONS and t.section != self.media_dir(t.project):
+            raise NotFound(f"{t.section}/ does not exist in project {t.project}")
+
+    def check_file(self, t: Target) -> None:
+        """NotFound for a file no listing shows: in the other media section or in datasets/,
+        or hidden until it is written."""
+        self._check_media_section(t)
         if t.section == NESTED:
             raise NotFound("datasets/ holds only datasets")
-        if t.section == "img_info" and self.scratch(t.path) is not None:
-            return self.scratch_attrs(t.path)
-        item_name = t.item
-        if self.hidden.file_hidden(t.project, t.dataset, t.section, item_name):
+        if self.hidden.file_hidden(t.project, t.dataset, t.section, t.item):
             raise NotFound(f"{t.section}/{t.name} is not written yet")
+
+    def file_attrs(self, t: Target) -> Attrs:
+        if t.section == "img_info" and self.scratch(t.path) is not None:
+            self._check_media_section(t)
+            return self.scratch_attrs(t.path)
+        self.check_file(t)
+        item_name = t.item
         try:
             item = self.item(t)
         except NotFound:

@@ -41,15 +41,19 @@ class LocalBackend:
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._made_dirs: set[str] = set()
+        self._pack_paths: dict[str, str] = {}
 
     @property
     def pack_dir(self) -> Path:
         return self.root / "packs"
 
     def pack_path(self, name: str) -> str:
-        if pack_name(name + SUFFIX) != name:
-            raise NotFound(f"not a pack name: {name!r}")
-        return f"{self.pack_dir}/{name}{SUFFIX}"
+        path = self._pack_paths.get(name)  # every read of a packed blob asks: checked once per pack
+        if path is None:
+            if pack_name(name + SUFFIX) != name:
+                raise NotFound(f"not a pack name: {name!r}")
+            path = self._pack_paths[name] = f"{self.pack_dir}/{name}{SUFFIX}"
+        return path
 
     def open_pack(self, name: str) -> int:
         try:
