@@ -26,6 +26,7 @@ from PIL import Image
 
 from bench.fuse_read import REPO, cas, cas_mount, timed
 from bench.s3_read import BUCKET, client, start_s3
+from cas.session import ImportSession
 
 
 def jpeg_bytes(width: int, height: int, color: tuple[int, int, int]) -> bytes:
@@ -38,7 +39,7 @@ def build_project(store_root: Path, endpoint: str, items: int) -> None:
     from cas import Store
     images = [jpeg_bytes(16 + i % 40, 16 + i // 40 % 25, (i % 256, i // 256, 7)) for i in range(1000)]
     with Store(store_root) as store:
-        with store.begin_import("big", workers=4) as session:
+        with ImportSession(store, "big", workers=4) as session:
             for i in range(items):
                 session.add_item(f"part{i % 4}", f"item{i:07d}.jpg", images[i % len(images)])
             session.commit()
@@ -46,7 +47,7 @@ def build_project(store_root: Path, endpoint: str, items: int) -> None:
 
 def change_items(store_root: Path, n: int) -> None:
     from cas import Store
-    with Store(store_root) as store, store.begin_import("big", overwrite=True) as session:
+    with Store(store_root) as store, ImportSession(store, "big", overwrite=True) as session:
         for k in range(n):  # spread over the project
             i = k * 9973 % 100_000
             session.add_item(f"part{i % 4}", f"item{i:07d}.jpg", jpeg_bytes(60, 60, (k, 200, 200)))

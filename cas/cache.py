@@ -15,11 +15,19 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .ids import BlobId
+from .records import pack, unpack
+
+if TYPE_CHECKING:
+    from .index import Index
 
 EVICT_TO = 0.9  # after an overflow, evict down to this share of the cap
 _fill_names = itertools.count()  # per process: fill files are named fill-<pid>-<n>
+
+
+COUNTERS_KEY = b"cache-counters"  # in the index's meta table: every process's hits and misses, summed
 
 
 @dataclass
@@ -31,6 +39,18 @@ class CacheCounters:
 
     def as_list(self) -> list[int]:
         return [self.hits, self.misses, self.bytes_hit, self.bytes_fetched]
+
+    def add_to_totals(self, index: Index) -> None:
+        """Add these counts to the totals kept in the index."""
+        with index.write() as txn:
+            totals = [a + b for a, b in zip(stored_totals(index, txn), self.as_list())]
+            txn.put(COUNTERS_KEY, pack(totals), db=index.db["meta"])
+
+
+def stored_totals(index: Index, txn: Any) -> list[int]:
+    """[hits, misses, bytes hit, bytes fetched] of every process so far."""
+    raw = txn.get(COUNTERS_KEY, db=index.db["meta"])
+    return list(unpack(raw)) if raw is not None else [0, 0, 0, 0]
 
 
 class BlobCache:

@@ -39,8 +39,7 @@ def kept_by_versions(store: "Store") -> set[bytes]:
     from .snapshots import reachable
     keep = reachable(store)
     if store.s3 is not None:
-        from .sharing import remote_heads
-        keep |= reachable(store, list(remote_heads(store).values()))
+        keep |= reachable(store, list(store.s3.list_refs().values()))
     return keep
 
 

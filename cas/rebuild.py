@@ -16,7 +16,6 @@ from .ids import BlobId
 from .locks import store_lock
 from .records import BlobRecord
 from .refs import adjust_pin, record_new_blob
-from .sharing import remote_heads
 from .snapshots import materialize, read_version, reachable, set_head
 from .store import Store
 
@@ -68,7 +67,7 @@ def rebuild_index(root: str | Path) -> RebuildReport:
                             for blob_id, offset, size in entries(path) if name is not None else ():
                                 if record_new_blob(store.index, txn, blob_id, size, packed=(name, offset)):
                                     report.blobs += 1
-            remote = remote_heads(store) if store.s3 is not None else {}
+            remote = store.s3.list_refs() if store.s3 is not None else {}
             heads = {**remote, **_local_heads(root)}  # this store's own refs win
             for project, version_id in sorted(heads.items()):
                 version = read_version(store, version_id)

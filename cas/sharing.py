@@ -37,40 +37,12 @@ def _s3(store: "Store") -> Any:
 
 
 def _ref_key(store: "Store", project: str) -> str:
-    return _s3(store).remote.key(f"refs/{project}")
+    return _s3(store).ref_key(project)
 
 
 def remote_head(store: "Store", project: str) -> tuple[BlobId | None, str | None]:
     """(version, ETag) of the project's ref on the remote; (None, None) if it has none."""
-    s3 = _s3(store)
-    try:
-        obj = s3.client.get_object(Bucket=s3.remote.bucket, Key=_ref_key(store, project))
-    except Exception as e:  # noqa: BLE001
-        if getattr(e, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-            return None, None
-        raise describe_s3_error(f"s3://{s3.remote.bucket}/{_ref_key(store, project)}", e) from None
-    try:
-        version = BlobId.from_hex(json.loads(obj["Body"].read())["version"])
-    except (ValueError, KeyError, TypeError):
-        raise CasError(f"the remote ref of {project} is unreadable") from None
-    return version, obj["ETag"]
-
-
-def remote_heads(store: "Store") -> dict[str, BlobId]:
-    """Every project's head on the remote (its refs/ objects)."""
-    s3, heads = _s3(store), {}
-    prefix = s3.remote.key("refs/")
-    try:
-        for page in s3.client.get_paginator("list_objects_v2").paginate(Bucket=s3.remote.bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                version, _etag = remote_head(store, obj["Key"][len(prefix):])
-                if version is not None:
-                    heads[obj["Key"][len(prefix):]] = version
-    except CasError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        raise describe_s3_error(f"s3://{s3.remote.bucket}/{prefix}", e) from None
-    return heads
+    return _s3(store).read_ref(project)
 
 
 def _write_ref(store: "Store", project: str, version: BlobId, etag: str | None) -> None:

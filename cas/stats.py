@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .cache import stored_totals
 from .gc import is_garbage, kept_by_versions
-from .records import LINK, LOCAL, PACK, S3, BlobRecord, ItemRecord, unpack
-from .store import CACHE_COUNTERS_KEY
+from .records import LINK, LOCAL, PACK, S3, BlobRecord, ItemRecord
 
 if TYPE_CHECKING:
     from .store import Store
@@ -43,8 +43,7 @@ def compute(store: "Store") -> dict[str, Any]:
             logical += json_bytes
             if size > 0 and not (has_links and BlobRecord.raw_has_url(txn.get(media, b"", db=blobs_db))):
                 logical += size
-        raw = txn.get(CACHE_COUNTERS_KEY, db=index.db["meta"])
-        hits, misses, bytes_hit, bytes_fetched = unpack(raw) if raw is not None else (0, 0, 0, 0)
+        hits, misses, bytes_hit, bytes_fetched = stored_totals(index, txn)
         locations[LINK]["unknown_size"] = unknown_size
         cache = {"hits": hits, "misses": misses, "hit_rate": round(hits / (hits + misses), 3) if hits + misses else None,
                  "bytes_hit": bytes_hit, "bytes_fetched": bytes_fetched, "max_bytes": store.config.cache_size,

@@ -26,14 +26,8 @@ from .spool import Spooled, spool_bytes, spool_path, spool_stream
 if TYPE_CHECKING:
     from .backends.s3 import S3Backend
     from .remote import RemoteReader
-    from .fsck import FsckReport
-    from .gc import GcReport
-    from .session import ImportSession
 
 Source = str | os.PathLike[str] | bytes | BinaryIO
-
-
-CACHE_COUNTERS_KEY = b"cache-counters"  # totals of every process's cache hits and misses
 
 
 class Store:
@@ -204,13 +198,8 @@ class Store:
         """Add this process's cache hits and misses to the totals kept in the index."""
         if self._cache is None or not any(self._cache.counters.as_list()) or self.index.read_only:
             return
-        from .records import pack, unpack
         counters, self._cache.counters = self._cache.counters, type(self._cache.counters)()
-        with self.index.write() as txn:
-            raw = txn.get(CACHE_COUNTERS_KEY, db=self.index.db["meta"])
-            totals = unpack(raw) if raw is not None else [0, 0, 0, 0]
-            totals = [a + b for a, b in zip(totals, counters.as_list())]
-            txn.put(CACHE_COUNTERS_KEY, pack(totals), db=self.index.db["meta"])
+        counters.add_to_totals(self.index)
 
     def read_bytes(self, blob_id: BlobId) -> bytes:
         with self.open(blob_id) as reader:
@@ -254,22 +243,4 @@ class Store:
                     label = f"{project}/{dataset}/ann/{name}.json"
                     checked.check_annotation(self.read_json(rec.ann, label), label)
             self.ns.write_meta(txn, project, checked.raw)
-
-    def begin_import(self, project: str, **options: Any) -> "ImportSession":
-        """Start an atomic import into `project` (see `cas.session.ImportSession`)."""
-        from .session import ImportSession
-        return ImportSession(self, project, **options)
-
-    # -- maintenance ------------------------------------------------------------
-    def gc(self) -> "GcReport":
-        from .gc import collect
-        return collect(self)
-
-    def fsck(self, repair: bool = False, verify: bool = True) -> "FsckReport":
-        from .fsck import check
-        return check(self, repair=repair, verify=verify)
-
-    def stats(self) -> dict[str, Any]:
-        from .stats import compute
-        return compute(self)
 

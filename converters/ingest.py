@@ -96,7 +96,7 @@ def import_source(store: Store, src: Path, project: str, fmt: str, dataset: str 
         raise InvalidInput(str(src), "no such file or directory")
     module = FORMATS[fmt]
     with containment(source_root(src, fmt), store.config.allow_roots, follow_symlinks) as rule, \
-            store.begin_import(project, progress=progress, **options) as session:
+            ImportSession(store, project, progress=progress, **options) as session:
         roots = dataset_roots(src, fmt)
         extra: Counter[str] = Counter()
         if len(roots) == 1:

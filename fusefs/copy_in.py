@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 
 from cas.errors import InvalidInput, NotFound
 from cas.ingest import StagedFile, WriteBack

@@ -25,6 +25,7 @@ from cas.store import Store
 
 from .hidden import Hidden
 from .paths import CAS_DIR_NAME, JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, STATS_NAME, Kind, Target
+from cas.stats import compute as compute_stats
 
 DIR_MODE = stat.S_IFDIR | 0o755
 FILE_MODE = stat.S_IFREG | 0o644
@@ -145,7 +146,7 @@ class View:
         self._written_meta[project] = (self.store.ns.project(project).mtime, raw)
 
     def stats(self) -> bytes:
-        return json.dumps(self.store.stats(), indent=2).encode()
+        return json.dumps(compute_stats(self.store), indent=2).encode()
 
     # -- attributes ------------------------------------------------------------------------
     def getattr(self, t: Target) -> Attrs:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -116,3 +117,83 @@ def _annotations(node: ast.AST) -> list[ast.expr]:
 
 def test_msgpack_only_in_records_and_session():
     assert importers("msgpack") == {"cas/records.py", "cas/session.py"}
+
+
+# -- no import cycle in cas/ ---------------------------------------------------------------------
+def runtime_imports(path: Path) -> set[str]:
+    """Modules `path` imports when it runs, anywhere in it (functions too), resolved to module
+    names: `from . import x` is module cas.x when x is one; imports under
+    `if TYPE_CHECKING:` are left out (they never run)."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    package = parts[:-1]
+    tree = parse(path)
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - (node.level - 1)] + ([node.module] if node.module else [])) \
+                if node.level else node.module or ""
+            submodules = {f"{base}.{alias.name}" for alias in node.names}
+            found |= submodules if submodules <= set(cas_modules()) else {base}
+    return found
+
+
+@cache
+def cas_modules() -> dict[str, Path]:
+    return {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+            for p in (ROOT / "cas").rglob("*.py")}
+
+
+def import_cycles() -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    modules = cas_modules()
+    graph = {m: sorted(i for i in runtime_imports(p) if i in modules and i != m) for m, p in modules.items()}
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        order[v] = low[v] = len(order)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in order:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], order[w])
+        if low[v] == order[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in graph:
+        if module not in order:
+            visit(module)
+    return cycles
+
+
+def test_cas_has_no_import_cycle():
+    assert import_cycles() == []
+
+
+def test_the_cycle_finder_sees_a_cycle(monkeypatch):
+    """Guards the test above against a finder that finds nothing: the store importing the
+    import session (which needs the store, through prepare) is a cycle."""
+    real = runtime_imports
+
+    def with_edge(path: Path) -> set[str]:
+        return real(path) | ({"cas.session"} if path.name == "store.py" else set())
+
+    monkeypatch.setattr(sys.modules[__name__], "runtime_imports", with_edge)
+    assert any({"cas.store", "cas.session", "cas.prepare"} <= set(cycle) for cycle in import_cycles())

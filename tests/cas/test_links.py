@@ -17,6 +17,7 @@ from cas.links import link_id
 from cas.records import LINK
 from tests.conftest import jpeg_bytes
 from tests.servers import RangeServer
+from cas.session import ImportSession
 
 NET = NetOptions(connect_timeout=1.0, read_timeout=1.0, retries=2, backoff=0.05)
 
@@ -29,7 +30,7 @@ def lstore(tmp_path: Path):
 
 
 def link_item(store: Store, url: str, name: str = "a.jpg", size: int = -1, etag: str | None = None):
-    with store.begin_import("p") as session:
+    with ImportSession(store, "p") as session:
         session.add_link("ds", name, url, size, etag)
         session.commit()
     return store.ns.item("p", "ds", name)
@@ -177,7 +178,7 @@ def test_file_links_only_under_allowed_roots(lstore: Store, tmp_path: Path) -> N
 
 def test_same_url_is_one_link_entry(lstore: Store, http_server: RangeServer) -> None:
     url = http_server.url("/a.jpg")
-    with lstore.begin_import("p") as session:
+    with ImportSession(lstore, "p") as session:
         session.add_link("ds", "a.jpg", url)
         session.add_link("other", "a.jpg", url)
         session.commit()

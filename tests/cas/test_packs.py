@@ -15,10 +15,13 @@ from cas.errors import CorruptBlob, NotFound
 from cas.hashing import hash_bytes
 from cas.records import LOCAL, PACK
 from tests.conftest import jpeg_bytes
+from cas.session import ImportSession
+from cas.fsck import check as fsck
+from cas.gc import collect as collect_garbage
 
 
 def add(store: Store, items: dict[str, bytes]) -> None:
-    with store.begin_import("p") as session:
+    with ImportSession(store, "p") as session:
         for name, data in items.items():
             session.add_item("d", name, data)
         session.commit()
@@ -53,7 +56,7 @@ def test_small_blobs_are_packed_and_read_back(store: Store) -> None:
     assert [blob for blob, _p, _s in store.backend.list_ids() if blob is not None] == \
         [store.ns.item("p", "d", "big.jpg").media], "one file for the big blob, the rest in packs"
     assert packed_size(store) < 1.3 * sum(len(d) for n, d in items.items() if n != "big.jpg") + 4096
-    assert store.fsck().clean
+    assert fsck(store).clean
 
 
 def test_a_damaged_entry_is_an_error_on_read_and_in_fsck(store: Store) -> None:
@@ -69,11 +72,11 @@ def test_a_damaged_entry_is_an_error_on_read_and_in_fsck(store: Store) -> None:
     with pytest.raises(CorruptBlob):
         store.read_bytes(store.ns.item("p", "d", "002.jpg").media)
     assert store.read_bytes(store.ns.item("p", "d", "003.jpg").media)  # its neighbours are fine
-    problems = store.fsck().problems
+    problems = fsck(store).problems
     assert [(p.kind, "pack" in p.detail) for p in problems if p.kind == "corrupt-blob"] == [("corrupt-blob", True)]
-    assert store.fsck(verify=False).clean, "--quick reads headers, not bytes"
+    assert fsck(store, verify=False).clean, "--quick reads headers, not bytes"
     os.truncate(path, rec.offset - 1)
-    kinds = {p.kind for p in store.fsck(verify=False).problems}
+    kinds = {p.kind for p in fsck(store, verify=False).problems}
     assert "corrupt-blob" in kinds
 
 
@@ -83,14 +86,14 @@ def test_gc_compacts_packs_and_removes_dead_ones(store: Store) -> None:
     before = packed_size(store)
     for name in list(items)[:45]:
         store.ns.remove_item("p", "d", name)
-    report = store.gc()
+    report = collect_garbage(store)
     assert report.packs_compacted >= 1 and report.bytes_freed > 0
     assert packed_size(store) < before / 2
     for name in list(items)[45:]:
         assert store.read_bytes(store.ns.item("p", "d", name).media) == items[name]
-    assert store.fsck().clean
+    assert fsck(store).clean
     store.ns.remove_dataset("p", "d")
-    store.gc()
+    collect_garbage(store)
     assert packed_size(store) == 0 and not list(store.backend.list_packs())
 
 
@@ -99,9 +102,9 @@ def test_a_pack_no_record_uses_is_an_orphan(store: Store) -> None:
     writer = PackWriter(store.backend.pack_dir)  # what a killed import leaves
     writer.append(hash_bytes(b"x" * 10), b"x" * 10)
     writer.close()
-    report = store.fsck()
+    report = fsck(store)
     assert [p.kind for p in report.problems] == ["orphan-file"] and writer.name in report.problems[0].subject
-    assert store.gc().packs_compacted == 1 and store.fsck().clean
+    assert collect_garbage(store).packs_compacted == 1 and fsck(store).clean
 
 
 def test_entries_stop_at_a_torn_tail(tmp_path: Path) -> None:

@@ -11,6 +11,9 @@ from cas import Store
 from cas.errors import CorruptBlob
 from cas.records import S3
 from tests.conftest import jpeg_bytes, write_images
+from cas.fsck import check as fsck
+from cas.gc import collect as collect_garbage
+from cas.stats import compute as compute_stats
 
 
 def s3(endpoint: str):
@@ -64,7 +67,7 @@ def test_import_to_s3_and_export(s3_store: Store, tmp_path) -> None:
     write(s3_store, "p", tmp_path / "out")
     for src in (tmp_path / "src" / "ds").iterdir():
         assert (tmp_path / "out" / "ds" / "img" / src.name).read_bytes() == src.read_bytes()
-    assert s3_store.fsck().clean
+    assert fsck(s3_store).clean
 
 
 def test_replaced_object_is_detected_and_not_cached(s3_store: Store, s3_endpoint: str, bucket: str) -> None:
@@ -124,10 +127,10 @@ def test_gc_deletes_unreferenced_s3_objects(s3_store: Store, s3_endpoint: str, b
     from cas import gc
     blob = s3_store.put(b"temporary")
     s3_store.release(blob)
-    report = s3_store.gc()
+    report = collect_garbage(s3_store)
     assert (report.blobs_removed, report.young_kept) == (0, 1), "too young: a push elsewhere may need it"
     monkeypatch.setattr(gc, "S3_GRACE_SECONDS", 0)
-    report = s3_store.gc()
+    report = collect_garbage(s3_store)
     assert report.blobs_removed == 1
     assert s3(s3_endpoint).list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
 
@@ -135,7 +138,7 @@ def test_gc_deletes_unreferenced_s3_objects(s3_store: Store, s3_endpoint: str, b
 def test_fsck_finds_a_missing_s3_object(s3_store: Store, s3_endpoint: str, bucket: str) -> None:
     blob = s3_store.put(b"will vanish")
     s3(s3_endpoint).delete_object(Bucket=bucket, Key=f"pre/blobs/{blob.hex()}")
-    report = s3_store.fsck()
+    report = fsck(s3_store)
     assert [p.kind for p in report.problems] == ["missing-blob"]
 
 
@@ -153,11 +156,11 @@ def test_unreachable_endpoint_fails_clearly_and_records_nothing(tmp_path, bucket
         store.save_config()
         with pytest.raises(RemoteError, match=rf"s3://{bucket}/pre/blobs/\w+: cannot connect"):
             store.put(b"never stored")
-        assert store.stats()["blobs"] == 0
+        assert compute_stats(store)["blobs"] == 0
         write_images(tmp_path / "src" / "ds", 3)
         from converters.ingest import import_source
         with pytest.raises(RemoteError):
             import_source(store, tmp_path / "src", "p", "images")
-        assert not store.ns.has_project("p") and store.stats()["blobs"] == 0
+        assert not store.ns.has_project("p") and compute_stats(store)["blobs"] == 0
     finally:
         store.close()

@@ -8,6 +8,10 @@ import pytest
 from cas import Conflict, InvalidInput, NotFound
 from cas.annotation import empty_annotation
 from tests.conftest import jpeg_bytes, png_bytes, write_images
+from cas.session import ImportSession
+from cas.fsck import check as fsck
+from cas.gc import collect as collect_garbage
+from cas.stats import compute as compute_stats
 
 META = {"classes": [{"title": "car", "shape": "rectangle", "color": "#FF0000"}], "tags": [], "projectType": "images"}
 
@@ -19,7 +23,7 @@ def box(x0, y0, x1, y1):
 
 def test_commit_makes_items_visible_at_once(store, tmp_path):
     paths = write_images(tmp_path / "src", 30)
-    with store.begin_import("p") as session:
+    with ImportSession(store, "p") as session:
         for p in paths:
             session.add_item("train", p.name, p)
         assert not store.ns.has_project("p")
@@ -29,28 +33,28 @@ def test_commit_makes_items_visible_at_once(store, tmp_path):
     rec = store.ns.item("p", "train", paths[3].name)
     assert (rec.width, rec.height, rec.mime) == (19, 16, "image/jpeg")
     assert store.read_json(rec.ann, "x") == empty_annotation(19, 16)
-    assert store.fsck().clean
+    assert fsck(store).clean
 
 
 def test_error_midway_leaves_nothing_visible_and_gc_reclaims(store, tmp_path):
     paths = write_images(tmp_path / "src", 1500)  # more than one batch is committed
     (tmp_path / "src" / "zz_bad.jpg").write_bytes(jpeg_bytes()[:200])
     with pytest.raises(InvalidInput, match="zz_bad.jpg: truncated"):
-        with store.begin_import("p") as session:
+        with ImportSession(store, "p") as session:
             for p in [*paths, tmp_path / "src" / "zz_bad.jpg"]:
                 session.add_item("train", p.name, p)
             session.commit()
     assert store.ns.projects() == []
-    assert store.stats()["items"] == 0
-    assert store.gc().blobs_removed > 0
-    assert store.stats()["blobs"] == 0 and store.fsck().clean
+    assert compute_stats(store)["items"] == 0
+    assert collect_garbage(store).blobs_removed > 0
+    assert compute_stats(store)["blobs"] == 0 and fsck(store).clean
     assert os.listdir(store.tmp_dir) == []
 
 
 def test_reimport_writes_no_new_blob(store, tmp_path):
     paths = write_images(tmp_path / "src", 20)
     for project in ("a", "b"):
-        with store.begin_import(project) as session:
+        with ImportSession(store, project) as session:
             for p in paths:
                 session.add_item("d", p.name, p)
             report = session.commit()
@@ -63,7 +67,7 @@ def test_reimport_writes_no_new_blob(store, tmp_path):
 def test_expected_items_start_the_worker_processes_with_the_first_chunk(store, tmp_path):
     from cas.session import CHUNK_ITEMS, PROCESS_THRESHOLD
     paths = write_images(tmp_path / "src", CHUNK_ITEMS + 1)
-    with store.begin_import("p") as session:
+    with ImportSession(store, "p") as session:
         session.expect_items(PROCESS_THRESHOLD)
         for p in paths:
             session.add_item("train", p.name, p)
@@ -73,29 +77,29 @@ def test_expected_items_start_the_worker_processes_with_the_first_chunk(store, t
 
 
 def test_same_item_again_is_skipped_different_bytes_conflict_unless_overwrite(store):
-    with store.begin_import("p") as s:
+    with ImportSession(store, "p") as s:
         s.add_item("d", "x.jpg", jpeg_bytes())
         s.commit()
-    with store.begin_import("p") as s:
+    with ImportSession(store, "p") as s:
         s.add_item("d", "x.jpg", jpeg_bytes())
         assert s.commit().items_skipped == 1
     with pytest.raises(Conflict, match="p/d/x.jpg exists with a different image"):
-        with store.begin_import("p") as s:
+        with ImportSession(store, "p") as s:
             s.add_item("d", "x.jpg", png_bytes())
             s.commit()
     old = store.ns.item("p", "d", "x.jpg")
-    with store.begin_import("p", overwrite=True) as s:
+    with ImportSession(store, "p", overwrite=True) as s:
         s.add_item("d", "x.jpg", png_bytes())
         assert s.commit().items_replaced == 1
     assert store.ns.item("p", "d", "x.jpg").mime == "image/png"
     assert store.stat(old.media).refs == 0
-    assert store.fsck().clean
+    assert fsck(store).clean
 
 
 def test_annotation_is_validated_against_meta_and_image_size(store):
     img = jpeg_bytes(40, 30)
     good = {**empty_annotation(40, 30), "objects": [box(1, 2, 10, 20)]}
-    with store.begin_import("p", meta=None) as s:
+    with ImportSession(store, "p", meta=None) as s:
         s.set_meta(META)
         s.add_item("d", "ok.jpg", img, ann=good)
         s.commit()
@@ -108,14 +112,14 @@ def test_annotation_is_validated_against_meta_and_image_size(store):
              (b"{not json", "invalid JSON")]
     for ann, message in cases:
         with pytest.raises(InvalidInput, match=message):
-            with store.begin_import("p") as s:
+            with ImportSession(store, "p") as s:
                 s.add_item("d", "x.jpg", img, ann=ann)
                 s.commit()
     assert [n for n, _ in store.ns.items("p", "d")] == ["ok.jpg"]
 
 
 def test_skip_invalid_counts_and_continues(store):
-    with store.begin_import("p", skip_invalid=True) as s:
+    with ImportSession(store, "p", skip_invalid=True) as s:
         s.add_item("d", "good.jpg", jpeg_bytes())
         s.add_item("d", "bad.jpg", b"not an image at all")
         report = s.commit()
@@ -127,15 +131,15 @@ def test_skip_invalid_counts_and_continues(store):
 def test_bad_item_names_are_refused_before_anything_is_read(store, name):
     from cas import InvalidName
     with pytest.raises(InvalidName):
-        with store.begin_import("p") as s:
+        with ImportSession(store, "p") as s:
             s.add_item("d", name, jpeg_bytes())
-    assert store.ns.projects() == [] and store.stats()["blobs"] == 0
+    assert store.ns.projects() == [] and compute_stats(store)["blobs"] == 0
 
 
 def test_meta_with_duplicate_class_names_is_refused(store):
     meta = {"classes": [{"title": "car", "shape": "rectangle"}, {"title": "car", "shape": "polygon"}], "tags": []}
     with pytest.raises(InvalidInput, match=r"meta.json: classes\[1\].title: duplicate class name 'car'"):
-        with store.begin_import("p") as s:
+        with ImportSession(store, "p") as s:
             s.set_meta(meta)
     assert store.ns.projects() == []
 
@@ -143,20 +147,20 @@ def test_meta_with_duplicate_class_names_is_refused(store):
 def test_keyboard_interrupt_leaves_nothing_visible(store, tmp_path):
     paths = write_images(tmp_path / "src", 2400)  # two batches are settled before the interrupt
     with pytest.raises(KeyboardInterrupt):
-        with store.begin_import("p") as s:
+        with ImportSession(store, "p") as s:
             for i, p in enumerate(paths):
                 if i == 2300:
                     raise KeyboardInterrupt
                 s.add_item("d", p.name, p)
     assert store.ns.projects() == []
-    assert store.stats()["unreferenced_blobs"] > 0
-    store.gc()
-    assert store.stats()["blobs"] == 0
+    assert compute_stats(store)["unreferenced_blobs"] > 0
+    collect_garbage(store)
+    assert compute_stats(store)["blobs"] == 0
 
 
 def test_gc_refuses_to_run_while_an_import_is_open(store):
     from cas import StoreBusy
-    with store.begin_import("p") as s:
+    with ImportSession(store, "p") as s:
         s.add_item("d", "x.jpg", jpeg_bytes())
         errors = []
         t = threading.Thread(target=lambda: errors.append(pytest.raises(StoreBusy, store.gc)))
@@ -167,7 +171,7 @@ def test_gc_refuses_to_run_while_an_import_is_open(store):
 
 
 def test_removing_items_datasets_projects_moves_references(store):
-    with store.begin_import("p") as s:
+    with ImportSession(store, "p") as s:
         s.add_item("a", "1.jpg", jpeg_bytes(color=(1, 2, 3)))
         s.add_item("a/nested", "2.jpg", jpeg_bytes(color=(4, 5, 6)))
         s.add_item("b", "3.jpg", jpeg_bytes(color=(1, 2, 3)))
@@ -176,9 +180,9 @@ def test_removing_items_datasets_projects_moves_references(store):
     assert store.ns.children("p", "a") == ["nested"]
     assert store.ns.remove_dataset("p", "a") == 2
     assert store.ns.datasets("p") == ["b"]
-    assert store.fsck().clean
+    assert fsck(store).clean
     store.ns.remove_item("p", "b", "3.jpg")
     with pytest.raises(NotFound):
         store.ns.item("p", "b", "3.jpg")
-    store.gc()
-    assert store.stats()["blobs"] == 0
+    collect_garbage(store)
+    assert compute_stats(store)["blobs"] == 0

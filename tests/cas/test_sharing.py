@@ -14,6 +14,9 @@ from cas.errors import Conflict
 from cas.records import S3
 from cas.sharing import clone, pull, push
 from tests.conftest import jpeg_bytes
+from cas.session import ImportSession
+from cas.fsck import check as fsck
+from cas.gc import collect as collect_garbage
 
 
 def make(tmp_path: Path, name: str, endpoint: str, bucket: str) -> Store:
@@ -24,7 +27,7 @@ def make(tmp_path: Path, name: str, endpoint: str, bucket: str) -> Store:
 
 
 def add(store: Store, items: dict[str, bytes], overwrite: bool = True) -> None:
-    with store.begin_import("p", overwrite=overwrite) as session:
+    with ImportSession(store, "p", overwrite=overwrite) as session:
         for rel, data in items.items():
             dataset, _, name = rel.rpartition("/")
             session.add_item(dataset, name, data)
@@ -52,7 +55,7 @@ def test_push_clone_read_everything(pair) -> None:
     assert all(b.stat(rec.media).location == S3 for _n, rec in b.ns.items("p", "d"))
     assert not [p for p in (b.root / "blobs").rglob("*") if p.is_file()], "a clone moves no media bytes"
     assert contents(b) == contents(a)
-    assert b.fsck().clean
+    assert fsck(b).clean
 
 
 def test_concurrent_pushes_conflict_then_pull_merges(pair) -> None:
@@ -72,7 +75,7 @@ def test_concurrent_pushes_conflict_then_pull_merges(pair) -> None:
     expected = {"d/0.jpg": jpeg_bytes(40, 40), "d/a-new.jpg": jpeg_bytes(41, 41), "d/1.jpg": jpeg_bytes(50, 50),
                 "d/b-new.jpg": jpeg_bytes(51, 51), "d/2.jpg": jpeg_bytes(12, 10), "d/3.jpg": jpeg_bytes(13, 10)}
     assert contents(a) == expected and contents(b) == expected
-    assert a.fsck().clean and b.fsck().clean
+    assert fsck(a).clean and fsck(b).clean
 
 
 def test_same_item_changed_on_both_sides_is_a_clear_conflict(pair) -> None:
@@ -98,7 +101,7 @@ def test_gc_in_one_store_never_breaks_the_others(pair, monkeypatch: pytest.Monke
     b.ns.remove_project("p")
     from cas.snapshots import drop_head
     drop_head(b, "p")  # b forgets p and its history entirely
-    b.gc()
+    collect_garbage(b)
     assert contents(a) == {"d/keep.jpg": jpeg_bytes(33, 33), "d/other.jpg": jpeg_bytes(34, 34)}
     shutil.rmtree(a.cache.dir)  # read from S3 again, not from a's cache
     a._cache = None

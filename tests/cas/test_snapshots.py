@@ -10,10 +10,13 @@ from cas import Store
 from cas import snapshots
 from cas.snapshots import diff, history, restore, snapshot, version_items
 from tests.conftest import jpeg_bytes
+from cas.session import ImportSession
+from cas.fsck import check as fsck
+from cas.gc import collect as collect_garbage
 
 
 def add(store: Store, items: dict[str, bytes], project: str = "p", overwrite: bool = False) -> None:
-    with store.begin_import(project, overwrite=overwrite) as session:
+    with ImportSession(store, project, overwrite=overwrite) as session:
         for rel, data in items.items():
             dataset, _, name = rel.rpartition("/")
             session.add_item(dataset, name, data)
@@ -36,7 +39,7 @@ def test_snapshot_change_diff_restore(store: Store) -> None:
     assert restored.parent == v2.id and restored.tree == v1.tree
     assert sorted(n for n, _ in store.ns.items("p", "a")) == [f"{i}.jpg" for i in range(5)]
     assert store.read_bytes(store.ns.item("p", "b", "x.jpg").media) == jpeg_bytes(9, 9)
-    assert store.fsck().clean
+    assert fsck(store).clean
     assert diff(store, "p", v1, None).changed == []
 
 
@@ -44,10 +47,10 @@ def test_gc_keeps_blobs_of_versions(store: Store) -> None:
     add(store, {"a/1.jpg": jpeg_bytes(11, 11)})
     v1, _ = snapshot(store, "p")
     store.ns.remove_item("p", "a", "1.jpg")
-    store.gc()
+    collect_garbage(store)
     assert store.read_bytes(next(version_items(store, v1))[2].media) == jpeg_bytes(11, 11)
     restore(store, "p", v1)
-    assert store.fsck().clean
+    assert fsck(store).clean
 
 
 def test_second_snapshot_rebuilds_only_changed_buckets(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:

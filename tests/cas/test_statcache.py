@@ -9,6 +9,9 @@ import pytest
 from cas import statcache
 from cas.hashing import hash_bytes
 from tests.conftest import run_cas, write_images
+from cas.session import ImportSession
+from cas.fsck import check as fsck
+from cas.gc import collect as collect_garbage
 
 
 @pytest.fixture
@@ -27,7 +30,7 @@ def changed_same_size(path):
 
 
 def import_folder(store, paths, project, **options):
-    with store.begin_import(project, **options) as session:
+    with ImportSession(store, project, **options) as session:
         for p in paths:
             session.add_item("ds", p.name, p)
         return session.commit()
@@ -43,7 +46,7 @@ def test_unchanged_files_are_not_read(store, tmp_path, no_racy_window):
         a, b = store.ns.item("a", "ds", p.name), store.ns.item("b", "ds", p.name)
         assert (b.media, b.ann, b.width, b.height, b.mime, b.size) == (a.media, a.ann, a.width, a.height,
                                                                         a.mime, a.size)
-    assert store.fsck().clean
+    assert fsck(store).clean
 
 
 def test_file_rewritten_in_place_with_same_size_and_mtime_is_caught_by_ctime(store, tmp_path, no_racy_window):
@@ -124,11 +127,11 @@ def test_entry_whose_blob_was_collected_is_not_used(store, tmp_path, no_racy_win
     paths = write_images(tmp_path / "src", 6)
     import_folder(store, paths, "a")
     store.ns.remove_project("a")
-    gc = store.gc()
+    gc = collect_garbage(store)
     assert gc.blobs_removed >= 6 and gc.stat_entries_dropped == 6
     report = import_folder(store, paths, "b")
     assert report.files_unread == 0 and report.blobs_new >= 6
-    assert store.fsck().clean
+    assert fsck(store).clean
     for p in paths:
         assert store.read_bytes(store.ns.item("b", "ds", p.name).media) == p.read_bytes()
 
@@ -144,7 +147,7 @@ def test_annotation_builders_still_run_on_a_hit(store, tmp_path, no_racy_window)
         sizes.append((width, height))
         return None
 
-    with store.begin_import("b") as session:
+    with ImportSession(store, "b") as session:
         for p in paths:
             session.add_item("ds", p.name, p, ann=builder)
         report = session.commit()

@@ -8,6 +8,9 @@ from hypothesis import strategies as st
 from cas import CorruptBlob, NotFound, Store
 from cas.hashing import hash_bytes
 from cas.spool import SMALL
+from cas.fsck import check as fsck
+from cas.gc import collect as collect_garbage
+from cas.stats import compute as compute_stats
 
 
 def test_put_path_bytes_and_stream_give_the_same_id(store, tmp_path):
@@ -47,9 +50,9 @@ def test_release_then_gc_frees_bytes(store):
     blob = store.put(b"a" * 100)
     store.put(b"a" * 100)
     store.release(blob)
-    assert store.gc().blobs_removed == 0
+    assert collect_garbage(store).blobs_removed == 0
     store.release(blob)
-    report = store.gc()
+    report = collect_garbage(store)
     assert (report.blobs_removed, report.bytes_freed) == (1, 100)
     with pytest.raises(NotFound):
         store.stat(blob)
@@ -94,8 +97,8 @@ def test_put_get_round_trip_and_refcounts(tmp_path_factory, blobs):
             expected[blob_id] = expected.get(blob_id, 0) + 1
         for blob_id, count in expected.items():
             assert s.stat(blob_id).refs == count
-        assert s.stats()["blobs"] == len(set(blobs))
+        assert compute_stats(s)["blobs"] == len(set(blobs))
         for blob_id in ids:
             s.release(blob_id)
-        assert s.gc().blobs_removed == len(set(blobs))
-        assert s.fsck().clean
+        assert collect_garbage(s).blobs_removed == len(set(blobs))
+        assert fsck(s).clean

@@ -12,10 +12,13 @@ from cas.records import LINK, LOCAL, S3, STORED_HERE
 from cas.transfer import BATCH, pull_links as pull, push_blobs as push
 from tests.conftest import jpeg_bytes, write_images
 from tests.servers import RangeServer
+from cas.session import ImportSession
+from cas.fsck import check as fsck
+from cas.gc import collect as collect_garbage
 
 
 def import_links(store: Store, server: RangeServer, images: list[bytes], dataset: str = "web") -> None:
-    with store.begin_import("p") as session:
+    with ImportSession(store, "p") as session:
         for i, data in enumerate(images):
             server.files[f"/{i}.jpg"] = data
             session.add_link(dataset, f"{i}.jpg", server.url(f"/{i}.jpg"))
@@ -35,8 +38,8 @@ def test_pull_materializes_links_and_dedups(store: Store, http_server: RangeServ
         assert store.read_json(item.ann, "ann")["size"] == {"width": 30 + i, "height": 20}
         assert store.read_bytes(item.media) == data
     assert store.ns.item("p", "web", "0.jpg").media == local
-    assert store.gc().blobs_removed >= 5  # the link entries, now unreferenced
-    assert store.fsck().clean
+    assert collect_garbage(store).blobs_removed >= 5  # the link entries, now unreferenced
+    assert fsck(store).clean
 
 
 def test_pull_reports_failures_and_a_rerun_finishes(store: Store, http_server: RangeServer) -> None:
@@ -63,7 +66,7 @@ def test_interrupted_pull_resumes(store: Store, http_server: RangeServer) -> Non
     links = sum(store.stat(rec.media).location == LINK for _n, rec in store.ns.items("p", "web"))
     assert links == len(images) - BATCH
     assert pull(store, "p").done == links
-    assert store.fsck().only_orphans
+    assert fsck(store).only_orphans
 
 
 def test_push_moves_local_blobs_to_s3(tmp_path: Path, s3_store: Store) -> None:
@@ -91,7 +94,7 @@ def test_push_moves_local_blobs_to_s3(tmp_path: Path, s3_store: Store) -> None:
             assert local.stat(item.media).location == S3
             assert local.read_bytes(item.media) == path.read_bytes()
         assert not list(local.backend.list_packs()), "the packs the blobs left are gone"
-        assert local.fsck().clean
+        assert fsck(local).clean
     finally:
         local.close()
 

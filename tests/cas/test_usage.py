@@ -16,6 +16,8 @@ from cas.backends.packs import PACK_MAX
 from cas.records import LINK, LOCAL, PACK
 from cas.usage import UsageRow, dataset_usage, store_usage
 from tests.conftest import png_bytes
+from cas.session import ImportSession
+from cas.stats import compute as compute_stats
 
 W, H = 64, 48
 META = {"classes": [{"title": "car", "shape": "rectangle", "color": "#FF0000"},
@@ -50,13 +52,13 @@ def build(store: Store, link_url: str = "http://127.0.0.1:9/unknown.jpg") -> Non
     train/night/x3 (IMG1, ANN_TWO), val/x4 (IMG3, ANN_EMPTY). Project b: d/y1 (IMG1, ANN_CAR),
     d/y2 (IMG4, ANN_EMPTY), links/l1 (a link of unknown size), links/l2 (a link of LINK_SIZE
     bytes), both links with the empty annotation of size 0x0."""
-    with store.begin_import("a", meta=META) as s:
+    with ImportSession(store, "a", meta=META) as s:
         s.add_item("train", "x1.png", IMG1, ANN_CAR, item_meta=ITEM_META)
         s.add_item("train", "x2.png", IMG2, ANN_CAR)
         s.add_item("train/night", "x3.png", IMG1, ANN_TWO)
         s.add_item("val", "x4.png", IMG3, ANN_EMPTY)
         s.commit()
-    with store.begin_import("b", meta=META) as s:
+    with ImportSession(store, "b", meta=META) as s:
         s.add_item("d", "y1.png", IMG1, ANN_CAR)
         s.add_item("d", "y2.png", IMG4, ANN_EMPTY)
         s.add_link("links", "l1.jpg", link_url)
@@ -115,7 +117,7 @@ def test_store_rows_are_projects_and_the_total_counts_shared_blobs_once(built: S
                           stored_bytes=A_TOTAL.stored_bytes + B_TOTAL.stored_bytes - (I1 + AC + AE),
                           link_bytes=LINK_SIZE, unknown_size_items=1, unknown_size_blobs=1)
     # The store's stored bytes are `cas stats`'s when nothing but items holds a blob.
-    assert u.total.stored_bytes == built.stats()["stored_bytes"]
+    assert u.total.stored_bytes == compute_stats(built)["stored_bytes"]
     for r in (*u.rows, u.total):
         assert r.unique_bytes == r.stored_bytes + r.s3_bytes + r.link_bytes, r.name
 
@@ -135,7 +137,7 @@ def test_dataset_rows_are_its_nested_datasets_and_its_total_is_its_row_in_the_pr
 
 
 def test_shared_means_another_project_not_another_dataset(built: Store) -> None:
-    with built.begin_import("c", meta=META) as s:
+    with ImportSession(built, "c", meta=META) as s:
         s.add_item("one", "z.png", IMG2, ANN_TWO)
         s.add_item("two", "z.png", IMG2, ANN_TWO)
         s.commit()
@@ -161,7 +163,7 @@ def test_a_link_size_learned_by_a_read_counts_though_its_item_says_unknown(store
 
 
 def test_blobs_in_s3_are_not_stored_here(s3_store: Store) -> None:
-    with s3_store.begin_import("p", meta=META) as s:
+    with ImportSession(s3_store, "p", meta=META) as s:
         s.add_item("d", "x1.png", IMG1, ANN_CAR)
         s.add_item("d", "x2.png", IMG1, ANN_CAR)
         s.commit()

@@ -16,6 +16,8 @@ from bench.datagen import make_sample_project
 from cas import Store
 from cas.hashing import hash_bytes
 from tests.conftest import assert_user_error, run_cas, write_images
+from cas.fsck import check as fsck
+from cas.stats import compute as compute_stats
 
 NO_ANN = "val/ann/val_002.png.json"  # the sample's one image without an annotation file
 VISIBLE = ("projects", "datasets", "items", "logical_bytes")  # what an import may change
@@ -237,8 +239,8 @@ def test_skip_invalid_imports_the_other_items_and_names_the_skipped_one(bad_file
     assert "skipped 1 invalid items:" in stderr and bad_file in stderr and "Traceback" not in stderr
     with Store(tmp_path / "store") as store:
         assert [name for name, _ in store.ns.items("demo", "val")] == ["val_002.png", "val_003.jpg"]
-        assert store.stats()["items"] == 7
-        assert store.fsck().clean
+        assert compute_stats(store)["items"] == 7
+        assert fsck(store).clean
 
 
 # -- importing into an existing project ----------------------------------------------------------

@@ -25,7 +25,6 @@ import re
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 from cas.annotation import empty_annotation

@@ -19,6 +19,7 @@ from cas.annotation import empty_annotation
 from cas.hashing import hash_bytes
 from cas.ingest import StagedFile, WriteBack
 from tests.conftest import ROOT, jpeg_bytes, png_bytes
+from cas.fsck import check as fsck
 
 META = {"classes": [{"title": "car", "shape": "rectangle", "color": "#FF0000"}], "tags": [], "projectType": "images"}
 
@@ -60,7 +61,7 @@ def test_a_closed_file_reads_back_at_once_and_is_in_the_index_after_the_barrier(
     wb.barrier()
     assert store.ns.item("p", "d", "a.jpg") == rec
     assert store.read_bytes(rec.media) == data
-    assert store.fsck().clean
+    assert fsck(store).clean
 
 
 def test_a_batch_is_one_sync_new_bytes_are_written_once_and_duplicates_never(store, wb, monkeypatch):
@@ -145,7 +146,7 @@ def test_a_full_disk_is_enospc_at_the_barrier_and_the_batch_is_retried(store, wb
     assert wb.item("p", "d", "a.jpg").width == 40  # still pending, still readable
     with pytest.raises(NotFound):
         store.ns.item("p", "d", "a.jpg")
-    assert store.fsck().clean  # nothing half-committed: the blob file was taken back
+    assert fsck(store).clean  # nothing half-committed: the blob file was taken back
     failing[0] = False
     wb.barrier()
     assert store.ns.item("p", "d", "a.jpg").width == 40
@@ -185,7 +186,7 @@ def test_sigkill_before_the_commit_loses_nothing_that_was_closed(tmp_path):
         child.stdout.close()  # type: ignore[union-attr]
     with Store(root, create=False) as store:
         assert store.ns.count_items("p", "d") == 0
-        report = store.fsck()
+        report = fsck(store)
         assert [p.kind for p in report.problems] == ["pending-journal"]
         wb = WriteBack(store)  # the next mount: replays the journal
         try:
@@ -196,7 +197,7 @@ def test_sigkill_before_the_commit_loses_nothing_that_was_closed(tmp_path):
         assert store.ns.count_items("p", "d") == 21
         assert store.read_json(store.ns.item("p", "d", "late.jpg").ann, "late")["description"] == "waits"
         assert store.read_bytes(store.ns.item("p", "d", "07.jpg").media) == jpeg_bytes(40, 30, (7, 9, 9))
-        assert store.fsck().clean
+        assert fsck(store).clean
         assert not list(Path(store.tmp_dir).glob("ingest-*")), "the staging directory outlived its mount"
 
 
@@ -228,9 +229,9 @@ def test_blob_files_of_a_commit_killed_before_its_transaction_are_removed_at_rep
     child = subprocess.run([sys.executable, "-c", KILLED_MID_COMMIT, str(root)], cwd=ROOT, capture_output=True)
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()
     with Store(root, create=False) as store:
-        kinds = sorted(p.kind for p in store.fsck().problems)
+        kinds = sorted(p.kind for p in fsck(store).problems)
         assert kinds == ["orphan-file", "orphan-file", "pending-journal"], kinds  # the image, its empty annotation
         WriteBack(store).close()  # the next mount: replays, commits, removes what nothing references
-        assert store.fsck().clean, [str(p) for p in store.fsck().problems]
+        assert fsck(store).clean, [str(p) for p in fsck(store).problems]
         rec = store.ns.item("p", "d", "a.jpg")
         assert store.read_json(rec.ann, "a")["description"] == "late"
