@@ -140,8 +140,8 @@ def open_dataset(store: str | os.PathLike[str] | Store, path: str, decode: str =
       one shape for every item, to batch); an image deeper than 8 bits is an error.
 
     Items are those of that dataset only (not of its nested datasets), sorted by name, as
-    they were at this call. Reads are verified against the blob ids; the store is opened
-    read-only in each process that reads (see the module docstring).
+    they were at this call. Reads are verified against the blob ids and take no store lock;
+    each process that reads opens the store (never creates one; see the module docstring).
     """
     if decode not in DECODES:
         raise InvalidInput("decode", f"unknown decode {decode!r} (one of: {', '.join(DECODES)})")
@@ -178,7 +178,7 @@ def _decoded(data: bytes, decode: str, label: str) -> Any:
     if decode == "pil":
         if img.mode in KEPT_MODES or deep:
             return img
-        transparent = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+        transparent = img.mode in ("LA", "La", "PA", "RGBa") or "transparency" in img.info
         return img.convert("RGBA" if transparent else "RGB")
     if deep:
         raise InvalidInput(label, f"{img.mode} pixels are deeper than 8 bits: read it with decode='pil'")
