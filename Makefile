@@ -98,6 +98,7 @@ interop: $(STAMP) $(INTEROP)/.installed
 bench: $(STAMP) bench-deps $(DVC_STAMP)
 	$(PY) -m bench.dedup --vs-restic --vs-dvc
 	$(PY) -m bench.fuse_read
+	$(PY) -m bench.train_read
 	$(PY) -m bench.s3_read
 	$(PY) -m bench.convert
 	$(PY) -m bench.share

@@ -24,8 +24,31 @@ SEP = b"\x00"  # names never contain NUL, so keys split unambiguously
 DB_NAMES = ("meta", "blobs", "pins", "projects", "datasets", "items", "changes", "refs", "dirty", "stat")
 CHANGES_KEPT = 50_000  # recent namespace changes kept for mounts to invalidate their caches
 
-_envs: dict[str, tuple[lmdb.Environment, int]] = {}
+
+class _Shared:
+    """One process's environment of an index path, shared by its Index objects."""
+
+    __slots__ = ("env", "pid", "users", "live")
+
+    def __init__(self, env: lmdb.Environment) -> None:
+        self.env = env
+        self.pid = _pid  # the process that opened it: LMDB handles never cross fork()
+        self.users = 0
+        self.live: list[None] = []  # one entry per open transaction (list append/pop are atomic)
+
+
+_envs: dict[str, _Shared] = {}
 _envs_lock = threading.Lock()
+_pid = os.getpid()  # this process's (os.getpid() is a system call; a transaction checks it)
+
+
+def _after_fork_in_child() -> None:
+    global _envs_lock, _pid
+    _envs_lock = threading.Lock()  # another thread may have held it at the fork
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def project_key(project: str) -> bytes:
@@ -80,7 +103,9 @@ class Index:
     """An LMDB environment under `<store>/index/` with the store's named databases.
 
     One environment per path per process (LMDB forbids opening it twice); it is
-    shared and reference counted. Never carry an open Index across fork().
+    shared and reference counted. An Index opened before a fork() is not used by the child
+    (its transactions raise there): an Index made in the child opens an environment of its
+    own (see `_inherited`).
     """
 
     def __init__(self, path: Path, create: bool = False) -> None:
@@ -92,23 +117,30 @@ class Index:
         # On a read-only file system nobody can write, so readers need no lock file either.
         self.read_only = on_read_only_fs(self.path)
         with _envs_lock:
-            env, count = _envs.get(self.path, (None, 0))
-            if env is None:
+            shared = _envs.get(self.path)
+            if shared is not None and shared.pid != _pid:
+                _inherited(self.path, shared)
+                shared = None
+            if shared is None:
                 size = map_size(os.path.join(self.path, "data.mdb"))
                 try:
                     env = lmdb.open(self.path, map_size=size, max_dbs=len(DB_NAMES) + 2, max_readers=512,
-                                    readahead=False, readonly=self.read_only, lock=not self.read_only)
+                                    readahead=False, readonly=self.read_only, lock=not self.read_only,
+                                    max_spare_txns=0)  # a cached reader slot would cross a fork
                 except lmdb.MemoryError:
                     raise CasError(f"cannot map the index at {self.path} ({size >> 20} MiB of address "
                                    "space): raise the address-space limit (ulimit -v)") from None
-            _envs[self.path] = (env, count + 1)
-        self.env = env
+                shared = _envs[self.path] = _Shared(env)
+            shared.users += 1
+        self._shared = shared
+        self.env = shared.env
+        self._live = shared.live
         self._closed = False
         try:
             self.db = {}
             for name in DB_NAMES:
                 try:
-                    self.db[name] = env.open_db(name.encode())
+                    self.db[name] = self.env.open_db(name.encode())
                 except lmdb.ReadonlyError:  # a table newer than the store, which nobody can write: unused
                     pass
             self._check_schema(create and not existed)
@@ -117,7 +149,7 @@ class Index:
             raise
 
     def _check_schema(self, fresh: bool) -> None:
-        with self.env.begin(write=fresh and not self.read_only) as txn:
+        with self.write() if fresh and not self.read_only else self.read() as txn:
             raw = txn.get(SCHEMA_KEY, db=self.db["meta"])
             if raw is None and fresh:
                 txn.put(SCHEMA_KEY, str(SCHEMA_VERSION).encode(), db=self.db["meta"])
@@ -133,10 +165,21 @@ class Index:
             raise SchemaError(f"index at {self.path} has schema version {version} ({newer} than this "
                               f"cas, which reads version {SCHEMA_VERSION}); refusing to open it")
 
+    def _enter(self) -> None:
+        """Count a transaction about to begin (a fork must know whether one was open)."""
+        if self._shared.pid != _pid:
+            raise CasError(f"the index at {self.path} was opened by process {self._shared.pid}, before a fork: "
+                           "open the store again in this process")
+        self._live.append(None)
+
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:
-        with self.env.begin(buffers=False) as txn:
-            yield txn
+        self._enter()
+        try:
+            with self.env.begin(buffers=False) as txn:
+                yield txn
+        finally:
+            self._live.pop()
 
     @contextmanager
     def write(self) -> Iterator[lmdb.Transaction]:
@@ -144,6 +187,7 @@ class Index:
         if self.read_only:
             raise CasError(f"the store at {Path(self.path).parent} is on a read-only file system: "
                            "it can be read, not changed")
+        self._enter()
         try:
             with self.env.begin(write=True) as txn:
                 yield txn
@@ -151,6 +195,8 @@ class Index:
             raise CasError(f"the index at {self.path} is full at its map size of "
                            f"{self.env.info()['map_size'] >> 20} MiB, set by the address-space limit "
                            "(ulimit -v): raise the limit and retry") from None
+        finally:
+            self._live.pop()
 
     def scan(self, txn: lmdb.Transaction, dbname: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """Ordered (key, value) pairs whose key starts with prefix: one range scan."""
@@ -226,10 +272,24 @@ class Index:
         if self._closed:
             return
         self._closed = True
+        if self._shared.pid != _pid:
+            return  # the parent's environment, inherited across fork(): not this process's to close
         with _envs_lock:
-            env, count = _envs[self.path]
-            if count <= 1:
-                del _envs[self.path]
-                env.close()
-            else:
-                _envs[self.path] = (env, count - 1)
+            self._shared.users -= 1
+            if self._shared.users <= 0:
+                if _envs.get(self.path) is self._shared:
+                    del _envs[self.path]
+                self._shared.env.close()
+
+
+def _inherited(path: str, shared: _Shared) -> None:
+    """Leave behind an environment this process inherited across fork(): its handles are the
+    parent's, so it is never used here. py-lmdb refuses to open the same files again while
+    it is open, so it is closed, which gives up only this process's copy (its reader slots
+    are none), unless a transaction was open at the fork: closing would end that one in the
+    reader table the processes share, under the parent's feet."""
+    if shared.live:
+        raise CasError(f"the index at {path} had a transaction open when this process forked, so it cannot be "
+                       "opened again here: fork (or start data-loader workers) while no thread uses the store")
+    del _envs[path]
+    shared.env.close()

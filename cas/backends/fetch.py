@@ -87,6 +87,16 @@ _pools: dict[NetOptions, urllib3.PoolManager] = {}
 _pools_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    """A child starts with no pools: the parent's connections (sockets shared with it) are
+    never used here."""
+    global _pools, _pools_lock
+    _pools, _pools_lock = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def http_pool(net: NetOptions) -> urllib3.PoolManager:
     """One connection pool per process and options (keep-alive across small reads)."""
     with _pools_lock:

@@ -41,14 +41,15 @@ class LocalBackend:
         self.blob_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._made_dirs: set[str] = set()
-        self._pack_paths: dict[str, str] = {}
+        self._blob_dir = str(self.blob_dir)  # paths are built per read: strings, not Path objects
+        self._pack_paths: dict[str, str] = {}  # pack name -> its checked path
 
     @property
     def pack_dir(self) -> Path:
         return self.root / "packs"
 
     def pack_path(self, name: str) -> str:
-        path = self._pack_paths.get(name)  # every read of a packed blob asks: checked once per pack
+        path = self._pack_paths.get(name)
         if path is None:
             if pack_name(name + SUFFIX) != name:
                 raise NotFound(f"not a pack name: {name!r}")
@@ -73,7 +74,7 @@ class LocalBackend:
 
     def path(self, blob_id: BlobId) -> str:
         h = blob_id.hex()
-        return f"{self.blob_dir}/{h[:2]}/{h[2:4]}/{h}"
+        return f"{self._blob_dir}/{h[:2]}/{h[2:4]}/{h}"
 
     def install(self, sp: Spooled, tmp_dir: str) -> None:
         """Rename the spooled content into place (durable after `sync`)."""

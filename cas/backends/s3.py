@@ -5,6 +5,7 @@ durable when `install` returns and `sync` has nothing left to do."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,16 @@ MULTIPART_CHUNK = 8 << 20
 
 _clients: dict[tuple[Any, ...], Any] = {}
 _clients_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A child starts with no clients: the parent's connection pools (sockets shared with it)
+    are never used here."""
+    global _clients, _clients_lock
+    _clients, _clients_lock = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def s3_client(endpoint_url: str | None, region: str | None, net: NetOptions) -> Any:

@@ -1,6 +1,8 @@
+import multiprocessing
+
 import pytest
 
-from cas import SchemaError, Store
+from cas import BlobId, CasError, SchemaError, Store
 from cas.index import SCHEMA_KEY, SCHEMA_VERSION, Index
 
 
@@ -41,3 +43,57 @@ def test_two_stores_on_one_path_share_one_environment(tmp_path):
     a.close()
     assert b.read_bytes(blob) == b"shared"
     b.close()
+
+
+# -- fork(): a child never uses its parent's environment -------------------------------------------
+_parents: Store | None = None
+
+
+def _use_inherited_then_open_again(root: str, blob_hex: str) -> tuple[str, bool, bytes, str]:
+    """In a forked child: the parent's store refuses to read; a store opened here has an
+    environment of its own, which reads and writes."""
+    assert _parents is not None
+    try:
+        _parents.read_bytes(BlobId.from_hex(blob_hex))
+        inherited = "read"
+    except CasError as e:
+        inherited = str(e)
+    with Store(root) as mine:
+        return (inherited, mine.index.env is not _parents.index.env, mine.read_bytes(BlobId.from_hex(blob_hex)),
+                mine.put(b"written by the child").hex())
+
+
+def _open(root: str) -> str:
+    try:
+        Store(root).close()
+        return "opened"
+    except CasError as e:
+        return str(e)
+
+
+def test_a_forked_child_opens_an_environment_of_its_own(tmp_path):
+    global _parents
+    _parents = store = Store(tmp_path / "s")
+    blob = store.put(b"parent's")
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        inherited, own_env, read, written = pool.apply(_use_inherited_then_open_again, (str(store.root), blob.hex()))
+    assert "opened by process" in inherited and "before a fork" in inherited
+    assert own_env and read == b"parent's"
+    assert store.read_bytes(BlobId.from_hex(written)) == b"written by the child", "the parent reads on"
+    assert store.put(b"and writes") and store.index.env.readers()
+    store.close()
+
+
+def test_a_child_forked_during_a_transaction_refuses_to_open_the_store(tmp_path):
+    """Closing the inherited environment would end that transaction in the reader table the
+    processes share, under the parent's feet: the child says so instead."""
+    global _parents
+    _parents = store = Store(tmp_path / "s")
+    with store.index.read() as txn:
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            said = pool.apply(_open, (str(store.root),))
+        assert txn.get(b"schema_version", db=store.index.db["meta"]) is not None
+    assert "had a transaction open when this process forked" in said
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_open, (str(store.root),)) == "opened"
+    store.close()

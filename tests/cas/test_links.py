@@ -250,3 +250,21 @@ def test_a_hung_server_fails_a_read_within_the_deadline(tmp_path: Path, http_ser
         with pytest.raises(RemoteError, match="timed out"):
             store.read_bytes(item.media)
         assert time.monotonic() - started < 10
+
+
+def _pools_in_child() -> int:
+    from cas.backends import fetch
+    return len(fetch._pools)
+
+
+def test_a_forked_child_never_uses_the_parents_connections(lstore: Store, http_server: RangeServer) -> None:
+    """Its sockets are the parent's too: two processes on one keep-alive connection would mix
+    their responses."""
+    import multiprocessing
+
+    from cas.backends import fetch
+    http_server.files["/a.jpg"] = data = jpeg_bytes()
+    assert lstore.read_bytes(link_item(lstore, http_server.url("/a.jpg")).media) == data
+    assert fetch._pools
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_pools_in_child) == 0

@@ -164,3 +164,19 @@ def test_unreachable_endpoint_fails_clearly_and_records_nothing(tmp_path, bucket
         assert not store.ns.has_project("p") and compute_stats(store)["blobs"] == 0
     finally:
         store.close()
+
+
+def _clients_in_child() -> int:
+    from cas.backends import s3 as backend
+    return len(backend._clients)
+
+
+def test_a_forked_child_never_uses_the_parents_s3_clients(s3_store: Store) -> None:
+    """A client's connection pool holds sockets the parent uses too."""
+    import multiprocessing
+
+    from cas.backends import s3 as backend
+    blob = s3_store.put(b"some bytes")
+    assert s3_store.read_bytes(blob) == b"some bytes" and backend._clients
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_clients_in_child) == 0
