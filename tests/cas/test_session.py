@@ -162,10 +162,19 @@ def test_gc_refuses_to_run_while_an_import_is_open(store):
     from cas import StoreBusy
     with ImportSession(store, "p") as s:
         s.add_item("d", "x.jpg", jpeg_bytes())
-        errors = []
-        t = threading.Thread(target=lambda: errors.append(pytest.raises(StoreBusy, store.gc)))
+        outcome: list[BaseException | None] = []
+
+        def gc_elsewhere() -> None:
+            try:
+                collect_garbage(store)
+                outcome.append(None)
+            except BaseException as e:  # noqa: BLE001 - handed to the test's thread
+                outcome.append(e)
+
+        t = threading.Thread(target=gc_elsewhere)
         t.start()
         t.join()
+        assert len(outcome) == 1 and isinstance(outcome[0], StoreBusy), outcome
         s.commit()
     assert store.ns.count_items("p", "d") == 1
 
