@@ -23,7 +23,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-
 from bench.datagen import make_dedup_set, make_tiny_set, write_huge_jpeg
 from fusefs.mount import detach, is_fuse_mount, log_path, mount_background
 

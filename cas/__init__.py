@@ -2,8 +2,17 @@
 
 from typing import Any
 
-from .errors import (AlreadyExists, CasError, Conflict, CorruptBlob, InvalidInput, InvalidName, NotFound,
-                     SchemaError, StoreBusy)
+from .errors import (
+    AlreadyExists,
+    CasError,
+    Conflict,
+    CorruptBlob,
+    InvalidInput,
+    InvalidName,
+    NotFound,
+    SchemaError,
+    StoreBusy,
+)
 from .ids import BlobId
 from .records import ItemRecord
 from .store import Store

@@ -89,7 +89,7 @@ def _add_annotation(stats: ClassStats, ann: Any, shapes: dict[str, str], times: 
                 stats.shapes[(keys.get(fig.get("objectKey"), "unknown"), str(fig.get("geometryType")))] += times
 
 
-def class_stats(store: "Store", project: str) -> ClassStats:
+def class_stats(store: Store, project: str) -> ClassStats:
     """Objects per class and geometry, tags, and items per dataset of `project` (NotFound if
     there is no such project)."""
     rec = store.ns.project(project)

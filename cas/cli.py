@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -651,14 +652,14 @@ def snapshot_cmd(c: Context, project: str, message: str) -> None:
 @pass_ctx
 def log_cmd(c: Context, project: str, as_json: bool) -> None:
     """Versions of PROJECT, newest first: id, time, items, bytes, message."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from .snapshots import history
 
     c.store.ns.project(project)
     versions = list(history(c.store, project))
     if as_json:
-        click.echo(json.dumps([{"id": v.id.hex(), "time": datetime.fromtimestamp(v.time / 1e9, timezone.utc).isoformat(),
+        click.echo(json.dumps([{"id": v.id.hex(), "time": datetime.fromtimestamp(v.time / 1e9, UTC).isoformat(),
                                 "items": v.items, "bytes": v.bytes, "message": v.message,
                                 "parent": v.parent.hex() if v.parent else None,
                                 "merged": v.merged.hex() if v.merged else None} for v in versions], indent=2))

@@ -23,7 +23,7 @@ class S3Remote:
     region: str | None = None
 
     @classmethod
-    def parse(cls, url: str, endpoint_url: str | None = None, region: str | None = None) -> "S3Remote":
+    def parse(cls, url: str, endpoint_url: str | None = None, region: str | None = None) -> S3Remote:
         if not url.startswith("s3://"):
             raise InvalidInput(url, "an S3 location looks like s3://bucket/prefix")
         bucket, _, prefix = url[5:].partition("/")
@@ -45,7 +45,7 @@ class StoreConfig:
     allow_roots: list[str] = field(default_factory=list)  # directories file:// links may point into
 
     @classmethod
-    def load(cls, root: Path) -> "StoreConfig":
+    def load(cls, root: Path) -> StoreConfig:
         path = root / "config.json"
         if not path.exists():
             return cls()
@@ -101,7 +101,7 @@ class NetOptions:
         object.__setattr__(self, "read_timeout", min(self.read_timeout, share - connect))
 
     @classmethod
-    def from_env(cls) -> "NetOptions":
+    def from_env(cls) -> NetOptions:
         return cls(_env_float("CAS_CONNECT_TIMEOUT", cls.connect_timeout),
                    _env_float("CAS_READ_TIMEOUT", cls.read_timeout),
                    int(_env_float("CAS_RETRIES", cls.retries)),

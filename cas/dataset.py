@@ -108,7 +108,7 @@ class StoreDataset:
             self._opened.close()
         self._opened = None
 
-    def __enter__(self) -> "StoreDataset":
+    def __enter__(self) -> StoreDataset:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -172,7 +172,8 @@ def open_dataset(store: str | os.PathLike[str] | Store, path: str, decode: str =
 def _decoded(data: bytes, decode: str, label: str) -> Any:
     if decode == "bytes":
         return data
-    from .media import decode as load, open_for_decoding  # Pillow's plugins: only to decode
+    from .media import decode as load  # Pillow's plugins: only to decode
+    from .media import open_for_decoding
     img = load(open_for_decoding(data, label), label, oriented=True)
     deep = img.mode == "F" or img.mode.startswith("I")
     if decode == "pil":

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .store import Source, Store
 
 
-def _replace_item(store: "Store", project: str, dataset: str, name: str, **changes: Any) -> None:
+def _replace_item(store: Store, project: str, dataset: str, name: str, **changes: Any) -> None:
     with store.index.write() as txn:
         old = store.ns.item(project, dataset, name, txn)
         new = replace(old, mtime=time.time_ns(), **changes)
@@ -34,7 +34,7 @@ def _replace_item(store: "Store", project: str, dataset: str, name: str, **chang
         store.index.log_change(txn, project, dataset, name)
 
 
-def check_annotation(store: "Store", project: str, ann: Any, label: str,
+def check_annotation(store: Store, project: str, ann: Any, label: str,
                      width: int | None = None, height: int | None = None) -> dict[str, Any]:
     """Parse (if bytes) and validate an annotation against the project meta; returns it."""
     if isinstance(ann, (bytes, bytearray)):
@@ -43,7 +43,7 @@ def check_annotation(store: "Store", project: str, ann: Any, label: str,
     return ann
 
 
-def set_annotation(store: "Store", project: str, dataset: str, name: str, ann: Any, label: str) -> None:
+def set_annotation(store: Store, project: str, dataset: str, name: str, ann: Any, label: str) -> None:
     """Replace an item's annotation after validating it against the meta and the image size."""
     item = store.ns.item(project, dataset, name)
     ann = check_annotation(store, project, ann, label, item.width, item.height)
@@ -52,7 +52,7 @@ def set_annotation(store: "Store", project: str, dataset: str, name: str, ann: A
         _replace_item(store, project, dataset, name, ann=store.put(data, pin=False), ann_size=len(data))
 
 
-def set_item_meta(store: "Store", project: str, dataset: str, name: str, meta: Any, label: str) -> None:
+def set_item_meta(store: Store, project: str, dataset: str, name: str, meta: Any, label: str) -> None:
     """Replace (or with None remove) an item's meta; it must be a JSON object."""
     if isinstance(meta, (bytes, bytearray)):
         meta = loads(bytes(meta), label)
@@ -66,7 +66,7 @@ def set_item_meta(store: "Store", project: str, dataset: str, name: str, meta: A
         _replace_item(store, project, dataset, name, meta=store.put(data, pin=False), meta_size=len(data))
 
 
-def import_item(store: "Store", project: str, dataset: str, name: str, media: "Source",
+def import_item(store: Store, project: str, dataset: str, name: str, media: Source,
                 ann: Any = None, item_meta: dict[str, Any] | None = None, label: str | None = None,
                 ann_label: str | None = None) -> str:
     """Import (or replace) one item atomically, with one sync and one transaction; returns

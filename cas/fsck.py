@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field, replace
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .annotation import dumps, empty_annotation, empty_video_annotation
@@ -67,7 +67,7 @@ class FsckReport:
         return all(p.kind in ORPHAN_KINDS for p in self.problems)
 
 
-def check(store: "Store", repair: bool = False, verify: bool = True,
+def check(store: Store, repair: bool = False, verify: bool = True,
           progress: Callable[[int], None] | None = None) -> FsckReport:
     """Check every blob record against its bytes (size, and digest if `verify`), every item
     against its blobs, every reference count, and find orphan and temp files. `progress` is
@@ -82,7 +82,7 @@ def check(store: "Store", repair: bool = False, verify: bool = True,
         return report
 
 
-def _check_blobs(store: "Store", report: FsckReport, verify: bool,
+def _check_blobs(store: Store, report: FsckReport, verify: bool,
                  progress: Callable[[int], None] | None) -> set[BlobId]:
     """Local blobs: size, and digest if `verify`. S3 blobs: the object exists with the
     recorded size (one listing; their bytes are not downloaded). Links are not checked:
@@ -140,7 +140,7 @@ def _check_blobs(store: "Store", report: FsckReport, verify: bool,
     return bad
 
 
-def _check_packed(store: "Store", blob_id: BlobId, rec: BlobRecord, verify: bool) -> Problem | None:
+def _check_packed(store: Store, blob_id: BlobId, rec: BlobRecord, verify: bool) -> Problem | None:
     """A packed blob: its pack entry names it and holds its size (and, with `verify`, its bytes)."""
     assert rec.pack is not None
     try:
@@ -159,7 +159,7 @@ def _check_packed(store: "Store", blob_id: BlobId, rec: BlobRecord, verify: bool
     return None
 
 
-def _check_namespace(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
+def _check_namespace(store: Store, report: FsckReport, bad: set[BlobId]) -> None:
     """Datasets against projects, items against datasets and blobs, and reference counts: one
     pass over the items and one over the blobs."""
     index = store.index
@@ -203,7 +203,7 @@ def _label(item_key: bytes) -> str:
     return "/".join(split_item_key(item_key))
 
 
-def _pinned(store: "Store", txn: Any) -> Counter[bytes]:
+def _pinned(store: Store, txn: Any) -> Counter[bytes]:
     """The references held by pins (`cas put`)."""
     expected: Counter[bytes] = Counter()
     for key, raw in store.index.scan(txn, "pins"):
@@ -211,7 +211,7 @@ def _pinned(store: "Store", txn: Any) -> Counter[bytes]:
     return expected
 
 
-def _expected_refs(store: "Store", txn: Any) -> Counter[bytes]:
+def _expected_refs(store: Store, txn: Any) -> Counter[bytes]:
     """References every blob should have: one per item that uses it, plus its pins."""
     expected = _pinned(store, txn)
     for raw in store.index.values(txn, "items"):
@@ -220,7 +220,7 @@ def _expected_refs(store: "Store", txn: Any) -> Counter[bytes]:
     return expected
 
 
-def _check_files(store: "Store", report: FsckReport) -> None:
+def _check_files(store: Store, report: FsckReport) -> None:
     for path, size in orphan_files(store):
         report.problems.append(Problem("orphan-file", path, f"{size} bytes not in the index"))
     for path, size in store.backend.list_tmp():
@@ -238,7 +238,7 @@ def _check_files(store: "Store", report: FsckReport) -> None:
                 "committing them; the next `cas mount` of this store imports them"))
 
 
-def _install_empty_annotations(store: "Store", report: FsckReport) -> dict[bytes, tuple[BlobId, int]]:
+def _install_empty_annotations(store: Store, report: FsckReport) -> dict[bytes, tuple[BlobId, int]]:
     """The empty annotation of each item that lost its annotation (by item key), stored
     durably before the transaction that points the items at them."""
     out: dict[bytes, tuple[BlobId, int]] = {}
@@ -260,7 +260,7 @@ def _install_empty_annotations(store: "Store", report: FsckReport) -> dict[bytes
     return out
 
 
-def _repair(store: "Store", report: FsckReport, bad: set[BlobId]) -> None:
+def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> None:
     """Remove orphans and temp files, records of lost blobs and the items that need them; fix counts."""
     index = store.index
     for problem in report.problems:

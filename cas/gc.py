@@ -33,7 +33,7 @@ class GcReport:
     dry_run: bool = False  # nothing was removed: the counts are what a gc would do now
 
 
-def kept_by_versions(store: "Store") -> set[bytes]:
+def kept_by_versions(store: Store) -> set[bytes]:
     """Blobs that versions keep alive without an item reference: this store's versions and,
     with an S3 remote, every version pushed to the shared bucket."""
     from .snapshots import reachable
@@ -48,7 +48,7 @@ def is_garbage(refs: int, key: bytes, keep: set[bytes]) -> bool:
     return refs == 0 and key not in keep
 
 
-def collect(store: "Store", dry_run: bool = False, progress: Callable[[int], None] | None = None) -> GcReport:
+def collect(store: Store, dry_run: bool = False, progress: Callable[[int], None] | None = None) -> GcReport:
     """Remove every blob with no reference, orphan blob files and temp files.
     Needs the store alone (no import running). With `dry_run`, change nothing and report
     what a gc would remove now.
@@ -112,7 +112,7 @@ def collect(store: "Store", dry_run: bool = False, progress: Callable[[int], Non
         return report
 
 
-def _survey(store: "Store") -> GcReport:
+def _survey(store: Store) -> GcReport:
     """What collect would remove now, read under the shared lock (imports may go on)."""
     report = GcReport(dry_run=True)
     with store.lock(exclusive=False, what="survey garbage"):
@@ -141,13 +141,13 @@ def _survey(store: "Store") -> GcReport:
     return report
 
 
-def _young(store: "Store", blob_id: BlobId) -> bool:
+def _young(store: Store, blob_id: BlobId) -> bool:
     assert store.s3 is not None
     age = store.s3.age_seconds(blob_id)
     return age is not None and age < S3_GRACE_SECONDS
 
 
-def orphan_files(store: "Store") -> list[tuple[str, int]]:
+def orphan_files(store: Store) -> list[tuple[str, int]]:
     """(path, size) of every file under blobs/ that the index does not record, and of every
     file under packs/ that no record points into."""
     index = store.index

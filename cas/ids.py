@@ -10,13 +10,13 @@ ID_BYTES = 16
 class BlobId(bytes):
     """A 16-byte content digest; str() shows 32 lowercase hex characters."""
 
-    def __new__(cls, raw: bytes) -> "BlobId":
+    def __new__(cls, raw: bytes) -> BlobId:
         if len(raw) != ID_BYTES:
             raise ValueError(f"blob id must be {ID_BYTES} bytes, got {len(raw)}")
         return super().__new__(cls, raw)
 
     @classmethod
-    def from_hex(cls, text: str) -> "BlobId":
+    def from_hex(cls, text: str) -> BlobId:
         """Parse 32 hex characters; a bad string is an InvalidName."""
         try:
             raw = bytes.fromhex(text)

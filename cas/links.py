@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import xxhash
 
 from .backends.addresses import check_host_literal
-from typing import TYPE_CHECKING
-
 from .config import NetOptions, S3Remote
 from .errors import InvalidInput
 from .ids import BlobId

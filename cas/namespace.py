@@ -7,7 +7,6 @@ dataset is one prefix scan; nothing loads the whole tree.
 from __future__ import annotations
 
 import itertools
-
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -166,7 +165,7 @@ class Namespace:
         return ItemRecord.decode(raw)
 
     def put_item(self, txn: lmdb.Transaction, project: str, dataset: str, name: str,
-                 rec: ItemRecord, overwrite: bool, deltas: "Counter[BlobId] | None" = None,
+                 rec: ItemRecord, overwrite: bool, deltas: Counter[BlobId] | None = None,
                  encoded: bytes | None = None) -> str:
         """Insert or replace one item, moving references (or adding the moves to `deltas`,
         for the caller to apply once per blob). `encoded`: the record encoded, when the caller
@@ -191,7 +190,7 @@ class Namespace:
         self.write_item(txn, key, encoded if encoded is not None else rec.encode())
         return outcome
 
-    def _move_ref(self, txn: lmdb.Transaction, blob: BlobId, delta: int, deltas: "Counter[BlobId] | None") -> None:
+    def _move_ref(self, txn: lmdb.Transaction, blob: BlobId, delta: int, deltas: Counter[BlobId] | None) -> None:
         if deltas is None:
             adjust_refs(self.index, txn, blob, delta)
         else:

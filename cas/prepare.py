@@ -67,7 +67,7 @@ def item_record(item: Prepared) -> ItemRecord:
                       meta.id if meta else None, meta.size if meta else 0)
 
 
-def record_new_parts(store: "Store", txn: Any, parts: Iterable[Part]) -> list[Part]:
+def record_new_parts(store: Store, txn: Any, parts: Iterable[Part]) -> list[Part]:
     """Record the blobs that `parts` installed, once a sync made them durable; returns the
     parts whose blob was new to the index."""
     return [part for part in parts if part.new and record_new_blob(
@@ -90,7 +90,7 @@ class PrepareConfig:
 class Preparer:
     """Turns tasks into prepared items (see module docstring)."""
 
-    def __init__(self, config: PrepareConfig, store: "Store", pack: bool = True) -> None:
+    def __init__(self, config: PrepareConfig, store: Store, pack: bool = True) -> None:
         self.config = config
         self.store = store
         self.meta = Meta(config.meta)

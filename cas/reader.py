@@ -119,7 +119,7 @@ class BlobReader:
             os.close(self.fd)
             self.fd = -1
 
-    def __enter__(self) -> "BlobReader":
+    def __enter__(self) -> BlobReader:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -16,7 +16,7 @@ from .ids import BlobId
 from .locks import store_lock
 from .records import BlobRecord
 from .refs import adjust_pin, record_new_blob
-from .snapshots import materialize, read_version, reachable, set_head
+from .snapshots import materialize, reachable, read_version, set_head
 from .store import Store
 
 

@@ -62,7 +62,7 @@ class BlobRecord:
         return pack(fields)
 
     @classmethod
-    def decode(cls, raw: bytes) -> "BlobRecord":
+    def decode(cls, raw: bytes) -> BlobRecord:
         fields = unpack(raw)
         if len(fields) == 4:
             return cls(*fields)
@@ -89,7 +89,7 @@ class BlobRecord:
         records are 7-element arrays (msgpack fixarray header 0x97)."""
         return raw[:1] == b"\x97"
 
-    def with_refs(self, refs: int) -> "BlobRecord":
+    def with_refs(self, refs: int) -> BlobRecord:
         return BlobRecord(self.size, refs, self.location, self.created, self.url, self.etag, self.digest,
                           self.pack, self.offset)
 
@@ -116,11 +116,11 @@ class ItemRecord:
             out.append(self.meta)
         return out
 
-    def with_size(self, size: int) -> "ItemRecord":
+    def with_size(self, size: int) -> ItemRecord:
         return ItemRecord(self.media, self.ann, size, self.ann_size, self.width, self.height, self.mime,
                           self.mtime, self.meta, self.meta_size)
 
-    def same_content(self, other: "ItemRecord") -> bool:
+    def same_content(self, other: ItemRecord) -> bool:
         return (self.media, self.ann, self.meta) == (other.media, other.ann, other.meta)
 
     def encode(self) -> bytes:
@@ -143,7 +143,7 @@ class ItemRecord:
         return fields[0], fields[2], fields[1], fields[3], fields[8], fields[9]
 
     @classmethod
-    def decode(cls, raw: bytes) -> "ItemRecord":
+    def decode(cls, raw: bytes) -> ItemRecord:
         media, ann, size, ann_size, w, h, mime, mtime, meta, meta_size = unpack(raw)
         return cls(_trusted_id(media), _trusted_id(ann), size, ann_size, w, h, mime, mtime,
                    _trusted_id(meta) if meta is not None else None, meta_size)
@@ -158,7 +158,7 @@ class DatasetRecord:
         return pack([self.created, self.description])
 
     @classmethod
-    def decode(cls, raw: bytes) -> "DatasetRecord":
+    def decode(cls, raw: bytes) -> DatasetRecord:
         created, description = unpack(raw)
         return cls(created, description)
 
@@ -179,7 +179,7 @@ class ProjectRecord:
         return pack([self.created, self.meta, self.mtime])
 
     @classmethod
-    def decode(cls, raw: bytes) -> "ProjectRecord":
+    def decode(cls, raw: bytes) -> ProjectRecord:
         created, meta, mtime = unpack(raw)
         return cls(created, meta, mtime)
 

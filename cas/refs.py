@@ -51,7 +51,7 @@ def record_link(index: Index, txn: lmdb.Transaction, blob_id: BlobId, rec: BlobR
     return txn.put(bytes(blob_id), rec.encode(), db=index.db["blobs"], overwrite=False)
 
 
-def apply_deltas(index: Index, txn: lmdb.Transaction, deltas: "Counter[BlobId]") -> None:
+def apply_deltas(index: Index, txn: lmdb.Transaction, deltas: Counter[BlobId]) -> None:
     """Reference moves gathered over many items (see `Namespace.put_item`), once per blob."""
     for blob_id, delta in deltas.items():
         if delta:

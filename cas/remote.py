@@ -125,7 +125,7 @@ class RemoteReader:
                 return
         self._cleanup()
 
-    def __enter__(self) -> "RemoteReader":
+    def __enter__(self) -> RemoteReader:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 
-def _packed(store: "Store") -> dict[str, list[tuple[BlobId, int, int]]]:
+def _packed(store: Store) -> dict[str, list[tuple[BlobId, int, int]]]:
     """The packed blobs of every pack in use: pack name -> [(id, offset, size)]."""
     out: dict[str, list[tuple[BlobId, int, int]]] = {}
     with store.index.read() as txn:
@@ -33,7 +33,7 @@ def _packed(store: "Store") -> dict[str, list[tuple[BlobId, int, int]]]:
     return out
 
 
-def unused_packs(store: "Store") -> list[tuple[str, int]]:
+def unused_packs(store: Store) -> list[tuple[str, int]]:
     """(path, size) of every file under packs/ that no record points into: packs whose
     entries all went (or that a killed import left), and files that are not packs."""
     used = set(_packed(store))
@@ -47,7 +47,7 @@ class Rewrite(NamedTuple):
     live_bytes: int
 
 
-def compaction_plan(store: "Store", dead: Collection[bytes] = ()) -> tuple[list[tuple[str, int]], list[Rewrite]]:
+def compaction_plan(store: Store, dead: Collection[bytes] = ()) -> tuple[list[tuple[str, int]], list[Rewrite]]:
     """What compact_packs would do, with the blobs in `dead` counted as gone: the packs to
     remove, as (name, size), and the packs to rewrite (their live entries fill less than half)."""
     packed = _packed(store)
@@ -66,7 +66,7 @@ def compaction_plan(store: "Store", dead: Collection[bytes] = ()) -> tuple[list[
     return unused, rewrites
 
 
-def compact_packs(store: "Store") -> tuple[int, int]:
+def compact_packs(store: Store) -> tuple[int, int]:
     """Rewrite every pack whose live entries fill less than half of it, then drop the old
     one, and remove the packs none of whose entries is used; returns (packs rewritten or
     removed, bytes freed). Needs the store alone: an import appends to packs not recorded yet.

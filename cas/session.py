@@ -30,16 +30,15 @@ from . import statcache
 from .annotation import Meta, default_meta, dumps, empty_annotation
 from .errors import CasError, InvalidInput, NotFound
 from .ids import BlobId
+from .links import check_url, link_id
 from .names import check_dataset_path, check_name
 from .namespace import merge_meta
-from .prepare import (Prepared, PrepareConfig, Preparer, Task, init_worker, item_record, record_new_parts,
-                      run_chunk)
-from .workers import SafePoints, forkserver, stop_pool
-from .links import check_url, link_id
+from .prepare import PrepareConfig, Prepared, Preparer, Task, init_worker, item_record, record_new_parts, run_chunk
 from .records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecord
 from .refs import apply_deltas, record_link, record_new_blob
 from .spool import Spooled, spool_bytes
 from .statcache import Seen
+from .workers import SafePoints, forkserver, stop_pool
 
 if TYPE_CHECKING:
     from .store import Source, Store
@@ -93,7 +92,7 @@ def _light(task: Task) -> bool:
 class ImportSession:
     """Add items with `add_item`, then `commit` (all visible at once) or `abort` (nothing visible)."""
 
-    def __init__(self, store: "Store", project: str, meta: dict[str, Any] | None = None,
+    def __init__(self, store: Store, project: str, meta: dict[str, Any] | None = None,
                  overwrite: bool = False, verify_dedup: bool = False, skip_invalid: bool = False,
                  workers: int | None = None, processes: bool = True,
                  progress: Callable[[int], None] | None = None, project_type: str = "images",
@@ -167,7 +166,7 @@ class ImportSession:
         if dataset not in self._datasets:
             self._datasets.add(check_dataset_path(dataset))
 
-    def add_item(self, dataset: str, name: str, media: "Source", ann: dict[str, Any] | bytes | None = None,
+    def add_item(self, dataset: str, name: str, media: Source, ann: dict[str, Any] | bytes | None = None,
                  item_meta: dict[str, Any] | None = None, label: str | None = None,
                  ann_label: str | None = None) -> None:
         """Queue one item; it is read, hashed and checked by a worker.
@@ -416,7 +415,7 @@ class ImportSession:
         if self._preparer is not None:
             self._preparer.close()
 
-    def __enter__(self) -> "ImportSession":
+    def __enter__(self) -> ImportSession:
         return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:

@@ -21,7 +21,7 @@ from .ids import BlobId
 from .index import item_key
 from .records import S3, BlobRecord, ItemRecord
 from .refs import apply_deltas, record_link, record_new_blob
-from .snapshots import Version, materialize, read_tree, read_version, reachable, set_head, snapshot, version_items
+from .snapshots import Version, materialize, reachable, read_tree, read_version, set_head, snapshot, version_items
 from .transfer import TransferReport, push_blobs
 
 if TYPE_CHECKING:
@@ -30,22 +30,22 @@ if TYPE_CHECKING:
 FETCH_THREADS = 8
 
 
-def _s3(store: "Store") -> Any:
+def _s3(store: Store) -> Any:
     if store.s3 is None:
         raise CasError(f"the store at {store.root} has no S3 remote (cas init --s3 s3://bucket/prefix, or cas clone)")
     return store.s3
 
 
-def _ref_key(store: "Store", project: str) -> str:
+def _ref_key(store: Store, project: str) -> str:
     return _s3(store).ref_key(project)
 
 
-def remote_head(store: "Store", project: str) -> tuple[BlobId | None, str | None]:
+def remote_head(store: Store, project: str) -> tuple[BlobId | None, str | None]:
     """(version, ETag) of the project's ref on the remote; (None, None) if it has none."""
     return _s3(store).read_ref(project)
 
 
-def _write_ref(store: "Store", project: str, version: BlobId, etag: str | None) -> None:
+def _write_ref(store: Store, project: str, version: BlobId, etag: str | None) -> None:
     s3 = _s3(store)
     body = json.dumps({"version": version.hex()}).encode()
     condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
@@ -59,7 +59,7 @@ def _write_ref(store: "Store", project: str, version: BlobId, etag: str | None) 
         raise describe_s3_error(f"s3://{s3.remote.bucket}/{_ref_key(store, project)}", e) from None
 
 
-def _ancestors(store: "Store", version: BlobId | None) -> set[BlobId]:
+def _ancestors(store: Store, version: BlobId | None) -> set[BlobId]:
     seen: set[BlobId] = set()
     todo = [version] if version else []
     while todo:
@@ -73,7 +73,7 @@ def _ancestors(store: "Store", version: BlobId | None) -> set[BlobId]:
     return seen
 
 
-def push(store: "Store", project: str, message: str = "push") -> tuple[Version, TransferReport]:
+def push(store: Store, project: str, message: str = "push") -> tuple[Version, TransferReport]:
     """Snapshot the project if it changed, upload every local blob its versions need, then
     move the remote ref forward (conditionally)."""
     _s3(store)
@@ -92,14 +92,14 @@ def push(store: "Store", project: str, message: str = "push") -> tuple[Version, 
     return version, report
 
 
-def _learn_remote_blobs(store: "Store", sizes: dict[BlobId, int]) -> None:
+def _learn_remote_blobs(store: Store, sizes: dict[BlobId, int]) -> None:
     """Record blobs that are in the remote (not fetched), with their sizes, in one transaction."""
     with store.index.write() as txn:
         for blob_id, size in sizes.items():
             record_new_blob(store.index, txn, blob_id, size, S3)
 
 
-def fetch_version(store: "Store", version: BlobId, progress: Callable[[int], None] | None = None) -> Version:
+def fetch_version(store: Store, version: BlobId, progress: Callable[[int], None] | None = None) -> Version:
     """Make a remote version usable here: its trees fetched (several at once) and every
     item blob recorded as remote, with its size from the item. No media bytes move; older
     versions' trees are fetched when first read (`Store.adopt_remote`). `progress` is told
@@ -124,7 +124,7 @@ def fetch_version(store: "Store", version: BlobId, progress: Callable[[int], Non
     return v
 
 
-def clone(store: "Store", project: str, progress: Callable[[int], None] | None = None) -> Version:
+def clone(store: Store, project: str, progress: Callable[[int], None] | None = None) -> Version:
     """Make `project` here exactly the remote's head: trees fetched, index built, no media."""
     if store.ns.has_project(project):
         raise CasError(f"project {project} exists in this store; use `cas pull {project}`")
@@ -138,7 +138,7 @@ def clone(store: "Store", project: str, progress: Callable[[int], None] | None =
     return version
 
 
-def pull(store: "Store", project: str) -> tuple[str, Version]:
+def pull(store: Store, project: str) -> tuple[str, Version]:
     """Bring the remote's head in: a fast-forward when this store has nothing new, else an
     item-level three-way merge (changes on one side win; the same item changed differently
     on both sides is a conflict, and nothing changes). Local changes are snapshotted first."""
@@ -167,7 +167,7 @@ def pull(store: "Store", project: str) -> tuple[str, Version]:
     return "merged", version
 
 
-def _common_ancestor(store: "Store", a: BlobId, b: BlobId) -> Version | None:
+def _common_ancestor(store: Store, a: BlobId, b: BlobId) -> Version | None:
     ours = _ancestors(store, a)
     todo, seen = [b], set()
     while todo:  # breadth first from theirs: the first of ours met is the base
@@ -182,13 +182,13 @@ def _common_ancestor(store: "Store", a: BlobId, b: BlobId) -> Version | None:
     return None
 
 
-def _items(store: "Store", version: Version | None) -> dict[tuple[str, str], tuple[ItemRecord, bytes | None]]:
+def _items(store: Store, version: Version | None) -> dict[tuple[str, str], tuple[ItemRecord, bytes | None]]:
     if version is None:
         return {}
     return {(d, n): (rec, link) for d, n, rec, link in version_items(store, version)}
 
 
-def _merge(store: "Store", project: str, base: Version | None, ours: Version,
+def _merge(store: Store, project: str, base: Version | None, ours: Version,
            theirs: Version) -> dict[tuple[str, str], tuple[ItemRecord, bytes | None] | None]:
     """Our changes against the base that theirs did not make too: key -> our item (None: removed)."""
     b, o, t = _items(store, base), _items(store, ours), _items(store, theirs)
@@ -213,7 +213,7 @@ def _merge(store: "Store", project: str, base: Version | None, ours: Version,
     return changes
 
 
-def _apply(store: "Store", txn: Any, project: str, changes: dict[tuple[str, str], Any]) -> None:
+def _apply(store: Store, txn: Any, project: str, changes: dict[tuple[str, str], Any]) -> None:
     ns = store.ns
     deltas: Counter[BlobId] = Counter()
     for (dataset, name), value in sorted(changes.items()):

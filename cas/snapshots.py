@@ -58,7 +58,7 @@ class TreeWriter:
     snapshot holds at most one group in memory), one sync at the end, and recorded in the
     caller's transaction."""
 
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.pending: dict[BlobId, Spooled] = {}
         self.written: dict[BlobId, int] = {}  # id -> size of every tree written, for `record`
@@ -98,7 +98,7 @@ _trees: OrderedDict[bytes, Any] = OrderedDict()
 _trees_lock = threading.Lock()
 
 
-def read_tree(store: "Store", blob_id: BlobId, kind: str) -> list[Any]:
+def read_tree(store: Store, blob_id: BlobId, kind: str) -> list[Any]:
     """A tree object, checked to be of `kind`. Trees are content addressed and immutable, so
     decoded ones are kept by id (LRU): the versions mount asks for the same buckets often.
     Callers must not change what they get."""
@@ -118,7 +118,7 @@ def read_tree(store: "Store", blob_id: BlobId, kind: str) -> list[Any]:
     return obj
 
 
-def read_version(store: "Store", version_id: BlobId) -> Version:
+def read_version(store: Store, version_id: BlobId) -> Version:
     fields = read_tree(store, version_id, "version")
     _tag, tree, parent, when, message, items, size = fields[:7]
     merged = fields[7] if len(fields) > 7 else None
@@ -127,7 +127,7 @@ def read_version(store: "Store", version_id: BlobId) -> Version:
 
 
 # -- refs -------------------------------------------------------------------------------------
-def head(store: "Store", project: str, txn: Any = None) -> BlobId | None:
+def head(store: Store, project: str, txn: Any = None) -> BlobId | None:
     if txn is None:
         with store.index.read() as txn:
             return head(store, project, txn)
@@ -135,7 +135,7 @@ def head(store: "Store", project: str, txn: Any = None) -> BlobId | None:
     return BlobId(raw) if raw else None
 
 
-def set_head(store: "Store", txn: Any, project: str, version: BlobId) -> None:
+def set_head(store: Store, txn: Any, project: str, version: BlobId) -> None:
     txn.put(project_key(project), bytes(version), db=store.index.db["refs"])
     refs_dir = store.root / "refs"  # also a file, so that a lost index can be rebuilt
     refs_dir.mkdir(exist_ok=True)
@@ -144,14 +144,14 @@ def set_head(store: "Store", txn: Any, project: str, version: BlobId) -> None:
     tmp.replace(refs_dir / project)
 
 
-def drop_head(store: "Store", project: str) -> None:
+def drop_head(store: Store, project: str) -> None:
     """Forget a project's versions (with the project: `cas rm P`); gc then frees their blobs."""
     with store.index.write() as txn:
         txn.delete(project_key(project), db=store.index.db["refs"])
     (store.root / "refs" / project).unlink(missing_ok=True)
 
 
-def remove_project(store: "Store", project: str) -> int:
+def remove_project(store: Store, project: str) -> int:
     """Remove a project with its datasets, items and versions (`cas rm P`, `rm -rf` in the
     mount); returns the items removed. `gc` then frees what nothing else holds."""
     removed = store.ns.remove_project(project)
@@ -159,7 +159,7 @@ def remove_project(store: "Store", project: str) -> int:
     return removed
 
 
-def history(store: "Store", project: str) -> Iterator[Version]:
+def history(store: Store, project: str) -> Iterator[Version]:
     """Versions from the head back to the first."""
     current = head(store, project)
     while current is not None:
@@ -168,7 +168,7 @@ def history(store: "Store", project: str) -> Iterator[Version]:
         current = version.parent
 
 
-def resolve_version(store: "Store", project: str, text: str) -> Version:
+def resolve_version(store: Store, project: str, text: str) -> Version:
     """A version by its id or a unique prefix of it (from `cas log`), or as git names them:
     HEAD is the newest, HEAD~N the Nth before it (first parents)."""
     back = _head_offset(text)
@@ -204,7 +204,7 @@ def _entry(txn: Any, blobs_db: Any, name: str, raw: bytes) -> tuple[list[Any], i
     return [name, raw, link], max(size, 0)
 
 
-def _buckets(store: "Store", txn: Any, project: str, dataset: str, lo: str | None, hi: str | None,
+def _buckets(store: Store, txn: Any, project: str, dataset: str, lo: str | None, hi: str | None,
              writer: TreeWriter) -> list[list[Any]]:
     """The buckets of the items named from `lo` (None: the first) up to `hi` (excluded; None:
     the last), written as the scan goes: one bucket's entries in memory at a time."""
@@ -221,7 +221,7 @@ def _buckets(store: "Store", txn: Any, project: str, dataset: str, lo: str | Non
     return out
 
 
-def _dataset_tree(store: "Store", txn: Any, project: str, dataset: str, old: list[Any],
+def _dataset_tree(store: Store, txn: Any, project: str, dataset: str, old: list[Any],
                   touched: set[int], writer: TreeWriter) -> list[list[Any]]:
     """Buckets of a dataset: all rebuilt without a previous tree, else only the `touched` ones
     (cut again at BUCKET_ITEMS, so a grown bucket splits)."""
@@ -239,7 +239,7 @@ def _dataset_tree(store: "Store", txn: Any, project: str, dataset: str, old: lis
     return out
 
 
-def _touched_buckets(store: "Store", txn: Any, project: str,
+def _touched_buckets(store: Store, txn: Any, project: str,
                      previous: dict[str, list[Any]]) -> dict[str, set[int]]:
     """Datasets with items written since the head, each with the indices of its previous
     buckets whose name ranges hold them (empty for a dataset the head does not have: all of
@@ -266,7 +266,7 @@ def _clear_dirty(index: Any, snapped: Any, txn: Any, project: str) -> None:
                 lambda key, _value: txn.get(key, db=items_db) == snapped.get(key, db=items_db))
 
 
-def snapshot(store: "Store", project: str, message: str = "", merged: BlobId | None = None,
+def snapshot(store: Store, project: str, message: str = "", merged: BlobId | None = None,
              progress: Callable[[int], None] | None = None) -> tuple[Version, bool]:
     """Freeze the project's current state; returns (the version, whether it is new). With
     nothing changed since the head, the head is returned. `merged`: the other parent of a
@@ -318,7 +318,7 @@ def snapshot(store: "Store", project: str, message: str = "", merged: BlobId | N
 
 
 # -- reading versions -------------------------------------------------------------------------
-def version_items(store: "Store", version: Version) -> Iterator[tuple[str, str, ItemRecord, bytes | None]]:
+def version_items(store: Store, version: Version) -> Iterator[tuple[str, str, ItemRecord, bytes | None]]:
     """(dataset, name, item, link record) of every item of a version, in key order."""
     for path, _raw, tree in read_tree(store, version.tree, "project")[2]:
         for bucket in read_tree(store, BlobId(tree), "dataset")[1]:
@@ -326,7 +326,7 @@ def version_items(store: "Store", version: Version) -> Iterator[tuple[str, str, 
                 yield path, name, ItemRecord.decode(raw), link
 
 
-def reachable(store: "Store", heads: list[BlobId] | None = None) -> set[bytes]:
+def reachable(store: Store, heads: list[BlobId] | None = None) -> set[bytes]:
     """Every blob a version needs (of every project here, or from `heads`): trees and the
     items' blobs (for gc)."""
     keep: set[bytes] = set()
@@ -364,14 +364,14 @@ class Diff:
     changed: list[str]
 
 
-def _state(store: "Store", project: str, version: Version | None) -> dict[str, ItemRecord]:
+def _state(store: Store, project: str, version: Version | None) -> dict[str, ItemRecord]:
     if version is not None:
         return {f"{d}/{n}": rec for d, n, rec, _link in version_items(store, version)}
     with store.index.read() as txn:
         return {f"{d}/{n}": rec for d in store.ns.datasets(project, txn) for n, rec in store.ns.items(project, d, txn)}
 
 
-def diff(store: "Store", project: str, old: Version, new: Version | None) -> Diff:
+def diff(store: Store, project: str, old: Version, new: Version | None) -> Diff:
     """Items added, removed and changed (media, annotation or item meta) from `old` to `new`
     (None: the current state)."""
     a, b = _state(store, project, old), _state(store, project, new)
@@ -379,7 +379,7 @@ def diff(store: "Store", project: str, old: Version, new: Version | None) -> Dif
                 sorted(k for k in a.keys() & b.keys() if not a[k].same_content(b[k])))
 
 
-def materialize(store: "Store", txn: Any, project: str, version: Version) -> int:
+def materialize(store: Store, txn: Any, project: str, version: Version) -> int:
     """Make the project's namespace exactly `version` (inside the caller's transaction):
     datasets, items, meta; references moved; link records restored. Returns items."""
     index, ns = store.index, store.ns
@@ -404,7 +404,7 @@ def materialize(store: "Store", txn: Any, project: str, version: Version) -> int
     return count
 
 
-def restore(store: "Store", project: str, target: Version) -> Version:
+def restore(store: Store, project: str, target: Version) -> Version:
     """Make `target` the current state. The state it replaces is snapshotted first, and the
     restore is a new version on top of it, so nothing becomes unreachable."""
     before, _new = snapshot(store, project, "before restore")

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 
-def compute(store: "Store") -> dict[str, Any]:
+def compute(store: Store) -> dict[str, Any]:
     """One read transaction: one pass over the blobs and one over the items, on raw fields (no
     blob bytes are read; nothing is kept per blob or item)."""
     index = store.index

@@ -84,7 +84,7 @@ class Store:
         self.flush_cache_counters()
         self.index.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

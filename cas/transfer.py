@@ -14,7 +14,7 @@ from .errors import CasError, NotFound, StoreBusy
 from .hashing import hash_file
 from .ids import BlobId
 from .index import item_key
-from .prepare import Prepared, PrepareConfig, Preparer, item_record, record_new_parts
+from .prepare import PrepareConfig, Prepared, Preparer, item_record, record_new_parts
 from .records import LINK, LOCAL, PACK, S3, STORED_HERE, BlobRecord, ItemRecord
 from .refs import get_blob
 from .repack import compact_packs
@@ -45,7 +45,7 @@ class TransferReport:
 
 
 # -- pull -------------------------------------------------------------------------------------
-def link_items(store: "Store", project: str, dataset: str | None) -> Iterator[tuple[str, str, ItemRecord]]:
+def link_items(store: Store, project: str, dataset: str | None) -> Iterator[tuple[str, str, ItemRecord]]:
     """Every link item of a project, or of a dataset and the datasets nested in it."""
     index = store.index
     datasets = [d for d in store.ns.datasets(project)
@@ -62,11 +62,11 @@ def link_items(store: "Store", project: str, dataset: str | None) -> Iterator[tu
         yield from batch
 
 
-def count_links(store: "Store", project: str, dataset: str | None) -> int:
+def count_links(store: Store, project: str, dataset: str | None) -> int:
     return sum(1 for _ in link_items(store, project, dataset))
 
 
-def pull_links(store: "Store", project: str, dataset: str | None = None, progress: Progress | None = None) -> TransferReport:
+def pull_links(store: Store, project: str, dataset: str | None = None, progress: Progress | None = None) -> TransferReport:
     """Fetch every link item of `project` (or `project/dataset`) and make it an ordinary item
     whose media is a blob of the store: read once, hashed (identical content dedups),
     width and height from the image header. An item whose URL fails is reported and
@@ -89,7 +89,7 @@ def pull_links(store: "Store", project: str, dataset: str | None = None, progres
     return report
 
 
-def _materialize(store: "Store", preparer: Preparer, project: str, dataset: str, name: str,
+def _materialize(store: Store, preparer: Preparer, project: str, dataset: str, name: str,
                  rec: ItemRecord) -> Prepared | CasError:
     label = f"{project}/{dataset}/img/{name}"
     try:
@@ -107,7 +107,7 @@ def _materialize(store: "Store", preparer: Preparer, project: str, dataset: str,
         return e
 
 
-def _commit_pulled(store: "Store", project: str, batch: list[tuple[str, str, ItemRecord]],
+def _commit_pulled(store: Store, project: str, batch: list[tuple[str, str, ItemRecord]],
                    done: list[Prepared | CasError], report: TransferReport) -> None:
     index = store.index
     new = {part.id: part for item in done if isinstance(item, Prepared) for part in item.parts() if part.new}
@@ -130,7 +130,7 @@ def _commit_pulled(store: "Store", project: str, batch: list[tuple[str, str, Ite
 
 
 # -- push -------------------------------------------------------------------------------------
-def local_blobs(store: "Store", only: set[bytes] | None = None) -> Iterator[list[tuple[BlobId, BlobRecord]]]:
+def local_blobs(store: Store, only: set[bytes] | None = None) -> Iterator[list[tuple[BlobId, BlobRecord]]]:
     """Local blobs (of `only`, if given) in batches (each read in its own short transaction)."""
     after = b""
     while True:
@@ -153,7 +153,7 @@ def local_blobs(store: "Store", only: set[bytes] | None = None) -> Iterator[list
         yield batch
 
 
-def count_local(store: "Store") -> tuple[int, int]:
+def count_local(store: Store) -> tuple[int, int]:
     n = size = 0
     for batch in local_blobs(store):
         n += len(batch)
@@ -161,7 +161,7 @@ def count_local(store: "Store") -> tuple[int, int]:
     return n, size
 
 
-def push_blobs(store: "Store", progress: Progress | None = None, only: set[bytes] | None = None) -> TransferReport:
+def push_blobs(store: Store, progress: Progress | None = None, only: set[bytes] | None = None) -> TransferReport:
     """Upload every local blob (of `only`, if given) to the S3 remote (digest checked first),
     record it as in S3, then delete the local file (and rewrite the packs the packed ones
     left, unless an import is running: then the next gc does). A blob is recorded as moved
@@ -201,7 +201,7 @@ def push_blobs(store: "Store", progress: Progress | None = None, only: set[bytes
     return report
 
 
-def _upload(store: "Store", blob_id: BlobId, rec: BlobRecord) -> str | None:
+def _upload(store: Store, blob_id: BlobId, rec: BlobRecord) -> str | None:
     assert store.s3 is not None
     if rec.location == PACK:  # small: read (and verified) whole
         try:

@@ -134,7 +134,7 @@ def _project_items(index: Any, txn: Any, project: str) -> Iterator[tuple[bytes, 
     return index.scan(txn, "items", project_key(project) + SEP)
 
 
-def store_usage(store: "Store") -> Usage:
+def store_usage(store: Store) -> Usage:
     """One row per project; the total is the whole store, where shared means referenced by
     more than one project."""
     index = store.index
@@ -166,7 +166,7 @@ def store_usage(store: "Store") -> Usage:
     return Usage(None, rows, total)
 
 
-def dataset_usage(store: "Store", project: str, dataset: str | None = None) -> Usage:
+def dataset_usage(store: Store, project: str, dataset: str | None = None) -> Usage:
     """One row per dataset of `project`, or per dataset nested in `dataset`, each with its
     nested datasets; the total is the project (or `dataset`). Shared means referenced by an
     item of another project. The project and dataset must exist (see `cli.resolve`)."""

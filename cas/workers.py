@@ -54,7 +54,7 @@ class SafePoints:
         self.pending = False
         self._previous: Any = None
 
-    def __enter__(self) -> "SafePoints":
+    def __enter__(self) -> SafePoints:
         if _in_main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self._previous = signal.signal(signal.SIGINT, self._note)
         return self

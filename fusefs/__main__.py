@@ -3,7 +3,6 @@
 import argparse
 import faulthandler
 
-
 from .mount import run_foreground
 
 parser = argparse.ArgumentParser(prog="python -m fusefs")

@@ -16,8 +16,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from cas.errors import (AlreadyExists, CasError, Conflict, CorruptBlob, InvalidInput, InvalidName, NotFound,
-                        SchemaError, StoreBusy)
+from cas.errors import (
+    AlreadyExists,
+    CasError,
+    Conflict,
+    CorruptBlob,
+    InvalidInput,
+    InvalidName,
+    NotFound,
+    SchemaError,
+    StoreBusy,
+)
 from cas.ingest import WriteBack
 from cas.store import Store
 
@@ -56,7 +65,7 @@ DESTROY_STACKS_AFTER = 20.0  # seconds of unmount after which every thread's sta
 
 def translated(fn: F) -> F:
     @functools.wraps(fn)
-    def wrapper(self: "CasOperations", *args: Any) -> Any:
+    def wrapper(self: CasOperations, *args: Any) -> Any:
         keep_thread_state()
         if TRACE:
             OP_COUNTS[fn.__name__] += 1

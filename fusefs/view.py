@@ -13,19 +13,19 @@ import json
 import stat
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
-from datetime import datetime, timezone
 
 from cas.errors import NotFound
 from cas.ids import BlobId
 from cas.ingest import WriteBack
 from cas.ingest.scratch import Node
 from cas.records import BlobRecord, ItemRecord
+from cas.stats import compute as compute_stats
 from cas.store import Store
 
 from .hidden import Hidden
 from .paths import CAS_DIR_NAME, JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, STATS_NAME, Kind, Target
-from cas.stats import compute as compute_stats
 
 DIR_MODE = stat.S_IFDIR | 0o755
 FILE_MODE = stat.S_IFREG | 0o644
@@ -45,7 +45,7 @@ def new_file_attrs(mtime: int) -> Attrs:
 
 
 def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
 
 
 _IMG_INFO = """{

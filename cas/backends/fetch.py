@@ -15,12 +15,20 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import urllib3
-from urllib3.exceptions import (ConnectTimeoutError, HTTPError, MaxRetryError, NameResolutionError,
-                                NewConnectionError, ProtocolError, ReadTimeoutError, ResponseError)
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    ResponseError,
+)
 
 from ..config import NetOptions
-from .addresses import resolved_refusal
 from ..errors import CasError
+from .addresses import resolved_refusal
 
 CHUNK = 4 << 20
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -194,7 +202,8 @@ class HttpFetcher:
 
 # -- S3 -----------------------------------------------------------------------------------------
 def describe_s3_error(url: str, e: BaseException) -> RemoteError:
-    from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError as BotoReadTimeout
+    from botocore.exceptions import ClientError, EndpointConnectionError
+    from botocore.exceptions import ReadTimeoutError as BotoReadTimeout
     if isinstance(e, ClientError):
         status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
         code = e.response.get("Error", {}).get("Code", "")

@@ -116,7 +116,7 @@ class S3Backend:
             if getattr(e, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise describe_s3_error(self.url(blob_id), e) from None
-        return (datetime.datetime.now(datetime.timezone.utc) - modified).total_seconds()
+        return (datetime.datetime.now(datetime.UTC) - modified).total_seconds()
 
     def fetcher(self, blob_id: BlobId) -> S3Fetcher:
         return S3Fetcher(self.client, self.remote.bucket, self.key(blob_id))

@@ -60,7 +60,7 @@ class StagedFile:
         self._hasher: Hasher | None = None  # a spool file written in order: hashed as it grows
 
     @classmethod
-    def create(cls, directory: str, initial: bytes = b"") -> "StagedFile":
+    def create(cls, directory: str, initial: bytes = b"") -> StagedFile:
         staged = cls(directory)
         if initial:
             staged.write(initial, 0)
@@ -70,7 +70,7 @@ class StagedFile:
         if self._buf:
             _release(len(self._buf))
 
-    def open(self) -> "StagedFile":
+    def open(self) -> StagedFile:
         """One more user; a spool file's descriptor is reopened if nobody held it."""
         with self._lock:
             if self.path is not None and self.fd < 0:
@@ -196,7 +196,7 @@ class StagedFile:
         else:
             os.close(fd)
 
-    def copy(self) -> "StagedFile":
+    def copy(self) -> StagedFile:
         """A new, unsealed file with the same bytes (a writer that goes on after a close)."""
         with self._lock:
             if self._buf is not None:

@@ -95,7 +95,7 @@ class Closed:
                 self.size, self.width, self.height, self.mime, self.mtime]
 
     @classmethod
-    def decode(cls, record: list[Any], directory: Path) -> "Closed":
+    def decode(cls, record: list[Any], directory: Path) -> Closed:
         seq, section, project, dataset, item, file, blob, *rest = record
         return cls(seq, section, project, dataset, item, str(directory / file) if file else None,
                    BlobId(blob) if blob else None, *rest)
@@ -113,7 +113,7 @@ def _as_os_error(e: BaseException) -> OSError:
 class WriteBack:
     """The engine behind a writable mount (see the module docstring). One per daemon."""
 
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
@@ -186,7 +186,7 @@ class WriteBack:
         with self._lock:
             return self._waiting.get((project, dataset, item, section))
 
-    def open_blob(self, blob_id: BlobId) -> "bytes | BlobReader | RemoteReader":
+    def open_blob(self, blob_id: BlobId) -> bytes | BlobReader | RemoteReader:
         """A reader of a blob, committed or not (generated content comes as bytes)."""
         with self._lock:
             data = self._generated.get(blob_id)

@@ -15,9 +15,9 @@ from PIL import Image
 
 from cas import CorruptBlob, InvalidInput, NotFound, Store, open_dataset
 from cas.dataset import StoreDataset
+from cas.session import ImportSession
 from tests.conftest import damage_blob, jpeg_bytes
 from tests.servers import RangeServer
-from cas.session import ImportSession
 
 META = {"classes": [{"title": "car", "shape": "rectangle", "color": "#E53935"}], "tags": [], "projectType": "images"}
 

@@ -15,9 +15,9 @@ from cas.config import NetOptions
 from cas.errors import CorruptBlob, InvalidInput
 from cas.links import link_id
 from cas.records import LINK
+from cas.session import ImportSession
 from tests.conftest import jpeg_bytes
 from tests.servers import RangeServer
-from cas.session import ImportSession
 
 NET = NetOptions(connect_timeout=1.0, read_timeout=1.0, retries=2, backoff=0.05)
 

@@ -12,12 +12,12 @@ from PIL import Image
 from cas import Store
 from cas.backends.packs import HEADER, PACK_MAX, PackWriter, entries
 from cas.errors import CorruptBlob, NotFound
-from cas.hashing import hash_bytes
-from cas.records import LOCAL, PACK
-from tests.conftest import jpeg_bytes
-from cas.session import ImportSession
 from cas.fsck import check as fsck
 from cas.gc import collect as collect_garbage
+from cas.hashing import hash_bytes
+from cas.records import LOCAL, PACK
+from cas.session import ImportSession
+from tests.conftest import jpeg_bytes
 
 
 def add(store: Store, items: dict[str, bytes]) -> None:

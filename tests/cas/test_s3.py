@@ -9,11 +9,11 @@ import pytest
 
 from cas import Store
 from cas.errors import CorruptBlob
-from cas.records import S3
-from tests.conftest import jpeg_bytes, write_images
 from cas.fsck import check as fsck
 from cas.gc import collect as collect_garbage
+from cas.records import S3
 from cas.stats import compute as compute_stats
+from tests.conftest import jpeg_bytes, write_images
 
 
 def s3(endpoint: str):

@@ -7,11 +7,11 @@ import pytest
 
 from cas import Conflict, InvalidInput, NotFound
 from cas.annotation import empty_annotation
-from tests.conftest import jpeg_bytes, png_bytes, write_images
-from cas.session import ImportSession
 from cas.fsck import check as fsck
 from cas.gc import collect as collect_garbage
+from cas.session import ImportSession
 from cas.stats import compute as compute_stats
+from tests.conftest import jpeg_bytes, png_bytes, write_images
 
 META = {"classes": [{"title": "car", "shape": "rectangle", "color": "#FF0000"}], "tags": [], "projectType": "images"}
 

@@ -11,12 +11,12 @@ import pytest
 from cas import Store
 from cas.config import NetOptions, S3Remote
 from cas.errors import Conflict
-from cas.records import S3
-from cas.sharing import clone, pull, push
-from tests.conftest import jpeg_bytes
-from cas.session import ImportSession
 from cas.fsck import check as fsck
 from cas.gc import collect as collect_garbage
+from cas.records import S3
+from cas.session import ImportSession
+from cas.sharing import clone, pull, push
+from tests.conftest import jpeg_bytes
 
 
 def make(tmp_path: Path, name: str, endpoint: str, bucket: str) -> Store:

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from cas import Store
-from cas import snapshots
-from cas.snapshots import diff, history, restore, snapshot, version_items
-from tests.conftest import jpeg_bytes
-from cas.session import ImportSession
+from cas import Store, snapshots
 from cas.fsck import check as fsck
 from cas.gc import collect as collect_garbage
+from cas.session import ImportSession
+from cas.snapshots import diff, history, restore, snapshot, version_items
+from tests.conftest import jpeg_bytes
 
 
 def add(store: Store, items: dict[str, bytes], project: str = "p", overwrite: bool = False) -> None:

@@ -7,11 +7,11 @@ from types import SimpleNamespace
 import pytest
 
 from cas import statcache
-from cas.hashing import hash_bytes
-from tests.conftest import run_cas, write_images
-from cas.session import ImportSession
 from cas.fsck import check as fsck
 from cas.gc import collect as collect_garbage
+from cas.hashing import hash_bytes
+from cas.session import ImportSession
+from tests.conftest import run_cas, write_images
 
 
 @pytest.fixture

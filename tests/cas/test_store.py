@@ -6,10 +6,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cas import CorruptBlob, NotFound, Store
-from cas.hashing import hash_bytes
-from cas.spool import SMALL
 from cas.fsck import check as fsck
 from cas.gc import collect as collect_garbage
+from cas.hashing import hash_bytes
+from cas.spool import SMALL
 from cas.stats import compute as compute_stats
 
 

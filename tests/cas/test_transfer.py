@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 
 from cas import Store
-from cas.records import LINK, LOCAL, S3, STORED_HERE
-from cas.transfer import BATCH, pull_links as pull, push_blobs as push
-from tests.conftest import jpeg_bytes, write_images
-from tests.servers import RangeServer
-from cas.session import ImportSession
 from cas.fsck import check as fsck
 from cas.gc import collect as collect_garbage
+from cas.records import LINK, LOCAL, S3, STORED_HERE
+from cas.session import ImportSession
+from cas.transfer import BATCH
+from cas.transfer import pull_links as pull
+from cas.transfer import push_blobs as push
+from tests.conftest import jpeg_bytes, write_images
+from tests.servers import RangeServer
 
 
 def import_links(store: Store, server: RangeServer, images: list[bytes], dataset: str = "web") -> None:

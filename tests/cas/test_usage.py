@@ -14,10 +14,10 @@ from cas import Store
 from cas.annotation import dumps, empty_annotation
 from cas.backends.packs import PACK_MAX
 from cas.records import LINK, LOCAL, PACK
-from cas.usage import UsageRow, dataset_usage, store_usage
-from tests.conftest import png_bytes
 from cas.session import ImportSession
 from cas.stats import compute as compute_stats
+from cas.usage import UsageRow, dataset_usage, store_usage
+from tests.conftest import png_bytes
 
 W, H = 64, 48
 META = {"classes": [{"title": "car", "shape": "rectangle", "color": "#FF0000"},

@@ -16,10 +16,10 @@ import pytest
 
 from cas import InvalidInput, NotFound, Store
 from cas.annotation import empty_annotation
+from cas.fsck import check as fsck
 from cas.hashing import hash_bytes
 from cas.ingest import StagedFile, WriteBack
 from tests.conftest import ROOT, jpeg_bytes, png_bytes
-from cas.fsck import check as fsck
 
 META = {"classes": [{"title": "car", "shape": "rectangle", "color": "#FF0000"}], "tags": [], "projectType": "images"}
 
