@@ -20,6 +20,10 @@ class Backend(Protocol):
     def sync(self) -> None:
         """Make every installed blob durable (one call per batch)."""
 
+    def read_range(self, blob_id: BlobId, offset: int, length: int) -> bytes:
+        """Up to `length` bytes from `offset` (fewer only at the end; NotFound if absent).
+        Not verified: the store's readers check what they read against the id."""
+
     def delete(self, blob_id: BlobId) -> object:
         """Remove the bytes (absent bytes are not an error)."""
 

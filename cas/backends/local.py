@@ -109,6 +109,13 @@ class LocalBackend:
         except FileNotFoundError:
             raise NotFound(f"blob {blob_id} is in the index but its file is missing") from None
 
+    def read_range(self, blob_id: BlobId, offset: int, length: int) -> bytes:
+        fd = self.open_fd(blob_id)
+        try:
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+
     def delete(self, blob_id: BlobId) -> int:
         path = self.path(blob_id)
         try:

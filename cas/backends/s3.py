@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..config import NetOptions, S3Remote
-from ..errors import CasError
+from ..errors import CasError, NotFound
 from ..ids import BlobId
 from ..spool import Spooled
 from .fetch import RemoteError, S3Fetcher, describe_s3_error
@@ -120,6 +120,21 @@ class S3Backend:
 
     def fetcher(self, blob_id: BlobId) -> S3Fetcher:
         return S3Fetcher(self.client, self.remote.bucket, self.key(blob_id))
+
+    def read_range(self, blob_id: BlobId, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        try:
+            resp = self.client.get_object(Bucket=self.remote.bucket, Key=self.key(blob_id),
+                                          Range=f"bytes={offset}-{offset + length - 1}")
+            return resp["Body"].read()[:length]
+        except Exception as e:  # noqa: BLE001 - botocore's errors: the absent and past-the-end ones, or described
+            code = getattr(e, "response", {}).get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404"):
+                raise NotFound(f"blob {blob_id} is not at {self.url(blob_id)}") from None
+            if code == "InvalidRange":  # from at or past the end
+                return b""
+            raise describe_s3_error(self.url(blob_id), e) from None
 
     def delete(self, blob_id: BlobId) -> None:
         try:
