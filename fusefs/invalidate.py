@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from cas.store import Store
 
-from .binding import invalidate_path
 from .paths import JSON_SECTIONS, META_NAME, dataset_path
 
 log = logging.getLogger("cas.mount")
@@ -24,9 +24,10 @@ COUNTERS_EVERY = 50  # polls between flushes of the cache counters (5 s)
 
 
 class Invalidator:
-    def __init__(self, store: Store, fuse: int, project: str | None, media_dirs: tuple[str, ...]) -> None:
+    def __init__(self, store: Store, invalidate: Callable[[str], object], project: str | None,
+                 media_dirs: tuple[str, ...]) -> None:
         self.store = store
-        self.fuse = fuse
+        self.invalidate = invalidate  # drops what the kernel caches for a mount path
         self.project = project
         self.media_dirs = media_dirs
         self.seq = store.index.last_change()
@@ -50,7 +51,7 @@ class Invalidator:
                 self.seq, changes = self.store.index.changes_since(self.seq)
                 for change in changes:
                     for path in self.paths(*change):
-                        invalidate_path(self.fuse, path)
+                        self.invalidate(path)
                 polls += 1
                 if polls % COUNTERS_EVERY == 0:
                     self.store.flush_cache_counters()

@@ -31,7 +31,7 @@ from cas.ingest import WriteBack
 from cas.store import Store
 
 from .attrs import AttrOverlay
-from .binding import FuseOSError, Operations, current_fuse, keep_thread_state
+from .binding import FuseOSError, Operations, current_fuse, invalidate_path, keep_thread_state
 from .copy_in import WHERE_FILES_GO, CopyIn, refuse
 from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, StagedHandle
 from .hidden import Hidden
@@ -94,8 +94,10 @@ class CasOperations(Operations):
 
     use_ns = True
 
-    def __init__(self, store_root: str, read_only: bool = False, project: str | None = None) -> None:
+    def __init__(self, store_root: str, read_only: bool = False, project: str | None = None,
+                 invalidate: Callable[[str], object] | None = None) -> None:
         self.store_root = store_root
+        self._invalidate = invalidate
         self.read_only = read_only
         self.project = project
         self.handles = HandleTable()
@@ -112,10 +114,18 @@ class CasOperations(Operations):
         self.view = View(self.store, self.wb, self.hidden)
         if self.wb is not None:
             self.copy_in = CopyIn(self.store, self.view, self.wb, self.hidden, self.attrs)
-        self.invalidator = Invalidator(self.store, current_fuse(), self.project, MEDIA_SECTIONS)
+        self.invalidator = Invalidator(self.store, self.kernel_invalidator(), self.project, MEDIA_SECTIONS)
         self.invalidator.start()
         self.versions = VersionView(self.store)
         log.info("mounted store %s%s", self.store_root, " read-only" if self.read_only else "")
+
+    def kernel_invalidator(self) -> Callable[[str], object]:
+        """How a changed path's kernel caches are dropped: through the running FUSE session
+        (a test that calls the operations without a mount passes its own)."""
+        if self._invalidate is not None:
+            return self._invalidate
+        fuse = current_fuse()
+        return lambda path: invalidate_path(fuse, path)
 
     def destroy(self, path: str) -> None:
         # Unmounting commits what is pending; should that ever hang, the stacks say where.

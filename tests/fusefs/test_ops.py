@@ -1,0 +1,148 @@
+"""The FUSE operations called directly, without a kernel mount (these run where /dev/fuse
+is missing too): listings, attributes, reads, writes into the store, errors as errnos,
+invalidation of changed paths, and a clean shutdown."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cas import Store
+from cas.session import ImportSession
+from fusefs.binding import FuseOSError
+from fusefs.ops import CasOperations
+from tests.conftest import jpeg_bytes, png_bytes
+from tests.fusefs.conftest import store_with
+
+X, Y = jpeg_bytes(), jpeg_bytes(20, 20)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return store_with(tmp_path, {"a/x.jpg": X, "a/y.jpg": Y})
+
+
+class Ops:
+    """A CasOperations served from this process, recording the paths it invalidates."""
+
+    def __init__(self, store: Path, read_only: bool = False) -> None:
+        self.invalidated: list[str] = []
+        self.ops = CasOperations(str(store), read_only=read_only, invalidate=self.invalidated.append)
+        self.ops.init("/")
+
+    def listing(self, path: str) -> dict[str, dict[str, int] | None]:
+        fh = self.ops.opendir(path)
+        try:
+            return {name: attrs for name, attrs, _next in self.ops.readdir_at(path, fh, 0)}
+        finally:
+            self.ops.releasedir(path, fh)
+
+    def read(self, path: str) -> bytes:
+        fh = self.ops.open(path, os.O_RDONLY)
+        try:
+            return self.ops.read(path, 1 << 24, 0, fh)
+        finally:
+            self.ops.release(path, fh)
+
+    def write(self, path: str, data: bytes) -> None:
+        fh = self.ops.create(path, 0o644)
+        try:
+            self.ops.write(path, data, 0, fh)
+            self.ops.flush(path, fh)
+            self.ops.fsync(path, 0, fh)  # a barrier: committed when it returns
+        finally:
+            self.ops.release(path, fh)
+
+
+@pytest.fixture
+def served(store: Path) -> Iterator[Ops]:
+    ops = Ops(store)
+    yield ops
+    ops.ops.destroy("/")
+
+
+def errno_of(call, *args) -> int:
+    with pytest.raises(FuseOSError) as raised:
+        call(*args)
+    return raised.value.errno
+
+
+def test_listings_show_the_supervisely_layout_with_attributes(served: Ops):
+    assert "p" in served.listing("/")
+    assert {"meta.json", "a"} <= set(served.listing("/p"))
+    assert {"img", "ann"} <= set(served.listing("/p/a"))
+    images = served.listing("/p/a/img")
+    assert {k: v["st_size"] for k, v in images.items() if v and k not in (".", "..")} == {"x.jpg": len(X),
+                                                                                          "y.jpg": len(Y)}
+    assert served.ops.getattr("/p/a/img/x.jpg")["st_size"] == len(X)
+
+
+def test_reads_give_the_stored_bytes_and_annotations(served: Ops):
+    assert served.read("/p/a/img/x.jpg") == X
+    assert served.read("/p/a/img/y.jpg") == Y
+    ann = json.loads(served.read("/p/a/ann/y.jpg.json"))
+    assert ann["size"] == {"width": 20, "height": 20} and ann["objects"] == []
+    assert json.loads(served.read("/p/meta.json"))["projectType"] == "images"
+
+
+def test_errors_are_errnos_and_the_operations_go_on(served: Ops):
+    assert errno_of(served.ops.getattr, "/p/a/img/missing.jpg") == errno.ENOENT
+    assert errno_of(served.ops.getattr, "/nope") == errno.ENOENT
+    assert errno_of(served.ops.open, "/p/a/img", os.O_RDONLY) == errno.EISDIR
+    assert errno_of(served.ops.mkdir, "/p/a/img/sub", 0o755) in (errno.EPERM, errno.EINVAL, errno.EEXIST)
+    assert served.read("/p/a/img/x.jpg") == X  # still serving
+
+
+def test_a_file_written_in_is_imported(served: Ops, store: Path):
+    image = png_bytes()
+    served.write("/p/a/img/z.png", image)
+    assert served.read("/p/a/img/z.png") == image
+    with Store(store) as other:  # another process's view of the store: committed
+        assert other.read_bytes(other.ns.item("p", "a", "z.png").media) == image
+
+
+def test_an_invalid_annotation_is_einval_and_changes_nothing(served: Ops):
+    before = served.read("/p/a/ann/x.jpg.json")
+    fh = served.ops.open("/p/a/ann/x.jpg.json", os.O_WRONLY | os.O_TRUNC)
+    served.ops.write("/p/a/ann/x.jpg.json", b"{not json", 0, fh)
+    assert errno_of(served.ops.flush, "/p/a/ann/x.jpg.json", fh) == errno.EINVAL
+    served.ops.release("/p/a/ann/x.jpg.json", fh)
+    assert served.read("/p/a/ann/x.jpg.json") == before
+
+
+def test_a_read_only_mount_refuses_every_change(store: Path):
+    ops = Ops(store, read_only=True)
+    try:
+        assert errno_of(ops.ops.create, "/p/a/img/z.png", 0o644) == errno.EROFS
+        assert errno_of(ops.ops.unlink, "/p/a/img/x.jpg") == errno.EROFS
+        assert ops.read("/p/a/img/x.jpg") == X
+    finally:
+        ops.ops.destroy("/")
+
+
+def test_a_change_made_elsewhere_invalidates_its_paths(served: Ops, store: Path):
+    with Store(store) as other, ImportSession(other, "p", overwrite=True) as session:
+        session.add_item("a", "x.jpg", png_bytes())
+        session.commit()
+    deadline = time.monotonic() + 30
+    while "/p/a/img/x.jpg" not in served.invalidated and time.monotonic() < deadline:
+        time.sleep(0.02)  # the invalidator polls the change log
+    assert "/p/a/img/x.jpg" in served.invalidated and "/p/a/ann/x.jpg.json" in served.invalidated
+
+
+def test_destroy_commits_and_closes_the_store(store: Path):
+    ops = Ops(store)
+    fh = ops.ops.create("/p/a/img/w.png", 0o644)
+    ops.ops.write("/p/a/img/w.png", png_bytes(), 0, fh)
+    ops.ops.flush("/p/a/img/w.png", fh)  # close(2): FLUSH then RELEASE; no fsync, so not committed yet
+    ops.ops.release("/p/a/img/w.png", fh)
+    ops.ops.destroy("/")  # unmounting commits what is pending
+    assert ops.ops.store is not None and ops.ops.store.index._closed
+    with Store(store) as other:
+        assert other.ns.item("p", "a", "w.png").size == len(png_bytes())
