@@ -26,10 +26,6 @@ class BlobId(bytes):
             raise InvalidName(f"not a blob id (32 hex characters expected): {text!r}")
         return cls(raw)
 
-    @property
-    def hex_id(self) -> str:
-        return self.hex()
-
     def __str__(self) -> str:
         return self.hex()
 

@@ -248,9 +248,6 @@ class Store:
         return size
 
     # -- namespace helpers ------------------------------------------------------
-    def meta(self, project: str) -> Meta:
-        return Meta(self.ns.project(project).meta, f"{project}/meta.json")
-
     def set_meta(self, project: str, meta: dict[str, Any]) -> None:
         """Replace a project's meta after checking every existing annotation against it."""
         checked = Meta(meta, f"{project}/meta.json")

@@ -27,7 +27,6 @@ except OSError as e:  # mfusepy looks for libfuse on import
 
 FuseOSError = _fuse.FuseOSError
 Operations = _fuse.Operations
-LIBFUSE_MAJOR = _fuse.fuse_version_major
 FUSE_READDIR_PLUS = 1  # flag the kernel passes to readdir (libfuse 3)
 FUSE_FILL_DIR_PLUS = 2  # flag we pass to the filler: the stat is complete
 

@@ -43,7 +43,7 @@ from ..reader import BlobReader
 from ..records import ItemRecord
 from ..refs import apply_deltas, get_blob, record_new_blob
 from ..spool import HEAD, Spooled, spool_bytes
-from .journal import INSTALLING, PREFIX, Journal, ingest_dirs, installing, live_records, try_lock
+from .journal import COMPACT_BYTES, INSTALLING, PREFIX, Journal, ingest_dirs, installing, live_records, try_lock
 from .scratch import ScratchTree
 from .staged import StagedFile
 
@@ -543,7 +543,7 @@ class WriteBack:
         if not self._waiting:
             if self.journal.size():
                 self.journal.truncate()
-        elif self.journal.size() > (4 << 20):
+        elif self.journal.size() > COMPACT_BYTES:
             self.journal.rewrite([c.encode() for c in sorted(self._waiting.values(), key=lambda c: c.seq)])
 
     # -- the staging directory: claimed, replayed, released ------------------------------------
