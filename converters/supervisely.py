@@ -17,23 +17,21 @@ from typing import Any
 
 from cas.annotation import loads
 from cas.errors import InvalidInput
+from cas.layout import MEDIA_SECTIONS, META_NAME, NESTED, dataset_folder, json_name, media_section
 from cas.session import ImportSession
 from cas.store import Store
 
 from .output import Progress, no_progress, writes_folder
 from .walk import files, subdirs
 
-ITEM_DIRS = ("img", "video")
-NESTED = "datasets"
-
 
 def detect(path: Path) -> bool:
     """meta.json at the top and at least one dataset folder with img/ or ann/."""
-    return (path / "meta.json").is_file() and any(_is_dataset(Path(d.path)) for d in subdirs(str(path)))
+    return (path / META_NAME).is_file() and any(_is_dataset(Path(d.path)) for d in subdirs(str(path)))
 
 
 def _is_dataset(path: Path) -> bool:
-    return any((path / sub).is_dir() for sub in (*ITEM_DIRS, "ann", NESTED))
+    return any((path / sub).is_dir() for sub in (*MEDIA_SECTIONS, "ann", NESTED))
 
 
 def _datasets(root: Path, rel: str = "") -> Iterator[tuple[str, Path]]:
@@ -51,7 +49,7 @@ def _datasets(root: Path, rel: str = "") -> Iterator[tuple[str, Path]]:
 def count(path: Path) -> int:
     total = 0
     for _name, folder in _datasets(path):
-        for sub in ITEM_DIRS:
+        for sub in MEDIA_SECTIONS:
             if (folder / sub).is_dir():
                 total += sum(1 for _ in files(str(folder / sub)))
     return total
@@ -74,20 +72,20 @@ def read_json_document(path: Path, label: str, list_key: str) -> dict[str, Any]:
 
 def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
     """Queue every item of a Supervisely project; `dataset` nests all datasets under it."""
-    session.set_meta(read_json_file(src / "meta.json", "meta.json"), "meta.json")  # type: ignore[arg-type]
+    session.set_meta(read_json_file(src / META_NAME, META_NAME), META_NAME)  # type: ignore[arg-type]
     counts = {"datasets": 0, "empty_annotations": 0}
     for name, folder in _datasets(src):
         target = f"{dataset}/{name}" if dataset else name
         session.add_dataset(target)
         counts["datasets"] += 1
         rel = os.path.relpath(folder, src)
-        items_dir = next((folder / d for d in ITEM_DIRS if (folder / d).is_dir()), None)
+        items_dir = next((folder / d for d in MEDIA_SECTIONS if (folder / d).is_dir()), None)
         names = set()
         if items_dir is not None:
             for entry in files(str(items_dir)):
                 names.add(entry.name)
-                ann_path = folder / "ann" / f"{entry.name}.json"
-                meta_path = folder / "meta" / f"{entry.name}.json"
+                ann_path = folder / "ann" / json_name(entry.name)
+                meta_path = folder / "meta" / json_name(entry.name)
                 ann_label = f"{rel}/ann/{entry.name}.json"
                 ann = ann_path.read_bytes() if ann_path.is_file() else None
                 counts["empty_annotations"] += ann is None
@@ -112,18 +110,18 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
 def write(store: Store, project: str, dest: Path, progress: Progress = no_progress) -> dict[str, int]:
     """Write a project as a Supervisely directory: media byte-identical, JSON pretty-printed."""
     rec = store.ns.project(project)
-    item_dir = "video" if rec.project_type == "videos" else "img"
+    item_dir = media_section(rec.project_type)
     dest.mkdir(parents=True, exist_ok=True)
-    _write_json(dest / "meta.json", rec.meta)
+    _write_json(dest / META_NAME, rec.meta)
     counts = {"datasets": 0, "items": 0}
     for dataset in store.ns.datasets(project):
-        folder = dest / f"/{NESTED}/".join(dataset.split("/"))
+        folder = dest / dataset_folder(dataset)
         for sub in (item_dir, "ann"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         counts["datasets"] += 1
         for name, item in store.ns.items(project, dataset):
             store.copy_to(item.media, folder / item_dir / name)
-            _write_json(folder / "ann" / f"{name}.json", store.read_json(item.ann, f"{dataset}/ann/{name}.json"))
+            _write_json(folder / "ann" / json_name(name), store.read_json(item.ann, f"{dataset}/ann/{name}.json"))
             if item.meta is not None:
                 (folder / "meta").mkdir(exist_ok=True)
                 _write_json(folder / "meta" / f"{name}.json", store.read_json(item.meta, f"{dataset}/meta/{name}.json"))

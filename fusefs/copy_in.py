@@ -16,6 +16,7 @@ import logging
 
 from cas.errors import InvalidInput, NotFound
 from cas.ingest import StagedFile, WriteBack
+from cas.layout import MEDIA_SECTIONS, NESTED
 from cas.snapshots import remove_project
 from cas.store import Store
 
@@ -23,7 +24,7 @@ from .attrs import AttrOverlay
 from .binding import FuseOSError
 from .handles import StagedHandle
 from .hidden import Hidden
-from .paths import MEDIA_SECTIONS, NESTED, Kind, Target
+from .paths import Kind, Target
 from .view import View, item_blob
 
 log = logging.getLogger("cas.mount")

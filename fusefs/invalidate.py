@@ -14,9 +14,10 @@ import logging
 import threading
 from collections.abc import Callable
 
+from cas.layout import JSON_SECTIONS, META_NAME
 from cas.store import Store
 
-from .paths import JSON_SECTIONS, META_NAME, dataset_path
+from .paths import dataset_path
 
 log = logging.getLogger("cas.mount")
 POLL_SECONDS = 0.1

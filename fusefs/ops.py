@@ -28,6 +28,7 @@ from cas.errors import (
     StoreBusy,
 )
 from cas.ingest import WriteBack
+from cas.layout import MEDIA_SECTIONS
 from cas.store import Store
 
 from .attrs import AttrOverlay
@@ -36,7 +37,7 @@ from .copy_in import WHERE_FILES_GO, CopyIn, refuse
 from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, StagedHandle
 from .hidden import Hidden
 from .invalidate import Invalidator
-from .paths import MEDIA_SECTIONS, Kind, Target, parse
+from .paths import Kind, Target, parse
 from .versions import VersionView
 from .view import View, img_info, item_blob, new_file_attrs
 

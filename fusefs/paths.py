@@ -22,15 +22,11 @@ from enum import Enum, auto
 
 from cas.errors import InvalidName
 from cas.ingest import is_temporary
+from cas.layout import JSON_SECTIONS, META_NAME, NESTED, SECTIONS, dataset_folder
 
 CAS_DIR_NAME = ".cas"
 VERSIONS_NAME = ".versions"
 STATS_NAME = "stats.json"
-META_NAME = "meta.json"
-NESTED = "datasets"
-MEDIA_SECTIONS = ("img", "video")
-JSON_SECTIONS = ("ann", "meta", "img_info")
-SECTIONS = (*MEDIA_SECTIONS, *JSON_SECTIONS, NESTED)
 
 
 class Kind(Enum):
@@ -149,4 +145,4 @@ def _parse(path: str) -> Target:
 
 def dataset_path(project: str, dataset: str) -> str:
     """The mount path of a dataset ('a/b' -> '/p/a/datasets/b')."""
-    return f"/{project}/" + f"/{NESTED}/".join(dataset.split("/"))
+    return f"/{project}/{dataset_folder(dataset)}"

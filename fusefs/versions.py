@@ -14,11 +14,12 @@ from typing import Any
 
 from cas.errors import InvalidName, NotFound
 from cas.ids import BlobId
+from cas.layout import JSON_SECTIONS, META_NAME, NESTED, media_section
 from cas.records import ItemRecord
 from cas.snapshots import Version, history, read_tree, read_version
 from cas.store import Store
 
-from .paths import JSON_SECTIONS, META_NAME, NESTED, Kind, Target
+from .paths import Kind, Target
 from .view import DIR_MODE, RO_FILE_MODE, Attrs, _attrs, item_attrs
 
 RO_DIR_MODE = DIR_MODE & ~0o222
@@ -55,7 +56,7 @@ class VersionView:
         return version, meta, datasets
 
     def media_dir(self, t: Target) -> str:
-        return "video" if self._datasets(t)[1].get("projectType") == "videos" else "img"
+        return media_section(self._datasets(t)[1].get("projectType", "images"))
 
     def project_meta(self, t: Target) -> bytes:
         return json.dumps(self._datasets(t)[1], indent=4, ensure_ascii=False).encode()

@@ -20,12 +20,13 @@ from cas.errors import NotFound
 from cas.ids import BlobId
 from cas.ingest import WriteBack
 from cas.ingest.scratch import Node
+from cas.layout import JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, media_section
 from cas.records import BlobRecord, ItemRecord
 from cas.stats import compute as compute_stats
 from cas.store import Store
 
 from .hidden import Hidden
-from .paths import CAS_DIR_NAME, JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, STATS_NAME, Kind, Target
+from .paths import CAS_DIR_NAME, STATS_NAME, Kind, Target
 
 DIR_MODE = stat.S_IFDIR | 0o755
 FILE_MODE = stat.S_IFREG | 0o644
@@ -108,7 +109,7 @@ class View:
         now = time.monotonic()
         hit = self._media_dirs.get(project)
         if hit is None or now - hit[0] > 1.0:
-            kind = "video" if self.store.ns.project(project).project_type == "videos" else "img"
+            kind = media_section(self.store.ns.project(project).project_type)
             hit = self._media_dirs[project] = (now, kind)
         return hit[1]
 
