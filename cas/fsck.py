@@ -106,16 +106,17 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
                 continue
             if rec.location == S3:
                 if store.s3 is None:
-                    report.problems.append(Problem("missing-blob", str(blob_id), "in S3, but no S3 remote is configured"))
+                    report.problems.append(Problem("missing-blob", str(blob_id),
+                                                   "in S3, but no S3 remote is configured"))
                     bad.add(blob_id)
                     continue
                 if s3_sizes is None:
                     s3_sizes = {i: size for i, _url, size in store.s3.list_ids() if i is not None}
                 if s3_sizes.get(blob_id) != rec.size:
                     found = s3_sizes.get(blob_id)
+                    state = "is missing" if found is None else f"has {found} bytes, index says {rec.size}"
                     report.problems.append(Problem("missing-blob" if found is None else "corrupt-blob", str(blob_id),
-                                                   f"S3 object {store.s3.url(blob_id)} " +
-                                                   ("is missing" if found is None else f"has {found} bytes, index says {rec.size}")))
+                                                   f"S3 object {store.s3.url(blob_id)} {state}"))
                     bad.add(blob_id)
                 continue
             path = store.backend.path(blob_id)
@@ -126,7 +127,8 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
                 bad.add(blob_id)
                 continue
             if size != rec.size:
-                report.problems.append(Problem("corrupt-blob", str(blob_id), f"file has {size} bytes, index says {rec.size}"))
+                report.problems.append(Problem("corrupt-blob", str(blob_id),
+                                               f"file has {size} bytes, index says {rec.size}"))
                 bad.add(blob_id)
                 continue
             if verify:
@@ -314,5 +316,6 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> None:
         for problem in report.problems:
             if problem.kind == "bad-refcount":
                 problem.repaired = True
-    if any(not p.repaired and p.kind != "pending-journal" for p in report.problems):  # pragma: no cover - every kind above is handled
+    # not reached: every kind above is handled
+    if any(not p.repaired and p.kind != "pending-journal" for p in report.problems):  # pragma: no cover
         raise CasError("fsck could not repair every problem")

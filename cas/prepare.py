@@ -2,8 +2,9 @@
 
 Read the file once and hash it, probe the image header, validate the
 annotation, and, for content the index does not know yet, write it to a temp
-file and rename it into place (or, up to PACK_MAX bytes, append it to a pack). Nothing here touches the index for writing:
-the session records new blobs after one sync per batch.
+file and rename it into place (or, up to PACK_MAX bytes, append it to a pack).
+Nothing here touches the index for writing: the session records new blobs
+after one sync per batch.
 """
 
 from __future__ import annotations

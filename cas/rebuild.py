@@ -1,8 +1,8 @@
 """Rebuild a lost or damaged index from what is durable: blob files, the S3 remote's
 objects, and the refs (`<store>/refs/<project>`, and `prefix/refs/<project>` on the remote)
-that name each project's head version; small blobs are found in their packs. Projects come back as their head version; blobs
-no version holds (changes never snapshotted, loose `cas put`s) are pinned, so that gc
-keeps them until released."""
+that name each project's head version; small blobs are found in their packs. Projects come
+back as their head version; blobs no version holds (changes never snapshotted, loose
+`cas put`s) are pinned, so that gc keeps them until released."""
 
 from __future__ import annotations
 

@@ -66,7 +66,8 @@ def count_links(store: Store, project: str, dataset: str | None) -> int:
     return sum(1 for _ in link_items(store, project, dataset))
 
 
-def pull_links(store: Store, project: str, dataset: str | None = None, progress: Progress | None = None) -> TransferReport:
+def pull_links(store: Store, project: str, dataset: str | None = None,
+               progress: Progress | None = None) -> TransferReport:
     """Fetch every link item of `project` (or `project/dataset`) and make it an ordinary item
     whose media is a blob of the store: read once, hashed (identical content dedups),
     width and height from the image header. An item whose URL fails is reported and

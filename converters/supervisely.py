@@ -92,7 +92,8 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                 ann = ann_path.read_bytes() if ann_path.is_file() else None
                 counts["empty_annotations"] += ann is None
                 try:
-                    item_meta = read_json_file(meta_path, f"{rel}/meta/{entry.name}.json") if meta_path.is_file() else None
+                    item_meta = (read_json_file(meta_path, f"{rel}/meta/{entry.name}.json")
+                                 if meta_path.is_file() else None)
                     if item_meta is not None and not isinstance(item_meta, dict):
                         raise InvalidInput(f"{rel}/meta/{entry.name}.json", "expected a JSON object", "$")
                 except InvalidInput as e:

@@ -122,7 +122,8 @@ def _class_colors(src: Path) -> dict[tuple[int, int, int], str] | None:
                 *name, r, g, b = line.split()
                 colors[(int(r), int(g), int(b))] = " ".join(name)
             except ValueError:
-                raise InvalidInput("colors.txt", f"expected 'name r g b', got {line[:80]!r}", f"line {number}") from None
+                raise InvalidInput("colors.txt", f"expected 'name r g b', got {line[:80]!r}",
+                                   f"line {number}") from None
         return colors
     return None
 
@@ -376,8 +377,9 @@ def write(store: Store, project: str, dest: Path, progress: Progress = no_progre
     `JPEGImages/<id>.jpg` (other formats re-encoded, counted), an XML per image with one
     object per cas object (shapes other than rectangles, bitmaps and polygons as their
     box, counted; graphs skipped), `ImageSets/Main/<dataset>.txt` (`/` and `_` in the
-    name as `-`: Datumaro and others take `<class>_<split>.txt` for a per-class list), and for images with bitmaps or polygons SegmentationObject (palette index =
-    the object's position in the XML) and SegmentationClass PNGs, listed in
+    name as `-`: Datumaro and others take `<class>_<split>.txt` for a per-class list), and
+    for images with bitmaps or polygons SegmentationObject (palette index = the object's
+    position in the XML) and SegmentationClass PNGs, listed in
     `ImageSets/Segmentation/<dataset>.txt`, with `labelmap.txt` giving each class's
     colour. Ids are unique across datasets: a clash is renamed `<dataset>-<id>` and counted."""
     for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
