@@ -261,7 +261,7 @@ class Index:
             cursor = txn.cursor(db=self.db["changes"])
             last = int.from_bytes(cursor.key(), "big") if cursor.last() else 0
             if last > seq and cursor.set_range((seq + 1).to_bytes(8, "big")):
-                for key, raw in cursor:
+                for _key, raw in cursor:
                     out.append(tuple(unpack(raw)))
         return last, out
 

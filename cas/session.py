@@ -285,7 +285,8 @@ class ImportSession:
         else:
             future = pool.submit(self._thread_preparer().prepare_chunk, chunk)
         if self.progress is not None:
-            future.add_done_callback(lambda f, n=len(chunk): self.progress(n))  # type: ignore[misc]
+            progress, n = self.progress, len(chunk)
+            future.add_done_callback(lambda _f: progress(n))
         self._batch.append(future)
         self._batch_items += len(chunk)
         if self._batch_items >= BATCH_ITEMS:

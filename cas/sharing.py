@@ -51,7 +51,7 @@ def _write_ref(store: Store, project: str, version: BlobId, etag: str | None) ->
     condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
     try:
         s3.client.put_object(Bucket=s3.remote.bucket, Key=_ref_key(store, project), Body=body, **condition)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - botocore's errors, described
         code = getattr(e, "response", {}).get("Error", {}).get("Code")
         if code in ("PreconditionFailed", "ConditionalRequestConflict"):
             raise Conflict(f"{project} was pushed from elsewhere meanwhile; run `cas pull {project}`, "

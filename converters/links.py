@@ -50,7 +50,8 @@ def rows(src: Path) -> Iterator[Row]:
     try:
         with open(src, encoding="utf-8-sig", newline="") as f:
             first = ""
-            for line, first in enumerate(f, 1):
+            for first in f:  # `line` counts on: an error below names it
+                line += 1
                 if first.strip() and not first.startswith("#"):
                     break
             if _SCHEME.match(first.strip()):  # a plain list (file:/x has a scheme, not a CSV header)
