@@ -97,7 +97,9 @@ def _suspect(raw: bytes) -> bool:
             hits += 1
             if start == 0 or mapped[start - 1] in _BEFORE_VALUE or hits > budget:
                 return True
-            at = mapped.find(pattern, _NUMBER_REST.match(mapped, at).end())  # past this run
+            run = _NUMBER_REST.match(mapped, at)
+            assert run is not None  # it matches the empty string too
+            at = mapped.find(pattern, run.end())  # past this run
     return False
 
 
@@ -210,7 +212,7 @@ class Meta:
                     f"expected one of {', '.join(TAG_TYPES)}, got {vtype!r}")
             if vtype == "oneof_string":
                 values = tag.get("values")
-                _expect(isinstance(values, list) and values and all(isinstance(v, str) for v in values),
+                _expect(isinstance(values, list) and bool(values) and all(isinstance(v, str) for v in values),
                         file, f"{where}.values", "expected a non-empty list of strings")
             self.tags[name] = tag
 
@@ -401,7 +403,7 @@ def inflate_bitmap(data: str, label: str) -> bytes:
 
 
 def _check_graph(nodes: Any, known: dict[str, Any], file: str, where: str) -> None:
-    _expect(isinstance(nodes, dict) and nodes, file, where, "expected a non-empty object of nodes")
+    _expect(isinstance(nodes, dict) and bool(nodes), file, where, "expected a non-empty object of nodes")
     for node_id, node in nodes.items():
         w = f"{where}.{node_id}"
         _expect(not known or _known(node_id, known), file, w, f"node {node_id!r} is not in the class geometry_config")
