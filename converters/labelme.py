@@ -52,9 +52,9 @@ def count(src: Path) -> int:
 
 def _load(path: Path, label: str) -> dict[str, Any]:
     doc = read_json_document(path, label, "shapes")
-    for key, kind in (("flags", dict), ("imagePath", str), ("imageData", str)):
-        if doc.get(key) is not None and not isinstance(doc[key], kind):
-            raise InvalidInput(label, f"expected {'an object' if kind is dict else 'a string'} or null", key)
+    for key, expected in (("flags", dict), ("imagePath", str), ("imageData", str)):
+        if doc.get(key) is not None and not isinstance(doc[key], expected):
+            raise InvalidInput(label, f"expected {'an object' if expected is dict else 'a string'} or null", key)
     for i, shape in enumerate(doc["shapes"]):
         where = f"shapes[{i}]"
         if not isinstance(shape, dict) or not isinstance(shape.get("label"), str) or not shape["label"]:
@@ -143,7 +143,8 @@ def build_annotation(label: str, shapes: list[dict[str, Any]], flags: dict[str, 
         elif kind == "polygon":
             objects.append(geo.polygon(title, pts, tags=tags))
         elif kind == "point":
-            objects.append(geo.point(title, *pts[0], tags=tags))
+            x, y = pts[0]
+            objects.append(geo.point(title, x, y, tags=tags))
         elif kind in ("line", "linestrip"):
             objects.append(geo.line(title, pts, tags))
         else:  # circle: center, then a point on the rim

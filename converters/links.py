@@ -96,7 +96,7 @@ def read(src: Path, session: ImportSession, dataset: str | None, head: bool = Tr
     seen: dict[str, int] = {}  # item name -> line, to refuse two URLs with one name
 
     def sized(chunk: list[Row]) -> list[tuple[Row, tuple[int, str | None] | InvalidInput]]:
-        out = []
+        out: list[tuple[Row, tuple[int, str | None] | InvalidInput]] = []
         for row in chunk:
             try:
                 fetcher = fetcher_for(row[1], store.net, store.config.allow_roots, store.config.s3)

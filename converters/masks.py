@@ -66,7 +66,7 @@ def class_map(src: Path) -> tuple[dict[int, str], dict[tuple[int, int, int], str
                                    f"line {number}") from None
             if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
                 raise InvalidInput("labelmap.txt", "expected three color values 0-255", f"line {number}")
-            by_color[rgb] = name.strip()  # type: ignore[index]
+            by_color[rgb] = name.strip()
             by_index[len(by_index)] = name.strip()
     elif (src / "classes.txt").is_file():
         names = text.lines(src / "classes.txt", "classes.txt")

@@ -74,7 +74,7 @@ def read_json_document(path: Path, label: str, list_key: str) -> dict[str, Any]:
 
 def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
     """Queue every item of a Supervisely project; `dataset` nests all datasets under it."""
-    session.set_meta(read_json_file(src / "meta.json", "meta.json"), "meta.json")  # type: ignore[arg-type]
+    session.set_meta(read_json_file(src / "meta.json", "meta.json"), "meta.json")  # type: ignore[arg-type]  # Meta() refuses a non-object
     counts = {"datasets": 0, "empty_annotations": 0}
     for name, folder in _datasets(src):
         target = f"{dataset}/{name}" if dataset else name
@@ -99,7 +99,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                 except InvalidInput as e:
                     session.reject(e)  # fails the import unless --skip-invalid
                     continue
-                session.add_item(target, entry.name, entry.path, ann=ann, item_meta=item_meta,  # type: ignore[arg-type]
+                session.add_item(target, entry.name, entry.path, ann=ann, item_meta=item_meta,
                                  label=f"{rel}/{items_dir.name}/{entry.name}", ann_label=ann_label)
         if (folder / "ann").is_dir():
             for entry in files(str(folder / "ann")):

@@ -169,10 +169,10 @@ def _splits(layout: Layout) -> dict[str, list[str]]:
     if splits:
         return splits
     ids = set(layout.xml_stems)
-    for folder in ("SegmentationObject", "SegmentationClass"):
-        if (layout.src / folder).is_dir():
+    for seg_folder in ("SegmentationObject", "SegmentationClass"):
+        if (layout.src / seg_folder).is_dir():
             ids |= {e.name[:-4].removesuffix("_instance").removesuffix("_class")
-                    for e in files(str(layout.src / folder)) if e.name.endswith(".png")}
+                    for e in files(str(layout.src / seg_folder)) if e.name.endswith(".png")}
     return {"all": sorted(ids or layout.by_stem)}
 
 
@@ -251,7 +251,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
             info, (obj_png, cls_png, _sdk) = parsed[item_id]
             label = f"{layout.ann_dir.name}/{item_id}.xml"
             try:
-                image = layout.image(item_id, info and info["filename"], label)
+                image = layout.image(item_id, info["filename"] if info else None, label)
             except InvalidInput as e:
                 session.reject(e)
                 continue
@@ -454,8 +454,8 @@ def _write_xml(path: Path, filename: str, width: int, height: int, objects: list
     ElementTree.SubElement(root, "folder").text = "JPEGImages"
     ElementTree.SubElement(root, "filename").text = filename
     size = ElementTree.SubElement(root, "size")
-    for key, value in (("width", width), ("height", height), ("depth", 3)):
-        ElementTree.SubElement(size, key).text = str(value)
+    for key, dim in (("width", width), ("height", height), ("depth", 3)):
+        ElementTree.SubElement(size, key).text = str(dim)
     ElementTree.SubElement(root, "segmented").text = str(int(bool(masks)))
     for i, ob in enumerate(objects, 1):
         gtype = ob.get("geometryType")
