@@ -74,7 +74,10 @@ def read_json_document(path: Path, label: str, list_key: str) -> dict[str, Any]:
 
 def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
     """Queue every item of a Supervisely project; `dataset` nests all datasets under it."""
-    session.set_meta(read_json_file(src / "meta.json", "meta.json"), "meta.json")  # type: ignore[arg-type]  # Meta() refuses a non-object
+    meta = read_json_file(src / "meta.json", "meta.json")
+    if not isinstance(meta, dict):
+        raise InvalidInput("meta.json", "expected a JSON object", "$")  # as Meta() says it
+    session.set_meta(meta, "meta.json")
     counts = {"datasets": 0, "empty_annotations": 0}
     for name, folder in _datasets(src):
         target = f"{dataset}/{name}" if dataset else name
