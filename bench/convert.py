@@ -52,7 +52,8 @@ def make_coco(root: Path, images: int, per_image: int) -> int:
                 seg, box = [[x, y, x + 30, y, x + 30, y + 20, x + 10, y + 25]], [x, y, 30, 25]
             anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1 + j % 5, "bbox": box,
                          "area": 600, "iscrowd": 0, "segmentation": seg})
-    cats = [{"id": c + 1, "name": n, "supercategory": "thing"} for c, n in enumerate(["car", "person", "bike", "dog", "sign"])]
+    names = ["car", "person", "bike", "dog", "sign"]
+    cats = [{"id": c + 1, "name": n, "supercategory": "thing"} for c, n in enumerate(names)]
     (root / "annotations" / "instances_train.json").write_text(json.dumps(
         {"images": infos, "annotations": anns, "categories": cats}))
     return len(anns)
@@ -80,7 +81,8 @@ def main() -> None:
             rows.append((f"cas export --format {fmt}", timed([sys.executable, "-m", "cas", "--store", str(store), "-q",
                                                               "export", "bench", str(out), "--format", fmt, *extra])))
             rows.append((f"cas import of the {fmt} export (auto)", timed([
-                sys.executable, "-m", "cas", "--store", str(store), "-q", "import", str(out), "--project", f"back-{fmt}"])))
+                sys.executable, "-m", "cas", "--store", str(store), "-q",
+                "import", str(out), "--project", f"back-{fmt}"])))
         exported = json.loads((work / "out" / "annotations" / "instances_train.json").read_text())
         if SLY_PYTHON.exists():
             rows.append(("Supervisely SDK: COCO -> Supervisely project",
@@ -97,7 +99,8 @@ def main() -> None:
                 print(f"target {case}: <= {targets[case]:.0f} s: {'met' if seconds <= targets[case] else 'missed'}")
         by_case = dict(rows)
         for fmt in ("coco", "yolo", "voc"):
-            print(f"export {fmt} / cp -r of the images: {by_case[f'cas export --format {fmt}'] / by_case['cp -r of the images (reference)']:.1f} x")
+            ratio = by_case[f"cas export --format {fmt}"] / by_case["cp -r of the images (reference)"]
+            print(f"export {fmt} / cp -r of the images: {ratio:.1f} x")
         sdk = by_case.get("Supervisely SDK: COCO -> Supervisely project")
         if sdk is not None:
             print(f"SDK / cas import: {sdk / rows[0][1]:.1f} x (target >= 3)")

@@ -51,7 +51,7 @@ def start_s3(work: Path) -> tuple[subprocess.Popen, str]:
             break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"moto_server did not start: see {work / 'moto.log'}")
+                raise SystemExit(f"moto_server did not start: see {work / 'moto.log'}") from None
             time.sleep(0.1)
     return proc, url
 

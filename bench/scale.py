@@ -140,7 +140,8 @@ def one_size(work: Path, n: int, with_mount: bool) -> list[Row]:
     timed(cas_cmd(store, "init"))
     seconds, rss, cpu = timed(cas_cmd(store, f"import {urls} --project big --format links --no-head"))
     rows.append(Row(n, "import", seconds, rss, "", cpu))
-    for step, args in (("cas ls P/D", "ls big/urls > /dev/null"), ("cas ls P/D, into a pipe", "ls big/urls | cat > /dev/null"),
+    for step, args in (("cas ls P/D", "ls big/urls > /dev/null"),
+                       ("cas ls P/D, into a pipe", "ls big/urls | cat > /dev/null"),
                        ("cas stats", "stats > /dev/null"), ("cas du P", "du big > /dev/null"),
                        ("cas stats P --classes", "stats big --classes > /dev/null"),
                        ("cas fsck --quick", "fsck --quick > /dev/null"),

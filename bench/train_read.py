@@ -138,7 +138,7 @@ def measure(work: Path, args: argparse.Namespace) -> list[dict]:
         contenders[(decode, "local")] = LocalFiles(src / "train", ds.names, decode)
         contenders[(decode, "cas")] = ds
     times: dict[tuple[str, str], list[float]] = {key: [] for key in contenders}
-    for key, dataset in contenders.items():
+    for dataset in contenders.values():
         epoch(dataset, args.items, args.workers, args.batch)  # warm: every file in the page cache
     for rnd in range(args.rounds):
         for key, dataset in contenders.items():

@@ -97,7 +97,9 @@ def _suspect(raw: bytes) -> bool:
             hits += 1
             if start == 0 or mapped[start - 1] in _BEFORE_VALUE or hits > budget:
                 return True
-            at = mapped.find(pattern, _NUMBER_REST.match(mapped, at).end())  # past this run
+            run = _NUMBER_REST.match(mapped, at)
+            assert run is not None  # it matches the empty string too
+            at = mapped.find(pattern, run.end())  # past this run
     return False
 
 
@@ -118,7 +120,8 @@ def _check_strings(node: Any, file: str) -> None:
             try:
                 node.encode()
             except UnicodeEncodeError:
-                raise InvalidInput(file, f"invalid JSON: a string holds a lone UTF-16 surrogate: {node[:60]!r}") from None
+                raise InvalidInput(
+                    file, f"invalid JSON: a string holds a lone UTF-16 surrogate: {node[:60]!r}") from None
 
 
 def loads(raw: bytes, file: str) -> Any:
@@ -167,7 +170,8 @@ class Meta:
         self.raw: dict[str, Any] = raw
         self.file = file
         ptype = raw.get("projectType", "images")
-        _expect(ptype in PROJECT_TYPES, file, "projectType", f"expected one of {', '.join(PROJECT_TYPES)}, got {ptype!r}")
+        _expect(ptype in PROJECT_TYPES, file, "projectType",
+                f"expected one of {', '.join(PROJECT_TYPES)}, got {ptype!r}")
         self.project_type: str = ptype
         self.classes: dict[str, dict[str, Any]] = {}
         self.tags: dict[str, dict[str, Any]] = {}
@@ -182,7 +186,8 @@ class Meta:
             shape = cls.get("shape")
             _expect(shape in SHAPES, file, f"{where}.shape", f"expected one of {', '.join(SHAPES)}, got {shape!r}")
             color = cls.get("color", "#000000")
-            _expect(isinstance(color, str) and bool(_COLOR.match(color)), file, f"{where}.color", f"expected #RRGGBB, got {color!r}")
+            _expect(isinstance(color, str) and bool(_COLOR.match(color)), file, f"{where}.color",
+                    f"expected #RRGGBB, got {color!r}")
             config = cls.get("geometry_config", {})
             _expect(isinstance(config, dict), file, f"{where}.geometry_config", "expected an object")
             if shape == "graph":
@@ -191,7 +196,8 @@ class Meta:
                 edges = config.get("edges", [])
                 _expect(isinstance(edges, list) and all(
                     isinstance(e, dict) and isinstance(e.get("src"), str) and isinstance(e.get("dst"), str)
-                    for e in edges), file, f"{where}.geometry_config.edges", "expected a list of {\"src\": node, \"dst\": node}")
+                    for e in edges), file, f"{where}.geometry_config.edges",
+                    'expected a list of {"src": node, "dst": node}')
             self.classes[title] = cls
         tags = raw.get("tags", [])
         _expect(isinstance(tags, list), file, "tags", "expected a list")
@@ -202,10 +208,11 @@ class Meta:
             _expect(isinstance(name, str) and name != "", file, f"{where}.name", "expected a non-empty string")
             _expect(name not in self.tags, file, f"{where}.name", f"duplicate tag name {name!r}")
             vtype = tag.get("value_type")
-            _expect(vtype in TAG_TYPES, file, f"{where}.value_type", f"expected one of {', '.join(TAG_TYPES)}, got {vtype!r}")
+            _expect(vtype in TAG_TYPES, file, f"{where}.value_type",
+                    f"expected one of {', '.join(TAG_TYPES)}, got {vtype!r}")
             if vtype == "oneof_string":
                 values = tag.get("values")
-                _expect(isinstance(values, list) and values and all(isinstance(v, str) for v in values),
+                _expect(isinstance(values, list) and bool(values) and all(isinstance(v, str) for v in values),
                         file, f"{where}.values", "expected a non-empty list of strings")
             self.tags[name] = tag
 
@@ -230,7 +237,8 @@ class Meta:
         _expect(isinstance(objects, list), file, "objects", "expected a list")
         for i, obj in enumerate(objects):
             where = f"objects[{i}]"
-            _expect(isinstance(obj, dict) and isinstance(obj.get("key"), str), file, f"{where}.key", "expected a string")
+            _expect(isinstance(obj, dict) and isinstance(obj.get("key"), str), file, f"{where}.key",
+                    "expected a string")
             _expect(_known(obj.get("classTitle"), self.classes), file, f"{where}.classTitle",
                     f"unknown class {obj.get('classTitle')!r} (not in meta.json)")
             keys[obj["key"]] = obj["classTitle"]
@@ -238,7 +246,8 @@ class Meta:
         _expect(isinstance(frames, list), file, "frames", "expected a list")
         for i, frame in enumerate(frames):
             where = f"frames[{i}]"
-            _expect(isinstance(frame, dict) and _is_int(frame.get("index")), file, f"{where}.index", "expected an integer")
+            _expect(isinstance(frame, dict) and _is_int(frame.get("index")), file, f"{where}.index",
+                    "expected an integer")
             figures = frame.get("figures", [])
             _expect(isinstance(figures, list), file, f"{where}.figures", "expected a list")
             for j, fig in enumerate(figures):
@@ -305,7 +314,8 @@ MAX_COORD = 1 << 31  # pixels: beyond any image (and every tool's int32), so sur
 
 
 def _check_xy(pt: Any, file: str, where: str) -> None:
-    _expect(isinstance(pt, list) and len(pt) == 2 and all(_is_num(v) for v in pt), file, where, "expected [x, y] numbers")
+    _expect(isinstance(pt, list) and len(pt) == 2 and all(_is_num(v) for v in pt), file, where,
+            "expected [x, y] numbers")
     _expect(all(math.isfinite(v) and abs(v) <= MAX_COORD for v in pt), file, where,
             f"coordinates must be finite and within ±{MAX_COORD}, got {pt}")
 
@@ -358,7 +368,8 @@ def _check_interior(interior: Any, gtype: str, file: str, where: str) -> None:
     if gtype != "polygon":
         _expect(not interior, file, f"{where}.interior", f"{gtype} cannot have interior contours")
     for j, ring in enumerate(interior):
-        _expect(isinstance(ring, list) and len(ring) >= 3, file, f"{where}.interior[{j}]", "a hole needs at least 3 points")
+        _expect(isinstance(ring, list) and len(ring) >= 3, file, f"{where}.interior[{j}]",
+                "a hole needs at least 3 points")
         _check_ring(ring, file, f"{where}.interior[{j}]")
 
 
@@ -392,7 +403,7 @@ def inflate_bitmap(data: str, label: str) -> bytes:
 
 
 def _check_graph(nodes: Any, known: dict[str, Any], file: str, where: str) -> None:
-    _expect(isinstance(nodes, dict) and nodes, file, where, "expected a non-empty object of nodes")
+    _expect(isinstance(nodes, dict) and bool(nodes), file, where, "expected a non-empty object of nodes")
     for node_id, node in nodes.items():
         w = f"{where}.{node_id}"
         _expect(not known or _known(node_id, known), file, w, f"node {node_id!r} is not in the class geometry_config")

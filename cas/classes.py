@@ -61,7 +61,7 @@ def _names(tags: Any) -> list[str]:
         if isinstance(tags, list) else []
 
 
-def _add_annotation(stats: ClassStats, ann: Any, shapes: dict[str, str], times: int) -> None:
+def _add_annotation(stats: ClassStats, ann: Any, shapes: dict[Any, Any], times: int) -> None:
     """Count one annotation `times` (the items referencing it). `shapes`: class -> the shape
     meta.json gives it, for an object that names no geometry."""
     if not isinstance(ann, dict):

@@ -200,7 +200,8 @@ def parse_size(text: str) -> int:
 
 
 @cli.command()
-@click.option("--s3", "s3_url", default=None, help="Keep blobs in S3 at s3://bucket/prefix (also on an existing store).")
+@click.option("--s3", "s3_url", default=None,
+              help="Keep blobs in S3 at s3://bucket/prefix (also on an existing store).")
 @click.option("--endpoint-url", default=None, help="S3 endpoint (MinIO, Ceph, a local test server...).")
 @click.option("--region", default=None, help="S3 region (default: boto3's configuration).")
 @click.option("--cache-size", default=None, help="Cap of the local cache of remote blobs [default: 10G].")
@@ -244,7 +245,8 @@ def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str |
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Reader threads.")
 @click.option("--no-head", is_flag=True, help="Links: no HEAD per URL (size learned on first read).")
 @click.option("--link", is_flag=True, help="COCO: link each image to its coco_url instead of reading files.")
-@click.option("--allow-root", "allow_roots", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+@click.option("--allow-root", "allow_roots", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A directory outside SRC that file:// links and paths in annotation files may point "
                    "into (repeatable; remembered by the store).")
 @click.option("--follow-symlinks", is_flag=True, help="Read symlinks that lead outside SRC (skipped and counted "
@@ -728,7 +730,8 @@ def pull_cmd(c: Context, target: str, links_only: bool) -> None:
     total = count_links(c.store, project, dataset) if c.shows_progress else None
     with c.bar(total, "item", f"pull {target}") as bar:
         r = pull_links(c.store, project, dataset, progress=bar.update)
-    click.echo(f"pulled {r.done} link items ({human(r.bytes)})" + (f", {r.skipped} changed meanwhile" if r.skipped else ""))
+    changed = f", {r.skipped} changed meanwhile" if r.skipped else ""
+    click.echo(f"pulled {r.done} link items ({human(r.bytes)}){changed}")
     _report_failures(r.failed, r.errors, "items stay links")
 
 

@@ -119,7 +119,7 @@ class StoreDataset:
                 "net": self.net, "names": self._names, "records": self._records}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)  # type: ignore[misc]
+        self.__init__(**state)  # type: ignore[misc]  # unpickling re-runs __init__: it opens the store here
 
     def __repr__(self) -> str:
         return (f"StoreDataset({str(self.root)!r}, {self.project + '/' + self.dataset!r}, {len(self)} items, "

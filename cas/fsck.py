@@ -68,7 +68,7 @@ class FsckReport:
 
 
 def check(store: Store, repair: bool = False, verify: bool = True,
-          progress: Callable[[int], None] | None = None) -> FsckReport:
+          progress: Callable[[int], object] | None = None) -> FsckReport:
     """Check every blob record against its bytes (size, and digest if `verify`), every item
     against its blobs, every reference count, and find orphan and temp files. `progress` is
     told of the blobs checked."""
@@ -83,7 +83,7 @@ def check(store: Store, repair: bool = False, verify: bool = True,
 
 
 def _check_blobs(store: Store, report: FsckReport, verify: bool,
-                 progress: Callable[[int], None] | None) -> set[BlobId]:
+                 progress: Callable[[int], object] | None) -> set[BlobId]:
     """Local blobs: size, and digest if `verify`. S3 blobs: the object exists with the
     recorded size (one listing; their bytes are not downloaded). Links are not checked:
     their bytes are not ours."""
@@ -106,16 +106,17 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
                 continue
             if rec.location == S3:
                 if store.s3 is None:
-                    report.problems.append(Problem("missing-blob", str(blob_id), "in S3, but no S3 remote is configured"))
+                    report.problems.append(Problem("missing-blob", str(blob_id),
+                                                   "in S3, but no S3 remote is configured"))
                     bad.add(blob_id)
                     continue
                 if s3_sizes is None:
                     s3_sizes = {i: size for i, _url, size in store.s3.list_ids() if i is not None}
                 if s3_sizes.get(blob_id) != rec.size:
                     found = s3_sizes.get(blob_id)
+                    state = "is missing" if found is None else f"has {found} bytes, index says {rec.size}"
                     report.problems.append(Problem("missing-blob" if found is None else "corrupt-blob", str(blob_id),
-                                                   f"S3 object {store.s3.url(blob_id)} " +
-                                                   ("is missing" if found is None else f"has {found} bytes, index says {rec.size}")))
+                                                   f"S3 object {store.s3.url(blob_id)} {state}"))
                     bad.add(blob_id)
                 continue
             path = store.backend.path(blob_id)
@@ -126,7 +127,8 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
                 bad.add(blob_id)
                 continue
             if size != rec.size:
-                report.problems.append(Problem("corrupt-blob", str(blob_id), f"file has {size} bytes, index says {rec.size}"))
+                report.problems.append(Problem("corrupt-blob", str(blob_id),
+                                               f"file has {size} bytes, index says {rec.size}"))
                 bad.add(blob_id)
                 continue
             if verify:
@@ -271,7 +273,9 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> None:
     with index.write() as txn:
         reinstalled = {blob for blob, _size in empties.values()}
         for blob_id in bad:
-            rec = BlobRecord.decode(txn.get(bytes(blob_id), db=index.db["blobs"]))
+            raw = txn.get(bytes(blob_id), db=index.db["blobs"])
+            assert raw is not None  # read by _check_blobs under the same exclusive lock
+            rec = BlobRecord.decode(raw)
             if blob_id in reinstalled:  # good bytes again, where new blobs go (not in the damaged pack)
                 txn.put(bytes(blob_id), replace(rec, location=store.write_backend.location, pack=None,
                                                 offset=0).encode(), db=index.db["blobs"])
@@ -292,14 +296,14 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> None:
             if problem.kind in ("damaged-annotation", "damaged-item-meta"):
                 raw = txn.get(problem.key, db=index.db["items"])
                 if raw is not None:
-                    rec = ItemRecord.decode(raw)
+                    item = ItemRecord.decode(raw)
                     if problem.kind == "damaged-annotation":
                         blob, size = empties[problem.key]
                         record_new_blob(index, txn, blob, size, store.write_backend.location)
-                        rec = replace(rec, ann=blob, ann_size=size)
+                        item = replace(item, ann=blob, ann_size=size)
                     else:
-                        rec = replace(rec, meta=None, meta_size=0)
-                    store.ns.write_item(txn, problem.key, rec.encode())
+                        item = replace(item, meta=None, meta_size=0)
+                    store.ns.write_item(txn, problem.key, item.encode())
                     index.log_change(txn, *split_item_key(problem.key))
                 problem.repaired = True
         # Recount references from what remains.
@@ -314,5 +318,6 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> None:
         for problem in report.problems:
             if problem.kind == "bad-refcount":
                 problem.repaired = True
-    if any(not p.repaired and p.kind != "pending-journal" for p in report.problems):  # pragma: no cover - every kind above is handled
+    # not reached: every kind above is handled
+    if any(not p.repaired and p.kind != "pending-journal" for p in report.problems):  # pragma: no cover
         raise CasError("fsck could not repair every problem")

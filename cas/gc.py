@@ -48,7 +48,7 @@ def is_garbage(refs: int, key: bytes, keep: set[bytes]) -> bool:
     return refs == 0 and key not in keep
 
 
-def collect(store: Store, dry_run: bool = False, progress: Callable[[int], None] | None = None) -> GcReport:
+def collect(store: Store, dry_run: bool = False, progress: Callable[[int], object] | None = None) -> GcReport:
     """Remove every blob with no reference, orphan blob files and temp files.
     Needs the store alone (no import running). With `dry_run`, change nothing and report
     what a gc would remove now.

@@ -16,7 +16,7 @@ class Hasher:
         self._h = xxhash.xxh3_128()
         self.size = 0
 
-    def update(self, data: bytes | memoryview) -> None:
+    def update(self, data: bytes | bytearray | memoryview) -> None:
         self._h.update(data)
         self.size += len(data)
 
@@ -24,7 +24,7 @@ class Hasher:
         return BlobId(self._h.digest())
 
 
-def hash_bytes(data: bytes | memoryview) -> BlobId:
+def hash_bytes(data: bytes | bytearray | memoryview) -> BlobId:
     """Digest of an in-memory buffer."""
     return BlobId(xxhash.xxh3_128_digest(data))
 

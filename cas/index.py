@@ -173,7 +173,7 @@ class Index:
         self._live.append(None)
 
     @contextmanager
-    def read(self) -> Iterator[lmdb.Transaction]:
+    def read(self) -> Iterator[lmdb.Transaction[bytes]]:
         self._enter()
         try:
             with self.env.begin(buffers=False) as txn:
@@ -182,7 +182,7 @@ class Index:
             self._live.pop()
 
     @contextmanager
-    def write(self) -> Iterator[lmdb.Transaction]:
+    def write(self) -> Iterator[lmdb.Transaction[bytes]]:
         """One write transaction; committed on success, aborted on any exception."""
         if self.read_only:
             raise CasError(f"the store at {Path(self.path).parent} is on a read-only file system: "
@@ -198,7 +198,7 @@ class Index:
         finally:
             self._live.pop()
 
-    def scan(self, txn: lmdb.Transaction, dbname: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+    def scan(self, txn: lmdb.Transaction[bytes], dbname: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """Ordered (key, value) pairs whose key starts with prefix: one range scan."""
         cursor = txn.cursor(db=self.db[dbname])
         if not cursor.set_range(prefix):
@@ -208,11 +208,11 @@ class Index:
                 return
             yield key, value
 
-    def values(self, txn: lmdb.Transaction, dbname: str) -> Iterator[bytes]:
+    def values(self, txn: lmdb.Transaction[bytes], dbname: str) -> Iterator[bytes]:
         """Every value of a table in key order (the cursor iterates in C: for whole-table passes)."""
         return txn.cursor(db=self.db[dbname]).iternext(keys=False)
 
-    def prune(self, txn: lmdb.Transaction, dbname: str, prefix: bytes,
+    def prune(self, txn: lmdb.Transaction[bytes], dbname: str, prefix: bytes,
               drop: Callable[[bytes, bytes], bool] = lambda _key, _value: True) -> None:
         """Delete the pairs under `prefix` for which `drop(key, value)` holds, in one cursor
         pass (no list of keys is built)."""
@@ -224,7 +224,7 @@ class Index:
             if not moved:
                 return
 
-    def scan_range(self, txn: lmdb.Transaction, dbname: str, start: bytes, stop: bytes | None,
+    def scan_range(self, txn: lmdb.Transaction[bytes], dbname: str, start: bytes, stop: bytes | None,
                    prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         """Ordered pairs with start <= key < stop (no upper bound if None), within prefix."""
         cursor = txn.cursor(db=self.db[dbname])
@@ -235,7 +235,7 @@ class Index:
                 return
             yield key, value
 
-    def log_change(self, txn: lmdb.Transaction, project: str, dataset: str | None = None,
+    def log_change(self, txn: lmdb.Transaction[bytes], project: str, dataset: str | None = None,
                    item: str | None = None) -> None:
         """Note that a project (its meta), a dataset or an item changed or went away, so a
         mount can drop what the kernel caches for it. Only the most recent are kept."""
@@ -261,11 +261,11 @@ class Index:
             cursor = txn.cursor(db=self.db["changes"])
             last = int.from_bytes(cursor.key(), "big") if cursor.last() else 0
             if last > seq and cursor.set_range((seq + 1).to_bytes(8, "big")):
-                for key, raw in cursor:
+                for _key, raw in cursor:
                     out.append(tuple(unpack(raw)))
         return last, out
 
-    def count(self, txn: lmdb.Transaction, dbname: str) -> int:
+    def count(self, txn: lmdb.Transaction[bytes], dbname: str) -> int:
         return txn.stat(self.db[dbname])["entries"]
 
     def close(self) -> None:

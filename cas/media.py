@@ -152,7 +152,7 @@ def probe_video(source: str | bytes, label: str) -> VideoInfo:
     the container does not store a frame count (Matroska, WebM), it is duration x rate."""
     import av  # only video imports pay for loading FFmpeg
     try:
-        with av.open(io.BytesIO(source) if isinstance(source, bytes) else source) as container:
+        with av.open(io.BytesIO(source) if isinstance(source, bytes) else source, "r") as container:
             if not container.streams.video:
                 raise InvalidInput(label, "no video stream")
             stream = container.streams.video[0]

@@ -31,11 +31,11 @@ class Namespace:
         self.index = index
 
     # -- the one place item records are written (snapshots learn what changed here) -------
-    def write_item(self, txn: lmdb.Transaction, key: bytes, raw: bytes) -> None:
+    def write_item(self, txn: lmdb.Transaction[bytes], key: bytes, raw: bytes) -> None:
         txn.put(key, raw, db=self.index.db["items"])
         txn.put(key, b"", db=self.index.db["dirty"])
 
-    def delete_item(self, txn: lmdb.Transaction, key: bytes) -> None:
+    def delete_item(self, txn: lmdb.Transaction[bytes], key: bytes) -> None:
         txn.delete(key, db=self.index.db["items"])
         txn.put(key, b"", db=self.index.db["dirty"])
 
@@ -44,7 +44,7 @@ class Namespace:
         with self.index.read() as txn:
             return [k.decode() for k, _ in self.index.scan(txn, "projects")]
 
-    def project(self, name: str, txn: lmdb.Transaction | None = None) -> ProjectRecord:
+    def project(self, name: str, txn: lmdb.Transaction[bytes] | None = None) -> ProjectRecord:
         if txn is None:
             with self.index.read() as txn:
                 return self.project(name, txn)
@@ -65,14 +65,14 @@ class Namespace:
                 raise AlreadyExists(f"project {name!r} exists")
             return self.put_new_project(txn, name, meta)
 
-    def put_new_project(self, txn: lmdb.Transaction, name: str, meta: dict[str, Any]) -> ProjectRecord:
+    def put_new_project(self, txn: lmdb.Transaction[bytes], name: str, meta: dict[str, Any]) -> ProjectRecord:
         """Record a project (its meta already validated) inside `txn`."""
         now = time.time_ns()
         rec = ProjectRecord(now, meta, now)
         txn.put(project_key(name), rec.encode(), db=self.index.db["projects"])
         return rec
 
-    def write_meta(self, txn: lmdb.Transaction, name: str, meta: dict[str, Any]) -> None:
+    def write_meta(self, txn: lmdb.Transaction[bytes], name: str, meta: dict[str, Any]) -> None:
         """Store an already validated meta for an existing project."""
         rec = self.project(name, txn)
         txn.put(project_key(name), ProjectRecord(rec.created, meta, time.time_ns()).encode(),
@@ -80,7 +80,7 @@ class Namespace:
         self.index.log_change(txn, name)
 
     # -- datasets -------------------------------------------------------------
-    def datasets(self, project: str, txn: lmdb.Transaction | None = None) -> list[str]:
+    def datasets(self, project: str, txn: lmdb.Transaction[bytes] | None = None) -> list[str]:
         """Every dataset path of a project, parents before children."""
         if txn is None:
             with self.index.read() as txn:
@@ -88,20 +88,20 @@ class Namespace:
         prefix = project_key(project) + b"\x00"
         return [split_dataset_key(k)[1] for k, _ in self.index.scan(txn, "datasets", prefix)]
 
-    def children(self, project: str, parent: str | None, txn: lmdb.Transaction | None = None) -> list[str]:
+    def children(self, project: str, parent: str | None, txn: lmdb.Transaction[bytes] | None = None) -> list[str]:
         """Dataset names directly under `parent` (None: top level)."""
         depth = 0 if parent is None else parent.count("/") + 1
         prefix = (parent + "/") if parent else ""
         return [d.rsplit("/", 1)[-1] for d in self.datasets(project, txn)
                 if d.startswith(prefix) and d.count("/") == depth]
 
-    def has_dataset(self, project: str, dataset: str, txn: lmdb.Transaction | None = None) -> bool:
+    def has_dataset(self, project: str, dataset: str, txn: lmdb.Transaction[bytes] | None = None) -> bool:
         if txn is None:
             with self.index.read() as txn:
                 return self.has_dataset(project, dataset, txn)
         return txn.get(dataset_key(project, dataset), db=self.index.db["datasets"]) is not None
 
-    def ensure_dataset(self, txn: lmdb.Transaction, project: str, dataset: str) -> bool:
+    def ensure_dataset(self, txn: lmdb.Transaction[bytes], project: str, dataset: str) -> bool:
         """Create a dataset and its parents inside `txn`; True if anything was created."""
         check_dataset_path(dataset)
         created = False
@@ -121,7 +121,7 @@ class Namespace:
             self.ensure_dataset(txn, project, dataset)
 
     # -- items ----------------------------------------------------------------
-    def items(self, project: str, dataset: str, txn: lmdb.Transaction | None = None,
+    def items(self, project: str, dataset: str, txn: lmdb.Transaction[bytes] | None = None,
               after: str | None = None) -> Iterator[tuple[str, ItemRecord]]:
         """Items of one dataset in name order (one prefix scan)."""
         if txn is None:
@@ -144,7 +144,7 @@ class Namespace:
             keys = (key for key, _raw in self.index.scan(txn, "items", prefix + starting.encode()))
             return [key[len(prefix):].decode() for key in itertools.islice(keys, limit)]
 
-    def count_items(self, project: str, dataset: str, txn: lmdb.Transaction | None = None) -> int:
+    def count_items(self, project: str, dataset: str, txn: lmdb.Transaction[bytes] | None = None) -> int:
         if txn is None:
             with self.index.read() as txn:
                 return self.count_items(project, dataset, txn)
@@ -155,7 +155,7 @@ class Namespace:
         with self.index.read() as txn:
             return next(self.index.scan(txn, "items", item_prefix(project, dataset)), None) is not None
 
-    def item(self, project: str, dataset: str, name: str, txn: lmdb.Transaction | None = None) -> ItemRecord:
+    def item(self, project: str, dataset: str, name: str, txn: lmdb.Transaction[bytes] | None = None) -> ItemRecord:
         if txn is None:
             with self.index.read() as txn:
                 return self.item(project, dataset, name, txn)
@@ -164,7 +164,7 @@ class Namespace:
             raise NotFound(f"no item {project}/{dataset}/{name}")
         return ItemRecord.decode(raw)
 
-    def put_item(self, txn: lmdb.Transaction, project: str, dataset: str, name: str,
+    def put_item(self, txn: lmdb.Transaction[bytes], project: str, dataset: str, name: str,
                  rec: ItemRecord, overwrite: bool, deltas: Counter[BlobId] | None = None,
                  encoded: bytes | None = None) -> str:
         """Insert or replace one item, moving references (or adding the moves to `deltas`,
@@ -190,13 +190,13 @@ class Namespace:
         self.write_item(txn, key, encoded if encoded is not None else rec.encode())
         return outcome
 
-    def _move_ref(self, txn: lmdb.Transaction, blob: BlobId, delta: int, deltas: Counter[BlobId] | None) -> None:
+    def _move_ref(self, txn: lmdb.Transaction[bytes], blob: BlobId, delta: int, deltas: Counter[BlobId] | None) -> None:
         if deltas is None:
             adjust_refs(self.index, txn, blob, delta)
         else:
             deltas[blob] += delta
 
-    def _drop_items(self, txn: lmdb.Transaction, prefix: bytes) -> int:
+    def _drop_items(self, txn: lmdb.Transaction[bytes], prefix: bytes) -> int:
         keys = []
         for key, raw in self.index.scan(txn, "items", prefix):
             for blob in ItemRecord.decode(raw).blobs():
@@ -256,8 +256,9 @@ class Namespace:
                     self.write_item(txn, item_key(project, target, name), raw)
                     self.delete_item(txn, key)
                     moved += 1
-                raw = txn.get(dataset_key(project, path), db=self.index.db["datasets"])
-                txn.put(dataset_key(project, target), raw, db=self.index.db["datasets"])
+                record = txn.get(dataset_key(project, path), db=self.index.db["datasets"])
+                assert record is not None  # listed by self.datasets in this transaction
+                txn.put(dataset_key(project, target), record, db=self.index.db["datasets"])
                 txn.delete(dataset_key(project, path), db=self.index.db["datasets"])
             self.index.log_change(txn, project, dataset)
             return moved
@@ -274,7 +275,7 @@ class Namespace:
             self.index.log_change(txn, project, dataset)
             return removed
 
-    def clear_project(self, txn: lmdb.Transaction, project: str) -> int:
+    def clear_project(self, txn: lmdb.Transaction[bytes], project: str) -> int:
         """Remove every dataset and item of a project, keeping the project (in `txn`)."""
         removed = 0
         for path in self.datasets(project, txn):

@@ -2,8 +2,9 @@
 
 Read the file once and hash it, probe the image header, validate the
 annotation, and, for content the index does not know yet, write it to a temp
-file and rename it into place (or, up to PACK_MAX bytes, append it to a pack). Nothing here touches the index for writing:
-the session records new blobs after one sync per batch.
+file and rename it into place (or, up to PACK_MAX bytes, append it to a pack).
+Nothing here touches the index for writing: the session records new blobs
+after one sync per batch.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ class Preparer:
             ann_sp = spool_bytes(self._empty_annotation(info.width, info.height))
         else:
             if isinstance(ann, (bytes, bytearray)):
-                ann = loads(ann, ann_label)
+                ann = loads(bytes(ann), ann_label)  # loads tells bytes from str; bytes(b) is b
             if isinstance(info, VideoInfo):
                 self.meta.check_video_annotation(ann, ann_label, info.width, info.height)
             else:
@@ -164,7 +165,11 @@ class Preparer:
             ann_sp = spool_bytes(dumps(ann))
         meta_sp = spool_bytes(dumps(item_meta)) if item_meta is not None else None
         kept_meta = stored.meta if stored is not None and item_meta is None else None
-        ann_id = ann_sp.id if ann_sp is not None else stored.ann  # type: ignore[union-attr]
+        if ann_sp is not None:
+            ann_id = ann_sp.id
+        else:
+            assert stored is not None  # no annotation given: the stored one stays
+            ann_id = stored.ann
         if self.config.check_conflicts:  # before any blob is installed
             self._check_conflict(txn, dataset, name, media, ann_id, meta_sp.id if meta_sp else kept_meta)
         if ann_sp is None:

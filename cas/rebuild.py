@@ -1,8 +1,8 @@
 """Rebuild a lost or damaged index from what is durable: blob files, the S3 remote's
 objects, and the refs (`<store>/refs/<project>`, and `prefix/refs/<project>` on the remote)
-that name each project's head version; small blobs are found in their packs. Projects come back as their head version; blobs
-no version holds (changes never snapshotted, loose `cas put`s) are pinned, so that gc
-keeps them until released."""
+that name each project's head version; small blobs are found in their packs. Projects come
+back as their head version; blobs no version holds (changes never snapshotted, loose
+`cas put`s) are pinned, so that gc keeps them until released."""
 
 from __future__ import annotations
 
@@ -64,7 +64,9 @@ def rebuild_index(root: str | Path) -> RebuildReport:
                             report.blobs += 1
                     if location == store.backend.location:  # then the packs, read by their entry headers
                         for name, path, _size in store.backend.list_packs():
-                            for blob_id, offset, size in entries(path) if name is not None else ():
+                            if name is None:
+                                continue  # not a pack
+                            for blob_id, offset, size in entries(path):
                                 if record_new_blob(store.index, txn, blob_id, size, packed=(name, offset)):
                                     report.blobs += 1
             remote = store.s3.list_refs() if store.s3 is not None else {}

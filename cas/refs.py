@@ -16,12 +16,12 @@ if TYPE_CHECKING:
     import lmdb
 
 
-def get_blob(index: Index, txn: lmdb.Transaction, blob_id: BlobId) -> BlobRecord | None:
+def get_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId) -> BlobRecord | None:
     raw = txn.get(bytes(blob_id), db=index.db["blobs"])
     return BlobRecord.decode(raw) if raw is not None else None
 
 
-def record_new_blob(index: Index, txn: lmdb.Transaction, blob_id: BlobId, size: int,
+def record_new_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, size: int,
                     location: str = LOCAL, refs: int = 0, packed: tuple[str, int] | None = None) -> bool:
     """Record a blob whose bytes are already durable (in a pack at `packed`: its name and the
     offset of the bytes); False if it was known already."""
@@ -33,7 +33,7 @@ def record_new_blob(index: Index, txn: lmdb.Transaction, blob_id: BlobId, size: 
     return True
 
 
-def adjust_refs(index: Index, txn: lmdb.Transaction, blob_id: BlobId, delta: int) -> BlobRecord:
+def adjust_refs(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, delta: int) -> BlobRecord:
     """Add `delta` to a blob's reference count (never below zero)."""
     rec = get_blob(index, txn, blob_id)
     if rec is None:
@@ -46,19 +46,19 @@ def adjust_refs(index: Index, txn: lmdb.Transaction, blob_id: BlobId, delta: int
     return rec
 
 
-def record_link(index: Index, txn: lmdb.Transaction, blob_id: BlobId, rec: BlobRecord) -> bool:
+def record_link(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, rec: BlobRecord) -> bool:
     """Record a link entry (with the references `rec` gives) unless it is known; False if it was."""
     return txn.put(bytes(blob_id), rec.encode(), db=index.db["blobs"], overwrite=False)
 
 
-def apply_deltas(index: Index, txn: lmdb.Transaction, deltas: Counter[BlobId]) -> None:
+def apply_deltas(index: Index, txn: lmdb.Transaction[bytes], deltas: Counter[BlobId]) -> None:
     """Reference moves gathered over many items (see `Namespace.put_item`), once per blob."""
     for blob_id, delta in deltas.items():
         if delta:
             adjust_refs(index, txn, blob_id, delta)
 
 
-def adjust_pin(index: Index, txn: lmdb.Transaction, blob_id: BlobId, delta: int) -> None:
+def adjust_pin(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, delta: int) -> None:
     """Pins are references held by `put` callers rather than by items."""
     key = bytes(blob_id)
     raw = txn.get(key, db=index.db["pins"])

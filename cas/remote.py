@@ -97,7 +97,8 @@ class RemoteReader:
             return os.pread(self._fd, length, offset)
         if 0 <= self.size <= SMALL:
             self._fetch_small()
-            return self._small[offset:offset + length]  # type: ignore[index]
+            assert self._small is not None  # filled by _fetch_small, or it raised
+            return self._small[offset:offset + length]
         return self._read_through_fill(length, offset)
 
     def read(self, length: int = -1) -> bytes:

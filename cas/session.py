@@ -43,6 +43,9 @@ from .workers import SafePoints, forkserver, stop_pool
 if TYPE_CHECKING:
     from .store import Source, Store
 
+# A converter's annotation builder: ann(width, height) -> annotation, or (annotation, {note: count})
+AnnBuilder = Callable[[int, int], "dict[str, Any] | tuple[dict[str, Any], dict[str, int]]"]
+
 BATCH_ITEMS = 1000
 CHUNK_ITEMS = 32
 PROCESS_THRESHOLD = 2000  # items queued before worker processes are worth their start-up
@@ -95,7 +98,7 @@ class ImportSession:
     def __init__(self, store: Store, project: str, meta: dict[str, Any] | None = None,
                  overwrite: bool = False, verify_dedup: bool = False, skip_invalid: bool = False,
                  workers: int | None = None, processes: bool = True,
-                 progress: Callable[[int], None] | None = None, project_type: str = "images",
+                 progress: Callable[[int], object] | None = None, project_type: str = "images",
                  stat_cache: bool = True) -> None:
         self.store = store
         self.project = check_name(project, "project name")
@@ -166,7 +169,7 @@ class ImportSession:
         if dataset not in self._datasets:
             self._datasets.add(check_dataset_path(dataset))
 
-    def add_item(self, dataset: str, name: str, media: Source, ann: dict[str, Any] | bytes | None = None,
+    def add_item(self, dataset: str, name: str, media: Source, ann: dict[str, Any] | bytes | AnnBuilder | None = None,
                  item_meta: dict[str, Any] | None = None, label: str | None = None,
                  ann_label: str | None = None) -> None:
         """Queue one item; it is read, hashed and checked by a worker.
@@ -180,16 +183,17 @@ class ImportSession:
         self._interrupts.check()
         self.add_dataset(dataset)
         check_name(name, "item name")
+        source: Source | Seen = media
         if self._stat_cache and isinstance(media, (str, os.PathLike)):
             with self.store.index.read() as txn:
                 seen = statcache.lookup(self.store.index, txn, os.fspath(media))
             if seen is not None:
-                media = seen
+                source = seen
                 self.report.files_unread += 1
-        task: Task = (dataset, name, media, ann, item_meta, label or f"{dataset}/img/{name}",
+        task: Task = (dataset, name, source, ann, item_meta, label or f"{dataset}/img/{name}",
                       ann_label or f"{dataset}/ann/{name}.json")
         self._queued += 1
-        if not isinstance(media, (str, bytes, os.PathLike, Seen)):
+        if not isinstance(source, (str, bytes, os.PathLike, Seen)):
             self._submit([task], self._thread_pool())  # streams cannot cross into a process
             return
         if not _light(task):
@@ -285,7 +289,8 @@ class ImportSession:
         else:
             future = pool.submit(self._thread_preparer().prepare_chunk, chunk)
         if self.progress is not None:
-            future.add_done_callback(lambda f, n=len(chunk): self.progress(n))  # type: ignore[misc]
+            progress, n = self.progress, len(chunk)
+            future.add_done_callback(lambda _f: progress(n))
         self._batch.append(future)
         self._batch_items += len(chunk)
         if self._batch_items >= BATCH_ITEMS:

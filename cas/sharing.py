@@ -51,7 +51,7 @@ def _write_ref(store: Store, project: str, version: BlobId, etag: str | None) ->
     condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
     try:
         s3.client.put_object(Bucket=s3.remote.bucket, Key=_ref_key(store, project), Body=body, **condition)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - botocore's errors, described
         code = getattr(e, "response", {}).get("Error", {}).get("Code")
         if code in ("PreconditionFailed", "ConditionalRequestConflict"):
             raise Conflict(f"{project} was pushed from elsewhere meanwhile; run `cas pull {project}`, "
@@ -63,7 +63,7 @@ def _ancestors(store: Store, version: BlobId | None) -> set[BlobId]:
     seen: set[BlobId] = set()
     todo = [version] if version else []
     while todo:
-        current = todo.pop()
+        current: BlobId | None = todo.pop()
         while current is not None and current not in seen:
             seen.add(current)
             v = read_version(store, current)
@@ -99,7 +99,7 @@ def _learn_remote_blobs(store: Store, sizes: dict[BlobId, int]) -> None:
             record_new_blob(store.index, txn, blob_id, size, S3)
 
 
-def fetch_version(store: Store, version: BlobId, progress: Callable[[int], None] | None = None) -> Version:
+def fetch_version(store: Store, version: BlobId, progress: Callable[[int], object] | None = None) -> Version:
     """Make a remote version usable here: its trees fetched (several at once) and every
     item blob recorded as remote, with its size from the item. No media bytes move; older
     versions' trees are fetched when first read (`Store.adopt_remote`). `progress` is told
@@ -124,7 +124,7 @@ def fetch_version(store: Store, version: BlobId, progress: Callable[[int], None]
     return v
 
 
-def clone(store: Store, project: str, progress: Callable[[int], None] | None = None) -> Version:
+def clone(store: Store, project: str, progress: Callable[[int], object] | None = None) -> Version:
     """Make `project` here exactly the remote's head: trees fetched, index built, no media."""
     if store.ns.has_project(project):
         raise CasError(f"project {project} exists in this store; use `cas pull {project}`")

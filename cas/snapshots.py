@@ -267,7 +267,7 @@ def _clear_dirty(index: Any, snapped: Any, txn: Any, project: str) -> None:
 
 
 def snapshot(store: Store, project: str, message: str = "", merged: BlobId | None = None,
-             progress: Callable[[int], None] | None = None) -> tuple[Version, bool]:
+             progress: Callable[[int], object] | None = None) -> tuple[Version, bool]:
     """Freeze the project's current state; returns (the version, whether it is new). With
     nothing changed since the head, the head is returned. `merged`: the other parent of a
     merge. Memory stays flat in the project's size: trees are written as they are built.
@@ -335,7 +335,7 @@ def reachable(store: Store, heads: list[BlobId] | None = None) -> set[bytes]:
             heads = [BlobId(raw) for _key, raw in store.index.scan(txn, "refs")]
     todo = list(heads)
     while todo:
-        current = todo.pop()
+        current: BlobId | None = todo.pop()
         while current is not None and bytes(current) not in keep:
             keep.add(bytes(current))
             version = read_version(store, current)

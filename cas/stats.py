@@ -45,7 +45,8 @@ def compute(store: Store) -> dict[str, Any]:
                 logical += size
         hits, misses, bytes_hit, bytes_fetched = stored_totals(index, txn)
         locations[LINK]["unknown_size"] = unknown_size
-        cache = {"hits": hits, "misses": misses, "hit_rate": round(hits / (hits + misses), 3) if hits + misses else None,
+        hit_rate = round(hits / (hits + misses), 3) if hits + misses else None
+        cache = {"hits": hits, "misses": misses, "hit_rate": hit_rate,
                  "bytes_hit": bytes_hit, "bytes_fetched": bytes_fetched, "max_bytes": store.config.cache_size,
                  "used_bytes": store.cache.used() if (store.root / "cache").exists() else 0}
         counts = {table: index.count(txn, table) for table in ("projects", "datasets", "items", "blobs")}

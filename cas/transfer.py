@@ -27,7 +27,7 @@ BATCH = 64
 WORKERS = 8
 MAX_REPORTED = 20
 
-Progress = Callable[[int], None]
+Progress = Callable[[int], object]  # its result is ignored (tqdm.update returns one)
 
 
 @dataclass
@@ -66,7 +66,8 @@ def count_links(store: Store, project: str, dataset: str | None) -> int:
     return sum(1 for _ in link_items(store, project, dataset))
 
 
-def pull_links(store: Store, project: str, dataset: str | None = None, progress: Progress | None = None) -> TransferReport:
+def pull_links(store: Store, project: str, dataset: str | None = None,
+               progress: Progress | None = None) -> TransferReport:
     """Fetch every link item of `project` (or `project/dataset`) and make it an ordinary item
     whose media is a blob of the store: read once, hashed (identical content dedups),
     width and height from the image header. An item whose URL fails is reported and
@@ -78,8 +79,7 @@ def pull_links(store: Store, project: str, dataset: str | None = None, progress:
         pending = link_items(store, project, dataset)
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="cas-pull") as pool, closing(preparer):
             while True:
-                batch = [next(pending, None) for _ in range(BATCH)]
-                batch = [b for b in batch if b is not None]
+                batch = [b for b in (next(pending, None) for _ in range(BATCH)) if b is not None]
                 if not batch:
                     break
                 done = list(pool.map(lambda entry: _materialize(store, preparer, project, *entry), batch))

@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -172,7 +172,7 @@ def find_image(dirs: list[Path], ann_file: Path, file_name: str, where: str) -> 
 
 
 # -- import --------------------------------------------------------------------------------------
-def _num_list(v: Any, n: int | None = None) -> bool:
+def _num_list(v: Any, n: int | None = None) -> TypeGuard[list[float]]:
     return isinstance(v, list) and (n is None or len(v) == n) and all(map(geo.is_number, v))
 
 
@@ -278,7 +278,8 @@ def _classes(loaded: list[tuple[Path, dict[str, Any]]]) -> tuple[list[dict[str, 
                 seg = _segmentation(ann)
                 if seg or not ann.get("keypoints"):  # a keypoint annotation without one is only a graph
                     kinds[name].add("bitmap" if isinstance(seg, dict) else "polygon" if seg else "rectangle")
-    classes, class_of = [], {}
+    classes: list[dict[str, Any]] = []
+    class_of: dict[int, dict[str, Any]] = {}
     for cid, cat in sorted(cats.items()):
         name = cat["name"]
         shapes = kinds.get(name) or {"rectangle"}
@@ -447,7 +448,8 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True,
                 initializer=_init_exporter, initargs=(str(store.root), os.getpid()))))
         for dataset in store.ns.datasets(project):
             flat = dataset.replace("/", "_")
-            images, annotations = [], []
+            images: list[dict[str, Any]] = []
+            annotations: list[dict[str, Any]] = []
             img_dir = dest / "images" / flat
             img_dir.mkdir(parents=True, exist_ok=True)
             chunks = _chunks(store.ns.items(project, dataset), EXPORT_CHUNK)
@@ -489,7 +491,8 @@ def _categories(meta: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, d
     """COCO categories of a project's classes; a graph class `<c>_keypoints` (as imported)
     gives the keypoints of category `c`."""
     titles = {cls["title"] for cls in meta.get("classes", [])}
-    cats, cat_id = [], {}
+    cats: list[dict[str, Any]] = []
+    cat_id: dict[str, dict[str, Any]] = {}
     for cls in meta.get("classes", []):
         base = cls["title"].removesuffix("_keypoints")
         if cls["shape"] == "graph" and base != cls["title"] and base in titles:

@@ -10,7 +10,7 @@ import io
 import zlib
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from PIL import Image
@@ -32,7 +32,7 @@ def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def is_points(pts: Any) -> bool:
+def is_points(pts: Any) -> TypeGuard[list[list[float]]]:
     """A JSON list of [x, y] number pairs."""
     return isinstance(pts, list) and all(isinstance(p, list) and len(p) == 2 and all(map(is_number, p)) for p in pts)
 

@@ -39,5 +39,6 @@ def read(src: Path, session: ImportSession, dataset: str | None = None,
             skipped += 1
             continue
         ds = top if not rel else (f"{dataset}/{rel}" if dataset else rel)
-        session.add_item(ds, entry.name, entry.path, label=f"{src.name}/{rel}/{entry.name}" if rel else f"{src.name}/{entry.name}")
+        label = f"{src.name}/{rel}/{entry.name}" if rel else f"{src.name}/{entry.name}"
+        session.add_item(ds, entry.name, entry.path, label=label)
     return {"other files skipped": skipped}

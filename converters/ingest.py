@@ -84,7 +84,7 @@ def count_items(src: Path, fmt: str) -> int | None:
 
 
 def import_source(store: Store, src: Path, project: str, fmt: str, dataset: str | None = None,
-                  progress: Callable[[int], None] | None = None, reader_options: dict[str, Any] | None = None,
+                  progress: Callable[[int], object] | None = None, reader_options: dict[str, Any] | None = None,
                   follow_symlinks: bool = False, **options: Any) -> tuple[ImportReport, dict[str, int]]:
     """Import `src` in format `fmt` into `project` atomically; returns the session report and
     the converter's own counts. `reader_options` go to the converter (e.g. `head` for links).

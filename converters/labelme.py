@@ -52,9 +52,9 @@ def count(src: Path) -> int:
 
 def _load(path: Path, label: str) -> dict[str, Any]:
     doc = read_json_document(path, label, "shapes")
-    for key, kind in (("flags", dict), ("imagePath", str), ("imageData", str)):
-        if doc.get(key) is not None and not isinstance(doc[key], kind):
-            raise InvalidInput(label, f"expected {'an object' if kind is dict else 'a string'} or null", key)
+    for key, expected in (("flags", dict), ("imagePath", str), ("imageData", str)):
+        if doc.get(key) is not None and not isinstance(doc[key], expected):
+            raise InvalidInput(label, f"expected {'an object' if expected is dict else 'a string'} or null", key)
     for i, shape in enumerate(doc["shapes"]):
         where = f"shapes[{i}]"
         if not isinstance(shape, dict) or not isinstance(shape.get("label"), str) or not shape["label"]:
@@ -63,7 +63,8 @@ def _load(path: Path, label: str) -> dict[str, Any]:
             raise InvalidInput(label, "expected an object or null", f"{where}.flags")
         kind = shape.get("shape_type") or "polygon"
         if not isinstance(kind, str) or kind not in SHAPES:
-            raise InvalidInput(label, f"unknown shape_type {kind!r} (known: {', '.join(SHAPES)})", f"{where}.shape_type")
+            raise InvalidInput(label, f"unknown shape_type {kind!r} (known: {', '.join(SHAPES)})",
+                               f"{where}.shape_type")
         pts = shape.get("points")
         if not geo.is_points(pts):
             raise InvalidInput(label, "expected a list of [x, y] points", f"{where}.points")
@@ -115,7 +116,8 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
             name = os.path.basename(str(doc.get("imagePath") or "")) or f"{path.stem}.png"
             counts["images taken from embedded imageData"] += 1
         else:
-            session.reject(InvalidInput(label, f"image {doc.get('imagePath')!r} not found and no imageData", "imagePath"))
+            session.reject(InvalidInput(label, f"image {doc.get('imagePath')!r} not found and no imageData",
+                                        "imagePath"))
             continue
         builder = functools.partial(build_annotation, label, doc["shapes"], doc.get("flags") or {},
                                     doc.get("imageWidth"), doc.get("imageHeight"))
@@ -141,14 +143,15 @@ def build_annotation(label: str, shapes: list[dict[str, Any]], flags: dict[str, 
         elif kind == "polygon":
             objects.append(geo.polygon(title, pts, tags=tags))
         elif kind == "point":
-            objects.append(geo.point(title, *pts[0], tags=tags))
+            x, y = pts[0]
+            objects.append(geo.point(title, x, y, tags=tags))
         elif kind in ("line", "linestrip"):
             objects.append(geo.line(title, pts, tags))
         else:  # circle: center, then a point on the rim
             (cx, cy), (px, py) = pts[0], pts[1]
             r = math.hypot(px - cx, py - cy)
-            ring = [[cx + r * math.cos(2 * math.pi * k / CIRCLE_SIDES), cy + r * math.sin(2 * math.pi * k / CIRCLE_SIDES)]
-                    for k in range(CIRCLE_SIDES)]
+            angles = (2 * math.pi * k / CIRCLE_SIDES for k in range(CIRCLE_SIDES))
+            ring = [[cx + r * math.cos(a), cy + r * math.sin(a)] for a in angles]
             objects.append(geo.polygon(title, clip.points(ring, width, height), tags=tags))
             notes["circles written as 32-gons"] += 1
     image_tags = [{"name": k, "value": None} for k, v in flags.items() if v]

@@ -50,7 +50,8 @@ def rows(src: Path) -> Iterator[Row]:
     try:
         with open(src, encoding="utf-8-sig", newline="") as f:
             first = ""
-            for line, first in enumerate(f, 1):
+            for first in f:  # `line` counts on: an error below names it
+                line += 1
                 if first.strip() and not first.startswith("#"):
                     break
             if _SCHEME.match(first.strip()):  # a plain list (file:/x has a scheme, not a CSV header)
@@ -95,7 +96,7 @@ def read(src: Path, session: ImportSession, dataset: str | None, head: bool = Tr
     seen: dict[str, int] = {}  # item name -> line, to refuse two URLs with one name
 
     def sized(chunk: list[Row]) -> list[tuple[Row, tuple[int, str | None] | InvalidInput]]:
-        out = []
+        out: list[tuple[Row, tuple[int, str | None] | InvalidInput]] = []
         for row in chunk:
             try:
                 fetcher = fetcher_for(row[1], store.net, store.config.allow_roots, store.config.s3)

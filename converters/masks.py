@@ -4,8 +4,9 @@
   (any nonzero pixel belongs to the class);
 - "machine" masks: `images/<name>.jpg`, `masks/<name>.png` whose pixel values are class
   indices (gray or palette PNG) or class colors (RGB), with a class map: `labelmap.txt`
-  (CVAT: `name:r,g,b::` per line; Datumaro leaves the colour out: the VOC palette's, by line) or `classes.txt` (one name per line; the line number is
-  the index). A class named `background` (or index 0 without a name) is not an object.
+  (CVAT: `name:r,g,b::` per line; Datumaro leaves the colour out: the VOC palette's, by
+  line) or `classes.txt` (one name per line; the line number is the index). A class named
+  `background` (or index 0 without a name) is not an object.
 
 Every class present in an image becomes one bitmap object.
 """
@@ -61,10 +62,11 @@ def class_map(src: Path) -> tuple[dict[int, str], dict[tuple[int, int, int], str
             try:
                 rgb = tuple(int(v) for v in rest.split(":")[0].split(","))
             except ValueError:
-                raise InvalidInput("labelmap.txt", f"expected name:r,g,b::, got {line[:80]!r}", f"line {number}") from None
+                raise InvalidInput("labelmap.txt", f"expected name:r,g,b::, got {line[:80]!r}",
+                                   f"line {number}") from None
             if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
                 raise InvalidInput("labelmap.txt", "expected three color values 0-255", f"line {number}")
-            by_color[rgb] = name.strip()  # type: ignore[index]
+            by_color[rgb] = name.strip()
             by_index[len(by_index)] = name.strip()
     elif (src / "classes.txt").is_file():
         names = text.lines(src / "classes.txt", "classes.txt")

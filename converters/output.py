@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from cas.errors import AlreadyExists
 
 Writer = TypeVar("Writer", bound=Callable[..., dict[str, int]])
-Progress = Callable[[int], None]  # told how many more items are done
+Progress = Callable[[int], object]  # told how many more items are done (its result is ignored)
 
 
 def no_progress(_done: int) -> None:
@@ -47,7 +47,7 @@ def writes_folder(write: Writer) -> Writer:
     def wrapper(store: Any, project: str, dest: Path, *args: Any, **kwargs: Any) -> dict[str, int]:
         with fresh_folder(Path(dest)) as tmp:
             return write(store, project, tmp, *args, **kwargs)
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # same signature as `write`; Writer cannot say so
 
 
 class UniqueNames:

@@ -72,7 +72,10 @@ def read_json_document(path: Path, label: str, list_key: str) -> dict[str, Any]:
 
 def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
     """Queue every item of a Supervisely project; `dataset` nests all datasets under it."""
-    session.set_meta(read_json_file(src / META_NAME, META_NAME), META_NAME)  # type: ignore[arg-type]
+    meta = read_json_file(src / META_NAME, META_NAME)
+    if not isinstance(meta, dict):
+        raise InvalidInput(META_NAME, "expected a JSON object", "$")  # as Meta() says it
+    session.set_meta(meta, META_NAME)
     counts = {"datasets": 0, "empty_annotations": 0}
     for name, folder in _datasets(src):
         target = f"{dataset}/{name}" if dataset else name
@@ -90,13 +93,14 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                 ann = ann_path.read_bytes() if ann_path.is_file() else None
                 counts["empty_annotations"] += ann is None
                 try:
-                    item_meta = read_json_file(meta_path, f"{rel}/meta/{entry.name}.json") if meta_path.is_file() else None
+                    item_meta = (read_json_file(meta_path, f"{rel}/meta/{entry.name}.json")
+                                 if meta_path.is_file() else None)
                     if item_meta is not None and not isinstance(item_meta, dict):
                         raise InvalidInput(f"{rel}/meta/{entry.name}.json", "expected a JSON object", "$")
                 except InvalidInput as e:
                     session.reject(e)  # fails the import unless --skip-invalid
                     continue
-                session.add_item(target, entry.name, entry.path, ann=ann, item_meta=item_meta,  # type: ignore[arg-type]
+                session.add_item(target, entry.name, entry.path, ann=ann, item_meta=item_meta,
                                  label=f"{rel}/{items_dir.name}/{entry.name}", ann_label=ann_label)
         if (folder / "ann").is_dir():
             for entry in files(str(folder / "ann")):

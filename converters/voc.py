@@ -122,7 +122,8 @@ def _class_colors(src: Path) -> dict[tuple[int, int, int], str] | None:
                 *name, r, g, b = line.split()
                 colors[(int(r), int(g), int(b))] = " ".join(name)
             except ValueError:
-                raise InvalidInput("colors.txt", f"expected 'name r g b', got {line[:80]!r}", f"line {number}") from None
+                raise InvalidInput("colors.txt", f"expected 'name r g b', got {line[:80]!r}",
+                                   f"line {number}") from None
         return colors
     return None
 
@@ -168,10 +169,10 @@ def _splits(layout: Layout) -> dict[str, list[str]]:
     if splits:
         return splits
     ids = set(layout.xml_stems)
-    for folder in ("SegmentationObject", "SegmentationClass"):
-        if (layout.src / folder).is_dir():
+    for seg_folder in ("SegmentationObject", "SegmentationClass"):
+        if (layout.src / seg_folder).is_dir():
             ids |= {e.name[:-4].removesuffix("_instance").removesuffix("_class")
-                    for e in files(str(layout.src / folder)) if e.name.endswith(".png")}
+                    for e in files(str(layout.src / seg_folder)) if e.name.endswith(".png")}
     return {"all": sorted(ids or layout.by_stem)}
 
 
@@ -250,7 +251,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
             info, (obj_png, cls_png, _sdk) = parsed[item_id]
             label = f"{layout.ann_dir.name}/{item_id}.xml"
             try:
-                image = layout.image(item_id, info and info["filename"], label)
+                image = layout.image(item_id, info["filename"] if info else None, label)
             except InvalidInput as e:
                 session.reject(e)
                 continue
@@ -376,8 +377,9 @@ def write(store: Store, project: str, dest: Path, progress: Progress = no_progre
     `JPEGImages/<id>.jpg` (other formats re-encoded, counted), an XML per image with one
     object per cas object (shapes other than rectangles, bitmaps and polygons as their
     box, counted; graphs skipped), `ImageSets/Main/<dataset>.txt` (`/` and `_` in the
-    name as `-`: Datumaro and others take `<class>_<split>.txt` for a per-class list), and for images with bitmaps or polygons SegmentationObject (palette index =
-    the object's position in the XML) and SegmentationClass PNGs, listed in
+    name as `-`: Datumaro and others take `<class>_<split>.txt` for a per-class list), and
+    for images with bitmaps or polygons SegmentationObject (palette index = the object's
+    position in the XML) and SegmentationClass PNGs, listed in
     `ImageSets/Segmentation/<dataset>.txt`, with `labelmap.txt` giving each class's
     colour. Ids are unique across datasets: a clash is renamed `<dataset>-<id>` and counted."""
     for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
@@ -452,8 +454,8 @@ def _write_xml(path: Path, filename: str, width: int, height: int, objects: list
     ElementTree.SubElement(root, "folder").text = "JPEGImages"
     ElementTree.SubElement(root, "filename").text = filename
     size = ElementTree.SubElement(root, "size")
-    for key, value in (("width", width), ("height", height), ("depth", 3)):
-        ElementTree.SubElement(size, key).text = str(value)
+    for key, dim in (("width", width), ("height", height), ("depth", 3)):
+        ElementTree.SubElement(size, key).text = str(dim)
     ElementTree.SubElement(root, "segmented").text = str(int(bool(masks)))
     for i, ob in enumerate(objects, 1):
         gtype = ob.get("geometryType")

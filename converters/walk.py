@@ -67,11 +67,13 @@ class Containment:
         return False
 
 
-_current: ContextVar[Containment] = ContextVar("containment", default=Containment())
+# None outside containment(): a Containment counts and caches, so no shared default instance
+_current: ContextVar[Containment | None] = ContextVar("containment", default=None)
 
 
 def current() -> Containment:
-    return _current.get()
+    """The rule of this context; outside containment(), one that allows every path."""
+    return _current.get() or Containment()
 
 
 @contextmanager

@@ -109,8 +109,9 @@ class Layout:
             for part in parts:
                 self.splits.setdefault(split, []).extend(self._images_of(part, bases, yml.name, key))
         if not self.splits:
-            raise self.outside or InvalidInput(yml.name, "no train, val or test image folder or list found (looked under "
-                                         f"{', '.join(str(b) for b in bases)})", "train")
+            looked = ", ".join(str(b) for b in bases)
+            raise self.outside or InvalidInput(
+                yml.name, f"no train, val or test image folder or list found (looked under {looked})", "train")
 
     def _from_darknet(self, cfg: Path) -> None:
         """darknet's `key = value` lines (CVAT YOLO 1.1): paths there start with `data/`, the
@@ -155,7 +156,8 @@ class Layout:
         for number, line in enumerate(text.lines(found, os.path.relpath(found, self.src)), 1):
             image = self._find(line.removeprefix("./"), [found.parent, *bases], found.name, f"line {number}")
             if image is None or not image.is_file():
-                raise self.outside or InvalidInput(os.path.relpath(found, self.src), f"image {line[:200]!r} not found", f"line {number}")
+                raise self.outside or InvalidInput(os.path.relpath(found, self.src), f"image {line[:200]!r} not found",
+                                                   f"line {number}")
             listed.append(image)
         if not listed:
             return []

@@ -84,10 +84,11 @@ class CopyIn:
         if self.is_scratch(t):
             self.check_parent(t)
             node = self.scratch.get(t.path)
-            if node is not None and node.file is None:
-                raise FuseOSError(errno.EISDIR)
-            if node is not None and not truncate:
-                return StagedHandle(t, node.file.open(), position=False)  # type: ignore[union-attr]
+            if node is not None:
+                if node.file is None:
+                    raise FuseOSError(errno.EISDIR)
+                if not truncate:
+                    return StagedHandle(t, node.file.open(), position=False)
             initial = b"" if truncate or node is not None else self._generated(t, create)
             staged = self.scratch.create(t.path)
             if initial:

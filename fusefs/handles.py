@@ -110,9 +110,8 @@ class DirHandle:
             for _ in itertools.islice(self._gen, offset):
                 self._pos += 1
         while True:
-            if self._held is not None:
-                entry, self._held = self._held, None
-            else:
+            entry, self._held = self._held, None
+            if entry is None:
                 entry = next(self._gen, None)
                 if entry is None:
                     return
@@ -123,8 +122,11 @@ class DirHandle:
 
     def close(self) -> None:
         if self._gen is not None and hasattr(self._gen, "close"):
-            self._gen.close()  # type: ignore[union-attr]
+            self._gen.close()
         self._gen = None
+
+
+Handle = ReadHandle | BytesHandle | StagedHandle | DirHandle
 
 
 class HandleTable:
@@ -135,17 +137,17 @@ class HandleTable:
         self._writers: dict[int, StagedHandle] = {}  # kept apart: getattr looks at these on every call
         self._next = itertools.count(1)
 
-    def add(self, handle: ReadHandle | BytesHandle | StagedHandle) -> int:
+    def add(self, handle: Handle) -> int:
         fh = next(self._next)
         self._handles[fh] = handle
         if isinstance(handle, StagedHandle) and handle.position:
             self._writers[fh] = handle
         return fh
 
-    def get(self, fh: int) -> ReadHandle | BytesHandle | StagedHandle:
+    def get(self, fh: int) -> Handle:
         return self._handles[fh]
 
-    def pop(self, fh: int) -> ReadHandle | BytesHandle | StagedHandle | None:
+    def pop(self, fh: int) -> Handle | None:
         self._writers.pop(fh, None)
         return self._handles.pop(fh, None)
 

@@ -80,14 +80,14 @@ def translated(fn: F) -> F:
                 log.warning("%s%r: %s", fn.__name__, args, e.strerror or e)
             raise FuseOSError(code) from e
         except Exception as e:  # noqa: BLE001 - the boundary: every error becomes an errno
-            code = next((c for kind, c in _ERRNO if isinstance(e, kind)), None)
-            if code is None:
+            known = next((c for kind, c in _ERRNO if isinstance(e, kind)), None)
+            if known is None:
                 log.exception("%s%r failed unexpectedly", fn.__name__, args)
-                code = errno.EIO
-            elif code not in _QUIET:
+                known = errno.EIO
+            elif known not in _QUIET:
                 log.warning("%s%r: %s", fn.__name__, args, e)
-            raise FuseOSError(code) from e
-    return wrapper  # type: ignore[return-value]
+            raise FuseOSError(known) from e
+    return wrapper  # type: ignore[return-value]  # same signature as `fn`, which F cannot say
 
 
 class CasOperations(Operations):
@@ -260,7 +260,9 @@ class CasOperations(Operations):
             try:
                 item = self.view.item(t, sized=False)
             except NotFound:
-                waiting = self.wb.waiting_file(t.project, t.dataset, t.item, t.section) if self.wb else None
+                if self.wb is None:
+                    raise
+                waiting = self.wb.waiting_file(t.project, t.dataset, t.item, t.section)
                 if waiting is None or waiting.id is None:
                     raise
                 return self.handles.add(BytesHandle(self.wb.closed_bytes(waiting)))
@@ -283,7 +285,10 @@ class CasOperations(Operations):
 
     @translated
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-        return self.handles.get(fh).read(size, offset)
+        handle = self.handles.get(fh)
+        if isinstance(handle, DirHandle):  # the kernel reads directories with readdir
+            raise FuseOSError(errno.EISDIR)
+        return handle.read(size, offset)
 
     @translated
     def release(self, path: str, fh: int) -> int:

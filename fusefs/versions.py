@@ -33,9 +33,11 @@ def _read_only(attrs: Attrs) -> Attrs:
 class VersionView:
     def __init__(self, store: Store) -> None:
         self.store = store
+        # caches of this view's own (not a class-wide cache that would keep every view alive)
+        self.version = functools.lru_cache(maxsize=256)(self._version)
+        self._tree = functools.lru_cache(maxsize=256)(self._read_tree)
 
-    @functools.lru_cache(maxsize=256)
-    def version(self, project: str, version_id: str) -> Version:
+    def _version(self, project: str, version_id: str) -> Version:
         try:
             vid = BlobId.from_hex(version_id)
         except InvalidName:
@@ -45,8 +47,7 @@ class VersionView:
         version = read_version(self.store, vid)
         return version
 
-    @functools.lru_cache(maxsize=256)
-    def _tree(self, tree: BlobId) -> tuple[dict[str, Any], dict[str, BlobId]]:
+    def _read_tree(self, tree: BlobId) -> tuple[dict[str, Any], dict[str, BlobId]]:
         _tag, meta, datasets = read_tree(self.store, tree, "project")
         return meta, {path: BlobId(t) for path, _raw, t in datasets}
 

@@ -58,7 +58,8 @@ def check(out: Path) -> None:
     for dataset, expected in items.items():
         flat = dataset.replace("/", "_")
         coco_ds = wrap_dataset_for_transforms_v2(
-            CocoDetection(str(out / "coco" / "images" / flat), str(out / "coco" / "annotations" / f"instances_{flat}.json")),
+            CocoDetection(str(out / "coco" / "images" / flat),
+                          str(out / "coco" / "annotations" / f"instances_{flat}.json")),
             target_keys=["boxes", "labels", "masks"])
         assert len(coco_ds) == expected
         for image, target in coco_ds:

@@ -240,7 +240,7 @@ class S3Fetcher:
                 size = e.response.get("Error", {}).get("ActualObjectSize")
                 return Stream(int(size) if size is not None else start, None, iter(()), lambda: None)
             raise describe_s3_error(self.url, e) from None
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - botocore's other errors, described
             raise describe_s3_error(self.url, e) from None
         total = _total_from_range(resp.get("ContentRange"))
         if total is None:
@@ -252,7 +252,7 @@ class S3Fetcher:
         try:
             while data := body.read(CHUNK):
                 yield data
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - a broken body stream (urllib3, botocore), described
             raise StreamBroken(str(describe_s3_error(self.url, e))) from None
 
 

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import NotFound
+from ..errors import InvalidName, NotFound
 from ..ids import BlobId
 from ..spool import Spooled
 from .packs import SUFFIX, pack_name
@@ -135,7 +135,7 @@ class LocalBackend:
                     path = os.path.join(dirpath, name)
                     try:
                         blob_id = BlobId.from_hex(name)
-                    except Exception:
+                    except InvalidName:
                         blob_id = None
                     if blob_id is not None and path != self.path(blob_id):
                         blob_id = None

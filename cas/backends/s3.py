@@ -64,7 +64,7 @@ class S3Backend:
         """A clear error now rather than at the first upload: the bucket must be reachable."""
         try:
             self.client.head_bucket(Bucket=self.remote.bucket)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
             raise describe_s3_error(f"s3://{self.remote.bucket}", e) from None
 
     def key(self, blob_id: BlobId) -> str:
@@ -102,7 +102,7 @@ class S3Backend:
         """The object's size, or None when there is no such object."""
         try:
             return int(self.client.head_object(Bucket=self.remote.bucket, Key=self.key(blob_id))["ContentLength"])
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
             if getattr(e, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise describe_s3_error(self.url(blob_id), e) from None
@@ -112,7 +112,7 @@ class S3Backend:
         import datetime
         try:
             modified = self.client.head_object(Bucket=self.remote.bucket, Key=self.key(blob_id))["LastModified"]
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
             if getattr(e, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise describe_s3_error(self.url(blob_id), e) from None
@@ -139,7 +139,7 @@ class S3Backend:
     def delete(self, blob_id: BlobId) -> None:
         try:
             self.client.delete_object(Bucket=self.remote.bucket, Key=self.key(blob_id))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
             raise describe_s3_error(self.url(blob_id), e) from None
 
     # -- version heads ("refs": the shared versions' names, not reference counts) --------------
@@ -152,7 +152,7 @@ class S3Backend:
         try:
             obj = self.client.get_object(Bucket=self.remote.bucket, Key=key)
             body = obj["Body"].read()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
             if getattr(e, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None, None
             raise describe_s3_error(f"s3://{self.remote.bucket}/{key}", e) from None
@@ -168,7 +168,7 @@ class S3Backend:
         try:
             pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.remote.bucket, Prefix=prefix)
             names = [obj["Key"][len(prefix):] for page in pages for obj in page.get("Contents", [])]
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
             raise describe_s3_error(f"s3://{self.remote.bucket}/{prefix}", e) from None
         for name in names:
             version, _etag = self.read_ref(name)
@@ -191,5 +191,5 @@ class S3Backend:
                     yield blob_id, f"s3://{self.remote.bucket}/{obj['Key']}", int(obj["Size"])
         except RemoteError:
             raise
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
             raise describe_s3_error(f"s3://{self.remote.bucket}/{prefix}", e) from None

@@ -95,7 +95,8 @@ class ScratchTree:
             if old is not None:
                 if old.file is None:
                     raise _fail(errno.EISDIR, path)
-                self._drop(path).file.remove()  # type: ignore[union-attr]
+                self._drop(path)
+                old.file.remove()
             self._add(path, Node(staged))
 
     def mkdir(self, path: str) -> None:

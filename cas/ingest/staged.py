@@ -108,13 +108,18 @@ class StagedFile:
                     self._hasher = None
             return n
 
+    def _spool_path(self) -> str:
+        """The spool file's path: there is one once the bytes are not in the buffer."""
+        assert self.path is not None
+        return self.path
+
     def read(self, size: int, offset: int) -> bytes:
         with self._lock:
             if self._buf is not None:
                 return bytes(self._buf[offset:offset + size])
             if self.fd >= 0:
                 return os.pread(self.fd, size, offset)
-        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)  # type: ignore[arg-type]
+        fd = os.open(self._spool_path(), os.O_RDONLY | os.O_CLOEXEC)
         try:
             return os.pread(fd, size, offset)
         finally:
@@ -143,7 +148,7 @@ class StagedFile:
         with self._lock:
             if self._buf is not None:
                 return len(self._buf)
-            return os.fstat(self.fd).st_size if self.fd >= 0 else os.stat(self.path).st_size  # type: ignore[arg-type]
+            return os.fstat(self.fd).st_size if self.fd >= 0 else os.stat(self._spool_path()).st_size
 
     def digest(self) -> tuple[BlobId, int]:
         """Content id and size; a spool file is read again only if it was not written in order."""
@@ -153,8 +158,8 @@ class StagedFile:
             hasher = self._hasher
             if hasher is not None and hasher.size == self.size:
                 return hasher.digest(), hasher.size
-            path = self.path
-        return hash_file(path)  # type: ignore[arg-type]
+            path = self._spool_path()
+        return hash_file(path)
 
     # -- the spool file ------------------------------------------------------------------------
     def spill(self) -> str:
@@ -162,7 +167,7 @@ class StagedFile:
         with self._lock:
             if self._buf is not None:
                 self._spill(hash_on=False)  # at close: the digest is taken already
-            return self.path  # type: ignore[return-value]
+            return self._spool_path()
 
     def _spill(self, hash_on: bool) -> None:
         """Write the buffer to a new spool file; with `hash_on`, writes that follow in order
@@ -204,7 +209,7 @@ class StagedFile:
         other = StagedFile(self.directory)
         other._spill(hash_on=False)
         size = self.size
-        fd = self.fd if self.fd >= 0 else os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)  # type: ignore[arg-type]
+        fd = self.fd if self.fd >= 0 else os.open(self._spool_path(), os.O_RDONLY | os.O_CLOEXEC)
         try:
             offset = 0
             while offset < size:

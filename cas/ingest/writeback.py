@@ -159,14 +159,12 @@ class WriteBack:
         with self._lock:
             extra = dict(self._pending.get((project, dataset), {}))
         for name, rec in self.store.ns.items(project, dataset, txn):
-            if extra:
-                rec = extra.pop(name, rec)
-                if rec is None:
-                    continue
-            yield name, rec
-        for name, rec in sorted(extra.items()):
-            if rec is not None:
-                yield name, rec
+            current = extra.pop(name, rec) if extra else rec  # None: removed meanwhile
+            if current is not None:
+                yield name, current
+        for name, added in sorted(extra.items()):
+            if added is not None:
+                yield name, added
 
     def has_items(self, project: str, dataset: str) -> bool:
         with self._lock:
@@ -469,7 +467,7 @@ class WriteBack:
                         if not pending:
                             del self._pending[key[:2]]
                 for c in batch:
-                    if c.file is not None and self._files.get(c.id) == c.file:
+                    if c.file is not None and c.id is not None and self._files.get(c.id) == c.file:
                         del self._files[c.id]
                 if not self._queue:
                     self._urgent = False
@@ -621,10 +619,10 @@ class WriteBack:
         old = closed.file
         closed.seq = next(self._seq)
         if old is not None:
-            closed.file = f"{self.directory}/r{closed.seq}-{os.path.basename(old)}"
+            closed.file = new = f"{self.directory}/r{closed.seq}-{os.path.basename(old)}"
         self.journal.append(closed.encode())
         if old is not None and os.path.exists(old):
-            os.rename(old, closed.file)  # type: ignore[arg-type]
+            os.rename(old, new)
         return closed
 
     def _still_whole(self, closed: Closed) -> bool:

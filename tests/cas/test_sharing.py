@@ -35,7 +35,8 @@ def add(store: Store, items: dict[str, bytes], overwrite: bool = True) -> None:
 
 
 def contents(store: Store) -> dict[str, bytes]:
-    return {f"{d}/{n}": store.read_bytes(rec.media) for d in store.ns.datasets("p") for n, rec in store.ns.items("p", d)}
+    return {f"{d}/{n}": store.read_bytes(rec.media)
+            for d in store.ns.datasets("p") for n, rec in store.ns.items("p", d)}
 
 
 @pytest.fixture

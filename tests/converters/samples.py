@@ -214,7 +214,8 @@ def masks_sample(root: Path, machine: bool) -> Path:
         else:
             for value, name in ((1, "leaf"), (2, "stem")):
                 (root / "masks" / name).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(((index == value) * 255).astype(np.uint8), mode="L").save(root / "masks" / name / f"m{i}.png")
+                mask = ((index == value) * 255).astype(np.uint8)
+                Image.fromarray(mask, mode="L").save(root / "masks" / name / f"m{i}.png")
     if machine:
         (root / "labelmap.txt").write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\nleaf:0,255,0::\n"
                                            "stem:128,64,0::\n")

@@ -41,7 +41,8 @@ def test_malformed_xml_names_the_element(store: Store, tmp_path: Path) -> None:
     src = voc_sample(tmp_path / "VOC2012")
     xml = src / "Annotations" / "2007_000002.xml"
     xml.write_text(xml.read_text().replace("<xmin>41</xmin>", "<xmin>forty</xmin>"))
-    with pytest.raises(InvalidInput, match=r"Annotations/2007_000002.xml: annotation/object\[2\]/bndbox: expected numbers"):
+    message = r"Annotations/2007_000002.xml: annotation/object\[2\]/bndbox: expected numbers"
+    with pytest.raises(InvalidInput, match=message):
         import_source(store, src, "v", "voc")
     xml.write_text("<annotation><object>")
     with pytest.raises(InvalidInput, match=r"Annotations/2007_000002.xml: malformed XML"):

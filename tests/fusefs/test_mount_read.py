@@ -24,7 +24,8 @@ def test_mount_shows_supervisely_layout_with_exact_bytes(tmp_path, sample_projec
         assert sorted(os.listdir(mnt / "demo")) == ["meta.json", "train", "val"]
         assert sorted(os.listdir(mnt / "demo/train")) == ["ann", "datasets", "img", "img_info", "meta"]
         assert os.listdir(mnt / "demo/train/datasets") == ["night"]
-        assert json.loads((mnt / "demo/meta.json").read_text()) == json.loads((sample_project / "meta.json").read_text())
+        meta = json.loads((sample_project / "meta.json").read_text())
+        assert json.loads((mnt / "demo/meta.json").read_text()) == meta
         for src in sample_project.rglob("img/*"):
             rel = src.relative_to(sample_project)
             shown = mnt / "demo" / rel

@@ -41,4 +41,5 @@ def test_supervisely_sdk_reads_a_mounted_project(tmp_path, sample_project, mount
         "val": sorted(os.listdir(sample_project / "val/img")),
     }
     assert seen["objects"] == expected_objects
-    assert seen["classes"] == sorted(c["title"] for c in json.loads((sample_project / "meta.json").read_text())["classes"])
+    meta = json.loads((sample_project / "meta.json").read_text())
+    assert seen["classes"] == sorted(c["title"] for c in meta["classes"])

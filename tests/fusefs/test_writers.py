@@ -244,14 +244,14 @@ def test_invalid_annotation_is_einval_at_close_and_at_rename(tmp_path, mount):
         raw_good = json.dumps(good, indent=2).encode()
         target.write_bytes(raw_good)
         for why, raw in bad.items():
-            def write_in_place():
+            def write_in_place(raw=raw):
                 with open(target, "wb") as f:
                     f.write(raw)
             assert raise_errno(write_in_place) == errno.EINVAL, why
             assert target.read_bytes() == raw_good, why
             staged = mnt / "p/d/ann/.a.jpg.json.tmp"
             staged.write_bytes(raw)  # a staged file takes anything
-            assert raise_errno(lambda: os.rename(staged, target)) == errno.EINVAL, why
+            assert raise_errno(lambda staged=staged: os.rename(staged, target)) == errno.EINVAL, why
             assert target.read_bytes() == raw_good, why
             assert staged.read_bytes() == raw, why  # a failed rename leaves both names as they were
             staged.unlink()
