@@ -21,7 +21,7 @@ def test_import_maps_every_geometry(store: Store, tmp_path: Path) -> None:
     report, _ = import_source(store, src, "c", "coco")
     assert report.items_added == 4
     assert report.notes["objects clipped to the image"] == 4
-    meta = {c["title"]: c for c in store.meta("c").raw["classes"]}
+    meta = {c["title"]: c for c in store.ns.project("c").meta["classes"]}
     assert meta["person"]["shape"] == "polygon" and meta["car"]["shape"] == "bitmap"
     assert meta["sign"]["shape"] == "rectangle"
     assert list(meta["person_keypoints"]["geometry_config"]["nodes"]) == ["0", "1", "2"]

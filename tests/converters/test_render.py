@@ -21,7 +21,7 @@ def test_render_draws_masks_boxes_and_labels(store: Store, tmp_path: Path) -> No
     original = np.array(Image.open(io.BytesIO(store.read_bytes(item.media))).convert("RGB")).astype(int)
     drawn = np.array(render_item(store, "c", "val2017", "000000000000.jpg")).astype(int)
     assert drawn.shape == original.shape
-    car = next(c for c in store.meta("c").raw["classes"] if c["title"] == "car")
+    car = next(c for c in store.ns.project("c").meta["classes"] if c["title"] == "car")
     tint = np.array([int(car["color"][i:i + 2], 16) for i in (1, 3, 5)])
     inside = drawn[15, 45] - original[15, 45]  # in the car mask (rows 10-19, columns 30-49), below the label
     assert np.dot(inside, tint - original[15, 45]) > 0, "the mask is tinted toward its class color"
