@@ -26,7 +26,7 @@ from PIL import Image
 
 from bench.fuse_read import REPO, cas, cas_mount, timed
 from bench.s3_read import BUCKET, client, start_s3
-from cas.session import ImportSession
+from cas.ingest.session import ImportSession
 
 
 def jpeg_bytes(width: int, height: int, color: tuple[int, int, int]) -> bytes:
@@ -56,7 +56,7 @@ def change_items(store_root: Path, n: int) -> None:
 
 def snapshot_seconds(store_root: Path, message: str) -> float:
     from cas import Store
-    from cas.snapshots import snapshot
+    from cas.versions.snapshots import snapshot
     with Store(store_root) as store:
         start = time.perf_counter()
         snapshot(store, "big", message)

@@ -1,3 +1,3 @@
-from .cli import main
+from cas.cli import main
 
 main()

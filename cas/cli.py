@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.shell_completion import CompletionItem
 
+from cas.errors import AlreadyExists, CasError, InvalidInput, InvalidName, NotFound
+from cas.ids import BlobId
+from cas.model.media import DEFAULT_MAX_PIXELS
+from cas.model.names import check_dataset_path, check_name
+from cas.model.namespace import Namespace
+from cas.store import Store
 from converters import FORMATS, WRITABLE
-
-from .errors import AlreadyExists, CasError, InvalidInput, InvalidName, NotFound
-from .ids import BlobId
-from .media import DEFAULT_MAX_PIXELS
-from .names import check_dataset_path, check_name
-from .namespace import Namespace
-from .store import Store
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -209,8 +208,8 @@ def parse_size(text: str) -> int:
 def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str | None, cache_size: str | None) -> None:
     """Create the store (the one command that does); set its S3 remote and cache size.
     Credentials come from boto3's standard chain (environment, profile, instance role)."""
-    from .backends.s3 import S3Backend
-    from .config import S3Remote
+    from cas.blobs.backends.s3 import S3Backend
+    from cas.config import S3Remote
 
     existed = (c.store_path / "index" / "data.mdb").exists()
     store = c._store = Store(c.store_path, create=True)
@@ -396,7 +395,7 @@ def _blob_count(store: Store) -> int:
 
 
 def _history(store: Store, project: str) -> list:
-    from .snapshots import history
+    from cas.versions.snapshots import history
     return list(history(store, project))
 
 
@@ -429,7 +428,7 @@ def stats_cmd(c: Context, project: str | None, classes: bool, as_json: bool) -> 
     if classes or project is not None:
         _class_stats(c, project, classes, as_json)
         return
-    from .stats import compute
+    from cas.maintenance.stats import compute
 
     s = compute(c.store)
     if as_json:
@@ -461,7 +460,7 @@ def stats_cmd(c: Context, project: str | None, classes: bool, as_json: bool) -> 
 
 
 def _class_stats(c: Context, project: str | None, classes: bool, as_json: bool) -> None:
-    from .classes import class_stats
+    from cas.maintenance.classes import class_stats
 
     if not (classes and project):
         raise click.UsageError("--classes takes a PROJECT (and PROJECT goes with --classes)")
@@ -515,7 +514,7 @@ holds are in no row (see `cas stats`)."""
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys in the README).")
 @pass_ctx
 def du_cmd(c: Context, target: str | None, as_json: bool) -> None:
-    from .usage import dataset_usage, store_usage
+    from cas.maintenance.usage import dataset_usage, store_usage
 
     if target:
         project, dataset, item = resolve(c.store, target)
@@ -636,7 +635,7 @@ def render_cmd(c: Context, target: str, output: Path | None, grid: int | None, f
 @pass_ctx
 def snapshot_cmd(c: Context, project: str, message: str) -> None:
     """Freeze PROJECT into an immutable version (costs only what changed since the last)."""
-    from .snapshots import snapshot
+    from cas.versions.snapshots import snapshot
 
     ns = c.store.ns
     total = _item_count(ns, project) if c.shows_progress else None
@@ -656,7 +655,7 @@ def log_cmd(c: Context, project: str, as_json: bool) -> None:
     """Versions of PROJECT, newest first: id, time, items, bytes, message."""
     from datetime import datetime
 
-    from .snapshots import history
+    from cas.versions.snapshots import history
 
     c.store.ns.project(project)
     versions = list(history(c.store, project))
@@ -680,7 +679,7 @@ def log_cmd(c: Context, project: str, as_json: bool) -> None:
 @pass_ctx
 def diff_cmd(c: Context, project: str, old: str, new: str | None, as_json: bool, exit_code: bool) -> None:
     """Items added (+), removed (-) and changed (~) from version OLD to NEW (default: now)."""
-    from .snapshots import diff, resolve_version
+    from cas.versions.snapshots import diff, resolve_version
 
     c.store.ns.project(project)
     d = diff(c.store, project, resolve_version(c.store, project, old),
@@ -701,7 +700,7 @@ def diff_cmd(c: Context, project: str, old: str, new: str | None, as_json: bool,
 @pass_ctx
 def restore_cmd(c: Context, project: str, version: str) -> None:
     """Make VERSION the current state of PROJECT (the state it replaces stays a version)."""
-    from .snapshots import resolve_version, restore
+    from cas.versions.snapshots import resolve_version, restore
 
     target = resolve_version(c.store, project, version)
     new = restore(c.store, project, target)
@@ -716,8 +715,8 @@ def pull_cmd(c: Context, target: str, links_only: bool) -> None:
     """PROJECT shared through the S3 remote: bring the remote's versions in (fast-forward,
     or an item-level merge with local changes). Otherwise, or with --links: fetch the link
     items of PROJECT[/DATASET] into the store (resumable; identical content stored once)."""
-    from .sharing import pull, remote_head
-    from .transfer import count_links, pull_links
+    from cas.versions.sharing import pull, remote_head
+    from cas.versions.transfer import count_links, pull_links
 
     project, _, rest = target.strip("/").partition("/")
     if not links_only and not rest and c.store.s3 is not None and remote_head(c.store, project)[0] is not None:
@@ -743,10 +742,10 @@ def push_cmd(c: Context, project: str | None, message: str) -> None:
     """With PROJECT: snapshot it, upload what its versions need and move its ref on the S3
     remote (a conflict if someone pushed meanwhile: `cas pull`, then push again). Without:
     move every local blob to the S3 remote (resumable)."""
-    from .transfer import count_local, push_blobs
+    from cas.versions.transfer import count_local, push_blobs
 
     if project is not None:
-        from .sharing import push
+        from cas.versions.sharing import push
         c.store.ns.project(project)
         version, r = push(c.store, project, message)
         click.echo(f"pushed {project} at {version.id.hex()} ({version.items} items; {r.done} blobs uploaded) "
@@ -768,9 +767,9 @@ def push_cmd(c: Context, project: str | None, message: str) -> None:
 def clone_cmd(c: Context, url: str, project: str, endpoint_url: str | None, region: str | None) -> None:
     """Make PROJECT of the shared store at URL (s3://bucket/prefix) available here: its
     trees are fetched and the index built; media bytes are read on demand."""
-    from .backends.s3 import S3Backend
-    from .config import S3Remote
-    from .sharing import clone
+    from cas.blobs.backends.s3 import S3Backend
+    from cas.config import S3Remote
+    from cas.versions.sharing import clone
 
     store = c.store
     remote = S3Remote.parse(url, endpoint_url, region)
@@ -819,7 +818,7 @@ def rm_cmd(c: Context, target: str, dry_run: bool) -> None:
     elif dataset is not None:
         n = ns.remove_dataset(project, dataset)
     else:
-        from .snapshots import remove_project
+        from cas.versions.snapshots import remove_project
         n = remove_project(c.store, project)  # its versions go with it
     click.echo(f"removed {target} ({n} items); run `cas gc` to free unreferenced bytes")
 
@@ -832,7 +831,7 @@ def gc_cmd(c: Context, dry_run: bool, as_json: bool) -> None:
     """Delete blobs no item, version or put references, orphan files and stale temp files."""
     from dataclasses import asdict
 
-    from .gc import collect
+    from cas.maintenance.gc import collect
 
     with c.bar(None, "blob", "gc") as bar:
         r = collect(c.store, dry_run=dry_run, progress=bar.update)
@@ -861,14 +860,14 @@ def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index
     if dry_run and (not repair or rebuild_index):
         raise click.UsageError("--dry-run goes with --repair (and not with --rebuild-index)")
     if rebuild_index:
-        from .rebuild import rebuild_index as rebuild
+        from cas.maintenance.rebuild import rebuild_index as rebuild
         if not (c.store_path / "blobs").is_dir():
             raise NotFound(f"no cas store at {c.store_path}")
         b = rebuild(c.store_path)
         click.echo(err=as_json, message=f"rebuilt the index: {b.blobs} blobs, {b.projects} projects, {b.items} items"
                    + (f"; {b.pinned} blobs no version holds are pinned (cas release frees one)" if b.pinned else "")
                    + (f"; the old index is in {b.moved_aside}" if b.moved_aside else ""))
-    from .fsck import check
+    from cas.maintenance.fsck import check
 
     with c.bar(_blob_count(c.store) if c.shows_progress else None, "blob", "fsck") as bar:
         r = check(c.store, repair=repair and not dry_run, verify=not quick, progress=bar.update)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidInput
+from cas.errors import InvalidInput
 
 DEFAULT_CACHE_SIZE = 10 << 30
 

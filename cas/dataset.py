@@ -16,10 +16,10 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-from .config import NetOptions
-from .errors import InvalidInput, NotFound
-from .records import ItemRecord
-from .store import Store
+from cas.config import NetOptions
+from cas.errors import InvalidInput, NotFound
+from cas.records import ItemRecord
+from cas.store import Store
 
 DECODES = ("bytes", "pil", "numpy")
 KEPT_MODES = ("RGB", "RGBA", "L")  # what decode="pil" returns as stored, with the deep modes
@@ -172,8 +172,8 @@ def open_dataset(store: str | os.PathLike[str] | Store, path: str, decode: str =
 def _decoded(data: bytes, decode: str, label: str) -> Any:
     if decode == "bytes":
         return data
-    from .media import decode as load  # Pillow's plugins: only to decode
-    from .media import open_for_decoding
+    from cas.model.media import decode as load  # Pillow's plugins: only to decode
+    from cas.model.media import open_for_decoding
     img = load(open_for_decoding(data, label), label, oriented=True)
     deep = img.mode == "F" or img.mode.startswith("I")
     if decode == "pil":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import InvalidName
+from cas.errors import InvalidName
 
 ID_BYTES = 16
 

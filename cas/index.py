@@ -11,8 +11,8 @@ from pathlib import Path
 
 import lmdb
 
-from .errors import CasError, SchemaError
-from .records import pack, unpack
+from cas.errors import CasError, SchemaError
+from cas.records import pack, unpack
 
 SCHEMA_VERSION = 1
 SCHEMA_KEY = b"schema_version"
@@ -20,7 +20,7 @@ MAP_SIZE = 1 << 40  # virtual only: the data file grows as needed (see map_size)
 MIN_MAP_SIZE = 64 << 20
 SEP = b"\x00"  # names never contain NUL, so keys split unambiguously
 # refs: project -> head version (snapshots); dirty: item keys written since the last snapshot;
-# stat: (device, inode) of an imported file -> what it held (cas.statcache)
+# stat: (device, inode) of an imported file -> what it held (cas.ingest.statcache)
 DB_NAMES = ("meta", "blobs", "pins", "projects", "datasets", "items", "changes", "refs", "dirty", "stat")
 CHANGES_KEPT = 50_000  # recent namespace changes kept for mounts to invalidate their caches
 

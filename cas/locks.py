@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import StoreBusy
-from .index import on_read_only_fs
+from cas.errors import StoreBusy
+from cas.index import on_read_only_fs
 
 
 @contextmanager

@@ -7,10 +7,10 @@ from typing import Any
 
 import msgpack
 
-from .ids import BlobId
+from cas.ids import BlobId
 
 LOCAL = "local"
-PACK = "pack"  # a small blob inside a pack file under <store>/packs/ (cas.backends.packs)
+PACK = "pack"  # a small blob inside a pack file under <store>/packs/ (cas.blobs.backends.packs)
 S3 = "s3"
 LINK = "link"
 STORED_HERE = (LOCAL, PACK)  # the locations whose bytes are on this machine

@@ -8,25 +8,25 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .annotation import Meta, loads
-from .backends import Backend
-from .backends.local import LocalBackend
-from .cache import BlobCache
-from .config import NetOptions, StoreConfig
-from .errors import NotFound
-from .hashing import hash_bytes
-from .ids import BlobId
-from .index import Index
-from .locks import store_lock
-from .namespace import Namespace
-from .reader import ONE_READ, BlobReader
-from .records import LINK, LOCAL, PACK, STORED_HERE, BlobRecord
-from .refs import adjust_pin, get_blob, record_new_blob
-from .spool import Spooled, spool_bytes, spool_path, spool_stream
+from cas.blobs.backends import Backend
+from cas.blobs.backends.local import LocalBackend
+from cas.blobs.cache import BlobCache
+from cas.blobs.hashing import hash_bytes
+from cas.blobs.reader import ONE_READ, BlobReader
+from cas.blobs.refcounts import adjust_pin, get_blob, record_new_blob
+from cas.blobs.spool import Spooled, spool_bytes, spool_path, spool_stream
+from cas.config import NetOptions, StoreConfig
+from cas.errors import NotFound
+from cas.ids import BlobId
+from cas.index import Index
+from cas.locks import store_lock
+from cas.model.annotation import Meta, loads
+from cas.model.namespace import Namespace
+from cas.records import LINK, LOCAL, PACK, STORED_HERE, BlobRecord
 
 if TYPE_CHECKING:
-    from .backends.s3 import S3Backend
-    from .remote import RemoteReader
+    from cas.blobs.backends.s3 import S3Backend
+    from cas.blobs.remote_reader import RemoteReader
 
 Source = str | os.PathLike[str] | bytes | BinaryIO
 
@@ -76,7 +76,7 @@ class Store:
         """The S3 backend of the configured remote, if any (boto3 loads only then)."""
         self.s3 = None
         if self.config.s3:
-            from .backends.s3 import S3Backend
+            from cas.blobs.backends.s3 import S3Backend
             self.s3 = S3Backend(self.config.s3, self.net)
         self.write_backend = self.s3 or self.backend
 
@@ -95,7 +95,7 @@ class Store:
 
     # -- blobs ----------------------------------------------------------------
     def spool(self, source: Source, tmp_dir: str | None = None) -> Spooled:
-        """Read a source once, hashing it (see `cas.spool`); large content goes to `tmp_dir`."""
+        """Read a source once, hashing it (see `cas.blobs.spool`); large content goes to `tmp_dir`."""
         if isinstance(source, (bytes, bytearray, memoryview)):
             return spool_bytes(bytes(source))
         if isinstance(source, (str, os.PathLike)):
@@ -175,9 +175,9 @@ class Store:
             if fd is not None:
                 return BlobReader(fd, expect, rec.size, on_corrupt=lambda: self.cache.drop(blob_id))
         self.cache.note_miss(rec.size)
-        from .remote import RemoteReader  # urllib3: only for remote blobs
+        from cas.blobs.remote_reader import RemoteReader  # urllib3: only for remote blobs
         if rec.location == LINK:
-            from .links import fetcher_for
+            from cas.blobs.links import fetcher_for
             assert rec.url is not None
             fetcher = fetcher_for(rec.url, self.net, self.config.allow_roots, self.config.s3)
             return RemoteReader(fetcher, blob_id, rec.size, rec.digest, rec.etag, self.cache, self.net,

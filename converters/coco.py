@@ -23,13 +23,13 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from cas.annotation import loads
 from cas.errors import InvalidInput
-from cas.media import check_pixels
+from cas.ingest.session import ImportSession
+from cas.ingest.workers import SafePoints, exit_with, forkserver, stopped_on_error
+from cas.model.annotation import loads
+from cas.model.media import check_pixels
 from cas.records import ItemRecord
-from cas.session import ImportSession
 from cas.store import Store
-from cas.workers import SafePoints, exit_with, forkserver, stopped_on_error
 
 from . import geometry as geo
 from . import walk

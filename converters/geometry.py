@@ -15,8 +15,8 @@ from typing import Any, TypeGuard
 import numpy as np
 from PIL import Image
 
-from cas.annotation import inflate_bitmap
-from cas.media import check_pixels, decode, open_for_decoding, orientation
+from cas.model.annotation import inflate_bitmap
+from cas.model.media import check_pixels, decode, open_for_decoding, orientation
 
 # Distinct, readable class colors (a fixed cycle, so the same classes get the same colors).
 PALETTE = ("#E6194B", "#3CB44B", "#FFE119", "#4363D8", "#F58231", "#911EB4", "#46F0F0", "#F032E6",

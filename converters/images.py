@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cas.errors import InvalidInput
-from cas.media import is_image_name
-from cas.session import ImportSession
+from cas.ingest.session import ImportSession
+from cas.model.media import is_image_name
 
 from .walk import files, subdirs, tree
 

@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import Any
 
 from cas.errors import InvalidInput
-from cas.session import ImportReport, ImportSession
+from cas.ingest.session import ImportReport, ImportSession
 from cas.store import Store
 
 from . import FORMATS, GENERIC

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cas.errors import InvalidInput
-from cas.session import ImportSession
+from cas.ingest.session import ImportSession
 
 from . import geometry as geo
 from .supervisely import read_json_document

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from cas.backends.fetch import RemoteError
+from cas.blobs.backends.fetch import RemoteError
+from cas.blobs.links import fetcher_for
 from cas.errors import InvalidInput
-from cas.links import fetcher_for
-from cas.session import ImportSession
+from cas.ingest.session import ImportSession
 
 SUFFIXES = (".txt", ".csv", ".tsv", ".lst")
 HEAD_WORKERS = 16

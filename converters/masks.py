@@ -22,8 +22,8 @@ import numpy as np
 from PIL import Image
 
 from cas.errors import InvalidInput
-from cas.media import decode, is_image_name, open_for_decoding
-from cas.session import ImportSession
+from cas.ingest.session import ImportSession
+from cas.model.media import decode, is_image_name, open_for_decoding
 
 from . import geometry as geo
 from . import text

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cas.errors import InvalidInput
-from cas.media import check_pixels, decode, open_for_decoding
+from cas.model.media import check_pixels, decode, open_for_decoding
 from cas.store import Store
 
 from . import geometry as geo

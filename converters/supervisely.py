@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cas.annotation import loads
 from cas.errors import InvalidInput
-from cas.layout import MEDIA_SECTIONS, META_NAME, NESTED, dataset_folder, json_name, media_section
-from cas.session import ImportSession
+from cas.ingest.session import ImportSession
+from cas.model.annotation import loads
+from cas.model.layout import MEDIA_SECTIONS, META_NAME, NESTED, dataset_folder, json_name, media_section
 from cas.store import Store
 
 from .output import Progress, no_progress, writes_folder

@@ -1,13 +1,13 @@
 """Folders of videos (mp4, webm, mov, mkv, avi, m4v) as a video project: one dataset per
 folder, like `images`. Width, height and frame count come from the container (PyAV, in
-`cas.media.probe_video`); each video gets an empty Supervisely video annotation."""
+`cas.model.media.probe_video`); each video gets an empty Supervisely video annotation."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from cas.media import is_video_name
-from cas.session import ImportSession
+from cas.ingest.session import ImportSession
+from cas.model.media import is_video_name
 
 from . import images
 

@@ -32,8 +32,8 @@ import numpy as np
 from PIL import Image
 
 from cas.errors import InvalidInput
-from cas.media import check_pixels, is_image_name
-from cas.session import ImportSession
+from cas.ingest.session import ImportSession
+from cas.model.media import check_pixels, is_image_name
 from cas.store import Store
 
 from . import geometry as geo

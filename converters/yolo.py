@@ -27,8 +27,8 @@ from typing import Any
 import yaml
 
 from cas.errors import InvalidInput
-from cas.media import is_image_name
-from cas.session import ImportSession
+from cas.ingest.session import ImportSession
+from cas.model.media import is_image_name
 from cas.store import Store
 
 from . import geometry as geo

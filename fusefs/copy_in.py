@@ -16,9 +16,9 @@ import logging
 
 from cas.errors import InvalidInput, NotFound
 from cas.ingest import StagedFile, WriteBack
-from cas.layout import MEDIA_SECTIONS, NESTED
-from cas.snapshots import remove_project
+from cas.model.layout import MEDIA_SECTIONS, NESTED
 from cas.store import Store
+from cas.versions.snapshots import remove_project
 
 from .attrs import AttrOverlay
 from .binding import FuseOSError
@@ -157,7 +157,7 @@ class CopyIn:
         """Import staged bytes at position `t` (raises InvalidInput, changing nothing)."""
         label = label_of(t)
         if t.kind is Kind.PROJECT_META:
-            from cas.annotation import loads
+            from cas.model.annotation import loads
             raw = staged.getvalue()
             self.wb.set_project_meta(t.project, loads(raw, label))
             self.view.meta_written(t.project, raw)

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from cas.blobs.reader import BlobReader
+from cas.blobs.remote_reader import RemoteReader
 from cas.errors import CasError
 from cas.ingest import StagedFile
-from cas.reader import BlobReader
-from cas.remote import RemoteReader
 
 from .paths import Target
 

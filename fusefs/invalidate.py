@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from cas.layout import JSON_SECTIONS, META_NAME
+from cas.model.layout import JSON_SECTIONS, META_NAME
 from cas.store import Store
 
 from .paths import dataset_path

@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from cas.errors import CasError
 from cas.index import on_read_only_fs
-from cas.workers import alive
+from cas.ingest.workers import alive
 
 log = logging.getLogger("cas.mount")
 
@@ -188,7 +188,7 @@ def raise_read_ahead(mountpoint: str) -> None:
 def _load_s3_client(store_root: str) -> None:
     """boto3 takes about a second to load its service models: do it before the mount is
     ready rather than during the first reads (no index is opened here: see ops.init)."""
-    from cas.backends.s3 import s3_client
+    from cas.blobs.backends.s3 import s3_client
     from cas.config import NetOptions, StoreConfig
 
     remote = StoreConfig.load(Path(store_root)).s3

@@ -28,7 +28,7 @@ from cas.errors import (
     StoreBusy,
 )
 from cas.ingest import WriteBack
-from cas.layout import MEDIA_SECTIONS
+from cas.model.layout import MEDIA_SECTIONS
 from cas.store import Store
 
 from .attrs import AttrOverlay

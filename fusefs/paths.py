@@ -22,7 +22,7 @@ from enum import Enum, auto
 
 from cas.errors import InvalidName
 from cas.ingest import is_temporary
-from cas.layout import JSON_SECTIONS, META_NAME, NESTED, SECTIONS, dataset_folder
+from cas.model.layout import JSON_SECTIONS, META_NAME, NESTED, SECTIONS, dataset_folder
 
 CAS_DIR_NAME = ".cas"
 VERSIONS_NAME = ".versions"

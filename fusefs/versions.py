@@ -1,5 +1,5 @@
 """`/<project>/.versions/<version id>/...`: each version of a project, read-only, in the
-same Supervisely layout, answered from its trees (`cas.snapshots`). Versions never
+same Supervisely layout, answered from its trees (`cas.versions.snapshots`). Versions never
 change, so their trees, once decoded, are cached. `.versions` is not listed in the
 project directory (tools that walk a project see only its datasets); it is there to be
 opened by name."""
@@ -14,10 +14,10 @@ from typing import Any
 
 from cas.errors import InvalidName, NotFound
 from cas.ids import BlobId
-from cas.layout import JSON_SECTIONS, META_NAME, NESTED, media_section
+from cas.model.layout import JSON_SECTIONS, META_NAME, NESTED, media_section
 from cas.records import ItemRecord
-from cas.snapshots import Version, history, read_tree, read_version
 from cas.store import Store
+from cas.versions.snapshots import Version, history, read_tree, read_version
 
 from .paths import Kind, Target
 from .view import DIR_MODE, RO_FILE_MODE, Attrs, _attrs, item_attrs

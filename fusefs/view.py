@@ -20,9 +20,9 @@ from cas.errors import NotFound
 from cas.ids import BlobId
 from cas.ingest import WriteBack
 from cas.ingest.scratch import Node
-from cas.layout import JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, media_section
+from cas.maintenance.stats import compute as compute_stats
+from cas.model.layout import JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, media_section
 from cas.records import BlobRecord, ItemRecord
-from cas.stats import compute as compute_stats
 from cas.store import Store
 
 from .hidden import Hidden

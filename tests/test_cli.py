@@ -15,8 +15,8 @@ import pytest
 
 from bench.datagen import make_sample_project
 from cas import NotFound, Store
-from cas.hashing import hash_bytes
-from cas.stats import compute as compute_stats
+from cas.blobs.hashing import hash_bytes
+from cas.maintenance.stats import compute as compute_stats
 from tests.conftest import ROOT, assert_user_error, damage_blob, run_cas, write_images
 
 COMMANDS = ("init", "import", "export", "ls", "stats", "put", "get", "rm", "gc", "fsck")

@@ -4,7 +4,7 @@
                  composition root, is the one exception)
     converters/  formats over the engine; never the FUSE view
     fusefs/      the FUSE view over the engine; never the converters
-    lmdb         only the index layer; msgpack only cas/records.py and cas/session.py
+    lmdb         only the index layer; msgpack only cas/records.py and cas/ingest/session.py
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ PACKAGES = ("cas", "converters", "fusefs")
 
 # These two import lmdb under `if TYPE_CHECKING:`, for `lmdb.Transaction` annotations only
 # (see test_other_lmdb_imports_are_for_annotations_only); cas/index.py is the only real user.
-LMDB_FOR_ANNOTATIONS = {"cas/namespace.py", "cas/refs.py"}
+LMDB_FOR_ANNOTATIONS = {"cas/model/namespace.py", "cas/blobs/refcounts.py"}
 
 
 def sources() -> list[Path]:
@@ -72,8 +72,8 @@ def test_the_scanner_sees_the_imports_it_must_see():
     """Guards the rules below against a scanner that finds nothing."""
     assert len(sources()) >= 25
     assert "converters" in {m.split(".")[0] for m in imports(ROOT / "cas" / "cli.py")}  # inside functions
-    assert "cas.errors" in imports(ROOT / "cas" / "backends" / "local.py")  # `from ..errors import`
-    assert "cas.statcache" in imports(ROOT / "cas" / "session.py")  # `from . import x`
+    assert "cas.errors" in imports(ROOT / "cas" / "blobs" / "backends" / "local.py")
+    assert "cas.ingest.statcache" in imports(ROOT / "cas" / "ingest" / "session.py")  # `from cas.ingest import x`
     assert "cas/index.py" in importers("lmdb") and "cas/records.py" in importers("msgpack")
 
 
@@ -116,7 +116,7 @@ def _annotations(node: ast.AST) -> list[ast.expr]:
 
 
 def test_msgpack_only_in_records_and_session():
-    assert importers("msgpack") == {"cas/records.py", "cas/session.py"}
+    assert importers("msgpack") == {"cas/records.py", "cas/ingest/session.py"}
 
 
 # -- no import cycle in cas/ ---------------------------------------------------------------------
@@ -193,7 +193,48 @@ def test_the_cycle_finder_sees_a_cycle(monkeypatch):
     real = runtime_imports
 
     def with_edge(path: Path) -> set[str]:
-        return real(path) | ({"cas.session"} if path.name == "store.py" else set())
+        return real(path) | ({"cas.ingest.session"} if path.name == "store.py" else set())
 
     monkeypatch.setattr(sys.modules[__name__], "runtime_imports", with_edge)
-    assert any({"cas.store", "cas.session", "cas.prepare"} <= set(cycle) for cycle in import_cycles())
+    assert any({"cas.store", "cas.ingest.session", "cas.ingest.prepare"} <= set(cycle) for cycle in import_cycles())
+
+
+# -- layers: each imports only from itself and below ------------------------------------------------
+LAYERS = ("core", "blobs", "model", "store", "ingest", "versions", "maintenance", "top")  # bottom to top
+
+
+def layer_of(module: str) -> str:
+    """The layer of a cas module, as cas/__init__.py maps them."""
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] in LAYERS:
+        return parts[1]
+    if module == "cas.store":
+        return "store"
+    return "top" if module in ("cas", "cas.__main__", "cas.cli", "cas.dataset") or module.startswith("cas.cli.") \
+        else "core"
+
+
+def upward_imports() -> list[str]:
+    modules = cas_modules()
+    return [f"{m} ({layer_of(m)}) imports {i} ({layer_of(i)})" for m, p in sorted(modules.items())
+            for i in sorted(runtime_imports(p))
+            if i in modules and LAYERS.index(layer_of(i)) > LAYERS.index(layer_of(m))]
+
+
+def test_every_layer_imports_only_from_itself_and_below():
+    assert upward_imports() == []
+
+
+def test_at_most_a_dozen_modules_sit_directly_in_cas():
+    direct = sorted(p.name for p in (ROOT / "cas").glob("*.py"))
+    assert len(direct) <= 12, direct
+
+
+def test_the_layer_check_sees_an_upward_import(monkeypatch):
+    real = runtime_imports
+
+    def with_edge(path: Path) -> set[str]:
+        return real(path) | ({"cas.maintenance.gc"} if path.name == "refcounts.py" else set())
+
+    monkeypatch.setattr(sys.modules[__name__], "runtime_imports", with_edge)
+    assert upward_imports() == ["cas.blobs.refcounts (blobs) imports cas.maintenance.gc (maintenance)"]

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..records import pack, unpack
+from cas.records import pack, unpack
 
 PREFIX = "ingest-"
 JOURNAL = "journal"

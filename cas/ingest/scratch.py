@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .staged import StagedFile
+from cas.ingest.staged import StagedFile
 
 
 @dataclass

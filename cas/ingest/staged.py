@@ -14,8 +14,8 @@ import itertools
 import os
 import threading
 
-from ..hashing import Hasher, hash_bytes, hash_file
-from ..ids import BlobId
+from cas.blobs.hashing import Hasher, hash_bytes, hash_file
+from cas.ids import BlobId
 
 MEMORY_LIMIT = 8 << 20  # a file larger than this is spooled to disk as it grows
 MEMORY_BUDGET = 256 << 20  # ... and so is any file once all in-memory files hold this much

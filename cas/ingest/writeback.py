@@ -33,23 +33,32 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..annotation import Meta, dumps, empty_annotation, loads
-from ..errors import CasError, InvalidInput, NotFound, StoreBusy
-from ..hashing import hash_bytes, hash_file
-from ..ids import BlobId
-from ..index import item_key
-from ..media import MediaInfo, probe_image, probe_video
-from ..reader import BlobReader
-from ..records import ItemRecord
-from ..refs import apply_deltas, get_blob, record_new_blob
-from ..spool import HEAD, Spooled, spool_bytes
-from .journal import COMPACT_BYTES, INSTALLING, PREFIX, Journal, ingest_dirs, installing, live_records, try_lock
-from .scratch import ScratchTree
-from .staged import StagedFile
+from cas.blobs.hashing import hash_bytes, hash_file
+from cas.blobs.reader import BlobReader
+from cas.blobs.refcounts import apply_deltas, get_blob, record_new_blob
+from cas.blobs.spool import HEAD, Spooled, spool_bytes
+from cas.errors import CasError, InvalidInput, NotFound, StoreBusy
+from cas.ids import BlobId
+from cas.index import item_key
+from cas.ingest.journal import (
+    COMPACT_BYTES,
+    INSTALLING,
+    PREFIX,
+    Journal,
+    ingest_dirs,
+    installing,
+    live_records,
+    try_lock,
+)
+from cas.ingest.scratch import ScratchTree
+from cas.ingest.staged import StagedFile
+from cas.model.annotation import Meta, dumps, empty_annotation, loads
+from cas.model.media import MediaInfo, probe_image, probe_video
+from cas.records import ItemRecord
 
 if TYPE_CHECKING:
-    from ..remote import RemoteReader
-    from ..store import Store
+    from cas.blobs.remote_reader import RemoteReader
+    from cas.store import Store
 
 log = logging.getLogger("cas.mount")
 

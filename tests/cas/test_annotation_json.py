@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from cas.annotation import _suspect, loads
 from cas.errors import InvalidInput
+from cas.model.annotation import _suspect, loads
 from tests.conftest import assert_user_error, run_cas
 
 
@@ -58,7 +58,7 @@ def test_an_import_with_a_nan_coordinate_fails_in_one_line_and_stores_nothing(tm
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1e300, 3e9])
 def test_non_finite_or_absurd_coordinates_are_refused_naming_the_field(bad: float) -> None:
-    from cas.annotation import Meta, empty_annotation
+    from cas.model.annotation import Meta, empty_annotation
     meta = Meta({"classes": [{"title": "car", "shape": "polygon", "color": "#FF0000"}], "tags": []})
     ann = {**empty_annotation(40, 30), "objects": [{"classTitle": "car", "geometryType": "polygon", "tags": [],
                                                    "points": {"exterior": [[1, 1], [bad, 2], [3, 9]], "interior": []}}]}
@@ -73,7 +73,7 @@ def test_non_finite_or_absurd_coordinates_are_refused_naming_the_field(bad: floa
     ([[1, 1], [2, 2 ** 40], [3, 1]], r"objects\[1\].points.interior\[0\]\[1\]: coordinates must be finite"),
 ])
 def test_a_bad_point_of_a_hole_is_named(hole: list, message: str) -> None:
-    from cas.annotation import Meta, empty_annotation
+    from cas.model.annotation import Meta, empty_annotation
     meta = Meta({"classes": [{"title": "car", "shape": "polygon", "color": "#FF0000"}], "tags": []})
     good = {"classTitle": "car", "geometryType": "polygon", "tags": [],
             "points": {"exterior": [[1.5, 1], [9, 2], [3, 9.25]], "interior": []}}

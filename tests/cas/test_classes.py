@@ -1,4 +1,4 @@
-"""`cas stats P --classes`'s counts (cas.classes) on the store of test_usage."""
+"""`cas stats P --classes`'s counts (cas.maintenance.classes) on the store of test_usage."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from cas import NotFound, Store
-from cas.classes import ClassStats, _add_annotation, class_stats
+from cas.maintenance.classes import ClassStats, _add_annotation, class_stats
 from tests.cas.test_usage import build
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from cas.workers import alive
+from cas.ingest.workers import alive
 from tests.conftest import ROOT, run_cas, write_images
 
 FILES = 3000

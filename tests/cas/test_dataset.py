@@ -15,7 +15,7 @@ from PIL import Image
 
 from cas import CorruptBlob, InvalidInput, NotFound, Store, open_dataset
 from cas.dataset import StoreDataset
-from cas.session import ImportSession
+from cas.ingest.session import ImportSession
 from tests.conftest import damage_blob, jpeg_bytes
 from tests.servers import RangeServer
 

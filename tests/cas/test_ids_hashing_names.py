@@ -1,10 +1,10 @@
 import pytest
 import xxhash
 
+from cas.blobs.hashing import Hasher, hash_bytes, hash_file
 from cas.errors import InvalidName
-from cas.hashing import Hasher, hash_bytes, hash_file
 from cas.ids import BlobId
-from cas.names import check_dataset_path, check_name
+from cas.model.names import check_dataset_path, check_name
 
 
 def test_blob_id_is_xxh3_128_shown_as_32_hex():

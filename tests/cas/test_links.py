@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from cas import Store
-from cas.backends.fetch import RemoteChanged, RemoteError
+from cas.blobs.backends.fetch import RemoteChanged, RemoteError
+from cas.blobs.links import link_id
 from cas.config import NetOptions
 from cas.errors import CorruptBlob, InvalidInput
-from cas.links import link_id
+from cas.ingest.session import ImportSession
 from cas.records import LINK
-from cas.session import ImportSession
 from tests.conftest import jpeg_bytes
 from tests.servers import RangeServer
 
@@ -253,7 +253,7 @@ def test_a_hung_server_fails_a_read_within_the_deadline(tmp_path: Path, http_ser
 
 
 def _pools_in_child() -> int:
-    from cas.backends import fetch
+    from cas.blobs.backends import fetch
     return len(fetch._pools)
 
 
@@ -262,7 +262,7 @@ def test_a_forked_child_never_uses_the_parents_connections(lstore: Store, http_s
     their responses."""
     import multiprocessing
 
-    from cas.backends import fetch
+    from cas.blobs.backends import fetch
     http_server.files["/a.jpg"] = data = jpeg_bytes()
     assert lstore.read_bytes(link_item(lstore, http_server.url("/a.jpg")).media) == data
     assert fetch._pools

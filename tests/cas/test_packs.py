@@ -10,13 +10,13 @@ import pytest
 from PIL import Image
 
 from cas import Store
-from cas.backends.packs import HEADER, PACK_MAX, PackWriter, entries
+from cas.blobs.backends.packs import HEADER, PACK_MAX, PackWriter, entries
+from cas.blobs.hashing import hash_bytes
 from cas.errors import CorruptBlob, NotFound
-from cas.fsck import check as fsck
-from cas.gc import collect as collect_garbage
-from cas.hashing import hash_bytes
+from cas.ingest.session import ImportSession
+from cas.maintenance.fsck import check as fsck
+from cas.maintenance.gc import collect as collect_garbage
 from cas.records import LOCAL, PACK
-from cas.session import ImportSession
 from tests.conftest import jpeg_bytes
 
 

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from cas import Store
-from cas.snapshots import head, snapshot
+from cas.versions.snapshots import head, snapshot
 from tests.conftest import run_cas, write_images
 
 

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cas import remote
-from cas.backends import fetch
-from cas.backends.fetch import FileFetcher
-from cas.cache import BlobCache
+from cas.blobs import remote_reader as remote
+from cas.blobs.backends import fetch
+from cas.blobs.backends.fetch import FileFetcher
+from cas.blobs.cache import BlobCache
+from cas.blobs.hashing import hash_bytes
+from cas.blobs.remote_reader import RemoteReader
 from cas.config import NetOptions
-from cas.hashing import hash_bytes
-from cas.remote import RemoteReader
 
 SIZE = 300_000
 

@@ -9,10 +9,10 @@ import pytest
 
 from cas import Store
 from cas.errors import CorruptBlob
-from cas.fsck import check as fsck
-from cas.gc import collect as collect_garbage
+from cas.maintenance.fsck import check as fsck
+from cas.maintenance.gc import collect as collect_garbage
+from cas.maintenance.stats import compute as compute_stats
 from cas.records import S3
-from cas.stats import compute as compute_stats
 from tests.conftest import jpeg_bytes, write_images
 
 
@@ -124,7 +124,7 @@ def test_crash_leftovers_in_the_cache_are_swept(s3_store: Store) -> None:
 
 def test_gc_deletes_unreferenced_s3_objects(s3_store: Store, s3_endpoint: str, bucket: str,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from cas import gc
+    from cas.maintenance import gc
     blob = s3_store.put(b"temporary")
     s3_store.release(blob)
     report = collect_garbage(s3_store)
@@ -145,7 +145,7 @@ def test_fsck_finds_a_missing_s3_object(s3_store: Store, s3_endpoint: str, bucke
 def test_unreachable_endpoint_fails_clearly_and_records_nothing(tmp_path, bucket: str) -> None:
     import socket
 
-    from cas.backends.fetch import RemoteError
+    from cas.blobs.backends.fetch import RemoteError
     from cas.config import NetOptions, S3Remote
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -167,7 +167,7 @@ def test_unreachable_endpoint_fails_clearly_and_records_nothing(tmp_path, bucket
 
 
 def _clients_in_child() -> int:
-    from cas.backends import s3 as backend
+    from cas.blobs.backends import s3 as backend
     return len(backend._clients)
 
 
@@ -175,7 +175,7 @@ def test_a_forked_child_never_uses_the_parents_s3_clients(s3_store: Store) -> No
     """A client's connection pool holds sockets the parent uses too."""
     import multiprocessing
 
-    from cas.backends import s3 as backend
+    from cas.blobs.backends import s3 as backend
     blob = s3_store.put(b"some bytes")
     assert s3_store.read_bytes(blob) == b"some bytes" and backend._clients
     with multiprocessing.get_context("fork").Pool(1) as pool:

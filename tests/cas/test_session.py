@@ -6,11 +6,11 @@ import threading
 import pytest
 
 from cas import Conflict, InvalidInput, NotFound
-from cas.annotation import empty_annotation
-from cas.fsck import check as fsck
-from cas.gc import collect as collect_garbage
-from cas.session import ImportSession
-from cas.stats import compute as compute_stats
+from cas.ingest.session import ImportSession
+from cas.maintenance.fsck import check as fsck
+from cas.maintenance.gc import collect as collect_garbage
+from cas.maintenance.stats import compute as compute_stats
+from cas.model.annotation import empty_annotation
 from tests.conftest import jpeg_bytes, png_bytes, write_images
 
 META = {"classes": [{"title": "car", "shape": "rectangle", "color": "#FF0000"}], "tags": [], "projectType": "images"}
@@ -65,7 +65,7 @@ def test_reimport_writes_no_new_blob(store, tmp_path):
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="worker processes need two cores")
 def test_expected_items_start_the_worker_processes_with_the_first_chunk(store, tmp_path):
-    from cas.session import CHUNK_ITEMS, PROCESS_THRESHOLD
+    from cas.ingest.session import CHUNK_ITEMS, PROCESS_THRESHOLD
     paths = write_images(tmp_path / "src", CHUNK_ITEMS + 1)
     with ImportSession(store, "p") as session:
         session.expect_items(PROCESS_THRESHOLD)

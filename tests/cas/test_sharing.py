@@ -11,11 +11,11 @@ import pytest
 from cas import Store
 from cas.config import NetOptions, S3Remote
 from cas.errors import Conflict
-from cas.fsck import check as fsck
-from cas.gc import collect as collect_garbage
+from cas.ingest.session import ImportSession
+from cas.maintenance.fsck import check as fsck
+from cas.maintenance.gc import collect as collect_garbage
 from cas.records import S3
-from cas.session import ImportSession
-from cas.sharing import clone, pull, push
+from cas.versions.sharing import clone, pull, push
 from tests.conftest import jpeg_bytes
 
 
@@ -93,14 +93,14 @@ def test_same_item_changed_on_both_sides_is_a_clear_conflict(pair) -> None:
 
 
 def test_gc_in_one_store_never_breaks_the_others(pair, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cas import gc
+    from cas.maintenance import gc
     monkeypatch.setattr(gc, "S3_GRACE_SECONDS", 0)
     a, b = pair
     add(a, {"d/keep.jpg": jpeg_bytes(33, 33), "d/other.jpg": jpeg_bytes(34, 34)})
     push(a, "p")
     clone(b, "p")
     b.ns.remove_project("p")
-    from cas.snapshots import drop_head
+    from cas.versions.snapshots import drop_head
     drop_head(b, "p")  # b forgets p and its history entirely
     collect_garbage(b)
     assert contents(a) == {"d/keep.jpg": jpeg_bytes(33, 33), "d/other.jpg": jpeg_bytes(34, 34)}
@@ -116,7 +116,7 @@ def test_old_versions_of_a_clone_are_readable_on_demand(pair) -> None:
     add(a, {"d/x.jpg": jpeg_bytes(20, 20)})
     push(a, "p")
     clone(b, "p")
-    from cas.snapshots import history, version_items
+    from cas.versions.snapshots import history, version_items
     versions = list(history(b, "p"))
     assert [v.id for v in versions][-1] == v1.id
     (_d, _n, rec, _link), = list(version_items(b, versions[-1]))

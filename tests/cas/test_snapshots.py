@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from cas import Store, snapshots
-from cas.fsck import check as fsck
-from cas.gc import collect as collect_garbage
-from cas.session import ImportSession
-from cas.snapshots import diff, history, restore, snapshot, version_items
+from cas import Store
+from cas.ingest.session import ImportSession
+from cas.maintenance.fsck import check as fsck
+from cas.maintenance.gc import collect as collect_garbage
+from cas.versions import snapshots
+from cas.versions.snapshots import diff, history, restore, snapshot, version_items
 from tests.conftest import jpeg_bytes
 
 

@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from cas import statcache
-from cas.fsck import check as fsck
-from cas.gc import collect as collect_garbage
-from cas.hashing import hash_bytes
-from cas.session import ImportSession
+from cas.blobs.hashing import hash_bytes
+from cas.ingest import statcache
+from cas.ingest.session import ImportSession
+from cas.maintenance.fsck import check as fsck
+from cas.maintenance.gc import collect as collect_garbage
 from tests.conftest import run_cas, write_images
 
 

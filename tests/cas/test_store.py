@@ -6,11 +6,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cas import CorruptBlob, NotFound, Store
-from cas.fsck import check as fsck
-from cas.gc import collect as collect_garbage
-from cas.hashing import hash_bytes
-from cas.spool import SMALL
-from cas.stats import compute as compute_stats
+from cas.blobs.hashing import hash_bytes
+from cas.blobs.spool import SMALL
+from cas.maintenance.fsck import check as fsck
+from cas.maintenance.gc import collect as collect_garbage
+from cas.maintenance.stats import compute as compute_stats
 
 
 def test_put_path_bytes_and_stream_give_the_same_id(store, tmp_path):

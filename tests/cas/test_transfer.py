@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from cas import Store
-from cas.fsck import check as fsck
-from cas.gc import collect as collect_garbage
+from cas.ingest.session import ImportSession
+from cas.maintenance.fsck import check as fsck
+from cas.maintenance.gc import collect as collect_garbage
 from cas.records import LINK, LOCAL, S3, STORED_HERE
-from cas.session import ImportSession
-from cas.transfer import BATCH
-from cas.transfer import pull_links as pull
-from cas.transfer import push_blobs as push
+from cas.versions.transfer import BATCH
+from cas.versions.transfer import pull_links as pull
+from cas.versions.transfer import push_blobs as push
 from tests.conftest import jpeg_bytes, write_images
 from tests.servers import RangeServer
 

@@ -1,4 +1,4 @@
-"""`cas du`'s sums (cas.usage) on a small store: two projects sharing blobs, a nested dataset,
+"""`cas du`'s sums (cas.maintenance.usage) on a small store: two projects sharing blobs, a nested dataset,
 packed and loose blobs, links of known and unknown size, and one S3 store."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import pytest
 from PIL import Image
 
 from cas import Store
-from cas.annotation import dumps, empty_annotation
-from cas.backends.packs import PACK_MAX
+from cas.blobs.backends.packs import PACK_MAX
+from cas.ingest.session import ImportSession
+from cas.maintenance.stats import compute as compute_stats
+from cas.maintenance.usage import UsageRow, dataset_usage, store_usage
+from cas.model.annotation import dumps, empty_annotation
 from cas.records import LINK, LOCAL, PACK
-from cas.session import ImportSession
-from cas.stats import compute as compute_stats
-from cas.usage import UsageRow, dataset_usage, store_usage
 from tests.conftest import png_bytes
 
 W, H = 64, 48

@@ -110,7 +110,7 @@ def test_supervisely_bitmap_declaring_a_huge_png_is_refused(store: Store, tmp_pa
 
 
 def test_bitmap_zlib_bomb_is_refused() -> None:
-    from cas.annotation import MAX_BITMAP_BYTES, inflate_bitmap
+    from cas.model.annotation import MAX_BITMAP_BYTES, inflate_bitmap
     bomb = base64.b64encode(zlib.compress(b"\x89PNG\r\n\x1a\n" + b"\0" * (MAX_BITMAP_BYTES + 1), 9)).decode()
     with pytest.raises(InvalidInput, match="inflates past 256 MB"):
         inflate_bitmap(bomb, "x.json")

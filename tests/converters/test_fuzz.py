@@ -23,8 +23,9 @@ import pytest
 from PIL import Image
 
 from bench.datagen import make_sample_project
-from cas import Store, fsck
+from cas import Store
 from cas.errors import CasError
+from cas.maintenance import fsck
 from converters.ingest import detect_format, import_source
 from tests.conftest import png_bytes
 from tests.converters import samples

@@ -14,9 +14,9 @@ from PIL import Image
 
 from bench.datagen import make_sample_project
 from cas import Store
-from cas.fsck import check as fsck
-from cas.hashing import hash_bytes
-from cas.stats import compute as compute_stats
+from cas.blobs.hashing import hash_bytes
+from cas.maintenance.fsck import check as fsck
+from cas.maintenance.stats import compute as compute_stats
 from tests.conftest import assert_user_error, run_cas, write_images
 
 NO_ANN = "val/ann/val_002.png.json"  # the sample's one image without an annotation file

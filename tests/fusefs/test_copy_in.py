@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from cas import Store
-from cas.annotation import empty_annotation
+from cas.model.annotation import empty_annotation
 from tests.conftest import jpeg_bytes, png_bytes, run_cas
 from tests.fusefs.conftest import store_with
 

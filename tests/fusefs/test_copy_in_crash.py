@@ -27,7 +27,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from cas.annotation import empty_annotation
+from cas.model.annotation import empty_annotation
 from fusefs.mount import detach, mount_background, wait_for_exit
 from tests.conftest import jpeg_bytes, png_bytes, run_cas
 

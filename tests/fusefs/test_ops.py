@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cas import Store
-from cas.session import ImportSession
+from cas.ingest.session import ImportSession
 from fusefs.binding import FuseOSError
 from fusefs.ops import CasOperations
 from tests.conftest import jpeg_bytes, png_bytes

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from cas.annotation import empty_annotation
+from cas.model.annotation import empty_annotation
 from tests.conftest import assert_user_error, jpeg_bytes, png_bytes, run_cas
 from tests.fusefs.conftest import store_with
 

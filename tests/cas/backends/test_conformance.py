@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from cas.backends import Backend
-from cas.backends.local import LocalBackend
-from cas.backends.memory import MemoryBackend
-from cas.backends.s3 import S3Backend
+from cas.blobs.backends import Backend
+from cas.blobs.backends.local import LocalBackend
+from cas.blobs.backends.memory import MemoryBackend
+from cas.blobs.backends.s3 import S3Backend
+from cas.blobs.hashing import hash_bytes
+from cas.blobs.spool import SMALL, spool_bytes, spool_path
 from cas.config import NetOptions, S3Remote
 from cas.errors import NotFound
-from cas.hashing import hash_bytes
 from cas.ids import BlobId
-from cas.spool import SMALL, spool_bytes, spool_path
 
 BIG = SMALL + 17  # over the in-memory spool size: installed from a temp file
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from cas.hashing import hash_bytes
+from cas.blobs.hashing import hash_bytes
 from cas.ingest import StagedFile
 from cas.ingest import staged as staged_module
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from cas import InvalidInput, NotFound, Store
-from cas.annotation import empty_annotation
-from cas.fsck import check as fsck
-from cas.hashing import hash_bytes
+from cas.blobs.hashing import hash_bytes
 from cas.ingest import StagedFile, WriteBack
+from cas.maintenance.fsck import check as fsck
+from cas.model.annotation import empty_annotation
 from tests.conftest import ROOT, jpeg_bytes, png_bytes
 
 META = {"classes": [{"title": "car", "shape": "rectangle", "color": "#FF0000"}], "tags": [], "projectType": "images"}

@@ -1,0 +1,195 @@
+"""Blobs as S3 objects at `<prefix>/blobs/<hex>` (boto3; credentials from boto3's standard
+chain, never stored by cas). An upload returns once S3 acknowledged it, so a blob is
+durable when `install` returns and `sync` has nothing left to do."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from cas.blobs.backends.fetch import RemoteError, S3Fetcher, describe_s3_error
+from cas.blobs.spool import Spooled
+from cas.config import NetOptions, S3Remote
+from cas.errors import CasError, NotFound
+from cas.ids import BlobId
+
+MULTIPART_THRESHOLD = 16 << 20  # larger blobs go up in parts, several at once
+MULTIPART_CHUNK = 8 << 20
+
+_clients: dict[tuple[Any, ...], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A child starts with no clients: the parent's connection pools (sockets shared with it)
+    are never used here."""
+    global _clients, _clients_lock
+    _clients, _clients_lock = {}, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def s3_client(endpoint_url: str | None, region: str | None, net: NetOptions) -> Any:
+    """One boto3 client per process and settings (clients are thread-safe; making one is not)."""
+    key = (endpoint_url, region, net)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            import boto3
+            from botocore.config import Config
+            config = Config(connect_timeout=net.connect_timeout, read_timeout=net.read_timeout,
+                            retries={"total_max_attempts": net.retries + 1, "mode": "standard"},
+                            max_pool_connections=32)
+            client = _clients[key] = boto3.session.Session().client(
+                "s3", endpoint_url=endpoint_url, region_name=region, config=config)
+        return client
+
+
+class S3Backend:
+    location = "s3"
+
+    def __init__(self, remote: S3Remote, net: NetOptions) -> None:
+        self.remote = remote
+        self.net = net
+
+    @property
+    def client(self) -> Any:
+        return s3_client(self.remote.endpoint_url, self.remote.region, self.net)
+
+    def check(self) -> None:
+        """A clear error now rather than at the first upload: the bucket must be reachable."""
+        try:
+            self.client.head_bucket(Bucket=self.remote.bucket)
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
+            raise describe_s3_error(f"s3://{self.remote.bucket}", e) from None
+
+    def key(self, blob_id: BlobId) -> str:
+        return self.remote.key(f"blobs/{blob_id.hex()}")
+
+    def url(self, blob_id: BlobId) -> str:
+        return f"s3://{self.remote.bucket}/{self.key(blob_id)}"
+
+    def install(self, sp: Spooled, tmp_dir: str) -> None:
+        """Upload a spooled blob; returns once S3 has it. Small blobs in one PUT from memory,
+        large ones as a multipart upload of parallel parts."""
+        if sp.data is not None and sp.size <= MULTIPART_THRESHOLD:
+            try:
+                self.client.put_object(Bucket=self.remote.bucket, Key=self.key(sp.id), Body=sp.data)
+            except Exception as e:  # noqa: BLE001 - botocore's errors, described
+                raise describe_s3_error(f"upload of blob {sp.id} to {self.url(sp.id)}", e) from None
+        else:
+            self.upload_file(sp.write_temp(tmp_dir), sp.id)
+        sp.discard()
+
+    def upload_file(self, path: str, blob_id: BlobId) -> None:
+        """Upload a file (in parallel parts when large); returns once S3 has it."""
+        from boto3.s3.transfer import TransferConfig
+        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNK,
+                                max_concurrency=4)
+        try:
+            self.client.upload_file(path, self.remote.bucket, self.key(blob_id), Config=config)
+        except Exception as e:  # noqa: BLE001 - botocore/s3transfer errors, described
+            raise describe_s3_error(f"upload of blob {blob_id} to {self.url(blob_id)}", e) from None
+
+    def sync(self) -> None:
+        """Nothing to do: every upload was acknowledged before `install` returned."""
+
+    def size_of(self, blob_id: BlobId) -> int | None:
+        """The object's size, or None when there is no such object."""
+        try:
+            return int(self.client.head_object(Bucket=self.remote.bucket, Key=self.key(blob_id))["ContentLength"])
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
+            if getattr(e, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise describe_s3_error(self.url(blob_id), e) from None
+
+    def age_seconds(self, blob_id: BlobId) -> float | None:
+        """Seconds since the object was last written (None: no such object)."""
+        import datetime
+        try:
+            modified = self.client.head_object(Bucket=self.remote.bucket, Key=self.key(blob_id))["LastModified"]
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
+            if getattr(e, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise describe_s3_error(self.url(blob_id), e) from None
+        return (datetime.datetime.now(datetime.UTC) - modified).total_seconds()
+
+    def fetcher(self, blob_id: BlobId) -> S3Fetcher:
+        return S3Fetcher(self.client, self.remote.bucket, self.key(blob_id))
+
+    def read_range(self, blob_id: BlobId, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        try:
+            resp = self.client.get_object(Bucket=self.remote.bucket, Key=self.key(blob_id),
+                                          Range=f"bytes={offset}-{offset + length - 1}")
+            return resp["Body"].read()[:length]
+        except Exception as e:  # noqa: BLE001 - botocore's errors: the absent and past-the-end ones, or described
+            code = getattr(e, "response", {}).get("Error", {}).get("Code")
+            if code in ("NoSuchKey", "404"):
+                raise NotFound(f"blob {blob_id} is not at {self.url(blob_id)}") from None
+            if code == "InvalidRange":  # from at or past the end
+                return b""
+            raise describe_s3_error(self.url(blob_id), e) from None
+
+    def delete(self, blob_id: BlobId) -> None:
+        try:
+            self.client.delete_object(Bucket=self.remote.bucket, Key=self.key(blob_id))
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
+            raise describe_s3_error(self.url(blob_id), e) from None
+
+    # -- version heads ("refs": the shared versions' names, not reference counts) --------------
+    def ref_key(self, project: str) -> str:
+        return self.remote.key(f"refs/{project}")
+
+    def read_ref(self, project: str) -> tuple[BlobId | None, str | None]:
+        """(version, ETag) of the project's head on the remote; (None, None) if it has none."""
+        key = self.ref_key(project)
+        try:
+            obj = self.client.get_object(Bucket=self.remote.bucket, Key=key)
+            body = obj["Body"].read()
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
+            if getattr(e, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None, None
+            raise describe_s3_error(f"s3://{self.remote.bucket}/{key}", e) from None
+        try:
+            version = BlobId.from_hex(json.loads(body)["version"])
+        except (ValueError, KeyError, TypeError):
+            raise CasError(f"the remote ref of {project} is unreadable") from None
+        return version, obj["ETag"]
+
+    def list_refs(self) -> dict[str, BlobId]:
+        """Every project's head on the remote (its refs/ objects)."""
+        prefix, heads = self.remote.key("refs/"), {}
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.remote.bucket, Prefix=prefix)
+            names = [obj["Key"][len(prefix):] for page in pages for obj in page.get("Contents", [])]
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
+            raise describe_s3_error(f"s3://{self.remote.bucket}/{prefix}", e) from None
+        for name in names:
+            version, _etag = self.read_ref(name)
+            if version is not None:
+                heads[name] = version
+        return heads
+
+    def list_ids(self) -> Iterator[tuple[BlobId | None, str, int]]:
+        """Every object under `<prefix>/blobs/` as (id or None, url, size)."""
+        prefix = self.remote.key("blobs/")
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.remote.bucket,
+                                                                              Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    name = obj["Key"][len(prefix):]
+                    try:
+                        blob_id: BlobId | None = BlobId.from_hex(name)
+                    except Exception:  # noqa: BLE001 - a foreign object under our prefix
+                        blob_id = None
+                    yield blob_id, f"s3://{self.remote.bucket}/{obj['Key']}", int(obj["Size"])
+        except RemoteError:
+            raise
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
+            raise describe_s3_error(f"s3://{self.remote.bucket}/{prefix}", e) from None

@@ -1,0 +1,81 @@
+"""Link entries: items whose bytes stay at a URL. URL checks, link ids, fetchers."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+import xxhash
+
+from cas.blobs.backends.addresses import check_host_literal
+from cas.config import NetOptions, S3Remote
+from cas.errors import InvalidInput
+from cas.ids import BlobId
+
+if TYPE_CHECKING:
+    from cas.blobs.backends.fetch import Fetcher
+
+SCHEMES = ("http", "https", "s3", "file")
+MAX_URL = 4096
+_LINK_SEED = 0x6C696E6B  # "link": link ids are digests of the URL, kept apart from content digests
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def link_id(url: str) -> BlobId:
+    """The id of a link entry: one per URL, so the same URL imported twice is one entry."""
+    return BlobId(xxhash.xxh3_128_digest(url.encode(), seed=_LINK_SEED))
+
+
+def check_url(url: str, allow_roots: list[str], label: str = "url", public_only: bool = False) -> str:
+    """A link URL from outside: allowed scheme, sane length, no control characters, a host
+    that is not a refused address (backends/addresses.py), and file:// only inside one of
+    `allow_roots`. Returns it unchanged."""
+    if not url or len(url) > MAX_URL:
+        raise InvalidInput(label, f"URL must be 1 to {MAX_URL} characters")
+    if _CONTROL.search(url):
+        raise InvalidInput(label, f"control character in URL {url[:80]!r}")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise InvalidInput(label, f"URL scheme {scheme or '(none)'!r} is not allowed (allowed: {', '.join(SCHEMES)}): "
+                                  f"{url[:200]}")
+    if scheme in ("http", "https", "s3") and not parts.netloc:
+        raise InvalidInput(label, f"no host in URL {url[:200]}")
+    if scheme in ("http", "https"):
+        check_host_literal(parts.hostname or "", public_only, label, url)
+    if scheme == "file":
+        file_path(url, allow_roots, label)
+    return url
+
+
+def file_path(url: str, allow_roots: list[str], label: str = "url") -> str:
+    """The local path of a file:// URL, refused unless it lies under an allowed root."""
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise InvalidInput(label, f"file URL names a remote host: {url[:200]}")
+    path = os.path.realpath(unquote(parts.path))
+    for root in allow_roots:
+        root = os.path.realpath(root)
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            return path
+    where = ", ".join(allow_roots) if allow_roots else "none given"
+    raise InvalidInput(label, f"file URL outside the allowed roots ({where}; add one with --allow-root): {url[:200]}")
+
+
+def fetcher_for(url: str, net: NetOptions, allow_roots: list[str], s3: S3Remote | None = None) -> Fetcher:
+    """The fetcher of a link URL (checked again here: the allow-list applies at every read)."""
+    from cas.blobs.backends.fetch import FileFetcher, HttpFetcher, S3Fetcher  # urllib3 and boto3: only to read links
+    from cas.blobs.backends.s3 import s3_client
+
+    check_url(url, allow_roots, public_only=net.public_links_only)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return HttpFetcher(url, net)
+    if scheme == "file":
+        return FileFetcher(url, file_path(url, allow_roots))
+    # s3://bucket/key links go through the store's S3 endpoint settings when it has them
+    client = s3_client(s3.endpoint_url if s3 else None, s3.region if s3 else None, net)
+    return S3Fetcher(client, parts.netloc, unquote(parts.path.lstrip("/")))

@@ -1,0 +1,72 @@
+"""Blob records and reference counts inside an index transaction."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from cas.errors import CasError, NotFound
+from cas.ids import BlobId
+from cas.index import Index
+from cas.records import LOCAL, PACK, BlobRecord
+
+if TYPE_CHECKING:
+    from collections import Counter
+
+    import lmdb
+
+
+def get_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId) -> BlobRecord | None:
+    raw = txn.get(bytes(blob_id), db=index.db["blobs"])
+    return BlobRecord.decode(raw) if raw is not None else None
+
+
+def record_new_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, size: int,
+                    location: str = LOCAL, refs: int = 0, packed: tuple[str, int] | None = None) -> bool:
+    """Record a blob whose bytes are already durable (in a pack at `packed`: its name and the
+    offset of the bytes); False if it was known already."""
+    if txn.get(bytes(blob_id), db=index.db["blobs"]) is not None:
+        return False
+    rec = BlobRecord(size, refs, location, time.time_ns()) if packed is None else \
+        BlobRecord(size, refs, PACK, time.time_ns(), pack=packed[0], offset=packed[1])
+    txn.put(bytes(blob_id), rec.encode(), db=index.db["blobs"])
+    return True
+
+
+def adjust_refs(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, delta: int) -> BlobRecord:
+    """Add `delta` to a blob's reference count (never below zero)."""
+    rec = get_blob(index, txn, blob_id)
+    if rec is None:
+        raise NotFound(f"blob {blob_id} is not in the index")
+    refs = rec.refs + delta
+    if refs < 0:
+        raise CasError(f"reference count of blob {blob_id} would drop below zero; run `cas fsck`")
+    rec = rec.with_refs(refs)
+    txn.put(bytes(blob_id), rec.encode(), db=index.db["blobs"])
+    return rec
+
+
+def record_link(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, rec: BlobRecord) -> bool:
+    """Record a link entry (with the references `rec` gives) unless it is known; False if it was."""
+    return txn.put(bytes(blob_id), rec.encode(), db=index.db["blobs"], overwrite=False)
+
+
+def apply_deltas(index: Index, txn: lmdb.Transaction[bytes], deltas: Counter[BlobId]) -> None:
+    """Reference moves gathered over many items (see `Namespace.put_item`), once per blob."""
+    for blob_id, delta in deltas.items():
+        if delta:
+            adjust_refs(index, txn, blob_id, delta)
+
+
+def adjust_pin(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, delta: int) -> None:
+    """Pins are references held by `put` callers rather than by items."""
+    key = bytes(blob_id)
+    raw = txn.get(key, db=index.db["pins"])
+    count = int(raw) if raw is not None else 0
+    if count + delta < 0:
+        raise NotFound(f"blob {blob_id} has no reference to release")
+    adjust_refs(index, txn, blob_id, delta)
+    if count + delta == 0:
+        txn.delete(key, db=index.db["pins"])
+    else:
+        txn.put(key, str(count + delta).encode(), db=index.db["pins"])

@@ -1,0 +1,126 @@
+"""Read a source once, hashing as it goes: small files into memory, large ones
+streamed into a temp file. What is hashed is exactly what is written, so a
+source that changes meanwhile can never be stored under a wrong digest."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from cas.blobs.hashing import Hasher, hash_bytes
+from cas.ids import BlobId
+
+SMALL = 8 << 20  # at or below this, content is read into memory; above, streamed to a temp file
+CHUNK = 1 << 20
+HEAD = 256 << 10  # header bytes kept from a streamed file for probing
+
+_counter = itertools.count()
+
+
+def _new_temp(tmp_dir: str) -> tuple[int, str]:
+    """A fresh read-only temp file; names come from a counter (no random-name cost)."""
+    while True:
+        path = f"{tmp_dir}/blob-{os.getpid()}-{next(_counter)}"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444), path
+        except FileExistsError:
+            continue
+
+
+@dataclass(slots=True)
+class Spooled:
+    """A hashed source: content in `data` or in a temp file `tmp`; `head` is what an image
+    probe may read (the whole content when it is in memory)."""
+
+    id: BlobId
+    size: int
+    head: bytes
+    tail: bytes
+    data: bytes | None = None
+    tmp: str | None = None
+    stat: os.stat_result | None = None  # of a source file, taken before it was read ...
+    looked_at: int = 0  # ... at this time (ns; for the stat cache's racy-timestamp rule)
+
+    def write_temp(self, tmp_dir: str) -> str:
+        """Make sure the content sits in a temp file (written once) and return its path."""
+        if self.tmp is None:
+            fd, path = _new_temp(tmp_dir)
+            self.tmp = path
+            try:
+                view = memoryview(self.data if self.data is not None else b"")
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+        return self.tmp
+
+    def release(self) -> None:
+        """Let go of the in-memory copy (a temp file stays)."""
+        self.data = None
+        self.head = b""
+
+    def discard(self) -> None:
+        """Release everything, temp file included."""
+        self.release()
+        if self.tmp is not None:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+            self.tmp = None
+
+
+def spool_bytes(data: bytes) -> Spooled:
+    return Spooled(hash_bytes(data), len(data), data, data[-64:], data=data)
+
+
+def spool_stream(src: BinaryIO, tmp_dir: str, head: bytes = b"") -> Spooled:
+    """Copy a stream to a temp file while hashing it (`head`: bytes already read from it)."""
+    h = Hasher()
+    tail = b""
+    fd, path = _new_temp(tmp_dir)
+    try:
+        with os.fdopen(fd, "wb", buffering=0) as out:
+            block = head
+            while True:
+                if block:
+                    h.update(block)
+                    if len(head) < HEAD:
+                        head += block[: HEAD - len(head)]
+                    tail = (tail + block)[-64:]
+                    out.write(block)
+                block = src.read(CHUNK)
+                if not block:
+                    break
+    except BaseException:
+        os.unlink(path)
+        raise
+    return Spooled(h.digest(), h.size, head[:HEAD], tail, tmp=path)
+
+
+def spool_path(path: str, tmp_dir: str) -> Spooled:
+    """Read a file once: small files into memory, large ones streamed to a temp file. The
+    result carries the file's stat, taken before the read, and when it was taken."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        looked_at = time.time_ns()
+        st = os.fstat(fd)
+        size = st.st_size
+        if size > SMALL:
+            with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
+                sp = spool_stream(f, tmp_dir)
+        else:
+            data = os.read(fd, size + 1)
+            while len(data) < size:  # short reads are legal
+                more = os.read(fd, size - len(data))
+                if not more:
+                    break
+                data += more
+            sp = spool_bytes(data)
+    finally:
+        os.close(fd)
+    sp.stat, sp.looked_at = st, looked_at
+    return sp

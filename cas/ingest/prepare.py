@@ -1,0 +1,257 @@
+"""The per-item work of an import, run in a worker thread or process.
+
+Read the file once and hash it, probe the image header, validate the
+annotation, and, for content the index does not know yet, write it to a temp
+file and rename it into place (or, up to PACK_MAX bytes, append it to a pack).
+Nothing here touches the index for writing: the session records new blobs
+after one sync per batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cas.blobs.backends.packs import PACK_MAX, PackWriter
+from cas.blobs.refcounts import record_new_blob
+from cas.blobs.spool import Spooled, spool_bytes
+from cas.errors import Conflict, CorruptBlob, InvalidInput
+from cas.ids import BlobId
+from cas.index import item_key
+from cas.ingest import statcache
+from cas.ingest.statcache import Seen
+from cas.ingest.workers import exit_with
+from cas.model.annotation import Meta, dumps, empty_annotation, empty_video_annotation, loads
+from cas.model.media import MediaInfo, VideoInfo, probe_image, probe_video
+from cas.records import ItemRecord, content_differences
+
+if TYPE_CHECKING:
+    from cas.store import Store
+
+Task = tuple[str, str, Any, Any, Any, str, str]  # dataset, name, media, ann, item meta, label, ann label
+
+
+@dataclass(slots=True)
+class Part:
+    """One blob of an item: its id, size, whether this import installed it, and where in a
+    pack if it went into one (pack name, offset)."""
+
+    id: BlobId
+    size: int
+    new: bool
+    packed: tuple[str, int] | None = None
+
+
+@dataclass(slots=True)
+class Prepared:
+    dataset: str
+    name: str
+    media: Part
+    ann: Part
+    meta: Part | None
+    info: MediaInfo
+    notes: dict[str, int] | None = None  # what a converter's annotation builder counted
+    stat_entry: tuple[bytes, bytes] | None = None  # for the stat cache, when media was read from a path
+    from_stat_cache: bool = False  # media known from the stat cache, not read
+
+    def parts(self) -> list[Part]:
+        return [self.media, self.ann] + ([self.meta] if self.meta else [])
+
+
+def item_record(item: Prepared) -> ItemRecord:
+    """The index record of a prepared item."""
+    meta = item.meta
+    return ItemRecord(item.media.id, item.ann.id, item.media.size, item.ann.size, item.info.width,
+                      item.info.height, item.info.mime, time.time_ns(),
+                      meta.id if meta else None, meta.size if meta else 0)
+
+
+def record_new_parts(store: Store, txn: Any, parts: Iterable[Part]) -> list[Part]:
+    """Record the blobs that `parts` installed, once a sync made them durable; returns the
+    parts whose blob was new to the index."""
+    return [part for part in parts if part.new and record_new_blob(
+        store.index, txn, part.id, part.size, store.write_backend.location, packed=part.packed)]
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Everything a worker needs; small and picklable, so it can cross into a process."""
+
+    store_root: str
+    tmp: str
+    project: str
+    meta: dict[str, Any]
+    check_conflicts: bool
+    verify_dedup: bool
+    client_pid: int = 0  # the importing process; a worker process exits when it is gone
+
+
+class Preparer:
+    """Turns tasks into prepared items (see module docstring)."""
+
+    def __init__(self, config: PrepareConfig, store: Store, pack: bool = True) -> None:
+        self.config = config
+        self.store = store
+        self.meta = Meta(config.meta)
+        self._empty_anns: dict[tuple[int, int], bytes] = {}
+        # Small new blobs go into packs (of this preparer's own) when blobs are written here,
+        # not to S3; `pack=False` for a preparer of one item, which would make a pack of one.
+        self.packs = PackWriter(store.backend.pack_dir) if pack and store.write_backend is store.backend else None
+
+    def prepare_chunk(self, chunk: list[Task]) -> list[Prepared | InvalidInput]:
+        out: list[Prepared | InvalidInput] = []
+        # One read snapshot per chunk: a blob committed meanwhile is at worst written twice.
+        with self.store.index.read() as txn:
+            for task in chunk:
+                try:
+                    out.append(self.prepare(txn, *task))
+                except InvalidInput as e:
+                    out.append(e)
+        return out
+
+    def prepare(self, txn: Any, dataset: str, name: str, media: Any, ann: Any, item_meta: Any,
+                label: str, ann_label: str) -> Prepared:
+        if isinstance(media, Seen):  # the stat cache knows the file: nothing to read
+            ann_part, meta_part, notes = self._annotate(txn, dataset, name, media.blob, media.info, ann,
+                                                        item_meta, label, ann_label)
+            return Prepared(dataset, name, Part(media.blob, media.size, False), ann_part, meta_part,
+                            media.info, notes, from_stat_cache=True)
+        try:
+            sp = self.store.spool(media, self.config.tmp)
+        except FileNotFoundError:
+            raise InvalidInput(label, "file not found") from None
+        except IsADirectoryError:
+            raise InvalidInput(label, "is a directory, not a file") from None
+        try:
+            info = self._probe(sp, label)
+            ann_part, meta_part, notes = self._annotate(txn, dataset, name, sp.id, info, ann, item_meta,
+                                                        label, ann_label)
+            media_part = self._settle(txn, sp, label)
+            stat_entry = statcache.entry(sp.stat, sp.looked_at, sp.id, info) if sp.stat is not None else None
+            return Prepared(dataset, name, media_part, ann_part, meta_part, info, notes, stat_entry)
+        finally:
+            sp.discard()
+
+    def _annotate(self, txn: Any, dataset: str, name: str, media: BlobId, info: MediaInfo, ann: Any,
+                  item_meta: Any, label: str, ann_label: str) -> tuple[Part, Part | None, dict[str, int] | None]:
+        """The annotation and item meta parts of an item, checked against the image and, without
+        --overwrite, against the item stored under the same name; and the builder's notes."""
+        notes = None
+        if callable(ann):  # a converter's builder, run here (in parallel) with the real image size
+            ann = ann(info.width, info.height)
+            if isinstance(ann, tuple):
+                ann, notes = ann
+        # What the source lacks is kept from an item stored under this name with this size
+        # (a re-import of the images alone never wipes annotations edited since).
+        stored = self._stored(txn, dataset, name) if ann is None or item_meta is None else None
+        if stored is not None and (stored.width, stored.height) != (info.width, info.height):
+            stored = None
+        ann_sp: Spooled | None = None
+        if ann is None and stored is not None:
+            pass
+        elif ann is None and isinstance(info, VideoInfo):
+            ann_sp = spool_bytes(dumps(empty_video_annotation(info.width, info.height, info.frames, media)))
+        elif ann is None:
+            ann_sp = spool_bytes(self._empty_annotation(info.width, info.height))
+        else:
+            if isinstance(ann, (bytes, bytearray)):
+                ann = loads(bytes(ann), ann_label)  # loads tells bytes from str; bytes(b) is b
+            if isinstance(info, VideoInfo):
+                self.meta.check_video_annotation(ann, ann_label, info.width, info.height)
+            else:
+                self.meta.check_annotation(ann, ann_label, info.width, info.height)
+            ann_sp = spool_bytes(dumps(ann))
+        meta_sp = spool_bytes(dumps(item_meta)) if item_meta is not None else None
+        kept_meta = stored.meta if stored is not None and item_meta is None else None
+        if ann_sp is not None:
+            ann_id = ann_sp.id
+        else:
+            assert stored is not None  # no annotation given: the stored one stays
+            ann_id = stored.ann
+        if self.config.check_conflicts:  # before any blob is installed
+            self._check_conflict(txn, dataset, name, media, ann_id, meta_sp.id if meta_sp else kept_meta)
+        if ann_sp is None:
+            assert stored is not None
+            ann_part = Part(stored.ann, stored.ann_size, False)
+        else:
+            ann_part = self._settle(txn, ann_sp, ann_label)
+        meta_part = self._settle(txn, meta_sp, label) if meta_sp else None
+        if kept_meta is not None:
+            assert stored is not None
+            meta_part = Part(kept_meta, stored.meta_size, False)
+        return ann_part, meta_part, notes
+
+    def _stored(self, txn: Any, dataset: str, name: str) -> ItemRecord | None:
+        """The item stored under this name, if any."""
+        raw = txn.get(item_key(self.config.project, dataset, name), db=self.store.index.db["items"])
+        return ItemRecord.decode(raw) if raw is not None else None
+
+    def _empty_annotation(self, width: int, height: int) -> bytes:
+        raw = self._empty_anns.get((width, height))
+        if raw is None:
+            raw = self._empty_anns[(width, height)] = dumps(empty_annotation(width, height))
+        return raw
+
+    def _probe(self, sp: Spooled, label: str) -> MediaInfo:
+        if self.meta.project_type == "videos":
+            return probe_video(sp.tmp if sp.tmp is not None else sp.data or b"", label)
+        fallback = None
+        if sp.tmp is not None and sp.size > len(sp.head):  # header may lie beyond the kept head
+            with open(sp.tmp, "rb") as f:
+                fallback = f.read(16 << 20)
+        return probe_image(sp.head, sp.tail, label, fallback)
+
+    def _check_conflict(self, txn: Any, dataset: str, name: str, media: BlobId, ann: BlobId,
+                        meta: BlobId | None) -> None:
+        old = self._stored(txn, dataset, name)
+        if old is None:
+            return
+        if (old.media, old.ann, old.meta) != (media, ann, meta):
+            differs = content_differences((old.media, media), (old.ann, ann), (old.meta, meta))
+            raise Conflict(f"item {self.config.project}/{dataset}/{name} exists with a different {differs} "
+                           "(use --overwrite to replace it)")
+
+    def _settle(self, txn: Any, sp: Spooled, label: str) -> Part:
+        """Known content: drop our copy (after comparing, if asked). New: install it."""
+        if txn.get(bytes(sp.id), db=self.store.index.db["blobs"]) is not None:
+            if self.config.verify_dedup:
+                self._verify_same(sp, label)
+            return Part(sp.id, sp.size, False)
+        if self.packs is not None and sp.data is not None and sp.size <= PACK_MAX:
+            return Part(sp.id, sp.size, True, self.packs.append(sp.id, sp.data))
+        self.store.write_backend.install(sp, self.config.tmp)
+        return Part(sp.id, sp.size, True)
+
+    def close(self) -> None:
+        if self.packs is not None:
+            self.packs.close()
+
+    def _verify_same(self, sp: Spooled, label: str) -> None:
+        if sp.data is not None:
+            ours = sp.data
+        else:
+            with open(sp.tmp or "", "rb") as f:
+                ours = f.read()
+        if self.store.read_bytes(sp.id) != ours:
+            raise CorruptBlob(f"{label}: content differs from stored blob {sp.id} with the same digest "
+                              "(hash collision or corrupt store); nothing was imported")
+
+
+# -- process pool entry points --------------------------------------------------------
+_worker: Preparer | None = None
+
+
+def init_worker(config: PrepareConfig) -> None:
+    """Runs once in each worker process: open the store there (never inherit LMDB across fork)."""
+    global _worker
+    if config.client_pid:
+        exit_with(config.client_pid)  # a killed import cannot shut its pool down
+    from cas.store import Store
+    _worker = Preparer(config, Store(config.store_root, create=False))
+
+
+def run_chunk(chunk: list[Task]) -> list[Prepared | InvalidInput]:
+    assert _worker is not None, "init_worker did not run"
+    return _worker.prepare_chunk(chunk)

@@ -1,0 +1,438 @@
+"""Atomic, batched import of items into one project.
+
+Workers (threads, and worker processes once an import is large enough to pay
+for them) read each file once, hash it and install new blobs (see
+`cas.ingest.prepare`). Per batch the session makes the new blobs durable with one
+sync and records them in one LMDB transaction, with no references yet. Items
+are staged in a file under the session's temp dir and published in a single
+transaction at `commit`: nothing of an unfinished import is visible, and every
+blob it wrote is reclaimed by the next `gc`.
+"""
+
+from __future__ import annotations
+
+import functools
+import mimetypes
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgpack
+
+from cas.blobs.links import check_url, link_id
+from cas.blobs.refcounts import apply_deltas, record_link, record_new_blob
+from cas.blobs.spool import Spooled, spool_bytes
+from cas.errors import CasError, InvalidInput, NotFound
+from cas.ids import BlobId
+from cas.ingest import statcache
+from cas.ingest.prepare import (
+    PrepareConfig,
+    Prepared,
+    Preparer,
+    Task,
+    init_worker,
+    item_record,
+    record_new_parts,
+    run_chunk,
+)
+from cas.ingest.statcache import Seen
+from cas.ingest.workers import SafePoints, forkserver, stop_pool
+from cas.model.annotation import Meta, default_meta, dumps, empty_annotation
+from cas.model.names import check_dataset_path, check_name
+from cas.model.namespace import merge_meta
+from cas.records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecord
+
+if TYPE_CHECKING:
+    from cas.store import Source, Store
+
+# A converter's annotation builder: ann(width, height) -> annotation, or (annotation, {note: count})
+AnnBuilder = Callable[[int, int], "dict[str, Any] | tuple[dict[str, Any], dict[str, int]]"]
+
+BATCH_ITEMS = 1000
+CHUNK_ITEMS = 32
+PROCESS_THRESHOLD = 2000  # items queued before worker processes are worth their start-up
+MAX_REPORTED_INVALID = 20
+MAX_DELTAS = 100_000  # reference moves gathered per blob before they are applied
+
+Results = Future[list[Prepared | InvalidInput]]
+
+
+@dataclass
+class ImportReport:
+    """What an import did."""
+
+    project: str
+    items_added: int = 0
+    items_skipped: int = 0
+    items_replaced: int = 0
+    items_invalid: int = 0
+    invalid: list[str] = field(default_factory=list)
+    blobs_new: int = 0
+    bytes_new: int = 0
+    bytes_read: int = 0
+    datasets: int = 0
+    links: int = 0
+    files_unread: int = 0  # known from the stat cache: unchanged since an earlier import
+    notes: Counter[str] = field(default_factory=Counter)  # e.g. "objects clipped to the image" -> n
+    seconds: float = 0.0
+
+
+@functools.lru_cache(maxsize=256)
+def _mime_of_suffix(suffix: str) -> str:
+    return mimetypes.guess_type("x" + suffix)[0] or "application/octet-stream"
+
+
+def mime_of(name: str) -> str:
+    """The MIME type a file name suggests (by its suffix, cached)."""
+    base, dot, suffix = name.rpartition(".")
+    return _mime_of_suffix(dot + suffix.lower() if base else "")
+
+
+def _light(task: Task) -> bool:
+    """Whether a task has no work for a worker: media known from the stat cache, and no
+    annotation to build."""
+    return isinstance(task[2], Seen) and not callable(task[3])
+
+
+class ImportSession:
+    """Add items with `add_item`, then `commit` (all visible at once) or `abort` (nothing visible)."""
+
+    def __init__(self, store: Store, project: str, meta: dict[str, Any] | None = None,
+                 overwrite: bool = False, verify_dedup: bool = False, skip_invalid: bool = False,
+                 workers: int | None = None, processes: bool = True,
+                 progress: Callable[[int], object] | None = None, project_type: str = "images",
+                 stat_cache: bool = True) -> None:
+        self.store = store
+        self.project = check_name(project, "project name")
+        self.overwrite = overwrite
+        self.verify_dedup = verify_dedup
+        self.skip_invalid = skip_invalid
+        self.progress = progress
+        self.report = ImportReport(project)
+        self._queued = 0
+        self._heavy = 0  # queued items with work for a worker: a file to read or an annotation to build
+        self._expected = 0  # items a converter said are coming (see expect_items)
+        self._stat_cache = stat_cache and not verify_dedup  # a stat-cache hit compares no bytes
+        self._started = time.perf_counter()
+        self._stack = ExitStack()
+        self._stack.enter_context(store.lock(what="import"))
+        self._interrupts = self._stack.enter_context(SafePoints())  # Ctrl-C raises between items
+        self.tmp = tempfile.mkdtemp(prefix=f"import-{os.getpid()}-", dir=store.tmp_dir)
+        self._stack.callback(shutil.rmtree, self.tmp, ignore_errors=True)
+        try:
+            self._existing: ProjectRecord | None = store.ns.project(project)
+        except NotFound:
+            self._existing = None
+        self.meta = Meta(self._existing.meta if self._existing else default_meta(project_type),
+                         f"{project}/meta.json")
+        if meta is not None:
+            self.set_meta(meta)
+        self._meta_changed = self._existing is None
+        self._datasets: set[str] = set()
+        self._workers = workers or 2 * (os.cpu_count() or 1)
+        self._use_processes = processes and (os.cpu_count() or 1) > 1
+        self._threads: ThreadPoolExecutor | None = None
+        self._processes: ProcessPoolExecutor | None = None
+        self._chunk: list[Task] = []
+        self._preparer: Preparer | None = None  # for threads and for chunks prepared in place
+        self._batch: list[Results] = []
+        self._previous: list[Results] = []
+        self._batch_items = 0
+        self._staging = open(os.path.join(self.tmp, "items.staging"), "wb")
+        self._stack.callback(self._staging.close)
+        self._pack = msgpack.Packer(use_bin_type=True).pack
+        self._empty_anns: dict[tuple[int, int], Spooled] = {}  # (width, height) -> the empty annotation
+        self._link_anns: dict[BlobId, int] = {}  # annotation blobs of link items: id -> size, -1 if known
+        self._closed = False
+
+    # -- building the import ----------------------------------------------------
+    def set_meta(self, meta: dict[str, Any], file: str = "meta.json") -> None:
+        """Merge a project meta into the project's (classes and tags by name). Call before items."""
+        if self._queued:
+            raise CasError("set_meta must come before the first item of an import")
+        incoming = Meta(meta, file)
+        merged = merge_meta(self.meta.raw, incoming.raw, file) if self._existing else incoming.raw
+        if merged != self.meta.raw:
+            self.meta = Meta(merged, file)
+            self._meta_changed = True
+
+    @property
+    def items_queued(self) -> int:
+        """Items and links added so far."""
+        return self._queued
+
+    def expect_items(self, count: int) -> None:
+        """Say that about `count` more items are coming, each with work for a worker (a file to
+        read or an annotation to build): past PROCESS_THRESHOLD the worker processes start with
+        the first chunk, not after PROCESS_THRESHOLD items prepared by threads."""
+        self._expected += count
+
+    def add_dataset(self, dataset: str) -> None:
+        if dataset not in self._datasets:
+            self._datasets.add(check_dataset_path(dataset))
+
+    def add_item(self, dataset: str, name: str, media: Source, ann: dict[str, Any] | bytes | AnnBuilder | None = None,
+                 item_meta: dict[str, Any] | None = None, label: str | None = None,
+                 ann_label: str | None = None) -> None:
+        """Queue one item; it is read, hashed and checked by a worker.
+
+        `media` is a path, bytes or a binary stream. `ann` is a Supervisely annotation
+        (dict or JSON bytes), None for an empty one sized from the image header, or a
+        picklable callable `ann(width, height)` run by the worker with the image's size,
+        returning the annotation or (annotation, {note: count}).
+        `label`/`ann_label` name the sources in error messages.
+        """
+        self._interrupts.check()
+        self.add_dataset(dataset)
+        check_name(name, "item name")
+        source: Source | Seen = media
+        if self._stat_cache and isinstance(media, (str, os.PathLike)):
+            with self.store.index.read() as txn:
+                seen = statcache.lookup(self.store.index, txn, os.fspath(media))
+            if seen is not None:
+                source = seen
+                self.report.files_unread += 1
+        task: Task = (dataset, name, source, ann, item_meta, label or f"{dataset}/img/{name}",
+                      ann_label or f"{dataset}/ann/{name}.json")
+        self._queued += 1
+        if not isinstance(source, (str, bytes, os.PathLike, Seen)):
+            self._submit([task], self._thread_pool())  # streams cannot cross into a process
+            return
+        if not _light(task):
+            self._heavy += 1
+        self._chunk.append(task)
+        if len(self._chunk) >= CHUNK_ITEMS:
+            self._flush_chunk()
+
+    def add_link(self, dataset: str, name: str, url: str, size: int = UNKNOWN_SIZE, etag: str | None = None,
+                 ann: dict[str, Any] | None = None, width: int = 0, height: int = 0,
+                 label: str | None = None) -> None:
+        """Queue a link item: its bytes stay at `url` (read on demand) and nothing is fetched
+        now. `size`/`etag` come from a HEAD when the caller made one (unknown otherwise);
+        `ann` and the image size from the source format when it has them."""
+        self._interrupts.check()
+        self.add_dataset(dataset)
+        check_name(name, "item name")
+        label = label or f"{dataset}/img/{name}"
+        check_url(url, self.store.config.allow_roots, label, public_only=self.store.net.public_links_only)
+        if ann is None:
+            ann_sp = self._empty_anns.get((width, height))
+            if ann_sp is None:
+                ann_sp = self._empty_anns[(width, height)] = spool_bytes(dumps(empty_annotation(width, height)))
+        else:
+            self.meta.check_annotation(ann, f"{dataset}/ann/{name}.json", width or None, height or None)
+            ann_sp = spool_bytes(dumps(ann))
+        if ann_sp.id not in self._link_anns:
+            if not self.store.has(ann_sp.id):
+                self.store.write_backend.install(ann_sp, self.tmp)
+                self._link_anns[ann_sp.id] = ann_sp.size
+            else:
+                self._link_anns[ann_sp.id] = -1  # known already
+        rec = ItemRecord(link_id(url), ann_sp.id, size, ann_sp.size, width, height, mime_of(name), time.time_ns())
+        self._queued += 1
+        self.report.links += 1
+        self._staging.write(self._pack([dataset, name, rec.encode(), [url, size, etag]]))
+        if self.progress is not None:
+            self.progress(1)
+
+    def reject(self, error: InvalidInput) -> None:
+        """Bad input found by a converter: fail the import, or count it with `skip_invalid`."""
+        if not self.skip_invalid:
+            raise error
+        self.report.items_invalid += 1
+        if len(self.report.invalid) < MAX_REPORTED_INVALID:
+            self.report.invalid.append(str(error))
+
+    # -- workers -------------------------------------------------------------------
+    def _config(self) -> PrepareConfig:
+        return PrepareConfig(str(self.store.root), self.tmp, self.project, self.meta.raw,
+                             check_conflicts=not self.overwrite and self._existing is not None,
+                             verify_dedup=self.verify_dedup, client_pid=os.getpid())
+
+    def _thread_pool(self) -> ThreadPoolExecutor:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(self._workers, thread_name_prefix="cas-import")
+            self._stack.callback(self._threads.shutdown, wait=True, cancel_futures=True)
+        return self._threads
+
+    def _thread_preparer(self) -> Preparer:
+        """The preparer of this process (threads, and chunks prepared in place)."""
+        if self._preparer is None:
+            self._preparer = Preparer(self._config(), self.store)
+        return self._preparer
+
+    def _pool_for_paths(self) -> Executor:
+        """Threads for small imports; past PROCESS_THRESHOLD items with work, processes (no shared GIL)."""
+        if not self._use_processes or max(self._heavy, self._expected) < PROCESS_THRESHOLD:
+            return self._thread_pool()
+        if self._processes is None:
+            context = forkserver(["cas.ingest.prepare", "cas.store"])  # a clean child: no inherited LMDB
+            self._processes = ProcessPoolExecutor(self._workers, mp_context=context,
+                                                  initializer=init_worker, initargs=(self._config(),))
+            self._stack.callback(self._processes.shutdown, wait=True, cancel_futures=True)
+        return self._processes
+
+    def _flush_chunk(self) -> None:
+        """Send the queued chunk to a pool; a chunk of stat-cache hits with nothing to build
+        is prepared here and now (a handful of index lookups: less than the hand-off costs)."""
+        chunk, self._chunk = self._chunk, []
+        if all(map(_light, chunk)):
+            future: Results = Future()
+            future.set_result(self._thread_preparer().prepare_chunk(chunk))
+            self._submit(chunk, future)
+        else:
+            self._submit(chunk, self._pool_for_paths())
+
+    def _submit(self, chunk: list[Task], pool: Executor | Results) -> None:
+        if isinstance(pool, Future):
+            future = pool
+        elif pool is self._processes:
+            future = pool.submit(run_chunk, chunk)
+        else:
+            future = pool.submit(self._thread_preparer().prepare_chunk, chunk)
+        if self.progress is not None:
+            progress, n = self.progress, len(chunk)
+            future.add_done_callback(lambda _f: progress(n))
+        self._batch.append(future)
+        self._batch_items += len(chunk)
+        if self._batch_items >= BATCH_ITEMS:
+            # Double buffering: settle the previous batch while the workers run this one.
+            previous, self._previous = self._previous, self._batch
+            self._batch, self._batch_items = [], 0
+            self._finish(previous)
+
+    def _finish(self, futures: list[Results], stage: bool = True) -> None:
+        """Wait for a batch; sync its new blobs once and record them in one transaction;
+        stage its items for the publishing transaction at commit."""
+        prepared: list[Prepared] = []
+        error: BaseException | None = None
+        for future in futures:
+            try:
+                results = future.result()
+            except BaseException as e:  # noqa: BLE001 - re-raised below once every future settled
+                error = error or e
+                continue
+            for result in results:
+                if not isinstance(result, InvalidInput):
+                    prepared.append(result)
+                elif stage:
+                    try:
+                        self.reject(result)
+                    except InvalidInput:
+                        error = error or result
+        new = {part.id: part for item in prepared for part in item.parts() if part.new}
+        seen = [item.stat_entry for item in prepared if item.stat_entry is not None]
+        if new:
+            self.store.write_backend.sync()
+        if new or seen:
+            index = self.store.index
+            with index.write() as txn:
+                for part in record_new_parts(self.store, txn, new.values()):
+                    self.report.blobs_new += 1
+                    self.report.bytes_new += part.size
+                for key, value in seen:  # after the sync: an entry's blob is durable
+                    txn.put(key, value, db=index.db[statcache.DB])
+        if error is not None:
+            raise error
+        if stage:
+            for item in prepared:
+                if not item.from_stat_cache:
+                    self.report.bytes_read += item.media.size
+                if item.notes:
+                    self.report.notes.update(item.notes)
+                self._staging.write(self._pack([item.dataset, item.name, item_record(item).encode(), None]))
+
+    # -- ending ------------------------------------------------------------------------
+    def commit(self) -> ImportReport:
+        """Publish every staged item in one transaction; then the import is visible."""
+        if self._closed:
+            raise CasError("import session already closed")
+        self._interrupts.check()
+        try:
+            if self._chunk:
+                self._flush_chunk()
+            previous, batch, self._previous, self._batch = self._previous, self._batch, [], []
+            self._finish(previous)
+            self._finish(batch)
+            self._staging.close()
+            self._publish()
+        except BaseException:
+            self.abort()
+            raise
+        self._close()
+        self.report.seconds = time.perf_counter() - self._started
+        return self.report
+
+    def _publish(self) -> None:
+        ns = self.store.ns
+        index = self.store.index
+        if self._link_anns:
+            self.store.write_backend.sync()
+        with index.write() as txn:
+            for blob_id, size in self._link_anns.items():
+                if size >= 0 and record_new_blob(index, txn, blob_id, size, self.store.write_backend.location):
+                    self.report.blobs_new += 1
+                    self.report.bytes_new += size
+            if self._existing is None:
+                ns.put_new_project(txn, self.project, self.meta.raw)
+            elif self._meta_changed:
+                ns.write_meta(txn, self.project, self.meta.raw)
+            for dataset in sorted(self._datasets):
+                if ns.ensure_dataset(txn, self.project, dataset):
+                    self.report.datasets += 1
+            deltas: Counter[BlobId] = Counter()
+            outcomes: Counter[str] = Counter()
+            with open(self._staging.name, "rb") as staged:
+                for dataset, name, raw, link in msgpack.Unpacker(staged, raw=False):
+                    rec = ItemRecord.decode(raw)
+                    outcome = ns.put_item(txn, self.project, dataset, name, rec, self.overwrite, deltas, raw)
+                    outcomes[outcome] += 1
+                    if link is not None:  # a new link entry is written once, with the references it has now
+                        url, size, etag = link
+                        refs = deltas.pop(rec.media, 0)
+                        if not record_link(index, txn, rec.media, BlobRecord(size, refs, LINK, rec.mtime, url, etag)):
+                            deltas[rec.media] += refs
+                    if len(deltas) >= MAX_DELTAS:  # memory stays flat: apply the moves gathered so far
+                        apply_deltas(index, txn, deltas)
+                        deltas.clear()
+            apply_deltas(index, txn, deltas)
+        for outcome, count in outcomes.items():
+            setattr(self.report, f"items_{outcome}", getattr(self.report, f"items_{outcome}") + count)
+
+    def abort(self) -> None:
+        """Drop everything staged. Blobs the workers already installed are recorded without
+        references, so the next `gc` reclaims them."""
+        if self._closed:
+            return
+        outstanding = [*self._previous, *self._batch]
+        self._previous, self._batch, self._chunk = [], [], []
+        for future in outstanding:
+            future.cancel()
+        try:
+            self._finish([f for f in outstanding if not f.cancelled()], stage=False)
+        except BaseException:  # noqa: BLE001 - the import is failing already; leftovers are orphans for fsck
+            pass
+        if self._processes is not None:
+            stop_pool(self._processes)
+        self._close()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._stack.close()  # the pools first: no thread appends to a pack after this
+        if self._preparer is not None:
+            self._preparer.close()
+
+    def __enter__(self) -> ImportSession:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if not self._closed:
+            self.abort()
+

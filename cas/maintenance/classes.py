@@ -1,0 +1,112 @@
+"""What a project's annotations hold (`cas stats P --classes`): objects per class and geometry,
+tags on items and on objects, items per dataset.
+
+Reads the store's own annotation model (Supervisely JSON: `objects` with `classTitle` and
+`geometryType`, `tags` with `name`; a video's shapes are the `figures` of its `frames`), no
+format. Each distinct annotation blob is read once and counted as many times as items
+reference it (equal annotations are one blob): one pass over the items, then one read per
+distinct annotation. Memory: a count per distinct annotation blob.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cas.ids import BlobId
+from cas.index import item_prefix
+from cas.records import ItemRecord
+
+if TYPE_CHECKING:
+    from cas.store import Store
+
+
+@dataclass
+class ClassStats:
+    """Counts over every item of a project. In a video project the shapes counted are figures
+    (an object's shape in one frame), under their object's class."""
+
+    project: str
+    project_type: str
+    items: int = 0
+    annotations: int = 0  # distinct annotation blobs read
+    shapes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (class, geometry) -> objects
+    item_tags: Counter[str] = field(default_factory=Counter)  # tag -> assignments to whole items
+    object_tags: Counter[str] = field(default_factory=Counter)  # tag -> assignments to objects
+    datasets: dict[str, int] = field(default_factory=dict)  # dataset path -> its own items
+
+    @property
+    def counted(self) -> str:
+        return "figures" if self.project_type == "videos" else "objects"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `--json` form: lists in name order, stable keys (README, "cas stats --classes")."""
+        tags = sorted(set(self.item_tags) | set(self.object_tags))
+        return {
+            "project": self.project,
+            "project_type": self.project_type,
+            "items": self.items,
+            "annotations": self.annotations,
+            "counted": self.counted,
+            "objects": sum(self.shapes.values()),
+            "classes": [{"class": c, "geometry": g, "count": n} for (c, g), n in sorted(self.shapes.items())],
+            "tags": [{"name": t, "items": self.item_tags[t], "objects": self.object_tags[t]} for t in tags],
+            "datasets": [{"name": d, "items": n} for d, n in self.datasets.items()],
+        }
+
+
+def _names(tags: Any) -> list[str]:
+    return [t["name"] for t in tags if isinstance(t, dict) and isinstance(t.get("name"), str)] \
+        if isinstance(tags, list) else []
+
+
+def _add_annotation(stats: ClassStats, ann: Any, shapes: dict[Any, Any], times: int) -> None:
+    """Count one annotation `times` (the items referencing it). `shapes`: class -> the shape
+    meta.json gives it, for an object that names no geometry."""
+    if not isinstance(ann, dict):
+        return
+    for tag in _names(ann.get("tags")):
+        stats.item_tags[tag] += times
+    objects = ann.get("objects")
+    objects = objects if isinstance(objects, list) else []
+    keys = {}
+    for obj in objects:
+        if not isinstance(obj, dict):
+            continue
+        title = str(obj.get("classTitle"))
+        for tag in _names(obj.get("tags")):
+            stats.object_tags[tag] += times
+        if stats.project_type == "videos":
+            keys[obj.get("key")] = title
+        else:
+            stats.shapes[(title, str(obj.get("geometryType") or shapes.get(title, "unknown")))] += times
+    frames = ann.get("frames") if stats.project_type == "videos" else None
+    for frame in frames if isinstance(frames, list) else []:
+        figures = frame.get("figures") if isinstance(frame, dict) else None
+        for fig in figures if isinstance(figures, list) else []:
+            if isinstance(fig, dict):
+                stats.shapes[(keys.get(fig.get("objectKey"), "unknown"), str(fig.get("geometryType")))] += times
+
+
+def class_stats(store: Store, project: str) -> ClassStats:
+    """Objects per class and geometry, tags, and items per dataset of `project` (NotFound if
+    there is no such project)."""
+    rec = store.ns.project(project)
+    stats = ClassStats(project, rec.project_type)
+    shapes = {c.get("title"): c.get("shape") for c in rec.meta.get("classes", []) if isinstance(c, dict)}
+    anns: Counter[bytes] = Counter()
+    index = store.index
+    with index.read() as txn:
+        for dataset in sorted(store.ns.datasets(project, txn), key=lambda d: d.split("/")):
+            n = 0
+            for _key, raw in index.scan(txn, "items", item_prefix(project, dataset)):
+                anns[ItemRecord.raw_blobs(raw)[2]] += 1
+                n += 1
+            stats.datasets[dataset] = n
+            stats.items += n
+    for ann, times in anns.items():
+        blob = BlobId(ann)
+        _add_annotation(stats, store.read_json(blob, f"{project}: annotation {blob}"), shapes, times)
+        stats.annotations += 1
+    return stats

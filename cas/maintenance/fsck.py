@@ -1,0 +1,323 @@
+"""Consistency check of index against bytes, and repair of what is dangling."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from cas.blobs.backends.packs import HEADER, MAGIC
+from cas.blobs.hashing import hash_bytes, hash_file
+from cas.blobs.refcounts import record_new_blob
+from cas.blobs.spool import Spooled, spool_bytes
+from cas.errors import CasError, NotFound
+from cas.ids import BlobId
+from cas.index import SEP, split_item_key
+from cas.ingest.journal import PREFIX as INGEST_PREFIX
+from cas.ingest.journal import ingest_dirs, live_records, try_lock
+from cas.maintenance.gc import orphan_files, remove_path
+from cas.model.annotation import dumps, empty_annotation, empty_video_annotation
+from cas.records import LOCAL, PACK, S3, BlobRecord, ItemRecord
+
+if TYPE_CHECKING:
+    from cas.store import Store
+
+# Kinds that only mean leftover bytes from an interrupted write; no data is at risk.
+PROGRESS_EVERY = 256  # blobs checked between two progress reports
+ORPHAN_KINDS = frozenset({"orphan-file", "stale-temp"})
+# What repair does about each kind (the CLI says it, in the past or, with --dry-run, as a plan).
+ACTIONS = {"orphan-file": "remove", "stale-temp": "remove", "missing-blob": "forget", "corrupt-blob": "remove",
+           "dangling-item": "remove", "damaged-item": "remove", "dangling-dataset": "remove",
+           "damaged-annotation": "reset to empty", "damaged-item-meta": "drop the item meta",
+           "bad-refcount": "fix", "pending-journal": ""}
+
+
+@dataclass
+class Problem:
+    kind: str
+    subject: str
+    detail: str
+    repaired: bool = False
+    key: bytes = b""  # the index key a namespace problem is about (what repair deletes)
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.subject}: {self.detail}" + (f" [{self.action} (done)]" if self.repaired else "")
+
+    @property
+    def action(self) -> str:
+        """What `fsck --repair` does about it ('' for nothing: a pending journal is the next mount's)."""
+        return ACTIONS.get(self.kind, "")
+
+
+@dataclass
+class FsckReport:
+    blobs_checked: int = 0
+    items_checked: int = 0
+    bytes_verified: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+    @property
+    def only_orphans(self) -> bool:
+        return all(p.kind in ORPHAN_KINDS for p in self.problems)
+
+
+def check(store: Store, repair: bool = False, verify: bool = True,
+          progress: Callable[[int], object] | None = None) -> FsckReport:
+    """Check every blob record against its bytes (size, and digest if `verify`), every item
+    against its blobs, every reference count, and find orphan and temp files. `progress` is
+    told of the blobs checked."""
+    with store.lock(exclusive=True, what="check the store"):
+        report = FsckReport()
+        bad_blobs = _check_blobs(store, report, verify, progress)
+        _check_namespace(store, report, bad_blobs)
+        _check_files(store, report)
+        if repair:
+            _repair(store, report, bad_blobs)
+        return report
+
+
+def _check_blobs(store: Store, report: FsckReport, verify: bool,
+                 progress: Callable[[int], object] | None) -> set[BlobId]:
+    """Local blobs: size, and digest if `verify`. S3 blobs: the object exists with the
+    recorded size (one listing; their bytes are not downloaded). Links are not checked:
+    their bytes are not ours."""
+    bad: set[BlobId] = set()
+    s3_sizes: dict[BlobId, int] | None = None
+    with store.index.read() as txn:
+        for key, raw in store.index.scan(txn, "blobs"):
+            report.blobs_checked += 1
+            if progress is not None and report.blobs_checked % PROGRESS_EVERY == 0:
+                progress(PROGRESS_EVERY)
+            if BlobRecord.raw_has_url(raw):
+                continue  # a link
+            blob_id, rec = BlobId(key), BlobRecord.decode(raw)
+            if rec.location == PACK:
+                problem = _check_packed(store, blob_id, rec, verify)
+                report.bytes_verified += rec.size if verify else 0
+                if problem is not None:
+                    report.problems.append(problem)
+                    bad.add(blob_id)
+                continue
+            if rec.location == S3:
+                if store.s3 is None:
+                    report.problems.append(Problem("missing-blob", str(blob_id),
+                                                   "in S3, but no S3 remote is configured"))
+                    bad.add(blob_id)
+                    continue
+                if s3_sizes is None:
+                    s3_sizes = {i: size for i, _url, size in store.s3.list_ids() if i is not None}
+                if s3_sizes.get(blob_id) != rec.size:
+                    found = s3_sizes.get(blob_id)
+                    state = "is missing" if found is None else f"has {found} bytes, index says {rec.size}"
+                    report.problems.append(Problem("missing-blob" if found is None else "corrupt-blob", str(blob_id),
+                                                   f"S3 object {store.s3.url(blob_id)} {state}"))
+                    bad.add(blob_id)
+                continue
+            path = store.backend.path(blob_id)
+            try:
+                size = os.stat(path).st_size
+            except FileNotFoundError:
+                report.problems.append(Problem("missing-blob", str(blob_id), "file is missing"))
+                bad.add(blob_id)
+                continue
+            if size != rec.size:
+                report.problems.append(Problem("corrupt-blob", str(blob_id),
+                                               f"file has {size} bytes, index says {rec.size}"))
+                bad.add(blob_id)
+                continue
+            if verify:
+                digest, _ = hash_file(path)
+                report.bytes_verified += size
+                if digest != blob_id:
+                    report.problems.append(Problem("corrupt-blob", str(blob_id), f"content digest is {digest}"))
+                    bad.add(blob_id)
+    if progress is not None:
+        progress(report.blobs_checked % PROGRESS_EVERY)
+    return bad
+
+
+def _check_packed(store: Store, blob_id: BlobId, rec: BlobRecord, verify: bool) -> Problem | None:
+    """A packed blob: its pack entry names it and holds its size (and, with `verify`, its bytes)."""
+    assert rec.pack is not None
+    try:
+        with open(store.backend.pack_path(rec.pack), "rb") as f:
+            f.seek(max(rec.offset - HEADER.size, 0))
+            header = f.read(HEADER.size)
+            data = f.read(rec.size) if verify else b""
+            available = os.fstat(f.fileno()).st_size - rec.offset
+    except (FileNotFoundError, NotFound):
+        return Problem("missing-blob", str(blob_id), f"its pack {rec.pack} is missing")
+    where = f"pack {rec.pack} at offset {rec.offset}"
+    if header != HEADER.pack(MAGIC, blob_id, rec.size) or available < rec.size:
+        return Problem("corrupt-blob", str(blob_id), f"{where} does not hold this blob of {rec.size} bytes")
+    if verify and (digest := hash_bytes(data)) != blob_id:
+        return Problem("corrupt-blob", str(blob_id), f"content digest in {where} is {digest}")
+    return None
+
+
+def _check_namespace(store: Store, report: FsckReport, bad: set[BlobId]) -> None:
+    """Datasets against projects, items against datasets and blobs, and reference counts: one
+    pass over the items and one over the blobs."""
+    index = store.index
+    blobs_db = index.db["blobs"]
+    with index.read() as txn:
+        projects = {k for k, _ in index.scan(txn, "projects")}
+        datasets = set()
+        for key, _ in index.scan(txn, "datasets"):
+            datasets.add(key)
+            if key.split(SEP, 1)[0] not in projects:
+                report.problems.append(Problem("dangling-dataset", key.replace(SEP, b"/").decode(),
+                                               "its project does not exist", key=key))
+        expected = _pinned(store, txn)
+        for key, raw in index.scan(txn, "items"):
+            report.items_checked += 1
+            rec = ItemRecord.decode(raw)
+            if key.rsplit(SEP, 1)[0] not in datasets:
+                report.problems.append(Problem("dangling-item", _label(key), "its dataset does not exist", key=key))
+            for role, blob in (("image", rec.media), ("annotation", rec.ann), ("item meta", rec.meta)):
+                if blob is None:
+                    continue
+                expected[blob] += 1
+                if blob in bad:
+                    why = f"its {role} blob {blob} is missing or corrupt"
+                elif txn.get(blob, db=blobs_db) is None:
+                    why = f"its {role} blob {blob} is not in the index"
+                else:
+                    continue
+                # Only a lost image costs the item; a lost annotation or item meta is reset.
+                kind = {"image": "damaged-item" if blob in bad else "dangling-item",
+                        "annotation": "damaged-annotation", "item meta": "damaged-item-meta"}[role]
+                report.problems.append(Problem(kind, _label(key), why, key=key))
+        for key, raw in index.scan(txn, "blobs"):
+            refs = BlobRecord.raw_summary(raw)[1]
+            if refs != expected.get(key, 0):
+                report.problems.append(Problem("bad-refcount", str(BlobId(key)),
+                                               f"index says {refs} references, found {expected.get(key, 0)}"))
+
+
+def _label(item_key: bytes) -> str:
+    return "/".join(split_item_key(item_key))
+
+
+def _pinned(store: Store, txn: Any) -> Counter[bytes]:
+    """The references held by pins (`cas put`)."""
+    expected: Counter[bytes] = Counter()
+    for key, raw in store.index.scan(txn, "pins"):
+        expected[key] += int(raw)
+    return expected
+
+
+def _expected_refs(store: Store, txn: Any) -> Counter[bytes]:
+    """References every blob should have: one per item that uses it, plus its pins."""
+    expected = _pinned(store, txn)
+    for raw in store.index.values(txn, "items"):
+        for blob in ItemRecord.decode(raw).blobs():
+            expected[blob] += 1
+    return expected
+
+
+def _check_files(store: Store, report: FsckReport) -> None:
+    for path, size in orphan_files(store):
+        report.problems.append(Problem("orphan-file", path, f"{size} bytes not in the index"))
+    for path, size in store.backend.list_tmp():
+        if os.path.basename(path).startswith(INGEST_PREFIX):
+            continue  # a mount's staging: checked below
+        report.problems.append(Problem("stale-temp", path, f"left by an interrupted write ({size} bytes)"))
+    for directory in ingest_dirs(store.tmp_dir):
+        fd = try_lock(directory)
+        if fd is None:
+            continue  # a live mount's staging
+        os.close(fd)
+        if pending := len(live_records(directory)):
+            report.problems.append(Problem(
+                "pending-journal", str(directory), f"{pending} files closed in a mount that stopped before "
+                "committing them; the next `cas mount` of this store imports them"))
+
+
+def _install_empty_annotations(store: Store, report: FsckReport) -> dict[bytes, tuple[BlobId, int]]:
+    """The empty annotation of each item that lost its annotation (by item key), stored
+    durably before the transaction that points the items at them."""
+    out: dict[bytes, tuple[BlobId, int]] = {}
+    spooled: dict[BlobId, Spooled] = {}
+    with store.index.read() as txn:
+        for problem in report.problems:
+            raw = txn.get(problem.key, db=store.index.db["items"]) if problem.kind == "damaged-annotation" else None
+            if raw is not None:
+                rec = ItemRecord.decode(raw)
+                ann = empty_video_annotation(rec.width, rec.height, 0, bytes(rec.media)) \
+                    if rec.mime.startswith("video/") else empty_annotation(rec.width, rec.height)
+                sp = spool_bytes(dumps(ann))
+                spooled.setdefault(sp.id, sp)
+                out[problem.key] = (sp.id, sp.size)
+    for sp in spooled.values():  # over a damaged file of the same id too: it holds good bytes now
+        store.write_backend.install(sp, store.tmp_dir)
+    if spooled:
+        store.write_backend.sync()
+    return out
+
+
+def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> None:
+    """Remove orphans and temp files, records of lost blobs and the items that need them; fix counts."""
+    index = store.index
+    for problem in report.problems:
+        if problem.kind in ORPHAN_KINDS:
+            remove_path(problem.subject)
+            problem.repaired = True
+    empties = _install_empty_annotations(store, report)
+    with index.write() as txn:
+        reinstalled = {blob for blob, _size in empties.values()}
+        for blob_id in bad:
+            raw = txn.get(bytes(blob_id), db=index.db["blobs"])
+            assert raw is not None  # read by _check_blobs under the same exclusive lock
+            rec = BlobRecord.decode(raw)
+            if blob_id in reinstalled:  # good bytes again, where new blobs go (not in the damaged pack)
+                txn.put(bytes(blob_id), replace(rec, location=store.write_backend.location, pack=None,
+                                                offset=0).encode(), db=index.db["blobs"])
+                continue
+            txn.delete(bytes(blob_id), db=index.db["blobs"])
+            if rec.location == LOCAL:
+                store.backend.delete(blob_id)
+        for problem in report.problems:
+            if problem.kind in ("missing-blob", "corrupt-blob"):
+                problem.repaired = True
+            elif problem.kind in ("dangling-item", "damaged-item"):
+                store.ns.delete_item(txn, problem.key)
+                problem.repaired = True
+            elif problem.kind == "dangling-dataset":
+                txn.delete(problem.key, db=index.db["datasets"])
+                problem.repaired = True
+        for problem in report.problems:  # after the removals: an item without its image is gone
+            if problem.kind in ("damaged-annotation", "damaged-item-meta"):
+                raw = txn.get(problem.key, db=index.db["items"])
+                if raw is not None:
+                    item = ItemRecord.decode(raw)
+                    if problem.kind == "damaged-annotation":
+                        blob, size = empties[problem.key]
+                        record_new_blob(index, txn, blob, size, store.write_backend.location)
+                        item = replace(item, ann=blob, ann_size=size)
+                    else:
+                        item = replace(item, meta=None, meta_size=0)
+                    store.ns.write_item(txn, problem.key, item.encode())
+                    index.log_change(txn, *split_item_key(problem.key))
+                problem.repaired = True
+        # Recount references from what remains.
+        for key, _raw in list(index.scan(txn, "pins")):
+            if txn.get(key, db=index.db["blobs"]) is None:
+                txn.delete(key, db=index.db["pins"])
+        expected = _expected_refs(store, txn)
+        for key, raw in list(index.scan(txn, "blobs")):
+            rec = BlobRecord.decode(raw)
+            if rec.refs != expected.get(key, 0):
+                txn.put(key, rec.with_refs(expected.get(key, 0)).encode(), db=index.db["blobs"])
+        for problem in report.problems:
+            if problem.kind == "bad-refcount":
+                problem.repaired = True
+    # not reached: every kind above is handled
+    if any(not p.repaired and p.kind != "pending-journal" for p in report.problems):  # pragma: no cover
+        raise CasError("fsck could not repair every problem")

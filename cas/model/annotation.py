@@ -1,0 +1,411 @@
+"""Supervisely project meta and image annotation validation.
+
+Lives in `cas` because both converters and the FUSE view need it. Every error
+names the file and the JSON path of the bad field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import struct
+import uuid
+import zlib
+from typing import Any
+
+from cas.errors import InvalidInput
+from cas.model.media import check_pixels
+
+SHAPES = ("rectangle", "polygon", "line", "point", "bitmap", "graph", "any")
+TAG_TYPES = ("none", "any_number", "any_string", "oneof_string")
+PROJECT_TYPES = ("images", "videos")
+_COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def default_meta(project_type: str = "images") -> dict[str, Any]:
+    return {"classes": [], "tags": [], "projectType": project_type}
+
+
+def empty_annotation(width: int, height: int) -> dict[str, Any]:
+    return {"description": "", "size": {"height": height, "width": width}, "tags": [], "objects": []}
+
+
+def empty_video_annotation(width: int, height: int, frames: int, video_id: bytes) -> dict[str, Any]:
+    """A Supervisely video annotation with nothing in it; its key derives from the video's
+    digest, so equal videos get equal (deduplicated) annotations."""
+    return {"size": {"height": height, "width": width}, "description": "", "key": uuid.UUID(bytes=video_id[:16]).hex,
+            "tags": [], "objects": [], "frames": [], "framesCount": frames}
+
+
+def dumps(obj: Any) -> bytes:
+    """Canonical JSON bytes for anything we store (stable, so equal JSON dedups)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+MAX_INT_DIGITS = 30  # no id, count or coordinate needs more; int() of 4,300+ digits even raises
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a number JSON allows")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"number {text[:40]} is out of range")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Refused(f"integer of {len(text)} digits")
+    return int(text)
+
+
+# Numbers that may be out of range: only then is every number checked (a Python call per
+# number would slow a 100 MB COCO file down severalfold). With digits mapped to 0 the test
+# is three substring searches (a regex (\d{31}|[eE][+-]?\d{3}) took 60% of json.loads' time),
+# and a look at what stands before each one found.
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789E-", b"0000000000e+")
+_SUSPECT = (b"0" * (MAX_INT_DIGITS + 1), b"e000", b"e+000")
+_NUMBER_CHARS = b"0.e+"  # what a number is made of, mapped
+_BEFORE_VALUE = b" \t\r\n,:["  # what may stand before a number (a string's own characters may too)
+_NUMBER_REST = re.compile(rb"[0.e+]*")
+HIT_BYTES = 256  # bytes per pattern found in a string, beyond which the careful parse is cheaper
+
+
+def _suspect(raw: bytes) -> bool:
+    """Whether a pattern of _SUSPECT may stand in a number: not when the run of number
+    characters around it follows a letter, as in a compressed RLE's counts (full of them:
+    they sent COCO files to the careful parse, twice as slow)."""
+    mapped = raw.translate(_DIGITS_AS_ZERO)
+    hits, budget = 0, 16 + len(raw) // HIT_BYTES
+    for pattern in _SUSPECT:
+        at = mapped.find(pattern)
+        while at >= 0:
+            start = at
+            while start > 0 and mapped[start - 1] in _NUMBER_CHARS:
+                start -= 1
+            hits += 1
+            if start == 0 or mapped[start - 1] in _BEFORE_VALUE or hits > budget:
+                return True
+            run = _NUMBER_REST.match(mapped, at)
+            assert run is not None  # it matches the empty string too
+            at = mapped.find(pattern, run.end())  # past this run
+    return False
+
+
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")  # an escaped UTF-16 surrogate: legal only in pairs
+
+
+def _check_strings(node: Any, file: str) -> None:
+    """Every string (key or value) encodes as UTF-8: a lone surrogate escape cannot be stored."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str):
+            try:
+                node.encode()
+            except UnicodeEncodeError:
+                raise InvalidInput(
+                    file, f"invalid JSON: a string holds a lone UTF-16 surrogate: {node[:60]!r}") from None
+
+
+def loads(raw: bytes, file: str) -> Any:
+    """Parse JSON from outside: UTF-8, finite numbers only (no NaN, Infinity or 1e400),
+    integers of at most MAX_INT_DIGITS digits, bounded nesting; else one InvalidInput."""
+    checks: dict[str, Any] = {"parse_constant": _constant}
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    if _suspect(data):
+        checks.update(parse_float=_float, parse_int=_int)
+    try:
+        doc = json.loads(raw, **checks)
+        if _SURROGATE.search(data):
+            _check_strings(doc, file)
+        return doc
+    except _Refused as e:
+        raise InvalidInput(file, f"invalid JSON: {e}") from None
+    except RecursionError:
+        raise InvalidInput(file, "invalid JSON: nested too deeply") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InvalidInput(file, f"invalid JSON ({e})") from None
+
+
+def _expect(cond: bool, file: str, field: str, message: str) -> None:
+    if not cond:
+        raise InvalidInput(file, message, field)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _known(name: Any, table: dict[str, Any]) -> bool:
+    """`name` is a string key of `table` (a list or object where a name belongs is not)."""
+    return isinstance(name, str) and name in table
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+class Meta:
+    """A validated project meta with lookup tables for annotation checks."""
+
+    def __init__(self, raw: Any, file: str = "meta.json") -> None:
+        _expect(isinstance(raw, dict), file, "$", "expected a JSON object")
+        self.raw: dict[str, Any] = raw
+        self.file = file
+        ptype = raw.get("projectType", "images")
+        _expect(ptype in PROJECT_TYPES, file, "projectType",
+                f"expected one of {', '.join(PROJECT_TYPES)}, got {ptype!r}")
+        self.project_type: str = ptype
+        self.classes: dict[str, dict[str, Any]] = {}
+        self.tags: dict[str, dict[str, Any]] = {}
+        classes = raw.get("classes", [])
+        _expect(isinstance(classes, list), file, "classes", "expected a list")
+        for i, cls in enumerate(classes):
+            where = f"classes[{i}]"
+            _expect(isinstance(cls, dict), file, where, "expected an object")
+            title = cls.get("title")
+            _expect(isinstance(title, str) and title != "", file, f"{where}.title", "expected a non-empty string")
+            _expect(title not in self.classes, file, f"{where}.title", f"duplicate class name {title!r}")
+            shape = cls.get("shape")
+            _expect(shape in SHAPES, file, f"{where}.shape", f"expected one of {', '.join(SHAPES)}, got {shape!r}")
+            color = cls.get("color", "#000000")
+            _expect(isinstance(color, str) and bool(_COLOR.match(color)), file, f"{where}.color",
+                    f"expected #RRGGBB, got {color!r}")
+            config = cls.get("geometry_config", {})
+            _expect(isinstance(config, dict), file, f"{where}.geometry_config", "expected an object")
+            if shape == "graph":
+                nodes = config.get("nodes", {})
+                _expect(isinstance(nodes, dict), file, f"{where}.geometry_config.nodes", "expected an object")
+                edges = config.get("edges", [])
+                _expect(isinstance(edges, list) and all(
+                    isinstance(e, dict) and isinstance(e.get("src"), str) and isinstance(e.get("dst"), str)
+                    for e in edges), file, f"{where}.geometry_config.edges",
+                    'expected a list of {"src": node, "dst": node}')
+            self.classes[title] = cls
+        tags = raw.get("tags", [])
+        _expect(isinstance(tags, list), file, "tags", "expected a list")
+        for i, tag in enumerate(tags):
+            where = f"tags[{i}]"
+            _expect(isinstance(tag, dict), file, where, "expected an object")
+            name = tag.get("name")
+            _expect(isinstance(name, str) and name != "", file, f"{where}.name", "expected a non-empty string")
+            _expect(name not in self.tags, file, f"{where}.name", f"duplicate tag name {name!r}")
+            vtype = tag.get("value_type")
+            _expect(vtype in TAG_TYPES, file, f"{where}.value_type",
+                    f"expected one of {', '.join(TAG_TYPES)}, got {vtype!r}")
+            if vtype == "oneof_string":
+                values = tag.get("values")
+                _expect(isinstance(values, list) and bool(values) and all(isinstance(v, str) for v in values),
+                        file, f"{where}.values", "expected a non-empty list of strings")
+            self.tags[name] = tag
+
+    def check_annotation(self, ann: Any, file: str, width: int | None = None, height: int | None = None) -> None:
+        """Validate an image annotation against this meta and (if given) the image size."""
+        _check_size(ann, file, width, height, "image")
+        self._check_tags(ann.get("tags", []), file, "tags")
+        objects = ann.get("objects", [])
+        _expect(isinstance(objects, list), file, "objects", "expected a list")
+        for i, obj in enumerate(objects):
+            self._check_object(obj, file, f"objects[{i}]")
+
+    def check_video_annotation(self, ann: Any, file: str, width: int | None = None,
+                               height: int | None = None) -> None:
+        """Validate a video annotation: size, framesCount, objects (class, key) and the
+        figures of each frame (object key, geometry)."""
+        _check_size(ann, file, width, height, "video")
+        _expect(_is_int(ann.get("framesCount")), file, "framesCount", "expected an integer")
+        self._check_tags(ann.get("tags", []), file, "tags")
+        keys = {}
+        objects = ann.get("objects", [])
+        _expect(isinstance(objects, list), file, "objects", "expected a list")
+        for i, obj in enumerate(objects):
+            where = f"objects[{i}]"
+            _expect(isinstance(obj, dict) and isinstance(obj.get("key"), str), file, f"{where}.key",
+                    "expected a string")
+            _expect(_known(obj.get("classTitle"), self.classes), file, f"{where}.classTitle",
+                    f"unknown class {obj.get('classTitle')!r} (not in meta.json)")
+            keys[obj["key"]] = obj["classTitle"]
+        frames = ann.get("frames", [])
+        _expect(isinstance(frames, list), file, "frames", "expected a list")
+        for i, frame in enumerate(frames):
+            where = f"frames[{i}]"
+            _expect(isinstance(frame, dict) and _is_int(frame.get("index")), file, f"{where}.index",
+                    "expected an integer")
+            figures = frame.get("figures", [])
+            _expect(isinstance(figures, list), file, f"{where}.figures", "expected a list")
+            for j, fig in enumerate(figures):
+                w = f"{where}.figures[{j}]"
+                _expect(isinstance(fig, dict) and _known(fig.get("objectKey"), keys), file, f"{w}.objectKey",
+                        "expected the key of one of the objects")
+                _expect(fig.get("geometryType") in SHAPES, file, f"{w}.geometryType", "unknown geometry")
+
+    def _check_tags(self, tags: Any, file: str, where: str) -> None:
+        _expect(isinstance(tags, list), file, where, "expected a list")
+        for i, tag in enumerate(tags):
+            w = f"{where}[{i}]"
+            _expect(isinstance(tag, dict), file, w, "expected an object")
+            name = tag.get("name")
+            _expect(_known(name, self.tags), file, f"{w}.name", f"unknown tag {name!r} (not in meta.json)")
+            vtype = self.tags[name]["value_type"]
+            value = tag.get("value")
+            ok = {"none": value is None,
+                  "any_number": _is_num(value),
+                  "any_string": isinstance(value, str),
+                  "oneof_string": value in self.tags[name].get("values", [])}[vtype]
+            _expect(ok, file, f"{w}.value", f"value {value!r} does not fit tag {name!r} of type {vtype}")
+
+    def _check_object(self, obj: Any, file: str, where: str) -> None:
+        # Messages and field paths are formatted only on failure: this runs for every object.
+        _expect(isinstance(obj, dict), file, where, "expected an object")
+        title = obj.get("classTitle")
+        if not _known(title, self.classes):
+            raise InvalidInput(file, f"unknown class {title!r} (not in meta.json)", f"{where}.classTitle")
+        cls = self.classes[title]
+        gtype = obj.get("geometryType", cls["shape"])
+        if gtype not in SHAPES or gtype == "any":
+            raise InvalidInput(file, f"unknown geometry {gtype!r}", f"{where}.geometryType")
+        if cls["shape"] not in ("any", gtype):
+            raise InvalidInput(file, f"class {title!r} has shape {cls['shape']}, object has {gtype}",
+                               f"{where}.geometryType")
+        tags = obj.get("tags", [])
+        if not isinstance(tags, list) or tags:
+            self._check_tags(tags, file, f"{where}.tags")
+        if gtype == "bitmap":
+            _check_bitmap(obj.get("bitmap"), file, f"{where}.bitmap")
+        elif gtype == "graph":
+            known = cls.get("geometry_config", {}).get("nodes", {})
+            _check_graph(obj.get("nodes"), known, file, f"{where}.nodes")
+        else:
+            _check_points(obj.get("points"), gtype, file, where)
+
+
+def _check_size(ann: Any, file: str, width: int | None, height: int | None, media: str) -> None:
+    """An annotation object whose `size` is the media's (when the media's size is given)."""
+    _expect(isinstance(ann, dict), file, "$", "expected a JSON object")
+    size = ann.get("size")
+    _expect(isinstance(size, dict) and _is_int(size.get("height")) and _is_int(size.get("width")),
+            file, "size", "expected {\"height\": int, \"width\": int}")
+    if width is not None and height is not None:
+        _expect((size["width"], size["height"]) == (width, height), file, "size",
+                f"annotation says {size['width']}x{size['height']} but the {media} is {width}x{height}")
+
+
+_POINT_COUNTS = {"rectangle": (2, 2), "point": (1, 1), "line": (2, None), "polygon": (3, None)}
+
+
+MAX_COORD = 1 << 31  # pixels: beyond any image (and every tool's int32), so surely an error
+
+
+def _check_xy(pt: Any, file: str, where: str) -> None:
+    _expect(isinstance(pt, list) and len(pt) == 2 and all(_is_num(v) for v in pt), file, where,
+            "expected [x, y] numbers")
+    _expect(all(math.isfinite(v) and abs(v) <= MAX_COORD for v in pt), file, where,
+            f"coordinates must be finite and within ±{MAX_COORD}, got {pt}")
+
+
+_PLAIN = (int, float)  # exactly these types: a subclass (bool, numpy's float64) takes the slow path
+
+
+def _plain_points(pts: list[Any]) -> bool:
+    """The usual case at a glance: every point a list of two ints or floats within
+    ±MAX_COORD (NaN and infinities fail the comparison). False sends the points to
+    `_check_xy`, one by one, which accepts what this does and says what is wrong."""
+    for pt in pts:
+        if type(pt) is not list or len(pt) != 2:
+            return False
+        x, y = pt
+        if type(x) not in _PLAIN or type(y) not in _PLAIN or \
+                not (-MAX_COORD <= x <= MAX_COORD and -MAX_COORD <= y <= MAX_COORD):
+            return False
+    return True
+
+
+def _check_ring(pts: list[Any], file: str, where: str) -> None:
+    """Every point of a contour, the first bad one named."""
+    if not _plain_points(pts):
+        for j, pt in enumerate(pts):
+            _check_xy(pt, file, f"{where}[{j}]")
+
+
+def _check_points(points: Any, gtype: str, file: str, obj: str) -> None:
+    """The `points` of object `obj` (its path in the annotation), of geometry `gtype`."""
+    where = f"{obj}.points"
+    _expect(isinstance(points, dict), file, where, "expected {\"exterior\": [...], \"interior\": [...]}")
+    low, high = _POINT_COUNTS[gtype]
+    ext = points.get("exterior")
+    _expect(isinstance(ext, list), file, f"{where}.exterior", "expected a list of points")
+    n = len(ext)
+    if high == low and n != low:
+        raise InvalidInput(file, f"{gtype} needs exactly {low} point{'s' * (low > 1)}, got {n}", f"{where}.exterior")
+    if n < low:
+        raise InvalidInput(file, f"{gtype} needs at least {low} points, got {n}", f"{where}.exterior")
+    _check_ring(ext, file, f"{where}.exterior")
+    interior = points.get("interior", [])
+    if not isinstance(interior, list) or interior:
+        _check_interior(interior, gtype, file, where)
+
+
+def _check_interior(interior: Any, gtype: str, file: str, where: str) -> None:
+    """The holes of a polygon (no other geometry has any)."""
+    _expect(isinstance(interior, list), file, f"{where}.interior", "expected a list of point lists")
+    if gtype != "polygon":
+        _expect(not interior, file, f"{where}.interior", f"{gtype} cannot have interior contours")
+    for j, ring in enumerate(interior):
+        _expect(isinstance(ring, list) and len(ring) >= 3, file, f"{where}.interior[{j}]",
+                "a hole needs at least 3 points")
+        _check_ring(ring, file, f"{where}.interior[{j}]")
+
+
+def _check_bitmap(bitmap: Any, file: str, where: str) -> None:
+    _expect(isinstance(bitmap, dict), file, where, "expected {\"data\": base64, \"origin\": [x, y]}")
+    origin = bitmap.get("origin")
+    _expect(isinstance(origin, list) and len(origin) == 2 and all(_is_int(v) for v in origin),
+            file, f"{where}.origin", "expected [x, y] integers")
+    data = bitmap.get("data")
+    _expect(isinstance(data, str), file, f"{where}.data", "expected a base64 string")
+    png = inflate_bitmap(data, f"{file}: {where}.data")
+    _expect(png.startswith(_PNG_MAGIC) and len(png) >= 24, file, f"{where}.data", "decoded bitmap is not a PNG")
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk comes first
+    check_pixels(width, height, f"{file}: {where}.data")
+
+
+MAX_BITMAP_BYTES = 256 << 20  # a bitmap's PNG, inflated: far beyond any mask (a zlib bomb is not)
+
+
+def inflate_bitmap(data: str, label: str) -> bytes:
+    """The PNG inside a Supervisely bitmap's `data` (base64 of zlib), inflated to at most
+    MAX_BITMAP_BYTES; anything else is one InvalidInput."""
+    try:
+        inflater = zlib.decompressobj()
+        png = inflater.decompress(base64.b64decode(data, validate=True), MAX_BITMAP_BYTES)
+    except (binascii.Error, zlib.error, ValueError) as e:
+        raise InvalidInput(label, f"not base64 of zlib-compressed PNG ({e})") from None
+    if inflater.unconsumed_tail:
+        raise InvalidInput(label, f"bitmap inflates past {MAX_BITMAP_BYTES >> 20} MB")
+    return png
+
+
+def _check_graph(nodes: Any, known: dict[str, Any], file: str, where: str) -> None:
+    _expect(isinstance(nodes, dict) and bool(nodes), file, where, "expected a non-empty object of nodes")
+    for node_id, node in nodes.items():
+        w = f"{where}.{node_id}"
+        _expect(not known or _known(node_id, known), file, w, f"node {node_id!r} is not in the class geometry_config")
+        _expect(isinstance(node, dict), file, w, "expected {\"loc\": [x, y]}")
+        _check_xy(node.get("loc"), file, f"{w}.loc")

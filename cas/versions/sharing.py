@@ -1,0 +1,242 @@
+"""Sharing projects through the store's S3 remote: blobs and trees under `prefix/blobs/`,
+one small ref object per project at `prefix/refs/<project>` holding its head version.
+
+A ref moves only by S3 conditional writes: created with If-None-Match, moved with If-Match
+on the ETag read before, and only forward (the remote head must be in the pushed
+history). Two machines pushing at once: one wins, the other gets `Conflict` and runs
+`cas pull` (which merges item by item) and pushes again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from cas.blobs.backends.fetch import describe_s3_error
+from cas.blobs.refcounts import apply_deltas, record_link, record_new_blob
+from cas.errors import CasError, Conflict, NotFound
+from cas.ids import BlobId
+from cas.index import item_key
+from cas.records import S3, BlobRecord, ItemRecord
+from cas.versions.snapshots import (
+    Version,
+    materialize,
+    reachable,
+    read_tree,
+    read_version,
+    set_head,
+    snapshot,
+    version_items,
+)
+from cas.versions.transfer import TransferReport, push_blobs
+
+if TYPE_CHECKING:
+    from cas.store import Store
+
+FETCH_THREADS = 8
+
+
+def _s3(store: Store) -> Any:
+    if store.s3 is None:
+        raise CasError(f"the store at {store.root} has no S3 remote (cas init --s3 s3://bucket/prefix, or cas clone)")
+    return store.s3
+
+
+def _ref_key(store: Store, project: str) -> str:
+    return _s3(store).ref_key(project)
+
+
+def remote_head(store: Store, project: str) -> tuple[BlobId | None, str | None]:
+    """(version, ETag) of the project's ref on the remote; (None, None) if it has none."""
+    return _s3(store).read_ref(project)
+
+
+def _write_ref(store: Store, project: str, version: BlobId, etag: str | None) -> None:
+    s3 = _s3(store)
+    body = json.dumps({"version": version.hex()}).encode()
+    condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+    try:
+        s3.client.put_object(Bucket=s3.remote.bucket, Key=_ref_key(store, project), Body=body, **condition)
+    except Exception as e:  # noqa: BLE001 - botocore's errors, described
+        code = getattr(e, "response", {}).get("Error", {}).get("Code")
+        if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+            raise Conflict(f"{project} was pushed from elsewhere meanwhile; run `cas pull {project}`, "
+                           "then push again") from None
+        raise describe_s3_error(f"s3://{s3.remote.bucket}/{_ref_key(store, project)}", e) from None
+
+
+def _ancestors(store: Store, version: BlobId | None) -> set[BlobId]:
+    seen: set[BlobId] = set()
+    todo = [version] if version else []
+    while todo:
+        current: BlobId | None = todo.pop()
+        while current is not None and current not in seen:
+            seen.add(current)
+            v = read_version(store, current)
+            if v.merged is not None:
+                todo.append(v.merged)
+            current = v.parent
+    return seen
+
+
+def push(store: Store, project: str, message: str = "push") -> tuple[Version, TransferReport]:
+    """Snapshot the project if it changed, upload every local blob its versions need, then
+    move the remote ref forward (conditionally)."""
+    _s3(store)
+    version, _new = snapshot(store, project, message)
+    needed = reachable(store)
+    report = push_blobs(store, only=needed)
+    if report.failed:
+        raise CasError(f"{report.failed} blobs could not be uploaded ({report.errors[0]}); the ref was not moved")
+    remote, etag = remote_head(store, project)
+    if remote == version.id:
+        return version, report
+    if remote is not None and remote not in _ancestors(store, version.id):
+        raise Conflict(f"the remote {project} is at {remote.hex()[:12]}, which this store has not seen; "
+                       f"run `cas pull {project}`, then push again")
+    _write_ref(store, project, version.id, etag)
+    return version, report
+
+
+def _learn_remote_blobs(store: Store, sizes: dict[BlobId, int]) -> None:
+    """Record blobs that are in the remote (not fetched), with their sizes, in one transaction."""
+    with store.index.write() as txn:
+        for blob_id, size in sizes.items():
+            record_new_blob(store.index, txn, blob_id, size, S3)
+
+
+def fetch_version(store: Store, version: BlobId, progress: Callable[[int], object] | None = None) -> Version:
+    """Make a remote version usable here: its trees fetched (several at once) and every
+    item blob recorded as remote, with its size from the item. No media bytes move; older
+    versions' trees are fetched when first read (`Store.adopt_remote`). `progress` is told
+    of the items whose trees arrived."""
+    v = read_version(store, version)
+    datasets = read_tree(store, v.tree, "project")[2]
+    with ThreadPoolExecutor(FETCH_THREADS) as pool:
+        trees = list(pool.map(lambda d: read_tree(store, BlobId(d[2]), "dataset")[1], datasets))
+        for buckets in trees:
+            sizes: dict[BlobId, int] = {}
+            for entries in pool.map(lambda b: read_tree(store, BlobId(b[1]), "bucket")[1], buckets):
+                for _name, raw, link in entries:
+                    rec = ItemRecord.decode(raw)
+                    if link is None:
+                        sizes[rec.media] = rec.size
+                    sizes[rec.ann] = rec.ann_size
+                    if rec.meta is not None:
+                        sizes[rec.meta] = rec.meta_size
+                if progress is not None:
+                    progress(len(entries))
+            _learn_remote_blobs(store, sizes)
+    return v
+
+
+def clone(store: Store, project: str, progress: Callable[[int], object] | None = None) -> Version:
+    """Make `project` here exactly the remote's head: trees fetched, index built, no media."""
+    if store.ns.has_project(project):
+        raise CasError(f"project {project} exists in this store; use `cas pull {project}`")
+    remote, _etag = remote_head(store, project)
+    if remote is None:
+        raise NotFound(f"the remote {_s3(store).remote} has no project {project}")
+    version = fetch_version(store, remote, progress)
+    with store.lock(what="clone"), store.index.write() as txn:
+        materialize(store, txn, project, version)
+        set_head(store, txn, project, remote)
+    return version
+
+
+def pull(store: Store, project: str) -> tuple[str, Version]:
+    """Bring the remote's head in: a fast-forward when this store has nothing new, else an
+    item-level three-way merge (changes on one side win; the same item changed differently
+    on both sides is a conflict, and nothing changes). Local changes are snapshotted first."""
+    remote, _etag = remote_head(store, project)
+    if remote is None:
+        raise NotFound(f"the remote {_s3(store).remote} has no project {project}")
+    if not store.ns.has_project(project):
+        return "cloned", clone(store, project)
+    local, _new = snapshot(store, project, "before pull")
+    known = _ancestors(store, local.id)
+    if remote in known:
+        return "up to date", local
+    theirs = fetch_version(store, remote)
+    if local.id in _ancestors(store, remote):
+        with store.lock(what="pull"), store.index.write() as txn:
+            materialize(store, txn, project, theirs)
+            set_head(store, txn, project, remote)
+        return "fast-forward", theirs
+    base = _common_ancestor(store, local.id, remote)
+    merged = _merge(store, project, base, local, theirs)
+    with store.lock(what="pull"), store.index.write() as txn:
+        materialize(store, txn, project, theirs)  # then our side's changes on top
+        set_head(store, txn, project, remote)
+        _apply(store, txn, project, merged)
+    version, _ = snapshot(store, project, f"merge {local.id.hex()[:12]} into {remote.hex()[:12]}", merged=local.id)
+    return "merged", version
+
+
+def _common_ancestor(store: Store, a: BlobId, b: BlobId) -> Version | None:
+    ours = _ancestors(store, a)
+    todo, seen = [b], set()
+    while todo:  # breadth first from theirs: the first of ours met is the base
+        current = todo.pop(0)
+        if current in ours:
+            return read_version(store, current)
+        if current in seen:
+            continue
+        seen.add(current)
+        v = read_version(store, current)
+        todo += [p for p in (v.parent, v.merged) if p is not None]
+    return None
+
+
+def _items(store: Store, version: Version | None) -> dict[tuple[str, str], tuple[ItemRecord, bytes | None]]:
+    if version is None:
+        return {}
+    return {(d, n): (rec, link) for d, n, rec, link in version_items(store, version)}
+
+
+def _merge(store: Store, project: str, base: Version | None, ours: Version,
+           theirs: Version) -> dict[tuple[str, str], tuple[ItemRecord, bytes | None] | None]:
+    """Our changes against the base that theirs did not make too: key -> our item (None: removed)."""
+    b, o, t = _items(store, base), _items(store, ours), _items(store, theirs)
+
+    def same(x: Any, y: Any) -> bool:
+        return (x is None and y is None) or (x is not None and y is not None and x[0].same_content(y[0]))
+
+    changes: dict[tuple[str, str], Any] = {}
+    conflicts = []
+    for key in b.keys() | o.keys():
+        mine, before, other = o.get(key), b.get(key), t.get(key)
+        if same(mine, before):
+            continue
+        if same(other, before) or same(other, mine):
+            changes[key] = mine
+        else:
+            conflicts.append(f"{key[0]}/{key[1]}")
+    if conflicts:
+        shown = ", ".join(sorted(conflicts)[:10]) + (" ..." if len(conflicts) > 10 else "")
+        raise Conflict(f"{len(conflicts)} items of {project} were changed differently here and on the remote: "
+                       f"{shown}; nothing was changed (restore one side, then pull again)")
+    return changes
+
+
+def _apply(store: Store, txn: Any, project: str, changes: dict[tuple[str, str], Any]) -> None:
+    ns = store.ns
+    deltas: Counter[BlobId] = Counter()
+    for (dataset, name), value in sorted(changes.items()):
+        if value is None:
+            key = item_key(project, dataset, name)
+            raw = txn.get(key, db=store.index.db["items"])
+            if raw is not None:
+                for blob in ItemRecord.decode(raw).blobs():
+                    deltas[blob] -= 1
+                ns.delete_item(txn, key)
+            continue
+        rec, link = value
+        ns.ensure_dataset(txn, project, dataset)
+        if link is not None:
+            record_link(store.index, txn, rec.media, BlobRecord.decode(link).with_refs(0))
+        ns.put_item(txn, project, dataset, name, rec, True, deltas)
+    apply_deltas(store.index, txn, deltas)

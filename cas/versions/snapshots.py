@@ -1,0 +1,420 @@
+"""Versions of a project: its namespace frozen as msgpack tree objects stored as blobs.
+
+    version  ["cas-version", project tree, parent version | None, time ns, message, items, bytes,
+              merged version | None]   (a merge keeps the other line of history reachable)
+    project  ["cas-project", meta, [[dataset path, dataset record, dataset tree], ...]]
+    dataset  ["cas-dataset", [[first item name, bucket, items, bytes], ...]]
+    bucket   ["cas-bucket", [[name, item record, link record | None], ...]]   (BUCKET_ITEMS each)
+(a dataset tree also keeps each bucket's item count and media bytes, for `cas log`)
+
+Trees are content addressed, so an unchanged dataset or bucket is the same blob in every
+version: a version costs only its changed trees. Every item write marks its key in the
+index's `dirty` database; a snapshot rebuilds only the buckets whose name ranges hold
+dirty keys, so its cost follows the change, not the project. A link item's bucket entry
+carries the link record (URL, ETag), so a project can be rebuilt from trees alone.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import threading
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cas.blobs.refcounts import apply_deltas, record_link, record_new_blob
+from cas.blobs.spool import Spooled, spool_bytes
+from cas.errors import CasError, NotFound
+from cas.ids import BlobId
+from cas.index import SEP, dataset_key, item_key, item_prefix, project_key
+from cas.records import BlobRecord, DatasetRecord, ItemRecord, pack, unpack
+
+if TYPE_CHECKING:
+    from cas.store import Store
+
+BUCKET_ITEMS = 256  # small enough that a snapshot after a few changes rewrites little
+INSTALL_THREADS = 8
+WRITE_GROUP = 256  # trees held in memory before they are written
+
+
+@dataclass(frozen=True)
+class Version:
+    id: BlobId
+    tree: BlobId
+    parent: BlobId | None
+    time: int
+    message: str
+    items: int
+    bytes: int
+    merged: BlobId | None = None
+
+
+class TreeWriter:
+    """New tree blobs of one snapshot, written as they come in groups of WRITE_GROUP (so a
+    snapshot holds at most one group in memory), one sync at the end, and recorded in the
+    caller's transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.pending: dict[BlobId, Spooled] = {}
+        self.written: dict[BlobId, int] = {}  # id -> size of every tree written, for `record`
+
+    def put(self, obj: Any) -> BlobId:
+        sp = spool_bytes(pack(obj))
+        if sp.id not in self.pending and sp.id not in self.written and not self.store.has(sp.id):
+            self.pending[sp.id] = sp
+            if len(self.pending) >= WRITE_GROUP:
+                self._write_pending()
+        return sp.id
+
+    def _write_pending(self) -> None:
+        """Write the pending trees, several at once (to S3 each is a round trip)."""
+        backend = self.store.write_backend
+        if backend is not self.store.backend:  # the next snapshot reads these trees back: keep them at hand
+            for blob_id, sp in self.pending.items():
+                self.store.cache.put(blob_id, sp.data or b"")
+        with ThreadPoolExecutor(INSTALL_THREADS) as pool:
+            list(pool.map(lambda sp: backend.install(sp, self.store.tmp_dir), self.pending.values()))
+        self.written.update((blob_id, sp.size) for blob_id, sp in self.pending.items())
+        self.pending = {}
+
+    def install(self) -> None:
+        """Write what is pending, then make every tree written durable with one sync."""
+        self._write_pending()
+        if self.written:
+            self.store.write_backend.sync()
+
+    def record(self, txn: Any) -> None:
+        for blob_id, size in self.written.items():
+            record_new_blob(self.store.index, txn, blob_id, size, self.store.write_backend.location)
+
+
+TREES_KEPT = 512  # decoded trees kept per process (a bucket is a few tens of KB)
+_trees: OrderedDict[bytes, Any] = OrderedDict()
+_trees_lock = threading.Lock()
+
+
+def read_tree(store: Store, blob_id: BlobId, kind: str) -> list[Any]:
+    """A tree object, checked to be of `kind`. Trees are content addressed and immutable, so
+    decoded ones are kept by id (LRU): the versions mount asks for the same buckets often.
+    Callers must not change what they get."""
+    key = bytes(blob_id)
+    with _trees_lock:
+        obj = _trees.get(key)
+        if obj is not None:
+            _trees.move_to_end(key)
+    if obj is None:
+        obj = unpack(store.read_bytes(blob_id))
+        with _trees_lock:
+            _trees[key] = obj
+            if len(_trees) > TREES_KEPT:
+                _trees.popitem(last=False)
+    if not isinstance(obj, list) or not obj or obj[0] != f"cas-{kind}":
+        raise CasError(f"blob {blob_id} is not a {kind} tree")
+    return obj
+
+
+def read_version(store: Store, version_id: BlobId) -> Version:
+    fields = read_tree(store, version_id, "version")
+    _tag, tree, parent, when, message, items, size = fields[:7]
+    merged = fields[7] if len(fields) > 7 else None
+    return Version(version_id, BlobId(tree), BlobId(parent) if parent else None, when, message, items, size,
+                   BlobId(merged) if merged else None)
+
+
+# -- refs -------------------------------------------------------------------------------------
+def head(store: Store, project: str, txn: Any = None) -> BlobId | None:
+    if txn is None:
+        with store.index.read() as txn:
+            return head(store, project, txn)
+    raw = txn.get(project_key(project), db=store.index.db["refs"])
+    return BlobId(raw) if raw else None
+
+
+def set_head(store: Store, txn: Any, project: str, version: BlobId) -> None:
+    txn.put(project_key(project), bytes(version), db=store.index.db["refs"])
+    refs_dir = store.root / "refs"  # also a file, so that a lost index can be rebuilt
+    refs_dir.mkdir(exist_ok=True)
+    tmp = refs_dir / f".{project}.tmp"
+    tmp.write_text(version.hex() + "\n")
+    tmp.replace(refs_dir / project)
+
+
+def drop_head(store: Store, project: str) -> None:
+    """Forget a project's versions (with the project: `cas rm P`); gc then frees their blobs."""
+    with store.index.write() as txn:
+        txn.delete(project_key(project), db=store.index.db["refs"])
+    (store.root / "refs" / project).unlink(missing_ok=True)
+
+
+def remove_project(store: Store, project: str) -> int:
+    """Remove a project with its datasets, items and versions (`cas rm P`, `rm -rf` in the
+    mount); returns the items removed. `gc` then frees what nothing else holds."""
+    removed = store.ns.remove_project(project)
+    drop_head(store, project)
+    return removed
+
+
+def history(store: Store, project: str) -> Iterator[Version]:
+    """Versions from the head back to the first."""
+    current = head(store, project)
+    while current is not None:
+        version = read_version(store, current)
+        yield version
+        current = version.parent
+
+
+def resolve_version(store: Store, project: str, text: str) -> Version:
+    """A version by its id or a unique prefix of it (from `cas log`), or as git names them:
+    HEAD is the newest, HEAD~N the Nth before it (first parents)."""
+    back = _head_offset(text)
+    if back is not None:
+        versions = list(itertools.islice(history(store, project), back, back + 1))
+        if not versions:
+            raise NotFound(f"no version {text} in the history of {project} (see `cas log {project}`)")
+        return versions[0]
+    text = text.lower()
+    matches = [v for v in history(store, project) if v.id.hex().startswith(text)]
+    if not matches:
+        raise NotFound(f"no version {text!r} in the history of {project} (see `cas log {project}`)")
+    if len(matches) > 1:
+        raise CasError(f"version prefix {text!r} is ambiguous in {project}; give more characters")
+    return matches[0]
+
+
+def _head_offset(text: str) -> int | None:
+    """N of 'HEAD~N' (0 for 'HEAD'), or None when text is not such a name."""
+    if text == "HEAD":
+        return 0
+    if text.startswith("HEAD~") and text[5:].isdigit():
+        return int(text[5:])
+    return None
+
+
+# -- building trees ---------------------------------------------------------------------------
+def _entry(txn: Any, blobs_db: Any, name: str, raw: bytes) -> tuple[list[Any], int]:
+    """A bucket entry (with the link record of a link item) and the item's media size."""
+    media, size, _json_bytes = ItemRecord.raw_sizes(raw)
+    blob = txn.get(media, db=blobs_db)
+    link = blob if blob is not None and BlobRecord.raw_has_url(blob) else None
+    return [name, raw, link], max(size, 0)
+
+
+def _buckets(store: Store, txn: Any, project: str, dataset: str, lo: str | None, hi: str | None,
+             writer: TreeWriter) -> list[list[Any]]:
+    """The buckets of the items named from `lo` (None: the first) up to `hi` (excluded; None:
+    the last), written as the scan goes: one bucket's entries in memory at a time."""
+    prefix = item_prefix(project, dataset)
+    start = item_key(project, dataset, lo) if lo is not None else prefix
+    stop = item_key(project, dataset, hi) if hi is not None else None
+    blobs_db = store.index.db["blobs"]
+    rows = store.index.scan_range(txn, "items", start, stop, prefix)
+    out = []
+    while chunk := [_entry(txn, blobs_db, key[len(prefix):].decode(), raw)
+                    for key, raw in itertools.islice(rows, BUCKET_ITEMS)]:
+        bucket = writer.put(["cas-bucket", [entry for entry, _size in chunk]])
+        out.append([chunk[0][0][0], bucket, len(chunk), sum(size for _entry, size in chunk)])
+    return out
+
+
+def _dataset_tree(store: Store, txn: Any, project: str, dataset: str, old: list[Any],
+                  touched: set[int], writer: TreeWriter) -> list[list[Any]]:
+    """Buckets of a dataset: all rebuilt without a previous tree, else only the `touched` ones
+    (cut again at BUCKET_ITEMS, so a grown bucket splits)."""
+    if not old:
+        return _buckets(store, txn, project, dataset, None, None, writer)
+    out: list[list[Any]] = []
+    keep_from = 0
+    for i in sorted(touched):
+        out.extend(old[keep_from:i])
+        lo = old[i][0] if i > 0 else None
+        hi = old[i + 1][0] if i + 1 < len(old) else None
+        out.extend(_buckets(store, txn, project, dataset, lo, hi, writer))
+        keep_from = i + 1
+    out.extend(old[keep_from:])
+    return out
+
+
+def _touched_buckets(store: Store, txn: Any, project: str,
+                     previous: dict[str, list[Any]]) -> dict[str, set[int]]:
+    """Datasets with items written since the head, each with the indices of its previous
+    buckets whose name ranges hold them (empty for a dataset the head does not have: all of
+    it is built). One pass over the dirty keys; no name is kept."""
+    prefix = project_key(project) + SEP
+    firsts: dict[str, list[str]] = {}
+    touched: dict[str, set[int]] = {}
+    for key, _ in store.index.scan(txn, "dirty", prefix):
+        dataset, _, name = key[len(prefix):].rpartition(SEP)
+        path = dataset.decode()
+        indices = touched.setdefault(path, set())
+        if path in previous:
+            if path not in firsts:
+                firsts[path] = [b[0] for b in previous[path]]
+            indices.add(max(bisect.bisect_right(firsts[path], name.decode()) - 1, 0))
+    return touched
+
+
+def _clear_dirty(index: Any, snapped: Any, txn: Any, project: str) -> None:
+    """Drop the dirty marks of items the snapshot holds as they are now: an item written again
+    since the snapshot's read transaction `snapped` stays dirty for the next snapshot."""
+    items_db = index.db["items"]
+    index.prune(txn, "dirty", project_key(project) + SEP,
+                lambda key, _value: txn.get(key, db=items_db) == snapped.get(key, db=items_db))
+
+
+def snapshot(store: Store, project: str, message: str = "", merged: BlobId | None = None,
+             progress: Callable[[int], object] | None = None) -> tuple[Version, bool]:
+    """Freeze the project's current state; returns (the version, whether it is new). With
+    nothing changed since the head, the head is returned. `merged`: the other parent of a
+    merge. Memory stays flat in the project's size: trees are written as they are built.
+    `progress` is told of the items frozen, a dataset at a time."""
+    index = store.index
+    with store.lock(what="snapshot"):
+        writer = TreeWriter(store)
+        with index.read() as txn:
+            rec = store.ns.project(project, txn)
+            current = head(store, project, txn)
+            previous: dict[str, list[Any]] = {}  # dataset path -> its buckets in the head
+            previous_trees: dict[str, BlobId] = {}
+            if current is not None:
+                version = read_version(store, current)
+                for path, _raw, tree in read_tree(store, version.tree, "project")[2]:
+                    previous_trees[path] = BlobId(tree)
+                    previous[path] = read_tree(store, BlobId(tree), "dataset")[1]
+            touched = _touched_buckets(store, txn, project, previous)
+            datasets = []
+            items = size = 0
+            for path in store.ns.datasets(project, txn):
+                raw = txn.get(dataset_key(project, path), db=index.db["datasets"])
+                if path in previous and path not in touched:
+                    tree_id, buckets = previous_trees[path], previous[path]
+                else:
+                    buckets = _dataset_tree(store, txn, project, path, previous.get(path, []),
+                                            touched.get(path, set()), writer)
+                    tree_id = writer.put(["cas-dataset", buckets])
+                datasets.append([path, raw, bytes(tree_id)])
+                items += sum(b[2] for b in buckets)
+                size += sum(b[3] for b in buckets)
+                if progress is not None:
+                    progress(sum(b[2] for b in buckets))
+            tree = writer.put(["cas-project", rec.meta, datasets])
+            unchanged = current is not None and version.tree == tree and merged is None
+            if not unchanged:
+                version_id = writer.put(["cas-version", bytes(tree), bytes(current) if current else None,
+                                         time.time_ns(), message, items, size, bytes(merged) if merged else None])
+            writer.install()
+            with index.write() as wtxn:  # beside the read transaction, which `_clear_dirty` compares with
+                writer.record(wtxn)
+                if not unchanged:
+                    set_head(store, wtxn, project, version_id)
+                _clear_dirty(index, txn, wtxn, project)
+        if unchanged:
+            return version, False
+        return read_version(store, version_id), True
+
+
+# -- reading versions -------------------------------------------------------------------------
+def version_items(store: Store, version: Version) -> Iterator[tuple[str, str, ItemRecord, bytes | None]]:
+    """(dataset, name, item, link record) of every item of a version, in key order."""
+    for path, _raw, tree in read_tree(store, version.tree, "project")[2]:
+        for bucket in read_tree(store, BlobId(tree), "dataset")[1]:
+            for name, raw, link in read_tree(store, BlobId(bucket[1]), "bucket")[1]:
+                yield path, name, ItemRecord.decode(raw), link
+
+
+def reachable(store: Store, heads: list[BlobId] | None = None) -> set[bytes]:
+    """Every blob a version needs (of every project here, or from `heads`): trees and the
+    items' blobs (for gc)."""
+    keep: set[bytes] = set()
+    if heads is None:
+        with store.index.read() as txn:
+            heads = [BlobId(raw) for _key, raw in store.index.scan(txn, "refs")]
+    todo = list(heads)
+    while todo:
+        current: BlobId | None = todo.pop()
+        while current is not None and bytes(current) not in keep:
+            keep.add(bytes(current))
+            version = read_version(store, current)
+            if version.merged is not None:
+                todo.append(version.merged)
+            if bytes(version.tree) not in keep:
+                keep.add(bytes(version.tree))
+                for _path, _raw, tree in read_tree(store, version.tree, "project")[2]:
+                    if tree in keep:
+                        continue
+                    keep.add(tree)
+                    for bucket in read_tree(store, BlobId(tree), "dataset")[1]:
+                        if bucket[1] in keep:
+                            continue
+                        keep.add(bucket[1])
+                        for _name, raw, _link in read_tree(store, BlobId(bucket[1]), "bucket")[1]:
+                            keep.update(bytes(b) for b in ItemRecord.decode(raw).blobs())
+            current = version.parent
+    return keep
+
+
+@dataclass
+class Diff:
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+
+def _state(store: Store, project: str, version: Version | None) -> dict[str, ItemRecord]:
+    if version is not None:
+        return {f"{d}/{n}": rec for d, n, rec, _link in version_items(store, version)}
+    with store.index.read() as txn:
+        return {f"{d}/{n}": rec for d in store.ns.datasets(project, txn) for n, rec in store.ns.items(project, d, txn)}
+
+
+def diff(store: Store, project: str, old: Version, new: Version | None) -> Diff:
+    """Items added, removed and changed (media, annotation or item meta) from `old` to `new`
+    (None: the current state)."""
+    a, b = _state(store, project, old), _state(store, project, new)
+    return Diff(sorted(b.keys() - a.keys()), sorted(a.keys() - b.keys()),
+                sorted(k for k in a.keys() & b.keys() if not a[k].same_content(b[k])))
+
+
+def materialize(store: Store, txn: Any, project: str, version: Version) -> int:
+    """Make the project's namespace exactly `version` (inside the caller's transaction):
+    datasets, items, meta; references moved; link records restored. Returns items."""
+    index, ns = store.index, store.ns
+    _tag, meta, datasets = read_tree(store, version.tree, "project")
+    if ns.has_project(project):
+        ns.clear_project(txn, project)
+        ns.write_meta(txn, project, meta)
+    else:
+        ns.put_new_project(txn, project, meta)
+    deltas: Counter[BlobId] = Counter()
+    count = 0
+    for path, raw, _tree in datasets:
+        txn.put(dataset_key(project, path), raw or DatasetRecord(time.time_ns()).encode(), db=index.db["datasets"])
+    for path, name, rec, link in version_items(store, version):
+        if link is not None:
+            record_link(index, txn, rec.media, BlobRecord.decode(link).with_refs(0))
+        ns.put_item(txn, project, path, name, rec, True, deltas)
+        count += 1
+    apply_deltas(index, txn, deltas)
+    index.prune(txn, "dirty", project_key(project) + SEP)
+    index.log_change(txn, project)
+    return count
+
+
+def restore(store: Store, project: str, target: Version) -> Version:
+    """Make `target` the current state. The state it replaces is snapshotted first, and the
+    restore is a new version on top of it, so nothing becomes unreachable."""
+    before, _new = snapshot(store, project, "before restore")
+    with store.lock(what="restore"):
+        writer = TreeWriter(store)
+        version_id = writer.put(["cas-version", bytes(target.tree), bytes(before.id), time.time_ns(),
+                                 f"restore {target.id.hex()[:12]}", target.items, target.bytes])
+        writer.install()
+        with store.index.write() as txn:
+            writer.record(txn)
+            materialize(store, txn, project, target)
+            set_head(store, txn, project, version_id)
+    return read_version(store, version_id)
