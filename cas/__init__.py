@@ -12,7 +12,7 @@ The layers, bottom to top; a module imports only from its own layer and those be
     ingest/      imports: session, prepare, statcache, workers, and the mount's write-back
     versions/    snapshots (version trees, history), sharing (version heads on S3), transfer
     maintenance/ gc, fsck, stats, usage, classes, rebuild
-    dataset, cli the training API and the command line (cli is the composition root: it alone
+    dataset, cli/ the training API and the command line (cli/ is the composition root: it alone
                  reaches converters/ and fusefs/)
 """
 

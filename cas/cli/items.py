@@ -1,0 +1,285 @@
+"""Commands on projects, datasets and items: import, export, ls, put, release, get, render, rm."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cas.cli.base import (
+    Context,
+    cli,
+    complete_target,
+    echo_lines,
+    history_of,
+    human,
+    item_count,
+    joined_lines,
+    pass_ctx,
+    resolve,
+)
+from cas.errors import AlreadyExists, InvalidInput, NotFound
+from cas.ids import BlobId
+from cas.model.names import check_dataset_path, check_name
+from cas.model.namespace import Namespace
+from converters import FORMATS, WRITABLE
+
+
+@cli.command("import")
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.option("--project", "-p", required=True, help="Project to create or add to.")
+@click.option("--dataset", "-d", default=None, help="Dataset to import into (nests the source's datasets under it).")
+@click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
+              help="The source's format; auto detects it.")
+@click.option("--overwrite", is_flag=True, help="Replace items that exist with different bytes.")
+@click.option("--skip-invalid", is_flag=True, help="Skip bad items, report how many and why.")
+@click.option("--verify-dedup", is_flag=True, help="Compare bytes on a dedup hit (for untrusted sources); "
+                                                  "reads every file, as --no-stat-cache.")
+@click.option("--no-stat-cache", is_flag=True, help="Read and hash every file, even one unchanged since an "
+                                                    "earlier import (its size, times and inode all the same).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Reader threads.")
+@click.option("--no-head", is_flag=True, help="Links: no HEAD per URL (size learned on first read).")
+@click.option("--link", is_flag=True, help="COCO: link each image to its coco_url instead of reading files.")
+@click.option("--allow-root", "allow_roots", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A directory outside SRC that file:// links and paths in annotation files may point "
+                   "into (repeatable; remembered by the store).")
+@click.option("--follow-symlinks", is_flag=True, help="Read symlinks that lead outside SRC (skipped and counted "
+                                                       "by default).")
+@pass_ctx
+def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: str, overwrite: bool,
+               skip_invalid: bool, verify_dedup: bool, no_stat_cache: bool, workers: int | None, no_head: bool,
+               link: bool, allow_roots: tuple[Path, ...], follow_symlinks: bool) -> None:
+    """Import SRC into a project, atomically: all of it or nothing. With --format links, SRC is
+    a list of URLs (one per line, or a CSV with url and optional name columns)."""
+    from converters.ingest import count_items, detect_format, import_source
+
+    check_name(project, "project name")
+    if dataset is not None:
+        check_dataset_path(dataset)
+    store = c.store
+    if fmt == "auto":
+        fmt = detect_format(src)
+        if not c.quiet:
+            click.echo(f"format: {fmt}", err=True)
+    new_roots = [str(p.resolve()) for p in allow_roots if str(p.resolve()) not in store.config.allow_roots]
+    if new_roots:
+        store.config.allow_roots += new_roots
+        store.save_config()
+    reader_options: dict[str, object] = {}
+    if fmt == "links":
+        reader_options["head"] = not no_head
+    if link:
+        if fmt != "coco":
+            raise InvalidInput("--link", f"only COCO items carry URLs, not {fmt}")
+        reader_options["link"] = True
+    total = count_items(src, fmt) if c.shows_progress else None
+    with c.bar(total, "item", f"import {project}") as bar:
+        report, extra = import_source(store, src, project, fmt, dataset, progress=bar.update,
+                                      reader_options=reader_options, follow_symlinks=follow_symlinks,
+                                      overwrite=overwrite, skip_invalid=skip_invalid,
+                                      verify_dedup=verify_dedup, stat_cache=not no_stat_cache,
+                                      workers=workers)
+    r = report
+    total_items = r.items_added + r.items_skipped + r.items_replaced
+    rate = r.bytes_read / r.seconds if r.seconds else 0
+    click.echo(f"imported {project}: {total_items} items ({r.items_added} added, {r.items_skipped} unchanged, "
+               f"{r.items_replaced} replaced), " + (f"{r.links} links, " if r.links else "") +
+               f"{r.blobs_new} new blobs, {human(r.bytes_new)} written of "
+               f"{human(r.bytes_read)} read in {r.seconds:.1f} s ({human(rate)}/s)"
+               + (f"; {r.files_unread} unchanged files not read (stat cache)" if r.files_unread else ""))
+    # What the converter and the annotation builders counted (phrases; bare words are totals).
+    for key, value in sorted({**r.notes, **{k: v for k, v in extra.items() if " " in k}}.items()):
+        if value:
+            click.echo(f"note: {value} {key}")
+    if r.items_invalid:
+        click.echo(f"skipped {r.items_invalid} invalid items:", err=True)
+        for line in r.invalid:
+            click.echo(f"  {line}", err=True)
+        if r.items_invalid > len(r.invalid):
+            click.echo(f"  ... and {r.items_invalid - len(r.invalid)} more", err=True)
+
+
+@cli.command("export")
+@click.argument("project", shell_complete=complete_target)
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(WRITABLE), default="sly", show_default=True,
+              help="The format to write.")
+@click.option("--task", type=click.Choice(["detect", "segment"]), default="detect", show_default=True,
+              help="YOLO: boxes, or polygons.")
+@click.option("--other-split", type=click.Choice(["train", "val", "test", "none"]), default="train",
+              show_default=True, help="YOLO: the split of datasets not named train, val or test (none: left out).")
+@pass_ctx
+def export_cmd(c: Context, project: str, dest: Path, fmt: str, task: str, other_split: str) -> None:
+    """Write PROJECT to DEST in a dataset format. A geometry the format cannot hold is
+    converted (e.g. polygon -> box) and counted in the summary, never dropped silently."""
+    ns = c.store.ns
+    ns.project(project)
+    total = item_count(ns, project) if c.shows_progress else None
+    with c.bar(total, "item", f"export {project}") as bar:
+        counts = FORMATS[fmt].write(c.store, project, dest, progress=bar.update,
+                                    **({"task": task, "other_split": other_split} if fmt == "yolo" else {}))
+    click.echo(f"exported {project} to {dest}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@cli.command("ls")
+@click.argument("target", required=False, shell_complete=complete_target)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys: see the README).")
+@pass_ctx
+def ls_cmd(c: Context, target: str | None, as_json: bool) -> None:
+    """List projects, a project's datasets, or a dataset's items."""
+    ns = c.store.ns
+    if not target:
+        projects: list[dict[str, Any]] = []
+        for name in ns.projects():
+            datasets = ns.datasets(name)
+            projects.append({"project": name, "type": ns.project(name).project_type, "datasets": len(datasets),
+                             "items": sum(ns.count_items(name, d) for d in datasets)})
+        if as_json:
+            click.echo(json.dumps(projects, indent=2))
+        for p in projects if not as_json else ():
+            click.echo(f"{p['project']}\t{p['type']}\t{p['datasets']} datasets\t{p['items']} items")
+        return
+    project, dataset, item = resolve(c.store, target)
+    if dataset is None:
+        paths = ns.datasets(project)
+        if as_json:
+            click.echo(json.dumps(_dataset_rows(ns, project, paths), indent=2))
+        for path in paths if not as_json else ():
+            click.echo(f"{'  ' * path.count('/')}{path.rsplit('/', 1)[-1]}/\t{ns.count_items(project, path)} items")
+        return
+    rows = [(item, ns.item(project, dataset, item))] if item else ns.items(project, dataset)
+    children = [] if item else _dataset_rows(ns, project, [f"{dataset}/{c}" for c in ns.children(project, dataset)])
+    if as_json:  # streamed: a dataset may hold a million items
+        echo_lines(itertools.chain(['{"items": ['], joined_lines(
+            json.dumps({"name": name, "width": rec.width, "height": rec.height, "size": rec.size, "mime": rec.mime,
+                        "media": rec.media.hex(), "annotation": rec.ann.hex()}) for name, rec in rows),
+            [f'], "datasets": {json.dumps(children)}}}']))
+        return
+    echo_lines(f"{name}\t{rec.width}x{rec.height}\t{rec.size}\t{rec.mime}\t{rec.media}" for name, rec in rows)
+    for child in children:
+        click.echo(f"{child['dataset'].rsplit('/', 1)[-1]}/\t{child['items']} items")
+
+
+def _dataset_rows(ns: Namespace, project: str, paths: list[str]) -> list[dict[str, Any]]:
+    return [{"dataset": path, "items": ns.count_items(project, path)} for path in paths]
+
+
+@cli.command("put")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_ctx
+def put_cmd(c: Context, files: tuple[Path, ...]) -> None:
+    """Store files as blobs; prints one id per file (each holds a reference until released)."""
+    for path in files:
+        click.echo(f"{c.store.put(path)}  {path}")
+
+
+@cli.command("release")
+@click.argument("blob_ids", nargs=-1, required=True)
+@pass_ctx
+def release_cmd(c: Context, blob_ids: tuple[str, ...]) -> None:
+    """Drop the reference a `cas put` took; `cas gc` then frees blobs nothing else uses."""
+    for text in blob_ids:
+        c.store.release(BlobId.from_hex(text))
+        click.echo(f"released {text}")
+
+
+@cli.command("get")
+@click.argument("target", shell_complete=complete_target)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here instead of stdout.")
+@pass_ctx
+def get_cmd(c: Context, target: str, output: Path | None) -> None:
+    """Write a blob's bytes (verified against its id), or an item's image, to stdout or a file.
+    TARGET is a blob id or PROJECT/DATASET/ITEM (a link item is fetched from its URL)."""
+    if "/" in target:
+        project, dataset, item = resolve(c.store, target)
+        if item is None:
+            raise InvalidInput(target, "not an item (PROJECT/DATASET/ITEM)")
+        bid = c.store.ns.item(project, dataset or "", item).media
+    else:
+        bid = BlobId.from_hex(target)
+    if output is not None and not output.resolve().parent.is_dir():
+        raise NotFound(f"no such directory: {output.parent}")
+    if output is None:
+        c.store.copy_to(bid, sys.stdout.buffer)
+    else:
+        c.store.copy_to(bid, output)
+
+
+@cli.command("render")
+@click.argument("target", shell_complete=complete_target)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Image to write; its extension picks the format (.png, .jpg, .webp...). "
+                   "Default: <item>.render.png, or <dataset>.sheet.png with --grid.")
+@click.option("--grid", type=click.IntRange(1, 400), default=None,
+              help="TARGET is a dataset: a contact sheet of its first N items.")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+@pass_ctx
+def render_cmd(c: Context, target: str, output: Path | None, grid: int | None, force: bool) -> None:
+    """Draw an item's annotation over its image (or a contact sheet of a dataset)."""
+    from PIL import Image
+
+    from converters.render import contact_sheet, render_item
+
+    if output is not None:
+        image_format = Image.registered_extensions().get(output.suffix.lower())
+        if image_format is None or image_format not in Image.SAVE:
+            raise InvalidInput(str(output), f"cannot tell an image format from {output.suffix or 'no extension'!r} "
+                                            "(use .png, .jpg, .webp, ...)")
+    project, dataset, item = resolve(c.store, target)
+    if dataset is None or (grid is None and item is None):
+        raise InvalidInput(target, "render takes PROJECT/DATASET/ITEM, or PROJECT/DATASET with --grid N")
+    if grid is not None:
+        if item is not None:
+            raise InvalidInput(target, "--grid takes a dataset, not an item")
+        output = output or Path(f"{dataset.replace('/', '_')}.sheet.png")
+    else:
+        output = output or Path(f"{item}.render.png")
+    if output.exists() and not force:
+        raise AlreadyExists(f"{output} exists; pass --force to replace it")
+    if not output.resolve().parent.is_dir():
+        raise NotFound(f"no such directory: {output.parent}")
+    if grid is not None:
+        image, drawn = contact_sheet(c.store, project, dataset, grid)
+        what = f"{drawn} items of {project}/{dataset}"
+    else:
+        assert item is not None
+        image = render_item(c.store, project, dataset, item)
+        what = f"{project}/{dataset}/{item}"
+    image_format = Image.registered_extensions()[output.suffix.lower()]
+    if image.mode not in ("RGB", "L") and image_format in ("JPEG", "BMP", "PPM"):
+        image = image.convert("RGB")  # no alpha in these formats
+    image.save(output, format=image_format)
+    click.echo(f"rendered {what} to {output}")
+
+
+@cli.command("rm")
+@click.argument("target", shell_complete=complete_target)
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
+@pass_ctx
+def rm_cmd(c: Context, target: str, dry_run: bool) -> None:
+    """Remove a project (with its versions), dataset (with nested datasets) or item; `cas gc`
+    frees the bytes."""
+    project, dataset, item = resolve(c.store, target)
+    ns = c.store.ns
+    if dry_run:
+        datasets = [] if item else [d for d in ns.datasets(project) if dataset is None or d == dataset
+                                    or d.startswith(dataset + "/")]
+        n = 1 if item else sum(ns.count_items(project, d) for d in datasets)
+        versions = "" if dataset is not None else f" and its versions ({len(history_of(c.store, project))})"
+        click.echo(f"would remove {target} ({n} items){versions}; nothing changed (dry run)")
+        return
+    if item is not None:
+        ns.remove_item(project, dataset or "", item)
+        n = 1
+    elif dataset is not None:
+        n = ns.remove_dataset(project, dataset)
+    else:
+        from cas.versions.snapshots import remove_project
+        n = remove_project(c.store, project)  # its versions go with it
+    click.echo(f"removed {target} ({n} items); run `cas gc` to free unreferenced bytes")

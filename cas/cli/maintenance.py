@@ -1,0 +1,231 @@
+"""Commands over the whole store: init, stats, du, gc, fsck."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from cas.cli.base import Context, blob_count, cli, complete_target, human, parse_size, pass_ctx, resolve
+from cas.errors import InvalidInput, NotFound
+from cas.store import Store
+
+
+@cli.command()
+@click.option("--s3", "s3_url", default=None,
+              help="Keep blobs in S3 at s3://bucket/prefix (also on an existing store).")
+@click.option("--endpoint-url", default=None, help="S3 endpoint (MinIO, Ceph, a local test server...).")
+@click.option("--region", default=None, help="S3 region (default: boto3's configuration).")
+@click.option("--cache-size", default=None, help="Cap of the local cache of remote blobs [default: 10G].")
+@pass_ctx
+def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str | None, cache_size: str | None) -> None:
+    """Create the store (the one command that does); set its S3 remote and cache size.
+    Credentials come from boto3's standard chain (environment, profile, instance role)."""
+    from cas.blobs.backends.s3 import S3Backend
+    from cas.config import S3Remote
+
+    existed = (c.store_path / "index" / "data.mdb").exists()
+    store = c._store = Store(c.store_path, create=True)
+    click.echo(f"{'store exists at' if existed else 'initialized store at'} {store.root}")
+    if s3_url is None and (endpoint_url or region):
+        raise InvalidInput("--endpoint-url/--region", "only with --s3")
+    if s3_url is not None:
+        remote = S3Remote.parse(s3_url, endpoint_url, region)
+        S3Backend(remote, store.net).check()
+        store.config.s3 = remote
+        click.echo(f"new blobs go to {remote}" + (f" at {endpoint_url}" if endpoint_url else "")
+                   + ("; existing local blobs stay local until `cas push`" if existed else ""))
+    if cache_size is not None:
+        store.config.cache_size = parse_size(cache_size)
+        click.echo(f"cache of remote blobs: at most {human(store.config.cache_size)}")
+    if s3_url is not None or cache_size is not None:
+        store.save_config()
+
+
+@cli.command("stats")
+@click.argument("project", required=False, shell_complete=complete_target)
+@click.option("--classes", is_flag=True, help="PROJECT's objects per class and geometry, tags on items and "
+                                              "objects, items per dataset (reads every distinct annotation).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def stats_cmd(c: Context, project: str | None, classes: bool, as_json: bool) -> None:
+    """Counts, logical and stored bytes, dedup ratio; with PROJECT --classes, what its
+    annotations hold."""
+    if classes or project is not None:
+        _class_stats(c, project, classes, as_json)
+        return
+    from cas.maintenance.stats import compute
+
+    s = compute(c.store)
+    if as_json:
+        click.echo(json.dumps(s, indent=2))
+        return
+    click.echo(f"store         {s['store']}")
+    click.echo(f"projects      {s['projects']}")
+    click.echo(f"datasets      {s['datasets']}")
+    click.echo(f"items         {s['items']}")
+    click.echo(f"blobs         {s['blobs']}")
+    click.echo(f"logical bytes {human(s['logical_bytes'])} ({s['logical_bytes']})")
+    click.echo(f"stored bytes  {human(s['stored_bytes'])} ({s['stored_bytes']})")
+    click.echo(f"dedup ratio   {s['dedup_ratio']:.2f}x")
+    for where, n in s["locations"].items():
+        if n["blobs"]:
+            unknown = f", {n['unknown_size']} of unknown size" if n.get("unknown_size") else ""
+            click.echo(f"{where + ' blobs':<13} {n['blobs']}, {human(n['bytes'])}{unknown}")
+    cache = s["cache"]
+    if cache["hits"] or cache["misses"]:
+        click.echo(f"cache         {human(cache['used_bytes'])} of {human(cache['max_bytes'])}; "
+                   f"hit rate {cache['hit_rate']:.1%} ({cache['hits']} hits, {cache['misses']} misses, "
+                   f"{human(cache['bytes_fetched'])} fetched)")
+    if s["unreferenced_blobs"]:
+        click.echo(f"unreferenced  {s['unreferenced_blobs']} blobs, {human(s['unreferenced_bytes'])} "
+                   "(freed by `cas gc`)")
+    if s["version_only_blobs"]:
+        click.echo(f"versions only {s['version_only_blobs']} blobs, {human(s['version_only_bytes'])} "
+                   "(no item uses them; kept for `cas restore`)")
+
+
+def _class_stats(c: Context, project: str | None, classes: bool, as_json: bool) -> None:
+    from cas.maintenance.classes import class_stats
+
+    if not (classes and project):
+        raise click.UsageError("--classes takes a PROJECT (and PROJECT goes with --classes)")
+    s = class_stats(c.store, project).as_dict()
+    if as_json:
+        click.echo(json.dumps(s, indent=2))
+        return
+    click.echo(f"project  {s['project']} ({s['project_type']}): {s['items']} items in {len(s['datasets'])} "
+               f"datasets, {s['annotations']} distinct annotations, {s['objects']} {s['counted']}")
+    tables = ((["CLASS", "GEOMETRY", s["counted"].upper()], [[r["class"], r["geometry"], r["count"]]
+                                                             for r in s["classes"]], 2),
+              (["TAG", "ON ITEMS", "ON OBJECTS"], [[r["name"], r["items"], r["objects"]] for r in s["tags"]], 1),
+              (["DATASET", "ITEMS"], [[r["name"], r["items"]] for r in s["datasets"]], 1))
+    for header, rows, left in tables:
+        if rows:
+            click.echo("")
+            _table(header, rows, left)
+
+
+def _table(header: list[str], rows: list[list[object]], left: int = 1) -> None:
+    """Columns padded to their widest cell: the first `left` aligned left, the rest right."""
+    cells = [header] + [[str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) if i < left else v.rjust(w)
+                             for i, (v, w) in enumerate(zip(row, widths))).rstrip())
+
+
+DU_HELP = """Bytes used by each project, by each dataset of PROJECT, or by each dataset nested in
+PROJECT/DATASET; a dataset's row includes its nested datasets, the last row is the target.
+
+\b
+LOGICAL  sizes of the blobs each item references (media, annotation, item
+         meta), summed once per item
+UNIQUE   the distinct blobs those items reference, each once
+SHARED   the distinct blobs that items of another project also reference
+         (in the store's total: blobs referenced by more than one project)
+STORED   the distinct blobs whose bytes are here: local files and packs
+S3       the distinct blobs in the S3 remote (not stored here)
+LINKS    the distinct link media of known size (at their URLs, not here)
+UNKNOWN  link items whose size no HEAD or read has told: in ITEMS, their
+         media in no byte column
+S3, LINKS and UNKNOWN are shown when the total has some.
+
+Only items' references count: blobs that only a version or a `cas put`
+holds are in no row (see `cas stats`)."""
+
+
+@cli.command("du", help=DU_HELP)
+@click.argument("target", required=False, metavar="[PROJECT[/DATASET]]", shell_complete=complete_target)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys in the README).")
+@pass_ctx
+def du_cmd(c: Context, target: str | None, as_json: bool) -> None:
+    from cas.maintenance.usage import dataset_usage, store_usage
+
+    if target:
+        project, dataset, item = resolve(c.store, target)
+        if item is not None:
+            raise InvalidInput(target, "du takes a project or dataset, not an item")
+        usage = dataset_usage(c.store, project, dataset)
+    else:
+        usage = store_usage(c.store)
+    if as_json:
+        click.echo(json.dumps(usage.as_dict(), indent=2))
+        return
+    rows = [*usage.rows, usage.total]
+    columns = [("LOGICAL", "logical_bytes"), ("UNIQUE", "unique_bytes"), ("SHARED", "shared_bytes"),
+               ("STORED", "stored_bytes")]
+    columns += [(h, k) for h, k in (("S3", "s3_bytes"), ("LINKS", "link_bytes")) if getattr(usage.total, k)]
+    unknown = usage.total.unknown_size_items > 0
+    _table(["NAME", "ITEMS", *(h for h, _k in columns)] + (["UNKNOWN"] if unknown else []),
+           [[r.name, r.items, *(human(getattr(r, k)) for _h, k in columns)]
+            + ([r.unknown_size_items] if unknown else []) for r in rows])
+    if unknown:
+        n = usage.total.unknown_size_items
+        click.echo(f"UNKNOWN: {n} link item{'s' * (n != 1)} of unknown size (imported without a HEAD, never read): "
+                   "their media is in no byte column")
+
+
+@cli.command("gc")
+@click.option("--dry-run", is_flag=True, help="Say what gc would remove and free; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys: see the README).")
+@pass_ctx
+def gc_cmd(c: Context, dry_run: bool, as_json: bool) -> None:
+    """Delete blobs no item, version or put references, orphan files and stale temp files."""
+    from dataclasses import asdict
+
+    from cas.maintenance.gc import collect
+
+    with c.bar(None, "blob", "gc") as bar:
+        r = collect(c.store, dry_run=dry_run, progress=bar.update)
+    if as_json:
+        click.echo(json.dumps(asdict(r), indent=2))
+        return
+    verb = "would remove" if dry_run else "removed"
+    click.echo(f"{verb} {r.blobs_removed} blobs and {r.orphans_removed} orphan files, "
+               f"{'would free' if dry_run else 'freed'} {human(r.bytes_freed)}; {r.temp_removed} temp files"
+               + (f"; {r.packs_compacted} packs compacted" if r.packs_compacted else "")
+               + (f"; {r.young_kept} S3 objects under an hour old kept for a later gc" if r.young_kept else "")
+               + ("; nothing changed (dry run)" if dry_run else ""))
+
+
+@cli.command("fsck")
+@click.option("--repair", is_flag=True, help="Remove orphans, lost records and the items whose image is lost; "
+                                            "reset lost annotations to empty.")
+@click.option("--dry-run", is_flag=True, help="With --repair: say what it would do, change nothing.")
+@click.option("--quick", is_flag=True, help="Check sizes only, do not re-hash blob contents.")
+@click.option("--rebuild-index", is_flag=True,
+              help="Build a new index from the blobs, trees and refs alone (the old one is moved aside), then check.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys: see the README).")
+@pass_ctx
+def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index: bool, as_json: bool) -> None:
+    """Check every blob against its bytes and every item against its blobs."""
+    if dry_run and (not repair or rebuild_index):
+        raise click.UsageError("--dry-run goes with --repair (and not with --rebuild-index)")
+    if rebuild_index:
+        from cas.maintenance.rebuild import rebuild_index as rebuild
+        if not (c.store_path / "blobs").is_dir():
+            raise NotFound(f"no cas store at {c.store_path}")
+        b = rebuild(c.store_path)
+        click.echo(err=as_json, message=f"rebuilt the index: {b.blobs} blobs, {b.projects} projects, {b.items} items"
+                   + (f"; {b.pinned} blobs no version holds are pinned (cas release frees one)" if b.pinned else "")
+                   + (f"; the old index is in {b.moved_aside}" if b.moved_aside else ""))
+    from cas.maintenance.fsck import check
+
+    with c.bar(blob_count(c.store) if c.shows_progress else None, "blob", "fsck") as bar:
+        r = check(c.store, repair=repair and not dry_run, verify=not quick, progress=bar.update)
+    if as_json:
+        click.echo(json.dumps({
+            "blobs_checked": r.blobs_checked, "items_checked": r.items_checked, "bytes_verified": r.bytes_verified,
+            "clean": r.clean, "dry_run": dry_run,
+            "problems": [{"kind": p.kind, "subject": p.subject, "detail": p.detail, "action": p.action or None,
+                          "repaired": p.repaired} for p in r.problems]}, indent=2))
+    for problem in r.problems if not as_json else ():
+        click.echo(f"{problem} [would {problem.action}]" if dry_run and problem.action else str(problem))
+    click.echo(err=as_json, message=f"checked {r.blobs_checked} blobs ({human(r.bytes_verified)} hashed), "
+               f"{r.items_checked} items: "
+               + ("clean" if r.clean else f"{len(r.problems)} problems"
+                  + (", nothing changed (dry run)" if dry_run else ", repaired" if repair else "")))
+    if not r.clean and (not repair or dry_run):
+        sys.exit(1)
