@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from cas import Store
-from cas.cli import human
-from tests.cas.test_usage import A_NIGHT, A_TOTAL, A_TRAIN, A_VAL, B_TOTAL, LINK_SIZE, build
+from cas.cli.base import human
+from tests.cas.maintenance.test_usage import A_NIGHT, A_TOTAL, A_TRAIN, A_VAL, B_TOTAL, LINK_SIZE, build
 from tests.conftest import assert_user_error, run_cas
 
 
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The store of tests/cas/test_usage.py; tests using it only read."""
+    """The store of tests/cas/maintenance/test_usage.py; tests using it only read."""
     path = tmp_path_factory.mktemp("du") / "store"
     with Store(path) as store:
         build(store)

@@ -8,7 +8,7 @@ import pytest
 
 from cas import NotFound, Store
 from cas.maintenance.classes import ClassStats, _add_annotation, class_stats
-from tests.cas.test_usage import build
+from tests.cas.maintenance.test_usage import build
 
 
 @pytest.fixture
