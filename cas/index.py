@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import threading
@@ -197,6 +198,22 @@ class Index:
                            "(ulimit -v): raise the limit and retry") from None
         finally:
             self._live.pop()
+
+    def get(self, txn: lmdb.Transaction[bytes], dbname: str, key: bytes, default: bytes | None = None) -> bytes | None:
+        """The value under `key` in a table, or `default`."""
+        return txn.get(key, default, db=self.db[dbname])
+
+    def put(self, txn: lmdb.Transaction[bytes], dbname: str, key: bytes, value: bytes, overwrite: bool = True) -> bool:
+        """Store `value` under `key`; without `overwrite`, only if the key is new (whether it was)."""
+        return txn.put(key, value, overwrite=overwrite, db=self.db[dbname])
+
+    def getter(self, txn: lmdb.Transaction[bytes], dbname: str) -> Callable[..., bytes | None]:
+        """`get` of one table bound to a transaction, for loops over many keys (key[, default])."""
+        return functools.partial(txn.get, db=self.db[dbname])
+
+    def delete(self, txn: lmdb.Transaction[bytes], dbname: str, key: bytes) -> bool:
+        """Remove `key` from a table; whether it was there."""
+        return txn.delete(key, db=self.db[dbname])
 
     def scan(self, txn: lmdb.Transaction[bytes], dbname: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """Ordered (key, value) pairs whose key starts with prefix: one range scan."""

@@ -192,8 +192,8 @@ class Store:
         with self.index.write() as txn:
             rec = get_blob(self.index, txn, link)
             if rec is not None and rec.location == LINK:
-                txn.put(bytes(link), replace(rec, size=size, etag=rec.etag or etag, digest=digest).encode(),
-                        db=self.index.db["blobs"])
+                learned = replace(rec, size=size, etag=rec.etag or etag, digest=digest)
+                self.index.put(txn, "blobs", bytes(link), learned.encode())
 
     def flush_cache_counters(self) -> None:
         """Add this process's cache hits and misses to the totals kept in the index."""

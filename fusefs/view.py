@@ -128,7 +128,7 @@ class View:
         if txn is None:
             size = self.store.stat(item.media).size
         else:
-            raw = txn.get(item.media, db=self.store.index.db["blobs"])
+            raw = self.store.index.get(txn, "blobs", item.media)
             size = BlobRecord.raw_summary(raw)[0] if raw is not None else 0
         return item.with_size(max(size, 0))
 

@@ -238,3 +238,13 @@ def test_the_layer_check_sees_an_upward_import(monkeypatch):
 
     monkeypatch.setattr(sys.modules[__name__], "runtime_imports", with_edge)
     assert upward_imports() == ["cas.blobs.refcounts (blobs) imports cas.maintenance.gc (maintenance)"]
+
+
+def test_index_tables_are_reached_through_the_index_only():
+    """`index.db[...]` (an LMDB table handle) appears in cas/index.py alone: every other module
+    uses Index.get/put/delete/scan/getter or the namespace."""
+    reaching = sorted(f"{rel(path)}:{node.lineno}" for path in sources() if rel(path) != "cas/index.py"
+                      for node in ast.walk(parse(path))
+                      if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)
+                      and node.value.attr == "db")
+    assert reaching == []

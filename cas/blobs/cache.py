@@ -44,12 +44,12 @@ class CacheCounters:
         """Add these counts to the totals kept in the index."""
         with index.write() as txn:
             totals = [a + b for a, b in zip(stored_totals(index, txn), self.as_list())]
-            txn.put(COUNTERS_KEY, pack(totals), db=index.db["meta"])
+            index.put(txn, "meta", COUNTERS_KEY, pack(totals))
 
 
 def stored_totals(index: Index, txn: Any) -> list[int]:
     """[hits, misses, bytes hit, bytes fetched] of every process so far."""
-    raw = txn.get(COUNTERS_KEY, db=index.db["meta"])
+    raw = index.get(txn, "meta", COUNTERS_KEY)
     return list(unpack(raw)) if raw is not None else [0, 0, 0, 0]
 
 

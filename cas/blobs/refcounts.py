@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def get_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId) -> BlobRecord | None:
-    raw = txn.get(bytes(blob_id), db=index.db["blobs"])
+    raw = index.get(txn, "blobs", bytes(blob_id))
     return BlobRecord.decode(raw) if raw is not None else None
 
 
@@ -25,11 +25,11 @@ def record_new_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId,
                     location: str = LOCAL, refs: int = 0, packed: tuple[str, int] | None = None) -> bool:
     """Record a blob whose bytes are already durable (in a pack at `packed`: its name and the
     offset of the bytes); False if it was known already."""
-    if txn.get(bytes(blob_id), db=index.db["blobs"]) is not None:
+    if index.get(txn, "blobs", bytes(blob_id)) is not None:
         return False
     rec = BlobRecord(size, refs, location, time.time_ns()) if packed is None else \
         BlobRecord(size, refs, PACK, time.time_ns(), pack=packed[0], offset=packed[1])
-    txn.put(bytes(blob_id), rec.encode(), db=index.db["blobs"])
+    index.put(txn, "blobs", bytes(blob_id), rec.encode())
     return True
 
 
@@ -42,13 +42,13 @@ def adjust_refs(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, del
     if refs < 0:
         raise CasError(f"reference count of blob {blob_id} would drop below zero; run `cas fsck`")
     rec = rec.with_refs(refs)
-    txn.put(bytes(blob_id), rec.encode(), db=index.db["blobs"])
+    index.put(txn, "blobs", bytes(blob_id), rec.encode())
     return rec
 
 
 def record_link(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, rec: BlobRecord) -> bool:
     """Record a link entry (with the references `rec` gives) unless it is known; False if it was."""
-    return txn.put(bytes(blob_id), rec.encode(), db=index.db["blobs"], overwrite=False)
+    return index.put(txn, "blobs", bytes(blob_id), rec.encode(), overwrite=False)
 
 
 def apply_deltas(index: Index, txn: lmdb.Transaction[bytes], deltas: Counter[BlobId]) -> None:
@@ -61,12 +61,12 @@ def apply_deltas(index: Index, txn: lmdb.Transaction[bytes], deltas: Counter[Blo
 def adjust_pin(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, delta: int) -> None:
     """Pins are references held by `put` callers rather than by items."""
     key = bytes(blob_id)
-    raw = txn.get(key, db=index.db["pins"])
+    raw = index.get(txn, "pins", key)
     count = int(raw) if raw is not None else 0
     if count + delta < 0:
         raise NotFound(f"blob {blob_id} has no reference to release")
     adjust_refs(index, txn, blob_id, delta)
     if count + delta == 0:
-        txn.delete(key, db=index.db["pins"])
+        index.delete(txn, "pins", key)
     else:
-        txn.put(key, str(count + delta).encode(), db=index.db["pins"])
+        index.put(txn, "pins", key, str(count + delta).encode())

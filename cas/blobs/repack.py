@@ -97,8 +97,8 @@ def compact_packs(store: Store) -> tuple[int, int]:
             for blob_id, (new_pack, new_offset) in moved.items():
                 rec = get_blob(store.index, txn, blob_id)
                 if rec is not None and rec.pack == name:
-                    txn.put(bytes(blob_id), replace(rec, pack=new_pack, offset=new_offset).encode(),
-                            db=store.index.db["blobs"])
+                    moved_rec = replace(rec, pack=new_pack, offset=new_offset)
+                    store.index.put(txn, "blobs", bytes(blob_id), moved_rec.encode())
         os.unlink(store.backend.pack_path(name))
         freed += size - live_bytes
         rewritten += 1

@@ -185,7 +185,7 @@ class Preparer:
 
     def _stored(self, txn: Any, dataset: str, name: str) -> ItemRecord | None:
         """The item stored under this name, if any."""
-        raw = txn.get(item_key(self.config.project, dataset, name), db=self.store.index.db["items"])
+        raw = self.store.index.get(txn, "items", item_key(self.config.project, dataset, name))
         return ItemRecord.decode(raw) if raw is not None else None
 
     def _empty_annotation(self, width: int, height: int) -> bytes:
@@ -215,7 +215,7 @@ class Preparer:
 
     def _settle(self, txn: Any, sp: Spooled, label: str) -> Part:
         """Known content: drop our copy (after comparing, if asked). New: install it."""
-        if txn.get(bytes(sp.id), db=self.store.index.db["blobs"]) is not None:
+        if self.store.index.get(txn, "blobs", bytes(sp.id)) is not None:
             if self.config.verify_dedup:
                 self._verify_same(sp, label)
             return Part(sp.id, sp.size, False)

@@ -338,7 +338,7 @@ class ImportSession:
                     self.report.blobs_new += 1
                     self.report.bytes_new += part.size
                 for key, value in seen:  # after the sync: an entry's blob is durable
-                    txn.put(key, value, db=index.db[statcache.DB])
+                    index.put(txn, statcache.DB, key, value)
         if error is not None:
             raise error
         if stage:

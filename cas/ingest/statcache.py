@@ -62,11 +62,11 @@ def lookup(index: Index, txn: Any, path: str) -> Seen | None:
         st = os.stat(path)
     except OSError:
         return None  # the reader reports it
-    raw = txn.get(key(st), db=index.db[DB])
+    raw = index.get(txn, DB, key(st))
     if raw is None:
         return None
     size, mtime_ns, ctime_ns, looked_at_ns, blob, width, height, mime, frames = unpack(raw)
-    if not trusted(st, size, mtime_ns, ctime_ns, looked_at_ns) or txn.get(blob, db=index.db["blobs"]) is None:
+    if not trusted(st, size, mtime_ns, ctime_ns, looked_at_ns) or index.get(txn, "blobs", blob) is None:
         return None
     info = MediaInfo(width, height, mime) if frames is None else VideoInfo(width, height, mime, frames)
     return Seen(BlobId(blob), size, info)
@@ -74,8 +74,8 @@ def lookup(index: Index, txn: Any, path: str) -> Seen | None:
 
 def prune(index: Index, txn: Any) -> int:
     """Drop the entries whose blob the index no longer has (after gc); how many."""
-    blobs = index.db["blobs"]
-    stale = [k for k, raw in index.scan(txn, DB) if txn.get(unpack(raw)[4], db=blobs) is None]
+    blob = index.getter(txn, "blobs")
+    stale = [k for k, raw in index.scan(txn, DB) if blob(unpack(raw)[4]) is None]
     for k in stale:
-        txn.delete(k, db=index.db[DB])
+        index.delete(txn, DB, k)
     return len(stale)

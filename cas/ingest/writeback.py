@@ -508,11 +508,11 @@ class WriteBack:
                         record_new_blob(index, txn, blob, size, store.write_backend.location)
                     deltas: Counter[BlobId] = Counter()
                     for (project, dataset, name), rec in records.items():
-                        if txn.get(project.encode(), db=index.db["projects"]) is None:
+                        if index.get(txn, "projects", project.encode()) is None:
                             log.warning("project %s was removed before %s/%s was committed", project, dataset, name)
                             continue
                         if rec is None:
-                            raw = txn.get(item_key(project, dataset, name), db=index.db["items"])
+                            raw = index.get(txn, "items", item_key(project, dataset, name))
                             if raw is not None:
                                 deltas.subtract(ItemRecord.decode(raw).blobs())
                                 ns.delete_item(txn, item_key(project, dataset, name))

@@ -165,8 +165,8 @@ def _check_namespace(store: Store, report: FsckReport, bad: set[BlobId]) -> None
     """Datasets against projects, items against datasets and blobs, and reference counts: one
     pass over the items and one over the blobs."""
     index = store.index
-    blobs_db = index.db["blobs"]
     with index.read() as txn:
+        blob_record = index.getter(txn, "blobs")
         projects = {k for k, _ in index.scan(txn, "projects")}
         datasets = set()
         for key, _ in index.scan(txn, "datasets"):
@@ -186,7 +186,7 @@ def _check_namespace(store: Store, report: FsckReport, bad: set[BlobId]) -> None
                 expected[blob] += 1
                 if blob in bad:
                     why = f"its {role} blob {blob} is missing or corrupt"
-                elif txn.get(blob, db=blobs_db) is None:
+                elif blob_record(blob) is None:
                     why = f"its {role} blob {blob} is not in the index"
                 else:
                     continue
@@ -247,7 +247,7 @@ def _install_empty_annotations(store: Store, report: FsckReport) -> dict[bytes, 
     spooled: dict[BlobId, Spooled] = {}
     with store.index.read() as txn:
         for problem in report.problems:
-            raw = txn.get(problem.key, db=store.index.db["items"]) if problem.kind == "damaged-annotation" else None
+            raw = store.index.get(txn, "items", problem.key) if problem.kind == "damaged-annotation" else None
             if raw is not None:
                 rec = ItemRecord.decode(raw)
                 ann = empty_video_annotation(rec.width, rec.height, 0, bytes(rec.media)) \
@@ -273,14 +273,14 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> None:
     with index.write() as txn:
         reinstalled = {blob for blob, _size in empties.values()}
         for blob_id in bad:
-            raw = txn.get(bytes(blob_id), db=index.db["blobs"])
+            raw = index.get(txn, "blobs", bytes(blob_id))
             assert raw is not None  # read by _check_blobs under the same exclusive lock
             rec = BlobRecord.decode(raw)
             if blob_id in reinstalled:  # good bytes again, where new blobs go (not in the damaged pack)
-                txn.put(bytes(blob_id), replace(rec, location=store.write_backend.location, pack=None,
-                                                offset=0).encode(), db=index.db["blobs"])
+                index.put(txn, "blobs", bytes(blob_id), replace(rec, location=store.write_backend.location, pack=None,
+                                                offset=0).encode())
                 continue
-            txn.delete(bytes(blob_id), db=index.db["blobs"])
+            index.delete(txn, "blobs", bytes(blob_id))
             if rec.location == LOCAL:
                 store.backend.delete(blob_id)
         for problem in report.problems:
@@ -290,11 +290,11 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> None:
                 store.ns.delete_item(txn, problem.key)
                 problem.repaired = True
             elif problem.kind == "dangling-dataset":
-                txn.delete(problem.key, db=index.db["datasets"])
+                index.delete(txn, "datasets", problem.key)
                 problem.repaired = True
         for problem in report.problems:  # after the removals: an item without its image is gone
             if problem.kind in ("damaged-annotation", "damaged-item-meta"):
-                raw = txn.get(problem.key, db=index.db["items"])
+                raw = index.get(txn, "items", problem.key)
                 if raw is not None:
                     item = ItemRecord.decode(raw)
                     if problem.kind == "damaged-annotation":
@@ -308,13 +308,13 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> None:
                 problem.repaired = True
         # Recount references from what remains.
         for key, _raw in list(index.scan(txn, "pins")):
-            if txn.get(key, db=index.db["blobs"]) is None:
-                txn.delete(key, db=index.db["pins"])
+            if index.get(txn, "blobs", key) is None:
+                index.delete(txn, "pins", key)
         expected = _expected_refs(store, txn)
         for key, raw in list(index.scan(txn, "blobs")):
             rec = BlobRecord.decode(raw)
             if rec.refs != expected.get(key, 0):
-                txn.put(key, rec.with_refs(expected.get(key, 0)).encode(), db=index.db["blobs"])
+                index.put(txn, "blobs", key, rec.with_refs(expected.get(key, 0)).encode())
         for problem in report.problems:
             if problem.kind == "bad-refcount":
                 problem.repaired = True

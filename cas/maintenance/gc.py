@@ -82,7 +82,7 @@ def collect(store: Store, dry_run: bool = False, progress: Callable[[int], objec
                         if len(doomed) >= DELETE_BATCH:
                             break
                 for blob_id, _rec in doomed:
-                    txn.delete(bytes(blob_id), db=index.db["blobs"])
+                    index.delete(txn, "blobs", bytes(blob_id))
             for blob_id, rec in doomed:
                 report.blobs_removed += 1
                 if rec.location == PACK:
@@ -153,7 +153,7 @@ def orphan_files(store: Store) -> list[tuple[str, int]]:
     index = store.index
     with index.read() as txn:
         orphans = [(path, size) for blob_id, path, size in store.backend.list_ids()
-                   if blob_id is None or txn.get(bytes(blob_id), db=index.db["blobs"]) is None]
+                   if blob_id is None or index.get(txn, "blobs", bytes(blob_id)) is None]
     return orphans + unused_packs(store)
 
 

@@ -36,12 +36,12 @@ def compute(store: Store) -> dict[str, Any]:
             stored += ours
         # Logical bytes are what the store holds for its items; link media stays at its URL.
         logical = 0
-        blobs_db = index.db["blobs"]
+        blob_record = index.getter(txn, "blobs")
         has_links = locations[LINK]["blobs"] > 0
         for raw in index.values(txn, "items"):
             media, size, json_bytes = ItemRecord.raw_sizes(raw)
             logical += json_bytes
-            if size > 0 and not (has_links and BlobRecord.raw_has_url(txn.get(media, b"", db=blobs_db))):
+            if size > 0 and not (has_links and BlobRecord.raw_has_url(blob_record(media) or b"")):
                 logical += size
         hits, misses, bytes_hit, bytes_fetched = stored_totals(index, txn)
         locations[LINK]["unknown_size"] = unknown_size

@@ -93,7 +93,7 @@ def _count(row: UsageRow, size: int, location: str | None, times: int = 1) -> No
         row.link_bytes += size * times
 
 
-def _add_items(txn: Any, blobs_db: Any, pairs: Iterable[tuple[bytes, bytes]], tallies: list[_Tally]) -> None:
+def _add_items(txn: Any, blob_record: Any, pairs: Iterable[tuple[bytes, bytes]], tallies: list[_Tally]) -> None:
     """Add items ((key, encoded record) pairs) to every tally of `tallies`, outermost first:
     each tally holds every item of the ones after it, so a blob an inner tally has seen, the
     outer ones have too."""
@@ -103,7 +103,7 @@ def _add_items(txn: Any, blobs_db: Any, pairs: Iterable[tuple[bytes, bytes]], ta
         media, size, ann, ann_size, meta, meta_size = ItemRecord.raw_blobs(raw)
         media_facts = None
         if size < 0:  # a link imported without a HEAD: a read may have learned its size since
-            media_facts = _facts(txn.get(media, db=blobs_db))
+            media_facts = _facts(blob_record(media))
             size = media_facts[0]
             if size < 0:
                 unknown += 1
@@ -117,7 +117,7 @@ def _add_items(txn: Any, blobs_db: Any, pairs: Iterable[tuple[bytes, bytes]], ta
                     break
                 t.seen.add(blob)
                 if facts is None:
-                    facts = _facts(txn.get(blob, db=blobs_db))
+                    facts = _facts(blob_record(blob))
                 _count(t.row, *facts)
     for t in tallies:
         t.row.items += items
@@ -143,10 +143,10 @@ def store_usage(store: Store) -> Usage:
     owner: dict[bytes, int] = {}  # blob -> the first project referencing it
     holders: dict[bytes, list[int]] = {}  # blob referenced by several projects -> those projects
     with index.read() as txn:
-        blobs_db = index.db["blobs"]
+        blob_record = index.getter(txn, "blobs")
         for p, (key, _raw) in enumerate(index.scan(txn, "projects")):
             tally = _Tally(UsageRow(key.decode()))
-            _add_items(txn, blobs_db, _project_items(index, txn, tally.row.name), [tally])
+            _add_items(txn, blob_record, _project_items(index, txn, tally.row.name), [tally])
             rows.append(tally.row)
             for blob in tally.seen:
                 first = owner.setdefault(blob, p)
@@ -158,7 +158,7 @@ def store_usage(store: Store) -> Usage:
                          "stored_bytes", "s3_bytes", "link_bytes", "unknown_size_blobs"):
                 setattr(total, name, getattr(total, name) + getattr(row, name))
         for blob, projects in holders.items():
-            size, location = _facts(txn.get(blob, db=blobs_db))
+            size, location = _facts(blob_record(blob))
             _count(total, size, location, times=1 - len(projects))
             _share(total, size)
             for p in projects:
@@ -173,7 +173,7 @@ def dataset_usage(store: Store, project: str, dataset: str | None = None) -> Usa
     index = store.index
     total = _Tally(UsageRow(project if dataset is None else f"{project}/{dataset}"))
     with index.read() as txn:
-        blobs_db = index.db["blobs"]
+        blob_record = index.getter(txn, "blobs")
         paths = [d for d in store.ns.datasets(project, txn)
                  if dataset is None or d == dataset or d.startswith(dataset + "/")]
         paths.sort(key=lambda d: d.split("/"))  # a tree's order: "a", "a/b", "a-c"
@@ -181,7 +181,7 @@ def dataset_usage(store: Store, project: str, dataset: str | None = None) -> Usa
         for d in paths:
             parts = d.split("/")
             within = [tallies[a] for a in ("/".join(parts[:i]) for i in range(1, len(parts) + 1)) if a in tallies]
-            _add_items(txn, blobs_db, index.scan(txn, "items", item_prefix(project, d)), [total, *within])
+            _add_items(txn, blob_record, index.scan(txn, "items", item_prefix(project, d)), [total, *within])
         shared: set[bytes] = set()
         for key, _raw in index.scan(txn, "projects"):
             if key.decode() == project:
@@ -192,7 +192,7 @@ def dataset_usage(store: Store, project: str, dataset: str | None = None) -> Usa
                     if blob in total.seen:
                         shared.add(blob)
         for blob in shared:
-            size = _facts(txn.get(blob, db=blobs_db))[0]
+            size = _facts(blob_record(blob))[0]
             for t in (total, *tallies.values()):
                 if blob in t.seen:
                     _share(t.row, size)

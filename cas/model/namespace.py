@@ -32,12 +32,12 @@ class Namespace:
 
     # -- the one place item records are written (snapshots learn what changed here) -------
     def write_item(self, txn: lmdb.Transaction[bytes], key: bytes, raw: bytes) -> None:
-        txn.put(key, raw, db=self.index.db["items"])
-        txn.put(key, b"", db=self.index.db["dirty"])
+        self.index.put(txn, "items", key, raw)
+        self.index.put(txn, "dirty", key, b"")
 
     def delete_item(self, txn: lmdb.Transaction[bytes], key: bytes) -> None:
-        txn.delete(key, db=self.index.db["items"])
-        txn.put(key, b"", db=self.index.db["dirty"])
+        self.index.delete(txn, "items", key)
+        self.index.put(txn, "dirty", key, b"")
 
     # -- projects -------------------------------------------------------------
     def projects(self) -> list[str]:
@@ -48,20 +48,20 @@ class Namespace:
         if txn is None:
             with self.index.read() as txn:
                 return self.project(name, txn)
-        raw = txn.get(project_key(name), db=self.index.db["projects"])
+        raw = self.index.get(txn, "projects", project_key(name))
         if raw is None:
             raise NotFound(f"no project named {name!r}")
         return ProjectRecord.decode(raw)
 
     def has_project(self, name: str) -> bool:
         with self.index.read() as txn:
-            return txn.get(project_key(name), db=self.index.db["projects"]) is not None
+            return self.index.get(txn, "projects", project_key(name)) is not None
 
     def create_project(self, name: str, meta: dict[str, Any] | None = None) -> ProjectRecord:
         check_name(name, "project name")
         meta = Meta(meta if meta is not None else default_meta()).raw
         with self.index.write() as txn:
-            if txn.get(project_key(name), db=self.index.db["projects"]) is not None:
+            if self.index.get(txn, "projects", project_key(name)) is not None:
                 raise AlreadyExists(f"project {name!r} exists")
             return self.put_new_project(txn, name, meta)
 
@@ -69,14 +69,13 @@ class Namespace:
         """Record a project (its meta already validated) inside `txn`."""
         now = time.time_ns()
         rec = ProjectRecord(now, meta, now)
-        txn.put(project_key(name), rec.encode(), db=self.index.db["projects"])
+        self.index.put(txn, "projects", project_key(name), rec.encode())
         return rec
 
     def write_meta(self, txn: lmdb.Transaction[bytes], name: str, meta: dict[str, Any]) -> None:
         """Store an already validated meta for an existing project."""
         rec = self.project(name, txn)
-        txn.put(project_key(name), ProjectRecord(rec.created, meta, time.time_ns()).encode(),
-                db=self.index.db["projects"])
+        self.index.put(txn, "projects", project_key(name), ProjectRecord(rec.created, meta, time.time_ns()).encode())
         self.index.log_change(txn, name)
 
     # -- datasets -------------------------------------------------------------
@@ -99,7 +98,7 @@ class Namespace:
         if txn is None:
             with self.index.read() as txn:
                 return self.has_dataset(project, dataset, txn)
-        return txn.get(dataset_key(project, dataset), db=self.index.db["datasets"]) is not None
+        return self.index.get(txn, "datasets", dataset_key(project, dataset)) is not None
 
     def ensure_dataset(self, txn: lmdb.Transaction[bytes], project: str, dataset: str) -> bool:
         """Create a dataset and its parents inside `txn`; True if anything was created."""
@@ -108,8 +107,8 @@ class Namespace:
         parts = dataset.split("/")
         for depth in range(1, len(parts) + 1):
             key = dataset_key(project, "/".join(parts[:depth]))
-            if txn.get(key, db=self.index.db["datasets"]) is None:
-                txn.put(key, DatasetRecord(time.time_ns()).encode(), db=self.index.db["datasets"])
+            if self.index.get(txn, "datasets", key) is None:
+                self.index.put(txn, "datasets", key, DatasetRecord(time.time_ns()).encode())
                 created = True
         return created
 
@@ -159,7 +158,7 @@ class Namespace:
         if txn is None:
             with self.index.read() as txn:
                 return self.item(project, dataset, name, txn)
-        raw = txn.get(item_key(project, dataset, name), db=self.index.db["items"])
+        raw = self.index.get(txn, "items", item_key(project, dataset, name))
         if raw is None:
             raise NotFound(f"no item {project}/{dataset}/{name}")
         return ItemRecord.decode(raw)
@@ -171,7 +170,7 @@ class Namespace:
         for the caller to apply once per blob). `encoded`: the record encoded, when the caller
         has it. Returns 'added', 'skipped' or 'replaced'."""
         key = item_key(project, dataset, name)
-        raw = txn.get(key, db=self.index.db["items"])
+        raw = self.index.get(txn, "items", key)
         outcome = "added"
         if raw is not None:
             old = ItemRecord.decode(raw)
@@ -224,7 +223,7 @@ class Namespace:
             new_key = item_key(project, new_dataset, new_name)
             if new_key == item_key(project, dataset, name):
                 return
-            old = txn.get(new_key, db=self.index.db["items"])
+            old = self.index.get(txn, "items", new_key)
             if old is not None:
                 if not overwrite:
                     raise AlreadyExists(f"item {project}/{new_dataset}/{new_name} exists")
@@ -256,10 +255,10 @@ class Namespace:
                     self.write_item(txn, item_key(project, target, name), raw)
                     self.delete_item(txn, key)
                     moved += 1
-                record = txn.get(dataset_key(project, path), db=self.index.db["datasets"])
+                record = self.index.get(txn, "datasets", dataset_key(project, path))
                 assert record is not None  # listed by self.datasets in this transaction
-                txn.put(dataset_key(project, target), record, db=self.index.db["datasets"])
-                txn.delete(dataset_key(project, path), db=self.index.db["datasets"])
+                self.index.put(txn, "datasets", dataset_key(project, target), record)
+                self.index.delete(txn, "datasets", dataset_key(project, path))
             self.index.log_change(txn, project, dataset)
             return moved
 
@@ -271,7 +270,7 @@ class Namespace:
             removed = 0
             for path in [d for d in self.datasets(project, txn) if d == dataset or d.startswith(dataset + "/")]:
                 removed += self._drop_items(txn, item_prefix(project, path))
-                txn.delete(dataset_key(project, path), db=self.index.db["datasets"])
+                self.index.delete(txn, "datasets", dataset_key(project, path))
             self.index.log_change(txn, project, dataset)
             return removed
 
@@ -280,7 +279,7 @@ class Namespace:
         removed = 0
         for path in self.datasets(project, txn):
             removed += self._drop_items(txn, item_prefix(project, path))
-            txn.delete(dataset_key(project, path), db=self.index.db["datasets"])
+            self.index.delete(txn, "datasets", dataset_key(project, path))
         return removed
 
     def remove_project(self, project: str) -> int:
@@ -289,8 +288,8 @@ class Namespace:
             removed = 0
             for path in self.datasets(project, txn):
                 removed += self._drop_items(txn, item_prefix(project, path))
-                txn.delete(dataset_key(project, path), db=self.index.db["datasets"])
-            txn.delete(project_key(project), db=self.index.db["projects"])
+                self.index.delete(txn, "datasets", dataset_key(project, path))
+            self.index.delete(txn, "projects", project_key(project))
             self.index.log_change(txn, project)
             return removed
 

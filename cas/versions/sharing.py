@@ -228,7 +228,7 @@ def _apply(store: Store, txn: Any, project: str, changes: dict[tuple[str, str], 
     for (dataset, name), value in sorted(changes.items()):
         if value is None:
             key = item_key(project, dataset, name)
-            raw = txn.get(key, db=store.index.db["items"])
+            raw = store.index.get(txn, "items", key)
             if raw is not None:
                 for blob in ItemRecord.decode(raw).blobs():
                     deltas[blob] -= 1

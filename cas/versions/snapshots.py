@@ -131,12 +131,12 @@ def head(store: Store, project: str, txn: Any = None) -> BlobId | None:
     if txn is None:
         with store.index.read() as txn:
             return head(store, project, txn)
-    raw = txn.get(project_key(project), db=store.index.db["refs"])
+    raw = store.index.get(txn, "refs", project_key(project))
     return BlobId(raw) if raw else None
 
 
 def set_head(store: Store, txn: Any, project: str, version: BlobId) -> None:
-    txn.put(project_key(project), bytes(version), db=store.index.db["refs"])
+    store.index.put(txn, "refs", project_key(project), bytes(version))
     refs_dir = store.root / "refs"  # also a file, so that a lost index can be rebuilt
     refs_dir.mkdir(exist_ok=True)
     tmp = refs_dir / f".{project}.tmp"
@@ -147,7 +147,7 @@ def set_head(store: Store, txn: Any, project: str, version: BlobId) -> None:
 def drop_head(store: Store, project: str) -> None:
     """Forget a project's versions (with the project: `cas rm P`); gc then frees their blobs."""
     with store.index.write() as txn:
-        txn.delete(project_key(project), db=store.index.db["refs"])
+        store.index.delete(txn, "refs", project_key(project))
     (store.root / "refs" / project).unlink(missing_ok=True)
 
 
@@ -196,10 +196,10 @@ def _head_offset(text: str) -> int | None:
 
 
 # -- building trees ---------------------------------------------------------------------------
-def _entry(txn: Any, blobs_db: Any, name: str, raw: bytes) -> tuple[list[Any], int]:
+def _entry(txn: Any, blob_record: Any, name: str, raw: bytes) -> tuple[list[Any], int]:
     """A bucket entry (with the link record of a link item) and the item's media size."""
     media, size, _json_bytes = ItemRecord.raw_sizes(raw)
-    blob = txn.get(media, db=blobs_db)
+    blob = blob_record(media)
     link = blob if blob is not None and BlobRecord.raw_has_url(blob) else None
     return [name, raw, link], max(size, 0)
 
@@ -211,10 +211,10 @@ def _buckets(store: Store, txn: Any, project: str, dataset: str, lo: str | None,
     prefix = item_prefix(project, dataset)
     start = item_key(project, dataset, lo) if lo is not None else prefix
     stop = item_key(project, dataset, hi) if hi is not None else None
-    blobs_db = store.index.db["blobs"]
+    blob_record = store.index.getter(txn, "blobs")
     rows = store.index.scan_range(txn, "items", start, stop, prefix)
     out = []
-    while chunk := [_entry(txn, blobs_db, key[len(prefix):].decode(), raw)
+    while chunk := [_entry(txn, blob_record, key[len(prefix):].decode(), raw)
                     for key, raw in itertools.islice(rows, BUCKET_ITEMS)]:
         bucket = writer.put(["cas-bucket", [entry for entry, _size in chunk]])
         out.append([chunk[0][0][0], bucket, len(chunk), sum(size for _entry, size in chunk)])
@@ -261,9 +261,8 @@ def _touched_buckets(store: Store, txn: Any, project: str,
 def _clear_dirty(index: Any, snapped: Any, txn: Any, project: str) -> None:
     """Drop the dirty marks of items the snapshot holds as they are now: an item written again
     since the snapshot's read transaction `snapped` stays dirty for the next snapshot."""
-    items_db = index.db["items"]
-    index.prune(txn, "dirty", project_key(project) + SEP,
-                lambda key, _value: txn.get(key, db=items_db) == snapped.get(key, db=items_db))
+    now, then = index.getter(txn, "items"), index.getter(snapped, "items")
+    index.prune(txn, "dirty", project_key(project) + SEP, lambda key, _value: now(key) == then(key))
 
 
 def snapshot(store: Store, project: str, message: str = "", merged: BlobId | None = None,
@@ -289,7 +288,7 @@ def snapshot(store: Store, project: str, message: str = "", merged: BlobId | Non
             datasets = []
             items = size = 0
             for path in store.ns.datasets(project, txn):
-                raw = txn.get(dataset_key(project, path), db=index.db["datasets"])
+                raw = index.get(txn, "datasets", dataset_key(project, path))
                 if path in previous and path not in touched:
                     tree_id, buckets = previous_trees[path], previous[path]
                 else:
@@ -392,7 +391,7 @@ def materialize(store: Store, txn: Any, project: str, version: Version) -> int:
     deltas: Counter[BlobId] = Counter()
     count = 0
     for path, raw, _tree in datasets:
-        txn.put(dataset_key(project, path), raw or DatasetRecord(time.time_ns()).encode(), db=index.db["datasets"])
+        index.put(txn, "datasets", dataset_key(project, path), raw or DatasetRecord(time.time_ns()).encode())
     for path, name, rec, link in version_items(store, version):
         if link is not None:
             record_link(index, txn, rec.media, BlobRecord.decode(link).with_refs(0))

@@ -56,7 +56,7 @@ def link_items(store: Store, project: str, dataset: str | None) -> Iterator[tupl
         batch: list[tuple[str, str, ItemRecord]] = []
         with index.read() as txn:
             for name, rec in store.ns.items(project, d, txn):
-                raw = txn.get(bytes(rec.media), db=index.db["blobs"])
+                raw = index.get(txn, "blobs", bytes(rec.media))
                 if raw is not None and BlobRecord.decode(raw).location == LINK:
                     batch.append((d, name, rec))
         yield from batch
@@ -119,7 +119,7 @@ def _commit_pulled(store: Store, project: str, batch: list[tuple[str, str, ItemR
             if isinstance(item, CasError):
                 report.fail(f"{project}/{dataset}/{name}: {item}")
                 continue
-            current = txn.get(item_key(project, dataset, name), db=index.db["items"])
+            current = index.get(txn, "items", item_key(project, dataset, name))
             if current is None or not ItemRecord.decode(current).same_content(old):
                 report.skipped += 1  # changed meanwhile: leave the newer state alone
                 continue
@@ -136,10 +136,7 @@ def local_blobs(store: Store, only: set[bytes] | None = None) -> Iterator[list[t
     while True:
         batch: list[tuple[BlobId, BlobRecord]] = []
         with store.index.read() as txn:
-            cursor = txn.cursor(db=store.index.db["blobs"])
-            if not cursor.set_range(after):
-                return
-            for key, raw in cursor:
+            for key, raw in store.index.scan_range(txn, "blobs", after, None, b""):
                 if key == after:
                     continue
                 rec = BlobRecord.decode(raw)
@@ -182,8 +179,8 @@ def push_blobs(store: Store, progress: Progress | None = None, only: set[bytes] 
                 for blob_id, _rec in moved:
                     current = get_blob(store.index, txn, blob_id)
                     if current is not None and current.location in STORED_HERE:
-                        txn.put(bytes(blob_id), replace(current, location=S3, pack=None, offset=0).encode(),
-                                db=store.index.db["blobs"])
+                        in_s3 = replace(current, location=S3, pack=None, offset=0)
+                        store.index.put(txn, "blobs", bytes(blob_id), in_s3.encode())
             for blob_id, rec in moved:  # only once the records point at S3 (a pack's copy goes at gc)
                 if rec.location == LOCAL:
                     store.backend.delete(blob_id)
