@@ -131,17 +131,18 @@ class Store:
             adjust_pin(self.index, txn, blob_id, -1)
 
     def stat(self, blob_id: BlobId) -> BlobRecord:
+        """The blob's record (a read of the index, nothing else: NotFound if it has none)."""
         with self.index.read() as txn:
             rec = get_blob(self.index, txn, blob_id)
-        if rec is None:
-            rec = self.adopt_remote(blob_id)
         if rec is None:
             raise NotFound(f"no blob {blob_id}")
         return rec
 
     def adopt_remote(self, blob_id: BlobId) -> BlobRecord | None:
         """A blob this index does not know but the shared S3 remote has (another store pushed
-        it, e.g. in a version this store pulled): recorded here as remote, with its size."""
+        it, e.g. in a version this store pulled): recorded here as remote, with its size. The
+        versions layer calls it, for the version objects and trees it reads (see
+        `cas.versions.snapshots.read_tree`); the read path never does."""
         if self.s3 is None:
             return None
         size = self.s3.size_of(blob_id)

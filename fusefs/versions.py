@@ -12,12 +12,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from cas.errors import InvalidName, NotFound
+from cas.errors import CasError, InvalidName, NotFound
 from cas.ids import BlobId
 from cas.model.layout import JSON_SECTIONS, META_NAME, NESTED, media_section
 from cas.records import ItemRecord
 from cas.store import Store
-from cas.versions.snapshots import Version, history, read_tree, read_version
+from cas.versions.snapshots import Version, adopt_version, history, read_tree, read_version
 
 from .paths import Kind, Target
 from .view import DIR_MODE, RO_FILE_MODE, Attrs, _attrs, item_attrs
@@ -42,9 +42,11 @@ class VersionView:
             vid = BlobId.from_hex(version_id)
         except InvalidName:
             raise NotFound(f"no version {version_id!r} of {project}") from None
-        if not self.store.has(vid):
-            raise NotFound(f"no version {version_id} of {project}")
-        version = read_version(self.store, vid)
+        try:
+            version = read_version(self.store, vid)
+        except CasError:  # not a version object here, nor one the shared remote has
+            raise NotFound(f"no version {version_id} of {project}") from None
+        adopt_version(self.store, version)  # its items' bytes: read from the remote if not here
         return version
 
     def _read_tree(self, tree: BlobId) -> tuple[dict[str, Any], dict[str, BlobId]]:

@@ -16,13 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from cas.blobs.backends.fetch import describe_s3_error
-from cas.blobs.refcounts import apply_deltas, record_link, record_new_blob
+from cas.blobs.refcounts import apply_deltas, record_link
 from cas.errors import CasError, Conflict, NotFound
 from cas.ids import BlobId
 from cas.index import item_key
-from cas.records import S3, BlobRecord, ItemRecord
+from cas.records import BlobRecord, ItemRecord
 from cas.versions.snapshots import (
     Version,
+    learn_remote_blobs,
     materialize,
     reachable,
     read_tree,
@@ -101,17 +102,10 @@ def push(store: Store, project: str, message: str = "push") -> tuple[Version, Tr
     return version, report
 
 
-def _learn_remote_blobs(store: Store, sizes: dict[BlobId, int]) -> None:
-    """Record blobs that are in the remote (not fetched), with their sizes, in one transaction."""
-    with store.index.write() as txn:
-        for blob_id, size in sizes.items():
-            record_new_blob(store.index, txn, blob_id, size, S3)
-
-
 def fetch_version(store: Store, version: BlobId, progress: Callable[[int], object] | None = None) -> Version:
     """Make a remote version usable here: its trees fetched (several at once) and every
     item blob recorded as remote, with its size from the item. No media bytes move; older
-    versions' trees are fetched when first read (`Store.adopt_remote`). `progress` is told
+    versions' trees are adopted when first read (`snapshots.read_tree`). `progress` is told
     of the items whose trees arrived."""
     v = read_version(store, version)
     datasets = read_tree(store, v.tree, "project")[2]
@@ -129,7 +123,7 @@ def fetch_version(store: Store, version: BlobId, progress: Callable[[int], objec
                         sizes[rec.meta] = rec.meta_size
                 if progress is not None:
                     progress(len(entries))
-            _learn_remote_blobs(store, sizes)
+            learn_remote_blobs(store, sizes)
     return v
 
 

@@ -108,7 +108,7 @@ def read_tree(store: Store, blob_id: BlobId, kind: str) -> list[Any]:
         if obj is not None:
             _trees.move_to_end(key)
     if obj is None:
-        obj = unpack(store.read_bytes(blob_id))
+        obj = unpack(_tree_bytes(store, blob_id))
         with _trees_lock:
             _trees[key] = obj
             if len(_trees) > TREES_KEPT:
@@ -116,6 +116,18 @@ def read_tree(store: Store, blob_id: BlobId, kind: str) -> list[Any]:
     if not isinstance(obj, list) or not obj or obj[0] != f"cas-{kind}":
         raise CasError(f"blob {blob_id} is not a {kind} tree")
     return obj
+
+
+def _tree_bytes(store: Store, blob_id: BlobId) -> bytes:
+    """A tree object's bytes. One the index does not know but the shared remote has (a version
+    pushed from elsewhere: clone and pull fetch the head's trees; older versions' come on
+    first read) is adopted first: recorded as remote, with its size."""
+    try:
+        return store.read_bytes(blob_id)
+    except NotFound:
+        if store.adopt_remote(blob_id) is None:
+            raise
+        return store.read_bytes(blob_id)
 
 
 def read_version(store: Store, version_id: BlobId) -> Version:
@@ -325,6 +337,34 @@ def version_items(store: Store, version: Version) -> Iterator[tuple[str, str, It
                 yield path, name, ItemRecord.decode(raw), link
 
 
+def learn_remote_blobs(store: Store, sizes: dict[BlobId, int]) -> None:
+    """Record blobs that are in the shared remote (not fetched), with their sizes, in one
+    transaction; blobs the index knows already stay as they are."""
+    assert store.s3 is not None
+    with store.index.write() as txn:
+        for blob_id, size in sizes.items():
+            record_new_blob(store.index, txn, blob_id, size, store.s3.location)
+
+
+def adopt_version(store: Store, version: Version, batch: int = 50_000) -> None:
+    """With a shared remote, record the item blobs of `version` that this index does not know
+    (a version pushed from elsewhere) as remote, so its items read from the remote on demand.
+    The explicit step before a version's bytes are read (restore, the versions mount)."""
+    if store.s3 is None:
+        return
+    sizes: dict[BlobId, int] = {}
+    for _path, _name, rec, link in version_items(store, version):
+        if link is None:
+            sizes[rec.media] = rec.size
+        sizes[rec.ann] = rec.ann_size
+        if rec.meta is not None:
+            sizes[rec.meta] = rec.meta_size
+        if len(sizes) >= batch:
+            learn_remote_blobs(store, sizes)
+            sizes = {}
+    learn_remote_blobs(store, sizes)
+
+
 def reachable(store: Store, heads: list[BlobId] | None = None) -> set[bytes]:
     """Every blob a version needs (of every project here, or from `heads`): trees and the
     items' blobs (for gc)."""
@@ -407,6 +447,7 @@ def restore(store: Store, project: str, target: Version) -> Version:
     """Make `target` the current state. The state it replaces is snapshotted first, and the
     restore is a new version on top of it, so nothing becomes unreachable."""
     before, _new = snapshot(store, project, "before restore")
+    adopt_version(store, target)
     with store.lock(what="restore"):
         writer = TreeWriter(store)
         version_id = writer.put(["cas-version", bytes(target.tree), bytes(before.id), time.time_ns(),

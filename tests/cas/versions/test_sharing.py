@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cas import Store
+from cas import NotFound, Store
 from cas.config import NetOptions, S3Remote
 from cas.errors import Conflict
 from cas.ingest.session import ImportSession
@@ -116,8 +116,12 @@ def test_old_versions_of_a_clone_are_readable_on_demand(pair) -> None:
     add(a, {"d/x.jpg": jpeg_bytes(20, 20)})
     push(a, "p")
     clone(b, "p")
-    from cas.versions.snapshots import history, version_items
-    versions = list(history(b, "p"))
+    from cas.versions.snapshots import adopt_version, history, version_items
+    versions = list(history(b, "p"))  # older version objects and trees: adopted as they are read
     assert [v.id for v in versions][-1] == v1.id
     (_d, _n, rec, _link), = list(version_items(b, versions[-1]))
+    with pytest.raises(NotFound):  # the read path asks the index only: no S3 request, no write
+        b.stat(rec.media)
+    adopt_version(b, versions[-1])  # the explicit step: the version's item blobs, recorded as remote
+    assert b.stat(rec.media).location == "s3"
     assert b.read_bytes(rec.media) == jpeg_bytes(10, 10)
