@@ -143,19 +143,18 @@ class Preparer:
             ann = ann(info.width, info.height)
             if isinstance(ann, tuple):
                 ann, notes = ann
-        # What the source lacks is kept from an item stored under this name with this size
-        # (a re-import of the images alone never wipes annotations edited since).
-        stored = self._stored(txn, dataset, name) if ann is None or item_meta is None else None
-        if stored is not None and (stored.width, stored.height) != (info.width, info.height):
-            stored = None
+        # One lookup serves both rules: what the source lacks is kept from the item stored under
+        # this name when its size is unchanged (a re-import of the images alone never wipes
+        # annotations edited since), and without --overwrite the item must not differ.
+        old = self._stored(txn, dataset, name)
+        kept = old if old is not None and (old.width, old.height) == (info.width, info.height) else None
         ann_sp: Spooled | None = None
-        if ann is None and stored is not None:
-            pass
-        elif ann is None and isinstance(info, VideoInfo):
-            ann_sp = spool_bytes(dumps(empty_video_annotation(info.width, info.height, info.frames, media)))
-        elif ann is None:
-            ann_sp = spool_bytes(self._empty_annotation(info.width, info.height))
-        else:
+        if ann is None and kept is None:
+            if isinstance(info, VideoInfo):
+                ann_sp = spool_bytes(dumps(empty_video_annotation(info.width, info.height, info.frames, media)))
+            else:
+                ann_sp = spool_bytes(self._empty_annotation(info.width, info.height))
+        elif ann is not None:
             if isinstance(ann, (bytes, bytearray)):
                 ann = loads(bytes(ann), ann_label)  # loads tells bytes from str; bytes(b) is b
             if isinstance(info, VideoInfo):
@@ -164,23 +163,21 @@ class Preparer:
                 self.meta.check_annotation(ann, ann_label, info.width, info.height)
             ann_sp = spool_bytes(dumps(ann))
         meta_sp = spool_bytes(dumps(item_meta)) if item_meta is not None else None
-        kept_meta = stored.meta if stored is not None and item_meta is None else None
         if ann_sp is not None:
-            ann_id = ann_sp.id
+            ann_part = Part(ann_sp.id, ann_sp.size, False)  # settled below, once no conflict stops it
         else:
-            assert stored is not None  # no annotation given: the stored one stays
-            ann_id = stored.ann
-        if self.config.check_conflicts:  # before any blob is installed
-            self._check_conflict(txn, dataset, name, media, ann_id, meta_sp.id if meta_sp else kept_meta)
-        if ann_sp is None:
-            assert stored is not None
-            ann_part = Part(stored.ann, stored.ann_size, False)
-        else:
+            assert kept is not None  # no annotation given: the stored one stays
+            ann_part = Part(kept.ann, kept.ann_size, False)
+        meta_part = None
+        if meta_sp is None and kept is not None and kept.meta is not None:
+            meta_part = Part(kept.meta, kept.meta_size, False)
+        if self.config.check_conflicts and old is not None:  # before any blob is installed
+            self._check_conflict(old, dataset, name, media, ann_part.id, meta_sp.id if meta_sp else
+                                 meta_part.id if meta_part else None)
+        if ann_sp is not None:
             ann_part = self._settle(txn, ann_sp, ann_label)
-        meta_part = self._settle(txn, meta_sp, label) if meta_sp else None
-        if kept_meta is not None:
-            assert stored is not None
-            meta_part = Part(kept_meta, stored.meta_size, False)
+        if meta_sp is not None:
+            meta_part = self._settle(txn, meta_sp, label)
         return ann_part, meta_part, notes
 
     def _stored(self, txn: Any, dataset: str, name: str) -> ItemRecord | None:
@@ -203,11 +200,8 @@ class Preparer:
                 fallback = f.read(16 << 20)
         return probe_image(sp.head, sp.tail, label, fallback)
 
-    def _check_conflict(self, txn: Any, dataset: str, name: str, media: BlobId, ann: BlobId,
+    def _check_conflict(self, old: ItemRecord, dataset: str, name: str, media: BlobId, ann: BlobId,
                         meta: BlobId | None) -> None:
-        old = self._stored(txn, dataset, name)
-        if old is None:
-            return
         if (old.media, old.ann, old.meta) != (media, ann, meta):
             differs = content_differences((old.media, media), (old.ann, ann), (old.meta, meta))
             raise Conflict(f"item {self.config.project}/{dataset}/{name} exists with a different {differs} "
