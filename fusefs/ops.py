@@ -30,6 +30,7 @@ from cas.errors import (
 from cas.ingest import WriteBack
 from cas.model.layout import MEDIA_SECTIONS
 from cas.store import Store
+from cas.versions.snapshots import open_version_blob
 
 from .attrs import AttrOverlay
 from .binding import FuseOSError, Operations, current_fuse, invalidate_path, keep_thread_state
@@ -270,7 +271,9 @@ class CasOperations(Operations):
             return self.handles.add(BytesHandle(img_info(t.item, self.view.sized(item))))
         assert self.store is not None
         blob, size = item_blob(t.section, t.item, item)
-        if t.version or self.wb is None:
+        if t.version:  # a blob of a version pushed from elsewhere is adopted on first read
+            return self.handles.add(ReadHandle(open_version_blob(self.store, blob), direct=size < 0))
+        if self.wb is None:
             return self.handles.add(ReadHandle(self.store.open(blob), direct=size < 0))
         reader = self.wb.open_blob(blob)
         if isinstance(reader, bytes):

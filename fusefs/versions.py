@@ -17,7 +17,7 @@ from cas.ids import BlobId
 from cas.model.layout import JSON_SECTIONS, META_NAME, NESTED, media_section
 from cas.records import ItemRecord
 from cas.store import Store
-from cas.versions.snapshots import Version, adopt_version, history, read_tree, read_version
+from cas.versions.snapshots import Version, history, read_tree, read_version
 
 from .paths import Kind, Target
 from .view import DIR_MODE, RO_FILE_MODE, Attrs, _attrs, item_attrs
@@ -46,7 +46,6 @@ class VersionView:
             version = read_version(self.store, vid)
         except CasError:  # not a version object here, nor one the shared remote has
             raise NotFound(f"no version {version_id} of {project}") from None
-        adopt_version(self.store, version)  # its items' bytes: read from the remote if not here
         return version
 
     def _read_tree(self, tree: BlobId) -> tuple[dict[str, Any], dict[str, BlobId]]:

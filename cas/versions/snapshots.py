@@ -24,7 +24,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cas.blobs.refcounts import apply_deltas, record_link, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
@@ -34,7 +34,11 @@ from cas.index import SEP, dataset_key, item_key, item_prefix, project_key
 from cas.records import BlobRecord, DatasetRecord, ItemRecord, pack, unpack
 
 if TYPE_CHECKING:
+    from cas.blobs.reader import BlobReader
+    from cas.blobs.remote_reader import RemoteReader
     from cas.store import Store
+
+T = TypeVar("T")
 
 BUCKET_ITEMS = 256  # small enough that a snapshot after a few changes rewrites little
 INSTALL_THREADS = 8
@@ -118,16 +122,25 @@ def read_tree(store: Store, blob_id: BlobId, kind: str) -> list[Any]:
     return obj
 
 
-def _tree_bytes(store: Store, blob_id: BlobId) -> bytes:
-    """A tree object's bytes. One the index does not know but the shared remote has (a version
-    pushed from elsewhere: clone and pull fetch the head's trees; older versions' come on
-    first read) is adopted first: recorded as remote, with its size."""
+def _adopting(store: Store, blob_id: BlobId, use: Callable[[BlobId], T]) -> T:
+    """`use(blob_id)`; for a blob a version holds that the index does not know but the shared
+    remote has (a version pushed from elsewhere: clone and pull record the head's; older
+    versions' come on first read), adopted first: recorded as remote, with its size."""
     try:
-        return store.read_bytes(blob_id)
+        return use(blob_id)
     except NotFound:
         if store.adopt_remote(blob_id) is None:
             raise
-        return store.read_bytes(blob_id)
+        return use(blob_id)
+
+
+def _tree_bytes(store: Store, blob_id: BlobId) -> bytes:
+    return _adopting(store, blob_id, store.read_bytes)
+
+
+def open_version_blob(store: Store, blob_id: BlobId) -> BlobReader | RemoteReader:
+    """A reader of a blob an item of a version holds (the versions mount's reads)."""
+    return _adopting(store, blob_id, store.open)
 
 
 def read_version(store: Store, version_id: BlobId) -> Version:
@@ -308,10 +321,11 @@ def snapshot(store: Store, project: str, message: str = "", merged: BlobId | Non
                                             touched.get(path, set()), writer)
                     tree_id = writer.put(["cas-dataset", buckets])
                 datasets.append([path, raw, bytes(tree_id)])
-                items += sum(b[2] for b in buckets)
+                in_dataset = sum(b[2] for b in buckets)
+                items += in_dataset
                 size += sum(b[3] for b in buckets)
                 if progress is not None:
-                    progress(sum(b[2] for b in buckets))
+                    progress(in_dataset)
             tree = writer.put(["cas-project", rec.meta, datasets])
             unchanged = current is not None and version.tree == tree and merged is None
             if not unchanged:
@@ -349,7 +363,7 @@ def learn_remote_blobs(store: Store, sizes: dict[BlobId, int]) -> None:
 def adopt_version(store: Store, version: Version, batch: int = 50_000) -> None:
     """With a shared remote, record the item blobs of `version` that this index does not know
     (a version pushed from elsewhere) as remote, so its items read from the remote on demand.
-    The explicit step before a version's bytes are read (restore, the versions mount)."""
+    The explicit step before a restore puts its items back (their references move)."""
     if store.s3 is None:
         return
     sizes: dict[BlobId, int] = {}
