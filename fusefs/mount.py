@@ -68,13 +68,14 @@ def check_mountpoint(mountpoint: str, allow_non_empty: bool = False) -> None:
                        "pass --allow-non-empty to mount over them")
 
 
+INSTALL_FUSE = "install the fuse3 package (apt-get install fuse3; dnf install fuse3)"
+
+
 def check_fuse() -> None:
     """A one-line error naming what to install when this machine cannot mount."""
     if not (ctypes.util.find_library("fuse3") or ctypes.util.find_library("fuse")):
-        raise CasError("libfuse is not installed: install the fuse3 package (apt-get install fuse3; "
-                       "dnf install fuse3)")
-    if not (shutil.which("fusermount3") or shutil.which("fusermount")):
-        raise CasError("fusermount3 not found: install the fuse3 package (apt-get install fuse3; dnf install fuse3)")
+        raise CasError(f"libfuse is not installed: {INSTALL_FUSE}")
+    _fusermount()
     if not os.path.exists("/dev/fuse"):
         raise CasError("/dev/fuse is missing: this kernel or container has no FUSE (a container needs "
                        "--device /dev/fuse --cap-add SYS_ADMIN)")
@@ -245,7 +246,7 @@ def mount_background(store_root: str, mountpoint: str, read_only: bool = False, 
 def _fusermount() -> str:
     tool = shutil.which("fusermount3") or shutil.which("fusermount")
     if tool is None:
-        raise CasError("fusermount3 not found: install the fuse3 package")
+        raise CasError(f"fusermount3 not found: {INSTALL_FUSE}")
     return tool
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,13 +57,15 @@ class Context:
         return not self.quiet and sys.stderr.isatty()
 
     @contextmanager
-    def bar(self, total: int | None, unit: str, desc: str, unit_scale: bool = False) -> Iterator[tqdm | _NoBar]:
-        """A progress bar on stderr with rate and ETA, or nothing (see shows_progress)."""
+    def bar(self, total: Callable[[], int | None] | None, unit: str, desc: str,
+            unit_scale: bool = False) -> Iterator[tqdm | _NoBar]:
+        """A progress bar on stderr with rate and ETA, or nothing (see shows_progress). `total`
+        counts what is to do; it runs only when a bar is drawn (a count may be a whole pass)."""
         if not self.shows_progress:
             yield _NoBar()
             return
         from tqdm import tqdm  # 20 ms to load: not for commands that draw no bar
-        with tqdm(total=total, unit=unit, desc=desc, leave=False, unit_scale=unit_scale,
+        with tqdm(total=total() if total else None, unit=unit, desc=desc, leave=False, unit_scale=unit_scale,
                   dynamic_ncols=True, file=sys.stderr) as bar:
             yield bar
 
@@ -74,6 +76,7 @@ class _NoBar:
 
 
 pass_ctx = click.make_pass_decorator(Context)
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys: see the README).")
 
 
 COMPLETIONS = 500  # at most this many names offered at once

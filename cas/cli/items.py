@@ -19,6 +19,7 @@ from cas.cli.base import (
     human,
     item_count,
     joined_lines,
+    json_option,
     pass_ctx,
     resolve,
 )
@@ -77,8 +78,7 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
         if fmt != "coco":
             raise InvalidInput("--link", f"only COCO items carry URLs, not {fmt}")
         reader_options["link"] = True
-    total = count_items(src, fmt) if c.shows_progress else None
-    with c.bar(total, "item", f"import {project}") as bar:
+    with c.bar(lambda: count_items(src, fmt), "item", f"import {project}") as bar:
         report, extra = import_source(store, src, project, fmt, dataset, progress=bar.update,
                                       reader_options=reader_options, follow_symlinks=follow_symlinks,
                                       overwrite=overwrite, skip_invalid=skip_invalid,
@@ -119,8 +119,7 @@ def export_cmd(c: Context, project: str, dest: Path, fmt: str, task: str, other_
     converted (e.g. polygon -> box) and counted in the summary, never dropped silently."""
     ns = c.store.ns
     ns.project(project)
-    total = item_count(ns, project) if c.shows_progress else None
-    with c.bar(total, "item", f"export {project}") as bar:
+    with c.bar(lambda: item_count(ns, project), "item", f"export {project}") as bar:
         counts = FORMATS[fmt].write(c.store, project, dest, progress=bar.update,
                                     **({"task": task, "other_split": other_split} if fmt == "yolo" else {}))
     click.echo(f"exported {project} to {dest}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
@@ -128,7 +127,7 @@ def export_cmd(c: Context, project: str, dest: Path, fmt: str, task: str, other_
 
 @cli.command("ls")
 @click.argument("target", required=False, shell_complete=complete_target)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys: see the README).")
+@json_option
 @pass_ctx
 def ls_cmd(c: Context, target: str | None, as_json: bool) -> None:
     """List projects, a project's datasets, or a dataset's items."""

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from cas.cli.base import Context, blob_count, cli, complete_target, human, parse_size, pass_ctx, resolve
+from cas.cli.base import Context, blob_count, cli, complete_target, human, json_option, parse_size, pass_ctx, resolve
 from cas.errors import InvalidInput, NotFound
 from cas.store import Store
 
@@ -47,7 +47,7 @@ def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str |
 @click.argument("project", required=False, shell_complete=complete_target)
 @click.option("--classes", is_flag=True, help="PROJECT's objects per class and geometry, tags on items and "
                                               "objects, items per dataset (reads every distinct annotation).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 def stats_cmd(c: Context, project: str | None, classes: bool, as_json: bool) -> None:
     """Counts, logical and stored bytes, dedup ratio; with PROJECT --classes, what its
@@ -138,7 +138,7 @@ holds are in no row (see `cas stats`)."""
 
 @cli.command("du", help=DU_HELP)
 @click.argument("target", required=False, metavar="[PROJECT[/DATASET]]", shell_complete=complete_target)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys in the README).")
+@json_option
 @pass_ctx
 def du_cmd(c: Context, target: str | None, as_json: bool) -> None:
     from cas.maintenance.usage import dataset_usage, store_usage
@@ -169,7 +169,7 @@ def du_cmd(c: Context, target: str | None, as_json: bool) -> None:
 
 @cli.command("gc")
 @click.option("--dry-run", is_flag=True, help="Say what gc would remove and free; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys: see the README).")
+@json_option
 @pass_ctx
 def gc_cmd(c: Context, dry_run: bool, as_json: bool) -> None:
     """Delete blobs no item, version or put references, orphan files and stale temp files."""
@@ -197,7 +197,7 @@ def gc_cmd(c: Context, dry_run: bool, as_json: bool) -> None:
 @click.option("--quick", is_flag=True, help="Check sizes only, do not re-hash blob contents.")
 @click.option("--rebuild-index", is_flag=True,
               help="Build a new index from the blobs, trees and refs alone (the old one is moved aside), then check.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys: see the README).")
+@json_option
 @pass_ctx
 def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index: bool, as_json: bool) -> None:
     """Check every blob against its bytes and every item against its blobs."""
@@ -213,7 +213,7 @@ def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index
                    + (f"; the old index is in {b.moved_aside}" if b.moved_aside else ""))
     from cas.maintenance.fsck import check
 
-    with c.bar(blob_count(c.store) if c.shows_progress else None, "blob", "fsck") as bar:
+    with c.bar(lambda: blob_count(c.store), "blob", "fsck") as bar:
         r = check(c.store, repair=repair and not dry_run, verify=not quick, progress=bar.update)
     if as_json:
         click.echo(json.dumps({

@@ -8,7 +8,7 @@ from datetime import UTC
 
 import click
 
-from cas.cli.base import Context, cli, complete_target, echo_lines, human, item_count, pass_ctx, resolve
+from cas.cli.base import Context, cli, complete_target, echo_lines, human, item_count, json_option, pass_ctx, resolve
 from cas.errors import InvalidInput
 
 
@@ -21,8 +21,7 @@ def snapshot_cmd(c: Context, project: str, message: str) -> None:
     from cas.versions.snapshots import snapshot
 
     ns = c.store.ns
-    total = item_count(ns, project) if c.shows_progress else None
-    with c.bar(total, "item", f"snapshot {project}") as bar:
+    with c.bar(lambda: item_count(ns, project), "item", f"snapshot {project}") as bar:
         version, new = snapshot(c.store, project, message, progress=bar.update)
     if new:
         click.echo(f"version {version.id.hex()} of {project}: {version.items} items, {human(version.bytes)}")
@@ -32,7 +31,7 @@ def snapshot_cmd(c: Context, project: str, message: str) -> None:
 
 @cli.command("log")
 @click.argument("project", shell_complete=complete_target)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys: see the README).")
+@json_option
 @pass_ctx
 def log_cmd(c: Context, project: str, as_json: bool) -> None:
     """Versions of PROJECT, newest first: id, time, items, bytes, message."""
@@ -57,7 +56,7 @@ def log_cmd(c: Context, project: str, as_json: bool) -> None:
 @click.argument("project", shell_complete=complete_target)
 @click.argument("old")
 @click.argument("new", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (keys: see the README).")
+@json_option
 @click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences, 0 when none (as git diff).")
 @pass_ctx
 def diff_cmd(c: Context, project: str, old: str, new: str | None, as_json: bool, exit_code: bool) -> None:
@@ -109,8 +108,7 @@ def pull_cmd(c: Context, target: str, links_only: bool) -> None:
     project, dataset, item = resolve(c.store, target)
     if item is not None:
         raise InvalidInput(target, "pull takes a project or dataset")
-    total = count_links(c.store, project, dataset) if c.shows_progress else None
-    with c.bar(total, "item", f"pull {target}") as bar:
+    with c.bar(lambda: count_links(c.store, project, dataset), "item", f"pull {target}") as bar:
         r = pull_links(c.store, project, dataset, progress=bar.update)
     changed = f", {r.skipped} changed meanwhile" if r.skipped else ""
     click.echo(f"pulled {r.done} link items ({human(r.bytes)}){changed}")
@@ -134,8 +132,7 @@ def push_cmd(c: Context, project: str | None, message: str) -> None:
         click.echo(f"pushed {project} at {version.id.hex()} ({version.items} items; {r.done} blobs uploaded) "
                    f"to {c.store.config.s3}")
         return
-    total = count_local(c.store)[1] if c.shows_progress else None
-    with c.bar(total, "B", "push", unit_scale=True) as bar:
+    with c.bar(lambda: count_local(c.store)[1], "B", "push", unit_scale=True) as bar:
         r = push_blobs(c.store, progress=bar.update)
     click.echo(f"pushed {r.done} blobs ({human(r.bytes)}) to {c.store.config.s3}")
     _report_failures(r.failed, r.errors, "blobs stay local")

@@ -52,8 +52,10 @@ def compute(store: Store) -> dict[str, Any]:
         counts = {table: index.count(txn, table) for table in ("projects", "datasets", "items", "blobs")}
     # gc's definition: versions keep blobs alive without item references.
     keep = kept_by_versions(store) if no_refs else set()
-    garbage = [size for key, size in no_refs if is_garbage(0, key, keep)]
-    kept = [size for key, size in no_refs if not is_garbage(0, key, keep)]
+    garbage: list[int] = []
+    kept: list[int] = []
+    for key, size in no_refs:
+        (garbage if is_garbage(0, key, keep) else kept).append(size)
     return {
         "store": str(store.root),
         **counts,
