@@ -7,10 +7,11 @@ The layers, bottom to top; a module imports only from its own layer and those be
     blobs/       the blob engine: hashing, spool, reader, remote_reader, cache, refcounts
                  (reference counts), links, repack, backends/ (local files and packs, S3, memory)
     model/       the dataset model: namespace (projects, datasets, items), annotation, media,
-                 names, layout (the Supervisely folder layout)
+                 names, layout (the Supervisely folder layout), reading (the read protocol)
     store        Store: the blob engine and the namespace behind one object
     ingest/      imports: session, prepare, statcache, workers, and the mount's write-back
-    versions/    snapshots (version trees, history), sharing (version heads on S3), transfer
+    versions/    trees (the tree format; a version read as the namespace is), snapshots
+                 (building trees, history), sharing (version heads on S3), transfer
     maintenance/ gc, fsck, stats, usage, classes, rebuild
     dataset, cli/ the training API and the command line (cli/ is the composition root: it alone
                  reaches converters/ and fusefs/)

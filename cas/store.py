@@ -142,7 +142,7 @@ class Store:
         """A blob this index does not know but the shared S3 remote has (another store pushed
         it, e.g. in a version this store pulled): recorded here as remote, with its size. The
         versions layer calls it, for the version objects and trees it reads (see
-        `cas.versions.snapshots.read_tree`); the read path never does."""
+        `cas.versions.trees`); the read path never does."""
         if self.s3 is None:
             return None
         size = self.s3.size_of(blob_id)

@@ -30,7 +30,7 @@ from cas.errors import (
 from cas.ingest import WriteBack
 from cas.model.layout import MEDIA_SECTIONS
 from cas.store import Store
-from cas.versions.snapshots import open_version_blob
+from cas.versions.trees import open_version_blob
 
 from .attrs import AttrOverlay
 from .binding import FuseOSError, Operations, current_fuse, invalidate_path, keep_thread_state
@@ -39,7 +39,7 @@ from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, StagedHand
 from .hidden import Hidden
 from .invalidate import Invalidator
 from .paths import Kind, Target, parse
-from .versions import VersionView
+from .versions import Versions, is_read_only
 from .view import View, img_info, item_blob, new_file_attrs
 
 log = logging.getLogger("cas.mount")
@@ -113,12 +113,13 @@ class CasOperations(Operations):
         self.attrs = AttrOverlay()
         if not self.read_only:
             self.wb = WriteBack(self.store)  # replays what a killed daemon left in its journal
-        self.view = View(self.store, self.wb, self.hidden)
+        self.view = View(self.store, self.wb if self.wb is not None else self.store.ns, self.wb, self.hidden,
+                         read_only=self.read_only)
         if self.wb is not None:
             self.copy_in = CopyIn(self.store, self.view, self.wb, self.hidden, self.attrs)
         self.invalidator = Invalidator(self.store, self.kernel_invalidator(), self.project, MEDIA_SECTIONS)
         self.invalidator.start()
-        self.versions = VersionView(self.store)
+        self.versions = Versions(self.store)
         log.info("mounted store %s%s", self.store_root, " read-only" if self.read_only else "")
 
     def kernel_invalidator(self) -> Callable[[str], object]:
@@ -163,8 +164,8 @@ class CasOperations(Operations):
                 t = self._target(path)
             except InvalidName as e:
                 raise self._misplaced(path, e) from e
-            if t.version or t.kind is Kind.VERSIONS:
-                raise FuseOSError(errno.EROFS)  # versions are read-only
+            if is_read_only(t):
+                raise FuseOSError(errno.EROFS)
             targets.append(t)
         return targets
 
@@ -184,8 +185,8 @@ class CasOperations(Operations):
                                    + (f"{parent} holds {where}; " if where else "") + WHERE_FILES_GO,
                       once_for=parent)
 
-    def _view(self, t: Target) -> View | VersionView:
-        return self.versions if t.version or t.kind is Kind.VERSIONS else self.view
+    def _view(self, t: Target) -> View | Versions:
+        return self.versions if is_read_only(t) else self.view
 
     # -- reading -------------------------------------------------------------------------
     @translated
@@ -199,8 +200,6 @@ class CasOperations(Operations):
         if writer is not None:
             return {**self._attrs_or_new(t), "st_size": writer.size}
         attrs = self._view(t).getattr(t)
-        if self.read_only:
-            attrs["st_mode"] &= ~0o222
         return self.attrs.apply(t.path, attrs) if not t.version else attrs
 
     def _attrs_or_new(self, t: Target) -> dict[str, int]:
@@ -218,7 +217,7 @@ class CasOperations(Operations):
             raise FuseOSError(errno.ENOTDIR)
         return self.handles.add(DirHandle(lambda: self._listing(view, t)))
 
-    def _listing(self, view: View | VersionView, t: Target) -> Iterator[tuple[str, dict[str, int] | None]]:
+    def _listing(self, view: View | Versions, t: Target) -> Iterator[tuple[str, dict[str, int] | None]]:
         base = t.path.rstrip("/")
         for name, attrs in view.readdir(t):
             yield name, self.attrs.apply(f"{base}/{name}", attrs) if attrs is not None else None
@@ -242,10 +241,10 @@ class CasOperations(Operations):
         t = self._target(path)
         if t.kind is Kind.STATS:
             return self.handles.add(BytesHandle(self.view.stats()))
+        view = self.versions.view(t.project, t.version) if t.version else self.view
         if t.kind is Kind.PROJECT_META:
-            meta = self.versions.project_meta(t) if t.version else self.view.project_meta(t.project)
-            return self.handles.add(BytesHandle(meta))
-        scratch = self.view.scratch(t.path) if not t.version else None
+            return self.handles.add(BytesHandle(view.project_meta(t.project)))
+        scratch = view.scratch(t.path)
         if t.kind is Kind.STAGED or scratch is not None:  # a temporary name, or an img_info/ write
             if scratch is None:
                 raise NotFound(f"nothing at {t.path}")
@@ -254,21 +253,18 @@ class CasOperations(Operations):
             return self.handles.add(StagedHandle(t, scratch.file.open(), position=False))
         if t.kind is not Kind.FILE:
             raise FuseOSError(errno.EISDIR)
-        if t.version:
-            item = self.versions.item(t)
-        else:
-            self.view.check_file(t)  # hidden files and wrong sections are not there
-            try:
-                item = self.view.item(t, sized=False)
-            except NotFound:
-                if self.wb is None:
-                    raise
-                waiting = self.wb.waiting_file(t.project, t.dataset, t.item, t.section)
-                if waiting is None or waiting.id is None:
-                    raise
-                return self.handles.add(BytesHandle(self.wb.closed_bytes(waiting)))
+        view.check_file(t)  # hidden files and wrong sections are not there
+        try:
+            item = view.item(t, sized=False)
+        except NotFound:
+            if view.wb is None:
+                raise
+            waiting = view.wb.waiting_file(t.project, t.dataset, t.item, t.section)
+            if waiting is None or waiting.id is None:
+                raise
+            return self.handles.add(BytesHandle(view.wb.closed_bytes(waiting)))
         if t.section == "img_info":
-            return self.handles.add(BytesHandle(img_info(t.item, self.view.sized(item))))
+            return self.handles.add(BytesHandle(img_info(t.item, view.sized(item))))
         assert self.store is not None
         blob, size = item_blob(t.section, t.item, item)
         if t.version:  # a blob of a version pushed from elsewhere is adopted on first read

@@ -1,10 +1,13 @@
-"""What the mount shows: attributes, listings and generated contents.
+"""What the mount shows: the Supervisely layout (`cas.model.layout`) rendered over a
+NamespaceReader (`cas.model.reading`), as attributes, listings and generated contents.
 
-Read from the index with what was written through the mount laid over it: items
-closed but not committed yet (the WriteBack's pending state), annotations waiting for
-their image, scratch files with temporary names, and the entries `Hidden` keeps out of
-a copy's way. Never touches blob bytes: sizes come from item records. Generated files
-(meta.json, img_info/*.json, .cas/stats.json) are small and built on demand.
+The live mount reads the namespace with what was written through the mount laid over it:
+items closed but not committed yet (the WriteBack, itself a NamespaceReader), annotations
+waiting for their image, scratch files with temporary names, and the entries `Hidden` keeps
+out of a copy's way. A version of a project (`cas.versions.trees.VersionTree`) is rendered
+by the same View, read-only, with nothing laid over it. Never touches blob bytes: sizes
+come from item records. Generated files (meta.json, img_info/*.json, .cas/stats.json) are
+small and built on demand.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from cas.ingest import WriteBack
 from cas.ingest.scratch import Node
 from cas.maintenance.stats import compute as compute_stats
 from cas.model.layout import JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, media_section
+from cas.model.reading import NamespaceReader
 from cas.records import BlobRecord, ItemRecord
 from cas.store import Store
 
@@ -31,6 +35,7 @@ from .paths import CAS_DIR_NAME, STATS_NAME, Kind, Target
 DIR_MODE = stat.S_IFDIR | 0o755
 FILE_MODE = stat.S_IFREG | 0o644
 RO_FILE_MODE = stat.S_IFREG | 0o444
+WRITE_BITS = 0o222
 Attrs = dict[str, int]
 
 
@@ -38,6 +43,10 @@ def _attrs(mode: int, size: int, mtime: int) -> Attrs:
     return {"st_mode": mode, "st_nlink": 2 if mode & stat.S_IFDIR else 1, "st_size": size,
             "st_blocks": (size + 511) // 512, "st_mtime": mtime, "st_ctime": mtime, "st_atime": mtime,
             "st_uid": 0, "st_gid": 0}
+
+
+def dir_attrs(mtime: int, read_only: bool = False) -> Attrs:
+    return _attrs(DIR_MODE & ~WRITE_BITS if read_only else DIR_MODE, 0, mtime)
 
 
 def new_file_attrs(mtime: int) -> Attrs:
@@ -93,12 +102,16 @@ def item_attrs(section: str, name: str, item: ItemRecord) -> Attrs:
 
 
 class View:
-    """Resolution of targets against the store, with what the mount wrote laid over it."""
+    """Resolution of targets against `source`: the live namespace (`writeback`, when the
+    mount is writable) or a version tree. `read_only` takes the write bits off every mode."""
 
-    def __init__(self, store: Store, writeback: WriteBack | None, hidden: Hidden) -> None:
+    def __init__(self, store: Store, source: NamespaceReader, writeback: WriteBack | None = None,
+                 hidden: Hidden | None = None, read_only: bool = False) -> None:
         self.store = store
-        self.wb = writeback  # None on a read-only mount
-        self.hidden = hidden
+        self.source = source
+        self.wb = writeback  # None on a read-only mount and in a version
+        self.hidden = hidden if hidden is not None else Hidden()  # nothing hidden: nothing written here
+        self.read_only = read_only
         self.mounted_at = time.time_ns()
         self._media_dirs: dict[str, tuple[float, str]] = {}
         self._written_meta: dict[str, tuple[int, bytes]] = {}  # meta.json as written, while current
@@ -109,15 +122,14 @@ class View:
         now = time.monotonic()
         hit = self._media_dirs.get(project)
         if hit is None or now - hit[0] > 1.0:
-            kind = media_section(self.store.ns.project(project).project_type)
+            kind = media_section(self.source.project(project).project_type)
             hit = self._media_dirs[project] = (now, kind)
         return hit[1]
 
     def item(self, t: Target, sized: bool = True) -> ItemRecord:
         """The item a file stands for; without `sized`, as recorded (size -1: a link whose
         size is not known yet)."""
-        source = self.store.ns if self.wb is None else self.wb
-        item = source.item(t.project, t.dataset, t.item)
+        item = self.source.item(t.project, t.dataset, t.item)
         return self.sized(item) if sized else item
 
     def sized(self, item: ItemRecord, txn: Any = None) -> ItemRecord:
@@ -126,32 +138,36 @@ class View:
         if item.size >= 0:
             return item
         if txn is None:
-            size = self.store.stat(item.media).size
-        else:
-            raw = self.store.index.get(txn, "blobs", item.media)
-            size = BlobRecord.raw_summary(raw)[0] if raw is not None else 0
-        return item.with_size(max(size, 0))
+            with self.store.index.read() as txn:
+                return self.sized(item, txn)
+        raw = self.store.index.get(txn, "blobs", item.media)
+        return item.with_size(max(BlobRecord.raw_summary(raw)[0], 0) if raw is not None else 0)
 
     def scratch(self, path: str) -> Node | None:
         return self.wb.scratch.get(path) if self.wb is not None else None
 
     def project_meta(self, project: str) -> bytes:
         """meta.json: the bytes written through this mount while they are still the meta."""
-        rec = self.store.ns.project(project)
+        rec = self.source.project(project)
         written = self._written_meta.get(project)
         if written is not None and written[0] == rec.mtime:
             return written[1]
         return json.dumps(rec.meta, indent=4, ensure_ascii=False).encode()
 
     def meta_written(self, project: str, raw: bytes) -> None:
-        self._written_meta[project] = (self.store.ns.project(project).mtime, raw)
+        self._written_meta[project] = (self.source.project(project).mtime, raw)
 
     def stats(self) -> bytes:
         return json.dumps(compute_stats(self.store), indent=2).encode()
 
     # -- attributes ------------------------------------------------------------------------
     def getattr(self, t: Target) -> Attrs:
-        ns = self.store.ns
+        attrs = self._getattr(t)
+        if self.read_only:
+            attrs["st_mode"] &= ~WRITE_BITS
+        return attrs
+
+    def _getattr(self, t: Target) -> Attrs:
         if t.kind in (Kind.ROOT, Kind.CAS_DIR):
             return _attrs(DIR_MODE, 0, self.mounted_at)
         if t.kind is Kind.STATS:
@@ -161,14 +177,14 @@ class View:
         if t.kind is Kind.FILE:  # the hot path: one index lookup
             return self.file_attrs(t)
         self._check_media_section(t)
-        project = ns.project(t.project)
+        project = self.source.project(t.project)
         if t.kind is Kind.PROJECT:
             return _attrs(DIR_MODE, 0, project.created)
         if t.kind is Kind.PROJECT_META:
             if self.hidden.meta_hidden(t.project):
                 raise NotFound(f"{t.project}/meta.json is not written yet")
             return _attrs(FILE_MODE, len(self.project_meta(t.project)), project.mtime or project.created)
-        if not ns.has_dataset(t.project, t.dataset):
+        if not self.source.has_dataset(t.project, t.dataset):
             raise NotFound(f"no dataset {t.project}/{t.dataset}")
         if t.kind is Kind.DATASET:
             return _attrs(DIR_MODE, 0, project.created)
@@ -176,7 +192,7 @@ class View:
         if self.hidden.section_hidden(t.project, t.dataset, t.section):
             raise NotFound(f"{t.section}/ of new dataset {t.dataset} is not made yet")
         if t.section == NESTED and not self.hidden.is_new(t.project, t.dataset) \
-                and not self.hidden.has_nested(t.project, t.dataset) and not ns.children(t.project, t.dataset):
+                and not self.hidden.has_nested(t.project, t.dataset) and not self.source.children(t.project, t.dataset):
             raise NotFound(f"dataset {t.dataset} has no nested datasets")
         return _attrs(DIR_MODE, 0, project.created)
 
@@ -219,11 +235,16 @@ class View:
     # -- listings --------------------------------------------------------------------------
     def readdir(self, t: Target) -> Iterator[tuple[str, Attrs | None]]:
         """(name, attributes) of every entry; one prefix scan for a section."""
-        ns = self.store.ns
+        for name, attrs in self._entries(t):
+            if attrs is not None and self.read_only:
+                attrs["st_mode"] &= ~WRITE_BITS
+            yield name, attrs
+
+    def _entries(self, t: Target) -> Iterator[tuple[str, Attrs | None]]:
         yield ".", None
         yield "..", None
         if t.kind is Kind.ROOT:
-            for project in ns.projects():
+            for project in self.source.projects():
                 yield project, self.getattr(Target(Kind.PROJECT, project))
             yield CAS_DIR_NAME, self.getattr(Target(Kind.CAS_DIR))
         elif t.kind is Kind.CAS_DIR:
@@ -232,14 +253,14 @@ class View:
         elif t.kind is Kind.PROJECT:
             if not self.hidden.meta_hidden(t.project):
                 yield META_NAME, self.getattr(Target(Kind.PROJECT_META, t.project))
-            for child in ns.children(t.project, None):
+            for child in self.source.children(t.project, None):
                 yield child, self.getattr(Target(Kind.DATASET, t.project, child))
         elif t.kind is Kind.DATASET:
-            ns.project(t.project)
+            self.source.project(t.project)
             self.hidden.dataset_listed(t.project, t.dataset)
             for section in (self.media_dir(t.project), *JSON_SECTIONS):
                 yield section, self.getattr(Target(Kind.SECTION, t.project, t.dataset, section))
-            if ns.children(t.project, t.dataset) or self.hidden.has_nested(t.project, t.dataset):
+            if self.source.children(t.project, t.dataset) or self.hidden.has_nested(t.project, t.dataset):
                 yield NESTED, self.getattr(Target(Kind.SECTION, t.project, t.dataset, NESTED))
         elif t.kind is Kind.SECTION:
             self.getattr(t)
@@ -258,19 +279,16 @@ class View:
 
     def section_entries(self, t: Target) -> Iterator[tuple[str, Attrs | None]]:
         """What a section lists (its scratch files aside)."""
-        ns = self.store.ns
         if t.section == NESTED:
-            for child in ns.children(t.project, t.dataset):
+            for child in self.source.children(t.project, t.dataset):
                 yield child, self.getattr(Target(Kind.DATASET, t.project, f"{t.dataset}/{child}"))
             return
         suffix = ".json" if t.section in JSON_SECTIONS else ""
         shadows = set()
         if t.section == "img_info" and self.wb is not None:
             shadows = {name for name, _ in self.wb.scratch.children(t.path)}
-        with self.store.index.read() as txn:
-            items = self.wb.items(t.project, t.dataset, txn) if self.wb is not None \
-                else ns.items(t.project, t.dataset, txn)
-            for name, item in items:
+        with self.store.index.read() as txn:  # for the sizes of links
+            for name, item in self.source.items(t.project, t.dataset):
                 if t.section == "meta" and item.meta is None:
                     continue
                 if self.hidden.file_hidden(t.project, t.dataset, t.section, name) or name + suffix in shadows:

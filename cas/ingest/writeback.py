@@ -54,7 +54,7 @@ from cas.ingest.scratch import ScratchTree
 from cas.ingest.staged import StagedFile
 from cas.model.annotation import Meta, dumps, empty_annotation, loads
 from cas.model.media import MediaInfo, probe_image, probe_video
-from cas.records import ItemRecord
+from cas.records import ItemRecord, ProjectRecord
 
 if TYPE_CHECKING:
     from cas.blobs.remote_reader import RemoteReader
@@ -148,6 +148,22 @@ class WriteBack:
             self._remove_orphans()
 
     # -- reading: the store as it will be once everything closed is committed ------------------
+    # (a NamespaceReader, cas.model.reading: projects and datasets change in the index at once)
+    def projects(self) -> list[str]:
+        return self.store.ns.projects()
+
+    def project(self, name: str) -> ProjectRecord:
+        return self.store.ns.project(name)
+
+    def datasets(self, project: str) -> list[str]:
+        return self.store.ns.datasets(project)
+
+    def children(self, project: str, parent: str | None) -> list[str]:
+        return self.store.ns.children(project, parent)
+
+    def has_dataset(self, project: str, dataset: str) -> bool:
+        return self.store.ns.has_dataset(project, dataset)
+
     def item(self, project: str, dataset: str, name: str) -> ItemRecord:
         with self._lock:
             rec = self._pending.get((project, dataset), {}).get(name, _ABSENT)
@@ -163,7 +179,7 @@ class WriteBack:
         except NotFound:
             return None
 
-    def items(self, project: str, dataset: str, txn: Any) -> Iterator[tuple[str, ItemRecord]]:
+    def items(self, project: str, dataset: str, txn: Any = None) -> Iterator[tuple[str, ItemRecord]]:
         """A dataset's items: the index's (one prefix scan) with uncommitted changes laid over."""
         with self._lock:
             extra = dict(self._pending.get((project, dataset), {}))

@@ -17,7 +17,8 @@ from cas.ids import BlobId
 from cas.locks import store_lock
 from cas.records import BlobRecord
 from cas.store import Store
-from cas.versions.snapshots import materialize, reachable, read_version, set_head
+from cas.versions.snapshots import materialize, reachable, set_head
+from cas.versions.trees import read_version
 
 
 @dataclass

@@ -18,6 +18,7 @@ from cas.ids import BlobId
 from cas.index import Index, dataset_key, item_key, item_prefix, project_key, split_dataset_key
 from cas.model.annotation import Meta, default_meta
 from cas.model.names import check_dataset_path, check_name
+from cas.model.reading import children_of
 from cas.records import DatasetRecord, ItemRecord, ProjectRecord, content_differences
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 
 class Namespace:
-    """Read and change projects, datasets and items. Every change is one transaction."""
+    """Read and change projects, datasets and items. Every change is one transaction. The
+    live `NamespaceReader` (cas.model.reading)."""
 
     def __init__(self, index: Index) -> None:
         self.index = index
@@ -89,10 +91,7 @@ class Namespace:
 
     def children(self, project: str, parent: str | None, txn: lmdb.Transaction[bytes] | None = None) -> list[str]:
         """Dataset names directly under `parent` (None: top level)."""
-        depth = 0 if parent is None else parent.count("/") + 1
-        prefix = (parent + "/") if parent else ""
-        return [d.rsplit("/", 1)[-1] for d in self.datasets(project, txn)
-                if d.startswith(prefix) and d.count("/") == depth]
+        return children_of(self.datasets(project, txn), parent)
 
     def has_dataset(self, project: str, dataset: str, txn: lmdb.Transaction[bytes] | None = None) -> bool:
         if txn is None:

@@ -21,18 +21,9 @@ from cas.errors import CasError, Conflict, NotFound
 from cas.ids import BlobId
 from cas.index import item_key
 from cas.records import BlobRecord, ItemRecord
-from cas.versions.snapshots import (
-    Version,
-    learn_remote_blobs,
-    materialize,
-    reachable,
-    read_tree,
-    read_version,
-    set_head,
-    snapshot,
-    version_items,
-)
+from cas.versions.snapshots import add_remote_sizes, learn_remote_blobs, materialize, reachable, set_head, snapshot
 from cas.versions.transfer import TransferReport, push_blobs
+from cas.versions.trees import Version, read_buckets, read_entries, read_project, read_version, version_items
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -105,22 +96,17 @@ def push(store: Store, project: str, message: str = "push") -> tuple[Version, Tr
 def fetch_version(store: Store, version: BlobId, progress: Callable[[int], object] | None = None) -> Version:
     """Make a remote version usable here: its trees fetched (several at once) and every
     item blob recorded as remote, with its size from the item. No media bytes move; older
-    versions' trees are adopted when first read (`snapshots.read_tree`). `progress` is told
+    versions' trees are adopted when first read (`trees.read_version`). `progress` is told
     of the items whose trees arrived."""
     v = read_version(store, version)
-    datasets = read_tree(store, v.tree, "project")[2]
+    datasets = read_project(store, v.tree).datasets
     with ThreadPoolExecutor(FETCH_THREADS) as pool:
-        trees = list(pool.map(lambda d: read_tree(store, BlobId(d[2]), "dataset")[1], datasets))
+        trees = list(pool.map(lambda d: read_buckets(store, d.tree), datasets))
         for buckets in trees:
             sizes: dict[BlobId, int] = {}
-            for entries in pool.map(lambda b: read_tree(store, BlobId(b[1]), "bucket")[1], buckets):
-                for _name, raw, link in entries:
-                    rec = ItemRecord.decode(raw)
-                    if link is None:
-                        sizes[rec.media] = rec.size
-                    sizes[rec.ann] = rec.ann_size
-                    if rec.meta is not None:
-                        sizes[rec.meta] = rec.meta_size
+            for entries in pool.map(lambda b: read_entries(store, b.tree), buckets):
+                for entry in entries:
+                    add_remote_sizes(sizes, ItemRecord.decode(entry.record), entry.link)
                 if progress is not None:
                     progress(len(entries))
             learn_remote_blobs(store, sizes)

@@ -1,60 +1,51 @@
-"""Versions of a project: its namespace frozen as msgpack tree objects stored as blobs.
-
-    version  ["cas-version", project tree, parent version | None, time ns, message, items, bytes,
-              merged version | None]   (a merge keeps the other line of history reachable)
-    project  ["cas-project", meta, [[dataset path, dataset record, dataset tree], ...]]
-    dataset  ["cas-dataset", [[first item name, bucket, items, bytes], ...]]
-    bucket   ["cas-bucket", [[name, item record, link record | None], ...]]   (BUCKET_ITEMS each)
-(a dataset tree also keeps each bucket's item count and media bytes, for `cas log`)
+"""Versions of a project: its namespace frozen as trees stored as blobs (the format is in
+`cas.versions.trees`), with history, diff, restore and what gc must keep.
 
 Trees are content addressed, so an unchanged dataset or bucket is the same blob in every
 version: a version costs only its changed trees. Every item write marks its key in the
 index's `dirty` database; a snapshot rebuilds only the buckets whose name ranges hold
-dirty keys, so its cost follows the change, not the project. A link item's bucket entry
-carries the link record (URL, ETag), so a project can be rebuilt from trees alone.
+dirty keys, so its cost follows the change, not the project.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
-import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from cas.blobs.refcounts import apply_deltas, record_link, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import CasError, NotFound
 from cas.ids import BlobId
 from cas.index import SEP, dataset_key, item_key, item_prefix, project_key
-from cas.records import BlobRecord, DatasetRecord, ItemRecord, pack, unpack
+from cas.records import BlobRecord, DatasetRecord, ItemRecord, pack
+from cas.versions.trees import (
+    BucketRef,
+    DatasetRef,
+    Entry,
+    Version,
+    encode_bucket,
+    encode_dataset,
+    encode_project,
+    encode_version,
+    read_buckets,
+    read_entries,
+    read_project,
+    read_version,
+    version_items,
+)
 
 if TYPE_CHECKING:
-    from cas.blobs.reader import BlobReader
-    from cas.blobs.remote_reader import RemoteReader
     from cas.store import Store
-
-T = TypeVar("T")
 
 BUCKET_ITEMS = 256  # small enough that a snapshot after a few changes rewrites little
 INSTALL_THREADS = 8
 WRITE_GROUP = 256  # trees held in memory before they are written
-
-
-@dataclass(frozen=True)
-class Version:
-    id: BlobId
-    tree: BlobId
-    parent: BlobId | None
-    time: int
-    message: str
-    items: int
-    bytes: int
-    merged: BlobId | None = None
 
 
 class TreeWriter:
@@ -95,60 +86,6 @@ class TreeWriter:
     def record(self, txn: Any) -> None:
         for blob_id, size in self.written.items():
             record_new_blob(self.store.index, txn, blob_id, size, self.store.write_backend.location)
-
-
-TREES_KEPT = 512  # decoded trees kept per process (a bucket is a few tens of KB)
-_trees: OrderedDict[bytes, Any] = OrderedDict()
-_trees_lock = threading.Lock()
-
-
-def read_tree(store: Store, blob_id: BlobId, kind: str) -> list[Any]:
-    """A tree object, checked to be of `kind`. Trees are content addressed and immutable, so
-    decoded ones are kept by id (LRU): the versions mount asks for the same buckets often.
-    Callers must not change what they get."""
-    key = bytes(blob_id)
-    with _trees_lock:
-        obj = _trees.get(key)
-        if obj is not None:
-            _trees.move_to_end(key)
-    if obj is None:
-        obj = unpack(_tree_bytes(store, blob_id))
-        with _trees_lock:
-            _trees[key] = obj
-            if len(_trees) > TREES_KEPT:
-                _trees.popitem(last=False)
-    if not isinstance(obj, list) or not obj or obj[0] != f"cas-{kind}":
-        raise CasError(f"blob {blob_id} is not a {kind} tree")
-    return obj
-
-
-def _adopting(store: Store, blob_id: BlobId, use: Callable[[BlobId], T]) -> T:
-    """`use(blob_id)`; for a blob a version holds that the index does not know but the shared
-    remote has (a version pushed from elsewhere: clone and pull record the head's; older
-    versions' come on first read), adopted first: recorded as remote, with its size."""
-    try:
-        return use(blob_id)
-    except NotFound:
-        if store.adopt_remote(blob_id) is None:
-            raise
-        return use(blob_id)
-
-
-def _tree_bytes(store: Store, blob_id: BlobId) -> bytes:
-    return _adopting(store, blob_id, store.read_bytes)
-
-
-def open_version_blob(store: Store, blob_id: BlobId) -> BlobReader | RemoteReader:
-    """A reader of a blob an item of a version holds (the versions mount's reads)."""
-    return _adopting(store, blob_id, store.open)
-
-
-def read_version(store: Store, version_id: BlobId) -> Version:
-    fields = read_tree(store, version_id, "version")
-    _tag, tree, parent, when, message, items, size = fields[:7]
-    merged = fields[7] if len(fields) > 7 else None
-    return Version(version_id, BlobId(tree), BlobId(parent) if parent else None, when, message, items, size,
-                   BlobId(merged) if merged else None)
 
 
 # -- refs -------------------------------------------------------------------------------------
@@ -221,16 +158,16 @@ def _head_offset(text: str) -> int | None:
 
 
 # -- building trees ---------------------------------------------------------------------------
-def _entry(txn: Any, blob_record: Any, name: str, raw: bytes) -> tuple[list[Any], int]:
+def _entry(blob_record: Any, name: str, raw: bytes) -> tuple[Entry, int]:
     """A bucket entry (with the link record of a link item) and the item's media size."""
     media, size, _json_bytes = ItemRecord.raw_sizes(raw)
     blob = blob_record(media)
     link = blob if blob is not None and BlobRecord.raw_has_url(blob) else None
-    return [name, raw, link], max(size, 0)
+    return Entry(name, raw, link), max(size, 0)
 
 
 def _buckets(store: Store, txn: Any, project: str, dataset: str, lo: str | None, hi: str | None,
-             writer: TreeWriter) -> list[list[Any]]:
+             writer: TreeWriter) -> list[BucketRef]:
     """The buckets of the items named from `lo` (None: the first) up to `hi` (excluded; None:
     the last), written as the scan goes: one bucket's entries in memory at a time."""
     prefix = item_prefix(project, dataset)
@@ -239,25 +176,25 @@ def _buckets(store: Store, txn: Any, project: str, dataset: str, lo: str | None,
     blob_record = store.index.getter(txn, "blobs")
     rows = store.index.scan_range(txn, "items", start, stop, prefix)
     out = []
-    while chunk := [_entry(txn, blob_record, key[len(prefix):].decode(), raw)
+    while chunk := [_entry(blob_record, key[len(prefix):].decode(), raw)
                     for key, raw in itertools.islice(rows, BUCKET_ITEMS)]:
-        bucket = writer.put(["cas-bucket", [entry for entry, _size in chunk]])
-        out.append([chunk[0][0][0], bucket, len(chunk), sum(size for _entry, size in chunk)])
+        bucket = writer.put(encode_bucket([entry for entry, _size in chunk]))
+        out.append(BucketRef(chunk[0][0].name, bucket, len(chunk), sum(size for _entry, size in chunk)))
     return out
 
 
-def _dataset_tree(store: Store, txn: Any, project: str, dataset: str, old: list[Any],
-                  touched: set[int], writer: TreeWriter) -> list[list[Any]]:
+def _dataset_tree(store: Store, txn: Any, project: str, dataset: str, old: list[BucketRef],
+                  touched: set[int], writer: TreeWriter) -> list[BucketRef]:
     """Buckets of a dataset: all rebuilt without a previous tree, else only the `touched` ones
     (cut again at BUCKET_ITEMS, so a grown bucket splits)."""
     if not old:
         return _buckets(store, txn, project, dataset, None, None, writer)
-    out: list[list[Any]] = []
+    out: list[BucketRef] = []
     keep_from = 0
     for i in sorted(touched):
         out.extend(old[keep_from:i])
-        lo = old[i][0] if i > 0 else None
-        hi = old[i + 1][0] if i + 1 < len(old) else None
+        lo = old[i].first if i > 0 else None
+        hi = old[i + 1].first if i + 1 < len(old) else None
         out.extend(_buckets(store, txn, project, dataset, lo, hi, writer))
         keep_from = i + 1
     out.extend(old[keep_from:])
@@ -265,7 +202,7 @@ def _dataset_tree(store: Store, txn: Any, project: str, dataset: str, old: list[
 
 
 def _touched_buckets(store: Store, txn: Any, project: str,
-                     previous: dict[str, list[Any]]) -> dict[str, set[int]]:
+                     previous: dict[str, list[BucketRef]]) -> dict[str, set[int]]:
     """Datasets with items written since the head, each with the indices of its previous
     buckets whose name ranges hold them (empty for a dataset the head does not have: all of
     it is built). One pass over the dirty keys; no name is kept."""
@@ -278,7 +215,7 @@ def _touched_buckets(store: Store, txn: Any, project: str,
         indices = touched.setdefault(path, set())
         if path in previous:
             if path not in firsts:
-                firsts[path] = [b[0] for b in previous[path]]
+                firsts[path] = [b.first for b in previous[path]]
             indices.add(max(bisect.bisect_right(firsts[path], name.decode()) - 1, 0))
     return touched
 
@@ -302,13 +239,13 @@ def snapshot(store: Store, project: str, message: str = "", merged: BlobId | Non
         with index.read() as txn:
             rec = store.ns.project(project, txn)
             current = head(store, project, txn)
-            previous: dict[str, list[Any]] = {}  # dataset path -> its buckets in the head
+            previous: dict[str, list[BucketRef]] = {}  # dataset path -> its buckets in the head
             previous_trees: dict[str, BlobId] = {}
             if current is not None:
                 version = read_version(store, current)
-                for path, _raw, tree in read_tree(store, version.tree, "project")[2]:
-                    previous_trees[path] = BlobId(tree)
-                    previous[path] = read_tree(store, BlobId(tree), "dataset")[1]
+                for dataset in read_project(store, version.tree).datasets:
+                    previous_trees[dataset.path] = dataset.tree
+                    previous[dataset.path] = read_buckets(store, dataset.tree)
             touched = _touched_buckets(store, txn, project, previous)
             datasets = []
             items = size = 0
@@ -319,18 +256,17 @@ def snapshot(store: Store, project: str, message: str = "", merged: BlobId | Non
                 else:
                     buckets = _dataset_tree(store, txn, project, path, previous.get(path, []),
                                             touched.get(path, set()), writer)
-                    tree_id = writer.put(["cas-dataset", buckets])
-                datasets.append([path, raw, bytes(tree_id)])
-                in_dataset = sum(b[2] for b in buckets)
+                    tree_id = writer.put(encode_dataset(buckets))
+                datasets.append(DatasetRef(path, raw, tree_id))
+                in_dataset = sum(b.items for b in buckets)
                 items += in_dataset
-                size += sum(b[3] for b in buckets)
+                size += sum(b.bytes for b in buckets)
                 if progress is not None:
                     progress(in_dataset)
-            tree = writer.put(["cas-project", rec.meta, datasets])
+            tree = writer.put(encode_project(rec.meta, datasets))
             unchanged = current is not None and version.tree == tree and merged is None
             if not unchanged:
-                version_id = writer.put(["cas-version", bytes(tree), bytes(current) if current else None,
-                                         time.time_ns(), message, items, size, bytes(merged) if merged else None])
+                version_id = writer.put(encode_version(tree, current, time.time_ns(), message, items, size, merged))
             writer.install()
             with index.write() as wtxn:  # beside the read transaction, which `_clear_dirty` compares with
                 writer.record(wtxn)
@@ -343,14 +279,6 @@ def snapshot(store: Store, project: str, message: str = "", merged: BlobId | Non
 
 
 # -- reading versions -------------------------------------------------------------------------
-def version_items(store: Store, version: Version) -> Iterator[tuple[str, str, ItemRecord, bytes | None]]:
-    """(dataset, name, item, link record) of every item of a version, in key order."""
-    for path, _raw, tree in read_tree(store, version.tree, "project")[2]:
-        for bucket in read_tree(store, BlobId(tree), "dataset")[1]:
-            for name, raw, link in read_tree(store, BlobId(bucket[1]), "bucket")[1]:
-                yield path, name, ItemRecord.decode(raw), link
-
-
 def learn_remote_blobs(store: Store, sizes: dict[BlobId, int]) -> None:
     """Record blobs that are in the shared remote (not fetched), with their sizes, in one
     transaction; blobs the index knows already stay as they are."""
@@ -358,6 +286,16 @@ def learn_remote_blobs(store: Store, sizes: dict[BlobId, int]) -> None:
     with store.index.write() as txn:
         for blob_id, size in sizes.items():
             record_new_blob(store.index, txn, blob_id, size, store.s3.location)
+
+
+def add_remote_sizes(sizes: dict[BlobId, int], rec: ItemRecord, link: bytes | None) -> None:
+    """Add the blobs an item of a version keeps in the shared remote, with their sizes (a
+    link's media stays at its URL)."""
+    if link is None:
+        sizes[rec.media] = rec.size
+    sizes[rec.ann] = rec.ann_size
+    if rec.meta is not None:
+        sizes[rec.meta] = rec.meta_size
 
 
 def adopt_version(store: Store, version: Version, batch: int = 50_000) -> None:
@@ -368,11 +306,7 @@ def adopt_version(store: Store, version: Version, batch: int = 50_000) -> None:
         return
     sizes: dict[BlobId, int] = {}
     for _path, _name, rec, link in version_items(store, version):
-        if link is None:
-            sizes[rec.media] = rec.size
-        sizes[rec.ann] = rec.ann_size
-        if rec.meta is not None:
-            sizes[rec.meta] = rec.meta_size
+        add_remote_sizes(sizes, rec, link)
         if len(sizes) >= batch:
             learn_remote_blobs(store, sizes)
             sizes = {}
@@ -396,16 +330,16 @@ def reachable(store: Store, heads: list[BlobId] | None = None) -> set[bytes]:
                 todo.append(version.merged)
             if bytes(version.tree) not in keep:
                 keep.add(bytes(version.tree))
-                for _path, _raw, tree in read_tree(store, version.tree, "project")[2]:
-                    if tree in keep:
+                for dataset in read_project(store, version.tree).datasets:
+                    if dataset.tree in keep:
                         continue
-                    keep.add(tree)
-                    for bucket in read_tree(store, BlobId(tree), "dataset")[1]:
-                        if bucket[1] in keep:
+                    keep.add(dataset.tree)
+                    for bucket in read_buckets(store, dataset.tree):
+                        if bucket.tree in keep:
                             continue
-                        keep.add(bucket[1])
-                        for _name, raw, _link in read_tree(store, BlobId(bucket[1]), "bucket")[1]:
-                            keep.update(bytes(b) for b in ItemRecord.decode(raw).blobs())
+                        keep.add(bucket.tree)
+                        for entry in read_entries(store, bucket.tree):
+                            keep.update(bytes(b) for b in ItemRecord.decode(entry.record).blobs())
             current = version.parent
     return keep
 
@@ -436,16 +370,17 @@ def materialize(store: Store, txn: Any, project: str, version: Version) -> int:
     """Make the project's namespace exactly `version` (inside the caller's transaction):
     datasets, items, meta; references moved; link records restored. Returns items."""
     index, ns = store.index, store.ns
-    _tag, meta, datasets = read_tree(store, version.tree, "project")
+    tree = read_project(store, version.tree)
     if ns.has_project(project):
         ns.clear_project(txn, project)
-        ns.write_meta(txn, project, meta)
+        ns.write_meta(txn, project, tree.meta)
     else:
-        ns.put_new_project(txn, project, meta)
+        ns.put_new_project(txn, project, tree.meta)
     deltas: Counter[BlobId] = Counter()
     count = 0
-    for path, raw, _tree in datasets:
-        index.put(txn, "datasets", dataset_key(project, path), raw or DatasetRecord(time.time_ns()).encode())
+    for dataset in tree.datasets:
+        index.put(txn, "datasets", dataset_key(project, dataset.path),
+                  dataset.record or DatasetRecord(time.time_ns()).encode())
     for path, name, rec, link in version_items(store, version):
         if link is not None:
             record_link(index, txn, rec.media, BlobRecord.decode(link).with_refs(0))
@@ -464,8 +399,8 @@ def restore(store: Store, project: str, target: Version) -> Version:
     adopt_version(store, target)
     with store.lock(what="restore"):
         writer = TreeWriter(store)
-        version_id = writer.put(["cas-version", bytes(target.tree), bytes(before.id), time.time_ns(),
-                                 f"restore {target.id.hex()[:12]}", target.items, target.bytes])
+        version_id = writer.put(encode_version(target.tree, before.id, time.time_ns(),
+                                               f"restore {target.id.hex()[:12]}", target.items, target.bytes))
         writer.install()
         with store.index.write() as txn:
             writer.record(txn)

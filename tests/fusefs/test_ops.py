@@ -17,7 +17,7 @@ from cas import Store
 from cas.ingest.session import ImportSession
 from fusefs.binding import FuseOSError
 from fusefs.ops import CasOperations
-from tests.conftest import jpeg_bytes, png_bytes
+from tests.conftest import jpeg_bytes, png_bytes, run_cas
 from tests.fusefs.conftest import store_with
 
 X, Y = jpeg_bytes(), jpeg_bytes(20, 20)
@@ -146,3 +146,58 @@ def test_destroy_commits_and_closes_the_store(store: Path):
     assert ops.ops.store is not None and ops.ops.store.index._closed
     with Store(store) as other:
         assert other.ns.item("p", "a", "w.png").size == len(png_bytes())
+
+
+def tree_of(served: Ops, root: str) -> dict[str, tuple[int, int, bytes | None]]:
+    """Every entry below `root`: (mode, size, bytes of a file), from listings and reads."""
+    out: dict[str, tuple[int, int, bytes | None]] = {}
+    todo = [root]
+    while todo:
+        directory = todo.pop()
+        for name, attrs in served.listing(directory).items():
+            if attrs is None:
+                continue
+            path = f"{directory}/{name}"
+            assert served.ops.getattr(path) == attrs, f"{path}: the listing and getattr agree"
+            is_dir = bool(attrs["st_mode"] & 0o040000)
+            if is_dir:
+                todo.append(path)
+            out[path[len(root):]] = (attrs["st_mode"], attrs["st_size"], None if is_dir else served.read(path))
+    return out
+
+
+def test_a_version_shows_what_the_project_showed_when_it_was_taken(store: Path):
+    with Store(store) as s, ImportSession(s, "p") as session:
+        session.add_item("a/sub", "z.jpg", jpeg_bytes(30, 10), item_meta={"camera": "left"})
+        session.add_item("b", "w.png", png_bytes())
+        session.commit()
+    served = Ops(store)
+    try:
+        live = tree_of(served, "/p")
+        version = run_cas(store, "snapshot", "p").stdout.decode().split()[1]
+        assert served.listing("/p/.versions").keys() == {".", "..", version}
+        served.write("/p/a/img/new.png", png_bytes())
+        assert served.ops.unlink("/p/b/img/w.png") == 0
+        assert tree_of(served, "/p") != live, "the live project moved on"
+        old = tree_of(served, f"/p/.versions/{version}")
+        assert old.keys() == live.keys() and {"/a/datasets/sub/meta/z.jpg.json", "/meta.json"} <= old.keys()
+        for path, (mode, size, data) in old.items():
+            assert mode & 0o222 == 0, f"{path} is read-only"
+            assert (mode | live[path][0] & 0o222, size, data) == live[path], path
+        for change in (lambda: served.ops.create(f"/p/.versions/{version}/a/img/q.png", 0o644),
+                       lambda: served.ops.unlink(f"/p/.versions/{version}/a/img/x.jpg"),
+                       lambda: served.ops.mkdir(f"/p/.versions/{version}/c", 0o755),
+                       lambda: served.ops.rmdir("/p/.versions")):
+            assert errno_of(change) == errno.EROFS
+        assert errno_of(served.ops.getattr, f"/p/.versions/{'0' * 32}") == errno.ENOENT
+        assert errno_of(served.ops.getattr, f"/p/.versions/{version}/a/img/new.png") == errno.ENOENT
+    finally:
+        served.ops.destroy("/")
+
+
+def test_a_read_only_mount_lists_without_write_bits(store: Path):
+    ops = Ops(store, read_only=True)
+    try:
+        assert all(mode & 0o222 == 0 for mode, _size, _data in tree_of(ops, "/p").values())
+    finally:
+        ops.ops.destroy("/")
