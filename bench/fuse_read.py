@@ -152,6 +152,15 @@ def small_files(work: Path, n: int, binding: str, rows: list) -> None:
         row(rows, "  cas --read-only, first pass", ro_first, total, "  passthrough, first pass")
         row(rows, "  cas --read-only, second pass", sh(f"xargs -0 -a {lst} cat > /dev/null"), total,
             "  cas --read-only, first pass", "target <= 0.6 (no atime refresh on a read-only mount)")
+    version = cas(store, "snapshot", "p").split()[1]
+    with cas_mount(store, work / "cmnt", read_only=True):  # the live project, then a version of it: one View
+        lst = file_list(work / "c.lst", work / "cmnt", cas_names)
+        vlst = file_list(work / "v.lst", work / "cmnt", [f"p/.versions/{version}/{n_[2:]}" for n_ in cas_names])
+        live = sh(f"xargs -0 -a {lst} cat > /dev/null")
+        row(rows, "  cas --read-only, live project in the mount below, first pass", live, total)
+        row(rows, "  cas --read-only, a version of it (.versions/<id>/), first pass",
+            sh(f"xargs -0 -a {vlst} cat > /dev/null"), total,
+            "  cas --read-only, live project in the mount below, first pass", "the same View, over the trees")
     with passthrough(src, work / "pmnt", binding):
         lst = file_list(work / "p.lst", work / "pmnt", names)
         row(rows, "  passthrough, 8 parallel readers, first pass",
