@@ -159,8 +159,7 @@ class CopyIn:
         if t.kind is Kind.PROJECT_META:
             from cas.model.annotation import loads
             raw = staged.getvalue()
-            self.wb.set_project_meta(t.project, loads(raw, label))
-            self.view.meta_written(t.project, raw)
+            self.wb.set_project_meta(t.project, loads(raw, label), raw)
             self.hidden.meta_written(t.project)
             return
         if t.section in MEDIA_SECTIONS:

@@ -114,7 +114,6 @@ class View:
         self.read_only = read_only
         self.mounted_at = time.time_ns()
         self._media_dirs: dict[str, tuple[float, str]] = {}
-        self._written_meta: dict[str, tuple[int, bytes]] = {}  # meta.json as written, while current
 
     # -- records -------------------------------------------------------------------------
     def media_dir(self, project: str) -> str:
@@ -149,13 +148,8 @@ class View:
     def project_meta(self, project: str) -> bytes:
         """meta.json: the bytes written through this mount while they are still the meta."""
         rec = self.source.project(project)
-        written = self._written_meta.get(project)
-        if written is not None and written[0] == rec.mtime:
-            return written[1]
-        return json.dumps(rec.meta, indent=4, ensure_ascii=False).encode()
-
-    def meta_written(self, project: str, raw: bytes) -> None:
-        self._written_meta[project] = (self.source.project(project).mtime, raw)
+        written = self.wb.written_meta(project, rec.mtime) if self.wb is not None else None
+        return written if written is not None else json.dumps(rec.meta, indent=4, ensure_ascii=False).encode()
 
     def stats(self) -> bytes:
         return json.dumps(compute_stats(self.store), indent=2).encode()

@@ -133,6 +133,7 @@ class WriteBack:
         self._generated: dict[BlobId, bytes] = {}  # empty annotations made here
         self._empties: dict[tuple[int, int], tuple[BlobId, int]] = {}
         self._metas: dict[str, tuple[int, Meta]] = {}
+        self._written_meta: dict[str, tuple[int, bytes]] = {}  # project -> (its mtime, meta.json as written)
         self._pushed = self._committed = self._failures = 0
         self._error: OSError | None = None
         self._urgent = self._stopping = False
@@ -314,11 +315,14 @@ class WriteBack:
         self.item(project, dataset, item)
         self._close(Closed(0, section, project, dataset, item, None, None, mtime=time.time_ns()))
 
-    def set_project_meta(self, project: str, meta: dict[str, Any]) -> None:
+    def set_project_meta(self, project: str, meta: dict[str, Any], raw: bytes | None = None) -> None:
         """Replace a project's meta (every annotation is checked against it), then attach the
-        waiting annotations it makes valid."""
+        waiting annotations it makes valid. `raw`: the bytes it was written as, which
+        `written_meta` gives back while it stays the meta."""
         self.barrier()
         self.store.set_meta(project, meta)
+        if raw is not None:
+            self._written_meta[project] = (self.store.ns.project(project).mtime, raw)
         with self._lock:
             for key in [k for k in self._waiting if k[0] == project]:
                 closed = self._waiting.pop(key, None)
@@ -326,6 +330,12 @@ class WriteBack:
                     self._attach(closed)
                 elif closed is not None:
                     self._waiting[key] = closed
+
+    def written_meta(self, project: str, mtime: int) -> bytes | None:
+        """meta.json as written through the mount, if the project's meta is still that one
+        (its record's `mtime`)."""
+        hit = self._written_meta.get(project)
+        return hit[1] if hit is not None and hit[0] == mtime else None
 
     def meta(self, project: str) -> Meta:
         """The project's meta, parsed once per change."""

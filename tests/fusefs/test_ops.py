@@ -201,3 +201,18 @@ def test_a_read_only_mount_lists_without_write_bits(store: Path):
         assert all(mode & 0o222 == 0 for mode, _size, _data in tree_of(ops, "/p").values())
     finally:
         ops.ops.destroy("/")
+
+
+def test_meta_json_reads_back_as_written_while_it_is_the_meta(served: Ops, store: Path):
+    meta = json.loads(served.read("/p/meta.json"))
+    meta["classes"] = [{"title": "car", "shape": "rectangle", "color": "#FF0000"}]
+    written = json.dumps(meta, separators=(",", ":")).encode()  # not how the mount renders a meta
+    fh = served.ops.open("/p/meta.json", os.O_WRONLY | os.O_TRUNC)
+    served.ops.write("/p/meta.json", written, 0, fh)
+    served.ops.flush("/p/meta.json", fh)
+    served.ops.release("/p/meta.json", fh)
+    assert served.read("/p/meta.json") == written
+    assert served.ops.getattr("/p/meta.json")["st_size"] == len(written)
+    with Store(store) as other:  # changed elsewhere: the mount shows the new meta
+        other.set_meta("p", {**meta, "tags": [{"name": "day", "value_type": "none"}]})
+    assert json.loads(served.read("/p/meta.json"))["tags"][0]["name"] == "day"
