@@ -3,9 +3,13 @@ msgpack lists stored as blobs:
 
     version  ["cas-version", project tree, parent version | None, time ns, message, items, bytes,
               merged version | None]   (a merge keeps the other line of history reachable)
-    project  ["cas-project", meta, [DatasetRef: dataset path, dataset record, dataset tree], ...]]
-    dataset  ["cas-dataset", [BucketRef: first item name, bucket, items, media bytes], ...]]
-    bucket   ["cas-bucket", [Entry: name, item record, link record | None], ...]]
+    project  ["cas-project", meta, [DatasetRef, ...]]
+    dataset  ["cas-dataset", [BucketRef, ...]]         (in name order)
+    bucket   ["cas-bucket", [Entry, ...]]              (in name order; snapshots.BUCKET_ITEMS at most)
+
+    DatasetRef  [dataset path, dataset record, dataset tree]
+    BucketRef   [first item name, bucket, items, media bytes]
+    Entry       [item name, item record, link record | None]
 
 Other modules build trees with the `encode_*` functions and read them with the `read_*` ones,
 as the named tuples below. `VersionTree` reads one version of a project as the live namespace
