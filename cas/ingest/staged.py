@@ -25,6 +25,14 @@ _budget_lock = threading.Lock()
 _in_memory = 0
 
 
+def _after_fork_in_child() -> None:
+    global _budget_lock
+    _budget_lock = threading.Lock()  # another thread may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _reserve(n: int) -> bool:
     """Take `n` more bytes of the memory budget of all staged files; False if they do not fit."""
     global _in_memory

@@ -19,6 +19,7 @@ is read (`cas.model.reading.NamespaceReader`), so the mount renders either the s
 from __future__ import annotations
 
 import bisect
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -96,6 +97,14 @@ def encode_bucket(entries: list[Entry]) -> list[Any]:
 TREES_KEPT = 512  # decoded trees kept per process (a bucket is a few tens of KB)
 _trees: OrderedDict[bytes, tuple[str, Any]] = OrderedDict()
 _trees_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _trees_lock
+    _trees_lock = threading.Lock()  # another thread may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _read(store: Store, blob_id: BlobId, kind: str, decode: Callable[[list[Any]], T]) -> T:

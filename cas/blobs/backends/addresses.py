@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import os
 import socket
 import threading
 import time
@@ -67,6 +68,14 @@ def _literal_refusal(host: str, public_only: bool) -> str | None:
 VERDICT_SECONDS = 60.0  # a name's verdict is kept this long: no lookup per ranged GET
 _verdicts: dict[tuple[str, int, bool], tuple[float, str | None]] = {}
 _verdicts_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _verdicts_lock
+    _verdicts_lock = threading.Lock()  # another thread may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def resolved_refusal(host: str, port: int, public_only: bool) -> str | None:
