@@ -59,13 +59,19 @@ class Store:
         self.ns = Namespace(self.index)
         self._cache: BlobCache | None = None
         self._cache_lock = threading.Lock()
+        self._private_cache: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def cache(self) -> BlobCache:
-        """The cache of remote blobs (made on first use)."""
+        """The cache of remote blobs (made on first use). A store on a read-only file system
+        caches in a temporary directory of this process's, removed when the store closes."""
         with self._cache_lock:
             if self._cache is None:
-                self._cache = BlobCache(self.root, self.config.cache_size)
+                where = self.root
+                if self.index.read_only:
+                    self._private_cache = tempfile.TemporaryDirectory(prefix="cas-cache-")
+                    where = Path(self._private_cache.name)
+                self._cache = BlobCache(where, self.config.cache_size)
             return self._cache
 
     def save_config(self) -> None:
@@ -83,6 +89,8 @@ class Store:
     def close(self) -> None:
         self.flush_cache_counters()
         self.index.close()
+        if self._private_cache is not None:
+            self._private_cache.cleanup()
 
     def __enter__(self) -> Store:
         return self
@@ -190,6 +198,8 @@ class Store:
     def learn_link(self, link: BlobId, size: int, etag: str | None, digest: BlobId) -> None:
         """Record what a full read of a link found: its size, ETag and content digest."""
         from dataclasses import replace
+        if self.index.read_only:
+            return  # nobody can record it here: each full read learns it again
         with self.index.write() as txn:
             rec = get_blob(self.index, txn, link)
             if rec is not None and rec.location == LINK:

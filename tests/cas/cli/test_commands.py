@@ -344,8 +344,9 @@ def test_every_command_works_under_an_address_space_limit(tmp_path, sample):
     assert stats(store)["items"] == 8
 
 
-def test_read_commands_work_on_a_store_on_a_read_only_file_system(tmp_path, sample):
-    """Read commands open the index read-only and take no lock; a change is one clear line."""
+def test_read_commands_work_on_a_store_on_a_read_only_file_system(tmp_path, sample, http_server):
+    """Read commands open the index read-only and take no lock; a change is one clear line.
+    A link read for the first time there is fetched and checked, its digest not recorded."""
     import ctypes
     import errno as errno_codes
     libc = ctypes.CDLL(None, use_errno=True)
@@ -358,12 +359,17 @@ def test_read_commands_work_on_a_store_on_a_read_only_file_system(tmp_path, samp
     try:
         store = disk / "store"
         run_cas(store, "import", str(sample), "--project", "demo")
+        http_server.files["/far.jpg"] = far = (sample / "train/img/street_001.jpg").read_bytes()[::-1]
+        (tmp_path / "urls.txt").write_text(http_server.url("/far.jpg") + "\n")
+        run_cas(store, "import", str(tmp_path / "urls.txt"), "--project", "web", "--dataset", "d", "--format", "links")
         ms_rdonly, ms_remount = 1, 32
         assert libc.mount(b"tmpfs", str(disk).encode(), b"tmpfs", ms_remount | ms_rdonly, None) == 0
-        assert lines(run_cas(store, "ls")) == ["demo\timages\t3 datasets\t8 items"]
+        assert lines(run_cas(store, "ls"))[0] == "demo\timages\t3 datasets\t8 items"
+        for _ in range(2):
+            assert run_cas(store, "get", "web/d/far.jpg").stdout == far
         assert len(lines(run_cas(store, "ls", "demo/train"))) == 4
-        assert stats(store)["items"] == 8
-        assert lines(run_cas(store, "fsck"))[-1].endswith("8 items: clean")
+        assert stats(store)["items"] == 9
+        assert lines(run_cas(store, "fsck"))[-1].endswith("9 items: clean")
         run_cas(store, "export", "demo", str(tmp_path / "out"))
         assert (tmp_path / "out/train/img/street_001.jpg").read_bytes() == \
             (sample / "train/img/street_001.jpg").read_bytes()
