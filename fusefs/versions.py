@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 
+from cas.blobs.backends.fetch import RemoteError
 from cas.errors import CasError, NotFound
 from cas.ids import BlobId
 from cas.store import Store
@@ -38,6 +39,8 @@ class Versions:
     def _view(self, project: str, version_id: str) -> View:
         try:
             version = read_version(self.store, BlobId.from_hex(version_id))
+        except RemoteError:
+            raise  # the shared remote could not be asked: EIO, not "no such version"
         except CasError:  # not a version id, nor a version here or in the shared remote
             raise NotFound(f"no version {version_id!r} of {project}") from None
         return View(self.store, VersionTree(self.store, project, version), read_only=True)

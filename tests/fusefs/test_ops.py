@@ -216,3 +216,20 @@ def test_meta_json_reads_back_as_written_while_it_is_the_meta(served: Ops, store
     with Store(store) as other:  # changed elsewhere: the mount shows the new meta
         other.set_meta("p", {**meta, "tags": [{"name": "day", "value_type": "none"}]})
     assert json.loads(served.read("/p/meta.json"))["tags"][0]["name"] == "day"
+
+
+def test_a_version_the_remote_cannot_be_asked_for_is_eio_not_enoent(served: Ops, store: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch):
+    from cas.blobs.backends.fetch import RemoteError
+    from fusefs import versions
+
+    def unreachable(*_args: object) -> None:
+        raise RemoteError("s3://bucket/p: connection refused (after 3 retries)")
+
+    version = run_cas(store, "snapshot", "p").stdout.decode().split()[1]
+    monkeypatch.setattr(versions, "read_version", unreachable)
+    assert errno_of(served.ops.getattr, f"/p/.versions/{version}") == errno.EIO
+    assert errno_of(served.ops.getattr, f"/p/.versions/{'0' * 32}") == errno.EIO
+    monkeypatch.undo()
+    assert errno_of(served.ops.getattr, f"/p/.versions/{'0' * 32}") == errno.ENOENT
+    assert served.ops.getattr(f"/p/.versions/{version}")["st_mode"] & 0o040000
