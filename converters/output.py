@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cas.errors import AlreadyExists
+from cas.errors import AlreadyExists, CasError
 
 Writer = TypeVar("Writer", bound=Callable[..., dict[str, int]])
 Progress = Callable[[int], object]  # told how many more items are done (its result is ignored)
@@ -28,7 +28,11 @@ def fresh_folder(dest: Path) -> Iterator[Path]:
     be absent or an empty folder."""
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise AlreadyExists(f"{dest} exists and is not an empty directory")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next(p for p in (dest.parent, *dest.parent.parents) if p.exists())
+        raise CasError(f"cannot make {dest}: {blocker} is not a directory") from None
     tmp = dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
     tmp.mkdir()  # exclusive, with the umask's permissions (mkdtemp's 0700 would stay on the export)
     try:

@@ -298,6 +298,9 @@ def test_export_refuses_a_non_empty_directory_or_a_file(roundtrip, tmp_path):
     assert_user_error(run_cas(roundtrip.store, "export", "demo", str(file), check=False),
                       str(file), "not an empty directory")
     assert file.read_text() == "mine"
+    for under in (file / "out", file / "a" / "out"):
+        assert_user_error(run_cas(roundtrip.store, "export", "demo", str(under), check=False),
+                          f"cannot make {under}: {file} is not a directory")
 
 
 def test_export_of_a_missing_project_or_unknown_format_fails(roundtrip, tmp_path):

@@ -116,7 +116,8 @@ def test_old_versions_of_a_clone_are_readable_on_demand(pair) -> None:
     add(a, {"d/x.jpg": jpeg_bytes(20, 20)})
     push(a, "p")
     clone(b, "p")
-    from cas.versions.snapshots import adopt_version, history, version_items
+    from cas.versions.snapshots import adopt_version, history
+    from cas.versions.trees import version_items
     versions = list(history(b, "p"))  # older version objects and trees: adopted as they are read
     assert [v.id for v in versions][-1] == v1.id
     (_d, _n, rec, _link), = list(version_items(b, versions[-1]))

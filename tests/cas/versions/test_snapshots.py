@@ -11,7 +11,8 @@ from cas.ingest.session import ImportSession
 from cas.maintenance.fsck import check as fsck
 from cas.maintenance.gc import collect as collect_garbage
 from cas.versions import snapshots
-from cas.versions.snapshots import diff, history, restore, snapshot, version_items
+from cas.versions.snapshots import diff, history, restore, snapshot
+from cas.versions.trees import version_items
 from tests.conftest import jpeg_bytes
 
 
