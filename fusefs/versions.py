@@ -20,7 +20,7 @@ from cas.versions.trees import VersionTree, read_version
 from .paths import Kind, Target
 from .view import Attrs, View, dir_attrs
 
-VIEWS_KEPT = 64  # versions never change: their views (and decoded trees) are kept
+VIEWS_KEPT = 64  # versions never change: a view, once made, stays right
 
 
 def is_read_only(t: Target) -> bool:
