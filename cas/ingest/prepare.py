@@ -143,10 +143,12 @@ class Preparer:
             ann = ann(info.width, info.height)
             if isinstance(ann, tuple):
                 ann, notes = ann
-        # One lookup serves both rules: what the source lacks is kept from the item stored under
-        # this name when its size is unchanged (a re-import of the images alone never wipes
+        # One lookup serves both rules, and neither needs it when the source has everything and
+        # --overwrite is given: what the source lacks is kept from the item stored under this
+        # name when its size is unchanged (a re-import of the images alone never wipes
         # annotations edited since), and without --overwrite the item must not differ.
-        old = self._stored(txn, dataset, name)
+        needed = ann is None or item_meta is None or self.config.check_conflicts
+        old = self._stored(txn, dataset, name) if needed else None
         kept = old if old is not None and (old.width, old.height) == (info.width, info.height) else None
         ann_sp: Spooled | None = None
         if ann is None and kept is None:
