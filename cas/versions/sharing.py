@@ -105,8 +105,8 @@ def fetch_version(store: Store, version: BlobId, progress: Callable[[int], objec
         for buckets in trees:
             sizes: dict[BlobId, int] = {}
             for entries in pool.map(lambda b: read_entries(store, b.tree), buckets):
-                for entry in entries:
-                    add_remote_sizes(sizes, ItemRecord.decode(entry.record), entry.link)
+                for _name, record, link in entries:
+                    add_remote_sizes(sizes, ItemRecord.decode(record), link)
                 if progress is not None:
                     progress(len(entries))
             learn_remote_blobs(store, sizes)

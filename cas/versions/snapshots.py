@@ -163,7 +163,7 @@ def _entry(blob_record: Any, name: str, raw: bytes) -> tuple[Entry, int]:
     media, size, _json_bytes = ItemRecord.raw_sizes(raw)
     blob = blob_record(media)
     link = blob if blob is not None and BlobRecord.raw_has_url(blob) else None
-    return Entry(name, raw, link), max(size, 0)
+    return (name, raw, link), max(size, 0)
 
 
 def _buckets(store: Store, txn: Any, project: str, dataset: str, lo: str | None, hi: str | None,
@@ -179,7 +179,8 @@ def _buckets(store: Store, txn: Any, project: str, dataset: str, lo: str | None,
     while chunk := [_entry(blob_record, key[len(prefix):].decode(), raw)
                     for key, raw in itertools.islice(rows, BUCKET_ITEMS)]:
         bucket = writer.put(encode_bucket([entry for entry, _size in chunk]))
-        out.append(BucketRef(chunk[0][0].name, bucket, len(chunk), sum(size for _entry, size in chunk)))
+        (first, _raw, _link), _size = chunk[0]
+        out.append(BucketRef(first, bucket, len(chunk), sum(size for _entry, size in chunk)))
     return out
 
 
@@ -338,8 +339,8 @@ def reachable(store: Store, heads: list[BlobId] | None = None) -> set[bytes]:
                         if bucket.tree in keep:
                             continue
                         keep.add(bucket.tree)
-                        for entry in read_entries(store, bucket.tree):
-                            keep.update(bytes(b) for b in ItemRecord.decode(entry.record).blobs())
+                        for _name, record, _link in read_entries(store, bucket.tree):
+                            keep.update(bytes(b) for b in ItemRecord.decode(record).blobs())
             current = version.parent
     return keep
 

@@ -12,14 +12,14 @@ msgpack lists stored as blobs:
     Entry       [item name, item record, link record | None]
 
 Other modules build trees with the `encode_*` functions and read them with the `read_*` ones,
-as the named tuples below. `VersionTree` reads one version of a project as the live namespace
+as the named tuples and
+the `Entry` triple below. `VersionTree` reads one version of a project as the live namespace
 is read (`cas.model.reading.NamespaceReader`), so the mount renders either the same way.
 """
 
 from __future__ import annotations
 
 import bisect
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from cas.errors import CasError, NotFound
 from cas.ids import BlobId
+from cas.locks import renew_after_fork
 from cas.model.reading import children_of
 from cas.records import ItemRecord, ProjectRecord, unpack
 
@@ -64,10 +65,12 @@ class BucketRef(NamedTuple):
     bytes: int  # media bytes (for `cas log`)
 
 
-class Entry(NamedTuple):
-    name: str
-    record: bytes  # the item record, encoded
-    link: bytes | None  # a link item's link record (URL, ETag): a project can be rebuilt from trees
+# A bucket entry: (item name, item record encoded, link record | None); a link item's entry
+# carries its link record (URL, ETag), so a project can be rebuilt from trees alone. Read as
+# decoded (`for name, record, link in read_entries(...)`), not as a named tuple: buckets are
+# read by the million items (gc, a version's listing), and a named tuple per item costs more
+# than decoding it.
+Entry = tuple[str, bytes, bytes | None]
 
 
 class ProjectTree(NamedTuple):
@@ -97,14 +100,7 @@ def encode_bucket(entries: list[Entry]) -> list[Any]:
 TREES_KEPT = 512  # decoded trees kept per process (a bucket is a few tens of KB)
 _trees: OrderedDict[bytes, tuple[str, Any]] = OrderedDict()
 _trees_lock = threading.Lock()
-
-
-def _after_fork_in_child() -> None:
-    global _trees_lock
-    _trees_lock = threading.Lock()  # another thread may have held it at the fork
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+renew_after_fork(globals(), "_trees_lock")
 
 
 def _read(store: Store, blob_id: BlobId, kind: str, decode: Callable[[list[Any]], T]) -> T:
@@ -158,15 +154,15 @@ def read_buckets(store: Store, tree: BlobId) -> list[BucketRef]:
 
 def read_entries(store: Store, bucket: BlobId) -> list[Entry]:
     """A bucket's items, in name order."""
-    return _read(store, bucket, "bucket", lambda obj: [Entry(*entry) for entry in obj[1]])
+    return _read(store, bucket, "bucket", lambda obj: cast(list[Entry], obj[1]))
 
 
 def version_items(store: Store, version: Version) -> Iterator[tuple[str, str, ItemRecord, bytes | None]]:
     """(dataset, name, item, link record) of every item of a version, in key order."""
     for dataset in read_project(store, version.tree).datasets:
         for bucket in read_buckets(store, dataset.tree):
-            for entry in read_entries(store, bucket.tree):
-                yield dataset.path, entry.name, ItemRecord.decode(entry.record), entry.link
+            for name, record, link in read_entries(store, bucket.tree):
+                yield dataset.path, name, ItemRecord.decode(record), link
 
 
 def _adopting(store: Store, blob_id: BlobId, use: Callable[[BlobId], T]) -> T:
@@ -226,8 +222,8 @@ class VersionTree:
 
     def items(self, project: str, dataset: str) -> Iterator[tuple[str, ItemRecord]]:
         for bucket in self._buckets(project, dataset):
-            for entry in read_entries(self.store, bucket.tree):
-                yield entry.name, ItemRecord.decode(entry.record)
+            for name, record, _link in read_entries(self.store, bucket.tree):
+                yield name, ItemRecord.decode(record)
 
     def item(self, project: str, dataset: str, name: str) -> ItemRecord:
         """One bisection over the buckets' first names, one within the bucket."""
@@ -235,7 +231,9 @@ class VersionTree:
         i = bisect.bisect_right(buckets, name, key=lambda b: b.first) - 1
         if i >= 0:
             entries = read_entries(self.store, buckets[i].tree)
-            j = bisect.bisect_left(entries, name, key=lambda e: e.name)
-            if j < len(entries) and entries[j].name == name:
-                return ItemRecord.decode(entries[j].record)
+            j = bisect.bisect_left(entries, name, key=lambda entry: entry[0])
+            if j < len(entries):
+                found, record, _link = entries[j]
+                if found == name:
+                    return ItemRecord.decode(record)
         raise NotFound(f"no item {name} in {dataset} of version {self.version.id.hex()[:12]}")
