@@ -229,8 +229,11 @@ class View:
     # -- listings --------------------------------------------------------------------------
     def readdir(self, t: Target) -> Iterator[tuple[str, Attrs | None]]:
         """(name, attributes) of every entry; one prefix scan for a section."""
+        if not self.read_only:
+            yield from self._entries(t)
+            return
         for name, attrs in self._entries(t):
-            if attrs is not None and self.read_only:
+            if attrs is not None:
                 attrs["st_mode"] &= ~WRITE_BITS
             yield name, attrs
 
