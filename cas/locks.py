@@ -1,12 +1,15 @@
-"""Advisory file locks: imports share the store, gc and fsck need it alone."""
+"""Advisory file locks: imports share the store, gc and fsck need it alone. And module-level
+thread locks made new in a forked child."""
 
 from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from cas.errors import StoreBusy
 from cas.index import on_read_only_fs
@@ -33,3 +36,13 @@ def store_lock(root: Path, exclusive: bool, what: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def renew_after_fork(namespace: dict[str, Any], *names: str) -> None:
+    """Give a forked child new `threading.Lock`s for the module-level `names` of `namespace`
+    (a module's globals()): one another thread held at the fork would never be released there
+    (DataLoader workers fork from a parent whose threads read the store)."""
+    def renew() -> None:
+        for name in names:
+            namespace[name] = threading.Lock()
+    os.register_at_fork(after_in_child=renew)

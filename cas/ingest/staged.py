@@ -16,6 +16,7 @@ import threading
 
 from cas.blobs.hashing import Hasher, hash_bytes, hash_file
 from cas.ids import BlobId
+from cas.locks import renew_after_fork
 
 MEMORY_LIMIT = 8 << 20  # a file larger than this is spooled to disk as it grows
 MEMORY_BUDGET = 256 << 20  # ... and so is any file once all in-memory files hold this much
@@ -23,14 +24,7 @@ MEMORY_BUDGET = 256 << 20  # ... and so is any file once all in-memory files hol
 _names = itertools.count()
 _budget_lock = threading.Lock()
 _in_memory = 0
-
-
-def _after_fork_in_child() -> None:
-    global _budget_lock
-    _budget_lock = threading.Lock()  # another thread may have held it at the fork
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+renew_after_fork(globals(), "_budget_lock")
 
 
 def _reserve(n: int) -> bool:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import os
 import socket
 import threading
 import time
 
 from cas.errors import InvalidInput
+from cas.locks import renew_after_fork
 
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog", "instance-data"})
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
@@ -68,14 +68,7 @@ def _literal_refusal(host: str, public_only: bool) -> str | None:
 VERDICT_SECONDS = 60.0  # a name's verdict is kept this long: no lookup per ranged GET
 _verdicts: dict[tuple[str, int, bool], tuple[float, str | None]] = {}
 _verdicts_lock = threading.Lock()
-
-
-def _after_fork_in_child() -> None:
-    global _verdicts_lock
-    _verdicts_lock = threading.Lock()  # another thread may have held it at the fork
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+renew_after_fork(globals(), "_verdicts_lock")
 
 
 def resolved_refusal(host: str, port: int, public_only: bool) -> str | None:
