@@ -102,12 +102,13 @@ class Store:
         return store_lock(self.root, exclusive, what)
 
     # -- blobs ----------------------------------------------------------------
-    def spool(self, source: Source, tmp_dir: str | None = None) -> Spooled:
-        """Read a source once, hashing it (see `cas.blobs.spool`); large content goes to `tmp_dir`."""
+    def spool(self, source: Source, tmp_dir: str | None = None, owned: bool = False) -> Spooled:
+        """Read a source once, hashing it (see `cas.blobs.spool`); large content goes to `tmp_dir`
+        (`owned`: a path of the store's own, linked rather than copied)."""
         if isinstance(source, (bytes, bytearray, memoryview)):
             return spool_bytes(bytes(source))
         if isinstance(source, (str, os.PathLike)):
-            return spool_path(os.fspath(source), tmp_dir or self.tmp_dir)
+            return spool_path(os.fspath(source), tmp_dir or self.tmp_dir, owned)
         return spool_stream(source, tmp_dir or self.tmp_dir)
 
     def put(self, source: Source, pin: bool = True) -> BlobId:

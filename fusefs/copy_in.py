@@ -6,17 +6,26 @@ Every name can be created, written, renamed and removed as in a local folder:
   `<dataset>/img/<item>` (video/), `ann/<item>.json`, `meta/<item>.json`, `<project>/meta.json`;
 - writes into img_info/ are scratch files shown in place of the generated ones;
 - mkdir makes projects, datasets and sections; rmdir (and so `rm -rf`) removes them, a
-  project with its versions, as `cas rm` does.
+  project with its versions, as `cas rm` does;
+- a name that fits no Supervisely position, inside a project or a dataset made here that
+  nothing was written into yet (`cp -r` of a COCO export, of a folder of photos), turns
+  that folder into a drop (cas.ingest.drops): imported whole, by the converter `cas import`
+  uses, once the copy settles.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import os
 
 from cas.errors import InvalidInput, NotFound
 from cas.ingest import StagedFile, WriteBack
+from cas.ingest.drops import Drop, Drops
+from cas.ingest.outcomes import Outcomes
+from cas.ingest.scratch import Node
 from cas.model.layout import MEDIA_SECTIONS, NESTED
+from cas.model.media import is_image_name, is_video_name
 from cas.store import Store
 from cas.versions.snapshots import remove_project
 
@@ -24,7 +33,7 @@ from .attrs import AttrOverlay
 from .binding import FuseOSError
 from .handles import StagedHandle
 from .hidden import Hidden
-from .paths import Kind, Target
+from .paths import Kind, Target, dataset_path
 from .view import View, item_blob
 
 log = logging.getLogger("cas.mount")
@@ -52,18 +61,45 @@ def refuse(code: int, message: str, once_for: str | None = None) -> FuseOSError:
 class CopyIn:
     """Everything that changes the store on behalf of the mount."""
 
-    def __init__(self, store: Store, view: View, wb: WriteBack, hidden: Hidden, attrs: AttrOverlay) -> None:
+    def __init__(self, store: Store, view: View, wb: WriteBack, hidden: Hidden, attrs: AttrOverlay,
+                 outcomes: Outcomes, drops: Drops | None = None) -> None:
         self.store = store
         self.view = view
         self.wb = wb
         self.scratch = wb.scratch
         self.hidden = hidden
         self.attrs = attrs
+        self.outcomes = outcomes
+        self.drops = drops
+        # Made by mkdir here with nothing written into them yet: a misfit name turns them into drops.
+        self.made_projects: set[str] = set()
+        self.made_datasets: set[tuple[str, str]] = set()  # (project, top-level dataset)
+
+    def refuse(self, code: int, message: str, path: str, once_for: str | None = None) -> FuseOSError:
+        """A refused change: logged (see `refuse`) and kept for the mount's status."""
+        self.outcomes.refused(path, message)
+        return refuse(code, message, once_for)
 
     # -- opening for writing -----------------------------------------------------------------
     def is_scratch(self, t: Target) -> bool:
         """Temporary names, and img_info/ files (accepted, never imported)."""
         return t.kind is Kind.STAGED or (t.kind is Kind.FILE and t.section == "img_info")
+
+    def is_new_scratch(self, t: Target) -> bool:
+        """A name to create as a scratch file: a temporary one, or a new file in img/ (video/)
+        whose name no image (video) has (an editor's `x.jpg.new`, mktemp's `tmp.AbC`)."""
+        if self.is_scratch(t):
+            return True
+        return t.kind is Kind.FILE and t.section in MEDIA_SECTIONS and not (
+            is_image_name(t.name) or is_video_name(t.name)) and not self._exists(t)
+
+    def _exists(self, t: Target) -> bool:
+        """An item, or an annotation waiting for its image, stands at this position."""
+        try:
+            self.view.item(t, sized=False)
+            return True
+        except NotFound:
+            return self.wb.waiting_file(t.project, t.dataset, t.item, t.section) is not None
 
     def check_parent(self, t: Target) -> None:
         """A scratch file needs an existing directory to live in."""
@@ -81,7 +117,7 @@ class CopyIn:
 
     def open_write(self, t: Target, truncate: bool, create: bool) -> StagedHandle:
         """A handle to write `t`; without `truncate` it starts with the current bytes."""
-        if self.is_scratch(t):
+        if self.is_new_scratch(t) if create else self.is_scratch(t):
             self.check_parent(t)
             node = self.scratch.get(t.path)
             if node is not None:
@@ -95,6 +131,12 @@ class CopyIn:
                 staged.write(initial, 0)
             return StagedHandle(t, staged, position=False)
         self.writable(t)
+        node = self.scratch.get(t.path)
+        if node is not None and node.file is not None:  # an empty file kept at a position (`touch`)
+            staged = self.scratch.take(t.path)
+            if truncate:
+                staged.truncate(0)
+            return StagedHandle(t, staged.open(), position=True)
         initial = b""
         if not truncate:
             try:
@@ -123,16 +165,16 @@ class CopyIn:
         if t.kind is not Kind.FILE or t.section == NESTED:
             where = {Kind.DATASET: "a project holds meta.json and datasets", Kind.STATS: ".cas/ is read only",
                      Kind.CAS_DIR: ".cas/ is read only"}.get(t.kind, "no files here")
-            raise refuse(errno.EPERM, f"{label_of(t)}: no place for a file ({where}); {WHERE_FILES_GO}",
-                         once_for=t.path.rpartition("/")[0])
+            raise self.refuse(errno.EPERM, f"{label_of(t)}: no place for a file ({where}); {WHERE_FILES_GO}",
+                              label_of(t), once_for=t.path.rpartition("/")[0])
         if not self.store.ns.has_dataset(t.project, t.dataset):
             raise NotFound(f"no dataset {t.project}/{t.dataset}")
         if t.section in MEDIA_SECTIONS and t.section != self.view.media_dir(t.project):
-            raise refuse(errno.EPERM, f"{label_of(t)}: project {t.project} keeps its media in "
-                                      f"{self.view.media_dir(t.project)}/")
+            raise self.refuse(errno.EPERM, f"{label_of(t)}: project {t.project} keeps its media in "
+                                           f"{self.view.media_dir(t.project)}/", label_of(t))
         if t.section not in MEDIA_SECTIONS and not t.name.endswith(".json"):
-            raise refuse(errno.EPERM, f"{label_of(t)}: {t.section}/ holds <item>.json files only",
-                         once_for=t.path.rpartition("/")[0])
+            raise self.refuse(errno.EPERM, f"{label_of(t)}: {t.section}/ holds <item>.json files only",
+                              label_of(t), once_for=t.path.rpartition("/")[0])
 
     def current_bytes(self, t: Target) -> bytes:
         if t.kind is Kind.PROJECT_META:
@@ -147,15 +189,25 @@ class CopyIn:
     def finalize(self, handle: StagedHandle) -> None:
         """A dirty position file was closed: validate and hand it over; bad content is EINVAL."""
         t = handle.target
+        if handle.staged.size == 0 and t.kind is Kind.FILE and not self._exists(t):
+            empty = StagedFile.create(str(self.scratch.directory))  # `touch`: a file, imported once it has bytes
+            self.scratch.adopt(t.path, empty)
+            empty.release()
+            handle.dirty = False
+            return
         try:
             self.close_at(t, handle.staged)
         except InvalidInput as e:
-            raise refuse(errno.EINVAL, f"rejected {e}") from e
+            raise self.refuse(errno.EINVAL, f"rejected {e}", label_of(t)) from e
         handle.dirty = False
 
     def close_at(self, t: Target, staged: StagedFile) -> None:
         """Import staged bytes at position `t` (raises InvalidInput, changing nothing)."""
         label = label_of(t)
+        self.made_projects.discard(t.project)  # written into: no longer a folder that may become a drop
+        self.made_datasets.discard((t.project, t.dataset.split("/")[0]))
+        if self.scratch.get(t.path) is not None:
+            self.scratch.unlink(t.path)  # the empty file kept here until it had bytes
         if t.kind is Kind.PROJECT_META:
             from cas.model.annotation import loads
             raw = staged.getvalue()
@@ -180,16 +232,19 @@ class CopyIn:
         elif t.kind is Kind.PROJECT:
             ns.create_project(t.project)
             self.hidden.hide_meta(t.project)
+            self.made_projects.add(t.project)
         elif t.kind is Kind.DATASET:
             parent = t.dataset.rpartition("/")[0]
             if parent and not ns.has_dataset(t.project, parent):
                 raise NotFound(f"no dataset {t.project}/{parent}")
             ns.create_dataset(t.project, t.dataset)
             self.hidden.dataset_made(t.project, t.dataset)
+            if not parent:
+                self.made_datasets.add((t.project, t.dataset))
         elif t.kind is Kind.SECTION:
             if t.section in MEDIA_SECTIONS and t.section != self.view.media_dir(t.project):
-                raise refuse(errno.EPERM, f"{label_of(t)}: project {t.project} keeps its media in "
-                                          f"{self.view.media_dir(t.project)}/")
+                raise self.refuse(errno.EPERM, f"{label_of(t)}: project {t.project} keeps its media in "
+                                               f"{self.view.media_dir(t.project)}/", label_of(t))
             if t.section == NESTED and not self.hidden.is_new(t.project, t.dataset):
                 try:
                     self.view.getattr(t)
@@ -204,7 +259,7 @@ class CopyIn:
             raise FuseOSError(errno.EEXIST if t.kind in (Kind.ROOT, Kind.CAS_DIR) else errno.EPERM)
 
     def unlink(self, t: Target) -> None:
-        if t.kind is Kind.STAGED:
+        if t.kind is Kind.STAGED or (t.kind is Kind.FILE and self.scratch.get(t.path) is not None):
             self.scratch.unlink(t.path)
         elif t.kind is Kind.PROJECT_META:
             self.view.getattr(t)
@@ -258,8 +313,8 @@ class CopyIn:
         self.attrs.forget_under(t.path)
 
     def rename(self, old: Target, new: Target) -> None:
-        old_scratch = self.is_scratch(old) and self.scratch.get(old.path) is not None
-        if old_scratch and self.is_scratch(new):
+        old_scratch = self.scratch.get(old.path) is not None
+        if old_scratch and self.is_new_scratch(new):
             self.check_parent(new)
             self.scratch.rename(old.path, new.path)
         elif old_scratch:
@@ -293,7 +348,7 @@ class CopyIn:
             self.close_at(new, staged)
         except InvalidInput as e:
             self.scratch.adopt(old.path, staged)
-            raise refuse(errno.EINVAL, f"rejected {e}") from e
+            raise self.refuse(errno.EINVAL, f"rejected {e}", label_of(new)) from e
         except BaseException:
             self.scratch.adopt(old.path, staged)
             raise
@@ -315,9 +370,73 @@ class CopyIn:
                 self.close_at(new, staged)
             except InvalidInput as e:
                 staged.discard()
-                raise refuse(errno.EINVAL, f"rejected {e}") from e
+                raise self.refuse(errno.EINVAL, f"rejected {e}", label_of(new)) from e
             staged.release()
         if old.kind is Kind.PROJECT_META:
             self.hidden.hide_meta(old.project)
         else:
             self.unlink(old)
+
+    # -- drops -----------------------------------------------------------------------------------
+    def convert(self, full: str) -> Drop | None:
+        """A name that fits no Supervisely position is being made at `full`: if it lies in a
+        project, or a top-level dataset, that this mount made and nothing was written into,
+        that folder becomes a drop (its folders and scratch files moved in, the empty project
+        or dataset removed). None if there is no such folder."""
+        if self.drops is None:
+            return None
+        ns = self.store.ns
+        parts = [p for p in full.split("/") if p]
+        project = parts[0]
+        if project in self.made_projects:
+            datasets = ns.datasets(project)
+            if not self._written(project, datasets):
+                self.wb.barrier()
+                drop = self.drops.create(project, project, into=False)
+                self._move_in(drop, f"/{project}", project, datasets)
+                remove_project(self.store, project)
+                self.made_projects.discard(project)
+                self.made_datasets = {k for k in self.made_datasets if k[0] != project}
+                self.hidden.forget(project)
+                return drop
+        if len(parts) > 1 and (project, parts[1]) in self.made_datasets:
+            top = parts[1]
+            datasets = [d for d in ns.datasets(project) if d == top or d.startswith(top + "/")]
+            if not self._written(project, datasets):
+                self.wb.barrier()
+                drop = self.drops.create(project, top, into=True)
+                self._move_in(drop, f"/{project}/{top}", project, datasets)
+                ns.remove_dataset(project, top)
+                self.made_datasets.discard((project, top))
+                self.hidden.forget(project, top)
+                return drop
+        return None
+
+    def _written(self, project: str, datasets: list[str]) -> bool:
+        return any(self.wb.has_items(project, d) or self.wb.waiting(project, d, "ann")
+                   or self.wb.waiting(project, d, "meta") for d in datasets)
+
+    def _move_in(self, drop: Drop, base: str, project: str, datasets: list[str]) -> None:
+        """Lay what the mount shows below `base` (folders made, scratch files) into the drop."""
+        root = str(drop.root)
+        for d in datasets:
+            folder = os.path.join(root, dataset_path(project, d)[len(base):].lstrip("/"))
+            os.makedirs(folder, exist_ok=True)
+            for section in self.hidden.sections_made(project, d) | ({NESTED} if self.hidden.has_nested(project, d)
+                                                                   else set()):
+                os.makedirs(os.path.join(folder, section), exist_ok=True)
+        for path, node in self.scratch.under(base):
+            _lay_down(os.path.join(root, path[len(base) + 1:]), node)
+        self.scratch.remove_under(base)
+        self.attrs.forget_under(base)
+
+
+def _lay_down(real: str, node: Node) -> None:
+    """A scratch file or directory, written as a real one."""
+    if node.file is None:
+        os.makedirs(real, exist_ok=True)
+        return
+    os.makedirs(os.path.dirname(real), exist_ok=True)
+    with open(real, "wb") as f:
+        f.write(node.file.getvalue())
+    os.utime(real, ns=(node.mtime, node.mtime))

@@ -61,6 +61,10 @@ class Hidden:
             made.add(section)
             return True
 
+    def sections_made(self, project: str, dataset: str) -> set[str]:
+        """The sections of a new dataset made by mkdir so far."""
+        return set(self._new_datasets.get((project, dataset), ()))
+
     def nested_made(self, project: str, dataset: str) -> None:
         with self._lock:
             self._nested.add((project, dataset))

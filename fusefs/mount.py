@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from cas.errors import CasError
 from cas.index import on_read_only_fs
+from cas.ingest.drops import SETTLE, Importer
 from cas.ingest.workers import alive
 
 log = logging.getLogger("cas.mount")
@@ -31,7 +32,10 @@ log = logging.getLogger("cas.mount")
 MOUNT_OPTIONS = {"entry_timeout": 60.0, "attr_timeout": 60.0, "negative_timeout": 0.0, "max_threads": 16}
 READY_TIMEOUT = 30.0
 UNMOUNT_TIMEOUT = 300.0  # the daemon commits what is still pending before it exits
-READ_AHEAD_KB = 1024  # the kernel's default for a FUSE mount is 128 KB: 8x the requests per MB
+READ_AHEAD_KB = 1024
+# The daemon's entry point: in the composition root, which hands the mount the converters that
+# import drops (fusefs itself never imports them).
+DAEMON = "cas.cli.daemon"  # the kernel's default for a FUSE mount is 128 KB: 8x the requests per MB
 
 
 def log_path(store_root: str) -> Path:
@@ -120,6 +124,14 @@ def daemon_pid(mountpoint: str) -> int | None:
     return int(entry.source[4:entry.source.index("]")])
 
 
+def daemon_store(mountpoint: str) -> str:
+    """The store a cas mount serves (its fsname is `cas[<pid>]:<store>`)."""
+    entry = _mount_entry(mountpoint)
+    if entry is None or "fuse" not in entry.fstype or not entry.source.startswith("cas["):
+        raise CasError(f"{mountpoint} is not a cas mount")
+    return entry.source[entry.source.index("]") + 2:]
+
+
 def wait_for_exit(pid: int, timeout: float) -> bool:
     """Wait until a process is gone (reaped, if it is our child); False on timeout."""
     deadline = time.monotonic() + timeout
@@ -144,8 +156,10 @@ def flush(mountpoint: str) -> None:
         os.close(fd)
 
 
-def run_foreground(store_root: str, mountpoint: str, read_only: bool = False, project: str | None = None) -> None:
-    """Serve the mount in this process until it is unmounted (or SIGINT / SIGTERM)."""
+def run_foreground(store_root: str, mountpoint: str, read_only: bool = False, project: str | None = None,
+                   importer: Importer | None = None, settle: float = SETTLE) -> None:
+    """Serve the mount in this process until it is unmounted (or SIGINT / SIGTERM). `importer`
+    imports drops (folders in other layouts copied in); without one they are refused."""
     from .binding import CasFUSE
     from .ops import CasOperations
 
@@ -156,7 +170,8 @@ def run_foreground(store_root: str, mountpoint: str, read_only: bool = False, pr
     root.setLevel(logging.INFO)
     logging.getLogger("mfusepy").setLevel(logging.WARNING)
     _load_s3_client(store_root)
-    ops = CasOperations(str(Path(store_root).resolve()), read_only=read_only, project=project)
+    ops = CasOperations(str(Path(store_root).resolve()), read_only=read_only, project=project, importer=importer,
+                        settle=settle)
     _unmount_on_signals(mountpoint)
     threading.Thread(target=_raise_read_ahead_when_mounted, args=(mountpoint,), name="cas-readahead",
                      daemon=True).start()
@@ -216,9 +231,10 @@ def _unmount_on_signals(mountpoint: str) -> None:
     threading.Thread(target=watch, name="cas-signals", daemon=True).start()
 
 
-def mount_background(store_root: str, mountpoint: str, read_only: bool = False, project: str | None = None) -> int:
+def mount_background(store_root: str, mountpoint: str, read_only: bool = False, project: str | None = None,
+                     settle: float = SETTLE) -> int:
     """Start the daemon in its own session; return its pid once the mount is ready."""
-    cmd = [sys.executable, "-m", "fusefs", "--store", store_root, mountpoint]
+    cmd = [sys.executable, "-m", DAEMON, "--store", store_root, "--settle", str(settle), mountpoint]
     if read_only:
         cmd.append("--read-only")
     if project:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import errno
 import faulthandler
 import functools
+import json
 import logging
 import os
+import stat
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -28,17 +31,22 @@ from cas.errors import (
     StoreBusy,
 )
 from cas.ingest import WriteBack
-from cas.model.layout import MEDIA_SECTIONS
+from cas.ingest.drops import SETTLE, Drop, Drops, Importer
+from cas.ingest.outcomes import Outcomes, render
+from cas.model.layout import MEDIA_SECTIONS, NESTED
+from cas.model.media import is_image_name, is_video_name
 from cas.store import Store
 from cas.versions.trees import open_version_blob
 
+from . import passthrough
 from .attrs import AttrOverlay
 from .binding import FuseOSError, Operations, current_fuse, invalidate_path, keep_thread_state
-from .copy_in import WHERE_FILES_GO, CopyIn, refuse
+from .copy_in import WHERE_FILES_GO, CopyIn
 from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, StagedHandle
 from .hidden import Hidden
 from .invalidate import Invalidator
-from .paths import Kind, Target, parse
+from .passthrough import FdHandle
+from .paths import STATUS_NAMES, VERSIONS_NAME, Kind, Target, parse
 from .versions import Versions, is_read_only
 from .view import View, img_info, item_blob, new_file_attrs
 
@@ -97,14 +105,19 @@ class CasOperations(Operations):
     use_ns = True
 
     def __init__(self, store_root: str, read_only: bool = False, project: str | None = None,
-                 invalidate: Callable[[str], object] | None = None) -> None:
+                 invalidate: Callable[[str], object] | None = None, importer: Importer | None = None,
+                 settle: float = SETTLE) -> None:
         self.store_root = store_root
         self._invalidate = invalidate
         self.read_only = read_only
         self.project = project
+        self.importer = importer  # imports drops (folders in other layouts); None: they are refused
+        self.settle = settle
         self.handles = HandleTable()
         self.store: Store | None = None
         self.wb: WriteBack | None = None
+        self.drops: Drops | None = None
+        self.outcomes = Outcomes()
 
     def init(self, path: str) -> None:
         # The index is opened here, in the process that serves requests, never before a fork.
@@ -115,9 +128,11 @@ class CasOperations(Operations):
             self.wb = WriteBack(self.store)  # replays what a killed daemon left in its journal
         self.view = View(self.store, self.wb if self.wb is not None else self.store.ns, self.wb, self.hidden,
                          read_only=self.read_only)
-        if self.wb is not None:
-            self.copy_in = CopyIn(self.store, self.view, self.wb, self.hidden, self.attrs)
         self.invalidator = Invalidator(self.store, self.kernel_invalidator(), self.project, MEDIA_SECTIONS)
+        if self.wb is not None:
+            if self.importer is not None:
+                self.drops = Drops(self.store, self.importer, self.outcomes, self.settle, self._drop_imported)
+            self.copy_in = CopyIn(self.store, self.view, self.wb, self.hidden, self.attrs, self.outcomes, self.drops)
         self.invalidator.start()
         self.versions = Versions(self.store)
         log.info("mounted store %s%s", self.store_root, " read-only" if self.read_only else "")
@@ -144,14 +159,88 @@ class CasOperations(Operations):
     def _shut_down(self) -> None:
         if self.store is not None:
             self.invalidator.stop()  # first: the session is ending, and the store closes below
+            if self.drops is not None:
+                self.drops.close()  # what is waiting is imported
             if self.wb is not None:
                 self.wb.close()  # a barrier: everything closed is committed
             self.store.close()
 
+    def _full(self, path: str) -> str:
+        if self.project is None:
+            return path
+        return f"/{self.project}{path}" if path != "/" else f"/{self.project}"
+
     def _target(self, path: str) -> Target:
-        if self.project is not None:
-            path = f"/{self.project}{path}" if path != "/" else f"/{self.project}"
-        return parse(path)
+        full = self._full(path)
+        try:
+            t = parse(full)
+        except InvalidName:
+            if self._scratch_at(full):
+                return Target(Kind.STAGED, name=full)
+            raise
+        if t.kind in (Kind.PROJECT, Kind.DATASET, Kind.SECTION) and self._scratch_at(full):
+            return Target(Kind.STAGED, t.project, t.dataset, name=full)  # a file where the layout has none
+        return t
+
+    def _scratch_at(self, full: str) -> bool:
+        return self.wb is not None and self.wb.scratch.get(full) is not None
+
+    # -- drops: folders in other layouts, shown as written until imported -----------------------
+    def _in_drop(self, path: str) -> tuple[Drop, str] | None:
+        if self.drops is None:
+            return None
+        return self.drops.resolve([p for p in self._full(path).split("/") if p])
+
+    def _drop_for_new(self, path: str, is_dir: bool) -> tuple[Drop, str] | None:
+        """The drop a name being made goes into: one it is in, or the one its folder becomes
+        because the name fits no Supervisely position (see CopyIn.convert)."""
+        hit = self._in_drop(path)
+        if hit is not None or self.drops is None or self.read_only:
+            return hit
+        full = self._full(path)
+        if _misfit(full, is_dir) and f"/{VERSIONS_NAME}/" not in full and self.copy_in.convert(full) is not None:
+            return self._in_drop(path)
+        return None
+
+    def _drop_imported(self, path: str) -> None:
+        self.invalidator.invalidate(path if self.project is None else path[len(self.project) + 1:] or "/")
+
+    def _drop_entries(self, t: Target) -> Iterator[tuple[str, dict[str, int] | None]]:
+        """Drops shown in a listing of the root or of a project folder (with the reason of a failed one)."""
+        if self.drops is None or t.kind not in (Kind.ROOT, Kind.PROJECT) or t.version:
+            return
+        for drop in self.drops.names(t.project if t.kind is Kind.PROJECT else None):
+            try:
+                yield drop.name, passthrough.getattr_(str(drop.root))
+            except FileNotFoundError:
+                continue
+            if drop.reason:
+                yield drop.name + ERROR_SUFFIX, _error_attrs(drop)
+
+    def _error_file(self, path: str) -> Drop | None:
+        """`<drop>.import-error`: why a failed drop was not imported."""
+        if self.drops is None or not path.endswith(ERROR_SUFFIX):
+            return None
+        hit = self._in_drop(path[:-len(ERROR_SUFFIX)])
+        if hit is None or hit[1] != str(hit[0].root) or not hit[0].reason:
+            return None
+        return hit[0]
+
+    def status(self) -> dict[str, Any]:
+        status = self.outcomes.snapshot()
+        status["drops"] = self.drops.status() if self.drops is not None else []
+        status["pending_files"] = self.wb.pending() if self.wb is not None else 0
+        return status
+
+    def _status_attrs(self, name: str) -> dict[str, int]:
+        return {**new_file_attrs(time.time_ns()), "st_mode": stat.S_IFREG | 0o444,
+                "st_size": len(self._status_bytes(name))}
+
+    def _status_bytes(self, name: str) -> bytes:
+        status = self.status()
+        if name == "status.json":
+            return json.dumps(status, indent=2).encode()
+        return render(status).encode()
 
     def _writable(self, *paths: str) -> list[Target]:
         """The targets of a change; EROFS on a read-only mount or inside a version. A name
@@ -181,9 +270,9 @@ class CasOperations(Operations):
             return FuseOSError(errno.ENOENT)
         where = {Kind.ROOT: "a project", Kind.PROJECT: "meta.json or a dataset",
                  Kind.DATASET: "img/ ann/ meta/ img_info/ and datasets/"}.get(t.kind, "")
-        return refuse(errno.EPERM, f"{path.lstrip('/')}: no place for it ({error}); "
+        return self.copy_in.refuse(errno.EPERM, f"{path.lstrip('/')}: no place for it ({error}); "
                                    + (f"{parent} holds {where}; " if where else "") + WHERE_FILES_GO,
-                      once_for=parent)
+                                   path.lstrip("/"), once_for=parent)
 
     def _view(self, t: Target) -> View | Versions:
         return self.versions if is_read_only(t) else self.view
@@ -195,7 +284,17 @@ class CasOperations(Operations):
             handle = self.handles.get(fh)
             if isinstance(handle, StagedHandle) and handle.position:
                 return {**self._attrs_or_new(handle.target), "st_size": handle.size}
+            if isinstance(handle, FdHandle):
+                return handle.stat()
+        hit = self._in_drop(path)
+        if hit is not None:
+            return passthrough.getattr_(hit[1])
+        failed = self._error_file(path)
+        if failed is not None:
+            return _error_attrs(failed)
         t = self._target(path)
+        if t.kind is Kind.STATUS:
+            return self._status_attrs(t.name)
         writer = self.handles.writer_for(t)  # the writer's own view of a file being written
         if writer is not None:
             return {**self._attrs_or_new(t), "st_size": writer.size}
@@ -211,6 +310,11 @@ class CasOperations(Operations):
 
     @translated
     def opendir(self, path: str) -> int:
+        hit = self._in_drop(path)
+        if hit is not None:
+            if not os.path.isdir(hit[1]):
+                raise FuseOSError(errno.ENOTDIR)
+            return self.handles.add(DirHandle(lambda: passthrough.listing(hit[1])))
         t = self._target(path)
         view = self._view(t)
         if not view.getattr(t)["st_mode"] & 0o040000:
@@ -219,8 +323,14 @@ class CasOperations(Operations):
 
     def _listing(self, view: View | Versions, t: Target) -> Iterator[tuple[str, dict[str, int] | None]]:
         base = t.path.rstrip("/")
+        drops = {name: attrs for name, attrs in self._drop_entries(t)}
         for name, attrs in view.readdir(t):
-            yield name, self.attrs.apply(f"{base}/{name}", attrs) if attrs is not None else None
+            if name not in drops:
+                yield name, self.attrs.apply(f"{base}/{name}", attrs) if attrs is not None else None
+        yield from drops.items()
+        if t.kind is Kind.CAS_DIR:
+            for name in STATUS_NAMES:
+                yield name, self._status_attrs(name)
 
     @translated
     def readdir_at(self, path: str, fh: int, offset: int) -> Iterator[tuple[str, dict[str, int] | None, int]]:
@@ -235,12 +345,22 @@ class CasOperations(Operations):
 
     @translated
     def open(self, path: str, flags: int) -> int:
+        hit = self._in_drop(path)
+        if hit is not None:
+            return self._open_in_drop(hit, lambda real: passthrough.open_(real, flags), flags)
+        failed = self._error_file(path)
+        if failed is not None:
+            if flags & (os.O_WRONLY | os.O_RDWR):
+                raise FuseOSError(errno.EACCES)
+            return self.handles.add(BytesHandle(_error_text(failed)))
         if flags & (os.O_WRONLY | os.O_RDWR):
             (t,) = self._writable(path)
             return self.handles.add(self.copy_in.open_write(t, truncate=bool(flags & os.O_TRUNC), create=False))
         t = self._target(path)
         if t.kind is Kind.STATS:
             return self.handles.add(BytesHandle(self.view.stats()))
+        if t.kind is Kind.STATUS:
+            return self.handles.add(BytesHandle(self._status_bytes(t.name)))
         view = self.versions.view(t.project, t.version) if t.version else self.view
         if t.kind is Kind.PROJECT_META:
             return self.handles.add(BytesHandle(view.project_meta(t.project)))
@@ -289,11 +409,36 @@ class CasOperations(Operations):
             raise FuseOSError(errno.EISDIR)
         return handle.read(size, offset)
 
+    def _open_in_drop(self, hit: tuple[Drop, str], opener: Callable[[str], FdHandle], flags: int) -> int:
+        drop, real = hit
+        writing = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC))
+        if writing:
+            assert self.drops is not None
+            self._writable_drop(drop)
+        handle = opener(real)
+        handle.drop = drop if writing else None
+        if writing:
+            self.drops.opened(drop, real)
+        return self.handles.add(handle)
+
+    def _writable_drop(self, drop: Drop) -> None:
+        if self.read_only:
+            raise FuseOSError(errno.EROFS)
+        assert self.drops is not None
+        self.drops.check_writable(drop)
+
+    def _touched(self, hit: tuple[Drop, str]) -> None:
+        assert self.drops is not None
+        self.drops.touched(hit[0])
+
     @translated
     def release(self, path: str, fh: int) -> int:
         handle = self.handles.pop(fh)
         if handle is not None:
             handle.close()
+            if isinstance(handle, FdHandle) and handle.drop is not None:
+                assert self.drops is not None
+                self.drops.closed(handle.drop, handle.real)
         return 0
 
     releasedir = release
@@ -307,20 +452,38 @@ class CasOperations(Operations):
     # -- writing -------------------------------------------------------------------------
     @translated
     def create(self, path: str, mode: int, fi: Any = None) -> int:
-        (t,) = self._writable(path)
+        hit = self._drop_for_new(path, is_dir=False)
+        if hit is not None:
+            flags = getattr(getattr(fi, "contents", fi), "flags", os.O_WRONLY)
+            return self._open_in_drop(hit, lambda real: passthrough.create(real, mode, flags), os.O_WRONLY)
+        full = self._full(path)
+        if self.wb is not None and not self.read_only and _misfit(full, False) and _scratch_name(full) \
+                and f"/{VERSIONS_NAME}/" not in full:
+            t = Target(Kind.STAGED, name=full)  # an editor's temporary file beside meta.json, say
+        else:
+            (t,) = self._writable(path)
         return self.handles.add(self.copy_in.open_write(t, truncate=True, create=True))
 
     @translated
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         handle = self.handles.get(fh)
-        if not isinstance(handle, StagedHandle):
+        if not isinstance(handle, (StagedHandle, FdHandle)):
             raise FuseOSError(errno.EBADF)
         return handle.write(data, offset)
 
     @translated
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
-        (t,) = self._writable(path)
         handle = self.handles.get(fh) if fh is not None else None
+        hit = self._in_drop(path)
+        if hit is not None:
+            self._writable_drop(hit[0])
+            if isinstance(handle, FdHandle):
+                handle.truncate(length)
+            else:
+                passthrough.truncate(hit[1], length)
+            self._touched(hit)
+            return 0
+        (t,) = self._writable(path)
         writer = handle if isinstance(handle, StagedHandle) else self.handles.writer_for(t)
         if writer is not None:
             writer.truncate(length)
@@ -346,6 +509,9 @@ class CasOperations(Operations):
         """A barrier: the file is closed (validated) if dirty, then everything closed so far is
         committed before this returns."""
         handle = self.handles.get(fh)
+        if isinstance(handle, FdHandle):
+            handle.fsync()
+            return 0
         if isinstance(handle, StagedHandle) and handle.dirty:
             self.copy_in.finalize(handle)
         if self.wb is not None:
@@ -354,37 +520,85 @@ class CasOperations(Operations):
 
     @translated
     def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
-        if self.wb is not None:
+        """A barrier: what is closed is committed, and drops are imported now (one, when the
+        folder is in a drop; else all). EINVAL when a drop failed (its reason is in the status)."""
+        hit = self._in_drop(path)
+        if self.wb is not None and hit is None:
             self.wb.barrier()
+        if self.drops is not None and self.drops.barrier(hit[0] if hit is not None else None):
+            raise FuseOSError(errno.EINVAL)
         return 0
 
     @translated
     def mkdir(self, path: str, mode: int) -> int:
+        hit = self._drop_for_new(path, is_dir=True)
+        if hit is not None:
+            self._writable_drop(hit[0])
+            passthrough.mkdir(hit[1], mode)
+            self._touched(hit)
+            return 0
         (t,) = self._writable(path)
         self.copy_in.mkdir(t)
         return 0
 
     @translated
     def unlink(self, path: str) -> int:
+        hit = self._in_drop(path)
+        if hit is not None:
+            self._writable_drop(hit[0])
+            passthrough.unlink(hit[1])
+            self._touched(hit)
+            return 0
+        if self._error_file(path) is not None:
+            raise FuseOSError(errno.EACCES)
         (t,) = self._writable(path)
         self.copy_in.unlink(t)
         return 0
 
     @translated
     def rmdir(self, path: str) -> int:
+        hit = self._in_drop(path)
+        if hit is not None:
+            drop, real = hit
+            self._writable_drop(drop)
+            passthrough.rmdir(real)
+            if real == str(drop.root):
+                assert self.drops is not None
+                self.drops.remove(drop)
+            else:
+                self._touched(hit)
+            return 0
         (t,) = self._writable(path)
         self.copy_in.rmdir(t)
         return 0
 
     @translated
     def rename(self, old: str, new: str, flags: int = 0) -> int:
-        source, target = self._writable(old, new)
         if flags & RENAME_EXCHANGE:
             raise FuseOSError(errno.EINVAL)
+        new_hit = self._drop_for_new(new, is_dir=self._is_dir(old))
+        old_hit = self._in_drop(old)
+        if new_hit is not None or old_hit is not None:
+            if new_hit is None or old_hit is None or new_hit[0] is not old_hit[0] or old_hit[1] == str(old_hit[0].root):
+                raise FuseOSError(errno.EXDEV)  # mv copies, then removes
+            self._writable_drop(new_hit[0])
+            if flags & RENAME_NOREPLACE and os.path.lexists(new_hit[1]):
+                raise FuseOSError(errno.EEXIST)
+            passthrough.rename(old_hit[1], new_hit[1])
+            assert self.drops is not None
+            self.drops.renamed(new_hit[0], old_hit[1], new_hit[1])
+            return 0
+        source, target = self._writable(old, new)
         if flags & RENAME_NOREPLACE and self._exists(target):
             raise FuseOSError(errno.EEXIST)
         self.copy_in.rename(source, target)
         return 0
+
+    def _is_dir(self, path: str) -> bool:
+        try:
+            return bool(self.getattr(path)["st_mode"] & 0o040000)
+        except FuseOSError:
+            return False
 
     def _exists(self, t: Target) -> bool:
         try:
@@ -401,27 +615,55 @@ class CasOperations(Operations):
             return t, self._attrs_or_new(t)
         return t, self.view.getattr(t)
 
+    def _set_in_drop(self, path: str, change: Callable[[str], None]) -> bool:
+        hit = self._in_drop(path)
+        if hit is None:
+            return False
+        self._writable_drop(hit[0])
+        change(hit[1])
+        self._touched(hit)
+        return True
+
     @translated
     def chmod(self, path: str, mode: int) -> int:
+        if self._set_in_drop(path, lambda real: passthrough.chmod(real, mode)):
+            return 0
         t, attrs = self._settable(path)
         self.attrs.chmod(t.path, attrs, mode)
         return 0
 
     @translated
     def chown(self, path: str, uid: int, gid: int) -> int:
+        if self._set_in_drop(path, lambda real: passthrough.chown(real, uid, gid)):
+            return 0
         t, _ = self._settable(path)
         self.attrs.chown(t.path, uid, gid)
         return 0
 
     @translated
     def utimens(self, path: str, times: Any = None) -> int:
+        if self._set_in_drop(path, lambda real: passthrough.utimens(real, times)):
+            return 0
         t, _ = self._settable(path)
         self.attrs.utimens(t.path, times)
         return 0
 
     @translated
     def symlink(self, target: str, source: str) -> int:
-        raise FuseOSError(errno.EPERM)
+        hit = self._drop_for_new(target, is_dir=False)  # mfusepy passes (link name, what it points to)
+        if hit is None:
+            raise FuseOSError(errno.EPERM)
+        self._writable_drop(hit[0])
+        passthrough.symlink(source, hit[1])
+        self._touched(hit)
+        return 0
+
+    @translated
+    def readlink(self, path: str) -> str:
+        hit = self._in_drop(path)
+        if hit is None:
+            raise FuseOSError(errno.EINVAL)
+        return passthrough.readlink(hit[1])
 
     @translated
     def link(self, target: str, source: str) -> int:
@@ -433,3 +675,39 @@ class CasOperations(Operations):
 
 
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+ERROR_SUFFIX = ".import-error"
+# Names an importer reads: a file with one of these, where the layout has no place for it, is
+# refused with a hint rather than kept as a scratch file (an editor's temporary name has none).
+_DATA_SUFFIXES = (".json", ".xml", ".txt", ".csv", ".yaml", ".yml", ".pcd", ".nrrd", ".dcm", ".zip", ".tar")
+
+
+def _misfit(full: str, is_dir: bool) -> bool:
+    """Whether a name being made fits no Supervisely position."""
+    try:
+        t = parse(full)
+    except InvalidName:
+        return True
+    if t.kind is Kind.STAGED:
+        return False
+    if is_dir:
+        return t.kind in (Kind.FILE, Kind.PROJECT_META)
+    return t.kind in (Kind.PROJECT, Kind.DATASET, Kind.SECTION) or (t.kind is Kind.FILE and t.section == NESTED)
+
+
+def _scratch_name(full: str) -> bool:
+    """A misfit file kept as a scratch file: not named like anything an importer reads, and
+    not at the mount root."""
+    name = full.rpartition("/")[2]
+    if full.count("/") < 2 or is_image_name(name) or is_video_name(name):
+        return False
+    return not name.lower().endswith(_DATA_SUFFIXES)
+
+
+def _error_text(drop: Drop) -> bytes:
+    return (f"{drop.path.lstrip('/')} was not imported: {drop.reason}\n"
+            "Fix the files in the folder (it is imported again once the copy settles), or remove it.\n").encode()
+
+
+def _error_attrs(drop: Drop) -> dict[str, int]:
+    st = passthrough.getattr_(str(drop.dir))
+    return {**st, "st_mode": 0o100444, "st_nlink": 1, "st_size": len(_error_text(drop)), "st_blocks": 1}

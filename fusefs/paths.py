@@ -2,6 +2,7 @@
 
     /                                   ROOT
     /.cas, /.cas/stats.json             CAS_DIR, STATS
+    /.cas/status, /.cas/status.json     STATUS: drops and refusals (`name` is which)
     /<p>                                PROJECT
     /<p>/meta.json                      PROJECT_META
     /<p>/<d>[/datasets/<child>...]      DATASET
@@ -12,7 +13,9 @@
     /<p>/.versions/<version id>/...     the same kinds, read-only, with `version` set
     .../<temporary name>[/...]          STAGED: a scratch file or directory (rsync's
                                         `.x.jpg.AbC123`, `x.json~`, `*.swp`, ...) inside any
-                                        writable directory; `name` is the whole path
+                                        writable directory, or a file in ann/ or meta/ not
+                                        named <item>.json (`sed -i`'s `sedXyZ123`, perl -pi's,
+                                        `x.json.new`); `name` is the whole path
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ from cas.model.layout import JSON_SECTIONS, META_NAME, NESTED, SECTIONS, dataset
 CAS_DIR_NAME = ".cas"
 VERSIONS_NAME = ".versions"
 STATS_NAME = "stats.json"
+STATUS_NAMES = ("status", "status.json")
 
 
 class Kind(Enum):
     ROOT = auto()
     CAS_DIR = auto()
     STATS = auto()
+    STATUS = auto()
     PROJECT = auto()
     PROJECT_META = auto()
     DATASET = auto()
@@ -64,7 +69,7 @@ class Target:
 
     @property
     def is_dir(self) -> bool:
-        return self.kind not in (Kind.STATS, Kind.PROJECT_META, Kind.FILE, Kind.STAGED)
+        return self.kind not in (Kind.STATS, Kind.STATUS, Kind.PROJECT_META, Kind.FILE, Kind.STAGED)
 
     @property
     def path(self) -> str:
@@ -73,8 +78,9 @@ class Target:
             return self.name
         if self.kind is Kind.ROOT:
             return "/"
-        if self.kind in (Kind.CAS_DIR, Kind.STATS):
-            return f"/{CAS_DIR_NAME}" + (f"/{STATS_NAME}" if self.kind is Kind.STATS else "")
+        if self.kind in (Kind.CAS_DIR, Kind.STATS, Kind.STATUS):
+            return f"/{CAS_DIR_NAME}" + (f"/{STATS_NAME}" if self.kind is Kind.STATS else
+                                         f"/{self.name}" if self.kind is Kind.STATUS else "")
         base = f"/{self.project}" + (f"/{VERSIONS_NAME}/{self.version}" if self.version else "")
         if self.kind is Kind.VERSIONS:
             return f"/{self.project}/{VERSIONS_NAME}"
@@ -111,6 +117,8 @@ def _parse(path: str) -> Target:
             return Target(Kind.CAS_DIR)
         if parts[1:] == [STATS_NAME]:
             return Target(Kind.STATS)
+        if len(parts) == 2 and parts[1] in STATUS_NAMES:
+            return Target(Kind.STATUS, name=parts[1])
         raise InvalidName(f"nothing at {path}")
     project, rest = parts[0], parts[1:]
     version = ""
@@ -139,6 +147,8 @@ def _parse(path: str) -> Target:
         if i + 1 == len(rest):
             return Target(Kind.SECTION, project, "/".join(dataset), section, version=version)
         if i + 2 == len(rest):
+            if section in ("ann", "meta") and not rest[i + 1].endswith(".json"):  # an editor's temporary file
+                return Target(Kind.STAGED, project, "/".join(dataset), section, "/" + "/".join(parts), version)
             return Target(Kind.FILE, project, "/".join(dataset), section, rest[i + 1], version)
         raise InvalidName(f"nothing at {path}")
 

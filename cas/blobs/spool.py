@@ -30,6 +30,17 @@ def _new_temp(tmp_dir: str) -> tuple[int, str]:
             continue
 
 
+def _link_temp(source: str, tmp_dir: str) -> str:
+    """A temp name for an existing file (a hard link: no byte is copied)."""
+    while True:
+        path = f"{tmp_dir}/blob-{os.getpid()}-{next(_counter)}"
+        try:
+            os.link(source, path)
+            return path
+        except FileExistsError:
+            continue
+
+
 @dataclass(slots=True)
 class Spooled:
     """A hashed source: content in `data` or in a temp file `tmp`; `head` is what an image
@@ -43,9 +54,12 @@ class Spooled:
     tmp: str | None = None
     stat: os.stat_result | None = None  # of a source file, taken before it was read ...
     looked_at: int = 0  # ... at this time (ns; for the stat cache's racy-timestamp rule)
+    owned: str | None = None  # a file of the store's own with these bytes: the temp file links it
 
     def write_temp(self, tmp_dir: str) -> str:
         """Make sure the content sits in a temp file (written once) and return its path."""
+        if self.tmp is None and self.owned is not None:
+            self.tmp = _link_temp(self.owned, tmp_dir)
         if self.tmp is None:
             fd, path = _new_temp(tmp_dir)
             self.tmp = path
@@ -56,6 +70,11 @@ class Spooled:
             finally:
                 os.close(fd)
         return self.tmp
+
+    @property
+    def file(self) -> str | None:
+        """A file holding the content, if there is one (a temp file, or the owned source)."""
+        return self.tmp if self.tmp is not None else self.owned
 
     def release(self) -> None:
         """Let go of the in-memory copy (a temp file stays)."""
@@ -101,15 +120,34 @@ def spool_stream(src: BinaryIO, tmp_dir: str, head: bytes = b"") -> Spooled:
     return Spooled(h.digest(), h.size, head[:HEAD], tail, tmp=path)
 
 
-def spool_path(path: str, tmp_dir: str) -> Spooled:
+def _hash_stream(src: BinaryIO) -> Spooled:
+    """Hash a stream, keeping its head and tail for probing; nothing is written."""
+    h = Hasher()
+    head = tail = b""
+    while block := src.read(CHUNK):
+        h.update(block)
+        if len(head) < HEAD:
+            head += block[: HEAD - len(head)]
+        tail = (tail + block)[-64:]
+    return Spooled(h.digest(), h.size, head, tail)
+
+
+def spool_path(path: str, tmp_dir: str, owned: bool = False) -> Spooled:
     """Read a file once: small files into memory, large ones streamed to a temp file. The
-    result carries the file's stat, taken before the read, and when it was taken."""
+    result carries the file's stat, taken before the read, and when it was taken.
+
+    `owned`: the file is the store's own and stays unchanged until the blob is in place (a
+    drop's staged file): it becomes the blob by a hard link, its bytes are never copied."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         looked_at = time.time_ns()
         st = os.fstat(fd)
         size = st.st_size
-        if size > SMALL:
+        if size > SMALL and owned:
+            with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
+                sp = _hash_stream(f)
+            sp.owned = path
+        elif size > SMALL:
             with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
                 sp = spool_stream(f, tmp_dir)
         else:
@@ -120,6 +158,8 @@ def spool_path(path: str, tmp_dir: str) -> Spooled:
                     break
                 data += more
             sp = spool_bytes(data)
+            if owned:
+                sp.owned = path
     finally:
         os.close(fd)
     sp.stat, sp.looked_at = st, looked_at

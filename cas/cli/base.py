@@ -18,6 +18,7 @@ from cas.model.media import DEFAULT_MAX_PIXELS
 from cas.model.names import check_name
 from cas.model.namespace import Namespace
 from cas.store import Store
+from cas.units import human  # noqa: F401 - the commands' import of it
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -28,14 +29,6 @@ def default_store() -> Path:
         return Path(os.environ["CAS_STORE"])
     data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(data_home) / "cas"
-
-
-def human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"  # pragma: no cover
 
 
 class Context:

@@ -85,13 +85,7 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
                                       verify_dedup=verify_dedup, stat_cache=not no_stat_cache,
                                       workers=workers)
     r = report
-    total_items = r.items_added + r.items_skipped + r.items_replaced
-    rate = r.bytes_read / r.seconds if r.seconds else 0
-    click.echo(f"imported {project}: {total_items} items ({r.items_added} added, {r.items_skipped} unchanged, "
-               f"{r.items_replaced} replaced), " + (f"{r.links} links, " if r.links else "") +
-               f"{r.blobs_new} new blobs, {human(r.bytes_new)} written of "
-               f"{human(r.bytes_read)} read in {r.seconds:.1f} s ({human(rate)}/s)"
-               + (f"; {r.files_unread} unchanged files not read (stat cache)" if r.files_unread else ""))
+    click.echo(r.line())
     # What the converter and the annotation builders counted (phrases; bare words are totals).
     for key, value in sorted({**r.notes, **{k: v for k, v in extra.items() if " " in k}}.items()):
         if value:

@@ -20,12 +20,18 @@ from typing import Any
 from cas.records import pack, unpack
 
 PREFIX = "ingest-"
+DROPS_DIR = "drops"  # folders copied into the mount to be imported whole (drops.py)
 JOURNAL = "journal"
 LOCK = "lock"
 DONE = "done"  # a record [DONE, [seq, ...]]: those are committed or dropped
 INSTALLING = "installing"  # [INSTALLING, [blob id, ...]]: blob files a commit puts in place next
 _LEN = struct.Struct("<I")
 COMPACT_BYTES = 4 << 20  # rewrite the journal past this size, keeping only live records
+
+
+def is_mount_staging(name: str) -> bool:
+    """A name in the store's tmp/ that a mount owns (gc and fsck leave it alone)."""
+    return name.startswith(PREFIX) or name == DROPS_DIR
 
 
 def ingest_dirs(tmp_dir: str | Path) -> list[Path]:

@@ -85,7 +85,8 @@ class PrepareConfig:
     meta: dict[str, Any]
     check_conflicts: bool
     verify_dedup: bool
-    client_pid: int = 0  # the importing process; a worker process exits when it is gone
+    client_pid: int = 0
+    take_files: bool = False  # the sources are the store's own staged files: new blobs link them  # the importing process; a worker process exits when it is gone
 
 
 class Preparer:
@@ -119,7 +120,7 @@ class Preparer:
             return Prepared(dataset, name, Part(media.blob, media.size, False), ann_part, meta_part,
                             media.info, notes, from_stat_cache=True)
         try:
-            sp = self.store.spool(media, self.config.tmp)
+            sp = self.store.spool(media, self.config.tmp, owned=self.config.take_files)
         except FileNotFoundError:
             raise InvalidInput(label, "file not found") from None
         except IsADirectoryError:
@@ -195,10 +196,10 @@ class Preparer:
 
     def _probe(self, sp: Spooled, label: str) -> MediaInfo:
         if self.meta.project_type == "videos":
-            return probe_video(sp.tmp if sp.tmp is not None else sp.data or b"", label)
+            return probe_video(sp.file if sp.file is not None else sp.data or b"", label)
         fallback = None
-        if sp.tmp is not None and sp.size > len(sp.head):  # header may lie beyond the kept head
-            with open(sp.tmp, "rb") as f:
+        if sp.file is not None and sp.data is None and sp.size > len(sp.head):  # header beyond the kept head
+            with open(sp.file, "rb") as f:
                 fallback = f.read(16 << 20)
         return probe_image(sp.head, sp.tail, label, fallback)
 
@@ -228,7 +229,7 @@ class Preparer:
         if sp.data is not None:
             ours = sp.data
         else:
-            with open(sp.tmp or "", "rb") as f:
+            with open(sp.file or "", "rb") as f:
                 ours = f.read()
         if self.store.read_bytes(sp.id) != ours:
             raise CorruptBlob(f"{label}: content differs from stored blob {sp.id} with the same digest "

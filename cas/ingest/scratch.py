@@ -163,6 +163,12 @@ class ScratchTree:
             for path, n in sorted(moved, key=lambda pn: pn[0].count("/")):
                 self._add(new + path[len(old):], n)
 
+    def under(self, directory: str) -> list[tuple[str, Node]]:
+        """Every node below `directory`, parents before children."""
+        with self._lock:
+            found = [(p, n) for p, n in self._nodes.items() if p.startswith(directory + "/")]
+        return sorted(found, key=lambda pn: pn[0].count("/"))
+
     def remove_under(self, directory: str) -> None:
         """Drop everything below `directory` (its project or dataset was removed)."""
         with self._lock:

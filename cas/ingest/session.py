@@ -47,6 +47,7 @@ from cas.ingest.workers import SafePoints, forkserver, stop_pool
 from cas.model.annotation import Meta, default_meta, dumps, empty_annotation
 from cas.model.names import check_dataset_path, check_name
 from cas.model.namespace import merge_meta
+from cas.units import human
 from cas.records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecord
 
 if TYPE_CHECKING:
@@ -83,6 +84,17 @@ class ImportReport:
     notes: Counter[str] = field(default_factory=Counter)  # e.g. "objects clipped to the image" -> n
     seconds: float = 0.0
 
+    def line(self) -> str:
+        """What `cas import` prints: 'imported P: 12 items (12 added, ...), ...'."""
+        total = self.items_added + self.items_skipped + self.items_replaced
+        rate = self.bytes_read / self.seconds if self.seconds else 0
+        return (f"imported {self.project}: {total} items ({self.items_added} added, "
+                f"{self.items_skipped} unchanged, {self.items_replaced} replaced), "
+                + (f"{self.links} links, " if self.links else "")
+                + f"{self.blobs_new} new blobs, {human(self.bytes_new)} written of "
+                f"{human(self.bytes_read)} read in {self.seconds:.1f} s ({human(rate)}/s)"
+                + (f"; {self.files_unread} unchanged files not read (stat cache)" if self.files_unread else ""))
+
 
 @functools.lru_cache(maxsize=256)
 def _mime_of_suffix(suffix: str) -> str:
@@ -108,7 +120,7 @@ class ImportSession:
                  overwrite: bool = False, verify_dedup: bool = False, skip_invalid: bool = False,
                  workers: int | None = None, processes: bool = True,
                  progress: Callable[[int], object] | None = None, project_type: str = "images",
-                 stat_cache: bool = True) -> None:
+                 stat_cache: bool = True, take_files: bool = False) -> None:
         self.store = store
         self.project = check_name(project, "project name")
         self.overwrite = overwrite
@@ -120,6 +132,7 @@ class ImportSession:
         self._heavy = 0  # queued items with work for a worker: a file to read or an annotation to build
         self._expected = 0  # items a converter said are coming (see expect_items)
         self._stat_cache = stat_cache and not verify_dedup  # a stat-cache hit compares no bytes
+        self._take_files = take_files  # the source files are the store's own (a mount's drop): linked, not copied
         self._started = time.perf_counter()
         self._stack = ExitStack()
         self._stack.enter_context(store.lock(what="import"))
@@ -254,7 +267,7 @@ class ImportSession:
     def _config(self) -> PrepareConfig:
         return PrepareConfig(str(self.store.root), self.tmp, self.project, self.meta.raw,
                              check_conflicts=not self.overwrite and self._existing is not None,
-                             verify_dedup=self.verify_dedup, client_pid=os.getpid())
+                             verify_dedup=self.verify_dedup, client_pid=os.getpid(), take_files=self._take_files)
 
     def _thread_pool(self) -> ThreadPoolExecutor:
         if self._threads is None:

@@ -442,6 +442,11 @@ class WriteBack:
                 pass
 
     # -- committing ----------------------------------------------------------------------------
+    def pending(self) -> int:
+        """Files closed and not committed yet."""
+        with self._lock:
+            return self._pushed - self._committed
+
     def barrier(self) -> None:
         """Return once everything closed before the call is committed; OSError if a commit
         failed meanwhile (ENOSPC for a full disk)."""

@@ -15,7 +15,7 @@ from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import CasError, NotFound
 from cas.ids import BlobId
 from cas.index import SEP, split_item_key
-from cas.ingest.journal import PREFIX as INGEST_PREFIX
+from cas.ingest.journal import is_mount_staging
 from cas.ingest.journal import ingest_dirs, live_records, try_lock
 from cas.maintenance.gc import orphan_files, remove_path
 from cas.model.annotation import dumps, empty_annotation, empty_video_annotation
@@ -226,7 +226,7 @@ def _check_files(store: Store, report: FsckReport) -> None:
     for path, size in orphan_files(store):
         report.problems.append(Problem("orphan-file", path, f"{size} bytes not in the index"))
     for path, size in store.backend.list_tmp():
-        if os.path.basename(path).startswith(INGEST_PREFIX):
+        if is_mount_staging(os.path.basename(path)):
             continue  # a mount's staging: checked below
         report.problems.append(Problem("stale-temp", path, f"left by an interrupted write ({size} bytes)"))
     for directory in ingest_dirs(store.tmp_dir):

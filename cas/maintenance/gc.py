@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from cas.blobs.repack import compact_packs, compaction_plan, unused_packs
 from cas.ids import BlobId
 from cas.ingest import statcache
-from cas.ingest.journal import PREFIX as INGEST_PREFIX
+from cas.ingest.journal import is_mount_staging
 from cas.records import LINK, LOCAL, PACK, S3, BlobRecord
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def collect(store: Store, dry_run: bool = False, progress: Callable[[int], objec
     with store.lock(exclusive=True, what="collect garbage"):
         keep = kept_by_versions(store)
         for entry in os.scandir(store.tmp_dir):
-            if entry.name.startswith(INGEST_PREFIX):
+            if is_mount_staging(entry.name):
                 continue  # a mount's staging: live, or files acknowledged to writers that its next mount imports
             remove_path(entry.path)
             report.temp_removed += 1
@@ -117,7 +117,7 @@ def _survey(store: Store) -> GcReport:
     report = GcReport(dry_run=True)
     with store.lock(exclusive=False, what="survey garbage"):
         keep = kept_by_versions(store)
-        report.temp_removed = sum(1 for e in os.scandir(store.tmp_dir) if not e.name.startswith(INGEST_PREFIX))
+        report.temp_removed = sum(1 for e in os.scandir(store.tmp_dir) if not is_mount_staging(e.name))
         dead: set[bytes] = set()
         with store.index.read() as txn:
             for key, raw in store.index.scan(txn, "blobs"):
