@@ -12,6 +12,7 @@ from cas.blobs.remote_reader import RemoteReader
 from cas.errors import CasError
 from cas.ingest import StagedFile
 
+from .passthrough import FdHandle
 from .paths import Target
 
 
@@ -126,7 +127,7 @@ class DirHandle:
         self._gen = None
 
 
-Handle = ReadHandle | BytesHandle | StagedHandle | DirHandle
+Handle = ReadHandle | BytesHandle | StagedHandle | DirHandle | FdHandle
 
 
 class HandleTable:

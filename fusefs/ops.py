@@ -411,9 +411,9 @@ class CasOperations(Operations):
 
     def _open_in_drop(self, hit: tuple[Drop, str], opener: Callable[[str], FdHandle], flags: int) -> int:
         drop, real = hit
+        assert self.drops is not None
         writing = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC))
         if writing:
-            assert self.drops is not None
             self._writable_drop(drop)
         handle = opener(real)
         handle.drop = drop if writing else None

@@ -16,7 +16,6 @@ from cas.cli.base import (
     complete_target,
     echo_lines,
     history_of,
-    human,
     item_count,
     joined_lines,
     json_option,

@@ -85,8 +85,8 @@ class PrepareConfig:
     meta: dict[str, Any]
     check_conflicts: bool
     verify_dedup: bool
-    client_pid: int = 0
-    take_files: bool = False  # the sources are the store's own staged files: new blobs link them  # the importing process; a worker process exits when it is gone
+    client_pid: int = 0  # the importing process; a worker process exits when it is gone
+    take_files: bool = False  # the sources are the store's own staged files: new blobs link them
 
 
 class Preparer:

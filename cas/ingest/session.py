@@ -47,8 +47,8 @@ from cas.ingest.workers import SafePoints, forkserver, stop_pool
 from cas.model.annotation import Meta, default_meta, dumps, empty_annotation
 from cas.model.names import check_dataset_path, check_name
 from cas.model.namespace import merge_meta
-from cas.units import human
 from cas.records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecord
+from cas.units import human
 
 if TYPE_CHECKING:
     from cas.store import Source, Store

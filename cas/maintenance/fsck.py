@@ -15,8 +15,7 @@ from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import CasError, NotFound
 from cas.ids import BlobId
 from cas.index import SEP, split_item_key
-from cas.ingest.journal import is_mount_staging
-from cas.ingest.journal import ingest_dirs, live_records, try_lock
+from cas.ingest.journal import ingest_dirs, is_mount_staging, live_records, try_lock
 from cas.maintenance.gc import orphan_files, remove_path
 from cas.model.annotation import dumps, empty_annotation, empty_video_annotation
 from cas.records import LOCAL, PACK, S3, BlobRecord, ItemRecord
