@@ -76,6 +76,11 @@ class AttrOverlay:
         prefix = path.rstrip("/") + "/"
         return [k for k in self._by_path if k == path or k.startswith(prefix)]
 
+    def held_under(self, path: str) -> list[tuple[str, Attrs]]:
+        """What was set on `path` and below it."""
+        with self._lock:
+            return [(key, dict(self._by_path[key])) for key in self._under(path)]
+
     def forget(self, path: str) -> None:
         """A file was removed (or rewritten: new content has new times)."""
         if path in self._by_path:

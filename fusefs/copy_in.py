@@ -428,7 +428,20 @@ class CopyIn:
         for path, node in self.scratch.under(base):
             _lay_down(os.path.join(root, path[len(base) + 1:]), node)
         self.scratch.remove_under(base)
+        for path, held in sorted(self.attrs.held_under(base), key=lambda pa: -pa[0].count("/")):
+            _set_attrs(os.path.join(root, path[len(base) + 1:]), held)  # cp -a's, rsync's, mkdir's modes
         self.attrs.forget_under(base)
+
+
+def _set_attrs(real: str, held: dict[str, int]) -> None:
+    if not os.path.lexists(real):
+        return
+    if "st_mode" in held:
+        os.chmod(real, held["st_mode"] & 0o7777)
+    if "st_uid" in held or "st_gid" in held:
+        os.chown(real, held.get("st_uid", -1), held.get("st_gid", -1))
+    if "st_mtime" in held:
+        os.utime(real, ns=(held.get("st_atime", held["st_mtime"]), held["st_mtime"]))
 
 
 def _lay_down(real: str, node: Node) -> None:

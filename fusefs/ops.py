@@ -34,7 +34,6 @@ from cas.ingest import WriteBack
 from cas.ingest.drops import SETTLE, Drop, Drops, Importer
 from cas.ingest.outcomes import Outcomes, render
 from cas.model.layout import MEDIA_SECTIONS, NESTED
-from cas.model.media import is_image_name, is_video_name
 from cas.store import Store
 from cas.versions.trees import open_version_blob
 
@@ -539,6 +538,8 @@ class CasOperations(Operations):
             return 0
         (t,) = self._writable(path)
         self.copy_in.mkdir(t)
+        if t.kind in (Kind.PROJECT, Kind.DATASET):  # kept, should the folder become a drop
+            self.attrs.chmod(t.path, {"st_mode": stat.S_IFDIR}, mode)
         return 0
 
     @translated
@@ -676,9 +677,9 @@ class CasOperations(Operations):
 
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 ERROR_SUFFIX = ".import-error"
-# Names an importer reads: a file with one of these, where the layout has no place for it, is
-# refused with a hint rather than kept as a scratch file (an editor's temporary name has none).
-_DATA_SUFFIXES = (".json", ".xml", ".txt", ".csv", ".yaml", ".yml", ".pcd", ".nrrd", ".dcm", ".zip", ".tar")
+# An editor's temporary name beside the file it rewrites: `sed -i`'s `sedAbC123`, perl -pi's,
+# `meta.json.new` (a name with a dot and another suffix is a user's file: refused with a hint).
+_EDITOR_SUFFIXES = (".new", ".bak", ".orig", ".old")
 
 
 def _misfit(full: str, is_dir: bool) -> bool:
@@ -695,12 +696,9 @@ def _misfit(full: str, is_dir: bool) -> bool:
 
 
 def _scratch_name(full: str) -> bool:
-    """A misfit file kept as a scratch file: not named like anything an importer reads, and
-    not at the mount root."""
+    """A misfit file kept as a scratch file: an editor's temporary name, below the root."""
     name = full.rpartition("/")[2]
-    if full.count("/") < 2 or is_image_name(name) or is_video_name(name):
-        return False
-    return not name.lower().endswith(_DATA_SUFFIXES)
+    return full.count("/") > 1 and ("." not in name or name.lower().endswith(_EDITOR_SUFFIXES))
 
 
 def _error_text(drop: Drop) -> bytes:

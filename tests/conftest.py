@@ -141,3 +141,7 @@ def http_server():
     server = RangeServer()
     yield server
     server.stop()
+
+
+# Exports written by the real tools, shared by the interop and the mount tests.
+from tests.peer_exports import datumaro_exports, demo, sdk_exports  # noqa: E402, F401

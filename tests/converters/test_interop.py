@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -43,38 +42,7 @@ def auto_import(store: Store, src: Path, project: str) -> str:
     return fmt
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Path]:
-    """A store holding the sample project (train, train/night, val; every geometry) as `demo`."""
-    from bench.datagen import make_sample_project
-    root = tmp_path_factory.mktemp("demo")
-    store = Store(root / "store")
-    import_source(store, make_sample_project(root / "sample"), "demo", "sly")
-    yield store, root
-    store.close()
-
-
 # -- Supervisely SDK exports (the real SDK) -----------------------------------------------------
-SDK_EXPORTS = r"""
-import sys, supervisely as sly
-project = sly.Project(sys.argv[1], sly.OpenMode.READ)
-project.to_coco(dest_dir=sys.argv[2] + "/coco", copy_images=True)
-project.to_yolo(dest_dir=sys.argv[2] + "/yolo")
-project.to_pascal_voc(dest_dir=sys.argv[2] + "/voc")
-"""
-
-
-@pytest.fixture(scope="module")
-def sdk_exports(demo: tuple[Store, Path]) -> Path:
-    from converters import supervisely
-    store, root = demo
-    project = root / "sdk-project"
-    supervisely.write(store, "demo", project)
-    shutil.rmtree(project / "train" / "datasets")  # the SDK's VOC writer fails on nested datasets
-    run_tool("sly", SDK_EXPORTS, str(project), str(root / "sdk"), timeout=600)
-    return root / "sdk"
-
-
 @pytest.mark.parametrize("where,fmt", [("coco", "coco"), ("yolo", "yolo"), ("voc", "voc"),
                                        ("voc/VOCdevkit/VOC", "voc")])
 def test_supervisely_sdk_exports_import(sdk_exports: Path, tmp_path: Path, where: str, fmt: str) -> None:
@@ -91,15 +59,6 @@ def test_supervisely_sdk_exports_import(sdk_exports: Path, tmp_path: Path, where
 
 
 # -- Datumaro (the real tool): its exports import, and it reads ours ----------------------------
-DATUMARO_EXPORTS = r"""
-import sys, datumaro as dm
-ds = dm.Dataset.import_from(sys.argv[1], "coco")
-for fmt in ("coco", "voc"):
-    ds.export(sys.argv[2] + "/" + fmt, fmt, save_media=True)
-ds.transform("map_subsets", mapping={"train_night": "train"})
-ds.export(sys.argv[2] + "/yolo_ultralytics", "yolo_ultralytics", save_media=True)
-"""
-
 DATUMARO_READS = r"""
 import json, sys, datumaro as dm
 out = {}
@@ -108,14 +67,6 @@ for path, fmt in zip(sys.argv[1::2], sys.argv[2::2]):
     out[fmt] = [len(ds), sum(len(item.annotations) for item in ds), sorted(ds.subsets())]
 print(json.dumps(out))
 """
-
-
-@pytest.fixture(scope="module")
-def datumaro_exports(demo: tuple[Store, Path]) -> Path:
-    store, root = demo
-    coco.write(store, "demo", root / "cas-coco")
-    run_tool("datumaro", DATUMARO_EXPORTS, str(root / "cas-coco"), str(root / "dm"))
-    return root / "dm"
 
 
 def test_datumaro_coco_imports(datumaro_exports: Path, tmp_path: Path) -> None:

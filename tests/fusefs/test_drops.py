@@ -1,0 +1,256 @@
+"""Drops: folders in other layouts copied into a real mount, imported whole by the converter
+`cas import` runs, with the same result as `cas import` of the source.
+
+What these tests hold the mount to:
+- `cp -r` (also `cp -a`, `rsync -a`, `mv`) of an export written by another tool (the
+  Supervisely SDK, Datumaro), or of a plain folder of images, at the mount root makes a
+  project, and into a project folder merges into that project: the same datasets, items and
+  objects as `cas import SRC --project P`.
+- Until it is imported the folder shows what was written (sizes, times, modes); a second
+  rsync transfers nothing.
+- A drop that fails changes nothing in the namespace, stays with its reason beside it
+  (`<name>.import-error`, /.cas/status, `cas mount-status` exits 1), and is imported once fixed.
+- SIGKILL of the daemon during a drop's copy or its import: after a remount every file whose
+  close() succeeded is imported, once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cas import Store
+from converters.ingest import detect_format, import_source
+from fusefs.mount import daemon_pid
+from tests.conftest import ROOT, jpeg_bytes, run_cas, write_images
+from tests.converters.samples import cityscapes_sample, coco_sample, labelme_sample, masks_sample, objects_of
+from tests.fusefs.conftest import force_unmount, mounted, store_with
+
+WATCHDOG = 120  # seconds: against a hung mount, never a synchronisation
+
+
+def mount_status(mnt: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cas", "mount-status", str(mnt), *args], capture_output=True,
+                          text=True, timeout=WATCHDOG, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def wait_imported(mnt: Path) -> subprocess.CompletedProcess:
+    """`cas mount-status --wait`: every waiting drop imported (or failed) when it returns."""
+    return mount_status(mnt, "--wait")
+
+
+def contents(store: Store, project: str) -> dict[str, object]:
+    """What an import made of a project: datasets, their item names and sizes, objects."""
+    ns = store.ns
+    items = {d: sorted((name, rec.width, rec.height, rec.size) for name, rec in ns.items(project, d))
+             for d in ns.datasets(project)}
+    objects = {k: sorted(v) for k, v in objects_of(store, project).items()}
+    return {"meta": ns.project(project).meta, "items": items, "objects": objects}
+
+
+def imported_by_cas_import(tmp_path: Path, src: Path, project: str) -> dict[str, object]:
+    """`cas import SRC --project P` (format detected) into a fresh store."""
+    with Store(tmp_path / f"reference-{project}") as store:
+        import_source(store, src, project, detect_format(src))
+        return contents(store, project)
+
+
+def peer_sources(root: Path, sdk_exports: Path, datumaro_exports: Path) -> dict[str, Path]:
+    """Exports the real tools wrote, and samples laid out as each format's specification says."""
+    photos = root / "photos"
+    write_images(photos, 5)
+    write_images(photos / "2024", 3, prefix="later")
+    return {
+        "sdk_coco": sdk_exports / "coco", "sdk_yolo": sdk_exports / "yolo", "sdk_voc": sdk_exports / "voc",
+        "dm_coco": datumaro_exports / "coco", "dm_voc": datumaro_exports / "voc",
+        "dm_yolo": datumaro_exports / "yolo_ultralytics",
+        "street_coco": coco_sample(root / "street_coco"), "labelme": labelme_sample(root / "labelme"),
+        "cityscapes": cityscapes_sample(root / "cityscapes"), "masks": masks_sample(root / "masks", machine=False),
+        "photos": photos,
+    }
+
+
+def test_exports_of_other_tools_dropped_at_the_root_import_as_cas_import_does(
+        tmp_path, sdk_exports, datumaro_exports):
+    sources = peer_sources(tmp_path / "src", sdk_exports, datumaro_exports)
+    store = tmp_path / "store"
+    run_cas(store, "init")
+    with mounted(store, tmp_path / "mnt") as mnt:
+        for name, src in sources.items():
+            proc = subprocess.run(["cp", "-r", src, mnt / name], capture_output=True, text=True, timeout=WATCHDOG)
+            assert proc.returncode == 0 and proc.stderr == "", (name, proc.stderr)
+        waited = wait_imported(mnt)
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        for name in sources:
+            assert (mnt / name / "meta.json").is_file(), (name, os.listdir(mnt / name))
+            assert not (mnt / f"{name}.import-error").exists()
+    with Store(store) as s:
+        assert sorted(s.ns.projects()) == sorted(sources)
+        for name, src in sources.items():
+            assert contents(s, name) == imported_by_cas_import(tmp_path, src, name), name
+    assert run_cas(store, "fsck").returncode == 0
+
+
+def test_a_folder_copied_into_a_project_merges_into_it(tmp_path):
+    store = store_with(tmp_path, {"a/x.jpg": jpeg_bytes()})
+    before = tmp_path / "before"
+    shutil.copytree(store, before)
+    photos = tmp_path / "photos"
+    write_images(photos, 4)
+    coco = coco_sample(tmp_path / "street_coco")
+    with mounted(store, tmp_path / "mnt") as mnt:
+        for src in (photos, coco):
+            proc = subprocess.run(["cp", "-r", src, mnt / "p"], capture_output=True, text=True, timeout=WATCHDOG)
+            assert proc.returncode == 0, proc.stderr
+        assert wait_imported(mnt).returncode == 0
+    with Store(before) as s:  # `cas import SRC --project p` of each, in the same order
+        for src in (photos, coco):
+            import_source(s, src, "p", detect_format(src))
+        expected = contents(s, "p")
+    with Store(store) as s:
+        got = contents(s, "p")
+    assert got == expected
+    assert set(got["items"]) >= {"a", "photos"}
+
+
+def test_a_drop_shows_what_was_written_until_it_is_imported(tmp_path):
+    src = coco_sample(tmp_path / "street_coco")
+    for i, path in enumerate(sorted(src.rglob("*"))):
+        os.utime(path, (1_600_000_000 + i, 1_600_000_000 + i))
+        os.chmod(path, 0o750 if path.is_dir() else 0o640)
+    store = tmp_path / "store"
+    run_cas(store, "init")
+    with mounted(store, tmp_path / "mnt", settle=3600) as mnt:
+        proc = subprocess.run(["rsync", "-a", f"{src}/", mnt / "street"], capture_output=True, text=True,
+                              timeout=WATCHDOG)
+        assert proc.returncode == 0, proc.stderr
+        for path in src.rglob("*"):
+            ours, theirs = os.stat(mnt / "street" / path.relative_to(src)), os.stat(path)
+            assert (ours.st_size, ours.st_mode, int(ours.st_mtime)) == \
+                (theirs.st_size, theirs.st_mode, int(theirs.st_mtime)), path
+        again = subprocess.run(["rsync", "-a", "--stats", f"{src}/", mnt / "street"], capture_output=True, text=True,
+                               timeout=WATCHDOG)
+        assert "Number of regular files transferred: 0" in again.stdout, again.stdout
+        status = json.loads((mnt / ".cas/status.json").read_text())
+        assert [(d["path"], d["state"], d["files"]) for d in status["drops"]] == [("street", "waiting", 5)]
+        assert "waiting    street (5 files" in (mnt / ".cas/status").read_text()
+        assert run_cas(store, "ls").stdout.decode().strip() == ""  # nothing in the namespace yet
+        assert wait_imported(mnt).returncode == 0
+        assert sorted(os.listdir(mnt / "street")) == ["meta.json", "val2017"]
+        assert "done       street: imported street: 4 items" in (mnt / ".cas/status").read_text()
+
+
+def test_a_failed_drop_stays_with_its_reason_changes_nothing_and_imports_once_fixed(tmp_path):
+    src = coco_sample(tmp_path / "street_coco")
+    missing = src / "images/val2017/000000000002.jpg"
+    kept = missing.read_bytes()
+    missing.unlink()
+    store = tmp_path / "store"
+    run_cas(store, "init")
+    with mounted(store, tmp_path / "mnt") as mnt:
+        assert subprocess.run(["cp", "-r", src, mnt], timeout=WATCHDOG).returncode == 0
+        failed = wait_imported(mnt)
+        assert failed.returncode == 1, failed.stdout
+        assert "failed     street_coco: instances_val2017.json: images[2].file_name: image '000000000002.jpg' " \
+               "not found" in failed.stdout, failed.stdout
+        reason = (mnt / "street_coco.import-error").read_text()
+        assert "000000000002.jpg' not found" in reason, reason
+        assert run_cas(store, "ls").stdout.decode().strip() == ""  # no project, not even an empty one
+        assert sorted(os.listdir(mnt / "street_coco")) == ["annotations", "images"]  # the files as written
+        assert mount_status(mnt).returncode == 0  # refused once: the next call has nothing new
+        (mnt / "street_coco/images/val2017" / missing.name).write_bytes(kept)
+        fixed = wait_imported(mnt)
+        assert fixed.returncode == 0, fixed.stdout
+        assert not (mnt / "street_coco.import-error").exists()
+        assert "val2017" in os.listdir(mnt / "street_coco")
+    with Store(store) as s:
+        assert s.ns.count_items("street_coco", "val2017") == 4
+
+
+def test_mv_from_another_file_system_removes_the_source_once_imported(tmp_path):
+    photos = tmp_path / "photos"
+    write_images(photos, 6)
+    store = tmp_path / "store"
+    run_cas(store, "init")
+    with mounted(store, tmp_path / "mnt") as mnt:
+        proc = subprocess.run(["mv", photos, mnt], capture_output=True, text=True, timeout=WATCHDOG)
+        assert proc.returncode == 0, proc.stderr
+        assert not photos.exists()
+        assert wait_imported(mnt).returncode == 0
+        assert len(os.listdir(mnt / "photos/photos/img")) == 6
+
+
+def _kill(mnt: Path) -> None:
+    pid = daemon_pid(str(mnt))
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    force_unmount(mnt, pid)
+
+
+def test_sigkill_during_a_drop_copy_keeps_every_closed_file(tmp_path):
+    images = write_images(tmp_path / "src", 6)
+    store = tmp_path / "store"
+    run_cas(store, "init")
+    mnt = tmp_path / "mnt"
+    with mounted(store, mnt, settle=3600):
+        (mnt / "photos").mkdir()
+        for path in images[:5]:
+            (mnt / "photos" / path.name).write_bytes(path.read_bytes())  # closed: must be imported
+        torn = open(mnt / "photos" / images[5].name, "wb")  # noqa: SIM115 - never closed: the daemon dies first
+        torn.write(images[5].read_bytes()[:100])
+        torn.flush()
+        _kill(mnt)
+    with mounted(store, mnt) as again:
+        assert wait_imported(again).returncode == 0
+        assert sorted(os.listdir(again / "photos/photos/img")) == sorted(p.name for p in images[:5])
+    assert "its copy never finished" in (store / "logs/mount.log").read_text()
+    assert run_cas(store, "fsck").returncode == 0
+
+
+def test_sigkill_during_a_drop_import_imports_it_once_after_a_remount(tmp_path):
+    src = tmp_path / "photos"
+    write_images(src, 1500)
+    store = tmp_path / "store"
+    run_cas(store, "init")
+    log = store / "logs/mount.log"
+    mnt = tmp_path / "mnt"
+    with mounted(store, mnt, settle=0.2):
+        start = log.stat().st_size
+        assert subprocess.run(["cp", "-r", src, mnt], timeout=WATCHDOG).returncode == 0
+        deadline = time.monotonic() + WATCHDOG
+        while "photos: importing 1500 files" not in log.read_text()[start:]:  # a condition, polled
+            assert time.monotonic() < deadline, log.read_text()[start:]
+            time.sleep(0.01)
+        _kill(mnt)
+    with mounted(store, mnt) as again:
+        assert wait_imported(again).returncode == 0
+        assert len(os.listdir(again / "photos/photos/img")) == 1500
+    with Store(store) as s:
+        assert s.ns.projects() == ["photos"] and s.ns.count_items("photos", "photos") == 1500
+    assert run_cas(store, "fsck").returncode == 0
+
+
+@pytest.mark.parametrize("tool", ["cp -a", "tar"])
+def test_other_writers_make_drops_too(tmp_path, tool):
+    src = coco_sample(tmp_path / "street_coco")
+    store = tmp_path / "store"
+    run_cas(store, "init")
+    with mounted(store, tmp_path / "mnt") as mnt:
+        if tool == "tar":
+            archive = tmp_path / "coco.tar"
+            subprocess.run(["tar", "-cf", archive, "-C", tmp_path, "street_coco"], check=True)
+            proc = subprocess.run(["tar", "-xf", archive, "-C", mnt], capture_output=True, text=True)
+        else:
+            proc = subprocess.run(["cp", "-a", src, mnt], capture_output=True, text=True)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        assert wait_imported(mnt).returncode == 0
+    with Store(store) as s:
+        assert contents(s, "street_coco") == imported_by_cas_import(tmp_path, src, "street_coco")
