@@ -62,6 +62,12 @@ def current_fuse() -> int:
     return _fuse._libfuse.fuse_get_context().contents.fuse
 
 
+def caller_pid() -> int:
+    """The process a request being served comes from; 0 outside a request."""
+    context = _fuse._libfuse.fuse_get_context()
+    return int(context.contents.pid) if context else 0
+
+
 def invalidate_path(fuse: int, path: str) -> int:
     """Drop what the kernel caches for `path` (entry, attributes, pages); 0 or -errno
     (-ENOENT when nothing was cached)."""

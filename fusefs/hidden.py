@@ -4,8 +4,9 @@
 it is about to create must not be there yet:
 - a project made by mkdir in this mount hides its meta.json until one is written (its
   annotations meanwhile wait unchecked, see WriteBack.close_json);
-- a dataset made by mkdir shows its sections (img/, ann/, ...) only once they are made,
-  or once someone lists the dataset;
+- a dataset made by mkdir shows its sections (img/, ann/, ...) to the process that made it
+  only once they are made, or once someone lists the dataset; every other process sees them
+  at once (`mkdir new; mv x.jpg new/img/`);
 - in such a dataset, the generated files of an image closed in it (its empty
   annotation, its img_info/ file) are hidden until written, or until their section is
   listed;
@@ -16,12 +17,19 @@ it is about to create must not be there yet:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 FileKey = tuple[str, str, str, str]  # project, dataset, section, item
 
 
+def _nobody() -> int:
+    return 0
+
+
 class Hidden:
-    def __init__(self) -> None:
+    def __init__(self, caller: Callable[[], int] = _nobody) -> None:
+        self.caller = caller  # the pid of the process a request comes from (0: unknown)
+        self._makers: dict[tuple[str, str], int] = {}  # new dataset -> the pid that made it
         self._lock = threading.Lock()
         self._fresh_projects: set[str] = set()
         self._new_datasets: dict[tuple[str, str], set[str]] = {}  # -> the sections made so far
@@ -44,13 +52,14 @@ class Hidden:
     def dataset_made(self, project: str, dataset: str) -> None:
         with self._lock:
             self._new_datasets[(project, dataset)] = set()
+            self._makers[(project, dataset)] = self.caller()
 
     def is_new(self, project: str, dataset: str) -> bool:
         return (project, dataset) in self._new_datasets
 
     def section_hidden(self, project: str, dataset: str, section: str) -> bool:
         made = self._new_datasets.get((project, dataset))
-        return made is not None and section not in made
+        return made is not None and section not in made and self._makers.get((project, dataset)) == self.caller()
 
     def section_made(self, project: str, dataset: str, section: str) -> bool:
         """Record a mkdir of a section; False if it exists already (not hidden)."""
@@ -76,6 +85,7 @@ class Hidden:
         """Someone looked: the dataset shows what it has from now on."""
         with self._lock:
             made = self._new_datasets.pop((project, dataset), None)
+            self._makers.pop((project, dataset), None)
             if made is not None and "datasets" in made:
                 self._nested.add((project, dataset))
 
@@ -113,4 +123,5 @@ class Hidden:
                 self._fresh_projects.discard(project)
             self._files = {k for k in self._files if not gone(*k[:2])}
             self._new_datasets = {k: v for k, v in self._new_datasets.items() if not gone(*k)}
+            self._makers = {k: v for k, v in self._makers.items() if not gone(*k)}
             self._nested = {k for k in self._nested if not gone(*k)}

@@ -39,7 +39,7 @@ from cas.versions.trees import open_version_blob
 
 from . import passthrough
 from .attrs import AttrOverlay
-from .binding import FuseOSError, Operations, current_fuse, invalidate_path, keep_thread_state
+from .binding import FuseOSError, Operations, caller_pid, current_fuse, invalidate_path, keep_thread_state
 from .copy_in import WHERE_FILES_GO, CopyIn
 from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, StagedHandle
 from .hidden import Hidden
@@ -121,7 +121,7 @@ class CasOperations(Operations):
     def init(self, path: str) -> None:
         # The index is opened here, in the process that serves requests, never before a fork.
         self.store = Store(self.store_root, create=False)
-        self.hidden = Hidden()
+        self.hidden = Hidden(caller_pid)
         self.attrs = AttrOverlay()
         if not self.read_only:
             self.wb = WriteBack(self.store)  # replays what a killed daemon left in its journal

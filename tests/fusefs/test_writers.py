@@ -233,6 +233,90 @@ def test_annotation_written_by_tempfile_and_replace_is_imported_verbatim(tmp_pat
     assert json.loads((tmp_path / "out/d/ann/b.jpg.json").read_text()) == ann_b
 
 
+EDITORS = {  # an in-place edit of a file, as each tool does it: a temporary name beside it, renamed over
+    "sed -i": lambda path: ["sed", "-i", "s/CHANGED_FROM/CHANGED_TO/", path],
+    "perl -pi": lambda path: ["perl", "-pi", "-e", "s/CHANGED_FROM/CHANGED_TO/", path],
+    "vim -es": lambda path: ["vim", "-u", "NONE", "-i", "NONE", "-N", "-es", "-c", "%s/CHANGED_FROM/CHANGED_TO/",
+                             "-c", "wq", path],
+    "python .new": lambda path: [sys.executable, "-c", "import os, sys; p = sys.argv[1]; "
+                                 "data = open(p).read().replace('CHANGED_FROM', 'CHANGED_TO'); "
+                                 "open(p + '.new', 'w').write(data); os.replace(p + '.new', p)", path],
+    "python tempfile": lambda path: [sys.executable, "-c", "import os, sys, tempfile; p = sys.argv[1]; "
+                                     "data = open(p).read().replace('CHANGED_FROM', 'CHANGED_TO'); "
+                                     "fd, tmp = tempfile.mkstemp(dir=os.path.dirname(p)); os.write(fd, data.encode()); "
+                                     "os.close(fd); os.replace(tmp, p)", path],
+}
+
+
+@pytest.mark.parametrize("editor", sorted(EDITORS))
+def test_editors_rewrite_annotations_and_meta_in_place(tmp_path, mount, editor):
+    assert shutil.which(EDITORS[editor]("x")[0]), f"{EDITORS[editor]('x')[0]} is not installed"
+    store = store_with(tmp_path, {"d/a.jpg": jpeg_bytes(40, 30)})
+    ann = {**ann_with(40, 30, box(1, 1, 5, 5)), "description": "CHANGED_FROM"}
+    meta = {**META, "classes": [{**META["classes"][0], "title": "car"}, {"title": "CHANGED_FROM", "shape": "any",
+                                                                          "color": "#00FF00"}]}
+    with mount(store) as mnt:
+        (mnt / "p/meta.json").write_text(json.dumps(meta))
+        (mnt / "p/d/ann/a.jpg.json").write_text(json.dumps(ann))
+        for path in (mnt / "p/d/ann/a.jpg.json", mnt / "p/meta.json"):
+            proc = run(*EDITORS[editor](path))
+            assert proc.returncode == 0 and proc.stderr == b"" and b"lost" not in proc.stdout, \
+                (path, proc.stdout, proc.stderr)
+            assert b"CHANGED_TO" in path.read_bytes() and b"CHANGED_FROM" not in path.read_bytes(), path
+        assert sorted(os.listdir(mnt / "p/d/ann")) == ["a.jpg.json"]  # no temporary file left
+        assert sorted(os.listdir(mnt / "p")) == ["d", "meta.json"]
+        status = run(sys.executable, "-m", "cas", "mount-status", mnt)
+        assert status.returncode == 0, status.stdout  # nothing refused
+    run_cas(store, "export", "p", str(tmp_path / "out"))
+    assert json.loads((tmp_path / "out/d/ann/a.jpg.json").read_text())["description"] == "CHANGED_TO"
+    titles = [c["title"] for c in json.loads((tmp_path / "out/meta.json").read_text())["classes"]]
+    assert "CHANGED_TO" in titles
+
+
+def test_an_empty_file_at_a_position_waits_for_its_bytes(tmp_path, mount):
+    store = store_with(tmp_path, {"d/a.jpg": jpeg_bytes(40, 30)})
+    with mount(store) as mnt:
+        img = mnt / "p/d/img"
+        proc = run("touch", img / "empty.jpg", mnt / "p/d/ann/later.jpg.json")
+        assert proc.returncode == 0, proc.stderr
+        assert os.stat(img / "empty.jpg").st_size == 0 and "empty.jpg" in os.listdir(img)
+        (img / "empty.jpg").write_bytes(jpeg_bytes(12, 10))
+        barrier(img / "empty.jpg")
+        assert item_names(store, "p/d") == ["a.jpg", "empty.jpg"]
+        (mnt / "p/d/ann/later.jpg.json").unlink()
+        (img / "gone.jpg").touch()
+        (img / "gone.jpg").unlink()
+        assert sorted(os.listdir(img)) == ["a.jpg", "empty.jpg"]
+
+
+def test_mkdir_then_mv_into_the_new_dataset(tmp_path, mount):
+    """The process that made a dataset sees no sections until it makes them (cp -r, rsync and
+    tar make them next); anyone else sees the layout at once."""
+    store = store_with(tmp_path, {"d/a.jpg": jpeg_bytes(40, 30)})
+    photo = tmp_path / "x.jpg"
+    photo.write_bytes(jpeg_bytes(20, 10))
+    with mount(store) as mnt:
+        assert run("mkdir", mnt / "p/new").returncode == 0
+        proc = run("mv", photo, f"{mnt}/p/new/img/")
+        assert proc.returncode == 0, proc.stderr
+        barrier(mnt / "p/new/img/x.jpg")
+        assert item_names(store, "p/new") == ["x.jpg"]
+        assert not photo.exists()
+
+
+def test_a_refused_write_the_shell_ignores_shows_in_the_status(tmp_path, mount):
+    store = store_with(tmp_path, {"d/a.jpg": jpeg_bytes(40, 30)})
+    with mount(store) as mnt:
+        proc = run("sh", "-c", f"echo '{{\"bad\": 1}}' > {mnt}/p/d/ann/a.jpg.json")
+        assert proc.returncode == 0  # a shell's > never checks close()
+        status = run(sys.executable, "-m", "cas", "mount-status", mnt)
+        assert status.returncode == 1, status.stdout
+        assert b"rejected p/d/ann/a.jpg.json" in status.stdout, status.stdout
+        assert b"rejected p/d/ann/a.jpg.json" in (mnt / ".cas/status").read_bytes()
+        assert json.loads((mnt / ".cas/status.json").read_text())["refused"][-1]["path"] == "p/d/ann/a.jpg.json"
+        assert run(sys.executable, "-m", "cas", "mount-status", mnt).returncode == 0  # nothing new since
+
+
 def test_invalid_annotation_is_einval_at_close_and_at_rename(tmp_path, mount):
     store = store_with(tmp_path, {"d/a.jpg": jpeg_bytes(40, 30)})
     good = ann_with(40, 30, box(1, 1, 5, 5))
