@@ -133,7 +133,7 @@ class CasFUSE(_fuse.FUSE):
         if self.operations.direct_io(fi.fh):
             fi.direct_io = 1
         elif not fi.flags & (os.O_WRONLY | os.O_RDWR):
-            fi.keep_cache = 1
+            fi.keep_cache = int(self.operations.keep_cache(fi.fh))
             if hasattr(fi, "noflush"):  # libfuse >= 3.11
                 fi.noflush = 1
         return 0

@@ -74,6 +74,9 @@ class CopyIn:
         # Made by mkdir here with nothing written into them yet: a misfit name turns them into drops.
         self.made_projects: set[str] = set()
         self.made_datasets: set[tuple[str, str]] = set()  # (project, top-level dataset)
+        # Paths whose last write was refused: the kernel may cache the refused bytes' pages, so
+        # the next open for reading drops them (ops.open).
+        self.refused_pages: set[str] = set()
 
     def refuse(self, code: int, message: str, path: str, once_for: str | None = None) -> FuseOSError:
         """A refused change: logged (see `refuse`) and kept for the mount's status."""
@@ -198,6 +201,9 @@ class CopyIn:
         try:
             self.close_at(t, handle.staged)
         except InvalidInput as e:
+            handle.refused = True  # the kernel's RELEASE comes later: a stat meanwhile sees the file as it was
+            if len(self.refused_pages) < 4096:
+                self.refused_pages.add(t.path)
             raise self.refuse(errno.EINVAL, f"rejected {e}", label_of(t)) from e
         handle.dirty = False
 

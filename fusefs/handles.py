@@ -23,6 +23,7 @@ class ReadHandle:
     def __init__(self, reader: BlobReader | RemoteReader, direct: bool = False) -> None:
         self.reader = reader
         self.direct = direct  # opened with direct I/O (size unknown to the kernel)
+        self.fresh = False  # drop the kernel's cached pages at open (see CasOperations.keep_cache)
         self.failed: CasError | None = None
 
     def read(self, size: int, offset: int) -> bytes:
@@ -46,6 +47,7 @@ class BytesHandle:
     """Generated content (meta.json, img_info, stats) fixed at open."""
 
     data: bytes
+    fresh: bool = False  # drop the kernel's cached pages at open (see CasOperations.keep_cache)
 
     def read(self, size: int, offset: int) -> bytes:
         return self.data[offset:offset + size]
@@ -64,6 +66,7 @@ class StagedHandle:
         self.staged = staged
         self.position = position
         self.dirty = position  # even an empty new file is handed over (and judged) at close
+        self.refused = False  # its close was refused: it no longer speaks for the file (its size)
 
     def write(self, data: bytes, offset: int) -> int:
         if self.staged.sealed:  # written again after a close handed it over: go on with a copy
@@ -71,6 +74,7 @@ class StagedHandle:
             self.staged.release()
             self.staged = copy
         self.dirty = self.position
+        self.refused = False
         return self.staged.write(data, offset)
 
     def read(self, size: int, offset: int) -> bytes:
@@ -155,6 +159,6 @@ class HandleTable:
     def writer_for(self, target: Target) -> StagedHandle | None:
         """The open writer of a file, if one is being written."""
         for writer in list(self._writers.values()):
-            if writer.target == target:
+            if writer.target == target and not writer.refused:  # a refused one: the release may lag
                 return writer
         return None

@@ -281,7 +281,7 @@ class CasOperations(Operations):
     def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
         if fh is not None:
             handle = self.handles.get(fh)
-            if isinstance(handle, StagedHandle) and handle.position:
+            if isinstance(handle, StagedHandle) and handle.position and not handle.refused:
                 return {**self._attrs_or_new(handle.target), "st_size": handle.size}
             if isinstance(handle, FdHandle):
                 return handle.stat()
@@ -372,6 +372,13 @@ class CasOperations(Operations):
             return self.handles.add(StagedHandle(t, scratch.file.open(), position=False))
         if t.kind is not Kind.FILE:
             raise FuseOSError(errno.EISDIR)
+        fh = self._open_file(view, t)
+        if self.wb is not None and t.path in self.copy_in.refused_pages:
+            self.copy_in.refused_pages.discard(t.path)
+            self.handles.get(fh).fresh = True  # type: ignore[union-attr]
+        return fh
+
+    def _open_file(self, view: View, t: Target) -> int:
         view.check_file(t)  # hidden files and wrong sections are not there
         try:
             item = view.item(t, sized=False)
@@ -394,6 +401,11 @@ class CasOperations(Operations):
         if isinstance(reader, bytes):
             return self.handles.add(BytesHandle(reader))
         return self.handles.add(ReadHandle(reader, direct=size < 0))
+
+    def keep_cache(self, fh: int) -> bool:
+        """Whether a file opened for reading keeps the kernel's pages of earlier opens: not
+        after a refused write to it (the pages may hold the refused bytes)."""
+        return not getattr(self.handles.get(fh), "fresh", False)
 
     def direct_io(self, fh: int) -> bool:
         """Links imported without their size bypass the page cache: the kernel may hold 0 as
@@ -453,7 +465,7 @@ class CasOperations(Operations):
     def create(self, path: str, mode: int, fi: Any = None) -> int:
         hit = self._drop_for_new(path, is_dir=False)
         if hit is not None:
-            flags = getattr(getattr(fi, "contents", fi), "flags", os.O_WRONLY)
+            flags = fi if isinstance(fi, int) else os.O_WRONLY  # the binding passes the open flags
             return self._open_in_drop(hit, lambda real: passthrough.create(real, mode, flags), os.O_WRONLY)
         full = self._full(path)
         if self.wb is not None and not self.read_only and _misfit(full, False) and _scratch_name(full) \
