@@ -43,3 +43,21 @@ def test_supervisely_sdk_reads_a_mounted_project(tmp_path, sample_project, mount
     assert seen["objects"] == expected_objects
     meta = json.loads((sample_project / "meta.json").read_text())
     assert seen["classes"] == sorted(c["title"] for c in meta["classes"])
+
+
+def test_supervisely_sdk_reads_a_coco_export_dropped_into_the_mount(tmp_path, mount):
+    from tests.converters.samples import coco_sample
+    from tests.fusefs.test_drops import wait_imported
+
+    src = coco_sample(tmp_path / "street_coco")
+    store = tmp_path / "store"
+    run_cas(store, "init")
+    with mount(store) as mnt:
+        assert subprocess.run(["cp", "-r", str(src), str(mnt)], timeout=120).returncode == 0
+        assert wait_imported(mnt).returncode == 0
+        res = subprocess.run([tool_python("sly"), "-c", CHECK, str(mnt / "street_coco")], capture_output=True,
+                             text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    seen = json.loads(res.stdout.strip().splitlines()[-1])
+    assert seen["datasets"] == {"val2017": sorted(os.listdir(src / "images/val2017"))}
+    assert seen["objects"] > 0 and "person" in seen["classes"]
