@@ -138,7 +138,7 @@ def test_a_full_disk_is_enospc_at_the_barrier_and_the_batch_is_retried(store, wb
             raise OSError(errno.ENOSPC, "No space left on device")
         real_sync()
     monkeypatch.setattr(store.write_backend, "sync", sync)
-    monkeypatch.setattr("cas.ingest.writeback.RETRY_DELAY", 0.01)
+    monkeypatch.setattr("cas.ingest.committer.RETRY_DELAY", 0.01)
     close_image(wb, "a.jpg", jpeg_bytes(40, 30))
     with pytest.raises(OSError) as err:
         wb.barrier()
@@ -154,11 +154,11 @@ def test_a_full_disk_is_enospc_at_the_barrier_and_the_batch_is_retried(store, wb
 
 CHILD = textwrap.dedent("""
     import json, sys, time
-    import cas.ingest.writeback as writeback
+    import cas.ingest.committer as committer
     from cas import Store
     from cas.ingest import StagedFile, WriteBack
     from tests.conftest import jpeg_bytes
-    writeback.BATCH_DELAY = 3600  # nothing is committed before the kill
+    committer.BATCH_DELAY = 3600  # nothing is committed before the kill
     store = Store(sys.argv[1], create=False)
     wb = WriteBack(store)
     new = lambda data: StagedFile.create(str(wb.directory), data)
