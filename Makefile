@@ -103,6 +103,7 @@ bench: $(STAMP) bench-deps $(DVC_STAMP)
 	$(PY) -m bench.convert
 	$(PY) -m bench.share
 	$(PY) -m bench.copy_in
+	$(PY) -m bench.drop_in
 	$(PY) -m bench.scale
 	$(PY) -m bench.dedup --rss-files 200000
 

@@ -9,7 +9,9 @@ The layers, bottom to top; a module imports only from its own layer and those be
     model/       the dataset model: namespace (projects, datasets, items), annotation, media,
                  names, layout (the Supervisely folder layout), reading (the read protocol)
     store        Store: the blob engine and the namespace behind one object
-    ingest/      imports: session, prepare, statcache, workers, and the mount's write-back
+    ingest/      imports: session, prepare, statcache, workers, and the mount's write path
+                 (staged, journal, closed, validation, overlay, committer, replay, writeback,
+                 drops, outcomes)
     versions/    trees (the tree format; a version read as the namespace is), snapshots
                  (building trees, history), sharing (version heads on S3), transfer
     maintenance/ gc, fsck, stats, usage, classes, rebuild

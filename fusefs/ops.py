@@ -186,7 +186,7 @@ class CasOperations(Operations):
 
     # -- drops: folders in other layouts, shown as written until imported -----------------------
     def _in_drop(self, path: str) -> tuple[Drop, str] | None:
-        if self.drops is None:
+        if self.drops is None or not self.drops.active:  # the common case: one attribute test
             return None
         return self.drops.resolve([p for p in self._full(path).split("/") if p])
 

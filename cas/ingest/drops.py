@@ -120,9 +120,14 @@ class Drops:
         self._thread.start()
 
     # -- where drops are -----------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        """Whether there is any drop (else no path needs resolving)."""
+        return bool(self._at_root or self._in_project)
+
     def resolve(self, parts: list[str]) -> tuple[Drop, str] | None:
         """The drop a mount path (split into its names) is in, and the real path it stands for."""
-        if not (self._at_root or self._in_project) or not parts:
+        if not parts:
             return None
         drop, rest = self._at_root.get(parts[0]), parts[1:]
         if drop is None and len(parts) > 1:
