@@ -424,7 +424,7 @@ class CopyIn:
 
     def _move_in(self, drop: Drop, base: str, project: str, datasets: list[str]) -> None:
         """Lay what the mount shows below `base` (folders made, scratch files) into the drop."""
-        root = str(drop.root)
+        root = drop.root
         for d in datasets:
             folder = os.path.join(root, dataset_path(project, d)[len(base):].lstrip("/"))
             os.makedirs(folder, exist_ok=True)

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import stat
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -117,6 +118,8 @@ class CasOperations(Operations):
         self.wb: WriteBack | None = None
         self.drops: Drops | None = None
         self.outcomes = Outcomes()
+        self._kernel_lock = threading.Lock()  # notifications to the kernel end with the session
+        self._ending = False
 
     def init(self, path: str) -> None:
         # The index is opened here, in the process that serves requests, never before a fork.
@@ -157,6 +160,8 @@ class CasOperations(Operations):
 
     def _shut_down(self) -> None:
         if self.store is not None:
+            with self._kernel_lock:
+                self._ending = True
             self.invalidator.stop()  # first: the session is ending, and the store closes below
             if self.drops is not None:
                 self.drops.close()  # what is waiting is imported
@@ -202,7 +207,11 @@ class CasOperations(Operations):
         return None
 
     def _drop_imported(self, path: str) -> None:
-        self.invalidator.invalidate(path if self.project is None else path[len(self.project) + 1:] or "/")
+        """A drop became a project: the kernel forgets what it cached of the folder. Not once
+        the session is ending (a notification to a freed session crashes the daemon)."""
+        with self._kernel_lock:
+            if not self._ending:
+                self.invalidator.invalidate(path if self.project is None else path[len(self.project) + 1:] or "/")
 
     def _drop_entries(self, t: Target) -> Iterator[tuple[str, dict[str, int] | None]]:
         """Drops shown in a listing of the root or of a project folder (with the reason of a failed one)."""
@@ -210,7 +219,7 @@ class CasOperations(Operations):
             return
         for drop in self.drops.names(t.project if t.kind is Kind.PROJECT else None):
             try:
-                yield drop.name, passthrough.getattr_(str(drop.root))
+                yield drop.name, passthrough.getattr_(drop.root)
             except FileNotFoundError:
                 continue
             if drop.reason:
@@ -221,7 +230,7 @@ class CasOperations(Operations):
         if self.drops is None or not path.endswith(ERROR_SUFFIX):
             return None
         hit = self._in_drop(path[:-len(ERROR_SUFFIX)])
-        if hit is None or hit[1] != str(hit[0].root) or not hit[0].reason:
+        if hit is None or hit[1] != hit[0].root or not hit[0].reason:
             return None
         return hit[0]
 
@@ -402,6 +411,12 @@ class CasOperations(Operations):
             return self.handles.add(BytesHandle(reader))
         return self.handles.add(ReadHandle(reader, direct=size < 0))
 
+    def flushes(self, fh: int) -> bool:
+        """Whether closing the file has work for the daemon (a FLUSH request): only a file
+        written at a Supervisely position, judged at its close."""
+        handle = self.handles.get(fh)
+        return isinstance(handle, StagedHandle) and handle.position
+
     def keep_cache(self, fh: int) -> bool:
         """Whether a file opened for reading keeps the kernel's pages of earlier opens: not
         after a refused write to it (the pages may hold the refused bytes)."""
@@ -575,7 +590,7 @@ class CasOperations(Operations):
             drop, real = hit
             self._writable_drop(drop)
             passthrough.rmdir(real)
-            if real == str(drop.root):
+            if real == drop.root:
                 assert self.drops is not None
                 self.drops.remove(drop)
             else:
@@ -592,7 +607,7 @@ class CasOperations(Operations):
         new_hit = self._drop_for_new(new, is_dir=self._is_dir(old))
         old_hit = self._in_drop(old)
         if new_hit is not None or old_hit is not None:
-            if new_hit is None or old_hit is None or new_hit[0] is not old_hit[0] or old_hit[1] == str(old_hit[0].root):
+            if new_hit is None or old_hit is None or new_hit[0] is not old_hit[0] or old_hit[1] == old_hit[0].root:
                 raise FuseOSError(errno.EXDEV)  # mv copies, then removes
             self._writable_drop(new_hit[0])
             if flags & RENAME_NOREPLACE and os.path.lexists(new_hit[1]):

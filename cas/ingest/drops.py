@@ -68,11 +68,7 @@ class Drop:
         self.urgent = False  # a barrier asked: import as soon as nothing is open
         self.idle = False  # nothing to import (an empty folder) until something is written
         self._journal = open(directory / WRITES, "ab", buffering=0)  # noqa: SIM115 - lives as long as the drop
-
-    @property
-    def root(self) -> Path:
-        """The folder as written."""
-        return self.dir / self.name
+        self.root = str(directory / name)  # the folder as written
 
     @property
     def path(self) -> str:
@@ -81,6 +77,9 @@ class Drop:
 
     def note(self, sign: str, rel: str) -> None:
         self._journal.write(json.dumps([sign, rel]).encode() + b"\n")
+
+    def forget_writes(self) -> None:
+        os.ftruncate(self._journal.fileno(), 0)
 
     def contents(self) -> tuple[int, int]:
         """(files, bytes) below the folder."""
@@ -134,7 +133,7 @@ class Drops:
             drop, rest = self._in_project.get((parts[0], parts[1])), parts[2:]
         if drop is None:
             return None
-        return drop, os.path.join(drop.root, *rest) if rest else str(drop.root)
+        return drop, os.path.join(drop.root, *rest) if rest else drop.root
 
     def names(self, project: str | None = None) -> list[Drop]:
         """The drops shown at the mount root (`project` None) or in a project folder."""
@@ -162,6 +161,7 @@ class Drops:
             (directory / name).mkdir()
             drop = Drop(directory, project, name, into, lock_fd)
             self._register(drop)
+            self._cond.notify_all()
             log.info("%s: a folder not in Supervisely layout: imported as a whole once its copy settles "
                      "(%s)", drop.path.lstrip("/"), f"into project {project}" if into else "as a new project")
             return drop
@@ -198,7 +198,12 @@ class Drops:
             drop.writers[rel] -= 1
             if drop.writers[rel] <= 0:
                 del drop.writers[rel]
-            drop.note("-", rel)
+            if drop.writers:
+                drop.note("-", rel)
+            else:
+                drop.forget_writes()  # nothing open: nothing a crash could leave torn
+                if drop.urgent:
+                    self._cond.notify_all()  # a barrier waits for this drop
             self._touch(drop)
 
     def renamed(self, drop: Drop, old: str, new: str) -> None:
@@ -218,12 +223,16 @@ class Drops:
             self._touch(drop)
 
     def _touch(self, drop: Drop) -> None:
+        """A write: the settle time starts again. The thread, asleep until the old deadline,
+        is woken only for a drop it does not wait for (idle, failed)."""
         drop.last_write = time.monotonic()
-        drop.idle = False
         if drop.state == FAILED:  # written into after a failure: try again once it settles
             drop.state, drop.reason = WAITING, ""
             (drop.dir / FAILED_FILE).unlink(missing_ok=True)
-        self._cond.notify_all()
+            drop.idle = True
+        if drop.idle:
+            drop.idle = False
+            self._cond.notify_all()
 
     def remove(self, drop: Drop) -> None:
         """The drop's folder was removed (it is empty): forget the drop."""
@@ -236,10 +245,11 @@ class Drops:
 
     # -- importing -----------------------------------------------------------------------------
     def barrier(self, drop: Drop | None = None) -> list[Drop]:
-        """Import now what is waiting (one drop, or all) and return once it is imported or has
-        failed; a drop with a file still open is left waiting. Returns the drops that failed."""
+        """Import now what is waiting (one drop, or all that have not failed) and return once
+        it is imported or has failed; a drop with a file still open is left waiting. Returns
+        the drops that failed."""
         with self._cond:
-            targets = [drop] if drop is not None else self.all()
+            targets = [drop] if drop is not None else [d for d in self.all() if d.state != FAILED]
             for d in targets:
                 d.urgent = True
             self._cond.notify_all()
@@ -256,10 +266,14 @@ class Drops:
         """The next drop to import, or how long until one may be ready."""
         wait: float | None = None
         for d in self.all():
-            if d.state != WAITING or d.writers or d.idle:
+            if d.state != WAITING or d.idle:
                 continue
             left = 0.0 if d.urgent or self._stopping else self.settle - (now - d.last_write)
-            if left <= 0:
+            if d.writers:  # a file is open: look again in a while (closing one wakes nobody) ...
+                if self._stopping or d.urgent:
+                    continue  # ... unless a barrier asked (the last close wakes us) or at unmount
+                left = max(left, self.settle, 0.05)
+            elif left <= 0:
                 return d, None
             wait = left if wait is None else min(wait, left)
         return None, wait
@@ -287,7 +301,7 @@ class Drops:
         log.info("%s: importing %d files (%d bytes) into project %s", drop.path.lstrip("/"), files, size,
                  drop.project)
         try:
-            summary = self.importer(self.store, drop.root, drop.project)
+            summary = self.importer(self.store, Path(drop.root), drop.project)
         except Exception as e:  # noqa: BLE001 - every failure is reported, the drop stays
             reason = one_line(e)
             if not isinstance(e, (OSError, ValueError)) and type(e).__module__.split(".")[0] != "cas":
@@ -332,12 +346,12 @@ class Drops:
                 shutil.rmtree(directory, ignore_errors=True)  # stopped while it was being made
                 continue
             for rel in _unclosed(directory / WRITES):
-                path = drop.root / rel
+                path = Path(drop.root, rel)
                 if path.is_file():
                     path.unlink()
                     log.warning("%s/%s: removed, its copy never finished (the mount stopped while it was "
                                 "being written)", drop.path.lstrip("/"), rel)
-            os.truncate(directory / WRITES, 0)
+            drop.forget_writes()
             failed = directory / FAILED_FILE
             if failed.exists():
                 drop.state, drop.reason = FAILED, failed.read_text()

@@ -56,6 +56,13 @@ def contents(store: Store, project: str) -> dict[str, object]:
     return {"meta": ns.project(project).meta, "items": items, "objects": objects}
 
 
+def assert_daemon_was_clean(store: Path) -> None:
+    """No traceback and no crash of the daemon (at unmount, drops are imported: the kernel
+    session is gone by then and must not be told anything)."""
+    log = (store / "logs/mount.log").read_text(errors="replace")
+    assert "Traceback" not in log and "Fatal Python error" not in log, log[-3000:]
+
+
 def imported_by_cas_import(tmp_path: Path, src: Path, project: str) -> dict[str, object]:
     """`cas import SRC --project P` (format detected) into a fresh store."""
     with Store(tmp_path / f"reference-{project}") as store:
@@ -97,6 +104,7 @@ def test_exports_of_other_tools_dropped_at_the_root_import_as_cas_import_does(
         for name, src in sources.items():
             assert contents(s, name) == imported_by_cas_import(tmp_path, src, name), name
     assert run_cas(store, "fsck").returncode == 0
+    assert_daemon_was_clean(store)
 
 
 def test_a_folder_copied_into_a_project_merges_into_it(tmp_path):
@@ -173,6 +181,7 @@ def test_a_failed_drop_stays_with_its_reason_changes_nothing_and_imports_once_fi
         assert "val2017" in os.listdir(mnt / "street_coco")
     with Store(store) as s:
         assert s.ns.count_items("street_coco", "val2017") == 4
+    assert_daemon_was_clean(store)
 
 
 def test_mv_from_another_file_system_removes_the_source_once_imported(tmp_path):
@@ -254,3 +263,17 @@ def test_other_writers_make_drops_too(tmp_path, tool):
         assert wait_imported(mnt).returncode == 0
     with Store(store) as s:
         assert contents(s, "street_coco") == imported_by_cas_import(tmp_path, src, "street_coco")
+    assert_daemon_was_clean(store)
+
+
+def test_a_drop_still_waiting_at_unmount_is_imported_then(tmp_path):
+    photos = tmp_path / "photos"
+    write_images(photos, 3)
+    store = tmp_path / "store"
+    run_cas(store, "init")
+    with mounted(store, tmp_path / "mnt", settle=3600) as mnt:
+        assert subprocess.run(["cp", "-r", photos, mnt], timeout=WATCHDOG).returncode == 0
+        assert run_cas(store, "ls").stdout.decode().strip() == ""
+    with Store(store) as s:
+        assert s.ns.count_items("photos", "photos") == 3
+    assert_daemon_was_clean(store)
