@@ -19,7 +19,7 @@ import errno
 import logging
 import os
 
-from cas.errors import InvalidInput, NotFound
+from cas.errors import InvalidInput, InvalidName, NotFound
 from cas.ingest import StagedFile, WriteBack
 from cas.ingest.drops import Drop, Drops
 from cas.ingest.outcomes import Outcomes
@@ -33,7 +33,7 @@ from .attrs import AttrOverlay
 from .binding import FuseOSError
 from .handles import StagedHandle
 from .hidden import Hidden
-from .paths import Kind, Target, dataset_path
+from .paths import VERSIONS_NAME, Kind, Target, dataset_path, parse
 from .view import View, item_blob
 
 log = logging.getLogger("cas.mount")
@@ -56,6 +56,33 @@ def refuse(code: int, message: str, once_for: str | None = None) -> FuseOSError:
         if once_for is not None and len(_refused_in) < 1024:
             _refused_in.add(once_for)
     return FuseOSError(code)
+
+
+# An editor's temporary name beside the file it rewrites: `sed -i`'s `sedAbC123`, perl -pi's,
+# `meta.json.new` (a name with a dot and another suffix is a user's file: refused with a hint).
+_EDITOR_SUFFIXES = (".new", ".bak", ".orig", ".old")
+
+
+def misfit(full: str, is_dir: bool) -> bool:
+    """Whether a name being made fits no Supervisely position (and is not in a version,
+    where nothing is made)."""
+    if f"/{VERSIONS_NAME}/" in full:
+        return False
+    try:
+        t = parse(full)
+    except InvalidName:
+        return True
+    if t.kind is Kind.STAGED:
+        return False
+    if is_dir:
+        return t.kind in (Kind.FILE, Kind.PROJECT_META)
+    return t.kind in (Kind.PROJECT, Kind.DATASET, Kind.SECTION) or (t.kind is Kind.FILE and t.section == NESTED)
+
+
+def editor_temporary(full: str) -> bool:
+    """A misfit file kept as a scratch file: an editor's temporary name, below the root."""
+    name = full.rpartition("/")[2]
+    return full.count("/") > 1 and ("." not in name or name.lower().endswith(_EDITOR_SUFFIXES))
 
 
 class CopyIn:
@@ -114,7 +141,6 @@ class CopyIn:
         if t.kind is Kind.FILE:  # img_info/<file>
             self.view.getattr(Target(Kind.SECTION, t.project, t.dataset, t.section))
             return
-        from .paths import parse
         if not self.view.getattr(parse(parent))["st_mode"] & 0o040000:
             raise FuseOSError(errno.ENOTDIR)
 

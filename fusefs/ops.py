@@ -34,19 +34,19 @@ from cas.errors import (
 from cas.ingest import WriteBack
 from cas.ingest.drops import SETTLE, Drop, Drops, Importer
 from cas.ingest.outcomes import Outcomes, render
-from cas.model.layout import MEDIA_SECTIONS, NESTED
+from cas.model.layout import MEDIA_SECTIONS
 from cas.store import Store
 from cas.versions.trees import open_version_blob
 
 from . import passthrough
 from .attrs import AttrOverlay
 from .binding import FuseOSError, Operations, caller_pid, current_fuse, invalidate_path, keep_thread_state
-from .copy_in import WHERE_FILES_GO, CopyIn
+from .copy_in import WHERE_FILES_GO, CopyIn, editor_temporary, misfit
 from .handles import BytesHandle, DirHandle, HandleTable, ReadHandle, StagedHandle
 from .hidden import Hidden
 from .invalidate import Invalidator
 from .passthrough import FdHandle
-from .paths import STATUS_NAMES, VERSIONS_NAME, Kind, Target, parse
+from .paths import STATUS_NAMES, Kind, Target, parse
 from .versions import Versions, is_read_only
 from .view import View, img_info, item_blob, new_file_attrs
 
@@ -202,7 +202,7 @@ class CasOperations(Operations):
         if hit is not None or self.drops is None or self.read_only:
             return hit
         full = self._full(path)
-        if _misfit(full, is_dir) and f"/{VERSIONS_NAME}/" not in full and self.copy_in.convert(full) is not None:
+        if misfit(full, is_dir) and self.copy_in.convert(full) is not None:
             return self._in_drop(path)
         return None
 
@@ -217,7 +217,7 @@ class CasOperations(Operations):
         """Drops shown in a listing of the root or of a project folder (with the reason of a failed one)."""
         if self.drops is None or t.kind not in (Kind.ROOT, Kind.PROJECT) or t.version:
             return
-        for drop in self.drops.names(t.project if t.kind is Kind.PROJECT else None):
+        for drop in self.drops.shown_in(t.project if t.kind is Kind.PROJECT else None):
             try:
                 yield drop.name, passthrough.getattr_(drop.root)
             except FileNotFoundError:
@@ -382,7 +382,7 @@ class CasOperations(Operations):
         if t.kind is not Kind.FILE:
             raise FuseOSError(errno.EISDIR)
         fh = self._open_file(view, t)
-        if self.wb is not None and t.path in self.copy_in.refused_pages:
+        if self.wb is not None and self.copy_in.refused_pages and t.path in self.copy_in.refused_pages:
             self.copy_in.refused_pages.discard(t.path)
             self.handles.get(fh).fresh = True  # type: ignore[union-attr]
         return fh
@@ -438,7 +438,7 @@ class CasOperations(Operations):
     def _open_in_drop(self, hit: tuple[Drop, str], opener: Callable[[str], FdHandle], flags: int) -> int:
         drop, real = hit
         assert self.drops is not None
-        writing = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC))
+        writing = passthrough.writes(flags)
         if writing:
             self._writable_drop(drop)
         handle = opener(real)
@@ -483,8 +483,7 @@ class CasOperations(Operations):
             flags = fi if isinstance(fi, int) else os.O_WRONLY  # the binding passes the open flags
             return self._open_in_drop(hit, lambda real: passthrough.create(real, mode, flags), os.O_WRONLY)
         full = self._full(path)
-        if self.wb is not None and not self.read_only and _misfit(full, False) and _scratch_name(full) \
-                and f"/{VERSIONS_NAME}/" not in full:
+        if self.wb is not None and not self.read_only and misfit(full, False) and editor_temporary(full):
             t = Target(Kind.STAGED, name=full)  # an editor's temporary file beside meta.json, say
         else:
             (t,) = self._writable(path)
@@ -704,30 +703,6 @@ class CasOperations(Operations):
 
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 ERROR_SUFFIX = ".import-error"
-# An editor's temporary name beside the file it rewrites: `sed -i`'s `sedAbC123`, perl -pi's,
-# `meta.json.new` (a name with a dot and another suffix is a user's file: refused with a hint).
-_EDITOR_SUFFIXES = (".new", ".bak", ".orig", ".old")
-
-
-def _misfit(full: str, is_dir: bool) -> bool:
-    """Whether a name being made fits no Supervisely position."""
-    try:
-        t = parse(full)
-    except InvalidName:
-        return True
-    if t.kind is Kind.STAGED:
-        return False
-    if is_dir:
-        return t.kind in (Kind.FILE, Kind.PROJECT_META)
-    return t.kind in (Kind.PROJECT, Kind.DATASET, Kind.SECTION) or (t.kind is Kind.FILE and t.section == NESTED)
-
-
-def _scratch_name(full: str) -> bool:
-    """A misfit file kept as a scratch file: an editor's temporary name, below the root."""
-    name = full.rpartition("/")[2]
-    return full.count("/") > 1 and ("." not in name or name.lower().endswith(_EDITOR_SUFFIXES))
-
-
 def _error_text(drop: Drop) -> bytes:
     return (f"{drop.path.lstrip('/')} was not imported: {drop.reason}\n"
             "Fix the files in the folder (it is imported again once the copy settles), or remove it.\n").encode()

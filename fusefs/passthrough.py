@@ -7,7 +7,6 @@ before it is changed (never change a blob's bytes in place).
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import stat
@@ -39,13 +38,17 @@ def listing(real: str) -> Iterator[tuple[str, dict[str, int] | None]]:
                 continue
 
 
-class FdHandle:
-    """A staged file open in a drop (`writing`: the drop is told when it is closed)."""
+def writes(flags: int) -> bool:
+    """Whether open flags change the file."""
+    return bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC))
 
-    def __init__(self, real: str, fd: int, writing: bool) -> None:
+
+class FdHandle:
+    """A staged file open in a drop."""
+
+    def __init__(self, real: str, fd: int) -> None:
         self.real = real
         self.fd = fd
-        self.writing = writing
         self.drop: Any = None  # the drop told when a file opened for writing is closed
 
     def read(self, size: int, offset: int) -> bytes:
@@ -80,17 +83,16 @@ def _unshare(real: str) -> None:
 
 
 def open_(real: str, flags: int) -> FdHandle:
-    writing = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC))
-    if writing:
+    if writes(flags):
         _unshare(real)
     flags &= ~(os.O_APPEND | os.O_EXCL | os.O_CREAT)  # offsets come with each write request
-    return FdHandle(real, os.open(real, flags | os.O_CLOEXEC), writing)
+    return FdHandle(real, os.open(real, flags | os.O_CLOEXEC))
 
 
 def create(real: str, mode: int, flags: int = os.O_WRONLY) -> FdHandle:
     access = os.O_RDWR if flags & os.O_RDWR or not flags & os.O_WRONLY else os.O_WRONLY
     fd = os.open(real, access | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, stat.S_IMODE(mode))
-    return FdHandle(real, fd, True)
+    return FdHandle(real, fd)
 
 
 def truncate(real: str, length: int) -> None:
@@ -148,7 +150,3 @@ def symlink(target: str, real: str) -> None:
 
 def readlink(real: str) -> str:
     return os.readlink(real)
-
-
-def not_a_dir(real: str) -> OSError:
-    return OSError(errno.ENOTDIR, real)

@@ -212,7 +212,7 @@ class View:
             raise NotFound(f"{t.section}/{t.name} is not written yet")
 
     def file_attrs(self, t: Target) -> Attrs:
-        if self.wb is not None and self.scratch(t.path) is not None:  # an img_info/ write, an empty new file
+        if self.scratch(t.path) is not None:  # an img_info/ write, an empty new file
             self._check_media_section(t)
             return self.scratch_attrs(t.path)
         self.check_file(t)

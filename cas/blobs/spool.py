@@ -96,40 +96,37 @@ def spool_bytes(data: bytes) -> Spooled:
     return Spooled(hash_bytes(data), len(data), data, data[-64:], data=data)
 
 
+def _hash_blocks(src: BinaryIO, first: bytes = b"", out: BinaryIO | None = None) -> Spooled:
+    """Hash a stream (`first`: bytes already read from it), keeping its head and tail for
+    probing; every block also goes to `out` when given."""
+    h = Hasher()
+    head = tail = b""
+    block = first
+    while True:
+        if block:
+            h.update(block)
+            if len(head) < HEAD:
+                head += block[: HEAD - len(head)]
+            tail = (tail + block)[-64:]
+            if out is not None:
+                out.write(block)
+        block = src.read(CHUNK)
+        if not block:
+            break
+    return Spooled(h.digest(), h.size, head, tail)
+
+
 def spool_stream(src: BinaryIO, tmp_dir: str, head: bytes = b"") -> Spooled:
     """Copy a stream to a temp file while hashing it (`head`: bytes already read from it)."""
-    h = Hasher()
-    tail = b""
     fd, path = _new_temp(tmp_dir)
     try:
         with os.fdopen(fd, "wb", buffering=0) as out:
-            block = head
-            while True:
-                if block:
-                    h.update(block)
-                    if len(head) < HEAD:
-                        head += block[: HEAD - len(head)]
-                    tail = (tail + block)[-64:]
-                    out.write(block)
-                block = src.read(CHUNK)
-                if not block:
-                    break
+            sp = _hash_blocks(src, head, out)
     except BaseException:
         os.unlink(path)
         raise
-    return Spooled(h.digest(), h.size, head[:HEAD], tail, tmp=path)
-
-
-def _hash_stream(src: BinaryIO) -> Spooled:
-    """Hash a stream, keeping its head and tail for probing; nothing is written."""
-    h = Hasher()
-    head = tail = b""
-    while block := src.read(CHUNK):
-        h.update(block)
-        if len(head) < HEAD:
-            head += block[: HEAD - len(head)]
-        tail = (tail + block)[-64:]
-    return Spooled(h.digest(), h.size, head, tail)
+    sp.tmp = path
+    return sp
 
 
 def spool_path(path: str, tmp_dir: str, owned: bool = False) -> Spooled:
@@ -145,7 +142,7 @@ def spool_path(path: str, tmp_dir: str, owned: bool = False) -> Spooled:
         size = st.st_size
         if size > SMALL and owned:
             with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
-                sp = _hash_stream(f)
+                sp = _hash_blocks(f)
             sp.owned = path
         elif size > SMALL:
             with os.fdopen(os.dup(fd), "rb", buffering=0) as f:

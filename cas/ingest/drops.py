@@ -135,7 +135,7 @@ class Drops:
             return None
         return drop, os.path.join(drop.root, *rest) if rest else drop.root
 
-    def names(self, project: str | None = None) -> list[Drop]:
+    def shown_in(self, project: str | None = None) -> list[Drop]:
         """The drops shown at the mount root (`project` None) or in a project folder."""
         with self._cond:
             if project is None:
@@ -149,8 +149,7 @@ class Drops:
     def create(self, project: str, name: str, into: bool) -> Drop:
         """A new drop folder at /<name> (a new project) or /<project>/<name> (into it)."""
         with self._cond:
-            key = (project, name)
-            old = self._in_project.get(key) if into else self._at_root.get(name)
+            old = self._at(project, name, into)
             if old is not None:
                 return old
             directory = Path(tempfile.mkdtemp(prefix="d", dir=self.base))
@@ -165,6 +164,12 @@ class Drops:
             log.info("%s: a folder not in Supervisely layout: imported as a whole once its copy settles "
                      "(%s)", drop.path.lstrip("/"), f"into project {project}" if into else "as a new project")
             return drop
+
+    def _at(self, project: str, name: str, into: bool) -> Drop | None:
+        return self._in_project.get((project, name)) if into else self._at_root.get(name)
+
+    def _registered(self, drop: Drop) -> bool:
+        return self._at(drop.project, drop.name, drop.into) is drop
 
     def _register(self, drop: Drop) -> None:
         if drop.into:
@@ -258,8 +263,7 @@ class Drops:
             return [d for d in targets if d.state == FAILED]
 
     def _pending(self, d: Drop) -> bool:
-        live = self._in_project.get((d.project, d.name)) is d if d.into else self._at_root.get(d.name) is d
-        return live and (d.state == IMPORTING or (d.state == WAITING and d.urgent and not d.writers
+        return self._registered(d) and (d.state == IMPORTING or (d.state == WAITING and d.urgent and not d.writers
                                                   and not d.idle))
 
     def _ready(self, now: float) -> tuple[Drop | None, float | None]:
@@ -355,7 +359,7 @@ class Drops:
             failed = directory / FAILED_FILE
             if failed.exists():
                 drop.state, drop.reason = FAILED, failed.read_text()
-            if self.resolve([drop.project, drop.name] if drop.into else [drop.name]) is not None:
+            if self._at(drop.project, drop.name, drop.into) is not None:
                 log.error("%s: a second drop at the same path is kept in %s", drop.path, directory)
                 drop.close()
                 continue

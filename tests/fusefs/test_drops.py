@@ -37,6 +37,11 @@ from tests.fusefs.conftest import force_unmount, mounted, store_with
 WATCHDOG = 120  # seconds: against a hung mount, never a synchronisation
 
 
+def new_store(tmp_path: Path) -> Path:
+    store = new_store(tmp_path)
+    return store
+
+
 def mount_status(mnt: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cas", "mount-status", str(mnt), *args], capture_output=True,
                           text=True, timeout=WATCHDOG, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -88,8 +93,7 @@ def peer_sources(root: Path, sdk_exports: Path, datumaro_exports: Path) -> dict[
 def test_exports_of_other_tools_dropped_at_the_root_import_as_cas_import_does(
         tmp_path, sdk_exports, datumaro_exports):
     sources = peer_sources(tmp_path / "src", sdk_exports, datumaro_exports)
-    store = tmp_path / "store"
-    run_cas(store, "init")
+    store = new_store(tmp_path)
     with mounted(store, tmp_path / "mnt") as mnt:
         for name, src in sources.items():
             proc = subprocess.run(["cp", "-r", src, mnt / name], capture_output=True, text=True, timeout=WATCHDOG)
@@ -134,8 +138,7 @@ def test_a_drop_shows_what_was_written_until_it_is_imported(tmp_path):
     for i, path in enumerate(sorted(src.rglob("*"))):
         os.utime(path, (1_600_000_000 + i, 1_600_000_000 + i))
         os.chmod(path, 0o750 if path.is_dir() else 0o640)
-    store = tmp_path / "store"
-    run_cas(store, "init")
+    store = new_store(tmp_path)
     with mounted(store, tmp_path / "mnt", settle=3600) as mnt:
         proc = subprocess.run(["rsync", "-a", f"{src}/", mnt / "street"], capture_output=True, text=True,
                               timeout=WATCHDOG)
@@ -161,8 +164,7 @@ def test_a_failed_drop_stays_with_its_reason_changes_nothing_and_imports_once_fi
     missing = src / "images/val2017/000000000002.jpg"
     kept = missing.read_bytes()
     missing.unlink()
-    store = tmp_path / "store"
-    run_cas(store, "init")
+    store = new_store(tmp_path)
     with mounted(store, tmp_path / "mnt") as mnt:
         assert subprocess.run(["cp", "-r", src, mnt], timeout=WATCHDOG).returncode == 0
         failed = wait_imported(mnt)
@@ -185,10 +187,8 @@ def test_a_failed_drop_stays_with_its_reason_changes_nothing_and_imports_once_fi
 
 
 def test_mv_from_another_file_system_removes_the_source_once_imported(tmp_path):
-    photos = tmp_path / "photos"
-    write_images(photos, 6)
-    store = tmp_path / "store"
-    run_cas(store, "init")
+    photos = write_images(tmp_path / "photos", 6)[0].parent
+    store = new_store(tmp_path)
     with mounted(store, tmp_path / "mnt") as mnt:
         proc = subprocess.run(["mv", photos, mnt], capture_output=True, text=True, timeout=WATCHDOG)
         assert proc.returncode == 0, proc.stderr
@@ -206,8 +206,7 @@ def _kill(mnt: Path) -> None:
 
 def test_sigkill_during_a_drop_copy_keeps_every_closed_file(tmp_path):
     images = write_images(tmp_path / "src", 6)
-    store = tmp_path / "store"
-    run_cas(store, "init")
+    store = new_store(tmp_path)
     mnt = tmp_path / "mnt"
     with mounted(store, mnt, settle=3600):
         (mnt / "photos").mkdir()
@@ -227,8 +226,7 @@ def test_sigkill_during_a_drop_copy_keeps_every_closed_file(tmp_path):
 def test_sigkill_during_a_drop_import_imports_it_once_after_a_remount(tmp_path):
     src = tmp_path / "photos"
     write_images(src, 1500)
-    store = tmp_path / "store"
-    run_cas(store, "init")
+    store = new_store(tmp_path)
     log = store / "logs/mount.log"
     mnt = tmp_path / "mnt"
     with mounted(store, mnt, settle=0.2):
@@ -250,8 +248,7 @@ def test_sigkill_during_a_drop_import_imports_it_once_after_a_remount(tmp_path):
 @pytest.mark.parametrize("tool", ["cp -a", "tar"])
 def test_other_writers_make_drops_too(tmp_path, tool):
     src = coco_sample(tmp_path / "street_coco")
-    store = tmp_path / "store"
-    run_cas(store, "init")
+    store = new_store(tmp_path)
     with mounted(store, tmp_path / "mnt") as mnt:
         if tool == "tar":
             archive = tmp_path / "coco.tar"
@@ -267,10 +264,8 @@ def test_other_writers_make_drops_too(tmp_path, tool):
 
 
 def test_a_drop_still_waiting_at_unmount_is_imported_then(tmp_path):
-    photos = tmp_path / "photos"
-    write_images(photos, 3)
-    store = tmp_path / "store"
-    run_cas(store, "init")
+    photos = write_images(tmp_path / "photos", 3)[0].parent
+    store = new_store(tmp_path)
     with mounted(store, tmp_path / "mnt", settle=3600) as mnt:
         assert subprocess.run(["cp", "-r", photos, mnt], timeout=WATCHDOG).returncode == 0
         assert run_cas(store, "ls").stdout.decode().strip() == ""
