@@ -38,7 +38,9 @@ WATCHDOG = 120  # seconds: against a hung mount, never a synchronisation
 
 
 def new_store(tmp_path: Path) -> Path:
-    store = new_store(tmp_path)
+    """An empty store made by `cas init`."""
+    store = tmp_path / "store"
+    run_cas(store, "init")
     return store
 
 
