@@ -232,15 +232,23 @@ def _scene(rng: random.Random, w: int, h: int, night: bool) -> tuple[Image.Image
     return im, objs
 
 
-def make_sample_project(root: Path, seed: int = 0) -> Path:
-    """Write a small Supervisely project (meta.json, train, train/datasets/night, val) at root."""
+# Names that readers trip on: spaces, non-ASCII, the same item name in a dataset and its child.
+NAMES_LAYOUT = [("train", "street scene 02.jpg", (320, 240), False), ("train", "café ü.jpg", (320, 240), False),
+                ("train", "img_0001.jpg", (320, 240), False),
+                ("train/datasets/hard", "img_0001.jpg", (320, 240), True),
+                ("val 2024", "img_0001.jpg", (320, 240), False), ("val 2024", "nuit été.png", (320, 240), True)]
+
+
+def make_sample_project(root: Path, seed: int = 0, layout: list | None = None) -> Path:
+    """Write a small Supervisely project (meta.json, train, train/datasets/night, val) at root;
+    with `layout` ((dataset folder, name, size, night) rows), those items only."""
     rng = random.Random(seed)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     meta = {"classes": _CLASSES, "tags": _TAGS, "projectType": "images"}
     (root / "meta.json").write_text(json.dumps(meta, indent=4))
     anns: dict[tuple[str, str], dict] = {}
-    for ds, name, (w, h), night in _LAYOUT:
+    for ds, name, (w, h), night in layout or _LAYOUT:
         (root / ds / "img").mkdir(parents=True, exist_ok=True)
         (root / ds / "ann").mkdir(parents=True, exist_ok=True)
         im, objs = _scene(rng, w, h, night)
@@ -253,6 +261,10 @@ def make_sample_project(root: Path, seed: int = 0) -> Path:
         if rng.random() < 0.5:
             tags.append({"name": "note", "value": f"checked by qa-{rng.randint(1, 9)}"})
         anns[(ds, name)] = {"description": "", "size": {"height": h, "width": w}, "tags": tags, "objects": objs}
+    if layout is not None:
+        for (ds, name), ann in anns.items():
+            (root / ds / "ann" / f"{name}.json").write_text(json.dumps(ann, indent=4))
+        return root
     (src_ds, src_name), (dup_ds, dup_name) = _DUPLICATE
     (root / dup_ds / "img" / dup_name).write_bytes((root / src_ds / "img" / src_name).read_bytes())
     anns[(dup_ds, dup_name)] = anns[(src_ds, src_name)]

@@ -33,7 +33,7 @@ from cas.store import Store
 
 from . import geometry as geo
 from . import walk
-from .output import Progress, no_progress, writes_folder
+from .output import Progress, UniqueNames, no_progress, writes_folder
 
 EXPORT_PROCESS_THRESHOLD = 2000  # items before worker processes pay for their start-up
 EXPORT_CHUNK = 250
@@ -204,6 +204,10 @@ def read(src: Path, session: ImportSession, dataset: str | None = None, link: bo
     groups, counts = _instance_groups(src)
     loaded = [pair for _split, group in groups for pair in group]
     classes, class_of = _classes(loaded)
+    for entry in class_of.values():
+        if entry.get("graph", entry["name"]) != entry["name"]:
+            counts[f"keypoints of category {entry['name']!r} imported as class {entry['graph']!r} "
+                   f"(its boxes or masks keep {entry['name']!r})"] += 1
     session.set_meta({"classes": classes, "tags": [CROWD_TAG], "projectType": "images"}, loaded[0][0].name)
     if not link:  # every image is a file to read, with an annotation to build
         session.expect_items(sum(len(data["images"]) for _path, data in loaded))
@@ -280,17 +284,24 @@ def _classes(loaded: list[tuple[Path, dict[str, Any]]]) -> tuple[list[dict[str, 
                     kinds[name].add("bitmap" if isinstance(seg, dict) else "polygon" if seg else "rectangle")
     classes: list[dict[str, Any]] = []
     class_of: dict[int, dict[str, Any]] = {}
+    titles = UniqueNames()
+    for name in {cat["name"] for cat in cats.values()}:
+        titles(name)
     for cid, cat in sorted(cats.items()):
         name = cat["name"]
-        shapes = kinds.get(name) or {"rectangle"}
-        classes.append(geo.meta_class(name, shapes.pop() if len(shapes) == 1 else "any", len(classes)))
         entry: dict[str, Any] = {"name": name}
         points = cat.get("keypoints")
-        if isinstance(points, list) and points:
+        graph = isinstance(points, list) and bool(points)
+        shaped = bool(kinds.get(name))
+        if not graph or shaped:  # a keypoint category with no other shape is its graph only
+            shapes = set(kinds.get(name) or {"rectangle"})
+            classes.append(geo.meta_class(name, shapes.pop() if len(shapes) == 1 else "any", len(classes)))
+        if graph:
             nodes = {str(k): {"label": str(p), "loc": [0, 0], "color": geo.color(k)} for k, p in enumerate(points)}
             edges = [{"src": str(a - 1), "dst": str(b - 1), "color": "#00FF00"}
                      for a, b in cat.get("skeleton") or [] if 1 <= a <= len(points) and 1 <= b <= len(points)]
-            entry["graph"] = f"{name}_keypoints"
+            # the graph keeps the category's name unless boxes or masks of the category hold it
+            entry["graph"] = titles(f"{name}_keypoints") if shaped else name
             entry["n_keypoints"] = len(points)
             classes.append(geo.meta_class(entry["graph"], "graph", len(classes), {"nodes": nodes, "edges": edges}))
         class_of[cid] = entry

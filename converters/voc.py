@@ -67,6 +67,7 @@ class Layout:
                 self.by_stem.setdefault(os.path.splitext(name)[0], path)
         self.xml_stems = sorted(e.name[:-4] for e in files(str(self.ann_dir)) if e.name.endswith(".xml")) \
             if self.ann_dir.is_dir() else []
+        self.xml_set = set(self.xml_stems)
         self.colors = _class_colors(src)
 
     def xml(self, item_id: str) -> Path | None:
@@ -76,6 +77,10 @@ class Layout:
             if path.is_file():
                 return path
         return None
+
+    def knows(self, item_id: str) -> bool:
+        """Whether an XML or an image answers to `item_id`."""
+        return any(stem in self.by_stem or stem in self.images or stem in self.xml_set for stem in _stems(item_id))
 
     def image(self, item_id: str, filename: str | None, label: str) -> Path | None:
         """The image of an item: the XML's filename (with or without extension), else by id."""
@@ -108,7 +113,7 @@ class Layout:
 def _stems(item_id: str) -> list[str]:
     """The file stems an id may stand for: itself, and without an image's extension (the
     SDK's lists write `street_001.jpg`)."""
-    return list(dict.fromkeys((item_id, os.path.splitext(item_id)[0])))
+    return [item_id, os.path.splitext(item_id)[0]] if is_image_name(item_id) else [item_id]
 
 
 def _class_colors(src: Path) -> dict[tuple[int, int, int], str] | None:
@@ -152,13 +157,12 @@ def _splits(layout: Layout) -> dict[str, list[str]]:
             if not entry.name.endswith(".txt"):
                 continue
             label = f"ImageSets/{sub}/{entry.name}"
-            rows = [ln.split() for ln in text.lines(Path(entry.path), label)]
-            if rows and all(len(r) == 2 and r[1] in ("1", "-1", "0") for r in rows):
+            rows = [_list_line(ln, layout) for ln in text.lines(Path(entry.path), label)]
+            if rows and all(flag is not None for _member, flag in rows):
                 continue  # a per-class list (aeroplane_train.txt: id and 1, -1 or 0)
             members = splits.setdefault(entry.name[:-4], [])
             known = set(members)
-            for number, row in enumerate(rows, 1):
-                member = row[0]
+            for number, (member, _flag) in enumerate(rows, 1):
                 if "/" in member or "\\" in member or "\x00" in member or member in (".", "..") or len(member) > 200:
                     raise InvalidInput(label, f"expected an image id, got {member[:80]!r}", f"line {number}")
                 if member not in known:
@@ -174,6 +178,18 @@ def _splits(layout: Layout) -> dict[str, list[str]]:
             ids |= {e.name[:-4].removesuffix("_instance").removesuffix("_class")
                     for e in files(str(layout.src / seg_folder)) if e.name.endswith(".png")}
     return {"all": sorted(ids or layout.by_stem)}
+
+
+def _list_line(line: str, layout: Layout) -> tuple[str, str | None]:
+    """(id, flag) of an ImageSets line: `id`, or `id 1` (-1, 0) in a per-class list and in
+    the Supervisely SDK's split lists. Ids may hold spaces (the SDK writes
+    `train_street scene 02.jpg 1`): a whole line that names a known item is one id."""
+    if layout.knows(line):
+        return line, None
+    head, _sep, flag = line.rpartition(" ")
+    if flag in ("1", "-1", "0") and head.strip():
+        return head.strip(), flag
+    return line, None
 
 
 def parse_xml(path: Path, label: str) -> dict[str, Any]:

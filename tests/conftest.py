@@ -144,4 +144,4 @@ def http_server():
 
 
 # Exports written by the real tools, shared by the interop and the mount tests.
-from tests.peer_exports import datumaro_exports, demo, sdk_exports  # noqa: E402, F401
+from tests.peer_exports import datumaro_exports, demo, names_project, sdk_exports, sdk_names_exports  # noqa: E402, F401

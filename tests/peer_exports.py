@@ -62,3 +62,28 @@ def datumaro_exports(demo: tuple[Store, Path]) -> Path:
     coco.write(store, "demo", root / "cas-coco")
     run_tool("datumaro", DATUMARO_EXPORTS, str(root / "cas-coco"), str(root / "dm"))
     return root / "dm"
+
+
+@pytest.fixture(scope="session")
+def names_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Path]:
+    """A store holding `names`: items and datasets whose names readers trip on (spaces,
+    non-ASCII, one item name in a dataset and in its child: bench.datagen.NAMES_LAYOUT)."""
+    from bench.datagen import NAMES_LAYOUT, make_sample_project
+    root = tmp_path_factory.mktemp("names")
+    store = Store(root / "store")
+    import_source(store, make_sample_project(root / "sample", layout=NAMES_LAYOUT), "names", "sly")
+    yield store, root
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def sdk_names_exports(names_project: tuple[Store, Path]) -> Path:
+    """The SDK's COCO, YOLO and VOC exports of `names` (without the nested dataset: the SDK's
+    VOC writer fails on one)."""
+    from converters import supervisely
+    store, root = names_project
+    project = root / "sdk-project"
+    supervisely.write(store, "names", project)
+    shutil.rmtree(project / "train" / "datasets")
+    run_tool("sly", SDK_EXPORTS, str(project), str(root / "sdk"), timeout=600)
+    return root / "sdk"

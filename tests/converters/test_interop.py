@@ -56,6 +56,22 @@ def test_supervisely_sdk_exports_import(sdk_exports: Path, tmp_path: Path, where
             assert store.ns.datasets("p") == ["train", "val"]
             expected = sum(len(json.loads(f.read_text())["annotations"]) for f in src.rglob("*.json"))
             assert object_count(store, "p") >= expected
+            classes = {c["title"]: c["shape"] for c in store.ns.project("p").meta["classes"]}
+            assert classes.get("person") == "graph", classes  # a keypoint category keeps its name
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc"])
+def test_supervisely_sdk_exports_of_hard_names_import(sdk_names_exports: Path, tmp_path: Path, fmt: str) -> None:
+    """Ids with spaces and non-ASCII letters, as the SDK writes them (its VOC lists:
+    `train_street scene 02.jpg 1`), import whole; a keypoint category keeps its name."""
+    with Store(tmp_path / "s") as mine:
+        assert auto_import(mine, sdk_names_exports / fmt, "p") == fmt
+        names = {n for d in mine.ns.datasets("p") for n, _item in mine.ns.items("p", d)}
+        assert item_count(mine, "p") == 5  # the project less its nested dataset
+        assert any(" " in n for n in names) and any("é" in n for n in names), names
+        if fmt == "coco":
+            titles = {c["title"] for c in mine.ns.project("p").meta["classes"]}
+            assert "person" in titles and not any(t.endswith("_keypoints") for t in titles), titles
 
 
 # -- Datumaro (the real tool): its exports import, and it reads ours ----------------------------
