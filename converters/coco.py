@@ -34,6 +34,7 @@ from cas.store import Store
 from . import geometry as geo
 from . import walk
 from .output import Progress, UniqueNames, no_progress, writes_folder
+from .renames import Renames
 
 EXPORT_PROCESS_THRESHOLD = 2000  # items before worker processes pay for their start-up
 EXPORT_CHUNK = 250
@@ -290,13 +291,13 @@ def _classes(loaded: list[tuple[Path, dict[str, Any]]]) -> tuple[list[dict[str, 
     for cid, cat in sorted(cats.items()):
         name = cat["name"]
         entry: dict[str, Any] = {"name": name}
-        points = cat.get("keypoints")
-        graph = isinstance(points, list) and bool(points)
+        points = cat.get("keypoints") if isinstance(cat.get("keypoints"), list) else None
+        graph = bool(points)
         shaped = bool(kinds.get(name))
         if not graph or shaped:  # a keypoint category with no other shape is its graph only
             shapes = set(kinds.get(name) or {"rectangle"})
             classes.append(geo.meta_class(name, shapes.pop() if len(shapes) == 1 else "any", len(classes)))
-        if graph:
+        if points:
             nodes = {str(k): {"label": str(p), "loc": [0, 0], "color": geo.color(k)} for k, p in enumerate(points)}
             edges = [{"src": str(a - 1), "dst": str(b - 1), "color": "#00FF00"}
                      for a, b in cat.get("skeleton") or [] if 1 <= a <= len(points) and 1 <= b <= len(points)]
@@ -457,8 +458,10 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True,
             pool = stack.enter_context(stopped_on_error(ProcessPoolExecutor(
                 min(os.cpu_count() or 1, 4), mp_context=forkserver(["cas.store"]),
                 initializer=_init_exporter, initargs=(str(store.root), os.getpid()))))
+        kept, folders = Renames(), UniqueNames()
         for dataset in store.ns.datasets(project):
-            flat = dataset.replace("/", "_")
+            flat = folders(dataset.replace("/", "_"))
+            kept.dataset(dataset)
             images: list[dict[str, Any]] = []
             annotations: list[dict[str, Any]] = []
             img_dir = dest / "images" / flat
@@ -473,6 +476,7 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True,
                     item = ItemRecord.decode(raw)
                     image_id = len(images) + 1
                     images.append({"id": image_id, "file_name": name, "width": item.width, "height": item.height})
+                    kept.item(f"images/{flat}/{name}", dataset, name)
                     for coco_ob in objects:
                         coco_ob.update(id=ann_id, image_id=image_id)
                         annotations.append(coco_ob)
@@ -486,6 +490,7 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True,
             (dest / "annotations" / f"instances_{flat}.json").write_text(json.dumps(doc))
             counts["annotation files"] += 1
             counts["objects"] += len(annotations)
+        kept.save(dest)
     return dict(counts)
 
 

@@ -12,7 +12,7 @@ from cas.errors import InvalidInput
 from cas.ingest.session import ImportReport, ImportSession
 from cas.store import Store
 
-from . import FORMATS, GENERIC
+from . import FORMATS, GENERIC, renames
 from .walk import SKIPPED_LINKS, containment, subdirs
 
 # An export's root, or the folder above it: how deep `auto` and a named format look for a
@@ -100,12 +100,13 @@ def import_source(store: Store, src: Path, project: str, fmt: str, dataset: str 
         roots = dataset_roots(src, fmt)
         extra: Counter[str] = Counter()
         if len(roots) == 1:
-            extra.update(module.read(roots[0][1], session, dataset, **(reader_options or {})))
+            extra.update(module.read(roots[0][1], _renamed(session, roots[0][1], dataset), dataset,
+                                     **(reader_options or {})))
         else:
             collected = Collected(session)
             for prefix, root in roots:
                 target = f"{dataset}/{prefix}" if dataset else prefix
-                extra.update(module.read(root, collected, target, **(reader_options or {})))
+                extra.update(module.read(root, _renamed(collected, root, target), target, **(reader_options or {})))
             collected.replay()
         if not session.items_queued and not session.report.items_invalid:
             looked_for = getattr(module, "LOOKS_FOR", f"{fmt} items")
@@ -114,6 +115,13 @@ def import_source(store: Store, src: Path, project: str, fmt: str, dataset: str 
         if rule.skipped_links:
             extra[SKIPPED_LINKS] = rule.skipped_links
         return session.commit(), dict(extra)
+
+
+def _renamed(session: Any, root: Path, target: str | None) -> Any:
+    """`session`, or when `root` is an export that kept its original names, a session that
+    gives them back (see converters.renames)."""
+    kept = renames.load(root) if root.is_dir() else None
+    return session if kept is None else renames.Renamed(session, kept, root, target)
 
 
 class Collected:

@@ -41,6 +41,7 @@ from . import text, walk
 from .geometry import voc_palette
 from .masks import class_map, distinct_colors, load_mask, pack, packed_colors, unpack
 from .output import Progress, UniqueNames, no_progress, writes_folder
+from .renames import FILE, Renames, safe_name
 from .walk import files
 
 FLAG_TAGS = ("difficult", "truncated", "occluded")
@@ -409,11 +410,16 @@ def write(store: Store, project: str, dest: Path, progress: Progress = no_progre
         for i, name in enumerate(["background", *titles])))
     counts: Counter[str] = Counter()
     ids, lists = UniqueNames(by_stem=True), UniqueNames()
+    kept = Renames()
     for dataset in store.ns.datasets(project):
-        flat = lists(dataset.replace("/", "-").replace("_", "-"))  # '_' marks per-class lists to readers
+        # ids and list names in ASCII without spaces (readers split list lines on whitespace);
+        # '_' marks per-class lists to readers, so a list name has none
+        flat = lists(safe_name(dataset.replace("/", "-")).replace("_", "-"))
+        kept.dataset(dataset)
         members, segmented = [], []
         for name, item in store.ns.items(project, dataset):
-            stem = Path(ids(name, f"{flat}-{name}")).stem
+            stem = Path(ids(safe_name(name), f"{flat}-{safe_name(name)}")).stem
+            kept.item(f"JPEGImages/{stem}.jpg", dataset, name)
             note = geo.export_image(store, item, dest / "JPEGImages" / f"{stem}.jpg", as_jpeg=True)
             if note:
                 counts[note] += 1
@@ -446,8 +452,10 @@ def write(store: Store, project: str, dest: Path, progress: Progress = no_progre
         if segmented:
             (dest / "ImageSets" / "Segmentation").mkdir(exist_ok=True)
             (dest / "ImageSets" / "Segmentation" / f"{flat}.txt").write_text("".join(f"{m}\n" for m in segmented))
-    if ids.renamed:
-        counts["items renamed (an id taken in another dataset, or a stem shared)"] += ids.renamed
+    kept.save(dest)
+    renamed = sum(1 for path, (_dataset, name) in kept.items.items() if Path(path).stem != Path(name).stem)
+    if renamed:
+        counts[f"items given other ids (not ASCII, a space, or an id taken; {FILE} keeps the names)"] += renamed
     return dict(counts)
 
 

@@ -34,6 +34,7 @@ from cas.store import Store
 from . import geometry as geo
 from . import text
 from .output import Progress, UniqueNames, fresh_folder, no_progress
+from .renames import FILE, Renames
 from .walk import contained, files, tree_files
 
 CLASS_FILES = ("classes.txt", "obj.names")
@@ -328,6 +329,8 @@ def _write(store: Store, project: str, dest: Path, final: Path, task: str, other
     counts: Counter[str] = Counter()
     splits: dict[str, list[str]] = {}
     folders = UniqueNames()
+    stems = UniqueNames(by_stem=True)  # over the export: readers that merge a split's folders keep every image
+    kept = Renames()
     for dataset in store.ns.datasets(project):
         split = split_of(dataset)
         if split is None and other_split == "none":
@@ -340,9 +343,11 @@ def _write(store: Store, project: str, dest: Path, final: Path, task: str, other
         splits.setdefault(split, []).append(f"images/{flat}")
         (dest / "images" / flat).mkdir(parents=True, exist_ok=True)
         (dest / "labels" / flat).mkdir(parents=True, exist_ok=True)
-        stems = UniqueNames(by_stem=True)
+        kept.dataset(dataset)
+        renamed = stems.renamed
         for name, item in store.ns.items(project, dataset):
-            out_name = stems(name, f"{Path(name).stem}_{Path(name).suffix.lstrip('.')}{Path(name).suffix}")
+            out_name = stems(name, f"{flat}_{name}")
+            kept.item(f"images/{flat}/{out_name}", dataset, name)
             note = geo.export_image(store, item, dest / "images" / flat / out_name)
             if note:
                 counts[note] += 1
@@ -356,8 +361,9 @@ def _write(store: Store, project: str, dest: Path, final: Path, task: str, other
             counts["images"] += 1
             progress(1)
             counts["objects"] += len(lines)
-        if stems.renamed:
-            counts["images renamed (a stem shared with another image of the folder)"] += stems.renamed
+        if stems.renamed > renamed:
+            counts["images renamed (a stem taken in another folder or by another image; "
+                   f"{FILE} keeps the names)"] += stems.renamed - renamed
     doc: dict[str, Any] = {"path": str(final)}
     for role in ("train", "val", "test"):
         if role in splits:
@@ -367,6 +373,7 @@ def _write(store: Store, project: str, dest: Path, final: Path, task: str, other
         counts["no val dataset: val lists the train folders"] += 1
     doc["names"] = dict(enumerate(names))
     (dest / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    kept.save(dest)
     return dict(counts)
 
 

@@ -147,6 +147,27 @@ def test_every_export_reimports_with_the_same_counts(demo: tuple[Store, Path], t
         assert object_count(again, "back") == written
 
 
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc"])
+def test_export_then_import_keeps_every_name(names_project: tuple[Store, Path], tmp_path: Path, fmt: str) -> None:
+    """Spaces, non-ASCII letters, one item name in a dataset and in its child: the export
+    writes names its readers take, and our import brings back every dataset and item name."""
+    from converters import FORMATS
+    store, _root = names_project
+    FORMATS[fmt].write(store, "names", tmp_path / "out")
+    written = [p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    if fmt == "voc":  # ids in lists split on whitespace: ASCII, no spaces
+        assert all(p.as_posix().isascii() and " " not in p.as_posix() for p in written), written
+    images = [p for p in written if p.suffix in (".jpg", ".png") and "Segmentation" not in str(p)]
+    assert len(images) == 6
+    if fmt != "coco":  # one label file per stem: unique however a reader merges a split's folders
+        assert len({p.stem for p in images}) == 6, images
+    with Store(tmp_path / "s") as again:
+        auto_import(again, tmp_path / "out", "back")
+        assert again.ns.datasets("back") == store.ns.datasets("names")
+        for dataset in store.ns.datasets("names"):
+            assert [n for n, _ in again.ns.items("back", dataset)] == [n for n, _ in store.ns.items("names", dataset)]
+
+
 def test_coco_export_works_in_pycocotools(demo: tuple[Store, Path], tmp_path: Path) -> None:
     """annToMask on every annotation, and COCOeval segm of the ground truth against itself is 1.0."""
     from pycocotools.coco import COCO
@@ -202,8 +223,10 @@ def test_yolo_export_split_rule_and_stems(store: Store, tmp_path: Path) -> None:
     counts = yolo.write(store, "p", tmp_path / "out", other_split="test")
     doc = yaml.safe_load((tmp_path / "out" / "data.yaml").read_text())
     assert (doc["train"], doc["val"], doc["test"]) == ("images/train", "images/Validation", "images/extra")
-    assert counts["images renamed (a stem shared with another image of the folder)"] == 1
-    assert sorted(p.name for p in (tmp_path / "out" / "labels" / "Validation").iterdir()) == ["a.txt", "a_png.txt"]
+    assert counts["images renamed (a stem taken in another folder or by another image; cas_names.json keeps "
+                  "the names)"] == 1
+    assert sorted(p.name for p in (tmp_path / "out" / "labels" / "Validation").iterdir()) == ["Validation_a.txt",
+                                                                                              "a.txt"]
     assert counts["datasets written to the test split (not named train, val or test)"] == 1
 
 
@@ -228,7 +251,7 @@ def test_voc_export_ids_unique_lists_and_masks(store: Store, tmp_path: Path) -> 
     import_source(store, src, "p", "sly")
     out = tmp_path / "out"
     counts = voc.write(store, "p", out)
-    assert counts["items renamed (an id taken in another dataset, or a stem shared)"] == 1
+    assert counts["items given other ids (not ASCII, a space, or an id taken; cas_names.json keeps the names)"] == 1
     assert counts["objects"] == 4  # one XML object per object: no box beside each mask
     assert sorted(p.name for p in (out / "JPEGImages").iterdir()) == ["val-x.jpg", "x.jpg"]
     for split in ("train", "val"):
