@@ -39,7 +39,7 @@ class InvalidInput(CasError):
         return (InvalidInput, (self.file, self.message, self.field))
 
 
-MAX_MESSAGE = 400  # characters: a message quoting hostile input must stay readable
+MAX_MESSAGE = 1200  # characters: a message quoting hostile input must stay readable (and auto's reasons fit)
 MAX_FILE = 300  # characters of a path shown (its end, which names the file)
 
 

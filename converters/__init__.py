@@ -1,5 +1,6 @@
-"""Format converters: each module has `detect(path) -> bool`, `read(src, session, dataset)`,
-and, where the format can be written, `write(store, project, dest)`."""
+"""Format converters: one module per format, each keeping the contract in
+`converters.contract` (detect with a score and a reason, read, an optional write, what it
+reads and writes), registered in FORMATS below."""
 
 from __future__ import annotations
 

@@ -14,18 +14,25 @@ from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
 
 from . import geometry as geo
+from .contract import Detection, fits, no
 from .supervisely import read_json_document
 from .walk import files, subdirs
 
 SUFFIX = "_gtFine_polygons.json"
 
 
+READS = ("polygons",)
+LAYOUTS = "Cityscapes: gtFine/<split>/<city>/*_gtFine_polygons.json beside leftImg8bit/"
+
+
 def _root(src: Path) -> Path:
     return src / "gtFine" if (src / "gtFine").is_dir() else src
 
 
-def detect(src: Path) -> bool:
-    return src.is_dir() and (src / "gtFine").is_dir() and (src / "leftImg8bit").is_dir()
+def detect(src: Path) -> Detection:
+    if src.is_dir() and (src / "gtFine").is_dir() and (src / "leftImg8bit").is_dir():
+        return fits("gtFine/ and leftImg8bit/")
+    return no("no gtFine/ beside leftImg8bit/")
 
 
 def _documents(src: Path) -> list[Path]:

@@ -33,6 +33,7 @@ from cas.store import Store
 
 from . import geometry as geo
 from . import walk
+from .contract import Detection, fits, no
 from .output import Progress, UniqueNames, no_progress, writes_folder
 from .renames import Renames
 
@@ -43,6 +44,10 @@ CROWD_TAG = {"name": "iscrowd", "value_type": "none"}
 
 
 # -- finding the files ---------------------------------------------------------------------------
+READS = ("boxes", "polygons", "masks", "keypoints", "tags")
+WRITES = ("boxes", "polygons", "masks", "keypoints", "tags")
+LAYOUTS = ("COCO instances and person_keypoints JSON (COCO 2017, CVAT, FiftyOne, Datumaro, "
+           "the Supervisely SDK), images beside them")
 LOOKS_FOR = "COCO annotation JSON with an 'images' list (annotations/*.json, *.json, labels.json)"
 # Annotation file stems that name no split: the dataset is named by the export's folder
 # (Supervisely SDK: <dataset>/annotations/coco_instances.json; FiftyOne: labels.json).
@@ -69,10 +74,15 @@ def _looks_like_coco(path: Path) -> bool:
         path.name.startswith(PREFIXES + tuple(TASK_OF_PREFIX)) and b'"images"' in head
 
 
-def detect(src: Path) -> bool:
+def detect(src: Path) -> Detection:
     if src.is_file():
-        return src.suffix == ".json" and _looks_like_coco(src)
-    return src.is_dir() and not (src / "meta.json").exists() and bool(annotation_files(src))
+        if src.suffix == ".json" and _looks_like_coco(src):
+            return fits(f"{src.name} has \"images\" and \"annotations\"")
+    elif src.is_dir() and not (src / "meta.json").exists():
+        found = annotation_files(src)
+        if found:
+            return fits(f"{found[0].relative_to(src)} has \"images\" and \"annotations\"")
+    return no('no JSON with "images" and "annotations"')
 
 
 def split_name(path: Path) -> str:

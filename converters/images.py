@@ -9,17 +9,25 @@ from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
 from cas.model.media import is_image_name
 
+from .contract import GENERIC, Detection, fits, no
 from .walk import files, subdirs, tree
 
+READS = ("media",)
+LAYOUTS = "a folder of images, one dataset per folder (nested folders nest datasets)"
 
-def detect(path: Path, is_media: Callable[[str], bool] = is_image_name) -> bool:
-    """Any image file at the top or one level below, and no Supervisely meta.json."""
+
+def detect(path: Path, is_media: Callable[[str], bool] = is_image_name, kind: str = "image") -> Detection:
+    """Any media file at the top or one level below, and no Supervisely meta.json."""
     if not path.is_dir() or (path / "meta.json").exists():
-        return False
+        return no(f"no {kind} files")
     for entry in files(str(path)):
         if is_media(entry.name):
-            return True
-    return any(is_media(e.name) for d in subdirs(str(path)) for e in files(d.path))
+            return fits(f"{kind} files ({entry.name})", GENERIC)
+    for d in subdirs(str(path)):
+        for e in files(d.path):
+            if is_media(e.name):
+                return fits(f"{kind} files ({d.name}/{e.name})", GENERIC)
+    return no(f"no {kind} files here or one folder below")
 
 
 def count(path: Path, is_media: Callable[[str], bool] = is_image_name) -> int:

@@ -13,6 +13,7 @@ from cas.ingest.session import ImportReport, ImportSession
 from cas.store import Store
 
 from . import FORMATS, GENERIC, renames
+from .contract import Detection
 from .walk import SKIPPED_LINKS, containment, subdirs
 
 # An export's root, or the folder above it: how deep `auto` and a named format look for a
@@ -21,29 +22,40 @@ SEARCH_DEPTH = 2
 
 
 def detect_format(src: Path) -> str:
-    """The one format that fits `src`, or when none does, the folders up to SEARCH_DEPTH
-    below it; an error lists none or several."""
+    """The format that fits `src` best, or when none does, the folders up to SEARCH_DEPTH
+    below it; an error gives each format's reason, or the formats that fit equally."""
     if not src.exists():
         raise InvalidInput(str(src), "no such file or directory")
     with containment(source_root(src)):
-        fits = [name for name, module in FORMATS.items() if module.detect(src)]
-        if src.is_dir() and not fits:  # a folder of images with a dataset deep inside stays images
-            fits = [name for name, module in FORMATS.items() if name != GENERIC and _fitting_below(src, module)]
-    if len(fits) > 1 and GENERIC in fits:
-        fits.remove(GENERIC)
-    if not fits:
-        raise InvalidInput(str(src), f"no known format fits here or {SEARCH_DEPTH} folders below "
-                                     f"(known: {', '.join(FORMATS)}); pass --format")
+        found = detections(src)
+        if src.is_dir() and not any(d.score for d in found.values()):
+            for name, module in FORMATS.items():  # a folder of images with a dataset deep inside stays images
+                below = _fitting_below(src, module) if name != GENERIC else []
+                if below:
+                    score, reason = module.detect(below[0])
+                    found[name] = Detection(score, f"{below[0].relative_to(src)}/: {reason}")
+    best = max(d.score for d in found.values())
+    if not best:
+        reasons = "; ".join(f"{name}: {d.reason}" for name, d in found.items())
+        raise InvalidInput(str(src), f"no known format fits here or {SEARCH_DEPTH} folders below ({reasons}); "
+                                     "pass --format")
+    fits = [name for name, d in found.items() if d.score == best]
     if len(fits) > 1:
-        raise InvalidInput(str(src), f"several formats fit ({', '.join(fits)}); pass --format")
+        raise InvalidInput(str(src), "several formats fit (" + "; ".join(f"{n}: {found[n].reason}" for n in fits)
+                           + "); pass --format")
     return fits[0]
+
+
+def detections(src: Path) -> dict[str, Detection]:
+    """Every format's detection of `src`, in the registry's order."""
+    return {name: module.detect(src) for name, module in FORMATS.items()}
 
 
 def _fitting_below(folder: Path, module: ModuleType, depth: int = SEARCH_DEPTH) -> list[Path]:
     found: list[Path] = []
     for entry in sorted(subdirs(str(folder)), key=lambda e: e.name):
         child = Path(entry.path)
-        if module.detect(child):
+        if module.detect(child).score:
             found.append(child)
         elif depth > 1:
             found += _fitting_below(child, module, depth - 1)
@@ -55,7 +67,7 @@ def dataset_roots(src: Path, fmt: str) -> list[tuple[str | None, Path]]:
     every folder below that it fits, each prefixed with its path under `src` (none when
     there is only one, as for VOCdevkit/VOC2012)."""
     module = FORMATS[fmt]
-    if not src.is_dir() or module.detect(src):
+    if not src.is_dir() or module.detect(src).score:
         return [(None, src)]
     found = _fitting_below(src, module)
     if len(found) <= 1:

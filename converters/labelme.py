@@ -21,12 +21,17 @@ from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
 
 from . import geometry as geo
+from .contract import Detection, fits, no
 from .supervisely import read_json_document
 from .walk import contained, tree_files
 
 SHAPES = {"polygon": "polygon", "rectangle": "rectangle", "point": "point", "line": "line",
           "linestrip": "line", "circle": "polygon"}
 CIRCLE_SIDES = 32
+
+
+READS = ("polygons", "boxes", "points", "polylines", "tags")
+LAYOUTS = "LabelMe: one JSON per image with shapes and imagePath"
 
 
 def _documents(src: Path) -> list[Path]:
@@ -42,8 +47,12 @@ def _is_labelme(path: Path) -> bool:
     return b'"shapes"' in head and (b'"imagePath"' in head or b'"version"' in head)
 
 
-def detect(src: Path) -> bool:
-    return src.is_dir() and not (src / "meta.json").exists() and any(_is_labelme(p) for p in tree_files(src, ".json"))
+def detect(src: Path) -> Detection:
+    if src.is_dir() and not (src / "meta.json").exists():
+        found = next((p for p in tree_files(src, ".json") if _is_labelme(p)), None)
+        if found is not None:
+            return fits(f"{found.relative_to(src)} has \"shapes\" and \"imagePath\"")
+    return no('no JSON with "shapes" and "imagePath"')
 
 
 def count(src: Path) -> int:

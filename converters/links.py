@@ -18,6 +18,8 @@ from cas.blobs.links import fetcher_for
 from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
 
+from .contract import Detection, fits, no
+
 SUFFIXES = (".txt", ".csv", ".tsv", ".lst")
 HEAD_WORKERS = 16
 HEAD_CHUNK = 256
@@ -27,15 +29,21 @@ _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S")  # a URL, with // or not (f
 Row = tuple[int, str, str | None]  # line number, url, name given in the file
 
 
-def detect(src: Path) -> bool:
+READS = ("media",)
+LAYOUTS = "a .txt, .csv, .tsv or .lst list of URLs (http, https, s3, file): link items, fetched on read"
+
+
+def detect(src: Path) -> Detection:
     if not src.is_file() or src.suffix.lower() not in SUFFIXES:
-        return False
+        return no(f"not a {' / '.join(SUFFIXES)} file of URLs")
     with open(src, encoding="utf-8", errors="replace") as f:
         for line in itertools.islice(f, 50):
             line = line.strip()
             if line and not line.startswith("#"):
-                return bool(_URL.match(line)) or "url" in [c.strip().lower() for c in re.split(r"[,;\t]", line)]
-    return False
+                if _URL.match(line) or "url" in [c.strip().lower() for c in re.split(r"[,;\t]", line)]:
+                    return fits(f"{src.name} lists URLs")
+                break
+    return no(f"{src.name} does not start with a URL or a 'url' column")
 
 
 def count(src: Path) -> int:

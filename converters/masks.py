@@ -27,13 +27,21 @@ from cas.model.media import decode, is_image_name, open_for_decoding
 
 from . import geometry as geo
 from . import text
+from .contract import Detection, fits, no
 from .walk import subdirs, tree_files
 
 BACKGROUND = "background"
 
 
-def detect(src: Path) -> bool:
-    return src.is_dir() and (src / "images").is_dir() and (src / "masks").is_dir()
+READS = ("masks",)
+LAYOUTS = ("images/ beside masks/: a mask per image (palette, grey levels or colours), "
+           "one folder per class, or a class map")
+
+
+def detect(src: Path) -> Detection:
+    if src.is_dir() and (src / "images").is_dir() and (src / "masks").is_dir():
+        return fits("images/ beside masks/")
+    return no("no images/ beside masks/")
 
 
 def _images(src: Path) -> list[Path]:

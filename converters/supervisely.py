@@ -21,13 +21,22 @@ from cas.model.annotation import loads
 from cas.model.layout import MEDIA_SECTIONS, META_NAME, NESTED, dataset_folder, json_name, media_section
 from cas.store import Store
 
+from .contract import CERTAIN, Detection, fits, no
 from .output import Progress, no_progress, writes_folder
 from .walk import files, subdirs
 
+READS = ("boxes", "polygons", "polylines", "points", "masks", "keypoints", "tags", "media")
+WRITES = ("boxes", "polygons", "polylines", "points", "masks", "keypoints", "tags", "media")
+LAYOUTS = "Supervisely projects: meta.json, <dataset>/img/ and ann/, nested datasets under datasets/"
 
-def detect(path: Path) -> bool:
+
+def detect(path: Path) -> Detection:
     """meta.json at the top and at least one dataset folder with img/ or ann/."""
-    return (path / META_NAME).is_file() and any(_is_dataset(Path(d.path)) for d in subdirs(str(path)))
+    if not (path / META_NAME).is_file():
+        return no(f"no {META_NAME}")
+    if any(_is_dataset(Path(d.path)) for d in subdirs(str(path))):
+        return fits(f"{META_NAME} and dataset folders", CERTAIN)
+    return no(f"{META_NAME} but no dataset folder with img/ or ann/")
 
 
 def _is_dataset(path: Path) -> bool:

@@ -10,10 +10,15 @@ from cas.ingest.session import ImportSession
 from cas.model.media import is_video_name
 
 from . import images
+from .contract import Detection
+
+READS = ("media",)
+LAYOUTS = "a folder of videos (mp4, webm, mov, mkv, avi, m4v), one dataset per folder"
+LOOKS_FOR = "video files"
 
 
-def detect(path: Path) -> bool:
-    return images.detect(path, is_video_name)
+def detect(path: Path) -> Detection:
+    return images.detect(path, is_video_name, "video")
 
 
 def count(path: Path) -> int:

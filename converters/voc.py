@@ -38,6 +38,7 @@ from cas.store import Store
 
 from . import geometry as geo
 from . import text, walk
+from .contract import Detection, fits, no
 from .geometry import voc_palette
 from .masks import class_map, distinct_colors, load_mask, pack, packed_colors, unpack
 from .output import Progress, UniqueNames, no_progress, writes_folder
@@ -49,6 +50,10 @@ VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
                "tvmonitor")
 BOUNDARY = (224, 224, 192)
+READS = ("boxes", "masks", "tags")
+WRITES = ("boxes", "masks", "tags")
+LAYOUTS = ("Pascal VOC: Annotations/ and JPEGImages/ (VOC2012, CVAT, Datumaro, the SDK), "
+           "FiftyOne labels/ and data/, CVAT segmentation masks")
 LOOKS_FOR = "Pascal VOC dataset (Annotations/ and JPEGImages/, labels/ and data/, or Segmentation*/ with JPEGImages/)"
 SDK_CLASS_MASKS = "Supervisely SDK _class masks skipped (a colour per object, not linked to the XML)"
 
@@ -134,14 +139,16 @@ def _class_colors(src: Path) -> dict[tuple[int, int, int], str] | None:
     return None
 
 
-def detect(src: Path) -> bool:
-    if not src.is_dir():
-        return False
-    if (src / "JPEGImages").is_dir():
-        return (src / "Annotations").is_dir() or (src / "SegmentationClass").is_dir() or \
-            (src / "SegmentationObject").is_dir()
-    return (src / "data").is_dir() and (src / "labels").is_dir() and \
-        any(e.name.endswith(".xml") for e in files(str(src / "labels")))
+def detect(src: Path) -> Detection:
+    if src.is_dir() and (src / "JPEGImages").is_dir():
+        parts = ("Annotations", "SegmentationClass", "SegmentationObject")
+        beside = next((d for d in parts if (src / d).is_dir()), None)
+        if beside:
+            return fits(f"JPEGImages/ and {beside}/")
+    if src.is_dir() and (src / "data").is_dir() and (src / "labels").is_dir() and \
+            any(e.name.endswith(".xml") for e in files(str(src / "labels"))):
+        return fits("data/ and labels/*.xml (FiftyOne)")
+    return no("no JPEGImages/ with Annotations/ or Segmentation*/")
 
 
 def count(src: Path) -> int:

@@ -33,6 +33,7 @@ from cas.store import Store
 
 from . import geometry as geo
 from . import text
+from .contract import CERTAIN, Detection, fits, no
 from .output import Progress, UniqueNames, fresh_folder, no_progress
 from .renames import FILE, Renames
 from .walk import contained, files, tree_files
@@ -41,13 +42,25 @@ CLASS_FILES = ("classes.txt", "obj.names")
 CONFIGS = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml", "data_config.yaml")
 DARKNET = "obj.data"
 SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+READS = ("boxes", "polygons", "keypoints")
+WRITES = ("boxes", "polygons")
+LAYOUTS = ("YOLO: data.yaml (Ultralytics, Roboflow, FiftyOne), obj.data (darknet, CVAT), "
+           "or classes.txt / obj.names with labels beside the images")
 LOOKS_FOR = f"YOLO dataset ({', '.join(CONFIGS)}, {DARKNET}, or {' / '.join(CLASS_FILES)} with label .txt files)"
 
 
-def detect(src: Path) -> bool:
-    return src.is_dir() and (_config_file(src) is not None or (src / DARKNET).is_file() or (
-        any((src / f).is_file() for f in CLASS_FILES) and not (src / "masks").is_dir()
-        and any(p.name not in CLASS_FILES for p in tree_files(src, ".txt"))))
+def detect(src: Path) -> Detection:
+    if not src.is_dir():
+        return no("not a folder")
+    config = _config_file(src)
+    if config is not None:
+        return fits(config.name, CERTAIN)
+    if (src / DARKNET).is_file():
+        return fits(DARKNET, CERTAIN)
+    names = next((f for f in CLASS_FILES if (src / f).is_file()), None)
+    if names and not (src / "masks").is_dir() and any(p.name not in CLASS_FILES for p in tree_files(src, ".txt")):
+        return fits(f"{names} and label .txt files")
+    return no(f"no {', '.join(CONFIGS[:2])}, {DARKNET} or {' / '.join(CLASS_FILES)} with label files")
 
 
 def _config_file(src: Path) -> Path | None:

@@ -29,6 +29,25 @@ from cas.model.namespace import Namespace
 from converters import FORMATS, WRITABLE
 
 
+@cli.command("formats")
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+def formats_cmd(path: Path | None) -> None:
+    """The formats import and export speak: what each reads and writes, and the layouts it
+    takes. With PATH, how surely each one fits it, and why."""
+    from converters.contract import SHAPES
+    from converters.ingest import detections
+    if path is not None:
+        for name, found in detections(path).items():
+            click.echo(f"{name:<11} {found.score:4.1f}  {found.reason}")
+        return
+    for name, module in FORMATS.items():
+        reads = [s for s in SHAPES if s in module.READS]
+        writes = [s for s in SHAPES if s in getattr(module, "WRITES", ())]
+        click.echo(f"{name:<11} reads {', '.join(reads)}" + (f"; writes {', '.join(writes)}" if writes else
+                                                               "; import only"))
+        click.echo(f"{'':<11} {module.LAYOUTS}")
+
+
 @cli.command("import")
 @click.argument("src", type=click.Path(exists=True, path_type=Path))
 @click.option("--project", "-p", required=True, help="Project to create or add to.")

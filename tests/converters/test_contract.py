@@ -1,0 +1,56 @@
+"""The format contract (converters.contract): every registered format keeps it, `auto`
+picks the best score and says each format's reason when none fits, `cas formats` lists them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cas.errors import InvalidInput
+from converters import FORMATS, WRITABLE
+from converters.contract import SHAPES, Detection
+from converters.ingest import detect_format, detections
+from tests.conftest import jpeg_bytes, run_cas
+
+
+@pytest.mark.parametrize("name", list(FORMATS))
+def test_every_format_keeps_the_contract(name: str, tmp_path: Path) -> None:
+    module = FORMATS[name]
+    assert callable(module.read) and isinstance(module.LAYOUTS, str) and module.LAYOUTS
+    assert module.READS and set(module.READS) <= set(SHAPES)
+    assert hasattr(module, "write") == hasattr(module, "WRITES") == (name in WRITABLE)
+    assert set(getattr(module, "WRITES", ())) <= set(SHAPES)
+    found = module.detect(tmp_path)
+    assert isinstance(found, Detection) and found.score == 0 and found.reason
+
+
+def test_nothing_fits_gives_every_formats_reason(tmp_path: Path) -> None:
+    (tmp_path / "notes.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(InvalidInput) as e:
+        detect_format(tmp_path)
+    for name, found in detections(tmp_path).items():
+        assert f"{name}: {found.reason}" in str(e.value)
+
+
+def test_the_best_score_wins(tmp_path: Path) -> None:
+    """A YOLO export is a folder of images too: the layout beats the generic fit."""
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a.jpg").write_bytes(jpeg_bytes(8, 8))
+    (tmp_path / "data.yaml").write_text("names: [car]\ntrain: images\n")
+    found = detections(tmp_path)
+    assert found["images"].score > 0 and found["yolo"].score > found["images"].score
+    assert detect_format(tmp_path) == "yolo"
+
+
+def test_cas_formats_lists_each_format_and_scores_a_path(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    listing = run_cas(store, "formats").stdout.decode()
+    for name, module in FORMATS.items():
+        assert f"{name} " in listing and module.LAYOUTS in listing
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(jpeg_bytes(8, 8))
+    scored = run_cas(store, "formats", str(tmp_path / "photos")).stdout.decode().splitlines()
+    assert len(scored) == len(FORMATS)
+    assert any(line.startswith("images") and "a.jpg" in line for line in scored)
