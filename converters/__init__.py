@@ -33,10 +33,12 @@ FORMATS: Mapping[str, ModuleType] = _Formats({
     "voc": "voc",
     "cityscapes": "cityscapes",
     "labelme": "labelme",
+    "kitti": "kitti",
+    "cvat": "cvat",
     "masks": "masks",
     "images": "images",
     "videos": "videos",
     "links": "links",
 })
-WRITABLE = ("sly", "coco", "yolo", "voc")  # the formats whose module has write(); a test keeps it true
+WRITABLE = ("sly", "coco", "yolo", "voc", "kitti", "cvat")  # the formats whose module has write(); a test keeps it true
 GENERIC = "images"  # fits any folder of images: chosen by `auto` only when nothing else fits

@@ -111,14 +111,16 @@ def import_source(store: Store, src: Path, project: str, fmt: str, dataset: str 
             ImportSession(store, project, progress=progress, **options) as session:
         roots = dataset_roots(src, fmt)
         extra: Counter[str] = Counter()
+        kept = renames.load(src) if src.is_dir() else None  # an export of ours: its original names
         if len(roots) == 1:
-            extra.update(module.read(roots[0][1], _renamed(session, roots[0][1], dataset), dataset,
-                                     **(reader_options or {})))
+            reader = session if kept is None else renames.Renamed(session, kept, src, dataset)
+            extra.update(module.read(roots[0][1], reader, dataset, **(reader_options or {})))
         else:
             collected = Collected(session)
+            reader = collected if kept is None else renames.Renamed(collected, kept, src, dataset)
             for prefix, root in roots:
                 target = f"{dataset}/{prefix}" if dataset else prefix
-                extra.update(module.read(root, _renamed(collected, root, target), target, **(reader_options or {})))
+                extra.update(module.read(root, reader, target, **(reader_options or {})))
             collected.replay()
         if not session.items_queued and not session.report.items_invalid:
             looked_for = getattr(module, "LOOKS_FOR", f"{fmt} items")
@@ -127,13 +129,6 @@ def import_source(store: Store, src: Path, project: str, fmt: str, dataset: str 
         if rule.skipped_links:
             extra[SKIPPED_LINKS] = rule.skipped_links
         return session.commit(), dict(extra)
-
-
-def _renamed(session: Any, root: Path, target: str | None) -> Any:
-    """`session`, or when `root` is an export that kept its original names, a session that
-    gives them back (see converters.renames)."""
-    kept = renames.load(root) if root.is_dir() else None
-    return session if kept is None else renames.Renamed(session, kept, root, target)
 
 
 class Collected:

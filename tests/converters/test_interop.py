@@ -22,6 +22,7 @@ from PIL import Image
 from cas import Store
 from cas.errors import AlreadyExists
 from converters import coco, geometry, voc, yolo
+from converters import WRITABLE
 from converters.ingest import detect_format, import_source
 from tests.conftest import assert_user_error, jpeg_bytes, png_bytes, run_cas
 from tests.converters.samples import objects_of
@@ -133,7 +134,7 @@ def test_datumaro_reads_our_exports(demo: tuple[Store, Path], tmp_path: Path) ->
 
 
 # -- our exports: re-imported with the same counts, and read by the clients' rules ---------------
-@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc", "sly"])
+@pytest.mark.parametrize("fmt", WRITABLE)
 def test_every_export_reimports_with_the_same_counts(demo: tuple[Store, Path], tmp_path: Path, fmt: str) -> None:
     from converters import FORMATS
     store, _root = demo
@@ -147,7 +148,7 @@ def test_every_export_reimports_with_the_same_counts(demo: tuple[Store, Path], t
         assert object_count(again, "back") == written
 
 
-@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc"])
+@pytest.mark.parametrize("fmt", ["coco", "yolo", "voc", "kitti", "cvat"])
 def test_export_then_import_keeps_every_name(names_project: tuple[Store, Path], tmp_path: Path, fmt: str) -> None:
     """Spaces, non-ASCII letters, one item name in a dataset and in its child: the export
     writes names its readers take, and our import brings back every dataset and item name."""
@@ -155,7 +156,7 @@ def test_export_then_import_keeps_every_name(names_project: tuple[Store, Path], 
     store, _root = names_project
     FORMATS[fmt].write(store, "names", tmp_path / "out")
     written = [p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*") if p.is_file()]
-    if fmt == "voc":  # ids in lists split on whitespace: ASCII, no spaces
+    if fmt in ("voc", "kitti"):  # ids in lists split on whitespace: ASCII, no spaces
         assert all(p.as_posix().isascii() and " " not in p.as_posix() for p in written), written
     images = [p for p in written if p.suffix in (".jpg", ".png") and "Segmentation" not in str(p)]
     assert len(images) == 6
