@@ -35,10 +35,12 @@ FORMATS: Mapping[str, ModuleType] = _Formats({
     "labelme": "labelme",
     "kitti": "kitti",
     "cvat": "cvat",
+    "imagenet": "imagenet",
     "masks": "masks",
     "images": "images",
     "videos": "videos",
     "links": "links",
 })
-WRITABLE = ("sly", "coco", "yolo", "voc", "kitti", "cvat")  # the formats whose module has write(); a test keeps it true
+# the formats whose module has write(); a test keeps it true
+WRITABLE = ("sly", "coco", "yolo", "voc", "kitti", "cvat", "imagenet")
 GENERIC = "images"  # fits any folder of images: chosen by `auto` only when nothing else fits

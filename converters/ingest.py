@@ -113,7 +113,7 @@ def import_source(store: Store, src: Path, project: str, fmt: str, dataset: str 
         extra: Counter[str] = Counter()
         kept = renames.load(src) if src.is_dir() else None  # an export of ours: its original names
         if len(roots) == 1:
-            reader = session if kept is None else renames.Renamed(session, kept, src, dataset)
+            reader: Any = session if kept is None else renames.Renamed(session, kept, src, dataset)
             extra.update(module.read(roots[0][1], reader, dataset, **(reader_options or {})))
         else:
             collected = Collected(session)
