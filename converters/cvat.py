@@ -304,6 +304,7 @@ def write(store: Store, project: str, dest: Path, progress: Progress = no_progre
                 el = ElementTree.SubElement(image, "tag", label=tag["name"], source="manual")
                 if tag.get("value") is not None:
                     ElementTree.SubElement(el, "attribute", name="value").text = f"{tag['value']}"
+                counts["image tags"] += 1
             counts["images"] += 1
             progress(1)
         ElementTree.indent(root)

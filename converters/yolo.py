@@ -41,6 +41,7 @@ from .walk import contained, files, tree_files
 CLASS_FILES = ("classes.txt", "obj.names")
 CONFIGS = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml", "data_config.yaml")
 DARKNET = "obj.data"
+DARKNET_SETTINGS = ("classes", "names", "backup", "eval", "results")
 SPLITS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 READS = ("boxes", "polygons", "keypoints")
 WRITES = ("boxes", "polygons")
@@ -139,9 +140,10 @@ class Layout:
         if names_file is None or not names_file.is_file():
             raise InvalidInput(cfg.name, f"names file {entries.get('names')!r} not found", "names")
         self.names = text.lines(names_file, names_file.name)
-        for key, split in SPLITS.items():
-            if key in entries:
-                self.splits.setdefault(split, []).extend(self._images_of(entries[key], [self.src], cfg.name, key))
+        for key, value in entries.items():  # every other `key = list.txt` is a subset (Datumaro: train_night)
+            if key not in DARKNET_SETTINGS and value.endswith(".txt"):
+                self.splits.setdefault(SPLITS.get(key, key), []).extend(
+                    self._images_of(value, [self.src], cfg.name, key))
         if not self.splits:
             raise InvalidInput(cfg.name, "no train or valid image list found", "train")
 

@@ -51,6 +51,13 @@ import sys, datumaro as dm
 ds = dm.Dataset.import_from(sys.argv[1], "coco")
 for fmt in ("coco", "voc"):
     ds.export(sys.argv[2] + "/" + fmt, fmt, save_media=True)
+for fmt in ("cvat", "kitti_detection", "yolo"):
+    ds.export(sys.argv[2] + "/" + fmt, fmt, save_media=True)
+labelled = dm.Dataset.from_iterable(  # classification: a class per image, one of two
+    [dm.DatasetItem(id=item.id, subset=item.subset, media=item.media, annotations=[dm.Label(i % 2)])
+     for i, item in enumerate(ds)], categories=["cat", "dog"])
+for fmt in ("imagenet", "imagenet_with_subset_dirs"):
+    labelled.export(sys.argv[2] + "/" + fmt, fmt, save_media=True)
 ds.transform("map_subsets", mapping={"train_night": "train"})
 ds.export(sys.argv[2] + "/yolo_ultralytics", "yolo_ultralytics", save_media=True)
 """

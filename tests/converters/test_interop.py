@@ -120,6 +120,28 @@ def test_datumaro_yolo_ultralytics_imports(datumaro_exports: Path, tmp_path: Pat
         assert object_count(store, "p") == labels > 0
 
 
+@pytest.mark.parametrize("where,fmt,dm_format", [
+    ("cvat", "cvat", "cvat"), ("kitti_detection", "kitti", "kitti_detection"), ("yolo", "yolo", "yolo"),
+    ("imagenet", "imagenet", "imagenet"), ("imagenet_with_subset_dirs", "imagenet", "imagenet_with_subset_dirs")])
+def test_datumaro_exports_of_other_formats_import(datumaro_exports: Path, tmp_path: Path, where: str, fmt: str,
+                                                  dm_format: str) -> None:
+    """Written by Datumaro's own exporters; counted by its own importers."""
+    src = datumaro_exports / where
+    items, annotations, subsets = json.loads(run_tool("datumaro", DATUMARO_READS, str(src), dm_format
+                                                      ).strip().splitlines()[-1])[dm_format]
+    with Store(tmp_path / "s") as store:
+        assert auto_import(store, src, "p") == fmt
+        assert item_count(store, "p") == items == 8
+        if fmt == "imagenet":  # a class per image, as image tags
+            tags = [t["name"] for d in store.ns.datasets("p") for n, item in store.ns.items("p", d)
+                    for t in store.read_json(item.ann, n)["tags"]]
+            assert len(tags) == annotations == 8 and set(tags) == {"cat", "dog"}
+            assert len(store.ns.datasets("p")) == len(subsets)
+        else:  # CVAT points of several points (keypoints) come back as single points
+            assert object_count(store, "p") >= annotations > 0
+            assert sorted(store.ns.datasets("p")) == subsets
+
+
 def test_datumaro_reads_our_exports(demo: tuple[Store, Path], tmp_path: Path) -> None:
     store, _root = demo
     coco.write(store, "demo", tmp_path / "coco")
@@ -130,6 +152,22 @@ def test_datumaro_reads_our_exports(demo: tuple[Store, Path], tmp_path: Path) ->
     assert seen["coco"][2] == ["train", "train_night", "val"]
     assert seen["voc"][2] == ["train", "train-night", "val"]
     assert seen["voc"][1] > 0
+
+
+@pytest.mark.parametrize("fmt,dm_format", [("cvat", "cvat"), ("kitti", "kitti_detection"), ("imagenet", None),
+                                           ("yolo", "yolo")])
+def test_datumaro_reads_our_new_exports(names_project: tuple[Store, Path], tmp_path: Path, fmt: str,
+                                        dm_format: str | None) -> None:
+    """Our exports of the project of hard names, loaded by Datumaro's importers."""
+    from converters import FORMATS
+    store, _root = names_project
+    counts = FORMATS[fmt].write(store, "names", tmp_path / "out")
+    dm_format = dm_format or ("imagenet_with_subset_dirs" if len(store.ns.datasets("names")) > 1 else fmt)
+    items, annotations, _subsets = json.loads(run_tool("datumaro", DATUMARO_READS, str(tmp_path / "out"), dm_format
+                                                       ).strip().splitlines()[-1])[dm_format]
+    assert items == item_count(store, "names") == 6
+    if fmt != "imagenet":
+        assert annotations == counts["objects"] + counts.get("image tags", 0) > 0
 
 
 # -- our exports: re-imported with the same counts, and read by the clients' rules ---------------
