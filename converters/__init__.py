@@ -35,6 +35,7 @@ FORMATS: Mapping[str, ModuleType] = _Formats({
     "labelme": "labelme",
     "kitti": "kitti",
     "cvat": "cvat",
+    "labelstudio": "labelstudio",
     "imagenet": "imagenet",
     "masks": "masks",
     "images": "images",
@@ -42,5 +43,5 @@ FORMATS: Mapping[str, ModuleType] = _Formats({
     "links": "links",
 })
 # the formats whose module has write(); a test keeps it true
-WRITABLE = ("sly", "coco", "yolo", "voc", "kitti", "cvat", "imagenet")
+WRITABLE = ("sly", "coco", "yolo", "voc", "kitti", "cvat", "labelstudio", "imagenet")
 GENERIC = "images"  # fits any folder of images: chosen by `auto` only when nothing else fits

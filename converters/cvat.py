@@ -99,7 +99,7 @@ def _points(text: str | None, label: str, where: str) -> list[list[float]]:
 def _shape(el: ElementTree.Element, label: str, where: str) -> dict[str, Any]:
     """One annotation element as plain data (checked here, so workers get no XML)."""
     kind = SHAPE_OF.get(el.tag, "tag")
-    out: dict[str, Any] = {"kind": kind, "label": el.get("label") or "",
+    out: dict[str, Any] = {"kind": kind, "label": el.get("label") or "", "where": where,
                            "occluded": el.get(OCCLUDED) == "1",
                            "attributes": {a.get("name") or "": (a.text or "").strip() for a in el.findall("attribute")}}
     if not out["label"]:
@@ -232,7 +232,8 @@ def build_annotation(label: str, where: str, json_w: str | None, json_h: str | N
             if len(shape["points"]) > 1:
                 notes["CVAT points shapes of several points split into points"] += 1
         else:
-            ob = geo.bitmap(title, decode_rle(shape["rle"], shape["box"], width, height, label, where), tags)
+            mask = decode_rle(shape["rle"], shape["box"], width, height, label, shape["where"])
+            ob = geo.bitmap(title, mask, tags)
             if ob is None:
                 notes["empty masks skipped"] += 1
             else:
