@@ -88,12 +88,23 @@ $(INTEROP)/.installed:
 	$(INTEROP)/bin/python -m pip install -q ultralytics pycocotools
 	touch $@
 
-interop: $(STAMP) $(INTEROP)/.installed
-	rm -rf .interop
+# label-studio-sdk (500 MB) writes a Label Studio export and reads ours: tests/interop_labelstudio.py.
+LS := .venv-ls
+$(LS)/.installed:
+	$(PYTHON) -m venv $(LS)
+	$(LS)/bin/python -m pip install -q label-studio-sdk
+	touch $@
+
+interop: $(STAMP) $(INTEROP)/.installed $(LS)/.installed
+	rm -rf .interop .interop-ls
 	$(PY) -m tests.interop_clients export .interop
 	$(INTEROP)/bin/python tests/interop_clients.py check .interop > .interop/check.log 2>&1 || \
 	  { tail -20 .interop/check.log; exit 1; }
 	@grep -E '^(ultralytics|torchvision)' .interop/check.log
+	mkdir .interop-ls
+	$(PY) -m tests.interop_labelstudio export .interop-ls
+	$(LS)/bin/python tests/interop_labelstudio.py peer .interop-ls | tail -1
+	$(PY) -m tests.interop_labelstudio check .interop-ls
 
 bench: $(STAMP) bench-deps $(DVC_STAMP)
 	$(PY) -m bench.dedup --vs-restic --vs-dvc
@@ -108,4 +119,4 @@ bench: $(STAMP) bench-deps $(DVC_STAMP)
 	$(PY) -m bench.dedup --rss-files 200000
 
 clean:
-	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis .interop $(SLY) $(DM) $(DVC) $(INTEROP)
+	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis .interop .interop-ls $(SLY) $(DM) $(DVC) $(INTEROP) $(LS)
