@@ -1,6 +1,6 @@
 """Format conversion benchmark: a COCO set of small images with many objects (polygons and
 RLE masks mixed) imported into cas, exported to COCO, YOLO (segment) and VOC, and each
-export imported back with `--format auto` (the layout found as a user's tool would
+export (COCO, YOLO, VOC, KITTI, CVAT, Label Studio, class folders) imported back with `--format auto` (the layout found as a user's tool would
 leave it); beside them `cp -r` of the images (what any export must at least write) and,
 when the Supervisely SDK is installed (`.venv-sly`, made by `make test`), the SDK's own
 COCO -> Supervisely conversion of the same input, in one run.
@@ -76,7 +76,8 @@ def main() -> None:
                                                     str(work / "coco"), "--project", "bench", "--format", "coco"]))]
         rows.append(("cp -r of the images (reference)", timed(["cp", "-r", str(work / "coco" / "images"),
                                                                str(work / "images-copy")])))
-        for fmt, extra in (("coco", []), ("yolo", ["--task", "segment"]), ("voc", [])):
+        for fmt, extra in (("coco", []), ("yolo", ["--task", "segment"]), ("voc", []), ("kitti", []), ("cvat", []),
+                           ("labelstudio", []), ("imagenet", [])):
             out = work / ("out" if fmt == "coco" else f"out-{fmt}")
             rows.append((f"cas export --format {fmt}", timed([sys.executable, "-m", "cas", "--store", str(store), "-q",
                                                               "export", "bench", str(out), "--format", fmt, *extra])))
@@ -98,7 +99,7 @@ def main() -> None:
             if case in targets:
                 print(f"target {case}: <= {targets[case]:.0f} s: {'met' if seconds <= targets[case] else 'missed'}")
         by_case = dict(rows)
-        for fmt in ("coco", "yolo", "voc"):
+        for fmt in ("coco", "yolo", "voc", "kitti", "cvat", "labelstudio", "imagenet"):
             ratio = by_case[f"cas export --format {fmt}"] / by_case["cp -r of the images (reference)"]
             print(f"export {fmt} / cp -r of the images: {ratio:.1f} x")
         sdk = by_case.get("Supervisely SDK: COCO -> Supervisely project")

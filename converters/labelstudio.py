@@ -32,7 +32,7 @@ from cas.model.media import is_image_name
 from cas.store import Store
 
 from . import geometry as geo
-from . import walk
+from . import text, walk
 from .contract import Detection, fits, no
 from .output import Progress, UniqueNames, no_progress, writes_folder
 from .renames import Renames, safe_name
@@ -77,10 +77,7 @@ def source_root(src: Path) -> Path:
 def _load(path: Path, label: str) -> list[Any]:
     if path.stat().st_size > MAX_JSON_BYTES:
         raise InvalidInput(label, "over 2 GB: not an export")
-    try:
-        doc = json.loads(path.read_bytes())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidInput(label, f"not JSON ({e})") from None
+    doc = text.read_json(path, label)
     if not isinstance(doc, list):
         raise InvalidInput(label, "expected a list of tasks", "$")
     return doc

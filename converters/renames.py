@@ -19,6 +19,8 @@ from typing import Any
 
 from cas.errors import InvalidInput
 
+from . import text
+
 FILE = "cas_names.json"
 VERSION = 1
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -55,10 +57,7 @@ def load(root: Path) -> Renames | None:
     path = root / FILE
     if not path.is_file():
         return None
-    try:
-        doc = json.loads(path.read_bytes())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidInput(FILE, f"not JSON ({e})") from None
+    doc = text.read_json(path, FILE)
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), dict):
         raise InvalidInput(FILE, "expected an object with 'items'", "items")
     renames = Renames()

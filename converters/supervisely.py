@@ -17,10 +17,10 @@ from typing import Any
 
 from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
-from cas.model.annotation import loads
 from cas.model.layout import MEDIA_SECTIONS, META_NAME, NESTED, dataset_folder, json_name, media_section
 from cas.store import Store
 
+from . import text
 from .contract import CERTAIN, Detection, fits, no
 from .output import Progress, no_progress, writes_folder
 from .walk import files, subdirs
@@ -64,11 +64,7 @@ def count(path: Path) -> int:
     return total
 
 
-def read_json_file(path: Path, label: str) -> object:
-    try:
-        return loads(path.read_bytes(), label)
-    except OSError as e:
-        raise InvalidInput(label, f"cannot read ({e.strerror})") from None
+read_json_file = text.read_json
 
 
 def read_json_document(path: Path, label: str, list_key: str) -> dict[str, Any]:

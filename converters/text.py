@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from cas.errors import InvalidInput
+from cas.model.annotation import loads
 
 MAX_YAML_BYTES = 16 << 20  # a dataset config is a few KB; beyond this it is not one
 
@@ -31,6 +32,16 @@ def read_text(path: Path, label: str | None = None) -> str:
 def lines(path: Path, label: str | None = None) -> list[str]:
     """The stripped, non-empty lines of a text file."""
     return [ln.strip() for ln in read_text(path, label).splitlines() if ln.strip()]
+
+
+def read_json(path: Path, label: str | None = None) -> Any:
+    """A JSON document by the store's strict rules (UTF-8, finite numbers, bounded nesting):
+    any failure is one InvalidInput naming `label`."""
+    label = label or path.name
+    try:
+        return loads(path.read_bytes(), label)
+    except OSError as e:
+        raise InvalidInput(label, f"cannot read ({e.strerror})") from None
 
 
 def read_yaml(path: Path, label: str | None = None) -> Any:

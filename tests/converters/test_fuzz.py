@@ -158,6 +158,17 @@ def _videos_sample(root: Path) -> Path:
     return root / "clips"
 
 
+def _exported(fmt: str) -> Callable[[Path], Path]:
+    """The sample project as our exporter of `fmt` writes it (with its cas_names.json)."""
+    def sample(root: Path) -> Path:
+        from converters import FORMATS
+        with Store(root / "store") as store:
+            import_source(store, make_sample_project(root / "sly"), "p", "sly")
+            FORMATS[fmt].write(store, "p", root / "p")
+        return root / "p"
+    return sample
+
+
 # format -> (write the sample under a folder and return what to import, names of files to mutate)
 SAMPLES: dict[str, Callable[[Path], Path]] = {
     "sly": lambda root: make_sample_project(root / "p"),
@@ -170,6 +181,10 @@ SAMPLES: dict[str, Callable[[Path], Path]] = {
     "images": _images_sample,
     "links": _links_sample,
     "videos": _videos_sample,
+    "kitti": _exported("kitti"),
+    "cvat": _exported("cvat"),
+    "labelstudio": _exported("labelstudio"),
+    "imagenet": _exported("imagenet"),
 }
 
 
