@@ -4,8 +4,9 @@ Datumaro's `imagenet`), or `<split>/<class>/<image>` (Datumaro's
 `no_label/` holds images without one (as Datumaro writes them). One dataset per split, else
 one named after the folder.
 
-Detection: class folders one level down with no image at the top and no deeper folder fit
-better than a plain folder of images (`--format images` keeps the folders as datasets).
+Detection: split folders of class folders fit better than a plain folder of images; class
+folders alone fit less well (a folder of photos sorted into folders is more often that
+than a classification set): `--format imagenet` takes them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from .renames import Renames, safe_name
 from .walk import files, subdirs
 
 NO_LABEL = "no_label"
-CLASS_FOLDERS = 0.15  # above a plain folder of images (0.1): the folders are classes here
+SPLIT_CLASS_FOLDERS = 0.15  # above a plain folder of images (0.1): the folders are classes here
+CLASS_FOLDERS = 0.05  # below it: photos sorted into folders stay datasets unless --format imagenet
 READS = ("tags", "media")
 WRITES = ("tags", "media")
 LAYOUTS = "classification folders: <class>/<image> or <split>/<class>/<image> (ImageNet, torchvision ImageFolder)"
@@ -82,7 +84,10 @@ def detect(src: Path) -> Detection:
         return no("no class folders of images (<class>/<image>, no image at the top)")
     classes = sorted({c for folders in layout.values() for c, _images in folders})
     shown = ", ".join(classes[:3]) + (", ..." if len(classes) > 3 else "")
-    return fits(f"{len(classes)} class folders ({shown})", CLASS_FOLDERS)
+    if None in layout:
+        return fits(f"{len(classes)} folders of images only ({shown}): classes with --format imagenet",
+                    CLASS_FOLDERS)
+    return fits(f"split folders of {len(classes)} class folders ({shown})", SPLIT_CLASS_FOLDERS)
 
 
 def count(src: Path) -> int:

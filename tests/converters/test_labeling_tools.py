@@ -13,7 +13,7 @@ import pytest
 
 from cas import Store
 from cas.errors import InvalidInput
-from converters import cvat, kitti, labelstudio
+from converters import FORMATS, cvat, kitti, labelstudio
 from converters.ingest import detect_format, import_source
 from tests.conftest import jpeg_bytes, png_bytes
 
@@ -180,12 +180,12 @@ def test_class_folders_with_and_without_splits(store: Store, tmp_path: Path) -> 
     for cls in ("cat", "dog"):
         (tmp_path / "flat" / cls).mkdir(parents=True)
         (tmp_path / "flat" / cls / "1.jpg").write_bytes(jpeg_bytes(8, 8, (len(cls), 5, 5)))
-    assert detect_format(tmp_path / "split") == detect_format(tmp_path / "flat") == "imagenet"
+    assert detect_format(tmp_path / "split") == "imagenet"
+    assert detect_format(tmp_path / "flat") == "images"  # photos sorted into folders stay datasets
     import_source(store, tmp_path / "split", "s", "imagenet")
     assert store.ns.datasets("s") == ["train", "val"]
     assert [t["name"] for t in annotation(store, "s", "val", "dog1.jpg")["tags"]] == ["dog"]
     import_source(store, tmp_path / "flat", "f", "imagenet")
     assert [n for n, _ in store.ns.items("f", "flat")] == ["1.jpg", "dog_1.jpg"]  # one name in two classes
-    # a folder of photos by year with files beside them stays a folder of images
-    (tmp_path / "flat" / "notes.txt").write_text("trip")
-    assert detect_format(tmp_path / "flat") == "images"
+    (tmp_path / "flat" / "cat" / "notes.txt").write_text("trip")  # a file not an image: not a class folder
+    assert not FORMATS["imagenet"].detect(tmp_path / "flat").score
