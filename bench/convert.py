@@ -1,9 +1,10 @@
 """Format conversion benchmark: a COCO set of small images with many objects (polygons and
-RLE masks mixed) imported into cas, exported to COCO, YOLO (segment) and VOC, and each
-export (COCO, YOLO, VOC, KITTI, CVAT, Label Studio, class folders) imported back with `--format auto` (the layout found as a user's tool would
-leave it); beside them `cp -r` of the images (what any export must at least write) and,
-when the Supervisely SDK is installed (`.venv-sly`, made by `make test`), the SDK's own
-COCO -> Supervisely conversion of the same input, in one run.
+RLE masks mixed) imported into cas, exported to every writable format (COCO, YOLO
+segment, VOC, KITTI, CVAT, Label Studio, class folders), and each export imported back
+with `--format auto` (the layout found as a user's tool would leave it); beside them
+`cp -r` of the images (what any export must at least write) and, when the Supervisely
+SDK is installed (`.venv-sly`, made by `make test`), the SDK's own COCO -> Supervisely
+conversion of the same input, in one run.
 
     .venv/bin/python -m bench.convert [--images 10000] [--objects-per-image 10]
 """
