@@ -22,7 +22,7 @@ SHAPES = ("boxes", "polygons", "polylines", "points", "masks", "keypoints", "tag
 
 CERTAIN = 1.0  # a file that names the format (meta.json, data.yaml, a CVAT annotations.xml)
 LAYOUT = 0.8   # the format's folder layout, or a document shaped as the format's
-GENERIC = 0.1  # any folder of media: chosen only when nothing else fits
+ANY_MEDIA = 0.1  # any folder of media (images, videos): chosen only when nothing else fits
 
 
 class Detection(NamedTuple):

@@ -9,7 +9,7 @@ from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
 from cas.model.media import is_image_name
 
-from .contract import GENERIC, Detection, fits, no
+from .contract import ANY_MEDIA, Detection, fits, no
 from .walk import files, subdirs, tree
 
 READS = ("media",)
@@ -22,11 +22,11 @@ def detect(path: Path, is_media: Callable[[str], bool] = is_image_name, kind: st
         return no(f"no {kind} files")
     for entry in files(str(path)):
         if is_media(entry.name):
-            return fits(f"{kind} files ({entry.name})", GENERIC)
+            return fits(f"{kind} files ({entry.name})", ANY_MEDIA)
     for d in subdirs(str(path)):
         for e in files(d.path):
             if is_media(e.name):
-                return fits(f"{kind} files ({d.name}/{e.name})", GENERIC)
+                return fits(f"{kind} files ({d.name}/{e.name})", ANY_MEDIA)
     return no(f"no {kind} files here or one folder below")
 
 
