@@ -227,20 +227,6 @@ def meta_class(title: str, shape: str, index: int, geometry_config: dict[str, An
     return cls
 
 
-def union_meta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Two metas of one import as one: classes and tags by name; a class that has two
-    shapes becomes `any`."""
-    classes = {c["title"]: dict(c) for c in a.get("classes", [])}
-    for cls in b.get("classes", []):
-        old = classes.setdefault(cls["title"], dict(cls))
-        if old["shape"] != cls["shape"]:
-            old["shape"] = "any"
-    tags = {t["name"]: t for t in a.get("tags", [])}
-    for tag in b.get("tags", []):
-        tags.setdefault(tag["name"], tag)
-    return {**a, "classes": list(classes.values()), "tags": list(tags.values())}
-
-
 @functools.cache
 def voc_palette() -> tuple[int, ...]:
     """The VOC color map (bit-interleaved, 256 r, g, b triples), index 255 the boundary colour."""

@@ -112,16 +112,10 @@ def import_source(store: Store, src: Path, project: str, fmt: str, dataset: str 
         roots = dataset_roots(src, fmt)
         extra: Counter[str] = Counter()
         kept = renames.load(src) if src.is_dir() else None  # an export of ours: its original names
-        if len(roots) == 1:
-            reader: Any = session if kept is None else renames.Renamed(session, kept, src, dataset)
-            extra.update(module.read(roots[0][1], reader, dataset, **(reader_options or {})))
-        else:
-            collected = Collected(session)
-            reader = collected if kept is None else renames.Renamed(collected, kept, src, dataset)
-            for prefix, root in roots:
-                target = f"{dataset}/{prefix}" if dataset else prefix
-                extra.update(module.read(root, reader, target, **(reader_options or {})))
-            collected.replay()
+        reader: Any = session if kept is None else renames.Renamed(session, kept, src, dataset)
+        for prefix, root in roots:  # several roots: each one's meta widens the import's
+            target = f"{dataset}/{prefix}" if dataset and prefix else prefix or dataset
+            extra.update(module.read(root, reader, target, **(reader_options or {})))
         if not session.items_queued and not session.report.items_invalid:
             looked_for = getattr(module, "LOOKS_FOR", f"{fmt} items")
             raise InvalidInput(str(src), f"nothing to import: found no {looked_for} here or "
@@ -129,40 +123,3 @@ def import_source(store: Store, src: Path, project: str, fmt: str, dataset: str 
         if rule.skipped_links:
             extra[SKIPPED_LINKS] = rule.skipped_links
         return session.commit(), dict(extra)
-
-
-class Collected:
-    """A session stand-in for an import of several folders: their metas are merged and set
-    once, before the items (a session takes its meta before its first item)."""
-
-    def __init__(self, session: ImportSession) -> None:
-        self.session = session
-        self.meta: dict[str, Any] | None = None
-        self.meta_file = "meta.json"
-        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-
-    def set_meta(self, meta: dict[str, Any], file: str = "meta.json") -> None:
-        from .geometry import union_meta  # numpy: only for a source of several datasets
-        self.meta = meta if self.meta is None else union_meta(self.meta, meta)
-        self.meta_file = file
-
-    def reject(self, error: InvalidInput) -> None:
-        self.session.reject(error)
-
-    def expect_items(self, count: int) -> None:
-        self.session.expect_items(count)
-
-    def add_dataset(self, *args: Any, **kwargs: Any) -> None:
-        self.calls.append(("add_dataset", args, kwargs))
-
-    def add_item(self, *args: Any, **kwargs: Any) -> None:
-        self.calls.append(("add_item", args, kwargs))
-
-    def add_link(self, *args: Any, **kwargs: Any) -> None:
-        self.calls.append(("add_link", args, kwargs))
-
-    def replay(self) -> None:
-        if self.meta is not None:
-            self.session.set_meta(self.meta, self.meta_file)
-        for name, args, kwargs in self.calls:
-            getattr(self.session, name)(*args, **kwargs)

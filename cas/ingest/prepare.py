@@ -249,6 +249,14 @@ def init_worker(config: PrepareConfig) -> None:
     _worker = Preparer(config, Store(config.store_root, create=False))
 
 
-def run_chunk(chunk: list[Task]) -> list[Prepared | InvalidInput]:
+_meta_version = 0
+
+
+def run_chunk(chunk: list[Task], meta: tuple[int, dict[str, Any]] | None = None) -> list[Prepared | InvalidInput]:
+    """Prepare a chunk in a worker process; `meta`, (version, meta), when the import's meta
+    changed since the worker started (a later source folder widened it)."""
+    global _meta_version
     assert _worker is not None, "init_worker did not run"
+    if meta is not None and meta[0] != _meta_version:
+        _meta_version, _worker.meta = meta[0], Meta(meta[1])
     return _worker.prepare_chunk(chunk)

@@ -46,7 +46,7 @@ from cas.ingest.statcache import Seen
 from cas.ingest.workers import SafePoints, forkserver, stop_pool
 from cas.model.annotation import Meta, default_meta, dumps, empty_annotation
 from cas.model.names import check_dataset_path, check_name
-from cas.model.namespace import merge_meta
+from cas.model.namespace import merge_meta, widen_meta
 from cas.records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecord
 from cas.units import human
 
@@ -145,6 +145,9 @@ class ImportSession:
             self._existing = None
         self.meta = Meta(self._existing.meta if self._existing else default_meta(project_type),
                          f"{project}/meta.json")
+        self._meta_given = False
+        self._meta_version = 0  # changes of the meta; a worker process started before one is sent it
+        self._preparer: Preparer | None = None  # for threads and for chunks prepared in place
         if meta is not None:
             self.set_meta(meta)
         self._meta_changed = self._existing is None
@@ -154,7 +157,6 @@ class ImportSession:
         self._threads: ThreadPoolExecutor | None = None
         self._processes: ProcessPoolExecutor | None = None
         self._chunk: list[Task] = []
-        self._preparer: Preparer | None = None  # for threads and for chunks prepared in place
         self._batch: list[Results] = []
         self._previous: list[Results] = []
         self._batch_items = 0
@@ -167,14 +169,24 @@ class ImportSession:
 
     # -- building the import ----------------------------------------------------
     def set_meta(self, meta: dict[str, Any], file: str = "meta.json") -> None:
-        """Merge a project meta into the project's (classes and tags by name). Call before items."""
-        if self._queued:
-            raise CasError("set_meta must come before the first item of an import")
+        """Merge a project meta into the project's (classes and tags by name; a class of
+        another shape is an error). An import of several source folders gives one meta per
+        folder, the later ones after items: they widen the import's meta (a class seen with
+        two shapes becomes `any`), so that every item queued before stays valid."""
         incoming = Meta(meta, file)
-        merged = merge_meta(self.meta.raw, incoming.raw, file) if self._existing else incoming.raw
+        if self._existing:
+            merged = merge_meta(self.meta.raw, incoming.raw, file)
+        elif self._meta_given:
+            merged = widen_meta(self.meta.raw, incoming.raw)
+        else:
+            merged = incoming.raw
+        self._meta_given = True
         if merged != self.meta.raw:
             self.meta = Meta(merged, file)
             self._meta_changed = True
+            self._meta_version += 1
+            if self._preparer is not None:  # threads read it from here; processes get it with their chunks
+                self._preparer.meta = self.meta
 
     @property
     def items_queued(self) -> int:
@@ -307,7 +319,7 @@ class ImportSession:
         if isinstance(pool, Future):
             future = pool
         elif pool is self._processes:
-            future = pool.submit(run_chunk, chunk)
+            future = pool.submit(run_chunk, chunk, (self._meta_version, self.meta.raw) if self._meta_version else None)
         else:
             future = pool.submit(self._thread_preparer().prepare_chunk, chunk)
         if self.progress is not None:

@@ -293,6 +293,20 @@ class Namespace:
             return removed
 
 
+def widen_meta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two metas of one import (one per source folder) as one: classes and tags by name; a
+    class that has two shapes becomes `any`. Only widens: what `a` accepts, the result does."""
+    classes = {c["title"]: dict(c) for c in a.get("classes", [])}
+    for cls in b.get("classes", []):
+        old = classes.setdefault(cls["title"], dict(cls))
+        if old["shape"] != cls["shape"]:
+            old["shape"] = "any"
+    tags = {t["name"]: t for t in a.get("tags", [])}
+    for tag in b.get("tags", []):
+        tags.setdefault(tag["name"], tag)
+    return {**a, "classes": list(classes.values()), "tags": list(tags.values())}
+
+
 def merge_meta(current: dict[str, Any], incoming: dict[str, Any], file: str) -> dict[str, Any]:
     """Union of classes and tags by name; the same name with a different shape or type is an error."""
     merged = {**current, "classes": list(current.get("classes", [])), "tags": list(current.get("tags", []))}

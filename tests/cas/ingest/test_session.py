@@ -195,3 +195,31 @@ def test_removing_items_datasets_projects_moves_references(store):
         store.ns.item("p", "b", "3.jpg")
     collect_garbage(store)
     assert compute_stats(store)["blobs"] == 0
+
+
+def test_a_later_meta_widens_the_import_and_reaches_worker_processes(store, tmp_path):
+    """An import of several source folders sets one meta per folder, the later ones after
+    items: a class of another shape becomes `any`, a new class is known to the worker
+    processes that started before it (expect_items starts them with the first chunk)."""
+    paths = write_images(tmp_path / "imgs", 128)
+    road = {"classTitle": "road", "geometryType": "polygon", "tags": [],
+            "points": {"exterior": [[1, 1], [10, 1], [5, 9]], "interior": []}}
+    car_polygon = {**road, "classTitle": "car"}
+    with ImportSession(store, "p") as session:
+        session.set_meta(META)
+        session.expect_items(5000)
+        for path in paths[:64]:
+            session.add_item("a", path.name, str(path), ann={"size": {"width": 16 + int(path.stem[3:]) % 50,
+                                                                         "height": 16}, "tags": [],
+                                                                "objects": [box(1, 1, 5, 5)]})
+        session.set_meta({"classes": [{"title": "road", "shape": "polygon", "color": "#00FF00"},
+                                      {"title": "car", "shape": "polygon", "color": "#FF0000"}],
+                          "tags": [], "projectType": "images"})
+        for path in paths[64:]:
+            session.add_item("b", path.name, str(path), ann={"size": {"width": 16 + int(path.stem[3:]) % 50,
+                                                                         "height": 16}, "tags": [],
+                                                                "objects": [road, car_polygon]})
+        report = session.commit()
+    assert report.items_added == 128
+    shapes = {c["title"]: c["shape"] for c in store.ns.project("p").meta["classes"]}
+    assert shapes == {"car": "any", "road": "polygon"}
