@@ -151,7 +151,8 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                 if not isinstance(value, dict):
                     continue
                 if kind in LABEL_KEYS and isinstance(value.get(kind), list) and value[kind]:
-                    classes.setdefault(str(value[kind][0]), set()).add(LABEL_KEYS[kind])
+                    rotated = kind == "rectanglelabels" and value.get("rotation") not in (None, 0, 0.0)
+                    classes.setdefault(str(value[kind][0]), set()).add("polygon" if rotated else LABEL_KEYS[kind])
                 elif kind == "choices" and isinstance(value.get("choices"), list):
                     for choice in value["choices"]:
                         tags.setdefault(str(choice), "none")
@@ -215,14 +216,14 @@ def _object(kind: str, title: str, value: dict[str, Any], width: int, height: in
             label: str, where: str) -> dict[str, Any] | None:
     sx, sy = width / 100.0, height / 100.0
     if kind == "rectanglelabels":
-        x, y, w, h = (float(value[k]) for k in ("x", "y", "width", "height"))
+        x, w = float(value["x"]) * sx, float(value["width"]) * sx
+        y, h = float(value["y"]) * sy, float(value["height"]) * sy
         angle = math.radians(float(value.get("rotation") or 0))
-        if angle:  # rotated about its top-left corner, as Label Studio draws it
-            corners = [(0, 0), (w, 0), (w, h), (0, h)]
-            pts = [[(x + cx * math.cos(angle) - cy * math.sin(angle) * sy / sx) * sx,
-                    (y + cx * math.sin(angle) * sx / sy + cy * math.cos(angle)) * sy] for cx, cy in corners]
+        if angle:  # rotated clockwise about its top-left corner, in pixels, as Label Studio draws it
+            cos, sin = math.cos(angle), math.sin(angle)
+            pts = [[x + dx * cos - dy * sin, y + dx * sin + dy * cos] for dx, dy in ((0, 0), (w, 0), (w, h), (0, h))]
             return geo.polygon(title, clip.points(pts, width, height))
-        (x0, y0), (x1, y1) = clip.points([[x * sx, y * sy], [(x + w) * sx, (y + h) * sy]], width, height)
+        (x0, y0), (x1, y1) = clip.points([[x, y], [x + w, y + h]], width, height)
         return geo.rectangle(title, x0, y0, x1, y1)
     if kind == "polygonlabels":
         pts = [[float(px) * sx, float(py) * sy] for px, py in value["points"]]

@@ -100,6 +100,8 @@ def test_label_studio_paths_and_results(store: Store, tmp_path: Path) -> None:
                 {"type": "polygonlabels", **size,
                  "value": {"points": [[0, 0], [50, 0], [25, 50]], "polygonlabels": ["road"]}},
                 {"type": "keypointlabels", **size, "value": {"x": 50, "y": 50, "width": 1, "keypointlabels": ["eye"]}},
+                {"type": "rectanglelabels", **size,
+                 "value": {"x": 10, "y": 20, "width": 10, "height": 10, "rotation": 90, "rectanglelabels": ["sign"]}},
                 {"type": "choices", "value": {"choices": ["sunny", "city"]}},
                 {"type": "textarea", "from_name": "caption", "value": {"text": ["a red car"]}}]}]},
         {"id": 2, "data": {"image": "/data/upload/3/1a2b3c4d-park.png"}, "predictions": [{"result": [
@@ -113,7 +115,9 @@ def test_label_studio_paths_and_results(store: Store, tmp_path: Path) -> None:
     car = next(o for o in ann["objects"] if o["classTitle"] == "car")
     assert car["points"]["exterior"] == [[20.0, 20.0], [120.0, 50.0]]  # percent of 200 x 100
     assert {o["classTitle"]: o["geometryType"] for o in ann["objects"]} == {"car": "rectangle", "road": "polygon",
-                                                                            "eye": "point"}
+                                                                            "eye": "point", "sign": "polygon"}
+    sign = next(o for o in ann["objects"] if o["classTitle"] == "sign")  # 20 x 10 px turned a quarter clockwise
+    assert sign["points"]["exterior"] == [[20.0, 20.0], [20.0, 40.0], [10.0, 40.0], [10.0, 20.0]]
     assert {t["name"]: t["value"] for t in ann["tags"]} == {"sunny": None, "city": None, "caption": "a red car"}
     tree = annotation(store, "p", tmp_path.name, "1a2b3c4d-park.png")["objects"][0]
     assert tree["geometryType"] == "bitmap" and tree["bitmap"]["origin"] == [30, 10]
