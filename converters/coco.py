@@ -32,7 +32,7 @@ from cas.records import ItemRecord
 from cas.store import Store
 
 from . import geometry as geo
-from . import walk
+from . import text, walk
 from .contract import Detection, fits, no
 from .output import Progress, UniqueNames, no_progress, writes_folder
 from .renames import Renames
@@ -65,11 +65,7 @@ def annotation_files(src: Path) -> list[Path]:
 
 
 def _looks_like_coco(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1 << 20)
-    except OSError:
-        return False
+    head = text.head(path, 1 << 20)
     return b'"images"' in head and (b'"annotations"' in head or b'"categories"' in head) or \
         path.name.startswith(PREFIXES + tuple(TASK_OF_PREFIX)) and b'"images"' in head
 
@@ -296,8 +292,7 @@ def _classes(loaded: list[tuple[Path, dict[str, Any]]]) -> tuple[list[dict[str, 
     classes: list[dict[str, Any]] = []
     class_of: dict[int, dict[str, Any]] = {}
     titles = UniqueNames()
-    for name in {cat["name"] for cat in cats.values()}:
-        titles(name)
+    titles.taken.update(cat["name"] for cat in cats.values())
     for cid, cat in sorted(cats.items()):
         name = cat["name"]
         entry: dict[str, Any] = {"name": name}

@@ -28,7 +28,7 @@ from cas.ingest.session import ImportSession
 from cas.store import Store
 
 from . import geometry as geo
-from . import walk
+from . import text, walk
 from .contract import CERTAIN, Detection, fits, no
 from .output import Progress, UniqueNames, no_progress, writes_folder
 from .renames import Renames, safe_name
@@ -48,11 +48,7 @@ def _documents(src: Path) -> list[Path]:
 
 
 def _is_cvat(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
+    head = text.head(path)
     return b"<annotations" in head and (b"<version>1.1" in head or b"<image " in head)
 
 
@@ -78,17 +74,17 @@ def _parse(path: Path, label: str) -> ElementTree.Element:
         raise InvalidInput(label, f"malformed XML ({e})") from None
 
 
-def _number(text: str | None, label: str, where: str) -> float:
+def _number(raw: str | None, label: str, where: str) -> float:
     try:
-        return float(text or "")
+        return float(raw or "")
     except ValueError:
-        raise InvalidInput(label, f"expected a number, got {text!r}", where) from None
+        raise InvalidInput(label, f"expected a number, got {raw!r}", where) from None
 
 
-def _points(text: str | None, label: str, where: str) -> list[list[float]]:
+def _points(raw: str | None, label: str, where: str) -> list[list[float]]:
     """CVAT's `x1,y1;x2,y2;...`."""
     pts = []
-    for pair in (text or "").split(";"):
+    for pair in (raw or "").split(";"):
         x, sep, y = pair.partition(",")
         if not sep:
             raise InvalidInput(label, f"expected 'x,y;x,y;...', got {pair[:40]!r}", where)
@@ -164,8 +160,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
             session.reject(InvalidInput(label, f"image {name!r} not found (images/, images/<subset>/, beside the "
                                                "XML)", f"{where}/@name"))
             continue
-        builder = functools.partial(build_annotation, label, where, width, height, shapes,
-                                    {k: v for k, v in tags.items()})
+        builder = functools.partial(build_annotation, label, where, width, height, shapes, tags)
         session.add_item(target, os.path.basename(name), str(found), ann=builder, label=f"{label}: {name}")
     return dict(counts)
 
@@ -354,12 +349,9 @@ def _write_shape(image: ElementTree.Element, ob: dict[str, Any], width: int, hei
         el = ElementTree.SubElement(image, "mask", attrs, rle=", ".join(map(str, runs)), left=str(left),
                                     top=str(top), width=str(w), height=str(h))
     else:
-        box = geo.bbox(ob)
+        box = geo.counted_box(ob, counts)
         if box is None:
-            counts["empty objects skipped"] += 1
             return False
-        if gtype != "rectangle":
-            counts[f"{gtype}s written as boxes"] += 1
         el = ElementTree.SubElement(image, "box", attrs, xtl=f"{box[0]:.2f}", ytl=f"{box[1]:.2f}",
                                     xbr=f"{box[2]:.2f}", ybr=f"{box[3]:.2f}")
     for tag in tags:

@@ -173,6 +173,18 @@ def bbox(ob: dict[str, Any]) -> tuple[float, float, float, float] | None:
     return min(xs), min(ys), max(xs), max(ys)
 
 
+def counted_box(ob: dict[str, Any], counts: Counter[str], written_as: str = "boxes"
+                ) -> tuple[float, float, float, float] | None:
+    """An object's box for a format that holds boxes only; the conversion, or an empty
+    object skipped, counted."""
+    box = bbox(ob)
+    if box is None:
+        counts["empty objects skipped"] += 1
+    elif ob.get("geometryType") != "rectangle":
+        counts[f"{ob.get('geometryType')}s written as {written_as}"] += 1
+    return box
+
+
 def polygon_area(pts: list[list[float]]) -> float:
     """Shoelace area of a ring."""
     a = 0.0

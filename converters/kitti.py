@@ -150,12 +150,9 @@ def write(store: Store, project: str, dest: Path, progress: Progress = no_progre
 
 
 def _line(ob: dict[str, Any], counts: Counter[str]) -> str | None:
-    box = geo.bbox(ob)
+    box = geo.counted_box(ob, counts)
     if box is None:
-        counts["empty objects skipped"] += 1
         return None
-    if ob.get("geometryType") != "rectangle":
-        counts[f"{ob.get('geometryType')}s written as boxes"] += 1
     tags = {t.get("name"): t.get("value") for t in ob.get("tags", [])}
     values_3d: tuple[float, ...] = DEFAULT_3D
     if isinstance(tags.get(TAG_3D), str):

@@ -21,6 +21,7 @@ from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
 
 from . import geometry as geo
+from . import text
 from .contract import Detection, fits, no
 from .supervisely import read_json_document
 from .walk import contained, tree_files
@@ -39,11 +40,7 @@ def _documents(src: Path) -> list[Path]:
 
 
 def _is_labelme(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4096)
-    except OSError:
-        return False
+    head = text.head(path)
     return b'"shapes"' in head and (b'"imagePath"' in head or b'"version"' in head)
 
 

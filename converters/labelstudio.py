@@ -55,11 +55,7 @@ def _documents(src: Path) -> list[Path]:
 
 
 def _is_export(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1 << 16)
-    except OSError:
-        return False
+    head = text.head(path, 1 << 16)
     return head.lstrip()[:1] == b"[" and b'"data"' in head and (b'"annotations"' in head or b'"predictions"' in head)
 
 
@@ -68,10 +64,6 @@ def detect(src: Path) -> Detection:
     if found:
         return fits(f"{found[0].name} is a list of tasks with data and annotations")
     return no("no JSON list of tasks with data and annotations")
-
-
-def source_root(src: Path) -> Path:
-    return src if src.is_dir() else src.parent
 
 
 def _load(path: Path, label: str) -> list[Any]:
@@ -130,7 +122,7 @@ def _results(task: dict[str, Any]) -> list[Any]:
 
 
 def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
-    root = source_root(src)
+    root = src if src.is_dir() else src.parent
     images = Images(root)
     counts: Counter[str] = Counter()
     classes: dict[str, set[str]] = {}
@@ -292,9 +284,9 @@ def encode_rle(values: np.ndarray) -> list[int]:
             index = next(k for k, s in enumerate(RLE_SIZES) if n - 1 < 1 << s)
             bits.append(f"1{index:02b}{n - 1:0{RLE_SIZES[index]}b}{value:08b}")
             length -= n
-    text = "".join(bits)
-    text += "0" * (-len(text) % 8)
-    return [int(text[k:k + 8], 2) for k in range(0, len(text), 8)]
+    stream = "".join(bits)
+    stream += "0" * (-len(stream) % 8)
+    return [int(stream[k:k + 8], 2) for k in range(0, len(stream), 8)]
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -356,12 +348,9 @@ def _result(ob: dict[str, Any], width: int, height: int, counts: Counter[str]) -
         rgba = np.repeat((mask.astype(np.uint8) * 255)[:, :, None], 4, axis=2)
         value = {"format": "rle", "rle": encode_rle(rgba), "brushlabels": [title]}
         return {**_base("brushlabels", width, height), "value": value}
-    box = geo.bbox(ob)
+    box = geo.counted_box(ob, counts, "rectangles")
     if box is None:
-        counts["empty objects skipped"] += 1
         return None
-    if gtype != "rectangle":
-        counts[f"{gtype}s written as rectangles"] += 1
     x0, y0, x1, y1 = box
     value = {"x": x0 * sx, "y": y0 * sy, "width": (x1 - x0) * sx, "height": (y1 - y0) * sy, "rotation": 0,
              "rectanglelabels": [title]}

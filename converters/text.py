@@ -34,6 +34,15 @@ def lines(path: Path, label: str | None = None) -> list[str]:
     return [ln.strip() for ln in read_text(path, label).splitlines() if ln.strip()]
 
 
+def head(path: Path, size: int = 4096) -> bytes:
+    """The first `size` bytes of a file (b"" if unreadable): what detection sniffs."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return b""
+
+
 def read_json(path: Path, label: str | None = None) -> Any:
     """A JSON document by the store's strict rules (UTF-8, finite numbers, bounded nesting):
     any failure is one InvalidInput naming `label`."""
