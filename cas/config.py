@@ -64,19 +64,10 @@ class StoreConfig:
         os.replace(tmp, path)
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        raise InvalidInput(f"${name}", f"not a number: {os.environ[name]!r}") from None
-
-
 @dataclass(frozen=True)
 class NetOptions:
-    """Timeouts (seconds) and retries of every remote read. Defaults come from the
-    environment (`CAS_CONNECT_TIMEOUT`, `CAS_READ_TIMEOUT`, `CAS_RETRIES`,
-    `CAS_READ_DEADLINE`), which the CLI sets from its flags so that a mount daemon
-    inherits them.
+    """Timeouts (seconds) and retries of every remote read (cas.settings reads them from the
+    environment).
 
     `deadline` bounds a read across all its attempts: each attempt's connect and read
     timeouts are cut to its share of it (after the backoff sleeps), so that a stalled
@@ -99,11 +90,3 @@ class NetOptions:
         connect = min(self.connect_timeout, share / 4)
         object.__setattr__(self, "connect_timeout", connect)
         object.__setattr__(self, "read_timeout", min(self.read_timeout, share - connect))
-
-    @classmethod
-    def from_env(cls) -> NetOptions:
-        return cls(_env_float("CAS_CONNECT_TIMEOUT", cls.connect_timeout),
-                   _env_float("CAS_READ_TIMEOUT", cls.read_timeout),
-                   int(_env_float("CAS_RETRIES", cls.retries)),
-                   public_links_only=os.environ.get("CAS_PUBLIC_LINKS_ONLY", "") not in ("", "0"),
-                   deadline=_env_float("CAS_READ_DEADLINE", cls.deadline))

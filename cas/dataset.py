@@ -16,6 +16,7 @@ from array import array
 from pathlib import Path
 from typing import Any
 
+from cas import settings
 from cas.config import NetOptions
 from cas.errors import InvalidInput, NotFound
 from cas.records import ItemRecord
@@ -148,7 +149,7 @@ def open_dataset(store: str | os.PathLike[str] | Store, path: str, decode: str =
     project, _, dataset = path.strip("/").partition("/")
     if not project or not dataset:
         raise InvalidInput(path, "name a dataset as project/dataset")
-    root, net = (store.root, store.net) if isinstance(store, Store) else (Path(store), NetOptions.from_env())
+    root, net = (store.root, store.net) if isinstance(store, Store) else (Path(store), settings.current().net)
     opened = Store(root, create=False, net=net)
     try:
         ns = opened.ns

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from cas import settings
 from cas.blobs.backends import Backend
 from cas.blobs.backends.local import LocalBackend
 from cas.blobs.cache import BlobCache
@@ -50,7 +51,7 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         self.index = Index(self.root / "index", create=create)
         self.config = StoreConfig.load(self.root)
-        self.net = net or NetOptions.from_env()
+        self.net = net or settings.current().net
         self.backend = LocalBackend(self.root)
         self.s3: S3Backend | None = None
         self.write_backend: Backend = self.backend  # where new blobs go

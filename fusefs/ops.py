@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from cas import settings
 from cas.errors import (
     AlreadyExists,
     CasError,
@@ -69,7 +70,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 OP_COUNTS: Counter[str] = Counter()  # requests served, logged at unmount when CAS_MOUNT_TRACE is set
-TRACE = bool(os.environ.get("CAS_MOUNT_TRACE"))
+TRACE = settings.current().mount_trace
 DESTROY_STACKS_AFTER = 20.0  # seconds of unmount after which every thread's stack is logged
 
 

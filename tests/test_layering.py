@@ -248,3 +248,21 @@ def test_index_tables_are_reached_through_the_index_only():
                       if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)
                       and node.value.attr == "db")
     assert reaching == []
+
+
+# -- one settings object ---------------------------------------------------------------------------
+# The two other uses are not cas settings: the mount passes the whole environment to its
+# daemon, and the binding tells fusepy's loader where libfuse3 is.
+ENVIRONMENT_USERS = {"cas/settings.py", "fusefs/mount.py", "fusefs/binding.py"}
+
+
+def environment_users() -> set[str]:
+    """Files that read or write the process environment (os.environ, os.getenv, os.putenv)."""
+    return {rel(p) for p in sources() for node in ast.walk(parse(p))
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv")
+            and isinstance(node.value, ast.Name) and node.value.id == "os"}
+
+
+def test_the_environment_is_read_in_settings_only():
+    assert environment_users() - ENVIRONMENT_USERS == set()
+    assert "cas/settings.py" in environment_users()  # the scanner sees a use

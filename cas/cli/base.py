@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -13,8 +12,8 @@ from typing import TYPE_CHECKING
 import click
 from click.shell_completion import CompletionItem
 
+from cas import settings
 from cas.errors import CasError, InvalidInput, InvalidName, NotFound
-from cas.model.media import DEFAULT_MAX_PIXELS
 from cas.model.names import check_name
 from cas.model.namespace import Namespace
 from cas.store import Store
@@ -25,10 +24,7 @@ if TYPE_CHECKING:
 
 
 def default_store() -> Path:
-    if os.environ.get("CAS_STORE"):
-        return Path(os.environ["CAS_STORE"])
-    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(data_home) / "cas"
+    return settings.current().store
 
 
 class Context:
@@ -164,7 +160,8 @@ def _first_positional(args: list[str], options: dict[str, click.Option]) -> int 
               show_default=True, help="Seconds a remote read may take in all, retries included.")
 @click.option("--public-links-only", is_flag=True, envvar="CAS_PUBLIC_LINKS_ONLY",
               help="Links may not reach private or loopback addresses (link-local and metadata never can).")
-@click.option("--max-pixels", type=click.IntRange(1), envvar="CAS_MAX_PIXELS", default=DEFAULT_MAX_PIXELS,
+@click.option("--max-pixels", type=click.IntRange(1), envvar="CAS_MAX_PIXELS",
+              default=settings.DEFAULT_MAX_PIXELS,
               show_default=True, help="Largest image or mask (width x height) render, mask imports and mask "
                                       "exports decode.")
 @click.version_option(package_name="cas-datasets")
@@ -173,9 +170,7 @@ def cli(ctx: click.Context, store_path: Path | None, quiet: bool, connect_timeou
         retries: int, read_deadline: float, public_links_only: bool, max_pixels: int) -> None:
     """Content-addressed storage for computer-vision datasets."""
     # Through the environment, so that a mount daemon started from here reads the same.
-    os.environ.update(CAS_CONNECT_TIMEOUT=str(connect_timeout), CAS_READ_TIMEOUT=str(read_timeout),
-                      CAS_RETRIES=str(retries), CAS_READ_DEADLINE=str(read_deadline),
-                      CAS_PUBLIC_LINKS_ONLY="1" if public_links_only else "", CAS_MAX_PIXELS=str(max_pixels))
+    settings.export_flags(connect_timeout, read_timeout, retries, read_deadline, public_links_only, max_pixels)
     ctx.obj = Context(store_path or default_store(), quiet)
     ctx.call_on_close(lambda: ctx.obj._store and ctx.obj._store.close())
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import io
 import mimetypes
-import os
 import warnings
 from dataclasses import dataclass
 from typing import IO
 
 from PIL import Image, ImageOps
 
+from cas import settings
 from cas.errors import InvalidInput
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
@@ -25,17 +25,11 @@ _JPEG_EOI = b"\xff\xd9"
 _PNG_IEND = b"IEND\xaeB`\x82"
 
 Image.MAX_IMAGE_PIXELS = None  # headers of large aerial images are legal; decoding checks max_pixels()
-DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default: 1/4 GiB of pixels at 3 bytes each
-MAX_PIXELS_ENV = "CAS_MAX_PIXELS"
 
 
 def max_pixels() -> int:
     """The most pixels an image or mask may have to be decoded ($CAS_MAX_PIXELS, --max-pixels)."""
-    raw = os.environ.get(MAX_PIXELS_ENV, "")
-    try:
-        return int(raw) if raw else DEFAULT_MAX_PIXELS
-    except ValueError:
-        raise InvalidInput(f"${MAX_PIXELS_ENV}", f"not a number of pixels: {raw[:40]!r}") from None
+    return settings.current().max_pixels
 
 
 def check_pixels(width: int, height: int, label: str) -> None:
@@ -43,7 +37,7 @@ def check_pixels(width: int, height: int, label: str) -> None:
     limit = max_pixels()
     if width * height > limit:
         raise InvalidInput(label, f"{width}x{height} is {width * height:,} pixels, over the decoding limit of "
-                                  f"{limit:,} (raise it with --max-pixels or ${MAX_PIXELS_ENV})")
+                                  f"{limit:,} (raise it with --max-pixels or $CAS_MAX_PIXELS)")
 
 
 def _open(source: bytes | str | IO[bytes]) -> Image.Image:

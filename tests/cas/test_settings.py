@@ -1,0 +1,27 @@
+from pathlib import Path
+
+import pytest
+
+from cas.errors import InvalidInput
+from cas.settings import DEFAULT_MAX_PIXELS, Settings
+
+
+def test_defaults_with_an_empty_environment():
+    s = Settings.from_env({"XDG_DATA_HOME": "/data"})
+    assert s.store == Path("/data/cas")
+    assert (s.max_pixels, s.mount_trace, s.net.retries) == (DEFAULT_MAX_PIXELS, False, 3)
+    assert not s.net.public_links_only
+
+
+def test_every_variable_is_read():
+    s = Settings.from_env({"CAS_STORE": "/s", "CAS_CONNECT_TIMEOUT": "1", "CAS_READ_TIMEOUT": "2", "CAS_RETRIES": "0",
+                           "CAS_READ_DEADLINE": "30", "CAS_PUBLIC_LINKS_ONLY": "1", "CAS_MAX_PIXELS": "100",
+                           "CAS_MOUNT_TRACE": "1"})
+    assert (s.store, s.net.connect_timeout, s.net.read_timeout, s.net.retries) == (Path("/s"), 1.0, 2.0, 0)
+    assert (s.net.deadline, s.net.public_links_only, s.max_pixels, s.mount_trace) == (30.0, True, 100, True)
+
+
+@pytest.mark.parametrize("name", ["CAS_READ_TIMEOUT", "CAS_MAX_PIXELS", "CAS_RETRIES"])
+def test_a_bad_value_names_its_variable(name):
+    with pytest.raises(InvalidInput, match=rf"\${name}: not a number: 'soon'"):
+        Settings.from_env({name: "soon"})
