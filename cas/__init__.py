@@ -3,15 +3,16 @@
 The layers, bottom to top; a module imports only from its own layer and those below
 (tests/test_layering.py checks it, and that there is no import cycle):
 
-    core         ids, errors, config, settings (the environment), locks, records (the index's value formats), index (LMDB)
+    core         ids, errors, config, settings (the environment), locks, records (the index's value
+                 formats), index (LMDB)
     blobs/       the blob engine: hashing, spool, reader, remote_reader, cache, refcounts
                  (reference counts), links, repack, backends/ (local files and packs, S3, memory)
     model/       the dataset model: namespace (projects, datasets, items), annotation, media,
                  names, layout (the Supervisely folder layout), reading (the read protocol)
     store        Store: the blob engine and the namespace behind one object
-    ingest/      imports: session, prepare, statcache, workers, and the mount's write path
-                 (staged, journal, closed, validation, overlay, committer, replay, writeback,
-                 drops, outcomes)
+    ingest/      imports: session, prepare, statcache, workers, temporary (tools' temp names),
+                 and the mount's write path (staged, journal, closed, validation, overlay,
+                 committer, replay, writeback, drops, outcomes)
     versions/    trees (the tree format; a version read as the namespace is), snapshots
                  (building trees, history), sharing (version heads on S3), transfer
     maintenance/ gc, fsck, stats, usage, classes, rebuild

@@ -1,7 +1,7 @@
 """Changes made through the mount, translated into the engine (cas.ingest.WriteBack, the namespace).
 
 Every name can be created, written, renamed and removed as in a local folder:
-- temporary names (cas.ingest.names) are scratch files: never imported, gone at unmount;
+- temporary names (cas.ingest.temporary) are scratch files: never imported, gone at unmount;
 - a file closed, or renamed, at a Supervisely position is handed to the write-back:
   `<dataset>/img/<item>` (video/), `ann/<item>.json`, `meta/<item>.json`, `<project>/meta.json`;
 - writes into img_info/ are scratch files shown in place of the generated ones;

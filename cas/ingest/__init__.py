@@ -4,9 +4,9 @@
 into it); `ScratchTree` holds the files with temporary names that are never imported.
 """
 
-from cas.ingest.names import is_temporary
 from cas.ingest.scratch import ScratchTree
 from cas.ingest.staged import StagedFile
+from cas.ingest.temporary import is_temporary
 from cas.ingest.writeback import WriteBack
 
 __all__ = ["ScratchTree", "StagedFile", "WriteBack", "is_temporary"]
