@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 import click
 from click.shell_completion import CompletionItem
 
-from cas.errors import CasError, InvalidInput, InvalidName, NotFound
+from cas.errors import CasError, InvalidName, NotFound
 from cas.model.media import DEFAULT_MAX_PIXELS
 from cas.model.names import check_name
 from cas.model.namespace import Namespace
 from cas.store import Store
-from cas.units import human  # noqa: F401 - the commands' import of it
+from cas.units import human, parse_size  # noqa: F401 - human: the commands' import of it
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -180,16 +180,16 @@ def cli(ctx: click.Context, store_path: Path | None, quiet: bool, connect_timeou
     ctx.call_on_close(lambda: ctx.obj._store and ctx.obj._store.close())
 
 
-def parse_size(text: str) -> int:
-    """'10G', '512M', '1.5T' or a byte count (binary units)."""
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
-    unit = t[-1] if t and t[-1] in units else ""
-    try:
-        value = float(t[:-1] if unit else t)
-    except ValueError:
-        raise InvalidInput("--cache-size", f"not a size: {text!r} (e.g. 10G, 512M)") from None
-    return int(value * units[unit])
+class SizeParam(click.ParamType):
+    """A size option (`--cache-size 2G`), read by units.parse_size; a bad one is a one-line error
+    naming the option, raised before the command changes anything."""
+
+    name = "size"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        return parse_size(str(value), param.opts[0] if param else "size")
 
 
 def resolve(store: Store, target: str) -> tuple[str, str | None, str | None]:

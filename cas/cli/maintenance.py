@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from cas.cli.base import Context, blob_count, cli, complete_target, human, json_option, parse_size, pass_ctx, resolve
+from cas.cli.base import Context, SizeParam, blob_count, cli, complete_target, human, json_option, pass_ctx, resolve
 from cas.errors import InvalidInput, NotFound
 from cas.store import Store
 
@@ -17,9 +17,10 @@ from cas.store import Store
               help="Keep blobs in S3 at s3://bucket/prefix (also on an existing store).")
 @click.option("--endpoint-url", default=None, help="S3 endpoint (MinIO, Ceph, a local test server...).")
 @click.option("--region", default=None, help="S3 region (default: boto3's configuration).")
-@click.option("--cache-size", default=None, help="Cap of the local cache of remote blobs [default: 10G].")
+@click.option("--cache-size", type=SizeParam(), default=None,
+              help="Cap of the local cache of remote blobs: 512K, 50M, 2G... [default: 10G].")
 @pass_ctx
-def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str | None, cache_size: str | None) -> None:
+def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str | None, cache_size: int | None) -> None:
     """Create the store (the one command that does); set its S3 remote and cache size.
     Credentials come from boto3's standard chain (environment, profile, instance role)."""
     from cas.blobs.backends.s3 import S3Backend
@@ -37,7 +38,7 @@ def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str |
         click.echo(f"new blobs go to {remote}" + (f" at {endpoint_url}" if endpoint_url else "")
                    + ("; existing local blobs stay local until `cas push`" if existed else ""))
     if cache_size is not None:
-        store.config.cache_size = parse_size(cache_size)
+        store.config.cache_size = cache_size
         click.echo(f"cache of remote blobs: at most {human(store.config.cache_size)}")
     if s3_url is not None or cache_size is not None:
         store.save_config()

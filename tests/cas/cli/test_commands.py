@@ -287,6 +287,14 @@ def test_store_option_beats_cas_store_beats_xdg_data_home(tmp_path):
     assert made_stores(*candidates) == list(candidates)
 
 
+def test_init_cache_size_takes_units_and_refuses_bare_small_numbers(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    assert_user_error(run_cas(store, "init", "--cache-size", "50", check=False), "--cache-size", "16777216 bytes")
+    assert not store.exists(), "a refused option leaves no store behind"
+    out = run_cas(store, "init", "--cache-size", "1.5G").stdout.decode()
+    assert json.loads((store / "config.json").read_text())["cache_size"] == 3 << 29, out
+
+
 # -- remote bytes: S3 remote, links, pull and push -------------------------------------------------
 def test_init_s3_with_missing_bucket_is_one_line(tmp_path: Path, s3_endpoint: str) -> None:
     proc = run_cas(tmp_path / "store", "init", "--s3", "s3://no-such-bucket-here/x", "--endpoint-url", s3_endpoint,
