@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 from click.shell_completion import CompletionItem
 
+from cas.cli.completion import FOLDER
 from cas.errors import CasError, InvalidName, NotFound
 from cas.model.media import DEFAULT_MAX_PIXELS
 from cas.model.names import check_name
@@ -77,10 +78,12 @@ COMPLETIONS = 500  # at most this many names offered at once
 
 def complete_target(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """Shell completion of PROJECT[/DATASET[/ITEM]] from the store the command line names (or
-    the default one); nothing when there is no store."""
+    the default one); nothing when there is no store. A project or dataset (ending in /) is a
+    FOLDER: the shell adds no space after it."""
     try:
         with Store(ctx.find_root().params.get("store_path") or default_store(), create=False) as store:
-            return [CompletionItem(name) for name in _names_under(store, incomplete)][:COMPLETIONS]
+            return [CompletionItem(name, type=FOLDER if name.endswith("/") else "plain")
+                    for name in _names_under(store, incomplete)][:COMPLETIONS]
     except (CasError, InvalidName, OSError):
         return []
 

@@ -190,6 +190,41 @@ def test_completion_offers_projects_datasets_and_items(store: Path):
     assert not (store.parent / "missing").exists()
 
 
+def test_completion_marks_folders_so_that_no_space_follows(store: Path):
+    proc = cas(env={"_CAS_COMPLETE": "bash_complete", "COMP_WORDS": f"cas --store {store} get demo/train/",
+                    "COMP_CWORD": "4"})
+    assert proc.stdout.decode().splitlines() == ["nospace,demo/train/night/", "plain,demo/train/street_001.jpg",
+                                                 "plain,demo/train/street_002.jpg", "plain,demo/train/street_003.png"]
+
+
+def bash_completes(store: Path, tmp_path: Path, words: str) -> list[str]:
+    """What bash, running the script `cas` gives it, offers for the last of `words`, and the
+    `compopt` calls it made (recorded: compopt only works inside an interactive completion)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "cas").write_text(f'#!/bin/sh\nexec {sys.executable} -m cas "$@"\n')
+    (bin_dir / "cas").chmod(0o755)
+    script = cas(env={"_CAS_COMPLETE": "bash_source"}).stdout.decode()
+    parts = ["cas", "--store", str(store), *words.split(" ")]
+    program = (f'compopt() {{ echo "compopt $1 $2"; }}\n{script}\nCOMP_WORDS=({" ".join(parts)})\n'
+               f'COMP_CWORD={len(parts) - 1}\n_cas_completion cas\nprintf "%s\\n" "${{COMPREPLY[@]}}"\n')
+    proc = subprocess.run(["bash", "-c", program], capture_output=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout.decode().splitlines()
+
+
+def test_bash_puts_no_space_after_a_project_or_dataset_but_after_an_item(store: Path, tmp_path: Path):
+    assert bash_completes(store, tmp_path, "ls de") == ["compopt -o nospace", "demo/"]
+    assert bash_completes(store, tmp_path, "rm demo/v") == ["compopt -o nospace", "demo/val/"]
+    assert bash_completes(store, tmp_path, "get demo/train/street_001") == ["demo/train/street_001.jpg"]
+
+
+def test_zsh_and_fish_scripts_know_folders():
+    assert "compadd -S ''" in cas(env={"_CAS_COMPLETE": "zsh_source"}).stdout.decode()
+    assert cas(env={"_CAS_COMPLETE": "fish_source"}).returncode == 0
+
+
 # -- progress bars -------------------------------------------------------------------------------
 def stderr_on_a_terminal(args: list[str]) -> tuple[int, bytes]:
     """(exit status, what `cas ARGS` wrote to stderr) with stderr on a 100-column terminal."""
