@@ -1,4 +1,4 @@
-"""Sizes as people write and read them."""
+"""Sizes and counts as people write and read them."""
 
 from __future__ import annotations
 
@@ -15,6 +15,21 @@ def human(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n} B"  # pragma: no cover
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 item', '2 items', '0 classes', '3 link items': `n` and `noun` agreeing in number (the
+    last word of `noun` takes -s, -es or -ies unless `plural` is given)."""
+    if n == 1:
+        return f"{n} {noun}"
+    if plural is None:
+        if noun.endswith(("s", "x", "z", "ch", "sh")):
+            plural = noun + "es"
+        elif noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+            plural = noun[:-1] + "ies"
+        else:
+            plural = noun + "s"
+    return f"{n} {plural}"
 
 
 def parse_size(text: str, name: str) -> int:

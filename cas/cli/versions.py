@@ -10,6 +10,7 @@ import click
 
 from cas.cli.base import Context, cli, complete_target, echo_lines, human, item_count, json_option, pass_ctx, resolve
 from cas.errors import InvalidInput
+from cas.units import counted
 
 
 @cli.command("snapshot")
@@ -24,7 +25,8 @@ def snapshot_cmd(c: Context, project: str, message: str) -> None:
     with c.bar(lambda: item_count(ns, project), "item", f"snapshot {project}") as bar:
         version, new = snapshot(c.store, project, message, progress=bar.update)
     if new:
-        click.echo(f"version {version.id.hex()} of {project}: {version.items} items, {human(version.bytes)}")
+        click.echo(f"version {version.id.hex()} of {project}: {counted(version.items, 'item')}, "
+                   f"{human(version.bytes)}")
     else:
         click.echo(f"nothing changed since version {version.id.hex()} of {project}")
 
@@ -41,6 +43,8 @@ def log_cmd(c: Context, project: str, as_json: bool) -> None:
 
     c.store.ns.project(project)
     versions = list(history(c.store, project))
+    if not versions and not as_json:
+        click.echo(f"{project} has no versions yet: `cas snapshot {project} -m MESSAGE` makes one", err=True)
     if as_json:
         click.echo(json.dumps([{"id": v.id.hex(), "time": datetime.fromtimestamp(v.time / 1e9, UTC).isoformat(),
                                 "items": v.items, "bytes": v.bytes, "message": v.message,
@@ -49,7 +53,7 @@ def log_cmd(c: Context, project: str, as_json: bool) -> None:
         return
     for v in versions:
         when = datetime.fromtimestamp(v.time / 1e9).strftime("%Y-%m-%d %H:%M:%S")
-        click.echo(f"{v.id.hex()}  {when}  {v.items} items  {human(v.bytes)}  {v.message}")
+        click.echo(f"{v.id.hex()}  {when}  {counted(v.items, 'item')}  {human(v.bytes)}  {v.message}")
 
 
 @cli.command("diff")
@@ -86,7 +90,8 @@ def restore_cmd(c: Context, project: str, version: str) -> None:
 
     target = resolve_version(c.store, project, version)
     new = restore(c.store, project, target)
-    click.echo(f"restored {project} to {target.id.hex()} ({target.items} items) as version {new.id.hex()}")
+    click.echo(f"restored {project} to {target.id.hex()} ({counted(target.items, 'item')}) "
+               f"as version {new.id.hex()}")
 
 
 @cli.command("pull")
@@ -103,7 +108,7 @@ def pull_cmd(c: Context, target: str, links_only: bool) -> None:
     project, _, rest = target.strip("/").partition("/")
     if not links_only and not rest and c.store.s3 is not None and remote_head(c.store, project)[0] is not None:
         how, version = pull(c.store, project)
-        click.echo(f"{project}: {how}, now at {version.id.hex()} ({version.items} items)")
+        click.echo(f"{project}: {how}, now at {version.id.hex()} ({counted(version.items, 'item')})")
         return
     project, dataset, item = resolve(c.store, target)
     if item is not None:
@@ -111,7 +116,7 @@ def pull_cmd(c: Context, target: str, links_only: bool) -> None:
     with c.bar(lambda: count_links(c.store, project, dataset), "item", f"pull {target}") as bar:
         r = pull_links(c.store, project, dataset, progress=bar.update)
     changed = f", {r.skipped} changed meanwhile" if r.skipped else ""
-    click.echo(f"pulled {r.done} link items ({human(r.bytes)}){changed}")
+    click.echo(f"pulled {counted(r.done, 'link item')} ({human(r.bytes)}){changed}")
     _report_failures(r.failed, r.errors, "items stay links")
 
 
@@ -129,12 +134,12 @@ def push_cmd(c: Context, project: str | None, message: str) -> None:
         from cas.versions.sharing import push
         c.store.ns.project(project)
         version, r = push(c.store, project, message)
-        click.echo(f"pushed {project} at {version.id.hex()} ({version.items} items; {r.done} blobs uploaded) "
-                   f"to {c.store.config.s3}")
+        click.echo(f"pushed {project} at {version.id.hex()} ({counted(version.items, 'item')}; "
+                   f"{counted(r.done, 'blob')} uploaded) to {c.store.config.s3}")
         return
     with c.bar(lambda: count_local(c.store)[1], "B", "push", unit_scale=True) as bar:
         r = push_blobs(c.store, progress=bar.update)
-    click.echo(f"pushed {r.done} blobs ({human(r.bytes)}) to {c.store.config.s3}")
+    click.echo(f"pushed {counted(r.done, 'blob')} ({human(r.bytes)}) to {c.store.config.s3}")
     _report_failures(r.failed, r.errors, "blobs stay local")
 
 
@@ -161,7 +166,7 @@ def clone_cmd(c: Context, url: str, project: str, endpoint_url: str | None, regi
         raise InvalidInput(url, f"this store's remote is {store.config.s3}")
     with c.bar(None, "item", f"clone {project}") as bar:
         version = clone(store, project, progress=bar.update)
-    click.echo(f"cloned {project} at {version.id.hex()}: {version.items} items, {human(version.bytes)} "
+    click.echo(f"cloned {project} at {version.id.hex()}: {counted(version.items, 'item')}, {human(version.bytes)} "
                "(read on demand)")
 
 

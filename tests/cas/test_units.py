@@ -9,7 +9,7 @@ import pytest
 
 from cas.config import StoreConfig
 from cas.errors import InvalidInput
-from cas.units import BARE_BYTES_FLOOR, parse_size
+from cas.units import BARE_BYTES_FLOOR, counted, parse_size
 
 
 @pytest.mark.parametrize(("text", "size"), [("512K", 512 << 10), ("50M", 50 << 20), ("2G", 2 << 30),
@@ -39,3 +39,12 @@ def test_the_config_takes_saved_bytes_or_a_size_written_by_hand(tmp_path: Path) 
     (tmp_path / "config.json").write_text(json.dumps({"cache_size": "50"}))
     with pytest.raises(InvalidInput, match="cache_size: 50 would be 50 bytes"):
         StoreConfig.load(tmp_path)
+
+
+@pytest.mark.parametrize(("n", "noun", "shown"), [(1, "item", "1 item"), (0, "item", "0 items"),
+                                                  (2, "dataset", "2 datasets"), (1, "class", "1 class"),
+                                                  (3, "class", "3 classes"),
+                                                  (2, "entry", "2 entries"), (2, "key", "2 keys"),
+                                                  (5, "link item", "5 link items"), (2, "box", "2 boxes")])
+def test_counted_nouns_agree_with_their_count(n: int, noun: str, shown: str) -> None:
+    assert counted(n, noun) == shown

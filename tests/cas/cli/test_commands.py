@@ -143,7 +143,7 @@ def test_stats_counts_the_store(demo):
 def test_rm_item_dataset_project_then_gc_frees_every_byte(sample, tmp_path):
     store = tmp_path / "store"
     run_cas(store, "import", str(sample), "--project", "demo")
-    assert "(1 items)" in run_cas(store, "rm", "demo/val/val_001.jpg").stdout.decode()
+    assert "(1 item)" in run_cas(store, "rm", "demo/val/val_001.jpg").stdout.decode()
     with Store(store) as s:
         assert [name for name, _ in s.ns.items("demo", "val")] == ["val_002.png", "val_003.jpg"]
     assert "(5 items)" in run_cas(store, "rm", "demo/train").stdout.decode()  # with train/night
