@@ -67,6 +67,19 @@ def test_a_value_that_looks_like_a_global_option_stays_with_its_option(store: Pa
     assert as_json(cas("log", "demo", "--json", "--store", str(store)))[0]["message"] == "--quiet"
 
 
+# -- help ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["ls", "rm", "clone", "help"])
+def test_help_command_prints_what_command_help_prints(command: str):
+    assert cas("help", command).stdout == cas(command, "--help").stdout
+    assert b"Usage: cas " + command.encode() in cas("help", command).stdout
+
+
+def test_help_alone_is_the_group_help_and_an_unknown_command_one_line_with_the_list():
+    assert cas("help").stdout == cas("--help").stdout
+    line = assert_user_error(cas("help", "nope"), "no command 'nope'")
+    assert "clone, diff, du" in line and "umount" in line
+
+
 # -- the store ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("args", [["ls"], ["stats"], ["gc"], ["fsck"], ["import", ".", "-p", "p"], ["put", __file__]],
                          ids=lambda a: a[0])
