@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC
+from pathlib import Path
 
 import click
 
 from cas.cli.base import Context, cli, complete_target, echo_lines, human, item_count, json_option, pass_ctx, resolve
 from cas.errors import InvalidInput
+from cas.model.names import check_name
 from cas.units import counted
 
 
@@ -99,9 +101,11 @@ def restore_cmd(c: Context, project: str, version: str) -> None:
 @click.option("--links", "links_only", is_flag=True, help="Only fetch link items' bytes (never the remote).")
 @pass_ctx
 def pull_cmd(c: Context, target: str, links_only: bool) -> None:
-    """PROJECT shared through the S3 remote: bring the remote's versions in (fast-forward,
-    or an item-level merge with local changes). Otherwise, or with --links: fetch the link
-    items of PROJECT[/DATASET] into the store (resumable; identical content stored once)."""
+    """PROJECT shared through this store's S3 remote: bring the remote's versions in (a
+    project not here yet is cloned into this store; else a fast-forward, or an item-level
+    merge with local changes). Otherwise, or with --links: fetch the link items of
+    PROJECT[/DATASET] into the store (resumable; identical content stored once).
+    `cas clone URL PATH` makes a new store instead."""
     from cas.versions.sharing import pull, remote_head
     from cas.versions.transfer import count_links, pull_links
 
@@ -145,29 +149,34 @@ def push_cmd(c: Context, project: str | None, message: str) -> None:
 
 @cli.command("clone")
 @click.argument("url")
-@click.argument("project")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--project", "-p", "projects", multiple=True,
+              help="Clone only this project (repeatable; default: every project shared at URL).")
 @click.option("--endpoint-url", default=None, help="S3 endpoint.")
 @click.option("--region", default=None, help="S3 region.")
 @pass_ctx
-def clone_cmd(c: Context, url: str, project: str, endpoint_url: str | None, region: str | None) -> None:
-    """Make PROJECT of the shared store at URL (s3://bucket/prefix) available here: its
-    trees are fetched and the index built; media bytes are read on demand."""
-    from cas.blobs.backends.s3 import S3Backend
-    from cas.config import S3Remote
-    from cas.versions.sharing import clone
+def clone_cmd(c: Context, url: str, path: Path, projects: tuple[str, ...], endpoint_url: str | None,
+              region: str | None) -> None:
+    """Make a new store at PATH (missing or an empty folder, as `git clone`) whose S3 remote is
+    URL (s3://bucket/prefix), holding the projects shared there: trees fetched, index built,
+    media bytes read on demand. A failed clone leaves nothing at PATH.
 
-    store = c.store
+    To bring a shared project into an existing store instead: `cas init --s3 URL` once, then
+    `cas pull PROJECT`."""
+    from cas.config import S3Remote
+    from cas.versions.cloning import clone_store
+
+    for project in projects:
+        check_name(project, "project name")
     remote = S3Remote.parse(url, endpoint_url, region)
-    if store.config.s3 is None:
-        S3Backend(remote, store.net).check()
-        store.config.s3 = remote
-        store.save_config()
-    elif (store.config.s3.bucket, store.config.s3.prefix) != (remote.bucket, remote.prefix):
-        raise InvalidInput(url, f"this store's remote is {store.config.s3}")
-    with c.bar(None, "item", f"clone {project}") as bar:
-        version = clone(store, project, progress=bar.update)
-    click.echo(f"cloned {project} at {version.id.hex()}: {counted(version.items, 'item')}, {human(version.bytes)} "
-               "(read on demand)")
+    with c.bar(None, "item", f"clone {remote}") as bar:
+        versions = clone_store(path, remote, projects, progress=bar.update)
+    for project, version in versions.items():
+        click.echo(f"cloned {project} at {version.id.hex()}: {counted(version.items, 'item')}, "
+                   f"{human(version.bytes)} (read on demand)")
+    click.echo(f"new store at {path.resolve()} with remote {remote}"
+               + ("" if versions else " (it shares no projects yet)")
+               + f"; use it with --store {path} or CAS_STORE={path}")
 
 
 def _report_failures(failed: int, errors: list[str], outcome: str) -> None:

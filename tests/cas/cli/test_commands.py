@@ -303,6 +303,38 @@ def test_init_s3_with_missing_bucket_is_one_line(tmp_path: Path, s3_endpoint: st
     assert not (tmp_path / "store" / "config.json").exists()
 
 
+def test_clone_makes_a_new_store_at_path_as_git_clone(tmp_path: Path, s3_endpoint: str, bucket: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import FAST_NET
+    for key, value in FAST_NET.items():
+        monkeypatch.setenv(key, value)
+    write_images(tmp_path / "src" / "train", 3)
+    origin, url = tmp_path / "origin", f"s3://{bucket}/team"
+    run_cas(origin, "init", "--s3", url, "--endpoint-url", s3_endpoint)
+    for project in ("p", "q"):
+        run_cas(origin, "import", str(tmp_path / "src"), "--project", project)
+        run_cas(origin, "push", project)
+    fresh = tmp_path / "fresh" / "store"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "cas", "clone", url, str(fresh), "--endpoint-url", s3_endpoint],
+                          capture_output=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = proc.stdout.decode().splitlines()
+    assert [line.split(" at ")[0] for line in lines[:2]] == ["cloned p", "cloned q"] and "3 items" in lines[0]
+    assert lines[2] == f"new store at {fresh} with remote {url}; use it with --store {fresh} or CAS_STORE={fresh}"
+    assert lines[3:] == []
+    assert run_cas(fresh, "ls").stdout.decode().splitlines() == ["p\timages\t1 dataset\t3 items",
+                                                                 "q\timages\t1 dataset\t3 items"]
+    assert_user_error(run_cas(fresh, "clone", url, str(fresh), "--endpoint-url", s3_endpoint, check=False),
+                      f"{fresh} exists and is not an empty directory")
+    only = tmp_path / "only"
+    run_cas(only, "clone", url, str(only), "-p", "q", "--endpoint-url", s3_endpoint, init=False)
+    assert run_cas(only, "ls").stdout.decode().splitlines() == ["q\timages\t1 dataset\t3 items"]
+    assert_user_error(run_cas(tmp_path / "none", "clone", url, str(tmp_path / "none"), "-p", "nope",
+                              "--endpoint-url", s3_endpoint, check=False, init=False), "shares no project nope")
+    assert not (tmp_path / "none").exists()
+
+
 def test_links_pull_push_and_stats(tmp_path: Path, http_server, s3_endpoint: str, bucket: str,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.conftest import FAST_NET, jpeg_bytes
