@@ -84,8 +84,8 @@ def main() -> None:
         second = snapshot_seconds(a, "10 changed")
         rows.append(("snapshot after 10 items changed", second, f"{second / first:.1%} of the first (target <= 5%)"))
         rows.append(("cas push big", timed([*py, str(a), "push", "big"]), "uploads the blobs and trees"))
-        cas(b, "init")
-        clone = timed([*py, str(b), "clone", f"s3://{BUCKET}/team", "big", "--endpoint-url", endpoint])
+        clone = timed([*py, str(b), "clone", f"s3://{BUCKET}/team", str(b), "--project", "big", "--endpoint-url",
+                       endpoint])
         local_media = sum(1 for p in (b / "blobs").rglob("*") if p.is_file())
         rows.append((f"cas clone of the {args.items}-item project", clone, f"{local_media} media files moved"))
         (work / "mnt").mkdir()

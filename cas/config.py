@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cas.errors import InvalidInput
+from cas.units import parse_size
 
 DEFAULT_CACHE_SIZE = 10 << 30
 
@@ -52,7 +53,9 @@ class StoreConfig:
         try:
             raw: dict[str, Any] = json.loads(path.read_text())
             s3 = raw.get("s3")
-            return cls(S3Remote(**s3) if s3 else None, int(raw.get("cache_size", DEFAULT_CACHE_SIZE)),
+            size = raw.get("cache_size", DEFAULT_CACHE_SIZE)  # bytes as saved, or a size written by hand
+            return cls(S3Remote(**s3) if s3 else None,
+                       size if isinstance(size, int) else parse_size(str(size), f"{path}: cache_size"),
                        [str(p) for p in raw.get("allow_roots", [])])
         except (ValueError, TypeError) as e:
             raise InvalidInput(str(path), f"unreadable store config: {e}") from None

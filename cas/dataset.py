@@ -21,6 +21,7 @@ from cas.config import NetOptions
 from cas.errors import InvalidInput, NotFound
 from cas.records import ItemRecord
 from cas.store import Store
+from cas.units import counted
 
 DECODES = ("bytes", "pil", "numpy")
 KEPT_MODES = ("RGB", "RGBA", "L")  # what decode="pil" returns as stored, with the deep modes
@@ -81,7 +82,7 @@ class StoreDataset:
         i = operator.index(index)
         n = len(self._records)
         if not -n <= i < n:
-            raise IndexError(f"item index {index} out of range: {self.project}/{self.dataset} has {n} items")
+            raise IndexError(f"item index {index} out of range: {self.project}/{self.dataset} has {counted(n, 'item')}")
         return i % n
 
     def item_name(self, index: int) -> str:
@@ -123,8 +124,8 @@ class StoreDataset:
         self.__init__(**state)  # type: ignore[misc]  # unpickling re-runs __init__: it opens the store here
 
     def __repr__(self) -> str:
-        return (f"StoreDataset({str(self.root)!r}, {self.project + '/' + self.dataset!r}, {len(self)} items, "
-                f"decode={self.decode!r})")
+        return (f"StoreDataset({str(self.root)!r}, {self.project + '/' + self.dataset!r}, "
+                f"{counted(len(self), 'item')}, decode={self.decode!r})")
 
 
 def open_dataset(store: str | os.PathLike[str] | Store, path: str, decode: str = "bytes") -> StoreDataset:

@@ -1,6 +1,11 @@
-"""Sizes as people read them."""
+"""Sizes and counts as people write and read them."""
 
 from __future__ import annotations
+
+from cas.errors import InvalidInput
+
+BINARY_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+BARE_BYTES_FLOOR = 16 << 20  # a number with no unit below this is a slip ("50" meant 50M), not a size
 
 
 def human(n: float) -> str:
@@ -10,3 +15,36 @@ def human(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n} B"  # pragma: no cover
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 item', '2 items', '0 classes', '3 link items': `n` and `noun` agreeing in number (the
+    last word of `noun` takes -s, -es or -ies unless `plural` is given)."""
+    if n == 1:
+        return f"{n} {noun}"
+    if plural is None:
+        if noun.endswith(("s", "x", "z", "ch", "sh")):
+            plural = noun + "es"
+        elif noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+            plural = noun[:-1] + "ies"
+        else:
+            plural = noun + "s"
+    return f"{n} {plural}"
+
+
+def parse_size(text: str, name: str) -> int:
+    """'512K', '50M', '1.5G', '2T' (binary units; 'MiB', 'MB', 'm' alike) or a byte count of at least
+    BARE_BYTES_FLOOR; anything else is an InvalidInput naming `name` (the option or field)."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1] if t and t[-1] in BINARY_UNITS else ""
+    number = t[:-1] if unit else t
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf") or not number[:1].isdigit():
+        raise InvalidInput(name, f"not a size: {text!r} (e.g. 512K, 50M, 2G, 1.5T)")
+    if not unit and value < BARE_BYTES_FLOOR:
+        raise InvalidInput(name, f"{text} would be {int(value)} bytes; give a unit (e.g. {text}M) or at least "
+                                 f"{BARE_BYTES_FLOOR} bytes (16M)")
+    return int(value * BINARY_UNITS[unit])

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,7 +30,12 @@ log = logging.getLogger("cas.mount")
 # names and attributes are cached for a minute; every change to an item, by this mount or any
 # other process, drops its entry, attributes and pages within a fraction of a second
 # (invalidate.py); missing names are never cached, so new items (a CLI import) show up at once.
-MOUNT_OPTIONS = {"entry_timeout": 60.0, "attr_timeout": 60.0, "negative_timeout": 0.0, "max_threads": 16}
+# Idle workers are capped too: libfuse 3.14 otherwise passes its "no limit" default (UINT_MAX) to its
+# own range check and prints "Ignoring invalid max threads value 4294967295"; at the thread cap, no
+# worker is ever retired (see binding.keep_thread_state).
+MAX_THREADS = 16
+MOUNT_OPTIONS = {"entry_timeout": 60.0, "attr_timeout": 60.0, "negative_timeout": 0.0, "max_threads": MAX_THREADS,
+                 "max_idle_threads": MAX_THREADS}
 READY_TIMEOUT = 30.0
 UNMOUNT_TIMEOUT = 300.0  # the daemon commits what is still pending before it exits
 READ_AHEAD_KB = 1024
@@ -157,9 +163,11 @@ def flush(mountpoint: str) -> None:
 
 
 def run_foreground(store_root: str, mountpoint: str, read_only: bool = False, project: str | None = None,
-                   importer: Importer | None = None, settle: float = SETTLE) -> None:
+                   importer: Importer | None = None, settle: float = SETTLE,
+                   on_ready: Callable[[], object] | None = None) -> None:
     """Serve the mount in this process until it is unmounted (or SIGINT / SIGTERM). `importer`
-    imports drops (folders in other layouts copied in); without one they are refused."""
+    imports drops (folders in other layouts copied in); without one they are refused.
+    `on_ready` is called once the mount is live."""
     from .binding import CasFUSE
     from .ops import CasOperations
 
@@ -173,19 +181,20 @@ def run_foreground(store_root: str, mountpoint: str, read_only: bool = False, pr
     ops = CasOperations(str(Path(store_root).resolve()), read_only=read_only, project=project, importer=importer,
                         settle=settle)
     _unmount_on_signals(mountpoint)
-    threading.Thread(target=_raise_read_ahead_when_mounted, args=(mountpoint,), name="cas-readahead",
-                     daemon=True).start()
+    threading.Thread(target=_when_mounted, args=(mountpoint, on_ready), name="cas-ready", daemon=True).start()
     CasFUSE(ops, mountpoint, foreground=True, nothreads=False, fsname=f"cas[{os.getpid()}]:{store_root}", subtype="cas",
             ro=read_only, **MOUNT_OPTIONS)
 
 
-def _raise_read_ahead_when_mounted(mountpoint: str) -> None:
+def _when_mounted(mountpoint: str, on_ready: Callable[[], object] | None) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while not is_fuse_mount(mountpoint):
         if time.monotonic() > deadline:
             return
         time.sleep(0.01)
     raise_read_ahead(mountpoint)
+    if on_ready is not None:
+        on_ready()
 
 
 def raise_read_ahead(mountpoint: str) -> None:

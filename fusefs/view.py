@@ -26,7 +26,7 @@ from cas.ingest.scratch import Node
 from cas.maintenance.stats import compute as compute_stats
 from cas.model.layout import JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, media_section
 from cas.model.reading import NamespaceReader
-from cas.records import BlobRecord, ItemRecord
+from cas.records import UNKNOWN_SIZE, BlobRecord, ItemRecord
 from cas.store import Store
 
 from .hidden import Hidden
@@ -62,9 +62,9 @@ _IMG_INFO = """{
     "name": %s,
     "hash": "%s",
     "blob": "%s",
-    "size": %d,
-    "width": %d,
-    "height": %d,
+    "size": %s,
+    "width": %s,
+    "height": %s,
     "mime": %s,
     "ext": %s,
     "link": null,
@@ -76,10 +76,12 @@ _IMG_INFO = """{
 def img_info(name: str, item: ItemRecord) -> bytes:
     """The img_info/<item>.json of an item (Supervisely-like keys plus the blob id), as
     `json.dumps(..., indent=4)` writes it; filled in a template because a listing of img_info/
-    sizes every entry this way (json's indented encoder is pure Python, 10x slower)."""
+    sizes every entry this way (json's indented encoder is pure Python, 10x slower). What is not
+    known yet (a link's size before any HEAD or read, its dimensions) is null, not a sentinel."""
     ext = name.rpartition(".")[2].lower() if "." in name else ""
     media, when = item.media.hex(), _iso(item.mtime)
-    return (_IMG_INFO % (json.dumps(name), media, media, item.size, item.width, item.height,
+    size = "null" if item.size == UNKNOWN_SIZE else item.size
+    return (_IMG_INFO % (json.dumps(name), media, media, size, item.width or "null", item.height or "null",
                          json.dumps(item.mime), json.dumps(ext), when, when)).encode()
 
 

@@ -13,11 +13,12 @@ import click
 from click.shell_completion import CompletionItem
 
 from cas import settings
-from cas.errors import CasError, InvalidInput, InvalidName, NotFound
+from cas.cli.completion import FOLDER
+from cas.errors import CasError, InvalidName, NotFound
 from cas.model.names import check_name
 from cas.model.namespace import Namespace
 from cas.store import Store
-from cas.units import human  # noqa: F401 - the commands' import of it
+from cas.units import human, parse_size  # noqa: F401 - human: the commands' import of it
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -73,10 +74,12 @@ COMPLETIONS = 500  # at most this many names offered at once
 
 def complete_target(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """Shell completion of PROJECT[/DATASET[/ITEM]] from the store the command line names (or
-    the default one); nothing when there is no store."""
+    the default one); nothing when there is no store. A project or dataset (ending in /) is a
+    FOLDER: the shell adds no space after it."""
     try:
         with Store(ctx.find_root().params.get("store_path") or default_store(), create=False) as store:
-            return [CompletionItem(name) for name in _names_under(store, incomplete)][:COMPLETIONS]
+            return [CompletionItem(name, type=FOLDER if name.endswith("/") else "plain")
+                    for name in _names_under(store, incomplete)][:COMPLETIONS]
     except (CasError, InvalidName, OSError):
         return []
 
@@ -175,16 +178,16 @@ def cli(ctx: click.Context, store_path: Path | None, quiet: bool, connect_timeou
     ctx.call_on_close(lambda: ctx.obj._store and ctx.obj._store.close())
 
 
-def parse_size(text: str) -> int:
-    """'10G', '512M', '1.5T' or a byte count (binary units)."""
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
-    unit = t[-1] if t and t[-1] in units else ""
-    try:
-        value = float(t[:-1] if unit else t)
-    except ValueError:
-        raise InvalidInput("--cache-size", f"not a size: {text!r} (e.g. 10G, 512M)") from None
-    return int(value * units[unit])
+class SizeParam(click.ParamType):
+    """A size option (`--cache-size 2G`), read by units.parse_size; a bad one is a one-line error
+    naming the option, raised before the command changes anything."""
+
+    name = "size"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        return parse_size(str(value), param.opts[0] if param else "size")
 
 
 def resolve(store: Store, target: str) -> tuple[str, str | None, str | None]:

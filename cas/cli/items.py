@@ -26,6 +26,8 @@ from cas.errors import AlreadyExists, InvalidInput, NotFound
 from cas.ids import BlobId
 from cas.model.names import check_dataset_path, check_name
 from cas.model.namespace import Namespace
+from cas.records import UNKNOWN_SIZE
+from cas.units import counted
 from converters import FORMATS, WRITABLE
 
 
@@ -153,7 +155,8 @@ def ls_cmd(c: Context, target: str | None, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(projects, indent=2))
         for p in projects if not as_json else ():
-            click.echo(f"{p['project']}\t{p['type']}\t{p['datasets']} datasets\t{p['items']} items")
+            click.echo(f"{p['project']}\t{p['type']}\t{counted(p['datasets'], 'dataset')}\t"
+                       f"{counted(p['items'], 'item')}")
         return
     project, dataset, item = resolve(c.store, target)
     if dataset is None:
@@ -161,19 +164,22 @@ def ls_cmd(c: Context, target: str | None, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(_dataset_rows(ns, project, paths), indent=2))
         for path in paths if not as_json else ():
-            click.echo(f"{'  ' * path.count('/')}{path.rsplit('/', 1)[-1]}/\t{ns.count_items(project, path)} items")
+            click.echo(f"{'  ' * path.count('/')}{path.rsplit('/', 1)[-1]}/\t"
+                       f"{counted(ns.count_items(project, path), 'item')}")
         return
     rows = [(item, ns.item(project, dataset, item))] if item else ns.items(project, dataset)
     children = [] if item else _dataset_rows(ns, project, [f"{dataset}/{c}" for c in ns.children(project, dataset)])
     if as_json:  # streamed: a dataset may hold a million items
         echo_lines(itertools.chain(['{"items": ['], joined_lines(
-            json.dumps({"name": name, "width": rec.width, "height": rec.height, "size": rec.size, "mime": rec.mime,
+            json.dumps({"name": name, "width": rec.width or None, "height": rec.height or None,
+                        "size": None if rec.size == UNKNOWN_SIZE else rec.size, "mime": rec.mime,
                         "media": rec.media.hex(), "annotation": rec.ann.hex()}) for name, rec in rows),
             [f'], "datasets": {json.dumps(children)}}}']))
         return
-    echo_lines(f"{name}\t{rec.width}x{rec.height}\t{rec.size}\t{rec.mime}\t{rec.media}" for name, rec in rows)
+    echo_lines(f"{name}\t{f'{rec.width}x{rec.height}' if rec.width else '?'}\t"
+               f"{'-' if rec.size == UNKNOWN_SIZE else rec.size}\t{rec.mime}\t{rec.media}" for name, rec in rows)
     for child in children:
-        click.echo(f"{child['dataset'].rsplit('/', 1)[-1]}/\t{child['items']} items")
+        click.echo(f"{child['dataset'].rsplit('/', 1)[-1]}/\t{counted(child['items'], 'item')}")
 
 
 def _dataset_rows(ns: Namespace, project: str, paths: list[str]) -> list[dict[str, Any]]:
@@ -270,27 +276,46 @@ def render_cmd(c: Context, target: str, output: Path | None, grid: int | None, f
 
 
 @cli.command("rm")
-@click.argument("target", shell_complete=complete_target)
+@click.argument("targets", nargs=-1, required=True, metavar="TARGET...", shell_complete=complete_target)
 @click.option("--dry-run", is_flag=True, help="Say what would be removed; change nothing.")
 @pass_ctx
-def rm_cmd(c: Context, target: str, dry_run: bool) -> None:
-    """Remove a project (with its versions), dataset (with nested datasets) or item; `cas gc`
-    frees the bytes."""
-    project, dataset, item = resolve(c.store, target)
+def rm_cmd(c: Context, targets: tuple[str, ...], dry_run: bool) -> None:
+    """Remove projects (with their versions), datasets (with nested datasets) or items; every
+    TARGET is checked before any is removed. `cas gc` frees the bytes."""
+    resolved = _outermost([(target, resolve(c.store, target)) for target in targets])
     ns = c.store.ns
-    if dry_run:
-        datasets = [] if item else [d for d in ns.datasets(project) if dataset is None or d == dataset
-                                    or d.startswith(dataset + "/")]
-        n = 1 if item else sum(ns.count_items(project, d) for d in datasets)
-        versions = "" if dataset is not None else f" and its versions ({len(history_of(c.store, project))})"
-        click.echo(f"would remove {target} ({n} items){versions}; nothing changed (dry run)")
-        return
-    if item is not None:
-        ns.remove_item(project, dataset or "", item)
-        n = 1
-    elif dataset is not None:
-        n = ns.remove_dataset(project, dataset)
-    else:
-        from cas.versions.snapshots import remove_project
-        n = remove_project(c.store, project)  # its versions go with it
-    click.echo(f"removed {target} ({n} items); run `cas gc` to free unreferenced bytes")
+    for target, (project, dataset, item) in resolved:
+        if dry_run:
+            datasets = [] if item else [d for d in ns.datasets(project) if dataset is None or d == dataset
+                                        or d.startswith(dataset + "/")]
+            n = 1 if item else sum(ns.count_items(project, d) for d in datasets)
+            versions = "" if dataset is not None else f" and its versions ({len(history_of(c.store, project))})"
+            click.echo(f"would remove {target} ({counted(n, 'item')}){versions}")
+        elif item is not None:
+            ns.remove_item(project, dataset or "", item)
+            click.echo(f"removed {target} (1 item)")
+        elif dataset is not None:
+            click.echo(f"removed {target} ({counted(ns.remove_dataset(project, dataset), 'item')})")
+        else:
+            from cas.versions.snapshots import remove_project
+            click.echo(f"removed {target} ({counted(remove_project(c.store, project), 'item')})")  # and its versions
+    click.echo("nothing changed (dry run)" if dry_run else "run `cas gc` to free unreferenced bytes")
+
+
+Resolved = tuple[str, tuple[str, str | None, str | None]]
+
+
+def _outermost(resolved: list[Resolved]) -> list[Resolved]:
+    """The targets that no other target holds (`p/d` goes with `p`; a target given twice is one)."""
+    def path(where: tuple[str, str | None, str | None]) -> tuple[str, ...]:
+        project, dataset, item = where
+        return (project, *(dataset.split("/") if dataset else ()), *((item,) if item is not None else ()))
+
+    paths = [path(where) for _target, where in resolved]
+    kept: list[Resolved] = []
+    for i, (entry, mine) in enumerate(zip(resolved, paths)):
+        held = any(other == mine[:len(other)] and (len(other) < len(mine) or j < i) for j, other in enumerate(paths)
+                   if j != i)
+        if not held:
+            kept.append(entry)
+    return kept

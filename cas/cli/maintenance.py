@@ -7,9 +7,10 @@ import sys
 
 import click
 
-from cas.cli.base import Context, blob_count, cli, complete_target, human, json_option, parse_size, pass_ctx, resolve
+from cas.cli.base import Context, SizeParam, blob_count, cli, complete_target, human, json_option, pass_ctx, resolve
 from cas.errors import InvalidInput, NotFound
 from cas.store import Store
+from cas.units import counted
 
 
 @cli.command()
@@ -17,9 +18,10 @@ from cas.store import Store
               help="Keep blobs in S3 at s3://bucket/prefix (also on an existing store).")
 @click.option("--endpoint-url", default=None, help="S3 endpoint (MinIO, Ceph, a local test server...).")
 @click.option("--region", default=None, help="S3 region (default: boto3's configuration).")
-@click.option("--cache-size", default=None, help="Cap of the local cache of remote blobs [default: 10G].")
+@click.option("--cache-size", type=SizeParam(), default=None,
+              help="Cap of the local cache of remote blobs: 512K, 50M, 2G... [default: 10G].")
 @pass_ctx
-def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str | None, cache_size: str | None) -> None:
+def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str | None, cache_size: int | None) -> None:
     """Create the store (the one command that does); set its S3 remote and cache size.
     Credentials come from boto3's standard chain (environment, profile, instance role)."""
     from cas.blobs.backends.s3 import S3Backend
@@ -37,7 +39,7 @@ def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str |
         click.echo(f"new blobs go to {remote}" + (f" at {endpoint_url}" if endpoint_url else "")
                    + ("; existing local blobs stay local until `cas push`" if existed else ""))
     if cache_size is not None:
-        store.config.cache_size = parse_size(cache_size)
+        store.config.cache_size = cache_size
         click.echo(f"cache of remote blobs: at most {human(store.config.cache_size)}")
     if s3_url is not None or cache_size is not None:
         store.save_config()
@@ -45,13 +47,14 @@ def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str |
 
 @cli.command("stats")
 @click.argument("project", required=False, shell_complete=complete_target)
-@click.option("--classes", is_flag=True, help="PROJECT's objects per class and geometry, tags on items and "
-                                              "objects, items per dataset (reads every distinct annotation).")
+@click.option("--classes", is_flag=True, help="With PROJECT: the full tables of objects per class and geometry, "
+                                              "tags on items and objects, items per dataset.")
 @json_option
 @pass_ctx
 def stats_cmd(c: Context, project: str | None, classes: bool, as_json: bool) -> None:
-    """Counts, logical and stored bytes, dedup ratio; with PROJECT --classes, what its
-    annotations hold."""
+    """Counts, logical and stored bytes, dedup ratio of the store; with PROJECT, what its
+    annotations hold (classes used, objects, tagged items; the full tables with --classes).
+    PROJECT reads each distinct annotation once."""
     if classes or project is not None:
         _class_stats(c, project, classes, as_json)
         return
@@ -76,27 +79,35 @@ def stats_cmd(c: Context, project: str | None, classes: bool, as_json: bool) -> 
     cache = s["cache"]
     if cache["hits"] or cache["misses"]:
         click.echo(f"cache         {human(cache['used_bytes'])} of {human(cache['max_bytes'])}; "
-                   f"hit rate {cache['hit_rate']:.1%} ({cache['hits']} hits, {cache['misses']} misses, "
+                   f"hit rate {cache['hit_rate']:.1%} ({counted(cache['hits'], 'hit')}, "
+                   f"{counted(cache['misses'], 'miss')}, "
                    f"{human(cache['bytes_fetched'])} fetched)")
     if s["unreferenced_blobs"]:
-        click.echo(f"unreferenced  {s['unreferenced_blobs']} blobs, {human(s['unreferenced_bytes'])} "
+        click.echo(f"unreferenced  {counted(s['unreferenced_blobs'], 'blob')}, {human(s['unreferenced_bytes'])} "
                    "(freed by `cas gc`)")
     if s["version_only_blobs"]:
-        click.echo(f"versions only {s['version_only_blobs']} blobs, {human(s['version_only_bytes'])} "
+        click.echo(f"versions only {counted(s['version_only_blobs'], 'blob')}, {human(s['version_only_bytes'])} "
                    "(no item uses them; kept for `cas restore`)")
 
 
 def _class_stats(c: Context, project: str | None, classes: bool, as_json: bool) -> None:
     from cas.maintenance.classes import class_stats
 
-    if not (classes and project):
-        raise click.UsageError("--classes takes a PROJECT (and PROJECT goes with --classes)")
+    if project is None:
+        raise click.UsageError("--classes takes a PROJECT")
     s = class_stats(c.store, project).as_dict()
     if as_json:
         click.echo(json.dumps(s, indent=2))
         return
-    click.echo(f"project  {s['project']} ({s['project_type']}): {s['items']} items in {len(s['datasets'])} "
-               f"datasets, {s['annotations']} distinct annotations, {s['objects']} {s['counted']}")
+    counted_noun = s["counted"].removesuffix("s")  # an object, a figure (videos)
+    click.echo(f"project  {s['project']} ({s['project_type']}): {counted(s['items'], 'item')} in "
+               f"{counted(len(s['datasets']), 'dataset')}, {counted(s['annotations'], 'distinct annotation')}, "
+               f"{counted(s['objects'], counted_noun)}")
+    if not classes:
+        click.echo(f"labels   {_label_summary(s)}")
+        if s["classes"] or s["tags"]:
+            click.echo(f"tables   cas stats {project} --classes")
+        return
     tables = ((["CLASS", "GEOMETRY", s["counted"].upper()], [[r["class"], r["geometry"], r["count"]]
                                                              for r in s["classes"]], 2),
               (["TAG", "ON ITEMS", "ON OBJECTS"], [[r["name"], r["items"], r["objects"]] for r in s["tags"]], 1),
@@ -105,6 +116,20 @@ def _class_stats(c: Context, project: str | None, classes: bool, as_json: bool) 
         if rows:
             click.echo("")
             _table(header, rows, left)
+
+
+SHOWN_CLASSES = 5  # the most used, in the summary line of `cas stats P`
+
+
+def _label_summary(s: dict) -> str:
+    """'2 classes used (car 3, road 1); 3 tagged items': what `cas stats P` says of the labels."""
+    per_class: dict[str, int] = {}
+    for row in s["classes"]:
+        per_class[row["class"]] = per_class.get(row["class"], 0) + row["count"]
+    top = sorted(per_class.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = ", ".join(f"{name} {n}" for name, n in top[:SHOWN_CLASSES]) + (", ..." if len(top) > SHOWN_CLASSES else "")
+    used = f"{counted(len(top), 'class')} used ({shown})" if top else "no classes used"
+    return f"{used}; {counted(s['tagged_items'], 'tagged item')}"
 
 
 def _table(header: list[str], rows: list[list[object]], left: int = 1) -> None:
@@ -163,7 +188,7 @@ def du_cmd(c: Context, target: str | None, as_json: bool) -> None:
             + ([r.unknown_size_items] if unknown else []) for r in rows])
     if unknown:
         n = usage.total.unknown_size_items
-        click.echo(f"UNKNOWN: {n} link item{'s' * (n != 1)} of unknown size (imported without a HEAD, never read): "
+        click.echo(f"UNKNOWN: {counted(n, 'link item')} of unknown size (imported without a HEAD, never read): "
                    "their media is in no byte column")
 
 

@@ -41,9 +41,12 @@ def mount_cmd(c: Context, mountpoint: str, foreground: bool, read_only: bool, pr
     log = log_path(root)
     see = f"refused writes and drops: `cas mount-status {mountpoint}` (or {mountpoint.rstrip('/')}/.cas/status)"
     if foreground:
-        click.echo(f"serving {root} at {mountpoint}; Ctrl-C or `cas umount {mountpoint}` stops (log {log}; "
-                   f"{see})", err=True)
-        run_foreground(root, mountpoint, read_only, project, importer=import_drop, settle=settle)
+        def serving() -> None:
+            click.echo(f"serving {root} at {mountpoint}; Ctrl-C or `cas umount {mountpoint}` stops (log {log})",
+                       err=True)
+            if not read_only and not c.quiet:
+                click.echo(see, err=True)
+        run_foreground(root, mountpoint, read_only, project, importer=import_drop, settle=settle, on_ready=serving)
         return
     pid = mount_background(root, mountpoint, read_only, project, settle=settle)
     click.echo(f"mounted {root} at {mountpoint} (daemon pid {pid}; log {log})")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC
+from pathlib import Path
 
 import click
 
 from cas.cli.base import Context, cli, complete_target, echo_lines, human, item_count, json_option, pass_ctx, resolve
 from cas.errors import InvalidInput
+from cas.model.names import check_name
+from cas.units import counted
 
 
 @cli.command("snapshot")
@@ -24,7 +27,8 @@ def snapshot_cmd(c: Context, project: str, message: str) -> None:
     with c.bar(lambda: item_count(ns, project), "item", f"snapshot {project}") as bar:
         version, new = snapshot(c.store, project, message, progress=bar.update)
     if new:
-        click.echo(f"version {version.id.hex()} of {project}: {version.items} items, {human(version.bytes)}")
+        click.echo(f"version {version.id.hex()} of {project}: {counted(version.items, 'item')}, "
+                   f"{human(version.bytes)}")
     else:
         click.echo(f"nothing changed since version {version.id.hex()} of {project}")
 
@@ -41,6 +45,8 @@ def log_cmd(c: Context, project: str, as_json: bool) -> None:
 
     c.store.ns.project(project)
     versions = list(history(c.store, project))
+    if not versions and not as_json:
+        click.echo(f"{project} has no versions yet: `cas snapshot {project} -m MESSAGE` makes one", err=True)
     if as_json:
         click.echo(json.dumps([{"id": v.id.hex(), "time": datetime.fromtimestamp(v.time / 1e9, UTC).isoformat(),
                                 "items": v.items, "bytes": v.bytes, "message": v.message,
@@ -49,7 +55,7 @@ def log_cmd(c: Context, project: str, as_json: bool) -> None:
         return
     for v in versions:
         when = datetime.fromtimestamp(v.time / 1e9).strftime("%Y-%m-%d %H:%M:%S")
-        click.echo(f"{v.id.hex()}  {when}  {v.items} items  {human(v.bytes)}  {v.message}")
+        click.echo(f"{v.id.hex()}  {when}  {counted(v.items, 'item')}  {human(v.bytes)}  {v.message}")
 
 
 @cli.command("diff")
@@ -86,7 +92,8 @@ def restore_cmd(c: Context, project: str, version: str) -> None:
 
     target = resolve_version(c.store, project, version)
     new = restore(c.store, project, target)
-    click.echo(f"restored {project} to {target.id.hex()} ({target.items} items) as version {new.id.hex()}")
+    click.echo(f"restored {project} to {target.id.hex()} ({counted(target.items, 'item')}) "
+               f"as version {new.id.hex()}")
 
 
 @cli.command("pull")
@@ -94,16 +101,18 @@ def restore_cmd(c: Context, project: str, version: str) -> None:
 @click.option("--links", "links_only", is_flag=True, help="Only fetch link items' bytes (never the remote).")
 @pass_ctx
 def pull_cmd(c: Context, target: str, links_only: bool) -> None:
-    """PROJECT shared through the S3 remote: bring the remote's versions in (fast-forward,
-    or an item-level merge with local changes). Otherwise, or with --links: fetch the link
-    items of PROJECT[/DATASET] into the store (resumable; identical content stored once)."""
+    """PROJECT shared through this store's S3 remote: bring the remote's versions in (a
+    project not here yet is cloned into this store; else a fast-forward, or an item-level
+    merge with local changes). Otherwise, or with --links: fetch the link items of
+    PROJECT[/DATASET] into the store (resumable; identical content stored once).
+    `cas clone URL PATH` makes a new store instead."""
     from cas.versions.sharing import pull, remote_head
     from cas.versions.transfer import count_links, pull_links
 
     project, _, rest = target.strip("/").partition("/")
     if not links_only and not rest and c.store.s3 is not None and remote_head(c.store, project)[0] is not None:
         how, version = pull(c.store, project)
-        click.echo(f"{project}: {how}, now at {version.id.hex()} ({version.items} items)")
+        click.echo(f"{project}: {how}, now at {version.id.hex()} ({counted(version.items, 'item')})")
         return
     project, dataset, item = resolve(c.store, target)
     if item is not None:
@@ -111,7 +120,7 @@ def pull_cmd(c: Context, target: str, links_only: bool) -> None:
     with c.bar(lambda: count_links(c.store, project, dataset), "item", f"pull {target}") as bar:
         r = pull_links(c.store, project, dataset, progress=bar.update)
     changed = f", {r.skipped} changed meanwhile" if r.skipped else ""
-    click.echo(f"pulled {r.done} link items ({human(r.bytes)}){changed}")
+    click.echo(f"pulled {counted(r.done, 'link item')} ({human(r.bytes)}){changed}")
     _report_failures(r.failed, r.errors, "items stay links")
 
 
@@ -129,40 +138,45 @@ def push_cmd(c: Context, project: str | None, message: str) -> None:
         from cas.versions.sharing import push
         c.store.ns.project(project)
         version, r = push(c.store, project, message)
-        click.echo(f"pushed {project} at {version.id.hex()} ({version.items} items; {r.done} blobs uploaded) "
-                   f"to {c.store.config.s3}")
+        click.echo(f"pushed {project} at {version.id.hex()} ({counted(version.items, 'item')}; "
+                   f"{counted(r.done, 'blob')} uploaded) to {c.store.config.s3}")
         return
     with c.bar(lambda: count_local(c.store)[1], "B", "push", unit_scale=True) as bar:
         r = push_blobs(c.store, progress=bar.update)
-    click.echo(f"pushed {r.done} blobs ({human(r.bytes)}) to {c.store.config.s3}")
+    click.echo(f"pushed {counted(r.done, 'blob')} ({human(r.bytes)}) to {c.store.config.s3}")
     _report_failures(r.failed, r.errors, "blobs stay local")
 
 
 @cli.command("clone")
 @click.argument("url")
-@click.argument("project")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--project", "-p", "projects", multiple=True,
+              help="Clone only this project (repeatable; default: every project shared at URL).")
 @click.option("--endpoint-url", default=None, help="S3 endpoint.")
 @click.option("--region", default=None, help="S3 region.")
 @pass_ctx
-def clone_cmd(c: Context, url: str, project: str, endpoint_url: str | None, region: str | None) -> None:
-    """Make PROJECT of the shared store at URL (s3://bucket/prefix) available here: its
-    trees are fetched and the index built; media bytes are read on demand."""
-    from cas.blobs.backends.s3 import S3Backend
-    from cas.config import S3Remote
-    from cas.versions.sharing import clone
+def clone_cmd(c: Context, url: str, path: Path, projects: tuple[str, ...], endpoint_url: str | None,
+              region: str | None) -> None:
+    """Make a new store at PATH (missing or an empty folder, as `git clone`) whose S3 remote is
+    URL (s3://bucket/prefix), holding the projects shared there: trees fetched, index built,
+    media bytes read on demand. A failed clone leaves nothing at PATH.
 
-    store = c.store
+    To bring a shared project into an existing store instead: `cas init --s3 URL` once, then
+    `cas pull PROJECT`."""
+    from cas.config import S3Remote
+    from cas.versions.cloning import clone_store
+
+    for project in projects:
+        check_name(project, "project name")
     remote = S3Remote.parse(url, endpoint_url, region)
-    if store.config.s3 is None:
-        S3Backend(remote, store.net).check()
-        store.config.s3 = remote
-        store.save_config()
-    elif (store.config.s3.bucket, store.config.s3.prefix) != (remote.bucket, remote.prefix):
-        raise InvalidInput(url, f"this store's remote is {store.config.s3}")
-    with c.bar(None, "item", f"clone {project}") as bar:
-        version = clone(store, project, progress=bar.update)
-    click.echo(f"cloned {project} at {version.id.hex()}: {version.items} items, {human(version.bytes)} "
-               "(read on demand)")
+    with c.bar(None, "item", f"clone {remote}") as bar:
+        versions = clone_store(path, remote, projects, progress=bar.update)
+    for project, version in versions.items():
+        click.echo(f"cloned {project} at {version.id.hex()}: {counted(version.items, 'item')}, "
+                   f"{human(version.bytes)} (read on demand)")
+    click.echo(f"new store at {path.resolve()} with remote {remote}"
+               + ("" if versions else " (it shares no projects yet)")
+               + f"; use it with --store {path} or CAS_STORE={path}")
 
 
 def _report_failures(failed: int, errors: list[str], outcome: str) -> None:

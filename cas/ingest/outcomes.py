@@ -12,6 +12,8 @@ import time
 from collections import deque
 from typing import Any
 
+from cas.units import counted
+
 KEPT = 100  # refusals and finished drops kept for the status (the log keeps them all)
 
 
@@ -47,7 +49,7 @@ def render(status: dict[str, Any]) -> str:
     if not drops:
         lines.append("drops: none waiting")
     for d in drops:
-        what = f"{d['files']} files, {d['bytes']} bytes"
+        what = f"{counted(d['files'], 'file')}, {counted(d['bytes'], 'byte')}"
         if d["state"] == "failed":
             lines.append(f"failed     {d['path']}: {d['reason']} ({what}; fix it and the import is retried, "
                          "or remove the folder)")

@@ -48,7 +48,7 @@ from cas.model.annotation import Meta, default_meta, dumps, empty_annotation
 from cas.model.names import check_dataset_path, check_name
 from cas.model.namespace import merge_meta, widen_meta
 from cas.records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecord
-from cas.units import human
+from cas.units import counted, human
 
 if TYPE_CHECKING:
     from cas.store import Source, Store
@@ -88,12 +88,13 @@ class ImportReport:
         """What `cas import` prints: 'imported P: 12 items (12 added, ...), ...'."""
         total = self.items_added + self.items_skipped + self.items_replaced
         rate = self.bytes_read / self.seconds if self.seconds else 0
-        return (f"imported {self.project}: {total} items ({self.items_added} added, "
+        return (f"imported {self.project}: {counted(total, 'item')} ({self.items_added} added, "
                 f"{self.items_skipped} unchanged, {self.items_replaced} replaced), "
-                + (f"{self.links} links, " if self.links else "")
-                + f"{self.blobs_new} new blobs, {human(self.bytes_new)} written of "
+                + (f"{counted(self.links, 'link')}, " if self.links else "")
+                + f"{counted(self.blobs_new, 'new blob')}, {human(self.bytes_new)} written of "
                 f"{human(self.bytes_read)} read in {self.seconds:.1f} s ({human(rate)}/s)"
-                + (f"; {self.files_unread} unchanged files not read (stat cache)" if self.files_unread else ""))
+                + (f"; {counted(self.files_unread, 'unchanged file')} not read (stat cache)"
+                   if self.files_unread else ""))
 
 
 @functools.lru_cache(maxsize=256)

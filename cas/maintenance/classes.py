@@ -31,6 +31,7 @@ class ClassStats:
     project_type: str
     items: int = 0
     annotations: int = 0  # distinct annotation blobs read
+    tagged_items: int = 0  # items with at least one tag of their own
     shapes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (class, geometry) -> objects
     item_tags: Counter[str] = field(default_factory=Counter)  # tag -> assignments to whole items
     object_tags: Counter[str] = field(default_factory=Counter)  # tag -> assignments to objects
@@ -48,6 +49,7 @@ class ClassStats:
             "project_type": self.project_type,
             "items": self.items,
             "annotations": self.annotations,
+            "tagged_items": self.tagged_items,
             "counted": self.counted,
             "objects": sum(self.shapes.values()),
             "classes": [{"class": c, "geometry": g, "count": n} for (c, g), n in sorted(self.shapes.items())],
@@ -66,8 +68,10 @@ def _add_annotation(stats: ClassStats, ann: Any, shapes: dict[Any, Any], times: 
     meta.json gives it, for an object that names no geometry."""
     if not isinstance(ann, dict):
         return
-    for tag in _names(ann.get("tags")):
+    item_tags = _names(ann.get("tags"))
+    for tag in item_tags:
         stats.item_tags[tag] += times
+    stats.tagged_items += times if item_tags else 0
     objects = ann.get("objects")
     objects = objects if isinstance(objects, list) else []
     keys = {}

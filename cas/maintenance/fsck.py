@@ -19,6 +19,7 @@ from cas.ingest.journal import ingest_dirs, is_mount_staging, live_records, try_
 from cas.maintenance.gc import orphan_files, remove_path
 from cas.model.annotation import dumps, empty_annotation, empty_video_annotation
 from cas.records import LOCAL, PACK, S3, BlobRecord, ItemRecord
+from cas.units import counted
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -235,7 +236,7 @@ def _check_files(store: Store, report: FsckReport) -> None:
         os.close(fd)
         if pending := len(live_records(directory)):
             report.problems.append(Problem(
-                "pending-journal", str(directory), f"{pending} files closed in a mount that stopped before "
+                "pending-journal", str(directory), f"{counted(pending, 'file')} closed in a mount that stopped before "
                 "committing them; the next `cas mount` of this store imports them"))
 
 

@@ -21,6 +21,7 @@ from cas.errors import CasError, Conflict, NotFound
 from cas.ids import BlobId
 from cas.index import item_key
 from cas.records import BlobRecord, ItemRecord
+from cas.units import counted
 from cas.versions.snapshots import add_remote_sizes, learn_remote_blobs, materialize, reachable, set_head, snapshot
 from cas.versions.transfer import TransferReport, push_blobs
 from cas.versions.trees import Version, read_buckets, read_entries, read_project, read_version, version_items
@@ -82,7 +83,8 @@ def push(store: Store, project: str, message: str = "push") -> tuple[Version, Tr
     needed = reachable(store)
     report = push_blobs(store, only=needed)
     if report.failed:
-        raise CasError(f"{report.failed} blobs could not be uploaded ({report.errors[0]}); the ref was not moved")
+        raise CasError(f"{counted(report.failed, 'blob')} could not be uploaded ({report.errors[0]}); "
+                       "the ref was not moved")
     remote, etag = remote_head(store, project)
     if remote == version.id:
         return version, report
@@ -197,7 +199,7 @@ def _merge(store: Store, project: str, base: Version | None, ours: Version,
             conflicts.append(f"{key[0]}/{key[1]}")
     if conflicts:
         shown = ", ".join(sorted(conflicts)[:10]) + (" ..." if len(conflicts) > 10 else "")
-        raise Conflict(f"{len(conflicts)} items of {project} were changed differently here and on the remote: "
+        raise Conflict(f"{counted(len(conflicts), 'item')} of {project} changed differently here and on the remote: "
                        f"{shown}; nothing was changed (restore one side, then pull again)")
     return changes
 

@@ -269,7 +269,7 @@ def test_reimport_unchanged_then_conflict_then_overwrite(sample, tmp_path):
         assert s.ns.item("demo", "train", "street_002.jpg").media == old_media
 
     out = run_cas(store, "import", str(changed), "--project", "demo", "--overwrite").stdout.decode()
-    assert "8 items (0 added, 7 unchanged, 1 replaced), 1 new blobs" in out
+    assert "8 items (0 added, 7 unchanged, 1 replaced), 1 new blob" in out
     with Store(store) as s:
         assert s.ns.item("demo", "train", "street_002.jpg").media == hash_bytes(new_bytes)
         assert s.stat(old_media).refs == 0

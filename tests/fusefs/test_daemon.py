@@ -97,6 +97,9 @@ def test_foreground_mount_serves_until_sigterm(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0, proc.stderr.read()
         assert not is_fuse_mount(str(mnt))
+        lines = proc.stderr.read().decode().splitlines()
+        assert lines[0] == f"serving {store} at {mnt}; Ctrl-C or `cas umount {mnt}` stops (log {store}/logs/mount.log)"
+        assert lines[1:] == [f"refused writes and drops: `cas mount-status {mnt}` (or {mnt}/.cas/status)"], lines
     finally:
         force_unmount(mnt, proc.pid)
 

@@ -20,7 +20,7 @@ def test_clone_mounts_and_reads_every_byte(tmp_path: Path, s3_endpoint: str, buc
     run_cas(a, "init", "--s3", f"s3://{bucket}/team", "--endpoint-url", s3_endpoint)
     run_cas(a, "import", str(tmp_path / "src"), "--project", "p")
     run_cas(a, "push", "p")
-    out = run_cas(b, "clone", f"s3://{bucket}/team", "p", "--endpoint-url", s3_endpoint).stdout.decode()
+    out = run_cas(b, "clone", f"s3://{bucket}/team", str(b), "--endpoint-url", s3_endpoint, init=False).stdout.decode()
     assert "17 items" in out
     with mount(a, read_only=True) as mnt:
         expected = files_under(mnt / "p")

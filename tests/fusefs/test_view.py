@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cas.ids import BlobId
-from cas.records import ItemRecord
+from cas.records import UNKNOWN_SIZE, ItemRecord
 from fusefs.view import _iso, img_info
 
 
@@ -21,3 +21,9 @@ def test_img_info_is_what_json_writes(name: str) -> None:
         "ext": name.rpartition(".")[2].lower() if "." in name else "", "link": None,
         "created_at": _iso(item.mtime), "updated_at": _iso(item.mtime)}, indent=4).encode()
     assert img_info(name, item) == expected
+
+
+def test_img_info_of_a_link_not_yet_read_has_null_size_and_dimensions() -> None:
+    item = ItemRecord(BlobId(bytes(range(16))), BlobId(b"\1" * 16), UNKNOWN_SIZE, 56, 0, 0, "image/jpeg", 1)
+    info = json.loads(img_info("a.jpg", item))
+    assert (info["size"], info["width"], info["height"]) == (None, None, None)

@@ -143,7 +143,7 @@ def test_stats_counts_the_store(demo):
 def test_rm_item_dataset_project_then_gc_frees_every_byte(sample, tmp_path):
     store = tmp_path / "store"
     run_cas(store, "import", str(sample), "--project", "demo")
-    assert "(1 items)" in run_cas(store, "rm", "demo/val/val_001.jpg").stdout.decode()
+    assert "(1 item)" in run_cas(store, "rm", "demo/val/val_001.jpg").stdout.decode()
     with Store(store) as s:
         assert [name for name, _ in s.ns.items("demo", "val")] == ["val_002.png", "val_003.jpg"]
     assert "(5 items)" in run_cas(store, "rm", "demo/train").stdout.decode()  # with train/night
@@ -287,12 +287,52 @@ def test_store_option_beats_cas_store_beats_xdg_data_home(tmp_path):
     assert made_stores(*candidates) == list(candidates)
 
 
+def test_init_cache_size_takes_units_and_refuses_bare_small_numbers(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    assert_user_error(run_cas(store, "init", "--cache-size", "50", check=False), "--cache-size", "16777216 bytes")
+    assert not store.exists(), "a refused option leaves no store behind"
+    out = run_cas(store, "init", "--cache-size", "1.5G").stdout.decode()
+    assert json.loads((store / "config.json").read_text())["cache_size"] == 3 << 29, out
+
+
 # -- remote bytes: S3 remote, links, pull and push -------------------------------------------------
 def test_init_s3_with_missing_bucket_is_one_line(tmp_path: Path, s3_endpoint: str) -> None:
     proc = run_cas(tmp_path / "store", "init", "--s3", "s3://no-such-bucket-here/x", "--endpoint-url", s3_endpoint,
                    check=False)
     assert_user_error(proc, "s3://no-such-bucket-here", "404")
     assert not (tmp_path / "store" / "config.json").exists()
+
+
+def test_clone_makes_a_new_store_at_path_as_git_clone(tmp_path: Path, s3_endpoint: str, bucket: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import FAST_NET
+    for key, value in FAST_NET.items():
+        monkeypatch.setenv(key, value)
+    write_images(tmp_path / "src" / "train", 3)
+    origin, url = tmp_path / "origin", f"s3://{bucket}/team"
+    run_cas(origin, "init", "--s3", url, "--endpoint-url", s3_endpoint)
+    for project in ("p", "q"):
+        run_cas(origin, "import", str(tmp_path / "src"), "--project", project)
+        run_cas(origin, "push", project)
+    fresh = tmp_path / "fresh" / "store"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "cas", "clone", url, str(fresh), "--endpoint-url", s3_endpoint],
+                          capture_output=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = proc.stdout.decode().splitlines()
+    assert [line.split(" at ")[0] for line in lines[:2]] == ["cloned p", "cloned q"] and "3 items" in lines[0]
+    assert lines[2] == f"new store at {fresh} with remote {url}; use it with --store {fresh} or CAS_STORE={fresh}"
+    assert lines[3:] == []
+    assert run_cas(fresh, "ls").stdout.decode().splitlines() == ["p\timages\t1 dataset\t3 items",
+                                                                 "q\timages\t1 dataset\t3 items"]
+    assert_user_error(run_cas(fresh, "clone", url, str(fresh), "--endpoint-url", s3_endpoint, check=False),
+                      f"{fresh} exists and is not an empty directory")
+    only = tmp_path / "only"
+    run_cas(only, "clone", url, str(only), "-p", "q", "--endpoint-url", s3_endpoint, init=False)
+    assert run_cas(only, "ls").stdout.decode().splitlines() == ["q\timages\t1 dataset\t3 items"]
+    assert_user_error(run_cas(tmp_path / "none", "clone", url, str(tmp_path / "none"), "-p", "nope",
+                              "--endpoint-url", s3_endpoint, check=False, init=False), "shares no project nope")
+    assert not (tmp_path / "none").exists()
 
 
 def test_links_pull_push_and_stats(tmp_path: Path, http_server, s3_endpoint: str, bucket: str,

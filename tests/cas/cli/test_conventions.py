@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import shutil
 import struct
 import subprocess
@@ -64,6 +65,19 @@ def test_a_value_that_looks_like_a_global_option_stays_with_its_option(store: Pa
     run_cas(store, "rm", "demo/val")
     assert cas("snapshot", "demo", "-m", "--quiet", "--store", str(store)).returncode == 0
     assert as_json(cas("log", "demo", "--json", "--store", str(store)))[0]["message"] == "--quiet"
+
+
+# -- help ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["ls", "rm", "clone", "help"])
+def test_help_command_prints_what_command_help_prints(command: str):
+    assert cas("help", command).stdout == cas(command, "--help").stdout
+    assert b"Usage: cas " + command.encode() in cas("help", command).stdout
+
+
+def test_help_alone_is_the_group_help_and_an_unknown_command_one_line_with_the_list():
+    assert cas("help").stdout == cas("--help").stdout
+    line = assert_user_error(cas("help", "nope"), "no command 'nope'")
+    assert "clone, diff, du" in line and "umount" in line
 
 
 # -- the store ---------------------------------------------------------------------------------
@@ -141,12 +155,26 @@ def test_fsck_json_lists_problems_with_their_action(store: Path):
 # -- --dry-run, and one definition of unreferenced -------------------------------------------------
 def test_rm_dry_run_changes_nothing(store: Path):
     before = run_cas(store, "ls", "demo/train", "--json").stdout
-    for target, says in (("demo/train/street_001.jpg", "(1 items)"), ("demo/train", "(5 items)"),
+    for target, says in (("demo/train/street_001.jpg", "(1 item)"), ("demo/train", "(5 items)"),
                          ("demo", "(8 items) and its versions (1)")):
         out = run_cas(store, "rm", target, "--dry-run").stdout.decode()
         assert out.startswith(f"would remove {target} {says}") and "nothing changed" in out
     assert run_cas(store, "ls", "demo/train", "--json").stdout == before
     assert len(as_json(run_cas(store, "log", "demo", "--json"))) == 1
+
+
+def test_rm_takes_several_targets_and_checks_them_all_first(store: Path):
+    before = run_cas(store, "ls", "demo", "--json").stdout
+    assert_user_error(run_cas(store, "rm", "demo/val", "demo/nope", check=False), "demo/nope")
+    assert run_cas(store, "ls", "demo", "--json").stdout == before, "one bad target: nothing removed"
+    out = run_cas(store, "rm", "--dry-run", "demo/val", "demo/train/street_001.jpg").stdout.decode()
+    assert out.splitlines() == ["would remove demo/val (3 items)", "would remove demo/train/street_001.jpg (1 item)",
+                                "nothing changed (dry run)"]
+    assert run_cas(store, "ls", "demo", "--json").stdout == before
+    out = run_cas(store, "rm", "demo/train/night", "demo/val", "demo/train/night/", "demo/val/val_001.jpg")
+    assert out.stdout.decode().splitlines() == ["removed demo/train/night (2 items)", "removed demo/val (3 items)",
+                                                "run `cas gc` to free unreferenced bytes"]
+    assert as_json(run_cas(store, "ls", "demo", "--json")) == [{"dataset": "train", "items": 3}]
 
 
 def test_stats_unreferenced_is_what_gc_frees_and_dry_run_says_it_first(store: Path):
@@ -166,6 +194,42 @@ def test_stats_unreferenced_is_what_gc_frees_and_dry_run_says_it_first(store: Pa
     assert done["bytes_freed"] >= stats["unreferenced_bytes"] > 0
     after = as_json(run_cas(store, "stats", "--json"))
     assert after["blobs"] == 0 and after["unreferenced_blobs"] == 0
+
+
+# -- outcomes a user can see ------------------------------------------------------------------------
+def test_log_of_a_project_without_versions_says_so_and_how_to_make_one(store: Path, sample: Path):
+    run_cas(store, "import", str(sample), "--project", "fresh")
+    proc = run_cas(store, "log", "fresh")
+    assert proc.stdout == b"" and proc.stderr.decode() == (
+        "fresh has no versions yet: `cas snapshot fresh -m MESSAGE` makes one\n")
+    assert as_json(run_cas(store, "log", "fresh", "--json")) == []
+
+
+def test_stats_of_a_project_summarises_its_labels(store: Path):
+    lines = run_cas(store, "stats", "demo").stdout.decode().splitlines()
+    assert lines[0].startswith("project  demo (images): 8 items in 3 datasets, ")
+    assert re.fullmatch(r"labels   \d+ class(es)? used \(.+\); \d+ tagged items?", lines[1]), lines
+    assert lines[2:] == ["tables   cas stats demo --classes"]
+    assert len(run_cas(store, "stats", "demo", "--classes").stdout.decode().splitlines()) > 3
+
+
+def test_counts_agree_with_their_nouns(store: Path):
+    run_cas(store, "rm", "demo/train", "demo/val/val_002.png", "demo/val/val_003.jpg")
+    assert run_cas(store, "ls").stdout.decode() == "demo\timages\t1 dataset\t1 item\n"
+    assert run_cas(store, "ls", "demo").stdout.decode() == "val/\t1 item\n"
+    assert "version " in run_cas(store, "snapshot", "demo").stdout.decode()
+    assert "  1 item  " in run_cas(store, "log", "demo").stdout.decode().splitlines()[0]
+
+
+def test_a_link_of_unknown_size_lists_no_sentinel_numbers(store: Path, tmp_path: Path):
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://127.0.0.1:9/a.jpg\n")
+    run_cas(store, "import", str(urls), "--project", "web", "--format", "links", "--no-head")
+    dataset = as_json(run_cas(store, "ls", "web", "--json"))[0]["dataset"]
+    name, dims, size, mime, _media = run_cas(store, "ls", f"web/{dataset}").stdout.decode().rstrip("\n").split("\t")
+    assert (name, dims, size, mime) == ("a.jpg", "?", "-", "image/jpeg")
+    item = as_json(run_cas(store, "ls", f"web/{dataset}", "--json"))["items"][0]
+    assert (item["width"], item["height"], item["size"]) == (None, None, None)
 
 
 # -- completion --------------------------------------------------------------------------------
@@ -188,6 +252,41 @@ def test_completion_offers_projects_datasets_and_items(store: Path):
     assert complete(store, "ls nope/") == []
     assert complete(store.parent / "missing", "ls d") == []  # no store: nothing offered, none created
     assert not (store.parent / "missing").exists()
+
+
+def test_completion_marks_folders_so_that_no_space_follows(store: Path):
+    proc = cas(env={"_CAS_COMPLETE": "bash_complete", "COMP_WORDS": f"cas --store {store} get demo/train/",
+                    "COMP_CWORD": "4"})
+    assert proc.stdout.decode().splitlines() == ["nospace,demo/train/night/", "plain,demo/train/street_001.jpg",
+                                                 "plain,demo/train/street_002.jpg", "plain,demo/train/street_003.png"]
+
+
+def bash_completes(store: Path, tmp_path: Path, words: str) -> list[str]:
+    """What bash, running the script `cas` gives it, offers for the last of `words`, and the
+    `compopt` calls it made (recorded: compopt only works inside an interactive completion)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "cas").write_text(f'#!/bin/sh\nexec {sys.executable} -m cas "$@"\n')
+    (bin_dir / "cas").chmod(0o755)
+    script = cas(env={"_CAS_COMPLETE": "bash_source"}).stdout.decode()
+    parts = ["cas", "--store", str(store), *words.split(" ")]
+    program = (f'compopt() {{ echo "compopt $1 $2"; }}\n{script}\nCOMP_WORDS=({" ".join(parts)})\n'
+               f'COMP_CWORD={len(parts) - 1}\n_cas_completion cas\nprintf "%s\\n" "${{COMPREPLY[@]}}"\n')
+    proc = subprocess.run(["bash", "-c", program], capture_output=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout.decode().splitlines()
+
+
+def test_bash_puts_no_space_after_a_project_or_dataset_but_after_an_item(store: Path, tmp_path: Path):
+    assert bash_completes(store, tmp_path, "ls de") == ["compopt -o nospace", "demo/"]
+    assert bash_completes(store, tmp_path, "rm demo/v") == ["compopt -o nospace", "demo/val/"]
+    assert bash_completes(store, tmp_path, "get demo/train/street_001") == ["demo/train/street_001.jpg"]
+
+
+def test_zsh_and_fish_scripts_know_folders():
+    assert "compadd -S ''" in cas(env={"_CAS_COMPLETE": "zsh_source"}).stdout.decode()
+    assert cas(env={"_CAS_COMPLETE": "fish_source"}).returncode == 0
 
 
 # -- progress bars -------------------------------------------------------------------------------

@@ -85,21 +85,30 @@ def test_stats_classes_table_and_json(two: Path) -> None:
         [["DATASET", "ITEMS"], ["train", "2"], ["train/night", "1"], ["val", "1"]],
     ]
     data = json.loads(run_cas(two, "stats", "b", "--classes", "--json").stdout)
-    assert data == {"project": "b", "project_type": "images", "items": 4, "annotations": 3, "counted": "objects",
+    assert data == {"project": "b", "project_type": "images", "items": 4, "annotations": 3, "tagged_items": 1,
+                    "counted": "objects",
                     "objects": 1, "classes": [{"class": "car", "geometry": "rectangle", "count": 1}],
                     "tags": [{"name": "occluded", "items": 0, "objects": 1},
                              {"name": "weather", "items": 1, "objects": 0}],
                     "datasets": [{"name": "d", "items": 2}, {"name": "links", "items": 2}]}
 
 
-@pytest.mark.parametrize("args", [["stats", "--classes"], ["stats", "a"]], ids=" ".join)
-def test_stats_classes_and_project_go_together_else_usage_error(two: Path, args: list[str]) -> None:
-    proc = run_cas(two, *args, check=False)
+def test_stats_classes_without_a_project_is_a_usage_error(two: Path) -> None:
+    proc = run_cas(two, "stats", "--classes", check=False)
     assert proc.returncode == 2 and "Usage:" in proc.stderr.decode() and "Traceback" not in proc.stderr.decode()
 
 
 def test_stats_classes_of_an_unknown_project_is_a_one_line_error(two: Path) -> None:
     assert_user_error(run_cas(two, "stats", "nope", "--classes", check=False), "no project named 'nope'")
+
+
+def test_stats_of_a_project_without_classes_is_a_short_label_summary(two: Path) -> None:
+    assert run_cas(two, "stats", "a").stdout.decode().splitlines() == [
+        "project  a (images): 4 items in 3 datasets, 3 distinct annotations, 4 objects",
+        "labels   2 classes used (car 3, road 1); 3 tagged items",
+        "tables   cas stats a --classes"]
+    assert json.loads(run_cas(two, "stats", "a", "--json").stdout) == json.loads(
+        run_cas(two, "stats", "a", "--classes", "--json").stdout)
 
 
 def test_plain_stats_is_unchanged(two: Path) -> None:

@@ -22,7 +22,8 @@ def test_objects_tags_and_datasets_of_a_project(built: Store) -> None:
     # x1 and x2 share ANN_CAR (a car with tag occluded; weather=rain), x3 has ANN_TWO (a car
     # and a road without geometryType; weather=fog), x4 the empty annotation.
     assert s.as_dict() == {
-        "project": "a", "project_type": "images", "items": 4, "annotations": 3, "counted": "objects", "objects": 4,
+        "project": "a", "project_type": "images", "items": 4, "annotations": 3, "tagged_items": 3,
+        "counted": "objects", "objects": 4,
         "classes": [{"class": "car", "geometry": "rectangle", "count": 3},
                     {"class": "road", "geometry": "polygon", "count": 1}],
         "tags": [{"name": "occluded", "items": 0, "objects": 3}, {"name": "weather", "items": 3, "objects": 0}],
