@@ -20,9 +20,11 @@ generator prints. Options of `cas` itself may be given before or after the comma
 """
 
 
-def help_text(chain: list[tuple[str, click.Command]]) -> str:
-    """The --help page of the last command of `chain` ((name, command) from `cas` down), as
-    `cas ... --help` prints it at WIDTH columns."""
+Chain = list[tuple[str, click.Command]]  # (name, command) from `cas` down to one command
+
+
+def help_text(chain: Chain) -> str:
+    """The --help page of the chain's last command, as `cas ... --help` prints it at WIDTH columns."""
     ctx = None
     for name, command in chain:
         ctx = click.Context(command, info_name=name, parent=ctx, terminal_width=WIDTH, max_content_width=WIDTH,
@@ -31,10 +33,10 @@ def help_text(chain: list[tuple[str, click.Command]]) -> str:
     return ctx.command.get_help(ctx)
 
 
-def commands(chain: list[tuple[str, click.Command]]) -> list[list[tuple[str, click.Command]]]:
+def commands(chain: Chain) -> list[Chain]:
     """The chain of every command under the last of `chain`, depth first, in name order."""
     group = chain[-1][1]
-    found = []
+    found: list[Chain] = []
     if isinstance(group, click.Group):
         for name in sorted(group.commands):
             command = group.commands[name]
@@ -45,7 +47,7 @@ def commands(chain: list[tuple[str, click.Command]]) -> list[list[tuple[str, cli
 
 def reference() -> str:
     """docs/reference.md: `cas --help`, then one section per command."""
-    root = [("cas", cli)]
+    root: Chain = [("cas", cli)]
     sections = [HEADER]
     for chain in [root, *commands(root)]:
         sections += [f"## {' '.join(name for name, _ in chain)}\n", f"```text\n{help_text(chain)}\n```\n"]
