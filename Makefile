@@ -79,17 +79,17 @@ $(DVC_STAMP):
 test: system-deps $(STAMP) $(SLY_STAMP) $(DM_STAMP)
 	CAS_SLY_PYTHON=$(SLY)/bin/python CAS_DATUMARO_PYTHON=$(DM)/bin/python $(PY) -m pytest -q
 
-# docs/reference.md from the CLI's own help, and the README's picture from `cas render` (the
-# tests fail when either differs from what this makes).
+# docs/reference.md from the CLI's own help, and the README's picture from `cas render` as the
+# README's first block makes it (the tests fail when either differs from what this makes).
 docs: $(STAMP)
 	$(PY) -m cas.cli.reference > docs/reference.md
 	rm -rf .docs-tmp
 	$(PY) -m bench.datagen sample .docs-tmp/sample
 	$(CAS) --store .docs-tmp/store init
 	$(CAS) --store .docs-tmp/store import .docs-tmp/sample --project demo
-	$(CAS) --store .docs-tmp/store export demo .docs-tmp/coco --format coco
-	$(CAS) --store .docs-tmp/store import .docs-tmp/coco --project street
-	$(CAS) --store .docs-tmp/store render street/train/street_002.jpg -o docs/coco_item.png --force
+	$(CAS) --store .docs-tmp/store export demo .docs-tmp/demo_coco --format coco
+	$(CAS) --store .docs-tmp/store import .docs-tmp/demo_coco --project demo_coco
+	$(CAS) --store .docs-tmp/store render demo_coco/train/street_002.jpg -o docs/coco_item.png --force
 	rm -rf .docs-tmp
 
 # Opt-in: our exports loaded by Ultralytics and torchvision (torch from this machine's disk,
