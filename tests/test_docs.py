@@ -184,3 +184,24 @@ def test_page_runs(page: Path, tmp_path: Path, sample_data: Path, s3_endpoint: s
                 f"{shown.name} is not what {page.name}'s blocks render: run `make docs`"
     for line in skipped:
         print("skipped", line)
+
+
+LINK = re.compile(r"\]\((?!https?:|mailto:)([^)\s#]*)(?:#([^)\s]+))?\)")
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's anchors of a page's headings: lower case, punctuation dropped, spaces as '-'."""
+    heads = [line.lstrip("#").strip() for line in page.read_text().splitlines() if re.match(r"#{1,6} ", line)]
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in heads}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_links_reach_a_file_and_heading(page: Path):
+    broken = []
+    for target, anchor in LINK.findall(page.read_text()):
+        linked = (page.parent / target).resolve() if target else page
+        if not linked.exists():
+            broken.append(f"{target}: no such file")
+        elif anchor and linked.suffix == ".md" and anchor not in anchors(linked):
+            broken.append(f"{target}#{anchor}: no such heading")
+    assert not broken, f"{page.name}: {broken}"
