@@ -13,7 +13,7 @@ DM_STAMP := $(DM)/.installed
 DVC    := .venv-dvc
 DVC_STAMP := $(DVC)/.installed
 
-.PHONY: demo test bench interop system-deps bench-deps clean
+.PHONY: demo test docs bench interop system-deps bench-deps clean
 
 # apt-get the packages of $(1) (command:package pairs) whose command is missing, when root;
 # otherwise a note that names them and $(2), what needs them.
@@ -79,6 +79,19 @@ $(DVC_STAMP):
 test: system-deps $(STAMP) $(SLY_STAMP) $(DM_STAMP)
 	CAS_SLY_PYTHON=$(SLY)/bin/python CAS_DATUMARO_PYTHON=$(DM)/bin/python $(PY) -m pytest -q
 
+# docs/reference.md from the CLI's own help, and the README's picture from `cas render` as the
+# README's first block makes it (the tests fail when either differs from what this makes).
+docs: $(STAMP)
+	$(PY) -m cas.cli.reference > docs/reference.md
+	rm -rf .docs-tmp
+	$(PY) -m bench.datagen sample .docs-tmp/sample
+	$(CAS) --store .docs-tmp/store init
+	$(CAS) --store .docs-tmp/store import .docs-tmp/sample --project demo
+	$(CAS) --store .docs-tmp/store export demo .docs-tmp/demo_coco --format coco
+	$(CAS) --store .docs-tmp/store import .docs-tmp/demo_coco --project demo_coco
+	$(CAS) --store .docs-tmp/store render demo_coco/train/street_002.jpg -o docs/coco_item.png --force
+	rm -rf .docs-tmp
+
 # Opt-in: our exports loaded by Ultralytics and torchvision (torch from this machine's disk,
 # several GB: too heavy for every run). See tests/interop_clients.py.
 INTEROP := .venv-interop
@@ -119,4 +132,4 @@ bench: $(STAMP) bench-deps $(DVC_STAMP)
 	$(PY) -m bench.dedup --rss-files 200000
 
 clean:
-	rm -rf $(DEMO) .bench-tmp .pytest_cache .hypothesis .interop .interop-ls $(SLY) $(DM) $(DVC) $(INTEROP) $(LS)
+	rm -rf $(DEMO) .docs-tmp .bench-tmp .pytest_cache .hypothesis .interop .interop-ls $(SLY) $(DM) $(DVC) $(INTEROP) $(LS)
