@@ -457,9 +457,10 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True,
     ann_id = 1
     total = sum(store.ns.count_items(project, d) for d in store.ns.datasets(project))
     with ExitStack() as stack:
-        interrupts = stack.enter_context(SafePoints())  # Ctrl-C raises between chunks
         pool = None
         if total >= EXPORT_PROCESS_THRESHOLD and (os.cpu_count() or 1) > 1:
+            # Ctrl-C raises while waiting for a chunk, not inside the pool's bookkeeping
+            interrupts = stack.enter_context(SafePoints())
             pool = stack.enter_context(stopped_on_error(ProcessPoolExecutor(
                 min(os.cpu_count() or 1, 4), mp_context=forkserver(["cas.store"]),
                 initializer=_init_exporter, initargs=(str(store.root), os.getpid()))))
@@ -473,10 +474,9 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True,
             img_dir.mkdir(parents=True, exist_ok=True)
             chunks = _chunks(store.ns.items(project, dataset), EXPORT_CHUNK)
             jobs = [(dataset, str(img_dir), copy_images, cat_id, chunk) for chunk in chunks]
-            results = pool.map(_convert_chunk, jobs) if pool is not None else \
-                (_convert_chunk(job, store) for job in jobs)
-            for job, converted in zip(jobs, results):
-                interrupts.check()
+            futures = [pool.submit(_convert_chunk, job) for job in jobs] if pool is not None else []
+            for i, job in enumerate(jobs):
+                converted = interrupts.result(futures[i]) if futures else _convert_chunk(job, store)
                 for (name, raw), (objects, notes) in zip(job[4], converted):
                     item = ItemRecord.decode(raw)
                     image_id = len(images) + 1

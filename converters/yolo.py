@@ -29,12 +29,13 @@ import yaml
 from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
 from cas.model.media import is_image_name
+from cas.outputs import new_folder
 from cas.store import Store
 
 from . import geometry as geo
 from . import text
 from .contract import CERTAIN, Detection, fits, no
-from .output import Progress, UniqueNames, fresh_folder, no_progress
+from .output import Progress, UniqueNames, no_progress
 from .renames import FILE, Renames
 from .walk import contained, files, tree_files
 
@@ -324,15 +325,16 @@ def split_of(dataset: str) -> str | None:
 
 
 def write(store: Store, project: str, dest: Path, task: str = "detect", other_split: str = "train",
-          progress: Progress = no_progress) -> dict[str, int]:
+          progress: Progress = no_progress, force: bool = False) -> dict[str, int]:
     """`data.yaml` plus `images/<dataset>/` and `labels/<dataset>/` (nested datasets joined
     with '_'). Each dataset goes to the split `split_of` names, else to `other_split`; data.yaml lists every split's
     folders and gives `path` as the export's absolute folder, so Ultralytics finds the
     images from any working folder. Item names that share a stem in one folder (`a.jpg`,
     `a.png`) are renamed so labels stay apart. detect: every object as its box; segment:
-    polygons, other shapes as the polygon of their box. Conversions are counted."""
+    polygons, other shapes as the polygon of their box. Conversions are counted. `force`: as
+    `cas.outputs.new_folder`."""
     final = dest.resolve()
-    with fresh_folder(dest) as tmp:
+    with new_folder(dest, force, keep=store.root) as tmp:
         return _write(store, project, tmp, final, task, other_split, progress)
 
 

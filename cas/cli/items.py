@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +24,11 @@ from cas.cli.base import (
     pass_ctx,
     resolve,
 )
-from cas.errors import AlreadyExists, InvalidInput, NotFound
+from cas.errors import CasError, InvalidInput, NotFound
 from cas.ids import BlobId
 from cas.model.names import check_dataset_path, check_name
 from cas.model.namespace import Namespace
+from cas.outputs import new_file, refuse_existing
 from converters import FORMATS, WRITABLE
 
 
@@ -125,14 +128,19 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
               help="YOLO: boxes, or polygons.")
 @click.option("--other-split", type=click.Choice(["train", "val", "test", "none"]), default="train",
               show_default=True, help="YOLO: the split of datasets not named train, val or test (none: left out).")
+@click.option("--force", is_flag=True, help="DEST may hold files: replace it whole, deleting everything in it, "
+                                            "once the new export is complete (until then DEST is left as it was).")
 @pass_ctx
-def export_cmd(c: Context, project: str, dest: Path, fmt: str, task: str, other_split: str) -> None:
-    """Write PROJECT to DEST in a dataset format. A geometry the format cannot hold is
-    converted (e.g. polygon -> box) and counted in the summary, never dropped silently."""
+def export_cmd(c: Context, project: str, dest: Path, fmt: str, task: str, other_split: str, force: bool) -> None:
+    """Write PROJECT to DEST (absent or an empty folder, or see --force) in a dataset format.
+    The export is written beside DEST and appears whole or not at all (an error or Ctrl-C
+    removes it). A geometry the format cannot hold is converted (e.g. polygon -> box) and
+    counted in the summary, never dropped silently."""
     ns = c.store.ns
     ns.project(project)
-    with c.bar(lambda: item_count(ns, project), "item", f"export {project}") as bar:
-        counts = FORMATS[fmt].write(c.store, project, dest, progress=bar.update,
+    with removed_if_interrupted("export", f"the partial export at {dest}"), \
+            c.bar(lambda: item_count(ns, project), "item", f"export {project}") as bar:
+        counts = FORMATS[fmt].write(c.store, project, dest, progress=bar.update, force=force,
                                     **({"task": task, "other_split": other_split} if fmt == "yolo" else {}))
     click.echo(f"exported {project} to {dest}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
@@ -202,11 +210,13 @@ def release_cmd(c: Context, blob_ids: tuple[str, ...]) -> None:
 @cli.command("get")
 @click.argument("target", shell_complete=complete_target)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write here instead of stdout.")
+              help="Write here instead of stdout (not a terminal).")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @pass_ctx
-def get_cmd(c: Context, target: str, output: Path | None) -> None:
+def get_cmd(c: Context, target: str, output: Path | None, force: bool) -> None:
     """Write a blob's bytes (verified against its id), or an item's image, to stdout or a file.
-    TARGET is a blob id or PROJECT/DATASET/ITEM (a link item is fetched from its URL)."""
+    TARGET is a blob id or PROJECT/DATASET/ITEM (a link item is fetched from its URL). The file
+    appears whole or not at all (Ctrl-C leaves the old one, or none)."""
     if "/" in target:
         project, dataset, item = resolve(c.store, target)
         if item is None:
@@ -214,11 +224,14 @@ def get_cmd(c: Context, target: str, output: Path | None) -> None:
         bid = c.store.ns.item(project, dataset or "", item).media
     else:
         bid = BlobId.from_hex(target)
-    if output is not None and not output.resolve().parent.is_dir():
-        raise NotFound(f"no such directory: {output.parent}")
     if output is None:
+        if sys.stdout.isatty():
+            raise CasError("stdout is a terminal, where raw bytes would garble it; pass -o FILE or redirect "
+                           "(cas get ... > FILE)")
         c.store.copy_to(bid, sys.stdout.buffer)
-    else:
+        return
+    check_output(output, force)
+    with removed_if_interrupted("get", f"the partial copy; {output} is as it was"):
         c.store.copy_to(bid, output)
 
 
@@ -251,10 +264,7 @@ def render_cmd(c: Context, target: str, output: Path | None, grid: int | None, f
         output = output or Path(f"{dataset.replace('/', '_')}.sheet.png")
     else:
         output = output or Path(f"{item}.render.png")
-    if output.exists() and not force:
-        raise AlreadyExists(f"{output} exists; pass --force to replace it")
-    if not output.resolve().parent.is_dir():
-        raise NotFound(f"no such directory: {output.parent}")
+    check_output(output, force)
     if grid is not None:
         image, drawn = contact_sheet(c.store, project, dataset, grid)
         what = f"{drawn} items of {project}/{dataset}"
@@ -265,8 +275,27 @@ def render_cmd(c: Context, target: str, output: Path | None, grid: int | None, f
     image_format = Image.registered_extensions()[output.suffix.lower()]
     if image.mode not in ("RGB", "L") and image_format in ("JPEG", "BMP", "PPM"):
         image = image.convert("RGB")  # no alpha in these formats
-    image.save(output, format=image_format)
+    with removed_if_interrupted("render", f"the partial image; {output} is as it was"), new_file(output) as out:
+        image.save(out, format=image_format)
     click.echo(f"rendered {what} to {output}")
+
+
+def check_output(output: Path, force: bool) -> None:
+    """An output file may be written: its folder exists, and the file does not unless `force`."""
+    refuse_existing(output, force)
+    if not output.resolve().parent.is_dir():
+        raise NotFound(f"no such directory: {output.parent}")
+
+
+@contextmanager
+def removed_if_interrupted(command: str, removed: str) -> Iterator[None]:
+    """Ctrl-C in a block whose output cleans up after itself (`cas.outputs`): one line saying
+    what was removed, exit status 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(("\n" if sys.stderr.isatty() else "") + f"cas {command}: interrupted; removed {removed}", err=True)
+        sys.exit(130)
 
 
 @cli.command("rm")
