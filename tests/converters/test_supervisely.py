@@ -291,12 +291,12 @@ def test_export_refuses_a_non_empty_directory_or_a_file(roundtrip, tmp_path):
     full.mkdir()
     (full / "keep.txt").write_text("mine")
     assert_user_error(run_cas(roundtrip.store, "export", "demo", str(full), check=False),
-                      str(full), "not an empty directory")
+                      f"{full} is not empty; pass --force")
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
     file = tmp_path / "file"
     file.write_text("mine")
     assert_user_error(run_cas(roundtrip.store, "export", "demo", str(file), check=False),
-                      str(file), "not an empty directory")
+                      f"{file} exists and is not a directory")
     assert file.read_text() == "mine"
     for under in (file / "out", file / "a" / "out"):
         assert_user_error(run_cas(roundtrip.store, "export", "demo", str(under), check=False),
