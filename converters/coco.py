@@ -33,7 +33,7 @@ from cas.store import Store
 
 from . import geometry as geo
 from . import text, walk
-from .contract import Detection, fits, no
+from .contract import Detection, dataset_names, fits, no
 from .output import Progress, UniqueNames, no_progress, writes_folder
 from .renames import Renames
 
@@ -218,8 +218,9 @@ def read(src: Path, session: ImportSession, dataset: str | None = None, link: bo
     session.set_meta({"classes": classes, "tags": [CROWD_TAG], "projectType": "images"}, loaded[0][0].name)
     if not link:  # every image is a file to read, with an annotation to build
         session.expect_items(sum(len(data["images"]) for _path, data in loaded))
+    targets = dataset_names(dataset, (split for split, _group in groups), src.name)
     for split, group in groups:
-        target = f"{dataset}/{split}" if dataset and len(groups) > 1 else dataset or split
+        target = targets[split]
         session.add_dataset(target)
         by_image = _group(group, class_of, session)
         seen: set[Any] = set()

@@ -22,7 +22,7 @@ from cas.ingest.session import ImportSession
 
 from . import geometry as geo
 from . import text
-from .contract import Detection, fits, no
+from .contract import Detection, dataset_names, fits, no
 from .supervisely import read_json_document
 from .walk import contained, tree_files
 
@@ -80,6 +80,12 @@ def _load(path: Path, label: str) -> dict[str, Any]:
     return doc
 
 
+def _folder(path: Path, src: Path) -> str:
+    """A document's folder under `src` ("" for `src` itself)."""
+    rel = path.parent.relative_to(src).as_posix()
+    return "" if rel == "." else rel
+
+
 def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
     docs = []
     kinds: dict[str, set[str]] = defaultdict(set)
@@ -101,10 +107,10 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     session.set_meta({"classes": classes, "tags": [{"name": f, "value_type": "none"} for f in sorted(flags)],
                       "projectType": "images"}, "labelme")
     counts: Counter[str] = Counter()
+    targets = dataset_names(dataset, (_folder(path, src) for path, _label in docs), src.name)
     for path, label in docs:
         doc = _load(path, label)
-        rel_dir = os.path.relpath(path.parent, src)
-        target = "/".join(p for p in (dataset, None if rel_dir == "." else rel_dir) if p) or src.name
+        target = targets[_folder(path, src)]
         try:
             image_path = contained(path.parent, doc.get("imagePath") or "", label, "imagePath")
         except InvalidInput as e:

@@ -34,7 +34,7 @@ from cas.store import Store
 
 from . import geometry as geo
 from . import text
-from .contract import CERTAIN, Detection, fits, no
+from .contract import CERTAIN, Detection, dataset_names, fits, no
 from .output import Progress, UniqueNames, no_progress
 from .renames import FILE, Renames
 from .walk import contained, files, tree_files
@@ -258,9 +258,10 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                                           {"nodes": nodes, "edges": []}))
     session.set_meta({"classes": classes, "tags": [], "projectType": "images"}, "data.yaml")
     session.expect_items(len(entries))
+    targets = dataset_names(dataset, layout.splits, src.name)
     for split, name, image, label in entries:
         content = _read_label(label, src)
-        target = f"{dataset}/{split}" if dataset and len(layout.splits) > 1 else dataset or split
+        target = targets[split]
         rel_label = os.path.relpath(label, src)
         builder = functools.partial(build_annotation, rel_label, content, tuple(names), layout.kpt)
         session.add_item(target, name, str(image), ann=builder, label=os.path.relpath(image, src))

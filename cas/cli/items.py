@@ -54,7 +54,9 @@ def formats_cmd(path: Path | None) -> None:
 @cli.command("import")
 @click.argument("src", type=click.Path(exists=True, path_type=Path))
 @click.option("--project", "-p", required=True, help="Project to create or add to.")
-@click.option("--dataset", "-d", default=None, help="Dataset to import into (nests the source's datasets under it).")
+@click.option("--dataset", "-d", default=None,
+              help="Dataset to import into: it names the source's only dataset (a folder, a split), or holds "
+                   "its several datasets as children.")
 @click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
               help="The source's format; auto detects it.")
 @click.option("--overwrite", is_flag=True, help="Replace items that exist with different bytes.")

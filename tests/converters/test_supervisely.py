@@ -309,3 +309,10 @@ def test_export_of_a_missing_project_or_unknown_format_fails(roundtrip, tmp_path
     proc = run_cas(roundtrip.store, "export", "demo", str(tmp_path / "o"), "--format", "tfrecord", check=False)
     assert proc.returncode == 2 and "'tfrecord' is not one of 'sly', 'coco', 'yolo', 'voc'" in proc.stderr.decode()
     assert not (tmp_path / "o").exists()
+
+
+def test_the_dataset_option_renames_a_projects_only_dataset(tmp_path):
+    src = make_sample_project(tmp_path / "one", layout=[("train", "a.jpg", (200, 150), False)])
+    run_cas(tmp_path / "store", "import", str(src), "--project", "p", "--dataset", "2024")
+    with Store(tmp_path / "store") as store:
+        assert store.ns.datasets("p") == ["2024"]  # was 2024/train
