@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,7 +29,11 @@ from cas.ids import BlobId
 from cas.model.names import check_dataset_path, check_name
 from cas.model.namespace import Namespace
 from cas.outputs import new_file, refuse_existing
+from cas.units import human
 from converters import FORMATS, WRITABLE
+
+if TYPE_CHECKING:
+    from cas.ingest.session import ImportReport
 
 
 @cli.command("formats")
@@ -74,10 +78,12 @@ def formats_cmd(path: Path | None) -> None:
                    "into (repeatable; remembered by the store).")
 @click.option("--follow-symlinks", is_flag=True, help="Read symlinks that lead outside SRC (skipped and counted "
                                                        "by default).")
+@click.option("--dry-run", is_flag=True, help="Read, hash and check SRC, and say what would be imported (format, "
+                                              "datasets, items, bytes not in the store yet); write nothing.")
 @pass_ctx
 def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: str, overwrite: bool,
                skip_invalid: bool, verify_dedup: bool, no_stat_cache: bool, workers: int | None, no_head: bool,
-               link: bool, allow_roots: tuple[Path, ...], follow_symlinks: bool) -> None:
+               link: bool, allow_roots: tuple[Path, ...], follow_symlinks: bool, dry_run: bool) -> None:
     """Import SRC into a project, atomically: all of it or nothing. With --format links, SRC is
     a list of URLs (one per line, or a CSV with url and optional name columns)."""
     from converters.ingest import count_items, detect_format, import_source
@@ -86,14 +92,16 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
     if dataset is not None:
         check_dataset_path(dataset)
     store = c.store
-    if fmt == "auto":
+    detected = fmt == "auto"
+    if detected:
         fmt = detect_format(src)
-        if not c.quiet:
+        if not c.quiet and not dry_run:
             click.echo(f"format: {fmt}", err=True)
     new_roots = [str(p.resolve()) for p in allow_roots if str(p.resolve()) not in store.config.allow_roots]
     if new_roots:
         store.config.allow_roots += new_roots
-        store.save_config()
+        if not dry_run:
+            store.save_config()
     reader_options: dict[str, object] = {}
     if fmt == "links":
         reader_options["head"] = not no_head
@@ -106,9 +114,12 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
                                       reader_options=reader_options, follow_symlinks=follow_symlinks,
                                       overwrite=overwrite, skip_invalid=skip_invalid,
                                       verify_dedup=verify_dedup, stat_cache=not no_stat_cache,
-                                      workers=workers)
+                                      workers=workers, dry_run=dry_run)
     r = report
-    click.echo(r.line())
+    if dry_run:
+        _echo_dry_run(r, fmt + (", detected" if detected else ""), project in c.store.ns.projects())
+    else:
+        click.echo(r.line())
     # What the converter and the annotation builders counted (phrases; bare words are totals).
     for key, value in sorted({**r.notes, **{k: v for k, v in extra.items() if " " in k}}.items()):
         if value:
@@ -119,6 +130,15 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
             click.echo(f"  {line}", err=True)
         if r.items_invalid > len(r.invalid):
             click.echo(f"  ... and {r.items_invalid - len(r.invalid)} more", err=True)
+
+
+def _echo_dry_run(r: ImportReport, fmt: str, existing: bool) -> None:
+    items = sum(r.dataset_items.values())
+    click.echo(f"would import {items} items into {'' if existing else 'new '}project {r.project} (format {fmt}): "
+               f"{r.blobs_new} new blobs, {human(r.bytes_new)} not in the store yet (of {human(r.bytes_read)} read); "
+               "nothing written (dry run)")
+    for dataset, n in sorted(r.dataset_items.items()):
+        click.echo(f"  {dataset}\t{n} items")
 
 
 @cli.command("export")
