@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
+# Python's repr of an object, as libraries put it in their messages (PIL, urllib3).
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>:?\s*")
+
+
+def reason(e: BaseException) -> str:
+    """Why `e` happened, in words, for a message that names the file itself: the system's
+    text of an errno (OSError, PyAV's errors) or the exception's own, without object reprs;
+    never a class name or a traceback."""
+    strerror = getattr(e, "strerror", None)
+    if isinstance(strerror, str) and strerror:
+        return strerror
+    text = _OBJECT_REPR.sub("", str(e)).strip()
+    return text or "no reason given"
+
 
 class CasError(Exception):
     """Base of every error the engine raises on purpose."""

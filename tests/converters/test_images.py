@@ -95,3 +95,11 @@ def test_dataset_option_names_the_only_folder_never_nesting_it_under_itself(tmp_
     run_cas(store, "import", str(tmp_path / "trip"), "-p", "folders", "--dataset", "2024", "--format", "images")
     assert layout(store, "above") == layout(store, "itself") == {"2024": 2}  # was 2024/2024 for `above`
     assert layout(store, "folders") == {"2024": 0, "2024/a": 1, "2024/b": 1}
+
+
+def test_an_unreadable_image_is_named_with_the_reason_in_words(tmp_path):
+    write_images(tmp_path / "photos", 1)
+    (tmp_path / "photos" / "bad.jpg").write_bytes(b"not a jpeg at all")
+    line = assert_user_error(run_cas(tmp_path / "store", "import", str(tmp_path / "photos"), "-p", "p",
+                                     check=False), "bad.jpg", "not a readable image (cannot identify image file)")
+    assert "Error" not in line and "0x" not in line, line  # was "(UnidentifiedImageError: ... object at 0x...>)"

@@ -1,0 +1,27 @@
+"""Messages say a failure in words: no exception class names, no Python object reprs."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image, UnidentifiedImageError
+
+from cas.errors import reason
+
+
+def test_the_reason_of_an_unidentified_image_has_no_object_repr():
+    with pytest.raises(UnidentifiedImageError) as caught:
+        Image.open(io.BytesIO(b"not an image"))
+    assert "object at 0x" in str(caught.value)  # what Pillow says
+    assert reason(caught.value) == "cannot identify image file"
+
+
+def test_the_reason_of_an_os_error_is_the_systems_text():
+    assert reason(FileNotFoundError(2, "No such file or directory", "/x")) == "No such file or directory"
+
+
+def test_a_connection_error_loses_the_connection_objects_repr():
+    from urllib3.exceptions import NewConnectionError
+    e = NewConnectionError(object(), "Failed to establish a new connection: [Errno 113] No route to host")
+    assert reason(e) == "Failed to establish a new connection: [Errno 113] No route to host"
