@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 # Python's repr of an object, as libraries put it in their messages (PIL, urllib3).
@@ -17,6 +18,14 @@ def reason(e: BaseException) -> str:
         return strerror
     text = _OBJECT_REPR.sub("", str(e)).strip()
     return text or "no reason given"
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A value from a JSON or YAML document as the document writes it (null, true, 3,
+    {"k": 1}; not Python's None, True, {'k': 1}), cut to `limit` characters. A string is
+    quoted as names are everywhere in messages ('car')."""
+    text = repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class CasError(Exception):

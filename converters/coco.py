@@ -23,7 +23,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from cas.errors import InvalidInput
+from cas.errors import InvalidInput, shown
 from cas.ingest.session import ImportSession
 from cas.ingest.workers import SafePoints, exit_with, forkserver, stopped_on_error
 from cas.model.annotation import loads
@@ -329,9 +329,11 @@ def _group(group: list[tuple[Path, dict[str, Any]]], class_of: dict[int, dict[st
                 if not isinstance(ann, dict):
                     raise InvalidInput(file, "expected an object", where)
                 if not _is_id(ann.get("image_id")):
-                    raise InvalidInput(file, f"expected an image id, got {ann.get('image_id')!r}", f"{where}.image_id")
+                    raise InvalidInput(file, f"expected an image id, got {shown(ann.get('image_id'))}",
+                                       f"{where}.image_id")
                 if not _is_id(ann.get("category_id")) or ann["category_id"] not in class_of:
-                    raise InvalidInput(file, f"unknown category_id {ann.get('category_id')!r}", f"{where}.category_id")
+                    raise InvalidInput(file, f"unknown category_id {shown(ann.get('category_id'))}",
+                                       f"{where}.category_id")
                 if "bbox" in ann and not _num_list(ann["bbox"], 4):
                     raise InvalidInput(file, "expected 4 numbers", f"{where}.bbox")
                 seg = ann.get("segmentation")

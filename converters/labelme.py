@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from cas.errors import InvalidInput
+from cas.errors import InvalidInput, shown
 from cas.ingest.session import ImportSession
 
 from . import geometry as geo
@@ -69,7 +69,7 @@ def _load(path: Path, label: str) -> dict[str, Any]:
             raise InvalidInput(label, "expected an object or null", f"{where}.flags")
         kind = shape.get("shape_type") or "polygon"
         if not isinstance(kind, str) or kind not in SHAPES:
-            raise InvalidInput(label, f"unknown shape_type {kind!r} (known: {', '.join(SHAPES)})",
+            raise InvalidInput(label, f"unknown shape_type {shown(kind)} (known: {', '.join(SHAPES)})",
                                f"{where}.shape_type")
         pts = shape.get("points")
         if not geo.is_points(pts):
@@ -128,7 +128,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
             name = os.path.basename(str(doc.get("imagePath") or "")) or f"{path.stem}.png"
             counts["images taken from embedded imageData"] += 1
         else:
-            session.reject(InvalidInput(label, f"image {doc.get('imagePath')!r} not found and no imageData",
+            session.reject(InvalidInput(label, f"image {shown(doc.get('imagePath'))} not found and no imageData",
                                         "imagePath"))
             continue
         builder = functools.partial(build_annotation, label, doc["shapes"], doc.get("flags") or {},

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from cas.errors import InvalidInput
+from cas.errors import InvalidInput, shown
 from cas.ingest.session import ImportSession
 from cas.model.media import is_image_name
 from cas.outputs import new_folder
@@ -139,7 +139,7 @@ class Layout:
                 entries[key.strip()] = value.strip()
         names_file = self._find(entries.get("names") or "obj.names", [self.src], cfg.name, "names")
         if names_file is None or not names_file.is_file():
-            raise InvalidInput(cfg.name, f"names file {entries.get('names')!r} not found", "names")
+            raise InvalidInput(cfg.name, f"names file {shown(entries.get('names'))} not found", "names")
         self.names = text.lines(names_file, names_file.name)
         for key, value in entries.items():  # every other `key = list.txt` is a subset (Datumaro: train_night)
             if key not in DARKNET_SETTINGS and value.endswith(".txt"):

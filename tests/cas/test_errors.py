@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from cas.errors import reason
+from cas.errors import reason, shown
 
 
 def test_the_reason_of_an_unidentified_image_has_no_object_repr():
@@ -25,3 +25,9 @@ def test_a_connection_error_loses_the_connection_objects_repr():
     from urllib3.exceptions import NewConnectionError
     e = NewConnectionError(object(), "Failed to establish a new connection: [Errno 113] No route to host")
     assert reason(e) == "Failed to establish a new connection: [Errno 113] No route to host"
+
+
+@pytest.mark.parametrize(("value", "text"), [(None, "null"), (True, "true"), ({"k": [1]}, '{"k": [1]}'),
+                                             ("car", "'car'"), ("x" * 100, "'" + "x" * 76 + "...")])
+def test_a_documents_value_is_shown_as_the_document_writes_it(value, text):
+    assert shown(value) == text
