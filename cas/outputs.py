@@ -89,4 +89,7 @@ def _put(tmp: Path, dest: Path) -> None:
     except BaseException:
         os.rename(old, dest)
         raise
-    shutil.rmtree(old)
+    try:
+        shutil.rmtree(old)
+    except KeyboardInterrupt:  # the new folder is in place: finish its last step, never leave half the old one
+        shutil.rmtree(old, ignore_errors=True)
