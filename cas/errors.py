@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 # Python's repr of an object, as libraries put it in their messages (PIL, urllib3).
@@ -10,12 +11,13 @@ _OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>:?\s*")
 
 
 def reason(e: BaseException) -> str:
-    """Why `e` happened, in words, for a message that names the file itself: the system's
-    text of an errno (OSError, PyAV's errors) or the exception's own, without object reprs;
-    never a class name or a traceback."""
+    """Why `e` happened, in words: the system's text of an errno (OSError, PyAV's errors),
+    after the file an OSError names, or the exception's own text without object
+    reprs; never a class name or a traceback."""
     strerror = getattr(e, "strerror", None)
     if isinstance(strerror, str) and strerror:
-        return strerror
+        filename = e.filename if isinstance(e, OSError) else None  # PyAV's is '<none>' for a stream
+        return f"{os.fsdecode(filename)}: {strerror}" if isinstance(filename, (str, bytes)) else strerror
     text = _OBJECT_REPR.sub("", str(e)).strip()
     return text or "no reason given"
 
