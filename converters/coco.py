@@ -461,9 +461,9 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True,
     total = sum(store.ns.count_items(project, d) for d in store.ns.datasets(project))
     with ExitStack() as stack:
         pool = None
+        interrupts = SafePoints()
         if total >= EXPORT_PROCESS_THRESHOLD and (os.cpu_count() or 1) > 1:
-            # Ctrl-C raises while waiting for a chunk, not inside the pool's bookkeeping
-            interrupts = stack.enter_context(SafePoints())
+            stack.enter_context(interrupts)  # Ctrl-C raises while waiting for a chunk, not in the pool's bookkeeping
             pool = stack.enter_context(stopped_on_error(ProcessPoolExecutor(
                 min(os.cpu_count() or 1, 4), mp_context=forkserver(["cas.store"]),
                 initializer=_init_exporter, initargs=(str(store.root), os.getpid()))))

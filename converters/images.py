@@ -40,12 +40,15 @@ def read(src: Path, session: ImportSession, dataset: str | None = None,
     folder; each sub-folder becomes a dataset. `dataset`: as `contract.dataset_names` says."""
     if not src.is_dir():
         raise InvalidInput(str(src), "not a directory")
-    found = list(tree(src))
-    media = [(rel, entry) for rel, entry in found if is_media(entry.name)]
-    skipped = len(found) - len(media)
-    targets = dataset_names(dataset, (rel for rel, _entry in media), src.resolve().name)
-    for rel, entry in media:
-        ds = targets[rel]
+    top = src.resolve().name
+    # --dataset needs every folder's name first: a second walk (a million entries held would not fit)
+    named = dataset_names(dataset, {rel for rel, e in tree(src) if is_media(e.name)}, top) if dataset else {}
+    skipped = 0
+    for rel, entry in tree(src):
+        if not is_media(entry.name):
+            skipped += 1
+            continue
+        ds = named.get(rel) or rel or top  # without --dataset, as dataset_names names them
         label = f"{src.name}/{rel}/{entry.name}" if rel else f"{src.name}/{entry.name}"
         session.add_item(ds, entry.name, entry.path, label=label)
     return {"other files skipped": skipped}

@@ -420,8 +420,6 @@ class ImportSession:
         with open(self._staging.name, "rb") as staged:
             for dataset, _name, _raw, _link in msgpack.Unpacker(staged, raw=False):
                 self.report.dataset_items[dataset] += 1
-        known = set(self.store.ns.datasets(self.project)) if self._existing else set()
-        self.report.datasets = len(self._datasets - known)
         for dataset in self._datasets:
             self.report.dataset_items[dataset] += 0  # an empty dataset is listed too
 
