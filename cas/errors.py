@@ -2,6 +2,33 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
+
+# Python's repr of an object, as libraries put it in their messages (PIL, urllib3).
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>:?\s*")
+
+
+def reason(e: BaseException) -> str:
+    """Why `e` happened, in words: the system's text of an errno (OSError, PyAV's errors),
+    after the file an OSError names, or the exception's own text without object
+    reprs; never a class name or a traceback."""
+    strerror = getattr(e, "strerror", None)
+    if isinstance(strerror, str) and strerror:
+        filename = e.filename if isinstance(e, OSError) else None  # PyAV's is '<none>' for a stream
+        return f"{os.fsdecode(filename)}: {strerror}" if isinstance(filename, (str, bytes)) else strerror
+    text = _OBJECT_REPR.sub("", str(e)).strip()
+    return text or "no reason given"
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A value from a JSON or YAML document as the document writes it (null, true, 3,
+    {"k": 1}; not Python's None, True, {'k': 1}), cut to `limit` characters. A string is
+    quoted as names are everywhere in messages ('car')."""
+    text = repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
 
 class CasError(Exception):
     """Base of every error the engine raises on purpose."""

@@ -23,6 +23,7 @@ from cas.index import Index
 from cas.locks import store_lock
 from cas.model.annotation import Meta, loads
 from cas.model.namespace import Namespace
+from cas.outputs import new_file
 from cas.records import LINK, LOCAL, PACK, STORED_HERE, BlobRecord
 
 if TYPE_CHECKING:
@@ -248,17 +249,8 @@ class Store:
                 if reader.size == 0:
                     reader.readall()
                 return reader.size
-        dest = Path(dest)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                size = self.copy_to(blob_id, out)
-            os.replace(tmp, dest)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return size
+        with new_file(Path(dest)) as out:
+            return self.copy_to(blob_id, out)
 
     # -- namespace helpers ------------------------------------------------------
     def set_meta(self, project: str, meta: dict[str, Any]) -> None:

@@ -48,3 +48,26 @@ def parse_size(text: str, name: str) -> int:
         raise InvalidInput(name, f"{text} would be {int(value)} bytes; give a unit (e.g. {text}M) or at least "
                                  f"{BARE_BYTES_FLOOR} bytes (16M)")
     return int(value * BINARY_UNITS[unit])
+
+
+def counted_phrase(n: int, phrase: str) -> str:
+    """'1 object clipped to the image', '2 objects clipped to the image': a count's phrase
+    written in the plural ('objects clipped to the image'), its first plural word made to
+    agree with `n`."""
+    if n != 1:
+        return f"{n} {phrase}"
+    words = phrase.split(" ")
+    for i, word in enumerate(words):
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            words[i] = _singular(word)
+            break
+    return f"{n} {' '.join(words)}"
+
+
+def _singular(word: str) -> str:
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    if word.endswith(("sses", "xes", "zes", "ches", "shes")):
+        return word[:-2]
+    return word[:-1]
+

@@ -14,7 +14,7 @@ from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
 
 from . import geometry as geo
-from .contract import Detection, fits, no
+from .contract import Detection, dataset_names, fits, no
 from .supervisely import read_json_document
 from .walk import files, subdirs
 
@@ -70,6 +70,8 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     session.set_meta({"classes": [geo.meta_class(name, "polygon", i) for i, name in enumerate(sorted(labels))],
                       "tags": [], "projectType": "images"}, "gtFine")
     counts: Counter[str] = Counter()
+    targets = dataset_names(dataset, (f"{path.parent.parent.name}/{path.parent.name}" for path, _l, _d in docs),
+                            src.name)
     for path, label, doc in docs:
         city, split = path.parent.name, path.parent.parent.name
         stem = path.name[:-len(SUFFIX)]
@@ -77,7 +79,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
         if not image.is_file():
             session.reject(InvalidInput(label, f"no image leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png"))
             continue
-        target = "/".join(p for p in (dataset, split, city) if p)
+        target = targets[f"{split}/{city}"]
         builder = functools.partial(build_annotation, label, doc)
         session.add_item(target, image.name, str(image), ann=builder, label=str(image.relative_to(src)))
     return dict(counts)

@@ -23,7 +23,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from cas.errors import InvalidInput
+from cas.errors import InvalidInput, shown
 from cas.ingest.session import ImportSession
 from cas.ingest.workers import SafePoints, exit_with, forkserver, stopped_on_error
 from cas.model.annotation import loads
@@ -33,7 +33,7 @@ from cas.store import Store
 
 from . import geometry as geo
 from . import text, walk
-from .contract import Detection, fits, no
+from .contract import Detection, dataset_names, fits, no
 from .output import Progress, UniqueNames, no_progress, writes_folder
 from .renames import Renames
 
@@ -218,8 +218,9 @@ def read(src: Path, session: ImportSession, dataset: str | None = None, link: bo
     session.set_meta({"classes": classes, "tags": [CROWD_TAG], "projectType": "images"}, loaded[0][0].name)
     if not link:  # every image is a file to read, with an annotation to build
         session.expect_items(sum(len(data["images"]) for _path, data in loaded))
+    targets = dataset_names(dataset, (split for split, _group in groups), src.name)
     for split, group in groups:
-        target = f"{dataset}/{split}" if dataset and len(groups) > 1 else dataset or split
+        target = targets[split]
         session.add_dataset(target)
         by_image = _group(group, class_of, session)
         seen: set[Any] = set()
@@ -328,9 +329,11 @@ def _group(group: list[tuple[Path, dict[str, Any]]], class_of: dict[int, dict[st
                 if not isinstance(ann, dict):
                     raise InvalidInput(file, "expected an object", where)
                 if not _is_id(ann.get("image_id")):
-                    raise InvalidInput(file, f"expected an image id, got {ann.get('image_id')!r}", f"{where}.image_id")
+                    raise InvalidInput(file, f"expected an image id, got {shown(ann.get('image_id'))}",
+                                       f"{where}.image_id")
                 if not _is_id(ann.get("category_id")) or ann["category_id"] not in class_of:
-                    raise InvalidInput(file, f"unknown category_id {ann.get('category_id')!r}", f"{where}.category_id")
+                    raise InvalidInput(file, f"unknown category_id {shown(ann.get('category_id'))}",
+                                       f"{where}.category_id")
                 if "bbox" in ann and not _num_list(ann["bbox"], 4):
                     raise InvalidInput(file, "expected 4 numbers", f"{where}.bbox")
                 seg = ann.get("segmentation")
@@ -457,9 +460,10 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True,
     ann_id = 1
     total = sum(store.ns.count_items(project, d) for d in store.ns.datasets(project))
     with ExitStack() as stack:
-        interrupts = stack.enter_context(SafePoints())  # Ctrl-C raises between chunks
         pool = None
+        interrupts = SafePoints()
         if total >= EXPORT_PROCESS_THRESHOLD and (os.cpu_count() or 1) > 1:
+            stack.enter_context(interrupts)  # Ctrl-C raises while waiting for a chunk, not in the pool's bookkeeping
             pool = stack.enter_context(stopped_on_error(ProcessPoolExecutor(
                 min(os.cpu_count() or 1, 4), mp_context=forkserver(["cas.store"]),
                 initializer=_init_exporter, initargs=(str(store.root), os.getpid()))))
@@ -473,10 +477,9 @@ def write(store: Store, project: str, dest: Path, copy_images: bool = True,
             img_dir.mkdir(parents=True, exist_ok=True)
             chunks = _chunks(store.ns.items(project, dataset), EXPORT_CHUNK)
             jobs = [(dataset, str(img_dir), copy_images, cat_id, chunk) for chunk in chunks]
-            results = pool.map(_convert_chunk, jobs) if pool is not None else \
-                (_convert_chunk(job, store) for job in jobs)
-            for job, converted in zip(jobs, results):
-                interrupts.check()
+            futures = [pool.submit(_convert_chunk, job) for job in jobs] if pool is not None else []
+            for i, job in enumerate(jobs):
+                converted = interrupts.result(futures[i]) if futures else _convert_chunk(job, store)
                 for (name, raw), (objects, notes) in zip(job[4], converted):
                     item = ItemRecord.decode(raw)
                     image_id = len(images) + 1

@@ -2,7 +2,8 @@
 
 - `detect(path) -> Detection`: how surely the format fits `path`, and why (or why not);
 - `read(root, session, dataset, **options) -> counts`: feeds the items of one dataset root
-  into an import session (`cas.ingest.session.ImportSession`);
+  into an import session (`cas.ingest.session.ImportSession`), naming datasets by
+  `dataset_names`;
 - optionally `write(store, project, dest, progress=...) -> counts`: an export;
 - `READS` (and with `write`, `WRITES`): what the format holds, in the words of `SHAPES`;
 - `LAYOUTS`: the layouts the reader takes, in one line; `LOOKS_FOR`, what an import that
@@ -15,6 +16,8 @@ runs `read` on each in one import session.
 
 from __future__ import annotations
 
+import posixpath
+from collections.abc import Iterable
 from typing import NamedTuple
 
 # What a format can hold, in the order `cas formats` lists them.
@@ -37,3 +40,16 @@ def fits(reason: str, score: float = LAYOUT) -> Detection:
 
 def no(reason: str) -> Detection:
     return Detection(0.0, reason)
+
+
+def dataset_names(dataset: str | None, parts: Iterable[str], top: str) -> dict[str, str]:
+    """The dataset each part of a source goes to (a split, a sub-folder, a source dataset;
+    `/`-separated, "" for the source's top). Without `dataset`: its own path, the top named
+    `top`. With `dataset` (`--dataset`), the one a user named: it replaces the name of the
+    deepest folder holding every part, so the only part of a source is `dataset` itself and
+    several are its children (never `2024/2024` for a folder 2024)."""
+    parts = sorted(set(parts))
+    if not dataset:
+        return {p: p or top for p in parts}
+    common = posixpath.commonpath(parts) if parts and "" not in parts else ""
+    return {p: dataset if p == common else f"{dataset}/{posixpath.relpath(p, common or '.')}" for p in parts}

@@ -29,7 +29,7 @@ from cas.store import Store
 
 from . import geometry as geo
 from . import text, walk
-from .contract import CERTAIN, Detection, fits, no
+from .contract import CERTAIN, Detection, dataset_names, fits, no
 from .output import Progress, UniqueNames, no_progress, writes_folder
 from .renames import Renames, safe_name
 
@@ -153,8 +153,9 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     session.set_meta({"classes": meta_classes, "tags": [{"name": n, "value_type": t} for n, t in sorted(tags.items())],
                       "projectType": "images"}, docs[0].name if docs else "cvat")
     session.expect_items(len(images))
+    targets = dataset_names(dataset, (image[6] or "" for image in images), src.name)
     for path, label, where, name, width, height, subset, shapes in images:
-        target = "/".join(p for p in (dataset, subset) if p) or src.name
+        target = targets[subset or ""]
         found = _find_image(src, path.parent, name, subset)
         if found is None:
             session.reject(InvalidInput(label, f"image {name!r} not found (images/, images/<subset>/, beside the "
@@ -225,7 +226,7 @@ def build_annotation(label: str, where: str, json_w: str | None, json_h: str | N
             for x, y in clip.points(shape["points"], width, height):
                 objects.append(geo.point(title, x, y, tags))
             if len(shape["points"]) > 1:
-                notes["CVAT points shapes of several points split into points"] += 1
+                notes["CVAT shapes of several points split into points"] += 1
         else:
             mask = decode_rle(shape["rle"], shape["box"], width, height, label, shape["where"])
             ob = geo.bitmap(title, mask, tags)

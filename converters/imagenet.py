@@ -23,7 +23,7 @@ from cas.model.media import is_image_name
 from cas.store import Store
 
 from . import geometry as geo
-from .contract import Detection, fits, no
+from .contract import Detection, dataset_names, fits, no
 from .output import Progress, UniqueNames, no_progress, writes_folder
 from .renames import Renames, safe_name
 from .walk import files, subdirs
@@ -102,8 +102,9 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     session.set_meta({"classes": [], "tags": [{"name": c, "value_type": "none", "color": geo.color(i)}
                                               for i, c in enumerate(classes)], "projectType": "images"}, str(src))
     counts: Counter[str] = Counter()
+    targets = dataset_names(dataset, (split or "" for split in layout), src.name)
     for split, folders in layout.items():
-        target = "/".join(p for p in (dataset, split) if p) or src.name
+        target = targets[split or ""]
         session.add_dataset(target)
         names = UniqueNames()
         for cls, images in folders:

@@ -9,7 +9,7 @@ from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
 from cas.model.media import is_image_name
 
-from .contract import ANY_MEDIA, Detection, fits, no
+from .contract import ANY_MEDIA, Detection, dataset_names, fits, no
 from .walk import files, subdirs, tree
 
 READS = ("media",)
@@ -36,17 +36,19 @@ def count(path: Path, is_media: Callable[[str], bool] = is_image_name) -> int:
 
 def read(src: Path, session: ImportSession, dataset: str | None = None,
          is_media: Callable[[str], bool] = is_image_name) -> dict[str, int]:
-    """Queue every image under `src`. Files directly in `src` go to `dataset` (default: the
-    folder's name); each sub-folder becomes a dataset (nested under `dataset` if given)."""
+    """Queue every image under `src`. Files directly in `src` go to a dataset named after the
+    folder; each sub-folder becomes a dataset. `dataset`: as `contract.dataset_names` says."""
     if not src.is_dir():
         raise InvalidInput(str(src), "not a directory")
+    top = src.resolve().name
+    # --dataset needs every folder's name first: a second walk (a million entries held would not fit)
+    named = dataset_names(dataset, {rel for rel, e in tree(src) if is_media(e.name)}, top) if dataset else {}
     skipped = 0
-    top = dataset or src.resolve().name
     for rel, entry in tree(src):
         if not is_media(entry.name):
             skipped += 1
             continue
-        ds = top if not rel else (f"{dataset}/{rel}" if dataset else rel)
+        ds = named.get(rel) or rel or top  # without --dataset, as dataset_names names them
         label = f"{src.name}/{rel}/{entry.name}" if rel else f"{src.name}/{entry.name}"
         session.add_item(ds, entry.name, entry.path, label=label)
     return {"other files skipped": skipped}

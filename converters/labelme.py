@@ -17,12 +17,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from cas.errors import InvalidInput
+from cas.errors import InvalidInput, shown
 from cas.ingest.session import ImportSession
 
 from . import geometry as geo
 from . import text
-from .contract import Detection, fits, no
+from .contract import Detection, dataset_names, fits, no
 from .supervisely import read_json_document
 from .walk import contained, tree_files
 
@@ -69,7 +69,7 @@ def _load(path: Path, label: str) -> dict[str, Any]:
             raise InvalidInput(label, "expected an object or null", f"{where}.flags")
         kind = shape.get("shape_type") or "polygon"
         if not isinstance(kind, str) or kind not in SHAPES:
-            raise InvalidInput(label, f"unknown shape_type {kind!r} (known: {', '.join(SHAPES)})",
+            raise InvalidInput(label, f"unknown shape_type {shown(kind)} (known: {', '.join(SHAPES)})",
                                f"{where}.shape_type")
         pts = shape.get("points")
         if not geo.is_points(pts):
@@ -78,6 +78,12 @@ def _load(path: Path, label: str) -> dict[str, Any]:
         if len(pts) < need:
             raise InvalidInput(label, f"{kind} needs at least {need} points, got {len(pts)}", f"{where}.points")
     return doc
+
+
+def _folder(path: Path, src: Path) -> str:
+    """A document's folder under `src` ("" for `src` itself)."""
+    rel = path.parent.relative_to(src).as_posix()
+    return "" if rel == "." else rel
 
 
 def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
@@ -101,10 +107,10 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     session.set_meta({"classes": classes, "tags": [{"name": f, "value_type": "none"} for f in sorted(flags)],
                       "projectType": "images"}, "labelme")
     counts: Counter[str] = Counter()
+    targets = dataset_names(dataset, (_folder(path, src) for path, _label in docs), src.name)
     for path, label in docs:
         doc = _load(path, label)
-        rel_dir = os.path.relpath(path.parent, src)
-        target = "/".join(p for p in (dataset, None if rel_dir == "." else rel_dir) if p) or src.name
+        target = targets[_folder(path, src)]
         try:
             image_path = contained(path.parent, doc.get("imagePath") or "", label, "imagePath")
         except InvalidInput as e:
@@ -122,7 +128,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
             name = os.path.basename(str(doc.get("imagePath") or "")) or f"{path.stem}.png"
             counts["images taken from embedded imageData"] += 1
         else:
-            session.reject(InvalidInput(label, f"image {doc.get('imagePath')!r} not found and no imageData",
+            session.reject(InvalidInput(label, f"image {shown(doc.get('imagePath'))} not found and no imageData",
                                         "imagePath"))
             continue
         builder = functools.partial(build_annotation, label, doc["shapes"], doc.get("flags") or {},

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, quote, urlparse
 
 import numpy as np
 
-from cas.errors import InvalidInput
+from cas.errors import InvalidInput, shown
 from cas.ingest.session import ImportSession
 from cas.model.media import is_image_name
 from cas.store import Store
@@ -224,7 +224,8 @@ def _object(kind: str, title: str, value: dict[str, Any], width: int, height: in
         (px, py), = clip.points([[float(value["x"]) * sx, float(value["y"]) * sy]], width, height)
         return geo.point(title, px, py)
     if value.get("format") != "rle":
-        raise InvalidInput(label, f"expected brush format 'rle', got {value.get('format')!r}", f"{where}.value.format")
+        raise InvalidInput(label, f"expected brush format 'rle', got {shown(value.get('format'))}",
+                           f"{where}.value.format")
     rgba = decode_rle(value["rle"], label, f"{where}.value.rle")
     if rgba.size != width * height * 4:
         raise InvalidInput(label, f"brush covers {rgba.size // 4} pixels, the image {width * height}",

@@ -1,17 +1,14 @@
-"""Export folders that appear whole or not at all, and file names made unique."""
+"""Export folders that appear whole or not at all (by `cas.outputs`), and file names made unique."""
 
 from __future__ import annotations
 
 import functools
 import os
-import secrets
-import shutil
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cas.errors import AlreadyExists, CasError
+from cas.outputs import new_folder
 
 Writer = TypeVar("Writer", bound=Callable[..., dict[str, int]])
 Progress = Callable[[int], object]  # told how many more items are done (its result is ignored)
@@ -21,35 +18,12 @@ def no_progress(_done: int) -> None:
     pass
 
 
-@contextmanager
-def fresh_folder(dest: Path) -> Iterator[Path]:
-    """A temporary folder beside `dest`, renamed to `dest` when the block succeeds and
-    removed when it fails: an export error never leaves a half-written folder. `dest` must
-    be absent or an empty folder."""
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise AlreadyExists(f"{dest} exists and is not an empty directory")
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        blocker = next(p for p in (dest.parent, *dest.parent.parents) if p.exists())
-        raise CasError(f"cannot make {dest}: {blocker} is not a directory") from None
-    tmp = dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.partial"
-    tmp.mkdir()  # exclusive, with the umask's permissions (mkdtemp's 0700 would stay on the export)
-    try:
-        yield tmp
-        if dest.exists():
-            dest.rmdir()
-        os.rename(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def writes_folder(write: Writer) -> Writer:
-    """`write(store, project, dest, ...)` run on a fresh_folder of `dest`."""
+    """`write(store, project, dest, ...)` run on a `cas.outputs.new_folder` of `dest`; the
+    wrapper takes `force` (replace a folder with files at `dest`)."""
     @functools.wraps(write)
-    def wrapper(store: Any, project: str, dest: Path, *args: Any, **kwargs: Any) -> dict[str, int]:
-        with fresh_folder(Path(dest)) as tmp:
+    def wrapper(store: Any, project: str, dest: Path, *args: Any, force: bool = False, **kwargs: Any) -> dict[str, int]:
+        with new_folder(Path(dest), force, keep=store.root) as tmp:
             return write(store, project, tmp, *args, **kwargs)
     return wrapper  # type: ignore[return-value]  # same signature as `write`; Writer cannot say so
 

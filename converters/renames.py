@@ -20,6 +20,7 @@ from typing import Any
 from cas.errors import InvalidInput
 
 from . import text
+from .contract import dataset_names
 
 FILE = "cas_names.json"
 VERSION = 1
@@ -74,22 +75,16 @@ def load(root: Path) -> Renames | None:
 
 class Renamed:
     """An import session whose items take the names an export kept: an item found in
-    `renames` goes to its original dataset (under `prefix`, the dataset the user asked
-    for, when the export held several) with its original name; the others as read."""
+    `renames` goes to its original dataset (named under `prefix`, the dataset the user asked
+    for, by `contract.dataset_names`) with its original name; the others as read."""
 
     def __init__(self, session: Any, renames: Renames, root: Path, prefix: str | None) -> None:
         self.session = session
         self.renames = renames
         self.root = str(root)
-        self.prefix = prefix
-        self.whole = prefix if prefix and len(set(renames.datasets)) <= 1 else None
+        self.targets = dataset_names(prefix, [*renames.datasets, *(d for d, _name in renames.items.values())], "")
         for dataset in renames.datasets:
-            session.add_dataset(self._target(dataset))
-
-    def _target(self, dataset: str) -> str:
-        if self.whole:
-            return self.whole
-        return f"{self.prefix}/{dataset}" if self.prefix else dataset
+            session.add_dataset(self.targets[dataset])
 
     def add_dataset(self, dataset: str) -> None:
         """The datasets are the export's (an empty folder the format needs is not one)."""
@@ -98,7 +93,7 @@ class Renamed:
         if isinstance(media, (str, os.PathLike)):
             kept = self.renames.items.get(Path(os.path.relpath(media, self.root)).as_posix())
             if kept is not None:
-                dataset, name = self._target(kept[0]), kept[1]
+                dataset, name = self.targets[kept[0]], kept[1]
         self.session.add_item(dataset, name, media, *args, **kwargs)
 
     def __getattr__(self, attr: str) -> Any:

@@ -21,7 +21,7 @@ from cas.model.layout import MEDIA_SECTIONS, META_NAME, NESTED, dataset_folder, 
 from cas.store import Store
 
 from . import text
-from .contract import CERTAIN, Detection, fits, no
+from .contract import CERTAIN, Detection, dataset_names, fits, no
 from .output import Progress, no_progress, writes_folder
 from .walk import files, subdirs
 
@@ -76,14 +76,16 @@ def read_json_document(path: Path, label: str, list_key: str) -> dict[str, Any]:
 
 
 def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[str, int]:
-    """Queue every item of a Supervisely project; `dataset` nests all datasets under it."""
+    """Queue every item of a Supervisely project; `dataset` as `contract.dataset_names` says."""
     meta = read_json_file(src / META_NAME, META_NAME)
     if not isinstance(meta, dict):
         raise InvalidInput(META_NAME, "expected a JSON object", "$")  # as Meta() says it
     session.set_meta(meta, META_NAME)
     counts = {"datasets": 0, "empty_annotations": 0}
-    for name, folder in _datasets(src):
-        target = f"{dataset}/{name}" if dataset else name
+    found = list(_datasets(src))
+    targets = dataset_names(dataset, (name for name, _folder in found), src.name)
+    for name, folder in found:
+        target = targets[name]
         session.add_dataset(target)
         counts["datasets"] += 1
         rel = os.path.relpath(folder, src)

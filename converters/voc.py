@@ -38,7 +38,7 @@ from cas.store import Store
 
 from . import geometry as geo
 from . import text, walk
-from .contract import Detection, fits, no
+from .contract import Detection, dataset_names, fits, no
 from .geometry import voc_palette
 from .masks import class_map, distinct_colors, load_mask, pack, packed_colors, unpack
 from .output import Progress, UniqueNames, no_progress, writes_folder
@@ -266,8 +266,9 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     tags = [{"name": k, "value_type": "none"} for k in FLAG_TAGS] + [{"name": "pose", "value_type": "any_string"}]
     session.set_meta({"classes": classes, "tags": tags, "projectType": "images"}, os.path.basename(layout.ann_dir))
     session.expect_items(sum(item_id in parsed for members in splits.values() for item_id in members))
+    targets = dataset_names(dataset, splits, src.name)
     for split, members in splits.items():
-        target = f"{dataset}/{split}" if dataset and len(splits) > 1 else dataset or split
+        target = targets[split]
         session.add_dataset(target)
         for item_id in members:
             if item_id not in parsed:

@@ -26,15 +26,16 @@ from typing import Any
 
 import yaml
 
-from cas.errors import InvalidInput
+from cas.errors import InvalidInput, shown
 from cas.ingest.session import ImportSession
 from cas.model.media import is_image_name
+from cas.outputs import new_folder
 from cas.store import Store
 
 from . import geometry as geo
 from . import text
-from .contract import CERTAIN, Detection, fits, no
-from .output import Progress, UniqueNames, fresh_folder, no_progress
+from .contract import CERTAIN, Detection, dataset_names, fits, no
+from .output import Progress, UniqueNames, no_progress
 from .renames import FILE, Renames
 from .walk import contained, files, tree_files
 
@@ -138,7 +139,7 @@ class Layout:
                 entries[key.strip()] = value.strip()
         names_file = self._find(entries.get("names") or "obj.names", [self.src], cfg.name, "names")
         if names_file is None or not names_file.is_file():
-            raise InvalidInput(cfg.name, f"names file {entries.get('names')!r} not found", "names")
+            raise InvalidInput(cfg.name, f"names file {shown(entries.get('names'))} not found", "names")
         self.names = text.lines(names_file, names_file.name)
         for key, value in entries.items():  # every other `key = list.txt` is a subset (Datumaro: train_night)
             if key not in DARKNET_SETTINGS and value.endswith(".txt"):
@@ -257,9 +258,10 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                                           {"nodes": nodes, "edges": []}))
     session.set_meta({"classes": classes, "tags": [], "projectType": "images"}, "data.yaml")
     session.expect_items(len(entries))
+    targets = dataset_names(dataset, layout.splits, src.name)
     for split, name, image, label in entries:
         content = _read_label(label, src)
-        target = f"{dataset}/{split}" if dataset and len(layout.splits) > 1 else dataset or split
+        target = targets[split]
         rel_label = os.path.relpath(label, src)
         builder = functools.partial(build_annotation, rel_label, content, tuple(names), layout.kpt)
         session.add_item(target, name, str(image), ann=builder, label=os.path.relpath(image, src))
@@ -324,15 +326,16 @@ def split_of(dataset: str) -> str | None:
 
 
 def write(store: Store, project: str, dest: Path, task: str = "detect", other_split: str = "train",
-          progress: Progress = no_progress) -> dict[str, int]:
+          progress: Progress = no_progress, force: bool = False) -> dict[str, int]:
     """`data.yaml` plus `images/<dataset>/` and `labels/<dataset>/` (nested datasets joined
     with '_'). Each dataset goes to the split `split_of` names, else to `other_split`; data.yaml lists every split's
     folders and gives `path` as the export's absolute folder, so Ultralytics finds the
     images from any working folder. Item names that share a stem in one folder (`a.jpg`,
     `a.png`) are renamed so labels stay apart. detect: every object as its box; segment:
-    polygons, other shapes as the polygon of their box. Conversions are counted."""
+    polygons, other shapes as the polygon of their box. Conversions are counted. `force`: as
+    `cas.outputs.new_folder`."""
     final = dest.resolve()
-    with fresh_folder(dest) as tmp:
+    with new_folder(dest, force, keep=store.root) as tmp:
         return _write(store, project, tmp, final, task, other_split, progress)
 
 
@@ -385,7 +388,7 @@ def _write(store: Store, project: str, dest: Path, final: Path, task: str, other
             doc[role] = splits[role] if len(splits[role]) > 1 else splits[role][0]
     if "val" not in doc and "train" in doc:
         doc["val"] = doc["train"]  # Ultralytics requires a val split
-        counts["no val dataset: val lists the train folders"] += 1
+        counts["val splits made of the train folders (no val dataset)"] += 1
     doc["names"] = dict(enumerate(names))
     (dest / "data.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     kept.save(dest)

@@ -145,3 +145,10 @@ def http_server():
 
 # Exports written by the real tools, shared by the interop and the mount tests.
 from tests.peer_exports import datumaro_exports, demo, names_project, sdk_exports, sdk_names_exports  # noqa: E402, F401
+
+
+def store_files(root: Path) -> dict[str, bytes]:
+    """Every file of a store by path, with its bytes (LMDB's reader table and the store's lock
+    left out: readers write there): to assert that a command wrote nothing."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(Path(root).rglob("*"))
+            if p.is_file() and p.name not in ("lock.mdb", "lock")}

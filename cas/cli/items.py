@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,13 +24,17 @@ from cas.cli.base import (
     pass_ctx,
     resolve,
 )
-from cas.errors import AlreadyExists, InvalidInput, NotFound
+from cas.errors import CasError, InvalidInput, NotFound
 from cas.ids import BlobId
 from cas.model.names import check_dataset_path, check_name
 from cas.model.namespace import Namespace
+from cas.outputs import new_file, refuse_existing
 from cas.records import UNKNOWN_SIZE
-from cas.units import counted
+from cas.units import counted, counted_phrase, human
 from converters import FORMATS, WRITABLE
+
+if TYPE_CHECKING:
+    from cas.ingest.session import ImportReport
 
 
 @cli.command("formats")
@@ -53,7 +59,9 @@ def formats_cmd(path: Path | None) -> None:
 @cli.command("import")
 @click.argument("src", type=click.Path(exists=True, path_type=Path))
 @click.option("--project", "-p", required=True, help="Project to create or add to.")
-@click.option("--dataset", "-d", default=None, help="Dataset to import into (nests the source's datasets under it).")
+@click.option("--dataset", "-d", default=None,
+              help="Dataset to import into: it names the source's only dataset (a folder, a split), or holds "
+                   "its several datasets as children.")
 @click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
               help="The source's format; auto detects it.")
 @click.option("--overwrite", is_flag=True, help="Replace items that exist with different bytes.")
@@ -71,10 +79,12 @@ def formats_cmd(path: Path | None) -> None:
                    "into (repeatable; remembered by the store).")
 @click.option("--follow-symlinks", is_flag=True, help="Read symlinks that lead outside SRC (skipped and counted "
                                                        "by default).")
+@click.option("--dry-run", is_flag=True, help="Read, hash and check SRC, and say what would be imported (format, "
+                                              "datasets, items, bytes not in the store yet); write nothing.")
 @pass_ctx
 def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: str, overwrite: bool,
                skip_invalid: bool, verify_dedup: bool, no_stat_cache: bool, workers: int | None, no_head: bool,
-               link: bool, allow_roots: tuple[Path, ...], follow_symlinks: bool) -> None:
+               link: bool, allow_roots: tuple[Path, ...], follow_symlinks: bool, dry_run: bool) -> None:
     """Import SRC into a project, atomically: all of it or nothing. With --format links, SRC is
     a list of URLs (one per line, or a CSV with url and optional name columns)."""
     from converters.ingest import count_items, detect_format, import_source
@@ -83,14 +93,16 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
     if dataset is not None:
         check_dataset_path(dataset)
     store = c.store
-    if fmt == "auto":
+    detected = fmt == "auto"
+    if detected:
         fmt = detect_format(src)
-        if not c.quiet:
+        if not c.quiet and not dry_run:
             click.echo(f"format: {fmt}", err=True)
     new_roots = [str(p.resolve()) for p in allow_roots if str(p.resolve()) not in store.config.allow_roots]
     if new_roots:
         store.config.allow_roots += new_roots
-        store.save_config()
+        if not dry_run:
+            store.save_config()
     reader_options: dict[str, object] = {}
     if fmt == "links":
         reader_options["head"] = not no_head
@@ -103,19 +115,31 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
                                       reader_options=reader_options, follow_symlinks=follow_symlinks,
                                       overwrite=overwrite, skip_invalid=skip_invalid,
                                       verify_dedup=verify_dedup, stat_cache=not no_stat_cache,
-                                      workers=workers)
+                                      workers=workers, dry_run=dry_run)
     r = report
-    click.echo(r.line())
+    if dry_run:
+        _echo_dry_run(r, fmt + (", detected" if detected else ""), project in c.store.ns.projects())
+    else:
+        click.echo(r.line())
     # What the converter and the annotation builders counted (phrases; bare words are totals).
     for key, value in sorted({**r.notes, **{k: v for k, v in extra.items() if " " in k}}.items()):
         if value:
-            click.echo(f"note: {value} {key}")
+            click.echo(f"note: {counted_phrase(value, key)}")
     if r.items_invalid:
-        click.echo(f"skipped {r.items_invalid} invalid items:", err=True)
+        click.echo(f"skipped {counted(r.items_invalid, 'invalid item')}:", err=True)
         for line in r.invalid:
             click.echo(f"  {line}", err=True)
         if r.items_invalid > len(r.invalid):
             click.echo(f"  ... and {r.items_invalid - len(r.invalid)} more", err=True)
+
+
+def _echo_dry_run(r: ImportReport, fmt: str, existing: bool) -> None:
+    items = sum(r.dataset_items.values())
+    click.echo(f"would import {counted(items, 'item')} into {'' if existing else 'new '}project {r.project} "
+               f"(format {fmt}): {counted(r.blobs_new, 'new blob')}, {human(r.bytes_new)} not in the store yet "
+               f"(of {human(r.bytes_read)} read); nothing written (dry run)")
+    for dataset, n in sorted(r.dataset_items.items()):
+        click.echo(f"  {dataset}\t{counted(n, 'item')}")
 
 
 @cli.command("export")
@@ -127,16 +151,21 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
               help="YOLO: boxes, or polygons.")
 @click.option("--other-split", type=click.Choice(["train", "val", "test", "none"]), default="train",
               show_default=True, help="YOLO: the split of datasets not named train, val or test (none: left out).")
+@click.option("--force", is_flag=True, help="DEST may hold files: replace it whole, deleting everything in it, "
+                                            "once the new export is complete (until then DEST is left as it was).")
 @pass_ctx
-def export_cmd(c: Context, project: str, dest: Path, fmt: str, task: str, other_split: str) -> None:
-    """Write PROJECT to DEST in a dataset format. A geometry the format cannot hold is
-    converted (e.g. polygon -> box) and counted in the summary, never dropped silently."""
+def export_cmd(c: Context, project: str, dest: Path, fmt: str, task: str, other_split: str, force: bool) -> None:
+    """Write PROJECT to DEST (absent or an empty folder, or see --force) in a dataset format.
+    The export is written beside DEST and appears whole or not at all (an error or Ctrl-C
+    removes it). A geometry the format cannot hold is converted (e.g. polygon -> box) and
+    counted in the summary, never dropped silently."""
     ns = c.store.ns
     ns.project(project)
-    with c.bar(lambda: item_count(ns, project), "item", f"export {project}") as bar:
-        counts = FORMATS[fmt].write(c.store, project, dest, progress=bar.update,
+    with removed_if_interrupted("export", f"the partial export at {dest}"), \
+            c.bar(lambda: item_count(ns, project), "item", f"export {project}") as bar:
+        counts = FORMATS[fmt].write(c.store, project, dest, progress=bar.update, force=force,
                                     **({"task": task, "other_split": other_split} if fmt == "yolo" else {}))
-    click.echo(f"exported {project} to {dest}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    click.echo(f"exported {project} to {dest}: " + ", ".join(counted_phrase(v, k) for k, v in counts.items()))
 
 
 @cli.command("ls")
@@ -208,11 +237,13 @@ def release_cmd(c: Context, blob_ids: tuple[str, ...]) -> None:
 @cli.command("get")
 @click.argument("target", shell_complete=complete_target)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write here instead of stdout.")
+              help="Write here instead of stdout (not a terminal).")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @pass_ctx
-def get_cmd(c: Context, target: str, output: Path | None) -> None:
+def get_cmd(c: Context, target: str, output: Path | None, force: bool) -> None:
     """Write a blob's bytes (verified against its id), or an item's image, to stdout or a file.
-    TARGET is a blob id or PROJECT/DATASET/ITEM (a link item is fetched from its URL)."""
+    TARGET is a blob id or PROJECT/DATASET/ITEM (a link item is fetched from its URL). The file
+    appears whole or not at all (Ctrl-C leaves the old one, or none)."""
     if "/" in target:
         project, dataset, item = resolve(c.store, target)
         if item is None:
@@ -220,11 +251,14 @@ def get_cmd(c: Context, target: str, output: Path | None) -> None:
         bid = c.store.ns.item(project, dataset or "", item).media
     else:
         bid = BlobId.from_hex(target)
-    if output is not None and not output.resolve().parent.is_dir():
-        raise NotFound(f"no such directory: {output.parent}")
     if output is None:
+        if sys.stdout.isatty():
+            raise CasError("stdout is a terminal, where raw bytes would garble it; pass -o FILE or redirect "
+                           "(cas get ... > FILE)")
         c.store.copy_to(bid, sys.stdout.buffer)
-    else:
+        return
+    check_output(output, force)
+    with removed_if_interrupted("get", f"the partial copy; {output} is as it was"):
         c.store.copy_to(bid, output)
 
 
@@ -257,13 +291,10 @@ def render_cmd(c: Context, target: str, output: Path | None, grid: int | None, f
         output = output or Path(f"{dataset.replace('/', '_')}.sheet.png")
     else:
         output = output or Path(f"{item}.render.png")
-    if output.exists() and not force:
-        raise AlreadyExists(f"{output} exists; pass --force to replace it")
-    if not output.resolve().parent.is_dir():
-        raise NotFound(f"no such directory: {output.parent}")
+    check_output(output, force)
     if grid is not None:
         image, drawn = contact_sheet(c.store, project, dataset, grid)
-        what = f"{drawn} items of {project}/{dataset}"
+        what = f"{counted(drawn, 'item')} of {project}/{dataset}"
     else:
         assert item is not None
         image = render_item(c.store, project, dataset, item)
@@ -271,8 +302,27 @@ def render_cmd(c: Context, target: str, output: Path | None, grid: int | None, f
     image_format = Image.registered_extensions()[output.suffix.lower()]
     if image.mode not in ("RGB", "L") and image_format in ("JPEG", "BMP", "PPM"):
         image = image.convert("RGB")  # no alpha in these formats
-    image.save(output, format=image_format)
+    with removed_if_interrupted("render", f"the partial image; {output} is as it was"), new_file(output) as out:
+        image.save(out, format=image_format)
     click.echo(f"rendered {what} to {output}")
+
+
+def check_output(output: Path, force: bool) -> None:
+    """An output file may be written: its folder exists, and the file does not unless `force`."""
+    refuse_existing(output, force)
+    if not output.resolve().parent.is_dir():
+        raise NotFound(f"no such directory: {output.parent}")
+
+
+@contextmanager
+def removed_if_interrupted(command: str, removed: str) -> Iterator[None]:
+    """Ctrl-C in a block whose output cleans up after itself (`cas.outputs`): one line saying
+    what was removed, exit status 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(("\n" if sys.stderr.isatty() else "") + f"cas {command}: interrupted; removed {removed}", err=True)
+        sys.exit(130)
 
 
 @cli.command("rm")

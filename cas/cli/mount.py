@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from cas.cli.base import Context, cli, complete_target, pass_ctx
-from cas.errors import CasError
+from cas.errors import CasError, reason
 from cas.ingest.drops import SETTLE
 
 
@@ -73,7 +73,7 @@ def mount_status_cmd(mountpoint: str, wait: bool, as_json: bool) -> None:
     try:
         status = json.loads(Path(mountpoint, ".cas", "status.json").read_bytes())
     except (OSError, ValueError) as e:
-        raise CasError(f"{mountpoint}: cannot read the mount's status ({e})") from None
+        raise CasError(f"{mountpoint}: cannot read the mount's status ({reason(e)})") from None
     click.echo(json.dumps(status, indent=2) if as_json else render(status).rstrip("\n"))
     seen_file = Path(store, "logs", "mount-status.seen")
     try:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cas import errors
 from cas.ingest.journal import DROPS_DIR, try_lock
 from cas.ingest.outcomes import Outcomes
 
@@ -48,8 +49,7 @@ Importer = Callable[["Store", Path, str], str]
 
 
 def one_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0] if text else text
+    return errors.reason(error).splitlines()[0]
 
 
 class Drop:

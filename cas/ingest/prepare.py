@@ -87,6 +87,7 @@ class PrepareConfig:
     verify_dedup: bool
     client_pid: int = 0  # the importing process; a worker process exits when it is gone
     take_files: bool = False  # the sources are the store's own staged files: new blobs link them
+    dry_run: bool = False  # hash and check only: no blob is installed, no temp copy made
 
 
 class Preparer:
@@ -99,7 +100,8 @@ class Preparer:
         self._empty_anns: dict[tuple[int, int], bytes] = {}
         # Small new blobs go into packs (of this preparer's own) when blobs are written here,
         # not to S3; `pack=False` for a preparer of one item, which would make a pack of one.
-        self.packs = PackWriter(store.backend.pack_dir) if pack and store.write_backend is store.backend else None
+        self.packs = PackWriter(store.backend.pack_dir) if pack and store.write_backend is store.backend \
+            and not config.dry_run else None
 
     def prepare_chunk(self, chunk: list[Task]) -> list[Prepared | InvalidInput]:
         out: list[Prepared | InvalidInput] = []
@@ -120,7 +122,8 @@ class Preparer:
             return Prepared(dataset, name, Part(media.blob, media.size, False), ann_part, meta_part,
                             media.info, notes, from_stat_cache=True)
         try:
-            sp = self.store.spool(media, self.config.tmp, owned=self.config.take_files)
+            # a dry run only hashes: a large file is read in place, as a file of the store's own
+            sp = self.store.spool(media, self.config.tmp, owned=self.config.take_files or self.config.dry_run)
         except FileNotFoundError:
             raise InvalidInput(label, "file not found") from None
         except IsADirectoryError:
@@ -216,6 +219,8 @@ class Preparer:
             if self.config.verify_dedup:
                 self._verify_same(sp, label)
             return Part(sp.id, sp.size, False)
+        if self.config.dry_run:
+            return Part(sp.id, sp.size, True)
         if self.packs is not None and sp.data is not None and sp.size <= PACK_MAX:
             return Part(sp.id, sp.size, True, self.packs.append(sp.id, sp.data))
         self.store.write_backend.install(sp, self.config.tmp)

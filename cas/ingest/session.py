@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -33,6 +33,7 @@ from cas.errors import CasError, InvalidInput, NotFound
 from cas.ids import BlobId
 from cas.ingest import statcache
 from cas.ingest.prepare import (
+    Part,
     PrepareConfig,
     Prepared,
     Preparer,
@@ -83,6 +84,7 @@ class ImportReport:
     files_unread: int = 0  # known from the stat cache: unchanged since an earlier import
     notes: Counter[str] = field(default_factory=Counter)  # e.g. "objects clipped to the image" -> n
     seconds: float = 0.0
+    dataset_items: Counter[str] = field(default_factory=Counter)  # a dry run's items per dataset
 
     def line(self) -> str:
         """What `cas import` prints: 'imported P: 12 items (12 added, ...), ...'."""
@@ -121,7 +123,7 @@ class ImportSession:
                  overwrite: bool = False, verify_dedup: bool = False, skip_invalid: bool = False,
                  workers: int | None = None, processes: bool = True,
                  progress: Callable[[int], object] | None = None, project_type: str = "images",
-                 stat_cache: bool = True, take_files: bool = False) -> None:
+                 stat_cache: bool = True, take_files: bool = False, dry_run: bool = False) -> None:
         self.store = store
         self.project = check_name(project, "project name")
         self.overwrite = overwrite
@@ -167,6 +169,8 @@ class ImportSession:
         self._empty_anns: dict[tuple[int, int], Spooled] = {}  # (width, height) -> the empty annotation
         self._link_anns: dict[BlobId, int] = {}  # annotation blobs of link items: id -> size, -1 if known
         self._closed = False
+        self.dry_run = dry_run  # commit reports what it would do (blobs_new: not in the store) and writes nothing
+        self._dry_new: set[BlobId] = set()
 
     # -- building the import ----------------------------------------------------
     def set_meta(self, meta: dict[str, Any], file: str = "meta.json") -> None:
@@ -257,7 +261,8 @@ class ImportSession:
             ann_sp = spool_bytes(dumps(ann))
         if ann_sp.id not in self._link_anns:
             if not self.store.has(ann_sp.id):
-                self.store.write_backend.install(ann_sp, self.tmp)
+                if not self.dry_run:
+                    self.store.write_backend.install(ann_sp, self.tmp)
                 self._link_anns[ann_sp.id] = ann_sp.size
             else:
                 self._link_anns[ann_sp.id] = -1  # known already
@@ -280,7 +285,8 @@ class ImportSession:
     def _config(self) -> PrepareConfig:
         return PrepareConfig(str(self.store.root), self.tmp, self.project, self.meta.raw,
                              check_conflicts=not self.overwrite and self._existing is not None,
-                             verify_dedup=self.verify_dedup, client_pid=os.getpid(), take_files=self._take_files)
+                             verify_dedup=self.verify_dedup, client_pid=os.getpid(), take_files=self._take_files,
+                             dry_run=self.dry_run)
 
     def _thread_pool(self) -> ThreadPoolExecutor:
         if self._threads is None:
@@ -355,6 +361,9 @@ class ImportSession:
                         error = error or result
         new = {part.id: part for item in prepared for part in item.parts() if part.new}
         seen = [item.stat_entry for item in prepared if item.stat_entry is not None]
+        if self.dry_run:
+            self._count_dry(new.values())
+            new, seen = {}, []
         if new:
             self.store.write_backend.sync()
         if new or seen:
@@ -388,13 +397,32 @@ class ImportSession:
             self._finish(previous)
             self._finish(batch)
             self._staging.close()
-            self._publish()
+            if self.dry_run:
+                self._report_dry()
+            else:
+                self._publish()
         except BaseException:
             self.abort()
             raise
         self._close()
         self.report.seconds = time.perf_counter() - self._started
         return self.report
+
+    def _count_dry(self, parts: Iterable[Part]) -> None:
+        for part in parts:
+            if part.id not in self._dry_new:
+                self._dry_new.add(part.id)
+                self.report.blobs_new += 1
+                self.report.bytes_new += part.size
+
+    def _report_dry(self) -> None:
+        """What `_publish` would add: items per dataset, and the new link annotations."""
+        self._count_dry(Part(blob_id, size, True) for blob_id, size in self._link_anns.items() if size >= 0)
+        with open(self._staging.name, "rb") as staged:
+            for dataset, _name, _raw, _link in msgpack.Unpacker(staged, raw=False):
+                self.report.dataset_items[dataset] += 1
+        for dataset in self._datasets:
+            self.report.dataset_items[dataset] += 0  # an empty dataset is listed too
 
     def _publish(self) -> None:
         ns = self.store.ns

@@ -17,10 +17,12 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing.context import BaseContext
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def _in_main_thread() -> bool:
@@ -52,6 +54,7 @@ class SafePoints:
 
     def __init__(self) -> None:
         self.pending = False
+        self._waiting = False
         self._previous: Any = None
 
     def __enter__(self) -> SafePoints:
@@ -60,13 +63,23 @@ class SafePoints:
         return self
 
     def _note(self, _signum: int, _frame: Any) -> None:
-        if self.pending:
+        if self.pending or self._waiting:
             raise KeyboardInterrupt
         self.pending = True
 
     def check(self) -> None:
         if self.pending:
             raise KeyboardInterrupt
+
+    def result(self, future: Future[T]) -> T:
+        """`future`'s result, waited for with Ctrl-C raising at once (waiting on a future is
+        a safe point: a chunk of big files can take seconds)."""
+        self.check()
+        self._waiting = True
+        try:
+            return future.result()
+        finally:
+            self._waiting = False
 
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:

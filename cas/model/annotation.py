@@ -16,7 +16,7 @@ import uuid
 import zlib
 from typing import Any
 
-from cas.errors import InvalidInput
+from cas.errors import InvalidInput, shown
 from cas.model.media import check_pixels
 
 SHAPES = ("rectangle", "polygon", "line", "point", "bitmap", "graph", "any")
@@ -171,7 +171,7 @@ class Meta:
         self.file = file
         ptype = raw.get("projectType", "images")
         _expect(ptype in PROJECT_TYPES, file, "projectType",
-                f"expected one of {', '.join(PROJECT_TYPES)}, got {ptype!r}")
+                f"expected one of {', '.join(PROJECT_TYPES)}, got {shown(ptype)}")
         self.project_type: str = ptype
         self.classes: dict[str, dict[str, Any]] = {}
         self.tags: dict[str, dict[str, Any]] = {}
@@ -184,10 +184,10 @@ class Meta:
             _expect(isinstance(title, str) and title != "", file, f"{where}.title", "expected a non-empty string")
             _expect(title not in self.classes, file, f"{where}.title", f"duplicate class name {title!r}")
             shape = cls.get("shape")
-            _expect(shape in SHAPES, file, f"{where}.shape", f"expected one of {', '.join(SHAPES)}, got {shape!r}")
+            _expect(shape in SHAPES, file, f"{where}.shape", f"expected one of {', '.join(SHAPES)}, got {shown(shape)}")
             color = cls.get("color", "#000000")
             _expect(isinstance(color, str) and bool(_COLOR.match(color)), file, f"{where}.color",
-                    f"expected #RRGGBB, got {color!r}")
+                    f"expected #RRGGBB, got {shown(color)}")
             config = cls.get("geometry_config", {})
             _expect(isinstance(config, dict), file, f"{where}.geometry_config", "expected an object")
             if shape == "graph":
@@ -209,7 +209,7 @@ class Meta:
             _expect(name not in self.tags, file, f"{where}.name", f"duplicate tag name {name!r}")
             vtype = tag.get("value_type")
             _expect(vtype in TAG_TYPES, file, f"{where}.value_type",
-                    f"expected one of {', '.join(TAG_TYPES)}, got {vtype!r}")
+                    f"expected one of {', '.join(TAG_TYPES)}, got {shown(vtype)}")
             if vtype == "oneof_string":
                 values = tag.get("values")
                 _expect(isinstance(values, list) and bool(values) and all(isinstance(v, str) for v in values),
@@ -240,7 +240,7 @@ class Meta:
             _expect(isinstance(obj, dict) and isinstance(obj.get("key"), str), file, f"{where}.key",
                     "expected a string")
             _expect(_known(obj.get("classTitle"), self.classes), file, f"{where}.classTitle",
-                    f"unknown class {obj.get('classTitle')!r} (not in meta.json)")
+                    f"unknown class {shown(obj.get('classTitle'))} (not in meta.json)")
             keys[obj["key"]] = obj["classTitle"]
         frames = ann.get("frames", [])
         _expect(isinstance(frames, list), file, "frames", "expected a list")
@@ -262,25 +262,25 @@ class Meta:
             w = f"{where}[{i}]"
             _expect(isinstance(tag, dict), file, w, "expected an object")
             name = tag.get("name")
-            _expect(_known(name, self.tags), file, f"{w}.name", f"unknown tag {name!r} (not in meta.json)")
+            _expect(_known(name, self.tags), file, f"{w}.name", f"unknown tag {shown(name)} (not in meta.json)")
             vtype = self.tags[name]["value_type"]
             value = tag.get("value")
             ok = {"none": value is None,
                   "any_number": _is_num(value),
                   "any_string": isinstance(value, str),
                   "oneof_string": value in self.tags[name].get("values", [])}[vtype]
-            _expect(ok, file, f"{w}.value", f"value {value!r} does not fit tag {name!r} of type {vtype}")
+            _expect(ok, file, f"{w}.value", f"value {shown(value)} does not fit tag {name!r} of type {vtype}")
 
     def _check_object(self, obj: Any, file: str, where: str) -> None:
         # Messages and field paths are formatted only on failure: this runs for every object.
         _expect(isinstance(obj, dict), file, where, "expected an object")
         title = obj.get("classTitle")
         if not _known(title, self.classes):
-            raise InvalidInput(file, f"unknown class {title!r} (not in meta.json)", f"{where}.classTitle")
+            raise InvalidInput(file, f"unknown class {shown(title)} (not in meta.json)", f"{where}.classTitle")
         cls = self.classes[title]
         gtype = obj.get("geometryType", cls["shape"])
         if gtype not in SHAPES or gtype == "any":
-            raise InvalidInput(file, f"unknown geometry {gtype!r}", f"{where}.geometryType")
+            raise InvalidInput(file, f"unknown geometry {shown(gtype)}", f"{where}.geometryType")
         if cls["shape"] not in ("any", gtype):
             raise InvalidInput(file, f"class {title!r} has shape {cls['shape']}, object has {gtype}",
                                f"{where}.geometryType")
@@ -406,6 +406,7 @@ def _check_graph(nodes: Any, known: dict[str, Any], file: str, where: str) -> No
     _expect(isinstance(nodes, dict) and bool(nodes), file, where, "expected a non-empty object of nodes")
     for node_id, node in nodes.items():
         w = f"{where}.{node_id}"
-        _expect(not known or _known(node_id, known), file, w, f"node {node_id!r} is not in the class geometry_config")
+        _expect(not known or _known(node_id, known), file, w,
+                f"node {shown(node_id)} is not in the class geometry_config")
         _expect(isinstance(node, dict), file, w, "expected {\"loc\": [x, y]}")
         _check_xy(node.get("loc"), file, f"{w}.loc")

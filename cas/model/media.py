@@ -17,7 +17,7 @@ from typing import IO
 from PIL import Image, ImageOps
 
 from cas import settings
-from cas.errors import InvalidInput
+from cas.errors import InvalidInput, reason
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
                               ".jfif", ".jpe", ".mpo"})
@@ -48,7 +48,7 @@ def _open(source: bytes | str | IO[bytes]) -> Image.Image:
 
 
 def _unreadable(label: str, e: Exception) -> InvalidInput:
-    return InvalidInput(label, f"not a readable image ({e.__class__.__name__}: {e})")
+    return InvalidInput(label, f"not a readable image ({reason(e)})")
 
 
 def open_for_decoding(source: bytes | str | IO[bytes], label: str) -> Image.Image:
@@ -159,7 +159,7 @@ def probe_video(source: str | bytes, label: str) -> VideoInfo:
     except InvalidInput:
         raise
     except Exception as e:  # noqa: BLE001 - PyAV raises many kinds on a corrupt container
-        raise InvalidInput(label, f"not a readable video ({e.__class__.__name__}: {e})") from None
+        raise InvalidInput(label, f"not a readable video ({reason(e)})") from None
     if width <= 0 or height <= 0:
         raise InvalidInput(label, f"video has no pixels ({width}x{height})")
     mime = mimetypes.guess_type(label)[0] or f"video/{fmt.split(',')[0]}"

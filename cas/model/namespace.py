@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from cas.blobs.refcounts import adjust_refs
-from cas.errors import AlreadyExists, Conflict, InvalidInput, NotFound
+from cas.errors import AlreadyExists, Conflict, InvalidInput, NotFound, shown
 from cas.ids import BlobId
 from cas.index import Index, dataset_key, item_key, item_prefix, project_key, split_dataset_key
 from cas.model.annotation import Meta, default_meta
@@ -311,8 +311,8 @@ def merge_meta(current: dict[str, Any], incoming: dict[str, Any], file: str) -> 
     """Union of classes and tags by name; the same name with a different shape or type is an error."""
     merged = {**current, "classes": list(current.get("classes", [])), "tags": list(current.get("tags", []))}
     if incoming.get("projectType", "images") != current.get("projectType", "images"):
-        raise InvalidInput(file, f"project type {incoming.get('projectType')!r} differs from the existing "
-                                 f"project's {current.get('projectType')!r}", "projectType")
+        raise InvalidInput(file, f"project type {shown(incoming.get('projectType'))} differs from the existing "
+                                 f"project's {shown(current.get('projectType'))}", "projectType")
     classes = {c["title"]: c for c in merged["classes"]}
     for i, cls in enumerate(incoming.get("classes", [])):
         old = classes.get(cls["title"])

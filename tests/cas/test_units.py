@@ -9,7 +9,7 @@ import pytest
 
 from cas.config import StoreConfig
 from cas.errors import InvalidInput
-from cas.units import BARE_BYTES_FLOOR, counted, parse_size
+from cas.units import BARE_BYTES_FLOOR, counted, counted_phrase, parse_size
 
 
 @pytest.mark.parametrize(("text", "size"), [("512K", 512 << 10), ("50M", 50 << 20), ("2G", 2 << 30),
@@ -48,3 +48,18 @@ def test_the_config_takes_saved_bytes_or_a_size_written_by_hand(tmp_path: Path) 
                                                   (5, "link item", "5 link items"), (2, "box", "2 boxes")])
 def test_counted_nouns_agree_with_their_count(n: int, noun: str, shown: str) -> None:
     assert counted(n, noun) == shown
+
+
+@pytest.mark.parametrize(("n", "phrase", "shown"), [
+    (1, "objects clipped to the image", "1 object clipped to the image"),
+    (2, "objects clipped to the image", "2 objects clipped to the image"),
+    (1, "polygons with holes written as masks", "1 polygon with holes written as masks"),
+    (1, "segmentation classes without an object skipped", "1 segmentation class without an object skipped"),
+    (1, "DontCare regions kept as class DontCare", "1 DontCare region kept as class DontCare"),
+    (1, "image tags", "1 image tag"),
+    (1, "val splits made of the train folders", "1 val split made of the train folders"),
+    (1, "entries", "1 entry"),
+    (1, "boxes", "1 box"),
+])
+def test_a_counted_phrase_agrees_with_its_count(n, phrase, shown):
+    assert counted_phrase(n, phrase) == shown

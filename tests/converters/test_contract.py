@@ -10,7 +10,7 @@ import pytest
 
 from cas.errors import InvalidInput
 from converters import FORMATS, WRITABLE
-from converters.contract import SHAPES, Detection
+from converters.contract import SHAPES, Detection, dataset_names
 from converters.ingest import detect_format, detections
 from tests.conftest import jpeg_bytes, run_cas
 
@@ -54,3 +54,16 @@ def test_cas_formats_lists_each_format_and_scores_a_path(tmp_path: Path) -> None
     scored = run_cas(store, "formats", str(tmp_path / "photos")).stdout.decode().splitlines()
     assert len(scored) == len(FORMATS)
     assert any(line.startswith("images") and "a.jpg" in line for line in scored)
+
+
+@pytest.mark.parametrize(("dataset", "parts", "expected"), [
+    (None, ["", "a", "a/b"], {"": "top", "a": "a", "a/b": "a/b"}),
+    ("D", ["", "a", "a/b"], {"": "D", "a": "D/a", "a/b": "D/a/b"}),
+    ("D", ["train"], {"train": "D"}),  # the only split, folder or dataset is renamed, not nested
+    ("2024", ["2024"], {"2024": "2024"}),
+    ("D", ["train", "val"], {"train": "D/train", "val": "D/val"}),
+    ("D", ["2024/a", "2024/b"], {"2024/a": "D/a", "2024/b": "D/b"}),  # the folder holding them is D
+    ("D", ["train", "train/night"], {"train": "D", "train/night": "D/night"}),
+])
+def test_the_dataset_option_replaces_the_name_of_the_folder_holding_every_part(dataset, parts, expected):
+    assert dataset_names(dataset, parts, "top") == expected

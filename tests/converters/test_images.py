@@ -83,3 +83,23 @@ def test_images_format_on_a_file_is_a_one_line_error(tmp_path):
     assert_user_error(proc, str(image), "not a directory")
     with Store(tmp_path / "store") as store:
         assert store.ns.projects() == []
+
+
+def test_dataset_option_names_the_only_folder_never_nesting_it_under_itself(tmp_path):
+    write_images(tmp_path / "photos" / "2024", 2)
+    write_images(tmp_path / "trip" / "2024" / "a", 1)
+    write_images(tmp_path / "trip" / "2024" / "b", 1)
+    store = tmp_path / "store"
+    run_cas(store, "import", str(tmp_path / "photos"), "-p", "above", "--dataset", "2024")
+    run_cas(store, "import", str(tmp_path / "photos" / "2024"), "-p", "itself", "--dataset", "2024")
+    run_cas(store, "import", str(tmp_path / "trip"), "-p", "folders", "--dataset", "2024", "--format", "images")
+    assert layout(store, "above") == layout(store, "itself") == {"2024": 2}  # was 2024/2024 for `above`
+    assert layout(store, "folders") == {"2024": 0, "2024/a": 1, "2024/b": 1}
+
+
+def test_an_unreadable_image_is_named_with_the_reason_in_words(tmp_path):
+    write_images(tmp_path / "photos", 1)
+    (tmp_path / "photos" / "bad.jpg").write_bytes(b"not a jpeg at all")
+    line = assert_user_error(run_cas(tmp_path / "store", "import", str(tmp_path / "photos"), "-p", "p",
+                                     check=False), "bad.jpg", "not a readable image (cannot identify image file)")
+    assert "Error" not in line and "0x" not in line, line  # was "(UnidentifiedImageError: ... object at 0x...>)"

@@ -236,7 +236,7 @@ def test_skip_invalid_imports_the_other_items_and_names_the_skipped_one(bad_file
     proc = run_cas(tmp_path / "store", "import", str(src), "--project", "demo", "--skip-invalid")
     assert "imported demo: 7 items (7 added, 0 unchanged, 0 replaced)" in proc.stdout.decode()
     stderr = proc.stderr.decode()
-    assert "skipped 1 invalid items:" in stderr and bad_file in stderr and "Traceback" not in stderr
+    assert "skipped 1 invalid item:" in stderr and bad_file in stderr and "Traceback" not in stderr
     with Store(tmp_path / "store") as store:
         assert [name for name, _ in store.ns.items("demo", "val")] == ["val_002.png", "val_003.jpg"]
         assert compute_stats(store)["items"] == 7
@@ -291,12 +291,12 @@ def test_export_refuses_a_non_empty_directory_or_a_file(roundtrip, tmp_path):
     full.mkdir()
     (full / "keep.txt").write_text("mine")
     assert_user_error(run_cas(roundtrip.store, "export", "demo", str(full), check=False),
-                      str(full), "not an empty directory")
+                      f"{full} is not empty; pass --force")
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
     file = tmp_path / "file"
     file.write_text("mine")
     assert_user_error(run_cas(roundtrip.store, "export", "demo", str(file), check=False),
-                      str(file), "not an empty directory")
+                      f"{file} exists and is not a directory")
     assert file.read_text() == "mine"
     for under in (file / "out", file / "a" / "out"):
         assert_user_error(run_cas(roundtrip.store, "export", "demo", str(under), check=False),
@@ -309,3 +309,10 @@ def test_export_of_a_missing_project_or_unknown_format_fails(roundtrip, tmp_path
     proc = run_cas(roundtrip.store, "export", "demo", str(tmp_path / "o"), "--format", "tfrecord", check=False)
     assert proc.returncode == 2 and "'tfrecord' is not one of 'sly', 'coco', 'yolo', 'voc'" in proc.stderr.decode()
     assert not (tmp_path / "o").exists()
+
+
+def test_the_dataset_option_renames_a_projects_only_dataset(tmp_path):
+    src = make_sample_project(tmp_path / "one", layout=[("train", "a.jpg", (200, 150), False)])
+    run_cas(tmp_path / "store", "import", str(src), "--project", "p", "--dataset", "2024")
+    with Store(tmp_path / "store") as store:
+        assert store.ns.datasets("p") == ["2024"]  # was 2024/train

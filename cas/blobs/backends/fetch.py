@@ -26,6 +26,7 @@ from urllib3.exceptions import (
     ResponseError,
 )
 
+from cas import errors
 from cas.blobs.backends.addresses import resolved_refusal
 from cas.config import NetOptions
 from cas.errors import CasError
@@ -124,17 +125,17 @@ def describe_http_error(url: str, e: BaseException, net: NetOptions) -> RemoteEr
     if isinstance(reason, NameResolutionError):
         why = "host name did not resolve (DNS)"
     elif isinstance(reason, NewConnectionError):  # before ConnectTimeoutError, its base class
-        why = "connection refused" if "refused" in str(reason).lower() else f"cannot connect ({reason})"
+        why = "connection refused" if "refused" in str(reason).lower() else f"cannot connect ({errors.reason(reason)})"
     elif isinstance(reason, ConnectTimeoutError):
         why = f"connect timed out after {net.connect_timeout:g} s"
     elif isinstance(reason, ReadTimeoutError):
         why = f"read timed out after {net.read_timeout:g} s"
     elif isinstance(reason, ResponseError):
-        why = f"gave up after {net.retries} retries ({reason})"
+        why = f"gave up after {net.retries} retries ({errors.reason(reason)})"
     elif isinstance(reason, ProtocolError):
         why = "connection broken during the transfer"
     else:
-        why = str(reason)
+        why = errors.reason(reason)
     retried = f" (after {net.retries} retries)" if isinstance(e, MaxRetryError) and net.retries else ""
     return RemoteError(f"{url}: {why}{retried}")
 
@@ -209,10 +210,10 @@ def describe_s3_error(url: str, e: BaseException) -> RemoteError:
         code = e.response.get("Error", {}).get("Code", "")
         return RemoteError(f"{url}: HTTP {status} {code}".rstrip())
     if isinstance(e, EndpointConnectionError):
-        return RemoteError(f"{url}: cannot connect to the S3 endpoint ({e})")
+        return RemoteError(f"{url}: cannot connect to the S3 endpoint ({errors.reason(e)})")
     if isinstance(e, BotoReadTimeout):
         return RemoteError(f"{url}: read timed out")
-    return RemoteError(f"{url}: {e}")
+    return RemoteError(f"{url}: {errors.reason(e)}")
 
 
 class S3Fetcher:

@@ -80,3 +80,17 @@ def test_a_bad_point_of_a_hole_is_named(hole: list, message: str) -> None:
     ann = {**empty_annotation(40, 30), "objects": [good, {**good, "points": {**good["points"], "interior": [hole]}}]}
     with pytest.raises(InvalidInput, match=message):
         meta.check_annotation(ann, "ann/a.jpg.json", 40, 30)
+
+
+BOX = {"geometryType": "rectangle", "points": {"exterior": [[0, 0], [1, 1]], "interior": []}}
+
+
+@pytest.mark.parametrize("ann, said", [
+    ({"tags": [{"name": "seen", "value": True}], "objects": []}, "value true does not fit tag 'seen'"),
+    ({"tags": [], "objects": [{"classTitle": None, **BOX}]}, "unknown class null"),
+], ids=["tag value", "class title"])
+def test_a_bad_value_is_shown_as_the_json_writes_it(ann, said) -> None:  # not as Python's True / None
+    from cas.model.annotation import Meta
+    meta = Meta({"classes": [], "tags": [{"name": "seen", "value_type": "none"}]}, "meta.json")
+    with pytest.raises(InvalidInput, match=re.escape(said)):
+        meta.check_annotation({"size": {"width": 4, "height": 4}, **ann}, "ann/x.json", 4, 4)
