@@ -41,7 +41,7 @@ class Context:
     def store(self) -> Store:
         """The store; only `cas init` creates one (a mistyped --store is an error, not a new store)."""
         if self._store is None:
-            self._store = Store(self.store_path, create=False)
+            self._store = Store(self.store_path)
         return self._store
 
     @property
@@ -79,7 +79,7 @@ def complete_target(ctx: click.Context, param: click.Parameter, incomplete: str)
     """Shell completion of PROJECT[/DATASET[/ITEM]] from the store the command line names (or
     the default one); nothing when there is no store."""
     try:
-        with Store(ctx.find_root().params.get("store_path") or default_store(), create=False) as store:
+        with Store(ctx.find_root().params.get("store_path") or default_store()) as store:
             return [CompletionItem(name) for name in _names_under(store, incomplete)][:COMPLETIONS]
     except (CasError, InvalidName, OSError):
         return []

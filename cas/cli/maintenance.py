@@ -9,7 +9,7 @@ import click
 
 from cas.cli.base import Context, blob_count, cli, complete_target, human, json_option, parse_size, pass_ctx, resolve
 from cas.errors import InvalidInput, NotFound
-from cas.store import Store
+from cas.store import Store, has_store_data
 
 
 @cli.command()
@@ -23,23 +23,26 @@ def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str |
     """Create the store (the one command that does); set its S3 remote and cache size.
     Credentials come from boto3's standard chain (environment, profile, instance role)."""
     from cas.blobs.backends.s3 import S3Backend
-    from cas.config import S3Remote
+    from cas.config import NetOptions, S3Remote
 
-    existed = (c.store_path / "index" / "data.mdb").exists()
-    store = c._store = Store(c.store_path, create=True)
-    click.echo(f"{'store exists at' if existed else 'initialized store at'} {store.root}")
+    # Every check before anything is written: a failed init leaves no store behind.
     if s3_url is None and (endpoint_url or region):
         raise InvalidInput("--endpoint-url/--region", "only with --s3")
-    if s3_url is not None:
-        remote = S3Remote.parse(s3_url, endpoint_url, region)
-        S3Backend(remote, store.net).check()
+    remote = S3Remote.parse(s3_url, endpoint_url, region) if s3_url is not None else None
+    size = parse_size(cache_size) if cache_size is not None else None
+    if remote is not None:
+        S3Backend(remote, NetOptions.from_env()).check()
+    existed = (c.store_path / "index" / "data.mdb").exists()
+    store = c._store = Store.init(c.store_path)
+    click.echo(f"{'store exists at' if existed else 'initialized store at'} {store.root}")
+    if remote is not None:
         store.config.s3 = remote
         click.echo(f"new blobs go to {remote}" + (f" at {endpoint_url}" if endpoint_url else "")
                    + ("; existing local blobs stay local until `cas push`" if existed else ""))
-    if cache_size is not None:
-        store.config.cache_size = parse_size(cache_size)
-        click.echo(f"cache of remote blobs: at most {human(store.config.cache_size)}")
-    if s3_url is not None or cache_size is not None:
+    if size is not None:
+        store.config.cache_size = size
+        click.echo(f"cache of remote blobs: at most {human(size)}")
+    if remote is not None or size is not None:
         store.save_config()
 
 
@@ -205,8 +208,8 @@ def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index
         raise click.UsageError("--dry-run goes with --repair (and not with --rebuild-index)")
     if rebuild_index:
         from cas.maintenance.rebuild import rebuild_index as rebuild
-        if not (c.store_path / "blobs").is_dir():
-            raise NotFound(f"no cas store at {c.store_path}")
+        if not has_store_data(c.store_path.expanduser().resolve()):
+            raise NotFound(f"no cas store at {c.store_path}: no blobs to rebuild an index from")
         b = rebuild(c.store_path)
         click.echo(err=as_json, message=f"rebuilt the index: {b.blobs} blobs, {b.projects} projects, {b.items} items"
                    + (f"; {b.pinned} blobs no version holds are pinned (cas release frees one)" if b.pinned else "")

@@ -246,7 +246,7 @@ def init_worker(config: PrepareConfig) -> None:
     if config.client_pid:
         exit_with(config.client_pid)  # a killed import cannot shut its pool down
     from cas.store import Store
-    _worker = Preparer(config, Store(config.store_root, create=False))
+    _worker = Preparer(config, Store(config.store_root))
 
 
 _meta_version = 0
