@@ -288,11 +288,33 @@ def test_store_option_beats_cas_store_beats_xdg_data_home(tmp_path):
 
 
 # -- remote bytes: S3 remote, links, pull and push -------------------------------------------------
-def test_init_s3_with_missing_bucket_is_one_line(tmp_path: Path, s3_endpoint: str) -> None:
-    proc = run_cas(tmp_path / "store", "init", "--s3", "s3://no-such-bucket-here/x", "--endpoint-url", s3_endpoint,
-                   check=False)
-    assert_user_error(proc, "s3://no-such-bucket-here", "404")
-    assert not (tmp_path / "store" / "config.json").exists()
+@pytest.mark.parametrize("fault", ["missing bucket", "denied", "unreachable"])
+def test_init_s3_that_fails_its_check_is_one_line_and_leaves_no_store(tmp_path: Path, s3_endpoint: str, http_server,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      fault: str) -> None:
+    import socket
+    import time
+
+    from tests.conftest import FAST_NET
+    for name, value in FAST_NET.items():
+        monkeypatch.setenv(name, value)
+    if fault == "missing bucket":
+        endpoint, said = s3_endpoint, f'S3 bucket "the-bucket" does not exist at {s3_endpoint} (HTTP 404 Not Found)'
+    elif fault == "denied":  # what S3 answers wrong credentials
+        http_server.faults.status["/the-bucket"] = [403] * 10
+        endpoint = http_server.url("")
+        said = f"s3://the-bucket at {endpoint}: access denied (HTTP 403 Forbidden): check the S3 credentials"
+    else:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once closed
+        said = f"s3://the-bucket: cannot connect to the S3 endpoint {endpoint}"
+    started = time.monotonic()
+    proc = run_cas(tmp_path / "store", "init", "--s3", "s3://the-bucket/x", "--endpoint-url", endpoint, check=False)
+    assert time.monotonic() - started < 60
+    line = assert_user_error(proc, said)
+    assert "404 404" not in line
+    assert not (tmp_path / "store").exists()
 
 
 def test_links_pull_push_and_stats(tmp_path: Path, http_server, s3_endpoint: str, bucket: str,
