@@ -58,7 +58,7 @@ class Store:
             if has_store_data(self.root):
                 raise NotFound(f"the cas store at {self.root} has lost its index ({self.root}/index/data.mdb "
                                f"is missing): {REBUILD_HINT}")
-            raise NotFound(f"no cas store at {self.root}: `cas init` (in Python, `Store.init`) creates one")
+            raise NotFound(f"no cas store at {self.root} (`cas init` or, in Python, `Store.init` creates one)")
         self.index = Index(self.root / "index")
         self.config = StoreConfig.load(self.root)
         self.net = net or NetOptions.from_env()

@@ -72,7 +72,7 @@ def test_a_value_that_looks_like_a_global_option_stays_with_its_option(store: Pa
 def test_only_init_creates_a_store(tmp_path: Path, args: list[str]):
     typo = tmp_path / "typo"
     line = assert_user_error(cas("--store", str(typo), *args), f"no cas store at {typo}")
-    assert line.endswith("(run `cas init`)")
+    assert line.endswith("(`cas init` or, in Python, `Store.init` creates one)")
     assert not typo.exists()
     assert cas("--store", str(typo), "init").returncode == 0
     assert (typo / "index").is_dir()
