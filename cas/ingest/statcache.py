@@ -72,10 +72,15 @@ def lookup(index: Index, txn: Any, path: str) -> Seen | None:
     return Seen(BlobId(blob), size, info)
 
 
+def blob_of(raw: bytes) -> bytes:
+    """The blob id an encoded entry names."""
+    return unpack(raw)[4]
+
+
 def prune(index: Index, txn: Any) -> int:
     """Drop the entries whose blob the index no longer has (after gc); how many."""
     blob = index.getter(txn, "blobs")
-    stale = [k for k, raw in index.scan(txn, DB) if blob(unpack(raw)[4]) is None]
+    stale = [k for k, raw in index.scan(txn, DB) if blob(blob_of(raw)) is None]
     for k in stale:
         index.delete(txn, DB, k)
     return len(stale)
