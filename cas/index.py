@@ -21,8 +21,9 @@ MAP_SIZE = 1 << 40  # virtual only: the data file grows as needed (see map_size)
 MIN_MAP_SIZE = 64 << 20
 SEP = b"\x00"  # names never contain NUL, so keys split unambiguously
 # refs: project -> head version (snapshots); dirty: item keys written since the last snapshot;
-# stat: (device, inode) of an imported file -> what it held (cas.ingest.statcache)
-DB_NAMES = ("meta", "blobs", "pins", "projects", "datasets", "items", "changes", "refs", "dirty", "stat")
+# stat: (device, inode) of an imported file -> what it held (cas.ingest.statcache);
+# damaged: blobs fsck found corrupt or missing, until healed (cas.blobs.damage)
+DB_NAMES = ("meta", "blobs", "pins", "projects", "datasets", "items", "changes", "refs", "dirty", "stat", "damaged")
 # What to do about a lost or unreadable index: the blobs, trees and refs are enough to build it again.
 REBUILD_HINT = "`cas fsck --rebuild-index` builds a new one from the blobs (the old one is moved aside)"
 CHANGES_KEPT = 50_000  # recent namespace changes kept for mounts to invalidate their caches

@@ -13,7 +13,7 @@ from cas.blobs.backends.local import LocalBackend
 from cas.blobs.cache import BlobCache
 from cas.blobs.hashing import hash_bytes
 from cas.blobs.reader import ONE_READ, BlobReader
-from cas.blobs.refcounts import adjust_pin, get_blob, record_new_blob
+from cas.blobs.refcounts import adjust_pin, get_blob, known_intact, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes, spool_path, spool_stream
 from cas.config import NetOptions, StoreConfig
 from cas.errors import CasError, NotFound
@@ -137,7 +137,8 @@ class Store:
 
     def put(self, source: Source, pin: bool = True) -> BlobId:
         """Store bytes (a path, bytes or a binary stream), durably, and hold one reference on
-        them (call `release` to drop it). Known content writes nothing.
+        them (call `release` to drop it). Known content writes nothing, unless fsck found the
+        stored copy damaged: then these bytes heal it.
 
         With `pin=False` no reference is taken: the caller references the blob itself, in a
         later transaction, while holding `lock()` so that `gc` cannot interleave.
@@ -146,8 +147,8 @@ class Store:
             spooled = self.spool(source)
             try:
                 with self.index.read() as txn:
-                    known = get_blob(self.index, txn, spooled.id) is not None
-                if not known:
+                    known = known_intact(self.index, txn, spooled.id)
+                if not known:  # new, or damaged: these bytes replace the damaged ones
                     self.write_backend.install(spooled, self.tmp_dir)
                     self.write_backend.sync()
                 with self.index.write() as txn:

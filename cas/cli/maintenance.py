@@ -223,12 +223,21 @@ def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index
             "blobs_checked": r.blobs_checked, "items_checked": r.items_checked, "bytes_verified": r.bytes_verified,
             "clean": r.clean, "dry_run": dry_run,
             "problems": [{"kind": p.kind, "subject": p.subject, "detail": p.detail, "action": p.action or None,
-                          "repaired": p.repaired} for p in r.problems]}, indent=2))
+                          "repaired": p.repaired} for p in r.problems],
+            "sources_needed": [{"blob": str(n.blob), "items": n.users, "more_items": n.more, "pins": n.pins,
+                                "versions": n.in_versions} for n in r.sources_needed],
+            "healed": [str(blob) for blob in r.healed]}, indent=2))
     for problem in r.problems if not as_json else ():
         click.echo(f"{problem} [would {problem.action}]" if dry_run and problem.action else str(problem))
+    if not as_json:
+        for blob in r.healed:
+            click.echo(f"healed-blob: {blob}: good bytes again (re-imported since an earlier fsck found it damaged)")
+        for need in r.sources_needed:
+            click.echo(str(need))
+    waiting = f", {len(r.sources_needed)} blobs need their source files" if r.sources_needed else ""
     click.echo(err=as_json, message=f"checked {r.blobs_checked} blobs ({human(r.bytes_verified)} hashed), "
                f"{r.items_checked} items: "
                + ("clean" if r.clean else f"{len(r.problems)} problems"
-                  + (", nothing changed (dry run)" if dry_run else ", repaired" if repair else "")))
-    if not r.clean and (not repair or dry_run):
+                  + (", nothing changed (dry run)" if dry_run else ", repaired" + waiting if repair else waiting)))
+    if not r.clean and (not repair or dry_run or r.sources_needed):
         sys.exit(1)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from cas.blobs import damage
 from cas.blobs.repack import Rewrite, compact_packs, compaction_plan, unused_packs
 from cas.ids import BlobId
 from cas.ingest import statcache
@@ -122,6 +123,7 @@ def _execute(store: Store, gc_plan: GcPlan, progress: Callable[[int], object] | 
         with index.write() as txn:
             for blob_id, _rec in batch:
                 index.delete(txn, "blobs", bytes(blob_id))
+                damage.forget(index, txn, blob_id)
         for blob_id, rec in batch:
             if rec.location == LOCAL:
                 store.backend.delete(blob_id)

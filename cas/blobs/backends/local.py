@@ -86,14 +86,20 @@ class LocalBackend:
         os.replace(sp.write_temp(tmp_dir), dest)
         sp.tmp = None
 
-    def link_in(self, path: str, blob_id: BlobId) -> bool:
+    def link_in(self, path: str, blob_id: BlobId, replace: bool = False) -> bool:
         """Hard-link a finished file into place (its bytes are not copied; durable after
-        `sync`). False if the blob file was there already."""
+        `sync`). False if the blob file was there already, unless `replace` (a damaged
+        file's place: the new link takes it atomically)."""
         dest = self.path(blob_id)
         parent = dest[: dest.rfind("/")]
         if parent not in self._made_dirs:
             os.makedirs(parent, exist_ok=True)
             self._made_dirs.add(parent)
+        if replace:
+            fresh = f"{self.tmp_dir}/heal-{os.getpid()}-{blob_id.hex()}"
+            os.link(path, fresh)
+            os.replace(fresh, dest)
+            return True
         try:
             os.link(path, dest)
         except FileExistsError:

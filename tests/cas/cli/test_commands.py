@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.datagen import make_sample_project
-from cas import NotFound, Store
+from cas import Store
 from cas.blobs.hashing import hash_bytes
 from cas.maintenance.stats import compute as compute_stats
 from tests.conftest import ROOT, assert_user_error, damage_blob, run_cas, write_images
@@ -160,13 +160,14 @@ def test_rm_item_dataset_project_then_gc_frees_every_byte(sample, tmp_path):
     assert [p for p in (store / "blobs").rglob("*") if p.is_file()] == []
 
 
-def test_fsck_finds_a_missing_blob_and_repair_drops_the_items_that_needed_it(sample, tmp_path):
+def test_fsck_finds_a_missing_blob_and_repair_keeps_the_items_that_need_it(sample, tmp_path):
     store = tmp_path / "store"
     run_cas(store, "import", str(sample), "--project", "demo")
     assert lines(run_cas(store, "fsck"))[-1].endswith("8 items: clean")
     with Store(store) as s:
         shared = s.ns.item("demo", "train", "street_001.jpg").media  # also val/val_003.jpg's image
         path = Path(s.backend.path(shared))
+    original = path.read_bytes()
     path.unlink()
 
     proc = run_cas(store, "fsck", check=False)
@@ -176,15 +177,19 @@ def test_fsck_finds_a_missing_blob_and_repair_drops_the_items_that_needed_it(sam
     assert sorted(line.split(":")[1].strip() for line in out if line.startswith("damaged-item")) == [
         "demo/train/street_001.jpg", "demo/val/val_003.jpg"]
 
-    repair = run_cas(store, "fsck", "--repair")
-    assert lines(repair)[-1].endswith("3 problems, repaired")
-    assert lines(run_cas(store, "fsck"))[-1].endswith("6 items: clean")
+    repair = run_cas(store, "fsck", "--repair", check=False)  # only the original bytes can heal it
+    assert repair.returncode == 1
+    assert f"needs-source: {shared}: used as image of demo/train/street_001.jpg, image of demo/val/val_003.jpg; " \
+        "re-import the original file" in lines(repair)[-2]
+    assert lines(repair)[-1].endswith("3 problems, repaired, 1 blobs need their source files")
     with Store(store) as s:
-        for dataset, name in (("train", "street_001.jpg"), ("val", "val_003.jpg")):
-            with pytest.raises(NotFound):
-                s.ns.item("demo", dataset, name)
-        assert not s.has(shared)
-        assert compute_stats(s)["items"] == 6
+        assert compute_stats(s)["items"] == 8 and s.has(shared)
+    run_cas(store, "import", str(sample), "--project", "demo")
+    healed = lines(run_cas(store, "fsck"))
+    assert f"healed-blob: {shared}: good bytes again (re-imported since an earlier fsck found it damaged)" in healed
+    assert healed[-1].endswith("8 items: clean")
+    with Store(store) as s:
+        assert s.read_bytes(shared) == original
 
 
 def test_fsck_repair_resets_a_damaged_annotation_and_keeps_the_intact_image(sample, tmp_path):
