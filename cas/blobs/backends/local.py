@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cas.blobs.backends.packs import SUFFIX, pack_name
 from cas.blobs.spool import Spooled
-from cas.errors import InvalidName, NotFound
+from cas.errors import HEAL_HINT, InvalidName, NotFound
 from cas.ids import BlobId
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -113,7 +113,7 @@ class LocalBackend:
         try:
             return os.open(self.path(blob_id), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise NotFound(f"blob {blob_id} is in the index but its file is missing") from None
+            raise NotFound(f"blob {blob_id} is in the index but its file is missing; {HEAL_HINT}") from None
 
     def read_range(self, blob_id: BlobId, offset: int, length: int) -> bytes:
         fd = self.open_fd(blob_id)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from cas import BlobId, Store
-from tests.conftest import damage_blob, jpeg_bytes, run_cas
+from tests.conftest import assert_user_error, damage_blob, jpeg_bytes, run_cas
 
 
 def noise_png(seed: int) -> bytes:
@@ -66,6 +66,10 @@ def assert_healed(store: Path, media: bytes, original: bytes) -> None:
 def test_reimport_of_the_original_heals_a_corrupt_blob(tmp_path: Path, kind: str) -> None:
     store, src, media = imported(tmp_path, kind)
     damage(store, media, "corrupt")
+    got = run_cas(store, "get", media.hex(), check=False)
+    last = got.stderr.decode().splitlines()[-1]  # after the reader's log line
+    assert got.returncode == 1 and last.startswith(f"error: blob {media.hex()} is corrupt"), last
+    assert last.endswith("`cas fsck` names the items that use it, and a re-import of the original file heals it")
     status, out = fsck_lines(store)
     assert status == 1
     needs = [line for line in out if line.startswith("needs-source:")]
@@ -80,6 +84,8 @@ def test_reimport_of_the_original_heals_a_corrupt_blob(tmp_path: Path, kind: str
 def test_put_of_the_same_bytes_heals_a_missing_blob_file(tmp_path: Path) -> None:
     store, src, media = imported(tmp_path, "loose")
     damage(store, media, "missing")
+    assert_user_error(run_cas(store, "get", media.hex(), check=False), "its file is missing; `cas fsck` names the "
+                      "items that use it, and a re-import of the original file heals it")
     assert fsck_lines(store)[0] == 1
     run_cas(store, "put", str(src / "a/one.png"))
     assert_healed(store, media, (src / "a/one.png").read_bytes())
