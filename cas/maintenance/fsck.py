@@ -71,8 +71,8 @@ class SourceNeeded:
 
     def __str__(self) -> str:
         held = self.users + ([f"{self.more} more items"] if self.more else []) \
-            + ([f"{self.pins} `cas put` references"] if self.pins else []) + (["versions"] if self.in_versions else [])
-        return (f"needs-source: {self.blob}: used as {', '.join(held)}; re-import the original file (`cas import`, "
+            + ([f"{self.pins} `cas put` pins"] if self.pins else []) + (["versions"] if self.in_versions else [])
+        return (f"needs-source: {self.blob}: used by {', '.join(held)}; re-import the original file (`cas import`, "
                 "`cas put` or a copy into the mount) to heal it, or `cas rm` those items")
 
 
@@ -345,6 +345,12 @@ def _install_empty_annotations(store: Store, report: FsckReport) -> dict[bytes, 
     return out
 
 
+def _record(store: Store, txn: Any, blob_id: BlobId) -> BlobRecord:
+    raw = store.index.get(txn, "blobs", bytes(blob_id))
+    assert raw is not None  # read by _check_blobs under the same exclusive lock
+    return BlobRecord.decode(raw)
+
+
 def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> set[BlobId]:
     """Remove orphans, temp files and the items whose image is not in the index; reset lost
     annotations; fix counts; then remove the damaged blobs nothing uses any more. A damaged
@@ -361,7 +367,7 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> set[BlobId]:
     with index.write() as txn:
         reinstalled = {blob for blob, _size in empties.values()}
         for blob_id in bad & reinstalled:  # good bytes again, where new blobs go (not in the damaged pack)
-            rec = BlobRecord.decode(index.get(txn, "blobs", bytes(blob_id)) or b"")
+            rec = _record(store, txn, blob_id)
             index.put(txn, "blobs", bytes(blob_id), replace(rec, location=store.write_backend.location, pack=None,
                                                             offset=0).encode())
             damage.forget(index, txn, blob_id)
@@ -397,7 +403,7 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> set[BlobId]:
                 index.put(txn, "blobs", key, rec.with_refs(expected.get(key, 0)).encode())
         unused = {blob_id for blob_id in bad - reinstalled if not expected.get(blob_id) and blob_id not in keep}
         for blob_id in unused:
-            rec = BlobRecord.decode(index.get(txn, "blobs", bytes(blob_id)) or b"")
+            rec = _record(store, txn, blob_id)
             index.delete(txn, "blobs", bytes(blob_id))
             damage.forget(index, txn, blob_id)
             if rec.location == LOCAL:

@@ -73,7 +73,7 @@ def test_reimport_of_the_original_heals_a_corrupt_blob(tmp_path: Path, kind: str
     status, out = fsck_lines(store)
     assert status == 1
     needs = [line for line in out if line.startswith("needs-source:")]
-    assert needs == [f"needs-source: {media.hex()}: used as image of p/a/one.png, image of p/b/same.png; "
+    assert needs == [f"needs-source: {media.hex()}: used by image of p/a/one.png, image of p/b/same.png; "
                      "re-import the original file (`cas import`, `cas put` or a copy into the mount) to heal it, "
                      "or `cas rm` those items"]
     again = run_cas(store, "import", str(src), "--project", "p", "--format", "images").stdout.decode()
@@ -96,7 +96,7 @@ def test_repair_keeps_the_items_of_a_damaged_image_and_says_what_to_reimport(tmp
     damage(store, media, "missing")
     status, out = fsck_lines(store, "--repair")
     assert status == 1, out
-    assert any(line.startswith(f"needs-source: {media.hex()}: used as image of p/a/one.png") for line in out), out
+    assert any(line.startswith(f"needs-source: {media.hex()}: used by image of p/a/one.png") for line in out), out
     assert out[-1].endswith("repaired, 1 blobs need their source files")
     listing = json.loads(run_cas(store, "ls", "p/a", "--json").stdout)
     assert "one.png" in json.dumps(listing)  # the items stay, waiting for their bytes
