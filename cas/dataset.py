@@ -72,7 +72,7 @@ class StoreDataset:
         if self._opened is None:
             with self._lock:
                 if self._opened is None:
-                    self._opened = Store(self.root, create=False, net=self.net)
+                    self._opened = Store(self.root, net=self.net)
         return self._opened
 
     def __len__(self) -> int:
@@ -151,7 +151,7 @@ def open_dataset(store: str | os.PathLike[str] | Store, path: str, decode: str =
     if not project or not dataset:
         raise InvalidInput(path, "name a dataset as project/dataset")
     root, net = (store.root, store.net) if isinstance(store, Store) else (Path(store), settings.current().net)
-    opened = Store(root, create=False, net=net)
+    opened = Store(root, net=net)
     try:
         ns = opened.ns
         with opened.index.read() as txn:

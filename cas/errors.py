@@ -42,6 +42,10 @@ class AlreadyExists(CasError):
     """Something with that name exists and would be replaced."""
 
 
+# What to do about a blob whose bytes are damaged or lost (see cas.blobs.damage).
+HEAL_HINT = "`cas fsck` names the items that use it, and a re-import of the original file heals it"
+
+
 class CorruptBlob(CasError):
     """Stored bytes do not match their id."""
 

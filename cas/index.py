@@ -21,8 +21,11 @@ MAP_SIZE = 1 << 40  # virtual only: the data file grows as needed (see map_size)
 MIN_MAP_SIZE = 64 << 20
 SEP = b"\x00"  # names never contain NUL, so keys split unambiguously
 # refs: project -> head version (snapshots); dirty: item keys written since the last snapshot;
-# stat: (device, inode) of an imported file -> what it held (cas.ingest.statcache)
-DB_NAMES = ("meta", "blobs", "pins", "projects", "datasets", "items", "changes", "refs", "dirty", "stat")
+# stat: (device, inode) of an imported file -> what it held (cas.ingest.statcache);
+# damaged: blobs fsck found corrupt or missing, until healed (cas.blobs.damage)
+DB_NAMES = ("meta", "blobs", "pins", "projects", "datasets", "items", "changes", "refs", "dirty", "stat", "damaged")
+# What to do about a lost or unreadable index: the blobs, trees and refs are enough to build it again.
+REBUILD_HINT = "`cas fsck --rebuild-index` builds a new one from the blobs (the old one is moved aside)"
 CHANGES_KEPT = 50_000  # recent namespace changes kept for mounts to invalidate their caches
 
 
@@ -131,6 +134,8 @@ class Index:
                 except lmdb.MemoryError:
                     raise CasError(f"cannot map the index at {self.path} ({size >> 20} MiB of address "
                                    "space): raise the address-space limit (ulimit -v)") from None
+                except lmdb.Error as e:
+                    raise SchemaError(f"the index at {self.path} is unreadable ({e}); {REBUILD_HINT}") from None
                 shared = _envs[self.path] = _Shared(env)
             shared.users += 1
         self._shared = shared
@@ -144,6 +149,8 @@ class Index:
                     self.db[name] = self.env.open_db(name.encode())
                 except lmdb.ReadonlyError:  # a table newer than the store, which nobody can write: unused
                     pass
+                except lmdb.Error as e:
+                    raise SchemaError(f"the index at {self.path} is unreadable ({e}); {REBUILD_HINT}") from None
             self._check_schema(create and not existed)
         except BaseException:
             self.close()
@@ -156,7 +163,7 @@ class Index:
                 txn.put(SCHEMA_KEY, str(SCHEMA_VERSION).encode(), db=self.db["meta"])
                 return
         if raw is None:
-            raise SchemaError(f"index at {self.path} has no schema version; refusing to use it")
+            raise SchemaError(f"index at {self.path} has no schema version; refusing to use it: {REBUILD_HINT}")
         try:
             version = int(raw)
         except ValueError:

@@ -31,8 +31,8 @@ def store_lock(root: Path, exclusive: bool, what: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, mode)
         except BlockingIOError:
-            raise StoreBusy(f"cannot {what}: another cas process is importing into this store; "
-                            "try again when it has finished") from None
+            raise StoreBusy(f"cannot {what}: another cas process (an import, a mount's commit, gc or fsck) is "
+                            "using this store; try again when it has finished") from None
         yield
     finally:
         os.close(fd)

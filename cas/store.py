@@ -14,12 +14,12 @@ from cas.blobs.backends.local import LocalBackend
 from cas.blobs.cache import BlobCache
 from cas.blobs.hashing import hash_bytes
 from cas.blobs.reader import ONE_READ, BlobReader
-from cas.blobs.refcounts import adjust_pin, get_blob, record_new_blob
+from cas.blobs.refcounts import adjust_pin, get_blob, known_intact, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes, spool_path, spool_stream
 from cas.config import NetOptions, StoreConfig
-from cas.errors import NotFound
+from cas.errors import CasError, NotFound
 from cas.ids import BlobId
-from cas.index import Index
+from cas.index import REBUILD_HINT, Index
 from cas.locks import store_lock
 from cas.model.annotation import Meta, loads
 from cas.model.namespace import Namespace
@@ -31,6 +31,12 @@ if TYPE_CHECKING:
     from cas.blobs.remote_reader import RemoteReader
 
 Source = str | os.PathLike[str] | bytes | BinaryIO
+STORE_DATA = ("blobs", "packs", "refs", "config.json")  # what a store holds besides its index
+
+
+def has_store_data(root: Path) -> bool:
+    """Whether `root` holds a store's blobs, packs, refs or config (with or without an index)."""
+    return any((root / name).exists() for name in STORE_DATA)
 
 
 class Store:
@@ -39,18 +45,23 @@ class Store:
 
     New blobs go to S3 when the store has an S3 remote (`config.json`), else to `blobs/`.
 
-    >>> store = Store("/data/cas")
+    `Store(root)` opens an existing store and never creates one (a mistyped path is an error);
+    `Store.init(root)` creates one, as `cas init` does.
+
+    >>> store = Store.init("/data/cas")
     >>> blob = store.put(b"hello")
     >>> store.read_bytes(blob)
     b'hello'
     """
 
-    def __init__(self, root: str | os.PathLike[str], create: bool = True, net: NetOptions | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str], net: NetOptions | None = None) -> None:
         self.root = Path(root).expanduser().resolve()
-        if not create and not (self.root / "index" / "data.mdb").exists():
-            raise NotFound(f"no cas store at {self.root} (run `cas init`)")
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.index = Index(self.root / "index", create=create)
+        if not (self.root / "index" / "data.mdb").exists():
+            if has_store_data(self.root):
+                raise NotFound(f"the cas store at {self.root} has lost its index ({self.root}/index/data.mdb "
+                               f"is missing): {REBUILD_HINT}")
+            raise NotFound(f"no cas store at {self.root} (`cas init` or, in Python, `Store.init` creates one)")
+        self.index = Index(self.root / "index")
         self.config = StoreConfig.load(self.root)
         self.net = net or settings.current().net
         self.backend = LocalBackend(self.root)
@@ -62,6 +73,19 @@ class Store:
         self._cache: BlobCache | None = None
         self._cache_lock = threading.Lock()
         self._private_cache: tempfile.TemporaryDirectory[str] | None = None
+
+    @classmethod
+    def init(cls, root: str | os.PathLike[str], net: NetOptions | None = None) -> Store:
+        """Create a store at `root` (or open the one there): the Python API's `cas init`. A
+        store that lost its index is refused: an empty index would make every blob an orphan
+        for `gc` (`cas fsck --rebuild-index` rebuilds it instead)."""
+        path = Path(root).expanduser().resolve()
+        if not (path / "index" / "data.mdb").exists():
+            if has_store_data(path):
+                raise CasError(f"the cas store at {path} has lost its index; `cas init` would start an empty "
+                               f"one over its blobs: {REBUILD_HINT}")
+            Index(path / "index", create=True).close()
+        return cls(path, net)
 
     @property
     def cache(self) -> BlobCache:
@@ -115,7 +139,8 @@ class Store:
 
     def put(self, source: Source, pin: bool = True) -> BlobId:
         """Store bytes (a path, bytes or a binary stream), durably, and hold one reference on
-        them (call `release` to drop it). Known content writes nothing.
+        them (call `release` to drop it). Known content writes nothing, unless fsck found the
+        stored copy damaged: then these bytes heal it.
 
         With `pin=False` no reference is taken: the caller references the blob itself, in a
         later transaction, while holding `lock()` so that `gc` cannot interleave.
@@ -124,8 +149,8 @@ class Store:
             spooled = self.spool(source)
             try:
                 with self.index.read() as txn:
-                    known = get_blob(self.index, txn, spooled.id) is not None
-                if not known:
+                    known = known_intact(self.index, txn, spooled.id)
+                if not known:  # new, or damaged: these bytes replace the damaged ones
                     self.write_backend.install(spooled, self.tmp_dir)
                     self.write_backend.sync()
                 with self.index.write() as txn:

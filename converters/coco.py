@@ -547,7 +547,7 @@ def _init_exporter(store_root: str, client_pid: int) -> None:
     when the exporting process does."""
     global _exporter_store
     exit_with(client_pid)
-    _exporter_store = Store(store_root, create=False)
+    _exporter_store = Store(store_root)
 
 
 def _convert_chunk(job: tuple[str, str, bool, dict[str, Any], list[tuple[str, bytes]]],

@@ -124,7 +124,7 @@ class CasOperations(Operations):
 
     def init(self, path: str) -> None:
         # The index is opened here, in the process that serves requests, never before a fork.
-        self.store = Store(self.store_root, create=False)
+        self.store = Store(self.store_root)
         self.hidden = Hidden(caller_pid)
         self.attrs = AttrOverlay()
         if not self.read_only:

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from cas import Store
+from cas.store import has_store_data
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +36,7 @@ def damage_blob(store: Store, blob_id: bytes, data: bytes = b"", at: int = 0) ->
 
 @pytest.fixture
 def store(tmp_path: Path):
-    s = Store(tmp_path / "store")
+    s = Store.init(tmp_path / "store")
     yield s
     s.close()
 
@@ -65,10 +66,10 @@ def write_images(folder: Path, n: int, prefix: str = "img", start: int = 0) -> l
 def run_cas(store: Path, *args: str, check: bool = True, input: bytes | None = None,
             init: bool = True) -> subprocess.CompletedProcess:
     """Run the real `cas` command (exit codes and one-line errors are part of the contract).
-    Set-up: with `init`, a store that does not exist yet is made first by `cas init` (the one
+    Set-up: with `init`, a store that does not exist yet (no index and no blobs) is made first by `cas init` (the one
     command that creates a store)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if init and args[:1] != ("init",) and not (Path(store) / "index").exists():
+    if init and args[:1] != ("init",) and not (Path(store) / "index").exists() and not has_store_data(Path(store)):
         run_cas(store, "init", init=False)
     proc = subprocess.run([sys.executable, "-m", "cas", "--store", str(store), "--quiet", *args],
                           capture_output=True, env=env, input=input, timeout=300)
@@ -128,7 +129,7 @@ def bucket(s3_endpoint: str) -> str:
 def s3_store(tmp_path: Path, s3_endpoint: str, bucket: str):
     """A store whose new blobs go to s3://<bucket>/pre on the local endpoint."""
     from cas.config import NetOptions, S3Remote
-    s = Store(tmp_path / "s3store", net=NetOptions(1.0, 2.0, 2, 0.05))
+    s = Store.init(tmp_path / "s3store", net=NetOptions(1.0, 2.0, 2, 0.05))
     s.config.s3 = S3Remote(bucket, "pre", s3_endpoint)
     s.save_config()
     yield s

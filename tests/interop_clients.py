@@ -23,7 +23,7 @@ def export(out: Path) -> None:
     from converters.ingest import import_source
     from tests.converters.samples import objects_of
 
-    store = Store(out / "store")
+    store = Store.init(out / "store")
     import_source(store, make_sample_project(out / "sample"), "demo", "sly")
     counts = {"coco": coco.write(store, "demo", out / "coco"),
               "yolo": yolo.write(store, "demo", out / "yolo", task="segment"),

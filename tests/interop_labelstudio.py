@@ -22,7 +22,7 @@ def export(out: Path) -> None:
     from converters import coco, labelstudio
     from converters.ingest import import_source
 
-    with Store(out / "store") as store:
+    with Store.init(out / "store") as store:
         import_source(store, make_sample_project(out / "sample"), "demo", "sly")
         counts = {"coco": coco.write(store, "demo", out / "coco"),
                   "labelstudio": labelstudio.write(store, "demo", out / "labelstudio")}
@@ -75,7 +75,7 @@ def check(out: Path) -> None:
             if not target.exists():
                 target.symlink_to(image)
     counts = json.loads((out / "counts.json").read_text())
-    with Store(out / "check-store") as store:
+    with Store.init(out / "check-store") as store:
         assert detect_format(peer_file) == "labelstudio", detect_format(peer_file)
         import_source(store, peer_file, "peer", "labelstudio", follow_symlinks=True)
         items = sum(store.ns.count_items("peer", d) for d in store.ns.datasets("peer"))

@@ -20,7 +20,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Path]:
     """A store holding the sample project (train, train/night, val; every geometry) as `demo`."""
     from bench.datagen import make_sample_project
     root = tmp_path_factory.mktemp("demo")
-    store = Store(root / "store")
+    store = Store.init(root / "store")
     import_source(store, make_sample_project(root / "sample"), "demo", "sly")
     yield store, root
     store.close()
@@ -77,7 +77,7 @@ def names_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Path
     non-ASCII, one item name in a dataset and in its child: bench.datagen.NAMES_LAYOUT)."""
     from bench.datagen import NAMES_LAYOUT, make_sample_project
     root = tmp_path_factory.mktemp("names")
-    store = Store(root / "store")
+    store = Store.init(root / "store")
     import_source(store, make_sample_project(root / "sample", layout=NAMES_LAYOUT), "names", "sly")
     yield store, root
     store.close()

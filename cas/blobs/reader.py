@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 
 from cas.blobs.hashing import Hasher, hash_bytes
-from cas.errors import CorruptBlob
+from cas.errors import HEAL_HINT, CorruptBlob
 from cas.ids import BlobId
 
 log = logging.getLogger("cas")
@@ -52,7 +52,7 @@ class BlobReader:
             if self.on_corrupt is not None:
                 self.on_corrupt()
         self.corrupt = why
-        raise CorruptBlob(f"blob {self.id} is corrupt: {why}; run `cas fsck`")
+        raise CorruptBlob(f"blob {self.id} is corrupt: {why}; {HEAL_HINT}")
 
     def read_at(self, length: int, offset: int) -> bytes:
         """`pread` that several threads may call at once."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from cas.blobs import damage
 from cas.errors import CasError, NotFound
 from cas.ids import BlobId
 from cas.index import Index
@@ -24,13 +25,22 @@ def get_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId) -> Blo
 def record_new_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, size: int,
                     location: str = LOCAL, refs: int = 0, packed: tuple[str, int] | None = None) -> bool:
     """Record a blob whose bytes are already durable (in a pack at `packed`: its name and the
-    offset of the bytes); False if it was known already."""
-    if index.get(txn, "blobs", bytes(blob_id)) is not None:
+    offset of the bytes); False if it was known already. A blob marked damaged is healed:
+    its record moves to the new bytes (keeping its references), and True is returned."""
+    old = get_blob(index, txn, blob_id)
+    if old is not None and not damage.mark_healed(index, txn, blob_id):
         return False
-    rec = BlobRecord(size, refs, location, time.time_ns()) if packed is None else \
-        BlobRecord(size, refs, PACK, time.time_ns(), pack=packed[0], offset=packed[1])
+    refs, created = (old.refs, old.created) if old is not None else (refs, time.time_ns())
+    rec = BlobRecord(size, refs, location, created) if packed is None else \
+        BlobRecord(size, refs, PACK, created, pack=packed[0], offset=packed[1])
     index.put(txn, "blobs", bytes(blob_id), rec.encode())
     return True
+
+
+def known_intact(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId) -> bool:
+    """Whether the index has the blob and no fsck found its bytes damaged since: a dedup hit.
+    A damaged blob is absent to the dedup paths, which write its bytes again (the heal)."""
+    return index.get(txn, "blobs", bytes(blob_id)) is not None and not damage.is_damaged(index, txn, blob_id)
 
 
 def adjust_refs(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, delta: int) -> BlobRecord:
@@ -40,7 +50,8 @@ def adjust_refs(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, del
         raise NotFound(f"blob {blob_id} is not in the index")
     refs = rec.refs + delta
     if refs < 0:
-        raise CasError(f"reference count of blob {blob_id} would drop below zero; run `cas fsck`")
+        raise CasError(f"reference count of blob {blob_id} would drop below zero; `cas fsck --repair` recounts "
+                       "references")
     rec = rec.with_refs(refs)
     index.put(txn, "blobs", bytes(blob_id), rec.encode())
     return rec

@@ -66,14 +66,15 @@ def compaction_plan(store: Store, dead: Collection[bytes] = ()) -> tuple[list[tu
     return unused, rewrites
 
 
-def compact_packs(store: Store) -> tuple[int, int]:
+def compact_packs(store: Store, plan: tuple[list[tuple[str, int]], list[Rewrite]] | None = None) -> tuple[int, int]:
     """Rewrite every pack whose live entries fill less than half of it, then drop the old
-    one, and remove the packs none of whose entries is used; returns (packs rewritten or
-    removed, bytes freed). Needs the store alone: an import appends to packs not recorded yet.
+    one, and remove the packs none of whose entries is used (or do what `plan`, from
+    `compaction_plan`, says); returns (packs rewritten or removed, bytes freed). Needs the
+    store alone: an import appends to packs not recorded yet.
 
     The copies are durable before the records move to them, and the old pack goes only
     after: a crash leaves an unused pack, which the next gc (or fsck --repair) removes."""
-    unused, rewrites = compaction_plan(store)
+    unused, rewrites = plan or compaction_plan(store)
     for name, _size in unused:
         os.unlink(store.backend.pack_path(name))
     rewritten, freed = len(unused), sum(size for _name, size in unused)

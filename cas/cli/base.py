@@ -38,7 +38,7 @@ class Context:
     def store(self) -> Store:
         """The store; only `cas init` creates one (a mistyped --store is an error, not a new store)."""
         if self._store is None:
-            self._store = Store(self.store_path, create=False)
+            self._store = Store(self.store_path)
         return self._store
 
     @property
@@ -77,7 +77,7 @@ def complete_target(ctx: click.Context, param: click.Parameter, incomplete: str)
     the default one); nothing when there is no store. A project or dataset (ending in /) is a
     FOLDER: the shell adds no space after it."""
     try:
-        with Store(ctx.find_root().params.get("store_path") or default_store(), create=False) as store:
+        with Store(ctx.find_root().params.get("store_path") or default_store()) as store:
             return [CompletionItem(name, type=FOLDER if name.endswith("/") else "plain")
                     for name in _names_under(store, incomplete)][:COMPLETIONS]
     except (CasError, InvalidName, OSError):

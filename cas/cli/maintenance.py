@@ -7,9 +7,10 @@ import sys
 
 import click
 
+from cas import settings
 from cas.cli.base import Context, SizeParam, blob_count, cli, complete_target, human, json_option, pass_ctx, resolve
 from cas.errors import InvalidInput, NotFound
-from cas.store import Store
+from cas.store import Store, has_store_data
 from cas.units import counted
 
 
@@ -27,21 +28,23 @@ def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str |
     from cas.blobs.backends.s3 import S3Backend
     from cas.config import S3Remote
 
-    existed = (c.store_path / "index" / "data.mdb").exists()
-    store = c._store = Store(c.store_path, create=True)
-    click.echo(f"{'store exists at' if existed else 'initialized store at'} {store.root}")
+    # Every check before anything is written: a failed init leaves no store behind.
     if s3_url is None and (endpoint_url or region):
         raise InvalidInput("--endpoint-url/--region", "only with --s3")
-    if s3_url is not None:
-        remote = S3Remote.parse(s3_url, endpoint_url, region)
-        S3Backend(remote, store.net).check()
+    remote = S3Remote.parse(s3_url, endpoint_url, region) if s3_url is not None else None
+    if remote is not None:
+        S3Backend(remote, settings.current().net).check()
+    existed = (c.store_path / "index" / "data.mdb").exists()
+    store = c._store = Store.init(c.store_path)
+    click.echo(f"{'store exists at' if existed else 'initialized store at'} {store.root}")
+    if remote is not None:
         store.config.s3 = remote
         click.echo(f"new blobs go to {remote}" + (f" at {endpoint_url}" if endpoint_url else "")
                    + ("; existing local blobs stay local until `cas push`" if existed else ""))
     if cache_size is not None:
         store.config.cache_size = cache_size
-        click.echo(f"cache of remote blobs: at most {human(store.config.cache_size)}")
-    if s3_url is not None or cache_size is not None:
+        click.echo(f"cache of remote blobs: at most {human(cache_size)}")
+    if remote is not None or cache_size is not None:
         store.save_config()
 
 
@@ -230,8 +233,8 @@ def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index
         raise click.UsageError("--dry-run goes with --repair (and not with --rebuild-index)")
     if rebuild_index:
         from cas.maintenance.rebuild import rebuild_index as rebuild
-        if not (c.store_path / "blobs").is_dir():
-            raise NotFound(f"no cas store at {c.store_path}")
+        if not has_store_data(c.store_path.expanduser().resolve()):
+            raise NotFound(f"no cas store at {c.store_path}: no blobs to rebuild an index from")
         b = rebuild(c.store_path)
         click.echo(err=as_json, message=f"rebuilt the index: {b.blobs} blobs, {b.projects} projects, {b.items} items"
                    + (f"; {b.pinned} blobs no version holds are pinned (cas release frees one)" if b.pinned else "")
@@ -245,12 +248,21 @@ def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index
             "blobs_checked": r.blobs_checked, "items_checked": r.items_checked, "bytes_verified": r.bytes_verified,
             "clean": r.clean, "dry_run": dry_run,
             "problems": [{"kind": p.kind, "subject": p.subject, "detail": p.detail, "action": p.action or None,
-                          "repaired": p.repaired} for p in r.problems]}, indent=2))
+                          "repaired": p.repaired} for p in r.problems],
+            "sources_needed": [{"blob": str(n.blob), "items": n.users, "more_items": n.more, "pins": n.pins,
+                                "versions": n.in_versions} for n in r.sources_needed],
+            "healed": [str(blob) for blob in r.healed]}, indent=2))
     for problem in r.problems if not as_json else ():
         click.echo(f"{problem} [would {problem.action}]" if dry_run and problem.action else str(problem))
+    if not as_json:
+        for blob in r.healed:
+            click.echo(f"healed-blob: {blob}: good bytes again (re-imported since an earlier fsck found it damaged)")
+        for need in r.sources_needed:
+            click.echo(str(need))
+    waiting = f", {len(r.sources_needed)} blobs need their source files" if r.sources_needed else ""
     click.echo(err=as_json, message=f"checked {r.blobs_checked} blobs ({human(r.bytes_verified)} hashed), "
                f"{r.items_checked} items: "
                + ("clean" if r.clean else f"{len(r.problems)} problems"
-                  + (", nothing changed (dry run)" if dry_run else ", repaired" if repair else "")))
-    if not r.clean and (not repair or dry_run):
+                  + (", nothing changed (dry run)" if dry_run else ", repaired" + waiting if repair else waiting)))
+    if not r.clean and (not repair or dry_run or r.sources_needed):
         sys.exit(1)

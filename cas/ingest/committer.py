@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cas.blobs.refcounts import apply_deltas, get_blob, record_new_blob
+from cas.blobs.refcounts import apply_deltas, get_blob, known_intact, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.ids import BlobId
 from cas.index import item_key
@@ -148,12 +148,13 @@ class Committer:
         store, index, ns = self.store, self.store.index, self.store.ns
         with store.lock(what="commit files written into the mount"):
             with index.read() as txn:
-                new = {blob: src for blob, src in sources.items() if get_blob(index, txn, blob) is None}
+                new = {blob: src for blob, src in sources.items() if not known_intact(index, txn, blob)}
+                damaged = {blob for blob in new if get_blob(index, txn, blob) is not None}  # healed by these bytes
             made: list[str] = []
             if new:  # so that a crash between the files and the transaction leaves no orphan behind
                 self.journal.append([INSTALLING, [bytes(blob) for blob in new]])
             try:
-                sizes = {blob: self._install(blob, src, made) for blob, src in new.items()}
+                sizes = {blob: self._install(blob, src, made, blob in damaged) for blob, src in new.items()}
                 if sizes:
                     store.write_backend.sync()
                 with index.write() as txn:
@@ -180,8 +181,9 @@ class Committer:
                 raise
         self.journal.done([c.seq for c in batch])
 
-    def _install(self, blob: BlobId, source: str | bytes, made: list[str]) -> int:
-        """Put one new blob in place; its size. A staged file is hard-linked, never copied."""
+    def _install(self, blob: BlobId, source: str | bytes, made: list[str], heal: bool) -> int:
+        """Put one new blob in place (with `heal`, over the damaged file of a known one); its
+        size. A staged file is hard-linked, never copied."""
         backend = self.store.write_backend
         if isinstance(source, bytes):
             backend.install(spool_bytes(source), str(self.directory))
@@ -190,7 +192,7 @@ class Committer:
             return len(source)
         size = os.stat(source).st_size
         if backend is self.store.backend:
-            if self.store.backend.link_in(source, blob):
+            if self.store.backend.link_in(source, blob, replace=heal) and not heal:  # a healed file stays
                 made.append(self.store.backend.path(blob))
             return size
         upload = f"{source}.upload"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cas.blobs.backends.packs import PACK_MAX, PackWriter
-from cas.blobs.refcounts import record_new_blob
+from cas.blobs.refcounts import known_intact, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import Conflict, CorruptBlob, InvalidInput
 from cas.ids import BlobId
@@ -214,8 +214,9 @@ class Preparer:
                            "(use --overwrite to replace it)")
 
     def _settle(self, txn: Any, sp: Spooled, label: str) -> Part:
-        """Known content: drop our copy (after comparing, if asked). New: install it."""
-        if self.store.index.get(txn, "blobs", bytes(sp.id)) is not None:
+        """Known content: drop our copy (after comparing, if asked). New, or damaged in the
+        store: install it (recording it heals the damaged blob)."""
+        if known_intact(self.store.index, txn, sp.id):
             if self.config.verify_dedup:
                 self._verify_same(sp, label)
             return Part(sp.id, sp.size, False)
@@ -251,7 +252,7 @@ def init_worker(config: PrepareConfig) -> None:
     if config.client_pid:
         exit_with(config.client_pid)  # a killed import cannot shut its pool down
     from cas.store import Store
-    _worker = Preparer(config, Store(config.store_root, create=False))
+    _worker = Preparer(config, Store(config.store_root))
 
 
 _meta_version = 0

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from cas.blobs.links import check_url, link_id
-from cas.blobs.refcounts import apply_deltas, record_link, record_new_blob
+from cas.blobs.refcounts import apply_deltas, known_intact, record_link, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import CasError, InvalidInput, NotFound
 from cas.ids import BlobId
@@ -260,9 +260,10 @@ class ImportSession:
             self.meta.check_annotation(ann, f"{dataset}/ann/{name}.json", width or None, height or None)
             ann_sp = spool_bytes(dumps(ann))
         if ann_sp.id not in self._link_anns:
-            if not self.store.has(ann_sp.id):
-                if not self.dry_run:
-                    self.store.write_backend.install(ann_sp, self.tmp)
+            with self.store.index.read() as txn:
+                known = known_intact(self.store.index, txn, ann_sp.id)
+            if not known and not self.dry_run:
+                self.store.write_backend.install(ann_sp, self.tmp)
                 self._link_anns[ann_sp.id] = ann_sp.size
             else:
                 self._link_anns[ann_sp.id] = -1  # known already

@@ -16,6 +16,7 @@ otherwise the file is hashed again, and the entry refreshed with the new moment.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,10 +73,16 @@ def lookup(index: Index, txn: Any, path: str) -> Seen | None:
     return Seen(BlobId(blob), size, info)
 
 
-def prune(index: Index, txn: Any) -> int:
-    """Drop the entries whose blob the index no longer has (after gc); how many."""
+def blob_of(raw: bytes) -> bytes:
+    """The blob id an encoded entry names."""
+    return unpack(raw)[4]
+
+
+def prune(index: Index, txn: Any, damaged: Collection[bytes] = ()) -> int:
+    """Drop the entries whose blob the index no longer has (after gc), or whose blob is in
+    `damaged` (fsck found its bytes bad: the file must be read again); how many."""
     blob = index.getter(txn, "blobs")
-    stale = [k for k, raw in index.scan(txn, DB) if blob(unpack(raw)[4]) is None]
+    stale = [k for k, raw in index.scan(txn, DB) if (b := blob_of(raw)) in damaged or blob(b) is None]
     for k in stale:
         index.delete(txn, DB, k)
     return len(stale)

@@ -22,7 +22,7 @@ import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
-from cas.blobs.refcounts import get_blob
+from cas.blobs.refcounts import get_blob, known_intact
 from cas.errors import InvalidInput
 from cas.ids import BlobId
 from cas.ingest.closed import ANN, MEDIA, META, REMOVE, Closed
@@ -94,7 +94,7 @@ class WriteBack(Overlay):
 
     def _bytes_for(self, staged: StagedFile, blob_id: BlobId) -> str | None:
         """The spool file that will become the blob; None for a duplicate of a blob that is
-        stored (and referenced) or pending already: its bytes are never written."""
+        stored (referenced, and not found damaged) or pending already: its bytes are never written."""
         if staged.path is None:
             with self._lock:
                 pending = blob_id in self._files
@@ -102,7 +102,8 @@ class WriteBack(Overlay):
                 return None
             with self.store.index.read() as txn:
                 rec = get_blob(self.store.index, txn, blob_id)
-            if rec is not None and rec.refs > 0:  # an unreferenced one may be gc's before the commit
+                intact = known_intact(self.store.index, txn, blob_id)  # a damaged one takes these bytes
+            if rec is not None and rec.refs > 0 and intact:  # an unreferenced one may be gc's before the commit
                 return None
         return staged.spill()
 

@@ -8,13 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from cas.blobs import damage
 from cas.blobs.backends.packs import HEADER, MAGIC
 from cas.blobs.hashing import hash_bytes, hash_file
 from cas.blobs.refcounts import record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
-from cas.errors import CasError, NotFound
+from cas.errors import NotFound
 from cas.ids import BlobId
 from cas.index import SEP, split_item_key
+from cas.ingest import statcache
 from cas.ingest.journal import ingest_dirs, is_mount_staging, live_records, try_lock
 from cas.maintenance.gc import orphan_files, remove_path
 from cas.model.annotation import dumps, empty_annotation, empty_video_annotation
@@ -28,8 +30,10 @@ if TYPE_CHECKING:
 PROGRESS_EVERY = 256  # blobs checked between two progress reports
 ORPHAN_KINDS = frozenset({"orphan-file", "stale-temp"})
 # What repair does about each kind (the CLI says it, in the past or, with --dry-run, as a plan).
+# A missing or corrupt blob that something still uses is kept, marked damaged, until a re-import
+# of its bytes heals it (see SourceNeeded); one nothing uses is removed.
 ACTIONS = {"orphan-file": "remove", "stale-temp": "remove", "missing-blob": "forget", "corrupt-blob": "remove",
-           "dangling-item": "remove", "damaged-item": "remove", "dangling-dataset": "remove",
+           "dangling-item": "remove", "damaged-item": "", "dangling-dataset": "remove",
            "damaged-annotation": "reset to empty", "damaged-item-meta": "drop the item meta",
            "bad-refcount": "fix", "pending-journal": ""}
 
@@ -41,14 +45,36 @@ class Problem:
     detail: str
     repaired: bool = False
     key: bytes = b""  # the index key a namespace problem is about (what repair deletes)
+    in_use: bool = False  # a damaged blob something still uses: kept for a re-import to heal
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.subject}: {self.detail}" + (f" [{self.action} (done)]" if self.repaired else "")
 
     @property
     def action(self) -> str:
-        """What `fsck --repair` does about it ('' for nothing: a pending journal is the next mount's)."""
-        return ACTIONS.get(self.kind, "")
+        """What `fsck --repair` does about it ('' for nothing: a pending journal is the next mount's,
+        a damaged blob in use waits for its source)."""
+        return "" if self.in_use else ACTIONS.get(self.kind, "")
+
+
+MAX_USERS = 5  # item paths named per blob that needs its source
+
+
+@dataclass
+class SourceNeeded:
+    """A damaged blob that only its original bytes can heal, and what uses it."""
+
+    blob: BlobId
+    users: list[str]  # "image of project/dataset/item", at most MAX_USERS
+    more: int = 0  # further items using it
+    pins: int = 0  # references held by `cas put`
+    in_versions: bool = False
+
+    def __str__(self) -> str:
+        held = self.users + ([f"{self.more} more items"] if self.more else []) \
+            + ([f"{self.pins} `cas put` pins"] if self.pins else []) + (["versions"] if self.in_versions else [])
+        return (f"needs-source: {self.blob}: used by {', '.join(held)}; re-import the original file (`cas import`, "
+                "`cas put` or a copy into the mount) to heal it, or `cas rm` those items")
 
 
 @dataclass
@@ -57,6 +83,8 @@ class FsckReport:
     items_checked: int = 0
     bytes_verified: int = 0
     problems: list[Problem] = field(default_factory=list)
+    sources_needed: list[SourceNeeded] = field(default_factory=list)  # damaged blobs still in use
+    healed: list[BlobId] = field(default_factory=list)  # marked damaged by an earlier fsck, good bytes now
 
     @property
     def clean(self) -> bool:
@@ -71,15 +99,71 @@ def check(store: Store, repair: bool = False, verify: bool = True,
           progress: Callable[[int], object] | None = None) -> FsckReport:
     """Check every blob record against its bytes (size, and digest if `verify`), every item
     against its blobs, every reference count, and find orphan and temp files. `progress` is
-    told of the blobs checked."""
+    told of the blobs checked.
+
+    Damaged blobs are marked in the index (`cas.blobs.damage`) and the stat cache forgets the
+    files that held them, so that a re-import of their bytes heals them; a healed one is
+    reported in `healed`, and its mark dropped."""
     with store.lock(exclusive=True, what="check the store"):
         report = FsckReport()
         bad_blobs = _check_blobs(store, report, verify, progress)
+        if not store.index.read_only:
+            _mark(store, report, bad_blobs, verify)
         _check_namespace(store, report, bad_blobs)
         _check_files(store, report)
         if repair:
-            _repair(store, report, bad_blobs)
+            bad_blobs -= _repair(store, report, bad_blobs)
+        report.sources_needed = _sources_needed(store, bad_blobs)
+        in_use = {str(need.blob) for need in report.sources_needed}
+        for problem in report.problems:
+            problem.in_use = problem.kind in ("missing-blob", "corrupt-blob") and problem.subject in in_use
         return report
+
+
+def _mark(store: Store, report: FsckReport, bad: set[BlobId], verified: bool) -> None:
+    """Mark the damaged blobs, drop the stat-cache entries that name them, and drop the marks
+    of blobs that check out again (healed; a size-only check clears only what a heal marked)."""
+    index = store.index
+    with index.write() as txn:
+        for blob_id, state in list(damage.marks(index, txn)):
+            if blob_id in bad or index.get(txn, "blobs", bytes(blob_id)) is None:
+                damage.forget(index, txn, blob_id)  # marked again below, or gone
+            elif state == damage.HEALED or verified:
+                damage.forget(index, txn, blob_id)
+                report.healed.append(blob_id)
+        for blob_id in bad:
+            damage.mark_damaged(index, txn, blob_id)
+        if bad:
+            statcache.prune(index, txn, bad)
+
+
+def _sources_needed(store: Store, bad: set[BlobId]) -> list[SourceNeeded]:
+    """The damaged blobs still in the index, with the items, pins and versions that use them."""
+    if not bad:
+        return []
+    from cas.maintenance.gc import kept_by_versions
+    index = store.index
+    with index.read() as txn:
+        left = {blob_id for blob_id in bad if index.get(txn, "blobs", bytes(blob_id)) is not None}
+        if not left:
+            return []
+        needed = {blob_id: SourceNeeded(blob_id, []) for blob_id in left}
+        for key, raw in index.scan(txn, "items"):
+            rec = ItemRecord.decode(raw)
+            for role, blob in (("image", rec.media), ("annotation", rec.ann), ("item meta", rec.meta)):
+                if blob in needed:
+                    need = needed[blob]
+                    if len(need.users) < MAX_USERS:
+                        need.users.append(f"{role} of {_label(key)}")
+                    else:
+                        need.more += 1
+        for blob_id, need in needed.items():
+            pins = index.get(txn, "pins", bytes(blob_id))
+            need.pins = int(pins) if pins is not None else 0
+    keep = kept_by_versions(store)
+    for blob_id, need in needed.items():
+        need.in_versions = bytes(blob_id) in keep
+    return [need for need in needed.values() if need.users or need.pins or need.in_versions]
 
 
 def _check_blobs(store: Store, report: FsckReport, verify: bool,
@@ -262,37 +346,40 @@ def _install_empty_annotations(store: Store, report: FsckReport) -> dict[bytes, 
     return out
 
 
-def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> None:
-    """Remove orphans and temp files, records of lost blobs and the items that need them; fix counts."""
+def _record(store: Store, txn: Any, blob_id: BlobId) -> BlobRecord:
+    raw = store.index.get(txn, "blobs", bytes(blob_id))
+    assert raw is not None  # read by _check_blobs under the same exclusive lock
+    return BlobRecord.decode(raw)
+
+
+def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> set[BlobId]:
+    """Remove orphans, temp files and the items whose image is not in the index; reset lost
+    annotations; fix counts; then remove the damaged blobs nothing uses any more. A damaged
+    blob still in use stays, marked, with its items: only its original bytes heal it.
+    Returns the damaged blobs dealt with (removed, or good bytes again)."""
+    from cas.maintenance.gc import kept_by_versions
     index = store.index
     for problem in report.problems:
         if problem.kind in ORPHAN_KINDS:
             remove_path(problem.subject)
             problem.repaired = True
     empties = _install_empty_annotations(store, report)
+    keep = kept_by_versions(store) if bad else set()
     with index.write() as txn:
         reinstalled = {blob for blob, _size in empties.values()}
-        for blob_id in bad:
-            raw = index.get(txn, "blobs", bytes(blob_id))
-            assert raw is not None  # read by _check_blobs under the same exclusive lock
-            rec = BlobRecord.decode(raw)
-            if blob_id in reinstalled:  # good bytes again, where new blobs go (not in the damaged pack)
-                index.put(txn, "blobs", bytes(blob_id), replace(rec, location=store.write_backend.location, pack=None,
-                                                offset=0).encode())
-                continue
-            index.delete(txn, "blobs", bytes(blob_id))
-            if rec.location == LOCAL:
-                store.backend.delete(blob_id)
+        for blob_id in bad & reinstalled:  # good bytes again, where new blobs go (not in the damaged pack)
+            rec = _record(store, txn, blob_id)
+            index.put(txn, "blobs", bytes(blob_id), replace(rec, location=store.write_backend.location, pack=None,
+                                                            offset=0).encode())
+            damage.forget(index, txn, blob_id)
         for problem in report.problems:
-            if problem.kind in ("missing-blob", "corrupt-blob"):
-                problem.repaired = True
-            elif problem.kind in ("dangling-item", "damaged-item"):
+            if problem.kind == "dangling-item":
                 store.ns.delete_item(txn, problem.key)
                 problem.repaired = True
             elif problem.kind == "dangling-dataset":
                 index.delete(txn, "datasets", problem.key)
                 problem.repaired = True
-        for problem in report.problems:  # after the removals: an item without its image is gone
+        for problem in report.problems:  # after the removals
             if problem.kind in ("damaged-annotation", "damaged-item-meta"):
                 raw = index.get(txn, "items", problem.key)
                 if raw is not None:
@@ -315,9 +402,15 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> None:
             rec = BlobRecord.decode(raw)
             if rec.refs != expected.get(key, 0):
                 index.put(txn, "blobs", key, rec.with_refs(expected.get(key, 0)).encode())
+        unused = {blob_id for blob_id in bad - reinstalled if not expected.get(blob_id) and blob_id not in keep}
+        for blob_id in unused:
+            rec = _record(store, txn, blob_id)
+            index.delete(txn, "blobs", bytes(blob_id))
+            damage.forget(index, txn, blob_id)
+            if rec.location == LOCAL:
+                store.backend.delete(blob_id)
         for problem in report.problems:
-            if problem.kind == "bad-refcount":
+            if problem.kind == "bad-refcount" or (problem.kind in ("missing-blob", "corrupt-blob")
+                                                   and BlobId.from_hex(problem.subject) in unused | reinstalled):
                 problem.repaired = True
-    # not reached: every kind above is handled
-    if any(not p.repaired and p.kind != "pending-journal" for p in report.problems):  # pragma: no cover
-        raise CasError("fsck could not repair every problem")
+    return unused | (bad & reinstalled)

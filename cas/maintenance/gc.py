@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from cas.blobs.repack import compact_packs, compaction_plan, unused_packs
+from cas.blobs import damage
+from cas.blobs.repack import Rewrite, compact_packs, compaction_plan, unused_packs
 from cas.ids import BlobId
 from cas.ingest import statcache
 from cas.ingest.journal import is_mount_staging
@@ -48,97 +49,98 @@ def is_garbage(refs: int, key: bytes, keep: set[bytes]) -> bool:
     return refs == 0 and key not in keep
 
 
+@dataclass
+class GcPlan:
+    """What a gc removes, computed once (with the store alone): the dry run reports it, the
+    real run executes it."""
+
+    temp: list[str] = field(default_factory=list)  # entries of tmp/ (a killed import's staging among them)
+    doomed: list[tuple[BlobId, BlobRecord]] = field(default_factory=list)  # unreferenced blobs
+    young_kept: int = 0
+    unused_packs: list[tuple[str, int]] = field(default_factory=list)  # (name, size): no live entry left
+    rewrites: list[Rewrite] = field(default_factory=list)
+    orphans: list[tuple[str, int]] = field(default_factory=list)  # (path, size) the index does not know
+    stat_entries: int = 0  # stat-cache entries whose blob is gone or doomed
+
+    def report(self, dry_run: bool, packs: tuple[int, int] | None = None) -> GcReport:
+        """The counts of this plan: what the dry run says and the real run did (`packs`, the
+        packs compacted and bytes they freed, when a damaged entry kept a rewrite from happening)."""
+        blob_bytes = sum(max(rec.size, 0) for _id, rec in self.doomed if rec.location not in (PACK, LINK))
+        packs = packs or (len(self.unused_packs) + len(self.rewrites),
+                          sum(size for _name, size in self.unused_packs) + sum(r.size - r.live_bytes
+                                                                               for r in self.rewrites))
+        return GcReport(len(self.doomed), blob_bytes + packs[1] + sum(size for _p, size in self.orphans),
+                        len(self.temp), len(self.orphans), self.stat_entries, self.young_kept, packs[0], dry_run)
+
+
 def collect(store: Store, dry_run: bool = False, progress: Callable[[int], object] | None = None) -> GcReport:
-    """Remove every blob with no reference, orphan blob files and temp files.
-    Needs the store alone (no import running). With `dry_run`, change nothing and report
-    what a gc would remove now.
+    """Remove every blob with no reference, orphan blob files and temp files. Needs the store
+    alone (no import running), dry run or not. With `dry_run`, change nothing and report what a
+    gc would remove now: the real run executes the same plan.
 
     Records go first, then files: a crash in between leaves orphan files that
     fsck reports and removes, never a record whose file is gone. `progress` is told of the
     blobs removed.
     """
-    if dry_run:
-        return _survey(store)
-    report = GcReport()
+    with store.lock(exclusive=True, what="dry-run gc" if dry_run else "collect garbage"):
+        gc_plan = plan(store)
+        return gc_plan.report(True) if dry_run else gc_plan.report(False, _execute(store, gc_plan, progress))
+
+
+def plan(store: Store) -> GcPlan:
+    """What a gc would remove now (the caller holds the exclusive lock)."""
+    out = GcPlan()
+    keep = kept_by_versions(store)
+    # A mount's staging is live, or holds files acknowledged to writers that its next mount imports.
+    out.temp = [e.path for e in os.scandir(store.tmp_dir) if not is_mount_staging(e.name)]
     index = store.index
-    with store.lock(exclusive=True, what="collect garbage"):
-        keep = kept_by_versions(store)
-        for entry in os.scandir(store.tmp_dir):
-            if is_mount_staging(entry.name):
-                continue  # a mount's staging: live, or files acknowledged to writers that its next mount imports
-            remove_path(entry.path)
-            report.temp_removed += 1
-        while True:
-            doomed: list[tuple[BlobId, BlobRecord]] = []
-            with index.write() as txn:
-                for key, raw in index.scan(txn, "blobs"):
-                    rec = BlobRecord.decode(raw)
-                    if is_garbage(rec.refs, key, keep):
-                        if rec.location == S3 and _young(store, BlobId(key)):
-                            keep.add(key)  # may belong to a push in progress elsewhere: a later gc
-                            report.young_kept += 1
-                            continue
-                        doomed.append((BlobId(key), rec))
-                        if len(doomed) >= DELETE_BATCH:
-                            break
-                for blob_id, _rec in doomed:
-                    index.delete(txn, "blobs", bytes(blob_id))
-            for blob_id, rec in doomed:
-                report.blobs_removed += 1
-                if rec.location == PACK:
-                    continue  # its bytes go (and count) when its pack is compacted, below
-                if rec.location == LOCAL:
-                    store.backend.delete(blob_id)
-                else:  # S3 objects go; a link's bytes are not ours to delete
-                    if rec.location == S3 and store.s3 is not None:
-                        store.s3.delete(blob_id)
-                    store.cache.drop(blob_id)
-                if rec.location != LINK:
-                    report.bytes_freed += max(rec.size, 0)
-            if progress is not None:
-                progress(len(doomed))
-            if len(doomed) < DELETE_BATCH:
-                break
+    with index.read() as txn:
+        for key, raw in index.scan(txn, "blobs"):
+            size, refs, location = BlobRecord.raw_summary(raw)
+            if not is_garbage(refs, key, keep):
+                continue
+            if location == S3 and _young(store, BlobId(key)):
+                out.young_kept += 1  # may belong to a push in progress elsewhere: a later gc
+                continue
+            out.doomed.append((BlobId(key), BlobRecord.decode(raw)))
+        dead = {bytes(blob_id) for blob_id, _rec in out.doomed}
+        blob = index.getter(txn, "blobs")
+        out.stat_entries = sum(1 for _k, raw in index.scan(txn, statcache.DB)
+                               if (b := statcache.blob_of(raw)) in dead or blob(b) is None)
+    out.unused_packs, out.rewrites = compaction_plan(store, dead)
+    unused_paths = {store.backend.pack_path(name) for name, _size in out.unused_packs}
+    out.orphans = [(path, size) for path, size in orphan_files(store) if path not in unused_paths]
+    return out
+
+
+def _execute(store: Store, gc_plan: GcPlan, progress: Callable[[int], object] | None) -> tuple[int, int]:
+    """Carry out a plan; the packs compacted and the bytes that freed."""
+    index = store.index
+    for path in gc_plan.temp:
+        remove_path(path)
+    for start in range(0, len(gc_plan.doomed), DELETE_BATCH):  # short write transactions
+        batch = gc_plan.doomed[start:start + DELETE_BATCH]
         with index.write() as txn:
-            report.stat_entries_dropped = statcache.prune(index, txn)
-        report.packs_compacted, freed = compact_packs(store)
-        report.bytes_freed += freed
-        # With the store to ourselves, a blob file the index does not know is garbage
-        # (installed by an import that was killed before it could record it).
-        for path, size in orphan_files(store):
-            remove_path(path)
-            report.orphans_removed += 1
-            report.bytes_freed += size
-        return report
-
-
-def _survey(store: Store) -> GcReport:
-    """What collect would remove now, read under the shared lock (imports may go on)."""
-    report = GcReport(dry_run=True)
-    with store.lock(exclusive=False, what="survey garbage"):
-        keep = kept_by_versions(store)
-        report.temp_removed = sum(1 for e in os.scandir(store.tmp_dir) if not is_mount_staging(e.name))
-        dead: set[bytes] = set()
-        with store.index.read() as txn:
-            for key, raw in store.index.scan(txn, "blobs"):
-                size, refs, location = BlobRecord.raw_summary(raw)
-                if not is_garbage(refs, key, keep):
-                    continue
-                if location == S3 and _young(store, BlobId(key)):
-                    report.young_kept += 1
-                    continue
-                report.blobs_removed += 1
-                dead.add(key)
-                if location not in (PACK, LINK):  # packed bytes go with their pack, below
-                    report.bytes_freed += max(size, 0)
-        orphans = orphan_files(store)  # the packs unused already among them
-        unused, rewrites = compaction_plan(store, dead)
-        unused = [(name, size) for name, size in unused if store.backend.pack_path(name) not in dict(orphans)]
-        report.packs_compacted = len(unused) + len(rewrites)
-        report.bytes_freed += sum(size for _name, size in unused) + sum(r.size - r.live_bytes for r in rewrites)
-        report.orphans_removed = len(orphans)
-        report.bytes_freed += sum(size for _path, size in orphans)
-    return report
+            for blob_id, _rec in batch:
+                index.delete(txn, "blobs", bytes(blob_id))
+                damage.forget(index, txn, blob_id)
+        for blob_id, rec in batch:
+            if rec.location == LOCAL:
+                store.backend.delete(blob_id)
+            elif rec.location != PACK:  # packed bytes go when their pack is compacted, below
+                if rec.location == S3 and store.s3 is not None:
+                    store.s3.delete(blob_id)  # S3 objects go; a link's bytes are not ours to delete
+                store.cache.drop(blob_id)
+        if progress is not None:
+            progress(len(batch))
+    with index.write() as txn:
+        statcache.prune(index, txn)
+    packs = compact_packs(store, (gc_plan.unused_packs, gc_plan.rewrites))
+    # With the store to ourselves, a blob file the index does not know is garbage
+    # (installed by an import that was killed before it could record it).
+    for path, _size in gc_plan.orphans:
+        remove_path(path)
+    return packs
 
 
 def _young(store: Store, blob_id: BlobId) -> bool:

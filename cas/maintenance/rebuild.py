@@ -14,6 +14,7 @@ from cas.blobs.backends.packs import entries
 from cas.blobs.refcounts import adjust_pin, record_new_blob
 from cas.errors import CasError
 from cas.ids import BlobId
+from cas.index import Index
 from cas.locks import store_lock
 from cas.records import BlobRecord
 from cas.store import Store
@@ -53,6 +54,7 @@ def rebuild_index(root: str | Path) -> RebuildReport:
             aside = root / f"index.old-{time.strftime('%Y%m%d-%H%M%S')}"
             old.rename(aside)
             report.moved_aside = str(aside)
+        Index(old, create=True).close()
         store = Store(root)
         try:
             with store.index.write() as txn:

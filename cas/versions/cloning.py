@@ -35,7 +35,7 @@ def clone_store(path: Path, remote: S3Remote, projects: Sequence[str] = (), net:
                        f"(it shares: {', '.join(sorted(shared)) or 'none'})")
     existed = path.exists()
     try:
-        with Store(path, create=True, net=net) as store:
+        with Store.init(path, net) as store:
             store.config.s3 = remote
             store.save_config()
             return {p: clone(store, p, progress) for p in (list(dict.fromkeys(projects)) or sorted(shared))}

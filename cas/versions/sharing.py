@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from cas.blobs.backends.fetch import describe_s3_error
+from cas.blobs.backends.fetch import describe_s3_error, s3_error_code
 from cas.blobs.refcounts import apply_deltas, record_link
 from cas.errors import CasError, Conflict, NotFound
 from cas.ids import BlobId
@@ -54,8 +54,7 @@ def _write_ref(store: Store, project: str, version: BlobId, etag: str | None) ->
     try:
         s3.client.put_object(Bucket=s3.remote.bucket, Key=_ref_key(store, project), Body=body, **condition)
     except Exception as e:  # noqa: BLE001 - botocore's errors, described
-        code = getattr(e, "response", {}).get("Error", {}).get("Code")
-        if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+        if s3_error_code(e) in ("PreconditionFailed", "ConditionalRequestConflict"):
             raise Conflict(f"{project} was pushed from elsewhere meanwhile; run `cas pull {project}`, "
                            "then push again") from None
         raise describe_s3_error(f"s3://{s3.remote.bucket}/{_ref_key(store, project)}", e) from None

@@ -14,7 +14,7 @@ from cas.blobs.hashing import hash_file
 from cas.blobs.refcounts import get_blob
 from cas.blobs.repack import compact_packs
 from cas.blobs.spool import spool_bytes
-from cas.errors import CasError, NotFound, StoreBusy
+from cas.errors import HEAL_HINT, CasError, NotFound, StoreBusy
 from cas.ids import BlobId
 from cas.index import item_key
 from cas.ingest.prepare import PrepareConfig, Prepared, Preparer, item_record, record_new_parts
@@ -212,7 +212,7 @@ def _upload(store: Store, blob_id: BlobId, rec: BlobRecord) -> str | None:
     except OSError as e:
         return f"blob {blob_id}: {e.strerror} ({path})"
     if digest != blob_id or size != rec.size:
-        return f"blob {blob_id}: local file is corrupt (digest {digest}, {size} bytes); not pushed, run `cas fsck`"
+        return f"blob {blob_id}: local file is corrupt (digest {digest}, {size} bytes); not pushed; {HEAL_HINT}"
     try:
         assert store.s3 is not None
         store.s3.upload_file(path, blob_id)

@@ -228,7 +228,8 @@ def test_spawned_workers_open_the_store_from_the_pickle(store: Store, items) -> 
 
 def test_link_items_are_read_from_their_server_in_forked_workers(tmp_path: Path, http_server: RangeServer) -> None:
     from cas.config import NetOptions
-    store = Store(tmp_path / "store", net=NetOptions(connect_timeout=1.0, read_timeout=2.0, retries=2, backoff=0.05))
+    net = NetOptions(connect_timeout=1.0, read_timeout=2.0, retries=2, backoff=0.05)
+    store = Store.init(tmp_path / "store", net=net)
     expected = {}
     with ImportSession(store, "p") as session:
         for i in range(6):

@@ -88,7 +88,7 @@ def test_truncated_blob_is_detected_on_open(store):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.binary(max_size=3000), min_size=1, max_size=12))
 def test_put_get_round_trip_and_refcounts(tmp_path_factory, blobs):
-    with Store(tmp_path_factory.mktemp("prop")) as s:
+    with Store.init(tmp_path_factory.mktemp("prop")) as s:
         ids = [s.put(b) for b in blobs]
         for blob_id, data in zip(ids, blobs):
             assert s.read_bytes(blob_id) == data

@@ -139,7 +139,7 @@ def objects_of(store: Store, project: str) -> dict[str, list[tuple[str, str, tup
 def assert_reimport_same(store: Store, project: str, export: Path, fmt: str, tolerance: float = 1.0) -> None:
     """Import an export into a fresh store beside it: the same objects as `project` here."""
     from converters.ingest import import_source
-    again = Store(export.parent / "again")
+    again = Store.init(export.parent / "again")
     try:
         import_source(again, export, project, fmt)
         assert_same_objects(objects_of(store, project), objects_of(again, project), tolerance)

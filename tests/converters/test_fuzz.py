@@ -162,7 +162,7 @@ def _exported(fmt: str) -> Callable[[Path], Path]:
     """The sample project as our exporter of `fmt` writes it (with its cas_names.json)."""
     def sample(root: Path) -> Path:
         from converters import FORMATS
-        with Store(root / "store") as store:
+        with Store.init(root / "store") as store:
             import_source(store, make_sample_project(root / "sly"), "p", "sly")
             FORMATS[fmt].write(store, "p", root / "p")
         return root / "p"
@@ -206,7 +206,7 @@ def _partial(store: Store, project: str) -> bool:
 def test_mutants_fail_cleanly_or_import_whole(fmt: str, tmp_path: Path) -> None:
     rng = random.Random(f"{SEED}-{fmt}")
     template = SAMPLES[fmt](tmp_path / "template")
-    store = Store(tmp_path / "store")
+    store = Store.init(tmp_path / "store")
     store.config.allow_roots = [str(tmp_path)]  # file:// links may point into the samples
     failures: list[str] = []
     outcomes = {"imported": 0, "refused": 0}

@@ -41,7 +41,7 @@ def test_folders_become_nested_datasets_and_non_images_are_noted(photos, tmp_pat
     assert "imported p: 6 items (6 added, 0 unchanged, 0 replaced)" in out
     assert "note: 1 other files skipped" in out  # README.txt; hidden files are not counted
     assert layout(tmp_path / "store", "p") == {"a": 3, "a/b": 1, "photos": 2}
-    with Store(tmp_path / "store") as store:
+    with Store.init(tmp_path / "store") as store:
         assert store.ns.children("p", None) == ["a", "photos"]
         assert store.ns.children("p", "a") == ["b"]
         assert store.ns.item("p", "a/b", "x.png").mime == "image/png"
@@ -72,7 +72,7 @@ def test_folder_with_nothing_importable_fails_with_one_line(tmp_path):
     (empty / ".hidden.jpg").write_bytes(png_bytes())  # hidden: does not count
     proc = run_cas(tmp_path / "store", "import", str(empty), "--project", "p", check=False)
     assert_user_error(proc, str(empty), "no known format fits")
-    with Store(tmp_path / "store") as store:
+    with Store.init(tmp_path / "store") as store:
         assert store.ns.projects() == []
 
 
@@ -81,7 +81,7 @@ def test_images_format_on_a_file_is_a_one_line_error(tmp_path):
     image.write_bytes(png_bytes())
     proc = run_cas(tmp_path / "store", "import", str(image), "--project", "p", "--format", "images", check=False)
     assert_user_error(proc, str(image), "not a directory")
-    with Store(tmp_path / "store") as store:
+    with Store.init(tmp_path / "store") as store:
         assert store.ns.projects() == []
 
 

@@ -48,7 +48,7 @@ def auto_import(store: Store, src: Path, project: str) -> str:
 def test_supervisely_sdk_exports_import(sdk_exports: Path, tmp_path: Path, where: str, fmt: str) -> None:
     src = sdk_exports / where
     images = [p for p in src.rglob("*") if p.suffix in (".jpg", ".png") and "Segmentation" not in str(p)]
-    with Store(tmp_path / "s") as store:
+    with Store.init(tmp_path / "s") as store:
         assert auto_import(store, src, "p") == fmt
         assert item_count(store, "p") == len(images) > 0
         assert object_count(store, "p") > 0
@@ -64,7 +64,7 @@ def test_supervisely_sdk_exports_import(sdk_exports: Path, tmp_path: Path, where
 def test_supervisely_sdk_exports_of_hard_names_import(sdk_names_exports: Path, tmp_path: Path, fmt: str) -> None:
     """Ids with spaces and non-ASCII letters, as the SDK writes them (its VOC lists:
     `train_street scene 02.jpg 1`), import whole; a keypoint category keeps its name."""
-    with Store(tmp_path / "s") as mine:
+    with Store.init(tmp_path / "s") as mine:
         assert auto_import(mine, sdk_names_exports / fmt, "p") == fmt
         names = {n for d in mine.ns.datasets("p") for n, _item in mine.ns.items("p", d)}
         assert item_count(mine, "p") == 5  # the project less its nested dataset
@@ -88,7 +88,7 @@ print(json.dumps(out))
 def test_datumaro_coco_imports(datumaro_exports: Path, tmp_path: Path) -> None:
     """image_info, panoptic and stuff files beside the instances are skipped and counted."""
     src = datumaro_exports / "coco"
-    with Store(tmp_path / "s") as store:
+    with Store.init(tmp_path / "s") as store:
         assert detect_format(src) == "coco"
         _report, extra = import_source(store, src, "p", "coco")
         assert item_count(store, "p") == 8
@@ -102,7 +102,7 @@ def test_datumaro_voc_imports(datumaro_exports: Path, tmp_path: Path) -> None:
     """RGB masks in labelmap colours (left out: the VOC palette's), lists naming items without XML."""
     src = datumaro_exports / "voc"
     xml_objects = sum(len(ElementTree.parse(p).getroot().findall("object")) for p in src.glob("Annotations/*.xml"))
-    with Store(tmp_path / "s") as store:
+    with Store.init(tmp_path / "s") as store:
         assert auto_import(store, src, "p") == "voc"
         assert item_count(store, "p") == 8
         assert object_count(store, "p") >= xml_objects  # one per XML object, plus mask-only instances
@@ -114,7 +114,7 @@ def test_datumaro_yolo_ultralytics_imports(datumaro_exports: Path, tmp_path: Pat
     """data.yaml says `train: train.txt`, a list of image paths."""
     src = datumaro_exports / "yolo_ultralytics"
     labels = sum(len(p.read_text().splitlines()) for p in src.rglob("labels/**/*.txt"))
-    with Store(tmp_path / "s") as store:
+    with Store.init(tmp_path / "s") as store:
         assert auto_import(store, src, "p") == "yolo"
         assert item_count(store, "p") == 8
         assert object_count(store, "p") == labels > 0
@@ -129,7 +129,7 @@ def test_datumaro_exports_of_other_formats_import(datumaro_exports: Path, tmp_pa
     src = datumaro_exports / where
     items, annotations, subsets = json.loads(run_tool("datumaro", DATUMARO_READS, str(src), dm_format
                                                       ).strip().splitlines()[-1])[dm_format]
-    with Store(tmp_path / "s") as store:
+    with Store.init(tmp_path / "s") as store:
         if where == "imagenet":  # class folders alone: a folder of photos to `auto`
             import_source(store, src, "p", fmt)
         else:
@@ -179,7 +179,7 @@ def test_every_export_reimports_with_the_same_counts(demo: tuple[Store, Path], t
     from converters import FORMATS
     store, _root = demo
     counts = FORMATS[fmt].write(store, "demo", tmp_path / "out")
-    with Store(tmp_path / "s") as again:
+    with Store.init(tmp_path / "s") as again:
         assert auto_import(again, tmp_path / "out", "back") == fmt
         assert item_count(again, "back") == item_count(store, "demo")
         # What a format cannot hold (keypoints in VOC and a detect-task YOLO) is counted as skipped.
@@ -202,7 +202,7 @@ def test_export_then_import_keeps_every_name(names_project: tuple[Store, Path], 
     assert len(images) == 6
     if fmt not in ("coco", "imagenet", "labelstudio"):  # one label file per stem: unique over the export
         assert len({p.stem for p in images}) == 6, images
-    with Store(tmp_path / "s") as again:
+    with Store.init(tmp_path / "s") as again:
         auto_import(again, tmp_path / "out", "back")
         assert again.ns.datasets("back") == store.ns.datasets("names")
         for dataset in store.ns.datasets("names"):

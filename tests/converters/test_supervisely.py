@@ -237,7 +237,7 @@ def test_skip_invalid_imports_the_other_items_and_names_the_skipped_one(bad_file
     assert "imported demo: 7 items (7 added, 0 unchanged, 0 replaced)" in proc.stdout.decode()
     stderr = proc.stderr.decode()
     assert "skipped 1 invalid item:" in stderr and bad_file in stderr and "Traceback" not in stderr
-    with Store(tmp_path / "store") as store:
+    with Store.init(tmp_path / "store") as store:
         assert [name for name, _ in store.ns.items("demo", "val")] == ["val_002.png", "val_003.jpg"]
         assert compute_stats(store)["items"] == 7
         assert fsck(store).clean
@@ -279,7 +279,7 @@ def test_reimport_unchanged_then_conflict_then_overwrite(sample, tmp_path):
 
 def test_import_nested_under_a_dataset(sample, tmp_path):
     run_cas(tmp_path / "store", "import", str(sample), "--project", "demo", "--dataset", "2024")
-    with Store(tmp_path / "store") as store:
+    with Store.init(tmp_path / "store") as store:
         assert store.ns.datasets("demo") == ["2024", "2024/train", "2024/train/night", "2024/val"]
         assert store.ns.count_items("demo", "2024") == 0
         assert store.ns.count_items("demo", "2024/train/night") == 2

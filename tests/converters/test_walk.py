@@ -168,7 +168,7 @@ def test_folder_nested_10000_deep_is_one_line(tmp_path: Path) -> None:
     make_deep(src, 10_000)
     try:
         (src / "a.png").write_bytes(png_bytes())
-        with Store(tmp_path / "store") as store:
+        with Store.init(tmp_path / "store") as store:
             with pytest.raises(InvalidInput, match="cannot read this folder"):
                 import_source(store, src, "p", "images")
         for how in (["--format", "images"], []):  # detection walks too

@@ -72,7 +72,7 @@ def assert_daemon_was_clean(store: Path) -> None:
 
 def imported_by_cas_import(tmp_path: Path, src: Path, project: str) -> dict[str, object]:
     """`cas import SRC --project P` (format detected) into a fresh store."""
-    with Store(tmp_path / f"reference-{project}") as store:
+    with Store.init(tmp_path / f"reference-{project}") as store:
         import_source(store, src, project, detect_format(src))
         return contents(store, project)
 

@@ -233,3 +233,23 @@ def test_a_version_the_remote_cannot_be_asked_for_is_eio_not_enoent(served: Ops,
     monkeypatch.undo()
     assert errno_of(served.ops.getattr, f"/p/.versions/{'0' * 32}") == errno.ENOENT
     assert served.ops.getattr(f"/p/.versions/{version}")["st_mode"] & 0o040000
+
+
+@pytest.mark.parametrize("size", ["loose", "packed"])
+def test_a_copy_into_the_mount_heals_a_blob_fsck_found_damaged(tmp_path: Path, size: str):
+    from tests.cas.maintenance.test_fsck import IMAGES
+    from tests.conftest import damage_blob
+    image = IMAGES[size](1)
+    store = store_with(tmp_path, {"a/x.png": image})
+    with Store(store) as s:
+        damage_blob(s, s.ns.item("p", "a", "x.png").media)
+    assert run_cas(store, "fsck", check=False).returncode == 1  # found, and marked
+    ops = Ops(store)
+    try:
+        ops.write("/p/a/img/copy.png", image)
+    finally:
+        ops.ops.destroy("/")  # unmount: a barrier, every close committed
+    out = run_cas(store, "fsck", check=False).stdout.decode()
+    assert "healed-blob:" in out, out and out.splitlines()[-1].endswith("clean")
+    with Store(store) as s:
+        assert s.read_bytes(s.ns.item("p", "a", "x.png").media) == image

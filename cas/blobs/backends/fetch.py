@@ -12,6 +12,7 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, Protocol
 
 import urllib3
@@ -202,18 +203,54 @@ class HttpFetcher:
 
 
 # -- S3 -----------------------------------------------------------------------------------------
-def describe_s3_error(url: str, e: BaseException) -> RemoteError:
-    from botocore.exceptions import ClientError, EndpointConnectionError
+NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})  # what S3 says of an absent object
+
+
+def s3_error_code(e: BaseException) -> str | None:
+    """The error code of a botocore ClientError ("404", "NoSuchKey", "AccessDenied"...), else None."""
+    return getattr(e, "response", {}).get("Error", {}).get("Code")
+
+
+def s3_not_found(e: BaseException) -> bool:
+    """Whether S3 answered that the object does not exist (the one place that decides it)."""
+    return s3_error_code(e) in NOT_FOUND_CODES
+
+
+def _status_words(status: object, code: str) -> str:
+    """'HTTP 404 Not Found', with S3's code when it says more ('HTTP 404 Not Found (NoSuchKey)')."""
+    try:
+        phrase = HTTPStatus(int(status)).phrase  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        phrase = ""
+    words = f"HTTP {status} {phrase}".rstrip()
+    return words + (f" ({code})" if code and code != str(status) else "")
+
+
+def describe_s3_error(url: str, e: BaseException, endpoint: str | None = None) -> RemoteError:
+    """A botocore error as one line naming the bucket or key (`url`), the status in words and,
+    when given, the endpoint."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
     from botocore.exceptions import ReadTimeoutError as BotoReadTimeout
+    bucket = url[5:].split("/", 1)[0] if url.startswith("s3://") else url
+    at = f" at {endpoint}" if endpoint else ""
     if isinstance(e, ClientError):
         status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
         code = e.response.get("Error", {}).get("Code", "")
-        return RemoteError(f"{url}: HTTP {status} {code}".rstrip())
+        words = _status_words(status, code)
+        if code == "NoSuchBucket" or (url == f"s3://{bucket}" and status == 404):
+            return RemoteError(f'S3 bucket "{bucket}" does not exist{at} ({words})')
+        if status == 403:
+            return RemoteError(f"{url}{at}: access denied ({words}): check the S3 credentials "
+                               "(boto3's chain: environment, profile, instance role) and the bucket's policy")
+        return RemoteError(f"{url}{at}: {words}")
+    if isinstance(e, NoCredentialsError):
+        return RemoteError(f"{url}{at}: no S3 credentials found (boto3's chain: environment, profile, instance role)")
     if isinstance(e, EndpointConnectionError):
-        return RemoteError(f"{url}: cannot connect to the S3 endpoint ({errors.reason(e)})")
+        return RemoteError(f"{url}: cannot connect to the S3 endpoint {endpoint or e.kwargs.get('endpoint_url', '')}"
+                           .rstrip())
     if isinstance(e, BotoReadTimeout):
-        return RemoteError(f"{url}: read timed out")
-    return RemoteError(f"{url}: {errors.reason(e)}")
+        return RemoteError(f"{url}{at}: read timed out")
+    return RemoteError(f"{url}{at}: {errors.reason(e)}")
 
 
 class S3Fetcher:
@@ -237,7 +274,7 @@ class S3Fetcher:
         try:
             resp = self.client.get_object(Bucket=self.bucket, Key=self.key, Range=_range(start, end))
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") == "InvalidRange":
+            if s3_error_code(e) == "InvalidRange":
                 size = e.response.get("Error", {}).get("ActualObjectSize")
                 return Stream(int(size) if size is not None else start, None, iter(()), lambda: None)
             raise describe_s3_error(self.url, e) from None

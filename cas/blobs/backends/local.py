@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cas.blobs.backends.packs import SUFFIX, pack_name
 from cas.blobs.spool import Spooled
-from cas.errors import InvalidName, NotFound
+from cas.errors import HEAL_HINT, InvalidName, NotFound
 from cas.ids import BlobId
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -86,14 +86,20 @@ class LocalBackend:
         os.replace(sp.write_temp(tmp_dir), dest)
         sp.tmp = None
 
-    def link_in(self, path: str, blob_id: BlobId) -> bool:
+    def link_in(self, path: str, blob_id: BlobId, replace: bool = False) -> bool:
         """Hard-link a finished file into place (its bytes are not copied; durable after
-        `sync`). False if the blob file was there already."""
+        `sync`). False if the blob file was there already, unless `replace` (a damaged
+        file's place: the new link takes it atomically)."""
         dest = self.path(blob_id)
         parent = dest[: dest.rfind("/")]
         if parent not in self._made_dirs:
             os.makedirs(parent, exist_ok=True)
             self._made_dirs.add(parent)
+        if replace:
+            fresh = f"{self.tmp_dir}/heal-{os.getpid()}-{blob_id.hex()}"
+            os.link(path, fresh)
+            os.replace(fresh, dest)
+            return True
         try:
             os.link(path, dest)
         except FileExistsError:
@@ -107,7 +113,7 @@ class LocalBackend:
         try:
             return os.open(self.path(blob_id), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise NotFound(f"blob {blob_id} is in the index but its file is missing") from None
+            raise NotFound(f"blob {blob_id} is in the index but its file is missing; {HEAL_HINT}") from None
 
     def read_range(self, blob_id: BlobId, offset: int, length: int) -> bytes:
         fd = self.open_fd(blob_id)

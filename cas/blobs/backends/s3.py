@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from cas.blobs.backends.fetch import RemoteError, S3Fetcher, describe_s3_error
+from cas.blobs.backends.fetch import RemoteError, S3Fetcher, describe_s3_error, s3_error_code, s3_not_found
 from cas.blobs.spool import Spooled
 from cas.config import NetOptions, S3Remote
 from cas.errors import CasError, NotFound
@@ -65,7 +65,7 @@ class S3Backend:
         try:
             self.client.head_bucket(Bucket=self.remote.bucket)
         except Exception as e:  # noqa: BLE001 - botocore's errors, described
-            raise describe_s3_error(f"s3://{self.remote.bucket}", e) from None
+            raise describe_s3_error(f"s3://{self.remote.bucket}", e, self.client.meta.endpoint_url) from None
 
     def key(self, blob_id: BlobId) -> str:
         return self.remote.key(f"blobs/{blob_id.hex()}")
@@ -103,7 +103,7 @@ class S3Backend:
         try:
             return int(self.client.head_object(Bucket=self.remote.bucket, Key=self.key(blob_id))["ContentLength"])
         except Exception as e:  # noqa: BLE001 - botocore's errors, described
-            if getattr(e, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if s3_not_found(e):
                 return None
             raise describe_s3_error(self.url(blob_id), e) from None
 
@@ -113,7 +113,7 @@ class S3Backend:
         try:
             modified = self.client.head_object(Bucket=self.remote.bucket, Key=self.key(blob_id))["LastModified"]
         except Exception as e:  # noqa: BLE001 - botocore's errors, described
-            if getattr(e, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if s3_not_found(e):
                 return None
             raise describe_s3_error(self.url(blob_id), e) from None
         return (datetime.datetime.now(datetime.UTC) - modified).total_seconds()
@@ -129,10 +129,9 @@ class S3Backend:
                                           Range=f"bytes={offset}-{offset + length - 1}")
             return resp["Body"].read()[:length]
         except Exception as e:  # noqa: BLE001 - botocore's errors: the absent and past-the-end ones, or described
-            code = getattr(e, "response", {}).get("Error", {}).get("Code")
-            if code in ("NoSuchKey", "404"):
+            if s3_not_found(e):
                 raise NotFound(f"blob {blob_id} is not at {self.url(blob_id)}") from None
-            if code == "InvalidRange":  # from at or past the end
+            if s3_error_code(e) == "InvalidRange":  # from at or past the end
                 return b""
             raise describe_s3_error(self.url(blob_id), e) from None
 
@@ -153,7 +152,7 @@ class S3Backend:
             obj = self.client.get_object(Bucket=self.remote.bucket, Key=key)
             body = obj["Body"].read()
         except Exception as e:  # noqa: BLE001 - botocore's errors, described
-            if getattr(e, "response", {}).get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if s3_not_found(e):
                 return None, None
             raise describe_s3_error(f"s3://{self.remote.bucket}/{key}", e) from None
         try:

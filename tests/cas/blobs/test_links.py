@@ -24,7 +24,7 @@ NET = NetOptions(connect_timeout=1.0, read_timeout=1.0, retries=2, backoff=0.05)
 
 @pytest.fixture
 def lstore(tmp_path: Path):
-    s = Store(tmp_path / "store", net=NET)
+    s = Store.init(tmp_path / "store", net=NET)
     yield s
     s.close()
 
@@ -226,10 +226,10 @@ def test_a_name_that_resolves_to_a_metadata_address_is_refused_before_any_reques
 
 def test_public_links_only_refuses_private_and_loopback(tmp_path: Path, http_server: RangeServer) -> None:
     http_server.files["/a.jpg"] = jpeg_bytes()
-    with Store(tmp_path / "open", net=NET) as store:  # the default: loopback and private are allowed
+    with Store.init(tmp_path / "open", net=NET) as store:  # the default: loopback and private are allowed
         assert store.read_bytes(link_item(store, http_server.url("/a.jpg")).media) == jpeg_bytes()
     strict = NetOptions(connect_timeout=1.0, read_timeout=1.0, retries=0, public_links_only=True)
-    with Store(tmp_path / "strict", net=strict) as store:
+    with Store.init(tmp_path / "strict", net=strict) as store:
         for url in (http_server.url("/a.jpg"), "http://10.1.2.3/a.jpg", "http://[::1]/a.jpg"):
             with pytest.raises(InvalidInput, match="private or loopback"):
                 link_item(store, url)
@@ -243,7 +243,7 @@ def test_a_hung_server_fails_a_read_within_the_deadline(tmp_path: Path, http_ser
     the whole read. Without it this read would take 4 x 5 s."""
     http_server.files["/a.jpg"] = jpeg_bytes()
     net = NetOptions(connect_timeout=5.0, read_timeout=5.0, retries=3, backoff=0.05, deadline=2.0)
-    with Store(tmp_path / "store", net=net) as store:
+    with Store.init(tmp_path / "store", net=net) as store:
         item = link_item(store, http_server.url("/a.jpg"))
         http_server.faults.delay = 6.0  # answers nothing for longer than any attempt may wait
         started = time.monotonic()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.datagen import make_sample_project
-from cas import NotFound, Store
+from cas import Store
 from cas.blobs.hashing import hash_bytes
 from cas.maintenance.stats import compute as compute_stats
 from tests.conftest import ROOT, assert_user_error, damage_blob, run_cas, write_images
@@ -160,13 +160,14 @@ def test_rm_item_dataset_project_then_gc_frees_every_byte(sample, tmp_path):
     assert [p for p in (store / "blobs").rglob("*") if p.is_file()] == []
 
 
-def test_fsck_finds_a_missing_blob_and_repair_drops_the_items_that_needed_it(sample, tmp_path):
+def test_fsck_finds_a_missing_blob_and_repair_keeps_the_items_that_need_it(sample, tmp_path):
     store = tmp_path / "store"
     run_cas(store, "import", str(sample), "--project", "demo")
     assert lines(run_cas(store, "fsck"))[-1].endswith("8 items: clean")
     with Store(store) as s:
         shared = s.ns.item("demo", "train", "street_001.jpg").media  # also val/val_003.jpg's image
         path = Path(s.backend.path(shared))
+    original = path.read_bytes()
     path.unlink()
 
     proc = run_cas(store, "fsck", check=False)
@@ -176,15 +177,19 @@ def test_fsck_finds_a_missing_blob_and_repair_drops_the_items_that_needed_it(sam
     assert sorted(line.split(":")[1].strip() for line in out if line.startswith("damaged-item")) == [
         "demo/train/street_001.jpg", "demo/val/val_003.jpg"]
 
-    repair = run_cas(store, "fsck", "--repair")
-    assert lines(repair)[-1].endswith("3 problems, repaired")
-    assert lines(run_cas(store, "fsck"))[-1].endswith("6 items: clean")
+    repair = run_cas(store, "fsck", "--repair", check=False)  # only the original bytes can heal it
+    assert repair.returncode == 1
+    assert f"needs-source: {shared}: used by image of demo/train/street_001.jpg, image of demo/val/val_003.jpg; " \
+        "re-import the original file" in lines(repair)[-2]
+    assert lines(repair)[-1].endswith("3 problems, repaired, 1 blobs need their source files")
     with Store(store) as s:
-        for dataset, name in (("train", "street_001.jpg"), ("val", "val_003.jpg")):
-            with pytest.raises(NotFound):
-                s.ns.item("demo", dataset, name)
-        assert not s.has(shared)
-        assert compute_stats(s)["items"] == 6
+        assert compute_stats(s)["items"] == 8 and s.has(shared)
+    run_cas(store, "import", str(sample), "--project", "demo")
+    healed = lines(run_cas(store, "fsck"))
+    assert f"healed-blob: {shared}: good bytes again (re-imported since an earlier fsck found it damaged)" in healed
+    assert healed[-1].endswith("8 items: clean")
+    with Store(store) as s:
+        assert s.read_bytes(shared) == original
 
 
 def test_fsck_repair_resets_a_damaged_annotation_and_keeps_the_intact_image(sample, tmp_path):
@@ -296,11 +301,33 @@ def test_init_cache_size_takes_units_and_refuses_bare_small_numbers(tmp_path: Pa
 
 
 # -- remote bytes: S3 remote, links, pull and push -------------------------------------------------
-def test_init_s3_with_missing_bucket_is_one_line(tmp_path: Path, s3_endpoint: str) -> None:
-    proc = run_cas(tmp_path / "store", "init", "--s3", "s3://no-such-bucket-here/x", "--endpoint-url", s3_endpoint,
-                   check=False)
-    assert_user_error(proc, "s3://no-such-bucket-here", "404")
-    assert not (tmp_path / "store" / "config.json").exists()
+@pytest.mark.parametrize("fault", ["missing bucket", "denied", "unreachable"])
+def test_init_s3_that_fails_its_check_is_one_line_and_leaves_no_store(tmp_path: Path, s3_endpoint: str, http_server,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      fault: str) -> None:
+    import socket
+    import time
+
+    from tests.conftest import FAST_NET
+    for name, value in FAST_NET.items():
+        monkeypatch.setenv(name, value)
+    if fault == "missing bucket":
+        endpoint, said = s3_endpoint, f'S3 bucket "the-bucket" does not exist at {s3_endpoint} (HTTP 404 Not Found)'
+    elif fault == "denied":  # what S3 answers wrong credentials
+        http_server.faults.status["/the-bucket"] = [403] * 10
+        endpoint = http_server.url("")
+        said = f"s3://the-bucket at {endpoint}: access denied (HTTP 403 Forbidden): check the S3 credentials"
+    else:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once closed
+        said = f"s3://the-bucket: cannot connect to the S3 endpoint {endpoint}"
+    started = time.monotonic()
+    proc = run_cas(tmp_path / "store", "init", "--s3", "s3://the-bucket/x", "--endpoint-url", endpoint, check=False)
+    assert time.monotonic() - started < 60
+    line = assert_user_error(proc, said)
+    assert "404 404" not in line
+    assert not (tmp_path / "store").exists()
 
 
 def test_clone_makes_a_new_store_at_path_as_git_clone(tmp_path: Path, s3_endpoint: str, bucket: str,

@@ -86,7 +86,7 @@ def test_help_alone_is_the_group_help_and_an_unknown_command_one_line_with_the_l
 def test_only_init_creates_a_store(tmp_path: Path, args: list[str]):
     typo = tmp_path / "typo"
     line = assert_user_error(cas("--store", str(typo), *args), f"no cas store at {typo}")
-    assert line.endswith("(run `cas init`)")
+    assert line.endswith("(`cas init` or, in Python, `Store.init` creates one)")
     assert not typo.exists()
     assert cas("--store", str(typo), "init").returncode == 0
     assert (typo / "index").is_dir()

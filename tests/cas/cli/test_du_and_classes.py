@@ -19,7 +19,7 @@ from tests.conftest import assert_user_error, run_cas
 def two(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The store of tests/cas/maintenance/test_usage.py; tests using it only read."""
     path = tmp_path_factory.mktemp("du") / "store"
-    with Store(path) as store:
+    with Store.init(path) as store:
         build(store)
     return path
 

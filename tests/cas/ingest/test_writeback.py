@@ -159,7 +159,7 @@ CHILD = textwrap.dedent("""
     from cas.ingest import StagedFile, WriteBack
     from tests.conftest import jpeg_bytes
     committer.BATCH_DELAY = 3600  # nothing is committed before the kill
-    store = Store(sys.argv[1], create=False)
+    store = Store(sys.argv[1])
     wb = WriteBack(store)
     new = lambda data: StagedFile.create(str(wb.directory), data)
     for i in range(20):
@@ -174,7 +174,7 @@ CHILD = textwrap.dedent("""
 
 def test_sigkill_before_the_commit_loses_nothing_that_was_closed(tmp_path):
     root = tmp_path / "store"
-    with Store(root) as store:
+    with Store.init(root) as store:
         store.ns.create_project("p", META)
         store.ns.create_dataset("p", "d")
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(root)], cwd=ROOT, stdout=subprocess.PIPE)
@@ -184,7 +184,7 @@ def test_sigkill_before_the_commit_loses_nothing_that_was_closed(tmp_path):
         child.send_signal(signal.SIGKILL)
         child.wait()
         child.stdout.close()  # type: ignore[union-attr]
-    with Store(root, create=False) as store:
+    with Store(root) as store:
         assert store.ns.count_items("p", "d") == 0
         report = fsck(store)
         assert [p.kind for p in report.problems] == ["pending-journal"]
@@ -206,7 +206,7 @@ KILLED_MID_COMMIT = textwrap.dedent("""
     from cas import Store
     from cas.ingest import StagedFile, WriteBack
     from tests.conftest import jpeg_bytes
-    store = Store(sys.argv[1], create=False)
+    store = Store(sys.argv[1])
     wb = WriteBack(store)
     new = lambda data: StagedFile.create(str(wb.directory), data)
     ann = json.dumps({"description": "late", "tags": [], "size": {"width": 40, "height": 30},
@@ -223,12 +223,12 @@ KILLED_MID_COMMIT = textwrap.dedent("""
 
 def test_blob_files_of_a_commit_killed_before_its_transaction_are_removed_at_replay(tmp_path):
     root = tmp_path / "store"
-    with Store(root) as store:
+    with Store.init(root) as store:
         store.ns.create_project("p", META)
         store.ns.create_dataset("p", "d")
     child = subprocess.run([sys.executable, "-c", KILLED_MID_COMMIT, str(root)], cwd=ROOT, capture_output=True)
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()
-    with Store(root, create=False) as store:
+    with Store(root) as store:
         kinds = sorted(p.kind for p in fsck(store).problems)
         assert kinds == ["orphan-file", "orphan-file", "pending-journal"], kinds  # the image, its empty annotation
         WriteBack(store).close()  # the next mount: replays, commits, removes what nothing references

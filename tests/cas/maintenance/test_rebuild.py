@@ -7,11 +7,11 @@ from pathlib import Path
 
 from cas import Store
 from cas.versions.snapshots import head, snapshot
-from tests.conftest import run_cas, write_images
+from tests.conftest import assert_user_error, run_cas, write_images
 
 
 def listing(store_path: Path) -> dict[str, bytes]:
-    with Store(store_path, create=False) as s:
+    with Store(store_path) as s:
         return {f"{p}/{d}/{n}": s.read_bytes(rec.media) + s.read_bytes(rec.ann)
                 for p in s.ns.projects() for d in s.ns.datasets(p) for n, rec in s.ns.items(p, d)}
 
@@ -26,6 +26,10 @@ def test_rebuild_local_store(tmp_path: Path) -> None:
     run_cas(store, "put", str(tmp_path / "loose.bin"))
     before = listing(store)
     shutil.rmtree(store / "index")
+    for args in (["stats"], ["ls"], ["fsck"], ["init"]):  # each names the command that helps, never `cas init`
+        line = assert_user_error(run_cas(store, *args, check=False), "lost its index", "`cas fsck --rebuild-index`")
+        assert "`cas init` creates" not in line
+    assert not (store / "index").exists()
     out = run_cas(store, "fsck", "--rebuild-index").stdout.decode()
     assert "rebuilt the index" in out and "1 projects, 5 items" in out and "clean" in out
     assert "1 blobs no version holds are pinned" in out

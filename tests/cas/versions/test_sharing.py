@@ -20,7 +20,7 @@ from tests.conftest import jpeg_bytes
 
 
 def make(tmp_path: Path, name: str, endpoint: str, bucket: str) -> Store:
-    store = Store(tmp_path / name, net=NetOptions(1.0, 2.0, 2, 0.05))
+    store = Store.init(tmp_path / name, net=NetOptions(1.0, 2.0, 2, 0.05))
     store.config.s3 = S3Remote(bucket, "team", endpoint)
     store.save_config()
     return store

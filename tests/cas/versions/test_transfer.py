@@ -74,7 +74,7 @@ def test_interrupted_pull_resumes(store: Store, http_server: RangeServer) -> Non
 def test_push_moves_local_blobs_to_s3(tmp_path: Path, s3_store: Store) -> None:
     from converters.ingest import import_source
     config = s3_store.config
-    local = Store(tmp_path / "local", net=s3_store.net)
+    local = Store.init(tmp_path / "local", net=s3_store.net)
     try:
         write_images(tmp_path / "src" / "ds", BATCH * 5)
         import_source(local, tmp_path / "src", "p", "images")
@@ -102,7 +102,7 @@ def test_push_moves_local_blobs_to_s3(tmp_path: Path, s3_store: Store) -> None:
 
 
 def test_push_refuses_a_corrupt_local_blob(tmp_path: Path, s3_store: Store) -> None:
-    local = Store(tmp_path / "local", net=s3_store.net)
+    local = Store.init(tmp_path / "local", net=s3_store.net)
     try:
         blob = local.put(os.urandom(1000))
         path = local.backend.path(blob)

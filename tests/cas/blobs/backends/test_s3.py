@@ -150,7 +150,7 @@ def test_unreachable_endpoint_fails_clearly_and_records_nothing(tmp_path, bucket
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # nothing listens once closed
-    store = Store(tmp_path / "dead", net=NetOptions(0.5, 0.5, 1, 0.01))
+    store = Store.init(tmp_path / "dead", net=NetOptions(0.5, 0.5, 1, 0.01))
     try:
         store.config.s3 = S3Remote(bucket, "pre", dead)
         store.save_config()
@@ -180,3 +180,14 @@ def test_a_forked_child_never_uses_the_parents_s3_clients(s3_store: Store) -> No
     assert s3_store.read_bytes(blob) == b"some bytes" and backend._clients
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply(_clients_in_child) == 0
+
+
+def test_s3_errors_name_the_key_and_say_the_status_in_words(s3_store: Store, bucket: str) -> None:
+    from cas.blobs.backends.fetch import RemoteError
+    from cas.ids import BlobId
+    missing = BlobId(bytes(16))
+    assert s3_store.s3 is not None
+    with pytest.raises(RemoteError) as raised:
+        s3_store.s3.fetcher(missing).head()
+    assert str(raised.value) == f"s3://{bucket}/pre/blobs/{missing.hex()}: HTTP 404 Not Found"
+    assert s3_store.s3.size_of(missing) is None  # not found is an answer, not an error

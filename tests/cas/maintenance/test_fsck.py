@@ -1,0 +1,116 @@
+"""fsck marks a damaged blob; a re-import, a put or a mount's write of its bytes heals it."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from cas import BlobId, Store
+from tests.conftest import assert_user_error, damage_blob, jpeg_bytes, run_cas
+
+
+def noise_png(seed: int) -> bytes:
+    """An image too large for a pack (a loose blob file)."""
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (64, 64), random.Random(seed).randbytes(64 * 64 * 3)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+IMAGES = {"loose": noise_png, "packed": lambda seed: jpeg_bytes(20 + seed, 20)}
+
+
+def imported(tmp_path: Path, kind: str) -> tuple[Path, Path, bytes]:
+    """A store with project p: a/one.png and b/same.png share one image; a/two.png another."""
+    src = tmp_path / "src"
+    for rel, seed in (("a/one.png", 1), ("b/same.png", 1), ("a/two.png", 2)):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(IMAGES[kind](seed))
+    store = tmp_path / "store"
+    run_cas(store, "import", str(src), "--project", "p", "--format", "images")
+    with Store(store) as s:
+        media = s.ns.item("p", "a", "one.png").media
+        assert (s.stat(media).location == "pack") == (kind == "packed")
+    return store, src, bytes(media)
+
+
+def damage(store: Path, media: bytes, how: str) -> None:
+    with Store(store) as s:
+        if how == "corrupt":
+            damage_blob(s, media)
+        else:
+            os.unlink(s.backend.path(s.ns.item("p", "a", "one.png").media))
+
+
+def fsck_lines(store: Path, *args: str) -> tuple[int, list[str]]:
+    proc = run_cas(store, "fsck", *args, check=False)
+    return proc.returncode, proc.stdout.decode().splitlines()
+
+
+def assert_healed(store: Path, media: bytes, original: bytes) -> None:
+    status, out = fsck_lines(store)
+    assert status == 0 and f"healed-blob: {media.hex()}: good bytes again" in " ".join(out), out
+    assert out[-1].endswith("clean")
+    with Store(store) as s:
+        assert s.read_bytes(s.ns.item("p", "b", "same.png").media) == original
+    status, out = fsck_lines(store)  # the mark is gone: a later fsck says nothing of it
+    assert status == 0 and not any("healed" in line for line in out)
+
+
+@pytest.mark.parametrize("kind", ["loose", "packed"])
+def test_reimport_of_the_original_heals_a_corrupt_blob(tmp_path: Path, kind: str) -> None:
+    store, src, media = imported(tmp_path, kind)
+    damage(store, media, "corrupt")
+    got = run_cas(store, "get", media.hex(), check=False)
+    last = got.stderr.decode().splitlines()[-1]  # after the reader's log line
+    assert got.returncode == 1 and last.startswith(f"error: blob {media.hex()} is corrupt"), last
+    assert last.endswith("`cas fsck` names the items that use it, and a re-import of the original file heals it")
+    status, out = fsck_lines(store)
+    assert status == 1
+    needs = [line for line in out if line.startswith("needs-source:")]
+    assert needs == [f"needs-source: {media.hex()}: used by image of p/a/one.png, image of p/b/same.png; "
+                     "re-import the original file (`cas import`, `cas put` or a copy into the mount) to heal it, "
+                     "or `cas rm` those items"]
+    again = run_cas(store, "import", str(src), "--project", "p", "--format", "images").stdout.decode()
+    assert "1 new blobs" in again  # the damaged one, written again
+    assert_healed(store, media, (src / "a/one.png").read_bytes())
+
+
+def test_put_of_the_same_bytes_heals_a_missing_blob_file(tmp_path: Path) -> None:
+    store, src, media = imported(tmp_path, "loose")
+    damage(store, media, "missing")
+    assert_user_error(run_cas(store, "get", media.hex(), check=False), "its file is missing; `cas fsck` names the "
+                      "items that use it, and a re-import of the original file heals it")
+    assert fsck_lines(store)[0] == 1
+    run_cas(store, "put", str(src / "a/one.png"))
+    assert_healed(store, media, (src / "a/one.png").read_bytes())
+
+
+def test_repair_keeps_the_items_of_a_damaged_image_and_says_what_to_reimport(tmp_path: Path) -> None:
+    store, src, media = imported(tmp_path, "loose")
+    damage(store, media, "missing")
+    status, out = fsck_lines(store, "--repair")
+    assert status == 1, out
+    assert any(line.startswith(f"needs-source: {media.hex()}: used by image of p/a/one.png") for line in out), out
+    assert out[-1].endswith("repaired, 1 blobs need their source files")
+    listing = json.loads(run_cas(store, "ls", "p/a", "--json").stdout)
+    assert "one.png" in json.dumps(listing)  # the items stay, waiting for their bytes
+    run_cas(store, "import", str(src / "a"), "--project", "p", "--dataset", "a", "--format", "images")
+    assert_healed(store, media, (src / "a/one.png").read_bytes())
+
+
+def test_repair_removes_a_damaged_blob_that_nothing_uses(tmp_path: Path) -> None:
+    store, _src, _media = imported(tmp_path, "loose")
+    (tmp_path / "loose.bin").write_bytes(noise_png(9))
+    blob = run_cas(store, "put", str(tmp_path / "loose.bin")).stdout.decode().split()[0]
+    run_cas(store, "release", blob)
+    with Store(store) as s:
+        os.unlink(s.backend.path(BlobId.from_hex(blob)))
+    status, out = fsck_lines(store, "--repair")
+    assert status == 0 and not any(line.startswith("needs-source") for line in out), out
+    assert fsck_lines(store)[1][-1].endswith("clean")
