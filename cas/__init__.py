@@ -3,8 +3,8 @@
 The layers, bottom to top; a module imports only from its own layer and those below
 (tests/test_layering.py checks it, and that there is no import cycle):
 
-    core         ids, errors, config, settings (the environment), locks, records (the index's value
-                 formats), index (LMDB)
+    core         ids, errors, config (every setting: a store's, remote reads', the environment's),
+                 locks, records (the index's value formats), index (LMDB), units, outputs
     blobs/       the blob engine: hashing, spool, reader, remote_reader, cache, refcounts
                  (reference counts), links, repack, backends/ (local files and packs, S3, memory)
     model/       the dataset model: namespace (projects, datasets, items), annotation, media,

@@ -16,8 +16,7 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-from cas import settings
-from cas.config import NetOptions
+from cas.config import NetOptions, settings
 from cas.errors import InvalidInput, NotFound
 from cas.records import ItemRecord
 from cas.store import Store
@@ -150,7 +149,7 @@ def open_dataset(store: str | os.PathLike[str] | Store, path: str, decode: str =
     project, _, dataset = path.strip("/").partition("/")
     if not project or not dataset:
         raise InvalidInput(path, "name a dataset as project/dataset")
-    root, net = (store.root, store.net) if isinstance(store, Store) else (Path(store), settings.current().net)
+    root, net = (store.root, store.net) if isinstance(store, Store) else (Path(store), settings().net)
     opened = Store(root, net=net)
     try:
         ns = opened.ns

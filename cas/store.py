@@ -8,7 +8,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from cas import settings
 from cas.blobs.backends import Backend
 from cas.blobs.backends.local import LocalBackend
 from cas.blobs.cache import BlobCache
@@ -16,7 +15,7 @@ from cas.blobs.hashing import hash_bytes
 from cas.blobs.reader import ONE_READ, BlobReader
 from cas.blobs.refcounts import adjust_pin, get_blob, known_intact, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes, spool_path, spool_stream
-from cas.config import NetOptions, StoreConfig
+from cas.config import NetOptions, StoreConfig, settings
 from cas.errors import CasError, NotFound
 from cas.ids import BlobId
 from cas.index import REBUILD_HINT, Index
@@ -63,7 +62,7 @@ class Store:
             raise NotFound(f"no cas store at {self.root} (`cas init` or, in Python, `Store.init` creates one)")
         self.index = Index(self.root / "index")
         self.config = StoreConfig.load(self.root)
-        self.net = net or settings.current().net
+        self.net = net or settings().net
         self.backend = LocalBackend(self.root)
         self.s3: S3Backend | None = None
         self.write_backend: Backend = self.backend  # where new blobs go

@@ -342,7 +342,7 @@ def _group(group: list[tuple[Path, dict[str, Any]]], class_of: dict[int, dict[st
                 if "keypoints" in ann and not _num_list(ann["keypoints"]):
                     raise InvalidInput(file, "expected a list of numbers", f"{where}.keypoints")
             except InvalidInput as e:
-                session.reject(e)
+                session.reject(e, "annotation")  # its image is imported without it
                 continue
             # one entry per annotation id of the split: the person_keypoints copy, with keypoints, wins
             key = ann.get("id") if len(group) > 1 and _is_id(ann.get("id")) else (file, i)

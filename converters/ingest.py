@@ -116,7 +116,7 @@ def import_source(store: Store, src: Path, project: str, fmt: str, dataset: str 
         for prefix, root in roots:  # several roots: each one's meta widens the import's
             target = f"{dataset}/{prefix}" if dataset and prefix else prefix or dataset
             extra.update(module.read(root, reader, target, **(reader_options or {})))
-        if not session.items_queued and not session.report.items_invalid:
+        if not session.items_queued and not session.report.rejected:
             looked_for = getattr(module, "LOOKS_FOR", f"{fmt} items")
             raise InvalidInput(str(src), f"nothing to import: found no {looked_for} here or "
                                          f"{SEARCH_DEPTH} folders below")

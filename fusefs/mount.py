@@ -213,13 +213,12 @@ def raise_read_ahead(mountpoint: str) -> None:
 def _load_s3_client(store_root: str) -> None:
     """boto3 takes about a second to load its service models: do it before the mount is
     ready rather than during the first reads (no index is opened here: see ops.init)."""
-    from cas import settings
     from cas.blobs.backends.s3 import s3_client
-    from cas.config import StoreConfig
+    from cas.config import StoreConfig, settings
 
     remote = StoreConfig.load(Path(store_root)).s3
     if remote is not None:
-        s3_client(remote.endpoint_url, remote.region, settings.current().net)
+        s3_client(remote.endpoint_url, remote.region, settings().net)
 
 
 def _unmount_on_signals(mountpoint: str) -> None:

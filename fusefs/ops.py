@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from cas import settings
+from cas.config import settings
 from cas.errors import (
     AlreadyExists,
     CasError,
@@ -70,7 +70,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 OP_COUNTS: Counter[str] = Counter()  # requests served, logged at unmount when CAS_MOUNT_TRACE is set
-TRACE = settings.current().mount_trace
+TRACE = settings().mount_trace
 DESTROY_STACKS_AFTER = 20.0  # seconds of unmount after which every thread's stack is logged
 
 
@@ -460,6 +460,12 @@ class CasOperations(Operations):
 
     @translated
     def release(self, path: str, fh: int) -> int:
+        staged = self.handles.get(fh)
+        if isinstance(staged, StagedHandle) and staged.dirty and not staged.refused:  # left empty (see flush)
+            try:
+                self.copy_in.finalize(staged)
+            except FuseOSError:
+                pass  # refused: logged and in /.cas/status; a release has nobody to answer
         handle = self.handles.pop(fh)
         if handle is not None:
             handle.close()
@@ -526,7 +532,10 @@ class CasOperations(Operations):
     @translated
     def flush(self, path: str, fh: int) -> int:
         handle = self.handles.get(fh)
-        if isinstance(handle, StagedHandle) and handle.dirty:
+        # An empty file is judged at its release, not here: `cat a > b` opens b emptied and
+        # closes a duplicate of its descriptor (a FLUSH) before it writes a byte.
+        # A refused file is not judged again at the next close of a duplicate, only once written.
+        if isinstance(handle, StagedHandle) and handle.dirty and handle.size > 0 and not handle.refused:
             self.copy_in.finalize(handle)
         return 0
 

@@ -253,7 +253,7 @@ def test_index_tables_are_reached_through_the_index_only():
 # -- one settings object ---------------------------------------------------------------------------
 # The two other uses are not cas settings: the mount passes the whole environment to its
 # daemon, and the binding tells fusepy's loader where libfuse3 is.
-ENVIRONMENT_USERS = {"cas/settings.py", "fusefs/mount.py", "fusefs/binding.py"}
+ENVIRONMENT_USERS = {"cas/config.py", "fusefs/mount.py", "fusefs/binding.py"}
 
 
 def environment_users() -> set[str]:
@@ -263,6 +263,6 @@ def environment_users() -> set[str]:
             and isinstance(node.value, ast.Name) and node.value.id == "os"}
 
 
-def test_the_environment_is_read_in_settings_only():
+def test_the_environment_is_read_in_config_only():
     assert environment_users() - ENVIRONMENT_USERS == set()
-    assert "cas/settings.py" in environment_users()  # the scanner sees a use
+    assert "cas/config.py" in environment_users()  # the scanner sees a use

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import click
 from click.shell_completion import CompletionItem
 
-from cas import settings
 from cas.cli.completion import FOLDER
+from cas.config import DEFAULT_MAX_PIXELS, export_flags, settings
 from cas.errors import CasError, InvalidName, NotFound
 from cas.model.names import check_name
 from cas.model.namespace import Namespace
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def default_store() -> Path:
-    return settings.current().store
+    return settings().store
 
 
 class Context:
@@ -164,7 +164,7 @@ def _first_positional(args: list[str], options: dict[str, click.Option]) -> int 
 @click.option("--public-links-only", is_flag=True, envvar="CAS_PUBLIC_LINKS_ONLY",
               help="Links may not reach private or loopback addresses (link-local and metadata never can).")
 @click.option("--max-pixels", type=click.IntRange(1), envvar="CAS_MAX_PIXELS",
-              default=settings.DEFAULT_MAX_PIXELS,
+              default=DEFAULT_MAX_PIXELS,
               show_default=True, help="Largest image or mask (width x height) render, mask imports and mask "
                                       "exports decode.")
 @click.version_option(package_name="cas-datasets")
@@ -173,7 +173,7 @@ def cli(ctx: click.Context, store_path: Path | None, quiet: bool, connect_timeou
         retries: int, read_deadline: float, public_links_only: bool, max_pixels: int) -> None:
     """Content-addressed storage for computer-vision datasets."""
     # Through the environment, so that a mount daemon started from here reads the same.
-    settings.export_flags(connect_timeout, read_timeout, retries, read_deadline, public_links_only, max_pixels)
+    export_flags(connect_timeout, read_timeout, retries, read_deadline, public_links_only, max_pixels)
     ctx.obj = Context(store_path or default_store(), quiet)
     ctx.call_on_close(lambda: ctx.obj._store and ctx.obj._store.close())
 

@@ -65,7 +65,8 @@ def formats_cmd(path: Path | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
               help="The source's format; auto detects it.")
 @click.option("--overwrite", is_flag=True, help="Replace items that exist with different bytes.")
-@click.option("--skip-invalid", is_flag=True, help="Skip bad items, report how many and why.")
+@click.option("--skip-invalid", is_flag=True, help="Leave out bad items (and bad annotations of good ones, as in a "
+                                                   "COCO file), report how many and why.")
 @click.option("--verify-dedup", is_flag=True, help="Compare bytes on a dedup hit (for untrusted sources); "
                                                   "reads every file, as --no-stat-cache.")
 @click.option("--no-stat-cache", is_flag=True, help="Read and hash every file, even one unchanged since an "
@@ -125,12 +126,14 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
     for key, value in sorted({**r.notes, **{k: v for k, v in extra.items() if " " in k}}.items()):
         if value:
             click.echo(f"note: {counted_phrase(value, key)}")
-    if r.items_invalid:
-        click.echo(f"skipped {counted(r.items_invalid, 'invalid item')}:", err=True)
+    if r.rejected:
+        kinds = [counted(n, f"invalid {what}") + ("" if what == "item" else f" (left out of {'its item' if n == 1 else 'their items'})")
+                 for what, n in sorted(r.rejected.items(), key=lambda kv: kv[0] != "item")]
+        click.echo(f"skipped {', '.join(kinds)}:", err=True)
         for line in r.invalid:
             click.echo(f"  {line}", err=True)
-        if r.items_invalid > len(r.invalid):
-            click.echo(f"  ... and {r.items_invalid - len(r.invalid)} more", err=True)
+        if r.rejected.total() > len(r.invalid):
+            click.echo(f"  ... and {r.rejected.total() - len(r.invalid)} more", err=True)
 
 
 def _echo_dry_run(r: ImportReport, fmt: str, existing: bool) -> None:

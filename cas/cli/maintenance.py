@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from cas import settings
 from cas.cli.base import Context, SizeParam, blob_count, cli, complete_target, human, json_option, pass_ctx, resolve
+from cas.config import settings
 from cas.errors import InvalidInput, NotFound
 from cas.store import Store, has_store_data
 from cas.units import counted
@@ -33,7 +33,7 @@ def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str |
         raise InvalidInput("--endpoint-url/--region", "only with --s3")
     remote = S3Remote.parse(s3_url, endpoint_url, region) if s3_url is not None else None
     if remote is not None:
-        S3Backend(remote, settings.current().net).check()
+        S3Backend(remote, settings().net).check()
     existed = (c.store_path / "index" / "data.mdb").exists()
     store = c._store = Store.init(c.store_path)
     click.echo(f"{'store exists at' if existed else 'initialized store at'} {store.root}")

@@ -74,7 +74,7 @@ class ImportReport:
     items_added: int = 0
     items_skipped: int = 0
     items_replaced: int = 0
-    items_invalid: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)  # what --skip-invalid left out: "item" -> n, ...
     invalid: list[str] = field(default_factory=list)
     blobs_new: int = 0
     bytes_new: int = 0
@@ -85,6 +85,10 @@ class ImportReport:
     notes: Counter[str] = field(default_factory=Counter)  # e.g. "objects clipped to the image" -> n
     seconds: float = 0.0
     dataset_items: Counter[str] = field(default_factory=Counter)  # a dry run's items per dataset
+
+    @property
+    def items_invalid(self) -> int:
+        return self.rejected["item"]
 
     def line(self) -> str:
         """What `cas import` prints: 'imported P: 12 items (12 added, ...), ...'."""
@@ -274,11 +278,12 @@ class ImportSession:
         if self.progress is not None:
             self.progress(1)
 
-    def reject(self, error: InvalidInput) -> None:
-        """Bad input found by a converter: fail the import, or count it with `skip_invalid`."""
+    def reject(self, error: InvalidInput, what: str = "item") -> None:
+        """Bad input found by a converter: fail the import, or count it with `skip_invalid`
+        (`what` it leaves out: an item, or a part of one such as an annotation)."""
         if not self.skip_invalid:
             raise error
-        self.report.items_invalid += 1
+        self.report.rejected[what] += 1
         if len(self.report.invalid) < MAX_REPORTED_INVALID:
             self.report.invalid.append(str(error))
 

@@ -16,7 +16,7 @@ from typing import IO
 
 from PIL import Image, ImageOps
 
-from cas import settings
+from cas.config import settings
 from cas.errors import InvalidInput, reason
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
@@ -29,7 +29,7 @@ Image.MAX_IMAGE_PIXELS = None  # headers of large aerial images are legal; decod
 
 def max_pixels() -> int:
     """The most pixels an image or mask may have to be decoded ($CAS_MAX_PIXELS, --max-pixels)."""
-    return settings.current().max_pixels
+    return settings().max_pixels
 
 
 def check_pixels(width: int, height: int, label: str) -> None:

@@ -8,8 +8,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cas import settings
-from cas.config import NetOptions, S3Remote
+from cas.config import NetOptions, S3Remote, settings
 from cas.errors import AlreadyExists, NotFound
 from cas.store import Store
 from cas.versions.sharing import clone
@@ -26,7 +25,7 @@ def clone_store(path: Path, remote: S3Remote, projects: Sequence[str] = (), net:
 
     if path.exists() and not (path.is_dir() and not any(path.iterdir())):
         raise AlreadyExists(f"{path} exists and is not an empty directory (a clone makes a new store)")
-    backend = S3Backend(remote, net or settings.current().net)
+    backend = S3Backend(remote, net or settings().net)
     backend.check()
     shared = backend.list_refs()
     missing = [p for p in projects if p not in shared]

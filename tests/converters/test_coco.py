@@ -12,6 +12,7 @@ from cas import Store
 from cas.errors import InvalidInput
 from converters import coco
 from converters.ingest import detect_format, import_source
+from tests.conftest import run_cas
 from tests.converters.samples import assert_reimport_same, coco_sample
 
 
@@ -82,7 +83,20 @@ def test_bad_fields_are_named(store: Store, tmp_path: Path, field: str, value: o
         import_source(store, src, "c", "coco")
     assert not store.ns.has_project("c")
     report, _ = import_source(store, src, "c", "coco", skip_invalid=True)
-    assert report.items_invalid == 1
+    # a bad field of an annotation leaves that annotation out; a bad RLE, found as the item is built, its item
+    assert report.rejected == ({"item": 1} if field == "segmentation" else {"annotation": 1})
+    assert report.items_added == (3 if field == "segmentation" else 4)
+
+
+def test_skip_invalid_says_an_annotation_was_left_out_not_its_item(tmp_path: Path) -> None:
+    src = coco_sample(tmp_path / "coco")
+    path = src / "annotations" / "instances_val2017.json"
+    data = json.loads(path.read_text())
+    data["annotations"][3]["bbox"] = [1, 2, 3]
+    path.write_text(json.dumps(data))
+    proc = run_cas(tmp_path / "store", "import", str(src), "-p", "c", "--skip-invalid")
+    assert "imported c: 4 items (4 added" in proc.stdout.decode()
+    assert "skipped 1 invalid annotation (left out of its item):" in proc.stderr.decode(), proc.stderr
 
 
 def test_missing_image_and_size_mismatch(store: Store, tmp_path: Path) -> None:

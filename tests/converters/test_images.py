@@ -39,7 +39,7 @@ def test_folders_become_nested_datasets_and_non_images_are_noted(photos, tmp_pat
     proc = run_cas(tmp_path / "store", "import", str(photos), "--project", "p", "--format", "images")
     out = proc.stdout.decode()
     assert "imported p: 6 items (6 added, 0 unchanged, 0 replaced)" in out
-    assert "note: 1 other files skipped" in out  # README.txt; hidden files are not counted
+    assert "note: 1 other file skipped" in out  # README.txt; hidden files are not counted
     assert layout(tmp_path / "store", "p") == {"a": 3, "a/b": 1, "photos": 2}
     with Store.init(tmp_path / "store") as store:
         assert store.ns.children("p", None) == ["a", "photos"]

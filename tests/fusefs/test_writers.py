@@ -313,8 +313,24 @@ def test_a_refused_write_the_shell_ignores_shows_in_the_status(tmp_path, mount):
         assert status.returncode == 1, status.stdout
         assert b"rejected p/d/ann/a.jpg.json" in status.stdout, status.stdout
         assert b"rejected p/d/ann/a.jpg.json" in (mnt / ".cas/status").read_bytes()
-        assert json.loads((mnt / ".cas/status.json").read_text())["refused"][-1]["path"] == "p/d/ann/a.jpg.json"
+        refused = json.loads((mnt / ".cas/status.json").read_text())["refused"]
+        assert [r["path"] for r in refused] == ["p/d/ann/a.jpg.json"]  # once: not for the emptying open too
         assert run(sys.executable, "-m", "cas", "mount-status", mnt).returncode == 0  # nothing new since
+
+
+def test_a_good_annotation_written_by_the_shell_is_not_refused(tmp_path, mount):
+    """`cat a > b` opens b emptied and closes a duplicate of it (a FLUSH) before writing: the
+    empty file then is not the end of the write."""
+    store = store_with(tmp_path, {"d/a.jpg": jpeg_bytes(40, 30)})
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(ann_with(40, 30, box(1, 1, 5, 5))))
+    with mount(store) as mnt:
+        (mnt / "p/meta.json").write_text(json.dumps(META))
+        assert run("sh", "-c", f"cat {good} > {mnt}/p/d/ann/a.jpg.json").returncode == 0
+        barrier(mnt / "p/d/ann/a.jpg.json")
+        status = run(sys.executable, "-m", "cas", "mount-status", mnt)
+        assert status.returncode == 0, status.stdout
+        assert json.loads((mnt / "p/d/ann/a.jpg.json").read_text())["objects"][0]["classTitle"] == "car"
 
 
 def test_invalid_annotation_is_einval_at_close_and_at_rename(tmp_path, mount):

@@ -77,7 +77,7 @@ def test_reimport_of_the_original_heals_a_corrupt_blob(tmp_path: Path, kind: str
                      "re-import the original file (`cas import`, `cas put` or a copy into the mount) to heal it, "
                      "or `cas rm` those items"]
     again = run_cas(store, "import", str(src), "--project", "p", "--format", "images").stdout.decode()
-    assert "1 new blobs" in again  # the damaged one, written again
+    assert "1 new blob," in again  # the damaged one, written again
     assert_healed(store, media, (src / "a/one.png").read_bytes())
 
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from cas.config import DEFAULT_MAX_PIXELS, Settings
 from cas.errors import InvalidInput
-from cas.settings import DEFAULT_MAX_PIXELS, Settings
 
 
 def test_defaults_with_an_empty_environment():
