@@ -127,7 +127,8 @@ def import_cmd(c: Context, src: Path, project: str, dataset: str | None, fmt: st
         if value:
             click.echo(f"note: {counted_phrase(value, key)}")
     if r.rejected:
-        kinds = [counted(n, f"invalid {what}") + ("" if what == "item" else f" (left out of {'its item' if n == 1 else 'their items'})")
+        kinds = [counted(n, f"invalid {what}") if what == "item" else
+                 f"{counted(n, f'invalid {what}')} (left out of {'its item' if n == 1 else 'their items'})"
                  for what, n in sorted(r.rejected.items(), key=lambda kv: kv[0] != "item")]
         click.echo(f"skipped {', '.join(kinds)}:", err=True)
         for line in r.invalid:
