@@ -211,16 +211,18 @@ def gc_cmd(c: Context, dry_run: bool, as_json: bool) -> None:
         click.echo(json.dumps(asdict(r), indent=2))
         return
     verb = "would remove" if dry_run else "removed"
-    click.echo(f"{verb} {r.blobs_removed} blobs and {r.orphans_removed} orphan files, "
-               f"{'would free' if dry_run else 'freed'} {human(r.bytes_freed)}; {r.temp_removed} temp files"
-               + (f"; {r.packs_compacted} packs compacted" if r.packs_compacted else "")
-               + (f"; {r.young_kept} S3 objects under an hour old kept for a later gc" if r.young_kept else "")
+    click.echo(f"{verb} {counted(r.blobs_removed, 'blob')} and {counted(r.orphans_removed, 'orphan file')}, "
+               f"{'would free' if dry_run else 'freed'} {human(r.bytes_freed)}; {counted(r.temp_removed, 'temp file')}"
+               + (f"; {counted(r.packs_compacted, 'pack')} compacted" if r.packs_compacted else "")
+               + (f"; {counted(r.young_kept, 'S3 object')} under an hour old kept for a later gc" if r.young_kept
+                  else "")
                + ("; nothing changed (dry run)" if dry_run else ""))
 
 
 @cli.command("fsck")
-@click.option("--repair", is_flag=True, help="Remove orphans, lost records and the items whose image is lost; "
-                                            "reset lost annotations to empty.")
+@click.option("--repair", is_flag=True, help="Remove orphans and lost records, reset lost annotations to empty; "
+                                            "an image lost or damaged is kept, and named with the source to "
+                                            "re-import that heals it.")
 @click.option("--dry-run", is_flag=True, help="With --repair: say what it would do, change nothing.")
 @click.option("--quick", is_flag=True, help="Check sizes only, do not re-hash blob contents.")
 @click.option("--rebuild-index", is_flag=True,
@@ -236,8 +238,10 @@ def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index
         if not has_store_data(c.store_path.expanduser().resolve()):
             raise NotFound(f"no cas store at {c.store_path}: no blobs to rebuild an index from")
         b = rebuild(c.store_path)
-        click.echo(err=as_json, message=f"rebuilt the index: {b.blobs} blobs, {b.projects} projects, {b.items} items"
-                   + (f"; {b.pinned} blobs no version holds are pinned (cas release frees one)" if b.pinned else "")
+        click.echo(err=as_json, message=f"rebuilt the index: {counted(b.blobs, 'blob')}, "
+                   f"{counted(b.projects, 'project')}, {counted(b.items, 'item')}"
+                   + (f"; {counted(b.pinned, 'blob')} pinned that no version holds (cas release frees one)" if b.pinned
+                      else "")
                    + (f"; the old index is in {b.moved_aside}" if b.moved_aside else ""))
     from cas.maintenance.fsck import check
 
@@ -259,10 +263,11 @@ def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index
             click.echo(f"healed-blob: {blob}: good bytes again (re-imported since an earlier fsck found it damaged)")
         for need in r.sources_needed:
             click.echo(str(need))
-    waiting = f", {len(r.sources_needed)} blobs need their source files" if r.sources_needed else ""
-    click.echo(err=as_json, message=f"checked {r.blobs_checked} blobs ({human(r.bytes_verified)} hashed), "
-               f"{r.items_checked} items: "
-               + ("clean" if r.clean else f"{len(r.problems)} problems"
+    waiting = (f", {counted(len(r.sources_needed), 'blob needs its source file', 'blobs need their source files')}"
+               if r.sources_needed else "")
+    click.echo(err=as_json, message=f"checked {counted(r.blobs_checked, 'blob')} ({human(r.bytes_verified)} hashed), "
+               f"{counted(r.items_checked, 'item')}: "
+               + ("clean" if r.clean else counted(len(r.problems), "problem")
                   + (", nothing changed (dry run)" if dry_run else ", repaired" + waiting if repair else waiting)))
     if not r.clean and (not repair or dry_run or r.sources_needed):
         sys.exit(1)

@@ -181,7 +181,7 @@ def test_fsck_finds_a_missing_blob_and_repair_keeps_the_items_that_need_it(sampl
     assert repair.returncode == 1
     assert f"needs-source: {shared}: used by image of demo/train/street_001.jpg, image of demo/val/val_003.jpg; " \
         "re-import the original file" in lines(repair)[-2]
-    assert lines(repair)[-1].endswith("3 problems, repaired, 1 blobs need their source files")
+    assert lines(repair)[-1].endswith("3 problems, repaired, 1 blob needs its source file")
     with Store(store) as s:
         assert compute_stats(s)["items"] == 8 and s.has(shared)
     run_cas(store, "import", str(sample), "--project", "demo")

@@ -97,7 +97,7 @@ def test_repair_keeps_the_items_of_a_damaged_image_and_says_what_to_reimport(tmp
     status, out = fsck_lines(store, "--repair")
     assert status == 1, out
     assert any(line.startswith(f"needs-source: {media.hex()}: used by image of p/a/one.png") for line in out), out
-    assert out[-1].endswith("repaired, 1 blobs need their source files")
+    assert out[-1].endswith("repaired, 1 blob needs its source file")
     listing = json.loads(run_cas(store, "ls", "p/a", "--json").stdout)
     assert "one.png" in json.dumps(listing)  # the items stay, waiting for their bytes
     run_cas(store, "import", str(src / "a"), "--project", "p", "--dataset", "a", "--format", "images")

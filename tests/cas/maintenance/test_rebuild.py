@@ -31,8 +31,8 @@ def test_rebuild_local_store(tmp_path: Path) -> None:
         assert "`cas init` creates" not in line
     assert not (store / "index").exists()
     out = run_cas(store, "fsck", "--rebuild-index").stdout.decode()
-    assert "rebuilt the index" in out and "1 projects, 5 items" in out and "clean" in out
-    assert "1 blobs no version holds are pinned" in out
+    assert "rebuilt the index" in out and "1 project, 5 items" in out and "clean" in out
+    assert "1 blob pinned that no version holds" in out
     assert listing(store) == before
     run_cas(store, "gc")
     assert listing(store) == before
