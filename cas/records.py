@@ -44,7 +44,7 @@ class BlobRecord:
     """
 
     size: int
-    refs: int = 0
+    refcount: int = 0
     location: str = LOCAL
     created: int = 0  # ns since epoch
     url: str | None = None
@@ -54,7 +54,7 @@ class BlobRecord:
     offset: int = 0
 
     def encode(self) -> bytes:
-        fields: list[Any] = [self.size, self.refs, self.location, self.created]
+        fields: list[Any] = [self.size, self.refcount, self.location, self.created]
         if self.url is not None:  # 7 fields
             fields += [self.url, self.etag, bytes(self.digest) if self.digest is not None else None]
         elif self.pack is not None:  # 6 fields
@@ -67,14 +67,14 @@ class BlobRecord:
         if len(fields) == 4:
             return cls(*fields)
         if len(fields) == 6:
-            size, refs, location, created, pack_name, offset = fields
-            return cls(size, refs, location, created, pack=pack_name, offset=offset)
-        size, refs, location, created, url, etag, digest = fields
-        return cls(size, refs, location, created, url, etag, _trusted_id(digest) if digest is not None else None)
+            size, refcount, location, created, pack_name, offset = fields
+            return cls(size, refcount, location, created, pack=pack_name, offset=offset)
+        size, refcount, location, created, url, etag, digest = fields
+        return cls(size, refcount, location, created, url, etag, _trusted_id(digest) if digest is not None else None)
 
     @staticmethod
     def raw_summary(raw: bytes) -> tuple[int, int, str]:
-        """(size, refs, location) of an encoded record, for scans over every blob."""
+        """(size, refcount, location) of an encoded record, for scans over every blob."""
         fields = unpack(raw)
         return fields[0], fields[1], fields[2]
 
@@ -89,8 +89,8 @@ class BlobRecord:
         records are 7-element arrays (msgpack fixarray header 0x97)."""
         return raw[:1] == b"\x97"
 
-    def with_refs(self, refs: int) -> BlobRecord:
-        return BlobRecord(self.size, refs, self.location, self.created, self.url, self.etag, self.digest,
+    def with_refcount(self, refcount: int) -> BlobRecord:
+        return BlobRecord(self.size, refcount, self.location, self.created, self.url, self.etag, self.digest,
                           self.pack, self.offset)
 
 

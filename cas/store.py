@@ -63,11 +63,11 @@ class Store:
         self.index = Index(self.root / "index")
         self.config = StoreConfig.load(self.root)
         self.net = net or settings().net
-        self.backend = LocalBackend(self.root)
+        self.local = LocalBackend(self.root)  # blobs/, packs/ and tmp/ on this machine
         self.s3: S3Backend | None = None
-        self.write_backend: Backend = self.backend  # where new blobs go
+        self.write_backend: Backend = self.local  # where new blobs go
         self._connect()
-        self.tmp_dir = str(self.backend.tmp_dir)
+        self.tmp_dir = str(self.local.tmp_dir)
         self.ns = Namespace(self.index)
         self._cache: BlobCache | None = None
         self._cache_lock = threading.Lock()
@@ -109,7 +109,7 @@ class Store:
         if self.config.s3:
             from cas.blobs.backends.s3 import S3Backend
             self.s3 = S3Backend(self.config.s3, self.net)
-        self.write_backend = self.s3 or self.backend
+        self.write_backend = self.s3 or self.local
 
     def close(self) -> None:
         self.flush_cache_counters()
@@ -197,10 +197,10 @@ class Store:
         rec = self.stat(blob_id)
         if rec.location == PACK:
             assert rec.pack is not None
-            return BlobReader(self.backend.open_pack(rec.pack), blob_id, rec.size, base=rec.offset)
+            return BlobReader(self.local.open_pack(rec.pack), blob_id, rec.size, base=rec.offset)
         if rec.location == LOCAL:
             try:
-                return BlobReader(self.backend.open_fd(blob_id), blob_id, rec.size)
+                return BlobReader(self.local.open_fd(blob_id), blob_id, rec.size)
             except NotFound:
                 rec = self.stat(blob_id)  # `cas push` may have moved it to S3 meanwhile
                 if rec.location == LOCAL:
@@ -253,7 +253,7 @@ class Store:
 
     def _read_here(self, blob_id: BlobId, rec: BlobRecord) -> bytes | None:
         try:
-            fd = self.backend.open_pack(rec.pack) if rec.pack is not None else self.backend.open_fd(blob_id)
+            fd = self.local.open_pack(rec.pack) if rec.pack is not None else self.local.open_fd(blob_id)
         except NotFound:
             return None
         try:

@@ -27,7 +27,7 @@ from cas.ingest.scratch import Node
 from cas.model.layout import MEDIA_SECTIONS, NESTED
 from cas.model.media import is_image_name, is_video_name
 from cas.store import Store
-from cas.versions.snapshots import remove_project
+from cas.versions.snapshots import remove_with_history
 
 from .attrs import AttrOverlay
 from .binding import FuseOSError
@@ -327,7 +327,7 @@ class CopyIn:
             if ns.datasets(t.project):
                 raise FuseOSError(errno.ENOTEMPTY)
             self.wb.barrier()
-            remove_project(self.store, t.project)
+            remove_with_history(self.store, t.project)
             self.hidden.forget(t.project)
         elif t.kind is Kind.DATASET:
             if self.wb.has_items(t.project, t.dataset) or ns.children(t.project, t.dataset) \
@@ -426,7 +426,7 @@ class CopyIn:
                 self.wb.barrier()
                 drop = self.drops.create(project, project, into=False)
                 self._move_in(drop, f"/{project}", project, datasets)
-                remove_project(self.store, project)
+                remove_with_history(self.store, project)
                 self.made_projects.discard(project)
                 self.made_datasets = {k for k in self.made_datasets if k[0] != project}
                 self.hidden.forget(project)

@@ -23,8 +23,8 @@ def damage_blob(store: Store, blob_id: bytes, data: bytes = b"", at: int = 0) ->
     the blob starts in it)."""
     from cas.records import PACK
     rec = store.stat(blob_id)
-    path, base = (store.backend.pack_path(rec.pack), rec.offset) if rec.location == PACK \
-        else (store.backend.path(blob_id), 0)
+    path, base = (store.local.pack_path(rec.pack), rec.offset) if rec.location == PACK \
+        else (store.local.path(blob_id), 0)
     os.chmod(path, 0o644)
     with open(path, "r+b") as f:
         f.seek(base + at)

@@ -23,16 +23,16 @@ def get_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId) -> Blo
 
 
 def record_new_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, size: int,
-                    location: str = LOCAL, refs: int = 0, packed: tuple[str, int] | None = None) -> bool:
+                    location: str = LOCAL, refcount: int = 0, packed: tuple[str, int] | None = None) -> bool:
     """Record a blob whose bytes are already durable (in a pack at `packed`: its name and the
     offset of the bytes); False if it was known already. A blob marked damaged is healed:
     its record moves to the new bytes (keeping its references), and True is returned."""
     old = get_blob(index, txn, blob_id)
     if old is not None and not damage.mark_healed(index, txn, blob_id):
         return False
-    refs, created = (old.refs, old.created) if old is not None else (refs, time.time_ns())
-    rec = BlobRecord(size, refs, location, created) if packed is None else \
-        BlobRecord(size, refs, PACK, created, pack=packed[0], offset=packed[1])
+    refcount, created = (old.refcount, old.created) if old is not None else (refcount, time.time_ns())
+    rec = BlobRecord(size, refcount, location, created) if packed is None else \
+        BlobRecord(size, refcount, PACK, created, pack=packed[0], offset=packed[1])
     index.put(txn, "blobs", bytes(blob_id), rec.encode())
     return True
 
@@ -43,16 +43,16 @@ def known_intact(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId) ->
     return index.get(txn, "blobs", bytes(blob_id)) is not None and not damage.is_damaged(index, txn, blob_id)
 
 
-def adjust_refs(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, delta: int) -> BlobRecord:
+def adjust_refcount(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, delta: int) -> BlobRecord:
     """Add `delta` to a blob's reference count (never below zero)."""
     rec = get_blob(index, txn, blob_id)
     if rec is None:
         raise NotFound(f"blob {blob_id} is not in the index")
-    refs = rec.refs + delta
-    if refs < 0:
+    refcount = rec.refcount + delta
+    if refcount < 0:
         raise CasError(f"reference count of blob {blob_id} would drop below zero; `cas fsck --repair` recounts "
                        "references")
-    rec = rec.with_refs(refs)
+    rec = rec.with_refcount(refcount)
     index.put(txn, "blobs", bytes(blob_id), rec.encode())
     return rec
 
@@ -66,7 +66,7 @@ def apply_deltas(index: Index, txn: lmdb.Transaction[bytes], deltas: Counter[Blo
     """Reference moves gathered over many items (see `Namespace.put_item`), once per blob."""
     for blob_id, delta in deltas.items():
         if delta:
-            adjust_refs(index, txn, blob_id, delta)
+            adjust_refcount(index, txn, blob_id, delta)
 
 
 def adjust_pin(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, delta: int) -> None:
@@ -76,7 +76,7 @@ def adjust_pin(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, delt
     count = int(raw) if raw is not None else 0
     if count + delta < 0:
         raise NotFound(f"blob {blob_id} has no reference to release")
-    adjust_refs(index, txn, blob_id, delta)
+    adjust_refcount(index, txn, blob_id, delta)
     if count + delta == 0:
         index.delete(txn, "pins", key)
     else:

@@ -37,7 +37,7 @@ def unused_packs(store: Store) -> list[tuple[str, int]]:
     """(path, size) of every file under packs/ that no record points into: packs whose
     entries all went (or that a killed import left), and files that are not packs."""
     used = set(_packed(store))
-    return [(path, size) for name, path, size in store.backend.list_packs() if name not in used]
+    return [(path, size) for name, path, size in store.local.list_packs() if name not in used]
 
 
 class Rewrite(NamedTuple):
@@ -52,7 +52,7 @@ def compaction_plan(store: Store, dead: Collection[bytes] = ()) -> tuple[list[tu
     remove, as (name, size), and the packs to rewrite (their live entries fill less than half)."""
     packed = _packed(store)
     unused, sizes = [], {}
-    for name, _path, size in store.backend.list_packs():
+    for name, _path, size in store.local.list_packs():
         if name is not None and not any(bytes(blob_id) not in dead for blob_id, _o, _n in packed.get(name, ())):
             unused.append((name, size))
         elif name is not None:
@@ -76,13 +76,13 @@ def compact_packs(store: Store, plan: tuple[list[tuple[str, int]], list[Rewrite]
     after: a crash leaves an unused pack, which the next gc (or fsck --repair) removes."""
     unused, rewrites = plan or compaction_plan(store)
     for name, _size in unused:
-        os.unlink(store.backend.pack_path(name))
+        os.unlink(store.local.pack_path(name))
     rewritten, freed = len(unused), sum(size for _name, size in unused)
     for name, size, live, live_bytes in rewrites:
-        writer = PackWriter(store.backend.pack_dir)
+        writer = PackWriter(store.local.pack_dir)
         moved: dict[BlobId, tuple[str, int]] = {}
         try:
-            with open(store.backend.pack_path(name), "rb") as f:
+            with open(store.local.pack_path(name), "rb") as f:
                 for blob_id, offset, n in live:
                     data = os.pread(f.fileno(), n, offset)
                     if hash_bytes(data) == blob_id:  # a damaged entry stays where fsck reports it
@@ -91,16 +91,16 @@ def compact_packs(store: Store, plan: tuple[list[tuple[str, int]], list[Rewrite]
             writer.close()
         if len(moved) < len(live):
             if writer.name:
-                os.unlink(store.backend.pack_path(writer.name))
+                os.unlink(store.local.pack_path(writer.name))
             continue
-        store.backend.sync()
+        store.local.sync()
         with store.index.write() as txn:
             for blob_id, (new_pack, new_offset) in moved.items():
                 rec = get_blob(store.index, txn, blob_id)
                 if rec is not None and rec.pack == name:
                     moved_rec = replace(rec, pack=new_pack, offset=new_offset)
                     store.index.put(txn, "blobs", bytes(blob_id), moved_rec.encode())
-        os.unlink(store.backend.pack_path(name))
+        os.unlink(store.local.pack_path(name))
         freed += size - live_bytes
         rewritten += 1
     return rewritten, freed

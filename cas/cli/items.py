@@ -351,8 +351,8 @@ def rm_cmd(c: Context, targets: tuple[str, ...], dry_run: bool) -> None:
         elif dataset is not None:
             click.echo(f"removed {target} ({counted(ns.remove_dataset(project, dataset), 'item')})")
         else:
-            from cas.versions.snapshots import remove_project
-            click.echo(f"removed {target} ({counted(remove_project(c.store, project), 'item')})")  # and its versions
+            from cas.versions.snapshots import remove_with_history
+            click.echo(f"removed {target} ({counted(remove_with_history(c.store, project), 'item')})")
     click.echo("nothing changed (dry run)" if dry_run else "run `cas gc` to free unreferenced bytes")
 
 

@@ -187,13 +187,13 @@ class Committer:
         backend = self.store.write_backend
         if isinstance(source, bytes):
             backend.install(spool_bytes(source), str(self.directory))
-            if backend is self.store.backend:
-                made.append(self.store.backend.path(blob))
+            if backend is self.store.local:
+                made.append(self.store.local.path(blob))
             return len(source)
         size = os.stat(source).st_size
-        if backend is self.store.backend:
-            if self.store.backend.link_in(source, blob, replace=heal) and not heal:  # a healed file stays
-                made.append(self.store.backend.path(blob))
+        if backend is self.store.local:
+            if self.store.local.link_in(source, blob, replace=heal) and not heal:  # a healed file stays
+                made.append(self.store.local.path(blob))
             return size
         upload = f"{source}.upload"
         os.link(source, upload)

@@ -100,7 +100,7 @@ class Preparer:
         self._empty_anns: dict[tuple[int, int], bytes] = {}
         # Small new blobs go into packs (of this preparer's own) when blobs are written here,
         # not to S3; `pack=False` for a preparer of one item, which would make a pack of one.
-        self.packs = PackWriter(store.backend.pack_dir) if pack and store.write_backend is store.backend \
+        self.packs = PackWriter(store.local.pack_dir) if pack and store.write_backend is store.local \
             and not config.dry_run else None
 
     def prepare_chunk(self, chunk: list[Task]) -> list[Prepared | InvalidInput]:

@@ -130,7 +130,7 @@ def remove_orphans(store: Store, barrier: Callable[[], None], maybe_orphans: set
     except OSError as e:
         log.error("replay not committed (%s); blob files it left are kept", e.strerror)
         return
-    backend = store.backend
+    backend = store.local
     if backend is not store.write_backend:
         return  # S3 objects: gc removes unreferenced ones once they are an hour old
     try:  # alone, as gc: an import running meanwhile may be about to record the same blob

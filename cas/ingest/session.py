@@ -456,9 +456,9 @@ class ImportSession:
                     outcomes[outcome] += 1
                     if link is not None:  # a new link entry is written once, with the references it has now
                         url, size, etag = link
-                        refs = deltas.pop(rec.media, 0)
-                        if not record_link(index, txn, rec.media, BlobRecord(size, refs, LINK, rec.mtime, url, etag)):
-                            deltas[rec.media] += refs
+                        uses = deltas.pop(rec.media, 0)
+                        if not record_link(index, txn, rec.media, BlobRecord(size, uses, LINK, rec.mtime, url, etag)):
+                            deltas[rec.media] += uses
                     if len(deltas) >= MAX_DELTAS:  # memory stays flat: apply the moves gathered so far
                         apply_deltas(index, txn, deltas)
                         deltas.clear()

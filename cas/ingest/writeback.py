@@ -103,7 +103,7 @@ class WriteBack(Overlay):
             with self.store.index.read() as txn:
                 rec = get_blob(self.store.index, txn, blob_id)
                 intact = known_intact(self.store.index, txn, blob_id)  # a damaged one takes these bytes
-            if rec is not None and rec.refs > 0 and intact:  # an unreferenced one may be gc's before the commit
+            if rec is not None and rec.refcount > 0 and intact:  # an unreferenced one may be gc's before the commit
                 return None
         return staged.spill()
 

@@ -203,7 +203,7 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
                                                    f"S3 object {store.s3.url(blob_id)} {state}"))
                     bad.add(blob_id)
                 continue
-            path = store.backend.path(blob_id)
+            path = store.local.path(blob_id)
             try:
                 size = os.stat(path).st_size
             except FileNotFoundError:
@@ -230,7 +230,7 @@ def _check_packed(store: Store, blob_id: BlobId, rec: BlobRecord, verify: bool) 
     """A packed blob: its pack entry names it and holds its size (and, with `verify`, its bytes)."""
     assert rec.pack is not None
     try:
-        with open(store.backend.pack_path(rec.pack), "rb") as f:
+        with open(store.local.pack_path(rec.pack), "rb") as f:
             f.seek(max(rec.offset - HEADER.size, 0))
             header = f.read(HEADER.size)
             data = f.read(rec.size) if verify else b""
@@ -279,10 +279,10 @@ def _check_namespace(store: Store, report: FsckReport, bad: set[BlobId]) -> None
                         "annotation": "damaged-annotation", "item meta": "damaged-item-meta"}[role]
                 report.problems.append(Problem(kind, _label(key), why, key=key))
         for key, raw in index.scan(txn, "blobs"):
-            refs = BlobRecord.raw_summary(raw)[1]
-            if refs != expected.get(key, 0):
+            refcount = BlobRecord.raw_summary(raw)[1]
+            if refcount != expected.get(key, 0):
                 report.problems.append(Problem("bad-refcount", str(BlobId(key)),
-                                               f"index says {refs} references, found {expected.get(key, 0)}"))
+                                               f"index says {refcount} references, found {expected.get(key, 0)}"))
 
 
 def _label(item_key: bytes) -> str:
@@ -309,7 +309,7 @@ def _expected_refs(store: Store, txn: Any) -> Counter[bytes]:
 def _check_files(store: Store, report: FsckReport) -> None:
     for path, size in orphan_files(store):
         report.problems.append(Problem("orphan-file", path, f"{size} bytes not in the index"))
-    for path, size in store.backend.list_tmp():
+    for path, size in store.local.list_tmp():
         if is_mount_staging(os.path.basename(path)):
             continue  # a mount's staging: checked below
         report.problems.append(Problem("stale-temp", path, f"left by an interrupted write ({size} bytes)"))
@@ -400,15 +400,15 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> set[BlobId]:
         expected = _expected_refs(store, txn)
         for key, raw in list(index.scan(txn, "blobs")):
             rec = BlobRecord.decode(raw)
-            if rec.refs != expected.get(key, 0):
-                index.put(txn, "blobs", key, rec.with_refs(expected.get(key, 0)).encode())
+            if rec.refcount != expected.get(key, 0):
+                index.put(txn, "blobs", key, rec.with_refcount(expected.get(key, 0)).encode())
         unused = {blob_id for blob_id in bad - reinstalled if not expected.get(blob_id) and blob_id not in keep}
         for blob_id in unused:
             rec = _record(store, txn, blob_id)
             index.delete(txn, "blobs", bytes(blob_id))
             damage.forget(index, txn, blob_id)
             if rec.location == LOCAL:
-                store.backend.delete(blob_id)
+                store.local.delete(blob_id)
         for problem in report.problems:
             if problem.kind == "bad-refcount" or (problem.kind in ("missing-blob", "corrupt-blob")
                                                    and BlobId.from_hex(problem.subject) in unused | reinstalled):

@@ -44,9 +44,9 @@ def kept_by_versions(store: Store) -> set[bytes]:
     return keep
 
 
-def is_garbage(refs: int, key: bytes, keep: set[bytes]) -> bool:
+def is_garbage(refcount: int, key: bytes, keep: set[bytes]) -> bool:
     """The one definition of an unreferenced blob (gc frees it; stats counts it)."""
-    return refs == 0 and key not in keep
+    return refcount == 0 and key not in keep
 
 
 @dataclass
@@ -96,8 +96,8 @@ def plan(store: Store) -> GcPlan:
     index = store.index
     with index.read() as txn:
         for key, raw in index.scan(txn, "blobs"):
-            size, refs, location = BlobRecord.raw_summary(raw)
-            if not is_garbage(refs, key, keep):
+            size, refcount, location = BlobRecord.raw_summary(raw)
+            if not is_garbage(refcount, key, keep):
                 continue
             if location == S3 and _young(store, BlobId(key)):
                 out.young_kept += 1  # may belong to a push in progress elsewhere: a later gc
@@ -108,7 +108,7 @@ def plan(store: Store) -> GcPlan:
         out.stat_entries = sum(1 for _k, raw in index.scan(txn, statcache.DB)
                                if (b := statcache.blob_of(raw)) in dead or blob(b) is None)
     out.unused_packs, out.rewrites = compaction_plan(store, dead)
-    unused_paths = {store.backend.pack_path(name) for name, _size in out.unused_packs}
+    unused_paths = {store.local.pack_path(name) for name, _size in out.unused_packs}
     out.orphans = [(path, size) for path, size in orphan_files(store) if path not in unused_paths]
     return out
 
@@ -126,7 +126,7 @@ def _execute(store: Store, gc_plan: GcPlan, progress: Callable[[int], object] | 
                 damage.forget(index, txn, blob_id)
         for blob_id, rec in batch:
             if rec.location == LOCAL:
-                store.backend.delete(blob_id)
+                store.local.delete(blob_id)
             elif rec.location != PACK:  # packed bytes go when their pack is compacted, below
                 if rec.location == S3 and store.s3 is not None:
                     store.s3.delete(blob_id)  # S3 objects go; a link's bytes are not ours to delete
@@ -154,7 +154,7 @@ def orphan_files(store: Store) -> list[tuple[str, int]]:
     file under packs/ that no record points into."""
     index = store.index
     with index.read() as txn:
-        orphans = [(path, size) for blob_id, path, size in store.backend.list_ids()
+        orphans = [(path, size) for blob_id, path, size in store.local.list_ids()
                    if blob_id is None or index.get(txn, "blobs", bytes(blob_id)) is None]
     return orphans + unused_packs(store)
 

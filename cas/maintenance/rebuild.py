@@ -58,15 +58,15 @@ def rebuild_index(root: str | Path) -> RebuildReport:
         store = Store(root)
         try:
             with store.index.write() as txn:
-                found = [(store.backend.location, store.backend.list_ids())]
+                found = [(store.local.location, store.local.list_ids())]
                 if store.s3 is not None:
                     found.append((store.s3.location, store.s3.list_ids()))
                 for location, listing in found:  # local first: a blob in both places is read locally
                     for blob_id, _where, size in listing:
                         if blob_id is not None and record_new_blob(store.index, txn, blob_id, size, location):
                             report.blobs += 1
-                    if location == store.backend.location:  # then the packs, read by their entry headers
-                        for name, path, _size in store.backend.list_packs():
+                    if location == store.local.location:  # then the packs, read by their entry headers
+                        for name, path, _size in store.local.list_packs():
                             if name is None:
                                 continue  # not a pack
                             for blob_id, offset, size in entries(path):
@@ -83,7 +83,7 @@ def rebuild_index(root: str | Path) -> RebuildReport:
             keep = reachable(store)
             with store.index.write() as txn:
                 for key, raw in list(store.index.scan(txn, "blobs")):
-                    if BlobRecord.decode(raw).refs == 0 and key not in keep:
+                    if BlobRecord.decode(raw).refcount == 0 and key not in keep:
                         adjust_pin(store.index, txn, BlobId(key), +1)
                         report.pinned += 1
         finally:

@@ -23,11 +23,11 @@ def compute(store: Store) -> dict[str, Any]:
     with index.read() as txn:
         stored = 0
         for key, raw in index.scan(txn, "blobs"):
-            size, refs, location = BlobRecord.raw_summary(raw)
+            size, refcount, location = BlobRecord.raw_summary(raw)
             where = locations.get(location) or locations.setdefault(location, {"blobs": 0, "bytes": 0})
             where["blobs"] += 1
             ours = size if size > 0 and location != LINK else 0  # a link's bytes stay at its URL
-            if refs == 0:
+            if refcount == 0:
                 no_refs.append((key, ours))
             if size < 0:
                 unknown_size += 1

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from cas.blobs.refcounts import adjust_refs
+from cas.blobs.refcounts import adjust_refcount
 from cas.errors import AlreadyExists, Conflict, InvalidInput, NotFound, shown
 from cas.ids import BlobId
 from cas.index import Index, dataset_key, item_key, item_prefix, project_key, split_dataset_key
@@ -190,7 +190,7 @@ class Namespace:
 
     def _move_ref(self, txn: lmdb.Transaction[bytes], blob: BlobId, delta: int, deltas: Counter[BlobId] | None) -> None:
         if deltas is None:
-            adjust_refs(self.index, txn, blob, delta)
+            adjust_refcount(self.index, txn, blob, delta)
         else:
             deltas[blob] += delta
 
@@ -198,7 +198,7 @@ class Namespace:
         keys = []
         for key, raw in self.index.scan(txn, "items", prefix):
             for blob in ItemRecord.decode(raw).blobs():
-                adjust_refs(self.index, txn, blob, -1)
+                adjust_refcount(self.index, txn, blob, -1)
             keys.append(key)
         for key in keys:
             self.delete_item(txn, key)
@@ -207,7 +207,7 @@ class Namespace:
     def remove_item(self, project: str, dataset: str, name: str) -> None:
         with self.index.write() as txn:
             for blob in self.item(project, dataset, name, txn).blobs():
-                adjust_refs(self.index, txn, blob, -1)
+                adjust_refcount(self.index, txn, blob, -1)
             self.delete_item(txn, item_key(project, dataset, name))
             self.index.log_change(txn, project, dataset, name)
 
@@ -227,7 +227,7 @@ class Namespace:
                 if not overwrite:
                     raise AlreadyExists(f"item {project}/{new_dataset}/{new_name} exists")
                 for blob in ItemRecord.decode(old).blobs():
-                    adjust_refs(self.index, txn, blob, -1)
+                    adjust_refcount(self.index, txn, blob, -1)
             self.write_item(txn, new_key, rec.encode())
             self.delete_item(txn, item_key(project, dataset, name))
             self.index.log_change(txn, project, dataset, name)

@@ -218,6 +218,6 @@ def _apply(store: Store, txn: Any, project: str, changes: dict[tuple[str, str], 
         rec, link = value
         ns.ensure_dataset(txn, project, dataset)
         if link is not None:
-            record_link(store.index, txn, rec.media, BlobRecord.decode(link).with_refs(0))
+            record_link(store.index, txn, rec.media, BlobRecord.decode(link).with_refcount(0))
         ns.put_item(txn, project, dataset, name, rec, True, deltas)
     apply_deltas(store.index, txn, deltas)

@@ -69,7 +69,7 @@ class TreeWriter:
     def _write_pending(self) -> None:
         """Write the pending trees, several at once (to S3 each is a round trip)."""
         backend = self.store.write_backend
-        if backend is not self.store.backend:  # the next snapshot reads these trees back: keep them at hand
+        if backend is not self.store.local:  # the next snapshot reads these trees back: keep them at hand
             for blob_id, sp in self.pending.items():
                 self.store.cache.put(blob_id, sp.data or b"")
         with ThreadPoolExecutor(INSTALL_THREADS) as pool:
@@ -113,7 +113,7 @@ def drop_head(store: Store, project: str) -> None:
     (store.root / "refs" / project).unlink(missing_ok=True)
 
 
-def remove_project(store: Store, project: str) -> int:
+def remove_with_history(store: Store, project: str) -> int:
     """Remove a project with its datasets, items and versions (`cas rm P`, `rm -rf` in the
     mount); returns the items removed. `gc` then frees what nothing else holds."""
     removed = store.ns.remove_project(project)
@@ -384,7 +384,7 @@ def materialize(store: Store, txn: Any, project: str, version: Version) -> int:
                   dataset.record or DatasetRecord(time.time_ns()).encode())
     for path, name, rec, link in version_items(store, version):
         if link is not None:
-            record_link(index, txn, rec.media, BlobRecord.decode(link).with_refs(0))
+            record_link(index, txn, rec.media, BlobRecord.decode(link).with_refcount(0))
         ns.put_item(txn, project, path, name, rec, True, deltas)
         count += 1
     apply_deltas(index, txn, deltas)

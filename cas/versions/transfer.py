@@ -183,7 +183,7 @@ def push_blobs(store: Store, progress: Progress | None = None, only: set[bytes] 
                         store.index.put(txn, "blobs", bytes(blob_id), in_s3.encode())
             for blob_id, rec in moved:  # only once the records point at S3 (a pack's copy goes at gc)
                 if rec.location == LOCAL:
-                    store.backend.delete(blob_id)
+                    store.local.delete(blob_id)
                 report.done += 1
                 report.bytes += rec.size
             if progress is not None:
@@ -206,7 +206,7 @@ def _upload(store: Store, blob_id: BlobId, rec: BlobRecord) -> str | None:
         except CasError as e:
             return f"blob {blob_id}: {e}"
         return None
-    path = store.backend.path(blob_id)
+    path = store.local.path(blob_id)
     try:
         digest, size = hash_file(path)
     except OSError as e:

@@ -18,16 +18,16 @@ def test_put_path_bytes_and_stream_give_the_same_id(store, tmp_path):
     (tmp_path / "f").write_bytes(data)
     ids = {store.put(data), store.put(tmp_path / "f"), store.put(io.BytesIO(data))}
     assert ids == {hash_bytes(data)}
-    assert store.stat(hash_bytes(data)).refs == 3
+    assert store.stat(hash_bytes(data)).refcount == 3
 
 
 def test_known_content_writes_nothing(store):
     blob = store.put(b"x" * 1000)
-    path = store.backend.path(blob)
+    path = store.local.path(blob)
     before = os.stat(path).st_mtime_ns, os.stat(path).st_ino
     store.put(b"x" * 1000)
     assert (os.stat(path).st_mtime_ns, os.stat(path).st_ino) == before
-    assert len(list(store.backend.list_ids())) == 1
+    assert len(list(store.local.list_ids())) == 1
 
 
 def test_large_stream_is_spooled_not_held_in_memory(store):
@@ -43,7 +43,7 @@ def test_large_stream_is_spooled_not_held_in_memory(store):
 def test_blob_lives_under_two_level_fanout(store):
     blob = store.put(b"fanout")
     h = str(blob)
-    assert store.backend.path(blob).endswith(f"blobs/{h[:2]}/{h[2:4]}/{h}")
+    assert store.local.path(blob).endswith(f"blobs/{h[:2]}/{h[2:4]}/{h}")
 
 
 def test_release_then_gc_frees_bytes(store):
@@ -67,7 +67,7 @@ def test_release_without_reference_is_an_error(store):
 
 def test_corrupt_blob_is_an_error_never_silent_bytes(store):
     blob = store.put(b"good content here")
-    path = store.backend.path(blob)
+    path = store.local.path(blob)
     os.chmod(path, 0o644)
     with open(path, "r+b") as f:
         f.write(b"evil")
@@ -80,7 +80,7 @@ def test_corrupt_blob_is_an_error_never_silent_bytes(store):
 
 def test_truncated_blob_is_detected_on_open(store):
     blob = store.put(b"0123456789")
-    os.truncate(store.backend.path(blob), 4)
+    os.truncate(store.local.path(blob), 4)
     with pytest.raises(CorruptBlob, match="4 bytes"):
         store.open(blob)
 
@@ -96,7 +96,7 @@ def test_put_get_round_trip_and_refcounts(tmp_path_factory, blobs):
         for blob_id in ids:
             expected[blob_id] = expected.get(blob_id, 0) + 1
         for blob_id, count in expected.items():
-            assert s.stat(blob_id).refs == count
+            assert s.stat(blob_id).refcount == count
         assert compute_stats(s)["blobs"] == len(set(blobs))
         for blob_id in ids:
             s.release(blob_id)

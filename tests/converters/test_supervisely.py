@@ -136,7 +136,7 @@ def test_duplicate_image_is_stored_once(roundtrip):
         original = store.ns.item("demo", "train", "street_001.jpg")
         assert dup.media == original.media == hash_bytes((roundtrip.src / "train/img/street_001.jpg").read_bytes())
         assert dup.ann == original.ann  # same annotation JSON too
-        assert store.stat(dup.media).refs == 4  # two items in demo, two in its re-import
+        assert store.stat(dup.media).refcount == 4  # two items in demo, two in its re-import
         others = {rec.media for d in store.ns.datasets("demo") for _, rec in store.ns.items("demo", d)}
         assert len(others) == 7  # 8 items, 7 distinct images
 
@@ -272,7 +272,7 @@ def test_reimport_unchanged_then_conflict_then_overwrite(sample, tmp_path):
     assert "8 items (0 added, 7 unchanged, 1 replaced), 1 new blob" in out
     with Store(store) as s:
         assert s.ns.item("demo", "train", "street_002.jpg").media == hash_bytes(new_bytes)
-        assert s.stat(old_media).refs == 0
+        assert s.stat(old_media).refcount == 0
     fsck = run_cas(store, "fsck")
     assert re.search(r"8 items: clean$", fsck.stdout.decode().strip())
 

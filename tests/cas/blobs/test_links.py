@@ -182,7 +182,7 @@ def test_same_url_is_one_link_entry(lstore: Store, http_server: RangeServer) -> 
         session.add_link("ds", "a.jpg", url)
         session.add_link("other", "a.jpg", url)
         session.commit()
-    assert lstore.stat(link_id(url)).refs == 2
+    assert lstore.stat(link_id(url)).refcount == 2
 
 
 def test_dns_failure_names_the_url(lstore: Store, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,7 +38,7 @@ def noise_png(width: int, height: int) -> bytes:
 
 
 def packed_size(store: Store) -> int:
-    return sum(size for _name, _path, size in store.backend.list_packs())
+    return sum(size for _name, _path, size in store.local.list_packs())
 
 
 def test_small_blobs_are_packed_and_read_back(store: Store) -> None:
@@ -53,7 +53,7 @@ def test_small_blobs_are_packed_and_read_back(store: Store) -> None:
         with store.open(rec.media) as reader:
             assert reader.read_at(5, 3) == data[3:8]
             assert reader.read_at(1 << 20, len(data) - 2) == data[-2:], "never past the blob, into the next entry"
-    assert [blob for blob, _p, _s in store.backend.list_ids() if blob is not None] == \
+    assert [blob for blob, _p, _s in store.local.list_ids() if blob is not None] == \
         [store.ns.item("p", "d", "big.jpg").media], "one file for the big blob, the rest in packs"
     assert packed_size(store) < 1.3 * sum(len(d) for n, d in items.items() if n != "big.jpg") + 4096
     assert fsck(store).clean
@@ -62,7 +62,7 @@ def test_small_blobs_are_packed_and_read_back(store: Store) -> None:
 def test_a_damaged_entry_is_an_error_on_read_and_in_fsck(store: Store) -> None:
     add(store, small(5))
     rec = store.stat(store.ns.item("p", "d", "002.jpg").media)
-    path = store.backend.pack_path(rec.pack)
+    path = store.local.pack_path(rec.pack)
     os.chmod(path, 0o644)
     with open(path, "r+b") as f:
         f.seek(rec.offset + 10)
@@ -94,12 +94,12 @@ def test_gc_compacts_packs_and_removes_dead_ones(store: Store) -> None:
     assert fsck(store).clean
     store.ns.remove_dataset("p", "d")
     collect_garbage(store)
-    assert packed_size(store) == 0 and not list(store.backend.list_packs())
+    assert packed_size(store) == 0 and not list(store.local.list_packs())
 
 
 def test_a_pack_no_record_uses_is_an_orphan(store: Store) -> None:
     add(store, small(3))
-    writer = PackWriter(store.backend.pack_dir)  # what a killed import leaves
+    writer = PackWriter(store.local.pack_dir)  # what a killed import leaves
     writer.append(hash_bytes(b"x" * 10), b"x" * 10)
     writer.close()
     report = fsck(store)
@@ -121,4 +121,4 @@ def test_entries_stop_at_a_torn_tail(tmp_path: Path) -> None:
 
 def test_pack_names_are_checked(store: Store) -> None:
     with pytest.raises(NotFound):
-        store.backend.pack_path("../index/data")
+        store.local.pack_path("../index/data")

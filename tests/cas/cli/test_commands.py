@@ -166,7 +166,7 @@ def test_fsck_finds_a_missing_blob_and_repair_keeps_the_items_that_need_it(sampl
     assert lines(run_cas(store, "fsck"))[-1].endswith("8 items: clean")
     with Store(store) as s:
         shared = s.ns.item("demo", "train", "street_001.jpg").media  # also val/val_003.jpg's image
-        path = Path(s.backend.path(shared))
+        path = Path(s.local.path(shared))
     original = path.read_bytes()
     path.unlink()
 

@@ -60,7 +60,7 @@ def test_reimport_writes_no_new_blob(store, tmp_path):
             report = session.commit()
     assert report.blobs_new == 0 and report.items_added == 20
     rec = store.ns.item("a", "d", paths[0].name)
-    assert store.stat(rec.media).refs == 2
+    assert store.stat(rec.media).refcount == 2
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="worker processes need two cores")
@@ -92,7 +92,7 @@ def test_same_item_again_is_skipped_different_bytes_conflict_unless_overwrite(st
         s.add_item("d", "x.jpg", png_bytes())
         assert s.commit().items_replaced == 1
     assert store.ns.item("p", "d", "x.jpg").mime == "image/png"
-    assert store.stat(old.media).refs == 0
+    assert store.stat(old.media).refcount == 0
     assert fsck(store).clean
 
 

@@ -82,7 +82,7 @@ def test_a_batch_is_one_sync_new_bytes_are_written_once_and_duplicates_never(sto
     assert len(syncs) == 1
     assert store.ns.count_items("p", "d") == 51
     for blob, inode in inodes.items():  # the spool file became the blob: same inode, not a copy
-        assert os.stat(store.backend.path(blob)).st_ino == inode
+        assert os.stat(store.local.path(blob)).st_ino == inode
     assert len([p for p in (store.root / "blobs").rglob("*") if p.is_file()]) == 50 + 1  # + the one empty annotation
 
 

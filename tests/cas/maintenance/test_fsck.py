@@ -44,7 +44,7 @@ def damage(store: Path, media: bytes, how: str) -> None:
         if how == "corrupt":
             damage_blob(s, media)
         else:
-            os.unlink(s.backend.path(s.ns.item("p", "a", "one.png").media))
+            os.unlink(s.local.path(s.ns.item("p", "a", "one.png").media))
 
 
 def fsck_lines(store: Path, *args: str) -> tuple[int, list[str]]:
@@ -110,7 +110,7 @@ def test_repair_removes_a_damaged_blob_that_nothing_uses(tmp_path: Path) -> None
     blob = run_cas(store, "put", str(tmp_path / "loose.bin")).stdout.decode().split()[0]
     run_cas(store, "release", blob)
     with Store(store) as s:
-        os.unlink(s.backend.path(BlobId.from_hex(blob)))
+        os.unlink(s.local.path(BlobId.from_hex(blob)))
     status, out = fsck_lines(store, "--repair")
     assert status == 0 and not any(line.startswith("needs-source") for line in out), out
     assert fsck_lines(store)[1][-1].endswith("clean")

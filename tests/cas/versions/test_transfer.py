@@ -90,12 +90,12 @@ def test_push_moves_local_blobs_to_s3(tmp_path: Path, s3_store: Store) -> None:
         assert S3 in where and where - {S3} and where <= {S3, *STORED_HERE}
         report = push(local)
         assert report.failed == 0
-        assert not any(blob_id for blob_id, _p, _s in local.backend.list_ids())
+        assert not any(blob_id for blob_id, _p, _s in local.local.list_ids())
         for path in sorted((tmp_path / "src" / "ds").iterdir()):
             item = local.ns.item("p", "ds", path.name)
             assert local.stat(item.media).location == S3
             assert local.read_bytes(item.media) == path.read_bytes()
-        assert not list(local.backend.list_packs()), "the packs the blobs left are gone"
+        assert not list(local.local.list_packs()), "the packs the blobs left are gone"
         assert fsck(local).clean
     finally:
         local.close()
@@ -105,7 +105,7 @@ def test_push_refuses_a_corrupt_local_blob(tmp_path: Path, s3_store: Store) -> N
     local = Store.init(tmp_path / "local", net=s3_store.net)
     try:
         blob = local.put(os.urandom(1000))
-        path = local.backend.path(blob)
+        path = local.local.path(blob)
         os.chmod(path, 0o644)
         with open(path, "r+b") as f:
             first = f.read(1)[0]

@@ -26,7 +26,7 @@ def test_put_uploads_once_and_reads_back(s3_store: Store, s3_endpoint: str, buck
     assert s3_store.stat(blob).location == S3
     obj = s3(s3_endpoint).get_object(Bucket=bucket, Key=f"pre/blobs/{blob.hex()}")
     assert obj["Body"].read() == data
-    assert not list(s3_store.backend.list_ids()), "nothing stored locally"
+    assert not list(s3_store.local.list_ids()), "nothing stored locally"
     assert s3_store.read_bytes(blob) == data  # fetched
     assert s3_store.read_bytes(blob) == data  # from the cache
     assert s3_store.cache.counters.hits == 1 and s3_store.cache.counters.misses == 1
