@@ -4,15 +4,17 @@ Datumaro's `imagenet`), or `<split>/<class>/<image>` (Datumaro's
 `no_label/` holds images without one (as Datumaro writes them). One dataset per split, else
 one named after the folder.
 
-Detection: split folders of class folders fit better than a plain folder of images; class
-folders alone fit less well (a folder of photos sorted into folders is more often that
-than a classification set): `--format imagenet` takes them.
+Detection: split folders (train, val, test, ...) of class folders fit better than a plain
+folder of images; class folders alone, or under folders of other names, fit less well (a
+folder of photos sorted into folders is more often that than a classification set):
+`--format imagenet` takes them.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from cas.model.media import is_image_name
 from cas.store import Store
 
 from . import geometry as geo
+from . import renames
 from .contract import Detection, dataset_names, fits, no
 from .output import Progress, UniqueNames, no_progress, writes_folder
 from .renames import Renames, safe_name
@@ -30,6 +33,7 @@ from .walk import files, subdirs
 
 NO_LABEL = "no_label"
 SPLIT_CLASS_FOLDERS = 0.15  # above a plain folder of images (0.1): the folders are classes here
+SPLIT_NAMES = frozenset({"train", "val", "valid", "validation", "test", "trainval", "dev"})
 CLASS_FOLDERS = 0.05  # below it: photos sorted into folders stay datasets unless --format imagenet
 READS = ("tags", "media")
 WRITES = ("tags", "media")
@@ -55,6 +59,11 @@ def _class_folders(folder: Path, least: int = 2) -> Folders | None:
             return None
         classes.append((entry.name, sorted(found, key=lambda e: e.name)))
     return classes if len(classes) >= least else None
+
+
+def _names_a_split(name: str) -> bool:
+    """train, val, test_2024, train_night, ...: a word of the name is a split's."""
+    return any(word in SPLIT_NAMES for word in re.split(r"[_\-. ]", name.lower()))
 
 
 def _hidden(name: str) -> bool:
@@ -87,6 +96,12 @@ def detect(src: Path) -> Detection:
     if None in layout:
         return fits(f"{len(classes)} folders of images only ({shown}): classes with --format imagenet",
                     CLASS_FOLDERS)
+    splits = sorted(str(s) for s in layout)
+    # photos/2024/<event>/ is folders of folders of photos, not splits of classes; an export of
+    # ours (its names file at the top) says what its folders are
+    if not all(_names_a_split(s) for s in splits) and not (src / renames.FILE).is_file():
+        return fits(f"folders ({', '.join(splits[:3])}) of {len(classes)} folders of images: classes with "
+                    "--format imagenet", CLASS_FOLDERS)
     return fits(f"split folders of {len(classes)} class folders ({shown})", SPLIT_CLASS_FOLDERS)
 
 

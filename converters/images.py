@@ -16,18 +16,29 @@ READS = ("media",)
 LAYOUTS = "a folder of images, one dataset per folder (nested folders nest datasets)"
 
 
-def detect(path: Path, is_media: Callable[[str], bool] = is_image_name, kind: str = "image") -> Detection:
-    """Any media file at the top or one level below, and no Supervisely meta.json."""
+DEEP = 3  # how far below the top a deep detection looks (photos/2024/beach/), when nothing else fits
+FOLDERS_LOOKED_AT = 256  # and at most this many folders, breadth first: detection stays cheap
+
+
+def detect(path: Path, is_media: Callable[[str], bool] = is_image_name, kind: str = "image",
+           depth: int = 1) -> Detection:
+    """A media file at the top or up to `depth` folders below, and no Supervisely meta.json
+    (auto looks DEEP folders down only when no format fits the folder or one below it)."""
     if not path.is_dir() or (path / "meta.json").exists():
         return no(f"no {kind} files")
-    for entry in files(str(path)):
-        if is_media(entry.name):
-            return fits(f"{kind} files ({entry.name})", ANY_MEDIA)
-    for d in subdirs(str(path)):
-        for e in files(d.path):
-            if is_media(e.name):
-                return fits(f"{kind} files ({d.name}/{e.name})", ANY_MEDIA)
-    return no(f"no {kind} files here or one folder below")
+    level, looked = [("", str(path))], 0
+    for _level in range(depth + 1):
+        below = []
+        for rel, folder in level:
+            looked += 1
+            for entry in files(folder):
+                if is_media(entry.name):
+                    return fits(f"{kind} files ({rel}{entry.name})", ANY_MEDIA)
+            below += [(f"{rel}{d.name}/", d.path) for d in subdirs(folder)]
+            if looked >= FOLDERS_LOOKED_AT:
+                return no(f"no {kind} files in the first {FOLDERS_LOOKED_AT} folders")
+        level = below
+    return no(f"no {kind} files here or {depth} folder{'s' if depth > 1 else ''} below")
 
 
 def count(path: Path, is_media: Callable[[str], bool] = is_image_name) -> int:

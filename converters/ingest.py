@@ -12,13 +12,14 @@ from cas.errors import InvalidInput
 from cas.ingest.session import ImportReport, ImportSession
 from cas.store import Store
 
-from . import FORMATS, GENERIC, renames
-from .contract import Detection
+from . import FORMATS, GENERIC, images, renames
+from .contract import ANY_MEDIA, Detection
 from .walk import SKIPPED_LINKS, containment, subdirs
 
 # An export's root, or the folder above it: how deep `auto` and a named format look for a
 # dataset when the folder given is not one (VOCdevkit/VOC2012/, one COCO folder per dataset).
 SEARCH_DEPTH = 2
+MEDIA_FOLDERS = (GENERIC, "videos")  # plain folders of media, looked for deeper when nothing else fits
 
 
 def detect_format(src: Path) -> str:
@@ -34,6 +35,10 @@ def detect_format(src: Path) -> str:
                 if below:
                     score, reason = module.detect(below[0])
                     found[name] = Detection(score, f"{below[0].relative_to(src)}/: {reason}")
+        # photos/2024/beach/*.jpg: media deeper down, where no format fits as well as media would
+        if src.is_dir() and max(d.score for d in found.values()) < ANY_MEDIA:
+            for name in MEDIA_FOLDERS:
+                found[name] = FORMATS[name].detect(src, depth=images.DEEP)
     best = max(d.score for d in found.values())
     if not best:
         reasons = "; ".join(f"{name}: {d.reason}" for name, d in found.items())

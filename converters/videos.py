@@ -17,8 +17,8 @@ LAYOUTS = "a folder of videos (mp4, webm, mov, mkv, avi, m4v), one dataset per f
 LOOKS_FOR = "video files"
 
 
-def detect(path: Path) -> Detection:
-    return images.detect(path, is_video_name, "video")
+def detect(path: Path, depth: int = 1) -> Detection:
+    return images.detect(path, is_video_name, "video", depth)
 
 
 def count(path: Path) -> int:

@@ -46,7 +46,7 @@ def formats_cmd(path: Path | None) -> None:
     from converters.ingest import detections
     if path is not None:
         for name, found in detections(path).items():
-            click.echo(f"{name:<11} {found.score:4.1f}  {found.reason}")
+            click.echo(f"{name:<11} {found.score:4.2f}  {found.reason}")
         return
     for name, module in FORMATS.items():
         reads = [s for s in SHAPES if s in module.READS]

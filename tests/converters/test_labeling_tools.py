@@ -186,6 +186,10 @@ def test_class_folders_with_and_without_splits(store: Store, tmp_path: Path) -> 
         (tmp_path / "flat" / cls / "1.jpg").write_bytes(jpeg_bytes(8, 8, (len(cls), 5, 5)))
     assert detect_format(tmp_path / "split") == "imagenet"
     assert detect_format(tmp_path / "flat") == "images"  # photos sorted into folders stay datasets
+    for event in ("beach", "city"):  # photos by year and event: folders of folders, not splits of classes
+        (tmp_path / "photos" / "2024" / event).mkdir(parents=True)
+        (tmp_path / "photos" / "2024" / event / "1.jpg").write_bytes(jpeg_bytes(8, 8, (len(event), 7, 7)))
+    assert detect_format(tmp_path / "photos") == "images"
     import_source(store, tmp_path / "split", "s", "imagenet")
     assert store.ns.datasets("s") == ["train", "val"]
     assert [t["name"] for t in annotation(store, "s", "val", "dog1.jpg")["tags"]] == ["dog"]
