@@ -30,12 +30,15 @@ log = logging.getLogger("cas.mount")
 # names and attributes are cached for a minute; every change to an item, by this mount or any
 # other process, drops its entry, attributes and pages within a fraction of a second
 # (invalidate.py); missing names are never cached, so new items (a CLI import) show up at once.
-# Idle workers are capped too: libfuse 3.14 otherwise passes its "no limit" default (UINT_MAX) to its
-# own range check and prints "Ignoring invalid max threads value 4294967295"; at the thread cap, no
-# worker is ever retired (see binding.keep_thread_state).
+# Idle workers get a limit too: libfuse 3.14 otherwise passes its "no limit" default (UINT_MAX) to
+# its own range check and prints "Ignoring invalid max threads value 4294967295". The limit is
+# libfuse's largest, so that no worker is ever retired, as with no limit (a small one turns on
+# libfuse's retiring of idle workers, whose kept thread states see binding.keep_thread_state;
+# the daemon crashed at unmount now and then with 16).
 MAX_THREADS = 16
+NO_IDLE_LIMIT = 100_000  # FUSE_LOOP_MT_MAX_THREADS
 MOUNT_OPTIONS = {"entry_timeout": 60.0, "attr_timeout": 60.0, "negative_timeout": 0.0, "max_threads": MAX_THREADS,
-                 "max_idle_threads": MAX_THREADS}
+                 "max_idle_threads": NO_IDLE_LIMIT}
 READY_TIMEOUT = 30.0
 UNMOUNT_TIMEOUT = 300.0  # the daemon commits what is still pending before it exits
 READ_AHEAD_KB = 1024
