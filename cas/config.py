@@ -58,6 +58,9 @@ class S3Remote:
         return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
 
 
+S3_FIELDS = frozenset({"bucket", "prefix", "endpoint_url", "region"})
+
+
 @dataclass
 class StoreConfig:
     s3: S3Remote | None = None
@@ -71,13 +74,22 @@ class StoreConfig:
             return cls()
         try:
             raw: dict[str, Any] = json.loads(path.read_text())
-            s3 = raw.get("s3")
-            size = raw.get("cache_size", DEFAULT_CACHE_SIZE)  # bytes as saved, or a size written by hand
-            return cls(S3Remote(**s3) if s3 else None,
-                       size if isinstance(size, int) else parse_size(str(size), f"{path}: cache_size"),
-                       [str(p) for p in raw.get("allow_roots", [])])
-        except (ValueError, TypeError) as e:
+        except ValueError as e:
             raise InvalidInput(str(path), f"unreadable store config: {e}") from None
+        if not isinstance(raw, dict):
+            raise InvalidInput(str(path), "expected a JSON object")
+        s3 = raw.get("s3")
+        if s3 is not None and not (isinstance(s3, dict) and isinstance(s3.get("bucket"), str)
+                                   and set(s3) <= S3_FIELDS and all(isinstance(v, str | None) for v in s3.values())):
+            raise InvalidInput(str(path), "expected an object with a bucket, and strings for "
+                                          f"{', '.join(sorted(S3_FIELDS))} only", "s3")
+        roots = raw.get("allow_roots", [])
+        if not isinstance(roots, list):
+            raise InvalidInput(str(path), "expected a list of folders", "allow_roots")
+        size = raw.get("cache_size", DEFAULT_CACHE_SIZE)  # bytes as saved, or a size written by hand
+        return cls(S3Remote(**s3) if s3 else None,
+                   size if isinstance(size, int) else parse_size(str(size), f"{path}: cache_size"),
+                   [str(p) for p in roots])
 
     def save(self, root: Path) -> None:
         path = root / "config.json"

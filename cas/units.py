@@ -8,6 +8,15 @@ BINARY_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 BARE_BYTES_FLOOR = 16 << 20  # a number with no unit below this is a slip ("50" meant 50M), not a size
 
 
+def human_binary(n: float) -> str:
+    """52428800 -> '50 MiB', 1610612736 -> '1.5 GiB': a size as parse_size's units read it."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" or n == int(n) else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
 def human(n: float) -> str:
     """1234567 -> '1.2 MB' (decimal units, as `df -H` and `du --si`)."""
     for unit in ("B", "KB", "MB", "GB", "TB"):

@@ -11,7 +11,7 @@ from cas.cli.base import Context, SizeParam, blob_count, cli, complete_target, h
 from cas.config import settings
 from cas.errors import InvalidInput, NotFound
 from cas.store import Store, has_store_data
-from cas.units import counted
+from cas.units import counted, human_binary
 
 
 @cli.command()
@@ -43,7 +43,7 @@ def init(c: Context, s3_url: str | None, endpoint_url: str | None, region: str |
                    + ("; existing local blobs stay local until `cas push`" if existed else ""))
     if cache_size is not None:
         store.config.cache_size = cache_size
-        click.echo(f"cache of remote blobs: at most {human(cache_size)}")
+        click.echo(f"cache of remote blobs: at most {human_binary(cache_size)}")
     if remote is not None or cache_size is not None:
         store.save_config()
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from cas.config import DEFAULT_MAX_PIXELS, Settings
+from cas.config import DEFAULT_MAX_PIXELS, Settings, StoreConfig
 from cas.errors import InvalidInput
 
 
@@ -25,3 +25,17 @@ def test_every_variable_is_read():
 def test_a_bad_value_names_its_variable(name):
     with pytest.raises(InvalidInput, match=rf"\${name}: not a number: 'soon'"):
         Settings.from_env({name: "soon"})
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ('{"s3": {"bucket": "b", "zone": "x"}}', r"config.json: s3: expected an object with a bucket"),
+    ('{"s3": "s3://b/x"}', r"config.json: s3: expected an object with a bucket"),
+    ('{"allow_roots": "/data"}', r"config.json: allow_roots: expected a list of folders"),
+    ('[1, 2]', r"config.json: expected a JSON object"),
+    ('{"cache_size": "lots"}', r"cache_size"),
+])
+def test_a_bad_store_config_names_its_field(tmp_path, doc, message):
+    (tmp_path / "config.json").write_text(doc)
+    with pytest.raises(InvalidInput, match=message) as e:
+        StoreConfig.load(tmp_path)
+    assert "__init__" not in str(e.value) and "TypeError" not in str(e.value)

@@ -9,7 +9,7 @@ import pytest
 
 from cas.config import StoreConfig
 from cas.errors import InvalidInput
-from cas.units import BARE_BYTES_FLOOR, counted, counted_phrase, parse_size
+from cas.units import BARE_BYTES_FLOOR, counted, counted_phrase, human_binary, parse_size
 
 
 @pytest.mark.parametrize(("text", "size"), [("512K", 512 << 10), ("50M", 50 << 20), ("2G", 2 << 30),
@@ -63,3 +63,9 @@ def test_counted_nouns_agree_with_their_count(n: int, noun: str, shown: str) -> 
 ])
 def test_a_counted_phrase_agrees_with_its_count(n, phrase, shown):
     assert counted_phrase(n, phrase) == shown
+
+
+@pytest.mark.parametrize(("text", "shown"), [("50M", "50 MiB"), ("1.5G", "1.5 GiB"), ("10G", "10 GiB"),
+                                             ("512K", "512 KiB")])
+def test_a_size_is_shown_in_the_units_it_was_given_in(text, shown):
+    assert human_binary(parse_size(text, "--cache-size")) == shown
