@@ -246,7 +246,7 @@ def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index
     from cas.maintenance.fsck import check
 
     with c.bar(lambda: blob_count(c.store), "blob", "fsck") as bar:
-        r = check(c.store, repair=repair and not dry_run, verify=not quick, progress=bar.update)
+        r = check(c.store, repair=repair and not dry_run, verify=not quick, progress=bar.update, plan_repair=dry_run)
     if as_json:
         click.echo(json.dumps({
             "blobs_checked": r.blobs_checked, "items_checked": r.items_checked, "bytes_verified": r.bytes_verified,

@@ -96,10 +96,11 @@ class FsckReport:
 
 
 def check(store: Store, repair: bool = False, verify: bool = True,
-          progress: Callable[[int], object] | None = None) -> FsckReport:
+          progress: Callable[[int], object] | None = None, plan_repair: bool = False) -> FsckReport:
     """Check every blob record against its bytes (size, and digest if `verify`), every item
     against its blobs, every reference count, and find orphan and temp files. `progress` is
-    told of the blobs checked.
+    told of the blobs checked. `plan_repair` (a dry run of `repair`) changes nothing but
+    reports the blobs that need their source as the repair would leave them.
 
     Damaged blobs are marked in the index (`cas.blobs.damage`) and the stat cache forgets the
     files that held them, so that a re-import of their bytes heals them; a healed one is
@@ -113,7 +114,7 @@ def check(store: Store, repair: bool = False, verify: bool = True,
         _check_files(store, report)
         if repair:
             bad_blobs -= _repair(store, report, bad_blobs)
-        report.sources_needed = _sources_needed(store, bad_blobs)
+        report.sources_needed = _sources_needed(store, bad_blobs, resets_counted=not plan_repair)
         in_use = {str(need.blob) for need in report.sources_needed}
         for problem in report.problems:
             problem.in_use = problem.kind in ("missing-blob", "corrupt-blob") and problem.subject in in_use
@@ -137,8 +138,9 @@ def _mark(store: Store, report: FsckReport, bad: set[BlobId], verified: bool) ->
             statcache.prune(index, txn, bad)
 
 
-def _sources_needed(store: Store, bad: set[BlobId]) -> list[SourceNeeded]:
-    """The damaged blobs still in the index, with the items, pins and versions that use them."""
+def _sources_needed(store: Store, bad: set[BlobId], resets_counted: bool = True) -> list[SourceNeeded]:
+    """The damaged blobs still in the index, with the items, pins and versions that use them.
+    Without `resets_counted`, annotations and item meta (which a repair resets) are not uses."""
     if not bad:
         return []
     from cas.maintenance.gc import kept_by_versions
@@ -150,7 +152,8 @@ def _sources_needed(store: Store, bad: set[BlobId]) -> list[SourceNeeded]:
         needed = {blob_id: SourceNeeded(blob_id, []) for blob_id in left}
         for key, raw in index.scan(txn, "items"):
             rec = ItemRecord.decode(raw)
-            for role, blob in (("image", rec.media), ("annotation", rec.ann), ("item meta", rec.meta)):
+            uses = (("image", rec.media), ("annotation", rec.ann), ("item meta", rec.meta))
+            for role, blob in uses if resets_counted else uses[:1]:
                 if blob in needed:
                     need = needed[blob]
                     if len(need.users) < MAX_USERS:

@@ -114,3 +114,22 @@ def test_repair_removes_a_damaged_blob_that_nothing_uses(tmp_path: Path) -> None
     status, out = fsck_lines(store, "--repair")
     assert status == 0 and not any(line.startswith("needs-source") for line in out), out
     assert fsck_lines(store)[1][-1].endswith("clean")
+
+
+def test_the_repair_dry_run_reports_what_the_repair_does_to_a_damaged_annotation(tmp_path: Path) -> None:
+    """A damaged annotation is reset by the repair, so its blob needs no source: the dry run
+    says so too (it once listed the blob as waiting for its source, and kept)."""
+    store, _src, _media = imported(tmp_path, "loose")
+    with Store(store) as s:
+        ann = s.ns.item("p", "a", "one.png").ann
+    with Store(store) as s:
+        damage_blob(s, bytes(ann))
+
+    def report(*args: str) -> dict:
+        return json.loads(run_cas(store, "fsck", "--repair", "--json", *args, check=False).stdout)
+
+    planned = report("--dry-run")
+    done = report()
+    assert planned["sources_needed"] == done["sources_needed"] == []
+    assert [(p["kind"], p["subject"], p["action"]) for p in planned["problems"]] == \
+        [(p["kind"], p["subject"], p["action"]) for p in done["problems"]]
