@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -11,7 +10,6 @@ from cas.blobs.hashing import Hasher, hash_bytes
 from cas.errors import HEAL_HINT, CorruptBlob
 from cas.ids import BlobId
 
-log = logging.getLogger("cas")
 ONE_READ = 1 << 24  # bytes a full read takes in one pread (a larger blob: in chunks of it)
 
 
@@ -47,10 +45,8 @@ class BlobReader:
         return self._hasher is not None or self.corrupt is not None
 
     def _corrupt(self, why: str) -> None:
-        if self.corrupt is None:
-            log.error("corrupt blob %s: %s", self.id, why)
-            if self.on_corrupt is not None:
-                self.on_corrupt()
+        if self.corrupt is None and self.on_corrupt is not None:  # the error is raised, not logged:
+            self.on_corrupt()  # the caller says it once (the CLI, the mount's log)
         self.corrupt = why
         raise CorruptBlob(f"blob {self.id} is corrupt: {why}; {HEAL_HINT}")
 

@@ -359,7 +359,6 @@ class RemoteReader:
         if self.expect is not None and digest != self.expect:
             self.corrupt = (f"{self.fetcher.url}: content digest {digest} does not match {self.expect}; "
                             "not cached")
-            log.error("%s", self.corrupt)
             raise CorruptBlob(self.corrupt)
         if self.expect is None and self.learn is not None:
             self.learn(size, etag, digest)

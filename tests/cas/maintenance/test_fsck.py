@@ -133,3 +133,13 @@ def test_the_repair_dry_run_reports_what_the_repair_does_to_a_damaged_annotation
     assert planned["sources_needed"] == done["sources_needed"] == []
     assert [(p["kind"], p["subject"], p["action"]) for p in planned["problems"]] == \
         [(p["kind"], p["subject"], p["action"]) for p in done["problems"]]
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_a_read_of_a_damaged_blob_is_one_error_line(tmp_path: Path, kind: str) -> None:
+    """The reader raises and the command says it once (no log line of the same before it)."""
+    store, _src, media = imported(tmp_path, kind)
+    damage(store, media, "corrupt")
+    proc = run_cas(store, "get", "p/a/one.png", "-o", str(tmp_path / "out.png"), check=False)
+    assert_user_error(proc, f"blob {media.hex()} is corrupt", "re-import")
+    assert not (tmp_path / "out.png").exists()
