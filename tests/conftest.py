@@ -145,6 +145,20 @@ def http_server():
 
 
 # Exports written by the real tools, shared by the interop and the mount tests.
+def processes() -> list[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, ...)
+    of every process there is."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    out.append((int(entry), f.read().rpartition(")")[2].split()))
+            except OSError:
+                continue  # gone meanwhile
+    return out
+
+
 from tests.peer_exports import datumaro_exports, demo, names_project, sdk_exports, sdk_names_exports  # noqa: E402, F401
 
 

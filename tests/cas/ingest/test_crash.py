@@ -11,7 +11,7 @@ import sys
 import time
 
 from cas.ingest.workers import alive
-from tests.conftest import ROOT, run_cas, write_images
+from tests.conftest import ROOT, processes, run_cas, write_images
 
 FILES = 3000
 KILLS = 10
@@ -77,18 +77,8 @@ def test_sigkill_during_import_never_breaks_the_store(tmp_path):
 
 
 def children(pid):
-    """Pids whose parent is `pid` (from /proc)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rpartition(")")[2].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(entry))
-    return out
+    """Pids whose parent is `pid`."""
+    return [child for child, fields in processes() if int(fields[1]) == pid]
 
 
 def test_workers_leave_when_their_import_is_killed(tmp_path):

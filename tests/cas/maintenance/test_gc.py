@@ -12,24 +12,14 @@ from pathlib import Path
 
 from cas import Store
 from cas.ingest.workers import alive
-from tests.conftest import ROOT, run_cas, write_images
+from tests.conftest import ROOT, processes, run_cas, write_images
 
 FILES = 2500  # more than one batch, and past the threshold of worker processes
 
 
 def in_group(pgid: int) -> list[int]:
-    """The live processes of a process group (from /proc)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rpartition(")")[2].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and alive(int(entry)):
-                out.append(int(entry))
-    return out
+    """The live processes of a process group."""
+    return [pid for pid, fields in processes() if int(fields[2]) == pgid and alive(pid)]
 
 
 def recorded_blobs(store: Path) -> int:
