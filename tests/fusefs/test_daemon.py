@@ -80,7 +80,7 @@ def test_corrupt_blob_is_eio_with_a_log_line_and_the_daemon_lives(tmp_path, moun
             (mnt / "p/a/img/x.jpg").read_bytes()
         assert err.value.errno == errno.EIO
         assert (mnt / "p/a/img/y.jpg").read_bytes() == jpeg_bytes(20, 20)
-    assert f"corrupt blob {blob}" in (store / "logs/mount.log").read_text()
+    assert f"blob {blob} is corrupt" in (store / "logs/mount.log").read_text()  # the error, as the reader raised it
 
 
 def test_foreground_mount_serves_until_sigterm(tmp_path):
