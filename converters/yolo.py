@@ -31,6 +31,7 @@ from cas.ingest.session import ImportSession
 from cas.model.media import is_image_name
 from cas.outputs import new_folder
 from cas.store import Store
+from cas.units import counted
 
 from . import geometry as geo
 from . import text
@@ -285,7 +286,7 @@ def build_annotation(label: str, text: str, names: tuple[str, ...], kpt: tuple[i
         except ValueError:
             raise InvalidInput(label, f"expected a class id and numbers, got {line.strip()[:80]!r}", where) from None
         if not 0 <= cls < len(names):
-            raise InvalidInput(label, f"class id {cls} is not in the {len(names)} names of data.yaml", where)
+            raise InvalidInput(label, f"class id {cls} is not in the {counted(len(names), 'name')} of data.yaml", where)
         name = names[cls]
         if kpt is not None:
             n, dims = kpt
