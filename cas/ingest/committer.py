@@ -18,7 +18,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cas.blobs.refcounts import apply_deltas, get_blob, known_intact, record_new_blob
+from cas.blobs import damage
+from cas.blobs.refcounts import apply_deltas, get_blob, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.ids import BlobId
 from cas.index import item_key
@@ -147,9 +148,15 @@ class Committer:
         """One batch: new blobs into place, one sync, one transaction, one journal record."""
         store, index, ns = self.store, self.store.index, self.store.ns
         with store.lock(what="commit files written into the mount"):
+            new: dict[BlobId, str | bytes] = {}
+            damaged: set[BlobId] = set()  # known, but fsck found them damaged: healed by these bytes
             with index.read() as txn:
-                new = {blob: src for blob, src in sources.items() if not known_intact(index, txn, blob)}
-                damaged = {blob for blob in new if get_blob(index, txn, blob) is not None}  # healed by these bytes
+                for blob, src in sources.items():
+                    if get_blob(index, txn, blob) is None:
+                        new[blob] = src
+                    elif damage.is_damaged(index, txn, blob):
+                        new[blob] = src
+                        damaged.add(blob)
             made: list[str] = []
             if new:  # so that a crash between the files and the transaction leaves no orphan behind
                 self.journal.append([INSTALLING, [bytes(blob) for blob in new]])

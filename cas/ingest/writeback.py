@@ -22,7 +22,8 @@ import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
-from cas.blobs.refcounts import get_blob, known_intact
+from cas.blobs import damage
+from cas.blobs.refcounts import get_blob
 from cas.errors import InvalidInput
 from cas.ids import BlobId
 from cas.ingest.closed import ANN, MEDIA, META, REMOVE, Closed
@@ -102,9 +103,9 @@ class WriteBack(Overlay):
                 return None
             with self.store.index.read() as txn:
                 rec = get_blob(self.store.index, txn, blob_id)
-                intact = known_intact(self.store.index, txn, blob_id)  # a damaged one takes these bytes
-            if rec is not None and rec.refcount > 0 and intact:  # an unreferenced one may be gc's before the commit
-                return None
+                # an unreferenced one may be gc's before the commit; a damaged one takes these bytes
+                if rec is not None and rec.refcount > 0 and not damage.is_damaged(self.store.index, txn, blob_id):
+                    return None
         return staged.spill()
 
     def remove_item(self, project: str, dataset: str, name: str) -> None:
