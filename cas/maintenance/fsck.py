@@ -18,7 +18,7 @@ from cas.ids import BlobId
 from cas.index import SEP, split_item_key
 from cas.ingest import statcache
 from cas.ingest.journal import ingest_dirs, is_mount_staging, live_records, try_lock
-from cas.maintenance.gc import orphan_files, remove_path
+from cas.maintenance.gc import kept_by_versions, orphan_files, remove_path
 from cas.model.annotation import dumps, empty_annotation, empty_video_annotation
 from cas.records import LOCAL, PACK, S3, BlobRecord, ItemRecord
 from cas.units import counted
@@ -112,9 +112,10 @@ def check(store: Store, repair: bool = False, verify: bool = True,
             _mark(store, report, bad_blobs, verify)
         _check_namespace(store, report, bad_blobs)
         _check_files(store, report)
+        keep = kept_by_versions(store) if bad_blobs else set()  # what versions hold, walked once
         if repair:
-            bad_blobs -= _repair(store, report, bad_blobs)
-        report.sources_needed = _sources_needed(store, bad_blobs, resets_counted=not plan_repair)
+            bad_blobs -= _repair(store, report, bad_blobs, keep)
+        report.sources_needed = _sources_needed(store, bad_blobs, keep, resets_counted=not plan_repair)
         in_use = {str(need.blob) for need in report.sources_needed}
         for problem in report.problems:
             problem.in_use = problem.kind in ("missing-blob", "corrupt-blob") and problem.subject in in_use
@@ -138,12 +139,12 @@ def _mark(store: Store, report: FsckReport, bad: set[BlobId], verified: bool) ->
             statcache.prune(index, txn, bad)
 
 
-def _sources_needed(store: Store, bad: set[BlobId], resets_counted: bool = True) -> list[SourceNeeded]:
+def _sources_needed(store: Store, bad: set[BlobId], keep: set[bytes],
+                    resets_counted: bool = True) -> list[SourceNeeded]:
     """The damaged blobs still in the index, with the items, pins and versions that use them.
     Without `resets_counted`, annotations and item meta (which a repair resets) are not uses."""
     if not bad:
         return []
-    from cas.maintenance.gc import kept_by_versions
     index = store.index
     with index.read() as txn:
         left = {blob_id for blob_id in bad if index.get(txn, "blobs", bytes(blob_id)) is not None}
@@ -163,7 +164,6 @@ def _sources_needed(store: Store, bad: set[BlobId], resets_counted: bool = True)
         for blob_id, need in needed.items():
             pins = index.get(txn, "pins", bytes(blob_id))
             need.pins = int(pins) if pins is not None else 0
-    keep = kept_by_versions(store)
     for blob_id, need in needed.items():
         need.in_versions = bytes(blob_id) in keep
     return [need for need in needed.values() if need.users or need.pins or need.in_versions]
@@ -355,19 +355,18 @@ def _record(store: Store, txn: Any, blob_id: BlobId) -> BlobRecord:
     return BlobRecord.decode(raw)
 
 
-def _repair(store: Store, report: FsckReport, bad: set[BlobId]) -> set[BlobId]:
+def _repair(store: Store, report: FsckReport, bad: set[BlobId], keep: set[bytes]) -> set[BlobId]:
     """Remove orphans, temp files and the items whose image is not in the index; reset lost
     annotations; fix counts; then remove the damaged blobs nothing uses any more. A damaged
     blob still in use stays, marked, with its items: only its original bytes heal it.
-    Returns the damaged blobs dealt with (removed, or good bytes again)."""
-    from cas.maintenance.gc import kept_by_versions
+    Returns the damaged blobs dealt with (removed, or good bytes again); `keep`: the blobs
+    versions hold."""
     index = store.index
     for problem in report.problems:
         if problem.kind in ORPHAN_KINDS:
             remove_path(problem.subject)
             problem.repaired = True
     empties = _install_empty_annotations(store, report)
-    keep = kept_by_versions(store) if bad else set()
     with index.write() as txn:
         reinstalled = {blob for blob, _size in empties.values()}
         for blob_id in bad & reinstalled:  # good bytes again, where new blobs go (not in the damaged pack)
