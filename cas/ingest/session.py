@@ -266,11 +266,12 @@ class ImportSession:
         if ann_sp.id not in self._link_anns:
             with self.store.index.read() as txn:
                 known = known_intact(self.store.index, txn, ann_sp.id)
-            if not known and not self.dry_run:
-                self.store.write_backend.install(ann_sp, self.tmp)
+            if known:
+                self._link_anns[ann_sp.id] = -1
+            else:  # new: installed now, or in a dry run only counted
+                if not self.dry_run:
+                    self.store.write_backend.install(ann_sp, self.tmp)
                 self._link_anns[ann_sp.id] = ann_sp.size
-            else:
-                self._link_anns[ann_sp.id] = -1  # known already
         rec = ItemRecord(link_id(url), ann_sp.id, size, ann_sp.size, width, height, mime_of(name), time.time_ns())
         self._queued += 1
         self.report.links += 1

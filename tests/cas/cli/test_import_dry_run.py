@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cas.units import counted
 from tests.conftest import run_cas, store_files, write_images
 
 
@@ -38,3 +39,19 @@ def test_a_dry_run_says_what_would_be_imported_and_writes_nothing(tmp_path):
     assert out[1:] == ["  train\t3 items", "  val\t3 items"]
     real = run_cas(store, "import", str(src), "-p", "p").stdout.decode()
     assert f", {head.group(1)} new blobs, {head.group(2)} written of" in real, (out[0], real)
+
+
+def test_a_dry_run_of_links_counts_their_new_annotations(tmp_path):
+    """A link item's bytes stay at its URL; its annotation is a new blob the dry run counts."""
+    store = tmp_path / "store"
+    run_cas(store, "init")
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://127.0.0.1:9/a.jpg\nhttp://127.0.0.1:9/b.jpg\n")
+    args = ("import", str(urls), "-p", "web", "--format", "links", "--no-head")
+    before = store_files(store)
+    dry = run_cas(store, *args, "--dry-run").stdout.decode().splitlines()[0]
+    assert store_files(store) == before
+    new = re.search(r": (\d+) new blobs?,", dry)
+    assert new, dry
+    real = run_cas(store, *args).stdout.decode()
+    assert f", {counted(int(new.group(1)), 'new blob')}, " in real, (dry, real)
