@@ -8,6 +8,7 @@ from pathlib import Path
 from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
 from cas.model.media import is_image_name
+from cas.units import counted
 
 from .contract import ANY_MEDIA, Detection, dataset_names, fits, no
 from .walk import files, subdirs, tree
@@ -38,7 +39,7 @@ def detect(path: Path, is_media: Callable[[str], bool] = is_image_name, kind: st
             if looked >= FOLDERS_LOOKED_AT:
                 return no(f"no {kind} files in the first {FOLDERS_LOOKED_AT} folders")
         level = below
-    return no(f"no {kind} files here or {depth} folder{'s' if depth > 1 else ''} below")
+    return no(f"no {kind} files here or {counted(depth, 'folder')} below")
 
 
 def count(path: Path, is_media: Callable[[str], bool] = is_image_name) -> int:
