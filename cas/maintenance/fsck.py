@@ -71,8 +71,8 @@ class SourceNeeded:
     in_versions: bool = False
 
     def __str__(self) -> str:
-        held = self.users + ([f"{self.more} more items"] if self.more else []) \
-            + ([f"{self.pins} `cas put` pins"] if self.pins else []) + (["versions"] if self.in_versions else [])
+        held = self.users + ([counted(self.more, "more item")] if self.more else []) \
+            + ([counted(self.pins, "`cas put` pin")] if self.pins else []) + (["versions"] if self.in_versions else [])
         return (f"needs-source: {self.blob}: used by {', '.join(held)}; re-import the original file (`cas import`, "
                 "`cas put` or a copy into the mount) to heal it, or `cas rm` those items")
 
