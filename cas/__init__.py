@@ -5,7 +5,7 @@ The layers, bottom to top; a module imports only from its own layer and those be
 
     core         ids, errors, config (every setting: a store's, remote reads', the environment's),
                  locks, records (the index's value formats), index (LMDB), units, outputs
-    blobs/       the blob engine: hashing, spool, reader, remote_reader, cache, refcounts
+    blobs/       the blob engine: hashing, spool, reader, remote_reader, cache, catalog
                  (reference counts), links, repack, backends/ (local files and packs, S3, memory)
     model/       the dataset model: namespace (projects, datasets, items), annotation, media,
                  names, layout (the Supervisely folder layout), reading (the read protocol)

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from cas.blobs.backends import Backend
 from cas.blobs.backends.local import LocalBackend
 from cas.blobs.cache import BlobCache
+from cas.blobs.catalog import adjust_pin, get_blob, known_intact, record_new_blob
 from cas.blobs.hashing import hash_bytes
 from cas.blobs.reader import ONE_READ, BlobReader
-from cas.blobs.refcounts import adjust_pin, get_blob, known_intact, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes, spool_path, spool_stream
 from cas.config import NetOptions, StoreConfig, settings
 from cas.errors import CasError, NotFound

@@ -22,7 +22,7 @@ PACKAGES = ("cas", "converters", "fusefs")
 
 # These two import lmdb under `if TYPE_CHECKING:`, for `lmdb.Transaction` annotations only
 # (see test_other_lmdb_imports_are_for_annotations_only); cas/index.py is the only real user.
-LMDB_FOR_ANNOTATIONS = {"cas/model/namespace.py", "cas/blobs/refcounts.py"}
+LMDB_FOR_ANNOTATIONS = {"cas/model/namespace.py", "cas/blobs/catalog.py"}
 
 
 def sources() -> list[Path]:
@@ -234,10 +234,10 @@ def test_the_layer_check_sees_an_upward_import(monkeypatch):
     real = runtime_imports
 
     def with_edge(path: Path) -> set[str]:
-        return real(path) | ({"cas.maintenance.gc"} if path.name == "refcounts.py" else set())
+        return real(path) | ({"cas.maintenance.gc"} if path.name == "catalog.py" else set())
 
     monkeypatch.setattr(sys.modules[__name__], "runtime_imports", with_edge)
-    assert upward_imports() == ["cas.blobs.refcounts (blobs) imports cas.maintenance.gc (maintenance)"]
+    assert upward_imports() == ["cas.blobs.catalog (blobs) imports cas.maintenance.gc (maintenance)"]
 
 
 def test_index_tables_are_reached_through_the_index_only():

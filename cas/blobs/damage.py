@@ -3,7 +3,7 @@
 The index's `damaged` table holds blob id -> DAMAGED, set by `cas fsck`. While a blob is
 marked, every path that dedups against the index (an import, `Store.put`, a mount's
 commit) treats it as absent: the next copy of its bytes, hashed as it is read, is written
-in its place, and the mark becomes HEALED (`refcounts.record_new_blob` does it), which the
+in its place, and the mark becomes HEALED (`catalog.record_new_blob` does it), which the
 next fsck reports and drops. The table is the blob engine's: fsck, the ingest paths and
 the store reach it only through these functions.
 """

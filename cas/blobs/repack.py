@@ -12,8 +12,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from cas.blobs.backends.packs import HEADER, PackWriter
+from cas.blobs.catalog import get_blob
 from cas.blobs.hashing import hash_bytes
-from cas.blobs.refcounts import get_blob
 from cas.ids import BlobId
 from cas.records import BlobRecord
 

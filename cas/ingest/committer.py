@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cas.blobs import damage
-from cas.blobs.refcounts import apply_deltas, get_blob, record_new_blob
+from cas.blobs.catalog import apply_deltas, get_blob, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.ids import BlobId
 from cas.index import item_key

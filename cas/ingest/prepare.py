@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cas.blobs.backends.packs import PACK_MAX, PackWriter
-from cas.blobs.refcounts import known_intact, record_new_blob
+from cas.blobs.catalog import known_intact, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import Conflict, CorruptBlob, InvalidInput
 from cas.ids import BlobId

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
+from cas.blobs.catalog import apply_deltas, known_intact, record_link, record_new_blob
 from cas.blobs.links import check_url, link_id
-from cas.blobs.refcounts import apply_deltas, known_intact, record_link, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import CasError, InvalidInput, NotFound
 from cas.ids import BlobId

@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from cas.blobs import damage
-from cas.blobs.refcounts import get_blob
+from cas.blobs.catalog import get_blob
 from cas.errors import InvalidInput
 from cas.ids import BlobId
 from cas.ingest.closed import ANN, MEDIA, META, REMOVE, Closed

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from cas.blobs import damage
 from cas.blobs.backends.packs import HEADER, MAGIC
+from cas.blobs.catalog import record_new_blob
 from cas.blobs.hashing import hash_bytes, hash_file
-from cas.blobs.refcounts import record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import NotFound
 from cas.ids import BlobId

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cas.blobs.backends.packs import entries
-from cas.blobs.refcounts import adjust_pin, record_new_blob
+from cas.blobs.catalog import adjust_pin, record_new_blob
 from cas.errors import CasError
 from cas.ids import BlobId
 from cas.index import Index

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from cas.blobs.refcounts import adjust_refcount
+from cas.blobs.catalog import adjust_refcount
 from cas.errors import AlreadyExists, Conflict, InvalidInput, NotFound, shown
 from cas.ids import BlobId
 from cas.index import Index, dataset_key, item_key, item_prefix, project_key, split_dataset_key

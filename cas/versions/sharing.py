@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from cas.blobs.backends.fetch import describe_s3_error, s3_error_code
-from cas.blobs.refcounts import apply_deltas, record_link
+from cas.blobs.catalog import apply_deltas, record_link
 from cas.errors import CasError, Conflict, NotFound
 from cas.ids import BlobId
 from cas.index import item_key

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cas.blobs.refcounts import apply_deltas, record_link, record_new_blob
+from cas.blobs.catalog import apply_deltas, record_link, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import CasError, NotFound
 from cas.ids import BlobId

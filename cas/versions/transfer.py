@@ -10,8 +10,8 @@ from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from cas.blobs.catalog import get_blob
 from cas.blobs.hashing import hash_file
-from cas.blobs.refcounts import get_blob
 from cas.blobs.repack import compact_packs
 from cas.blobs.spool import spool_bytes
 from cas.errors import HEAL_HINT, CasError, NotFound, StoreBusy

@@ -1,4 +1,6 @@
-"""Blob records and reference counts inside an index transaction."""
+"""The blobs and pins tables: each blob's record (size, where its bytes are, reference count)
+and the references `Store.put` callers hold. The only module that names these tables: the
+others read and write blob records through the functions here."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from cas.records import LOCAL, PACK, BlobRecord
 
 if TYPE_CHECKING:
     from collections import Counter
+    from collections.abc import Callable, Iterator
 
     import lmdb
 
@@ -20,6 +23,32 @@ if TYPE_CHECKING:
 def get_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId) -> BlobRecord | None:
     raw = index.get(txn, "blobs", bytes(blob_id))
     return BlobRecord.decode(raw) if raw is not None else None
+
+
+def raw_blob_getter(index: Index, txn: lmdb.Transaction[bytes]) -> Callable[[bytes], bytes | None]:
+    """A fast lookup of encoded records by raw id, for loops over many blobs in one transaction."""
+    return index.getter(txn, "blobs")
+
+
+def put_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, rec: BlobRecord) -> None:
+    """Replace a blob's record (its bytes moved, or a link learned its content)."""
+    index.put(txn, "blobs", bytes(blob_id), rec.encode())
+
+
+def delete_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId) -> bool:
+    """Forget a blob's record (gc, fsck)."""
+    return index.delete(txn, "blobs", bytes(blob_id))
+
+
+def scan_blobs(index: Index, txn: lmdb.Transaction[bytes], after: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+    """(raw id, encoded record) of every blob in id order, from the first id past `after`."""
+    for key, raw in index.scan_range(txn, "blobs", after, None, b""):
+        if key != after or not after:
+            yield key, raw
+
+
+def count_blobs(index: Index, txn: lmdb.Transaction[bytes]) -> int:
+    return index.count(txn, "blobs")
 
 
 def record_new_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, size: int,
