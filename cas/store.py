@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from cas.blobs.backends import Backend
 from cas.blobs.backends.local import LocalBackend
 from cas.blobs.cache import BlobCache
-from cas.blobs.catalog import adjust_pin, get_blob, known_intact, record_new_blob
+from cas.blobs.catalog import adjust_pin, get_blob, known_intact, put_blob, record_new_blob
 from cas.blobs.hashing import hash_bytes
 from cas.blobs.reader import ONE_READ, BlobReader
 from cas.blobs.spool import Spooled, spool_bytes, spool_path, spool_stream
@@ -230,8 +230,7 @@ class Store:
         with self.index.write() as txn:
             rec = get_blob(self.index, txn, link)
             if rec is not None and rec.location == LINK:
-                learned = replace(rec, size=size, etag=rec.etag or etag, digest=digest)
-                self.index.put(txn, "blobs", bytes(link), learned.encode())
+                put_blob(self.index, txn, link, replace(rec, size=size, etag=rec.etag or etag, digest=digest))
 
     def flush_cache_counters(self) -> None:
         """Add this process's cache hits and misses to the totals kept in the index."""

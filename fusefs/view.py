@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from cas.blobs.catalog import raw_blob_getter
 from cas.errors import NotFound
 from cas.ids import BlobId
 from cas.ingest import WriteBack
@@ -141,7 +142,7 @@ class View:
         if txn is None:
             with self.store.index.read() as txn:
                 return self.sized(item, txn)
-        raw = self.store.index.get(txn, "blobs", item.media)
+        raw = raw_blob_getter(self.store.index, txn)(bytes(item.media))
         return item.with_size(max(BlobRecord.raw_summary(raw)[0], 0) if raw is not None else 0)
 
     def scratch(self, path: str) -> Node | None:

@@ -5,6 +5,7 @@
     converters/  formats over the engine; never the FUSE view
     fusefs/      the FUSE view over the engine; never the converters
     lmdb         only the index layer; msgpack only cas/records.py and cas/ingest/session.py
+    tables       each index table named in one owning module (TABLE_OWNERS)
 """
 
 from __future__ import annotations
@@ -266,3 +267,104 @@ def environment_users() -> set[str]:
 def test_the_environment_is_read_in_config_only():
     assert environment_users() - ENVIRONMENT_USERS == set()
     assert "cas/config.py" in environment_users()  # the scanner sees a use
+
+
+# -- one owner per index table -----------------------------------------------------------------------
+# Each table is named, as a string, in one module: the others call that module's functions.
+# cas/index.py implements the tables (the schema in meta, the change log) and names any.
+TABLE_OWNERS = {
+    "meta": "cas/blobs/cache.py",  # the cache's hit and miss counters; the schema version is cas/index.py's
+    "blobs": "cas/blobs/catalog.py", "pins": "cas/blobs/catalog.py",
+    "damaged": "cas/blobs/damage.py",
+    "stat": "cas/ingest/statcache.py",
+    "projects": "cas/model/namespace.py", "datasets": "cas/model/namespace.py", "items": "cas/model/namespace.py",
+    # dirty is written with every item, so its owner is the namespace, below the snapshots that read it
+    "dirty": "cas/model/namespace.py",
+    "changes": "cas/index.py",
+    "refs": "cas/versions/snapshots.py",  # head, set_head, drop_head
+}
+
+
+def _module_literals(tree: ast.Module) -> dict[str, str]:
+    """Module-level `NAME = "string"` constants, so that `index.get(txn, DB, key)` names DB's table."""
+    return {t.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+            for t in node.targets if isinstance(t, ast.Name)}
+
+
+@cache
+def index_table_methods() -> dict[str, int]:
+    """Methods of cas.index.Index that take a table name: name -> position of `dbname` in a call."""
+    tree = parse(ROOT / "cas" / "index.py")
+    index_class = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Index")
+    return {f.name: [a.arg for a in f.args.args].index("dbname") - 1 for f in index_class.body
+            if isinstance(f, ast.FunctionDef) and "dbname" in [a.arg for a in f.args.args]}
+
+
+def _table_names() -> set[str]:
+    tree = parse(ROOT / "cas" / "index.py")
+    names = next(n.value for n in tree.body if isinstance(n, ast.Assign)
+                 and any(isinstance(t, ast.Name) and t.id == "DB_NAMES" for t in n.targets))
+    return set(ast.literal_eval(names))
+
+
+def _on_an_index(func: ast.Attribute) -> bool:
+    """Whether a call's receiver reads as the index: `index`, `self.index`, `store.index`, ..."""
+    receiver = func.value
+    return (receiver.id if isinstance(receiver, ast.Name) else getattr(receiver, "attr", None)) == "index"
+
+
+def table_uses(path: Path) -> list[tuple[int, str]]:
+    """(line, table) of every call of an Index method with a table name in `path`, in line order;
+    a table the call does not name (a variable, another module's constant) is '?'."""
+    tree = parse(path)
+    literals = _module_literals(tree)
+    methods = index_table_methods()
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in methods):
+            continue
+        position = methods[node.func.attr]
+        arg = next((k.value for k in node.keywords if k.arg == "dbname"), None) or \
+            (node.args[position] if len(node.args) > position else None)
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            table = arg.value
+        elif isinstance(arg, ast.Name) and arg.id in literals:
+            table = literals[arg.id]
+        else:
+            table = "?"
+        if table in _table_names() or (table == "?" and arg is not None and _on_an_index(node.func)):
+            found.append((node.lineno, table))
+    return sorted(found)
+
+
+def tables_reached_outside_their_owner() -> list[str]:
+    return [f"{rel(path)}:{line} names table {table!r} (its owner is {TABLE_OWNERS.get(table, 'not known')})"
+            for path in sources() if rel(path) != "cas/index.py"
+            for line, table in table_uses(path) if TABLE_OWNERS.get(table) != rel(path)]
+
+
+def test_every_table_has_one_owner():
+    assert set(TABLE_OWNERS) == _table_names()
+    assert set(index_table_methods()) >= {"get", "put", "getter", "delete", "scan", "values", "prune", "scan_range",
+                                          "count"}
+
+
+def test_each_table_is_named_only_in_its_owner():
+    assert tables_reached_outside_their_owner() == []
+
+
+def test_the_table_check_sees_every_way_of_naming_a_table(tmp_path):
+    """Guards the test above against a scanner that finds nothing: a literal, a module
+    constant, a keyword and a variable table are all seen, and a dict's get is not."""
+    source = tmp_path / "cas" / "offender.py"
+    source.parent.mkdir()
+    source.write_text('DB = "items"\n'
+                      'def f(store, index, txn, table, doc):\n'
+                      '    store.index.get(txn, "blobs", b"k")\n'
+                      '    index.scan(txn, DB)\n'
+                      '    index.count(txn, dbname="refs")\n'
+                      '    index.values(txn, table)\n'
+                      '    doc.get("items", None)\n'
+                      '    by_index.values()\n')
+    assert table_uses(source) == [(3, "blobs"), (4, "items"), (5, "refs"), (6, "?")]

@@ -25,6 +25,11 @@ def get_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId) -> Blo
     return BlobRecord.decode(raw) if raw is not None else None
 
 
+def has_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: bytes) -> bool:
+    """Whether the index records the blob (`blob_id`: a BlobId or its raw bytes)."""
+    return index.get(txn, "blobs", bytes(blob_id)) is not None
+
+
 def raw_blob_getter(index: Index, txn: lmdb.Transaction[bytes]) -> Callable[[bytes], bytes | None]:
     """A fast lookup of encoded records by raw id, for loops over many blobs in one transaction."""
     return index.getter(txn, "blobs")
@@ -42,9 +47,7 @@ def delete_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId) -> 
 
 def scan_blobs(index: Index, txn: lmdb.Transaction[bytes], after: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
     """(raw id, encoded record) of every blob in id order, from the first id past `after`."""
-    for key, raw in index.scan_range(txn, "blobs", after, None, b""):
-        if key != after or not after:
-            yield key, raw
+    return index.scan_range(txn, "blobs", after + b"\x00" if after else b"", None, b"")
 
 
 def count_blobs(index: Index, txn: lmdb.Transaction[bytes]) -> int:
@@ -69,7 +72,7 @@ def record_new_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId,
 def known_intact(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId) -> bool:
     """Whether the index has the blob and no fsck found its bytes damaged since: a dedup hit.
     A damaged blob is absent to the dedup paths, which write its bytes again (the heal)."""
-    return index.get(txn, "blobs", bytes(blob_id)) is not None and not damage.is_damaged(index, txn, blob_id)
+    return has_blob(index, txn, blob_id) and not damage.is_damaged(index, txn, blob_id)
 
 
 def adjust_refcount(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, delta: int) -> BlobRecord:
@@ -98,11 +101,29 @@ def apply_deltas(index: Index, txn: lmdb.Transaction[bytes], deltas: Counter[Blo
             adjust_refcount(index, txn, blob_id, delta)
 
 
+def pin_count(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId) -> int:
+    """The references `put` callers hold on a blob."""
+    raw = index.get(txn, "pins", bytes(blob_id))
+    return int(raw) if raw is not None else 0
+
+
+def scan_pins(index: Index, txn: lmdb.Transaction[bytes]) -> Iterator[tuple[bytes, int]]:
+    """(raw id, pin count) of every pinned blob, in id order."""
+    for key, raw in index.scan(txn, "pins"):
+        yield key, int(raw)
+
+
+def drop_dangling_pins(index: Index, txn: lmdb.Transaction[bytes]) -> None:
+    """Forget the pins of blobs the index no longer records (fsck's repair)."""
+    for key, _raw in list(index.scan(txn, "pins")):
+        if not has_blob(index, txn, key):
+            index.delete(txn, "pins", key)
+
+
 def adjust_pin(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, delta: int) -> None:
     """Pins are references held by `put` callers rather than by items."""
     key = bytes(blob_id)
-    raw = index.get(txn, "pins", key)
-    count = int(raw) if raw is not None else 0
+    count = pin_count(index, txn, blob_id)
     if count + delta < 0:
         raise NotFound(f"blob {blob_id} has no reference to release")
     adjust_refcount(index, txn, blob_id, delta)

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
 from cas.blobs.backends.packs import HEADER, PackWriter
-from cas.blobs.catalog import get_blob
+from cas.blobs.catalog import get_blob, put_blob, scan_blobs
 from cas.blobs.hashing import hash_bytes
 from cas.ids import BlobId
 from cas.records import BlobRecord
@@ -25,7 +25,7 @@ def _packed(store: Store) -> dict[str, list[tuple[BlobId, int, int]]]:
     """The packed blobs of every pack in use: pack name -> [(id, offset, size)]."""
     out: dict[str, list[tuple[BlobId, int, int]]] = {}
     with store.index.read() as txn:
-        for key, raw in store.index.scan(txn, "blobs"):
+        for key, raw in scan_blobs(store.index, txn):
             if BlobRecord.raw_is_packed(raw):
                 rec = BlobRecord.decode(raw)
                 assert rec.pack is not None
@@ -98,8 +98,7 @@ def compact_packs(store: Store, plan: tuple[list[tuple[str, int]], list[Rewrite]
             for blob_id, (new_pack, new_offset) in moved.items():
                 rec = get_blob(store.index, txn, blob_id)
                 if rec is not None and rec.pack == name:
-                    moved_rec = replace(rec, pack=new_pack, offset=new_offset)
-                    store.index.put(txn, "blobs", bytes(blob_id), moved_rec.encode())
+                    put_blob(store.index, txn, blob_id, replace(rec, pack=new_pack, offset=new_offset))
         os.unlink(store.local.pack_path(name))
         freed += size - live_bytes
         rewritten += 1

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 from click.shell_completion import CompletionItem
 
+from cas.blobs.catalog import count_blobs
 from cas.cli.completion import FOLDER
 from cas.config import DEFAULT_MAX_PIXELS, export_flags, settings
 from cas.errors import CasError, InvalidName, NotFound
@@ -212,7 +213,7 @@ def item_count(ns: Namespace, project: str) -> int:
 
 def blob_count(store: Store) -> int:
     with store.index.read() as txn:
-        return store.index.count(txn, "blobs")
+        return count_blobs(store.index, txn)
 
 
 def history_of(store: Store, project: str) -> list:

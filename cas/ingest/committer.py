@@ -25,6 +25,7 @@ from cas.ids import BlobId
 from cas.index import item_key
 from cas.ingest.closed import Closed, Key
 from cas.ingest.journal import INSTALLING, Journal
+from cas.model.namespace import raw_item
 from cas.records import ItemRecord
 
 if TYPE_CHECKING:
@@ -169,11 +170,11 @@ class Committer:
                         record_new_blob(index, txn, blob, size, store.write_backend.location)
                     deltas: Counter[BlobId] = Counter()
                     for (project, dataset, name), rec in records.items():
-                        if index.get(txn, "projects", project.encode()) is None:
+                        if not ns.has_project(project, txn):
                             log.warning("project %s was removed before %s/%s was committed", project, dataset, name)
                             continue
                         if rec is None:
-                            raw = index.get(txn, "items", item_key(project, dataset, name))
+                            raw = raw_item(index, txn, item_key(project, dataset, name))
                             if raw is not None:
                                 deltas.subtract(ItemRecord.decode(raw).blobs())
                                 ns.delete_item(txn, item_key(project, dataset, name))

@@ -25,6 +25,7 @@ from cas.ingest.statcache import Seen
 from cas.ingest.workers import exit_with
 from cas.model.annotation import Meta, dumps, empty_annotation, empty_video_annotation, loads
 from cas.model.media import MediaInfo, VideoInfo, probe_image, probe_video
+from cas.model.namespace import raw_item
 from cas.records import ItemRecord, content_differences
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ class Preparer:
 
     def _stored(self, txn: Any, dataset: str, name: str) -> ItemRecord | None:
         """The item stored under this name, if any."""
-        raw = self.store.index.get(txn, "items", item_key(self.config.project, dataset, name))
+        raw = raw_item(self.store.index, txn, item_key(self.config.project, dataset, name))
         return ItemRecord.decode(raw) if raw is not None else None
 
     def _empty_annotation(self, width: int, height: int) -> bytes:

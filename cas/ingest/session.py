@@ -379,8 +379,7 @@ class ImportSession:
                 for part in record_new_parts(self.store, txn, new.values()):
                     self.report.blobs_new += 1
                     self.report.bytes_new += part.size
-                for key, value in seen:  # after the sync: an entry's blob is durable
-                    index.put(txn, statcache.DB, key, value)
+                statcache.record(index, txn, seen)  # after the sync: an entry's blob is durable
         if error is not None:
             raise error
         if stage:

@@ -16,10 +16,11 @@ otherwise the file is hashed again, and the entry refreshed with the new moment.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from cas.blobs.catalog import has_blob, raw_blob_getter
 from cas.ids import BlobId
 from cas.index import Index
 from cas.model.media import MediaInfo, VideoInfo
@@ -67,22 +68,33 @@ def lookup(index: Index, txn: Any, path: str) -> Seen | None:
     if raw is None:
         return None
     size, mtime_ns, ctime_ns, looked_at_ns, blob, width, height, mime, frames = unpack(raw)
-    if not trusted(st, size, mtime_ns, ctime_ns, looked_at_ns) or index.get(txn, "blobs", blob) is None:
+    if not trusted(st, size, mtime_ns, ctime_ns, looked_at_ns) or not has_blob(index, txn, blob):
         return None
     info = MediaInfo(width, height, mime) if frames is None else VideoInfo(width, height, mime, frames)
     return Seen(BlobId(blob), size, info)
 
 
-def blob_of(raw: bytes) -> bytes:
+def record(index: Index, txn: Any, entries: Iterable[tuple[bytes, bytes]]) -> None:
+    """Keep the (key, value) entries made by `entry`, once their blobs are durable."""
+    for k, value in entries:
+        index.put(txn, DB, k, value)
+
+
+def _blob_of(raw: bytes) -> bytes:
     """The blob id an encoded entry names."""
     return unpack(raw)[4]
+
+
+def stale(index: Index, txn: Any, gone: Collection[bytes] = ()) -> Iterator[bytes]:
+    """The keys of the entries whose blob the index does not have, or is in `gone`."""
+    blob = raw_blob_getter(index, txn)
+    return (k for k, raw in index.scan(txn, DB) if (b := _blob_of(raw)) in gone or blob(b) is None)
 
 
 def prune(index: Index, txn: Any, damaged: Collection[bytes] = ()) -> int:
     """Drop the entries whose blob the index no longer has (after gc), or whose blob is in
     `damaged` (fsck found its bytes bad: the file must be read again); how many."""
-    blob = index.getter(txn, "blobs")
-    stale = [k for k, raw in index.scan(txn, DB) if (b := blob_of(raw)) in damaged or blob(b) is None]
-    for k in stale:
+    keys = list(stale(index, txn, damaged))
+    for k in keys:
         index.delete(txn, DB, k)
-    return len(stale)
+    return len(keys)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from cas.ids import BlobId
 from cas.index import item_prefix
+from cas.model.namespace import scan_items
 from cas.records import ItemRecord
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def class_stats(store: Store, project: str) -> ClassStats:
     with index.read() as txn:
         for dataset in sorted(store.ns.datasets(project, txn), key=lambda d: d.split("/")):
             n = 0
-            for _key, raw in index.scan(txn, "items", item_prefix(project, dataset)):
+            for _key, raw in scan_items(index, txn, item_prefix(project, dataset)):
                 anns[ItemRecord.raw_blobs(raw)[2]] += 1
                 n += 1
             stats.datasets[dataset] = n

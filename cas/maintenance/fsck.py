@@ -10,15 +10,27 @@ from typing import TYPE_CHECKING, Any
 
 from cas.blobs import damage
 from cas.blobs.backends.packs import HEADER, MAGIC
-from cas.blobs.catalog import record_new_blob
+from cas.blobs.catalog import (
+    delete_blob,
+    drop_dangling_pins,
+    get_blob,
+    has_blob,
+    pin_count,
+    put_blob,
+    raw_blob_getter,
+    record_new_blob,
+    scan_blobs,
+    scan_pins,
+)
 from cas.blobs.hashing import hash_bytes, hash_file
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import NotFound
 from cas.ids import BlobId
-from cas.index import SEP, split_item_key
+from cas.index import SEP, project_key, split_item_key
 from cas.ingest import statcache
 from cas.ingest.journal import ingest_dirs, is_mount_staging, live_records, try_lock
 from cas.maintenance.gc import kept_by_versions, orphan_files, remove_path
+from cas.model import namespace
 from cas.model.annotation import dumps, empty_annotation, empty_video_annotation
 from cas.records import LOCAL, PACK, S3, BlobRecord, ItemRecord
 from cas.units import counted
@@ -128,7 +140,7 @@ def _mark(store: Store, report: FsckReport, bad: set[BlobId], verified: bool) ->
     index = store.index
     with index.write() as txn:
         for blob_id, state in list(damage.marks(index, txn)):
-            if blob_id in bad or index.get(txn, "blobs", bytes(blob_id)) is None:
+            if blob_id in bad or not has_blob(index, txn, blob_id):
                 damage.forget(index, txn, blob_id)  # marked again below, or gone
             elif state == damage.HEALED or verified:
                 damage.forget(index, txn, blob_id)
@@ -147,11 +159,11 @@ def _sources_needed(store: Store, bad: set[BlobId], keep: set[bytes],
         return []
     index = store.index
     with index.read() as txn:
-        left = {blob_id for blob_id in bad if index.get(txn, "blobs", bytes(blob_id)) is not None}
+        left = {blob_id for blob_id in bad if has_blob(index, txn, blob_id)}
         if not left:
             return []
         needed = {blob_id: SourceNeeded(blob_id, []) for blob_id in left}
-        for key, raw in index.scan(txn, "items"):
+        for key, raw in namespace.scan_items(index, txn):
             rec = ItemRecord.decode(raw)
             uses = (("image", rec.media), ("annotation", rec.ann), ("item meta", rec.meta))
             for role, blob in uses if resets_counted else uses[:1]:
@@ -162,8 +174,7 @@ def _sources_needed(store: Store, bad: set[BlobId], keep: set[bytes],
                     else:
                         need.more += 1
         for blob_id, need in needed.items():
-            pins = index.get(txn, "pins", bytes(blob_id))
-            need.pins = int(pins) if pins is not None else 0
+            need.pins = pin_count(index, txn, blob_id)
     for blob_id, need in needed.items():
         need.in_versions = bytes(blob_id) in keep
     return [need for need in needed.values() if need.users or need.pins or need.in_versions]
@@ -177,7 +188,7 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
     bad: set[BlobId] = set()
     s3_sizes: dict[BlobId, int] | None = None
     with store.index.read() as txn:
-        for key, raw in store.index.scan(txn, "blobs"):
+        for key, raw in scan_blobs(store.index, txn):
             report.blobs_checked += 1
             if progress is not None and report.blobs_checked % PROGRESS_EVERY == 0:
                 progress(PROGRESS_EVERY)
@@ -253,16 +264,16 @@ def _check_namespace(store: Store, report: FsckReport, bad: set[BlobId]) -> None
     pass over the items and one over the blobs."""
     index = store.index
     with index.read() as txn:
-        blob_record = index.getter(txn, "blobs")
-        projects = {k for k, _ in index.scan(txn, "projects")}
+        blob_record = raw_blob_getter(index, txn)
+        projects = {project_key(p) for p in store.ns.projects(txn)}
         datasets = set()
-        for key, _ in index.scan(txn, "datasets"):
+        for key in namespace.scan_dataset_keys(index, txn):
             datasets.add(key)
             if key.split(SEP, 1)[0] not in projects:
                 report.problems.append(Problem("dangling-dataset", key.replace(SEP, b"/").decode(),
                                                "its project does not exist", key=key))
         expected = _pinned(store, txn)
-        for key, raw in index.scan(txn, "items"):
+        for key, raw in namespace.scan_items(index, txn):
             report.items_checked += 1
             rec = ItemRecord.decode(raw)
             if key.rsplit(SEP, 1)[0] not in datasets:
@@ -281,7 +292,7 @@ def _check_namespace(store: Store, report: FsckReport, bad: set[BlobId]) -> None
                 kind = {"image": "damaged-item" if blob in bad else "dangling-item",
                         "annotation": "damaged-annotation", "item meta": "damaged-item-meta"}[role]
                 report.problems.append(Problem(kind, _label(key), why, key=key))
-        for key, raw in index.scan(txn, "blobs"):
+        for key, raw in scan_blobs(index, txn):
             refcount = BlobRecord.raw_summary(raw)[1]
             if refcount != expected.get(key, 0):
                 report.problems.append(Problem("bad-refcount", str(BlobId(key)),
@@ -295,15 +306,15 @@ def _label(item_key: bytes) -> str:
 def _pinned(store: Store, txn: Any) -> Counter[bytes]:
     """The references held by pins (`cas put`)."""
     expected: Counter[bytes] = Counter()
-    for key, raw in store.index.scan(txn, "pins"):
-        expected[key] += int(raw)
+    for key, pins in scan_pins(store.index, txn):
+        expected[key] += pins
     return expected
 
 
 def _expected_refs(store: Store, txn: Any) -> Counter[bytes]:
     """References every blob should have: one per item that uses it, plus its pins."""
     expected = _pinned(store, txn)
-    for raw in store.index.values(txn, "items"):
+    for raw in namespace.item_values(store.index, txn):
         for blob in ItemRecord.decode(raw).blobs():
             expected[blob] += 1
     return expected
@@ -334,7 +345,7 @@ def _install_empty_annotations(store: Store, report: FsckReport) -> dict[bytes, 
     spooled: dict[BlobId, Spooled] = {}
     with store.index.read() as txn:
         for problem in report.problems:
-            raw = store.index.get(txn, "items", problem.key) if problem.kind == "damaged-annotation" else None
+            raw = namespace.raw_item(store.index, txn, problem.key) if problem.kind == "damaged-annotation" else None
             if raw is not None:
                 rec = ItemRecord.decode(raw)
                 ann = empty_video_annotation(rec.width, rec.height, 0, bytes(rec.media)) \
@@ -350,9 +361,9 @@ def _install_empty_annotations(store: Store, report: FsckReport) -> dict[bytes, 
 
 
 def _record(store: Store, txn: Any, blob_id: BlobId) -> BlobRecord:
-    raw = store.index.get(txn, "blobs", bytes(blob_id))
-    assert raw is not None  # read by _check_blobs under the same exclusive lock
-    return BlobRecord.decode(raw)
+    rec = get_blob(store.index, txn, blob_id)
+    assert rec is not None  # read by _check_blobs under the same exclusive lock
+    return rec
 
 
 def _repair(store: Store, report: FsckReport, bad: set[BlobId], keep: set[bytes]) -> set[BlobId]:
@@ -371,19 +382,18 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId], keep: set[bytes]
         reinstalled = {blob for blob, _size in empties.values()}
         for blob_id in bad & reinstalled:  # good bytes again, where new blobs go (not in the damaged pack)
             rec = _record(store, txn, blob_id)
-            index.put(txn, "blobs", bytes(blob_id), replace(rec, location=store.write_backend.location, pack=None,
-                                                            offset=0).encode())
+            put_blob(index, txn, blob_id, replace(rec, location=store.write_backend.location, pack=None, offset=0))
             damage.forget(index, txn, blob_id)
         for problem in report.problems:
             if problem.kind == "dangling-item":
                 store.ns.delete_item(txn, problem.key)
                 problem.repaired = True
             elif problem.kind == "dangling-dataset":
-                index.delete(txn, "datasets", problem.key)
+                namespace.forget_dataset_key(index, txn, problem.key)
                 problem.repaired = True
         for problem in report.problems:  # after the removals
             if problem.kind in ("damaged-annotation", "damaged-item-meta"):
-                raw = index.get(txn, "items", problem.key)
+                raw = namespace.raw_item(index, txn, problem.key)
                 if raw is not None:
                     item = ItemRecord.decode(raw)
                     if problem.kind == "damaged-annotation":
@@ -396,18 +406,16 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId], keep: set[bytes]
                     index.log_change(txn, *split_item_key(problem.key))
                 problem.repaired = True
         # Recount references from what remains.
-        for key, _raw in list(index.scan(txn, "pins")):
-            if index.get(txn, "blobs", key) is None:
-                index.delete(txn, "pins", key)
+        drop_dangling_pins(index, txn)
         expected = _expected_refs(store, txn)
-        for key, raw in list(index.scan(txn, "blobs")):
+        for key, raw in list(scan_blobs(index, txn)):
             rec = BlobRecord.decode(raw)
             if rec.refcount != expected.get(key, 0):
-                index.put(txn, "blobs", key, rec.with_refcount(expected.get(key, 0)).encode())
+                put_blob(index, txn, BlobId(key), rec.with_refcount(expected.get(key, 0)))
         unused = {blob_id for blob_id in bad - reinstalled if not expected.get(blob_id) and blob_id not in keep}
         for blob_id in unused:
             rec = _record(store, txn, blob_id)
-            index.delete(txn, "blobs", bytes(blob_id))
+            delete_blob(index, txn, blob_id)
             damage.forget(index, txn, blob_id)
             if rec.location == LOCAL:
                 store.local.delete(blob_id)

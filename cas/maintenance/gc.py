@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cas.blobs import damage
+from cas.blobs.catalog import delete_blob, has_blob, scan_blobs
 from cas.blobs.repack import Rewrite, compact_packs, compaction_plan, unused_packs
 from cas.ids import BlobId
 from cas.ingest import statcache
@@ -95,7 +96,7 @@ def plan(store: Store) -> GcPlan:
     out.temp = [e.path for e in os.scandir(store.tmp_dir) if not is_mount_staging(e.name)]
     index = store.index
     with index.read() as txn:
-        for key, raw in index.scan(txn, "blobs"):
+        for key, raw in scan_blobs(index, txn):
             size, refcount, location = BlobRecord.raw_summary(raw)
             if not is_garbage(refcount, key, keep):
                 continue
@@ -104,9 +105,7 @@ def plan(store: Store) -> GcPlan:
                 continue
             out.doomed.append((BlobId(key), BlobRecord.decode(raw)))
         dead = {bytes(blob_id) for blob_id, _rec in out.doomed}
-        blob = index.getter(txn, "blobs")
-        out.stat_entries = sum(1 for _k, raw in index.scan(txn, statcache.DB)
-                               if (b := statcache.blob_of(raw)) in dead or blob(b) is None)
+        out.stat_entries = sum(1 for _key in statcache.stale(index, txn, dead))
     out.unused_packs, out.rewrites = compaction_plan(store, dead)
     unused_paths = {store.local.pack_path(name) for name, _size in out.unused_packs}
     out.orphans = [(path, size) for path, size in orphan_files(store) if path not in unused_paths]
@@ -122,7 +121,7 @@ def _execute(store: Store, gc_plan: GcPlan, progress: Callable[[int], object] | 
         batch = gc_plan.doomed[start:start + DELETE_BATCH]
         with index.write() as txn:
             for blob_id, _rec in batch:
-                index.delete(txn, "blobs", bytes(blob_id))
+                delete_blob(index, txn, blob_id)
                 damage.forget(index, txn, blob_id)
         for blob_id, rec in batch:
             if rec.location == LOCAL:
@@ -155,7 +154,7 @@ def orphan_files(store: Store) -> list[tuple[str, int]]:
     index = store.index
     with index.read() as txn:
         orphans = [(path, size) for blob_id, path, size in store.local.list_ids()
-                   if blob_id is None or index.get(txn, "blobs", bytes(blob_id)) is None]
+                   if blob_id is None or not has_blob(index, txn, blob_id)]
     return orphans + unused_packs(store)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cas.blobs.backends.packs import entries
-from cas.blobs.catalog import adjust_pin, record_new_blob
+from cas.blobs.catalog import adjust_pin, record_new_blob, scan_blobs
 from cas.errors import CasError
 from cas.ids import BlobId
 from cas.index import Index
@@ -82,7 +82,7 @@ def rebuild_index(root: str | Path) -> RebuildReport:
                 report.projects += 1
             keep = reachable(store)
             with store.index.write() as txn:
-                for key, raw in list(store.index.scan(txn, "blobs")):
+                for key, raw in list(scan_blobs(store.index, txn)):
                     if BlobRecord.decode(raw).refcount == 0 and key not in keep:
                         adjust_pin(store.index, txn, BlobId(key), +1)
                         report.pinned += 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from cas.blobs.cache import stored_totals
+from cas.blobs.catalog import count_blobs, raw_blob_getter, scan_blobs
 from cas.maintenance.gc import is_garbage, kept_by_versions
+from cas.model import namespace
 from cas.records import LINK, LOCAL, PACK, S3, BlobRecord, ItemRecord
 
 if TYPE_CHECKING:
@@ -22,7 +24,7 @@ def compute(store: Store) -> dict[str, Any]:
     no_refs: list[tuple[bytes, int]] = []  # (id, bytes stored here) of the blobs no item references
     with index.read() as txn:
         stored = 0
-        for key, raw in index.scan(txn, "blobs"):
+        for key, raw in scan_blobs(index, txn):
             size, refcount, location = BlobRecord.raw_summary(raw)
             where = locations.get(location) or locations.setdefault(location, {"blobs": 0, "bytes": 0})
             where["blobs"] += 1
@@ -36,9 +38,9 @@ def compute(store: Store) -> dict[str, Any]:
             stored += ours
         # Logical bytes are what the store holds for its items; link media stays at its URL.
         logical = 0
-        blob_record = index.getter(txn, "blobs")
+        blob_record = raw_blob_getter(index, txn)
         has_links = locations[LINK]["blobs"] > 0
-        for raw in index.values(txn, "items"):
+        for raw in namespace.item_values(index, txn):
             media, size, json_bytes = ItemRecord.raw_sizes(raw)
             logical += json_bytes
             if size > 0 and not (has_links and BlobRecord.raw_has_url(blob_record(media) or b"")):
@@ -49,7 +51,7 @@ def compute(store: Store) -> dict[str, Any]:
         cache = {"hits": hits, "misses": misses, "hit_rate": hit_rate,
                  "bytes_hit": bytes_hit, "bytes_fetched": bytes_fetched, "max_bytes": store.config.cache_size,
                  "used_bytes": store.cache.used() if (store.root / "cache").exists() else 0}
-        counts = {table: index.count(txn, table) for table in ("projects", "datasets", "items", "blobs")}
+        counts = {**namespace.counts(index, txn), "blobs": count_blobs(index, txn)}
     # gc's definition: versions keep blobs alive without item references.
     keep = kept_by_versions(store) if no_refs else set()
     garbage: list[int] = []

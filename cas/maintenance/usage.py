@@ -24,7 +24,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cas.blobs.catalog import raw_blob_getter
 from cas.index import SEP, item_prefix, project_key
+from cas.model.namespace import scan_items
 from cas.records import LINK, S3, STORED_HERE, BlobRecord, ItemRecord
 
 if TYPE_CHECKING:
@@ -131,7 +133,7 @@ def _share(row: UsageRow, size: int) -> None:
 
 
 def _project_items(index: Any, txn: Any, project: str) -> Iterator[tuple[bytes, bytes]]:
-    return index.scan(txn, "items", project_key(project) + SEP)
+    return scan_items(index, txn, project_key(project) + SEP)
 
 
 def store_usage(store: Store) -> Usage:
@@ -143,9 +145,9 @@ def store_usage(store: Store) -> Usage:
     owner: dict[bytes, int] = {}  # blob -> the first project referencing it
     holders: dict[bytes, list[int]] = {}  # blob referenced by several projects -> those projects
     with index.read() as txn:
-        blob_record = index.getter(txn, "blobs")
-        for p, (key, _raw) in enumerate(index.scan(txn, "projects")):
-            tally = _Tally(UsageRow(key.decode()))
+        blob_record = raw_blob_getter(index, txn)
+        for p, name in enumerate(store.ns.projects(txn)):
+            tally = _Tally(UsageRow(name))
             _add_items(txn, blob_record, _project_items(index, txn, tally.row.name), [tally])
             rows.append(tally.row)
             for blob in tally.seen:
@@ -173,7 +175,7 @@ def dataset_usage(store: Store, project: str, dataset: str | None = None) -> Usa
     index = store.index
     total = _Tally(UsageRow(project if dataset is None else f"{project}/{dataset}"))
     with index.read() as txn:
-        blob_record = index.getter(txn, "blobs")
+        blob_record = raw_blob_getter(index, txn)
         paths = [d for d in store.ns.datasets(project, txn)
                  if dataset is None or d == dataset or d.startswith(dataset + "/")]
         paths.sort(key=lambda d: d.split("/"))  # a tree's order: "a", "a/b", "a-c"
@@ -181,12 +183,12 @@ def dataset_usage(store: Store, project: str, dataset: str | None = None) -> Usa
         for d in paths:
             parts = d.split("/")
             within = [tallies[a] for a in ("/".join(parts[:i]) for i in range(1, len(parts) + 1)) if a in tallies]
-            _add_items(txn, blob_record, index.scan(txn, "items", item_prefix(project, d)), [total, *within])
+            _add_items(txn, blob_record, scan_items(index, txn, item_prefix(project, d)), [total, *within])
         shared: set[bytes] = set()
-        for key, _raw in index.scan(txn, "projects"):
-            if key.decode() == project:
+        for other in store.ns.projects(txn):
+            if other == project:
                 continue
-            for _key, raw in _project_items(index, txn, key.decode()):
+            for _key, raw in _project_items(index, txn, other):
                 media, _size, ann, _ann_size, meta, _meta_size = ItemRecord.raw_blobs(raw)
                 for blob in (media, ann, meta):
                     if blob in total.seen:

@@ -2,6 +2,9 @@
 
 Keys: projects `P`; datasets `P\\0a/b`; items `P\\0a/b\\0name`. Listing a
 dataset is one prefix scan; nothing loads the whole tree.
+
+The only module that names the projects, datasets, items and dirty tables: the functions
+below the class give the other layers raw (undecoded) access where they decode lazily.
 """
 
 from __future__ import annotations
@@ -9,13 +12,13 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from cas.blobs.catalog import adjust_refcount
 from cas.errors import AlreadyExists, Conflict, InvalidInput, NotFound, shown
 from cas.ids import BlobId
-from cas.index import Index, dataset_key, item_key, item_prefix, project_key, split_dataset_key
+from cas.index import SEP, Index, dataset_key, item_key, item_prefix, project_key, split_dataset_key
 from cas.model.annotation import Meta, default_meta
 from cas.model.names import check_dataset_path, check_name
 from cas.model.reading import children_of
@@ -42,9 +45,11 @@ class Namespace:
         self.index.put(txn, "dirty", key, b"")
 
     # -- projects -------------------------------------------------------------
-    def projects(self) -> list[str]:
-        with self.index.read() as txn:
-            return [k.decode() for k, _ in self.index.scan(txn, "projects")]
+    def projects(self, txn: lmdb.Transaction[bytes] | None = None) -> list[str]:
+        if txn is None:
+            with self.index.read() as txn:
+                return self.projects(txn)
+        return [k.decode() for k, _ in self.index.scan(txn, "projects")]
 
     def project(self, name: str, txn: lmdb.Transaction[bytes] | None = None) -> ProjectRecord:
         if txn is None:
@@ -55,15 +60,17 @@ class Namespace:
             raise NotFound(f"no project named {name!r}")
         return ProjectRecord.decode(raw)
 
-    def has_project(self, name: str) -> bool:
-        with self.index.read() as txn:
-            return self.index.get(txn, "projects", project_key(name)) is not None
+    def has_project(self, name: str, txn: lmdb.Transaction[bytes] | None = None) -> bool:
+        if txn is None:
+            with self.index.read() as txn:
+                return self.has_project(name, txn)
+        return self.index.get(txn, "projects", project_key(name)) is not None
 
     def create_project(self, name: str, meta: dict[str, Any] | None = None) -> ProjectRecord:
         check_name(name, "project name")
         meta = Meta(meta if meta is not None else default_meta()).raw
         with self.index.write() as txn:
-            if self.index.get(txn, "projects", project_key(name)) is not None:
+            if self.has_project(name, txn):
                 raise AlreadyExists(f"project {name!r} exists")
             return self.put_new_project(txn, name, meta)
 
@@ -291,6 +298,69 @@ class Namespace:
             self.index.delete(txn, "projects", project_key(project))
             self.index.log_change(txn, project)
             return removed
+
+
+# -- raw rows, for the passes that decode lazily (snapshots, fsck, gc, stats, usage) ----------------
+def raw_item(index: Index, txn: lmdb.Transaction[bytes], key: bytes) -> bytes | None:
+    """The encoded record of the item under `key` (see cas.index.item_key), or None."""
+    return index.get(txn, "items", key)
+
+
+def raw_item_getter(index: Index, txn: lmdb.Transaction[bytes]) -> Callable[[bytes], bytes | None]:
+    """A fast lookup of encoded item records by key, for loops over many items in one transaction."""
+    return index.getter(txn, "items")
+
+
+def scan_items(index: Index, txn: lmdb.Transaction[bytes], prefix: bytes = b"", start: bytes = b"",
+               stop: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+    """(key, encoded record) of the items whose key starts with `prefix` (a project's
+    `project_key(P) + SEP`, a dataset's `item_prefix`), in key order, from `start` up to
+    `stop` (excluded; None: no bound)."""
+    if not start and stop is None:
+        return index.scan(txn, "items", prefix)
+    return index.scan_range(txn, "items", start, stop, prefix)
+
+
+def item_values(index: Index, txn: lmdb.Transaction[bytes]) -> Iterator[bytes]:
+    """Every encoded item record, of every project (for whole-store passes: iterated in C)."""
+    return index.values(txn, "items")
+
+
+def scan_dataset_keys(index: Index, txn: lmdb.Transaction[bytes]) -> Iterator[bytes]:
+    """The key of every dataset of every project, in key order (fsck: datasets without a project)."""
+    return (key for key, _raw in index.scan(txn, "datasets"))
+
+
+def raw_dataset(index: Index, txn: lmdb.Transaction[bytes], project: str, dataset: str) -> bytes | None:
+    """A dataset's encoded record (a version keeps it as it is), or None."""
+    return index.get(txn, "datasets", dataset_key(project, dataset))
+
+
+def put_raw_dataset(index: Index, txn: lmdb.Transaction[bytes], project: str, dataset: str, raw: bytes) -> None:
+    """Record a dataset from its encoded record (a version's restore; its parents are the caller's)."""
+    index.put(txn, "datasets", dataset_key(project, dataset), raw)
+
+
+def forget_dataset_key(index: Index, txn: lmdb.Transaction[bytes], key: bytes) -> None:
+    """Drop one dataset record by key, leaving its items (fsck's repair of a dataset without a project)."""
+    index.delete(txn, "datasets", key)
+
+
+def counts(index: Index, txn: lmdb.Transaction[bytes]) -> dict[str, int]:
+    """How many projects, datasets and items the store has (from the tables' statistics)."""
+    return {"projects": index.count(txn, "projects"), "datasets": index.count(txn, "datasets"),
+            "items": index.count(txn, "items")}
+
+
+def dirty_keys(index: Index, txn: lmdb.Transaction[bytes], project: str) -> Iterator[bytes]:
+    """The keys of a project's items written (or removed) since its last snapshot, in key order."""
+    return (key for key, _raw in index.scan(txn, "dirty", project_key(project) + SEP))
+
+
+def clear_dirty(index: Index, txn: lmdb.Transaction[bytes], project: str,
+                keep: Callable[[bytes], bool] = lambda _key: False) -> None:
+    """Drop a project's dirty marks, except those of the item keys `keep` holds for."""
+    index.prune(txn, "dirty", project_key(project) + SEP, lambda key, _value: not keep(key))
 
 
 def widen_meta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

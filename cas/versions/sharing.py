@@ -20,6 +20,7 @@ from cas.blobs.catalog import apply_deltas, record_link
 from cas.errors import CasError, Conflict, NotFound
 from cas.ids import BlobId
 from cas.index import item_key
+from cas.model.namespace import raw_item
 from cas.records import BlobRecord, ItemRecord
 from cas.units import counted
 from cas.versions.snapshots import add_remote_sizes, learn_remote_blobs, materialize, reachable, set_head, snapshot
@@ -209,7 +210,7 @@ def _apply(store: Store, txn: Any, project: str, changes: dict[tuple[str, str], 
     for (dataset, name), value in sorted(changes.items()):
         if value is None:
             key = item_key(project, dataset, name)
-            raw = store.index.get(txn, "items", key)
+            raw = raw_item(store.index, txn, key)
             if raw is not None:
                 for blob in ItemRecord.decode(raw).blobs():
                     deltas[blob] -= 1

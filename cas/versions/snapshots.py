@@ -18,11 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from cas.blobs.catalog import apply_deltas, record_link, record_new_blob
+from cas.blobs.catalog import apply_deltas, raw_blob_getter, record_link, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import CasError, NotFound
 from cas.ids import BlobId
-from cas.index import SEP, dataset_key, item_key, item_prefix, project_key
+from cas.index import SEP, item_key, item_prefix, project_key
+from cas.model import namespace
 from cas.records import BlobRecord, DatasetRecord, ItemRecord, pack
 from cas.versions.trees import (
     BucketRef,
@@ -173,8 +174,8 @@ def _buckets(store: Store, txn: Any, project: str, dataset: str, lo: str | None,
     prefix = item_prefix(project, dataset)
     start = item_key(project, dataset, lo) if lo is not None else prefix
     stop = item_key(project, dataset, hi) if hi is not None else None
-    blob_record = store.index.getter(txn, "blobs")
-    rows = store.index.scan_range(txn, "items", start, stop, prefix)
+    blob_record = raw_blob_getter(store.index, txn)
+    rows = namespace.scan_items(store.index, txn, prefix, start, stop)
     out = []
     while chunk := [_entry(blob_record, key[len(prefix):].decode(), raw)
                     for key, raw in itertools.islice(rows, BUCKET_ITEMS)]:
@@ -210,7 +211,7 @@ def _touched_buckets(store: Store, txn: Any, project: str,
     prefix = project_key(project) + SEP
     firsts: dict[str, list[str]] = {}
     touched: dict[str, set[int]] = {}
-    for key, _ in store.index.scan(txn, "dirty", prefix):
+    for key in namespace.dirty_keys(store.index, txn, project):
         dataset, _, name = key[len(prefix):].rpartition(SEP)
         path = dataset.decode()
         indices = touched.setdefault(path, set())
@@ -224,8 +225,8 @@ def _touched_buckets(store: Store, txn: Any, project: str,
 def _clear_dirty(index: Any, snapped: Any, txn: Any, project: str) -> None:
     """Drop the dirty marks of items the snapshot holds as they are now: an item written again
     since the snapshot's read transaction `snapped` stays dirty for the next snapshot."""
-    now, then = index.getter(txn, "items"), index.getter(snapped, "items")
-    index.prune(txn, "dirty", project_key(project) + SEP, lambda key, _value: now(key) == then(key))
+    now, then = namespace.raw_item_getter(index, txn), namespace.raw_item_getter(index, snapped)
+    namespace.clear_dirty(index, txn, project, keep=lambda key: now(key) != then(key))
 
 
 def snapshot(store: Store, project: str, message: str = "", merged: BlobId | None = None,
@@ -251,7 +252,7 @@ def snapshot(store: Store, project: str, message: str = "", merged: BlobId | Non
             datasets = []
             items = size = 0
             for path in store.ns.datasets(project, txn):
-                raw = index.get(txn, "datasets", dataset_key(project, path))
+                raw = namespace.raw_dataset(index, txn, project, path)
                 if path in previous and path not in touched:
                     tree_id, buckets = previous_trees[path], previous[path]
                 else:
@@ -380,15 +381,15 @@ def materialize(store: Store, txn: Any, project: str, version: Version) -> int:
     deltas: Counter[BlobId] = Counter()
     count = 0
     for dataset in tree.datasets:
-        index.put(txn, "datasets", dataset_key(project, dataset.path),
-                  dataset.record or DatasetRecord(time.time_ns()).encode())
+        namespace.put_raw_dataset(index, txn, project, dataset.path,
+                                  dataset.record or DatasetRecord(time.time_ns()).encode())
     for path, name, rec, link in version_items(store, version):
         if link is not None:
             record_link(index, txn, rec.media, BlobRecord.decode(link).with_refcount(0))
         ns.put_item(txn, project, path, name, rec, True, deltas)
         count += 1
     apply_deltas(index, txn, deltas)
-    index.prune(txn, "dirty", project_key(project) + SEP)
+    namespace.clear_dirty(index, txn, project)
     index.log_change(txn, project)
     return count
 

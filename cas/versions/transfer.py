@@ -10,7 +10,7 @@ from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from cas.blobs.catalog import get_blob
+from cas.blobs.catalog import get_blob, put_blob, scan_blobs
 from cas.blobs.hashing import hash_file
 from cas.blobs.repack import compact_packs
 from cas.blobs.spool import spool_bytes
@@ -18,6 +18,7 @@ from cas.errors import HEAL_HINT, CasError, NotFound, StoreBusy
 from cas.ids import BlobId
 from cas.index import item_key
 from cas.ingest.prepare import PrepareConfig, Prepared, Preparer, item_record, record_new_parts
+from cas.model.namespace import raw_item
 from cas.records import LINK, LOCAL, PACK, S3, STORED_HERE, BlobRecord, ItemRecord
 
 if TYPE_CHECKING:
@@ -56,8 +57,8 @@ def link_items(store: Store, project: str, dataset: str | None) -> Iterator[tupl
         batch: list[tuple[str, str, ItemRecord]] = []
         with index.read() as txn:
             for name, rec in store.ns.items(project, d, txn):
-                raw = index.get(txn, "blobs", bytes(rec.media))
-                if raw is not None and BlobRecord.decode(raw).location == LINK:
+                blob = get_blob(index, txn, rec.media)
+                if blob is not None and blob.location == LINK:
                     batch.append((d, name, rec))
         yield from batch
 
@@ -119,7 +120,7 @@ def _commit_pulled(store: Store, project: str, batch: list[tuple[str, str, ItemR
             if isinstance(item, CasError):
                 report.fail(f"{project}/{dataset}/{name}: {item}")
                 continue
-            current = index.get(txn, "items", item_key(project, dataset, name))
+            current = raw_item(index, txn, item_key(project, dataset, name))
             if current is None or not ItemRecord.decode(current).same_content(old):
                 report.skipped += 1  # changed meanwhile: leave the newer state alone
                 continue
@@ -136,9 +137,7 @@ def local_blobs(store: Store, only: set[bytes] | None = None) -> Iterator[list[t
     while True:
         batch: list[tuple[BlobId, BlobRecord]] = []
         with store.index.read() as txn:
-            for key, raw in store.index.scan_range(txn, "blobs", after, None, b""):
-                if key == after:
-                    continue
+            for key, raw in scan_blobs(store.index, txn, after):
                 rec = BlobRecord.decode(raw)
                 after = key
                 if rec.location in STORED_HERE and (only is None or key in only):
@@ -179,8 +178,7 @@ def push_blobs(store: Store, progress: Progress | None = None, only: set[bytes] 
                 for blob_id, _rec in moved:
                     current = get_blob(store.index, txn, blob_id)
                     if current is not None and current.location in STORED_HERE:
-                        in_s3 = replace(current, location=S3, pack=None, offset=0)
-                        store.index.put(txn, "blobs", bytes(blob_id), in_s3.encode())
+                        put_blob(store.index, txn, blob_id, replace(current, location=S3, pack=None, offset=0))
             for blob_id, rec in moved:  # only once the records point at S3 (a pack's copy goes at gc)
                 if rec.location == LOCAL:
                     store.local.delete(blob_id)
