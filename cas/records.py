@@ -96,6 +96,10 @@ class BlobRecord:
         """Whether the bytes are an entry of a pack (local or in S3): `pack` and `offset` say where."""
         return self.location in PACKED
 
+    def content_digest(self, blob_id: BlobId) -> BlobId | None:
+        """What the bytes must hash to: the id, or for a link the digest a full read learned (None before)."""
+        return self.digest if self.location == LINK else blob_id
+
     def with_refcount(self, refcount: int) -> BlobRecord:
         return BlobRecord(self.size, refcount, self.location, self.created, self.url, self.etag, self.digest,
                           self.pack, self.offset)
