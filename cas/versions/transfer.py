@@ -11,8 +11,8 @@ from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from cas.blobs.backends.packs import HEADER, MAGIC, PACK_MAX
-from cas.blobs.backends.s3packs import PACK_OBJECT_TARGET, UPLOADS, PackEntry, encode_trailer, new_pack_name
+from cas.blobs.backends.packs import HEADER, PACK_MAX
+from cas.blobs.backends.s3packs import PACK_OBJECT_TARGET, UPLOADS, PackFile, new_pack_name
 from cas.blobs.cache import discard
 from cas.blobs.catalog import get_blob, put_blob, scan_blobs
 from cas.blobs.hashing import hash_file
@@ -279,30 +279,25 @@ def _upload_pack(store: Store,
     it in one PUT; (the blobs in it, (error, blobs it concerns) of those left out)."""
     assert store.s3 is not None
     name = new_pack_name()
-    path = os.path.join(store.tmp_dir, f"s3pack-{os.getpid()}-{name}")
-    entries: list[PackEntry] = []
+    pack = PackFile(os.path.join(store.tmp_dir, f"s3pack-{os.getpid()}-{name}"))
     moved: list[_Moved] = []
     errors: list[tuple[str, int]] = []
     try:
-        with open(path, "wb") as f:
-            for blob_id, rec in group:
-                try:
-                    data = store.read_bytes(blob_id)
-                except CasError as e:
-                    errors.append((f"blob {blob_id}: {e}", 1))
-                    continue
-                f.write(HEADER.pack(MAGIC, blob_id, len(data)))
-                entry = PackEntry(blob_id, f.tell(), len(data))
-                f.write(data)
-                entries.append(entry)
-                moved.append(_Moved(blob_id, rec, name, entry.offset))
-            f.write(encode_trailer(entries, f.tell()))
-        if entries:
-            store.s3.put_pack(path, name, entries)
+        for blob_id, rec in group:
+            try:
+                data = store.read_bytes(blob_id)
+            except CasError as e:
+                errors.append((f"blob {blob_id}: {e}", 1))
+                continue
+            moved.append(_Moved(blob_id, rec, name, pack.add(blob_id, data).offset))
+        pack.finish()
+        if moved:
+            store.s3.put_pack(pack.path, name, pack.entries)
     except CasError as e:
         return [], [*errors, (f"{counted(len(moved), 'blob')} in pack {name}: {e}", len(moved))]
     finally:
-        discard(path)
+        pack.close()
+        discard(pack.path)
     return moved, errors
 
 

@@ -36,6 +36,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from cas.blobs.backends.packs import HEADER, MAGIC
 from cas.blobs.hashing import hash_bytes
 from cas.errors import CasError
 from cas.ids import BlobId
@@ -63,6 +64,29 @@ class PackEntry:
     blob_id: BlobId
     offset: int  # of the bytes (past the entry header)
     size: int
+
+
+class PackFile:
+    """A pack object being written to a local file: `add` entries, then `finish` (the trailer)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.entries: list[PackEntry] = []
+        self._f = open(path, "wb")  # noqa: SIM115 - closed by finish or close
+
+    def add(self, blob_id: BlobId, data: bytes) -> PackEntry:
+        self._f.write(HEADER.pack(MAGIC, blob_id, len(data)))
+        entry = PackEntry(blob_id, self._f.tell(), len(data))
+        self._f.write(data)
+        self.entries.append(entry)
+        return entry
+
+    def finish(self) -> None:
+        self._f.write(encode_trailer(self.entries, self._f.tell()))
+        self._f.close()
+
+    def close(self) -> None:
+        self._f.close()
 
 
 def new_pack_name() -> str:
