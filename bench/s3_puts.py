@@ -42,7 +42,7 @@ def noise_jpeg(i: int) -> bytes:
 
 def annotation(i: int, side: int) -> dict[str, object]:
     x, y = i % (side - 2), i // 7 % (side - 2)
-    return {"size": {"height": side, "width": side}, "tags": [], "description": "",
+    return {"size": {"height": side, "width": side}, "tags": [], "description": f"item {i}",
             "objects": [{"classTitle": "box", "geometryType": "rectangle", "tags": [],
                          "points": {"exterior": [[x, y], [x + 1, y + 1]], "interior": []}}]}
 
