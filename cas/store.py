@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from cas.blobs.backends import Backend
 from cas.blobs.backends.local import LocalBackend
+from cas.blobs.backends.places import Places
 from cas.blobs.cache import BlobCache
 from cas.blobs.catalog import adjust_pin, get_blob, known_intact, put_blob, record_new_blob
 from cas.blobs.hashing import hash_bytes
@@ -23,7 +25,7 @@ from cas.locks import store_lock
 from cas.model.annotation import Meta, loads
 from cas.model.namespace import Namespace
 from cas.outputs import new_file
-from cas.records import LINK, LOCAL, PACK, STORED_HERE, BlobRecord
+from cas.records import LINK, S3PACK, BlobRecord
 
 if TYPE_CHECKING:
     from cas.blobs.backends.s3 import S3Backend
@@ -110,6 +112,7 @@ class Store:
             from cas.blobs.backends.s3 import S3Backend
             self.s3 = S3Backend(self.config.s3, self.net)
         self.write_backend = self.s3 or self.local
+        self.places = Places(self.local, self.s3, self.net, self.config, str(self.root))
 
     def close(self) -> None:
         self.flush_cache_counters()
@@ -175,17 +178,39 @@ class Store:
 
     def adopt_remote(self, blob_id: BlobId) -> BlobRecord | None:
         """A blob this index does not know but the shared S3 remote has (another store pushed
-        it, e.g. in a version this store pulled): recorded here as remote, with its size. The
+        it, e.g. in a version this store pulled): recorded here as remote, where it is. The
         versions layer calls it, for the version objects and trees it reads (see
         `cas.versions.trees`); the read path never does."""
         if self.s3 is None:
             return None
-        size = self.s3.size_of(blob_id)
-        if size is None:
-            return None
+        self.record_remote({blob_id: -1})
+        return self.stat(blob_id) if self.has(blob_id) else None
+
+    def record_remote(self, sizes: dict[BlobId, int]) -> None:
+        """Record the blobs of `sizes` (id -> size, -1 if unknown) that the shared remote holds
+        and this index does not know, where the remote has them: in a pack object (its index
+        says; the indexes are read once per process: one listing and one read per pack) or as
+        an object of its own (a HEAD each, only for blobs of unknown size, tried before the
+        listing: the version and tree objects adopted one by one). Known blobs stay as they are."""
+        assert self.s3 is not None
+        with self.index.read() as txn:
+            unknown = {b: n for b, n in sizes.items() if get_blob(self.index, txn, b) is None}
+        if not unknown:
+            return
+        packed = self.s3.find_packed(set(unknown), refresh=False)
+        alone: dict[BlobId, int] = {}
+        for blob_id, size in unknown.items():
+            if blob_id not in packed and size < 0 and (head := self.s3.size_of(blob_id)) is not None:
+                alone[blob_id] = head
+        rest = {b for b in unknown if b not in packed and b not in alone}
+        if rest:
+            packed.update(self.s3.find_packed(rest))
+            alone.update({b: unknown[b] for b in rest if b not in packed and unknown[b] >= 0})
         with self.index.write() as txn:
-            record_new_blob(self.index, txn, blob_id, size, self.s3.location)
-            return get_blob(self.index, txn, blob_id)
+            for blob_id, (name, entry) in packed.items():
+                record_new_blob(self.index, txn, blob_id, entry.size, S3PACK, packed=(name, entry.offset))
+            for blob_id, size in alone.items():
+                record_new_blob(self.index, txn, blob_id, size, self.s3.location)
 
     def has(self, blob_id: BlobId) -> bool:
         with self.index.read() as txn:
@@ -195,32 +220,25 @@ class Store:
         """A random-access reader (pread); a full sequential read is digest-verified.
         Remote blobs (S3, links) are read through the cache."""
         rec = self.stat(blob_id)
-        if rec.location == PACK:
-            assert rec.pack is not None
-            return BlobReader(self.local.open_pack(rec.pack), blob_id, rec.size, base=rec.offset)
-        if rec.location == LOCAL:
+        place = self.places.of(rec)
+        if place.here:
             try:
-                return BlobReader(self.local.open_fd(blob_id), blob_id, rec.size)
+                fd, base = place.open_fd(blob_id, rec)
+                return BlobReader(fd, blob_id, rec.size, base=base)
             except NotFound:
                 rec = self.stat(blob_id)  # `cas push` may have moved it to S3 meanwhile
-                if rec.location == LOCAL:
+                place = self.places.of(rec)
+                if place.here:
                     raise
-        expect = blob_id if rec.location != LINK else rec.digest
+        expect = rec.content_digest(blob_id)
         if expect is not None:
-            fd = self.cache.open(blob_id, rec.size)
-            if fd is not None:
-                return BlobReader(fd, expect, rec.size, on_corrupt=lambda: self.cache.drop(blob_id))
+            cached = self.cache.open(blob_id, rec.size)
+            if cached is not None:
+                return BlobReader(cached, expect, rec.size, on_corrupt=lambda: self.cache.drop(blob_id))
         self.cache.note_miss(rec.size)
         from cas.blobs.remote_reader import RemoteReader  # urllib3: only for remote blobs
-        if rec.location == LINK:
-            from cas.blobs.links import fetcher_for
-            assert rec.url is not None
-            fetcher = fetcher_for(rec.url, self.net, self.config.allow_roots, self.config.s3)
-            return RemoteReader(fetcher, blob_id, rec.size, rec.digest, rec.etag, self.cache, self.net,
-                                learn=lambda size, etag, digest: self.learn_link(blob_id, size, etag, digest))
-        if self.s3 is None:
-            raise NotFound(f"blob {blob_id} is in S3 but the store has no S3 remote in {self.root}/config.json")
-        return RemoteReader(self.s3.fetcher(blob_id), blob_id, rec.size, blob_id, None, self.cache, self.net)
+        return RemoteReader(place.fetcher(blob_id, rec), blob_id, rec.size, expect, rec.etag, self.cache, self.net,
+                            learn=lambda size, etag, digest: self.learn_link(blob_id, size, etag, digest))
 
     def learn_link(self, link: BlobId, size: int, etag: str | None, digest: BlobId) -> None:
         """Record what a full read of a link found: its size, ETag and content digest."""
@@ -243,22 +261,23 @@ class Store:
         """The whole blob, verified. A small one stored here takes one open, one pread and
         one digest (the training loader's and the exports' hot path)."""
         rec = self.stat(blob_id)
-        if rec.location in STORED_HERE and 0 < rec.size <= ONE_READ:
-            data = self._read_here(blob_id, rec)
-            if data is not None and len(data) == rec.size and hash_bytes(data) == blob_id:
+        place = self.places.of(rec)
+        if place.here and 0 < rec.size <= ONE_READ:
+            try:
+                data = place.read_range(blob_id, rec, 0, rec.size)
+            except NotFound:
+                data = b""
+            if len(data) == rec.size and hash_bytes(data) == blob_id:
                 return data
         with self.open(blob_id) as reader:  # elsewhere, large, moved or damaged: the reader says what is wrong
             return reader.readall()
 
-    def _read_here(self, blob_id: BlobId, rec: BlobRecord) -> bytes | None:
-        try:
-            fd = self.local.open_pack(rec.pack) if rec.pack is not None else self.local.open_fd(blob_id)
-        except NotFound:
-            return None
-        try:
-            return os.pread(fd, rec.size, rec.offset if rec.pack is not None else 0)
-        finally:
-            os.close(fd)
+    def read_many(self, blob_ids: Iterable[BlobId]) -> Iterator[tuple[BlobId, bytes]]:
+        """(id, verified bytes) of each blob, in the order given, read ahead in parallel:
+        neighbours in one S3 pack object come in one ranged GET (see `cas.blobs.batch_reader`);
+        other blobs are read one each, through the cache when remote."""
+        from cas.blobs.batch_reader import read_many
+        return read_many(self, blob_ids)
 
     def read_json(self, blob_id: BlobId, label: str) -> Any:
         return loads(self.read_bytes(blob_id), label)

@@ -88,6 +88,13 @@ class BlobCache:
             self.counters.bytes_hit += actual
         return fd
 
+    def holds(self, key: BlobId, size: int) -> bool:
+        """Whether an entry of `size` bytes is cached (a stat; not counted as a hit)."""
+        try:
+            return os.stat(self.path(key)).st_size == size
+        except FileNotFoundError:
+            return False
+
     def note_miss(self, size: int) -> None:
         with self._lock:
             self.counters.misses += 1

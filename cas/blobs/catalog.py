@@ -11,7 +11,7 @@ from cas.blobs import damage
 from cas.errors import CasError, NotFound
 from cas.ids import BlobId
 from cas.index import Index
-from cas.records import LOCAL, PACK, BlobRecord
+from cas.records import LOCAL, PACK, PACKED, BlobRecord
 
 if TYPE_CHECKING:
     from collections import Counter
@@ -57,14 +57,15 @@ def count_blobs(index: Index, txn: lmdb.Transaction[bytes]) -> int:
 def record_new_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId, size: int,
                     location: str = LOCAL, refcount: int = 0, packed: tuple[str, int] | None = None) -> bool:
     """Record a blob whose bytes are already durable (in a pack at `packed`: its name and the
-    offset of the bytes); False if it was known already. A blob marked damaged is healed:
-    its record moves to the new bytes (keeping its references), and True is returned."""
+    offset of the bytes; a local pack unless `location` says S3PACK); False if it was known
+    already. A blob marked damaged is healed: its record moves to the new bytes (keeping its
+    references), and True is returned."""
     old = get_blob(index, txn, blob_id)
     if old is not None and not damage.mark_healed(index, txn, blob_id):
         return False
     refcount, created = (old.refcount, old.created) if old is not None else (refcount, time.time_ns())
     rec = BlobRecord(size, refcount, location, created) if packed is None else \
-        BlobRecord(size, refcount, PACK, created, pack=packed[0], offset=packed[1])
+        BlobRecord(size, refcount, location if location in PACKED else PACK, created, pack=packed[0], offset=packed[1])
     index.put(txn, "blobs", bytes(blob_id), rec.encode())
     return True
 

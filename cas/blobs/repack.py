@@ -15,19 +15,18 @@ from cas.blobs.backends.packs import HEADER, PackWriter
 from cas.blobs.catalog import get_blob, put_blob, scan_blobs
 from cas.blobs.hashing import hash_bytes
 from cas.ids import BlobId
-from cas.records import BlobRecord
+from cas.records import PACK, BlobRecord
 
 if TYPE_CHECKING:
     from cas.store import Store
 
 
 def _packed(store: Store) -> dict[str, list[tuple[BlobId, int, int]]]:
-    """The packed blobs of every pack in use: pack name -> [(id, offset, size)]."""
+    """The packed blobs of every local pack in use: pack name -> [(id, offset, size)]."""
     out: dict[str, list[tuple[BlobId, int, int]]] = {}
     with store.index.read() as txn:
         for key, raw in scan_blobs(store.index, txn):
-            if BlobRecord.raw_is_packed(raw):
-                rec = BlobRecord.decode(raw)
+            if BlobRecord.raw_is_packed(raw) and (rec := BlobRecord.decode(raw)).location == PACK:
                 assert rec.pack is not None
                 out.setdefault(rec.pack, []).append((BlobId(key), rec.offset, rec.size))
     return out

@@ -32,7 +32,7 @@ from cas.ingest.journal import ingest_dirs, is_mount_staging, live_records, try_
 from cas.maintenance.gc import kept_by_versions, orphan_files, remove_path
 from cas.model import namespace
 from cas.model.annotation import dumps, empty_annotation, empty_video_annotation
-from cas.records import LOCAL, PACK, S3, BlobRecord, ItemRecord
+from cas.records import LOCAL, PACK, S3, S3PACK, BlobRecord, ItemRecord
 from cas.units import counted
 
 if TYPE_CHECKING:
@@ -202,6 +202,12 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
                     report.problems.append(problem)
                     bad.add(blob_id)
                 continue
+            if rec.location == S3PACK:
+                problem = _check_in_s3_pack(store, blob_id, rec)
+                if problem is not None:
+                    report.problems.append(problem)
+                    bad.add(blob_id)
+                continue
             if rec.location == S3:
                 if store.s3 is None:
                     report.problems.append(Problem("missing-blob", str(blob_id),
@@ -257,6 +263,21 @@ def _check_packed(store: Store, blob_id: BlobId, rec: BlobRecord, verify: bool) 
     if verify and (digest := hash_bytes(data)) != blob_id:
         return Problem("corrupt-blob", str(blob_id), f"content digest in {where} is {digest}")
     return None
+
+
+def _check_in_s3_pack(store: Store, blob_id: BlobId, rec: BlobRecord) -> Problem | None:
+    """A blob in an S3 pack object: the pack's index lists it at its offset with its size (one
+    read of each pack's index; the bytes are not downloaded)."""
+    if store.s3 is None:
+        return Problem("missing-blob", str(blob_id), "in S3, but no S3 remote is configured")
+    found = store.places.of(rec).size_of(blob_id, rec)
+    if found == rec.size:
+        return None
+    assert rec.pack is not None
+    where = f"S3 pack object {store.s3.pack_url(rec.pack)}"
+    if found is None:
+        return Problem("missing-blob", str(blob_id), f"{where} is missing or does not list it at offset {rec.offset}")
+    return Problem("corrupt-blob", str(blob_id), f"{where} lists {found} bytes, index says {rec.size}")
 
 
 def _check_namespace(store: Store, report: FsckReport, bad: set[BlobId]) -> None:

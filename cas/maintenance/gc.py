@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 from cas.blobs import damage
 from cas.blobs.catalog import delete_blob, has_blob, scan_blobs
 from cas.blobs.repack import Rewrite, compact_packs, compaction_plan, unused_packs
+from cas.errors import NotFound
 from cas.ids import BlobId
 from cas.ingest import statcache
 from cas.ingest.journal import is_mount_staging
-from cas.records import LINK, LOCAL, PACK, S3, BlobRecord
+from cas.records import LINK, S3, BlobRecord
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -66,7 +67,7 @@ class GcPlan:
     def report(self, dry_run: bool, packs: tuple[int, int] | None = None) -> GcReport:
         """The counts of this plan: what the dry run says and the real run did (`packs`, the
         packs compacted and bytes they freed, when a damaged entry kept a rewrite from happening)."""
-        blob_bytes = sum(max(rec.size, 0) for _id, rec in self.doomed if rec.location not in (PACK, LINK))
+        blob_bytes = sum(max(rec.size, 0) for _id, rec in self.doomed if not rec.packed and rec.location != LINK)
         packs = packs or (len(self.unused_packs) + len(self.rewrites),
                           sum(size for _name, size in self.unused_packs) + sum(r.size - r.live_bytes
                                                                                for r in self.rewrites))
@@ -124,11 +125,12 @@ def _execute(store: Store, gc_plan: GcPlan, progress: Callable[[int], object] | 
                 delete_blob(index, txn, blob_id)
                 damage.forget(index, txn, blob_id)
         for blob_id, rec in batch:
-            if rec.location == LOCAL:
-                store.local.delete(blob_id)
-            elif rec.location != PACK:  # packed bytes go when their pack is compacted, below
-                if rec.location == S3 and store.s3 is not None:
-                    store.s3.delete(blob_id)  # S3 objects go; a link's bytes are not ours to delete
+            try:  # files and S3 objects go; packed bytes when their pack is rewritten; a link's are not ours
+                place = store.places.of(rec)
+                place.delete(blob_id, rec)
+            except NotFound:  # in S3, with no remote configured any more: nothing to delete
+                place = None
+            if place is None or not place.here:
                 store.cache.drop(blob_id)
         if progress is not None:
             progress(len(batch))

@@ -75,13 +75,14 @@ def _ancestors(store: Store, version: BlobId | None) -> set[BlobId]:
     return seen
 
 
-def push(store: Store, project: str, message: str = "push") -> tuple[Version, TransferReport]:
-    """Snapshot the project if it changed, upload every local blob its versions need, then
-    move the remote ref forward (conditionally)."""
+def push(store: Store, project: str, message: str = "push", packs: bool = True) -> tuple[Version, TransferReport]:
+    """Snapshot the project if it changed, upload every local blob its versions need (small
+    ones in pack objects, unless not `packs`: see `push_blobs`), then move the remote ref
+    forward (conditionally)."""
     _s3(store)
     version, _new = snapshot(store, project, message)
     needed = reachable(store)
-    report = push_blobs(store, only=needed)
+    report = push_blobs(store, only=needed, packs=packs)
     if report.failed:
         raise CasError(f"{counted(report.failed, 'blob')} could not be uploaded ({report.errors[0]}); "
                        "the ref was not moved")

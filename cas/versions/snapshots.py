@@ -282,12 +282,9 @@ def snapshot(store: Store, project: str, message: str = "", merged: BlobId | Non
 
 # -- reading versions -------------------------------------------------------------------------
 def learn_remote_blobs(store: Store, sizes: dict[BlobId, int]) -> None:
-    """Record blobs that are in the shared remote (not fetched), with their sizes, in one
-    transaction; blobs the index knows already stay as they are."""
-    assert store.s3 is not None
-    with store.index.write() as txn:
-        for blob_id, size in sizes.items():
-            record_new_blob(store.index, txn, blob_id, size, store.s3.location)
+    """Record blobs that are in the shared remote (not fetched), with their sizes, where the
+    remote has them (`Store.record_remote`); blobs the index knows already stay as they are."""
+    store.record_remote(sizes)
 
 
 def add_remote_sizes(sizes: dict[BlobId, int], rec: ItemRecord, link: bytes | None) -> None:

@@ -4,12 +4,16 @@ transaction, so an interrupted run keeps what it finished and a rerun does the r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from cas.blobs.backends.packs import HEADER, PACK_MAX
+from cas.blobs.backends.s3packs import PACK_OBJECT_TARGET, UPLOADS, PackFile, new_pack_name
+from cas.blobs.cache import discard
 from cas.blobs.catalog import get_blob, put_blob, scan_blobs
 from cas.blobs.hashing import hash_file
 from cas.blobs.repack import compact_packs
@@ -19,7 +23,8 @@ from cas.ids import BlobId
 from cas.index import item_key
 from cas.ingest.prepare import PrepareConfig, Prepared, Preparer, item_record, record_new_parts
 from cas.model.namespace import raw_item
-from cas.records import LINK, LOCAL, PACK, S3, STORED_HERE, BlobRecord, ItemRecord
+from cas.records import LINK, PACK, S3, S3PACK, STORED_HERE, BlobRecord, ItemRecord
+from cas.units import counted
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -39,8 +44,9 @@ class TransferReport:
     bytes: int = 0
     errors: list[str] = field(default_factory=list)
 
-    def fail(self, message: str) -> None:
-        self.failed += 1
+    def fail(self, message: str, count: int = 1) -> None:
+        """`count` blobs or items failed, for the reason `message` says."""
+        self.failed += count
         if len(self.errors) < MAX_REPORTED:
             self.errors.append(message)
 
@@ -149,6 +155,30 @@ def local_blobs(store: Store, only: set[bytes] | None = None) -> Iterator[list[t
         yield batch
 
 
+def _in_item_order(store: Store, only: set[bytes] | None) -> Iterator[list[tuple[BlobId, BlobRecord]]]:
+    """The local blobs of `local_blobs`, those of the items first, dataset by dataset in item
+    order (media, annotation, item meta), so that a pack holds neighbours a reader walking a
+    dataset asks for together; then the rest (trees, older versions' blobs) in id order."""
+    seen: set[bytes] = set()
+    for project in store.ns.projects():
+        for dataset in store.ns.datasets(project):
+            ids = [bytes(b) for _name, item in store.ns.items(project, dataset) for b in item.blobs()]
+            for start in range(0, len(ids), BATCH * 4):
+                batch = []
+                with store.index.read() as txn:
+                    for key in ids[start:start + BATCH * 4]:
+                        rec = get_blob(store.index, txn, BlobId(key)) if key not in seen else None
+                        if rec is not None and rec.location in STORED_HERE and (only is None or key in only):
+                            seen.add(key)
+                            batch.append((BlobId(key), rec))
+                if batch:
+                    yield batch
+    for batch in local_blobs(store, only):
+        rest = [(b, rec) for b, rec in batch if bytes(b) not in seen]
+        if rest:
+            yield rest
+
+
 def count_local(store: Store) -> tuple[int, int]:
     n = size = 0
     for batch in local_blobs(store):
@@ -157,36 +187,64 @@ def count_local(store: Store) -> tuple[int, int]:
     return n, size
 
 
-def push_blobs(store: Store, progress: Progress | None = None, only: set[bytes] | None = None) -> TransferReport:
-    """Upload every local blob (of `only`, if given) to the S3 remote (digest checked first),
-    record it as in S3, then delete the local file (and rewrite the packs the packed ones
-    left, unless an import is running: then the next gc does). A blob is recorded as moved
-    only after S3 acknowledged it."""
+@dataclass
+class _Moved:
+    """A blob S3 acknowledged, and where it went (a pack object, or an object of its own)."""
+
+    blob_id: BlobId
+    rec: BlobRecord  # as it was when read
+    pack: str | None = None
+    offset: int = 0
+
+
+def push_blobs(store: Store, progress: Progress | None = None, only: set[bytes] | None = None,
+               packs: bool = True) -> TransferReport:
+    """Upload every local blob (of `only`, if given) to the S3 remote, digest checked first:
+    blobs up to PACK_MAX gathered into pack objects (cas.blobs.backends.s3packs; `packs=False`:
+    each its own object, as before packs), larger ones an object each. A blob is recorded as
+    moved only after S3 acknowledged its pack or object; then its local file is deleted (and
+    the local packs the packed ones left are rewritten, unless an import is running: then the
+    next gc does)."""
     s3 = store.s3
     if s3 is None:
         raise CasError(f"the store at {store.root} has no S3 remote (cas init --s3 s3://bucket/prefix)")
     report = TransferReport()
     packs_left = False
-    with store.lock(what="push"), ThreadPoolExecutor(WORKERS, thread_name_prefix="cas-push") as pool:
-        for batch in local_blobs(store, only):
-            results = list(pool.map(lambda entry: _upload(store, *entry), batch))
-            moved = [(blob_id, rec) for (blob_id, rec), error in zip(batch, results) if error is None]
+    uploads: set[Future[tuple[list[_Moved], list[tuple[str, int]]]]] = set()
+
+    def finish(done: Iterable[Future[tuple[list[_Moved], list[tuple[str, int]]]]]) -> None:
+        nonlocal packs_left
+        for future in done:
+            moved, errors = future.result()
+            for error, count in errors:
+                report.fail(error, count)
+            packs_left |= _record_moved(store, moved, report, progress)
+
+    with store.lock(what="push"), ThreadPoolExecutor(WORKERS, thread_name_prefix="cas-push") as pool, \
+            ThreadPoolExecutor(UPLOADS, thread_name_prefix="cas-push-pack") as pack_pool:
+        group: list[tuple[BlobId, BlobRecord]] = []
+        group_bytes = 0
+        for batch in _in_item_order(store, only):
+            alone = [(b, rec) for b, rec in batch if not packs or rec.size > PACK_MAX]
+            results = list(pool.map(lambda entry: _upload(store, *entry), alone))
             for error in results:
                 if error is not None:
                     report.fail(error)
-            with store.index.write() as txn:
-                for blob_id, _rec in moved:
-                    current = get_blob(store.index, txn, blob_id)
-                    if current is not None and current.location in STORED_HERE:
-                        put_blob(store.index, txn, blob_id, replace(current, location=S3, pack=None, offset=0))
-            for blob_id, rec in moved:  # only once the records point at S3 (a pack's copy goes at gc)
-                if rec.location == LOCAL:
-                    store.local.delete(blob_id)
-                report.done += 1
-                report.bytes += rec.size
-            if progress is not None:
-                progress(sum(rec.size for _id, rec in batch))
-            packs_left |= any(rec.location == PACK for _id, rec in moved)
+            packs_left |= _record_moved(store, [_Moved(b, rec) for (b, rec), error in zip(alone, results)
+                                                if error is None], report, progress)
+            for b, rec in batch:
+                if packs and rec.size <= PACK_MAX:
+                    group.append((b, rec))
+                    group_bytes += HEADER.size + rec.size
+                    if group_bytes >= PACK_OBJECT_TARGET:
+                        if len(uploads) >= UPLOADS:  # bounded: at most UPLOADS packs in flight
+                            done, uploads = wait(uploads, return_when=FIRST_COMPLETED)
+                            finish(done)
+                        uploads.add(pack_pool.submit(_upload_pack, store, group))
+                        group, group_bytes = [], 0
+        if group:
+            uploads.add(pack_pool.submit(_upload_pack, store, group))
+        finish(wait(uploads).done)
     if packs_left:
         try:  # the packs the blobs left, now that nothing else runs (else the next gc does it)
             with store.lock(exclusive=True, what="reclaim packs"):
@@ -194,6 +252,54 @@ def push_blobs(store: Store, progress: Progress | None = None, only: set[bytes] 
         except StoreBusy:
             pass
     return report
+
+
+def _record_moved(store: Store, moved: list[_Moved], report: TransferReport, progress: Progress | None) -> bool:
+    """Record blobs S3 acknowledged as there (one transaction), then free their local bytes;
+    whether any left an entry in a local pack."""
+    if not moved:
+        return False
+    with store.index.write() as txn:
+        for m in moved:
+            current = get_blob(store.index, txn, m.blob_id)
+            if current is not None and current.location in STORED_HERE:
+                there = replace(current, location=S3PACK if m.pack is not None else S3, pack=m.pack, offset=m.offset)
+                put_blob(store.index, txn, m.blob_id, there)
+    for m in moved:  # only once the records point at S3 (a local pack's copy goes when the pack is rewritten)
+        store.places.of(m.rec).delete(m.blob_id, m.rec)
+        report.done += 1
+        report.bytes += m.rec.size
+    if progress is not None:
+        progress(sum(m.rec.size for m in moved))
+    return any(m.rec.location == PACK for m in moved)
+
+
+def _upload_pack(store: Store,
+                 group: list[tuple[BlobId, BlobRecord]]) -> tuple[list[_Moved], list[tuple[str, int]]]:
+    """Write the blobs of `group` (each read and verified) into a pack file in tmp/ and upload
+    it in one PUT; (the blobs in it, (error, blobs it concerns) of those left out)."""
+    assert store.s3 is not None
+    name = new_pack_name()
+    pack = PackFile(os.path.join(store.tmp_dir, f"s3pack-{os.getpid()}-{name}"))
+    moved: list[_Moved] = []
+    errors: list[tuple[str, int]] = []
+    try:
+        for blob_id, rec in group:
+            try:
+                data = store.read_bytes(blob_id)
+            except CasError as e:
+                errors.append((f"blob {blob_id}: {e}", 1))
+                continue
+            moved.append(_Moved(blob_id, rec, name, pack.add(blob_id, data).offset))
+        pack.finish()
+        if moved:
+            store.s3.put_pack(pack.path, name, pack.entries)
+    except CasError as e:
+        return [], [*errors, (f"{counted(len(moved), 'blob')} in pack {name}: {e}", len(moved))]
+    finally:
+        pack.close()
+        discard(pack.path)
+    return moved, errors
 
 
 def _upload(store: Store, blob_id: BlobId, rec: BlobRecord) -> str | None:
@@ -212,7 +318,6 @@ def _upload(store: Store, blob_id: BlobId, rec: BlobRecord) -> str | None:
     if digest != blob_id or size != rec.size:
         return f"blob {blob_id}: local file is corrupt (digest {digest}, {size} bytes); not pushed; {HEAL_HINT}"
     try:
-        assert store.s3 is not None
         store.s3.upload_file(path, blob_id)
     except CasError as e:
         return str(e)

@@ -11,6 +11,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from cas.blobs.backends.fetch import RemoteError, S3Fetcher, describe_s3_error, s3_error_code, s3_not_found
+from cas.blobs.backends.s3packs import (
+    FOOTER,
+    INDEX_READ,
+    PACKS_DIR,
+    SUFFIX,
+    PackEntry,
+    decode_trailer,
+    pack_key_name,
+    trailer_offset,
+)
 from cas.blobs.spool import Spooled
 from cas.config import NetOptions, S3Remote
 from cas.errors import CasError, NotFound
@@ -49,12 +59,22 @@ def s3_client(endpoint_url: str | None, region: str | None, net: NetOptions) -> 
         return client
 
 
+def _object_size(resp: dict[str, Any], received: int) -> int:
+    """The whole object's size from a ranged GET's response."""
+    match = resp.get("ContentRange", "").rpartition("/")[2]
+    return int(match) if match.isdigit() else received
+
+
 class S3Backend:
     location = "s3"
 
     def __init__(self, remote: S3Remote, net: NetOptions) -> None:
         self.remote = remote
         self.net = net
+        self._pack_indexes: dict[str, list[PackEntry]] = {}  # pack name -> its index, as read or written
+        self._listed_packs: set[str] = set()  # packs whose entries are in _packed_ids
+        self._packed_ids: dict[BlobId, tuple[str, PackEntry]] = {}  # blob -> (pack, entry) of those packs
+        self._packs_lock = threading.Lock()
 
     @property
     def client(self) -> Any:
@@ -122,18 +142,105 @@ class S3Backend:
         return S3Fetcher(self.client, self.remote.bucket, self.key(blob_id))
 
     def read_range(self, blob_id: BlobId, offset: int, length: int) -> bytes:
+        return self.get_range(self.key(blob_id), offset, length, f"blob {blob_id}")
+
+    def get_range(self, key: str, offset: int, length: int, what: str) -> bytes:
+        """Up to `length` bytes of an object from `offset` (fewer only at its end; NotFound,
+        naming `what`, when there is no such object)."""
         if length <= 0:
             return b""
+        url = f"s3://{self.remote.bucket}/{key}"
         try:
-            resp = self.client.get_object(Bucket=self.remote.bucket, Key=self.key(blob_id),
+            resp = self.client.get_object(Bucket=self.remote.bucket, Key=key,
                                           Range=f"bytes={offset}-{offset + length - 1}")
             return resp["Body"].read()[:length]
         except Exception as e:  # noqa: BLE001 - botocore's errors: the absent and past-the-end ones, or described
             if s3_not_found(e):
-                raise NotFound(f"blob {blob_id} is not at {self.url(blob_id)}") from None
+                raise NotFound(f"{what} is not at {url}") from None
             if s3_error_code(e) == "InvalidRange":  # from at or past the end
                 return b""
-            raise describe_s3_error(self.url(blob_id), e) from None
+            raise describe_s3_error(url, e) from None
+
+    # -- pack objects (layout: cas.blobs.backends.s3packs) ---------------------------------------
+    def pack_key(self, name: str) -> str:
+        return self.remote.key(f"{PACKS_DIR}{name}{SUFFIX}")
+
+    def pack_url(self, name: str) -> str:
+        return f"s3://{self.remote.bucket}/{self.pack_key(name)}"
+
+    def put_pack(self, path: str, name: str, entries: list[PackEntry]) -> None:
+        """Upload a finished pack file in one PUT (streamed from the file); returns once S3 has
+        it. Its index is remembered: this process reads it back without a GET."""
+        try:
+            with open(path, "rb") as body:
+                self.client.put_object(Bucket=self.remote.bucket, Key=self.pack_key(name), Body=body)
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
+            raise describe_s3_error(f"upload of pack {name} to {self.pack_url(name)}", e) from None
+        with self._packs_lock:
+            self._pack_indexes[name] = entries
+
+    def pack_entries(self, name: str, size: int | None = None) -> list[PackEntry]:
+        """The index of a pack object (one suffix GET, a second one for a long index; the object
+        size, when the listing gave it, saves nothing but is checked); remembered per process:
+        a pack object never changes."""
+        with self._packs_lock:
+            known = self._pack_indexes.get(name)
+        if known is not None:
+            return known
+        url = self.pack_url(name)
+        try:
+            resp = self.client.get_object(Bucket=self.remote.bucket, Key=self.pack_key(name),
+                                          Range=f"bytes=-{INDEX_READ}")
+            tail = resp["Body"].read()
+            total = _object_size(resp, len(tail))
+            start = trailer_offset(tail[-FOOTER.size:], total, url)
+            if start < total - len(tail):  # a long index: the rest of it
+                tail = self.get_range(self.pack_key(name), start, total - len(tail) - start, f"pack {name}") + tail
+            entries = decode_trailer(tail[len(tail) - (total - start):], url)
+        except CasError:
+            raise
+        except Exception as e:  # noqa: BLE001 - botocore's errors: absent, or described
+            if s3_not_found(e):
+                raise NotFound(f"pack {name} is not at {url}") from None
+            raise describe_s3_error(url, e) from None
+        if size is not None and size != total:
+            raise CasError(f"{url}: {total} bytes, listed as {size}")
+        with self._packs_lock:
+            self._pack_indexes[name] = entries
+        return entries
+
+    def list_packs(self) -> Iterator[tuple[str | None, str, int]]:
+        """(pack name or None if the object is not a pack, url, size) of every object under packs/."""
+        prefix = self.remote.key(PACKS_DIR)
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.remote.bucket,
+                                                                              Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    yield (pack_key_name(obj["Key"][len(prefix):]), f"s3://{self.remote.bucket}/{obj['Key']}",
+                           int(obj["Size"]))
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
+            raise describe_s3_error(f"s3://{self.remote.bucket}/{prefix}", e) from None
+
+    def find_packed(self, blob_ids: set[BlobId], refresh: bool = True) -> dict[BlobId, tuple[str, PackEntry]]:
+        """Which of `blob_ids` the remote's pack objects hold: id -> (pack name, entry). From the
+        indexes this process read already; for the rest (with `refresh`), one listing, then the
+        index of each pack not read yet (several at once)."""
+        with self._packs_lock:
+            found = {b: self._packed_ids[b] for b in blob_ids if b in self._packed_ids}
+        if len(found) == len(blob_ids) or not refresh:
+            return found
+        from concurrent.futures import ThreadPoolExecutor
+        listed = [(name, size) for name, _url, size in self.list_packs() if name is not None]
+        with self._packs_lock:
+            new = [(name, size) for name, size in listed if name not in self._listed_packs]
+        with ThreadPoolExecutor(8) as pool:
+            indexes = list(pool.map(lambda p: (p[0], self.pack_entries(*p)), new))
+        with self._packs_lock:
+            for name, entries in indexes:
+                self._listed_packs.add(name)
+                for entry in entries:
+                    self._packed_ids.setdefault(entry.blob_id, (name, entry))
+            return {b: self._packed_ids[b] for b in blob_ids if b in self._packed_ids}
 
     def delete(self, blob_id: BlobId) -> None:
         try:

@@ -87,3 +87,28 @@ def test_an_unreachable_bucket_makes_nothing(tmp_path: Path, s3_endpoint: str) -
     with pytest.raises(CasError, match="no-such-bucket-here"):
         clone_store(tmp_path / "new", S3Remote("no-such-bucket-here", "x", s3_endpoint), net=NET)
     assert not (tmp_path / "new").exists()
+
+
+def test_a_clone_finds_the_blobs_in_the_packs_indexes_not_by_a_head_each(
+        tmp_path: Path, s3_endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cas.blobs.backends.s3 import S3Backend
+    from cas.records import S3PACK
+    remote = S3Remote(bucket, "team", s3_endpoint)
+    with Store.init(tmp_path / "origin", NET) as origin:
+        with ImportSession(origin, "p") as session:  # a local store: its blobs go up at push, packed
+            for i in range(20):
+                session.add_item("d", f"{i}.jpg", jpeg_bytes(10 + i, 10))
+            session.commit()
+        origin.config.s3 = remote
+        origin.save_config()
+        push(origin, "p")
+    heads = []
+    size_of = S3Backend.size_of
+    monkeypatch.setattr(S3Backend, "size_of", lambda self, blob_id: heads.append(blob_id) or size_of(self, blob_id))
+    clone_store(tmp_path / "new", remote, net=NET)
+    assert len(heads) <= 3, "a HEAD for the version and tree objects at most, none per item"
+    with Store(tmp_path / "new") as store:
+        item = store.ns.item("p", "d", "1.jpg")
+        assert {store.stat(b).location for b in item.blobs()} == {S3PACK}
+        assert store.read_bytes(item.media) == jpeg_bytes(11, 10)
+        assert fsck(store).clean

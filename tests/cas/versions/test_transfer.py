@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from cas import Store
+from cas.blobs.backends.packs import PACK_MAX
 from cas.ingest.session import ImportSession
 from cas.maintenance.fsck import check as fsck
 from cas.maintenance.gc import collect as collect_garbage
-from cas.records import LINK, LOCAL, S3, STORED_HERE
+from cas.records import LINK, LOCAL, S3, S3PACK, STORED_HERE
+from cas.versions import transfer
 from cas.versions.transfer import BATCH
 from cas.versions.transfer import pull_links as pull
 from cas.versions.transfer import push_blobs as push
@@ -71,7 +73,7 @@ def test_interrupted_pull_resumes(store: Store, http_server: RangeServer) -> Non
     assert fsck(store).only_orphans
 
 
-def test_push_moves_local_blobs_to_s3(tmp_path: Path, s3_store: Store) -> None:
+def test_push_without_packs_moves_local_blobs_to_s3_objects(tmp_path: Path, s3_store: Store) -> None:
     from converters.ingest import import_source
     config = s3_store.config
     local = Store.init(tmp_path / "local", net=s3_store.net)
@@ -85,10 +87,10 @@ def test_push_moves_local_blobs_to_s3(tmp_path: Path, s3_store: Store) -> None:
             raise KeyboardInterrupt
 
         with pytest.raises(KeyboardInterrupt):
-            push(local, progress=interrupt)
+            push(local, progress=interrupt, packs=False)
         where = {local.stat(r.media).location for _n, r in local.ns.items("p", "ds")}
         assert S3 in where and where - {S3} and where <= {S3, *STORED_HERE}
-        report = push(local)
+        report = push(local, packs=False)
         assert report.failed == 0
         assert not any(blob_id for blob_id, _p, _s in local.local.list_ids())
         for path in sorted((tmp_path / "src" / "ds").iterdir()):
@@ -97,6 +99,68 @@ def test_push_moves_local_blobs_to_s3(tmp_path: Path, s3_store: Store) -> None:
             assert local.read_bytes(item.media) == path.read_bytes()
         assert not list(local.local.list_packs()), "the packs the blobs left are gone"
         assert fsck(local).clean
+    finally:
+        local.close()
+
+
+def s3_keys(store: Store, under: str) -> list[str]:
+    assert store.s3 is not None
+    listed = store.s3.client.list_objects_v2(Bucket=store.s3.remote.bucket, Prefix=store.s3.remote.key(under))
+    return [obj["Key"] for obj in listed.get("Contents", [])]
+
+
+def test_push_gathers_small_blobs_into_pack_objects_and_resumes(tmp_path: Path, s3_store: Store,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from converters.ingest import import_source
+    monkeypatch.setattr(transfer, "PACK_OBJECT_TARGET", 40_000)  # several packs of a few dozen blobs
+    local = Store.init(tmp_path / "local", net=s3_store.net)
+    try:
+        write_images(tmp_path / "src" / "ds", BATCH * 5)
+        big = local.put(os.urandom(PACK_MAX + 1))
+        import_source(local, tmp_path / "src", "p", "images")
+        local.config.s3 = s3_store.config.s3
+        local.save_config()
+
+        def interrupt(n: int) -> None:
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            push(local, progress=interrupt)
+        where = {local.stat(r.media).location for _n, r in local.ns.items("p", "ds")}
+        assert S3PACK in where and where - {S3PACK} and where <= {S3PACK, *STORED_HERE}
+        assert fsck(local).clean
+        report = push(local)
+        assert report.failed == 0
+        assert not any(blob_id for blob_id, _p, _s in local.local.list_ids())
+        assert not list(local.local.list_packs()), "the local packs the blobs left are gone"
+        packs = set()
+        for path in sorted((tmp_path / "src" / "ds").iterdir()):
+            item = local.ns.item("p", "ds", path.name)
+            rec = local.stat(item.media)
+            assert rec.location == S3PACK and rec.pack is not None
+            packs.add(rec.pack)
+            assert local.read_bytes(item.media) == path.read_bytes()
+        assert local.s3 is not None and local.stat(big).location == S3  # larger than PACK_MAX: its own object
+        assert s3_keys(local, "blobs/") == [local.s3.key(big)]
+        pack_keys = s3_keys(local, "packs/")
+        assert 3 <= len(packs) and len(pack_keys) < BATCH * 5 / 10, "one PUT per pack, not per blob"
+        assert {local.s3.pack_key(name) for name in packs} <= set(pack_keys)
+        assert fsck(local).clean
+    finally:
+        local.close()
+
+
+def test_a_failed_pack_upload_moves_no_record(tmp_path: Path, s3_endpoint: str) -> None:
+    from cas.config import S3Remote
+    local = Store.init(tmp_path / "local")
+    try:
+        blobs = [local.put(os.urandom(50 + i)) for i in range(3)]
+        local.config.s3 = S3Remote("cas-no-such-bucket", "pre", s3_endpoint)
+        local.save_config()
+        report = push(local)
+        assert report.failed == 3 and 'pack' in report.errors[0] and "cas-no-such-bucket" in report.errors[0]
+        assert {local.stat(b).location for b in blobs} <= set(STORED_HERE)
+        assert not os.listdir(local.tmp_dir), "the pack file built for the upload is gone"
     finally:
         local.close()
 
