@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from cas import Store
+from cas import BlobId, Store
 from cas.store import has_store_data
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +32,24 @@ def damage_blob(store: Store, blob_id: bytes, data: bytes = b"", at: int = 0) ->
         f.seek(base + at)
         f.write(data)
     return path, base
+
+
+def loose_blob_path(store: Store, blob_id: bytes) -> str:
+    """The file of a stored blob, moved out of its pack first if it is packed (for tests that
+    remove a blob's file: one entry of a pack cannot be removed alone)."""
+    from dataclasses import replace
+
+    from cas.blobs.catalog import put_blob
+    from cas.blobs.spool import spool_bytes
+    from cas.records import LOCAL, PACK
+    blob = BlobId(bytes(blob_id))
+    rec = store.stat(blob)
+    if rec.location == PACK:
+        store.local.install(spool_bytes(store.read_bytes(blob)), str(store.tmp_dir))
+        store.local.sync()
+        with store.index.write() as txn:
+            put_blob(store.index, txn, blob, replace(rec, location=LOCAL, pack=None, offset=0))
+    return store.local.path(blob)
 
 
 @pytest.fixture

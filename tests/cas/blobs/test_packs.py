@@ -42,7 +42,7 @@ def packed_size(store: Store) -> int:
 
 
 def test_small_blobs_are_packed_and_read_back(store: Store) -> None:
-    items = small(40) | {"big.jpg": noise_png(64, 64)}
+    items = small(40) | {"big.jpg": noise_png(640, 600)}
     assert len(items["big.jpg"]) > PACK_MAX
     add(store, items)
     for name, data in items.items():

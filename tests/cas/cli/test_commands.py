@@ -17,7 +17,7 @@ from bench.datagen import make_sample_project
 from cas import Store
 from cas.blobs.hashing import hash_bytes
 from cas.maintenance.stats import compute as compute_stats
-from tests.conftest import ROOT, assert_user_error, damage_blob, run_cas, write_images
+from tests.conftest import ROOT, assert_user_error, damage_blob, loose_blob_path, run_cas, write_images
 
 COMMANDS = ("init", "import", "export", "ls", "stats", "put", "get", "rm", "gc", "fsck")
 ID_LINE = re.compile(r"^([0-9a-f]{32})  (.+)$")
@@ -166,7 +166,7 @@ def test_fsck_finds_a_missing_blob_and_repair_keeps_the_items_that_need_it(sampl
     assert lines(run_cas(store, "fsck"))[-1].endswith("8 items: clean")
     with Store(store) as s:
         shared = s.ns.item("demo", "train", "street_001.jpg").media  # also val/val_003.jpg's image
-        path = Path(s.local.path(shared))
+        path = Path(loose_blob_path(s, shared))
     original = path.read_bytes()
     path.unlink()
 

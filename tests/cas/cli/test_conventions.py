@@ -19,8 +19,9 @@ import pytest
 from PIL import Image
 
 from bench.datagen import make_sample_project
+from cas import Store
 from converters import FORMATS, WRITABLE
-from tests.conftest import ROOT, assert_user_error, run_cas
+from tests.conftest import ROOT, assert_user_error, loose_blob_path, run_cas
 
 
 def cas(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -142,7 +143,8 @@ def test_fsck_json_lists_problems_with_their_action(store: Path):
     report = as_json(run_cas(store, "fsck", "--json"))
     assert report["clean"] is True and report["problems"] == [] and report["items_checked"] == 8
     media = as_json(run_cas(store, "ls", "demo/val", "--json"))["items"][0]["media"]
-    path = next(p for p in (store / "blobs").rglob(media))
+    with Store(store) as s:
+        path = Path(loose_blob_path(s, bytes.fromhex(media)))
     path.unlink()
     proc = run_cas(store, "fsck", "--json", check=False)
     assert proc.returncode == 1

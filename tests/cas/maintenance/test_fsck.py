@@ -18,7 +18,7 @@ from tests.conftest import assert_user_error, damage_blob, jpeg_bytes, run_cas
 def noise_png(seed: int) -> bytes:
     """An image too large for a pack (a loose blob file)."""
     buf = io.BytesIO()
-    Image.frombytes("RGB", (64, 64), random.Random(seed).randbytes(64 * 64 * 3)).save(buf, "PNG")
+    Image.frombytes("RGB", (640, 600), random.Random(seed).randbytes(640 * 600 * 3)).save(buf, "PNG")
     return buf.getvalue()
 
 

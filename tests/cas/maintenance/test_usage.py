@@ -9,6 +9,7 @@ from io import BytesIO
 
 import pytest
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from cas import Store
 from cas.blobs.backends.packs import PACK_MAX
@@ -38,9 +39,11 @@ LINK_SIZE = 5000
 
 
 def noise_png() -> bytes:
-    """A PNG too large for a pack: a loose local blob."""
+    """A PNG too large for a pack (a text chunk pads it past PACK_MAX): a loose local blob."""
     buf = BytesIO()
-    Image.frombytes("RGB", (W, H), random.Random(0).randbytes(W * H * 3)).save(buf, "PNG")
+    padding = PngInfo()
+    padding.add_text("padding", "x" * PACK_MAX)
+    Image.frombytes("RGB", (W, H), random.Random(0).randbytes(W * H * 3)).save(buf, "PNG", pnginfo=padding)
     return buf.getvalue()
 
 
