@@ -33,9 +33,12 @@ class Namespace:
         self.index = index
 
     # -- the one place item records are written (snapshots learn what changed here) -------
-    def write_item(self, txn: lmdb.Transaction[bytes], key: bytes, raw: bytes) -> None:
-        self.index.put(txn, "items", key, raw)
+    def write_item(self, txn: lmdb.Transaction[bytes], key: bytes, raw: bytes, overwrite: bool = True) -> bool:
+        """Write an item record; without `overwrite`, only if the key is new (whether it was)."""
+        if not self.index.put(txn, "items", key, raw, overwrite=overwrite):
+            return False
         self.index.put(txn, "dirty", key, b"")
+        return True
 
     def delete_item(self, txn: lmdb.Transaction[bytes], key: bytes) -> None:
         self.index.delete(txn, "items", key)
@@ -169,10 +172,13 @@ class Namespace:
         for the caller to apply once per blob). `encoded`: the record encoded, when the caller
         has it. Returns 'added', 'skipped' or 'replaced'."""
         key = item_key(project, dataset, name)
-        raw = self.index.get(txn, "items", key)
-        outcome = "added"
-        if raw is not None:
-            old = ItemRecord.decode(raw)
+        encoded = encoded if encoded is not None else rec.encode()
+        if self.write_item(txn, key, encoded, overwrite=False):  # a new item: one search of the table, not two
+            outcome = "added"
+        else:
+            old_raw = self.index.get(txn, "items", key)
+            assert old_raw is not None  # the write above found the key
+            old = ItemRecord.decode(old_raw)
             if old.same_content(rec):
                 return "skipped"
             if not overwrite:
@@ -183,9 +189,9 @@ class Namespace:
                 self._move_ref(txn, blob, -1, deltas)
             outcome = "replaced"
             self.index.log_change(txn, project, dataset, name)
+            self.write_item(txn, key, encoded)
         for blob in rec.blobs():
             self._move_ref(txn, blob, +1, deltas)
-        self.write_item(txn, key, encoded if encoded is not None else rec.encode())
         return outcome
 
     def _move_ref(self, txn: lmdb.Transaction[bytes], blob: BlobId, delta: int, deltas: Counter[BlobId] | None) -> None:
