@@ -17,8 +17,8 @@ read-only mount <= 1.1 x the native listing; daemon private memory <= 100 MB; fi
 <= 5 s and <= 300 MB; `cas ls P/D` <= 10 s; `cas stats` <= 5 s; `cas fsck --quick` <= 15 s.
 `cas du P` (the dataset's row and the project's: two sets of ids) and `cas stats P --classes`
 (every link shares one empty annotation: a scan and one read) have no target. A 10M run needs
-about 5 KB of free disk and two inodes per item (the store, the native folder): it is refused
-up front without them.
+about 5 KB of free disk and an inode (the native folder's file) per item: it is refused up
+front without them.
 """
 
 from __future__ import annotations
