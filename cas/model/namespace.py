@@ -6,6 +6,7 @@ dataset is one prefix scan; nothing loads the whole tree.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections import Counter
@@ -125,17 +126,15 @@ class Namespace:
     def items(self, project: str, dataset: str, txn: lmdb.Transaction[bytes] | None = None,
               after: str | None = None) -> Iterator[tuple[str, ItemRecord]]:
         """Items of one dataset in name order (one prefix scan)."""
-        if txn is None:
-            with self.index.read() as txn:
-                yield from self.items(project, dataset, txn, after)
-            return
-        prefix = item_prefix(project, dataset)
-        plen = len(prefix)
-        for key, raw in self.index.scan(txn, "items", prefix):
-            name = key[plen:].decode()
-            if after is not None and name <= after:
-                continue
-            yield name, ItemRecord.decode(raw)
+        with self.index.read() if txn is None else contextlib.nullcontext(txn) as txn:
+            prefix = item_prefix(project, dataset)
+            plen = len(prefix)
+            decode = ItemRecord.decode
+            for key, raw in self.index.scan(txn, "items", prefix):
+                name = key[plen:].decode()
+                if after is not None and name <= after:
+                    continue
+                yield name, decode(raw)
 
     def item_names(self, project: str, dataset: str, starting: str = "", limit: int | None = None) -> list[str]:
         """Names of a dataset's items that start with `starting`, in order (one prefix scan,
