@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from cas.blobs.backends.fetch import RemoteError
-from cas.blobs.links import fetcher_for
+from cas.blobs.links import fetcher_for, split_url
 from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
 
@@ -94,7 +94,7 @@ def rows(src: Path) -> Iterator[Row]:
 
 
 def name_from_url(url: str) -> str:
-    return unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+    return unquote(split_url(url).path.rstrip("/").rsplit("/", 1)[-1])
 
 
 def read(src: Path, session: ImportSession, dataset: str | None, head: bool = True) -> dict[str, int]:

@@ -31,6 +31,10 @@ class AttrOverlay:
                 return {**attrs, **extra}
         return attrs
 
+    def apply_in(self, folder: str, name: str, attrs: Attrs) -> Attrs:
+        """`apply` for an entry of a listing of `folder`: no path is built while nothing is held."""
+        return self.apply(f"{folder}/{name}", attrs) if self._by_path else attrs
+
     def chmod(self, path: str, current: Attrs, mode: int) -> None:
         self._set(path, st_mode=stat.S_IFMT(current["st_mode"]) | stat.S_IMODE(mode))
 

@@ -143,16 +143,18 @@ class CasFUSE(_fuse.FUSE):
 
     def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int) -> int:
         plus = bool(flags & FUSE_READDIR_PLUS)
-        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        encoding, errors = self.encoding, self.errors
+        decoded = None if path is None else path.decode(encoding, errors)
         st = _fuse.c_stat()
+        st_ptr = ctypes.pointer(st)  # converted once, not by every call of the filler
         for name, attrs, next_offset in self.operations.readdir_at(decoded, fip.contents.fh, offset):
             if plus and attrs is not None:
                 fill_stat(st, attrs)
                 fill_flags = FUSE_FILL_DIR_PLUS
             else:
-                ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
+                ctypes.memset(st_ptr, 0, ctypes.sizeof(st))
                 st.st_mode = attrs["st_mode"] if attrs else 0
                 fill_flags = 0
-            if filler(buf, name.encode(self.encoding, self.errors), st, next_offset, fill_flags) != 0:
+            if filler(buf, name.encode(encoding, errors), st_ptr, next_offset, fill_flags) != 0:
                 break  # buffer full: the handle holds this entry for the next call
         return 0

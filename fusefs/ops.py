@@ -335,7 +335,7 @@ class CasOperations(Operations):
         drops = {name: attrs for name, attrs in self._drop_entries(t)}
         for name, attrs in view.readdir(t):
             if name not in drops:
-                yield name, self.attrs.apply(f"{base}/{name}", attrs) if attrs is not None else None
+                yield name, self.attrs.apply_in(base, name, attrs) if attrs is not None else None
         yield from drops.items()
         if t.kind is Kind.CAS_DIR:
             for name in STATUS_NAMES:

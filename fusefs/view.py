@@ -287,13 +287,14 @@ class View:
         shadows = set()
         if t.section == "img_info" and self.wb is not None:
             shadows = {name for name, _ in self.wb.scratch.children(t.path)}
+        sized = t.section in MEDIA_SECTIONS or t.section == "img_info"  # ann/ and meta/ never show a link's size
         with self.store.index.read() as txn:  # for the sizes of links
             for name, item in self.source.items(t.project, t.dataset):
                 if t.section == "meta" and item.meta is None:
                     continue
                 if self.hidden.file_hidden(t.project, t.dataset, t.section, name) or name + suffix in shadows:
                     continue
-                yield name + suffix, item_attrs(t.section, name, self.sized(item, txn))
+                yield name + suffix, item_attrs(t.section, name, self.sized(item, txn) if sized else item)
         if self.wb is not None and t.section in ("ann", "meta"):
             for name, size, mtime in self.wb.waiting(t.project, t.dataset, t.section):
                 yield name + ".json", _attrs(FILE_MODE, size, mtime)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import xxhash
 
@@ -21,6 +22,19 @@ SCHEMES = ("http", "https", "s3", "file")
 MAX_URL = 4096
 _LINK_SEED = 0x6C696E6B  # "link": link ids are digests of the URL, kept apart from content digests
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# scheme://host[:port]/path with nothing urlsplit treats specially (query, fragment, user info,
+# IPv6 brackets, whitespace it strips): split by this match, with urlsplit's result
+_PLAIN_URL = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*)://([^/?#@\[\]\s\\]*)(/[^?#\s\\]*)?\Z")
+
+
+@functools.lru_cache(maxsize=64)  # a link's name and its check split the same URL one after the other
+def split_url(url: str) -> SplitResult:
+    """`urllib.parse.urlsplit(url)`, twice as fast for a plain URL (an import of a million
+    links splits a million); anything else goes to urlsplit."""
+    plain = _PLAIN_URL.match(url)
+    if plain is None:
+        return urlsplit(url)
+    return SplitResult(plain[1].lower(), plain[2], plain[3] or "", "", "")
 
 
 def link_id(url: str) -> BlobId:
@@ -36,7 +50,7 @@ def check_url(url: str, allow_roots: list[str], label: str = "url", public_only:
         raise InvalidInput(label, f"URL must be 1 to {MAX_URL} characters")
     if _CONTROL.search(url):
         raise InvalidInput(label, f"control character in URL {url[:80]!r}")
-    parts = urlsplit(url)
+    parts = split_url(url)
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise InvalidInput(label, f"URL scheme {scheme or '(none)'!r} is not allowed (allowed: {', '.join(SCHEMES)}): "
@@ -52,7 +66,7 @@ def check_url(url: str, allow_roots: list[str], label: str = "url", public_only:
 
 def file_path(url: str, allow_roots: list[str], label: str = "url") -> str:
     """The local path of a file:// URL, refused unless it lies under an allowed root."""
-    parts = urlsplit(url)
+    parts = split_url(url)
     if parts.netloc not in ("", "localhost"):
         raise InvalidInput(label, f"file URL names a remote host: {url[:200]}")
     path = os.path.realpath(unquote(parts.path))
@@ -70,7 +84,7 @@ def fetcher_for(url: str, net: NetOptions, allow_roots: list[str], s3: S3Remote 
     from cas.blobs.backends.s3 import s3_client
 
     check_url(url, allow_roots, public_only=net.public_links_only)
-    parts = urlsplit(url)
+    parts = split_url(url)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
         return HttpFetcher(url, net)

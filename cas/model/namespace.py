@@ -9,6 +9,7 @@ below the class give the other layers raw (undecoded) access where they decode l
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections import Counter
@@ -36,9 +37,12 @@ class Namespace:
         self.index = index
 
     # -- the one place item records are written (snapshots learn what changed here) -------
-    def write_item(self, txn: lmdb.Transaction[bytes], key: bytes, raw: bytes) -> None:
-        self.index.put(txn, "items", key, raw)
+    def write_item(self, txn: lmdb.Transaction[bytes], key: bytes, raw: bytes, overwrite: bool = True) -> bool:
+        """Write an item record; without `overwrite`, only if the key is new (whether it was)."""
+        if not self.index.put(txn, "items", key, raw, overwrite=overwrite):
+            return False
         self.index.put(txn, "dirty", key, b"")
+        return True
 
     def delete_item(self, txn: lmdb.Transaction[bytes], key: bytes) -> None:
         self.index.delete(txn, "items", key)
@@ -129,17 +133,15 @@ class Namespace:
     def items(self, project: str, dataset: str, txn: lmdb.Transaction[bytes] | None = None,
               after: str | None = None) -> Iterator[tuple[str, ItemRecord]]:
         """Items of one dataset in name order (one prefix scan)."""
-        if txn is None:
-            with self.index.read() as txn:
-                yield from self.items(project, dataset, txn, after)
-            return
-        prefix = item_prefix(project, dataset)
-        plen = len(prefix)
-        for key, raw in self.index.scan(txn, "items", prefix):
-            name = key[plen:].decode()
-            if after is not None and name <= after:
-                continue
-            yield name, ItemRecord.decode(raw)
+        with self.index.read() if txn is None else contextlib.nullcontext(txn) as txn:
+            prefix = item_prefix(project, dataset)
+            plen = len(prefix)
+            decode = ItemRecord.decode
+            for key, raw in self.index.scan(txn, "items", prefix):
+                name = key[plen:].decode()
+                if after is not None and name <= after:
+                    continue
+                yield name, decode(raw)
 
     def item_names(self, project: str, dataset: str, starting: str = "", limit: int | None = None) -> list[str]:
         """Names of a dataset's items that start with `starting`, in order (one prefix scan,
@@ -176,10 +178,13 @@ class Namespace:
         for the caller to apply once per blob). `encoded`: the record encoded, when the caller
         has it. Returns 'added', 'skipped' or 'replaced'."""
         key = item_key(project, dataset, name)
-        raw = self.index.get(txn, "items", key)
-        outcome = "added"
-        if raw is not None:
-            old = ItemRecord.decode(raw)
+        encoded = encoded if encoded is not None else rec.encode()
+        if self.write_item(txn, key, encoded, overwrite=False):  # a new item: one search of the table, not two
+            outcome = "added"
+        else:
+            old_raw = self.index.get(txn, "items", key)
+            assert old_raw is not None  # the write above found the key
+            old = ItemRecord.decode(old_raw)
             if old.same_content(rec):
                 return "skipped"
             if not overwrite:
@@ -190,9 +195,9 @@ class Namespace:
                 self._move_ref(txn, blob, -1, deltas)
             outcome = "replaced"
             self.index.log_change(txn, project, dataset, name)
+            self.write_item(txn, key, encoded)
         for blob in rec.blobs():
             self._move_ref(txn, blob, +1, deltas)
-        self.write_item(txn, key, encoded if encoded is not None else rec.encode())
         return outcome
 
     def _move_ref(self, txn: lmdb.Transaction[bytes], blob: BlobId, delta: int, deltas: Counter[BlobId] | None) -> None:
@@ -352,15 +357,21 @@ def counts(index: Index, txn: lmdb.Transaction[bytes]) -> dict[str, int]:
             "items": index.count(txn, "items")}
 
 
-def dirty_keys(index: Index, txn: lmdb.Transaction[bytes], project: str) -> Iterator[bytes]:
-    """The keys of a project's items written (or removed) since its last snapshot, in key order."""
-    return (key for key, _raw in index.scan(txn, "dirty", project_key(project) + SEP))
+def dirty_keys(index: Index, txn: lmdb.Transaction[bytes], project: str, start: bytes = b"") -> Iterator[bytes]:
+    """The keys of a project's items written (or removed) since its last snapshot, in key order
+    (from `start`, a key within the project, if given)."""
+    prefix = project_key(project) + SEP
+    return (key for key, _raw in index.scan_range(txn, "dirty", start or prefix, None, prefix))
 
 
 def clear_dirty(index: Index, txn: lmdb.Transaction[bytes], project: str,
-                keep: Callable[[bytes], bool] = lambda _key: False) -> None:
+                keep: Callable[[bytes], bool] | None = None) -> None:
     """Drop a project's dirty marks, except those of the item keys `keep` holds for."""
-    index.prune(txn, "dirty", project_key(project) + SEP, lambda key, _value: not keep(key))
+    prefix = project_key(project) + SEP
+    if keep is None:
+        index.prune(txn, "dirty", prefix)
+    else:
+        index.prune(txn, "dirty", prefix, lambda key, _value: not keep(key))
 
 
 def widen_meta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

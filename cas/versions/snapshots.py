@@ -211,20 +211,28 @@ def _touched_buckets(store: Store, txn: Any, project: str,
     prefix = project_key(project) + SEP
     firsts: dict[str, list[str]] = {}
     touched: dict[str, set[int]] = {}
-    for key in namespace.dirty_keys(store.index, txn, project):
-        dataset, _, name = key[len(prefix):].rpartition(SEP)
-        path = dataset.decode()
-        indices = touched.setdefault(path, set())
-        if path in previous:
+    start = prefix
+    while True:
+        for key in namespace.dirty_keys(store.index, txn, project, start):
+            dataset, _, name = key[len(prefix):].rpartition(SEP)
+            path = dataset.decode()
+            indices = touched.setdefault(path, set())
+            if path not in previous:  # built whole: the rest of its marks are skipped, not read
+                start = prefix + dataset + SEP + b"\xff"  # above every UTF-8 name
+                break
             if path not in firsts:
                 firsts[path] = [b.first for b in previous[path]]
             indices.add(max(bisect.bisect_right(firsts[path], name.decode()) - 1, 0))
-    return touched
+        else:
+            return touched
 
 
 def _clear_dirty(index: Any, snapped: Any, txn: Any, project: str) -> None:
     """Drop the dirty marks of items the snapshot holds as they are now: an item written again
     since the snapshot's read transaction `snapped` stays dirty for the next snapshot."""
+    if txn.id() == snapped.id() + 1:  # nothing was committed since `snapped`: no item was written again
+        namespace.clear_dirty(index, txn, project)
+        return
     now, then = namespace.raw_item_getter(index, txn), namespace.raw_item_getter(index, snapped)
     namespace.clear_dirty(index, txn, project, keep=lambda key: now(key) != then(key))
 

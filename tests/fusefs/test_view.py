@@ -27,3 +27,25 @@ def test_img_info_of_a_link_not_yet_read_has_null_size_and_dimensions() -> None:
     item = ItemRecord(BlobId(bytes(range(16))), BlobId(b"\1" * 16), UNKNOWN_SIZE, 56, 0, 0, "image/jpeg", 1)
     info = json.loads(img_info("a.jpg", item))
     assert (info["size"], info["width"], info["height"]) == (None, None, None)
+
+
+def test_sections_without_sizes_list_links_without_looking_their_sizes_up(tmp_path, monkeypatch) -> None:
+    """ann/ and meta/ show no link's size: their listings read no blob record (img/ does)."""
+    from cas.ingest.session import ImportSession
+    from cas.store import Store
+    from fusefs.paths import parse
+    from fusefs.view import View
+
+    store = Store.init(tmp_path / "store")
+    with ImportSession(store, "p") as session:
+        session.add_link("d", "a.jpg", "http://127.0.0.1:9/a.jpg")
+        session.commit()
+    view = View(store, store.ns, read_only=True)
+    looked_up: list[str] = []
+    sized = View.sized
+    monkeypatch.setattr(View, "sized", lambda self, item, txn=None: looked_up.append("x") or sized(self, item, txn))
+    assert [name for name, _ in view.section_entries(parse("/p/d/ann"))] == ["a.jpg.json"]
+    assert looked_up == []
+    assert [(name, a["st_size"]) for name, a in view.section_entries(parse("/p/d/img"))] == [("a.jpg", 0)]
+    assert looked_up == ["x"]
+    store.close()

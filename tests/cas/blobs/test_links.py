@@ -6,12 +6,13 @@ import os
 import socket
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from cas import Store
 from cas.blobs.backends.fetch import RemoteChanged, RemoteError
-from cas.blobs.links import link_id
+from cas.blobs.links import link_id, split_url
 from cas.config import NetOptions
 from cas.errors import CorruptBlob, InvalidInput
 from cas.ingest.session import ImportSession
@@ -268,3 +269,21 @@ def test_a_forked_child_never_uses_the_parents_connections(lstore: Store, http_s
     assert fetch._pools
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply(_pools_in_child) == 0
+
+
+SPLIT_CASES = [
+    "http://127.0.0.1:9/images/0000001.jpg", "HTTP://Host.Example.com:80/a/b%20c.jpg", "https://h", "https://h/",
+    "s3://bucket/key/x.png", "file:///tmp/x.jpg", "file:/tmp/x", "http://u:p@h/x", "http://[::1]/x",
+    "http://h/x?y=1#z", "http://h/a b", "http://h\\x/y", "1http://h/x", "http://h:abc/x", "ftp://h/x",
+    "http://h//x//", "a+b.c-d://x/y", "http:///x", "http://h:/x", "http://é.com/ü.jpg", "http://h/x;p",
+    "http://h@", "http://h/@x", "http://h/x\t.jpg", "http://h:9\u00a0/x", "http://h\u3000/x", "http://h/x\n",
+    " http://h/x", "http://h/x ", "", "x", "//h/x",
+]
+
+
+@pytest.mark.parametrize("url", SPLIT_CASES)
+def test_split_url_is_urlsplit(url: str) -> None:
+    """The fast split of plain URLs gives urlsplit's result, and its host, for every URL."""
+    ours, theirs = split_url(url), urlsplit(url)
+    assert ours == theirs
+    assert ours.hostname == theirs.hostname

@@ -93,6 +93,36 @@ def test_item_written_during_a_snapshot_stays_for_the_next(store: Store, monkeyp
     assert diff(store, "p", v3, None).changed == []
 
 
+def test_first_snapshot_reads_one_dirty_mark_per_dataset_and_compares_no_item(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dataset the head lacks is built whole: its other marks are not read; and marks are
+    dropped without comparing items when nothing was committed during the snapshot."""
+    add(store, {f"{d}/{i:02d}.jpg": jpeg_bytes(8 + i % 5, 8, (i, 0, 0)) for d in ("a", "a/b", "c") for i in range(6)})
+    index = store.index
+    marks_read: list[bytes] = []
+    items_compared: list[str] = []
+    scan_range, getter = index.scan_range, index.getter
+
+    def counting_scan(txn, dbname, start, stop, prefix):  # type: ignore[no-untyped-def]
+        for key, value in scan_range(txn, dbname, start, stop, prefix):
+            if dbname == "dirty":
+                marks_read.append(key)
+            yield key, value
+
+    def counting_getter(txn, dbname):  # type: ignore[no-untyped-def]
+        if dbname == "items":
+            items_compared.append(dbname)
+        return getter(txn, dbname)
+
+    monkeypatch.setattr(index, "scan_range", counting_scan)
+    monkeypatch.setattr(index, "getter", counting_getter)
+    version, _ = snapshot(store, "p")
+    assert version.items == 18
+    assert len(marks_read) == 3 and items_compared == []
+    with index.read() as txn:
+        assert list(index.scan(txn, "dirty")) == []
+
+
 def test_cli(tmp_path: Path) -> None:
     from tests.conftest import run_cas, write_images
     write_images(tmp_path / "src" / "ds", 3)
