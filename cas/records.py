@@ -12,8 +12,10 @@ from cas.ids import BlobId
 LOCAL = "local"
 PACK = "pack"  # a small blob inside a pack file under <store>/packs/ (cas.blobs.backends.packs)
 S3 = "s3"
+S3PACK = "s3pack"  # a small blob inside an S3 pack object <prefix>/packs/<name>.pack (cas.blobs.backends.s3packs)
 LINK = "link"
 STORED_HERE = (LOCAL, PACK)  # the locations whose bytes are on this machine
+PACKED = (PACK, S3PACK)  # the locations whose records keep a pack name and an offset
 UNKNOWN_SIZE = -1  # a link imported without a HEAD: learned on first read
 
 
@@ -39,8 +41,8 @@ class BlobRecord:
 
     A link entry (location LINK) also keeps its URL, the ETag and size seen at import
     or first read (a later read that finds others fails), and the content digest once a
-    full read has computed it. A packed blob (location PACK) keeps its pack file's name and
-    the offset of its bytes there.
+    full read has computed it. A packed blob (location PACK or S3PACK) keeps its pack's name
+    and the offset of its bytes there.
     """
 
     size: int
@@ -88,6 +90,11 @@ class BlobRecord:
         """Whether an encoded record carries a URL (a link), without decoding it: only link
         records are 7-element arrays (msgpack fixarray header 0x97)."""
         return raw[:1] == b"\x97"
+
+    @property
+    def packed(self) -> bool:
+        """Whether the bytes are an entry of a pack (local or in S3): `pack` and `offset` say where."""
+        return self.location in PACKED
 
     def with_refcount(self, refcount: int) -> BlobRecord:
         return BlobRecord(self.size, refcount, self.location, self.created, self.url, self.etag, self.digest,
