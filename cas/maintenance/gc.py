@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cas.blobs import damage
+from cas.blobs.catalog import raw_blob_getter
 from cas.blobs.repack import Rewrite, compact_packs, compaction_plan, unused_packs
 from cas.ids import BlobId
 from cas.ingest import statcache
@@ -152,12 +153,14 @@ def _young(store: Store, blob_id: BlobId) -> bool:
 
 
 def orphan_files(store: Store) -> list[tuple[str, int]]:
-    """(path, size) of every file under blobs/ that the index does not record, and of every
-    file under packs/ that no record points into."""
-    index = store.index
-    with index.read() as txn:
+    """(path, size) of every file under blobs/ that no record of a loose blob points at (a
+    push that moved the blob to S3, or a repair that re-pointed it, may leave its old file),
+    and of every file under packs/ that no record points into."""
+    with store.index.read() as txn:
+        record = raw_blob_getter(store.index, txn)
         orphans = [(path, size) for blob_id, path, size in store.local.list_ids()
-                   if blob_id is None or index.get(txn, "blobs", bytes(blob_id)) is None]
+                   if blob_id is None or (raw := record(bytes(blob_id))) is None
+                   or BlobRecord.raw_summary(raw)[2] != LOCAL]
     return orphans + unused_packs(store)
 
 
