@@ -20,7 +20,7 @@ from cas.blobs.backends.packs import HEADER, PackWriter
 from cas.blobs.catalog import get_blob, put_blob, scan_blobs
 from cas.blobs.hashing import hash_bytes
 from cas.ids import BlobId
-from cas.records import BlobRecord
+from cas.records import PACK, BlobRecord
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -29,15 +29,14 @@ REWRITE_BELOW = 0.5  # live fraction under which a pack is rewritten
 
 
 def _packed(store: Store) -> tuple[dict[str, list[tuple[BlobId, int, int]]], set[str]]:
-    """The packed blobs of every pack in use, as pack name -> [(id, offset, size)], and the
-    packs holding a blob fsck marked damaged (a rewrite would stop at it: left for fsck)."""
+    """The packed blobs of every local pack in use, as pack name -> [(id, offset, size)], and
+    the packs holding a blob fsck marked damaged (a rewrite would stop at it: left for fsck)."""
     out: dict[str, list[tuple[BlobId, int, int]]] = {}
     damaged = set()
     with store.index.read() as txn:
         marked = {bytes(blob_id) for blob_id, state in damage.marks(store.index, txn) if state == damage.DAMAGED}
         for key, raw in scan_blobs(store.index, txn):
-            if BlobRecord.raw_is_packed(raw):
-                rec = BlobRecord.decode(raw)
+            if BlobRecord.raw_is_packed(raw) and (rec := BlobRecord.decode(raw)).location == PACK:
                 assert rec.pack is not None
                 out.setdefault(rec.pack, []).append((BlobId(key), rec.offset, rec.size))
                 if key in marked:
