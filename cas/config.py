@@ -31,6 +31,9 @@ from cas.errors import InvalidInput
 from cas.units import parse_size
 
 DEFAULT_CACHE_SIZE = 10 << 30
+# gc leaves an S3 object or pack younger than this: another store sharing the bucket may be
+# pushing it, or may have pushed it and not yet its version heads that reach it.
+DEFAULT_S3_GRACE_SECONDS = 86400
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class StoreConfig:
     s3: S3Remote | None = None
     cache_size: int = DEFAULT_CACHE_SIZE
     allow_roots: list[str] = field(default_factory=list)  # directories file:// links may point into
+    s3_grace_seconds: float = DEFAULT_S3_GRACE_SECONDS
 
     @classmethod
     def load(cls, root: Path) -> StoreConfig:
@@ -87,9 +91,12 @@ class StoreConfig:
         if not isinstance(roots, list):
             raise InvalidInput(str(path), "expected a list of folders", "allow_roots")
         size = raw.get("cache_size", DEFAULT_CACHE_SIZE)  # bytes as saved, or a size written by hand
+        grace = raw.get("s3_grace_seconds", DEFAULT_S3_GRACE_SECONDS)
+        if isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0:
+            raise InvalidInput(str(path), "expected a number of seconds, 0 or more", "s3_grace_seconds")
         return cls(S3Remote(**s3) if s3 else None,
                    size if isinstance(size, int) else parse_size(str(size), f"{path}: cache_size"),
-                   [str(p) for p in roots])
+                   [str(p) for p in roots], grace)
 
     def save(self, root: Path) -> None:
         path = root / "config.json"

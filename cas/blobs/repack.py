@@ -2,6 +2,10 @@
 
 Run with the store alone (gc; a push, when no import is running): an import appends to
 packs whose entries are not recorded yet, which would look unused.
+
+A pack is rewritten once its live entries fill less than REWRITE_BELOW of it: the copy
+then costs at most the bytes it frees, so the bytes gc writes stay within the bytes it
+reclaims, and no pack keeps more than about as much dead space as live data.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
+from cas.blobs import damage
 from cas.blobs.backends.packs import HEADER, PackWriter
 from cas.blobs.catalog import get_blob, put_blob, scan_blobs
 from cas.blobs.hashing import hash_bytes
@@ -20,22 +25,29 @@ from cas.records import PACK, BlobRecord
 if TYPE_CHECKING:
     from cas.store import Store
 
+REWRITE_BELOW = 0.5  # live fraction under which a pack is rewritten
 
-def _packed(store: Store) -> dict[str, list[tuple[BlobId, int, int]]]:
-    """The packed blobs of every local pack in use: pack name -> [(id, offset, size)]."""
+
+def _packed(store: Store) -> tuple[dict[str, list[tuple[BlobId, int, int]]], set[str]]:
+    """The packed blobs of every local pack in use, as pack name -> [(id, offset, size)], and
+    the packs holding a blob fsck marked damaged (a rewrite would stop at it: left for fsck)."""
     out: dict[str, list[tuple[BlobId, int, int]]] = {}
+    damaged = set()
     with store.index.read() as txn:
+        marked = {bytes(blob_id) for blob_id, state in damage.marks(store.index, txn) if state == damage.DAMAGED}
         for key, raw in scan_blobs(store.index, txn):
             if BlobRecord.raw_is_packed(raw) and (rec := BlobRecord.decode(raw)).location == PACK:
                 assert rec.pack is not None
                 out.setdefault(rec.pack, []).append((BlobId(key), rec.offset, rec.size))
-    return out
+                if key in marked:
+                    damaged.add(rec.pack)
+    return out, damaged
 
 
 def unused_packs(store: Store) -> list[tuple[str, int]]:
     """(path, size) of every file under packs/ that no record points into: packs whose
     entries all went (or that a killed import left), and files that are not packs."""
-    used = set(_packed(store))
+    used = set(_packed(store)[0])
     return [(path, size) for name, path, size in store.local.list_packs() if name not in used]
 
 
@@ -48,57 +60,67 @@ class Rewrite(NamedTuple):
 
 def compaction_plan(store: Store, dead: Collection[bytes] = ()) -> tuple[list[tuple[str, int]], list[Rewrite]]:
     """What compact_packs would do, with the blobs in `dead` counted as gone: the packs to
-    remove, as (name, size), and the packs to rewrite (their live entries fill less than half)."""
-    packed = _packed(store)
-    unused, sizes = [], {}
+    remove, as (name, size), and the packs to rewrite (their live entries fill less than
+    REWRITE_BELOW of them; not one that holds a blob marked damaged)."""
+    packed, damaged = _packed(store)
+    unused, rewrites = [], []
     for name, _path, size in store.local.list_packs():
-        if name is not None and not any(bytes(blob_id) not in dead for blob_id, _o, _n in packed.get(name, ())):
-            unused.append((name, size))
-        elif name is not None:
-            sizes[name] = size
-    rewrites = []
-    for name, entries in packed.items():
-        live = [entry for entry in entries if bytes(entry[0]) not in dead]
+        if name is None:
+            continue
+        live = [entry for entry in packed.get(name, ()) if bytes(entry[0]) not in dead]
         live_bytes = sum(HEADER.size + n for _id, _offset, n in live)
-        if name in sizes and live_bytes * 2 < sizes[name]:
-            rewrites.append(Rewrite(name, sizes[name], live, live_bytes))
+        if not live:
+            unused.append((name, size))
+        elif live_bytes < REWRITE_BELOW * size and name not in damaged:
+            rewrites.append(Rewrite(name, size, live, live_bytes))
     return unused, rewrites
 
 
-def compact_packs(store: Store, plan: tuple[list[tuple[str, int]], list[Rewrite]] | None = None) -> tuple[int, int]:
-    """Rewrite every pack whose live entries fill less than half of it, then drop the old
-    one, and remove the packs none of whose entries is used (or do what `plan`, from
-    `compaction_plan`, says); returns (packs rewritten or removed, bytes freed). Needs the
-    store alone: an import appends to packs not recorded yet.
+def compact_packs(store: Store, plan: tuple[list[tuple[str, int]], list[Rewrite]] | None = None) -> set[str]:
+    """Remove the packs none of whose entries is used, and copy the live entries of every
+    pack that is mostly dead into new packs (shared by all the rewrites), then drop the old
+    ones (or do what `plan`, from `compaction_plan`, says); returns the names of the packs
+    it planned to rewrite and did not. Needs the store alone: an import appends to packs
+    not recorded yet.
 
-    The copies are durable before the records move to them, and the old pack goes only
-    after: a crash leaves an unused pack, which the next gc (or fsck --repair) removes."""
+    The copies are durable before the records move to them, and the old packs go only
+    after: a crash leaves unused packs, which the next gc (or fsck --repair) removes. An
+    entry whose bytes no longer match its id keeps its pack from being rewritten."""
     unused, rewrites = plan or compaction_plan(store)
     for name, _size in unused:
         os.unlink(store.local.pack_path(name))
-    rewritten, freed = len(unused), sum(size for _name, size in unused)
-    for name, size, live, live_bytes in rewrites:
-        writer = PackWriter(store.local.pack_dir)
-        moved: dict[BlobId, tuple[str, int]] = {}
-        try:
-            with open(store.local.pack_path(name), "rb") as f:
-                for blob_id, offset, n in live:
-                    data = os.pread(f.fileno(), n, offset)
-                    if hash_bytes(data) == blob_id:  # a damaged entry stays where fsck reports it
-                        moved[blob_id] = writer.append(blob_id, data)
-        finally:
-            writer.close()
-        if len(moved) < len(live):
-            if writer.name:
-                os.unlink(store.local.pack_path(writer.name))
-            continue
-        store.local.sync()
-        with store.index.write() as txn:
-            for blob_id, (new_pack, new_offset) in moved.items():
+    writer = PackWriter(store.local.pack_dir)
+    moved: dict[str, dict[BlobId, tuple[str, int]]] = {}
+    try:
+        for rewrite in rewrites:
+            copies = _live_copies(store, rewrite)
+            if copies is not None:
+                moved[rewrite.name] = {blob_id: writer.append(blob_id, data) for blob_id, data in copies}
+    finally:
+        writer.close()
+    skipped = {rewrite.name for rewrite in rewrites} - set(moved)
+    if not moved:
+        return skipped
+    store.local.sync()
+    with store.index.write() as txn:
+        for old_pack, entries in moved.items():
+            for blob_id, (new_pack, new_offset) in entries.items():
                 rec = get_blob(store.index, txn, blob_id)
-                if rec is not None and rec.pack == name:
+                if rec is not None and rec.pack == old_pack:
                     put_blob(store.index, txn, blob_id, replace(rec, pack=new_pack, offset=new_offset))
+    for name in moved:
         os.unlink(store.local.pack_path(name))
-        freed += size - live_bytes
-        rewritten += 1
-    return rewritten, freed
+    return skipped
+
+
+def _live_copies(store: Store, rewrite: Rewrite) -> list[tuple[BlobId, bytes]] | None:
+    """The live entries of a pack to rewrite, read and verified (at most REWRITE_BELOW of a
+    pack, in memory); None if one does not match its id."""
+    copies = []
+    with open(store.local.pack_path(rewrite.name), "rb") as f:
+        for blob_id, offset, n in rewrite.live:
+            data = os.pread(f.fileno(), n, offset)
+            if hash_bytes(data) != blob_id:
+                return None
+            copies.append((blob_id, data))
+    return copies

@@ -214,8 +214,11 @@ def gc_cmd(c: Context, dry_run: bool, as_json: bool) -> None:
     click.echo(f"{verb} {counted(r.blobs_removed, 'blob')} and {counted(r.orphans_removed, 'orphan file')}, "
                f"{'would free' if dry_run else 'freed'} {human(r.bytes_freed)}; {counted(r.temp_removed, 'temp file')}"
                + (f"; {counted(r.packs_compacted, 'pack')} compacted" if r.packs_compacted else "")
-               + (f"; {counted(r.young_kept, 'S3 object')} under an hour old kept for a later gc" if r.young_kept
-                  else "")
+               + (f" ({human(r.pack_bytes_copied)} of live entries copied)" if r.pack_bytes_copied else "")
+               + (f"; {counted(r.packs_not_rewritten, 'pack')} not compacted: an entry's bytes are damaged "
+                  "(see `cas fsck`)" if r.packs_not_rewritten else "")
+               + (f"; {counted(r.young_kept, 'S3 object')} younger than the grace period "
+                  f"(s3_grace_seconds {c.store.config.s3_grace_seconds:g}) kept for a later gc" if r.young_kept else "")
                + ("; nothing changed (dry run)" if dry_run else ""))
 
 

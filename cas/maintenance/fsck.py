@@ -29,6 +29,7 @@ from cas.ids import BlobId
 from cas.index import SEP, project_key, split_item_key
 from cas.ingest import statcache
 from cas.ingest.journal import ingest_dirs, is_mount_staging, live_records, try_lock
+from cas.maintenance.copies import copy_path, find_copies
 from cas.maintenance.gc import kept_by_versions, orphan_files, remove_path
 from cas.model import namespace
 from cas.model.annotation import dumps, empty_annotation, empty_video_annotation
@@ -47,7 +48,8 @@ ORPHAN_KINDS = frozenset({"orphan-file", "stale-temp"})
 ACTIONS = {"orphan-file": "remove", "stale-temp": "remove", "missing-blob": "forget", "corrupt-blob": "remove",
            "dangling-item": "remove", "damaged-item": "", "dangling-dataset": "remove",
            "damaged-annotation": "reset to empty", "damaged-item-meta": "drop the item meta",
-           "bad-refcount": "fix", "pending-journal": ""}
+           "bad-refcount": "fix", "pending-journal": "", "misplaced-blob": "re-point its record at the copy",
+           "missing-pack": ""}
 
 
 @dataclass
@@ -120,13 +122,15 @@ def check(store: Store, repair: bool = False, verify: bool = True,
     with store.lock(exclusive=True, what="check the store"):
         report = FsckReport()
         bad_blobs = _check_blobs(store, report, verify, progress)
+        copies = _misplaced(store, report, bad_blobs)
         if not store.index.read_only:
             _mark(store, report, bad_blobs, verify)
+        bad_blobs -= set(copies)
         _check_namespace(store, report, bad_blobs)
-        _check_files(store, report)
+        _check_files(store, report, {copy_path(store, rec, blob_id) for blob_id, rec in copies.items()})
         keep = kept_by_versions(store) if bad_blobs else set()  # what versions hold, walked once
         if repair:
-            bad_blobs -= _repair(store, report, bad_blobs, keep)
+            bad_blobs -= _repair(store, report, bad_blobs, keep, copies)
         report.sources_needed = _sources_needed(store, bad_blobs, keep, resets_counted=not plan_repair)
         in_use = {str(need.blob) for need in report.sources_needed}
         for problem in report.problems:
@@ -180,12 +184,31 @@ def _sources_needed(store: Store, bad: set[BlobId], keep: set[bytes],
     return [need for need in needed.values() if need.users or need.pins or need.in_versions]
 
 
+def _misplaced(store: Store, report: FsckReport, bad: set[BlobId]) -> dict[BlobId, BlobRecord]:
+    """The damaged blobs with a good copy elsewhere here (see `cas.maintenance.copies`), each
+    with its record re-pointed at it; their problems become misplaced-blob."""
+    if not bad:
+        return {}
+    with store.index.read() as txn:
+        records = {blob_id: rec for blob_id in bad if (rec := get_blob(store.index, txn, blob_id)) is not None}
+    copies = find_copies(store, records)
+    for problem in report.problems:
+        rec = copies.get(BlobId.from_hex(problem.subject)) if problem.kind in ("missing-blob", "corrupt-blob") \
+            else None
+        if rec is not None:
+            where = f"pack {rec.pack} at offset {rec.offset}" if rec.location == PACK else "its loose file"
+            problem.kind, problem.detail = "misplaced-blob", f"{problem.detail}; {where} holds a good copy"
+    return copies
+
+
 def _check_blobs(store: Store, report: FsckReport, verify: bool,
                  progress: Callable[[int], object] | None) -> set[BlobId]:
     """Local blobs: size, and digest if `verify`. S3 blobs: the object exists with the
     recorded size (one listing; their bytes are not downloaded). Links are not checked:
-    their bytes are not ours."""
+    their bytes are not ours. A local pack that records point into but that is missing is
+    a problem of its own besides its blobs'."""
     bad: set[BlobId] = set()
+    missing_packs: Counter[str] = Counter()
     s3_sizes: dict[BlobId, int] | None = None
     with store.index.read() as txn:
         for key, raw in scan_blobs(store.index, txn):
@@ -201,6 +224,8 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
                 if problem is not None:
                     report.problems.append(problem)
                     bad.add(blob_id)
+                    if problem.detail.endswith(MISSING_PACK):
+                        missing_packs[str(rec.pack)] += 1
                 continue
             if rec.location == S3PACK:
                 problem = _check_in_s3_pack(store, blob_id, rec)
@@ -243,7 +268,13 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
                     bad.add(blob_id)
     if progress is not None:
         progress(report.blobs_checked % PROGRESS_EVERY)
+    report.problems += [Problem("missing-pack", name, f"{counted(n, 'record')} point into it; "
+                                                      f"{store.local.pack_path(name)} is not there")
+                        for name, n in sorted(missing_packs.items())]
     return bad
+
+
+MISSING_PACK = "is missing"
 
 
 def _check_packed(store: Store, blob_id: BlobId, rec: BlobRecord, verify: bool) -> Problem | None:
@@ -256,7 +287,7 @@ def _check_packed(store: Store, blob_id: BlobId, rec: BlobRecord, verify: bool) 
             data = f.read(rec.size) if verify else b""
             available = os.fstat(f.fileno()).st_size - rec.offset
     except (FileNotFoundError, NotFound):
-        return Problem("missing-blob", str(blob_id), f"its pack {rec.pack} is missing")
+        return Problem("missing-blob", str(blob_id), f"its pack {rec.pack} {MISSING_PACK}")
     where = f"pack {rec.pack} at offset {rec.offset}"
     if header != HEADER.pack(MAGIC, blob_id, rec.size) or available < rec.size:
         return Problem("corrupt-blob", str(blob_id), f"{where} does not hold this blob of {rec.size} bytes")
@@ -341,8 +372,11 @@ def _expected_refs(store: Store, txn: Any) -> Counter[bytes]:
     return expected
 
 
-def _check_files(store: Store, report: FsckReport) -> None:
+def _check_files(store: Store, report: FsckReport, needed: set[str]) -> None:
+    """Orphan and temp files (not those in `needed`: they hold copies a repair re-points at)."""
     for path, size in orphan_files(store):
+        if path in needed:
+            continue
         report.problems.append(Problem("orphan-file", path, f"{size} bytes not in the index"))
     for path, size in store.local.list_tmp():
         if is_mount_staging(os.path.basename(path)):
@@ -387,12 +421,13 @@ def _record(store: Store, txn: Any, blob_id: BlobId) -> BlobRecord:
     return rec
 
 
-def _repair(store: Store, report: FsckReport, bad: set[BlobId], keep: set[bytes]) -> set[BlobId]:
-    """Remove orphans, temp files and the items whose image is not in the index; reset lost
-    annotations; fix counts; then remove the damaged blobs nothing uses any more. A damaged
-    blob still in use stays, marked, with its items: only its original bytes heal it.
-    Returns the damaged blobs dealt with (removed, or good bytes again); `keep`: the blobs
-    versions hold."""
+def _repair(store: Store, report: FsckReport, bad: set[BlobId], keep: set[bytes],
+            copies: dict[BlobId, BlobRecord]) -> set[BlobId]:
+    """Re-point the records of misplaced blobs at their `copies`; remove orphans, temp files
+    and the items whose image is not in the index; reset lost annotations; fix counts; then
+    remove the damaged blobs nothing uses any more. A damaged blob still in use stays,
+    marked, with its items: only its original bytes heal it. Returns the damaged blobs dealt
+    with (removed, or good bytes again); `keep`: the blobs versions hold."""
     index = store.index
     for problem in report.problems:
         if problem.kind in ORPHAN_KINDS:
@@ -400,6 +435,11 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId], keep: set[bytes]
             problem.repaired = True
     empties = _install_empty_annotations(store, report)
     with index.write() as txn:
+        for blob_id, rec in copies.items():
+            put_blob(index, txn, blob_id, rec)
+            damage.forget(index, txn, blob_id)
+        for problem in report.problems:
+            problem.repaired |= problem.kind == "misplaced-blob"
         reinstalled = {blob for blob, _size in empties.values()}
         for blob_id in bad & reinstalled:  # good bytes again, where new blobs go (not in the damaged pack)
             rec = _record(store, txn, blob_id)

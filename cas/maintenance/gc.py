@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cas.blobs import damage
-from cas.blobs.catalog import delete_blob, has_blob, scan_blobs
+from cas.blobs.catalog import delete_blob, has_blob, raw_blob_getter, scan_blobs
 from cas.blobs.repack import Rewrite, compact_packs, compaction_plan, unused_packs
 from cas.errors import NotFound
 from cas.ids import BlobId
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from cas.store import Store
 
 DELETE_BATCH = 10_000
-S3_GRACE_SECONDS = 3600  # a younger S3 object may belong to a push in progress elsewhere
 
 
 @dataclass
@@ -33,6 +32,8 @@ class GcReport:
     stat_entries_dropped: int = 0  # stat-cache entries of files whose blob is gone
     young_kept: int = 0  # unreferenced S3 objects younger than the grace period, left in place
     packs_compacted: int = 0  # packs rewritten without their dead entries, or removed with none left
+    pack_bytes_copied: int = 0  # live entries those rewrites copy into new packs
+    packs_not_rewritten: int = 0  # planned rewrites that met an entry whose bytes are damaged (fsck names it)
     dry_run: bool = False  # nothing was removed: the counts are what a gc would do now
 
 
@@ -64,15 +65,16 @@ class GcPlan:
     orphans: list[tuple[str, int]] = field(default_factory=list)  # (path, size) the index does not know
     stat_entries: int = 0  # stat-cache entries whose blob is gone or doomed
 
-    def report(self, dry_run: bool, packs: tuple[int, int] | None = None) -> GcReport:
-        """The counts of this plan: what the dry run says and the real run did (`packs`, the
-        packs compacted and bytes they freed, when a damaged entry kept a rewrite from happening)."""
+    def report(self, dry_run: bool, skipped: Collection[str] = ()) -> GcReport:
+        """The counts of this plan: what the dry run says and the real run did (`skipped`: the
+        packs whose rewrite stopped at an entry found damaged on the way)."""
         blob_bytes = sum(max(rec.size, 0) for _id, rec in self.doomed if not rec.packed and rec.location != LINK)
-        packs = packs or (len(self.unused_packs) + len(self.rewrites),
-                          sum(size for _name, size in self.unused_packs) + sum(r.size - r.live_bytes
-                                                                               for r in self.rewrites))
-        return GcReport(len(self.doomed), blob_bytes + packs[1] + sum(size for _p, size in self.orphans),
-                        len(self.temp), len(self.orphans), self.stat_entries, self.young_kept, packs[0], dry_run)
+        rewrites = [r for r in self.rewrites if r.name not in skipped]
+        pack_bytes = sum(size for _name, size in self.unused_packs) + sum(r.size - r.live_bytes for r in rewrites)
+        return GcReport(len(self.doomed), blob_bytes + pack_bytes + sum(size for _p, size in self.orphans),
+                        len(self.temp), len(self.orphans), self.stat_entries, self.young_kept,
+                        len(self.unused_packs) + len(rewrites), sum(r.live_bytes for r in rewrites),
+                        len(self.rewrites) - len(rewrites), dry_run)
 
 
 def collect(store: Store, dry_run: bool = False, progress: Callable[[int], object] | None = None) -> GcReport:
@@ -113,8 +115,8 @@ def plan(store: Store) -> GcPlan:
     return out
 
 
-def _execute(store: Store, gc_plan: GcPlan, progress: Callable[[int], object] | None) -> tuple[int, int]:
-    """Carry out a plan; the packs compacted and the bytes that freed."""
+def _execute(store: Store, gc_plan: GcPlan, progress: Callable[[int], object] | None) -> set[str]:
+    """Carry out a plan; the packs whose rewrite it skipped (see `compact_packs`)."""
     index = store.index
     for path in gc_plan.temp:
         remove_path(path)
@@ -147,16 +149,18 @@ def _execute(store: Store, gc_plan: GcPlan, progress: Callable[[int], object] | 
 def _young(store: Store, blob_id: BlobId) -> bool:
     assert store.s3 is not None
     age = store.s3.age_seconds(blob_id)
-    return age is not None and age < S3_GRACE_SECONDS
+    return age is not None and age < store.config.s3_grace_seconds
 
 
 def orphan_files(store: Store) -> list[tuple[str, int]]:
-    """(path, size) of every file under blobs/ that the index does not record, and of every
-    file under packs/ that no record points into."""
-    index = store.index
-    with index.read() as txn:
+    """(path, size) of every file under blobs/ that no record of a loose blob points at (a
+    push that moved the blob to S3, or a repair that re-pointed it, may leave its old file),
+    and of every file under packs/ that no record points into."""
+    with store.index.read() as txn:
+        record = raw_blob_getter(store.index, txn)
         orphans = [(path, size) for blob_id, path, size in store.local.list_ids()
-                   if blob_id is None or not has_blob(index, txn, blob_id)]
+                   if blob_id is None or (raw := record(bytes(blob_id))) is None
+                   or BlobRecord.raw_summary(raw)[2] != LOCAL]
     return orphans + unused_packs(store)
 
 

@@ -33,9 +33,17 @@ def test_a_bad_value_names_its_variable(name):
     ('{"allow_roots": "/data"}', r"config.json: allow_roots: expected a list of folders"),
     ('[1, 2]', r"config.json: expected a JSON object"),
     ('{"cache_size": "lots"}', r"cache_size"),
+    ('{"s3_grace_seconds": -1}', r"config.json: s3_grace_seconds: expected a number of seconds, 0 or more"),
+    ('{"s3_grace_seconds": "1d"}', r"config.json: s3_grace_seconds: expected a number of seconds"),
 ])
 def test_a_bad_store_config_names_its_field(tmp_path, doc, message):
     (tmp_path / "config.json").write_text(doc)
     with pytest.raises(InvalidInput, match=message) as e:
         StoreConfig.load(tmp_path)
     assert "__init__" not in str(e.value) and "TypeError" not in str(e.value)
+
+
+def test_the_s3_grace_period_is_kept_with_the_store(tmp_path):
+    assert StoreConfig.load(tmp_path).s3_grace_seconds == 86400  # a day: pushes elsewhere are done by then
+    StoreConfig(s3_grace_seconds=0).save(tmp_path)
+    assert StoreConfig.load(tmp_path).s3_grace_seconds == 0

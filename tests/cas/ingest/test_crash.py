@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+from cas import Store
 from cas.ingest.workers import alive
 from tests.conftest import ROOT, processes, run_cas, write_images
 
@@ -101,3 +102,46 @@ def test_workers_leave_when_their_import_is_killed(tmp_path):
     left = [w for w in workers if alive(w)]
     proc.wait()
     assert not left, f"workers {left} outlived their import"
+
+
+PACKED_FILES = 300  # 50-300 KB each: ~50 MB, all of it packed
+PACK_KILLS = 6
+
+
+def test_sigkill_during_an_import_into_packs_loses_nothing_stored(tmp_path):
+    """Imports append medium blobs to packs: one killed part-way leaves the packs of the
+    imports that finished whole, and no record into a pack it did not finish."""
+    from tests.packing import assert_intact, kill_group, medium_images, packing_env, run, start
+    env = packing_env(tmp_path)
+    done = medium_images(tmp_path / "src" / "done", PACKED_FILES // 3, seed=1)
+    killed = medium_images(tmp_path / "src" / "killed", PACKED_FILES, seed=2)
+    for i, name in enumerate(list(killed)[::4]):  # a quarter of the killed import is known already: dedup hits
+        killed[name] = list(done.values())[i % len(done)]
+        (tmp_path / "src" / "killed" / name).write_bytes(killed[name])
+    run(tmp_path / "calibrate", env, "init")
+    full = run(tmp_path / "calibrate", env, "import", str(tmp_path / "src" / "killed"), "--project", "p")
+    rng = random.Random(28)
+    outcomes = []
+    for i in range(PACK_KILLS):
+        store = tmp_path / f"store{i}"
+        run(store, env, "init")
+        run(store, env, "import", str(tmp_path / "src" / "done"), "--project", "done")
+        expected = {("done", "done", name): data for name, data in done.items()}
+        with Store(store) as s:
+            assert all(s.stat(s.ns.item("done", "done", name).media).location == "pack" for name in done)
+        proc = start(store, env, "import", str(tmp_path / "src" / "killed"), "--project", "p")
+        wait_for_session(store, proc)
+        time.sleep(rng.uniform(0.0, 0.9 * full))  # the random point of the kill
+        finished = proc.poll() == 0
+        kill_group(proc)
+        if finished:
+            expected |= {("p", "killed", name): data for name, data in killed.items()}
+        lines = assert_intact(store, expected)
+        run_cas(store, "fsck", "--repair")
+        run(store, env, "import", str(tmp_path / "src" / "killed"), "--project", "p")
+        assert_intact(store, expected | {("p", "killed", name): data for name, data in killed.items()})
+        run_cas(store, "gc")
+        assert run_cas(store, "fsck").returncode == 0
+        outcomes.append((finished, len(lines)))
+    print("kills (finished first, leftover lines):", outcomes, f"import {full:.2f} s")
+    assert sum(1 for finished, _ in outcomes if not finished) >= PACK_KILLS // 2, outcomes

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from cas import BlobId, Store
+from cas.blobs.backends.packs import entries
 from tests.conftest import assert_user_error, damage_blob, jpeg_bytes, run_cas
 
 
@@ -40,9 +41,18 @@ def imported(tmp_path: Path, kind: str) -> tuple[Path, Path, bytes]:
 
 
 def damage(store: Path, media: bytes, how: str) -> None:
+    """Damage the blob, and any other copy of it in the store's packs (an import may have
+    packed it twice): else fsck re-points its record at that copy."""
     with Store(store) as s:
         if how == "corrupt":
             damage_blob(s, media)
+            for _name, path, _size in s.local.list_packs():
+                for blob_id, offset, _n in entries(path):
+                    if blob_id == media and offset != s.stat(BlobId(media)).offset:
+                        os.chmod(path, 0o644)
+                        with open(path, "r+b") as f:
+                            f.seek(offset)
+                            f.write(bytes([f.read(1)[0] ^ 0xFF]))
         else:
             os.unlink(s.local.path(s.ns.item("p", "a", "one.png").media))
 

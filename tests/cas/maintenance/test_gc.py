@@ -54,3 +54,65 @@ def test_dry_run_says_what_gc_then_does_after_an_import_killed_part_way(tmp_path
     assert {**done, "dry_run": True} == dry
     assert run_cas(store, "fsck").returncode == 0
     assert json.loads(run_cas(store, "gc", "--dry-run", "--json").stdout) == {**{k: 0 for k in dry}, "dry_run": True}
+
+
+REPACK_KILLS = 6
+
+
+def test_sigkill_during_a_repack_loses_nothing_stored(tmp_path: Path) -> None:
+    """gc rewrites two mostly dead packs into one: killed at a random point of it, the live
+    items read back, no record points at a pack that is gone, and the next gc (its dry run
+    exactly) finishes the work."""
+    import random
+    import shutil
+
+    from tests.packing import assert_intact, kill_group, medium_images, packing_env, run, start
+    env = packing_env(tmp_path)
+    base = tmp_path / "base"
+    run(base, env, "init")
+    kept = {}
+    for seed in (1, 2):
+        images = medium_images(tmp_path / "src" / f"d{seed}", 240, seed)
+        run(base, env, "import", str(tmp_path / "src" / f"d{seed}"), "--project", "p")
+        with Store(base) as s:
+            for i, name in enumerate(images):
+                if i % 4:
+                    s.ns.remove_item("p", f"d{seed}", name)
+                else:
+                    kept[("p", f"d{seed}", name)] = images[name]
+    with Store(base) as s:
+        packs_before = sum(size for _n, _p, size in s.local.list_packs())
+        old_packs = {name for name, _p, _size in s.local.list_packs()}
+
+    def copying(store: Path, proc: subprocess.Popen[bytes]) -> float:
+        """Wait until the rewrite's new pack appears (or gc ends); when that was."""
+        while proc.poll() is None and set(os.listdir(store / "packs")) <= {f"{n}.pack" for n in old_packs}:
+            time.sleep(0.0005)
+        return time.monotonic()
+
+    shutil.copytree(base, tmp_path / "calibrate")
+    proc = start(tmp_path / "calibrate", env, "gc")
+    window = -copying(tmp_path / "calibrate", proc)
+    assert proc.wait() == 0
+    window += time.monotonic()  # from the first copy to the end: the copy, its sync, the records, the unlinks
+    rng = random.Random(28)
+    outcomes = []
+    for i in range(REPACK_KILLS):
+        store = tmp_path / f"store{i}"
+        shutil.copytree(base, store)
+        proc = start(store, env, "gc")
+        copying(store, proc)
+        time.sleep(rng.uniform(0.0, window))  # the random point of the kill
+        finished = proc.poll() == 0
+        kill_group(proc)
+        lines = assert_intact(store, kept)
+        dry = json.loads(run_cas(store, "gc", "--dry-run", "--json").stdout)
+        done = json.loads(run_cas(store, "gc", "--json").stdout)
+        assert {**done, "dry_run": True} == dry
+        assert_intact(store, kept)
+        assert run_cas(store, "fsck").returncode == 0
+        with Store(store) as s:
+            assert sum(size for _n, _p, size in s.local.list_packs()) < packs_before / 2
+        outcomes.append((finished, dry["packs_compacted"], len(lines)))
+    print("kills (finished first, packs left to compact, leftover lines):", outcomes, f"rewrite {window:.3f} s")
+    assert sum(1 for finished, _, _ in outcomes if not finished) >= REPACK_KILLS // 2, outcomes

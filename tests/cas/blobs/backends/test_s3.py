@@ -122,14 +122,12 @@ def test_crash_leftovers_in_the_cache_are_swept(s3_store: Store) -> None:
         fresh.close()
 
 
-def test_gc_deletes_unreferenced_s3_objects(s3_store: Store, s3_endpoint: str, bucket: str,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from cas.maintenance import gc
+def test_gc_deletes_unreferenced_s3_objects(s3_store: Store, s3_endpoint: str, bucket: str) -> None:
     blob = s3_store.put(b"temporary")
     s3_store.release(blob)
     report = collect_garbage(s3_store)
     assert (report.blobs_removed, report.young_kept) == (0, 1), "too young: a push elsewhere may need it"
-    monkeypatch.setattr(gc, "S3_GRACE_SECONDS", 0)
+    s3_store.config.s3_grace_seconds = 0
     report = collect_garbage(s3_store)
     assert report.blobs_removed == 1
     assert s3(s3_endpoint).list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0
