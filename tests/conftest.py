@@ -36,7 +36,9 @@ def damage_blob(store: Store, blob_id: bytes, data: bytes = b"", at: int = 0) ->
 
 def loose_blob_path(store: Store, blob_id: bytes) -> str:
     """The file of a stored blob, moved out of its pack first if it is packed (for tests that
-    remove a blob's file: one entry of a pack cannot be removed alone)."""
+    remove a blob's file: one entry of a pack cannot be removed alone). The entry left in the
+    pack (or packs) is zeroed, so that the file is the blob's only copy (fsck re-points a record at a
+    good copy it finds in a pack)."""
     from dataclasses import replace
 
     from cas.blobs.catalog import put_blob
@@ -49,6 +51,15 @@ def loose_blob_path(store: Store, blob_id: bytes) -> str:
         store.local.sync()
         with store.index.write() as txn:
             put_blob(store.index, txn, blob, replace(rec, location=LOCAL, pack=None, offset=0))
+    from cas.blobs.backends.packs import entries
+    for _name, pack, _size in store.local.list_packs():  # two workers may have packed it each
+        for packed, offset, size in list(entries(pack)):
+            if packed == blob:
+                fd = os.open(pack, os.O_WRONLY)
+                try:
+                    os.pwrite(fd, bytes(size), offset)
+                finally:
+                    os.close(fd)
     return store.local.path(blob)
 
 

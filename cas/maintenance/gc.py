@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cas.blobs import damage
-from cas.blobs.catalog import delete_blob, has_blob, raw_blob_getter, scan_blobs
+from cas.blobs.catalog import delete_blob, raw_blob_getter, scan_blobs
 from cas.blobs.repack import Rewrite, compact_packs, compaction_plan, unused_packs
 from cas.errors import NotFound
 from cas.ids import BlobId
 from cas.ingest import statcache
 from cas.ingest.journal import is_mount_staging
-from cas.records import LINK, S3, BlobRecord
+from cas.records import LINK, LOCAL, S3, BlobRecord
 
 if TYPE_CHECKING:
     from cas.store import Store

@@ -8,7 +8,7 @@ from cas.blobs.cache import stored_totals
 from cas.blobs.catalog import count_blobs, raw_blob_getter, scan_blobs
 from cas.maintenance.gc import is_garbage, kept_by_versions
 from cas.model import namespace
-from cas.records import LINK, LOCAL, PACK, S3, BlobRecord, ItemRecord
+from cas.records import LINK, LOCAL, PACK, S3, S3PACK, BlobRecord, ItemRecord
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -19,7 +19,7 @@ def compute(store: Store) -> dict[str, Any]:
     blob bytes are read; nothing is kept per blob or item)."""
     index = store.index
     store.flush_cache_counters()
-    locations = {where: {"blobs": 0, "bytes": 0} for where in (LOCAL, PACK, S3, LINK)}
+    locations = {where: {"blobs": 0, "bytes": 0} for where in (LOCAL, PACK, S3, S3PACK, LINK)}
     unknown_size = 0
     no_refs: list[tuple[bytes, int]] = []  # (id, bytes stored here) of the blobs no item references
     with index.read() as txn:

@@ -382,7 +382,7 @@ def test_links_pull_push_and_stats(tmp_path: Path, http_server, s3_endpoint: str
     out = run_cas(store, "push").stdout.decode()
     assert "pushed" in out and f"s3://{bucket}/p" in out
     text = run_cas(store, "stats").stdout.decode()
-    assert "s3 blobs" in text and "local blobs" not in text and "hit rate" in text
+    assert "s3pack blobs" in text and "local blobs" not in text and "hit rate" in text
     assert run_cas(store, "get", "web/d/n3.jpg").stdout == images["/3.jpg"]
     assert "clean" in run_cas(store, "fsck").stdout.decode()
 
