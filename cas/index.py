@@ -63,6 +63,7 @@ def dataset_key(project: str, dataset: str) -> bytes:
     return project.encode() + SEP + dataset.encode()
 
 
+@functools.lru_cache(maxsize=1024)  # asked once per item written or read by name
 def item_prefix(project: str, dataset: str) -> bytes:
     return dataset_key(project, dataset) + SEP
 

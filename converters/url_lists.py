@@ -17,6 +17,7 @@ from cas.blobs.backends.fetch import RemoteError
 from cas.blobs.links import fetcher_for, split_url
 from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
+from cas.records import UNKNOWN_SIZE
 
 from .contract import Detection, fits, no
 
@@ -27,6 +28,7 @@ _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S")  # a URL, with // or not (file:/x, s3:x)
 
 Row = tuple[int, str, str | None]  # line number, url, name given in the file
+Named = tuple[int, str, str]  # line number, url, item name
 
 
 READS = ("media",)
@@ -103,8 +105,8 @@ def read(src: Path, session: ImportSession, dataset: str | None, head: bool = Tr
     store = session.store
     seen: dict[str, int] = {}  # item name -> line, to refuse two URLs with one name
 
-    def sized(chunk: list[Row]) -> list[tuple[Row, tuple[int, str | None] | InvalidInput]]:
-        out: list[tuple[Row, tuple[int, str | None] | InvalidInput]] = []
+    def sized(chunk: list[Named]) -> list[tuple[Named, tuple[int, str | None] | InvalidInput]]:
+        out: list[tuple[Named, tuple[int, str | None] | InvalidInput]] = []
         for row in chunk:
             try:
                 fetcher = fetcher_for(row[1], store.net, store.config.allow_roots, store.config.s3)
@@ -113,42 +115,37 @@ def read(src: Path, session: ImportSession, dataset: str | None, head: bool = Tr
                 out.append((row, InvalidInput(f"{src}:{row[0]}", str(e))))
         return out
 
-    def checked() -> Iterator[Row]:
+    def checked() -> Iterator[Named]:
         for number, url, name in rows(src):
-            label = f"{src}:{number}"
             name = name or name_from_url(url)
             if not url:
-                session.reject(InvalidInput(label, "empty url"))
+                session.reject(InvalidInput(f"{src}:{number}", "empty url"))
                 continue
             if not name:
-                session.reject(InvalidInput(label, f"no file name in URL {url[:200]} (add a 'name' column)"))
+                session.reject(InvalidInput(f"{src}:{number}",
+                                            f"no file name in URL {url[:200]} (add a 'name' column)"))
                 continue
             if name in seen:
-                session.reject(InvalidInput(label, f"item name {name!r} is already used on line {seen[name]} "
-                                                   "(add a 'name' column)"))
+                session.reject(InvalidInput(f"{src}:{number}", f"item name {name!r} is already used on line "
+                                                               f"{seen[name]} (add a 'name' column)"))
                 continue
             seen[name] = number
             yield number, url, name
 
-    def add(row: Row, size: int = -1, etag: str | None = None) -> None:
-        number, url, name = row
-        try:
-            session.add_link(dataset, name or "", url, size, etag, label=f"{src}:{number}")
-        except InvalidInput as e:
-            session.reject(e)
-
     if not head:
-        for row in checked():
-            add(row)
+        session.add_links(dataset, ((name, url, UNKNOWN_SIZE, None, f"{src}:{number}")
+                                    for number, url, name in checked()))
         return {}
     pending = checked()
     chunks = iter(lambda: list(itertools.islice(pending, HEAD_CHUNK)), [])
     with ThreadPoolExecutor(HEAD_WORKERS, thread_name_prefix="cas-head") as pool:
         while window := list(itertools.islice(chunks, 4 * HEAD_WORKERS)):  # bounded: memory stays flat
             for results in pool.map(sized, window):
-                for row, outcome in results:
+                headed = []
+                for (number, url, name), outcome in results:
                     if isinstance(outcome, InvalidInput):
                         session.reject(outcome)
                     else:
-                        add(row, *outcome)
+                        headed.append((name, url, *outcome, f"{src}:{number}"))
+                session.add_links(dataset, headed)
     return {}

@@ -37,6 +37,12 @@ def split_url(url: str) -> SplitResult:
     return SplitResult(plain[1].lower(), plain[2], plain[3] or "", "", "")
 
 
+@functools.lru_cache(maxsize=4096)  # a list of a million URLs usually names a handful of hosts
+def _host_of(netloc: str) -> str:
+    """The host of a URL's netloc, as `SplitResult.hostname` gives it ('' for none)."""
+    return SplitResult("", netloc, "", "", "").hostname or ""
+
+
 def link_id(url: str) -> BlobId:
     """The id of a link entry: one per URL, so the same URL imported twice is one entry."""
     return BlobId(xxhash.xxh3_128_digest(url.encode(), seed=_LINK_SEED))
@@ -58,7 +64,7 @@ def check_url(url: str, allow_roots: list[str], label: str = "url", public_only:
     if scheme in ("http", "https", "s3") and not parts.netloc:
         raise InvalidInput(label, f"no host in URL {url[:200]}")
     if scheme in ("http", "https"):
-        check_host_literal(parts.hostname or "", public_only, label, url)
+        check_host_literal(_host_of(parts.netloc), public_only, label, url)
     if scheme == "file":
         file_path(url, allow_roots, label)
     return url

@@ -257,12 +257,39 @@ class ImportSession:
         label = label or f"{dataset}/img/{name}"
         check_url(url, self.store.config.allow_roots, label, public_only=self.store.net.public_links_only)
         if ann is None:
-            ann_sp = self._empty_anns.get((width, height))
-            if ann_sp is None:
-                ann_sp = self._empty_anns[(width, height)] = spool_bytes(dumps(empty_annotation(width, height)))
+            ann_sp = self._empty_link_annotation(width, height)
         else:
             self.meta.check_annotation(ann, f"{dataset}/ann/{name}.json", width or None, height or None)
-            ann_sp = spool_bytes(dumps(ann))
+            ann_sp = self._link_annotation(spool_bytes(dumps(ann)))
+        self._stage_link(dataset, name, url, size, etag, ann_sp, width, height)
+
+    def add_links(self, dataset: str, links: Iterable[tuple[str, str, int, str | None, str]]) -> None:
+        """Queue link items with empty annotations, as `add_link` does: (name, url, size, etag,
+        label) each. A link whose URL is refused is rejected (see `reject`); the work that is
+        the same for every link is done once (lists of millions)."""
+        self.add_dataset(dataset)
+        ann_sp = self._empty_link_annotation(0, 0)
+        allow_roots, public_only = self.store.config.allow_roots, self.store.net.public_links_only
+        interrupts, stage = self._interrupts, self._stage_link
+        for name, url, size, etag, label in links:
+            interrupts.check()
+            check_name(name, "item name")
+            try:
+                check_url(url, allow_roots, label, public_only=public_only)
+            except InvalidInput as e:
+                self.reject(e)
+                continue
+            stage(dataset, name, url, size, etag, ann_sp, 0, 0)
+
+    def _empty_link_annotation(self, width: int, height: int) -> Spooled:
+        ann_sp = self._empty_anns.get((width, height))
+        if ann_sp is None:
+            ann_sp = self._empty_anns[(width, height)] = self._link_annotation(
+                spool_bytes(dumps(empty_annotation(width, height))))
+        return ann_sp
+
+    def _link_annotation(self, ann_sp: Spooled) -> Spooled:
+        """A link's annotation blob, installed (or in a dry run only counted) the first time."""
         if ann_sp.id not in self._link_anns:
             with self.store.index.read() as txn:
                 known = known_intact(self.store.index, txn, ann_sp.id)
@@ -272,6 +299,10 @@ class ImportSession:
                 if not self.dry_run:
                     self.store.write_backend.install(ann_sp, self.tmp)
                 self._link_anns[ann_sp.id] = ann_sp.size
+        return ann_sp
+
+    def _stage_link(self, dataset: str, name: str, url: str, size: int, etag: str | None, ann_sp: Spooled,
+                    width: int, height: int) -> None:
         rec = ItemRecord(link_id(url), ann_sp.id, size, ann_sp.size, width, height, mime_of(name), time.time_ns())
         self._queued += 1
         self.report.links += 1
