@@ -7,8 +7,8 @@ in each process on first use: a worker forked from a process that had it open op
 own (LMDB handles never cross a fork), and a spawned worker opens it from the pickle.
 
 `ds.__getitems__(indices)`, which DataLoader's workers call with each batch of indexes,
-reads the batch's blobs several at once (`read_many`): a remote blob costs a round trip,
-and one worker reading its batch one blob after another would spend its time waiting.
+reads the batch's blobs at once (`Store.read_many`): a remote blob costs a round trip, and
+neighbours in an S3 pack come in one ranged GET.
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ import operator
 import os
 import threading
 from array import array
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cas.config import NetOptions, settings
 from cas.errors import InvalidInput, NotFound
-from cas.ids import BlobId
 from cas.model.annotation import loads
 from cas.records import ItemRecord
 from cas.store import Store
@@ -32,12 +30,6 @@ from cas.units import counted
 
 DECODES = ("bytes", "pil", "numpy")
 KEPT_MODES = ("RGB", "RGBA", "L")  # what decode="pil" returns as stored, with the deep modes
-READS_AT_ONCE = 16  # blobs one reader fetches at once: enough to hide S3's round trips
-
-
-def read_many(store: Store, ids: Sequence[BlobId], pool: ThreadPoolExecutor) -> Iterator[bytes]:
-    """Each blob's bytes, verified, in the order of `ids`, fetched by `pool`'s threads at once."""
-    return pool.map(store.read_bytes, ids)
 
 
 class _Packed:
@@ -76,13 +68,12 @@ class StoreDataset:
         self._opened: Store | None = None
         self._pid = 0  # the process that opened `_opened`
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None  # this process's readers of `__getitems__`
 
     @property
     def store(self) -> Store:
         """This process's store, opened on first use, and again after a fork."""
-        if self._pid != os.getpid():  # never opened here: the parent's store and threads are not ours to use
-            self._opened, self._pid, self._lock, self._pool = None, os.getpid(), threading.Lock(), None
+        if self._pid != os.getpid():  # never opened here: the parent's store is not ours to use
+            self._opened, self._pid, self._lock = None, os.getpid(), threading.Lock()
         if self._opened is None:
             with self._lock:
                 if self._opened is None:
@@ -116,12 +107,7 @@ class StoreDataset:
         with each batch of indexes)."""
         positions = [self._position(i) for i in indices]
         records = [ItemRecord.decode(self._records[i]) for i in positions]
-        store = self.store
-        if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(READS_AT_ONCE, thread_name_prefix="cas-dataset")
-        blobs = read_many(store, [blob for rec in records for blob in (rec.media, rec.ann)], self._pool)
+        blobs = (data for _id, data in self.store.read_many([blob for rec in records for blob in (rec.media, rec.ann)]))
         where = f"{self.project}/{self.dataset}"
         out = []
         for i in positions:
@@ -132,12 +118,9 @@ class StoreDataset:
 
     def close(self) -> None:
         """Close the store if this process opened it (it reopens on the next read)."""
-        if self._pid == os.getpid():
-            if self._pool is not None:
-                self._pool.shutdown()
-            if self._opened is not None:
-                self._opened.close()
-        self._opened, self._pool = None, None
+        if self._opened is not None and self._pid == os.getpid():
+            self._opened.close()
+        self._opened = None
 
     def __enter__(self) -> StoreDataset:
         return self

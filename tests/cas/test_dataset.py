@@ -100,6 +100,16 @@ def test_indexes_behave_as_in_a_list(store: Store, items) -> None:
     assert len(list(ds)) == n, "iterable as a sequence is (IndexError ends it)"
 
 
+def test_a_batch_of_indexes_reads_as_each_index_alone(store: Store, items) -> None:
+    with open_dataset(store, "p/ds") as ds:
+        n = len(ds)
+        batch = [3, 0, -1, 3, n - 2]  # any order, repeats and negative indexes, as DataLoader may give
+        assert ds.__getitems__(batch) == [ds[i] for i in batch] == [items[ds.item_name(i)] for i in batch]
+        assert ds.__getitems__([]) == []
+        with pytest.raises(IndexError, match=f"{n} out of range"):
+            ds.__getitems__([0, n])
+
+
 def test_nested_dataset_is_exactly_its_own_items(store: Store, items) -> None:
     assert "deep.png" not in open_dataset(store, "p/ds").names
     inner = open_dataset(store, "p/ds/inner")
