@@ -13,7 +13,7 @@ DM_STAMP := $(DM)/.installed
 DVC    := .venv-dvc
 DVC_STAMP := $(DVC)/.installed
 
-.PHONY: demo test docs bench interop system-deps bench-deps clean
+.PHONY: demo test docs bench bench-train interop system-deps bench-deps clean
 
 # apt-get the packages of $(1) (command:package pairs) whose command is missing, when root;
 # otherwise a note that names them and $(2), what needs them.
@@ -108,6 +108,17 @@ $(LS)/.installed:
 	$(LS)/bin/python -m pip install -q label-studio-sdk
 	touch $@
 
+# The streaming benchmark (bench/train_s3.py): torch, WebDataset and LitData beside cas, in a
+# venv of their own; opt-in, never part of `make test`.
+TRAIN := .venv-train
+$(TRAIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TRAIN)
+	$(TRAIN)/bin/python -m pip install -q torch==2.14.1 -e '.[test]' webdataset litdata
+	touch $@
+
+bench-train: $(TRAIN)/.installed
+	$(TRAIN)/bin/python -m bench.train_s3
+
 interop: $(STAMP) $(INTEROP)/.installed $(LS)/.installed
 	rm -rf .interop .interop-ls
 	$(PY) -m tests.interop_clients export .interop
@@ -132,4 +143,4 @@ bench: $(STAMP) bench-deps $(DVC_STAMP)
 	$(PY) -m bench.dedup --rss-files 200000
 
 clean:
-	rm -rf $(DEMO) .docs-tmp .bench-tmp .pytest_cache .hypothesis .interop .interop-ls $(SLY) $(DM) $(DVC) $(INTEROP) $(LS)
+	rm -rf $(DEMO) .docs-tmp .bench-tmp .pytest_cache .hypothesis .interop .interop-ls $(SLY) $(DM) $(DVC) $(INTEROP) $(LS) $(TRAIN)

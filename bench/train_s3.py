@@ -279,7 +279,13 @@ def measure(work: Path, args: argparse.Namespace) -> list[dict]:
         }
         rows = []
         for case, make_loader in loaders.items():
-            seconds, tally = timed_pass(make_loader)
+            try:
+                seconds, tally = timed_pass(make_loader)
+            except Exception as e:  # noqa: BLE001 - a peer that fails is reported, and the others still run
+                reason = str(e).strip().splitlines()[-1][:200] if str(e).strip() else type(e).__name__
+                print(f"{case}: FAILED: {reason}", flush=True)
+                rows.append({"case": case, "seconds": None, "error": reason})
+                continue
             same = tally == expect
             print(f"{case}: {seconds:.2f} s" + ("" if same else f" READ OTHER ITEMS: {tally} (expected {expect})"),
                   flush=True)
@@ -288,15 +294,20 @@ def measure(work: Path, args: argparse.Namespace) -> list[dict]:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    best = max(rows[:-1], key=lambda r: r["items/s"])
-    rows[-1]["ratio"] = rows[-1]["items/s"] / best["items/s"]
-    rows[-1]["vs"] = best["case"]
+    peers = [r for r in rows[:-1] if r["seconds"] is not None]
+    if peers and rows[-1]["seconds"] is not None:
+        best = max(peers, key=lambda r: r["items/s"])
+        rows[-1]["ratio"] = rows[-1]["items/s"] / best["items/s"]
+        rows[-1]["vs"] = best["case"]
     return rows
 
 
 def print_rows(rows: list[dict]) -> None:
     print(f"\n{'case':32s} {'s':>7s} {'images/s':>9s} {'MB/s':>6s}  same items  ratio (cas / best peer)")
     for r in rows:
+        if r["seconds"] is None:
+            print(f"{r['case']:32s} FAILED: {r['error']}")
+            continue
         ratio = "" if "ratio" not in r else \
             f"{r['ratio']:.2f} x vs {r['vs']}, target >= {TARGET}: {'met' if r['ratio'] >= TARGET else 'NOT met'}"
         print(f"{r['case']:32s} {r['seconds']:7.2f} {r['items/s']:9,.0f} {r['MB/s']:6.1f}  "
