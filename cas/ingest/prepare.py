@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cas.store import Store
 
 Task = tuple[str, str, Any, Any, Any, str, str]  # dataset, name, media, ann, item meta, label, ann label
+PACKED_REMEMBERED = 100_000  # new packed blobs a preparer remembers (~10 MB), then forgets at once
 
 
 @dataclass(slots=True)
@@ -103,6 +104,9 @@ class Preparer:
         # not to S3; `pack=False` for a preparer of one item, which would make a pack of one.
         self.packs = PackWriter(store.local.pack_dir) if pack and store.write_backend is store.local \
             and not config.dry_run else None
+        # Where this preparer packed each new blob: a copy met again before the index records
+        # the first (later in the chunk, or in the batch being made durable) is not packed twice.
+        self._packed: dict[BlobId, tuple[str, int]] = {}
 
     def prepare_chunk(self, chunk: list[Task]) -> list[Prepared | InvalidInput]:
         out: list[Prepared | InvalidInput] = []
@@ -224,7 +228,12 @@ class Preparer:
         if self.config.dry_run:
             return Part(sp.id, sp.size, True)
         if self.packs is not None and sp.data is not None and sp.size <= PACK_MAX:
-            return Part(sp.id, sp.size, True, self.packs.append(sp.id, sp.data))
+            where = self._packed.get(sp.id)
+            if where is None:
+                if len(self._packed) >= PACKED_REMEMBERED:
+                    self._packed.clear()
+                where = self._packed[sp.id] = self.packs.append(sp.id, sp.data)
+            return Part(sp.id, sp.size, True, where)
         self.store.write_backend.install(sp, self.config.tmp)
         return Part(sp.id, sp.size, True)
 

@@ -59,6 +59,17 @@ def test_small_blobs_are_packed_and_read_back(store: Store) -> None:
     assert fsck(store).clean
 
 
+def test_copies_of_one_new_file_in_an_import_are_packed_once(store: Store) -> None:
+    image = noise_png(60, 60)
+    add(store, {f"copy{i}.png": image for i in range(6)} | small(3))
+    media = store.ns.item("p", "d", "copy0.png").media
+    found = [(path, offset) for _name, path, _size in store.local.list_packs()
+             for blob, offset, _n in entries(path) if blob == media]
+    assert len(found) == 1, f"the image was packed {len(found)} times"
+    assert all(store.read_bytes(store.ns.item("p", "d", f"copy{i}.png").media) == image for i in range(6))
+    assert fsck(store).clean
+
+
 def test_a_damaged_entry_is_an_error_on_read_and_in_fsck(store: Store) -> None:
     add(store, small(5))
     rec = store.stat(store.ns.item("p", "d", "002.jpg").media)
