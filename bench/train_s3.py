@@ -147,10 +147,13 @@ def cas(store: Path, *args: str) -> None:
 
 
 def cas_upload(work: Path, src: Path, endpoint: str) -> Path:
-    """Import and push the project through an S3-backed store; return a fresh clone of it."""
+    """Import the project, give the store its S3 remote and push (the blobs go up in pack
+    objects, in item order); return a fresh clone of it. A store made with `--s3` from the
+    start would write each new blob as an object of its own at import."""
     url = f"s3://{BUCKET}/cas"
-    cas(work / "cas_writer", "init", "--s3", url, "--endpoint-url", endpoint)
+    cas(work / "cas_writer", "init")
     cas(work / "cas_writer", "import", str(src), "--project", "p")
+    cas(work / "cas_writer", "init", "--s3", url, "--endpoint-url", endpoint)
     cas(work / "cas_writer", "push", "p")
     cas(work / "cas_reader", "clone", url, str(work / "cas_reader"), "--endpoint-url", endpoint)
     return work / "cas_reader"
