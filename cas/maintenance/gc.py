@@ -43,7 +43,7 @@ def kept_by_versions(store: Store) -> set[bytes]:
     from cas.versions.snapshots import reachable
     keep = reachable(store)
     if store.s3 is not None:
-        keep |= reachable(store, list(store.s3.list_refs().values()))
+        keep |= reachable(store, list(store.s3.refs.list().values()))
     return keep
 
 
