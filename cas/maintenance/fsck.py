@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from cas.blobs import damage
 from cas.blobs.backends.packs import HEADER, MAGIC
+from cas.blobs.backends.places import traits
 from cas.blobs.catalog import (
     delete_blob,
     drop_dangling_pins,
@@ -33,7 +34,7 @@ from cas.maintenance.copies import copy_path, find_copies
 from cas.maintenance.gc import kept_by_versions, orphan_files, remove_path
 from cas.model import namespace
 from cas.model.annotation import dumps, empty_annotation, empty_video_annotation
-from cas.records import LOCAL, PACK, S3, S3PACK, BlobRecord, ItemRecord
+from cas.records import PACK, S3, S3PACK, BlobRecord, ItemRecord
 from cas.units import counted
 
 if TYPE_CHECKING:
@@ -478,8 +479,8 @@ def _repair(store: Store, report: FsckReport, bad: set[BlobId], keep: set[bytes]
             rec = _record(store, txn, blob_id)
             delete_blob(index, txn, blob_id)
             damage.forget(index, txn, blob_id)
-            if rec.location == LOCAL:
-                store.local.delete(blob_id)
+            if (kind := traits(rec.location)) is not None and kind.here:  # a remote copy is gc's to delete
+                store.places.of(rec).delete(blob_id, rec)
         for problem in report.problems:
             if problem.kind == "bad-refcount" or (problem.kind in ("missing-blob", "corrupt-blob")
                                                    and BlobId.from_hex(problem.subject) in unused | reinstalled):

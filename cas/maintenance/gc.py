@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cas.blobs import damage
+from cas.blobs.backends.places import traits
 from cas.blobs.catalog import delete_blob, raw_blob_getter, scan_blobs
 from cas.blobs.repack import Rewrite, compact_packs, compaction_plan, unused_packs
 from cas.errors import NotFound
 from cas.ids import BlobId
 from cas.ingest import statcache
 from cas.ingest.journal import is_mount_staging
-from cas.records import LINK, LOCAL, S3, BlobRecord
+from cas.records import LOCAL, S3, BlobRecord
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -43,7 +44,7 @@ def kept_by_versions(store: Store) -> set[bytes]:
     from cas.versions.snapshots import reachable
     keep = reachable(store)
     if store.s3 is not None:
-        keep |= reachable(store, list(store.s3.list_refs().values()))
+        keep |= reachable(store, list(store.s3.refs.list().values()))
     return keep
 
 
@@ -68,7 +69,7 @@ class GcPlan:
     def report(self, dry_run: bool, skipped: Collection[str] = ()) -> GcReport:
         """The counts of this plan: what the dry run says and the real run did (`skipped`: the
         packs whose rewrite stopped at an entry found damaged on the way)."""
-        blob_bytes = sum(max(rec.size, 0) for _id, rec in self.doomed if not rec.packed and rec.location != LINK)
+        blob_bytes = sum(max(rec.size, 0) for _id, rec in self.doomed if _frees_own_file(rec))
         rewrites = [r for r in self.rewrites if r.name not in skipped]
         pack_bytes = sum(size for _name, size in self.unused_packs) + sum(r.size - r.live_bytes for r in rewrites)
         return GcReport(len(self.doomed), blob_bytes + pack_bytes + sum(size for _p, size in self.orphans),
@@ -172,3 +173,9 @@ def remove_path(path: str) -> None:
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+def _frees_own_file(rec: BlobRecord) -> bool:
+    """Whether deleting the blob frees bytes of its own (not a pack's entry, not a link's URL)."""
+    kind = traits(rec.location)
+    return kind is not None and kind.owns_bytes and not kind.packed

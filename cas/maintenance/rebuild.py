@@ -72,7 +72,7 @@ def rebuild_index(root: str | Path) -> RebuildReport:
                             for blob_id, offset, size in entries(path):
                                 if record_new_blob(store.index, txn, blob_id, size, packed=(name, offset)):
                                     report.blobs += 1
-            remote = store.s3.list_refs() if store.s3 is not None else {}
+            remote = store.s3.refs.list() if store.s3 is not None else {}
             heads = {**remote, **_local_heads(root)}  # this store's own refs win
             for project, version_id in sorted(heads.items()):
                 version = read_version(store, version_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from cas.blobs.backends.places import traits
 from cas.blobs.cache import stored_totals
 from cas.blobs.catalog import count_blobs, raw_blob_getter, scan_blobs
 from cas.maintenance.gc import is_garbage, kept_by_versions
@@ -28,7 +29,8 @@ def compute(store: Store) -> dict[str, Any]:
             size, refcount, location = BlobRecord.raw_summary(raw)
             where = locations.get(location) or locations.setdefault(location, {"blobs": 0, "bytes": 0})
             where["blobs"] += 1
-            ours = size if size > 0 and location != LINK else 0  # a link's bytes stay at its URL
+            kind = traits(location)
+            ours = size if size > 0 and kind is not None and kind.owns_bytes else 0  # a link's stay at its URL
             if refcount == 0:
                 no_refs.append((key, ours))
             if size < 0:

@@ -24,10 +24,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cas.blobs.backends.places import traits
 from cas.blobs.catalog import raw_blob_getter
 from cas.index import SEP, item_prefix, project_key
 from cas.model.namespace import scan_items
-from cas.records import LINK, S3, STORED_HERE, BlobRecord, ItemRecord
+from cas.records import BlobRecord, ItemRecord
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -87,11 +88,14 @@ def _count(row: UsageRow, size: int, location: str | None, times: int = 1) -> No
         row.unknown_size_blobs += times
         return
     row.unique_bytes += size * times
-    if location in STORED_HERE:
+    kind = traits(location)
+    if kind is None:
+        return
+    if kind.here:
         row.stored_bytes += size * times
-    elif location == S3:
+    elif kind.owns_bytes:  # in the S3 remote, one object or a pack's entry
         row.s3_bytes += size * times
-    elif location == LINK:
+    else:
         row.link_bytes += size * times
 
 

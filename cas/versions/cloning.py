@@ -27,7 +27,7 @@ def clone_store(path: Path, remote: S3Remote, projects: Sequence[str] = (), net:
         raise AlreadyExists(f"{path} exists and is not an empty directory (a clone makes a new store)")
     backend = S3Backend(remote, net or settings().net)
     backend.check()
-    shared = backend.list_refs()
+    shared = backend.refs.list()
     missing = [p for p in projects if p not in shared]
     if missing:
         raise NotFound(f"{remote} shares no project {', '.join(missing)} "

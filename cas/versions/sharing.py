@@ -9,13 +9,11 @@ history). Two machines pushing at once: one wins, the other gets `Conflict` and 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from cas.blobs.backends.fetch import describe_s3_error, s3_error_code
 from cas.blobs.catalog import apply_deltas, record_link
 from cas.errors import CasError, Conflict, NotFound
 from cas.ids import BlobId
@@ -39,26 +37,9 @@ def _s3(store: Store) -> Any:
     return store.s3
 
 
-def _ref_key(store: Store, project: str) -> str:
-    return _s3(store).ref_key(project)
-
-
 def remote_head(store: Store, project: str) -> tuple[BlobId | None, str | None]:
     """(version, ETag) of the project's ref on the remote; (None, None) if it has none."""
-    return _s3(store).read_ref(project)
-
-
-def _write_ref(store: Store, project: str, version: BlobId, etag: str | None) -> None:
-    s3 = _s3(store)
-    body = json.dumps({"version": version.hex()}).encode()
-    condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
-    try:
-        s3.client.put_object(Bucket=s3.remote.bucket, Key=_ref_key(store, project), Body=body, **condition)
-    except Exception as e:  # noqa: BLE001 - botocore's errors, described
-        if s3_error_code(e) in ("PreconditionFailed", "ConditionalRequestConflict"):
-            raise Conflict(f"{project} was pushed from elsewhere meanwhile; run `cas pull {project}`, "
-                           "then push again") from None
-        raise describe_s3_error(f"s3://{s3.remote.bucket}/{_ref_key(store, project)}", e) from None
+    return _s3(store).refs.read(project)
 
 
 def _ancestors(store: Store, version: BlobId | None) -> set[BlobId]:
@@ -92,7 +73,7 @@ def push(store: Store, project: str, message: str = "push", packs: bool = True) 
     if remote is not None and remote not in _ancestors(store, version.id):
         raise Conflict(f"the remote {project} is at {remote.hex()[:12]}, which this store has not seen; "
                        f"run `cas pull {project}`, then push again")
-    _write_ref(store, project, version.id, etag)
+    _s3(store).refs.write(project, version.id, etag)
     return version, report
 
 

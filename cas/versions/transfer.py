@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from cas.blobs.backends.packs import HEADER, PACK_MAX
+from cas.blobs.backends.places import traits
 from cas.blobs.backends.s3packs import PACK_OBJECT_TARGET, UPLOADS, PackFile, new_pack_name
 from cas.blobs.cache import discard
 from cas.blobs.catalog import get_blob, put_blob, scan_blobs
@@ -23,7 +24,7 @@ from cas.ids import BlobId
 from cas.index import item_key
 from cas.ingest.prepare import PrepareConfig, Prepared, Preparer, item_record, record_new_parts
 from cas.model.namespace import raw_item
-from cas.records import LINK, PACK, S3, S3PACK, STORED_HERE, BlobRecord, ItemRecord
+from cas.records import S3, S3PACK, BlobRecord, ItemRecord
 from cas.units import counted
 
 if TYPE_CHECKING:
@@ -52,6 +53,22 @@ class TransferReport:
 
 
 # -- pull -------------------------------------------------------------------------------------
+
+def _here(rec: BlobRecord) -> bool:
+    kind = traits(rec.location)
+    return kind is not None and kind.here
+
+
+def _packed(rec: BlobRecord) -> bool:
+    kind = traits(rec.location)
+    return kind is not None and kind.packed
+
+
+def _is_link(rec: BlobRecord) -> bool:
+    """Bytes not the store's own (a link's URL): what a pull brings here."""
+    kind = traits(rec.location)
+    return kind is not None and not kind.owns_bytes
+
 def link_items(store: Store, project: str, dataset: str | None) -> Iterator[tuple[str, str, ItemRecord]]:
     """Every link item of a project, or of a dataset and the datasets nested in it."""
     index = store.index
@@ -64,7 +81,7 @@ def link_items(store: Store, project: str, dataset: str | None) -> Iterator[tupl
         with index.read() as txn:
             for name, rec in store.ns.items(project, d, txn):
                 blob = get_blob(index, txn, rec.media)
-                if blob is not None and blob.location == LINK:
+                if blob is not None and _is_link(blob):
                     batch.append((d, name, rec))
         yield from batch
 
@@ -146,7 +163,7 @@ def local_blobs(store: Store, only: set[bytes] | None = None) -> Iterator[list[t
             for key, raw in scan_blobs(store.index, txn, after):
                 rec = BlobRecord.decode(raw)
                 after = key
-                if rec.location in STORED_HERE and (only is None or key in only):
+                if _here(rec) and (only is None or key in only):
                     batch.append((BlobId(key), rec))
                     if len(batch) >= BATCH * 4:
                         break
@@ -168,7 +185,7 @@ def _in_item_order(store: Store, only: set[bytes] | None) -> Iterator[list[tuple
                 with store.index.read() as txn:
                     for key in ids[start:start + BATCH * 4]:
                         rec = get_blob(store.index, txn, BlobId(key)) if key not in seen else None
-                        if rec is not None and rec.location in STORED_HERE and (only is None or key in only):
+                        if rec is not None and _here(rec) and (only is None or key in only):
                             seen.add(key)
                             batch.append((BlobId(key), rec))
                 if batch:
@@ -262,7 +279,7 @@ def _record_moved(store: Store, moved: list[_Moved], report: TransferReport, pro
     with store.index.write() as txn:
         for m in moved:
             current = get_blob(store.index, txn, m.blob_id)
-            if current is not None and current.location in STORED_HERE:
+            if current is not None and _here(current):
                 there = replace(current, location=S3PACK if m.pack is not None else S3, pack=m.pack, offset=m.offset)
                 put_blob(store.index, txn, m.blob_id, there)
     for m in moved:  # only once the records point at S3 (a local pack's copy goes when the pack is rewritten)
@@ -271,7 +288,7 @@ def _record_moved(store: Store, moved: list[_Moved], report: TransferReport, pro
         report.bytes += m.rec.size
     if progress is not None:
         progress(sum(m.rec.size for m in moved))
-    return any(m.rec.location == PACK for m in moved)
+    return any(_packed(m.rec) for m in moved)
 
 
 def _upload_pack(store: Store,
@@ -304,7 +321,7 @@ def _upload_pack(store: Store,
 
 def _upload(store: Store, blob_id: BlobId, rec: BlobRecord) -> str | None:
     assert store.s3 is not None
-    if rec.location == PACK:  # small: read (and verified) whole
+    if _packed(rec):  # small: read (and verified) whole
         try:
             store.s3.install(spool_bytes(store.read_bytes(blob_id)), store.tmp_dir)
         except CasError as e:

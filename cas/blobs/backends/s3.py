@@ -4,13 +4,13 @@ durable when `install` returns and `sync` has nothing left to do."""
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from cas.blobs.backends.fetch import RemoteError, S3Fetcher, describe_s3_error, s3_error_code, s3_not_found
+from cas.blobs.backends.refs import RemoteRefs
 from cas.blobs.backends.s3packs import (
     FOOTER,
     INDEX_READ,
@@ -248,39 +248,10 @@ class S3Backend:
         except Exception as e:  # noqa: BLE001 - botocore's errors, described
             raise describe_s3_error(self.url(blob_id), e) from None
 
-    # -- version heads ("refs": the shared versions' names, not reference counts) --------------
-    def ref_key(self, project: str) -> str:
-        return self.remote.key(f"refs/{project}")
-
-    def read_ref(self, project: str) -> tuple[BlobId | None, str | None]:
-        """(version, ETag) of the project's head on the remote; (None, None) if it has none."""
-        key = self.ref_key(project)
-        try:
-            obj = self.client.get_object(Bucket=self.remote.bucket, Key=key)
-            body = obj["Body"].read()
-        except Exception as e:  # noqa: BLE001 - botocore's errors, described
-            if s3_not_found(e):
-                return None, None
-            raise describe_s3_error(f"s3://{self.remote.bucket}/{key}", e) from None
-        try:
-            version = BlobId.from_hex(json.loads(body)["version"])
-        except (ValueError, KeyError, TypeError):
-            raise CasError(f"the remote ref of {project} is unreadable") from None
-        return version, obj["ETag"]
-
-    def list_refs(self) -> dict[str, BlobId]:
-        """Every project's head on the remote (its refs/ objects)."""
-        prefix, heads = self.remote.key("refs/"), {}
-        try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.remote.bucket, Prefix=prefix)
-            names = [obj["Key"][len(prefix):] for page in pages for obj in page.get("Contents", [])]
-        except Exception as e:  # noqa: BLE001 - botocore's errors, described
-            raise describe_s3_error(f"s3://{self.remote.bucket}/{prefix}", e) from None
-        for name in names:
-            version, _etag = self.read_ref(name)
-            if version is not None:
-                heads[name] = version
-        return heads
+    @property
+    def refs(self) -> RemoteRefs:
+        """The remote's version heads (cas.blobs.backends.refs)."""
+        return RemoteRefs(self.client, self.remote)
 
     def list_ids(self) -> Iterator[tuple[BlobId | None, str, int]]:
         """Every object under `<prefix>/blobs/` as (id or None, url, size)."""

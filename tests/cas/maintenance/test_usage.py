@@ -182,3 +182,18 @@ def test_an_empty_store_and_an_empty_project(store: Store) -> None:
     store.ns.create_dataset("e", "d")
     u = dataset_usage(store, "e")
     assert u.rows == [row("d")] and u.total == row("e")
+
+
+def test_blobs_in_s3_pack_objects_count_as_s3_bytes(store: Store, s3_store: Store) -> None:
+    from cas.records import S3PACK
+    from cas.versions.transfer import push_blobs
+    with ImportSession(store, "p", meta=META) as s:  # stored here first, then pushed in a pack
+        s.add_item("d", "x1.png", IMG1, ANN_CAR)
+        s.commit()
+    store.config.s3 = s3_store.config.s3
+    store.save_config()
+    push_blobs(store, packs=True)
+    item = store.ns.item("p", "d", "x1.png")
+    assert S3PACK in {store.stat(b).location for b in item.blobs()}
+    total = dataset_usage(store, "p").total
+    assert (total.stored_bytes, total.s3_bytes) == (0, I1 + AC)
