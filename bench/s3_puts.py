@@ -15,8 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.fuse_read import REPO
-from bench.s3_read import BUCKET, client, free_port
+from bench.s3_read import BUCKET, client, start_s3
 
 META = {"classes": [{"title": "box", "shape": "rectangle", "color": "#FF0000"}], "tags": [], "projectType": "images"}
 
@@ -96,24 +94,8 @@ def main() -> None:
         transfer.PACK_MAX = args.pack_max
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="s3puts-", dir=args.workdir))
-    for var, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench"),
-                       ("AWS_DEFAULT_REGION", "us-east-1")):
-        os.environ.setdefault(var, value)
-    port = free_port()
-    log = open(work / "moto.log", "ab")  # noqa: SIM115 - open for the server's life
-    server = subprocess.Popen([sys.executable, "-m", "bench.counting_s3", str(port)], stdout=log, stderr=log,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
-    endpoint = f"http://127.0.0.1:{port}"
+    server, endpoint = start_s3(work, [sys.executable, "-m", "bench.counting_s3"])
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"the S3 server did not start: see {work / 'moto.log'}") from None
-                time.sleep(0.1)
         client(endpoint).create_bucket(Bucket=BUCKET)
         start = time.perf_counter()
         blobs, size = build_project(work / "objects", args.items)

@@ -35,14 +35,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_s3(work: Path) -> tuple[subprocess.Popen, str]:
+def start_s3(work: Path, server: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+    """An S3 server on a free loopback port, started and listening: moto_server, or the
+    `server` command given (its port is appended); returns (process, endpoint URL)."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     port = free_port()
     log = open(work / "moto.log", "ab")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=log)
+    argv = [*server, str(port)] if server else \
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    proc = subprocess.Popen(argv, stdout=log, stderr=log, env={**os.environ, "PYTHONPATH": str(REPO)})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
@@ -51,7 +54,7 @@ def start_s3(work: Path) -> tuple[subprocess.Popen, str]:
             break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"moto_server did not start: see {work / 'moto.log'}") from None
+                raise SystemExit(f"the S3 server did not start: see {work / 'moto.log'}") from None
             time.sleep(0.1)
     return proc, url
 
