@@ -4,7 +4,8 @@ The ids are taken in windows; in each, the blobs of S3 pack objects that the cac
 hold are grouped by pack and sorted by offset, and neighbours no more than `GAP` bytes apart
 become one ranged GET (at most `RUN_MAX` bytes): a dataset pushed in order reads as a few large
 GETs, not one per item. Every other blob is one `Store.read_bytes` (local, cached, S3 object,
-link). The reads of a window, and of the next one, run in a thread pool; the bytes are
+link); those on this machine in the caller's thread, at their turn (a pread needs no
+thread). The remote reads of a window, and of the next one, run in a thread pool; the bytes are
 verified against each id, put in the cache when remote, and yielded in the order asked.
 """
 
@@ -16,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import TYPE_CHECKING
 
+from cas.blobs.backends.places import traits
 from cas.blobs.catalog import get_blob
 from cas.blobs.hashing import hash_bytes
 from cas.errors import CorruptBlob, NotFound
@@ -34,7 +36,7 @@ WORKERS = 8
 def read_many(store: Store, blob_ids: Iterable[BlobId]) -> Iterator[tuple[BlobId, bytes]]:
     ids = iter(blob_ids)
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="cas-read-many") as pool:
-        planned: deque[list[tuple[BlobId, Future[dict[BlobId, bytes]]]]] = deque()
+        planned: deque[list[tuple[BlobId, Future[dict[BlobId, bytes]] | None]]] = deque()
         while True:
             while len(planned) < 2:  # this window and the next in flight
                 window = list(islice(ids, WINDOW))
@@ -44,22 +46,25 @@ def read_many(store: Store, blob_ids: Iterable[BlobId]) -> Iterator[tuple[BlobId
             if not planned:
                 return
             for blob_id, future in planned.popleft():
-                yield blob_id, future.result()[blob_id]
+                yield blob_id, store.read_bytes(blob_id) if future is None else future.result()[blob_id]
 
 
 def _plan(store: Store, pool: ThreadPoolExecutor,
-          window: list[BlobId]) -> list[tuple[BlobId, Future[dict[BlobId, bytes]]]]:
-    """Submit the reads of a window; each id with the future that yields its bytes."""
+          window: list[BlobId]) -> list[tuple[BlobId, Future[dict[BlobId, bytes]] | None]]:
+    """Submit the reads of a window; each id with the future that yields its bytes (None for
+    bytes on this machine: one pread, done in the caller's thread when its turn comes)."""
     with store.index.read() as txn:
         records = {b: get_blob(store.index, txn, b) for b in window}
     by_pack: dict[str, list[tuple[BlobId, BlobRecord]]] = {}
-    futures: dict[BlobId, Future[dict[BlobId, bytes]]] = {}
+    futures: dict[BlobId, Future[dict[BlobId, bytes]] | None] = {}
     for blob_id, rec in records.items():
         if rec is not None and rec.location == S3PACK and store.s3 is not None and rec.size > 0 \
                 and not store.cache.holds(blob_id, rec.size):
             assert rec.pack is not None
             by_pack.setdefault(rec.pack, []).append((blob_id, rec))
-        elif blob_id not in futures:
+        elif rec is not None and (kind := traits(rec.location)) is not None and kind.here:
+            futures[blob_id] = None
+        else:
             futures[blob_id] = pool.submit(lambda b: {b: store.read_bytes(b)}, blob_id)
     for name, members in by_pack.items():
         for run in _runs(sorted(members, key=lambda m: m[1].offset)):
