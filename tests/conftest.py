@@ -41,6 +41,7 @@ def loose_blob_path(store: Store, blob_id: bytes) -> str:
     good copy it finds in a pack)."""
     from dataclasses import replace
 
+    from cas.blobs.backends.packs import entries
     from cas.blobs.catalog import put_blob
     from cas.blobs.spool import spool_bytes
     from cas.records import LOCAL, PACK
@@ -51,7 +52,6 @@ def loose_blob_path(store: Store, blob_id: bytes) -> str:
         store.local.sync()
         with store.index.write() as txn:
             put_blob(store.index, txn, blob, replace(rec, location=LOCAL, pack=None, offset=0))
-    from cas.blobs.backends.packs import entries
     for _name, pack, _size in store.local.list_packs():  # two workers may have packed it each
         for packed, offset, size in list(entries(pack)):
             if packed == blob:
