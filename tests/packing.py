@@ -65,6 +65,39 @@ def run(store: Path, env: dict[str, str], *args: str) -> float:
     return time.monotonic() - began
 
 
+def written(store: Path) -> int:
+    """Bytes in the store's files outside its index: what a running command has written so far
+    (packs, loose blobs, its session's staging file). The kill points of the crash tests are
+    set in these bytes, not in seconds, so that a loaded machine moves them with the work."""
+    total = 0
+    for root, dirs, files in os.walk(store):
+        if root == str(store):
+            dirs[:] = [d for d in dirs if d != "index"]
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except FileNotFoundError:  # a temp file removed while we walk
+                pass
+    return total
+
+
+def peak_written(store: Path, proc: subprocess.Popen[bytes], base: int) -> int:
+    """Watch `proc` to its end: the most its store's `written` bytes rose above `base`."""
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, written(store) - base)
+        time.sleep(0.0005)
+    return peak
+
+
+def wait_written(store: Path, proc: subprocess.Popen[bytes], base: int, target: int, timeout: float = 120.0) -> None:
+    """Block until `proc` has written `target` bytes into its store beyond `base`, or ended."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and written(store) - base < target:
+        assert time.monotonic() < deadline, f"{target} bytes never written"
+        time.sleep(0.0005)
+
+
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL a command started by `start` and everything of its group; wait until all are gone."""
     try:

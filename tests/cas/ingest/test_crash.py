@@ -4,7 +4,6 @@ orphans) and a re-import must complete with the right counts."""
 import json
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -13,18 +12,21 @@ import time
 from cas import Store
 from cas.ingest.workers import alive
 from tests.conftest import ROOT, processes, run_cas, write_images
+from tests.packing import peak_written, wait_written, written
 
 FILES = 3000
 KILLS = 10
 
 
 def start_import(store, src, project):
+    """The import as a subprocess, and the store's `written` bytes just before it began."""
     if not (store / "index").exists():
         run_cas(store, "init")
+    base = written(store)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "cas", "--store", str(store), "--quiet", "import", str(src),
                              "--project", project, "--format", "images"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE), base
 
 
 def wait_for_session(store, proc, timeout=60.0):
@@ -40,21 +42,24 @@ def test_sigkill_during_import_never_breaks_the_store(tmp_path):
     src = tmp_path / "src"
     write_images(src / "a", FILES // 2, "a")
     write_images(src / "b", FILES // 2, "b", start=FILES)
-    durations = []
-    for project in ("p", "q"):  # the session's own duration, warm and (second) all dedup hits
-        out = run_cas(tmp_path / "calibrate", "import", str(src), "--project", project).stdout.decode()
-        durations.append(float(re.search(r"in ([0-9.]+) s", out).group(1)))
-    full = min(durations)
+    # Each round's kill point is a random share of the bytes its kind of import writes (packs,
+    # staging), measured on a first store: a fresh import, then one whose blobs are all known.
+    calibrate = tmp_path / "calibrate"
+    peaks = []
+    for project in ("p", "q"):
+        proc, base = start_import(calibrate, src, project)
+        peaks.append(peak_written(calibrate, proc, base))
+        assert proc.returncode == 0, proc.stderr.read().decode()
     rng = random.Random(1234)
     outcomes = []
     for i in range(KILLS):
         store = tmp_path / f"store{i}"
         if i % 2:  # odd rounds: kill an import into a store that already holds the same blobs
             run_cas(store, "import", str(src), "--project", "old")
-        delay = rng.uniform(0.0, 0.9 * full)
-        proc = start_import(store, src, "p")
+        target = int(rng.uniform(0.0, peaks[i % 2]))
+        proc, base = start_import(store, src, "p")
         wait_for_session(store, proc)
-        time.sleep(delay)
+        wait_written(store, proc, base, target)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         stats = json.loads(run_cas(store, "stats", "--json").stdout)
@@ -72,8 +77,8 @@ def test_sigkill_during_import_never_breaks_the_store(tmp_path):
         assert run_cas(store, "fsck").returncode == 0
         run_cas(store, "gc")
         assert json.loads(run_cas(store, "stats", "--json").stdout)["unreferenced_blobs"] == 0
-        outcomes.append((round(delay, 2), proc.returncode, len(lines)))
-    print("kills (delay s, status, orphan lines):", outcomes, f"import session {full:.2f} s")
+        outcomes.append((target, proc.returncode, len(lines)))
+    print("kills (bytes written, status, orphan lines):", outcomes, f"of {peaks} bytes")
     assert sum(1 for _, status, _ in outcomes if status == -signal.SIGKILL) >= KILLS // 2, outcomes
 
 
@@ -88,7 +93,7 @@ def test_workers_leave_when_their_import_is_killed(tmp_path):
     src = tmp_path / "src"
     write_images(src, FILES, "w")
     store = tmp_path / "store"
-    proc = start_import(store, src, "p")
+    proc, _base = start_import(store, src, "p")
     workers: list[int] = []
     deadline = time.monotonic() + 60  # a watchdog, not a synchronisation
     while not workers and proc.poll() is None and time.monotonic() < deadline:
@@ -118,8 +123,13 @@ def test_sigkill_during_an_import_into_packs_loses_nothing_stored(tmp_path):
     for i, name in enumerate(list(killed)[::4]):  # a quarter of the killed import is known already: dedup hits
         killed[name] = list(done.values())[i % len(done)]
         (tmp_path / "src" / "killed" / name).write_bytes(killed[name])
-    run(tmp_path / "calibrate", env, "init")
-    full = run(tmp_path / "calibrate", env, "import", str(tmp_path / "src" / "killed"), "--project", "p")
+    calibrate = tmp_path / "calibrate"
+    run(calibrate, env, "init")
+    run(calibrate, env, "import", str(tmp_path / "src" / "done"), "--project", "done")
+    base = written(calibrate)
+    proc = start(calibrate, env, "import", str(tmp_path / "src" / "killed"), "--project", "p")
+    full = peak_written(calibrate, proc, base)  # the bytes the killed import writes when let be
+    assert proc.returncode == 0, proc.stderr.read().decode()
     rng = random.Random(28)
     outcomes = []
     for i in range(PACK_KILLS):
@@ -129,9 +139,10 @@ def test_sigkill_during_an_import_into_packs_loses_nothing_stored(tmp_path):
         expected = {("done", "done", name): data for name, data in done.items()}
         with Store(store) as s:
             assert all(s.stat(s.ns.item("done", "done", name).media).location == "pack" for name in done)
+        base = written(store)
         proc = start(store, env, "import", str(tmp_path / "src" / "killed"), "--project", "p")
         wait_for_session(store, proc)
-        time.sleep(rng.uniform(0.0, 0.9 * full))  # the random point of the kill
+        wait_written(store, proc, base, int(rng.uniform(0.0, full)))  # the random point of the kill
         finished = proc.poll() == 0
         kill_group(proc)
         if finished:
@@ -143,5 +154,5 @@ def test_sigkill_during_an_import_into_packs_loses_nothing_stored(tmp_path):
         run_cas(store, "gc")
         assert run_cas(store, "fsck").returncode == 0
         outcomes.append((finished, len(lines)))
-    print("kills (finished first, leftover lines):", outcomes, f"import {full:.2f} s")
+    print("kills (finished first, leftover lines):", outcomes, f"of {full} bytes")
     assert sum(1 for finished, _ in outcomes if not finished) >= PACK_KILLS // 2, outcomes

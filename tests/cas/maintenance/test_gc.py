@@ -66,14 +66,14 @@ def test_sigkill_during_a_repack_loses_nothing_stored(tmp_path: Path) -> None:
     import random
     import shutil
 
-    from tests.packing import assert_intact, kill_group, medium_images, packing_env, run, start
-    env = packing_env(tmp_path)
+    from tests import packing
+    env = packing.packing_env(tmp_path)
     base = tmp_path / "base"
-    run(base, env, "init")
+    packing.run(base, env, "init")
     kept = {}
     for seed in (1, 2):
-        images = medium_images(tmp_path / "src" / f"d{seed}", 240, seed)
-        run(base, env, "import", str(tmp_path / "src" / f"d{seed}"), "--project", "p")
+        images = packing.medium_images(tmp_path / "src" / f"d{seed}", 240, seed)
+        packing.run(base, env, "import", str(tmp_path / "src" / f"d{seed}"), "--project", "p")
         with Store(base) as s:
             for i, name in enumerate(images):
                 if i % 4:
@@ -82,37 +82,33 @@ def test_sigkill_during_a_repack_loses_nothing_stored(tmp_path: Path) -> None:
                     kept[("p", f"d{seed}", name)] = images[name]
     with Store(base) as s:
         packs_before = sum(size for _n, _p, size in s.local.list_packs())
-        old_packs = {name for name, _p, _size in s.local.list_packs()}
-
-    def copying(store: Path, proc: subprocess.Popen[bytes]) -> float:
-        """Wait until the rewrite's new pack appears (or gc ends); when that was."""
-        while proc.poll() is None and set(os.listdir(store / "packs")) <= {f"{n}.pack" for n in old_packs}:
-            time.sleep(0.0005)
-        return time.monotonic()
 
     shutil.copytree(base, tmp_path / "calibrate")
-    proc = start(tmp_path / "calibrate", env, "gc")
-    window = -copying(tmp_path / "calibrate", proc)
-    assert proc.wait() == 0
-    window += time.monotonic()  # from the first copy to the end: the copy, its sync, the records, the unlinks
+    before = packing.written(tmp_path / "calibrate")
+    proc = packing.start(tmp_path / "calibrate", env, "gc")
+    new_pack = packing.peak_written(tmp_path / "calibrate", proc, before)  # the rewrite's pack, before the unlinks
+    assert proc.returncode == 0, proc.stderr.read().decode()
     rng = random.Random(28)
     outcomes = []
     for i in range(REPACK_KILLS):
         store = tmp_path / f"store{i}"
         shutil.copytree(base, store)
-        proc = start(store, env, "gc")
-        copying(store, proc)
-        time.sleep(rng.uniform(0.0, window))  # the random point of the kill
+        before = packing.written(store)
+        proc = packing.start(store, env, "gc")
+        # The random point of the kill, in bytes of the new pack; the last round waits for all
+        # of them: its kill lands in the sync, the records or the unlinks.
+        target = new_pack if i == REPACK_KILLS - 1 else int(rng.uniform(0.0, new_pack))
+        packing.wait_written(store, proc, before, target)
         finished = proc.poll() == 0
-        kill_group(proc)
-        lines = assert_intact(store, kept)
+        packing.kill_group(proc)
+        lines = packing.assert_intact(store, kept)
         dry = json.loads(run_cas(store, "gc", "--dry-run", "--json").stdout)
         done = json.loads(run_cas(store, "gc", "--json").stdout)
         assert {**done, "dry_run": True} == dry
-        assert_intact(store, kept)
+        packing.assert_intact(store, kept)
         assert run_cas(store, "fsck").returncode == 0
         with Store(store) as s:
             assert sum(size for _n, _p, size in s.local.list_packs()) < packs_before / 2
         outcomes.append((finished, dry["packs_compacted"], len(lines)))
-    print("kills (finished first, packs left to compact, leftover lines):", outcomes, f"rewrite {window:.3f} s")
+    print("kills (finished first, packs left to compact, leftover lines):", outcomes, f"of a {new_pack}-byte pack")
     assert sum(1 for finished, _, _ in outcomes if not finished) >= REPACK_KILLS // 2, outcomes
