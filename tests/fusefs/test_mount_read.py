@@ -85,8 +85,13 @@ def test_overwritten_item_never_serves_stale_bytes(tmp_path, mount):
         target = mnt / "p/d/img/x.jpg"
         assert target.read_bytes() == old and target.read_bytes() == old  # second read: page cache
         run_cas(store, "import", str(tmp_path / "v2"), "--project", "p", "--overwrite")
-        time.sleep(0.5)  # the mount drops its cached attributes within a fraction of a second
-        assert target.read_bytes() == new
+        # The kernel may keep the old attributes for their timeout (a fraction of a second):
+        # until then a read gives the old bytes whole, never a mix, then the new ones.
+        deadline = time.monotonic() + 30  # a watchdog, not a synchronisation
+        while (seen := target.read_bytes()) != new:
+            assert seen == old, "a read mixed the old and the new bytes"
+            assert time.monotonic() < deadline, "the mount kept serving the old bytes"
+            time.sleep(0.02)
         shutil.copyfile(tmp_path / "v1/d/x.jpg", target)  # overwrite through the mount: at once
         assert target.read_bytes() == old
 
