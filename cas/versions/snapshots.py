@@ -378,7 +378,7 @@ def materialize(store: Store, txn: Any, project: str, version: Version) -> int:
     datasets, items, meta; references moved; link records restored. Returns items."""
     index, ns = store.index, store.ns
     tree = read_project(store, version.tree)
-    if ns.has_project(project):
+    if ns.has_project(project, txn):
         ns.clear_project(txn, project)
         ns.write_meta(txn, project, tree.meta)
     else:
