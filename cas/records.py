@@ -119,6 +119,7 @@ class ItemRecord:
     mtime: int  # ns since epoch; stable across remounts
     meta: BlobId | None = None
     meta_size: int = 0
+    facts: dict[str, Any] | None = None  # what the media's header says beyond its size (a video's frames...)
 
     def blobs(self) -> list[BlobId]:
         """Every blob this item holds a reference on."""
@@ -129,15 +130,17 @@ class ItemRecord:
 
     def with_size(self, size: int) -> ItemRecord:
         return ItemRecord(self.media, self.ann, size, self.ann_size, self.width, self.height, self.mime,
-                          self.mtime, self.meta, self.meta_size)
+                          self.mtime, self.meta, self.meta_size, self.facts)
 
     def same_content(self, other: ItemRecord) -> bool:
         return (self.media, self.ann, self.meta) == (other.media, other.ann, other.meta)
 
     def encode(self) -> bytes:
-        return pack([bytes(self.media), bytes(self.ann), self.size, self.ann_size, self.width,
-                     self.height, self.mime, self.mtime,
-                     bytes(self.meta) if self.meta is not None else None, self.meta_size])
+        fields = [bytes(self.media), bytes(self.ann), self.size, self.ann_size, self.width, self.height, self.mime,
+                  self.mtime, bytes(self.meta) if self.meta is not None else None, self.meta_size]
+        if self.facts is not None:  # later fields only when there are any: an image's record stays as it was
+            fields.append(self.facts)
+        return pack(fields)
 
     @staticmethod
     def raw_sizes(raw: bytes) -> tuple[bytes, int, int]:
@@ -153,11 +156,17 @@ class ItemRecord:
         fields = unpack(raw)
         return fields[0], fields[2], fields[1], fields[3], fields[8], fields[9]
 
+    @staticmethod
+    def raw_facts(raw: bytes) -> dict[str, Any] | None:
+        """The header facts (a video's frames...) of an encoded record, None for an image."""
+        fields = unpack(raw)
+        return fields[10] if len(fields) > 10 else None
+
     @classmethod
     def decode(cls, raw: bytes) -> ItemRecord:
-        media, ann, size, ann_size, w, h, mime, mtime, meta, meta_size = unpack(raw)
+        media, ann, size, ann_size, w, h, mime, mtime, meta, meta_size, *later = unpack(raw)
         return cls(_trusted_id(media), _trusted_id(ann), size, ann_size, w, h, mime, mtime,
-                   _trusted_id(meta) if meta is not None else None, meta_size)
+                   _trusted_id(meta) if meta is not None else None, meta_size, *later)
 
 
 @dataclass(frozen=True, slots=True)

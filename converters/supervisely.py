@@ -5,6 +5,12 @@
     <dataset>/meta/<item>.json      (optional item meta)
     <dataset>/img_info/<item>.json  (optional, server-side info: ignored on import)
     <dataset>/datasets/<child>/...  (nested datasets)
+
+A video project (`sly.VideoProject`) has video/ for img/, and at the top a key_id_map.json:
+the ids a Supervisely server gave the annotations' keys. The store keeps no server ids (a
+new upload makes new ones): a map that holds any is counted in the import's summary, and an
+export writes the empty map the SDK writes for a project of its own. The SDK's meta.json
+names no projectType: the media folder says it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 
 from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
-from cas.model.layout import MEDIA_SECTIONS, META_NAME, NESTED, dataset_folder, json_name, media_section
+from cas.model.layout import MEDIA_SECTIONS, META_NAME, NESTED, dataset_folder, json_name, project_type_of, sections
 from cas.store import Store
 
 from . import text
@@ -65,6 +71,41 @@ def count(path: Path) -> int:
 
 
 read_json_file = text.read_json
+KEY_ID_MAP = "key_id_map.json"
+# The map the SDK writes for a project of its own (no server ids)
+EMPTY_KEY_ID_MAP: dict[str, dict[str, int]] = {"tags": {}, "objects": {}, "figures": {}, "videos": {}}
+
+
+def _media_dir(folder: Path) -> Path | None:
+    return next((folder / d for d in MEDIA_SECTIONS if (folder / d).is_dir()), None)
+
+
+def _project_type(meta: dict[str, Any], found: list[tuple[str, Path]]) -> dict[str, Any]:
+    """`meta` with the projectType its datasets' media folders say (the SDK writes none): one
+    type for every dataset, and the one meta.json names if it names one."""
+    kinds = {project_type_of(d.name): name for name, folder in found if (d := _media_dir(folder)) is not None}
+    if len(kinds) > 1:
+        (a, da), (b, db) = sorted(kinds.items())[:2]
+        raise InvalidInput(f"{db}/", f"a project of one type only: dataset {da} holds {a}, {db} holds {b}")
+    if not kinds:
+        return meta
+    (kind, name), = kinds.items()
+    said = meta.get("projectType")
+    if said is not None and said != kind:
+        raise InvalidInput(META_NAME, f"projectType {said!r}, but dataset {name} holds {kind} "
+                                      f"({sections(kind).media}/)", "projectType")
+    return {**meta, "projectType": kind}
+
+
+def _key_id_map_ids(src: Path) -> int:
+    """Server ids in the project's key_id_map.json (0 when it has none, or no map)."""
+    path = src / KEY_ID_MAP
+    if not path.is_file():
+        return 0
+    doc = read_json_file(path, KEY_ID_MAP)
+    if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
+        raise InvalidInput(KEY_ID_MAP, "expected an object of objects (tags, objects, figures, videos)", "$")
+    return sum(len(v) for v in doc.values())
 
 
 def read_json_document(path: Path, label: str, list_key: str) -> dict[str, Any]:
@@ -80,16 +121,19 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     meta = read_json_file(src / META_NAME, META_NAME)
     if not isinstance(meta, dict):
         raise InvalidInput(META_NAME, "expected a JSON object", "$")  # as Meta() says it
-    session.set_meta(meta, META_NAME)
-    counts = {"datasets": 0, "empty_annotations": 0}
     found = list(_datasets(src))
+    session.set_meta(_project_type(meta, found), META_NAME)
+    counts = {"datasets": 0, "empty_annotations": 0}
+    server_ids = _key_id_map_ids(src)
+    if server_ids:
+        counts["server ids in key_id_map.json not kept"] = server_ids
     targets = dataset_names(dataset, (name for name, _folder in found), src.name)
     for name, folder in found:
         target = targets[name]
         session.add_dataset(target)
         counts["datasets"] += 1
         rel = os.path.relpath(folder, src)
-        items_dir = next((folder / d for d in MEDIA_SECTIONS if (folder / d).is_dir()), None)
+        items_dir = _media_dir(folder)
         names = set()
         if items_dir is not None:
             for entry in files(str(items_dir)):
@@ -121,9 +165,11 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
 def write(store: Store, project: str, dest: Path, progress: Progress = no_progress) -> dict[str, int]:
     """Write a project as a Supervisely directory: media byte-identical, JSON pretty-printed."""
     rec = store.ns.project(project)
-    item_dir = media_section(rec.project_type)
+    item_dir = sections(rec.project_type).media
     dest.mkdir(parents=True, exist_ok=True)
     _write_json(dest / META_NAME, rec.meta)
+    if rec.project_type == "videos":
+        (dest / KEY_ID_MAP).write_text(json.dumps(EMPTY_KEY_ID_MAP, indent=4))  # the SDK's bytes: no newline
     counts = {"datasets": 0, "items": 0}
     for dataset in store.ns.datasets(project):
         folder = dest / dataset_folder(dataset)

@@ -24,7 +24,7 @@ from cas.ingest import StagedFile, WriteBack
 from cas.ingest.drops import Drop, Drops
 from cas.ingest.outcomes import Outcomes
 from cas.ingest.scratch import Node
-from cas.model.layout import MEDIA_SECTIONS, NESTED
+from cas.model.layout import INFO_SECTIONS, MEDIA_SECTIONS, NESTED
 from cas.model.media import is_image_name, is_video_name
 from cas.store import Store
 from cas.versions.snapshots import remove_with_history
@@ -113,7 +113,7 @@ class CopyIn:
     # -- opening for writing -----------------------------------------------------------------
     def is_scratch(self, t: Target) -> bool:
         """Temporary names, and img_info/ files (accepted, never imported)."""
-        return t.kind is Kind.STAGED or (t.kind is Kind.FILE and t.section == "img_info")
+        return t.kind is Kind.STAGED or (t.kind is Kind.FILE and t.section in INFO_SECTIONS)
 
     def is_new_scratch(self, t: Target) -> bool:
         """A name to create as a scratch file: a temporary one, or a new file in img/ (video/)
@@ -198,12 +198,21 @@ class CopyIn:
                               label_of(t), once_for=t.path.rpartition("/")[0])
         if not self.store.ns.has_dataset(t.project, t.dataset):
             raise NotFound(f"no dataset {t.project}/{t.dataset}")
-        if t.section in MEDIA_SECTIONS and t.section != self.view.media_dir(t.project):
-            raise self.refuse(errno.EPERM, f"{label_of(t)}: project {t.project} keeps its media in "
-                                           f"{self.view.media_dir(t.project)}/", label_of(t))
+        self._check_section(t)
         if t.section not in MEDIA_SECTIONS and not t.name.endswith(".json"):
             raise self.refuse(errno.EPERM, f"{label_of(t)}: {t.section}/ holds <item>.json files only",
                               label_of(t), once_for=t.path.rpartition("/")[0])
+
+    def _check_section(self, t: Target) -> None:
+        """EPERM for a section the project's type has not (video/ in an image project, meta/ in
+        a video project)."""
+        sections = self.view.sections(t.project)
+        if t.section in MEDIA_SECTIONS and t.section != sections.media:
+            raise self.refuse(errno.EPERM, f"{label_of(t)}: project {t.project} keeps its media in "
+                                           f"{sections.media}/", label_of(t))
+        if t.section not in sections.listed:
+            raise self.refuse(errno.EPERM, f"{label_of(t)}: a dataset of project {t.project} holds "
+                                           f"{', '.join(s + '/' for s in sections.listed)} and datasets/", label_of(t))
 
     def current_bytes(self, t: Target) -> bytes:
         if t.kind is Kind.PROJECT_META:
@@ -274,9 +283,8 @@ class CopyIn:
             if not parent:
                 self.made_datasets.add((t.project, t.dataset))
         elif t.kind is Kind.SECTION:
-            if t.section in MEDIA_SECTIONS and t.section != self.view.media_dir(t.project):
-                raise self.refuse(errno.EPERM, f"{label_of(t)}: project {t.project} keeps its media in "
-                                               f"{self.view.media_dir(t.project)}/", label_of(t))
+            if t.section != NESTED:
+                self._check_section(t)
             if t.section == NESTED and not self.hidden.is_new(t.project, t.dataset):
                 try:
                     self.view.getattr(t)
@@ -298,7 +306,7 @@ class CopyIn:
             self.hidden.hide_meta(t.project)  # the project keeps its meta; rmdir removes it
         elif t.kind is not Kind.FILE or t.section == NESTED:
             raise FuseOSError(errno.EPERM)
-        elif t.section == "img_info":
+        elif t.section in INFO_SECTIONS:
             if self.scratch.get(t.path) is not None:
                 self.scratch.unlink(t.path)
             else:

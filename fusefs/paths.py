@@ -6,8 +6,8 @@
     /<p>                                PROJECT
     /<p>/meta.json                      PROJECT_META
     /<p>/<d>[/datasets/<child>...]      DATASET
-    /<p>/<d>/img|video|ann|meta|img_info|datasets
-                                        SECTION
+    /<p>/<d>/img|video|ann|meta|img_info|video_info|datasets
+                                        SECTION (which a project has: `cas.model.layout`)
     /<p>/<d>/<section>/<file>           FILE
     /<p>/.versions                      VERSIONS
     /<p>/.versions/<version id>/...     the same kinds, read-only, with `version` set

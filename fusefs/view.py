@@ -25,7 +25,7 @@ from cas.ids import BlobId
 from cas.ingest import WriteBack
 from cas.ingest.scratch import Node
 from cas.maintenance.stats import compute as compute_stats
-from cas.model.layout import JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, media_section
+from cas.model.layout import INFO_SECTIONS, JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, Sections, sections
 from cas.model.reading import NamespaceReader
 from cas.records import UNKNOWN_SIZE, BlobRecord, ItemRecord
 from cas.store import Store
@@ -99,7 +99,7 @@ def item_blob(section: str, name: str, item: ItemRecord) -> tuple[BlobId, int]:
 
 def item_attrs(section: str, name: str, item: ItemRecord) -> Attrs:
     """Attributes of an item's file in one section (img/, ann/, meta/, img_info/)."""
-    if section == "img_info":
+    if section in INFO_SECTIONS:
         return _attrs(RO_FILE_MODE, len(img_info(name, item)), item.mtime)
     return _attrs(FILE_MODE, item_blob(section, name, item)[1], item.mtime)
 
@@ -116,17 +116,21 @@ class View:
         self.hidden = hidden if hidden is not None else Hidden()  # nothing hidden: nothing written here
         self.read_only = read_only
         self.mounted_at = time.time_ns()
-        self._media_dirs: dict[str, tuple[float, str]] = {}
+        self._sections: dict[str, tuple[float, Sections]] = {}
 
     # -- records -------------------------------------------------------------------------
-    def media_dir(self, project: str) -> str:
-        """'img' or 'video'; cached for a second (asked on every file lookup)."""
+    def sections(self, project: str) -> Sections:
+        """The folders of the project's datasets (by its type); cached for a second (asked on
+        every file lookup)."""
         now = time.monotonic()
-        hit = self._media_dirs.get(project)
+        hit = self._sections.get(project)
         if hit is None or now - hit[0] > 1.0:
-            kind = media_section(self.source.project(project).project_type)
-            hit = self._media_dirs[project] = (now, kind)
+            hit = self._sections[project] = (now, sections(self.source.project(project).project_type))
         return hit[1]
+
+    def media_dir(self, project: str) -> str:
+        """'img', 'video', ...: where the project's media files are."""
+        return self.sections(project).media
 
     def item(self, t: Target, sized: bool = True) -> ItemRecord:
         """The item a file stands for; without `sized`, as recorded (size -1: a link whose
@@ -173,7 +177,7 @@ class View:
             return self.scratch_attrs(t.path)
         if t.kind is Kind.FILE:  # the hot path: one index lookup
             return self.file_attrs(t)
-        self._check_media_section(t)
+        self._check_section(t)
         project = self.source.project(t.project)
         if t.kind is Kind.PROJECT:
             return _attrs(DIR_MODE, 0, project.created)
@@ -201,14 +205,14 @@ class View:
             return _attrs(DIR_MODE, 0, node.mtime)
         return _attrs(FILE_MODE, node.file.size, node.mtime)
 
-    def _check_media_section(self, t: Target) -> None:
-        if t.section in MEDIA_SECTIONS and t.section != self.media_dir(t.project):
+    def _check_section(self, t: Target) -> None:
+        if t.section and t.section != NESTED and t.section not in self.sections(t.project).listed:
             raise NotFound(f"{t.section}/ does not exist in project {t.project}")
 
     def check_file(self, t: Target) -> None:
-        """NotFound for a file no listing shows: in the other media section or in datasets/,
-        or hidden until it is written."""
-        self._check_media_section(t)
+        """NotFound for a file no listing shows: in a section of another project type or in
+        datasets/, or hidden until it is written."""
+        self._check_section(t)
         if t.section == NESTED:
             raise NotFound("datasets/ holds only datasets")
         if self.hidden.file_hidden(t.project, t.dataset, t.section, t.item):
@@ -216,7 +220,7 @@ class View:
 
     def file_attrs(self, t: Target) -> Attrs:
         if self.scratch(t.path) is not None:  # an img_info/ write, an empty new file
-            self._check_media_section(t)
+            self._check_section(t)
             return self.scratch_attrs(t.path)
         self.check_file(t)
         item_name = t.item
@@ -258,7 +262,7 @@ class View:
         elif t.kind is Kind.DATASET:
             self.source.project(t.project)
             self.hidden.dataset_listed(t.project, t.dataset)
-            for section in (self.media_dir(t.project), *JSON_SECTIONS):
+            for section in self.sections(t.project).listed:
                 yield section, self.getattr(Target(Kind.SECTION, t.project, t.dataset, section))
             if self.source.children(t.project, t.dataset) or self.hidden.has_nested(t.project, t.dataset):
                 yield NESTED, self.getattr(Target(Kind.SECTION, t.project, t.dataset, NESTED))
@@ -285,9 +289,9 @@ class View:
             return
         suffix = ".json" if t.section in JSON_SECTIONS else ""
         shadows = set()
-        if t.section == "img_info" and self.wb is not None:
+        if t.section in INFO_SECTIONS and self.wb is not None:
             shadows = {name for name, _ in self.wb.scratch.children(t.path)}
-        sized = t.section in MEDIA_SECTIONS or t.section == "img_info"  # ann/ and meta/ never show a link's size
+        sized = t.section in MEDIA_SECTIONS or t.section in INFO_SECTIONS  # ann/, meta/ never show a link's size
         with self.store.index.read() as txn:  # for the sizes of links
             for name, item in self.source.items(t.project, t.dataset):
                 if t.section == "meta" and item.meta is None:

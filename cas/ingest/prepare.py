@@ -67,7 +67,7 @@ def item_record(item: Prepared) -> ItemRecord:
     meta = item.meta
     return ItemRecord(item.media.id, item.ann.id, item.media.size, item.ann.size, item.info.width,
                       item.info.height, item.info.mime, time.time_ns(),
-                      meta.id if meta else None, meta.size if meta else 0)
+                      meta.id if meta else None, meta.size if meta else 0, item.info.facts())
 
 
 def record_new_parts(store: Store, txn: Any, parts: Iterable[Part]) -> list[Part]:
@@ -169,7 +169,7 @@ class Preparer:
             if isinstance(ann, (bytes, bytearray)):
                 ann = loads(bytes(ann), ann_label)  # loads tells bytes from str; bytes(b) is b
             if isinstance(info, VideoInfo):
-                self.meta.check_video_annotation(ann, ann_label, info.width, info.height)
+                self.meta.check_video_annotation(ann, ann_label, info.width, info.height, info.exact_frames)
             else:
                 self.meta.check_annotation(ann, ann_label, info.width, info.height)
             ann_sp = spool_bytes(dumps(ann))

@@ -226,35 +226,61 @@ class Meta:
             self._check_object(obj, file, f"objects[{i}]")
 
     def check_video_annotation(self, ann: Any, file: str, width: int | None = None,
-                               height: int | None = None) -> None:
-        """Validate a video annotation: size, framesCount, objects (class, key) and the
-        figures of each frame (object key, geometry)."""
+                               height: int | None = None, frames: int | None = None) -> None:
+        """Validate a video annotation: size, framesCount (the video's, when `frames` is
+        given), tags and their frame ranges, objects (class, key, tags) and the figures of
+        each frame (a frame of the video, an object's key, a geometry of its class)."""
         _check_size(ann, file, width, height, "video")
-        _expect(_is_int(ann.get("framesCount")), file, "framesCount", "expected an integer")
-        self._check_tags(ann.get("tags", []), file, "tags")
-        keys = {}
+        count = ann.get("framesCount")
+        _expect(_is_int(count) and count >= 0, file, "framesCount", "expected a count of frames")
+        if frames is not None and count != frames:
+            raise InvalidInput(file, f"annotation says {count} frames but the video has {frames}", "framesCount")
+        self._check_video_tags(ann.get("tags", []), file, "tags", count)
+        classes: dict[str, dict[str, Any]] = {}  # object key -> its class
         objects = ann.get("objects", [])
         _expect(isinstance(objects, list), file, "objects", "expected a list")
         for i, obj in enumerate(objects):
             where = f"objects[{i}]"
             _expect(isinstance(obj, dict) and isinstance(obj.get("key"), str), file, f"{where}.key",
                     "expected a string")
+            _expect(obj["key"] not in classes, file, f"{where}.key", f"duplicate object key {obj['key']!r}")
             _expect(_known(obj.get("classTitle"), self.classes), file, f"{where}.classTitle",
                     f"unknown class {shown(obj.get('classTitle'))} (not in meta.json)")
-            keys[obj["key"]] = obj["classTitle"]
-        frames = ann.get("frames", [])
-        _expect(isinstance(frames, list), file, "frames", "expected a list")
-        for i, frame in enumerate(frames):
+            self._check_video_tags(obj.get("tags", []), file, f"{where}.tags", count)
+            classes[obj["key"]] = self.classes[obj["classTitle"]]
+        frame_list = ann.get("frames", [])
+        _expect(isinstance(frame_list, list), file, "frames", "expected a list")
+        for i, frame in enumerate(frame_list):
             where = f"frames[{i}]"
             _expect(isinstance(frame, dict) and _is_int(frame.get("index")), file, f"{where}.index",
                     "expected an integer")
+            _expect(0 <= frame["index"] < count, file, f"{where}.index",
+                    f"frame {frame['index']} is past the video's end (frames 0 to {count - 1})")
             figures = frame.get("figures", [])
             _expect(isinstance(figures, list), file, f"{where}.figures", "expected a list")
             for j, fig in enumerate(figures):
                 w = f"{where}.figures[{j}]"
-                _expect(isinstance(fig, dict) and _known(fig.get("objectKey"), keys), file, f"{w}.objectKey",
-                        "expected the key of one of the objects")
-                _expect(fig.get("geometryType") in SHAPES, file, f"{w}.geometryType", "unknown geometry")
+                _expect(isinstance(fig, dict) and _known(fig.get("objectKey"), classes), file, f"{w}.objectKey",
+                        f"unknown object key {shown(fig.get('objectKey') if isinstance(fig, dict) else fig)} "
+                        "(not in objects)")
+                geometry = fig.get("geometry")
+                _expect(isinstance(geometry, dict), file, f"{w}.geometry", "expected an object")
+                self._check_geometry(geometry, fig.get("geometryType"), classes[fig["objectKey"]], file, w,
+                                     f"{w}.geometry")
+
+    def _check_video_tags(self, tags: Any, file: str, where: str, frames: int) -> None:
+        """Tags of a video or of one of its objects: as an image's, each with an optional
+        frameRange [first, last] within the video."""
+        self._check_tags(tags, file, where)
+        for i, tag in enumerate(tags):
+            span = tag.get("frameRange")
+            if span is None:
+                continue
+            w = f"{where}[{i}].frameRange"
+            _expect(isinstance(span, list) and len(span) == 2 and all(_is_int(v) for v in span), file, w,
+                    "expected [first, last] frame indices")
+            _expect(0 <= span[0] <= span[1] < frames, file, w,
+                    f"frames {span[0]} to {span[1]} are not within the video's (0 to {frames - 1})")
 
     def _check_tags(self, tags: Any, file: str, where: str) -> None:
         _expect(isinstance(tags, list), file, where, "expected a list")
@@ -278,22 +304,28 @@ class Meta:
         if not _known(title, self.classes):
             raise InvalidInput(file, f"unknown class {shown(title)} (not in meta.json)", f"{where}.classTitle")
         cls = self.classes[title]
-        gtype = obj.get("geometryType", cls["shape"])
-        if gtype not in SHAPES or gtype == "any":
-            raise InvalidInput(file, f"unknown geometry {shown(gtype)}", f"{where}.geometryType")
-        if cls["shape"] not in ("any", gtype):
-            raise InvalidInput(file, f"class {title!r} has shape {cls['shape']}, object has {gtype}",
-                               f"{where}.geometryType")
         tags = obj.get("tags", [])
         if not isinstance(tags, list) or tags:
             self._check_tags(tags, file, f"{where}.tags")
+        self._check_geometry(obj, obj.get("geometryType", cls["shape"]), cls, file, where, where)
+
+    def _check_geometry(self, holder: dict[str, Any], gtype: Any, cls: dict[str, Any], file: str, where: str,
+                        at: str) -> None:
+        """The geometry of a shape of class `cls` (at path `where`), of type `gtype`, whose
+        fields (points, bitmap, nodes) are in `holder` (at path `at`): an image object, or a
+        video figure's `geometry`."""
+        if gtype not in SHAPES or gtype == "any":
+            raise InvalidInput(file, f"unknown geometry {shown(gtype)}", f"{where}.geometryType")
+        if cls["shape"] not in ("any", gtype):
+            raise InvalidInput(file, f"class {cls['title']!r} has shape {cls['shape']}, object has {gtype}",
+                               f"{where}.geometryType")
         if gtype == "bitmap":
-            _check_bitmap(obj.get("bitmap"), file, f"{where}.bitmap")
+            _check_bitmap(holder.get("bitmap"), file, f"{at}.bitmap")
         elif gtype == "graph":
             known = cls.get("geometry_config", {}).get("nodes", {})
-            _check_graph(obj.get("nodes"), known, file, f"{where}.nodes")
+            _check_graph(holder.get("nodes"), known, file, f"{at}.nodes")
         else:
-            _check_points(obj.get("points"), gtype, file, where)
+            _check_points(holder.get("points"), gtype, file, at)
 
 
 def _check_size(ann: Any, file: str, width: int | None, height: int | None, media: str) -> None:

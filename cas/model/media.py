@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 import mimetypes
 import warnings
-from dataclasses import dataclass
-from typing import IO
+from dataclasses import dataclass, fields
+from typing import IO, Any
 
 from PIL import Image, ImageOps
 
@@ -95,6 +95,11 @@ class MediaInfo:
     height: int
     mime: str
 
+    def facts(self) -> dict[str, Any] | None:
+        """What the header says beyond the size and type (a video's frames...), as the item
+        record keeps it; None for an image."""
+        return None
+
 
 def is_image_name(name: str) -> bool:
     dot = name.rfind(".")
@@ -139,11 +144,35 @@ def is_video_name(name: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class VideoInfo(MediaInfo):
     frames: int = 0
+    duration: float = 0.0  # seconds
+    counted: bool = False  # the container stores the frame count (else: duration x rate)
+
+    def facts(self) -> dict[str, Any] | None:
+        return {"frames": self.frames, "duration": self.duration}
+
+    @property
+    def exact_frames(self) -> int | None:
+        """The frame count when the container stores it (an annotation must say the same)."""
+        return self.frames if self.counted else None
+
+
+def info_fields(info: MediaInfo) -> dict[str, Any] | None:
+    """The fields of `info` beyond a MediaInfo's (None for an image), to remember it by (`info_of`)."""
+    return {f.name: getattr(info, f.name) for f in fields(info)[3:]} or None
+
+
+def info_of(width: int, height: int, mime: str, extra: dict[str, Any] | None) -> MediaInfo:
+    """The MediaInfo (or VideoInfo...) that `info_fields` gave `extra`."""
+    if not extra:
+        return MediaInfo(width, height, mime)
+    kind = next(k for k in _KINDS if {f.name for f in fields(k)[3:]} == extra.keys())
+    return kind(width, height, mime, **extra)
 
 
 def probe_video(source: str | bytes, label: str) -> VideoInfo:
-    """Width, height and frame count from the container (PyAV; no frame is decoded). When
-    the container does not store a frame count (Matroska, WebM), it is duration x rate."""
+    """Width, height, frame count and duration from the container (PyAV; no frame is
+    decoded). When the container does not store a frame count (Matroska, WebM), it is
+    duration x rate."""
     import av  # only video imports pay for loading FFmpeg
     try:
         with av.open(io.BytesIO(source) if isinstance(source, bytes) else source, "r") as container:
@@ -151,9 +180,10 @@ def probe_video(source: str | bytes, label: str) -> VideoInfo:
                 raise InvalidInput(label, "no video stream")
             stream = container.streams.video[0]
             width, height, frames = stream.width, stream.height, stream.frames
+            counted = bool(frames)
+            seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else \
+                (container.duration or 0) / 1_000_000
             if not frames:
-                seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else \
-                    (container.duration or 0) / 1_000_000
                 frames = round(seconds * float(stream.average_rate or 0))
             fmt = container.format.name
     except InvalidInput:
@@ -163,4 +193,7 @@ def probe_video(source: str | bytes, label: str) -> VideoInfo:
     if width <= 0 or height <= 0:
         raise InvalidInput(label, f"video has no pixels ({width}x{height})")
     mime = mimetypes.guess_type(label)[0] or f"video/{fmt.split(',')[0]}"
-    return VideoInfo(width, height, mime, frames)
+    return VideoInfo(width, height, mime, frames, round(seconds, 3), counted)
+
+
+_KINDS = (VideoInfo,)
