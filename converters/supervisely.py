@@ -23,7 +23,17 @@ from typing import Any
 
 from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
-from cas.model.layout import MEDIA_SECTIONS, META_NAME, NESTED, dataset_folder, json_name, project_type_of, sections
+from cas.model.layout import (
+    MEDIA_SECTIONS,
+    META_NAME,
+    NESTED,
+    dataset_folder,
+    json_name,
+    project_type_of,
+    related_folder,
+    sections,
+)
+from cas.model.related import check_names as check_related_names
 from cas.store import Store
 
 from . import text
@@ -72,6 +82,7 @@ def count(path: Path) -> int:
 
 read_json_file = text.read_json
 KEY_ID_MAP = "key_id_map.json"
+RELATED = "related_images"  # the one related section (point clouds'): `cas.model.layout`
 # The map the SDK writes for a project of its own (no server ids)
 EMPTY_KEY_ID_MAP: dict[str, dict[str, int]] = {"tags": {}, "objects": {}, "figures": {}, "videos": {}}
 
@@ -148,17 +159,45 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                                  if meta_path.is_file() else None)
                     if item_meta is not None and not isinstance(item_meta, dict):
                         raise InvalidInput(f"{rel}/meta/{entry.name}.json", "expected a JSON object", "$")
+                    related = _related_files(folder, rel, entry.name)
                 except InvalidInput as e:
                     session.reject(e)  # fails the import unless --skip-invalid
                     continue
                 session.add_item(target, entry.name, entry.path, ann=ann, item_meta=item_meta,
-                                 label=f"{rel}/{items_dir.name}/{entry.name}", ann_label=ann_label)
+                                 label=f"{rel}/{items_dir.name}/{entry.name}", ann_label=ann_label, related=related)
         if (folder / "ann").is_dir():
             for entry in files(str(folder / "ann")):
                 if not entry.name.endswith(".json") or entry.name[:-5] not in names:
                     session.reject(InvalidInput(f"{rel}/ann/{entry.name}", "annotation has no matching image in "
                                                 f"{rel}/{items_dir.name if items_dir else 'img'}/"))
+        _check_related_folders(folder, rel, names, session)
     return counts
+
+
+def _related_files(folder: Path, rel: str, item: str) -> tuple[tuple[str, str, str], ...]:
+    """The related files of an item (`cas.model.related`) as (name, path, label)."""
+    where = folder / RELATED / related_folder(item)
+    if not where.is_dir():
+        return ()
+    label = f"{rel}/{RELATED}/{where.name}"
+    found = tuple((e.name, e.path, f"{label}/{e.name}") for e in files(str(where)))
+    check_related_names([name for name, _path, _label in found], label)
+    return found
+
+
+def _check_related_folders(folder: Path, rel: str, items: set[str], session: ImportSession) -> None:
+    """Every folder in related_images/ is one item's, and no two items share one."""
+    if not (folder / RELATED).is_dir():
+        return
+    owners: dict[str, str] = {}
+    for item in sorted(items):
+        other = owners.setdefault(related_folder(item), item)
+        if other != item:
+            session.reject(InvalidInput(f"{rel}/{RELATED}/{related_folder(item)}",
+                                        f"the related folder of both {other} and {item}"))
+    for entry in subdirs(str(folder / RELATED)):
+        if entry.name not in owners:
+            session.reject(InvalidInput(f"{rel}/{RELATED}/{entry.name}", f"related files of no item of {rel}"))
 
 
 @writes_folder
@@ -168,7 +207,7 @@ def write(store: Store, project: str, dest: Path, progress: Progress = no_progre
     item_dir = sections(rec.project_type).media
     dest.mkdir(parents=True, exist_ok=True)
     _write_json(dest / META_NAME, rec.meta)
-    if rec.project_type == "videos":
+    if rec.project_type != "images":  # as the SDK's VideoProject (and PointcloudProject) writes it
         (dest / KEY_ID_MAP).write_text(json.dumps(EMPTY_KEY_ID_MAP, indent=4))  # the SDK's bytes: no newline
     counts = {"datasets": 0, "items": 0}
     for dataset in store.ns.datasets(project):
@@ -178,6 +217,9 @@ def write(store: Store, project: str, dest: Path, progress: Progress = no_progre
         counts["datasets"] += 1
         for name, item in store.ns.items(project, dataset):
             store.copy_to(item.media, folder / item_dir / name)
+            for rel_name, blob, _size in item.related or ():
+                (folder / RELATED / related_folder(name)).mkdir(parents=True, exist_ok=True)
+                store.copy_to(blob, folder / RELATED / related_folder(name) / rel_name)
             _write_json(folder / "ann" / json_name(name), store.read_json(item.ann, f"{dataset}/ann/{name}.json"))
             if item.meta is not None:
                 (folder / "meta").mkdir(exist_ok=True)

@@ -19,9 +19,10 @@ from typing import Any
 from cas.errors import InvalidInput, shown
 from cas.model.media import check_pixels
 
-SHAPES = ("rectangle", "polygon", "line", "point", "bitmap", "graph", "any")
+SHAPES = ("rectangle", "polygon", "line", "point", "bitmap", "graph", "cuboid_3d", "point_cloud", "any")
+SHAPES_3D = ("cuboid_3d", "point_cloud")
 TAG_TYPES = ("none", "any_number", "any_string", "oneof_string")
-PROJECT_TYPES = ("images", "videos")
+PROJECT_TYPES = ("images", "videos", "point_clouds")
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -39,6 +40,11 @@ def empty_video_annotation(width: int, height: int, frames: int, video_id: bytes
     digest, so equal videos get equal (deduplicated) annotations."""
     return {"size": {"height": height, "width": width}, "description": "", "key": uuid.UUID(bytes=video_id[:16]).hex,
             "tags": [], "objects": [], "frames": [], "framesCount": frames}
+
+
+def empty_pointcloud_annotation(cloud_id: bytes) -> dict[str, Any]:
+    """A Supervisely point cloud annotation with nothing in it, keyed as `empty_video_annotation`."""
+    return {"description": "", "key": uuid.UUID(bytes=cloud_id[:16]).hex, "tags": [], "objects": [], "figures": []}
 
 
 def dumps(obj: Any) -> bytes:
@@ -236,18 +242,8 @@ class Meta:
         if frames is not None and count != frames:
             raise InvalidInput(file, f"annotation says {count} frames but the video has {frames}", "framesCount")
         self._check_video_tags(ann.get("tags", []), file, "tags", count)
-        classes: dict[str, dict[str, Any]] = {}  # object key -> its class
-        objects = ann.get("objects", [])
-        _expect(isinstance(objects, list), file, "objects", "expected a list")
-        for i, obj in enumerate(objects):
-            where = f"objects[{i}]"
-            _expect(isinstance(obj, dict) and isinstance(obj.get("key"), str), file, f"{where}.key",
-                    "expected a string")
-            _expect(obj["key"] not in classes, file, f"{where}.key", f"duplicate object key {obj['key']!r}")
-            _expect(_known(obj.get("classTitle"), self.classes), file, f"{where}.classTitle",
-                    f"unknown class {shown(obj.get('classTitle'))} (not in meta.json)")
-            self._check_video_tags(obj.get("tags", []), file, f"{where}.tags", count)
-            classes[obj["key"]] = self.classes[obj["classTitle"]]
+        classes = self._objects(ann.get("objects", []), file,
+                                lambda tags, where: self._check_video_tags(tags, file, where, count))
         frame_list = ann.get("frames", [])
         _expect(isinstance(frame_list, list), file, "frames", "expected a list")
         for i, frame in enumerate(frame_list):
@@ -267,6 +263,54 @@ class Meta:
                 _expect(isinstance(geometry, dict), file, f"{w}.geometry", "expected an object")
                 self._check_geometry(geometry, fig.get("geometryType"), classes[fig["objectKey"]], file, w,
                                      f"{w}.geometry")
+
+    def check_pointcloud_annotation(self, ann: Any, file: str, points: int | None = None) -> None:
+        """Validate a point cloud annotation: tags, objects (class, key, tags) and figures (an
+        object's key, a 3D geometry of its class: a cuboid's position, rotation and dimensions,
+        a point_cloud's indices of the cloud's `points`)."""
+        _expect(isinstance(ann, dict), file, "$", "expected a JSON object")
+        self._check_tags(ann.get("tags", []), file, "tags")
+        classes = self._objects(ann.get("objects", []), file, lambda tags, where: self._check_tags(tags, file, where))
+        figures = ann.get("figures", [])
+        _expect(isinstance(figures, list), file, "figures", "expected a list")
+        for j, fig in enumerate(figures):
+            w = f"figures[{j}]"
+            _expect(isinstance(fig, dict) and _known(fig.get("objectKey"), classes), file, f"{w}.objectKey",
+                    f"unknown object key {shown(fig.get('objectKey') if isinstance(fig, dict) else fig)} "
+                    "(not in objects)")
+            geometry = fig.get("geometry")
+            _expect(isinstance(geometry, dict), file, f"{w}.geometry", "expected an object")
+            cls, gtype = classes[fig["objectKey"]], fig.get("geometryType")
+            _expect(gtype in SHAPES_3D, file, f"{w}.geometryType",
+                    f"expected one of {', '.join(SHAPES_3D)}, got {shown(gtype)}")
+            _expect(cls["shape"] in ("any", gtype), file, f"{w}.geometryType",
+                    f"class {cls['title']!r} has shape {cls['shape']}, figure has {gtype}")
+            if gtype == "cuboid_3d":
+                for part in ("position", "rotation", "dimensions"):
+                    vec = geometry.get(part)
+                    _expect(isinstance(vec, dict) and all(_is_num(vec.get(axis)) for axis in "xyz"), file,
+                            f"{w}.geometry.{part}", 'expected {"x": number, "y": number, "z": number}')
+            else:
+                indices = geometry.get("indices")
+                _expect(isinstance(indices, list) and all(_is_int(i) and 0 <= i < (points or 1 << 62)
+                                                          for i in indices), file, f"{w}.geometry.indices",
+                        "expected a list of point indices" + (f" below {points}" if points is not None else ""))
+
+    def _objects(self, objects: Any, file: str, check_tags: Any) -> dict[str, dict[str, Any]]:
+        """The objects of a video or point cloud annotation (key, class, tags checked by
+        `check_tags(tags, where)`), as object key -> its class."""
+        classes: dict[str, dict[str, Any]] = {}
+        _expect(isinstance(objects, list), file, "objects", "expected a list")
+        for i, obj in enumerate(objects):
+            where = f"objects[{i}]"
+            _expect(isinstance(obj, dict) and isinstance(obj.get("key"), str), file, f"{where}.key",
+                    "expected a string")
+            _expect(obj["key"] not in classes, file, f"{where}.key", f"duplicate object key {obj['key']!r}")
+            _expect(_known(obj.get("classTitle"), self.classes), file, f"{where}.classTitle",
+                    f"unknown class {shown(obj.get('classTitle'))} (not in meta.json)")
+            check_tags(obj.get("tags", []), f"{where}.tags")
+            classes[obj["key"]] = self.classes[obj["classTitle"]]
+        return classes
 
     def _check_video_tags(self, tags: Any, file: str, where: str, frames: int) -> None:
         """Tags of a video or of one of its objects: as an image's, each with an optional
@@ -316,6 +360,9 @@ class Meta:
         video figure's `geometry`."""
         if gtype not in SHAPES or gtype == "any":
             raise InvalidInput(file, f"unknown geometry {shown(gtype)}", f"{where}.geometryType")
+        if gtype in SHAPES_3D:
+            raise InvalidInput(file, f"{gtype} is a geometry of point clouds, not of images and videos",
+                               f"{where}.geometryType")
         if cls["shape"] not in ("any", gtype):
             raise InvalidInput(file, f"class {cls['title']!r} has shape {cls['shape']}, object has {gtype}",
                                f"{where}.geometryType")

@@ -7,6 +7,9 @@ converter reads and writes it):
     <dataset>/meta/<item>.json       (item meta, when an item has one; image projects only)
     <dataset>/img_info/<item>.json   (the mount only: width, height, size...; video_info/,
                                       pointcloud_info/ in those projects, as the SDK names them)
+    <dataset>/related_images/<item with . as _>/<file>
+                                     (a point cloud's camera images, their <image>.json and
+                                      <image>.figures.json)
     <dataset>/datasets/<child>/...   (nested datasets)
 
 Each project type has its own sections (`Sections`): the SDK's Dataset class of that type
@@ -28,21 +31,25 @@ class Sections:
     media: str
     info: str
     meta: str | None = None  # item meta
+    related: str | None = None  # each item's related files, in <related>/<related_folder(item)>/
 
     @property
     def listed(self) -> tuple[str, ...]:
         """What a dataset folder lists (nested datasets aside)."""
-        return (self.media, "ann", *((self.meta,) if self.meta else ()), self.info)
+        return (self.media, "ann", *((self.meta,) if self.meta else ()), self.info,
+                *((self.related,) if self.related else ()))
 
 
 LAYOUTS = {
     "images": Sections("img", "img_info", "meta"),
     "videos": Sections("video", "video_info"),
+    "point_clouds": Sections("pointcloud", "pointcloud_info", related="related_images"),
 }
 MEDIA_SECTIONS = tuple(s.media for s in LAYOUTS.values())
 INFO_SECTIONS = tuple(s.info for s in LAYOUTS.values())
 JSON_SECTIONS = ("ann", "meta", *INFO_SECTIONS)
-SECTIONS = (*MEDIA_SECTIONS, *JSON_SECTIONS, NESTED)
+RELATED_SECTIONS = tuple(s.related for s in LAYOUTS.values() if s.related)
+SECTIONS = (*MEDIA_SECTIONS, *JSON_SECTIONS, *RELATED_SECTIONS, NESTED)
 
 
 def sections(project_type: str) -> Sections:
@@ -58,6 +65,11 @@ def media_section(project_type: str) -> str:
 def project_type_of(media: str) -> str:
     """The project type whose media section is `media` ('video' -> 'videos')."""
     return next(kind for kind, s in LAYOUTS.items() if s.media == media)
+
+
+def related_folder(item: str) -> str:
+    """The folder of an item's related files, as the SDK names it ('a.pcd' -> 'a_pcd')."""
+    return item.replace(".", "_")
 
 
 def dataset_folder(dataset: str) -> str:

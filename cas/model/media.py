@@ -196,4 +196,58 @@ def probe_video(source: str | bytes, label: str) -> VideoInfo:
     return VideoInfo(width, height, mime, frames, round(seconds, 3), counted)
 
 
-_KINDS = (VideoInfo,)
+POINTCLOUD_EXTENSIONS = frozenset({".pcd"})
+PCD_MIME = "application/x-pcd"
+_PCD_TYPES = {"F": (4, 8), "I": (1, 2, 4, 8), "U": (1, 2, 4, 8)}
+
+
+def is_pointcloud_name(name: str) -> bool:
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in POINTCLOUD_EXTENSIONS
+
+
+@dataclass(frozen=True, slots=True)
+class PointcloudInfo(MediaInfo):
+    points: int = 0
+
+    def facts(self) -> dict[str, Any] | None:
+        return {"points": self.points}
+
+
+def probe_pointcloud(head: bytes, size: int, label: str) -> PointcloudInfo:
+    """The point count of a PCD file (v0.5 to v0.7) from its header in `head`, the file's
+    first bytes (no point is parsed); a binary body shorter than POINTS x the point's bytes
+    is refused as truncated."""
+    fields: dict[str, list[str]] = {}
+    at = 0
+    while "DATA" not in fields:
+        end = head.find(b"\n", at)
+        if end < 0:
+            raise InvalidInput(label, "not a PCD file (no DATA line in its header)")
+        line = head[at:end].decode("ascii", "replace").strip()
+        at = end + 1
+        if line and not line.startswith("#"):
+            key, *values = line.split()
+            fields[key.upper()] = values
+    try:
+        points = int(fields["POINTS"][0]) if "POINTS" in fields else \
+            int(fields["WIDTH"][0]) * int(fields["HEIGHT"][0])
+        sizes = [int(v) for v in fields["SIZE"]]
+        counts = [int(v) for v in fields.get("COUNT", ["1"] * len(sizes))]
+        types = fields["TYPE"]
+    except (KeyError, IndexError, ValueError):
+        raise InvalidInput(label, "PCD header lacks POINTS (or WIDTH and HEIGHT), SIZE or TYPE, or has a "
+                                  "non-number there") from None
+    data = fields["DATA"][0].lower() if fields["DATA"] else ""
+    if points < 0 or not (len(sizes) == len(types) == len(counts) == len(fields.get("FIELDS", sizes))) or any(
+            t not in _PCD_TYPES or n not in _PCD_TYPES[t] for t, n in zip(types, sizes, strict=True)):
+        raise InvalidInput(label, "PCD header: FIELDS, SIZE, TYPE and COUNT do not agree")
+    if data not in ("ascii", "binary", "binary_compressed"):
+        raise InvalidInput(label, f"PCD header: DATA {data!r} is not ascii, binary or binary_compressed")
+    body = points * sum(n * c for n, c in zip(sizes, counts, strict=True))
+    if data == "binary" and size - at < body:
+        raise InvalidInput(label, f"truncated PCD: {points} points need {body} bytes, the file has {size - at}")
+    return PointcloudInfo(0, 0, PCD_MIME, points)
+
+
+_KINDS = (VideoInfo, PointcloudInfo)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_cas
-from tests.sdk_projects import sdk_read
+from tests.sdk_projects import assert_same_project, sdk_read
 
 
 def test_sdk_video_project_round_trips(tmp_path: Path, sdk_video_project: Path) -> None:
@@ -29,14 +29,7 @@ def test_sdk_video_project_round_trips(tmp_path: Path, sdk_video_project: Path) 
     for name in ("day/video/a.mp4", "night/video/b.mp4", "key_id_map.json"):
         assert (tmp_path / "out" / name).read_bytes() == (sdk_video_project / name).read_bytes(), name
     exported, source = sdk_read(tmp_path / "out", "VideoProject"), sdk_read(sdk_video_project, "VideoProject")
-    assert_same_project(exported, source)
-
-
-def assert_same_project(seen: dict[str, Any], source: dict[str, Any]) -> None:
-    """What the SDK read is what it reads from the source, meta.json naming the project type
-    besides (the SDK writes none; the store says what it holds)."""
-    assert not seen["warnings"] and seen["items"] and seen["items"] == source["items"]
-    assert seen["meta"].pop("projectType") == "videos" and seen["meta"] == source["meta"]
+    assert_same_project(exported, source, "videos")
 
 
 def _first_figure(ann: dict[str, Any]) -> dict[str, Any]:

@@ -8,9 +8,8 @@ import os
 from pathlib import Path
 
 from tests.conftest import run_cas
-from tests.converters.test_sly_videos import assert_same_project
 from tests.converters.test_videos import write_video
-from tests.sdk_projects import sdk_read
+from tests.sdk_projects import assert_same_project, sdk_read
 
 
 def test_mount_shows_video_and_ann(tmp_path: Path, mount) -> None:
@@ -34,4 +33,4 @@ def test_sdk_reads_a_mounted_video_project_as_written(tmp_path: Path, mount, sdk
         for name in ("day/video/a.mp4", "night/video/b.mp4"):
             assert (mnt / "v" / name).read_bytes() == (sdk_video_project / name).read_bytes()
         assert json.loads((mnt / "v/day/video_info/a.mp4.json").read_text())["size"] > 0
-        assert_same_project(sdk_read(mnt / "v", "VideoProject"), source)
+        assert_same_project(sdk_read(mnt / "v", "VideoProject"), source, "videos")
