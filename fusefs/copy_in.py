@@ -24,7 +24,7 @@ from cas.ingest import StagedFile, WriteBack
 from cas.ingest.drops import Drop, Drops
 from cas.ingest.outcomes import Outcomes
 from cas.ingest.scratch import Node
-from cas.model.layout import INFO_SECTIONS, MEDIA_SECTIONS, NESTED
+from cas.model.layout import INFO_SECTIONS, MEDIA_SECTIONS, NESTED, RELATED_SECTIONS
 from cas.model.media import is_image_name, is_video_name
 from cas.store import Store
 from cas.versions.snapshots import remove_with_history
@@ -199,6 +199,10 @@ class CopyIn:
         if not self.store.ns.has_dataset(t.project, t.dataset):
             raise NotFound(f"no dataset {t.project}/{t.dataset}")
         self._check_section(t)
+        if t.section in RELATED_SECTIONS:
+            raise self.refuse(errno.EPERM, f"{label_of(t)}: related files are not written one by one; "
+                                           "import the project with `cas import`", label_of(t),
+                              once_for=t.path.rpartition("/")[0])
         if t.section not in MEDIA_SECTIONS and not t.name.endswith(".json"):
             raise self.refuse(errno.EPERM, f"{label_of(t)}: {t.section}/ holds <item>.json files only",
                               label_of(t), once_for=t.path.rpartition("/")[0])

@@ -25,7 +25,17 @@ from cas.ids import BlobId
 from cas.ingest import WriteBack
 from cas.ingest.scratch import Node
 from cas.maintenance.stats import compute as compute_stats
-from cas.model.layout import INFO_SECTIONS, JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, Sections, sections
+from cas.model.layout import (
+    INFO_SECTIONS,
+    JSON_SECTIONS,
+    MEDIA_SECTIONS,
+    META_NAME,
+    NESTED,
+    RELATED_SECTIONS,
+    Sections,
+    related_folder,
+    sections,
+)
 from cas.model.reading import NamespaceReader
 from cas.records import UNKNOWN_SIZE, BlobRecord, ItemRecord
 from cas.store import Store
@@ -87,7 +97,14 @@ def img_info(name: str, item: ItemRecord) -> bytes:
 
 
 def item_blob(section: str, name: str, item: ItemRecord) -> tuple[BlobId, int]:
-    """The blob (and its size) behind an item's file in img/ (video/), ann/ or meta/."""
+    """The blob (and its size) behind an item's file in img/ (video/), ann/, meta/, or its
+    related file `name` ('<folder>/<file>') in related_images/."""
+    if section in RELATED_SECTIONS:
+        try:
+            _name, blob, size = item.related_file(name.partition("/")[2])
+        except KeyError:
+            raise NotFound(f"no related file {name}") from None
+        return blob, size
     if section == "ann":
         return item.ann, item.ann_size
     if section == "meta":
@@ -135,8 +152,27 @@ class View:
     def item(self, t: Target, sized: bool = True) -> ItemRecord:
         """The item a file stands for; without `sized`, as recorded (size -1: a link whose
         size is not known yet)."""
-        item = self.source.item(t.project, t.dataset, t.item)
+        if t.section in RELATED_SECTIONS:
+            item = self.related_owner(t)
+        else:
+            item = self.source.item(t.project, t.dataset, t.item)
         return self.sized(item) if sized else item
+
+    def related_owner(self, t: Target) -> ItemRecord:
+        """The item whose related folder `t` is in (or is): 'a_pcd' is a.pcd's, as a rule
+        (the folder is the item's name with each '.' made '_'); else a scan of the dataset."""
+        folder = t.name.partition("/")[0]
+        base, _, ext = folder.rpartition("_")
+        try:
+            item = self.source.item(t.project, t.dataset, f"{base}.{ext}")
+            if item.related:
+                return item
+        except NotFound:
+            pass
+        for name, item in self.source.items(t.project, t.dataset):
+            if item.related and related_folder(name) == folder:
+                return item
+        raise NotFound(f"no item has related files in {t.path}")
 
     def sized(self, item: ItemRecord, txn: Any = None) -> ItemRecord:
         """A link item imported without its size shows the size a first read learned, else 0
@@ -188,6 +224,10 @@ class View:
         if not self.source.has_dataset(t.project, t.dataset):
             raise NotFound(f"no dataset {t.project}/{t.dataset}")
         if t.kind is Kind.DATASET:
+            return _attrs(DIR_MODE, 0, project.created)
+        if t.kind is Kind.RELATED:
+            if not self.item(t).related:
+                raise NotFound(f"no related files in {t.path}")
             return _attrs(DIR_MODE, 0, project.created)
         # a section: img/, ann/, ..., datasets/
         if self.hidden.section_hidden(t.project, t.dataset, t.section):
@@ -269,6 +309,11 @@ class View:
         elif t.kind is Kind.SECTION:
             self.getattr(t)
             yield from self._section(t)
+        elif t.kind is Kind.RELATED:
+            self.getattr(t)
+            item = self.item(t, sized=False)
+            for name, _blob, _size in item.related or ():
+                yield name, item_attrs(t.section, f"{t.name}/{name}", item)
         elif t.kind is Kind.STAGED:
             if self.scratch_attrs(t.path)["st_mode"] & stat.S_IFDIR == 0:
                 raise NotADirectoryError(t.path)
@@ -286,6 +331,12 @@ class View:
         if t.section == NESTED:
             for child in self.source.children(t.project, t.dataset):
                 yield child, self.getattr(Target(Kind.DATASET, t.project, f"{t.dataset}/{child}"))
+            return
+        if t.section in RELATED_SECTIONS:
+            created = self.source.project(t.project).created
+            for name, item in self.source.items(t.project, t.dataset):
+                if item.related:
+                    yield related_folder(name), _attrs(DIR_MODE, 0, created)
             return
         suffix = ".json" if t.section in JSON_SECTIONS else ""
         shadows = set()
