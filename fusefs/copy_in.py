@@ -25,7 +25,7 @@ from cas.ingest.drops import Drop, Drops
 from cas.ingest.outcomes import Outcomes
 from cas.ingest.scratch import Node
 from cas.model.layout import INFO_SECTIONS, MEDIA_SECTIONS, NESTED, RELATED_SECTIONS
-from cas.model.media import is_image_name, is_video_name
+from cas.model.media import is_media_name
 from cas.store import Store
 from cas.versions.snapshots import remove_with_history
 
@@ -117,11 +117,11 @@ class CopyIn:
 
     def is_new_scratch(self, t: Target) -> bool:
         """A name to create as a scratch file: a temporary one, or a new file in img/ (video/)
-        whose name no image (video) has (an editor's `x.jpg.new`, mktemp's `tmp.AbC`)."""
+        whose name no image (video, point cloud) has (an editor's `x.jpg.new`, mktemp's `tmp.AbC`)."""
         if self.is_scratch(t):
             return True
-        return t.kind is Kind.FILE and t.section in MEDIA_SECTIONS and not (
-            is_image_name(t.name) or is_video_name(t.name)) and not self._exists(t)
+        return t.kind is Kind.FILE and t.section in MEDIA_SECTIONS and not is_media_name(t.name) \
+            and not self._exists(t)
 
     def _exists(self, t: Target) -> bool:
         """An item, or an annotation waiting for its image, stands at this position."""

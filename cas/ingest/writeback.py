@@ -66,7 +66,7 @@ class WriteBack(Overlay):
         info = probe(staged, meta, label)
         current = self._current(project, dataset, name)
         if current is not None and (current.width, current.height) != (info.width, info.height) \
-                and current.ann != self.empty_annotation(current.width, current.height)[0]:
+                and current.ann != self.empty_for(project, current)[0]:
             ann_label = f"{project}/{dataset}/ann/{name}.json"
             ann = loads(self.read_blob(current.ann), ann_label)
             try:
@@ -76,7 +76,7 @@ class WriteBack(Overlay):
                                           "write the new annotation first") from None
         staged.seal()
         self._close(Closed(0, MEDIA, project, dataset, name, self._bytes_for(staged, blob_id), blob_id, size,
-                           info.width, info.height, info.mime, time.time_ns()))
+                           info.width, info.height, info.mime, time.time_ns(), info.facts()))
 
     def close_json(self, project: str, dataset: str, section: str, item: str, staged: StagedFile, label: str,
                    defer: bool = False) -> None:

@@ -47,6 +47,17 @@ def empty_pointcloud_annotation(cloud_id: bytes) -> dict[str, Any]:
     return {"description": "", "key": uuid.UUID(bytes=cloud_id[:16]).hex, "tags": [], "objects": [], "figures": []}
 
 
+def empty_item_annotation(project_type: str, width: int, height: int, media: bytes,
+                          facts: dict[str, Any] | None) -> dict[str, Any]:
+    """The empty annotation of an item of a project of `project_type` (its media's id and
+    header facts, `ItemRecord.facts`, key and size a video's)."""
+    if project_type == "videos":
+        return empty_video_annotation(width, height, (facts or {}).get("frames", 0), media)
+    if project_type == "point_clouds":
+        return empty_pointcloud_annotation(media)
+    return empty_annotation(width, height)
+
+
 def dumps(obj: Any) -> bytes:
     """Canonical JSON bytes for anything we store (stable, so equal JSON dedups)."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()

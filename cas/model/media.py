@@ -250,4 +250,9 @@ def probe_pointcloud(head: bytes, size: int, label: str) -> PointcloudInfo:
     return PointcloudInfo(0, 0, PCD_MIME, points)
 
 
+def is_media_name(name: str) -> bool:
+    """An image's, a video's or a point cloud's file name."""
+    return is_image_name(name) or is_video_name(name) or is_pointcloud_name(name)
+
+
 _KINDS = (VideoInfo, PointcloudInfo)

@@ -5,7 +5,9 @@ reads the project it wrote."""
 from __future__ import annotations
 
 import errno
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,15 @@ def test_related_files_are_not_written_one_by_one(tmp_path: Path, mount, sdk_poi
             (mnt / "p/ds0/related_images/a_pcd/back.png").write_bytes(b"x")
         assert e.value.errno == errno.EPERM
         assert not (mnt / "p/ds0/related_images/a_pcd/back.png").exists()
+
+
+def test_a_cloud_written_into_the_mount_gets_a_pointcloud_annotation(tmp_path: Path, mount,
+                                                                     sdk_pointcloud_project: Path) -> None:
+    store = tmp_path / "store"
+    run_cas(store, "import", str(sdk_pointcloud_project), "--project", "p")
+    with mount(store) as mnt:
+        shutil.copy(sdk_pointcloud_project / "ds0/pointcloud/b.pcd", mnt / "p/ds0/pointcloud/c.pcd")
+        ann = json.loads((mnt / "p/ds0/ann/c.pcd.json").read_text())
+        assert (ann["objects"], ann["figures"], len(ann["key"])) == ([], [], 32)
+    row = run_cas(store, "ls", "p/ds0").stdout.decode().splitlines()[2]
+    assert row.startswith("c.pcd\t") and row.endswith("\t7 points")
