@@ -173,6 +173,12 @@ class ItemRecord:
         return fields[0], fields[2], fields[1], fields[3], fields[8], fields[9]
 
     @staticmethod
+    def raw_related(raw: bytes) -> list[tuple[bytes, int]]:
+        """(blob id, size) of each related file of an encoded record (`raw_blobs` has the rest)."""
+        fields = unpack(raw)
+        return [(blob, size) for _name, blob, size in fields[11]] if len(fields) > 11 else []
+
+    @staticmethod
     def raw_facts(raw: bytes) -> dict[str, Any] | None:
         """The header facts (a video's frames...) of an encoded record, None for an image."""
         fields = unpack(raw)

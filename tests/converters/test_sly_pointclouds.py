@@ -25,6 +25,9 @@ def test_sdk_pointcloud_project_round_trips(tmp_path: Path, sdk_pointcloud_proje
     store = tmp_path / "store"
     out = run_cas(store, "import", str(sdk_pointcloud_project), "--project", "p").stdout.decode()
     assert "imported p: 2 items" in out and "8 new blobs" in out  # 2 clouds, 2 annotations, 2 images, 2 JSON
+    stats, du = (json.loads(run_cas(store, *command, "--json").stdout) for command in (["stats"], ["du"]))
+    assert (du["total"]["blobs"], du["total"]["unique_bytes"], du["total"]["logical_bytes"]) == (
+        stats["blobs"], stats["stored_bytes"], stats["logical_bytes"])  # du counts the related files too
     again = run_cas(store, "import", str(sdk_pointcloud_project), "--project", "q").stdout.decode()
     assert "0 new blobs" in again  # the related files dedup like any other
     listing = run_cas(store, "ls", "p/ds0").stdout.decode().splitlines()
