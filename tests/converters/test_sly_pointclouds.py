@@ -107,3 +107,17 @@ def test_bad_pointcloud_input_is_one_line_and_changes_nothing(tmp_path: Path, sd
     lines = proc.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {file}: ") and words in lines[0], lines
     assert store_state(store) == before
+
+
+def test_fsck_counts_and_checks_related_files(tmp_path: Path, sdk_pointcloud_project: Path) -> None:
+    from cas import Store
+    from tests.conftest import damage_blob
+
+    store = tmp_path / "store"
+    run_cas(store, "import", str(sdk_pointcloud_project), "--project", "p")
+    assert run_cas(store, "fsck").stdout.decode().strip().endswith("clean")  # each related file's reference counted
+    with Store(store) as s:
+        _name, blob, _size = s.ns.item("p", "ds0", "a.pcd").related_file("left.png")
+        damage_blob(s, bytes(blob))
+    out = run_cas(store, "fsck", check=False).stdout.decode()
+    assert f"damaged-item: p/ds0/a.pcd: its related file blob {blob} is missing or corrupt" in out
