@@ -268,7 +268,7 @@ class Preparer:
     def _check_conflict(self, old: ItemRecord, dataset: str, name: str, media: BlobId, ann: BlobId,
                         meta: BlobId | None, related: list[Related] | None) -> None:
         if (old.media, old.ann, old.meta, old.related) != (media, ann, meta, related):
-            differs = content_differences((old.media, media), (old.ann, ann), (old.meta, meta)) or "related files"
+            differs = content_differences((old.media, media), (old.ann, ann), (old.meta, meta))
             raise Conflict(f"item {self.config.project}/{dataset}/{name} exists with a different {differs} "
                            "(use --overwrite to replace it)")
 

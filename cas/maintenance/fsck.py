@@ -170,8 +170,9 @@ def _sources_needed(store: Store, bad: set[BlobId], keep: set[bytes],
         needed = {blob_id: SourceNeeded(blob_id, []) for blob_id in left}
         for key, raw in namespace.scan_items(index, txn):
             rec = ItemRecord.decode(raw)
-            uses = (("image", rec.media), ("annotation", rec.ann), ("item meta", rec.meta))
-            for role, blob in uses if resets_counted else uses[:1]:
+            related = [("related file", blob) for _name, blob, _size in rec.related or ()]
+            uses = (("image", rec.media), *related, ("annotation", rec.ann), ("item meta", rec.meta))
+            for role, blob in uses if resets_counted else uses[:1 + len(related)]:
                 if blob in needed:
                     need = needed[blob]
                     if len(need.users) < MAX_USERS:

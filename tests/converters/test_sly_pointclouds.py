@@ -121,3 +121,4 @@ def test_fsck_counts_and_checks_related_files(tmp_path: Path, sdk_pointcloud_pro
         damage_blob(s, bytes(blob))
     out = run_cas(store, "fsck", check=False).stdout.decode()
     assert f"damaged-item: p/ds0/a.pcd: its related file blob {blob} is missing or corrupt" in out
+    assert "related file of p/ds0/a.pcd" in run_cas(store, "fsck", "--repair", check=False).stdout.decode()
