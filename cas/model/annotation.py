@@ -267,13 +267,8 @@ class Meta:
             _expect(isinstance(figures, list), file, f"{where}.figures", "expected a list")
             for j, fig in enumerate(figures):
                 w = f"{where}.figures[{j}]"
-                _expect(isinstance(fig, dict) and _known(fig.get("objectKey"), classes), file, f"{w}.objectKey",
-                        f"unknown object key {shown(fig.get('objectKey') if isinstance(fig, dict) else fig)} "
-                        "(not in objects)")
-                geometry = fig.get("geometry")
-                _expect(isinstance(geometry, dict), file, f"{w}.geometry", "expected an object")
-                self._check_geometry(geometry, fig.get("geometryType"), classes[fig["objectKey"]], file, w,
-                                     f"{w}.geometry")
+                cls, geometry = _figure(fig, classes, file, w)
+                self._check_geometry(geometry, fig.get("geometryType"), cls, file, w, f"{w}.geometry")
 
     def check_pointcloud_annotation(self, ann: Any, file: str, points: int | None = None) -> None:
         """Validate a point cloud annotation: tags, objects (class, key, tags) and figures (an
@@ -286,12 +281,8 @@ class Meta:
         _expect(isinstance(figures, list), file, "figures", "expected a list")
         for j, fig in enumerate(figures):
             w = f"figures[{j}]"
-            _expect(isinstance(fig, dict) and _known(fig.get("objectKey"), classes), file, f"{w}.objectKey",
-                    f"unknown object key {shown(fig.get('objectKey') if isinstance(fig, dict) else fig)} "
-                    "(not in objects)")
-            geometry = fig.get("geometry")
-            _expect(isinstance(geometry, dict), file, f"{w}.geometry", "expected an object")
-            cls, gtype = classes[fig["objectKey"]], fig.get("geometryType")
+            cls, geometry = _figure(fig, classes, file, w)
+            gtype = fig.get("geometryType")
             _expect(gtype in SHAPES_3D, file, f"{w}.geometryType",
                     f"expected one of {', '.join(SHAPES_3D)}, got {shown(gtype)}")
             _expect(cls["shape"] in ("any", gtype), file, f"{w}.geometryType",
@@ -384,6 +375,15 @@ class Meta:
             _check_graph(holder.get("nodes"), known, file, f"{at}.nodes")
         else:
             _check_points(holder.get("points"), gtype, file, at)
+
+
+def _figure(fig: Any, classes: dict[str, dict[str, Any]], file: str, where: str) -> tuple[dict[str, Any], Any]:
+    """(class, geometry) of a video's or point cloud's figure: an object's, by its key."""
+    _expect(isinstance(fig, dict) and _known(fig.get("objectKey"), classes), file, f"{where}.objectKey",
+            f"unknown object key {shown(fig.get('objectKey') if isinstance(fig, dict) else fig)} (not in objects)")
+    geometry = fig.get("geometry")
+    _expect(isinstance(geometry, dict), file, f"{where}.geometry", "expected an object")
+    return classes[fig["objectKey"]], geometry
 
 
 def _check_size(ann: Any, file: str, width: int | None, height: int | None, media: str) -> None:
