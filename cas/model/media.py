@@ -218,9 +218,9 @@ def probe_pointcloud(head: bytes, size: int, label: str) -> PointcloudInfo:
     """The point count of a PCD file (v0.5 to v0.7) from its header in `head`, the file's
     first bytes (no point is parsed); a binary body shorter than POINTS x the point's bytes
     is refused as truncated."""
-    fields: dict[str, list[str]] = {}
+    header: dict[str, list[str]] = {}
     at = 0
-    while "DATA" not in fields:
+    while "DATA" not in header:
         end = head.find(b"\n", at)
         if end < 0:
             raise InvalidInput(label, "not a PCD file (no DATA line in its header)")
@@ -228,18 +228,18 @@ def probe_pointcloud(head: bytes, size: int, label: str) -> PointcloudInfo:
         at = end + 1
         if line and not line.startswith("#"):
             key, *values = line.split()
-            fields[key.upper()] = values
+            header[key.upper()] = values
     try:
-        points = int(fields["POINTS"][0]) if "POINTS" in fields else \
-            int(fields["WIDTH"][0]) * int(fields["HEIGHT"][0])
-        sizes = [int(v) for v in fields["SIZE"]]
-        counts = [int(v) for v in fields.get("COUNT", ["1"] * len(sizes))]
-        types = fields["TYPE"]
+        points = int(header["POINTS"][0]) if "POINTS" in header else \
+            int(header["WIDTH"][0]) * int(header["HEIGHT"][0])
+        sizes = [int(v) for v in header["SIZE"]]
+        counts = [int(v) for v in header.get("COUNT", ["1"] * len(sizes))]
+        types = header["TYPE"]
     except (KeyError, IndexError, ValueError):
         raise InvalidInput(label, "PCD header lacks POINTS (or WIDTH and HEIGHT), SIZE or TYPE, or has a "
                                   "non-number there") from None
-    data = fields["DATA"][0].lower() if fields["DATA"] else ""
-    if points < 0 or not (len(sizes) == len(types) == len(counts) == len(fields.get("FIELDS", sizes))) or any(
+    data = header["DATA"][0].lower() if header["DATA"] else ""
+    if points < 0 or not (len(sizes) == len(types) == len(counts) == len(header.get("FIELDS", sizes))) or any(
             t not in _PCD_TYPES or n not in _PCD_TYPES[t] for t, n in zip(types, sizes, strict=True)):
         raise InvalidInput(label, "PCD header: FIELDS, SIZE, TYPE and COUNT do not agree")
     if data not in ("ascii", "binary", "binary_compressed"):
