@@ -226,21 +226,12 @@ class ImportSession:
         self._interrupts.check()
         self.add_dataset(dataset)
         check_name(name, "item name")
-        source: Source | Seen = media
-        if self._stat_cache and isinstance(media, (str, os.PathLike)):
-            with self.store.index.read() as txn:
-                seen = statcache.lookup(self.store.index, txn, os.fspath(media))
-            if seen is not None:
-                source = seen
-                self.report.files_unread += 1
-        task: Task = (dataset, name, source, ann, item_meta, label or f"{dataset}/img/{name}",
+        task: Task = (dataset, name, media, ann, item_meta, label or f"{dataset}/img/{name}",
                       ann_label or f"{dataset}/ann/{name}.json")
         self._queued += 1
-        if not isinstance(source, (str, bytes, os.PathLike, Seen)):
+        if not isinstance(media, (str, bytes, os.PathLike)):
             self._submit([task], self._thread_pool())  # streams cannot cross into a process
             return
-        if not _light(task):
-            self._heavy += 1
         self._chunk.append(task)
         if len(self._chunk) >= CHUNK_ITEMS:
             self._flush_chunk()
@@ -323,6 +314,7 @@ class ImportSession:
     def _config(self) -> PrepareConfig:
         return PrepareConfig(str(self.store.root), self.tmp, self.project, self.meta.raw,
                              check_conflicts=not self.overwrite and self._existing is not None,
+                             project_existed=self._existing is not None,
                              verify_dedup=self.verify_dedup, client_pid=os.getpid(), take_files=self._take_files,
                              dry_run=self.dry_run)
 
@@ -350,15 +342,34 @@ class ImportSession:
         return self._processes
 
     def _flush_chunk(self) -> None:
-        """Send the queued chunk to a pool; a chunk of stat-cache hits with nothing to build
-        is prepared here and now (a handful of index lookups: less than the hand-off costs)."""
+        """Look the chunk's files up in the stat cache, then send it to a pool; a chunk of
+        stat-cache hits with nothing to build is prepared here and now (a handful of index
+        lookups: less than the hand-off costs). One read transaction serves it all."""
         chunk, self._chunk = self._chunk, []
-        if all(map(_light, chunk)):
-            future: Results = Future()
-            future.set_result(self._thread_preparer().prepare_chunk(chunk))
-            self._submit(chunk, future)
-        else:
+        with self.store.index.read() as txn:
+            if self._stat_cache:
+                chunk = [self._seen(txn, task) for task in chunk]
+            heavy = sum(not _light(task) for task in chunk)
+            if not heavy:
+                future: Results = Future()
+                future.set_result(self._thread_preparer().prepare_chunk(chunk, txn))
+        if heavy:
+            self._heavy += heavy
             self._submit(chunk, self._pool_for_paths())
+        else:
+            self._submit(chunk, future)
+
+    def _seen(self, txn: Any, task: Task) -> Task:
+        """The task with its file's facts from the stat cache in place of the path, when the
+        cache knows the file unchanged."""
+        media = task[2]
+        if not isinstance(media, (str, os.PathLike)):
+            return task
+        seen = statcache.lookup(self.store.index, txn, os.fspath(media))
+        if seen is None:
+            return task
+        self.report.files_unread += 1
+        return (task[0], task[1], seen, *task[3:])
 
     def _submit(self, chunk: list[Task], pool: Executor | Results) -> None:
         if isinstance(pool, Future):
@@ -419,7 +430,12 @@ class ImportSession:
                     self.report.bytes_read += item.media.size
                 if item.notes:
                     self.report.notes.update(item.notes)
-                self._staging.write(self._pack([item.dataset, item.name, item_record(item).encode(), None]))
+                if item.unchanged:  # as publishing would find it: the stored item stays as it is
+                    self.report.items_skipped += 1
+                    if self.dry_run:  # which counts it among the items imported
+                        self.report.dataset_items[item.dataset] += 1
+                else:
+                    self._staging.write(self._pack([item.dataset, item.name, item_record(item).encode(), None]))
 
     # -- ending ------------------------------------------------------------------------
     def commit(self) -> ImportReport:

@@ -223,3 +223,25 @@ def test_a_later_meta_widens_the_import_and_reaches_worker_processes(store, tmp_
     assert report.items_added == 128
     shapes = {c["title"]: c["shape"] for c in store.ns.project("p").meta["classes"]}
     assert shapes == {"car": "any", "road": "polygon"}
+
+
+def test_an_unchanged_reimport_publishes_no_item(store, tmp_path, monkeypatch):
+    from cas.model.namespace import Namespace
+    paths = write_images(tmp_path / "src", 40)
+    for overwrite in (False, True):
+        with ImportSession(store, "p", overwrite=overwrite) as session:
+            for p in paths:
+                session.add_item("d", p.name, p)
+            session.commit()
+    published = []
+    put_item = Namespace.put_item
+    monkeypatch.setattr(Namespace, "put_item", lambda self, *a, **k: published.append(a) or put_item(self, *a, **k))
+    paths[5].write_bytes(png_bytes())  # one changed file among unchanged ones
+    with ImportSession(store, "p", overwrite=True) as session:
+        for p in paths:
+            session.add_item("d", p.name, p)
+        report = session.commit()
+    assert (report.items_added, report.items_skipped, report.items_replaced) == (0, 39, 1)
+    assert [a[3] for a in published] == [paths[5].name]  # only the changed item is written
+    assert store.ns.item("p", "d", paths[5].name).mime == "image/png"
+    assert fsck(store).clean
