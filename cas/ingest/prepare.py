@@ -19,7 +19,7 @@ from cas.blobs.catalog import known_intact, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import Conflict, CorruptBlob, InvalidInput
 from cas.ids import BlobId
-from cas.index import item_key
+from cas.index import Index, item_key
 from cas.ingest import statcache
 from cas.ingest.statcache import Seen
 from cas.ingest.workers import exit_with
@@ -66,6 +66,14 @@ class Prepared:
 def _same(old: ItemRecord | None, media: BlobId, ann: Part, meta: Part | None) -> bool:
     """Whether the stored item `old` holds these blobs (as `ItemRecord.same_content` compares)."""
     return old is not None and (old.media, old.ann, old.meta) == (media, ann.id, meta.id if meta else None)
+
+
+def holds_image(index: Index, txn: Any, key: bytes, seen: Seen) -> bool:
+    """Whether the item stored at `key` holds the image the stat cache knows, at its size:
+    given alone (no annotation, no item meta), the image keeps the item exactly as it is, as
+    `Preparer._annotate` would find (the stored annotation and item meta are kept)."""
+    raw = raw_item(index, txn, key)
+    return raw is not None and ItemRecord.raw_image(raw) == (bytes(seen.blob), seen.info.width, seen.info.height)
 
 
 def item_record(item: Prepared) -> ItemRecord:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ from cas.blobs.links import check_url, link_id
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import CasError, InvalidInput, NotFound
 from cas.ids import BlobId
+from cas.index import item_key
 from cas.ingest import statcache
 from cas.ingest.prepare import (
     Part,
@@ -38,6 +39,7 @@ from cas.ingest.prepare import (
     Prepared,
     Preparer,
     Task,
+    holds_image,
     init_worker,
     item_record,
     record_new_parts,
@@ -52,6 +54,8 @@ from cas.records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecor
 from cas.units import counted, human
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     from cas.store import Source, Store
 
 # A converter's annotation builder: ann(width, height) -> annotation, or (annotation, {note: count})
@@ -335,6 +339,7 @@ class ImportSession:
         if not self._use_processes or max(self._heavy, self._expected) < PROCESS_THRESHOLD:
             return self._thread_pool()
         if self._processes is None:
+            from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only for large imports
             context = forkserver(["cas.ingest.prepare", "cas.store"])  # a clean child: no inherited LMDB
             self._processes = ProcessPoolExecutor(self._workers, mp_context=context,
                                                   initializer=init_worker, initargs=(self._config(),))
@@ -348,28 +353,45 @@ class ImportSession:
         chunk, self._chunk = self._chunk, []
         with self.store.index.read() as txn:
             if self._stat_cache:
-                chunk = [self._seen(txn, task) for task in chunk]
+                queued = len(chunk)
+                chunk = [seen for task in chunk if (seen := self._seen(txn, task)) is not None]
+                if self.progress is not None and len(chunk) < queued:
+                    self.progress(queued - len(chunk))
             heavy = sum(not _light(task) for task in chunk)
             if not heavy:
                 future: Results = Future()
                 future.set_result(self._thread_preparer().prepare_chunk(chunk, txn))
+        if not chunk:
+            return
         if heavy:
             self._heavy += heavy
             self._submit(chunk, self._pool_for_paths())
         else:
             self._submit(chunk, future)
 
-    def _seen(self, txn: Any, task: Task) -> Task:
+    def _seen(self, txn: Any, task: Task) -> Task | None:
         """The task with its file's facts from the stat cache in place of the path, when the
-        cache knows the file unchanged."""
-        media = task[2]
+        cache knows the file unchanged; None when, moreover, the item stored under its name
+        holds this image and nothing else is given for it: it stays as it is."""
+        dataset, name, media, ann, item_meta = task[:5]
         if not isinstance(media, (str, os.PathLike)):
             return task
-        seen = statcache.lookup(self.store.index, txn, os.fspath(media))
+        index = self.store.index
+        seen = statcache.lookup(index, txn, os.fspath(media))
         if seen is None:
             return task
         self.report.files_unread += 1
-        return (task[0], task[1], seen, *task[3:])
+        if ann is None and item_meta is None and self._existing is not None and \
+                holds_image(index, txn, item_key(self.project, dataset, name), seen):
+            self._unchanged(dataset)
+            return None
+        return (dataset, name, seen, *task[3:])
+
+    def _unchanged(self, dataset: str) -> None:
+        """Count an item found as it is stored: publishing would skip it, so it is not staged."""
+        self.report.items_skipped += 1
+        if self.dry_run:  # which counts it among the items imported
+            self.report.dataset_items[dataset] += 1
 
     def _submit(self, chunk: list[Task], pool: Executor | Results) -> None:
         if isinstance(pool, Future):
@@ -430,10 +452,8 @@ class ImportSession:
                     self.report.bytes_read += item.media.size
                 if item.notes:
                     self.report.notes.update(item.notes)
-                if item.unchanged:  # as publishing would find it: the stored item stays as it is
-                    self.report.items_skipped += 1
-                    if self.dry_run:  # which counts it among the items imported
-                        self.report.dataset_items[item.dataset] += 1
+                if item.unchanged:
+                    self._unchanged(item.dataset)
                 else:
                     self._staging.write(self._pack([item.dataset, item.name, item_record(item).encode(), None]))
 

@@ -225,14 +225,23 @@ def test_a_later_meta_widens_the_import_and_reaches_worker_processes(store, tmp_
     assert shapes == {"car": "any", "road": "polygon"}
 
 
-def test_an_unchanged_reimport_publishes_no_item(store, tmp_path, monkeypatch):
+@pytest.mark.parametrize("from_stat_cache", [False, True])
+def test_an_unchanged_reimport_publishes_no_item(store, tmp_path, monkeypatch, from_stat_cache):
+    """Whether its files are read again (young files: racily clean) or known from the stat
+    cache, an item found as it is stored is neither staged nor published."""
+    from cas.ingest import prepare, statcache
     from cas.model.namespace import Namespace
+    if from_stat_cache:
+        monkeypatch.setattr(statcache, "RACY_NS", 0)
     paths = write_images(tmp_path / "src", 40)
     for overwrite in (False, True):
         with ImportSession(store, "p", overwrite=overwrite) as session:
             for p in paths:
                 session.add_item("d", p.name, p)
             session.commit()
+    prepared = []
+    prepare_item = prepare.Preparer.prepare
+    monkeypatch.setattr(prepare.Preparer, "prepare", lambda self, *a: prepared.append(a) or prepare_item(self, *a))
     published = []
     put_item = Namespace.put_item
     monkeypatch.setattr(Namespace, "put_item", lambda self, *a, **k: published.append(a) or put_item(self, *a, **k))
@@ -242,6 +251,9 @@ def test_an_unchanged_reimport_publishes_no_item(store, tmp_path, monkeypatch):
             session.add_item("d", p.name, p)
         report = session.commit()
     assert (report.items_added, report.items_skipped, report.items_replaced) == (0, 39, 1)
+    assert report.files_unread == (39 if from_stat_cache else 0)
     assert [a[3] for a in published] == [paths[5].name]  # only the changed item is written
+    if from_stat_cache:  # nothing but the stat cache and the stored item are looked at
+        assert [a[3] for a in prepared] == [paths[5]]
     assert store.ns.item("p", "d", paths[5].name).mime == "image/png"
     assert fsck(store).clean
