@@ -12,19 +12,25 @@ import io
 import mimetypes
 import warnings
 from dataclasses import dataclass
-from typing import IO
-
-from PIL import Image, ImageOps
+from typing import IO, TYPE_CHECKING, Any
 
 from cas.config import settings
 from cas.errors import InvalidInput, reason
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
                               ".jfif", ".jpe", ".mpo"})
 _JPEG_EOI = b"\xff\xd9"
 _PNG_IEND = b"IEND\xaeB`\x82"
 
-Image.MAX_IMAGE_PIXELS = None  # headers of large aerial images are legal; decoding checks max_pixels()
+
+def _pillow() -> Any:
+    """PIL.Image, loaded on first use (an import whose files the stat cache knows opens no image)."""
+    from PIL import Image
+    Image.MAX_IMAGE_PIXELS = None  # headers of large aerial images are legal; decoding checks max_pixels()
+    return Image
 
 
 def max_pixels() -> int:
@@ -44,7 +50,7 @@ def _open(source: bytes | str | IO[bytes]) -> Image.Image:
     """Pillow's open (the header only), without its warnings about odd files."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        return _pillow().open(io.BytesIO(source) if isinstance(source, bytes) else source)
 
 
 def _unreadable(label: str, e: Exception) -> InvalidInput:
@@ -68,6 +74,7 @@ def decode(img: Image.Image, label: str, oriented: bool = False) -> Image.Image:
     try:
         img.load()
         if oriented and orientation(img) != 1:
+            from PIL import ImageOps
             return ImageOps.exif_transpose(img)
     except Exception as e:  # noqa: BLE001 - as above
         raise _unreadable(label, e) from None
@@ -124,7 +131,7 @@ def probe_image(head: bytes, tail: bytes, label: str, fallback: bytes | None = N
         raise InvalidInput(label, "truncated JPEG (no end-of-image marker)")
     if fmt == "PNG" and not tail.endswith(_PNG_IEND):
         raise InvalidInput(label, "truncated PNG (no IEND chunk)")
-    mime = Image.MIME.get(fmt) or mimetypes.guess_type(label)[0] or "application/octet-stream"
+    mime = _pillow().MIME.get(fmt) or mimetypes.guess_type(label)[0] or "application/octet-stream"
     return MediaInfo(width, height, mime)
 
 
