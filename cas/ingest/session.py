@@ -142,7 +142,9 @@ class ImportSession:
         self._queued = 0
         self._heavy = 0  # queued items with work for a worker: a file to read or an annotation to build
         self._expected = 0  # items a converter said are coming (see expect_items)
-        self._stat_cache = stat_cache and not verify_dedup  # a stat-cache hit compares no bytes
+        # A stat-cache hit compares no bytes; a store that has no entry yet (a first import) has
+        # nothing to look up for any file.
+        self._stat_cache = stat_cache and not verify_dedup and not statcache.is_empty(store.index)
         self._take_files = take_files  # the source files are the store's own (a mount's drop): linked, not copied
         self._started = time.perf_counter()
         self._stack = ExitStack()
