@@ -469,8 +469,7 @@ class ImportSession:
             if self._chunk:
                 self._flush_chunk()
             previous, batch, self._previous, self._batch = self._previous, self._batch, [], []
-            self._finish(previous)
-            self._finish(batch)
+            self._finish(previous + batch)  # the last two batches: one sync, one transaction
             self._staging.close()
             if self.dry_run:
                 self._report_dry()

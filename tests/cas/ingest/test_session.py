@@ -257,3 +257,17 @@ def test_an_unchanged_reimport_publishes_no_item(store, tmp_path, monkeypatch, f
         assert [a[3] for a in prepared] == [paths[5]]
     assert store.ns.item("p", "d", paths[5].name).mime == "image/png"
     assert fsck(store).clean
+
+
+def test_the_last_two_batches_are_made_durable_with_one_sync(store, tmp_path, monkeypatch):
+    from cas.ingest.session import BATCH_ITEMS
+    paths = write_images(tmp_path / "src", BATCH_ITEMS + 100)  # one full batch, and some
+    syncs = []
+    sync = store.write_backend.sync
+    monkeypatch.setattr(store.write_backend, "sync", lambda: syncs.append(1) or sync())
+    with ImportSession(store, "p", processes=False) as session:
+        for p in paths:
+            session.add_item("d", p.name, p)
+        report = session.commit()
+    assert report.items_added == len(paths) and len(syncs) == 1
+    assert fsck(store).clean
