@@ -186,7 +186,7 @@ class Preparer:
         ann_sp: Spooled | None = None
         empty = False  # the empty annotation of an image: one for many items
         if ann is None and kept is None:
-            if isinstance(info, VideoInfo):  # a video's names its media: one per item
+            if isinstance(info, VideoInfo):  # a video's empty annotation names the video: one each
                 ann_sp = spool_bytes(dumps(empty_video_annotation(info.width, info.height, info.frames, media)))
             else:
                 ann_sp, empty = self._empty_annotation(info.width, info.height), True

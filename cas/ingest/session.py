@@ -359,12 +359,12 @@ class ImportSession:
                 chunk = [seen for task in chunk if (seen := self._seen(txn, task)) is not None]
                 if self.progress is not None and len(chunk) < queued:
                     self.progress(queued - len(chunk))
+                if not chunk:
+                    return
             heavy = sum(not _light(task) for task in chunk)
             if not heavy:
                 future: Results = Future()
                 future.set_result(self._thread_preparer().prepare_chunk(chunk, txn))
-        if not chunk:
-            return
         if heavy:
             self._heavy += heavy
             self._submit(chunk, self._pool_for_paths())
