@@ -147,6 +147,12 @@ class ItemRecord:
         return fields[0], fields[2], fields[3] + fields[9]
 
     @staticmethod
+    def raw_image(raw: bytes) -> tuple[bytes, int, int]:
+        """(media id, width, height) of an encoded record."""
+        fields = unpack(raw)
+        return fields[0], fields[4], fields[5]
+
+    @staticmethod
     def raw_blobs(raw: bytes) -> tuple[bytes, int, bytes, int, bytes | None, int]:
         """(media id, media size, annotation id, its size, item meta id or None, its size) of an
         encoded record, for scans over every item."""

@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,7 @@ from cas.blobs.links import check_url, link_id
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import CasError, InvalidInput, NotFound
 from cas.ids import BlobId
+from cas.index import item_key
 from cas.ingest import statcache
 from cas.ingest.prepare import (
     Part,
@@ -38,6 +39,7 @@ from cas.ingest.prepare import (
     Prepared,
     Preparer,
     Task,
+    holds_image,
     init_worker,
     item_record,
     record_new_parts,
@@ -52,6 +54,8 @@ from cas.records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecor
 from cas.units import counted, human
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     from cas.store import Source, Store
 
 # A converter's annotation builder: ann(width, height) -> annotation, or (annotation, {note: count})
@@ -138,7 +142,9 @@ class ImportSession:
         self._queued = 0
         self._heavy = 0  # queued items with work for a worker: a file to read or an annotation to build
         self._expected = 0  # items a converter said are coming (see expect_items)
-        self._stat_cache = stat_cache and not verify_dedup  # a stat-cache hit compares no bytes
+        # A stat-cache hit compares no bytes; a store that has no entry yet (a first import) has
+        # nothing to look up for any file.
+        self._stat_cache = stat_cache and not verify_dedup and not statcache.is_empty(store.index)
         self._take_files = take_files  # the source files are the store's own (a mount's drop): linked, not copied
         self._started = time.perf_counter()
         self._stack = ExitStack()
@@ -226,21 +232,12 @@ class ImportSession:
         self._interrupts.check()
         self.add_dataset(dataset)
         check_name(name, "item name")
-        source: Source | Seen = media
-        if self._stat_cache and isinstance(media, (str, os.PathLike)):
-            with self.store.index.read() as txn:
-                seen = statcache.lookup(self.store.index, txn, os.fspath(media))
-            if seen is not None:
-                source = seen
-                self.report.files_unread += 1
-        task: Task = (dataset, name, source, ann, item_meta, label or f"{dataset}/img/{name}",
+        task: Task = (dataset, name, media, ann, item_meta, label or f"{dataset}/img/{name}",
                       ann_label or f"{dataset}/ann/{name}.json")
         self._queued += 1
-        if not isinstance(source, (str, bytes, os.PathLike, Seen)):
+        if not isinstance(media, (str, bytes, os.PathLike)):
             self._submit([task], self._thread_pool())  # streams cannot cross into a process
             return
-        if not _light(task):
-            self._heavy += 1
         self._chunk.append(task)
         if len(self._chunk) >= CHUNK_ITEMS:
             self._flush_chunk()
@@ -323,6 +320,7 @@ class ImportSession:
     def _config(self) -> PrepareConfig:
         return PrepareConfig(str(self.store.root), self.tmp, self.project, self.meta.raw,
                              check_conflicts=not self.overwrite and self._existing is not None,
+                             project_existed=self._existing is not None,
                              verify_dedup=self.verify_dedup, client_pid=os.getpid(), take_files=self._take_files,
                              dry_run=self.dry_run)
 
@@ -343,6 +341,7 @@ class ImportSession:
         if not self._use_processes or max(self._heavy, self._expected) < PROCESS_THRESHOLD:
             return self._thread_pool()
         if self._processes is None:
+            from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only for large imports
             context = forkserver(["cas.ingest.prepare", "cas.store"])  # a clean child: no inherited LMDB
             self._processes = ProcessPoolExecutor(self._workers, mp_context=context,
                                                   initializer=init_worker, initargs=(self._config(),))
@@ -350,15 +349,51 @@ class ImportSession:
         return self._processes
 
     def _flush_chunk(self) -> None:
-        """Send the queued chunk to a pool; a chunk of stat-cache hits with nothing to build
-        is prepared here and now (a handful of index lookups: less than the hand-off costs)."""
+        """Look the chunk's files up in the stat cache, then send it to a pool; a chunk of
+        stat-cache hits with nothing to build is prepared here and now (a handful of index
+        lookups: less than the hand-off costs). One read transaction serves it all."""
         chunk, self._chunk = self._chunk, []
-        if all(map(_light, chunk)):
-            future: Results = Future()
-            future.set_result(self._thread_preparer().prepare_chunk(chunk))
-            self._submit(chunk, future)
-        else:
+        with self.store.index.read() as txn:
+            if self._stat_cache:
+                queued = len(chunk)
+                chunk = [seen for task in chunk if (seen := self._seen(txn, task)) is not None]
+                if self.progress is not None and len(chunk) < queued:
+                    self.progress(queued - len(chunk))
+                if not chunk:
+                    return
+            heavy = sum(not _light(task) for task in chunk)
+            if not heavy:
+                future: Results = Future()
+                future.set_result(self._thread_preparer().prepare_chunk(chunk, txn))
+        if heavy:
+            self._heavy += heavy
             self._submit(chunk, self._pool_for_paths())
+        else:
+            self._submit(chunk, future)
+
+    def _seen(self, txn: Any, task: Task) -> Task | None:
+        """The task with its file's facts from the stat cache in place of the path, when the
+        cache knows the file unchanged; None when, moreover, the item stored under its name
+        holds this image and nothing else is given for it: it stays as it is."""
+        dataset, name, media, ann, item_meta = task[:5]
+        if not isinstance(media, (str, os.PathLike)):
+            return task
+        index = self.store.index
+        seen = statcache.lookup(index, txn, os.fspath(media))
+        if seen is None:
+            return task
+        self.report.files_unread += 1
+        if ann is None and item_meta is None and self._existing is not None and \
+                holds_image(index, txn, item_key(self.project, dataset, name), seen):
+            self._unchanged(dataset)
+            return None
+        return (dataset, name, seen, *task[3:])
+
+    def _unchanged(self, dataset: str) -> None:
+        """Count an item found as it is stored: publishing would skip it, so it is not staged."""
+        self.report.items_skipped += 1
+        if self.dry_run:  # which counts it among the items imported
+            self.report.dataset_items[dataset] += 1
 
     def _submit(self, chunk: list[Task], pool: Executor | Results) -> None:
         if isinstance(pool, Future):
@@ -419,7 +454,10 @@ class ImportSession:
                     self.report.bytes_read += item.media.size
                 if item.notes:
                     self.report.notes.update(item.notes)
-                self._staging.write(self._pack([item.dataset, item.name, item_record(item).encode(), None]))
+                if item.unchanged:
+                    self._unchanged(item.dataset)
+                else:
+                    self._staging.write(self._pack([item.dataset, item.name, item_record(item).encode(), None]))
 
     # -- ending ------------------------------------------------------------------------
     def commit(self) -> ImportReport:
@@ -431,8 +469,7 @@ class ImportSession:
             if self._chunk:
                 self._flush_chunk()
             previous, batch, self._previous, self._batch = self._previous, self._batch, [], []
-            self._finish(previous)
-            self._finish(batch)
+            self._finish(previous + batch)  # the last two batches: one sync, one transaction
             self._staging.close()
             if self.dry_run:
                 self._report_dry()

@@ -12,7 +12,6 @@ import json
 import math
 import re
 import struct
-import uuid
 import zlib
 from typing import Any
 
@@ -37,7 +36,7 @@ def empty_annotation(width: int, height: int) -> dict[str, Any]:
 def empty_video_annotation(width: int, height: int, frames: int, video_id: bytes) -> dict[str, Any]:
     """A Supervisely video annotation with nothing in it; its key derives from the video's
     digest, so equal videos get equal (deduplicated) annotations."""
-    return {"size": {"height": height, "width": width}, "description": "", "key": uuid.UUID(bytes=video_id[:16]).hex,
+    return {"size": {"height": height, "width": width}, "description": "", "key": bytes(video_id[:16]).hex(),
             "tags": [], "objects": [], "frames": [], "framesCount": frames}
 
 

@@ -223,3 +223,51 @@ def test_a_later_meta_widens_the_import_and_reaches_worker_processes(store, tmp_
     assert report.items_added == 128
     shapes = {c["title"]: c["shape"] for c in store.ns.project("p").meta["classes"]}
     assert shapes == {"car": "any", "road": "polygon"}
+
+
+@pytest.mark.parametrize("from_stat_cache", [False, True])
+def test_an_unchanged_reimport_publishes_no_item(store, tmp_path, monkeypatch, from_stat_cache):
+    """Whether its files are read again (young files: racily clean) or known from the stat
+    cache, an item found as it is stored is neither staged nor published."""
+    from cas.ingest import prepare, statcache
+    from cas.model.namespace import Namespace
+    if from_stat_cache:
+        monkeypatch.setattr(statcache, "RACY_NS", 0)
+    paths = write_images(tmp_path / "src", 40)
+    for overwrite in (False, True):
+        with ImportSession(store, "p", overwrite=overwrite) as session:
+            for p in paths:
+                session.add_item("d", p.name, p)
+            session.commit()
+    prepared = []
+    prepare_item = prepare.Preparer.prepare
+    monkeypatch.setattr(prepare.Preparer, "prepare", lambda self, *a: prepared.append(a) or prepare_item(self, *a))
+    published = []
+    put_item = Namespace.put_item
+    monkeypatch.setattr(Namespace, "put_item", lambda self, *a, **k: published.append(a) or put_item(self, *a, **k))
+    paths[5].write_bytes(png_bytes())  # one changed file among unchanged ones
+    with ImportSession(store, "p", overwrite=True) as session:
+        for p in paths:
+            session.add_item("d", p.name, p)
+        report = session.commit()
+    assert (report.items_added, report.items_skipped, report.items_replaced) == (0, 39, 1)
+    assert report.files_unread == (39 if from_stat_cache else 0)
+    assert [a[3] for a in published] == [paths[5].name]  # only the changed item is written
+    if from_stat_cache:  # nothing but the stat cache and the stored item are looked at
+        assert [a[3] for a in prepared] == [paths[5]]
+    assert store.ns.item("p", "d", paths[5].name).mime == "image/png"
+    assert fsck(store).clean
+
+
+def test_the_last_two_batches_are_made_durable_with_one_sync(store, tmp_path, monkeypatch):
+    from cas.ingest.session import BATCH_ITEMS
+    paths = write_images(tmp_path / "src", BATCH_ITEMS + 100)  # one full batch, and some
+    syncs = []
+    sync = store.write_backend.sync
+    monkeypatch.setattr(store.write_backend, "sync", lambda: syncs.append(1) or sync())
+    with ImportSession(store, "p", processes=False) as session:
+        for p in paths:
+            session.add_item("d", p.name, p)
+        report = session.commit()
+    assert report.items_added == len(paths) and len(syncs) == 1
+    assert fsck(store).clean
