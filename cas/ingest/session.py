@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from cas.blobs.catalog import apply_deltas, known_intact, record_link, record_new_blob
-from cas.blobs.links import check_url, link_id
+from cas.blobs.links import UrlChecker, check_url, link_id
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import CasError, InvalidInput, NotFound
 from cas.ids import BlobId
@@ -66,6 +66,7 @@ CHUNK_ITEMS = 32
 PROCESS_THRESHOLD = 2000  # items queued before worker processes are worth their start-up
 MAX_REPORTED_INVALID = 20
 MAX_DELTAS = 100_000  # reference moves gathered per blob before they are applied
+PROGRESS_STEP = 1024  # links queued between two calls of the progress callback
 
 Results = Future[list[Prepared | InvalidInput]]
 
@@ -259,24 +260,33 @@ class ImportSession:
             self.meta.check_annotation(ann, f"{dataset}/ann/{name}.json", width or None, height or None)
             ann_sp = self._link_annotation(spool_bytes(dumps(ann)))
         self._stage_link(dataset, name, url, size, etag, ann_sp, width, height)
+        if self.progress is not None:
+            self.progress(1)
 
-    def add_links(self, dataset: str, links: Iterable[tuple[str, str, int, str | None, str]]) -> None:
+    def add_links(self, dataset: str, links: Iterable[tuple[str, str, int, str | None, int]], source: str) -> None:
         """Queue link items with empty annotations, as `add_link` does: (name, url, size, etag,
-        label) each. A link whose URL is refused is rejected (see `reject`); the work that is
-        the same for every link is done once (lists of millions)."""
+        line) each, `line` being where `source` gives it (an error names 'source:line'). A link
+        whose URL is refused is rejected (see `reject`); the work that is the same for every
+        link is done once (lists of millions)."""
         self.add_dataset(dataset)
         ann_sp = self._empty_link_annotation(0, 0)
-        allow_roots, public_only = self.store.config.allow_roots, self.store.net.public_links_only
-        interrupts, stage = self._interrupts, self._stage_link
-        for name, url, size, etag, label in links:
+        check = UrlChecker(self.store.config.allow_roots, self.store.net.public_links_only)
+        interrupts, stage, progress = self._interrupts, self._stage_link, self.progress
+        staged = 0
+        for name, url, size, etag, line in links:
             interrupts.check()
             check_name(name, "item name")
             try:
-                check_url(url, allow_roots, label, public_only=public_only)
+                check(url, source)
             except InvalidInput as e:
-                self.reject(e)
+                self.reject(InvalidInput(f"{source}:{line}", e.message))
                 continue
             stage(dataset, name, url, size, etag, ann_sp, 0, 0)
+            staged += 1
+            if progress is not None and staged % PROGRESS_STEP == 0:
+                progress(PROGRESS_STEP)
+        if progress is not None and staged % PROGRESS_STEP:
+            progress(staged % PROGRESS_STEP)
 
     def _empty_link_annotation(self, width: int, height: int) -> Spooled:
         ann_sp = self._empty_anns.get((width, height))
@@ -304,8 +314,20 @@ class ImportSession:
         self._queued += 1
         self.report.links += 1
         self._staging.write(self._pack([dataset, name, rec.encode(), [url, size, etag]]))
-        if self.progress is not None:
-            self.progress(1)
+
+    def _publish_new_link(self, txn: Any, deltas: Counter[BlobId], dataset: str, name: str, raw: bytes,
+                          link: list[Any], now: int) -> bool:
+        """Publish a staged link item whose name is new, with the link's record (one reference,
+        or one more on a link the index knows): whether the name was new. Nothing is decoded:
+        an import of a million links publishes a million."""
+        if not self.store.ns.write_item(txn, item_key(self.project, dataset, name), raw, overwrite=False):
+            return False
+        media, ann = ItemRecord.raw_ids(raw)
+        deltas[ann] += 1
+        url, size, etag = link
+        if not record_link(self.store.index, txn, media, BlobRecord(size, 1, LINK, now, url, etag)):
+            deltas[media] += 1
+        return True
 
     def reject(self, error: InvalidInput, what: str = "item") -> None:
         """Bad input found by a converter: fail the import, or count it with `skip_invalid`
@@ -517,8 +539,15 @@ class ImportSession:
                     self.report.datasets += 1
             deltas: Counter[BlobId] = Counter()
             outcomes: Counter[str] = Counter()
+            now = time.time_ns()
             with open(self._staging.name, "rb") as staged:
                 for dataset, name, raw, link in msgpack.Unpacker(staged, raw=False):
+                    if len(deltas) >= MAX_DELTAS:  # memory stays flat: apply the moves gathered so far
+                        apply_deltas(index, txn, deltas)
+                        deltas.clear()
+                    if link is not None and self._publish_new_link(txn, deltas, dataset, name, raw, link, now):
+                        outcomes["added"] += 1
+                        continue
                     rec = ItemRecord.decode(raw)
                     outcome = ns.put_item(txn, self.project, dataset, name, rec, self.overwrite, deltas, raw)
                     outcomes[outcome] += 1
@@ -527,9 +556,6 @@ class ImportSession:
                         uses = deltas.pop(rec.media, 0)
                         if not record_link(index, txn, rec.media, BlobRecord(size, uses, LINK, rec.mtime, url, etag)):
                             deltas[rec.media] += uses
-                    if len(deltas) >= MAX_DELTAS:  # memory stays flat: apply the moves gathered so far
-                        apply_deltas(index, txn, deltas)
-                        deltas.clear()
             apply_deltas(index, txn, deltas)
         for outcome, count in outcomes.items():
             setattr(self.report, f"items_{outcome}", getattr(self.report, f"items_{outcome}") + count)

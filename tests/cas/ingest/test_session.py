@@ -271,3 +271,34 @@ def test_the_last_two_batches_are_made_durable_with_one_sync(store, tmp_path, mo
         report = session.commit()
     assert report.items_added == len(paths) and len(syncs) == 1
     assert fsck(store).clean
+
+
+def test_link_lists_publish_references_as_one_item_each_would(store):
+    """add_links' publishing path (no record decoded) against the index's own recount: a link
+    new to the index, one another project holds, one listed twice under two names, and a
+    re-import that changes nothing."""
+    urls = [f"http://127.0.0.1:9/{i}.jpg" for i in range(3)]
+    with ImportSession(store, "p") as s:
+        s.add_links("d", [(f"{i}.jpg", url, -1, None, i + 1) for i, url in enumerate(urls)], "p.txt")
+        s.commit()
+    with ImportSession(store, "q") as s:
+        s.add_links("d", [("a.jpg", urls[0], -1, None, 1), ("b.jpg", urls[0], -1, None, 2),
+                          ("new.jpg", "http://127.0.0.1:9/new.jpg", -1, None, 3)], "q.txt")
+        report = s.commit()
+    assert report.items_added == 3
+    with ImportSession(store, "q") as s:
+        s.add_links("d", [("a.jpg", urls[0], -1, None, 1)], "q.txt")
+        assert s.commit().items_skipped == 1
+    media = store.ns.item("q", "d", "a.jpg").media
+    assert store.stat(media).refcount == 3  # p/d/0.jpg, q/d/a.jpg, q/d/b.jpg
+    assert store.stat(store.ns.item("q", "d", "a.jpg").ann).refcount == 6
+    assert fsck(store, verify=False).clean, "the stored reference counts are the recounted ones"
+
+
+def test_a_refused_link_names_the_list_and_line(store):
+    with ImportSession(store, "p", skip_invalid=True) as s:
+        s.add_links("d", [("a.jpg", "http://127.0.0.1:9/a.jpg", -1, None, 1),
+                          ("b.jpg", "gopher://127.0.0.1/b.jpg", -1, None, 7)], "list.txt")
+        report = s.commit()
+    assert report.items_added == 1 and report.invalid == [
+        "list.txt:7: URL scheme 'gopher' is not allowed (allowed: http, https, s3, file): gopher://127.0.0.1/b.jpg"]
