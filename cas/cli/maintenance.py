@@ -217,6 +217,12 @@ def gc_cmd(c: Context, dry_run: bool, as_json: bool) -> None:
                + (f" ({human(r.pack_bytes_copied)} of live entries copied)" if r.pack_bytes_copied else "")
                + (f"; {counted(r.packs_not_rewritten, 'pack')} not compacted: an entry's bytes are damaged "
                   "(see `cas fsck`)" if r.packs_not_rewritten else "")
+               + (f"; {counted(r.s3_packs_compacted, 'S3 pack')} compacted" if r.s3_packs_compacted else "")
+               + (f" ({human(r.s3_pack_bytes_copied)} of live entries copied)" if r.s3_pack_bytes_copied else "")
+               + (f"; {counted(r.s3_packs_not_rewritten, 'S3 pack')} not compacted: an entry's bytes are damaged "
+                  "(see `cas fsck --remote`)" if r.s3_packs_not_rewritten else "")
+               + (f"; {counted(r.s3_packs_kept, 'S3 pack')} left in place: younger than the grace period or holding "
+                  "blobs of the shared versions" if r.s3_packs_kept else "")
                + (f"; {counted(r.young_kept, 'S3 object')} younger than the grace period "
                   f"(s3_grace_seconds {c.store.config.s3_grace_seconds:g}) kept for a later gc" if r.young_kept else "")
                + ("; nothing changed (dry run)" if dry_run else ""))
