@@ -18,13 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cas.blobs.backends.s3packs import new_pack_name
 from cas.blobs.catalog import apply_deltas, raw_blob_getter, record_link, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import CasError, NotFound
 from cas.ids import BlobId
 from cas.index import SEP, item_key, item_prefix, project_key
 from cas.model import namespace
-from cas.records import BlobRecord, DatasetRecord, ItemRecord, pack
+from cas.records import S3PACK, BlobRecord, DatasetRecord, ItemRecord, pack
 from cas.versions.trees import (
     BucketRef,
     DatasetRef,
@@ -52,12 +53,15 @@ WRITE_GROUP = 256  # trees held in memory before they are written
 class TreeWriter:
     """New tree blobs of one snapshot, written as they come in groups of WRITE_GROUP (so a
     snapshot holds at most one group in memory), one sync at the end, and recorded in the
-    caller's transaction."""
+    caller's transaction. To an S3 remote, with `packs`, a group goes up as one pack object
+    (cas.blobs.backends.s3packs): one PUT per WRITE_GROUP trees, not one each."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, packs: bool = True) -> None:
         self.store = store
+        self.packs = packs and store.s3 is not None and store.write_backend is store.s3
         self.pending: dict[BlobId, Spooled] = {}
         self.written: dict[BlobId, int] = {}  # id -> size of every tree written, for `record`
+        self.packed: dict[BlobId, tuple[str, int]] = {}  # id -> (pack, offset) of the trees written in packs
 
     def put(self, obj: Any) -> BlobId:
         sp = spool_bytes(pack(obj))
@@ -68,13 +72,20 @@ class TreeWriter:
         return sp.id
 
     def _write_pending(self) -> None:
-        """Write the pending trees, several at once (to S3 each is a round trip)."""
+        """Write the pending trees: in one pack object, or several at once (to S3 each is a round trip)."""
         backend = self.store.write_backend
         if backend is not self.store.local:  # the next snapshot reads these trees back: keep them at hand
             for blob_id, sp in self.pending.items():
                 self.store.cache.put(blob_id, sp.data or b"")
-        with ThreadPoolExecutor(INSTALL_THREADS) as pool:
-            list(pool.map(lambda sp: backend.install(sp, self.store.tmp_dir), self.pending.values()))
+        if self.packs and self.pending:
+            assert self.store.s3 is not None
+            name = new_pack_name()
+            entries = self.store.s3.upload_pack(name, ((b, sp.data or b"") for b, sp in self.pending.items()),
+                                                self.store.tmp_dir)
+            self.packed.update((e.blob_id, (name, e.offset)) for e in entries)
+        else:
+            with ThreadPoolExecutor(INSTALL_THREADS) as pool:
+                list(pool.map(lambda sp: backend.install(sp, self.store.tmp_dir), self.pending.values()))
         self.written.update((blob_id, sp.size) for blob_id, sp in self.pending.items())
         self.pending = {}
 
@@ -86,7 +97,9 @@ class TreeWriter:
 
     def record(self, txn: Any) -> None:
         for blob_id, size in self.written.items():
-            record_new_blob(self.store.index, txn, blob_id, size, self.store.write_backend.location)
+            where = self.packed.get(blob_id)
+            location = S3PACK if where is not None else self.store.write_backend.location
+            record_new_blob(self.store.index, txn, blob_id, size, location, packed=where)
 
 
 # -- refs -------------------------------------------------------------------------------------
@@ -238,14 +251,14 @@ def _clear_dirty(index: Any, snapped: Any, txn: Any, project: str) -> None:
 
 
 def snapshot(store: Store, project: str, message: str = "", merged: BlobId | None = None,
-             progress: Callable[[int], object] | None = None) -> tuple[Version, bool]:
+             progress: Callable[[int], object] | None = None, packs: bool = True) -> tuple[Version, bool]:
     """Freeze the project's current state; returns (the version, whether it is new). With
     nothing changed since the head, the head is returned. `merged`: the other parent of a
     merge. Memory stays flat in the project's size: trees are written as they are built.
-    `progress` is told of the items frozen, a dataset at a time."""
+    `progress` is told of the items frozen, a dataset at a time. `packs`: see TreeWriter."""
     index = store.index
     with store.lock(what="snapshot"):
-        writer = TreeWriter(store)
+        writer = TreeWriter(store, packs)
         with index.read() as txn:
             rec = store.ns.project(project, txn)
             current = head(store, project, txn)
