@@ -3,6 +3,7 @@ the remote's versions reach, or younger than the grace period, left alone."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -23,19 +24,21 @@ NET = NetOptions(1.0, 5.0, 2, 0.05)
 DATASETS = ("kept", "thinned", "dropped")
 
 
-def packed_store(tmp_path: Path, endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch) -> Store:
-    """A store whose items (three datasets of 120) are in S3 pack objects of ~20 items each, no
-    remote ref moved: no other store can know these packs."""
+def packed_store(tmp_path: Path, endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch,
+                 name: str = "store") -> Store:
+    """A store whose items (three datasets of 120) are in S3 pack objects of ~20 items each
+    (under the prefix `name`), no remote ref moved: no other store can know these packs."""
     monkeypatch.setattr(transfer, "PACK_OBJECT_TARGET", 20_000)
-    for k, name in enumerate(DATASETS):
-        write_images(tmp_path / "src" / name, 120, prefix=name, start=300 * k)  # no two alike
-    store = Store.init(tmp_path / "store", NET)
+    for k, dataset in enumerate(DATASETS):
+        if not (tmp_path / "src" / dataset).exists():
+            write_images(tmp_path / "src" / dataset, 120, prefix=dataset, start=300 * k)  # no two alike
+    store = Store.init(tmp_path / name, NET)
     import_source(store, tmp_path / "src", "p", "images")
-    store.config.s3 = S3Remote(bucket, "pre", endpoint)
+    store.config.s3 = S3Remote(bucket, name, endpoint)
     store.config.s3_grace_seconds = 0
     store.save_config()
     store.close()
-    store = Store(tmp_path / "store", NET)
+    store = Store(tmp_path / name, NET)
     assert transfer.push_blobs(store).failed == 0
     return store
 
@@ -128,3 +131,71 @@ def test_gc_keeps_the_dead_records_of_a_young_pack(tmp_path: Path, s3_endpoint: 
         assert listed_packs(store) == packs_in_use(store)
     finally:
         store.close()
+
+
+GC = """
+import sys
+from cas.maintenance import s3repack
+s3repack.PACK_OBJECT_TARGET = 3_000  # several new packs: more moments between two steps
+from cas import Store
+from cas.maintenance.gc import collect
+with Store(sys.argv[1]) as store:
+    collect(store)
+"""
+S3_KILLS = 6
+
+
+def test_sigkill_during_a_gc_of_s3_packs_loses_nothing(tmp_path: Path, s3_endpoint: str, bucket: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after a random number of changes to the bucket (packs deleted or added, counted by
+    watching it; 0: once the pending names are written), then: every item left reads back,
+    no record points at a pack S3 does not have, fsck is clean, the next gc's dry run is what
+    it does, and after it the bucket holds only packs that records point into."""
+    import random
+    import subprocess
+    import sys
+    import time
+
+    from cas.maintenance.s3repack import PENDING
+    from tests.conftest import ROOT
+    rng = random.Random(28)
+    total = None
+    outcomes = []
+    for i in range(S3_KILLS + 1):  # the first round runs to its end: the number of changes a gc makes
+        store = packed_store(tmp_path, s3_endpoint, bucket, monkeypatch, f"s{i}")
+        left = thin_out(store)
+        before = listed_packs(store)
+        store.close()
+        proc = subprocess.Popen([sys.executable, "-c", GC, str(tmp_path / f"s{i}")],
+                                env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE)
+        store = Store(tmp_path / f"s{i}", NET)
+        try:
+            if total is None:
+                _out, err = proc.communicate(timeout=120)
+                assert proc.returncode == 0, err.decode()
+                total = len(before ^ listed_packs(store))
+                assert total >= 5, total
+            else:
+                target = rng.randint(0, total)
+                deadline = time.monotonic() + 120  # a watchdog, not a synchronisation
+                while proc.poll() is None and (len(before ^ listed_packs(store)) < target if target
+                                               else not (tmp_path / f"s{i}" / PENDING).exists()):
+                    assert time.monotonic() < deadline, "the gc never got there"
+                    time.sleep(0.001)
+                finished = proc.poll() is not None
+                proc.kill()
+                proc.wait()
+                outcomes.append((target, finished))
+            assert_reads_back(store, left)
+            assert set(packed_entries(store, S3PACK)[0]) <= listed_packs(store), "records point at packs S3 lacks"
+            report = fsck(store)
+            assert all(p.kind in ("orphan-file", "stale-temp") for p in report.problems), report.problems
+            dry = collect(store, dry_run=True)
+            assert {**vars(collect(store)), "dry_run": True} == vars(dry)
+            assert listed_packs(store) == packs_in_use(store), "no pack object left behind"
+            assert_reads_back(store, left)
+            assert fsck(store).clean
+        finally:
+            store.close()
+    print("kills (changes to the bucket before the kill, finished first):", outcomes, f"of {total}")
+    assert sum(1 for _target, finished in outcomes if not finished) >= S3_KILLS // 2, outcomes
