@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from cas.blobs.backends.packs import HEADER
-from cas.blobs.backends.s3packs import PACK_OBJECT_TARGET, new_pack_name
+from cas.blobs.backends.s3packs import PACK_OBJECT_TARGET, BadPack, new_pack_name
 from cas.blobs.catalog import get_blob, put_blob
 from cas.blobs.hashing import hash_bytes
 from cas.blobs.repack import REWRITE_BELOW, Rewrite, packed_entries
@@ -73,7 +73,7 @@ def plan(store: Store, dead: Collection[bytes], shared: Collection[bytes],
         live_bytes = sum(HEADER.size + n for _id, _offset, n in live)
         if live and (live_bytes >= REWRITE_BELOW * size or name in damaged):
             continue
-        if is_young(store, age) or any(bytes(e.blob_id) in shared for e in s3.pack_entries(name, size)):
+        if is_young(store, age) or _holds_any(s3, name, size, shared):
             out.kept += 1
             if not live and name in pending:
                 out.watched.add(name)
@@ -82,6 +82,15 @@ def plan(store: Store, dead: Collection[bytes], shared: Collection[bytes],
         else:
             out.unused.append((name, size))
     return out
+
+
+def _holds_any(s3: S3Backend, name: str, size: int, shared: Collection[bytes]) -> bool:
+    """Whether the pack's index lists a blob of `shared` (a pack whose index is unreadable
+    counts as holding one: it is left for fsck to name)."""
+    try:
+        return any(bytes(e.blob_id) in shared for e in s3.pack_entries(name, size))
+    except BadPack:
+        return True
 
 
 def note_pending(store: Store, s3_plan: S3PackPlan) -> None:
