@@ -1,8 +1,9 @@
 """Rebuild a lost or damaged index from what is durable: blob files, the S3 remote's
-objects and pack objects, and the refs (`<store>/refs/<project>`, and `prefix/refs/<project>` on the remote)
-that name each project's head version; small blobs are found in their packs. Projects come
-back as their head version; blobs no version holds (changes never snapshotted, loose
-`cas put`s) are pinned, so that gc keeps them until released."""
+objects, and the refs (`<store>/refs/<project>`, and `prefix/refs/<project>` on the remote)
+that name each project's head version; small blobs are found in their packs (local files by
+their entry headers, S3 pack objects by their indexes). Projects come back as their head
+version; blobs no version holds (changes never snapshotted, loose `cas put`s) are pinned, so
+that gc keeps them until released."""
 
 from __future__ import annotations
 
@@ -72,14 +73,14 @@ def rebuild_index(root: str | Path) -> RebuildReport:
                             for blob_id, offset, size in entries(path):
                                 if record_new_blob(store.index, txn, blob_id, size, packed=(name, offset)):
                                     report.blobs += 1
-                if store.s3 is not None:  # last, the remote's pack objects, by their indexes
-                    for name, _url, size in store.s3.list_packs():
-                        if name is None:
-                            continue
-                        for entry in store.s3.pack_entries(name, size):
-                            if record_new_blob(store.index, txn, entry.blob_id, entry.size, S3PACK,
-                                               packed=(name, entry.offset)):
-                                report.blobs += 1
+                    elif store.s3 is not None:  # then the S3 pack objects, read by their indexes
+                        for name, _url, size in store.s3.list_packs():
+                            if name is None:
+                                continue  # not a pack
+                            for entry in store.s3.pack_entries(name, size):
+                                if record_new_blob(store.index, txn, entry.blob_id, entry.size, S3PACK,
+                                                   packed=(name, entry.offset)):
+                                    report.blobs += 1
             remote = store.s3.refs.list() if store.s3 is not None else {}
             heads = {**remote, **_local_heads(root)}  # this store's own refs win
             for project, version_id in sorted(heads.items()):

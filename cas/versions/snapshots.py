@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cas.blobs.backends.packs import PACK_MAX, PackWriter
+from cas.blobs.backends.s3packs import new_pack_name
 from cas.blobs.catalog import apply_deltas, raw_blob_getter, record_link, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import CasError, NotFound
 from cas.ids import BlobId
 from cas.index import SEP, item_key, item_prefix, project_key
 from cas.model import namespace
-from cas.records import BlobRecord, DatasetRecord, ItemRecord, pack
+from cas.records import S3PACK, BlobRecord, DatasetRecord, ItemRecord, pack
 from cas.versions.trees import (
     BucketRef,
     DatasetRef,
@@ -55,14 +56,16 @@ class TreeWriter:
     snapshot holds at most one group in memory), one sync at the end, and recorded in the
     caller's transaction. In a local store they are appended to a pack of the writer's own
     (a first snapshot of a million items writes 4,000 buckets: a file each cost a directory
-    lookup and a rename apiece)."""
+    lookup and a rename apiece). To an S3 remote, with `packs`, a group goes up as one pack
+    object (cas.blobs.backends.s3packs): one PUT per WRITE_GROUP trees, not one each."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, packs: bool = True) -> None:
         self.store = store
+        self.s3_packs = packs and store.s3 is not None and store.write_backend is store.s3
         self.pending: dict[BlobId, Spooled] = {}
         self.written: dict[BlobId, int] = {}  # id -> size of every tree written, for `record`
-        self.packed: dict[BlobId, tuple[str, int]] = {}  # id -> (pack, offset) of the trees in a pack
-        self.packs = PackWriter(store.local.pack_dir) if store.write_backend is store.local else None
+        self.packed: dict[BlobId, tuple[str, int]] = {}  # id -> (pack, offset) of the trees written in packs
+        self.local_pack = PackWriter(store.local.pack_dir) if store.write_backend is store.local else None
 
     def put(self, obj: Any) -> BlobId:
         sp = spool_bytes(pack(obj))
@@ -73,34 +76,44 @@ class TreeWriter:
         return sp.id
 
     def _write_pending(self) -> None:
-        """Write the pending trees: locally into the pack, to S3 several at once (each is a round trip)."""
+        """Write the pending trees: locally into the pack, to S3 in one pack object or several
+        at once (each is a round trip)."""
         backend = self.store.write_backend
-        if self.packs is None:  # the next snapshot reads these trees back: keep them at hand
+        if self.local_pack is None:  # the next snapshot reads these trees back: keep them at hand
             for blob_id, sp in self.pending.items():
                 self.store.cache.put(blob_id, sp.data or b"")
-            with ThreadPoolExecutor(INSTALL_THREADS) as pool:
-                list(pool.map(lambda sp: backend.install(sp, self.store.tmp_dir), self.pending.values()))
-        else:
+        if self.local_pack is not None:
             for blob_id, sp in self.pending.items():
                 if sp.data is not None and sp.size <= PACK_MAX:
-                    self.packed[blob_id] = self.packs.append(blob_id, sp.data)
+                    self.packed[blob_id] = self.local_pack.append(blob_id, sp.data)
                 else:
                     backend.install(sp, self.store.tmp_dir)
+        elif self.s3_packs and self.pending:
+            assert self.store.s3 is not None
+            name = new_pack_name()
+            entries = self.store.s3.upload_pack(name, ((b, sp.data or b"") for b, sp in self.pending.items()),
+                                                self.store.tmp_dir)
+            self.packed.update((e.blob_id, (name, e.offset)) for e in entries)
+        else:
+            with ThreadPoolExecutor(INSTALL_THREADS) as pool:
+                list(pool.map(lambda sp: backend.install(sp, self.store.tmp_dir), self.pending.values()))
         self.written.update((blob_id, sp.size) for blob_id, sp in self.pending.items())
         self.pending = {}
 
     def install(self) -> None:
         """Write what is pending, then make every tree written durable with one sync."""
         self._write_pending()
-        if self.packs is not None:
-            self.packs.close()
+        if self.local_pack is not None:
+            self.local_pack.close()
         if self.written:
             self.store.write_backend.sync()
 
     def record(self, txn: Any) -> None:
-        location = self.store.write_backend.location
+        location = S3PACK if self.s3_packs else self.store.write_backend.location
         for blob_id, size in self.written.items():
-            record_new_blob(self.store.index, txn, blob_id, size, location, packed=self.packed.get(blob_id))
+            where = self.packed.get(blob_id)
+            record_new_blob(self.store.index, txn, blob_id, size, location if where is not None
+                            else self.store.write_backend.location, packed=where)
 
 
 # -- refs -------------------------------------------------------------------------------------
@@ -253,14 +266,14 @@ def _clear_dirty(index: Any, snapped: Any, txn: Any, project: str) -> None:
 
 
 def snapshot(store: Store, project: str, message: str = "", merged: BlobId | None = None,
-             progress: Callable[[int], object] | None = None) -> tuple[Version, bool]:
+             progress: Callable[[int], object] | None = None, packs: bool = True) -> tuple[Version, bool]:
     """Freeze the project's current state; returns (the version, whether it is new). With
     nothing changed since the head, the head is returned. `merged`: the other parent of a
     merge. Memory stays flat in the project's size: trees are written as they are built.
-    `progress` is told of the items frozen, a dataset at a time."""
+    `progress` is told of the items frozen, a dataset at a time. `packs`: see TreeWriter."""
     index = store.index
     with store.lock(what="snapshot"):
-        writer = TreeWriter(store)
+        writer = TreeWriter(store, packs)
         with index.read() as txn:
             rec = store.ns.project(project, txn)
             current = head(store, project, txn)
