@@ -66,16 +66,16 @@ def _plan(store: Store, pool: ThreadPoolExecutor,
         if rec is not None and rec.location == S3PACK and store.s3 is not None and rec.size > 0 \
                 and not store.cache.holds(blob_id, rec.size):
             assert rec.pack is not None
-            if store.pack_runs.cached(rec):
-                futures[blob_id] = None  # in a run in the cache: a pread
-            else:
-                by_pack.setdefault(rec.pack, []).append((blob_id, rec))
+            by_pack.setdefault(rec.pack, []).append((blob_id, rec))
         elif rec is not None and (kind := traits(rec.location)) is not None and kind.here:
             futures[blob_id] = None
         else:
             futures[blob_id] = pool.submit(lambda b: {b: store.read_bytes(b)}, blob_id)
     for name, members in by_pack.items():
         for run in _runs(sorted(members, key=lambda m: m[1].offset)):
+            if len(run) < WALK_ENTRIES and all(store.pack_runs.cached(rec) for _b, rec in run):
+                futures.update((blob_id, None) for blob_id, _rec in run)  # in a run in the cache: a pread
+                continue
             walk = len(run) >= WALK_ENTRIES
             future = pool.submit(store.pack_runs.read_walk if walk else partial(_read_run, store), name, run)
             for blob_id, _rec in run:

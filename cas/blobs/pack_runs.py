@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 from cas.blobs.backends.packs import PACK_MAX
 from cas.blobs.cache import discard
 from cas.blobs.reader import BlobReader
-from cas.errors import CasError
+from cas.blobs.hashing import hash_bytes
+from cas.errors import CasError, CorruptBlob
 from cas.ids import BlobId
 from cas.records import BlobRecord
 
@@ -95,21 +96,35 @@ class PackRuns:
 
     def read_walk(self, pack: str, members: Members) -> dict[BlobId, bytes]:
         """The verified bytes of neighbours in pack `pack`, asked for together: their runs
-        fetched (unless cached), the next one fetched in the background."""
+        fetched (unless cached), the next ones fetched in the background."""
         slots = sorted({slot_of(rec) for _b, rec in members})
         for slot in slots:
             self.fetch(pack, slot)
         self._read_ahead(pack, slots[-1])
         with self._lock:
             self._ends[pack] = max(rec.offset + rec.size for _b, rec in members)
-        out = {}
-        for blob_id, rec in members:
-            reader = self._open(blob_id, rec)
-            if reader is None:  # the run did not fit in the cache, or the blob reaches past it
-                out[blob_id] = self.store.read_bytes(blob_id)
-                continue
-            with reader:
-                out[blob_id] = reader.readall()
+        out: dict[BlobId, bytes] = {}
+        fds: dict[int, int | None] = {}  # slot -> its run, opened once
+        try:
+            for blob_id, rec in members:
+                slot = slot_of(rec)
+                if slot not in fds:
+                    fds[slot] = self.store.cache.open_run(pack, slot, 0)
+                fd = fds[slot]
+                data = os.pread(fd, rec.size, rec.offset - slot * SLOT) if fd is not None else b""
+                if len(data) < rec.size:  # the run did not fit in the cache, or the blob reaches past it
+                    out[blob_id] = self.store.read_bytes(blob_id)
+                    continue
+                if hash_bytes(data) != blob_id:
+                    self.store.cache.drop_run(pack, slot)
+                    raise CorruptBlob(f"pack {pack} at offset {rec.offset}: content digest {hash_bytes(data)} does "
+                                      f"not match {blob_id}; its cached run is dropped")
+                self.store.cache.count_hit(rec.size)
+                out[blob_id] = data
+        finally:
+            for fd in fds.values():
+                if fd is not None:
+                    os.close(fd)
         return out
 
     def fetch(self, pack: str, slot: int) -> None:
@@ -117,6 +132,8 @@ class PackRuns:
         process) has it or is getting it."""
         cache, s3 = self.store.cache, self.store.s3
         assert s3 is not None
+        if os.path.exists(cache.run_path(pack, slot)):
+            return
         lock_path = f"{cache.tmp_dir}/run.{pack}.{slot}.lock"
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
