@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING
 
 from cas.blobs.backends.packs import PACK_MAX
 from cas.blobs.cache import discard
-from cas.blobs.reader import BlobReader
 from cas.blobs.hashing import hash_bytes
+from cas.blobs.reader import BlobReader
 from cas.errors import CasError, CorruptBlob
 from cas.ids import BlobId
 from cas.records import BlobRecord
