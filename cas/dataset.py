@@ -175,6 +175,8 @@ def open_dataset(store: str | os.PathLike[str] | Store, path: str, decode: str =
             for name, rec in ns.items(project, dataset, txn):
                 names.append(name.encode())
                 records.append(rec.encode())
+        if opened.s3 is not None:
+            opened.s3.client  # noqa: B018 - made here, forked workers make theirs in a fraction of the time
     except BaseException:
         opened.close()
         raise
