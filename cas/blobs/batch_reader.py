@@ -76,7 +76,7 @@ def _plan(store: Store, pool: ThreadPoolExecutor,
             if len(run) < WALK_ENTRIES and all(store.pack_runs.cached(rec) for _b, rec in run):
                 futures.update((blob_id, None) for blob_id, _rec in run)  # in a run in the cache: a pread
                 continue
-            walk = len(run) >= WALK_ENTRIES
+            walk = len(run) >= WALK_ENTRIES and store.pack_runs.usable
             future = pool.submit(store.pack_runs.read_walk if walk else partial(_read_run, store), name, run)
             for blob_id, _rec in run:
                 futures[blob_id] = future

@@ -13,8 +13,9 @@ neighbours at once (a batch of consecutive items), or a reader whose previous bl
 same pack ended at most WALK_GAP bytes before this one (`cp -r` through the mount). A lone
 read elsewhere stays one GET of its own blob. A walker entering a slot has the runs after it
 fetched in the background, up to READ_AHEAD bytes of the pack (a run being fetched is held
-in memory: at most AHEAD x (SLOT + REACH) bytes per process). Blobs read from a run are
-verified against their ids, and a run holding a bad one is dropped.
+in memory: the read-ahead holds at most AHEAD runs at once per process). Blobs read from a
+run are verified against their ids, and a run holding a bad one is dropped. A cache too
+small for a few runs (`PackRuns.usable`) is read a blob at a time.
 
 SLOT is 8 MiB: ranged GETs of 8-16 MB are what S3 serves at full speed per connection, and a
 walker that stops early has fetched at most READ_AHEAD bytes past what it read.
@@ -66,6 +67,12 @@ class PackRuns:
         self._ahead: set[tuple[str, int]] = set()
         self._pool: ThreadPoolExecutor | None = None
 
+    @property
+    def usable(self) -> bool:
+        """Whether the cache holds enough runs for a walk (else it evicts them before their
+        blobs are read): a small cache reads a blob at a time, as without runs."""
+        return self.store.cache.max_bytes >= 4 * (AHEAD + 1) * (SLOT + REACH)
+
     def reader(self, blob_id: BlobId, rec: BlobRecord) -> BlobReader | None:
         """A reader of the blob from its run in the cache, fetched first if this read walks
         on from the previous one; None: read it alone."""
@@ -73,7 +80,7 @@ class PackRuns:
         with self._lock:
             last = self._ends.get(rec.pack)
             self._ends[rec.pack] = rec.offset + rec.size
-        walks = last is not None and 0 <= rec.offset - last <= WALK_GAP
+        walks = last is not None and 0 <= rec.offset - last <= WALK_GAP and self.usable
         found = self._open(blob_id, rec)
         if walks:
             assert last is not None

@@ -80,6 +80,17 @@ def test_a_lone_read_gets_only_its_blob(pushed: tuple[Store, list[BlobId], list[
     assert runs_cached(store) == []
 
 
+def test_a_cache_too_small_for_runs_reads_a_blob_at_a_time(pushed: tuple[Store, list[BlobId], list[bytes]],
+                                                          counting_s3: CountingS3) -> None:
+    store, ids, blobs = pushed
+    store.config.cache_size = 50_000  # a few runs of SLOT bytes would not fit
+    before = counting_s3.gets()
+    assert dict(store.read_many(ids)) == dict(zip(ids, blobs))
+    assert [read_one(store, b) for b in ids] == blobs
+    assert runs_cached(store) == []
+    assert counting_s3.gets() - before == 1  # one coalesced GET of their bytes; then each from the cache
+
+
 def _read_all(root: Path, ids: list[BlobId]) -> None:
     with Store(root) as store:
         assert len(list(store.read_many(ids))) == len(ids)
