@@ -85,10 +85,7 @@ class BlobCache:
             os.close(fd)
             self.drop(key)
             return None
-        try:
-            os.utime(fd)  # recency for LRU
-        except OSError:
-            pass
+        _touch(fd)
         self.count_hit(actual)
         return fd
 
@@ -101,10 +98,7 @@ class BlobCache:
         if os.fstat(fd).st_size < end:
             os.close(fd)
             return None
-        try:
-            os.utime(fd)  # recency for LRU
-        except OSError:
-            pass
+        _touch(fd)
         return fd
 
     def count_hit(self, size: int) -> None:
@@ -226,4 +220,12 @@ def discard(path: str) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
+        pass
+
+
+def _touch(fd: int) -> None:
+    """Mark an open cache file as used now (recency for LRU)."""
+    try:
+        os.utime(fd)
+    except OSError:
         pass
