@@ -101,12 +101,9 @@ def _runs(members: list[tuple[BlobId, BlobRecord]]) -> Iterator[list[tuple[BlobI
 def _read_run(store: Store, name: str, run: list[tuple[BlobId, BlobRecord]]) -> dict[BlobId, bytes]:
     """One ranged GET of a run of entries of pack `name`; each entry verified and cached."""
     assert store.s3 is not None
-    start = run[0][1].offset
-    end = max(rec.offset + rec.size for _b, rec in run)
-    data = store.s3.get_range(store.s3.pack_key(name), start, end - start, f"pack {name}")
     out: dict[BlobId, bytes] = {}
-    for blob_id, rec in run:
-        part = data[rec.offset - start:rec.offset - start + rec.size]
+    read = store.s3.read_entries(name, [(blob_id, rec.offset, rec.size) for blob_id, rec in run])
+    for (blob_id, rec), (_id, _offset, part) in zip(run, read, strict=True):
         if len(part) != rec.size:
             raise NotFound(f"blob {blob_id}: {store.s3.pack_url(name)} ends before its bytes "
                            f"(offset {rec.offset}, {rec.size} bytes)")

@@ -89,6 +89,13 @@ class BlobCache:
         self.count_hit(actual)
         return fd
 
+    def run_size(self, pack: str, slot: int) -> int | None:
+        """The bytes the cached run `slot` of `pack` holds (a stat), or None if it is not cached."""
+        try:
+            return os.stat(self.run_path(pack, slot)).st_size
+        except FileNotFoundError:
+            return None
+
     def open_run(self, pack: str, slot: int, end: int) -> int | None:
         """A descriptor on the cached run `slot` of `pack` when it holds its first `end` bytes, or None."""
         try:

@@ -95,11 +95,8 @@ class PackRuns:
     def cached(self, rec: BlobRecord) -> bool:
         """Whether the blob's run is in the cache (a stat)."""
         assert rec.pack is not None
-        try:
-            return os.stat(self.store.cache.run_path(rec.pack, slot_of(rec))).st_size >= \
-                rec.offset - slot_of(rec) * SLOT + rec.size
-        except FileNotFoundError:
-            return False
+        held = self.store.cache.run_size(rec.pack, slot_of(rec))
+        return held is not None and held >= rec.offset - slot_of(rec) * SLOT + rec.size
 
     def read_walk(self, pack: str, members: Members) -> dict[BlobId, bytes]:
         """The verified bytes of neighbours in pack `pack`, asked for together: their runs
@@ -169,18 +166,14 @@ class PackRuns:
     def _read_ahead(self, pack: str, slot: int) -> None:
         """Fetch the AHEAD runs after run `slot` in the background, if the pack goes on past it."""
         cache = self.store.cache
-        try:
-            if os.stat(cache.run_path(pack, slot)).st_size < SLOT + REACH:
-                return
-        except FileNotFoundError:
-            return
+        if (cache.run_size(pack, slot) or 0) < SLOT + REACH:
+            return  # not cached, or the pack ends in it
         for ahead in range(slot + 1, slot + 1 + AHEAD):
-            try:
-                if os.stat(cache.run_path(pack, ahead)).st_size < SLOT + REACH:
+            held = cache.run_size(pack, ahead)
+            if held is not None:
+                if held < SLOT + REACH:
                     return  # the pack ends in that run
                 continue
-            except FileNotFoundError:
-                pass
             with self._lock:
                 if (pack, ahead) in self._ahead:
                     continue

@@ -384,14 +384,14 @@ class ImportSession:
                 if not chunk:
                     return
             heavy = sum(not _light(task) for task in chunk)
-            if not heavy:
-                future: Results = Future()
-                future.set_result(self._thread_preparer().prepare_chunk(chunk, txn))
-        if heavy:
+            prepared = None if heavy else self._thread_preparer().prepare_chunk(chunk, txn)
+        if prepared is None:
             self._heavy += heavy
             self._submit(chunk, self._pool_for_paths())
-        else:
-            self._submit(chunk, future)
+            return
+        future: Results = Future()
+        future.set_result(prepared)
+        self._submit(chunk, future)
 
     def _seen(self, txn: Any, task: Task) -> Task | None:
         """The task with its file's facts from the stat cache in place of the path, when the

@@ -329,12 +329,9 @@ def _check_s3_pack_contents(store: Store, name: str, listed: list[tuple[BlobId, 
     from the first to the end of the last) and hashed: a corrupt-blob for each that does not
     match its id."""
     assert store.s3 is not None
-    first = min(offset for _id, offset, _n in listed)
-    end = max(offset + n for _id, offset, n in listed)
-    data = store.s3.get_range(store.s3.pack_key(name), first, end - first, f"pack {name}")
     out = []
-    for blob_id, offset, n in sorted(listed, key=lambda entry: entry[1]):
-        digest = hash_bytes(data[offset - first:offset - first + n])
+    for blob_id, offset, data in store.s3.read_entries(name, sorted(listed, key=lambda entry: entry[1])):
+        digest = hash_bytes(data)
         if digest != blob_id:
             out.append(Problem("corrupt-blob", str(blob_id),
                                f"content digest in S3 pack object {store.s3.pack_url(name)} at offset {offset} is "

@@ -151,10 +151,7 @@ def _verified(s3: S3Backend, group: Iterable[Rewrite], skipped: set[str]) -> Ite
     entry to the end of its last) and checked against their ids; a rewrite with one that does
     not match yields nothing and is added to `skipped`."""
     for rewrite in group:
-        first = min(offset for _id, offset, _n in rewrite.live)
-        end = max(offset + n for _id, offset, n in rewrite.live)
-        data = s3.get_range(s3.pack_key(rewrite.name), first, end - first, f"pack {rewrite.name}")
-        copies = [(blob_id, data[offset - first:offset - first + n]) for blob_id, offset, n in rewrite.live]
+        copies = [(blob_id, data) for blob_id, _offset, data in s3.read_entries(rewrite.name, rewrite.live)]
         if all(hash_bytes(copy) == blob_id for blob_id, copy in copies):
             yield from copies
         else:

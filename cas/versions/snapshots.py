@@ -79,24 +79,24 @@ class TreeWriter:
         """Write the pending trees: locally into the pack, to S3 in one pack object or several
         at once (each is a round trip)."""
         backend = self.store.write_backend
-        if self.local_pack is None:  # the next snapshot reads these trees back: keep them at hand
-            for blob_id, sp in self.pending.items():
-                self.store.cache.put(blob_id, sp.data or b"")
         if self.local_pack is not None:
             for blob_id, sp in self.pending.items():
                 if sp.data is not None and sp.size <= PACK_MAX:
                     self.packed[blob_id] = self.local_pack.append(blob_id, sp.data)
                 else:
                     backend.install(sp, self.store.tmp_dir)
-        elif self.s3_packs and self.pending:
-            assert self.store.s3 is not None
-            name = new_pack_name()
-            entries = self.store.s3.upload_pack(name, ((b, sp.data or b"") for b, sp in self.pending.items()),
-                                                self.store.tmp_dir)
-            self.packed.update((e.blob_id, (name, e.offset)) for e in entries)
         else:
-            with ThreadPoolExecutor(INSTALL_THREADS) as pool:
-                list(pool.map(lambda sp: backend.install(sp, self.store.tmp_dir), self.pending.values()))
+            for blob_id, sp in self.pending.items():  # the next snapshot reads these trees back: keep them at hand
+                self.store.cache.put(blob_id, sp.data or b"")
+            if self.s3_packs and self.pending:
+                assert self.store.s3 is not None
+                name = new_pack_name()
+                entries = self.store.s3.upload_pack(name, ((b, sp.data or b"") for b, sp in self.pending.items()),
+                                                    self.store.tmp_dir)
+                self.packed.update((e.blob_id, (name, e.offset)) for e in entries)
+            else:
+                with ThreadPoolExecutor(INSTALL_THREADS) as pool:
+                    list(pool.map(lambda sp: backend.install(sp, self.store.tmp_dir), self.pending.values()))
         self.written.update((blob_id, sp.size) for blob_id, sp in self.pending.items())
         self.pending = {}
 
@@ -109,11 +109,10 @@ class TreeWriter:
             self.store.write_backend.sync()
 
     def record(self, txn: Any) -> None:
+        # A tree in a local pack is recorded so by `packed` alone; with S3 packs every tree is in one.
         location = S3PACK if self.s3_packs else self.store.write_backend.location
         for blob_id, size in self.written.items():
-            where = self.packed.get(blob_id)
-            record_new_blob(self.store.index, txn, blob_id, size, location if where is not None
-                            else self.store.write_backend.location, packed=where)
+            record_new_blob(self.store.index, txn, blob_id, size, location, packed=self.packed.get(blob_id))
 
 
 # -- refs -------------------------------------------------------------------------------------

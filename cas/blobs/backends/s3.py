@@ -168,6 +168,18 @@ class S3Backend:
             raise describe_s3_error(url, e) from None
 
     # -- pack objects (layout: cas.blobs.backends.s3packs) ---------------------------------------
+    def read_entries(self, name: str, entries: Iterable[tuple[BlobId, int, int]]) -> list[tuple[BlobId, int, bytes]]:
+        """(id, offset, bytes) of entries (id, offset, size) of pack object `name`, read in one
+        ranged GET from the first to the end of the last (an entry the object ends before comes
+        back short). Not verified: the caller hashes what it needs to."""
+        wanted = list(entries)
+        if not wanted:
+            return []
+        first = min(offset for _id, offset, _n in wanted)
+        end = max(offset + n for _id, offset, n in wanted)
+        data = self.get_range(self.pack_key(name), first, end - first, f"pack {name}")
+        return [(blob_id, offset, data[offset - first:offset - first + n]) for blob_id, offset, n in wanted]
+
     def pack_key(self, name: str) -> str:
         return self.remote.key(f"{PACKS_DIR}{name}{SUFFIX}")
 
