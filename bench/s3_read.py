@@ -1,9 +1,10 @@
 """S3 and link benchmark: reads through the mount of an S3-backed store side by side with
 boto3 `get_object` straight from the same local S3 endpoint (moto's server mode, in its
-own process), reads from the local cache beside reads of local blobs, and an import of a
-long URL list by link, in one run.
+own process), reads from the local cache beside reads of local blobs, `cp -r` of a pushed
+(packed) dataset through the mount of a cold clone with the GETs it took counted at the
+server, and an import of a long URL list by link, in one run.
 
-    .venv/bin/python -m bench.s3_read [--files 2000] [--big-mib 256] [--links 100000]
+    .venv/bin/python -m bench.s3_read [--files 2000] [--big-mib 256] [--packed 2000] [--links 100000]
 
 Ratios are throughputs (higher is better): cas MB/s / reference MB/s. Every mount read
 is on a fresh mount, so nothing comes from the FUSE page cache.
@@ -151,6 +152,41 @@ def big_file(work: Path, mib: int, endpoint: str, rows: list) -> None:
     shutil.rmtree(work / "big")
 
 
+def packed_walk(work: Path, n: int, rows: list) -> None:
+    """`cp -r` of a dataset pushed into S3 pack objects, through the mount of a fresh clone
+    (cache cold), against a server that counts the GETs it serves."""
+    from urllib.request import urlopen
+    server, endpoint = start_s3(work, [sys.executable, "-m", "bench.counting_s3"])
+    try:
+        client(endpoint).create_bucket(Bucket=BUCKET)
+        src = work / "packed"
+        make_dedup_set(src, distinct=n, copies=0)
+        writer, reader = work / "store_packed_writer", work / "store_packed_reader"
+        url = f"s3://{BUCKET}/packed"
+        cas(writer, "init")
+        cas(writer, "import", str(src), "--project", "p")
+        cas(writer, "init", "--s3", url, "--endpoint-url", endpoint)
+        cas(writer, "push", "p")
+        cas(reader, "clone", url, str(reader), "--endpoint-url", endpoint)
+        shutil.rmtree(src)
+
+        def gets() -> int:
+            with urlopen(f"{endpoint}/__counts__") as resp:
+                return int(json.load(resp)["requests"].get("GET", 0))
+        with cas_mount(reader, work / "mnt"):
+            warm_up(work / "mnt", "p/set_b/img/" + sorted(os.listdir(work / "mnt" / "p" / "set_b" / "img"))[0])
+            before = gets()
+            seconds = sh(f"cp -r {work / 'mnt' / 'p' / 'set_a'} {work / 'copied'}")
+            took = gets() - before
+        files = [p for p in (work / "copied").rglob("*") if p.is_file()]
+        row(rows, "cp -r of a pushed dataset (packed), mount of a cold clone", seconds,
+            sum(p.stat().st_size for p in files), note=f"{len(files)} files, {took} GETs")
+        shutil.rmtree(work / "copied")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def link_import(work: Path, n: int, rows: list) -> None:
     lst = work / "urls.txt"
     with open(lst, "w") as f:
@@ -168,6 +204,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--big-mib", type=int, default=256)
+    ap.add_argument("--packed", type=int, default=2000, help="files of the pushed dataset (half of them copied)")
     ap.add_argument("--links", type=int, default=100_000)
     ap.add_argument("--workdir", default=str(REPO / ".bench-tmp"))
     ap.add_argument("--json", metavar="PATH")
@@ -182,6 +219,8 @@ def main() -> None:
             small_files(work, args.files, endpoint, rows)
         if args.big_mib:
             big_file(work, args.big_mib, endpoint, rows)
+        if args.packed:
+            packed_walk(work, args.packed, rows)
         if args.links:
             link_import(work, args.links, rows)
     finally:

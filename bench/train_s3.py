@@ -120,7 +120,7 @@ def sample(jpeg: bytes, ann: dict | str | bytes) -> dict:
     """The worker's work on one item, the same for every contender: PIL decode to RGB, a
     uint8 CHW tensor, the annotation's object count; and what the tally checks."""
     from PIL import Image
-    from torchvision.transforms.functional import pil_to_tensor
+    from torchvision.transforms.functional import pil_to_tensor  # imported by main, before the workers fork
     if not isinstance(ann, dict):
         ann = json.loads(ann)
     img = Image.open(io.BytesIO(jpeg)).convert("RGB")
@@ -330,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="PATH", help="write the rows as JSON")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*worker processes in total")  # more workers than cores: the point
+    # As a training script does at its top: imported once here, not by each forked worker on its
+    # first item (about 1 s of CPU per worker, which drowned the loaders' own costs).
+    import torchvision.transforms.functional  # noqa: F401
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="train-s3-", dir=args.workdir))
     try:

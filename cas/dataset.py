@@ -8,7 +8,8 @@ own (LMDB handles never cross a fork), and a spawned worker opens it from the pi
 
 `ds.__getitems__(indices)`, which DataLoader's workers call with each batch of indexes,
 reads the batch's blobs at once (`Store.read_many`): a remote blob costs a round trip, and
-neighbours in an S3 pack come in one ranged GET.
+a batch of neighbours in an S3 pack is read from the pack's runs (`cas.blobs.pack_runs`: 8 MiB
+of it in one GET and one cache file, which every worker reads, the next runs read ahead).
 """
 
 from __future__ import annotations
@@ -175,6 +176,8 @@ def open_dataset(store: str | os.PathLike[str] | Store, path: str, decode: str =
             for name, rec in ns.items(project, dataset, txn):
                 names.append(name.encode())
                 records.append(rec.encode())
+        if opened.s3 is not None:
+            opened.s3.client  # noqa: B018 - made here, forked workers make theirs in a fraction of the time
     except BaseException:
         opened.close()
         raise

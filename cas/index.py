@@ -238,11 +238,20 @@ class Index:
         return txn.cursor(db=self.db[dbname]).iternext(keys=False)
 
     def prune(self, txn: lmdb.Transaction[bytes], dbname: str, prefix: bytes,
-              drop: Callable[[bytes, bytes], bool] = lambda _key, _value: True) -> None:
-        """Delete the pairs under `prefix` for which `drop(key, value)` holds, in one cursor
-        pass (no list of keys is built)."""
+              drop: Callable[[bytes, bytes], bool] | None = None) -> None:
+        """Delete the pairs under `prefix` for which `drop(key, value)` holds (None: all), in
+        one cursor pass (no list of keys is built)."""
         cursor = txn.cursor(db=self.db[dbname])
         if not cursor.set_range(prefix):
+            return
+        if drop is None:  # a snapshot's marks, by the million: no call per key
+            if cursor.first() and cursor.key().startswith(prefix) and cursor.last() and \
+                    cursor.key().startswith(prefix):  # the whole table: emptied without reading its leaves
+                txn.drop(self.db[dbname], delete=False)
+                return
+            cursor.set_range(prefix)
+            while cursor.key().startswith(prefix) and cursor.delete():
+                pass
             return
         while (key := cursor.key()).startswith(prefix):
             moved = cursor.delete() if drop(key, cursor.value()) else cursor.next()

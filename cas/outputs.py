@@ -6,7 +6,6 @@ a hidden `.partial` name, which an error or Ctrl-C removes."""
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -26,7 +25,7 @@ def refuse_existing(dest: Path, force: bool) -> None:
 
 def partial_name(dest: Path) -> Path:
     """A hidden name beside `dest` for the output while it is written."""
-    return dest.parent / f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}{PARTIAL}"
+    return dest.parent / f".{dest.name}.{os.getpid()}.{os.urandom(4).hex()}{PARTIAL}"
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +20,20 @@ PACKED = (PACK, S3PACK)  # the locations whose records keep a pack name and an o
 UNKNOWN_SIZE = -1  # a link imported without a HEAD: learned on first read
 
 
+_packers = threading.local()
+_KEPT_BUFFER = 1 << 20  # a Packer keeps its largest buffer: one that grew past this is dropped
+
+
 def pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, use_bin_type=True)
+    # One Packer per thread, kept: msgpack.packb builds one per call, whose buffer is a fresh
+    # 256 KiB allocation (an mmap and a munmap), three times the cost of packing a record.
+    packer = getattr(_packers, "packer", None)
+    if packer is None:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
+    raw: bytes = packer.pack(obj)
+    if len(raw) > _KEPT_BUFFER:
+        _packers.packer = None
+    return raw
 
 
 def unpack(raw: bytes) -> Any:
@@ -158,12 +171,24 @@ class ItemRecord:
         return pack(fields)
 
     @staticmethod
+    def raw_ids(raw: bytes) -> tuple[BlobId, BlobId]:
+        """(media id, annotation id) of an encoded record, sliced out: both are 16-byte bin
+        fields at the head of the array (header 0x9a, then c4 10 before each)."""
+        return _trusted_id(raw[3:19]), _trusted_id(raw[21:37])
+
+    @staticmethod
     def raw_sizes(raw: bytes) -> tuple[bytes, int, int]:
         """(media id, media size, annotation + item meta + related files' size) of an encoded
         record, for scans over every item."""
         fields = unpack(raw)
         related = sum(size for _name, _blob, size in fields[11]) if len(fields) > 11 else 0
         return fields[0], fields[2], fields[3] + fields[9] + related
+
+    @staticmethod
+    def raw_image(raw: bytes) -> tuple[bytes, int, int]:
+        """(media id, width, height) of an encoded record."""
+        fields = unpack(raw)
+        return fields[0], fields[4], fields[5]
 
     @staticmethod
     def raw_blobs(raw: bytes) -> tuple[bytes, int, bytes, int, bytes | None, int]:

@@ -15,6 +15,7 @@ from cas.blobs.backends.places import Places
 from cas.blobs.cache import BlobCache
 from cas.blobs.catalog import adjust_pin, get_blob, known_intact, put_blob, record_new_blob
 from cas.blobs.hashing import hash_bytes
+from cas.blobs.pack_runs import PackRuns
 from cas.blobs.reader import ONE_READ, BlobReader
 from cas.blobs.spool import Spooled, spool_bytes, spool_path, spool_stream
 from cas.config import NetOptions, StoreConfig, settings
@@ -73,6 +74,7 @@ class Store:
         self.ns = Namespace(self.index)
         self._cache: BlobCache | None = None
         self._cache_lock = threading.Lock()
+        self._pack_runs: PackRuns | None = None
         self._private_cache: tempfile.TemporaryDirectory[str] | None = None
 
     @classmethod
@@ -101,6 +103,14 @@ class Store:
                 self._cache = BlobCache(where, self.config.cache_size)
             return self._cache
 
+    @property
+    def pack_runs(self) -> PackRuns:
+        """Runs of the S3 pack objects in the cache, for readers that walk (`cas.blobs.pack_runs`)."""
+        with self._cache_lock:
+            if self._pack_runs is None:
+                self._pack_runs = PackRuns(self)
+            return self._pack_runs
+
     def save_config(self) -> None:
         self.config.save(self.root)
         self._connect()
@@ -115,6 +125,8 @@ class Store:
         self.places = Places(self.local, self.s3, self.net, self.config, str(self.root))
 
     def close(self) -> None:
+        if self._pack_runs is not None:
+            self._pack_runs.close()
         self.flush_cache_counters()
         self.index.close()
         if self._private_cache is not None:
@@ -235,6 +247,10 @@ class Store:
             cached = self.cache.open(blob_id, rec.size)
             if cached is not None:
                 return BlobReader(cached, expect, rec.size, on_corrupt=lambda: self.cache.drop(blob_id))
+        if place.packed:  # an entry of an S3 pack: from its run in the cache, or fetching that run
+            in_run = self.pack_runs.reader(blob_id, rec)
+            if in_run is not None:
+                return in_run
         self.cache.note_miss(rec.size)
         from cas.blobs.remote_reader import RemoteReader  # urllib3: only for remote blobs
         return RemoteReader(place.fetcher(blob_id, rec), blob_id, rec.size, expect, rec.etag, self.cache, self.net,

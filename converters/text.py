@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cas.errors import InvalidInput
 from cas.model.annotation import loads
 
@@ -59,6 +57,7 @@ def read_yaml(path: Path, label: str | None = None) -> Any:
     if path.stat().st_size > MAX_YAML_BYTES:
         raise InvalidInput(label, f"over {MAX_YAML_BYTES >> 20} MB: not a dataset config")
     text = read_text(path, label)
+    import yaml  # only the formats that have YAML configs load it
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:

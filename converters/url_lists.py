@@ -133,8 +133,8 @@ def read(src: Path, session: ImportSession, dataset: str | None, head: bool = Tr
             yield number, url, name
 
     if not head:
-        session.add_links(dataset, ((name, url, UNKNOWN_SIZE, None, f"{src}:{number}")
-                                    for number, url, name in checked()))
+        session.add_links(dataset, ((name, url, UNKNOWN_SIZE, None, number) for number, url, name in checked()),
+                          str(src))
         return {}
     pending = checked()
     chunks = iter(lambda: list(itertools.islice(pending, HEAD_CHUNK)), [])
@@ -146,6 +146,6 @@ def read(src: Path, session: ImportSession, dataset: str | None, head: bool = Tr
                     if isinstance(outcome, InvalidInput):
                         session.reject(outcome)
                     else:
-                        headed.append((name, url, *outcome, f"{src}:{number}"))
-                session.add_links(dataset, headed)
+                        headed.append((name, url, *outcome, number))
+                session.add_links(dataset, headed, str(src))
     return {}

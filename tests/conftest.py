@@ -144,6 +144,15 @@ def s3_endpoint():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def counting_s3(s3_endpoint: str):
+    """An endpoint on the same S3 as `s3_endpoint` that counts the requests it serves."""
+    from tests.servers import CountingS3
+    server = CountingS3()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def bucket(s3_endpoint: str) -> str:
     import uuid

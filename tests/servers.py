@@ -121,3 +121,30 @@ def start_moto() -> tuple[Any, str]:
     server.start()
     host, port = server.get_host_and_port()
     return server, f"http://{host}:{port}"
+
+
+class CountingS3:
+    """A second endpoint on moto's in-process S3 (the same buckets as `start_moto`'s) that
+    counts the requests it serves, by HTTP method (bench.counting_s3)."""
+
+    def __init__(self) -> None:
+        from moto.server import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
+
+        from bench.counting_s3 import counting_app
+        self.httpd = make_server("127.0.0.1", 0, counting_app(DomainDispatcherApplication(create_backend_app)),
+                                 threaded=True)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def gets(self) -> int:
+        """GETs served so far."""
+        import json
+        from urllib.request import urlopen
+
+        from bench.counting_s3 import COUNTS_PATH
+        with urlopen(self.url + COUNTS_PATH) as resp:
+            return int(json.load(resp)["requests"].get("GET", 0))
+
+    def stop(self) -> None:
+        self.httpd.shutdown()

@@ -2,11 +2,14 @@
 
 The ids are taken in windows; in each, the blobs of S3 pack objects that the cache does not
 hold are grouped by pack and sorted by offset, and neighbours no more than `GAP` bytes apart
-become one ranged GET (at most `RUN_MAX` bytes): a dataset pushed in order reads as a few large
-GETs, not one per item. Every other blob is one `Store.read_bytes` (local, cached, S3 object,
-link); those on this machine in the caller's thread, at their turn (a pread needs no
-thread). The remote reads of a window, and of the next one, run in a thread pool; the bytes are
-verified against each id, put in the cache when remote, and yielded in the order asked.
+are read together: `WALK_ENTRIES` or more of them (a batch of consecutive items) through the
+runs of their pack (`cas.blobs.pack_runs`: 8 MiB of the pack in one GET and one cache file,
+the next runs read ahead), fewer in one ranged GET of their bytes (at most `RUN_MAX`), each
+blob cached. A dataset pushed in order thus reads as a few large GETs, not one per item.
+Every other blob is one `Store.read_bytes` (local, cached, S3 object, link); those on this
+machine or in a cached run in the caller's thread, at their turn (a pread needs no thread).
+The remote reads of a window, and of the next one, run in a thread pool; the bytes are
+verified against each id and yielded in the order asked.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING
 
 from cas.blobs.backends.places import traits
 from cas.blobs.catalog import get_blob
 from cas.blobs.hashing import hash_bytes
+from cas.blobs.pack_runs import WALK_ENTRIES
 from cas.errors import CorruptBlob, NotFound
 from cas.ids import BlobId
 from cas.records import S3PACK, BlobRecord
@@ -68,7 +73,11 @@ def _plan(store: Store, pool: ThreadPoolExecutor,
             futures[blob_id] = pool.submit(lambda b: {b: store.read_bytes(b)}, blob_id)
     for name, members in by_pack.items():
         for run in _runs(sorted(members, key=lambda m: m[1].offset)):
-            future = pool.submit(_read_run, store, name, run)
+            if len(run) < WALK_ENTRIES and all(store.pack_runs.cached(rec) for _b, rec in run):
+                futures.update((blob_id, None) for blob_id, _rec in run)  # in a run in the cache: a pread
+                continue
+            walk = len(run) >= WALK_ENTRIES and store.pack_runs.usable
+            future = pool.submit(store.pack_runs.read_walk if walk else partial(_read_run, store), name, run)
             for blob_id, _rec in run:
                 futures[blob_id] = future
     return [(b, futures[b]) for b in window]
@@ -92,12 +101,9 @@ def _runs(members: list[tuple[BlobId, BlobRecord]]) -> Iterator[list[tuple[BlobI
 def _read_run(store: Store, name: str, run: list[tuple[BlobId, BlobRecord]]) -> dict[BlobId, bytes]:
     """One ranged GET of a run of entries of pack `name`; each entry verified and cached."""
     assert store.s3 is not None
-    start = run[0][1].offset
-    end = max(rec.offset + rec.size for _b, rec in run)
-    data = store.s3.get_range(store.s3.pack_key(name), start, end - start, f"pack {name}")
     out: dict[BlobId, bytes] = {}
-    for blob_id, rec in run:
-        part = data[rec.offset - start:rec.offset - start + rec.size]
+    read = store.s3.read_entries(name, [(blob_id, rec.offset, rec.size) for blob_id, rec in run])
+    for (blob_id, rec), (_id, _offset, part) in zip(run, read, strict=True):
         if len(part) != rec.size:
             raise NotFound(f"blob {blob_id}: {store.s3.pack_url(name)} ends before its bytes "
                            f"(offset {rec.offset}, {rec.size} bytes)")

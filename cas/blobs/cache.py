@@ -1,8 +1,11 @@
 """The on-disk cache of remote blobs: `<store>/cache/ab/<hex>`, size-capped, evicted LRU.
+Beside the blobs, runs of S3 pack objects: `<store>/cache/runs/<pack>.<slot>` holds the
+pack's bytes from `slot` x `SLOT` on (see `cas.blobs.pack_runs`), one file for the many
+small blobs in it.
 
 An entry appears only by renaming a fill file (`cache/tmp/fill-<pid>-<n>`) whose content
-was checked against its digest, so a crash at any moment leaves either no entry or a
-verified one; fill files of dead processes are swept. Reads of an entry go through
+was checked against its digest (a run: whole, as the GET returned it), so a crash at any
+moment leaves either no entry or a complete one; fill files of dead processes are swept. Reads of an entry go through
 `BlobReader`, which re-checks the digest on every full sequential read: an entry that
 went bad on disk is dropped, never served twice. Recency is the entry's mtime, touched
 on each open.
@@ -68,6 +71,9 @@ class BlobCache:
         h = key.hex()
         return f"{self.dir}/{h[:2]}/{h}"
 
+    def run_path(self, pack: str, slot: int) -> str:
+        return f"{self.dir}/runs/{pack}.{slot}"
+
     def open(self, key: BlobId, size: int) -> int | None:
         """A descriptor on a cached entry of `size` bytes (any size if negative), or None."""
         try:
@@ -79,14 +85,33 @@ class BlobCache:
             os.close(fd)
             self.drop(key)
             return None
+        _touch(fd)
+        self.count_hit(actual)
+        return fd
+
+    def run_size(self, pack: str, slot: int) -> int | None:
+        """The bytes the cached run `slot` of `pack` holds (a stat), or None if it is not cached."""
         try:
-            os.utime(fd)  # recency for LRU
-        except OSError:
-            pass
+            return os.stat(self.run_path(pack, slot)).st_size
+        except FileNotFoundError:
+            return None
+
+    def open_run(self, pack: str, slot: int, end: int) -> int | None:
+        """A descriptor on the cached run `slot` of `pack` when it holds its first `end` bytes, or None."""
+        try:
+            fd = os.open(self.run_path(pack, slot), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        if os.fstat(fd).st_size < end:
+            os.close(fd)
+            return None
+        _touch(fd)
+        return fd
+
+    def count_hit(self, size: int) -> None:
         with self._lock:
             self.counters.hits += 1
-            self.counters.bytes_hit += actual
-        return fd
+            self.counters.bytes_hit += size
 
     def holds(self, key: BlobId, size: int) -> bool:
         """Whether an entry of `size` bytes is cached (a stat; not counted as a hit)."""
@@ -106,10 +131,21 @@ class BlobCache:
 
     def commit(self, fill_path: str, key: BlobId, size: int) -> None:
         """Make a verified fill file the entry for `key`; evict if over the cap."""
+        self._commit(fill_path, self.path(key), size)
+
+    def put_run(self, pack: str, slot: int, data: bytes) -> None:
+        """Cache bytes of pack object `pack` from `slot` x SLOT on (checked as each blob in them is read)."""
+        self._commit(self._filled(data), self.run_path(pack, slot), len(data))
+
+    def drop_run(self, pack: str, slot: int) -> None:
+        discard(self.run_path(pack, slot))
+        with self._lock:
+            self._used = None
+
+    def _commit(self, fill_path: str, dest: str, size: int) -> None:
         if size > self.max_bytes:
             discard(fill_path)
             return
-        dest = self.path(key)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         os.replace(fill_path, dest)
         with self._lock:
@@ -121,6 +157,10 @@ class BlobCache:
 
     def put(self, key: BlobId, data: bytes) -> None:
         """Cache bytes whose digest the caller computed (e.g. trees it just wrote to S3)."""
+        self.commit(self._filled(data), key, len(data))
+
+    def _filled(self, data: bytes) -> str:
+        """A new fill file holding `data`."""
         fd, path = self.new_fill()
         try:
             view = memoryview(data)
@@ -128,7 +168,7 @@ class BlobCache:
                 view = view[os.write(fd, view):]
         finally:
             os.close(fd)
-        self.commit(path, key, len(data))
+        return path
 
     def drop(self, key: BlobId) -> None:
         discard(self.path(key))
@@ -187,4 +227,12 @@ def discard(path: str) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:
+        pass
+
+
+def _touch(fd: int) -> None:
+    """Mark an open cache file as used now (recency for LRU)."""
+    try:
+        os.utime(fd)
+    except OSError:
         pass

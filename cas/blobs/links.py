@@ -25,6 +25,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # scheme://host[:port]/path with nothing urlsplit treats specially (query, fragment, user info,
 # IPv6 brackets, whitespace it strips): split by this match, with urlsplit's result
 _PLAIN_URL = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*)://([^/?#@\[\]\s\\]*)(/[^?#\s\\]*)?\Z")
+# A URL whose checks depend on its scheme and host alone (see UrlChecker): lower-case http,
+# https or s3, a host, a path without control characters, spaces, query or fragment
+_CHECKED_ONCE = re.compile(r"(https?|s3)://([^/?#@\[\]\x00-\x20\x7f\\]+)(/[^?#\x00-\x20\x7f\\]*)?\Z")
+MAX_ORIGINS = 4096
 
 
 @functools.lru_cache(maxsize=64)  # a link's name and its check split the same URL one after the other
@@ -45,7 +49,7 @@ def _host_of(netloc: str) -> str:
 
 def link_id(url: str) -> BlobId:
     """The id of a link entry: one per URL, so the same URL imported twice is one entry."""
-    return BlobId(xxhash.xxh3_128_digest(url.encode(), seed=_LINK_SEED))
+    return bytes.__new__(BlobId, xxhash.xxh3_128_digest(url.encode(), seed=_LINK_SEED))  # 16 bytes: no check
 
 
 def check_url(url: str, allow_roots: list[str], label: str = "url", public_only: bool = False) -> str:
@@ -68,6 +72,25 @@ def check_url(url: str, allow_roots: list[str], label: str = "url", public_only:
     if scheme == "file":
         file_path(url, allow_roots, label)
     return url
+
+
+class UrlChecker:
+    """`check_url` for the URLs of one import, which usually name a handful of hosts: an
+    http(s) or s3 URL with nothing special in it (no query, fragment, user info, spaces or
+    control characters) is checked in full once per scheme and host, after that by one match."""
+
+    def __init__(self, allow_roots: list[str], public_only: bool = False) -> None:
+        self.allow_roots, self.public_only = allow_roots, public_only
+        self._origins: set[str] = set()  # 'scheme://host' of URLs that passed
+
+    def __call__(self, url: str, label: str = "url") -> str:
+        plain = _CHECKED_ONCE.match(url)
+        if plain is not None and len(url) <= MAX_URL and url[:plain.end(2)] in self._origins:
+            return url
+        check_url(url, self.allow_roots, label, self.public_only)
+        if plain is not None and len(self._origins) < MAX_ORIGINS:
+            self._origins.add(url[:plain.end(2)])
+        return url
 
 
 def file_path(url: str, allow_roots: list[str], label: str = "url") -> str:

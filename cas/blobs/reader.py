@@ -22,21 +22,22 @@ class BlobReader:
     """
 
     def __init__(self, fd: int, blob_id: BlobId, size: int,
-                 on_corrupt: Callable[[], None] | None = None, base: int = 0) -> None:
+                 on_corrupt: Callable[[], None] | None = None, base: int = 0, shared: bool = False) -> None:
         self.fd = fd
         self.id = blob_id
         self.size = size
         self.base = base  # where the blob starts in the file (a pack holds many)
+        self.shared = shared or base > 0  # the file holds other bytes than the blob's (a pack, a run of one)
         self.on_corrupt = on_corrupt  # e.g. drop a cache entry that went bad
         self._lock = threading.Lock()  # the digest tracker is not thread-safe; pread is
         self._pos = 0
         self._hasher: Hasher | None = Hasher()
         self.corrupt: str | None = None  # once found corrupt, every later read fails too
         actual = os.fstat(fd).st_size - base
-        if actual < size or (actual > size and not base):  # a pack goes on past the blob
+        if actual < size or (actual > size and not self.shared):  # a pack goes on past the blob
             os.close(fd)
             self.fd = -1
-            self._corrupt(f"file has {actual} bytes, index says {size}" if not base
+            self._corrupt(f"file has {actual} bytes, index says {size}" if not self.shared
                           else f"pack ends {actual} bytes after the blob's start, index says {size} bytes")
 
     @property
@@ -70,7 +71,7 @@ class BlobReader:
         return data
 
     def _pread(self, length: int, offset: int) -> bytes:
-        if self.base:  # never past the blob's end, into the next entry of its pack
+        if self.shared:  # never past the blob's end, into the next entry of its pack
             return os.pread(self.fd, max(min(length, self.size - offset), 0), self.base + offset)
         return os.pread(self.fd, length, offset)
 

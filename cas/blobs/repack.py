@@ -28,15 +28,16 @@ if TYPE_CHECKING:
 REWRITE_BELOW = 0.5  # live fraction under which a pack is rewritten
 
 
-def _packed(store: Store) -> tuple[dict[str, list[tuple[BlobId, int, int]]], set[str]]:
-    """The packed blobs of every local pack in use, as pack name -> [(id, offset, size)], and
-    the packs holding a blob fsck marked damaged (a rewrite would stop at it: left for fsck)."""
+def packed_entries(store: Store, location: str = PACK) -> tuple[dict[str, list[tuple[BlobId, int, int]]], set[str]]:
+    """The packed blobs of every pack of `location` (local packs, or S3 pack objects) that
+    records point into, as pack name -> [(id, offset, size)], and the packs holding a blob
+    fsck marked damaged (a rewrite would stop at it: left for fsck)."""
     out: dict[str, list[tuple[BlobId, int, int]]] = {}
     damaged = set()
     with store.index.read() as txn:
         marked = {bytes(blob_id) for blob_id, state in damage.marks(store.index, txn) if state == damage.DAMAGED}
         for key, raw in scan_blobs(store.index, txn):
-            if BlobRecord.raw_is_packed(raw) and (rec := BlobRecord.decode(raw)).location == PACK:
+            if BlobRecord.raw_is_packed(raw) and (rec := BlobRecord.decode(raw)).location == location:
                 assert rec.pack is not None
                 out.setdefault(rec.pack, []).append((BlobId(key), rec.offset, rec.size))
                 if key in marked:
@@ -47,7 +48,7 @@ def _packed(store: Store) -> tuple[dict[str, list[tuple[BlobId, int, int]]], set
 def unused_packs(store: Store) -> list[tuple[str, int]]:
     """(path, size) of every file under packs/ that no record points into: packs whose
     entries all went (or that a killed import left), and files that are not packs."""
-    used = set(_packed(store)[0])
+    used = set(packed_entries(store)[0])
     return [(path, size) for name, path, size in store.local.list_packs() if name not in used]
 
 
@@ -62,7 +63,7 @@ def compaction_plan(store: Store, dead: Collection[bytes] = ()) -> tuple[list[tu
     """What compact_packs would do, with the blobs in `dead` counted as gone: the packs to
     remove, as (name, size), and the packs to rewrite (their live entries fill less than
     REWRITE_BELOW of them; not one that holds a blob marked damaged)."""
-    packed, damaged = _packed(store)
+    packed, damaged = packed_entries(store)
     unused, rewrites = [], []
     for name, _path, size in store.local.list_packs():
         if name is None:

@@ -219,6 +219,12 @@ def gc_cmd(c: Context, dry_run: bool, as_json: bool) -> None:
                + (f" ({human(r.pack_bytes_copied)} of live entries copied)" if r.pack_bytes_copied else "")
                + (f"; {counted(r.packs_not_rewritten, 'pack')} not compacted: an entry's bytes are damaged "
                   "(see `cas fsck`)" if r.packs_not_rewritten else "")
+               + (f"; {counted(r.s3_packs_compacted, 'S3 pack')} compacted" if r.s3_packs_compacted else "")
+               + (f" ({human(r.s3_pack_bytes_copied)} of live entries copied)" if r.s3_pack_bytes_copied else "")
+               + (f"; {counted(r.s3_packs_not_rewritten, 'S3 pack')} not compacted: an entry's bytes are damaged "
+                  "(see `cas fsck --remote`)" if r.s3_packs_not_rewritten else "")
+               + (f"; {counted(r.s3_packs_kept, 'S3 pack')} left in place: younger than the grace period or holding "
+                  "blobs of the shared versions" if r.s3_packs_kept else "")
                + (f"; {counted(r.young_kept, 'S3 object')} younger than the grace period "
                   f"(s3_grace_seconds {c.store.config.s3_grace_seconds:g}) kept for a later gc" if r.young_kept else "")
                + ("; nothing changed (dry run)" if dry_run else ""))
@@ -230,14 +236,19 @@ def gc_cmd(c: Context, dry_run: bool, as_json: bool) -> None:
                                             "re-import that heals it.")
 @click.option("--dry-run", is_flag=True, help="With --repair: say what it would do, change nothing.")
 @click.option("--quick", is_flag=True, help="Check sizes only, do not re-hash blob contents.")
+@click.option("--remote", is_flag=True, help="Also download the blobs this store keeps in S3 pack objects and "
+                                            "re-hash them (without it, S3 blobs are checked by size and index only).")
 @click.option("--rebuild-index", is_flag=True,
               help="Build a new index from the blobs, trees and refs alone (the old one is moved aside), then check.")
 @json_option
 @pass_ctx
-def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index: bool, as_json: bool) -> None:
+def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, remote: bool, rebuild_index: bool,
+             as_json: bool) -> None:
     """Check every blob against its bytes and every item against its blobs."""
     if dry_run and (not repair or rebuild_index):
         raise click.UsageError("--dry-run goes with --repair (and not with --rebuild-index)")
+    if remote and quick:
+        raise click.UsageError("--remote re-hashes the S3 blobs, --quick hashes nothing: give one of them")
     if rebuild_index:
         from cas.maintenance.rebuild import rebuild_index as rebuild
         if not has_store_data(c.store_path.expanduser().resolve()):
@@ -251,7 +262,8 @@ def fsck_cmd(c: Context, repair: bool, dry_run: bool, quick: bool, rebuild_index
     from cas.maintenance.fsck import check
 
     with c.bar(lambda: blob_count(c.store), "blob", "fsck") as bar:
-        r = check(c.store, repair=repair and not dry_run, verify=not quick, progress=bar.update, plan_repair=dry_run)
+        r = check(c.store, repair=repair and not dry_run, verify=not quick, progress=bar.update, plan_repair=dry_run,
+                  remote=remote)
     if as_json:
         click.echo(json.dumps({
             "blobs_checked": r.blobs_checked, "items_checked": r.items_checked, "bytes_verified": r.bytes_verified,

@@ -20,7 +20,7 @@ from cas.blobs.catalog import known_intact, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import Conflict, CorruptBlob, InvalidInput
 from cas.ids import BlobId
-from cas.index import item_key
+from cas.index import Index, item_key
 from cas.ingest import statcache
 from cas.ingest.statcache import Seen
 from cas.ingest.workers import exit_with
@@ -68,9 +68,25 @@ class Prepared:
     stat_entry: tuple[bytes, bytes] | None = None  # for the stat cache, when media was read from a path
     from_stat_cache: bool = False  # media known from the stat cache, not read
     related: list[tuple[str, Part]] | None = None
+    unchanged: bool = False  # the item stored under this name holds the same blobs: nothing to publish
 
     def parts(self) -> list[Part]:
         return [self.media, self.ann] + ([self.meta] if self.meta else []) + [p for _n, p in self.related or ()]
+
+
+def _same(old: ItemRecord | None, media: BlobId, ann: Part, meta: Part | None,
+          related: list[Related] | None) -> bool:
+    """Whether the stored item `old` holds these blobs (as `ItemRecord.same_content` compares)."""
+    return old is not None and (old.media, old.ann, old.meta, old.related) == (
+        media, ann.id, meta.id if meta else None, related)
+
+
+def holds_image(index: Index, txn: Any, key: bytes, seen: Seen) -> bool:
+    """Whether the item stored at `key` holds the image the stat cache knows, at its size:
+    given alone (no annotation, no item meta), the image keeps the item exactly as it is, as
+    `Preparer._annotate` would find (the stored annotation and item meta are kept)."""
+    raw = raw_item(index, txn, key)
+    return raw is not None and ItemRecord.raw_image(raw) == (bytes(seen.blob), seen.info.width, seen.info.height)
 
 
 def item_record(item: Prepared) -> ItemRecord:
@@ -99,6 +115,7 @@ class PrepareConfig:
     meta: dict[str, Any]
     check_conflicts: bool
     verify_dedup: bool
+    project_existed: bool = True  # False: a new project, whose items need no lookup
     client_pid: int = 0  # the importing process; a worker process exits when it is gone
     take_files: bool = False  # the sources are the store's own staged files: new blobs link them
     dry_run: bool = False  # hash and check only: no blob is installed, no temp copy made
@@ -111,7 +128,8 @@ class Preparer:
         self.config = config
         self.store = store
         self.meta = Meta(config.meta)
-        self._empty_anns: dict[tuple[int, int], bytes] = {}
+        self._empty_anns: dict[tuple[int, int], Spooled] = {}
+        self._empty_parts: dict[BlobId, Part] = {}  # empty annotations settled: id -> its part
         # Small new blobs go into packs (of this preparer's own) when blobs are written here,
         # not to S3; `pack=False` for a preparer of one item, which would make a pack of one.
         self.packs = PackWriter(store.local.pack_dir) if pack and store.write_backend is store.local \
@@ -120,15 +138,18 @@ class Preparer:
         # the first (later in the chunk, or in the batch being made durable) is not packed twice.
         self._packed: dict[BlobId, tuple[str, int]] = {}
 
-    def prepare_chunk(self, chunk: list[Task]) -> list[Prepared | InvalidInput]:
+    def prepare_chunk(self, chunk: list[Task], txn: Any = None) -> list[Prepared | InvalidInput]:
+        """Prepare the tasks of a chunk in one read snapshot (`txn`, or one of its own): a blob
+        committed meanwhile is at worst written twice."""
+        if txn is None:
+            with self.store.index.read() as txn:
+                return self.prepare_chunk(chunk, txn)
         out: list[Prepared | InvalidInput] = []
-        # One read snapshot per chunk: a blob committed meanwhile is at worst written twice.
-        with self.store.index.read() as txn:
-            for task in chunk:
-                try:
-                    out.append(self.prepare(txn, *task))
-                except InvalidInput as e:
-                    out.append(e)
+        for task in chunk:
+            try:
+                out.append(self.prepare(txn, *task))
+            except InvalidInput as e:
+                out.append(e)
         return out
 
     def prepare(self, txn: Any, dataset: str, name: str, media: Any, ann: Any, item_meta: Any,
@@ -147,10 +168,11 @@ class Preparer:
     def _prepare(self, txn: Any, dataset: str, name: str, media: Any, ann: Any, item_meta: Any,
                  label: str, ann_label: str, related: list[Related] | None) -> Prepared:
         if isinstance(media, Seen):  # the stat cache knows the file: nothing to read
-            ann_part, meta_part, notes = self._annotate(txn, dataset, name, media.blob, media.info, ann,
-                                                        item_meta, label, ann_label, related)
+            ann_part, meta_part, notes, old = self._annotate(txn, dataset, name, media.blob, media.info, ann,
+                                                             item_meta, label, ann_label, related)
             return Prepared(dataset, name, Part(media.blob, media.size, False), ann_part, meta_part,
-                            media.info, notes, from_stat_cache=True)
+                            media.info, notes, from_stat_cache=True,
+                            unchanged=_same(old, media.blob, ann_part, meta_part, related))
         try:
             # a dry run only hashes: a large file is read in place, as a file of the store's own
             sp = self.store.spool(media, self.config.tmp, owned=self.config.take_files or self.config.dry_run)
@@ -160,11 +182,12 @@ class Preparer:
             raise InvalidInput(label, "is a directory, not a file") from None
         try:
             info = self._probe(sp, label)
-            ann_part, meta_part, notes = self._annotate(txn, dataset, name, sp.id, info, ann, item_meta,
-                                                        label, ann_label, related)
+            ann_part, meta_part, notes, old = self._annotate(txn, dataset, name, sp.id, info, ann, item_meta,
+                                                             label, ann_label, related)
             media_part = self._settle(txn, sp, label)
             stat_entry = statcache.entry(sp.stat, sp.looked_at, sp.id, info) if sp.stat is not None else None
-            return Prepared(dataset, name, media_part, ann_part, meta_part, info, notes, stat_entry)
+            return Prepared(dataset, name, media_part, ann_part, meta_part, info, notes, stat_entry,
+                            unchanged=_same(old, sp.id, ann_part, meta_part, related))
         finally:
             sp.discard()
 
@@ -191,10 +214,11 @@ class Preparer:
         return out
 
     def _annotate(self, txn: Any, dataset: str, name: str, media: BlobId, info: MediaInfo, ann: Any,
-                  item_meta: Any, label: str, ann_label: str,
-                  related: list[Related] | None) -> tuple[Part, Part | None, dict[str, int] | None]:
+                  item_meta: Any, label: str, ann_label: str, related: list[Related] | None,
+                  ) -> tuple[Part, Part | None, dict[str, int] | None, ItemRecord | None]:
         """The annotation and item meta parts of an item, checked against the image and, without
-        --overwrite, against the item stored under the same name; and the builder's notes."""
+        --overwrite, against the item stored under the same name; the builder's notes; and the
+        stored item, when it was looked up."""
         notes = None
         if callable(ann):  # a converter's builder, run here (in parallel) with the real image size
             ann = ann(info.width, info.height)
@@ -204,17 +228,19 @@ class Preparer:
         # --overwrite is given: what the source lacks is kept from the item stored under this
         # name when its size is unchanged (a re-import of the images alone never wipes
         # annotations edited since), and without --overwrite the item must not differ.
-        needed = ann is None or item_meta is None or self.config.check_conflicts
+        # A project that did not exist when the import began has no stored item to look up.
+        needed = self.config.project_existed and (ann is None or item_meta is None or self.config.check_conflicts)
         old = self._stored(txn, dataset, name) if needed else None
         kept = old if old is not None and (old.width, old.height) == (info.width, info.height) else None
         ann_sp: Spooled | None = None
+        empty = False  # the empty annotation of an image: one for many items
         if ann is None and kept is None:
-            if isinstance(info, VideoInfo):
+            if isinstance(info, VideoInfo):  # a video's empty annotation names the video: one each
                 ann_sp = spool_bytes(dumps(empty_video_annotation(info.width, info.height, info.frames, media)))
             elif isinstance(info, PointcloudInfo):
                 ann_sp = spool_bytes(dumps(empty_pointcloud_annotation(media)))
             else:
-                ann_sp = spool_bytes(self._empty_annotation(info.width, info.height))
+                ann_sp, empty = self._empty_annotation(info.width, info.height), True
         elif ann is not None:
             if isinstance(ann, (bytes, bytearray)):
                 ann = loads(bytes(ann), ann_label)  # loads tells bytes from str; bytes(b) is b
@@ -238,21 +264,33 @@ class Preparer:
             self._check_conflict(old, dataset, name, media, ann_part.id, meta_sp.id if meta_sp else
                                  meta_part.id if meta_part else None, related)
         if ann_sp is not None:
-            ann_part = self._settle(txn, ann_sp, ann_label)
+            ann_part = self._settle_empty(txn, ann_sp, ann_label) if empty else self._settle(txn, ann_sp, ann_label)
         if meta_sp is not None:
             meta_part = self._settle(txn, meta_sp, label)
-        return ann_part, meta_part, notes
+        return ann_part, meta_part, notes, old
 
     def _stored(self, txn: Any, dataset: str, name: str) -> ItemRecord | None:
         """The item stored under this name, if any."""
         raw = raw_item(self.store.index, txn, item_key(self.config.project, dataset, name))
         return ItemRecord.decode(raw) if raw is not None else None
 
-    def _empty_annotation(self, width: int, height: int) -> bytes:
-        raw = self._empty_anns.get((width, height))
-        if raw is None:
-            raw = self._empty_anns[(width, height)] = dumps(empty_annotation(width, height))
-        return raw
+    def _empty_annotation(self, width: int, height: int) -> Spooled:
+        """The empty annotation of an image of this size, made and hashed once."""
+        sp = self._empty_anns.get((width, height))
+        if sp is None:
+            sp = self._empty_anns[(width, height)] = spool_bytes(dumps(empty_annotation(width, height)))
+        return sp
+
+    def _settle_empty(self, txn: Any, sp: Spooled, label: str) -> Part:
+        """`_settle` of an empty annotation, once per preparer: shared by many items, it is known
+        (or installed by this preparer, for the session to record) after the first. With
+        --verify-dedup every item compares its bytes again."""
+        part = self._empty_parts.get(sp.id)
+        if part is None:
+            part = self._settle(txn, sp, label)
+            if not self.config.verify_dedup:
+                self._empty_parts[sp.id] = part
+        return part
 
     def _probe(self, sp: Spooled, label: str) -> MediaInfo:
         if self.meta.project_type == "videos":

@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from cas.blobs.catalog import apply_deltas, known_intact, record_link, record_new_blob
-from cas.blobs.links import check_url, link_id
+from cas.blobs.links import UrlChecker, check_url, link_id
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import CasError, InvalidInput, NotFound
 from cas.ids import BlobId
+from cas.index import item_key
 from cas.ingest import statcache
 from cas.ingest.prepare import (
     Part,
@@ -38,6 +39,7 @@ from cas.ingest.prepare import (
     Prepared,
     Preparer,
     Task,
+    holds_image,
     init_worker,
     item_record,
     record_new_parts,
@@ -52,6 +54,8 @@ from cas.records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecor
 from cas.units import counted, human
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     from cas.store import Source, Store
 
 # A converter's annotation builder: ann(width, height) -> annotation, or (annotation, {note: count})
@@ -62,6 +66,7 @@ CHUNK_ITEMS = 32
 PROCESS_THRESHOLD = 2000  # items queued before worker processes are worth their start-up
 MAX_REPORTED_INVALID = 20
 MAX_DELTAS = 100_000  # reference moves gathered per blob before they are applied
+PROGRESS_STEP = 1024  # links queued between two calls of the progress callback
 
 Results = Future[list[Prepared | InvalidInput]]
 
@@ -138,7 +143,9 @@ class ImportSession:
         self._queued = 0
         self._heavy = 0  # queued items with work for a worker: a file to read or an annotation to build
         self._expected = 0  # items a converter said are coming (see expect_items)
-        self._stat_cache = stat_cache and not verify_dedup  # a stat-cache hit compares no bytes
+        # A stat-cache hit compares no bytes; a store that has no entry yet (a first import) has
+        # nothing to look up for any file.
+        self._stat_cache = stat_cache and not verify_dedup and not statcache.is_empty(store.index)
         self._take_files = take_files  # the source files are the store's own (a mount's drop): linked, not copied
         self._started = time.perf_counter()
         self._stack = ExitStack()
@@ -229,21 +236,12 @@ class ImportSession:
         check_name(name, "item name")
         for rel, _path, rel_label in related:
             check_name(rel, f"related file name ({rel_label})")
-        source: Source | Seen = media
-        if self._stat_cache and isinstance(media, (str, os.PathLike)):
-            with self.store.index.read() as txn:
-                seen = statcache.lookup(self.store.index, txn, os.fspath(media))
-            if seen is not None:
-                source = seen
-                self.report.files_unread += 1
-        task: Task = (dataset, name, source, ann, item_meta, label or f"{dataset}/img/{name}",
+        task: Task = (dataset, name, media, ann, item_meta, label or f"{dataset}/img/{name}",
                       ann_label or f"{dataset}/ann/{name}.json", related)
         self._queued += 1
-        if not isinstance(source, (str, bytes, os.PathLike, Seen)):
+        if not isinstance(media, (str, bytes, os.PathLike)):
             self._submit([task], self._thread_pool())  # streams cannot cross into a process
             return
-        if not _light(task):
-            self._heavy += 1
         self._chunk.append(task)
         if len(self._chunk) >= CHUNK_ITEMS:
             self._flush_chunk()
@@ -265,24 +263,33 @@ class ImportSession:
             self.meta.check_annotation(ann, f"{dataset}/ann/{name}.json", width or None, height or None)
             ann_sp = self._link_annotation(spool_bytes(dumps(ann)))
         self._stage_link(dataset, name, url, size, etag, ann_sp, width, height)
+        if self.progress is not None:
+            self.progress(1)
 
-    def add_links(self, dataset: str, links: Iterable[tuple[str, str, int, str | None, str]]) -> None:
+    def add_links(self, dataset: str, links: Iterable[tuple[str, str, int, str | None, int]], source: str) -> None:
         """Queue link items with empty annotations, as `add_link` does: (name, url, size, etag,
-        label) each. A link whose URL is refused is rejected (see `reject`); the work that is
-        the same for every link is done once (lists of millions)."""
+        line) each, `line` being where `source` gives it (an error names 'source:line'). A link
+        whose URL is refused is rejected (see `reject`); the work that is the same for every
+        link is done once (lists of millions)."""
         self.add_dataset(dataset)
         ann_sp = self._empty_link_annotation(0, 0)
-        allow_roots, public_only = self.store.config.allow_roots, self.store.net.public_links_only
-        interrupts, stage = self._interrupts, self._stage_link
-        for name, url, size, etag, label in links:
+        check = UrlChecker(self.store.config.allow_roots, self.store.net.public_links_only)
+        interrupts, stage, progress = self._interrupts, self._stage_link, self.progress
+        staged = 0
+        for name, url, size, etag, line in links:
             interrupts.check()
             check_name(name, "item name")
             try:
-                check_url(url, allow_roots, label, public_only=public_only)
+                check(url, source)
             except InvalidInput as e:
-                self.reject(e)
+                self.reject(InvalidInput(f"{source}:{line}", e.message))
                 continue
             stage(dataset, name, url, size, etag, ann_sp, 0, 0)
+            staged += 1
+            if progress is not None and staged % PROGRESS_STEP == 0:
+                progress(PROGRESS_STEP)
+        if progress is not None and staged % PROGRESS_STEP:
+            progress(staged % PROGRESS_STEP)
 
     def _empty_link_annotation(self, width: int, height: int) -> Spooled:
         ann_sp = self._empty_anns.get((width, height))
@@ -310,8 +317,20 @@ class ImportSession:
         self._queued += 1
         self.report.links += 1
         self._staging.write(self._pack([dataset, name, rec.encode(), [url, size, etag]]))
-        if self.progress is not None:
-            self.progress(1)
+
+    def _publish_new_link(self, txn: Any, deltas: Counter[BlobId], dataset: str, name: str, raw: bytes,
+                          link: list[Any], now: int) -> bool:
+        """Publish a staged link item whose name is new, with the link's record (one reference,
+        or one more on a link the index knows): whether the name was new. Nothing is decoded:
+        an import of a million links publishes a million."""
+        if not self.store.ns.write_item(txn, item_key(self.project, dataset, name), raw, overwrite=False):
+            return False
+        media, ann = ItemRecord.raw_ids(raw)
+        deltas[ann] += 1
+        url, size, etag = link
+        if not record_link(self.store.index, txn, media, BlobRecord(size, 1, LINK, now, url, etag)):
+            deltas[media] += 1
+        return True
 
     def reject(self, error: InvalidInput, what: str = "item") -> None:
         """Bad input found by a converter: fail the import, or count it with `skip_invalid`
@@ -326,6 +345,7 @@ class ImportSession:
     def _config(self) -> PrepareConfig:
         return PrepareConfig(str(self.store.root), self.tmp, self.project, self.meta.raw,
                              check_conflicts=not self.overwrite and self._existing is not None,
+                             project_existed=self._existing is not None,
                              verify_dedup=self.verify_dedup, client_pid=os.getpid(), take_files=self._take_files,
                              dry_run=self.dry_run)
 
@@ -346,6 +366,7 @@ class ImportSession:
         if not self._use_processes or max(self._heavy, self._expected) < PROCESS_THRESHOLD:
             return self._thread_pool()
         if self._processes is None:
+            from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only for large imports
             context = forkserver(["cas.ingest.prepare", "cas.store"])  # a clean child: no inherited LMDB
             self._processes = ProcessPoolExecutor(self._workers, mp_context=context,
                                                   initializer=init_worker, initargs=(self._config(),))
@@ -353,15 +374,51 @@ class ImportSession:
         return self._processes
 
     def _flush_chunk(self) -> None:
-        """Send the queued chunk to a pool; a chunk of stat-cache hits with nothing to build
-        is prepared here and now (a handful of index lookups: less than the hand-off costs)."""
+        """Look the chunk's files up in the stat cache, then send it to a pool; a chunk of
+        stat-cache hits with nothing to build is prepared here and now (a handful of index
+        lookups: less than the hand-off costs). One read transaction serves it all."""
         chunk, self._chunk = self._chunk, []
-        if all(map(_light, chunk)):
-            future: Results = Future()
-            future.set_result(self._thread_preparer().prepare_chunk(chunk))
-            self._submit(chunk, future)
-        else:
+        with self.store.index.read() as txn:
+            if self._stat_cache:
+                queued = len(chunk)
+                chunk = [seen for task in chunk if (seen := self._seen(txn, task)) is not None]
+                if self.progress is not None and len(chunk) < queued:
+                    self.progress(queued - len(chunk))
+                if not chunk:
+                    return
+            heavy = sum(not _light(task) for task in chunk)
+            prepared = None if heavy else self._thread_preparer().prepare_chunk(chunk, txn)
+        if prepared is None:
+            self._heavy += heavy
             self._submit(chunk, self._pool_for_paths())
+            return
+        future: Results = Future()
+        future.set_result(prepared)
+        self._submit(chunk, future)
+
+    def _seen(self, txn: Any, task: Task) -> Task | None:
+        """The task with its file's facts from the stat cache in place of the path, when the
+        cache knows the file unchanged; None when, moreover, the item stored under its name
+        holds this image and nothing else is given for it: it stays as it is."""
+        dataset, name, media, ann, item_meta = task[:5]
+        if not isinstance(media, (str, os.PathLike)):
+            return task
+        index = self.store.index
+        seen = statcache.lookup(index, txn, os.fspath(media))
+        if seen is None:
+            return task
+        self.report.files_unread += 1
+        if ann is None and item_meta is None and not task[7] and self._existing is not None and \
+                holds_image(index, txn, item_key(self.project, dataset, name), seen):
+            self._unchanged(dataset)
+            return None
+        return (dataset, name, seen, *task[3:])
+
+    def _unchanged(self, dataset: str) -> None:
+        """Count an item found as it is stored: publishing would skip it, so it is not staged."""
+        self.report.items_skipped += 1
+        if self.dry_run:  # which counts it among the items imported
+            self.report.dataset_items[dataset] += 1
 
     def _submit(self, chunk: list[Task], pool: Executor | Results) -> None:
         if isinstance(pool, Future):
@@ -422,7 +479,10 @@ class ImportSession:
                     self.report.bytes_read += item.media.size
                 if item.notes:
                     self.report.notes.update(item.notes)
-                self._staging.write(self._pack([item.dataset, item.name, item_record(item).encode(), None]))
+                if item.unchanged:
+                    self._unchanged(item.dataset)
+                else:
+                    self._staging.write(self._pack([item.dataset, item.name, item_record(item).encode(), None]))
 
     # -- ending ------------------------------------------------------------------------
     def commit(self) -> ImportReport:
@@ -434,8 +494,7 @@ class ImportSession:
             if self._chunk:
                 self._flush_chunk()
             previous, batch, self._previous, self._batch = self._previous, self._batch, [], []
-            self._finish(previous)
-            self._finish(batch)
+            self._finish(previous + batch)  # the last two batches: one sync, one transaction
             self._staging.close()
             if self.dry_run:
                 self._report_dry()
@@ -483,8 +542,15 @@ class ImportSession:
                     self.report.datasets += 1
             deltas: Counter[BlobId] = Counter()
             outcomes: Counter[str] = Counter()
+            now = time.time_ns()
             with open(self._staging.name, "rb") as staged:
                 for dataset, name, raw, link in msgpack.Unpacker(staged, raw=False):
+                    if len(deltas) >= MAX_DELTAS:  # memory stays flat: apply the moves gathered so far
+                        apply_deltas(index, txn, deltas)
+                        deltas.clear()
+                    if link is not None and self._publish_new_link(txn, deltas, dataset, name, raw, link, now):
+                        outcomes["added"] += 1
+                        continue
                     rec = ItemRecord.decode(raw)
                     outcome = ns.put_item(txn, self.project, dataset, name, rec, self.overwrite, deltas, raw)
                     outcomes[outcome] += 1
@@ -493,9 +559,6 @@ class ImportSession:
                         uses = deltas.pop(rec.media, 0)
                         if not record_link(index, txn, rec.media, BlobRecord(size, uses, LINK, rec.mtime, url, etag)):
                             deltas[rec.media] += uses
-                    if len(deltas) >= MAX_DELTAS:  # memory stays flat: apply the moves gathered so far
-                        apply_deltas(index, txn, deltas)
-                        deltas.clear()
             apply_deltas(index, txn, deltas)
         for outcome, count in outcomes.items():
             setattr(self.report, f"items_{outcome}", getattr(self.report, f"items_{outcome}") + count)

@@ -56,6 +56,12 @@ def trusted(st: os.stat_result, size: int, mtime_ns: int, ctime_ns: int, looked_
             and max(mtime_ns, ctime_ns) + RACY_NS < looked_at_ns)
 
 
+def is_empty(index: Index) -> bool:
+    """Whether the cache has no entry at all (then no file need be looked up)."""
+    with index.read() as txn:
+        return index.count(txn, DB) == 0
+
+
 def lookup(index: Index, txn: Any, path: str) -> Seen | None:
     """The cached facts of the file at `path`, or None when it must be read (unknown,
     changed, racily clean, or its blob is gone from the index)."""

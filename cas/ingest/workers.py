@@ -9,18 +9,18 @@ as dead, unlike for `kill(pid, 0)`).
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.forkserver
 import os
 import select
 import signal
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from multiprocessing.context import BaseContext
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # multiprocessing loads only when an import is large enough for worker processes
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from multiprocessing.context import BaseContext
 
 T = TypeVar("T")
 
@@ -34,6 +34,8 @@ def forkserver(preload: list[str]) -> BaseContext:
     process started with SIGINT ignored keeps it so, and so does every worker forked from
     it. Ctrl-C reaches the whole process group; the client alone answers it, with one line
     (not a KeyboardInterrupt traceback from each worker)."""
+    import multiprocessing
+    import multiprocessing.forkserver
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(preload)
     if _in_main_thread():

@@ -6,6 +6,10 @@ records leaves a whole unused pack of them), a loose file beside a record that s
 blob is packed or in S3 (a push's local copy, left behind), or a local pack entry of a blob
 a push moved to S3. fsck re-points such a record at the copy. Each copy is verified against
 the blob's id before it is offered.
+
+With an S3 remote, the copies looked for last are there: an object of the blob's own, or an
+entry of another pack object (a push redone after a crash, a gc's rewrite cut short, or another
+store's push of the same blob), each read and verified.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING
 from cas.blobs.backends.packs import entries
 from cas.blobs.hashing import hash_bytes, hash_file
 from cas.ids import BlobId
-from cas.records import LOCAL, PACK, BlobRecord
+from cas.records import LOCAL, PACK, S3, S3PACK, BlobRecord
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -45,6 +49,34 @@ def find_copies(store: Store, wanted: dict[BlobId, BlobRecord]) -> dict[BlobId, 
                         and hash_bytes(os.pread(f.fileno(), size, offset)) == blob_id:
                     found[blob_id] = replace(old, size=size, location=PACK, pack=name, offset=offset)
                     left.discard(blob_id)
+    if left and store.s3 is not None:
+        found.update(_s3_copies(store, {blob_id: wanted[blob_id] for blob_id in left}))
+    return found
+
+
+def _s3_copies(store: Store, wanted: dict[BlobId, BlobRecord]) -> dict[BlobId, BlobRecord]:
+    """Verified copies in the S3 remote: an object of the blob's own, else an entry of a pack
+    object other than the one recorded."""
+    s3 = store.s3
+    assert s3 is not None
+    found: dict[BlobId, BlobRecord] = {}
+    for blob_id, old in wanted.items():
+        size = s3.size_of(blob_id) if old.location != S3 else None
+        if size is not None and hash_bytes(s3.read_range(blob_id, 0, size)) == blob_id:
+            found[blob_id] = replace(old, size=size, location=S3, pack=None, offset=0)
+    left = set(wanted) - set(found)
+    for name, _url, pack_size in s3.list_packs() if left else ():
+        if name is None:
+            continue
+        for entry in s3.pack_entries(name, pack_size):
+            rec = wanted.get(entry.blob_id)
+            if entry.blob_id not in left or rec is None or (rec.location, rec.pack, rec.offset) == \
+                    (S3PACK, name, entry.offset):
+                continue
+            data = s3.get_range(s3.pack_key(name), entry.offset, entry.size, f"pack {name}")
+            if hash_bytes(data) == entry.blob_id:
+                found[entry.blob_id] = replace(rec, size=entry.size, location=S3PACK, pack=name, offset=entry.offset)
+                left.discard(entry.blob_id)
     return found
 
 
@@ -57,7 +89,18 @@ def _loose_size(store: Store, blob_id: BlobId) -> int | None:
     return size if digest == blob_id else None
 
 
-def copy_path(store: Store, rec: BlobRecord, blob_id: BlobId) -> str:
-    """The file that holds a copy `find_copies` found."""
+def copy_path(store: Store, rec: BlobRecord, blob_id: BlobId) -> str | None:
+    """The file that holds a copy `find_copies` found (None: the copy is in S3)."""
+    if rec.location in (S3, S3PACK):
+        return None
     return store.local.pack_path(rec.pack) if rec.location == PACK and rec.pack is not None \
         else store.local.path(blob_id)
+
+
+def describe(store: Store, rec: BlobRecord) -> str:
+    """Where a copy `find_copies` found is, for a user."""
+    if rec.location == PACK:
+        return f"pack {rec.pack} at offset {rec.offset}"
+    if store.s3 is not None and rec.location == S3PACK and rec.pack is not None:
+        return f"S3 pack object {store.s3.pack_url(rec.pack)} at offset {rec.offset}"
+    return "its S3 object" if rec.location == S3 else "its loose file"

@@ -30,7 +30,7 @@ from cas.ids import BlobId
 from cas.index import SEP, project_key, split_item_key
 from cas.ingest import statcache
 from cas.ingest.journal import ingest_dirs, is_mount_staging, live_records, try_lock
-from cas.maintenance.copies import copy_path, find_copies
+from cas.maintenance.copies import copy_path, describe, find_copies
 from cas.maintenance.gc import kept_by_versions, orphan_files, remove_path
 from cas.model import namespace
 from cas.model.annotation import dumps, empty_annotation, empty_video_annotation
@@ -111,24 +111,27 @@ class FsckReport:
 
 
 def check(store: Store, repair: bool = False, verify: bool = True,
-          progress: Callable[[int], object] | None = None, plan_repair: bool = False) -> FsckReport:
+          progress: Callable[[int], object] | None = None, plan_repair: bool = False,
+          remote: bool = False) -> FsckReport:
     """Check every blob record against its bytes (size, and digest if `verify`), every item
     against its blobs, every reference count, and find orphan and temp files. `progress` is
     told of the blobs checked. `plan_repair` (a dry run of `repair`) changes nothing but
-    reports the blobs that need their source as the repair would leave them.
+    reports the blobs that need their source as the repair would leave them. With `remote`
+    (and `verify`), the blobs this store keeps in S3 pack objects are downloaded and hashed too.
 
     Damaged blobs are marked in the index (`cas.blobs.damage`) and the stat cache forgets the
     files that held them, so that a re-import of their bytes heals them; a healed one is
     reported in `healed`, and its mark dropped."""
     with store.lock(exclusive=True, what="check the store"):
         report = FsckReport()
-        bad_blobs = _check_blobs(store, report, verify, progress)
+        bad_blobs = _check_blobs(store, report, verify, progress, remote)
         copies = _misplaced(store, report, bad_blobs)
         if not store.index.read_only:
             _mark(store, report, bad_blobs, verify)
         bad_blobs -= set(copies)
         _check_namespace(store, report, bad_blobs)
-        _check_files(store, report, {copy_path(store, rec, blob_id) for blob_id, rec in copies.items()})
+        _check_files(store, report, {path for blob_id, rec in copies.items()
+                                     if (path := copy_path(store, rec, blob_id)) is not None})
         keep = kept_by_versions(store) if bad_blobs else set()  # what versions hold, walked once
         if repair:
             bad_blobs -= _repair(store, report, bad_blobs, keep, copies)
@@ -198,18 +201,20 @@ def _misplaced(store: Store, report: FsckReport, bad: set[BlobId]) -> dict[BlobI
         rec = copies.get(BlobId.from_hex(problem.subject)) if problem.kind in ("missing-blob", "corrupt-blob") \
             else None
         if rec is not None:
-            where = f"pack {rec.pack} at offset {rec.offset}" if rec.location == PACK else "its loose file"
-            problem.kind, problem.detail = "misplaced-blob", f"{problem.detail}; {where} holds a good copy"
+            problem.kind = "misplaced-blob"
+            problem.detail = f"{problem.detail}; {describe(store, rec)} holds a good copy"
     return copies
 
 
 def _check_blobs(store: Store, report: FsckReport, verify: bool,
-                 progress: Callable[[int], object] | None) -> set[BlobId]:
+                 progress: Callable[[int], object] | None, remote: bool = False) -> set[BlobId]:
     """Local blobs: size, and digest if `verify`. S3 blobs: the object exists with the
-    recorded size (one listing; their bytes are not downloaded). Links are not checked:
+    recorded size (one listing; their bytes are not downloaded, but with `remote` and
+    `verify` those in pack objects are: see `_check_s3_pack_contents`). Links are not checked:
     their bytes are not ours. A local pack that records point into but that is missing is
     a problem of its own besides its blobs'."""
     bad: set[BlobId] = set()
+    in_s3_packs: dict[str, list[tuple[BlobId, int, int]]] = {}  # pack -> (id, offset, size) listed in it
     missing_packs: Counter[str] = Counter()
     s3_sizes: dict[BlobId, int] | None = None
     with store.index.read() as txn:
@@ -234,6 +239,8 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
                 if problem is not None:
                     report.problems.append(problem)
                     bad.add(blob_id)
+                elif remote and verify and rec.pack is not None:
+                    in_s3_packs.setdefault(rec.pack, []).append((blob_id, rec.offset, rec.size))
                 continue
             if rec.location == S3:
                 if store.s3 is None:
@@ -270,6 +277,11 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
                     bad.add(blob_id)
     if progress is not None:
         progress(report.blobs_checked % PROGRESS_EVERY)
+    for name, listed in sorted(in_s3_packs.items()):
+        problems = _check_s3_pack_contents(store, name, listed)
+        report.bytes_verified += sum(n for _id, _offset, n in listed)
+        report.problems += problems
+        bad.update(BlobId.from_hex(p.subject) for p in problems)
     report.problems += [Problem("missing-pack", name, f"{counted(n, 'record')} point into it; "
                                                       f"{store.local.pack_path(name)} is not there")
                         for name, n in sorted(missing_packs.items())]
@@ -311,6 +323,21 @@ def _check_in_s3_pack(store: Store, blob_id: BlobId, rec: BlobRecord) -> Problem
     if found is None:
         return Problem("missing-blob", str(blob_id), f"{where} is missing or does not list it at offset {rec.offset}")
     return Problem("corrupt-blob", str(blob_id), f"{where} lists {found} bytes, index says {rec.size}")
+
+
+def _check_s3_pack_contents(store: Store, name: str, listed: list[tuple[BlobId, int, int]]) -> list[Problem]:
+    """The entries of one S3 pack object that records point at, downloaded (one ranged GET,
+    from the first to the end of the last) and hashed: a corrupt-blob for each that does not
+    match its id."""
+    assert store.s3 is not None
+    out = []
+    for blob_id, offset, data in store.s3.read_entries(name, sorted(listed, key=lambda entry: entry[1])):
+        digest = hash_bytes(data)
+        if digest != blob_id:
+            out.append(Problem("corrupt-blob", str(blob_id),
+                               f"content digest in S3 pack object {store.s3.pack_url(name)} at offset {offset} is "
+                               f"{digest}"))
+    return out
 
 
 def _check_namespace(store: Store, report: FsckReport, bad: set[BlobId]) -> None:

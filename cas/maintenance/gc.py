@@ -16,7 +16,9 @@ from cas.errors import NotFound
 from cas.ids import BlobId
 from cas.ingest import statcache
 from cas.ingest.journal import is_mount_staging
-from cas.records import LOCAL, S3, BlobRecord
+from cas.maintenance import s3repack
+from cas.maintenance.s3repack import S3PackPlan
+from cas.records import LOCAL, S3, S3PACK, BlobRecord
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -35,17 +37,26 @@ class GcReport:
     packs_compacted: int = 0  # packs rewritten without their dead entries, or removed with none left
     pack_bytes_copied: int = 0  # live entries those rewrites copy into new packs
     packs_not_rewritten: int = 0  # planned rewrites that met an entry whose bytes are damaged (fsck names it)
+    s3_packs_compacted: int = 0  # S3 pack objects rewritten without their dead entries, or deleted with none left
+    s3_pack_bytes_copied: int = 0  # live entries those rewrites copy into new pack objects
+    s3_packs_not_rewritten: int = 0  # planned rewrites of S3 packs that met an entry whose bytes are damaged
+    s3_packs_kept: int = 0  # S3 packs due for compaction left in place: too young, or shared (see s3repack)
     dry_run: bool = False  # nothing was removed: the counts are what a gc would do now
 
 
 def kept_by_versions(store: Store) -> set[bytes]:
     """Blobs that versions keep alive without an item reference: this store's versions and,
     with an S3 remote, every version pushed to the shared bucket."""
+    here, shared = kept_here_and_shared(store)
+    return here | shared
+
+
+def kept_here_and_shared(store: Store) -> tuple[set[bytes], set[bytes]]:
+    """(the blobs this store's versions reach, those the versions pushed to the shared bucket
+    reach: other stores may have recorded them where they are)."""
     from cas.versions.snapshots import reachable
-    keep = reachable(store)
-    if store.s3 is not None:
-        keep |= reachable(store, list(store.s3.refs.list().values()))
-    return keep
+    shared = reachable(store, list(store.s3.refs.list().values())) if store.s3 is not None else set()
+    return reachable(store), shared
 
 
 def is_garbage(refcount: int, key: bytes, keep: set[bytes]) -> bool:
@@ -65,17 +76,27 @@ class GcPlan:
     rewrites: list[Rewrite] = field(default_factory=list)
     orphans: list[tuple[str, int]] = field(default_factory=list)  # (path, size) the index does not know
     stat_entries: int = 0  # stat-cache entries whose blob is gone or doomed
+    s3_packs: S3PackPlan = field(default_factory=S3PackPlan)
 
-    def report(self, dry_run: bool, skipped: Collection[str] = ()) -> GcReport:
-        """The counts of this plan: what the dry run says and the real run did (`skipped`: the
-        packs whose rewrite stopped at an entry found damaged on the way)."""
+    def report(self, dry_run: bool, skipped: Collection[str] = (), s3_skipped: Collection[str] = ()) -> GcReport:
+        """The counts of this plan: what the dry run says and the real run did (`skipped`,
+        `s3_skipped`: the local and S3 packs whose rewrite stopped at an entry found damaged)."""
         blob_bytes = sum(max(rec.size, 0) for _id, rec in self.doomed if _frees_own_file(rec))
         rewrites = [r for r in self.rewrites if r.name not in skipped]
-        pack_bytes = sum(size for _name, size in self.unused_packs) + sum(r.size - r.live_bytes for r in rewrites)
-        return GcReport(len(self.doomed), blob_bytes + pack_bytes + sum(size for _p, size in self.orphans),
-                        len(self.temp), len(self.orphans), self.stat_entries, self.young_kept,
-                        len(self.unused_packs) + len(rewrites), sum(r.live_bytes for r in rewrites),
-                        len(self.rewrites) - len(rewrites), dry_run)
+        s3_rewrites = [r for r in self.s3_packs.rewrites if r.name not in s3_skipped]
+        pack_bytes = sum(size for _name, size in self.unused_packs + self.s3_packs.unused) \
+            + sum(r.size - r.live_bytes for r in rewrites + s3_rewrites)
+        orphan_bytes = sum(size for _p, size in self.orphans)
+        return GcReport(
+            blobs_removed=len(self.doomed), bytes_freed=blob_bytes + pack_bytes + orphan_bytes,
+            temp_removed=len(self.temp), orphans_removed=len(self.orphans), stat_entries_dropped=self.stat_entries,
+            young_kept=self.young_kept, packs_compacted=len(self.unused_packs) + len(rewrites),
+            pack_bytes_copied=sum(r.live_bytes for r in rewrites),
+            packs_not_rewritten=len(self.rewrites) - len(rewrites),
+            s3_packs_compacted=len(self.s3_packs.unused) + len(s3_rewrites),
+            s3_pack_bytes_copied=sum(r.live_bytes for r in s3_rewrites),
+            s3_packs_not_rewritten=len(self.s3_packs.rewrites) - len(s3_rewrites), s3_packs_kept=self.s3_packs.kept,
+            dry_run=dry_run)
 
 
 def collect(store: Store, dry_run: bool = False, progress: Callable[[int], object] | None = None) -> GcReport:
@@ -89,13 +110,16 @@ def collect(store: Store, dry_run: bool = False, progress: Callable[[int], objec
     """
     with store.lock(exclusive=True, what="dry-run gc" if dry_run else "collect garbage"):
         gc_plan = plan(store)
-        return gc_plan.report(True) if dry_run else gc_plan.report(False, _execute(store, gc_plan, progress))
+        return gc_plan.report(True) if dry_run else gc_plan.report(False, *_execute(store, gc_plan, progress))
 
 
 def plan(store: Store) -> GcPlan:
     """What a gc would remove now (the caller holds the exclusive lock)."""
     out = GcPlan()
-    keep = kept_by_versions(store)
+    here, shared = kept_here_and_shared(store)
+    keep = here | shared
+    listing = store.s3.pack_ages() if store.s3 is not None else {}
+    young = {name for name, (_size, age) in listing.items() if s3repack.is_young(store, age)}
     # A mount's staging is live, or holds files acknowledged to writers that its next mount imports.
     out.temp = [e.path for e in os.scandir(store.tmp_dir) if not is_mount_staging(e.name)]
     index = store.index
@@ -107,18 +131,27 @@ def plan(store: Store) -> GcPlan:
             if location == S3 and _young(store, BlobId(key)):
                 out.young_kept += 1  # may belong to a push in progress elsewhere: a later gc
                 continue
-            out.doomed.append((BlobId(key), BlobRecord.decode(raw)))
+            rec = BlobRecord.decode(raw)
+            if rec.location == S3PACK and rec.pack in young:
+                out.young_kept += 1  # its record stays, so that a later gc still finds its pack ours
+                continue
+            out.doomed.append((BlobId(key), rec))
         dead = {bytes(blob_id) for blob_id, _rec in out.doomed}
         out.stat_entries = sum(1 for _key in statcache.stale(index, txn, dead))
     out.unused_packs, out.rewrites = compaction_plan(store, dead)
+    if store.s3 is not None:
+        out.s3_packs = s3repack.plan(store, dead, shared, listing)
     unused_paths = {store.local.pack_path(name) for name, _size in out.unused_packs}
     out.orphans = [(path, size) for path, size in orphan_files(store) if path not in unused_paths]
     return out
 
 
-def _execute(store: Store, gc_plan: GcPlan, progress: Callable[[int], object] | None) -> set[str]:
-    """Carry out a plan; the packs whose rewrite it skipped (see `compact_packs`)."""
+def _execute(store: Store, gc_plan: GcPlan,
+             progress: Callable[[int], object] | None) -> tuple[set[str], set[str]]:
+    """Carry out a plan; the local and the S3 packs whose rewrite it skipped (see `compact_packs`)."""
     index = store.index
+    if store.s3 is not None:  # before the dead records go: their packs stay known as this store's
+        s3repack.note_pending(store, gc_plan.s3_packs)
     for path in gc_plan.temp:
         remove_path(path)
     for start in range(0, len(gc_plan.doomed), DELETE_BATCH):  # short write transactions
@@ -140,11 +173,12 @@ def _execute(store: Store, gc_plan: GcPlan, progress: Callable[[int], object] | 
     with index.write() as txn:
         statcache.prune(index, txn)
     packs = compact_packs(store, (gc_plan.unused_packs, gc_plan.rewrites))
+    s3_packs = s3repack.compact(store, gc_plan.s3_packs) if store.s3 is not None else set()
     # With the store to ourselves, a blob file the index does not know is garbage
     # (installed by an import that was killed before it could record it).
     for path, _size in gc_plan.orphans:
         remove_path(path)
-    return packs
+    return packs, s3_packs
 
 
 def _young(store: Store, blob_id: BlobId) -> bool:

@@ -1,8 +1,9 @@
 """Rebuild a lost or damaged index from what is durable: blob files, the S3 remote's
 objects, and the refs (`<store>/refs/<project>`, and `prefix/refs/<project>` on the remote)
-that name each project's head version; small blobs are found in their packs. Projects come
-back as their head version; blobs no version holds (changes never snapshotted, loose
-`cas put`s) are pinned, so that gc keeps them until released."""
+that name each project's head version; small blobs are found in their packs (local files by
+their entry headers, S3 pack objects by their indexes). Projects come back as their head
+version; blobs no version holds (changes never snapshotted, loose `cas put`s) are pinned, so
+that gc keeps them until released."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from cas.errors import CasError
 from cas.ids import BlobId
 from cas.index import Index
 from cas.locks import store_lock
-from cas.records import BlobRecord
+from cas.records import S3PACK, BlobRecord
 from cas.store import Store
 from cas.versions.snapshots import materialize, reachable, set_head
 from cas.versions.trees import read_version
@@ -71,6 +72,14 @@ def rebuild_index(root: str | Path) -> RebuildReport:
                                 continue  # not a pack
                             for blob_id, offset, size in entries(path):
                                 if record_new_blob(store.index, txn, blob_id, size, packed=(name, offset)):
+                                    report.blobs += 1
+                    elif store.s3 is not None:  # then the S3 pack objects, read by their indexes
+                        for name, _url, size in store.s3.list_packs():
+                            if name is None:
+                                continue  # not a pack
+                            for entry in store.s3.pack_entries(name, size):
+                                if record_new_blob(store.index, txn, entry.blob_id, entry.size, S3PACK,
+                                                   packed=(name, entry.offset)):
                                     report.blobs += 1
             remote = store.s3.refs.list() if store.s3 is not None else {}
             heads = {**remote, **_local_heads(root)}  # this store's own refs win

@@ -12,7 +12,6 @@ import json
 import math
 import re
 import struct
-import uuid
 import zlib
 from typing import Any
 
@@ -38,13 +37,13 @@ def empty_annotation(width: int, height: int) -> dict[str, Any]:
 def empty_video_annotation(width: int, height: int, frames: int, video_id: bytes) -> dict[str, Any]:
     """A Supervisely video annotation with nothing in it; its key derives from the video's
     digest, so equal videos get equal (deduplicated) annotations."""
-    return {"size": {"height": height, "width": width}, "description": "", "key": uuid.UUID(bytes=video_id[:16]).hex,
+    return {"size": {"height": height, "width": width}, "description": "", "key": bytes(video_id[:16]).hex(),
             "tags": [], "objects": [], "frames": [], "framesCount": frames}
 
 
 def empty_pointcloud_annotation(cloud_id: bytes) -> dict[str, Any]:
     """A Supervisely point cloud annotation with nothing in it, keyed as `empty_video_annotation`."""
-    return {"description": "", "key": uuid.UUID(bytes=cloud_id[:16]).hex, "tags": [], "objects": [], "figures": []}
+    return {"description": "", "key": bytes(cloud_id[:16]).hex(), "tags": [], "objects": [], "figures": []}
 
 
 def empty_item_annotation(project_type: str, width: int, height: int, media: bytes,

@@ -12,19 +12,26 @@ import io
 import mimetypes
 import warnings
 from dataclasses import dataclass, fields
-from typing import IO, Any
-
-from PIL import Image, ImageOps
+from typing import IO, TYPE_CHECKING, Any
 
 from cas.config import settings
 from cas.errors import InvalidInput, reason
+from cas.model.jpeg import jpeg_size
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
                               ".jfif", ".jpe", ".mpo"})
 _JPEG_EOI = b"\xff\xd9"
 _PNG_IEND = b"IEND\xaeB`\x82"
 
-Image.MAX_IMAGE_PIXELS = None  # headers of large aerial images are legal; decoding checks max_pixels()
+
+def _pillow() -> Any:
+    """PIL.Image, loaded on first use (an import whose files the stat cache knows opens no image)."""
+    from PIL import Image
+    Image.MAX_IMAGE_PIXELS = None  # headers of large aerial images are legal; decoding checks max_pixels()
+    return Image
 
 
 def max_pixels() -> int:
@@ -44,7 +51,7 @@ def _open(source: bytes | str | IO[bytes]) -> Image.Image:
     """Pillow's open (the header only), without its warnings about odd files."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        return _pillow().open(io.BytesIO(source) if isinstance(source, bytes) else source)
 
 
 def _unreadable(label: str, e: Exception) -> InvalidInput:
@@ -68,6 +75,7 @@ def decode(img: Image.Image, label: str, oriented: bool = False) -> Image.Image:
     try:
         img.load()
         if oriented and orientation(img) != 1:
+            from PIL import ImageOps
             return ImageOps.exif_transpose(img)
     except Exception as e:  # noqa: BLE001 - as above
         raise _unreadable(label, e) from None
@@ -106,8 +114,8 @@ def is_image_name(name: str) -> bool:
     return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS
 
 
-def probe_image(head: bytes, tail: bytes, label: str, fallback: bytes | None = None) -> MediaInfo:
-    """Read the header in `head`; check JPEG/PNG trailers so truncated files are refused."""
+def _probe_with_pillow(head: bytes, label: str, fallback: bytes | None) -> tuple[int, int, str]:
+    """(width, height as shown, Pillow's format name) of the image whose header is in `head`."""
     try:
         try:
             img = _open(head)
@@ -118,18 +126,28 @@ def probe_image(head: bytes, tail: bytes, label: str, fallback: bytes | None = N
         width, height = img.size
         if orientation(img) in TURNED:
             width, height = height, width
-        fmt = img.format or ""
+        return width, height, img.format or ""
     except Exception as e:  # noqa: BLE001 - as above
         if "runcated" in str(e):
             raise InvalidInput(label, "truncated image (header cut short)") from None
         raise _unreadable(label, e) from None
+
+
+def probe_image(head: bytes, tail: bytes, label: str, fallback: bytes | None = None) -> MediaInfo:
+    """Read the header in `head`; check JPEG/PNG trailers so truncated files are refused."""
+    plain = jpeg_size(head)  # most images: read without Pillow, as Pillow would
+    if plain is not None:
+        (width, height), fmt = plain, "JPEG"
+    else:
+        width, height, fmt = _probe_with_pillow(head, label, fallback)
     if width <= 0 or height <= 0:
         raise InvalidInput(label, f"image has no pixels ({width}x{height})")
     if fmt == "JPEG" and _JPEG_EOI not in tail:
         raise InvalidInput(label, "truncated JPEG (no end-of-image marker)")
     if fmt == "PNG" and not tail.endswith(_PNG_IEND):
         raise InvalidInput(label, "truncated PNG (no IEND chunk)")
-    mime = Image.MIME.get(fmt) or mimetypes.guess_type(label)[0] or "application/octet-stream"
+    mime = "image/jpeg" if fmt == "JPEG" else \
+        _pillow().MIME.get(fmt) or mimetypes.guess_type(label)[0] or "application/octet-stream"
     return MediaInfo(width, height, mime)
 
 

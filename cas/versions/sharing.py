@@ -1,5 +1,7 @@
-"""Sharing projects through the store's S3 remote: blobs and trees under `prefix/blobs/`,
-one small ref object per project at `prefix/refs/<project>` holding its head version.
+"""Sharing projects through the store's S3 remote: blobs and trees in pack objects under
+`prefix/packs/` (larger blobs, and the trees of remotes written before packs, as objects of
+their own under `prefix/blobs/`), one small ref object per project at `prefix/refs/<project>`
+holding its head version.
 
 A ref moves only by S3 conditional writes: created with If-None-Match, moved with If-Match
 on the ETag read before, and only forward (the remote head must be in the pushed
@@ -58,10 +60,10 @@ def _ancestors(store: Store, version: BlobId | None) -> set[BlobId]:
 
 def push(store: Store, project: str, message: str = "push", packs: bool = True) -> tuple[Version, TransferReport]:
     """Snapshot the project if it changed, upload every local blob its versions need (small
-    ones in pack objects, unless not `packs`: see `push_blobs`), then move the remote ref
-    forward (conditionally)."""
+    ones and the trees in pack objects, unless not `packs`: see `push_blobs` and
+    `snapshots.TreeWriter`), then move the remote ref forward (conditionally)."""
     _s3(store)
-    version, _new = snapshot(store, project, message)
+    version, _new = snapshot(store, project, message, packs=packs)
     needed = reachable(store)
     report = push_blobs(store, only=needed, packs=packs)
     if report.failed:

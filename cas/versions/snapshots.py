@@ -18,13 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cas.blobs.backends.packs import PACK_MAX, PackWriter
+from cas.blobs.backends.s3packs import new_pack_name
 from cas.blobs.catalog import apply_deltas, raw_blob_getter, record_link, record_new_blob
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import CasError, NotFound
 from cas.ids import BlobId
 from cas.index import SEP, item_key, item_prefix, project_key
 from cas.model import namespace
-from cas.records import BlobRecord, DatasetRecord, ItemRecord, pack
+from cas.records import S3PACK, BlobRecord, DatasetRecord, ItemRecord, pack
 from cas.versions.trees import (
     BucketRef,
     DatasetRef,
@@ -52,12 +54,18 @@ WRITE_GROUP = 256  # trees held in memory before they are written
 class TreeWriter:
     """New tree blobs of one snapshot, written as they come in groups of WRITE_GROUP (so a
     snapshot holds at most one group in memory), one sync at the end, and recorded in the
-    caller's transaction."""
+    caller's transaction. In a local store they are appended to a pack of the writer's own
+    (a first snapshot of a million items writes 4,000 buckets: a file each cost a directory
+    lookup and a rename apiece). To an S3 remote, with `packs`, a group goes up as one pack
+    object (cas.blobs.backends.s3packs): one PUT per WRITE_GROUP trees, not one each."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, packs: bool = True) -> None:
         self.store = store
+        self.s3_packs = packs and store.s3 is not None and store.write_backend is store.s3
         self.pending: dict[BlobId, Spooled] = {}
         self.written: dict[BlobId, int] = {}  # id -> size of every tree written, for `record`
+        self.packed: dict[BlobId, tuple[str, int]] = {}  # id -> (pack, offset) of the trees written in packs
+        self.local_pack = PackWriter(store.local.pack_dir) if store.write_backend is store.local else None
 
     def put(self, obj: Any) -> BlobId:
         sp = spool_bytes(pack(obj))
@@ -68,25 +76,43 @@ class TreeWriter:
         return sp.id
 
     def _write_pending(self) -> None:
-        """Write the pending trees, several at once (to S3 each is a round trip)."""
+        """Write the pending trees: locally into the pack, to S3 in one pack object or several
+        at once (each is a round trip)."""
         backend = self.store.write_backend
-        if backend is not self.store.local:  # the next snapshot reads these trees back: keep them at hand
+        if self.local_pack is not None:
             for blob_id, sp in self.pending.items():
+                if sp.data is not None and sp.size <= PACK_MAX:
+                    self.packed[blob_id] = self.local_pack.append(blob_id, sp.data)
+                else:
+                    backend.install(sp, self.store.tmp_dir)
+        else:
+            for blob_id, sp in self.pending.items():  # the next snapshot reads these trees back: keep them at hand
                 self.store.cache.put(blob_id, sp.data or b"")
-        with ThreadPoolExecutor(INSTALL_THREADS) as pool:
-            list(pool.map(lambda sp: backend.install(sp, self.store.tmp_dir), self.pending.values()))
+            if self.s3_packs and self.pending:
+                assert self.store.s3 is not None
+                name = new_pack_name()
+                entries = self.store.s3.upload_pack(name, ((b, sp.data or b"") for b, sp in self.pending.items()),
+                                                    self.store.tmp_dir)
+                self.packed.update((e.blob_id, (name, e.offset)) for e in entries)
+            else:
+                with ThreadPoolExecutor(INSTALL_THREADS) as pool:
+                    list(pool.map(lambda sp: backend.install(sp, self.store.tmp_dir), self.pending.values()))
         self.written.update((blob_id, sp.size) for blob_id, sp in self.pending.items())
         self.pending = {}
 
     def install(self) -> None:
         """Write what is pending, then make every tree written durable with one sync."""
         self._write_pending()
+        if self.local_pack is not None:
+            self.local_pack.close()
         if self.written:
             self.store.write_backend.sync()
 
     def record(self, txn: Any) -> None:
+        # A tree in a local pack is recorded so by `packed` alone; with S3 packs every tree is in one.
+        location = S3PACK if self.s3_packs else self.store.write_backend.location
         for blob_id, size in self.written.items():
-            record_new_blob(self.store.index, txn, blob_id, size, self.store.write_backend.location)
+            record_new_blob(self.store.index, txn, blob_id, size, location, packed=self.packed.get(blob_id))
 
 
 # -- refs -------------------------------------------------------------------------------------
@@ -159,30 +185,31 @@ def _head_offset(text: str) -> int | None:
 
 
 # -- building trees ---------------------------------------------------------------------------
-def _entry(blob_record: Any, name: str, raw: bytes) -> tuple[Entry, int]:
-    """A bucket entry (with the link record of a link item) and the item's media size."""
-    media, size, _json_bytes = ItemRecord.raw_sizes(raw)
-    blob = blob_record(media)
-    link = blob if blob is not None and BlobRecord.raw_has_url(blob) else None
-    return (name, raw, link), max(size, 0)
-
-
 def _buckets(store: Store, txn: Any, project: str, dataset: str, lo: str | None, hi: str | None,
              writer: TreeWriter) -> list[BucketRef]:
     """The buckets of the items named from `lo` (None: the first) up to `hi` (excluded; None:
-    the last), written as the scan goes: one bucket's entries in memory at a time."""
+    the last), written as the scan goes: one bucket's entries in memory at a time. A link
+    item's entry carries its link record. One loop, no call per item but the lookups: a first
+    snapshot of a million links runs it a million times."""
     prefix = item_prefix(project, dataset)
     start = item_key(project, dataset, lo) if lo is not None else prefix
     stop = item_key(project, dataset, hi) if hi is not None else None
-    blob_record = raw_blob_getter(store.index, txn)
+    blob_record, has_url, sizes = raw_blob_getter(store.index, txn), BlobRecord.raw_has_url, ItemRecord.raw_sizes
     rows = namespace.scan_items(store.index, txn, prefix, start, stop)
-    out = []
-    while chunk := [_entry(blob_record, key[len(prefix):].decode(), raw)
-                    for key, raw in itertools.islice(rows, BUCKET_ITEMS)]:
-        bucket = writer.put(encode_bucket([entry for entry, _size in chunk]))
-        (first, _raw, _link), _size = chunk[0]
-        out.append(BucketRef(first, bucket, len(chunk), sum(size for _entry, size in chunk)))
-    return out
+    plen = len(prefix)
+    out: list[BucketRef] = []
+    while True:
+        entries: list[Entry] = []
+        media_bytes = 0
+        for key, raw in itertools.islice(rows, BUCKET_ITEMS):
+            media, size, _json_bytes = sizes(raw)
+            blob = blob_record(media)
+            entries.append((key[plen:].decode(), raw, blob if blob is not None and has_url(blob) else None))
+            if size > 0:
+                media_bytes += size
+        if not entries:
+            return out
+        out.append(BucketRef(entries[0][0], writer.put(encode_bucket(entries)), len(entries), media_bytes))
 
 
 def _dataset_tree(store: Store, txn: Any, project: str, dataset: str, old: list[BucketRef],
@@ -238,14 +265,14 @@ def _clear_dirty(index: Any, snapped: Any, txn: Any, project: str) -> None:
 
 
 def snapshot(store: Store, project: str, message: str = "", merged: BlobId | None = None,
-             progress: Callable[[int], object] | None = None) -> tuple[Version, bool]:
+             progress: Callable[[int], object] | None = None, packs: bool = True) -> tuple[Version, bool]:
     """Freeze the project's current state; returns (the version, whether it is new). With
     nothing changed since the head, the head is returned. `merged`: the other parent of a
     merge. Memory stays flat in the project's size: trees are written as they are built.
-    `progress` is told of the items frozen, a dataset at a time."""
+    `progress` is told of the items frozen, a dataset at a time. `packs`: see TreeWriter."""
     index = store.index
     with store.lock(what="snapshot"):
-        writer = TreeWriter(store)
+        writer = TreeWriter(store, packs)
         with index.read() as txn:
             rec = store.ns.project(project, txn)
             current = head(store, project, txn)

@@ -4,7 +4,6 @@ transaction, so an interrupted run keeps what it finished and a rerun does the r
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
@@ -13,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from cas.blobs.backends.packs import HEADER, PACK_MAX
 from cas.blobs.backends.places import traits
-from cas.blobs.backends.s3packs import PACK_OBJECT_TARGET, UPLOADS, PackFile, new_pack_name
-from cas.blobs.cache import discard
+from cas.blobs.backends.s3packs import PACK_OBJECT_TARGET, UPLOADS, new_pack_name
 from cas.blobs.catalog import get_blob, put_blob, scan_blobs
 from cas.blobs.hashing import hash_file
 from cas.blobs.repack import compact_packs
@@ -293,30 +291,26 @@ def _record_moved(store: Store, moved: list[_Moved], report: TransferReport, pro
 
 def _upload_pack(store: Store,
                  group: list[tuple[BlobId, BlobRecord]]) -> tuple[list[_Moved], list[tuple[str, int]]]:
-    """Write the blobs of `group` (each read and verified) into a pack file in tmp/ and upload
-    it in one PUT; (the blobs in it, (error, blobs it concerns) of those left out)."""
+    """Write the blobs of `group` (each read and verified) into a pack object, uploaded in one
+    PUT; (the blobs in it, (error, blobs it concerns) of those left out)."""
     assert store.s3 is not None
     name = new_pack_name()
-    pack = PackFile(os.path.join(store.tmp_dir, f"s3pack-{os.getpid()}-{name}"))
-    moved: list[_Moved] = []
+    records = dict(group)
     errors: list[tuple[str, int]] = []
-    try:
-        for blob_id, rec in group:
+
+    def readable() -> Iterator[tuple[BlobId, bytes]]:
+        for blob_id, _rec in group:
             try:
-                data = store.read_bytes(blob_id)
+                yield blob_id, store.read_bytes(blob_id)
             except CasError as e:
                 errors.append((f"blob {blob_id}: {e}", 1))
-                continue
-            moved.append(_Moved(blob_id, rec, name, pack.add(blob_id, data).offset))
-        pack.finish()
-        if moved:
-            store.s3.put_pack(pack.path, name, pack.entries)
+
+    try:
+        entries = store.s3.upload_pack(name, readable(), store.tmp_dir)
     except CasError as e:
-        return [], [*errors, (f"{counted(len(moved), 'blob')} in pack {name}: {e}", len(moved))]
-    finally:
-        pack.close()
-        discard(pack.path)
-    return moved, errors
+        return [], [*errors, (f"{counted(len(group) - len(errors), 'blob')} in pack {name}: {e}",
+                              len(group) - len(errors))]
+    return [_Moved(e.blob_id, records[e.blob_id], name, e.offset) for e in entries], errors
 
 
 def _upload(store: Store, blob_id: BlobId, rec: BlobRecord) -> str | None:

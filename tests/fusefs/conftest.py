@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fusefs.mount import detach, mount_background
+from cas.ingest.workers import alive
+from fusefs.mount import detach, log_path, mount_background
 from tests.conftest import run_cas
 
 # These call the code without a kernel mount; every other module here mounts for real.
@@ -47,24 +48,34 @@ def files_under(root: Path) -> dict[str, bytes]:
     return out
 
 
-def force_unmount(mountpoint: Path, pid: int | None) -> None:
+def force_unmount(mountpoint: Path, pid: int | None) -> bool:
+    """Unmount (a barrier: the daemon commits what it holds, then exits), then make sure the
+    daemon is gone; whether it had to be killed, having outlived the unmount."""
     detach(str(mountpoint))
-    if pid is not None:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    if pid is None or not alive(pid):  # alive: a zombie counts as gone
+        return False
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @contextmanager
 def mounted(store: Path, mountpoint: Path, **options: object) -> Iterator[Path]:
+    """The mount, unmounted at the end; a daemon still running after the unmount's wait fails
+    the test (what it had not committed would be missing from the store), with its log."""
     mountpoint.mkdir(parents=True, exist_ok=True)
     pid = None
     try:
         pid = mount_background(str(store), str(mountpoint), **options)  # type: ignore[arg-type]
         yield mountpoint
     finally:
-        force_unmount(mountpoint, pid)
+        killed = force_unmount(mountpoint, pid)
+    if killed:
+        log = log_path(str(store))
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+        raise AssertionError(f"the mount's daemon (pid {pid}) outlived its unmount and was killed; its log:\n{tail}")
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST_NET, jpeg_bytes, run_cas
-from tests.servers import RangeServer
+from tests.conftest import FAST_NET, jpeg_bytes, run_cas, write_images
+from tests.servers import CountingS3, RangeServer
 
 
 @pytest.fixture(autouse=True)
@@ -62,3 +62,19 @@ def test_link_items_through_the_mount(tmp_path: Path, http_server: RangeServer, 
     assert "gone.jpg: HTTP 404" in log
     got = run_cas(store, "get", "web/urls/1.jpg").stdout
     assert got == images["/1.jpg"]
+
+
+def test_files_of_a_pushed_dataset_read_in_order_come_in_a_few_gets(tmp_path: Path, counting_s3: CountingS3,
+                                                                   bucket: str, mount) -> None:
+    images = {p.name: p.read_bytes() for p in write_images(tmp_path / "src" / "d", 40)}
+    writer, reader, url = tmp_path / "writer", tmp_path / "reader", f"s3://{bucket}/packed"
+    run_cas(writer, "import", str(tmp_path / "src"), "--project", "p")
+    run_cas(writer, "init", "--s3", url, "--endpoint-url", counting_s3.url)
+    run_cas(writer, "push", "p")
+    run_cas(reader, "clone", url, str(reader), "--endpoint-url", counting_s3.url, init=False)
+    with mount(reader, read_only=True) as mnt:
+        before = counting_s3.gets()
+        for name, data in images.items():  # as `cp -r` reads them
+            assert (mnt / "p" / "d" / "img" / name).read_bytes() == data
+        took = counting_s3.gets() - before
+    assert took <= 3, f"{took} GETs"  # the first file alone, then its run of the pack (and one past its end)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import socket
 import threading
 import time
 
@@ -81,6 +80,7 @@ def resolved_refusal(host: str, port: int, public_only: bool) -> str | None:
         return hit[1]
     if host.lower().rstrip(".") in METADATA_HOSTS:
         return f"{host} is a cloud metadata service"
+    import socket  # loaded by the first fetch: an import of files resolves no name
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:

@@ -13,24 +13,15 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Protocol
-
-import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    MaxRetryError,
-    NameResolutionError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-    ResponseError,
-)
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cas import errors
 from cas.blobs.backends.addresses import resolved_refusal
 from cas.config import NetOptions
 from cas.errors import CasError
+
+if TYPE_CHECKING:  # urllib3 (30 ms to load) only when a link is read over HTTP
+    import urllib3
 
 CHUNK = 4 << 20
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -109,6 +100,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def http_pool(net: NetOptions) -> urllib3.PoolManager:
     """One connection pool per process and options (keep-alive across small reads)."""
+    import urllib3
     with _pools_lock:
         pool = _pools.get(net)
         if pool is None:
@@ -122,6 +114,15 @@ def http_pool(net: NetOptions) -> urllib3.PoolManager:
 
 
 def describe_http_error(url: str, e: BaseException, net: NetOptions) -> RemoteError:
+    from urllib3.exceptions import (
+        ConnectTimeoutError,
+        MaxRetryError,
+        NameResolutionError,
+        NewConnectionError,
+        ProtocolError,
+        ReadTimeoutError,
+        ResponseError,
+    )
     reason = e.reason if isinstance(e, MaxRetryError) and e.reason is not None else e
     if isinstance(reason, NameResolutionError):
         why = "host name did not resolve (DNS)"
@@ -148,7 +149,9 @@ class HttpFetcher:
         self.pool = http_pool(net)
 
     def _request(self, method: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
-        parts = urllib3.util.parse_url(self.url)
+        from urllib3.exceptions import HTTPError
+        from urllib3.util import parse_url
+        parts = parse_url(self.url)
         why = resolved_refusal(parts.host or "", parts.port or (443 if parts.scheme == "https" else 80),
                                self.net.public_links_only)
         if why:
@@ -188,6 +191,7 @@ class HttpFetcher:
         return Stream(total, etag, _limit(self._chunks(resp, skip), start, end), resp.release_conn)
 
     def _chunks(self, resp: urllib3.BaseHTTPResponse, skip: int) -> Iterator[bytes]:
+        from urllib3.exceptions import HTTPError
         try:
             while True:
                 data = resp.read(CHUNK)

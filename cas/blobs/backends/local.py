@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from cas.blobs.backends.packs import SUFFIX, pack_name
 from cas.blobs.spool import Spooled
 from cas.errors import HEAL_HINT, InvalidName, NotFound
 from cas.ids import BlobId
 
-_libc = ctypes.CDLL(None, use_errno=True)  # libc is loaded already (find_library would run ldconfig: 20+ ms)
+
+@functools.cache
+def _libc() -> Any:
+    """libc through ctypes, loaded at the first sync (a run that writes no blob needs neither)."""
+    import ctypes
+    return ctypes.CDLL(None, use_errno=True)  # libc is loaded already (find_library would run ldconfig: 20+ ms)
 
 
 def syncfs(path: str) -> None:
     """Flush the whole file system holding `path` in one call (falls back to sync)."""
+    import ctypes
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if _libc.syncfs(fd) != 0:
+        if _libc().syncfs(fd) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"syncfs({path}) failed: {os.strerror(err)}")
     except AttributeError:  # pragma: no cover - libc without syncfs

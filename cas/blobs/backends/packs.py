@@ -13,7 +13,6 @@ has shrunk below half.
 from __future__ import annotations
 
 import os
-import secrets
 import struct
 import threading
 from collections.abc import Iterator
@@ -62,7 +61,7 @@ class PackWriter:
     def _start(self) -> None:
         self.close()
         self.dir.mkdir(exist_ok=True)
-        self.name = f"{os.getpid()}-{secrets.token_hex(8)}"
+        self.name = f"{os.getpid()}-{os.urandom(8).hex()}"
         self._fd = os.open(self.dir / (self.name + SUFFIX), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND
                            | os.O_CLOEXEC, 0o444)
         self._size = 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from cas.blobs.backends.fetch import RemoteError, S3Fetcher, describe_s3_error, s3_error_code, s3_not_found
@@ -17,10 +17,12 @@ from cas.blobs.backends.s3packs import (
     PACKS_DIR,
     SUFFIX,
     PackEntry,
+    PackFile,
     decode_trailer,
     pack_key_name,
     trailer_offset,
 )
+from cas.blobs.cache import discard
 from cas.blobs.spool import Spooled
 from cas.config import NetOptions, S3Remote
 from cas.errors import CasError, NotFound
@@ -31,11 +33,12 @@ MULTIPART_CHUNK = 8 << 20
 
 _clients: dict[tuple[Any, ...], Any] = {}
 _clients_lock = threading.Lock()
+_session: Any = None  # boto3's, kept for its loaded service models: a forked child makes clients in ~10 ms, not ~70
 
 
 def _after_fork_in_child() -> None:
     """A child starts with no clients: the parent's connection pools (sockets shared with it)
-    are never used here."""
+    are never used here. The session is kept: it holds no connection."""
     global _clients, _clients_lock
     _clients, _clients_lock = {}, threading.Lock()
 
@@ -45,6 +48,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def s3_client(endpoint_url: str | None, region: str | None, net: NetOptions) -> Any:
     """One boto3 client per process and settings (clients are thread-safe; making one is not)."""
+    global _session
     key = (endpoint_url, region, net)
     with _clients_lock:
         client = _clients.get(key)
@@ -54,8 +58,10 @@ def s3_client(endpoint_url: str | None, region: str | None, net: NetOptions) -> 
             config = Config(connect_timeout=net.connect_timeout, read_timeout=net.read_timeout,
                             retries={"total_max_attempts": net.retries + 1, "mode": "standard"},
                             max_pool_connections=32)
-            client = _clients[key] = boto3.session.Session().client(
-                "s3", endpoint_url=endpoint_url, region_name=region, config=config)
+            if _session is None:
+                _session = boto3.session.Session()
+            client = _clients[key] = _session.client("s3", endpoint_url=endpoint_url, region_name=region,
+                                                     config=config)
         return client
 
 
@@ -162,6 +168,18 @@ class S3Backend:
             raise describe_s3_error(url, e) from None
 
     # -- pack objects (layout: cas.blobs.backends.s3packs) ---------------------------------------
+    def read_entries(self, name: str, entries: Iterable[tuple[BlobId, int, int]]) -> list[tuple[BlobId, int, bytes]]:
+        """(id, offset, bytes) of entries (id, offset, size) of pack object `name`, read in one
+        ranged GET from the first to the end of the last (an entry the object ends before comes
+        back short). Not verified: the caller hashes what it needs to."""
+        wanted = list(entries)
+        if not wanted:
+            return []
+        first = min(offset for _id, offset, _n in wanted)
+        end = max(offset + n for _id, offset, n in wanted)
+        data = self.get_range(self.pack_key(name), first, end - first, f"pack {name}")
+        return [(blob_id, offset, data[offset - first:offset - first + n]) for blob_id, offset, n in wanted]
+
     def pack_key(self, name: str) -> str:
         return self.remote.key(f"{PACKS_DIR}{name}{SUFFIX}")
 
@@ -209,17 +227,55 @@ class S3Backend:
             self._pack_indexes[name] = entries
         return entries
 
-    def list_packs(self) -> Iterator[tuple[str | None, str, int]]:
-        """(pack name or None if the object is not a pack, url, size) of every object under packs/."""
+    def _pack_objects(self) -> Iterator[dict[str, Any]]:
+        """The listing of every object under packs/, as S3 gives it."""
         prefix = self.remote.key(PACKS_DIR)
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.remote.bucket,
                                                                               Prefix=prefix):
-                for obj in page.get("Contents", []):
-                    yield (pack_key_name(obj["Key"][len(prefix):]), f"s3://{self.remote.bucket}/{obj['Key']}",
-                           int(obj["Size"]))
+                yield from page.get("Contents", [])
         except Exception as e:  # noqa: BLE001 - botocore's errors, described
             raise describe_s3_error(f"s3://{self.remote.bucket}/{prefix}", e) from None
+
+    def list_packs(self) -> Iterator[tuple[str | None, str, int]]:
+        """(pack name or None if the object is not a pack, url, size) of every object under packs/."""
+        skip = len(self.remote.key(PACKS_DIR))
+        for obj in self._pack_objects():
+            yield pack_key_name(obj["Key"][skip:]), f"s3://{self.remote.bucket}/{obj['Key']}", int(obj["Size"])
+
+    def pack_ages(self) -> dict[str, tuple[int, float]]:
+        """Every pack object's name -> (size, seconds since it was written), from one listing."""
+        import datetime
+        now, skip = datetime.datetime.now(datetime.UTC), len(self.remote.key(PACKS_DIR))
+        return {name: (int(obj["Size"]), (now - obj["LastModified"]).total_seconds())
+                for obj in self._pack_objects() if (name := pack_key_name(obj["Key"][skip:])) is not None}
+
+    def upload_pack(self, name: str, blobs: Iterable[tuple[BlobId, bytes]], tmp_dir: str) -> list[PackEntry]:
+        """Write `blobs` into the pack object `name` (built in a file of `tmp_dir`, sent in one
+        PUT); returns its entries once S3 has it (no PUT, and no entry, when `blobs` is empty)."""
+        pack = PackFile(os.path.join(tmp_dir, f"s3pack-{os.getpid()}-{name}"))
+        try:
+            for blob_id, data in blobs:
+                pack.add(blob_id, data)
+            pack.finish()
+            if pack.entries:
+                self.put_pack(pack.path, name, pack.entries)
+        finally:
+            pack.close()
+            discard(pack.path)
+        return pack.entries
+
+    def delete_pack(self, name: str) -> None:
+        """Delete a pack object (an absent one is no error) and forget its index."""
+        try:
+            self.client.delete_object(Bucket=self.remote.bucket, Key=self.pack_key(name))
+        except Exception as e:  # noqa: BLE001 - botocore's errors, described
+            raise describe_s3_error(self.pack_url(name), e) from None
+        with self._packs_lock:
+            self._listed_packs.discard(name)
+            for entry in self._pack_indexes.pop(name, []):
+                if self._packed_ids.get(entry.blob_id, ("",))[0] == name:
+                    del self._packed_ids[entry.blob_id]
 
     def find_packed(self, blob_ids: set[BlobId], refresh: bool = True) -> dict[BlobId, tuple[str, PackEntry]]:
         """Which of `blob_ids` the remote's pack objects hold: id -> (pack name, entry). From the

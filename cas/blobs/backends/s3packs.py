@@ -31,7 +31,7 @@ most 32 MiB to reclaim its dead part.
 
 from __future__ import annotations
 
-import secrets
+import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -90,7 +90,7 @@ class PackFile:
 
 
 def new_pack_name() -> str:
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()
 
 
 def is_pack_name(name: str) -> bool:

@@ -12,7 +12,7 @@ import pytest
 
 from cas import Store
 from cas.blobs.backends.fetch import RemoteChanged, RemoteError
-from cas.blobs.links import link_id, split_url
+from cas.blobs.links import UrlChecker, link_id, split_url
 from cas.config import NetOptions
 from cas.errors import CorruptBlob, InvalidInput
 from cas.ingest.session import ImportSession
@@ -287,3 +287,19 @@ def test_split_url_is_urlsplit(url: str) -> None:
     ours, theirs = split_url(url), urlsplit(url)
     assert ours == theirs
     assert ours.hostname == theirs.hostname
+
+
+def test_url_checker_checks_every_url_once_its_host_passed(tmp_path: Path) -> None:
+    """Past the first URL of a host only the rest of each URL is matched: whatever check_url
+    refuses in it is still refused, and file: URLs are checked in full every time."""
+    inside = tmp_path / "in"
+    inside.mkdir()
+    check = UrlChecker([str(inside)])
+    assert check("http://127.0.0.1:9/a.jpg") == "http://127.0.0.1:9/a.jpg"
+    assert check("http://127.0.0.1:9/b.jpg?x=1#f")
+    for bad in ("http://127.0.0.1:9/a\x01.jpg", "http://127.0.0.1:9/" + "a" * 5000, "http://169.254.169.254/a.jpg"):
+        with pytest.raises(InvalidInput):
+            check(bad, "list.txt:3")
+    assert check(f"file://{inside}/a.jpg")
+    with pytest.raises(InvalidInput, match="outside the allowed roots"):
+        check(f"file://{tmp_path}/out.jpg")

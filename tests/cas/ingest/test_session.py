@@ -223,3 +223,82 @@ def test_a_later_meta_widens_the_import_and_reaches_worker_processes(store, tmp_
     assert report.items_added == 128
     shapes = {c["title"]: c["shape"] for c in store.ns.project("p").meta["classes"]}
     assert shapes == {"car": "any", "road": "polygon"}
+
+
+@pytest.mark.parametrize("from_stat_cache", [False, True])
+def test_an_unchanged_reimport_publishes_no_item(store, tmp_path, monkeypatch, from_stat_cache):
+    """Whether its files are read again (young files: racily clean) or known from the stat
+    cache, an item found as it is stored is neither staged nor published."""
+    from cas.ingest import prepare, statcache
+    from cas.model.namespace import Namespace
+    if from_stat_cache:
+        monkeypatch.setattr(statcache, "RACY_NS", 0)
+    paths = write_images(tmp_path / "src", 40)
+    for overwrite in (False, True):
+        with ImportSession(store, "p", overwrite=overwrite) as session:
+            for p in paths:
+                session.add_item("d", p.name, p)
+            session.commit()
+    prepared = []
+    prepare_item = prepare.Preparer.prepare
+    monkeypatch.setattr(prepare.Preparer, "prepare", lambda self, *a: prepared.append(a) or prepare_item(self, *a))
+    published = []
+    put_item = Namespace.put_item
+    monkeypatch.setattr(Namespace, "put_item", lambda self, *a, **k: published.append(a) or put_item(self, *a, **k))
+    paths[5].write_bytes(png_bytes())  # one changed file among unchanged ones
+    with ImportSession(store, "p", overwrite=True) as session:
+        for p in paths:
+            session.add_item("d", p.name, p)
+        report = session.commit()
+    assert (report.items_added, report.items_skipped, report.items_replaced) == (0, 39, 1)
+    assert report.files_unread == (39 if from_stat_cache else 0)
+    assert [a[3] for a in published] == [paths[5].name]  # only the changed item is written
+    if from_stat_cache:  # nothing but the stat cache and the stored item are looked at
+        assert [a[3] for a in prepared] == [paths[5]]
+    assert store.ns.item("p", "d", paths[5].name).mime == "image/png"
+    assert fsck(store).clean
+
+
+def test_the_last_two_batches_are_made_durable_with_one_sync(store, tmp_path, monkeypatch):
+    from cas.ingest.session import BATCH_ITEMS
+    paths = write_images(tmp_path / "src", BATCH_ITEMS + 100)  # one full batch, and some
+    syncs = []
+    sync = store.write_backend.sync
+    monkeypatch.setattr(store.write_backend, "sync", lambda: syncs.append(1) or sync())
+    with ImportSession(store, "p", processes=False) as session:
+        for p in paths:
+            session.add_item("d", p.name, p)
+        report = session.commit()
+    assert report.items_added == len(paths) and len(syncs) == 1
+    assert fsck(store).clean
+
+
+def test_link_lists_publish_references_as_one_item_each_would(store):
+    """add_links' publishing path (no record decoded) against the index's own recount: a link
+    new to the index, one another project holds, one listed twice under two names, and a
+    re-import that changes nothing."""
+    urls = [f"http://127.0.0.1:9/{i}.jpg" for i in range(3)]
+    with ImportSession(store, "p") as s:
+        s.add_links("d", [(f"{i}.jpg", url, -1, None, i + 1) for i, url in enumerate(urls)], "p.txt")
+        s.commit()
+    with ImportSession(store, "q") as s:
+        s.add_links("d", [("a.jpg", urls[0], -1, None, 1), ("b.jpg", urls[0], -1, None, 2),
+                          ("new.jpg", "http://127.0.0.1:9/new.jpg", -1, None, 3)], "q.txt")
+        report = s.commit()
+    assert report.items_added == 3
+    with ImportSession(store, "q") as s:
+        s.add_links("d", [("a.jpg", urls[0], -1, None, 1)], "q.txt")
+        assert s.commit().items_skipped == 1
+    media = store.ns.item("q", "d", "a.jpg").media
+    assert store.stat(media).refcount == 3  # p/d/0.jpg, q/d/a.jpg, q/d/b.jpg
+    assert store.stat(store.ns.item("q", "d", "a.jpg").ann).refcount == 6
+    assert fsck(store, verify=False).clean, "the stored reference counts are the recounted ones"
+
+
+def test_a_refused_link_names_the_list_and_line(store):
+    with ImportSession(store, "p", skip_invalid=True) as s:
+        s.add_links("d", [("a.jpg", "http://127.0.0.1:9/a.jpg", -1, None, 1),
+                          ("b.jpg", "gopher://127.0.0.1/b.jpg", -1, None, 7)], "list.txt")
+        report = s.commit()
+    assert report.items_added == 1 and report.invalid == [
+        "list.txt:7: URL scheme 'gopher' is not allowed (allowed: http, https, s3, file): gopher://127.0.0.1/b.jpg"]

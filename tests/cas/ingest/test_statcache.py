@@ -161,3 +161,30 @@ def test_cli_flag(tmp_path):
     out = run_cas(tmp_path / "s", "import", str(paths[0].parent), "-p", "b", "--format", "images",
                   "--no-stat-cache").stdout.decode()
     assert "3 items" in out and "not read" not in out
+
+
+def test_a_chunk_of_files_is_looked_up_in_one_read_transaction(store, tmp_path, no_racy_window, monkeypatch):
+    from cas.ingest.session import CHUNK_ITEMS
+    paths = write_images(tmp_path / "src", 4 * CHUNK_ITEMS)
+    import_folder(store, paths, "a")
+    reads = 0
+    opened = store.index.read
+
+    def counted_read(*args, **kwargs):
+        nonlocal reads
+        reads += 1
+        return opened(*args, **kwargs)
+
+    monkeypatch.setattr(store.index, "read", counted_read)
+    assert import_folder(store, paths, "b").files_unread == len(paths)
+    assert reads <= 4 + 2  # one per chunk, and a few for the session itself; not one per file
+
+
+def test_a_store_without_entries_stats_no_file_before_reading_it(store, tmp_path, no_racy_window, monkeypatch):
+    paths = write_images(tmp_path / "src", 20)
+    looked_up = []
+    lookup = statcache.lookup
+    monkeypatch.setattr(statcache, "lookup", lambda *a: looked_up.append(a) or lookup(*a))
+    assert import_folder(store, paths, "a").files_unread == 0
+    assert looked_up == []  # nothing to find: each file is read once, and stat'ed only as it is
+    assert import_folder(store, paths, "b").files_unread == 20 and len(looked_up) == 20

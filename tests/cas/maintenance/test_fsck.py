@@ -6,6 +6,7 @@ import io
 import json
 import os
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from PIL import Image
 
 from cas import BlobId, Store
 from cas.blobs.backends.packs import entries
+from cas.maintenance.fsck import check as fsck
 from tests.conftest import assert_user_error, damage_blob, jpeg_bytes, run_cas
 
 
@@ -153,3 +155,50 @@ def test_a_read_of_a_damaged_blob_is_one_error_line(tmp_path: Path, kind: str) -
     proc = run_cas(store, "get", "p/a/one.png", "-o", str(tmp_path / "out.png"), check=False)
     assert_user_error(proc, f"blob {media.hex()} is corrupt", "re-import")
     assert not (tmp_path / "out.png").exists()
+
+
+def test_the_remote_check_hashes_s3_pack_entries_and_repair_repoints_at_a_good_copy(
+        tmp_path: Path, s3_endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three entries of S3 packs damaged in place: one has a good copy as an object of its own,
+    one in another pack object, one none (its item needs its source)."""
+    from cas.blobs.backends.s3packs import new_pack_name
+    from tests.cas.maintenance.test_s3repack import packed_store
+    store = packed_store(tmp_path, s3_endpoint, bucket, monkeypatch)
+    s3 = store.s3
+    try:
+        (_n, own), (_m, other), (_l, lost) = list(store.ns.items("p", "kept"))[:3]
+        good = {}
+        for item in (own, other, lost):
+            rec = store.stat(item.media)
+            good[item.media] = store.read_bytes(item.media)
+            key = s3.pack_key(rec.pack)
+            body = bytearray(s3.client.get_object(Bucket=s3.remote.bucket, Key=key)["Body"].read())
+            body[rec.offset] ^= 0xFF  # the pack's index is intact: only a download sees it
+            s3.client.put_object(Bucket=s3.remote.bucket, Key=key, Body=bytes(body))
+        assert fsck(store).clean
+        report = fsck(store, remote=True)
+        corrupt = [p for p in report.problems if p.kind == "corrupt-blob"]
+        assert sorted(p.subject for p in corrupt) == sorted(str(item.media) for item in (own, other, lost))
+        assert all("S3 pack object s3://" in p.detail and "at offset" in p.detail for p in corrupt), corrupt
+        s3.client.put_object(Bucket=s3.remote.bucket, Key=s3.key(own.media), Body=good[own.media])
+        s3.upload_pack(new_pack_name(), [(other.media, good[other.media])], store.tmp_dir)
+        report = fsck(store, remote=True)
+        blobs = {(p.kind, p.subject) for p in report.problems if p.kind.endswith("-blob")}
+        assert blobs == {("misplaced-blob", str(own.media)), ("misplaced-blob", str(other.media)),
+                         ("corrupt-blob", str(lost.media))}
+        fsck(store, remote=True, repair=True)
+        assert store.stat(own.media).location == "s3" and store.stat(other.media).location == "s3pack"
+        report = fsck(store, remote=True)
+        assert [(p.kind, p.subject) for p in report.problems if p.kind.endswith("-blob")] == \
+            [("corrupt-blob", str(lost.media))]
+        assert [str(n.blob) for n in report.sources_needed] == [str(lost.media)]
+        shutil.rmtree(store.cache.dir, ignore_errors=True)
+        store._cache = None
+        assert store.read_bytes(own.media) == good[own.media] and store.read_bytes(other.media) == good[other.media]
+    finally:
+        store.close()
+
+
+def test_remote_and_quick_together_are_a_usage_error(tmp_path: Path) -> None:
+    proc = run_cas(tmp_path / "store", "fsck", "--remote", "--quick", check=False)
+    assert proc.returncode == 2 and b"--remote" in proc.stderr

@@ -55,3 +55,21 @@ def test_rebuild_shared_store_from_s3(tmp_path: Path, s3_endpoint: str, bucket: 
     with Store(store) as s:
         assert head(s, "p") == version
         assert snapshot(s, "p")[1] is False, "the rebuilt state is exactly the head version"
+
+
+def test_rebuild_finds_the_blobs_pushed_into_s3_pack_objects(tmp_path: Path, s3_endpoint: str, bucket: str) -> None:
+    """Filled locally, then pushed: the items' blobs and the trees are in S3 pack objects only."""
+    write_images(tmp_path / "src" / "a", 6)
+    store = tmp_path / "store"
+    run_cas(store, "import", str(tmp_path / "src"), "--project", "p")
+    run_cas(store, "init", "--s3", f"s3://{bucket}/team", "--endpoint-url", s3_endpoint)
+    run_cas(store, "push", "p")
+    before = listing(store)
+    with Store(store) as s:
+        assert {s.stat(rec.media).location for _n, rec in s.ns.items("p", "a")} == {"s3pack"}
+    shutil.rmtree(store / "index")
+    shutil.rmtree(store / "cache")
+    run_cas(store, "fsck", "--rebuild-index")
+    assert listing(store) == before
+    with Store(store) as s:
+        assert {s.stat(rec.media).location for _n, rec in s.ns.items("p", "a")} == {"s3pack"}

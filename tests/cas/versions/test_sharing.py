@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from cas import NotFound, Store
+from cas import BlobId, NotFound, Store
 from cas.config import NetOptions, S3Remote
 from cas.errors import Conflict
 from cas.ingest.session import ImportSession
 from cas.maintenance.fsck import check as fsck
 from cas.maintenance.gc import collect as collect_garbage
-from cas.records import S3
+from cas.records import S3, S3PACK
 from cas.versions.sharing import clone, pull, push
 from tests.conftest import jpeg_bytes
 
@@ -125,3 +125,30 @@ def test_old_versions_of_a_clone_are_readable_on_demand(pair) -> None:
     adopt_version(b, versions[-1])  # the explicit step: the version's item blobs, recorded as remote
     assert b.stat(rec.media).location == "s3"
     assert b.read_bytes(rec.media) == jpeg_bytes(10, 10)
+
+
+@pytest.mark.parametrize("packs", [True, False])
+def test_the_trees_of_a_push_go_in_one_pack_object_and_older_remotes_stay_readable(pair, packs: bool) -> None:
+    """`packs=False` writes trees as objects of their own, as remotes did before packs."""
+    from cas.versions.snapshots import diff, reachable
+    from cas.versions.trees import _trees as trees_cache
+    from cas.versions.trees import read_version
+    a, b = pair
+    add(a, {f"d{i % 3}/{i}.jpg": jpeg_bytes(10 + i, 10) for i in range(30)})
+    first, _ = push(a, "p", packs=packs)
+    items = {bytes(blob) for d in a.ns.datasets("p") for _n, rec in a.ns.items("p", d) for blob in rec.blobs()}
+    trees = reachable(a) - items
+    assert len(trees) >= 6  # version, project, three datasets, their buckets
+    assert {a.stat(BlobId(t)).location for t in trees} == {S3PACK if packs else S3}
+    if packs:
+        assert len({a.stat(BlobId(t)).pack for t in trees}) == 1, "one PUT for the trees of this push"
+    trees_cache.clear()  # b reads the trees from S3, as another process would (not decoded by a's push)
+    assert clone(b, "p").id == first.id
+    assert contents(b) == contents(a)
+    assert b.stat(first.id).location == (S3PACK if packs else S3)
+    add(a, {"d0/new.jpg": jpeg_bytes(60, 60)})
+    second, _ = push(a, "p", packs=packs)
+    trees_cache.clear()
+    assert pull(b, "p")[0] == "fast-forward"
+    assert diff(b, "p", read_version(b, first.id), read_version(b, second.id)).added == ["d0/new.jpg"]
+    assert contents(b) == contents(a)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cas import Store
+from cas.ids import BlobId
 from cas.ingest.session import ImportSession
 from cas.maintenance.fsck import check as fsck
 from cas.maintenance.gc import collect as collect_garbage
@@ -136,3 +137,35 @@ def test_cli(tmp_path: Path) -> None:
     assert run_cas(store, "diff", "p", first[:10]).stdout.decode().splitlines() == ["- ds/img00001.jpg"]
     run_cas(store, "restore", "p", first[:10])
     assert "img00001.jpg" in run_cas(store, "ls", "p/ds").stdout.decode()
+
+
+def test_a_local_snapshot_packs_its_trees(store: Store) -> None:
+    """Trees are small blobs: a local snapshot appends them to a pack (one file, not a file
+    each), and the version reads back from it; gc keeps them."""
+    with ImportSession(store, "p") as session:
+        session.add_links("d", [(f"{i}.jpg", f"http://127.0.0.1:9/{i}.jpg", -1, None, i) for i in range(600)], "l.txt")
+        session.commit()
+    version, _ = snapshot(store, "p")
+    held = {bytes(b) for _d, _name, rec, _link in version_items(store, version) for b in rec.blobs()}
+    trees = snapshots.reachable(store, [version.id]) - held
+    assert len(trees) == 6  # version, project, dataset, three buckets of up to 256 items
+    assert all(store.stat(BlobId(t)).packed for t in trees)
+    collect_garbage(store)
+    assert [name for _d, name, _rec, _link in version_items(store, version)] == sorted(f"{i}.jpg" for i in range(600))
+    assert fsck(store).clean
+
+
+def test_marks_of_one_project_go_and_another_projects_stay(store: Store) -> None:
+    """Clearing a project's dirty marks empties the table when they are all of it, and keeps
+    another project's marks when it is not."""
+    add(store, {"d/a.jpg": jpeg_bytes(8, 8)}, "p")
+    add(store, {"d/a.jpg": jpeg_bytes(9, 8)}, "q")
+    snapshot(store, "p")
+    with store.index.read() as txn:
+        assert [key.split(b"\0")[0] for key, _ in store.index.scan(txn, "dirty")] == [b"q"]
+    snapshot(store, "q")
+    with store.index.read() as txn:
+        assert list(store.index.scan(txn, "dirty")) == []
+    add(store, {"d/b.jpg": jpeg_bytes(10, 8)}, "p")
+    second, new = snapshot(store, "p")
+    assert new and second.items == 2

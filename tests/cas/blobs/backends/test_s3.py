@@ -180,6 +180,25 @@ def test_a_forked_child_never_uses_the_parents_s3_clients(s3_store: Store) -> No
         assert pool.apply(_clients_in_child) == 0
 
 
+def _client_made_from_the_parents_session(parent_session: int) -> bool:
+    from cas.blobs.backends import s3 as backend
+    from cas.config import NetOptions
+    backend.s3_client("http://127.0.0.1:9", None, NetOptions(1.0, 1.0, 0, 0.0))
+    return id(backend._session) == parent_session and len(backend._clients) == 1
+
+
+def test_a_forked_child_makes_its_s3_clients_from_the_parents_session(s3_store: Store) -> None:
+    """Its service models are loaded: a DataLoader worker makes its client in ~10 ms, not ~70."""
+    import multiprocessing
+
+    from cas.blobs.backends import s3 as backend
+    assert s3_store.s3 is not None
+    s3_store.s3.client  # noqa: B018 - made here, with the session
+    assert backend._session is not None
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_client_made_from_the_parents_session, (id(backend._session),))
+
+
 def test_s3_errors_name_the_key_and_say_the_status_in_words(s3_store: Store, bucket: str) -> None:
     from cas.blobs.backends.fetch import RemoteError
     from cas.ids import BlobId
