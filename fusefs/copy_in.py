@@ -24,7 +24,7 @@ from cas.ingest import StagedFile, WriteBack
 from cas.ingest.drops import Drop, Drops
 from cas.ingest.outcomes import Outcomes
 from cas.ingest.scratch import Node
-from cas.model.layout import INFO_SECTIONS, MEDIA_SECTIONS, NESTED, RELATED_SECTIONS
+from cas.model.layout import INFO_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, RELATED_SECTIONS, SECTIONS, sections
 from cas.model.media import is_media_name
 from cas.store import Store
 from cas.versions.snapshots import remove_with_history
@@ -63,6 +63,9 @@ def refuse(code: int, message: str, once_for: str | None = None) -> FuseOSError:
 _EDITOR_SUFFIXES = (".new", ".bak", ".orig", ".old")
 
 
+_KIND_SECTIONS = frozenset(SECTIONS) - set(sections("images").listed) - {"ann", NESTED}
+
+
 def misfit(full: str, is_dir: bool) -> bool:
     """Whether a name being made fits no Supervisely position (and is not in a version,
     where nothing is made)."""
@@ -74,8 +77,8 @@ def misfit(full: str, is_dir: bool) -> bool:
         return True
     if t.kind is Kind.STAGED:
         return False
-    if is_dir:
-        return t.kind in (Kind.FILE, Kind.PROJECT_META)
+    if is_dir:  # a folder of another kind than images' hints at a project of that kind being copied
+        return t.kind in (Kind.FILE, Kind.PROJECT_META) or (t.kind is Kind.SECTION and t.section in _KIND_SECTIONS)
     return t.kind in (Kind.PROJECT, Kind.DATASET, Kind.SECTION) or (t.kind is Kind.FILE and t.section == NESTED)
 
 
@@ -249,8 +252,6 @@ class CopyIn:
     def close_at(self, t: Target, staged: StagedFile) -> None:
         """Import staged bytes at position `t` (raises InvalidInput, changing nothing)."""
         label = label_of(t)
-        self.made_projects.discard(t.project)  # written into: no longer a folder that may become a drop
-        self.made_datasets.discard((t.project, t.dataset.split("/")[0]))
         if self.scratch.get(t.path) is not None:
             self.scratch.unlink(t.path)  # the empty file kept here until it had bytes
         if t.kind is Kind.PROJECT_META:
@@ -260,6 +261,10 @@ class CopyIn:
             self.hidden.meta_written(t.project)
             return
         if t.section in MEDIA_SECTIONS:
+            # an item written: no longer a folder that may become a drop (meta.json and waiting
+            # annotations go into one: `convert`)
+            self.made_projects.discard(t.project)
+            self.made_datasets.discard((t.project, t.dataset.split("/")[0]))
             ann_written = self.wb.waiting_file(t.project, t.dataset, t.name, "ann") is not None
             self.wb.close_media(t.project, t.dataset, t.name, staged, label)
             self.hidden.media_closed(t.project, t.dataset, t.name, ann_written)
@@ -424,9 +429,10 @@ class CopyIn:
     # -- drops -----------------------------------------------------------------------------------
     def convert(self, full: str) -> Drop | None:
         """A name that fits no Supervisely position is being made at `full`: if it lies in a
-        project, or a top-level dataset, that this mount made and nothing was written into,
-        that folder becomes a drop (its folders and scratch files moved in, the empty project
-        or dataset removed). None if there is no such folder."""
+        project, or a top-level dataset, that this mount made and no item was written into,
+        that folder becomes a drop (its folders, scratch files, meta.json and annotations
+        waiting for their media moved in, the empty project or dataset removed). None if
+        there is no such folder."""
         if self.drops is None:
             return None
         ns = self.store.ns
@@ -457,15 +463,19 @@ class CopyIn:
         return None
 
     def _written(self, project: str, datasets: list[str]) -> bool:
-        return any(self.wb.has_items(project, d) or self.wb.waiting(project, d, "ann")
-                   or self.wb.waiting(project, d, "meta") for d in datasets)
+        return any(self.wb.has_items(project, d) for d in datasets)
 
     def _move_in(self, drop: Drop, base: str, project: str, datasets: list[str]) -> None:
         """Lay what the mount shows below `base` (folders made, scratch files) into the drop."""
         root = drop.root
+        meta = self.wb.written_meta(project, self.store.ns.project(project).mtime)
+        if meta is not None and base == f"/{project}":
+            _write_file(os.path.join(root, META_NAME), meta)
         for d in datasets:
             folder = os.path.join(root, dataset_path(project, d)[len(base):].lstrip("/"))
             os.makedirs(folder, exist_ok=True)
+            for section, item, data in self.wb.take_waiting(project, d):  # a video's annotation, say
+                _write_file(os.path.join(folder, section, f"{item}.json"), data)
             for section in self.hidden.sections_made(project, d) | ({NESTED} if self.hidden.has_nested(project, d)
                                                                    else set()):
                 os.makedirs(os.path.join(folder, section), exist_ok=True)
@@ -475,6 +485,12 @@ class CopyIn:
         for path, held in sorted(self.attrs.held_under(base), key=lambda pa: -pa[0].count("/")):
             _set_attrs(os.path.join(root, path[len(base) + 1:]), held)  # cp -a's, rsync's, mkdir's modes
         self.attrs.forget_under(base)
+
+
+def _write_file(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def _set_attrs(real: str, held: dict[str, int]) -> None:

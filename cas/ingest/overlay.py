@@ -112,6 +112,21 @@ class Overlay:
             return sorted((c.item, c.size, c.mtime) for (p, d, _, s), c in self._waiting.items()
                           if (p, d, s) == (project, dataset, section))
 
+    def take_waiting(self, project: str, dataset: str) -> list[tuple[str, str, bytes]]:
+        """(section, item, bytes) of the annotations (or item meta) of a dataset waiting for
+        their image, forgotten here: a folder turning into a drop takes them."""
+        with self._lock:
+            taken = [c for key, c in self._waiting.items() if key[:2] == (project, dataset)]
+            for c in taken:
+                del self._waiting[c.key + (c.section,)]
+        out = []
+        for c in taken:
+            if c.file is not None:  # None: reset to empty, as it would be anyway
+                with open(c.file, "rb") as f:
+                    out.append((c.section, c.item, f.read()))
+            self._drop(c)
+        return out
+
     def waiting_file(self, project: str, dataset: str, item: str, section: str) -> Closed | None:
         with self._lock:
             return self._waiting.get((project, dataset, item, section))

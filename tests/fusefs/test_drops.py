@@ -274,3 +274,29 @@ def test_a_drop_still_waiting_at_unmount_is_imported_then(tmp_path):
     with Store(store) as s:
         assert s.ns.count_items("photos", "photos") == 3
     assert_daemon_was_clean(store)
+
+
+@pytest.mark.parametrize(("kind", "project_class"), [("videos", "VideoProject"), ("point_clouds", "PointcloudProject")])
+def test_sdk_projects_of_other_kinds_dropped_at_the_root_import_as_cas_import_does(
+        tmp_path, kind, project_class, sdk_video_project, sdk_pointcloud_project):
+    from tests.sdk_projects import assert_same_project, sdk_read
+
+    src = sdk_video_project if kind == "videos" else sdk_pointcloud_project
+    store = new_store(tmp_path)
+    with mounted(store, tmp_path / "mnt") as mnt:
+        proc = subprocess.run(["cp", "-r", src, mnt / "p"], capture_output=True, text=True, timeout=WATCHDOG)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        waited = wait_imported(mnt)
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        assert_same_project(sdk_read(mnt / "p", project_class), sdk_read(src, project_class), kind)
+    with Store(store) as s, Store.init(tmp_path / "reference") as reference:
+        import_source(reference, src, "p", detect_format(src))
+        assert s.ns.project("p").meta == reference.ns.project("p").meta
+        assert blobs_of(s, "p") == blobs_of(reference, "p")
+    assert_daemon_was_clean(store)
+
+
+def blobs_of(store: Store, project: str) -> dict[str, list[tuple]]:
+    """Each item of a project with its media, annotation and related files' blobs."""
+    return {d: [(name, rec.media, rec.ann, rec.related) for name, rec in store.ns.items(project, d)]
+            for d in store.ns.datasets(project)}
