@@ -462,6 +462,14 @@ class CopyIn:
                 return drop
         return None
 
+    def _own_section(self, full: str) -> bool:
+        """Whether `full` is a folder of its project's own kind (video/ in a video project)."""
+        try:
+            t = parse(full)
+        except InvalidName:
+            return False
+        return t.kind is Kind.SECTION and t.section in self.view.sections(t.project).listed
+
     def _written(self, project: str, datasets: list[str]) -> bool:
         return any(self.wb.has_items(project, d) for d in datasets)
 

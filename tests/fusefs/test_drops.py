@@ -300,3 +300,13 @@ def blobs_of(store: Store, project: str) -> dict[str, list[tuple]]:
     """Each item of a project with its media, annotation and related files' blobs."""
     return {d: [(name, rec.media, rec.ann, rec.related) for name, rec in store.ns.items(project, d)]
             for d in store.ns.datasets(project)}
+
+
+def test_a_video_project_made_in_the_mount_keeps_its_own_folders(tmp_path):
+    store = new_store(tmp_path)
+    with mounted(store, tmp_path / "mnt") as mnt:
+        (mnt / "v").mkdir()
+        (mnt / "v/meta.json").write_text(json.dumps({"classes": [], "tags": [], "projectType": "videos"}))
+        (mnt / "v/day/video").mkdir(parents=True)  # its kind's folder: no drop
+        assert "none waiting" in (mnt / ".cas/status").read_text()
+        assert sorted(os.listdir(mnt / "v/day")) == ["ann", "video", "video_info"]
