@@ -433,7 +433,7 @@ class CopyIn:
         that folder becomes a drop (its folders, scratch files, meta.json and annotations
         waiting for their media moved in, the empty project or dataset removed). None if
         there is no such folder."""
-        if self.drops is None:
+        if self.drops is None or self._own_section(full):
             return None
         ns = self.store.ns
         parts = [p for p in full.split("/") if p]
