@@ -168,10 +168,14 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
         if (folder / "ann").is_dir():
             for entry in files(str(folder / "ann")):
                 if not entry.name.endswith(".json") or entry.name[:-5] not in names:
-                    session.reject(InvalidInput(f"{rel}/ann/{entry.name}", "annotation has no matching image in "
-                                                f"{rel}/{items_dir.name if items_dir else 'img'}/"))
+                    media = items_dir.name if items_dir else "img"
+                    session.reject(InvalidInput(f"{rel}/ann/{entry.name}", f"annotation has no matching "
+                                                f"{_MEDIA_WORDS.get(media, 'image')} in {rel}/{media}/"))
         _check_related_folders(folder, rel, names, session)
     return counts
+
+
+_MEDIA_WORDS = {"video": "video", "pointcloud": "point cloud"}  # what an item's media is called, by its folder
 
 
 def _related_files(folder: Path, rel: str, item: str) -> tuple[tuple[str, str, str], ...]:

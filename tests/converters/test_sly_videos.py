@@ -77,6 +77,29 @@ def test_bad_video_annotation_is_one_line_and_changes_nothing(tmp_path: Path, sd
     assert store_state(store) == before
 
 
+BAD_MEDIA = {  # what is wrong with day/video/a.mp4 -> (the change, the file the error names, its words)
+    "not a video": (lambda p: p.write_bytes(b"not a video at all"), "day/video/a.mp4", "not a readable video"),
+    "cut before its index": (lambda p: p.write_bytes(p.read_bytes()[:100]), "day/video/a.mp4", "video"),
+    "missing": (lambda p: p.unlink(), "day/ann/a.mp4.json", "annotation has no matching video in day/video/"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MEDIA))
+def test_bad_video_file_is_one_line_and_changes_nothing(tmp_path: Path, sdk_video_project: Path, case: str) -> None:
+    change, file, words = BAD_MEDIA[case]
+    src = tmp_path / "videos"
+    shutil.copytree(sdk_video_project, src)
+    change(src / "day/video/a.mp4")
+    store = tmp_path / "store"
+    run_cas(store, "import", str(sdk_video_project), "--project", "v")
+    before = store_state(store)
+    proc = run_cas(store, "import", str(src), "--project", "w", check=False)
+    lines = proc.stderr.decode().strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith(f"error: {file}: ") \
+        and words in lines[0], lines
+    assert store_state(store) == before
+
+
 def store_state(store: Path) -> tuple[str, dict[str, Any]]:
     """What a store holds: its projects, and its blobs counted and sized (a failed import
     writes only bookkeeping to the index)."""
