@@ -474,10 +474,10 @@ class CopyIn:
         return any(self.wb.has_items(project, d) for d in datasets)
 
     def _move_in(self, drop: Drop, base: str, project: str, datasets: list[str]) -> None:
-        """Lay what the mount shows below `base` (folders made, scratch files) into the drop."""
+        """Lay what the mount shows below `base` (folders made, scratch files, meta.json and
+        waiting annotations) into the drop."""
         root = drop.root
-        meta = self.wb.written_meta(project, self.store.ns.project(project).mtime)
-        if meta is not None and base == f"/{project}":
+        if base == f"/{project}" and (meta := self.wb.written_meta(project, self.store.ns.project(project).mtime)):
             _write_file(os.path.join(root, META_NAME), meta)
         for d in datasets:
             folder = os.path.join(root, dataset_path(project, d)[len(base):].lstrip("/"))

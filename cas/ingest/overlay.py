@@ -119,11 +119,8 @@ class Overlay:
             taken = [c for key, c in self._waiting.items() if key[:2] == (project, dataset)]
             for c in taken:
                 del self._waiting[c.key + (c.section,)]
-        out = []
+        out = [(c.section, c.item, self.closed_bytes(c)) for c in taken if c.id is not None]  # None: reset to empty
         for c in taken:
-            if c.file is not None:  # None: reset to empty, as it would be anyway
-                with open(c.file, "rb") as f:
-                    out.append((c.section, c.item, f.read()))
             self._drop(c)
         return out
 

@@ -34,7 +34,7 @@ from cas.ingest.replay import claim_directory, remove_orphans, replay
 from cas.ingest.scratch import ScratchTree
 from cas.ingest.staged import StagedFile
 from cas.ingest.validation import check_annotation, parse_json, probe
-from cas.model.annotation import loads
+from cas.model.annotation import annotation_kind, loads
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -82,10 +82,13 @@ class WriteBack(Overlay):
                    defer: bool = False) -> None:
         """An annotation (section 'ann') or item meta ('meta') closed: checked against the project
         meta and the image size, or with `defer` (a project whose meta.json has not arrived)
-        kept waiting unchecked. Its bytes are stored as written."""
+        kept waiting unchecked, as is an annotation of another kind than the project's before
+        its media (checked when the media comes). Its bytes are stored as written."""
         parsed = parse_json(staged, section == META, label)
+        current = self._current(project, dataset, item) if section == ANN and not defer else None
+        if section == ANN and current is None and annotation_kind(parsed) != self.meta(project).project_type:
+            defer = True  # another kind's, before its media: a folder turning into a drop may take it (fusefs)
         if section == ANN and not defer:
-            current = self._current(project, dataset, item)
             check_annotation(self.meta(project), parsed, label, current.width if current else None,
                              current.height if current else None)
         blob_id, size = staged.digest()

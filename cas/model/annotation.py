@@ -57,6 +57,16 @@ def empty_item_annotation(project_type: str, width: int, height: int, media: byt
     return empty_annotation(width, height)
 
 
+def annotation_kind(ann: Any) -> str:
+    """The project type whose annotation `ann` looks like: a video's counts frames, a point
+    cloud's has figures and no size."""
+    if isinstance(ann, dict) and "framesCount" in ann:
+        return "videos"
+    if isinstance(ann, dict) and "figures" in ann and "size" not in ann:
+        return "point_clouds"
+    return "images"
+
+
 def dumps(obj: Any) -> bytes:
     """Canonical JSON bytes for anything we store (stable, so equal JSON dedups)."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()

@@ -310,3 +310,21 @@ def test_a_video_project_made_in_the_mount_keeps_its_own_folders(tmp_path):
         (mnt / "v/day/video").mkdir(parents=True)  # its kind's folder: no drop
         assert "none waiting" in (mnt / ".cas/status").read_text()
         assert sorted(os.listdir(mnt / "v/day")) == ["ann", "video", "video_info"]
+
+
+def test_meta_and_annotations_written_before_a_kinds_folder_go_into_the_drop(tmp_path, sdk_video_project):
+    store = new_store(tmp_path)
+    with mounted(store, tmp_path / "mnt") as mnt:
+        (mnt / "v").mkdir()
+        shutil.copy(sdk_video_project / "meta.json", mnt / "v/meta.json")  # the SDK's: no projectType
+        (mnt / "v/day/ann").mkdir(parents=True)
+        shutil.copy(sdk_video_project / "day/ann/a.mp4.json", mnt / "v/day/ann/a.mp4.json")  # waits for its video
+        (mnt / "v/day/video").mkdir()  # a video project: the folder becomes a drop, with what was written
+        shutil.copy(sdk_video_project / "day/video/a.mp4", mnt / "v/day/video/a.mp4")
+        assert wait_imported(mnt).returncode == 0
+    reference = tmp_path / "reference"
+    shutil.copytree(sdk_video_project, reference, ignore=shutil.ignore_patterns("night", "key_id_map.json"))
+    with Store(store) as s, Store.init(tmp_path / "ref-store") as ref:
+        import_source(ref, reference, "v", detect_format(reference))
+        assert s.ns.project("v").meta == ref.ns.project("v").meta and blobs_of(s, "v") == blobs_of(ref, "v")
+    assert_daemon_was_clean(store)
