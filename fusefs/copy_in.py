@@ -270,7 +270,8 @@ class CopyIn:
             self.hidden.media_closed(t.project, t.dataset, t.name, ann_written)
             return
         defer = t.section == "ann" and self.hidden.meta_hidden(t.project)
-        self.wb.close_json(t.project, t.dataset, t.section, t.item, staged, label, defer=defer)
+        may_drop = t.project in self.made_projects or (t.project, t.dataset.split("/")[0]) in self.made_datasets
+        self.wb.close_json(t.project, t.dataset, t.section, t.item, staged, label, defer=defer, may_drop=may_drop)
         self.hidden.file_written(t.project, t.dataset, t.section, t.item)
 
     # -- names ---------------------------------------------------------------------------------

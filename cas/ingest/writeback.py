@@ -79,16 +79,17 @@ class WriteBack(Overlay):
                            info.width, info.height, info.mime, time.time_ns(), info.facts()))
 
     def close_json(self, project: str, dataset: str, section: str, item: str, staged: StagedFile, label: str,
-                   defer: bool = False) -> None:
+                   defer: bool = False, may_drop: bool = False) -> None:
         """An annotation (section 'ann') or item meta ('meta') closed: checked against the project
         meta and the image size, or with `defer` (a project whose meta.json has not arrived)
-        kept waiting unchecked, as is an annotation of another kind than the project's before
-        its media (checked when the media comes). Its bytes are stored as written."""
+        kept waiting unchecked; so is, with `may_drop` (a folder that may still become a drop,
+        which would take it), an annotation of another kind than the project's. Its bytes are
+        stored as written."""
         parsed = parse_json(staged, section == META, label)
-        current = self._current(project, dataset, item) if section == ANN and not defer else None
-        if section == ANN and current is None and annotation_kind(parsed) != self.meta(project).project_type:
-            defer = True  # another kind's, before its media: a folder turning into a drop may take it (fusefs)
+        if may_drop and section == ANN and annotation_kind(parsed) != self.meta(project).project_type:
+            defer = True
         if section == ANN and not defer:
+            current = self._current(project, dataset, item)
             check_annotation(self.meta(project), parsed, label, current.width if current else None,
                              current.height if current else None)
         blob_id, size = staged.digest()
