@@ -118,6 +118,9 @@ class BlobRecord:
                           self.pack, self.offset)
 
 
+Related = tuple[str, BlobId, int]  # a related file of an item: name, blob, size
+
+
 @dataclass(slots=True)
 class ItemRecord:
     """One image (or video): its media blob, annotation blob and header facts."""
@@ -132,25 +135,40 @@ class ItemRecord:
     mtime: int  # ns since epoch; stable across remounts
     meta: BlobId | None = None
     meta_size: int = 0
+    facts: dict[str, Any] | None = None  # what the media's header says beyond its size (a video's frames...)
+    related: list[Related] | None = None  # files that go with the media (a point cloud's camera images...)
 
     def blobs(self) -> list[BlobId]:
         """Every blob this item holds a reference on."""
         out = [self.media, self.ann]
         if self.meta is not None:
             out.append(self.meta)
+        if self.related:
+            out.extend(blob for _name, blob, _size in self.related)
         return out
+
+    def related_file(self, name: str) -> Related:
+        """The related file named `name` (KeyError if the item has none of that name)."""
+        for rel in self.related or ():
+            if rel[0] == name:
+                return rel
+        raise KeyError(name)
 
     def with_size(self, size: int) -> ItemRecord:
         return ItemRecord(self.media, self.ann, size, self.ann_size, self.width, self.height, self.mime,
-                          self.mtime, self.meta, self.meta_size)
+                          self.mtime, self.meta, self.meta_size, self.facts, self.related)
 
     def same_content(self, other: ItemRecord) -> bool:
-        return (self.media, self.ann, self.meta) == (other.media, other.ann, other.meta)
+        return (self.media, self.ann, self.meta, self.related) == (other.media, other.ann, other.meta, other.related)
 
     def encode(self) -> bytes:
-        return pack([bytes(self.media), bytes(self.ann), self.size, self.ann_size, self.width,
-                     self.height, self.mime, self.mtime,
-                     bytes(self.meta) if self.meta is not None else None, self.meta_size])
+        fields = [bytes(self.media), bytes(self.ann), self.size, self.ann_size, self.width, self.height, self.mime,
+                  self.mtime, bytes(self.meta) if self.meta is not None else None, self.meta_size]
+        if self.facts is not None or self.related:  # later fields only when there are any: an image's record
+            fields.append(self.facts)                # stays as it was
+        if self.related:
+            fields.append([[name, bytes(blob), size] for name, blob, size in self.related])
+        return pack(fields)
 
     @staticmethod
     def raw_ids(raw: bytes) -> tuple[BlobId, BlobId]:
@@ -160,10 +178,11 @@ class ItemRecord:
 
     @staticmethod
     def raw_sizes(raw: bytes) -> tuple[bytes, int, int]:
-        """(media id, media size, annotation + item meta size) of an encoded record, for scans
-        over every item."""
+        """(media id, media size, annotation + item meta + related files' size) of an encoded
+        record, for scans over every item."""
         fields = unpack(raw)
-        return fields[0], fields[2], fields[3] + fields[9]
+        related = sum(size for _name, _blob, size in fields[11]) if len(fields) > 11 else 0
+        return fields[0], fields[2], fields[3] + fields[9] + related
 
     @staticmethod
     def raw_image(raw: bytes) -> tuple[bytes, int, int]:
@@ -178,11 +197,24 @@ class ItemRecord:
         fields = unpack(raw)
         return fields[0], fields[2], fields[1], fields[3], fields[8], fields[9]
 
+    @staticmethod
+    def raw_related(raw: bytes) -> list[tuple[bytes, int]]:
+        """(blob id, size) of each related file of an encoded record (`raw_blobs` has the rest)."""
+        fields = unpack(raw)
+        return [(blob, size) for _name, blob, size in fields[11]] if len(fields) > 11 else []
+
+    @staticmethod
+    def raw_facts(raw: bytes) -> dict[str, Any] | None:
+        """The header facts (a video's frames...) of an encoded record, None for an image."""
+        fields = unpack(raw)
+        return fields[10] if len(fields) > 10 else None
+
     @classmethod
     def decode(cls, raw: bytes) -> ItemRecord:
-        media, ann, size, ann_size, w, h, mime, mtime, meta, meta_size = unpack(raw)
+        media, ann, size, ann_size, w, h, mime, mtime, meta, meta_size, *later = unpack(raw)
+        related = [(name, _trusted_id(blob), n) for name, blob, n in later[1]] if len(later) > 1 else None
         return cls(_trusted_id(media), _trusted_id(ann), size, ann_size, w, h, mime, mtime,
-                   _trusted_id(meta) if meta is not None else None, meta_size)
+                   _trusted_id(meta) if meta is not None else None, meta_size, later[0] if later else None, related)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,4 +257,6 @@ def content_differences(media: tuple[BlobId, BlobId], ann: tuple[BlobId, BlobId]
     """What differs between a stored item and an incoming one, as 'image and annotation'
     (each argument is the (stored, incoming) pair of one part)."""
     parts = [what for what, (a, b) in (("image", media), ("annotation", ann), ("item meta", meta)) if a != b]
+    if not parts:
+        return "related files"  # the one part left (`ItemRecord.same_content`)
     return " and ".join(parts) if len(parts) < 3 else "image, annotation and item meta"

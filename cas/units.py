@@ -80,3 +80,12 @@ def _singular(word: str) -> str:
         return word[:-2]
     return word[:-1]
 
+
+
+FACT_UNITS = {"frames": "frame", "duration": "s", "points": "point"}
+
+
+def media_facts(facts: dict[str, float]) -> str:
+    """'12 frames, 1.2 s': what a media header says (`ItemRecord.facts`), or a sum of them."""
+    return ", ".join(f"{value:g} {unit}" if unit == "s" else counted(int(value), unit)
+                     for name, value in facts.items() if (unit := FACT_UNITS.get(name)))

@@ -40,6 +40,7 @@ FORMATS: Mapping[str, ModuleType] = _Formats({
     "masks": "masks",
     "images": "images",
     "videos": "videos",
+    "pointclouds": "pointclouds",
     "links": "url_lists",  # lists of URLs, imported as link entries
 })
 # the formats whose module has write(); a test keeps it true

@@ -5,6 +5,12 @@
     <dataset>/meta/<item>.json      (optional item meta)
     <dataset>/img_info/<item>.json  (optional, server-side info: ignored on import)
     <dataset>/datasets/<child>/...  (nested datasets)
+
+A video project (`sly.VideoProject`) has video/ for img/, and at the top a key_id_map.json:
+the ids a Supervisely server gave the annotations' keys. The store keeps no server ids (a
+new upload makes new ones): a map that holds any is counted in the import's summary, and an
+export writes the empty map the SDK writes for a project of its own. The SDK's meta.json
+names no projectType: the media folder says it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,17 @@ from typing import Any
 
 from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
-from cas.model.layout import MEDIA_SECTIONS, META_NAME, NESTED, dataset_folder, json_name, media_section
+from cas.model.layout import (
+    MEDIA_SECTIONS,
+    META_NAME,
+    NESTED,
+    dataset_folder,
+    json_name,
+    project_type_of,
+    related_folder,
+    sections,
+)
+from cas.model.related import check_names as check_related_names
 from cas.store import Store
 
 from . import text
@@ -65,6 +81,42 @@ def count(path: Path) -> int:
 
 
 read_json_file = text.read_json
+KEY_ID_MAP = "key_id_map.json"
+RELATED = "related_images"  # the one related section (point clouds'): `cas.model.layout`
+# The map the SDK writes for a project of its own (no server ids)
+EMPTY_KEY_ID_MAP: dict[str, dict[str, int]] = {"tags": {}, "objects": {}, "figures": {}, "videos": {}}
+
+
+def _media_dir(folder: Path) -> Path | None:
+    return next((folder / d for d in MEDIA_SECTIONS if (folder / d).is_dir()), None)
+
+
+def _project_type(meta: dict[str, Any], found: list[tuple[str, Path]]) -> dict[str, Any]:
+    """`meta` with the projectType its datasets' media folders say (the SDK writes none): one
+    type for every dataset, and the one meta.json names if it names one."""
+    kinds = {project_type_of(d.name): name for name, folder in found if (d := _media_dir(folder)) is not None}
+    if len(kinds) > 1:
+        (a, da), (b, db) = sorted(kinds.items())[:2]
+        raise InvalidInput(f"{db}/", f"a project of one type only: dataset {da} holds {a}, {db} holds {b}")
+    if not kinds:
+        return meta
+    (kind, name), = kinds.items()
+    said = meta.get("projectType")
+    if said is not None and said != kind:
+        raise InvalidInput(META_NAME, f"projectType {said!r}, but dataset {name} holds {kind} "
+                                      f"({sections(kind).media}/)", "projectType")
+    return {**meta, "projectType": kind}
+
+
+def _key_id_map_ids(src: Path) -> int:
+    """Server ids in the project's key_id_map.json (0 when it has none, or no map)."""
+    path = src / KEY_ID_MAP
+    if not path.is_file():
+        return 0
+    doc = read_json_file(path, KEY_ID_MAP)
+    if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
+        raise InvalidInput(KEY_ID_MAP, "expected an object of objects (tags, objects, figures, videos)", "$")
+    return sum(len(v) for v in doc.values())
 
 
 def read_json_document(path: Path, label: str, list_key: str) -> dict[str, Any]:
@@ -80,16 +132,19 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     meta = read_json_file(src / META_NAME, META_NAME)
     if not isinstance(meta, dict):
         raise InvalidInput(META_NAME, "expected a JSON object", "$")  # as Meta() says it
-    session.set_meta(meta, META_NAME)
-    counts = {"datasets": 0, "empty_annotations": 0}
     found = list(_datasets(src))
+    session.set_meta(_project_type(meta, found), META_NAME)
+    counts = {"datasets": 0, "empty_annotations": 0}
+    server_ids = _key_id_map_ids(src)
+    if server_ids:
+        counts["server ids in key_id_map.json not kept"] = server_ids
     targets = dataset_names(dataset, (name for name, _folder in found), src.name)
     for name, folder in found:
         target = targets[name]
         session.add_dataset(target)
         counts["datasets"] += 1
         rel = os.path.relpath(folder, src)
-        items_dir = next((folder / d for d in MEDIA_SECTIONS if (folder / d).is_dir()), None)
+        items_dir = _media_dir(folder)
         names = set()
         if items_dir is not None:
             for entry in files(str(items_dir)):
@@ -104,26 +159,60 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                                  if meta_path.is_file() else None)
                     if item_meta is not None and not isinstance(item_meta, dict):
                         raise InvalidInput(f"{rel}/meta/{entry.name}.json", "expected a JSON object", "$")
+                    related = _related_files(folder, rel, entry.name)
                 except InvalidInput as e:
                     session.reject(e)  # fails the import unless --skip-invalid
                     continue
                 session.add_item(target, entry.name, entry.path, ann=ann, item_meta=item_meta,
-                                 label=f"{rel}/{items_dir.name}/{entry.name}", ann_label=ann_label)
+                                 label=f"{rel}/{items_dir.name}/{entry.name}", ann_label=ann_label, related=related)
         if (folder / "ann").is_dir():
             for entry in files(str(folder / "ann")):
                 if not entry.name.endswith(".json") or entry.name[:-5] not in names:
-                    session.reject(InvalidInput(f"{rel}/ann/{entry.name}", "annotation has no matching image in "
-                                                f"{rel}/{items_dir.name if items_dir else 'img'}/"))
+                    media = items_dir.name if items_dir else "img"
+                    session.reject(InvalidInput(f"{rel}/ann/{entry.name}", f"annotation has no matching "
+                                                f"{_MEDIA_WORDS.get(media, 'image')} in {rel}/{media}/"))
+        _check_related_folders(folder, rel, names, session)
     return counts
+
+
+_MEDIA_WORDS = {"video": "video", "pointcloud": "point cloud"}  # what an item's media is called, by its folder
+
+
+def _related_files(folder: Path, rel: str, item: str) -> tuple[tuple[str, str, str], ...]:
+    """The related files of an item (`cas.model.related`) as (name, path, label)."""
+    where = folder / RELATED / related_folder(item)
+    if not where.is_dir():
+        return ()
+    label = f"{rel}/{RELATED}/{where.name}"
+    found = tuple((e.name, e.path, f"{label}/{e.name}") for e in files(str(where)))
+    check_related_names([name for name, _path, _label in found], label)
+    return found
+
+
+def _check_related_folders(folder: Path, rel: str, items: set[str], session: ImportSession) -> None:
+    """Every folder in related_images/ is one item's, and no two items share one."""
+    if not (folder / RELATED).is_dir():
+        return
+    owners: dict[str, str] = {}
+    for item in sorted(items):
+        other = owners.setdefault(related_folder(item), item)
+        if other != item:
+            session.reject(InvalidInput(f"{rel}/{RELATED}/{related_folder(item)}",
+                                        f"the related folder of both {other} and {item}"))
+    for entry in subdirs(str(folder / RELATED)):
+        if entry.name not in owners:
+            session.reject(InvalidInput(f"{rel}/{RELATED}/{entry.name}", f"related files of no item of {rel}"))
 
 
 @writes_folder
 def write(store: Store, project: str, dest: Path, progress: Progress = no_progress) -> dict[str, int]:
     """Write a project as a Supervisely directory: media byte-identical, JSON pretty-printed."""
     rec = store.ns.project(project)
-    item_dir = media_section(rec.project_type)
+    item_dir = sections(rec.project_type).media
     dest.mkdir(parents=True, exist_ok=True)
     _write_json(dest / META_NAME, rec.meta)
+    if rec.project_type != "images":  # as the SDK's VideoProject (and PointcloudProject) writes it
+        (dest / KEY_ID_MAP).write_text(json.dumps(EMPTY_KEY_ID_MAP, indent=4))  # the SDK's bytes: no newline
     counts = {"datasets": 0, "items": 0}
     for dataset in store.ns.datasets(project):
         folder = dest / dataset_folder(dataset)
@@ -132,6 +221,9 @@ def write(store: Store, project: str, dest: Path, progress: Progress = no_progre
         counts["datasets"] += 1
         for name, item in store.ns.items(project, dataset):
             store.copy_to(item.media, folder / item_dir / name)
+            for rel_name, blob, _size in item.related or ():
+                (folder / RELATED / related_folder(name)).mkdir(parents=True, exist_ok=True)
+                store.copy_to(blob, folder / RELATED / related_folder(name) / rel_name)
             _write_json(folder / "ann" / json_name(name), store.read_json(item.ann, f"{dataset}/ann/{name}.json"))
             if item.meta is not None:
                 (folder / "meta").mkdir(exist_ok=True)

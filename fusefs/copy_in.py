@@ -24,8 +24,8 @@ from cas.ingest import StagedFile, WriteBack
 from cas.ingest.drops import Drop, Drops
 from cas.ingest.outcomes import Outcomes
 from cas.ingest.scratch import Node
-from cas.model.layout import MEDIA_SECTIONS, NESTED
-from cas.model.media import is_image_name, is_video_name
+from cas.model.layout import INFO_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, RELATED_SECTIONS, SECTIONS, sections
+from cas.model.media import is_media_name
 from cas.store import Store
 from cas.versions.snapshots import remove_with_history
 
@@ -63,6 +63,9 @@ def refuse(code: int, message: str, once_for: str | None = None) -> FuseOSError:
 _EDITOR_SUFFIXES = (".new", ".bak", ".orig", ".old")
 
 
+_KIND_SECTIONS = frozenset(SECTIONS) - set(sections("images").listed) - {"ann", NESTED}
+
+
 def misfit(full: str, is_dir: bool) -> bool:
     """Whether a name being made fits no Supervisely position (and is not in a version,
     where nothing is made)."""
@@ -74,8 +77,8 @@ def misfit(full: str, is_dir: bool) -> bool:
         return True
     if t.kind is Kind.STAGED:
         return False
-    if is_dir:
-        return t.kind in (Kind.FILE, Kind.PROJECT_META)
+    if is_dir:  # a folder of another kind than images' hints at a project of that kind being copied
+        return t.kind in (Kind.FILE, Kind.PROJECT_META) or (t.kind is Kind.SECTION and t.section in _KIND_SECTIONS)
     return t.kind in (Kind.PROJECT, Kind.DATASET, Kind.SECTION) or (t.kind is Kind.FILE and t.section == NESTED)
 
 
@@ -113,15 +116,15 @@ class CopyIn:
     # -- opening for writing -----------------------------------------------------------------
     def is_scratch(self, t: Target) -> bool:
         """Temporary names, and img_info/ files (accepted, never imported)."""
-        return t.kind is Kind.STAGED or (t.kind is Kind.FILE and t.section == "img_info")
+        return t.kind is Kind.STAGED or (t.kind is Kind.FILE and t.section in INFO_SECTIONS)
 
     def is_new_scratch(self, t: Target) -> bool:
         """A name to create as a scratch file: a temporary one, or a new file in img/ (video/)
-        whose name no image (video) has (an editor's `x.jpg.new`, mktemp's `tmp.AbC`)."""
+        whose name no image (video, point cloud) has (an editor's `x.jpg.new`, mktemp's `tmp.AbC`)."""
         if self.is_scratch(t):
             return True
-        return t.kind is Kind.FILE and t.section in MEDIA_SECTIONS and not (
-            is_image_name(t.name) or is_video_name(t.name)) and not self._exists(t)
+        return t.kind is Kind.FILE and t.section in MEDIA_SECTIONS and not is_media_name(t.name) \
+            and not self._exists(t)
 
     def _exists(self, t: Target) -> bool:
         """An item, or an annotation waiting for its image, stands at this position."""
@@ -198,12 +201,25 @@ class CopyIn:
                               label_of(t), once_for=t.path.rpartition("/")[0])
         if not self.store.ns.has_dataset(t.project, t.dataset):
             raise NotFound(f"no dataset {t.project}/{t.dataset}")
-        if t.section in MEDIA_SECTIONS and t.section != self.view.media_dir(t.project):
-            raise self.refuse(errno.EPERM, f"{label_of(t)}: project {t.project} keeps its media in "
-                                           f"{self.view.media_dir(t.project)}/", label_of(t))
+        self._check_section(t)
+        if t.section in RELATED_SECTIONS:
+            raise self.refuse(errno.EPERM, f"{label_of(t)}: related files are not written one by one; "
+                                           "import the project with `cas import`", label_of(t),
+                              once_for=t.path.rpartition("/")[0])
         if t.section not in MEDIA_SECTIONS and not t.name.endswith(".json"):
             raise self.refuse(errno.EPERM, f"{label_of(t)}: {t.section}/ holds <item>.json files only",
                               label_of(t), once_for=t.path.rpartition("/")[0])
+
+    def _check_section(self, t: Target) -> None:
+        """EPERM for a section the project's type has not (video/ in an image project, meta/ in
+        a video project)."""
+        sections = self.view.sections(t.project)
+        if t.section in MEDIA_SECTIONS and t.section != sections.media:
+            raise self.refuse(errno.EPERM, f"{label_of(t)}: project {t.project} keeps its media in "
+                                           f"{sections.media}/", label_of(t))
+        if t.section not in sections.listed:
+            raise self.refuse(errno.EPERM, f"{label_of(t)}: a dataset of project {t.project} holds "
+                                           f"{', '.join(s + '/' for s in sections.listed)} and datasets/", label_of(t))
 
     def current_bytes(self, t: Target) -> bytes:
         if t.kind is Kind.PROJECT_META:
@@ -236,8 +252,6 @@ class CopyIn:
     def close_at(self, t: Target, staged: StagedFile) -> None:
         """Import staged bytes at position `t` (raises InvalidInput, changing nothing)."""
         label = label_of(t)
-        self.made_projects.discard(t.project)  # written into: no longer a folder that may become a drop
-        self.made_datasets.discard((t.project, t.dataset.split("/")[0]))
         if self.scratch.get(t.path) is not None:
             self.scratch.unlink(t.path)  # the empty file kept here until it had bytes
         if t.kind is Kind.PROJECT_META:
@@ -247,12 +261,17 @@ class CopyIn:
             self.hidden.meta_written(t.project)
             return
         if t.section in MEDIA_SECTIONS:
+            # an item written: no longer a folder that may become a drop (meta.json and waiting
+            # annotations go into one: `convert`)
+            self.made_projects.discard(t.project)
+            self.made_datasets.discard((t.project, t.dataset.split("/")[0]))
             ann_written = self.wb.waiting_file(t.project, t.dataset, t.name, "ann") is not None
             self.wb.close_media(t.project, t.dataset, t.name, staged, label)
             self.hidden.media_closed(t.project, t.dataset, t.name, ann_written)
             return
         defer = t.section == "ann" and self.hidden.meta_hidden(t.project)
-        self.wb.close_json(t.project, t.dataset, t.section, t.item, staged, label, defer=defer)
+        may_drop = t.project in self.made_projects or (t.project, t.dataset.split("/")[0]) in self.made_datasets
+        self.wb.close_json(t.project, t.dataset, t.section, t.item, staged, label, defer=defer, may_drop=may_drop)
         self.hidden.file_written(t.project, t.dataset, t.section, t.item)
 
     # -- names ---------------------------------------------------------------------------------
@@ -274,9 +293,8 @@ class CopyIn:
             if not parent:
                 self.made_datasets.add((t.project, t.dataset))
         elif t.kind is Kind.SECTION:
-            if t.section in MEDIA_SECTIONS and t.section != self.view.media_dir(t.project):
-                raise self.refuse(errno.EPERM, f"{label_of(t)}: project {t.project} keeps its media in "
-                                               f"{self.view.media_dir(t.project)}/", label_of(t))
+            if t.section != NESTED:
+                self._check_section(t)
             if t.section == NESTED and not self.hidden.is_new(t.project, t.dataset):
                 try:
                     self.view.getattr(t)
@@ -298,7 +316,7 @@ class CopyIn:
             self.hidden.hide_meta(t.project)  # the project keeps its meta; rmdir removes it
         elif t.kind is not Kind.FILE or t.section == NESTED:
             raise FuseOSError(errno.EPERM)
-        elif t.section == "img_info":
+        elif t.section in INFO_SECTIONS:
             if self.scratch.get(t.path) is not None:
                 self.scratch.unlink(t.path)
             else:
@@ -412,10 +430,11 @@ class CopyIn:
     # -- drops -----------------------------------------------------------------------------------
     def convert(self, full: str) -> Drop | None:
         """A name that fits no Supervisely position is being made at `full`: if it lies in a
-        project, or a top-level dataset, that this mount made and nothing was written into,
-        that folder becomes a drop (its folders and scratch files moved in, the empty project
-        or dataset removed). None if there is no such folder."""
-        if self.drops is None:
+        project, or a top-level dataset, that this mount made and no item was written into,
+        that folder becomes a drop (its folders, scratch files, meta.json and annotations
+        waiting for their media moved in, the empty project or dataset removed). None if
+        there is no such folder."""
+        if self.drops is None or self._own_section(full):
             return None
         ns = self.store.ns
         parts = [p for p in full.split("/") if p]
@@ -444,16 +463,28 @@ class CopyIn:
                 return drop
         return None
 
+    def _own_section(self, full: str) -> bool:
+        """Whether `full` is a folder of its project's own kind (video/ in a video project)."""
+        try:
+            t = parse(full)
+        except InvalidName:
+            return False
+        return t.kind is Kind.SECTION and t.section in self.view.sections(t.project).listed
+
     def _written(self, project: str, datasets: list[str]) -> bool:
-        return any(self.wb.has_items(project, d) or self.wb.waiting(project, d, "ann")
-                   or self.wb.waiting(project, d, "meta") for d in datasets)
+        return any(self.wb.has_items(project, d) for d in datasets)
 
     def _move_in(self, drop: Drop, base: str, project: str, datasets: list[str]) -> None:
-        """Lay what the mount shows below `base` (folders made, scratch files) into the drop."""
+        """Lay what the mount shows below `base` (folders made, scratch files, meta.json and
+        waiting annotations) into the drop."""
         root = drop.root
+        if base == f"/{project}" and (meta := self.wb.written_meta(project, self.store.ns.project(project).mtime)):
+            _write_file(os.path.join(root, META_NAME), meta)
         for d in datasets:
             folder = os.path.join(root, dataset_path(project, d)[len(base):].lstrip("/"))
             os.makedirs(folder, exist_ok=True)
+            for section, item, data in self.wb.take_waiting(project, d):  # a video's annotation, say
+                _write_file(os.path.join(folder, section, f"{item}.json"), data)
             for section in self.hidden.sections_made(project, d) | ({NESTED} if self.hidden.has_nested(project, d)
                                                                    else set()):
                 os.makedirs(os.path.join(folder, section), exist_ok=True)
@@ -463,6 +494,12 @@ class CopyIn:
         for path, held in sorted(self.attrs.held_under(base), key=lambda pa: -pa[0].count("/")):
             _set_attrs(os.path.join(root, path[len(base) + 1:]), held)  # cp -a's, rsync's, mkdir's modes
         self.attrs.forget_under(base)
+
+
+def _write_file(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def _set_attrs(real: str, held: dict[str, int]) -> None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from cas.model.layout import INFO_SECTIONS
+
 FileKey = tuple[str, str, str, str]  # project, dataset, section, item
 
 
@@ -93,7 +95,7 @@ class Hidden:
     def media_closed(self, project: str, dataset: str, item: str, ann_written: bool) -> None:
         if (project, dataset) in self._new_datasets:
             with self._lock:
-                self._files.add((project, dataset, "img_info", item))
+                self._files.update((project, dataset, info, item) for info in INFO_SECTIONS)
                 if not ann_written:
                     self._files.add((project, dataset, "ann", item))
 

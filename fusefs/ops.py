@@ -35,7 +35,7 @@ from cas.errors import (
 from cas.ingest import WriteBack
 from cas.ingest.drops import SETTLE, Drop, Drops, Importer
 from cas.ingest.outcomes import Outcomes, render
-from cas.model.layout import MEDIA_SECTIONS
+from cas.model.layout import INFO_SECTIONS, MEDIA_SECTIONS
 from cas.store import Store
 from cas.versions.trees import open_version_blob
 
@@ -277,8 +277,9 @@ class CasOperations(Operations):
             self._view(t).getattr(t)
         except (InvalidName, NotFound):
             return FuseOSError(errno.ENOENT)
-        where = {Kind.ROOT: "a project", Kind.PROJECT: "meta.json or a dataset",
-                 Kind.DATASET: "img/ ann/ meta/ img_info/ and datasets/"}.get(t.kind, "")
+        where = {Kind.ROOT: "a project", Kind.PROJECT: "meta.json or a dataset"}.get(t.kind, "")
+        if t.kind is Kind.DATASET:
+            where = " ".join(f"{s}/" for s in self.view.sections(t.project).listed) + " and datasets/"
         return self.copy_in.refuse(errno.EPERM, f"{path.lstrip('/')}: no place for it ({error}); "
                                    + (f"{parent} holds {where}; " if where else "") + WHERE_FILES_GO,
                                    path.lstrip("/"), once_for=parent)
@@ -399,7 +400,7 @@ class CasOperations(Operations):
             if waiting is None or waiting.id is None:
                 raise
             return self.handles.add(BytesHandle(view.wb.closed_bytes(waiting)))
-        if t.section == "img_info":
+        if t.section in INFO_SECTIONS:
             return self.handles.add(BytesHandle(img_info(t.item, view.sized(item))))
         assert self.store is not None
         blob, size = item_blob(t.section, t.item, item)

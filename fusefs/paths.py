@@ -6,9 +6,12 @@
     /<p>                                PROJECT
     /<p>/meta.json                      PROJECT_META
     /<p>/<d>[/datasets/<child>...]      DATASET
-    /<p>/<d>/img|video|ann|meta|img_info|datasets
-                                        SECTION
+    /<p>/<d>/img|video|ann|meta|img_info|video_info|datasets
+                                        SECTION (which a project has: `cas.model.layout`)
     /<p>/<d>/<section>/<file>           FILE
+    /<p>/<d>/related_images/<folder>    RELATED: an item's related files (`cas.model.related`)
+    /<p>/<d>/related_images/<folder>/<file>
+                                        FILE, `name` is '<folder>/<file>'
     /<p>/.versions                      VERSIONS
     /<p>/.versions/<version id>/...     the same kinds, read-only, with `version` set
     .../<temporary name>[/...]          STAGED: a scratch file or directory (rsync's
@@ -25,7 +28,7 @@ from enum import Enum, auto
 
 from cas.errors import InvalidName
 from cas.ingest import is_temporary
-from cas.model.layout import JSON_SECTIONS, META_NAME, NESTED, SECTIONS, dataset_folder
+from cas.model.layout import JSON_SECTIONS, META_NAME, NESTED, RELATED_SECTIONS, SECTIONS, dataset_folder
 
 CAS_DIR_NAME = ".cas"
 VERSIONS_NAME = ".versions"
@@ -42,6 +45,7 @@ class Kind(Enum):
     PROJECT_META = auto()
     DATASET = auto()
     SECTION = auto()
+    RELATED = auto()
     FILE = auto()
     VERSIONS = auto()
     STAGED = auto()
@@ -91,7 +95,7 @@ class Target:
         base += "/" + f"/{NESTED}/".join(self.dataset.split("/"))
         if self.kind is Kind.DATASET:
             return base
-        return f"{base}/{self.section}" + (f"/{self.name}" if self.kind is Kind.FILE else "")
+        return f"{base}/{self.section}" + (f"/{self.name}" if self.kind in (Kind.FILE, Kind.RELATED) else "")
 
 
 def parse(path: str) -> Target:
@@ -146,6 +150,9 @@ def _parse(path: str) -> Target:
             continue
         if i + 1 == len(rest):
             return Target(Kind.SECTION, project, "/".join(dataset), section, version=version)
+        if section in RELATED_SECTIONS and i + 2 <= len(rest) <= i + 3:
+            kind = Kind.RELATED if i + 2 == len(rest) else Kind.FILE
+            return Target(kind, project, "/".join(dataset), section, "/".join(rest[i + 1:]), version)
         if i + 2 == len(rest):
             if section in ("ann", "meta") and not rest[i + 1].endswith(".json"):  # an editor's temporary file
                 return Target(Kind.STAGED, project, "/".join(dataset), section, "/" + "/".join(parts), version)

@@ -25,7 +25,17 @@ from cas.ids import BlobId
 from cas.ingest import WriteBack
 from cas.ingest.scratch import Node
 from cas.maintenance.stats import compute as compute_stats
-from cas.model.layout import JSON_SECTIONS, MEDIA_SECTIONS, META_NAME, NESTED, media_section
+from cas.model.layout import (
+    INFO_SECTIONS,
+    JSON_SECTIONS,
+    MEDIA_SECTIONS,
+    META_NAME,
+    NESTED,
+    RELATED_SECTIONS,
+    Sections,
+    related_folder,
+    sections,
+)
 from cas.model.reading import NamespaceReader
 from cas.records import UNKNOWN_SIZE, BlobRecord, ItemRecord
 from cas.store import Store
@@ -87,7 +97,14 @@ def img_info(name: str, item: ItemRecord) -> bytes:
 
 
 def item_blob(section: str, name: str, item: ItemRecord) -> tuple[BlobId, int]:
-    """The blob (and its size) behind an item's file in img/ (video/), ann/ or meta/."""
+    """The blob (and its size) behind an item's file in img/ (video/), ann/, meta/, or its
+    related file `name` ('<folder>/<file>') in related_images/."""
+    if section in RELATED_SECTIONS:
+        try:
+            _name, blob, size = item.related_file(name.partition("/")[2])
+        except KeyError:
+            raise NotFound(f"no related file {name}") from None
+        return blob, size
     if section == "ann":
         return item.ann, item.ann_size
     if section == "meta":
@@ -99,7 +116,7 @@ def item_blob(section: str, name: str, item: ItemRecord) -> tuple[BlobId, int]:
 
 def item_attrs(section: str, name: str, item: ItemRecord) -> Attrs:
     """Attributes of an item's file in one section (img/, ann/, meta/, img_info/)."""
-    if section == "img_info":
+    if section in INFO_SECTIONS:
         return _attrs(RO_FILE_MODE, len(img_info(name, item)), item.mtime)
     return _attrs(FILE_MODE, item_blob(section, name, item)[1], item.mtime)
 
@@ -116,23 +133,46 @@ class View:
         self.hidden = hidden if hidden is not None else Hidden()  # nothing hidden: nothing written here
         self.read_only = read_only
         self.mounted_at = time.time_ns()
-        self._media_dirs: dict[str, tuple[float, str]] = {}
+        self._sections: dict[str, tuple[float, Sections]] = {}
 
     # -- records -------------------------------------------------------------------------
-    def media_dir(self, project: str) -> str:
-        """'img' or 'video'; cached for a second (asked on every file lookup)."""
+    def sections(self, project: str) -> Sections:
+        """The folders of the project's datasets (by its type); cached for a second (asked on
+        every file lookup)."""
         now = time.monotonic()
-        hit = self._media_dirs.get(project)
+        hit = self._sections.get(project)
         if hit is None or now - hit[0] > 1.0:
-            kind = media_section(self.source.project(project).project_type)
-            hit = self._media_dirs[project] = (now, kind)
+            hit = self._sections[project] = (now, sections(self.source.project(project).project_type))
         return hit[1]
+
+    def media_dir(self, project: str) -> str:
+        """'img', 'video', ...: where the project's media files are."""
+        return self.sections(project).media
 
     def item(self, t: Target, sized: bool = True) -> ItemRecord:
         """The item a file stands for; without `sized`, as recorded (size -1: a link whose
         size is not known yet)."""
-        item = self.source.item(t.project, t.dataset, t.item)
+        if t.section in RELATED_SECTIONS:
+            item = self.related_owner(t)
+        else:
+            item = self.source.item(t.project, t.dataset, t.item)
         return self.sized(item) if sized else item
+
+    def related_owner(self, t: Target) -> ItemRecord:
+        """The item whose related folder `t` is in (or is): 'a_pcd' is a.pcd's, as a rule
+        (the folder is the item's name with each '.' made '_'); else a scan of the dataset."""
+        folder = t.name.partition("/")[0]
+        base, _, ext = folder.rpartition("_")
+        try:
+            item = self.source.item(t.project, t.dataset, f"{base}.{ext}")
+            if item.related:
+                return item
+        except NotFound:
+            pass
+        for name, item in self.source.items(t.project, t.dataset):
+            if item.related and related_folder(name) == folder:
+                return item
+        raise NotFound(f"no item has related files in {t.path}")
 
     def sized(self, item: ItemRecord, txn: Any = None) -> ItemRecord:
         """A link item imported without its size shows the size a first read learned, else 0
@@ -173,7 +213,7 @@ class View:
             return self.scratch_attrs(t.path)
         if t.kind is Kind.FILE:  # the hot path: one index lookup
             return self.file_attrs(t)
-        self._check_media_section(t)
+        self._check_section(t)
         project = self.source.project(t.project)
         if t.kind is Kind.PROJECT:
             return _attrs(DIR_MODE, 0, project.created)
@@ -184,6 +224,10 @@ class View:
         if not self.source.has_dataset(t.project, t.dataset):
             raise NotFound(f"no dataset {t.project}/{t.dataset}")
         if t.kind is Kind.DATASET:
+            return _attrs(DIR_MODE, 0, project.created)
+        if t.kind is Kind.RELATED:
+            if not self.item(t).related:
+                raise NotFound(f"no related files in {t.path}")
             return _attrs(DIR_MODE, 0, project.created)
         # a section: img/, ann/, ..., datasets/
         if self.hidden.section_hidden(t.project, t.dataset, t.section):
@@ -201,14 +245,14 @@ class View:
             return _attrs(DIR_MODE, 0, node.mtime)
         return _attrs(FILE_MODE, node.file.size, node.mtime)
 
-    def _check_media_section(self, t: Target) -> None:
-        if t.section in MEDIA_SECTIONS and t.section != self.media_dir(t.project):
+    def _check_section(self, t: Target) -> None:
+        if t.section and t.section != NESTED and t.section not in self.sections(t.project).listed:
             raise NotFound(f"{t.section}/ does not exist in project {t.project}")
 
     def check_file(self, t: Target) -> None:
-        """NotFound for a file no listing shows: in the other media section or in datasets/,
-        or hidden until it is written."""
-        self._check_media_section(t)
+        """NotFound for a file no listing shows: in a section of another project type or in
+        datasets/, or hidden until it is written."""
+        self._check_section(t)
         if t.section == NESTED:
             raise NotFound("datasets/ holds only datasets")
         if self.hidden.file_hidden(t.project, t.dataset, t.section, t.item):
@@ -216,7 +260,7 @@ class View:
 
     def file_attrs(self, t: Target) -> Attrs:
         if self.scratch(t.path) is not None:  # an img_info/ write, an empty new file
-            self._check_media_section(t)
+            self._check_section(t)
             return self.scratch_attrs(t.path)
         self.check_file(t)
         item_name = t.item
@@ -258,13 +302,18 @@ class View:
         elif t.kind is Kind.DATASET:
             self.source.project(t.project)
             self.hidden.dataset_listed(t.project, t.dataset)
-            for section in (self.media_dir(t.project), *JSON_SECTIONS):
+            for section in self.sections(t.project).listed:
                 yield section, self.getattr(Target(Kind.SECTION, t.project, t.dataset, section))
             if self.source.children(t.project, t.dataset) or self.hidden.has_nested(t.project, t.dataset):
                 yield NESTED, self.getattr(Target(Kind.SECTION, t.project, t.dataset, NESTED))
         elif t.kind is Kind.SECTION:
             self.getattr(t)
             yield from self._section(t)
+        elif t.kind is Kind.RELATED:
+            self.getattr(t)
+            item = self.item(t, sized=False)
+            for name, _blob, _size in item.related or ():
+                yield name, item_attrs(t.section, f"{t.name}/{name}", item)
         elif t.kind is Kind.STAGED:
             if self.scratch_attrs(t.path)["st_mode"] & stat.S_IFDIR == 0:
                 raise NotADirectoryError(t.path)
@@ -283,11 +332,17 @@ class View:
             for child in self.source.children(t.project, t.dataset):
                 yield child, self.getattr(Target(Kind.DATASET, t.project, f"{t.dataset}/{child}"))
             return
+        if t.section in RELATED_SECTIONS:
+            created = self.source.project(t.project).created
+            for name, item in self.source.items(t.project, t.dataset):
+                if item.related:
+                    yield related_folder(name), _attrs(DIR_MODE, 0, created)
+            return
         suffix = ".json" if t.section in JSON_SECTIONS else ""
         shadows = set()
-        if t.section == "img_info" and self.wb is not None:
+        if t.section in INFO_SECTIONS and self.wb is not None:
             shadows = {name for name, _ in self.wb.scratch.children(t.path)}
-        sized = t.section in MEDIA_SECTIONS or t.section == "img_info"  # ann/ and meta/ never show a link's size
+        sized = t.section in MEDIA_SECTIONS or t.section in INFO_SECTIONS  # ann/, meta/ never show a link's size
         with self.store.index.read() as txn:  # for the sizes of links
             for name, item in self.source.items(t.project, t.dataset):
                 if t.section == "meta" and item.meta is None:

@@ -30,7 +30,7 @@ from cas.model.names import check_dataset_path, check_name
 from cas.model.namespace import Namespace
 from cas.outputs import new_file, refuse_existing
 from cas.records import UNKNOWN_SIZE
-from cas.units import counted, counted_phrase, human
+from cas.units import counted, counted_phrase, human, media_facts
 from converters import FORMATS, WRITABLE
 
 if TYPE_CHECKING:
@@ -206,11 +206,13 @@ def ls_cmd(c: Context, target: str | None, as_json: bool) -> None:
         echo_lines(itertools.chain(['{"items": ['], joined_lines(
             json.dumps({"name": name, "width": rec.width or None, "height": rec.height or None,
                         "size": None if rec.size == UNKNOWN_SIZE else rec.size, "mime": rec.mime,
-                        "media": rec.media.hex(), "annotation": rec.ann.hex()}) for name, rec in rows),
+                        "media": rec.media.hex(), "annotation": rec.ann.hex(), **(rec.facts or {})})
+            for name, rec in rows),
             [f'], "datasets": {json.dumps(children)}}}']))
         return
     echo_lines(f"{name}\t{f'{rec.width}x{rec.height}' if rec.width else '?'}\t"
-               f"{'-' if rec.size == UNKNOWN_SIZE else rec.size}\t{rec.mime}\t{rec.media}" for name, rec in rows)
+               f"{'-' if rec.size == UNKNOWN_SIZE else rec.size}\t{rec.mime}\t{rec.media}"
+               + (f"\t{media_facts(rec.facts)}" if rec.facts else "") for name, rec in rows)
     for child in children:
         click.echo(f"{child['dataset'].rsplit('/', 1)[-1]}/\t{counted(child['items'], 'item')}")
 

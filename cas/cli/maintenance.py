@@ -11,7 +11,7 @@ from cas.cli.base import Context, SizeParam, blob_count, cli, complete_target, h
 from cas.config import settings
 from cas.errors import InvalidInput, NotFound
 from cas.store import Store, has_store_data
-from cas.units import counted, human_binary
+from cas.units import counted, human_binary, media_facts
 
 
 @cli.command()
@@ -106,6 +106,8 @@ def _class_stats(c: Context, project: str | None, classes: bool, as_json: bool) 
     click.echo(f"project  {s['project']} ({s['project_type']}): {counted(s['items'], 'item')} in "
                f"{counted(len(s['datasets']), 'dataset')}, {counted(s['annotations'], 'distinct annotation')}, "
                f"{counted(s['objects'], counted_noun)}")
+    if s["media"]:
+        click.echo(f"media    {media_facts(s['media'])} in all")
     if not classes:
         click.echo(f"labels   {_label_summary(s)}")
         if s["classes"] or s["tags"]:

@@ -30,6 +30,7 @@ class Closed:
     height: int = 0
     mime: str = ""
     mtime: int = 0
+    facts: dict[str, Any] | None = None  # of a media file: what its header says beyond its size (`ItemRecord.facts`)
 
     @property
     def key(self) -> Key:
@@ -44,7 +45,7 @@ class Closed:
     def encode(self) -> list[Any]:
         return [self.seq, self.section, self.project, self.dataset, self.item,
                 os.path.basename(self.file) if self.file else None, bytes(self.id) if self.id else None,
-                self.size, self.width, self.height, self.mime, self.mtime]
+                self.size, self.width, self.height, self.mime, self.mtime, self.facts]
 
     @classmethod
     def decode(cls, record: list[Any], directory: Path) -> Closed:

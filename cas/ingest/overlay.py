@@ -25,7 +25,7 @@ from cas.ids import BlobId
 from cas.ingest.closed import ANN, MEDIA, META, REMOVE, Closed, Key
 from cas.ingest.journal import COMPACT_BYTES, Journal
 from cas.ingest.validation import check_annotation
-from cas.model.annotation import Meta, dumps, empty_annotation, loads
+from cas.model.annotation import Meta, dumps, empty_annotation, empty_item_annotation, loads
 from cas.records import ItemRecord, ProjectRecord
 
 if TYPE_CHECKING:
@@ -112,6 +112,18 @@ class Overlay:
             return sorted((c.item, c.size, c.mtime) for (p, d, _, s), c in self._waiting.items()
                           if (p, d, s) == (project, dataset, section))
 
+    def take_waiting(self, project: str, dataset: str) -> list[tuple[str, str, bytes]]:
+        """(section, item, bytes) of the annotations (or item meta) of a dataset waiting for
+        their image, forgotten here: a folder turning into a drop takes them."""
+        with self._lock:
+            taken = [c for key, c in self._waiting.items() if key[:2] == (project, dataset)]
+            for c in taken:
+                del self._waiting[c.key + (c.section,)]
+        out = [(c.section, c.item, self.closed_bytes(c)) for c in taken if c.id is not None]  # None: reset to empty
+        for c in taken:
+            self._drop(c)
+        return out
+
     def waiting_file(self, project: str, dataset: str, item: str, section: str) -> Closed | None:
         with self._lock:
             return self._waiting.get((project, dataset, item, section))
@@ -153,6 +165,20 @@ class Overlay:
                 self._generated[hit[0]] = data
             return hit
 
+    def empty_for(self, project: str, item: ItemRecord | Closed) -> tuple[BlobId, int]:
+        """The id and size of the empty annotation of an item (or a media file closed): an
+        image's is shared by every image of its size; a video's and a point cloud's are keyed
+        by the media (`empty_item_annotation`)."""
+        media = item.media if isinstance(item, ItemRecord) else item.id
+        project_type = self.meta(project).project_type
+        if project_type == "images" or media is None:
+            return self.empty_annotation(item.width, item.height)
+        data = dumps(empty_item_annotation(project_type, item.width, item.height, media, item.facts))
+        blob = hash_bytes(data)
+        with self._lock:
+            self._generated[blob] = data  # a few hundred bytes per video or cloud written here
+        return blob, len(data)
+
     def meta(self, project: str) -> Meta:
         """The project's meta, parsed once per change."""
         rec = self.store.ns.project(project)
@@ -170,14 +196,15 @@ class Overlay:
             self.committer.push(c)
         elif c.section == MEDIA:
             assert c.id is not None
-            if current is not None and current.ann != self.empty_annotation(current.width, current.height)[0]:
+            if current is not None and current.ann != self.empty_for(c.project, current)[0]:
                 ann, ann_size = current.ann, current.ann_size
             else:
-                ann, ann_size = self.empty_annotation(c.width, c.height)
+                ann, ann_size = self.empty_for(c.project, c)
             if c.file is not None:
                 self._files[c.id] = c.file
             self._set(c.key, ItemRecord(c.id, ann, c.size, ann_size, c.width, c.height, c.mime, c.mtime,
-                                        current.meta if current else None, current.meta_size if current else 0))
+                                        current.meta if current else None, current.meta_size if current else 0,
+                                        c.facts))
             self.committer.push(c)
             for section in (ANN, META):
                 waiting = self._waiting.pop((*c.key, section), None)
@@ -209,7 +236,7 @@ class Overlay:
 
     def _apply_json(self, c: Closed, current: ItemRecord) -> None:
         if c.section == ANN:
-            ann, size = (c.id, c.size) if c.id is not None else self.empty_annotation(current.width, current.height)
+            ann, size = (c.id, c.size) if c.id is not None else self.empty_for(c.project, current)
             rec = replace(current, ann=ann, ann_size=size, mtime=c.mtime)
         else:
             rec = replace(current, meta=c.id, meta_size=c.size, mtime=c.mtime)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cas.blobs.backends.packs import PACK_MAX, PackWriter
@@ -23,15 +24,24 @@ from cas.index import Index, item_key
 from cas.ingest import statcache
 from cas.ingest.statcache import Seen
 from cas.ingest.workers import exit_with
-from cas.model.annotation import Meta, dumps, empty_annotation, empty_video_annotation, loads
-from cas.model.media import MediaInfo, VideoInfo, probe_image, probe_video
+from cas.model.annotation import (
+    Meta,
+    dumps,
+    empty_annotation,
+    empty_pointcloud_annotation,
+    empty_video_annotation,
+    loads,
+)
+from cas.model.media import MediaInfo, PointcloudInfo, VideoInfo, probe_image, probe_pointcloud, probe_video
 from cas.model.namespace import raw_item
-from cas.records import ItemRecord, content_differences
+from cas.model.related import check_json, image_of
+from cas.records import ItemRecord, Related, content_differences
 
 if TYPE_CHECKING:
     from cas.store import Store
 
-Task = tuple[str, str, Any, Any, Any, str, str]  # dataset, name, media, ann, item meta, label, ann label
+# dataset, name, media, ann, item meta, label, ann label, related files ((name, source, label), ...)
+Task = tuple[str, str, Any, Any, Any, str, str, tuple[tuple[str, Any, str], ...]]
 PACKED_REMEMBERED = 100_000  # new packed blobs a preparer remembers (~10 MB), then forgets at once
 
 
@@ -57,15 +67,18 @@ class Prepared:
     notes: dict[str, int] | None = None  # what a converter's annotation builder counted
     stat_entry: tuple[bytes, bytes] | None = None  # for the stat cache, when media was read from a path
     from_stat_cache: bool = False  # media known from the stat cache, not read
+    related: list[tuple[str, Part]] | None = None
     unchanged: bool = False  # the item stored under this name holds the same blobs: nothing to publish
 
     def parts(self) -> list[Part]:
-        return [self.media, self.ann] + ([self.meta] if self.meta else [])
+        return [self.media, self.ann] + ([self.meta] if self.meta else []) + [p for _n, p in self.related or ()]
 
 
-def _same(old: ItemRecord | None, media: BlobId, ann: Part, meta: Part | None) -> bool:
+def _same(old: ItemRecord | None, media: BlobId, ann: Part, meta: Part | None,
+          related: list[Related] | None) -> bool:
     """Whether the stored item `old` holds these blobs (as `ItemRecord.same_content` compares)."""
-    return old is not None and (old.media, old.ann, old.meta) == (media, ann.id, meta.id if meta else None)
+    return old is not None and (old.media, old.ann, old.meta, old.related) == (
+        media, ann.id, meta.id if meta else None, related)
 
 
 def holds_image(index: Index, txn: Any, key: bytes, seen: Seen) -> bool:
@@ -79,9 +92,10 @@ def holds_image(index: Index, txn: Any, key: bytes, seen: Seen) -> bool:
 def item_record(item: Prepared) -> ItemRecord:
     """The index record of a prepared item."""
     meta = item.meta
+    related = [(name, part.id, part.size) for name, part in item.related] if item.related else None
     return ItemRecord(item.media.id, item.ann.id, item.media.size, item.ann.size, item.info.width,
                       item.info.height, item.info.mime, time.time_ns(),
-                      meta.id if meta else None, meta.size if meta else 0)
+                      meta.id if meta else None, meta.size if meta else 0, item.info.facts(), related)
 
 
 def record_new_parts(store: Store, txn: Any, parts: Iterable[Part]) -> list[Part]:
@@ -139,13 +153,26 @@ class Preparer:
         return out
 
     def prepare(self, txn: Any, dataset: str, name: str, media: Any, ann: Any, item_meta: Any,
-                label: str, ann_label: str) -> Prepared:
+                label: str, ann_label: str, related: tuple[tuple[str, Any, str], ...] = ()) -> Prepared:
+        spools = self._spool_related(related)
+        try:
+            ids = [(rel, sp.id, sp.size) for rel, sp, _label in spools] or None
+            item = self._prepare(txn, dataset, name, media, ann, item_meta, label, ann_label, ids)
+            if spools:
+                item.related = [(rel, self._settle(txn, sp, lbl)) for rel, sp, lbl in spools]
+            return item
+        finally:
+            for _rel, sp, _label in spools:
+                sp.discard()
+
+    def _prepare(self, txn: Any, dataset: str, name: str, media: Any, ann: Any, item_meta: Any,
+                 label: str, ann_label: str, related: list[Related] | None) -> Prepared:
         if isinstance(media, Seen):  # the stat cache knows the file: nothing to read
             ann_part, meta_part, notes, old = self._annotate(txn, dataset, name, media.blob, media.info, ann,
-                                                             item_meta, label, ann_label)
+                                                             item_meta, label, ann_label, related)
             return Prepared(dataset, name, Part(media.blob, media.size, False), ann_part, meta_part,
                             media.info, notes, from_stat_cache=True,
-                            unchanged=_same(old, media.blob, ann_part, meta_part))
+                            unchanged=_same(old, media.blob, ann_part, meta_part, related))
         try:
             # a dry run only hashes: a large file is read in place, as a file of the store's own
             sp = self.store.spool(media, self.config.tmp, owned=self.config.take_files or self.config.dry_run)
@@ -156,17 +183,39 @@ class Preparer:
         try:
             info = self._probe(sp, label)
             ann_part, meta_part, notes, old = self._annotate(txn, dataset, name, sp.id, info, ann, item_meta,
-                                                             label, ann_label)
+                                                             label, ann_label, related)
             media_part = self._settle(txn, sp, label)
             stat_entry = statcache.entry(sp.stat, sp.looked_at, sp.id, info) if sp.stat is not None else None
             return Prepared(dataset, name, media_part, ann_part, meta_part, info, notes, stat_entry,
-                            unchanged=_same(old, sp.id, ann_part, meta_part))
+                            unchanged=_same(old, sp.id, ann_part, meta_part, related))
         finally:
             sp.discard()
 
+    def _spool_related(self, related: tuple[tuple[str, Any, str], ...]) -> list[tuple[str, Spooled, str]]:
+        """The related files of an item read and checked (images by their header, JSON parsed);
+        settled only once the item is known to fit."""
+        out: list[tuple[str, Spooled, str]] = []
+        try:
+            for name, source, label in related:
+                try:
+                    sp = self.store.spool(source, self.config.tmp, owned=self.config.take_files or self.config.dry_run)
+                except (FileNotFoundError, IsADirectoryError):
+                    raise InvalidInput(label, "not a file") from None
+                out.append((name, sp, label))
+                if image_of(name) is None:
+                    probe_image(sp.head, sp.tail, label)
+                else:
+                    raw = sp.data if sp.data is not None else Path(sp.file or "").read_bytes()
+                    check_json(name, loads(raw, label), label)
+        except BaseException:
+            for _name, sp, _label in out:
+                sp.discard()
+            raise
+        return out
+
     def _annotate(self, txn: Any, dataset: str, name: str, media: BlobId, info: MediaInfo, ann: Any,
-                  item_meta: Any, label: str,
-                  ann_label: str) -> tuple[Part, Part | None, dict[str, int] | None, ItemRecord | None]:
+                  item_meta: Any, label: str, ann_label: str, related: list[Related] | None,
+                  ) -> tuple[Part, Part | None, dict[str, int] | None, ItemRecord | None]:
         """The annotation and item meta parts of an item, checked against the image and, without
         --overwrite, against the item stored under the same name; the builder's notes; and the
         stored item, when it was looked up."""
@@ -188,13 +237,17 @@ class Preparer:
         if ann is None and kept is None:
             if isinstance(info, VideoInfo):  # a video's empty annotation names the video: one each
                 ann_sp = spool_bytes(dumps(empty_video_annotation(info.width, info.height, info.frames, media)))
+            elif isinstance(info, PointcloudInfo):
+                ann_sp = spool_bytes(dumps(empty_pointcloud_annotation(media)))
             else:
                 ann_sp, empty = self._empty_annotation(info.width, info.height), True
         elif ann is not None:
             if isinstance(ann, (bytes, bytearray)):
                 ann = loads(bytes(ann), ann_label)  # loads tells bytes from str; bytes(b) is b
             if isinstance(info, VideoInfo):
-                self.meta.check_video_annotation(ann, ann_label, info.width, info.height)
+                self.meta.check_video_annotation(ann, ann_label, info.width, info.height, info.exact_frames)
+            elif isinstance(info, PointcloudInfo):
+                self.meta.check_pointcloud_annotation(ann, ann_label, info.points)
             else:
                 self.meta.check_annotation(ann, ann_label, info.width, info.height)
             ann_sp = spool_bytes(dumps(ann))
@@ -209,7 +262,7 @@ class Preparer:
             meta_part = Part(kept.meta, kept.meta_size, False)
         if self.config.check_conflicts and old is not None:  # before any blob is installed
             self._check_conflict(old, dataset, name, media, ann_part.id, meta_sp.id if meta_sp else
-                                 meta_part.id if meta_part else None)
+                                 meta_part.id if meta_part else None, related)
         if ann_sp is not None:
             ann_part = self._settle_empty(txn, ann_sp, ann_label) if empty else self._settle(txn, ann_sp, ann_label)
         if meta_sp is not None:
@@ -242,6 +295,8 @@ class Preparer:
     def _probe(self, sp: Spooled, label: str) -> MediaInfo:
         if self.meta.project_type == "videos":
             return probe_video(sp.file if sp.file is not None else sp.data or b"", label)
+        if self.meta.project_type == "point_clouds":
+            return probe_pointcloud(sp.head, sp.size, label)
         fallback = None
         if sp.file is not None and sp.data is None and sp.size > len(sp.head):  # header beyond the kept head
             with open(sp.file, "rb") as f:
@@ -249,8 +304,8 @@ class Preparer:
         return probe_image(sp.head, sp.tail, label, fallback)
 
     def _check_conflict(self, old: ItemRecord, dataset: str, name: str, media: BlobId, ann: BlobId,
-                        meta: BlobId | None) -> None:
-        if (old.media, old.ann, old.meta) != (media, ann, meta):
+                        meta: BlobId | None, related: list[Related] | None) -> None:
+        if (old.media, old.ann, old.meta, old.related) != (media, ann, meta, related):
             differs = content_differences((old.media, media), (old.ann, ann), (old.meta, meta))
             raise Conflict(f"item {self.config.project}/{dataset}/{name} exists with a different {differs} "
                            "(use --overwrite to replace it)")

@@ -122,7 +122,7 @@ def mime_of(name: str) -> str:
 def _light(task: Task) -> bool:
     """Whether a task has no work for a worker: media known from the stat cache, and no
     annotation to build."""
-    return isinstance(task[2], Seen) and not callable(task[3])
+    return isinstance(task[2], Seen) and not callable(task[3]) and not task[7]
 
 
 class ImportSession:
@@ -221,20 +221,23 @@ class ImportSession:
 
     def add_item(self, dataset: str, name: str, media: Source, ann: dict[str, Any] | bytes | AnnBuilder | None = None,
                  item_meta: dict[str, Any] | None = None, label: str | None = None,
-                 ann_label: str | None = None) -> None:
+                 ann_label: str | None = None, related: tuple[tuple[str, str, str], ...] = ()) -> None:
         """Queue one item; it is read, hashed and checked by a worker.
 
         `media` is a path, bytes or a binary stream. `ann` is a Supervisely annotation
         (dict or JSON bytes), None for an empty one sized from the image header, or a
         picklable callable `ann(width, height)` run by the worker with the image's size,
         returning the annotation or (annotation, {note: count}).
-        `label`/`ann_label` name the sources in error messages.
+        `label`/`ann_label` name the sources in error messages. `related`: the item's related
+        files (`cas.model.related`), as (name, path, label).
         """
         self._interrupts.check()
         self.add_dataset(dataset)
         check_name(name, "item name")
+        for rel, _path, rel_label in related:
+            check_name(rel, f"related file name ({rel_label})")
         task: Task = (dataset, name, media, ann, item_meta, label or f"{dataset}/img/{name}",
-                      ann_label or f"{dataset}/ann/{name}.json")
+                      ann_label or f"{dataset}/ann/{name}.json", related)
         self._queued += 1
         if not isinstance(media, (str, bytes, os.PathLike)):
             self._submit([task], self._thread_pool())  # streams cannot cross into a process
@@ -405,7 +408,7 @@ class ImportSession:
         if seen is None:
             return task
         self.report.files_unread += 1
-        if ann is None and item_meta is None and self._existing is not None and \
+        if ann is None and item_meta is None and not task[7] and self._existing is not None and \
                 holds_image(index, txn, item_key(self.project, dataset, name), seen):
             self._unchanged(dataset)
             return None

@@ -23,7 +23,7 @@ from typing import Any
 from cas.blobs.catalog import has_blob, raw_blob_getter
 from cas.ids import BlobId
 from cas.index import Index
-from cas.model.media import MediaInfo, VideoInfo
+from cas.model.media import MediaInfo, info_fields, info_of
 from cas.records import pack, unpack
 
 RACY_NS = 3_000_000_000  # more than any file system's timestamp granularity (FAT: 2 s)
@@ -45,9 +45,8 @@ class Seen:
 
 def entry(st: os.stat_result, looked_at_ns: int, blob: BlobId, info: MediaInfo) -> tuple[bytes, bytes]:
     """The (key, value) to record for a file stat'ed as `st` at `looked_at_ns`, before it was read."""
-    frames = info.frames if isinstance(info, VideoInfo) else None
     return key(st), pack([st.st_size, st.st_mtime_ns, st.st_ctime_ns, looked_at_ns, bytes(blob),
-                          info.width, info.height, info.mime, frames])
+                          info.width, info.height, info.mime, info_fields(info)])
 
 
 def trusted(st: os.stat_result, size: int, mtime_ns: int, ctime_ns: int, looked_at_ns: int) -> bool:
@@ -73,10 +72,12 @@ def lookup(index: Index, txn: Any, path: str) -> Seen | None:
     raw = index.get(txn, DB, key(st))
     if raw is None:
         return None
-    size, mtime_ns, ctime_ns, looked_at_ns, blob, width, height, mime, frames = unpack(raw)
+    size, mtime_ns, ctime_ns, looked_at_ns, blob, width, height, mime, extra = unpack(raw)
     if not trusted(st, size, mtime_ns, ctime_ns, looked_at_ns) or not has_blob(index, txn, blob):
         return None
-    info = MediaInfo(width, height, mime) if frames is None else VideoInfo(width, height, mime, frames)
+    if isinstance(extra, int):  # a video's entry from before the store kept its duration: read it again
+        return None
+    info = info_of(width, height, mime, extra)
     return Seen(BlobId(blob), size, info)
 
 

@@ -1,5 +1,5 @@
 """What close() checks of a file written at a Supervisely position, from its bytes alone:
-an image's (video's) header, an annotation against the project meta and the image size, an
+an image's (video's, point cloud's) header, an annotation against the project meta and the image size, an
 item meta's shape. A bad file raises InvalidInput naming it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from cas.blobs.spool import HEAD
 from cas.errors import InvalidInput
 from cas.ingest.staged import StagedFile
 from cas.model.annotation import Meta, loads
-from cas.model.media import MediaInfo, probe_image, probe_video
+from cas.model.media import MediaInfo, probe_image, probe_pointcloud, probe_video
 
 MAX_JSON = 64 << 20  # an annotation or meta file larger than this is refused
 
@@ -20,6 +20,8 @@ def probe(staged: StagedFile, meta: Meta, label: str) -> MediaInfo:
     if meta.project_type == "videos":
         return probe_video(staged.spill(), label)
     size = staged.size
+    if meta.project_type == "point_clouds":
+        return probe_pointcloud(staged.read(HEAD, 0), size, label)
     head = staged.read(HEAD, 0)
     tail = staged.read(64, max(size - 64, 0))
     fallback = staged.read(16 << 20, 0) if size > len(head) else None
@@ -30,6 +32,8 @@ def check_annotation(meta: Meta, ann: Any, label: str, width: int | None, height
     """An annotation against the project meta and, when known, the image size."""
     if meta.project_type == "videos":
         meta.check_video_annotation(ann, label, width, height)
+    elif meta.project_type == "point_clouds":
+        meta.check_pointcloud_annotation(ann, label)
     else:
         meta.check_annotation(ann, label, width, height)
 

@@ -34,7 +34,7 @@ from cas.ingest.replay import claim_directory, remove_orphans, replay
 from cas.ingest.scratch import ScratchTree
 from cas.ingest.staged import StagedFile
 from cas.ingest.validation import check_annotation, parse_json, probe
-from cas.model.annotation import loads
+from cas.model.annotation import annotation_kind, loads
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -66,7 +66,7 @@ class WriteBack(Overlay):
         info = probe(staged, meta, label)
         current = self._current(project, dataset, name)
         if current is not None and (current.width, current.height) != (info.width, info.height) \
-                and current.ann != self.empty_annotation(current.width, current.height)[0]:
+                and current.ann != self.empty_for(project, current)[0]:
             ann_label = f"{project}/{dataset}/ann/{name}.json"
             ann = loads(self.read_blob(current.ann), ann_label)
             try:
@@ -76,14 +76,18 @@ class WriteBack(Overlay):
                                           "write the new annotation first") from None
         staged.seal()
         self._close(Closed(0, MEDIA, project, dataset, name, self._bytes_for(staged, blob_id), blob_id, size,
-                           info.width, info.height, info.mime, time.time_ns()))
+                           info.width, info.height, info.mime, time.time_ns(), info.facts()))
 
     def close_json(self, project: str, dataset: str, section: str, item: str, staged: StagedFile, label: str,
-                   defer: bool = False) -> None:
+                   defer: bool = False, may_drop: bool = False) -> None:
         """An annotation (section 'ann') or item meta ('meta') closed: checked against the project
         meta and the image size, or with `defer` (a project whose meta.json has not arrived)
-        kept waiting unchecked. Its bytes are stored as written."""
+        kept waiting unchecked; so is, with `may_drop` (a folder that may still become a drop,
+        which would take it), an annotation of another kind than the project's. Its bytes are
+        stored as written."""
         parsed = parse_json(staged, section == META, label)
+        if may_drop and section == ANN and annotation_kind(parsed) != self.meta(project).project_type:
+            defer = True
         if section == ANN and not defer:
             current = self._current(project, dataset, item)
             check_annotation(self.meta(project), parsed, label, current.width if current else None,

@@ -1,5 +1,6 @@
 """What a project's annotations hold (`cas stats P --classes`): objects per class and geometry,
-tags on items and on objects, items per dataset.
+tags on items and on objects, items per dataset; and what its media's headers say, summed (a
+video project's frames and duration).
 
 Reads the store's own annotation model (Supervisely JSON: `objects` with `classTitle` and
 `geometryType`, `tags` with `name`; a video's shapes are the `figures` of its `frames`), no
@@ -37,6 +38,7 @@ class ClassStats:
     item_tags: Counter[str] = field(default_factory=Counter)  # tag -> assignments to whole items
     object_tags: Counter[str] = field(default_factory=Counter)  # tag -> assignments to objects
     datasets: dict[str, int] = field(default_factory=dict)  # dataset path -> its own items
+    media: Counter[str] = field(default_factory=Counter)  # the items' header facts summed (frames, duration...)
 
     @property
     def counted(self) -> str:
@@ -56,6 +58,7 @@ class ClassStats:
             "classes": [{"class": c, "geometry": g, "count": n} for (c, g), n in sorted(self.shapes.items())],
             "tags": [{"name": t, "items": self.item_tags[t], "objects": self.object_tags[t]} for t in tags],
             "datasets": [{"name": d, "items": n} for d, n in self.datasets.items()],
+            "media": {k: round(v, 3) for k, v in self.media.items()},
         }
 
 
@@ -107,6 +110,7 @@ def class_stats(store: Store, project: str) -> ClassStats:
             n = 0
             for _key, raw in scan_items(index, txn, item_prefix(project, dataset)):
                 anns[ItemRecord.raw_blobs(raw)[2]] += 1
+                stats.media.update(ItemRecord.raw_facts(raw) or {})
                 n += 1
             stats.datasets[dataset] = n
             stats.items += n

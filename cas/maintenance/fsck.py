@@ -173,8 +173,9 @@ def _sources_needed(store: Store, bad: set[BlobId], keep: set[bytes],
         needed = {blob_id: SourceNeeded(blob_id, []) for blob_id in left}
         for key, raw in namespace.scan_items(index, txn):
             rec = ItemRecord.decode(raw)
-            uses = (("image", rec.media), ("annotation", rec.ann), ("item meta", rec.meta))
-            for role, blob in uses if resets_counted else uses[:1]:
+            related = [("related file", blob) for _name, blob, _size in rec.related or ()]
+            uses = (("image", rec.media), *related, ("annotation", rec.ann), ("item meta", rec.meta))
+            for role, blob in uses if resets_counted else uses[:1 + len(related)]:
                 if blob in needed:
                     need = needed[blob]
                     if len(need.users) < MAX_USERS:
@@ -358,7 +359,8 @@ def _check_namespace(store: Store, report: FsckReport, bad: set[BlobId]) -> None
             rec = ItemRecord.decode(raw)
             if key.rsplit(SEP, 1)[0] not in datasets:
                 report.problems.append(Problem("dangling-item", _label(key), "its dataset does not exist", key=key))
-            for role, blob in (("image", rec.media), ("annotation", rec.ann), ("item meta", rec.meta)):
+            related = [("related file", blob) for _name, blob, _size in rec.related or ()]
+            for role, blob in (("image", rec.media), ("annotation", rec.ann), ("item meta", rec.meta), *related):
                 if blob is None:
                     continue
                 expected[blob] += 1
@@ -368,8 +370,9 @@ def _check_namespace(store: Store, report: FsckReport, bad: set[BlobId]) -> None
                     why = f"its {role} blob {blob} is not in the index"
                 else:
                     continue
-                # Only a lost image costs the item; a lost annotation or item meta is reset.
-                kind = {"image": "damaged-item" if blob in bad else "dangling-item",
+                # Only a lost image costs the item; a lost annotation or item meta is reset; a lost
+                # related file keeps the item, damaged, until a re-import of its bytes heals it.
+                kind = {"image": "damaged-item" if blob in bad else "dangling-item", "related file": "damaged-item",
                         "annotation": "damaged-annotation", "item meta": "damaged-item-meta"}[role]
                 report.problems.append(Problem(kind, _label(key), why, key=key))
         for key, raw in scan_blobs(index, txn):

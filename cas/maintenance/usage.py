@@ -114,9 +114,10 @@ def _add_items(txn: Any, blob_record: Any, pairs: Iterable[tuple[bytes, bytes]],
             if size < 0:
                 unknown += 1
                 size = 0
+        related = ItemRecord.raw_related(raw)
         items += 1
-        logical += size + ann_size + meta_size
-        for blob in (media, ann) if meta is None else (media, ann, meta):
+        logical += size + ann_size + meta_size + sum(n for _blob, n in related)
+        for blob in [media, ann, *([] if meta is None else [meta]), *(b for b, _n in related)]:
             facts = media_facts if blob is media else None
             for t in inner_first:
                 if blob in t.seen:
@@ -194,7 +195,7 @@ def dataset_usage(store: Store, project: str, dataset: str | None = None) -> Usa
                 continue
             for _key, raw in _project_items(index, txn, other):
                 media, _size, ann, _ann_size, meta, _meta_size = ItemRecord.raw_blobs(raw)
-                for blob in (media, ann, meta):
+                for blob in (media, ann, meta, *(b for b, _n in ItemRecord.raw_related(raw))):
                     if blob in total.seen:
                         shared.add(blob)
         for blob in shared:

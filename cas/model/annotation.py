@@ -18,9 +18,10 @@ from typing import Any
 from cas.errors import InvalidInput, shown
 from cas.model.media import check_pixels
 
-SHAPES = ("rectangle", "polygon", "line", "point", "bitmap", "graph", "any")
+SHAPES = ("rectangle", "polygon", "line", "point", "bitmap", "graph", "cuboid_3d", "point_cloud", "any")
+SHAPES_3D = ("cuboid_3d", "point_cloud")
 TAG_TYPES = ("none", "any_number", "any_string", "oneof_string")
-PROJECT_TYPES = ("images", "videos")
+PROJECT_TYPES = ("images", "videos", "point_clouds")
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -38,6 +39,32 @@ def empty_video_annotation(width: int, height: int, frames: int, video_id: bytes
     digest, so equal videos get equal (deduplicated) annotations."""
     return {"size": {"height": height, "width": width}, "description": "", "key": bytes(video_id[:16]).hex(),
             "tags": [], "objects": [], "frames": [], "framesCount": frames}
+
+
+def empty_pointcloud_annotation(cloud_id: bytes) -> dict[str, Any]:
+    """A Supervisely point cloud annotation with nothing in it, keyed as `empty_video_annotation`."""
+    return {"description": "", "key": bytes(cloud_id[:16]).hex(), "tags": [], "objects": [], "figures": []}
+
+
+def empty_item_annotation(project_type: str, width: int, height: int, media: bytes,
+                          facts: dict[str, Any] | None) -> dict[str, Any]:
+    """The empty annotation of an item of a project of `project_type` (its media's id and
+    header facts, `ItemRecord.facts`, key and size a video's)."""
+    if project_type == "videos":
+        return empty_video_annotation(width, height, (facts or {}).get("frames", 0), media)
+    if project_type == "point_clouds":
+        return empty_pointcloud_annotation(media)
+    return empty_annotation(width, height)
+
+
+def annotation_kind(ann: Any) -> str:
+    """The project type whose annotation `ann` looks like: a video's counts frames, a point
+    cloud's has figures and no size."""
+    if isinstance(ann, dict) and "framesCount" in ann:
+        return "videos"
+    if isinstance(ann, dict) and "figures" in ann and "size" not in ann:
+        return "point_clouds"
+    return "images"
 
 
 def dumps(obj: Any) -> bytes:
@@ -225,35 +252,90 @@ class Meta:
             self._check_object(obj, file, f"objects[{i}]")
 
     def check_video_annotation(self, ann: Any, file: str, width: int | None = None,
-                               height: int | None = None) -> None:
-        """Validate a video annotation: size, framesCount, objects (class, key) and the
-        figures of each frame (object key, geometry)."""
+                               height: int | None = None, frames: int | None = None) -> None:
+        """Validate a video annotation: size, framesCount (the video's, when `frames` is
+        given), tags and their frame ranges, objects (class, key, tags) and the figures of
+        each frame (a frame of the video, an object's key, a geometry of its class)."""
         _check_size(ann, file, width, height, "video")
-        _expect(_is_int(ann.get("framesCount")), file, "framesCount", "expected an integer")
+        count = ann.get("framesCount")
+        _expect(_is_int(count) and count >= 0, file, "framesCount", "expected a count of frames")
+        if frames is not None and count != frames:
+            raise InvalidInput(file, f"annotation says {count} frames but the video has {frames}", "framesCount")
+        self._check_video_tags(ann.get("tags", []), file, "tags", count)
+        classes = self._objects(ann.get("objects", []), file,
+                                lambda tags, where: self._check_video_tags(tags, file, where, count))
+        frame_list = ann.get("frames", [])
+        _expect(isinstance(frame_list, list), file, "frames", "expected a list")
+        for i, frame in enumerate(frame_list):
+            where = f"frames[{i}]"
+            _expect(isinstance(frame, dict) and _is_int(frame.get("index")), file, f"{where}.index",
+                    "expected an integer")
+            _expect(0 <= frame["index"] < count, file, f"{where}.index",
+                    f"frame {frame['index']} is past the video's end (frames 0 to {count - 1})")
+            figures = frame.get("figures", [])
+            _expect(isinstance(figures, list), file, f"{where}.figures", "expected a list")
+            for j, fig in enumerate(figures):
+                w = f"{where}.figures[{j}]"
+                cls, geometry = _figure(fig, classes, file, w)
+                self._check_geometry(geometry, fig.get("geometryType"), cls, file, w, f"{w}.geometry")
+
+    def check_pointcloud_annotation(self, ann: Any, file: str, points: int | None = None) -> None:
+        """Validate a point cloud annotation: tags, objects (class, key, tags) and figures (an
+        object's key, a 3D geometry of its class: a cuboid's position, rotation and dimensions,
+        a point_cloud's indices of the cloud's `points`)."""
+        _expect(isinstance(ann, dict), file, "$", "expected a JSON object")
         self._check_tags(ann.get("tags", []), file, "tags")
-        keys = {}
-        objects = ann.get("objects", [])
+        classes = self._objects(ann.get("objects", []), file, lambda tags, where: self._check_tags(tags, file, where))
+        figures = ann.get("figures", [])
+        _expect(isinstance(figures, list), file, "figures", "expected a list")
+        for j, fig in enumerate(figures):
+            w = f"figures[{j}]"
+            cls, geometry = _figure(fig, classes, file, w)
+            gtype = fig.get("geometryType")
+            _expect(gtype in SHAPES_3D, file, f"{w}.geometryType",
+                    f"expected one of {', '.join(SHAPES_3D)}, got {shown(gtype)}")
+            _expect(cls["shape"] in ("any", gtype), file, f"{w}.geometryType",
+                    f"class {cls['title']!r} has shape {cls['shape']}, figure has {gtype}")
+            if gtype == "cuboid_3d":
+                for part in ("position", "rotation", "dimensions"):
+                    vec = geometry.get(part)
+                    _expect(isinstance(vec, dict) and all(_is_num(vec.get(axis)) for axis in "xyz"), file,
+                            f"{w}.geometry.{part}", 'expected {"x": number, "y": number, "z": number}')
+            else:
+                indices = geometry.get("indices")
+                _expect(isinstance(indices, list) and all(_is_int(i) and 0 <= i < (points or 1 << 62)
+                                                          for i in indices), file, f"{w}.geometry.indices",
+                        "expected a list of point indices" + (f" below {points}" if points is not None else ""))
+
+    def _objects(self, objects: Any, file: str, check_tags: Any) -> dict[str, dict[str, Any]]:
+        """The objects of a video or point cloud annotation (key, class, tags checked by
+        `check_tags(tags, where)`), as object key -> its class."""
+        classes: dict[str, dict[str, Any]] = {}
         _expect(isinstance(objects, list), file, "objects", "expected a list")
         for i, obj in enumerate(objects):
             where = f"objects[{i}]"
             _expect(isinstance(obj, dict) and isinstance(obj.get("key"), str), file, f"{where}.key",
                     "expected a string")
+            _expect(obj["key"] not in classes, file, f"{where}.key", f"duplicate object key {obj['key']!r}")
             _expect(_known(obj.get("classTitle"), self.classes), file, f"{where}.classTitle",
                     f"unknown class {shown(obj.get('classTitle'))} (not in meta.json)")
-            keys[obj["key"]] = obj["classTitle"]
-        frames = ann.get("frames", [])
-        _expect(isinstance(frames, list), file, "frames", "expected a list")
-        for i, frame in enumerate(frames):
-            where = f"frames[{i}]"
-            _expect(isinstance(frame, dict) and _is_int(frame.get("index")), file, f"{where}.index",
-                    "expected an integer")
-            figures = frame.get("figures", [])
-            _expect(isinstance(figures, list), file, f"{where}.figures", "expected a list")
-            for j, fig in enumerate(figures):
-                w = f"{where}.figures[{j}]"
-                _expect(isinstance(fig, dict) and _known(fig.get("objectKey"), keys), file, f"{w}.objectKey",
-                        "expected the key of one of the objects")
-                _expect(fig.get("geometryType") in SHAPES, file, f"{w}.geometryType", "unknown geometry")
+            check_tags(obj.get("tags", []), f"{where}.tags")
+            classes[obj["key"]] = self.classes[obj["classTitle"]]
+        return classes
+
+    def _check_video_tags(self, tags: Any, file: str, where: str, frames: int) -> None:
+        """Tags of a video or of one of its objects: as an image's, each with an optional
+        frameRange [first, last] within the video."""
+        self._check_tags(tags, file, where)
+        for i, tag in enumerate(tags):
+            span = tag.get("frameRange")
+            if span is None:
+                continue
+            w = f"{where}[{i}].frameRange"
+            _expect(isinstance(span, list) and len(span) == 2 and all(_is_int(v) for v in span), file, w,
+                    "expected [first, last] frame indices")
+            _expect(0 <= span[0] <= span[1] < frames, file, w,
+                    f"frames {span[0]} to {span[1]} are not within the video's (0 to {frames - 1})")
 
     def _check_tags(self, tags: Any, file: str, where: str) -> None:
         _expect(isinstance(tags, list), file, where, "expected a list")
@@ -277,22 +359,40 @@ class Meta:
         if not _known(title, self.classes):
             raise InvalidInput(file, f"unknown class {shown(title)} (not in meta.json)", f"{where}.classTitle")
         cls = self.classes[title]
-        gtype = obj.get("geometryType", cls["shape"])
-        if gtype not in SHAPES or gtype == "any":
-            raise InvalidInput(file, f"unknown geometry {shown(gtype)}", f"{where}.geometryType")
-        if cls["shape"] not in ("any", gtype):
-            raise InvalidInput(file, f"class {title!r} has shape {cls['shape']}, object has {gtype}",
-                               f"{where}.geometryType")
         tags = obj.get("tags", [])
         if not isinstance(tags, list) or tags:
             self._check_tags(tags, file, f"{where}.tags")
+        self._check_geometry(obj, obj.get("geometryType", cls["shape"]), cls, file, where, where)
+
+    def _check_geometry(self, holder: dict[str, Any], gtype: Any, cls: dict[str, Any], file: str, where: str,
+                        at: str) -> None:
+        """The geometry of a shape of class `cls` (at path `where`), of type `gtype`, whose
+        fields (points, bitmap, nodes) are in `holder` (at path `at`): an image object, or a
+        video figure's `geometry`."""
+        if gtype not in SHAPES or gtype == "any":
+            raise InvalidInput(file, f"unknown geometry {shown(gtype)}", f"{where}.geometryType")
+        if gtype in SHAPES_3D:
+            raise InvalidInput(file, f"{gtype} is a geometry of point clouds, not of images and videos",
+                               f"{where}.geometryType")
+        if cls["shape"] not in ("any", gtype):
+            raise InvalidInput(file, f"class {cls['title']!r} has shape {cls['shape']}, object has {gtype}",
+                               f"{where}.geometryType")
         if gtype == "bitmap":
-            _check_bitmap(obj.get("bitmap"), file, f"{where}.bitmap")
+            _check_bitmap(holder.get("bitmap"), file, f"{at}.bitmap")
         elif gtype == "graph":
             known = cls.get("geometry_config", {}).get("nodes", {})
-            _check_graph(obj.get("nodes"), known, file, f"{where}.nodes")
+            _check_graph(holder.get("nodes"), known, file, f"{at}.nodes")
         else:
-            _check_points(obj.get("points"), gtype, file, where)
+            _check_points(holder.get("points"), gtype, file, at)
+
+
+def _figure(fig: Any, classes: dict[str, dict[str, Any]], file: str, where: str) -> tuple[dict[str, Any], Any]:
+    """(class, geometry) of a video's or point cloud's figure: an object's, by its key."""
+    _expect(isinstance(fig, dict) and _known(fig.get("objectKey"), classes), file, f"{where}.objectKey",
+            f"unknown object key {shown(fig.get('objectKey') if isinstance(fig, dict) else fig)} (not in objects)")
+    geometry = fig.get("geometry")
+    _expect(isinstance(geometry, dict), file, f"{where}.geometry", "expected an object")
+    return classes[fig["objectKey"]], geometry
 
 
 def _check_size(ann: Any, file: str, width: int | None, height: int | None, media: str) -> None:

@@ -2,25 +2,74 @@
 converter reads and writes it):
 
     meta.json
-    <dataset>/img/<item>             (a video project: video/<item>)
+    <dataset>/img/<item>             (a video project: video/<item>, point clouds: pointcloud/)
     <dataset>/ann/<item>.json
-    <dataset>/meta/<item>.json       (item meta, when an item has one)
-    <dataset>/img_info/<item>.json   (the mount only: width, height, size...)
+    <dataset>/meta/<item>.json       (item meta, when an item has one; image projects only)
+    <dataset>/img_info/<item>.json   (the mount only: width, height, size...; video_info/,
+                                      pointcloud_info/ in those projects, as the SDK names them)
+    <dataset>/related_images/<item with . as _>/<file>
+                                     (a point cloud's camera images, their <image>.json and
+                                      <image>.figures.json)
     <dataset>/datasets/<child>/...   (nested datasets)
+
+Each project type has its own sections (`Sections`): the SDK's Dataset class of that type
+takes any other folder for a nested dataset, and warns when it is not one.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 META_NAME = "meta.json"
 NESTED = "datasets"
-MEDIA_SECTIONS = ("img", "video")
-JSON_SECTIONS = ("ann", "meta", "img_info")
-SECTIONS = (*MEDIA_SECTIONS, *JSON_SECTIONS, NESTED)
+
+
+@dataclass(frozen=True, slots=True)
+class Sections:
+    """The folders of a dataset of one project type."""
+
+    media: str
+    info: str
+    meta: str | None = None  # item meta
+    related: str | None = None  # each item's related files, in <related>/<related_folder(item)>/
+
+    @property
+    def listed(self) -> tuple[str, ...]:
+        """What a dataset folder lists (nested datasets aside)."""
+        return (self.media, "ann", *((self.meta,) if self.meta else ()), self.info,
+                *((self.related,) if self.related else ()))
+
+
+LAYOUTS = {
+    "images": Sections("img", "img_info", "meta"),
+    "videos": Sections("video", "video_info"),
+    "point_clouds": Sections("pointcloud", "pointcloud_info", related="related_images"),
+}
+MEDIA_SECTIONS = tuple(s.media for s in LAYOUTS.values())
+INFO_SECTIONS = tuple(s.info for s in LAYOUTS.values())
+JSON_SECTIONS = ("ann", "meta", *INFO_SECTIONS)
+RELATED_SECTIONS = tuple(s.related for s in LAYOUTS.values() if s.related)
+SECTIONS = (*MEDIA_SECTIONS, *JSON_SECTIONS, *RELATED_SECTIONS, NESTED)
+
+
+def sections(project_type: str) -> Sections:
+    """The folders of a dataset in a project of `project_type`."""
+    return LAYOUTS.get(project_type, LAYOUTS["images"])
 
 
 def media_section(project_type: str) -> str:
-    """Where a project's media files are: video/ in a video project, else img/."""
-    return "video" if project_type == "videos" else "img"
+    """Where a project's media files are: video/ in a video project, img/ in an image one..."""
+    return sections(project_type).media
+
+
+def project_type_of(media: str) -> str:
+    """The project type whose media section is `media` ('video' -> 'videos')."""
+    return next(kind for kind, s in LAYOUTS.items() if s.media == media)
+
+
+def related_folder(item: str) -> str:
+    """The folder of an item's related files, as the SDK names it ('a.pcd' -> 'a_pcd')."""
+    return item.replace(".", "_")
 
 
 def dataset_folder(dataset: str) -> str:

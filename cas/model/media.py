@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import mimetypes
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import IO, TYPE_CHECKING, Any
 
 from cas.config import settings
@@ -103,6 +103,11 @@ class MediaInfo:
     height: int
     mime: str
 
+    def facts(self) -> dict[str, Any] | None:
+        """What the header says beyond the size and type (a video's frames...), as the item
+        record keeps it; None for an image."""
+        return None
+
 
 def is_image_name(name: str) -> bool:
     dot = name.rfind(".")
@@ -157,11 +162,35 @@ def is_video_name(name: str) -> bool:
 @dataclass(frozen=True, slots=True)
 class VideoInfo(MediaInfo):
     frames: int = 0
+    duration: float = 0.0  # seconds
+    counted: bool = False  # the container stores the frame count (else: duration x rate)
+
+    def facts(self) -> dict[str, Any] | None:
+        return {"frames": self.frames, "duration": self.duration}
+
+    @property
+    def exact_frames(self) -> int | None:
+        """The frame count when the container stores it (an annotation must say the same)."""
+        return self.frames if self.counted else None
+
+
+def info_fields(info: MediaInfo) -> dict[str, Any] | None:
+    """The fields of `info` beyond a MediaInfo's (None for an image), to remember it by (`info_of`)."""
+    return {f.name: getattr(info, f.name) for f in fields(info)[3:]} or None
+
+
+def info_of(width: int, height: int, mime: str, extra: dict[str, Any] | None) -> MediaInfo:
+    """The MediaInfo (or VideoInfo...) that `info_fields` gave `extra`."""
+    if not extra:
+        return MediaInfo(width, height, mime)
+    kind = next(k for k in _KINDS if {f.name for f in fields(k)[3:]} == extra.keys())
+    return kind(width, height, mime, **extra)
 
 
 def probe_video(source: str | bytes, label: str) -> VideoInfo:
-    """Width, height and frame count from the container (PyAV; no frame is decoded). When
-    the container does not store a frame count (Matroska, WebM), it is duration x rate."""
+    """Width, height, frame count and duration from the container (PyAV; no frame is
+    decoded). When the container does not store a frame count (Matroska, WebM), it is
+    duration x rate."""
     import av  # only video imports pay for loading FFmpeg
     try:
         with av.open(io.BytesIO(source) if isinstance(source, bytes) else source, "r") as container:
@@ -169,9 +198,10 @@ def probe_video(source: str | bytes, label: str) -> VideoInfo:
                 raise InvalidInput(label, "no video stream")
             stream = container.streams.video[0]
             width, height, frames = stream.width, stream.height, stream.frames
+            counted = bool(frames)
+            seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else \
+                (container.duration or 0) / 1_000_000
             if not frames:
-                seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else \
-                    (container.duration or 0) / 1_000_000
                 frames = round(seconds * float(stream.average_rate or 0))
             fmt = container.format.name
     except InvalidInput:
@@ -181,4 +211,66 @@ def probe_video(source: str | bytes, label: str) -> VideoInfo:
     if width <= 0 or height <= 0:
         raise InvalidInput(label, f"video has no pixels ({width}x{height})")
     mime = mimetypes.guess_type(label)[0] or f"video/{fmt.split(',')[0]}"
-    return VideoInfo(width, height, mime, frames)
+    return VideoInfo(width, height, mime, frames, round(seconds, 3), counted)
+
+
+POINTCLOUD_EXTENSIONS = frozenset({".pcd"})
+PCD_MIME = "application/x-pcd"
+_PCD_TYPES = {"F": (4, 8), "I": (1, 2, 4, 8), "U": (1, 2, 4, 8)}
+
+
+def is_pointcloud_name(name: str) -> bool:
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in POINTCLOUD_EXTENSIONS
+
+
+@dataclass(frozen=True, slots=True)
+class PointcloudInfo(MediaInfo):
+    points: int = 0
+
+    def facts(self) -> dict[str, Any] | None:
+        return {"points": self.points}
+
+
+def probe_pointcloud(head: bytes, size: int, label: str) -> PointcloudInfo:
+    """The point count of a PCD file (v0.5 to v0.7) from its header in `head`, the file's
+    first bytes (no point is parsed); a binary body shorter than POINTS x the point's bytes
+    is refused as truncated."""
+    header: dict[str, list[str]] = {}
+    at = 0
+    while "DATA" not in header:
+        end = head.find(b"\n", at)
+        if end < 0:
+            raise InvalidInput(label, "not a PCD file (no DATA line in its header)")
+        line = head[at:end].decode("ascii", "replace").strip()
+        at = end + 1
+        if line and not line.startswith("#"):
+            key, *values = line.split()
+            header[key.upper()] = values
+    try:
+        points = int(header["POINTS"][0]) if "POINTS" in header else \
+            int(header["WIDTH"][0]) * int(header["HEIGHT"][0])
+        sizes = [int(v) for v in header["SIZE"]]
+        counts = [int(v) for v in header.get("COUNT", ["1"] * len(sizes))]
+        types = header["TYPE"]
+    except (KeyError, IndexError, ValueError):
+        raise InvalidInput(label, "PCD header lacks POINTS (or WIDTH and HEIGHT), SIZE or TYPE, or has a "
+                                  "non-number there") from None
+    data = header["DATA"][0].lower() if header["DATA"] else ""
+    if points < 0 or not (len(sizes) == len(types) == len(counts) == len(header.get("FIELDS", sizes))) or any(
+            t not in _PCD_TYPES or n not in _PCD_TYPES[t] for t, n in zip(types, sizes, strict=True)):
+        raise InvalidInput(label, "PCD header: FIELDS, SIZE, TYPE and COUNT do not agree")
+    if data not in ("ascii", "binary", "binary_compressed"):
+        raise InvalidInput(label, f"PCD header: DATA {data!r} is not ascii, binary or binary_compressed")
+    body = points * sum(n * c for n, c in zip(sizes, counts, strict=True))
+    if data == "binary" and size - at < body:
+        raise InvalidInput(label, f"truncated PCD: {points} points need {body} bytes, the file has {size - at}")
+    return PointcloudInfo(0, 0, PCD_MIME, points)
+
+
+def is_media_name(name: str) -> bool:
+    """An image's, a video's or a point cloud's file name."""
+    return is_image_name(name) or is_video_name(name) or is_pointcloud_name(name)
+
+
+_KINDS = (VideoInfo, PointcloudInfo)

@@ -330,6 +330,8 @@ def add_remote_sizes(sizes: dict[BlobId, int], rec: ItemRecord, link: bytes | No
     sizes[rec.ann] = rec.ann_size
     if rec.meta is not None:
         sizes[rec.meta] = rec.meta_size
+    for _name, blob, size in rec.related or ():
+        sizes[blob] = size
 
 
 def adopt_version(store: Store, version: Version, batch: int = 50_000) -> None:

@@ -274,3 +274,57 @@ def test_a_drop_still_waiting_at_unmount_is_imported_then(tmp_path):
     with Store(store) as s:
         assert s.ns.count_items("photos", "photos") == 3
     assert_daemon_was_clean(store)
+
+
+@pytest.mark.parametrize(("kind", "project_class"), [("videos", "VideoProject"), ("point_clouds", "PointcloudProject")])
+def test_sdk_projects_of_other_kinds_dropped_at_the_root_import_as_cas_import_does(
+        tmp_path, kind, project_class, sdk_video_project, sdk_pointcloud_project):
+    from tests.sdk_projects import assert_same_project, sdk_read
+
+    src = sdk_video_project if kind == "videos" else sdk_pointcloud_project
+    store = new_store(tmp_path)
+    with mounted(store, tmp_path / "mnt") as mnt:
+        proc = subprocess.run(["cp", "-r", src, mnt / "p"], capture_output=True, text=True, timeout=WATCHDOG)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        waited = wait_imported(mnt)
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        assert_same_project(sdk_read(mnt / "p", project_class), sdk_read(src, project_class), kind)
+    with Store(store) as s, Store.init(tmp_path / "reference") as reference:
+        import_source(reference, src, "p", detect_format(src))
+        assert s.ns.project("p").meta == reference.ns.project("p").meta
+        assert blobs_of(s, "p") == blobs_of(reference, "p")
+    assert_daemon_was_clean(store)
+
+
+def blobs_of(store: Store, project: str) -> dict[str, list[tuple]]:
+    """Each item of a project with its media, annotation and related files' blobs."""
+    return {d: [(name, rec.media, rec.ann, rec.related) for name, rec in store.ns.items(project, d)]
+            for d in store.ns.datasets(project)}
+
+
+def test_a_video_project_made_in_the_mount_keeps_its_own_folders(tmp_path):
+    store = new_store(tmp_path)
+    with mounted(store, tmp_path / "mnt") as mnt:
+        (mnt / "v").mkdir()
+        (mnt / "v/meta.json").write_text(json.dumps({"classes": [], "tags": [], "projectType": "videos"}))
+        (mnt / "v/day/video").mkdir(parents=True)  # its kind's folder: no drop
+        assert "none waiting" in (mnt / ".cas/status").read_text()
+        assert sorted(os.listdir(mnt / "v/day")) == ["ann", "video", "video_info"]
+
+
+def test_meta_and_annotations_written_before_a_kinds_folder_go_into_the_drop(tmp_path, sdk_video_project):
+    store = new_store(tmp_path)
+    with mounted(store, tmp_path / "mnt") as mnt:
+        (mnt / "v").mkdir()
+        shutil.copy(sdk_video_project / "meta.json", mnt / "v/meta.json")  # the SDK's: no projectType
+        (mnt / "v/day/ann").mkdir(parents=True)
+        shutil.copy(sdk_video_project / "day/ann/a.mp4.json", mnt / "v/day/ann/a.mp4.json")  # waits for its video
+        (mnt / "v/day/video").mkdir()  # a video project: the folder becomes a drop, with what was written
+        shutil.copy(sdk_video_project / "day/video/a.mp4", mnt / "v/day/video/a.mp4")
+        assert wait_imported(mnt).returncode == 0
+    reference = tmp_path / "reference"
+    shutil.copytree(sdk_video_project, reference, ignore=shutil.ignore_patterns("night", "key_id_map.json"))
+    with Store(store) as s, Store.init(tmp_path / "ref-store") as ref:
+        import_source(ref, reference, "v", detect_format(reference))
+        assert s.ns.project("v").meta == ref.ns.project("v").meta and blobs_of(s, "v") == blobs_of(ref, "v")
+    assert_daemon_was_clean(store)

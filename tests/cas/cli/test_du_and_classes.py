@@ -90,7 +90,7 @@ def test_stats_classes_table_and_json(two: Path) -> None:
                     "objects": 1, "classes": [{"class": "car", "geometry": "rectangle", "count": 1}],
                     "tags": [{"name": "occluded", "items": 0, "objects": 1},
                              {"name": "weather", "items": 1, "objects": 0}],
-                    "datasets": [{"name": "d", "items": 2}, {"name": "links", "items": 2}]}
+                    "datasets": [{"name": "d", "items": 2}, {"name": "links", "items": 2}], "media": {}}
 
 
 def test_stats_classes_without_a_project_is_a_usage_error(two: Path) -> None:

@@ -188,3 +188,21 @@ def test_a_store_without_entries_stats_no_file_before_reading_it(store, tmp_path
     assert import_folder(store, paths, "a").files_unread == 0
     assert looked_up == []  # nothing to find: each file is read once, and stat'ed only as it is
     assert import_folder(store, paths, "b").files_unread == 20 and len(looked_up) == 20
+
+
+def test_a_changed_related_file_is_imported_though_the_media_is_known(store, tmp_path, no_racy_window):
+    cloud = tmp_path / "a.pcd"
+    cloud.write_bytes(b"VERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 1\nHEIGHT 1\n"
+                      b"POINTS 1\nDATA ascii\n1 2 3\n")
+    first, second = write_images(tmp_path / "cams", 2)
+
+    def import_cloud(camera):
+        with ImportSession(store, "p", project_type="point_clouds", overwrite=True) as session:
+            session.add_item("ds", "a.pcd", cloud, related=(("front.jpg", str(camera), str(camera)),))
+            return session.commit()
+
+    import_cloud(first)
+    report = import_cloud(second)  # the cloud from the stat cache, its annotation kept, one camera image new
+    assert report.files_unread == 1 and report.items_skipped == 0
+    _name, blob, _size = store.ns.item("p", "ds", "a.pcd").related_file("front.jpg")
+    assert blob == hash_bytes(second.read_bytes())

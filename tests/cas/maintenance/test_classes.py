@@ -28,6 +28,7 @@ def test_objects_tags_and_datasets_of_a_project(built: Store) -> None:
                     {"class": "road", "geometry": "polygon", "count": 1}],
         "tags": [{"name": "occluded", "items": 0, "objects": 3}, {"name": "weather", "items": 3, "objects": 0}],
         "datasets": [{"name": "train", "items": 2}, {"name": "train/night", "items": 1}, {"name": "val", "items": 1}],
+        "media": {},  # an image has no header facts beyond its size
     }
 
 

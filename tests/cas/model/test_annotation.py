@@ -94,3 +94,16 @@ def test_a_bad_value_is_shown_as_the_json_writes_it(ann, said) -> None:  # not a
     meta = Meta({"classes": [], "tags": [{"name": "seen", "value_type": "none"}]}, "meta.json")
     with pytest.raises(InvalidInput, match=re.escape(said)):
         meta.check_annotation({"size": {"width": 4, "height": 4}, **ann}, "ann/x.json", 4, 4)
+
+
+def test_annotation_kind_tells_videos_and_point_clouds_from_images():
+    from cas.model.annotation import (
+        annotation_kind,
+        empty_annotation,
+        empty_pointcloud_annotation,
+        empty_video_annotation,
+    )
+
+    assert annotation_kind(empty_video_annotation(4, 3, 10, b"\1" * 16)) == "videos"
+    assert annotation_kind(empty_pointcloud_annotation(b"\1" * 16)) == "point_clouds"
+    assert annotation_kind(empty_annotation(4, 3)) == annotation_kind([]) == "images"

@@ -1,0 +1,141 @@
+"""Projects of the kinds beyond images written by the Supervisely SDK's own classes, and what
+the SDK reads back from a project folder (a source, an export, a mount), for the tests that
+import, export and mount them (tests/converters/test_sly_videos.py, test_sly_pointclouds.py, and their mount tests).
+Made once per run: the SDK takes seconds to start."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.tools import run_tool
+
+# A video project: two videos made with OpenCV's encoder, objects with tags over frame ranges,
+# rectangles and polygons on some frames, a video tag over every frame; two datasets.
+VIDEO_PROJECT = r"""
+import os, sys, numpy as np, cv2, supervisely as sly
+root, scratch = sys.argv[1], sys.argv[2]
+os.makedirs(scratch, exist_ok=True)
+
+def video(name, frames, size):
+    path = os.path.join(scratch, name)
+    out = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
+    for i in range(frames):
+        out.write(np.full((size[1], size[0], 3), i * 20 % 255, np.uint8))
+    out.release()
+    return path
+
+car = sly.ObjClass("car", sly.Rectangle)
+lane = sly.ObjClass("lane", sly.Polygon)
+weather = sly.TagMeta("weather", sly.TagValueType.ANY_STRING)
+moving = sly.TagMeta("moving", sly.TagValueType.NONE)
+meta = sly.ProjectMeta(obj_classes=[car, lane], tag_metas=[weather, moving])
+project = sly.VideoProject(root, sly.OpenMode.CREATE)
+project.set_meta(meta)
+for ds_name, name, frames, size in (("day", "a.mp4", 12, (64, 48)), ("night", "b.mp4", 8, (80, 60))):
+    ds = project.create_dataset(ds_name)
+    c = sly.VideoObject(car, tags=sly.VideoTagCollection([sly.VideoTag(moving, frame_range=(2, 5))]))
+    l = sly.VideoObject(lane)
+    figures = [sly.Frame(i, figures=[sly.VideoFigure(c, sly.Rectangle(1, 1, 10 + i, 20), i),
+                                      sly.VideoFigure(l, sly.Polygon([sly.PointLocation(1, 1), sly.PointLocation(5, 9),
+                                                                      sly.PointLocation(9, 2)]), i)])
+               for i in range(0, frames, 3)]
+    ann = sly.VideoAnnotation((size[1], size[0]), frames, objects=sly.VideoObjectCollection([c, l]),
+                              frames=sly.FrameCollection(figures),
+                              tags=sly.VideoTagCollection([sly.VideoTag(weather, "sunny",
+                                                                        frame_range=(0, frames - 1))]))
+    ds.add_item_file(name, video(name, frames, size), ann=ann)
+"""
+
+# A point cloud project: one cloud as PCD v0.7 ASCII, one binary; a cuboid on each; two camera
+# images (with their camera JSON) related to the first. The SDK writes no related images: they
+# are written as PointcloudDataset.get_related_images reads them.
+POINTCLOUD_PROJECT = r"""
+import json, os, sys, numpy as np, cv2, supervisely as sly
+from supervisely.geometry.cuboid_3d import Cuboid3d, Vector3d
+root, scratch = sys.argv[1], sys.argv[2]
+os.makedirs(scratch, exist_ok=True)
+
+def cloud(name, n, binary):
+    points = np.arange(n * 3, dtype=np.float32).reshape(n, 3) / 10
+    path = os.path.join(scratch, name)
+    with open(path, "wb") as f:
+        f.write(("# .PCD v0.7 - Point Cloud Data file format\nVERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\n"
+                 f"COUNT 1 1 1\nWIDTH {n}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {n}\n"
+                 f"DATA {'binary' if binary else 'ascii'}\n").encode())
+        f.write(points.tobytes() if binary else "".join(f"{x:g} {y:g} {z:g}\n" for x, y, z in points).encode())
+    return path
+
+car = sly.ObjClass("car", Cuboid3d)
+meta = sly.ProjectMeta(obj_classes=[car], tag_metas=[sly.TagMeta("parked", sly.TagValueType.NONE)])
+project = sly.PointcloudProject(root, sly.OpenMode.CREATE)
+project.set_meta(meta)
+ds = project.create_dataset("ds0")
+for name, n, binary in (("a.pcd", 5, False), ("b.pcd", 7, True)):
+    obj = sly.PointcloudObject(car, tags=sly.VideoTagCollection([sly.VideoTag(meta.get_tag_meta("parked"))]))
+    figure = sly.PointcloudFigure(obj, Cuboid3d(Vector3d(1, 2, 3), Vector3d(0, 0, 0.5), Vector3d(4, 2, 1.5)))
+    ann = sly.PointcloudAnnotation(objects=sly.VideoObjectCollection([obj]), figures=[figure])
+    ds.add_item_file(name, cloud(name, n, binary), ann=ann)
+related = ds.get_related_images_path("a.pcd")
+os.makedirs(related)
+for camera, shade in (("front.png", 90), ("left.png", 40)):
+    cv2.imwrite(os.path.join(related, camera), np.full((20, 30, 3), shade, np.uint8))
+    with open(os.path.join(related, camera + ".json"), "w") as f:
+        json.dump({"name": camera, "meta": {"deviceId": camera, "sensorsData": {
+            "extrinsicMatrix": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],
+            "intrinsicMatrix": [1, 0, 0, 0, 1, 0, 0, 0, 1]}}}, f)
+"""
+
+# What the SDK reads from a project folder, as JSON: fails on any warning the SDK logs.
+READ = r"""
+import hashlib, json, logging, os, sys, supervisely as sly
+warnings = []
+class Catch(logging.Handler):
+    def emit(self, record):
+        warnings.append(record.getMessage())
+sly.logger.addHandler(Catch(logging.WARNING))
+cls = getattr(sly, sys.argv[2])
+project = cls(sys.argv[1], sly.OpenMode.READ)
+out = {"meta": project.meta.to_json(), "items": {}, "warnings": warnings}
+for ds in project.datasets:
+    for name in sorted(ds):
+        paths = ds.get_item_paths(name)
+        ann = ds.get_ann(name, project.meta)
+        media = open(paths[0], "rb").read()
+        item = out["items"][f"{ds.name}/{name}"] = {"ann": ann.to_json(), "media": hashlib.sha256(media).hexdigest()}
+        if hasattr(ds, "get_related_images"):
+            item["related"] = sorted([os.path.basename(path), hashlib.sha256(open(path, "rb").read()).hexdigest(),
+                                      info] for path, info in ds.get_related_images(name))
+print(json.dumps(out, sort_keys=True))
+"""
+
+
+def sdk_read(path: Path, project_class: str) -> dict:
+    """What `sly.<project_class>(path, READ)` reads: meta, each item's annotation and media digest."""
+    return json.loads(run_tool("sly", READ, str(path), project_class).strip().splitlines()[-1])
+
+
+def assert_same_project(seen: dict[str, Any], source: dict[str, Any], project_type: str) -> None:
+    """What the SDK read is what it reads from the source, meta.json naming the project type
+    besides (the SDK writes none; the store says what it holds)."""
+    assert not seen["warnings"] and seen["items"] and seen["items"] == source["items"]
+    assert seen["meta"].pop("projectType") == project_type and seen["meta"] == source["meta"]
+
+
+@pytest.fixture(scope="session")
+def sdk_video_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `sly.VideoProject` written by the SDK (see VIDEO_PROJECT)."""
+    root = tmp_path_factory.mktemp("sdk_videos")
+    run_tool("sly", VIDEO_PROJECT, str(root / "videos"), str(root / "scratch"))
+    return root / "videos"
+
+
+@pytest.fixture(scope="session")
+def sdk_pointcloud_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `sly.PointcloudProject` written by the SDK, related images as it reads them (POINTCLOUD_PROJECT)."""
+    root = tmp_path_factory.mktemp("sdk_pointclouds")
+    run_tool("sly", POINTCLOUD_PROJECT, str(root / "clouds"), str(root / "scratch"))
+    return root / "clouds"
