@@ -29,7 +29,7 @@ import msgpack
 from cas.blobs.catalog import apply_deltas, known_intact, record_link, record_new_blob
 from cas.blobs.links import UrlChecker, check_url, link_id
 from cas.blobs.spool import Spooled, spool_bytes
-from cas.errors import CasError, InvalidInput, NotFound
+from cas.errors import CasError, InvalidInput, InvalidName, NotFound
 from cas.ids import BlobId
 from cas.index import item_key
 from cas.ingest import statcache
@@ -233,10 +233,11 @@ class ImportSession:
         """
         self._interrupts.check()
         self.add_dataset(dataset)
-        check_name(name, "item name")
-        for rel, _path, rel_label in related:
-            check_name(rel, f"related file name ({rel_label})")
-        task: Task = (dataset, name, media, ann, item_meta, label or f"{dataset}/img/{name}",
+        label = label or f"{dataset}/img/{name}"
+        if not self._names_ok(label, [("item name", name)] + [(f"related file name ({rel_label})", rel)
+                                                              for rel, _path, rel_label in related]):
+            return
+        task: Task = (dataset, name, media, ann, item_meta, label,
                       ann_label or f"{dataset}/ann/{name}.json", related)
         self._queued += 1
         if not isinstance(media, (str, bytes, os.PathLike)):
@@ -254,8 +255,9 @@ class ImportSession:
         `ann` and the image size from the source format when it has them."""
         self._interrupts.check()
         self.add_dataset(dataset)
-        check_name(name, "item name")
         label = label or f"{dataset}/img/{name}"
+        if not self._names_ok(label, [("item name", name)]):
+            return
         check_url(url, self.store.config.allow_roots, label, public_only=self.store.net.public_links_only)
         if ann is None:
             ann_sp = self._empty_link_annotation(width, height)
@@ -278,7 +280,8 @@ class ImportSession:
         staged = 0
         for name, url, size, etag, line in links:
             interrupts.check()
-            check_name(name, "item name")
+            if not self._names_ok(f"{source}:{line}", [("item name", name)]):
+                continue
             try:
                 check(url, source)
             except InvalidInput as e:
@@ -330,6 +333,19 @@ class ImportSession:
         url, size, etag = link
         if not record_link(self.store.index, txn, media, BlobRecord(size, 1, LINK, now, url, etag)):
             deltas[media] += 1
+        return True
+
+    def _names_ok(self, label: str, names: list[tuple[str, str]]) -> bool:
+        """Check an item's names ((what, name) each): a bad one fails the import as an
+        InvalidName, or with `skip_invalid` leaves the item out (rejected, named by `label`)."""
+        try:
+            for what, name in names:
+                check_name(name, what)
+        except InvalidName as e:
+            if not self.skip_invalid:
+                raise
+            self.reject(InvalidInput(label, str(e)))
+            return False
         return True
 
     def reject(self, error: InvalidInput, what: str = "item") -> None:

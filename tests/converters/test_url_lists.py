@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cas import Store
-from cas.errors import InvalidInput
+from cas.errors import InvalidInput, InvalidName
 from cas.records import LINK
 from converters.ingest import detect_format, import_source
 from tests.conftest import jpeg_bytes
@@ -74,3 +74,14 @@ def test_head_failure_is_reported_with_the_line(store: Store, http_server: Range
     with pytest.raises(InvalidInput, match=r"urls\.txt:2: .*missing\.jpg: HTTP 404"):
         import_source(store, src, "p", "links", None)
     assert not store.ns.has_project("p")
+
+
+def test_skip_invalid_leaves_out_a_link_with_a_bad_name(store: Store, tmp_path: Path) -> None:
+    src = tmp_path / "urls.csv"
+    src.write_text("url,name\nhttp://127.0.0.1:9/a.jpg,a.jpg\nhttp://127.0.0.1:9/b.jpg,..\n")
+    with pytest.raises(InvalidName, match="item name may not be '..'"):
+        import_source(store, src, "p", "links", None, reader_options={"head": False})
+    assert not store.ns.has_project("p")
+    report, _ = import_source(store, src, "p", "links", None, reader_options={"head": False}, skip_invalid=True)
+    assert (report.items_added, report.items_invalid) == (1, 1)
+    assert report.invalid[0].endswith("urls.csv:3: item name may not be '..'")

@@ -127,6 +127,22 @@ def test_skip_invalid_counts_and_continues(store):
     assert "bad.jpg: not a readable image" in report.invalid[0]
 
 
+def test_skip_invalid_leaves_out_an_item_with_a_bad_name_and_names_it(store):
+    with ImportSession(store, "p", skip_invalid=True) as s:
+        s.add_item("d", "good.jpg", jpeg_bytes())
+        s.add_item("d", "ctl\x01.jpg", jpeg_bytes(), label="src/ctl.jpg")
+        s.add_item("d", "rel.pcd", jpeg_bytes(), related=(("a/b.png", "x", "src/rel/a_b.png"),))
+        s.add_link("d", "..", "http://127.0.0.1:9/x.jpg", label="urls.txt:3")
+        s.add_links("d", [("n" * 256, "http://127.0.0.1:9/y.jpg", -1, None, 7),
+                          ("ok.jpg", "http://127.0.0.1:9/z.jpg", -1, None, 8)], "urls.txt")
+        report = s.commit()
+    assert (report.items_added, report.items_invalid) == (2, 4)
+    assert [line.split(": ")[0] for line in report.invalid] == ["src/ctl.jpg", "d/img/rel.pcd", "urls.txt:3",
+                                                                "urls.txt:7"]
+    assert "control characters" in report.invalid[0] and "slash" in report.invalid[1]
+    assert sorted(n for n, _ in store.ns.items("p", "d")) == ["good.jpg", "ok.jpg"]
+
+
 @pytest.mark.parametrize("name", ["../x", "a/b", "nul\x00byte", "n" * 256])
 def test_bad_item_names_are_refused_before_anything_is_read(store, name):
     from cas import InvalidName
