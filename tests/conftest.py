@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,11 @@ from cas import BlobId, Store
 from cas.store import has_store_data
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A suite started in the background of a non-interactive shell inherits SIGINT ignored, and so
+# would every command it starts (the Ctrl-C tests then never see their signal): take it back.
+# A handler (not SIG_IGN) is reset on exec, so child processes get Python's default too.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def damage_blob(store: Store, blob_id: bytes, data: bytes = b"", at: int = 0) -> tuple[str, int]:
