@@ -191,23 +191,18 @@ class ItemRecord:
         return fields[0], fields[4], fields[5]
 
     @staticmethod
-    def raw_blobs(raw: bytes) -> tuple[bytes, int, bytes, int, bytes | None, int]:
-        """(media id, media size, annotation id, its size, item meta id or None, its size) of an
-        encoded record, for scans over every item."""
+    def raw_blobs(raw: bytes) -> tuple[bytes, int, bytes, int, bytes | None, int, list[tuple[bytes, int]]]:
+        """(media id, media size, annotation id, its size, item meta id or None, its size,
+        [(blob id, size)] of its related files) of an encoded record, for scans over every item."""
         fields = unpack(raw)
-        return fields[0], fields[2], fields[1], fields[3], fields[8], fields[9]
+        related = [(blob, size) for _name, blob, size in fields[11]] if len(fields) > 11 else []
+        return fields[0], fields[2], fields[1], fields[3], fields[8], fields[9], related
 
     @staticmethod
-    def raw_related(raw: bytes) -> list[tuple[bytes, int]]:
-        """(blob id, size) of each related file of an encoded record (`raw_blobs` has the rest)."""
+    def raw_ann_facts(raw: bytes) -> tuple[bytes, dict[str, Any] | None]:
+        """(annotation id, header facts: a video's frames..., None for an image) of an encoded record."""
         fields = unpack(raw)
-        return [(blob, size) for _name, blob, size in fields[11]] if len(fields) > 11 else []
-
-    @staticmethod
-    def raw_facts(raw: bytes) -> dict[str, Any] | None:
-        """The header facts (a video's frames...) of an encoded record, None for an image."""
-        fields = unpack(raw)
-        return fields[10] if len(fields) > 10 else None
+        return fields[1], fields[10] if len(fields) > 10 else None
 
     @classmethod
     def decode(cls, raw: bytes) -> ItemRecord:

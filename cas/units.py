@@ -81,7 +81,6 @@ def _singular(word: str) -> str:
     return word[:-1]
 
 
-
 FACT_UNITS = {"frames": "frame", "duration": "s", "points": "point"}
 
 

@@ -27,6 +27,7 @@ from cas.model.layout import (
     MEDIA_SECTIONS,
     META_NAME,
     NESTED,
+    RELATED,
     dataset_folder,
     json_name,
     project_type_of,
@@ -82,7 +83,6 @@ def count(path: Path) -> int:
 
 read_json_file = text.read_json
 KEY_ID_MAP = "key_id_map.json"
-RELATED = "related_images"  # the one related section (point clouds'): `cas.model.layout`
 # The map the SDK writes for a project of its own (no server ids)
 EMPTY_KEY_ID_MAP: dict[str, dict[str, int]] = {"tags": {}, "objects": {}, "figures": {}, "videos": {}}
 

@@ -145,10 +145,6 @@ class View:
             hit = self._sections[project] = (now, sections(self.source.project(project).project_type))
         return hit[1]
 
-    def media_dir(self, project: str) -> str:
-        """'img', 'video', ...: where the project's media files are."""
-        return self.sections(project).media
-
     def item(self, t: Target, sized: bool = True) -> ItemRecord:
         """The item a file stands for; without `sized`, as recorded (size -1: a link whose
         size is not known yet)."""

@@ -234,8 +234,12 @@ class ImportSession:
         self._interrupts.check()
         self.add_dataset(dataset)
         label = label or f"{dataset}/img/{name}"
-        if not self._names_ok(label, [("item name", name)] + [(f"related file name ({rel_label})", rel)
-                                                              for rel, _path, rel_label in related]):
+        try:
+            check_name(name, "item name")
+            for rel, _path, rel_label in related:
+                check_name(rel, f"related file name ({rel_label})")
+        except InvalidName as e:
+            self._refuse_name(e, label)
             return
         task: Task = (dataset, name, media, ann, item_meta, label,
                       ann_label or f"{dataset}/ann/{name}.json", related)
@@ -256,7 +260,10 @@ class ImportSession:
         self._interrupts.check()
         self.add_dataset(dataset)
         label = label or f"{dataset}/img/{name}"
-        if not self._names_ok(label, [("item name", name)]):
+        try:
+            check_name(name, "item name")
+        except InvalidName as e:
+            self._refuse_name(e, label)
             return
         check_url(url, self.store.config.allow_roots, label, public_only=self.store.net.public_links_only)
         if ann is None:
@@ -280,7 +287,10 @@ class ImportSession:
         staged = 0
         for name, url, size, etag, line in links:
             interrupts.check()
-            if not self._names_ok(f"{source}:{line}", [("item name", name)]):
+            try:
+                check_name(name, "item name")
+            except InvalidName as e:
+                self._refuse_name(e, f"{source}:{line}")
                 continue
             try:
                 check(url, source)
@@ -335,18 +345,12 @@ class ImportSession:
             deltas[media] += 1
         return True
 
-    def _names_ok(self, label: str, names: list[tuple[str, str]]) -> bool:
-        """Check an item's names ((what, name) each): a bad one fails the import as an
-        InvalidName, or with `skip_invalid` leaves the item out (rejected, named by `label`)."""
-        try:
-            for what, name in names:
-                check_name(name, what)
-        except InvalidName as e:
-            if not self.skip_invalid:
-                raise
-            self.reject(InvalidInput(label, str(e)))
-            return False
-        return True
+    def _refuse_name(self, error: InvalidName, label: str) -> None:
+        """An item's bad name fails the import as an InvalidName, or with `skip_invalid` leaves
+        the item out (rejected, named by `label`)."""
+        if not self.skip_invalid:
+            raise error
+        self.reject(InvalidInput(label, str(error)))
 
     def reject(self, error: InvalidInput, what: str = "item") -> None:
         """Bad input found by a converter: fail the import, or count it with `skip_invalid`

@@ -109,8 +109,10 @@ def class_stats(store: Store, project: str) -> ClassStats:
         for dataset in sorted(store.ns.datasets(project, txn), key=lambda d: d.split("/")):
             n = 0
             for _key, raw in scan_items(index, txn, item_prefix(project, dataset)):
-                anns[ItemRecord.raw_blobs(raw)[2]] += 1
-                stats.media.update(ItemRecord.raw_facts(raw) or {})
+                ann, facts = ItemRecord.raw_ann_facts(raw)
+                anns[ann] += 1
+                if facts:
+                    stats.media.update(facts)
                 n += 1
             stats.datasets[dataset] = n
             stats.items += n

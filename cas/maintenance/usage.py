@@ -106,7 +106,7 @@ def _add_items(txn: Any, blob_record: Any, pairs: Iterable[tuple[bytes, bytes]],
     inner_first = tallies[::-1]
     items = logical = unknown = 0
     for _key, raw in pairs:
-        media, size, ann, ann_size, meta, meta_size = ItemRecord.raw_blobs(raw)
+        media, size, ann, ann_size, meta, meta_size, related = ItemRecord.raw_blobs(raw)
         media_facts = None
         if size < 0:  # a link imported without a HEAD: a read may have learned its size since
             media_facts = _facts(blob_record(media))
@@ -114,7 +114,6 @@ def _add_items(txn: Any, blob_record: Any, pairs: Iterable[tuple[bytes, bytes]],
             if size < 0:
                 unknown += 1
                 size = 0
-        related = ItemRecord.raw_related(raw)
         items += 1
         logical += size + ann_size + meta_size + sum(n for _blob, n in related)
         for blob in [media, ann, *([] if meta is None else [meta]), *(b for b, _n in related)]:
@@ -194,8 +193,8 @@ def dataset_usage(store: Store, project: str, dataset: str | None = None) -> Usa
             if other == project:
                 continue
             for _key, raw in _project_items(index, txn, other):
-                media, _size, ann, _ann_size, meta, _meta_size = ItemRecord.raw_blobs(raw)
-                for blob in (media, ann, meta, *(b for b, _n in ItemRecord.raw_related(raw))):
+                media, _size, ann, _ann_size, meta, _meta_size, related = ItemRecord.raw_blobs(raw)
+                for blob in (media, ann, meta, *(b for b, _n in related)):
                     if blob in total.seen:
                         shared.add(blob)
         for blob in shared:

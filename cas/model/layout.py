@@ -18,7 +18,7 @@ takes any other folder for a nested dataset, and warns when it is not one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 META_NAME = "meta.json"
 NESTED = "datasets"
@@ -32,18 +32,18 @@ class Sections:
     info: str
     meta: str | None = None  # item meta
     related: str | None = None  # each item's related files, in <related>/<related_folder(item)>/
+    listed: tuple[str, ...] = field(init=False)  # what a dataset folder lists (nested datasets aside)
 
-    @property
-    def listed(self) -> tuple[str, ...]:
-        """What a dataset folder lists (nested datasets aside)."""
-        return (self.media, "ann", *((self.meta,) if self.meta else ()), self.info,
-                *((self.related,) if self.related else ()))
+    def __post_init__(self) -> None:  # kept: asked on every file lookup of the mount
+        object.__setattr__(self, "listed", tuple(s for s in (self.media, "ann", self.meta, self.info, self.related)
+                                                 if s is not None))
 
 
+RELATED = "related_images"
 LAYOUTS = {
     "images": Sections("img", "img_info", "meta"),
     "videos": Sections("video", "video_info"),
-    "point_clouds": Sections("pointcloud", "pointcloud_info", related="related_images"),
+    "point_clouds": Sections("pointcloud", "pointcloud_info", related=RELATED),
 }
 MEDIA_SECTIONS = tuple(s.media for s in LAYOUTS.values())
 INFO_SECTIONS = tuple(s.info for s in LAYOUTS.values())
@@ -55,11 +55,6 @@ SECTIONS = (*MEDIA_SECTIONS, *JSON_SECTIONS, *RELATED_SECTIONS, NESTED)
 def sections(project_type: str) -> Sections:
     """The folders of a dataset in a project of `project_type`."""
     return LAYOUTS.get(project_type, LAYOUTS["images"])
-
-
-def media_section(project_type: str) -> str:
-    """Where a project's media files are: video/ in a video project, img/ in an image one..."""
-    return sections(project_type).media
 
 
 def project_type_of(media: str) -> str:
