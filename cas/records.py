@@ -109,6 +109,10 @@ class BlobRecord:
         """Whether the bytes are an entry of a pack (local or in S3): `pack` and `offset` say where."""
         return self.location in PACKED
 
+    def at_entry(self, location: str, pack: str, offset: int) -> bool:
+        """Whether the record points at the entry at `offset` of pack `pack` of `location` (PACK or S3PACK)."""
+        return self.location == location and self.pack == pack and self.offset == offset
+
     def content_digest(self, blob_id: BlobId) -> BlobId | None:
         """What the bytes must hash to: the id, or for a link the digest a full read learned (None before)."""
         return self.digest if self.location == LINK else blob_id

@@ -26,7 +26,7 @@ from cas.locks import store_lock
 from cas.model.annotation import Meta, loads
 from cas.model.namespace import Namespace
 from cas.outputs import new_file
-from cas.records import LINK, S3PACK, BlobRecord
+from cas.records import S3PACK, BlobRecord
 
 if TYPE_CHECKING:
     from cas.blobs.backends.s3 import S3Backend
@@ -263,7 +263,7 @@ class Store:
             return  # nobody can record it here: each full read learns it again
         with self.index.write() as txn:
             rec = get_blob(self.index, txn, link)
-            if rec is not None and rec.location == LINK:
+            if rec is not None and rec.url is not None:  # a link's record (only links keep a URL)
                 put_blob(self.index, txn, link, replace(rec, size=size, etag=rec.etag or etag, digest=digest))
 
     def flush_cache_counters(self) -> None:

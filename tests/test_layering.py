@@ -368,3 +368,37 @@ def test_the_table_check_sees_every_way_of_naming_a_table(tmp_path):
                       '    doc.get("items", None)\n'
                       '    by_index.values()\n')
     assert table_uses(source) == [(3, "blobs"), (4, "items"), (5, "refs"), (6, "?")]
+
+
+# -- one place per location ------------------------------------------------------------------------
+# Code that needs to know where a blob's bytes are asks its Place (`store.places.of(rec)`) or the
+# location's traits (`traits(location)`): the locations are compared only where they are defined.
+LOCATION_DEFINERS = {"cas/blobs/backends/places.py", "cas/records.py"}
+
+
+def _names_a_location(node: ast.expr) -> bool:
+    """Whether an operand is a location: `x.location`, a variable `location`, or a tuple holding one."""
+    if isinstance(node, ast.Tuple):
+        return any(_names_a_location(e) for e in node.elts)
+    return (isinstance(node, ast.Attribute) and node.attr == "location") or \
+        (isinstance(node, ast.Name) and node.id == "location")
+
+
+def location_comparisons(path: Path) -> list[int]:
+    """The lines of every ==, !=, in or not in whose operands include a location."""
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Compare)
+            and any(isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn)) for op in node.ops)
+            and any(_names_a_location(operand) for operand in [node.left, *node.comparators])]
+
+
+def test_locations_are_compared_only_where_they_are_defined():
+    assert [f"{rel(path)}:{line}" for path in sources() if rel(path) not in LOCATION_DEFINERS
+            for line in location_comparisons(path)] == []
+
+
+def test_the_location_check_sees_a_comparison(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f(rec, old, location):\n    a = rec.location == 's3'\n"
+                     "    b = (old.location, old.pack) != ('pack', 'x')\n    c = location in ('s3',)\n"
+                     "    return a, b, c, rec.location is None, rec.size == 3\n")
+    assert location_comparisons(probe) == [2, 3, 4]

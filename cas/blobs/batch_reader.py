@@ -27,7 +27,7 @@ from cas.blobs.hashing import hash_bytes
 from cas.blobs.pack_runs import WALK_ENTRIES
 from cas.errors import CorruptBlob, NotFound
 from cas.ids import BlobId
-from cas.records import S3PACK, BlobRecord
+from cas.records import BlobRecord
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -63,11 +63,12 @@ def _plan(store: Store, pool: ThreadPoolExecutor,
     by_pack: dict[str, list[tuple[BlobId, BlobRecord]]] = {}
     futures: dict[BlobId, Future[dict[BlobId, bytes]] | None] = {}
     for blob_id, rec in records.items():
-        if rec is not None and rec.location == S3PACK and store.s3 is not None and rec.size > 0 \
-                and not store.cache.holds(blob_id, rec.size):
+        kind = traits(rec.location) if rec is not None else None
+        if rec is not None and kind is not None and kind.packed and not kind.here and store.s3 is not None \
+                and rec.size > 0 and not store.cache.holds(blob_id, rec.size):
             assert rec.pack is not None
             by_pack.setdefault(rec.pack, []).append((blob_id, rec))
-        elif rec is not None and (kind := traits(rec.location)) is not None and kind.here:
+        elif kind is not None and kind.here:
             futures[blob_id] = None
         else:
             futures[blob_id] = pool.submit(lambda b: {b: store.read_bytes(b)}, blob_id)

@@ -8,10 +8,11 @@ import time
 from typing import TYPE_CHECKING
 
 from cas.blobs import damage
+from cas.blobs.backends.places import traits
 from cas.errors import CasError, NotFound
 from cas.ids import BlobId
 from cas.index import Index
-from cas.records import LOCAL, PACK, PACKED, BlobRecord
+from cas.records import LOCAL, PACK, BlobRecord
 
 if TYPE_CHECKING:
     from collections import Counter
@@ -65,9 +66,14 @@ def record_new_blob(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId,
         return False
     refcount, created = (old.refcount, old.created) if old is not None else (refcount, time.time_ns())
     rec = BlobRecord(size, refcount, location, created) if packed is None else \
-        BlobRecord(size, refcount, location if location in PACKED else PACK, created, pack=packed[0], offset=packed[1])
+        BlobRecord(size, refcount, location if _packed(location) else PACK, created, pack=packed[0], offset=packed[1])
     index.put(txn, "blobs", bytes(blob_id), rec.encode())
     return True
+
+
+def _packed(location: str) -> bool:
+    kind = traits(location)
+    return kind is not None and kind.packed
 
 
 def known_intact(index: Index, txn: lmdb.Transaction[bytes], blob_id: BlobId) -> bool:

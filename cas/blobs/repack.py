@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from cas.blobs import damage
 from cas.blobs.backends.packs import HEADER, PackWriter
+from cas.blobs.backends.places import traits
 from cas.blobs.catalog import get_blob, put_blob, scan_blobs
 from cas.blobs.hashing import hash_bytes
 from cas.ids import BlobId
-from cas.records import PACK, BlobRecord
+from cas.records import BlobRecord
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 REWRITE_BELOW = 0.5  # live fraction under which a pack is rewritten
 
 
-def packed_entries(store: Store, location: str = PACK) -> tuple[dict[str, list[tuple[BlobId, int, int]]], set[str]]:
-    """The packed blobs of every pack of `location` (local packs, or S3 pack objects) that
+def packed_entries(store: Store, *, here: bool = True) -> tuple[dict[str, list[tuple[BlobId, int, int]]], set[str]]:
+    """The packed blobs of every pack on this machine (`here`; else of every S3 pack object) that
     records point into, as pack name -> [(id, offset, size)], and the packs holding a blob
     fsck marked damaged (a rewrite would stop at it: left for fsck)."""
     out: dict[str, list[tuple[BlobId, int, int]]] = {}
@@ -37,12 +38,17 @@ def packed_entries(store: Store, location: str = PACK) -> tuple[dict[str, list[t
     with store.index.read() as txn:
         marked = {bytes(blob_id) for blob_id, state in damage.marks(store.index, txn) if state == damage.DAMAGED}
         for key, raw in scan_blobs(store.index, txn):
-            if BlobRecord.raw_is_packed(raw) and (rec := BlobRecord.decode(raw)).location == location:
+            if BlobRecord.raw_is_packed(raw) and _here(rec := BlobRecord.decode(raw)) == here:
                 assert rec.pack is not None
                 out.setdefault(rec.pack, []).append((BlobId(key), rec.offset, rec.size))
                 if key in marked:
                     damaged.add(rec.pack)
     return out, damaged
+
+
+def _here(rec: BlobRecord) -> bool:
+    kind = traits(rec.location)
+    return kind is not None and kind.here
 
 
 def unused_packs(store: Store) -> list[tuple[str, int]]:

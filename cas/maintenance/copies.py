@@ -19,6 +19,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from cas.blobs.backends.packs import entries
+from cas.blobs.backends.places import traits
 from cas.blobs.hashing import hash_bytes, hash_file
 from cas.ids import BlobId
 from cas.records import LOCAL, PACK, S3, S3PACK, BlobRecord
@@ -32,7 +33,7 @@ def find_copies(store: Store, wanted: dict[BlobId, BlobRecord]) -> dict[BlobId, 
     its record re-pointed at that copy (a loose file first, else the first pack entry)."""
     found: dict[BlobId, BlobRecord] = {}
     for blob_id, rec in wanted.items():
-        if rec.location != LOCAL and (size := _loose_size(store, blob_id)) is not None:
+        if not _is(rec, here=True, packed=False) and (size := _loose_size(store, blob_id)) is not None:
             found[blob_id] = replace(rec, size=size, location=LOCAL, pack=None, offset=0)
     left = set(wanted) - set(found)
     for name, path, _size in store.local.list_packs():
@@ -45,7 +46,7 @@ def find_copies(store: Store, wanted: dict[BlobId, BlobRecord]) -> dict[BlobId, 
                 if blob_id not in left:
                     continue
                 old = wanted[blob_id]
-                if (old.location, old.pack, old.offset) != (PACK, name, offset) \
+                if not old.at_entry(PACK, name, offset) \
                         and hash_bytes(os.pread(f.fileno(), size, offset)) == blob_id:
                     found[blob_id] = replace(old, size=size, location=PACK, pack=name, offset=offset)
                     left.discard(blob_id)
@@ -61,7 +62,7 @@ def _s3_copies(store: Store, wanted: dict[BlobId, BlobRecord]) -> dict[BlobId, B
     assert s3 is not None
     found: dict[BlobId, BlobRecord] = {}
     for blob_id, old in wanted.items():
-        size = s3.size_of(blob_id) if old.location != S3 else None
+        size = s3.size_of(blob_id) if not _is(old, here=False, packed=False) else None
         if size is not None and hash_bytes(s3.read_range(blob_id, 0, size)) == blob_id:
             found[blob_id] = replace(old, size=size, location=S3, pack=None, offset=0)
     left = set(wanted) - set(found)
@@ -70,8 +71,7 @@ def _s3_copies(store: Store, wanted: dict[BlobId, BlobRecord]) -> dict[BlobId, B
             continue
         for entry in s3.pack_entries(name, pack_size):
             rec = wanted.get(entry.blob_id)
-            if entry.blob_id not in left or rec is None or (rec.location, rec.pack, rec.offset) == \
-                    (S3PACK, name, entry.offset):
+            if entry.blob_id not in left or rec is None or rec.at_entry(S3PACK, name, entry.offset):
                 continue
             data = s3.get_range(s3.pack_key(name), entry.offset, entry.size, f"pack {name}")
             if hash_bytes(data) == entry.blob_id:
@@ -89,18 +89,7 @@ def _loose_size(store: Store, blob_id: BlobId) -> int | None:
     return size if digest == blob_id else None
 
 
-def copy_path(store: Store, rec: BlobRecord, blob_id: BlobId) -> str | None:
-    """The file that holds a copy `find_copies` found (None: the copy is in S3)."""
-    if rec.location in (S3, S3PACK):
-        return None
-    return store.local.pack_path(rec.pack) if rec.location == PACK and rec.pack is not None \
-        else store.local.path(blob_id)
-
-
-def describe(store: Store, rec: BlobRecord) -> str:
-    """Where a copy `find_copies` found is, for a user."""
-    if rec.location == PACK:
-        return f"pack {rec.pack} at offset {rec.offset}"
-    if store.s3 is not None and rec.location == S3PACK and rec.pack is not None:
-        return f"S3 pack object {store.s3.pack_url(rec.pack)} at offset {rec.offset}"
-    return "its S3 object" if rec.location == S3 else "its loose file"
+def _is(rec: BlobRecord, here: bool, packed: bool) -> bool:
+    """Whether the record's bytes are the store's own, on this machine or not, packed or not."""
+    kind = traits(rec.location)
+    return kind is not None and kind.owns_bytes and kind.here == here and kind.packed == packed

@@ -30,11 +30,11 @@ from cas.ids import BlobId
 from cas.index import SEP, project_key, split_item_key
 from cas.ingest import statcache
 from cas.ingest.journal import ingest_dirs, is_mount_staging, live_records, try_lock
-from cas.maintenance.copies import copy_path, describe, find_copies
+from cas.maintenance.copies import find_copies
 from cas.maintenance.gc import kept_by_versions, orphan_files, remove_path
 from cas.model import namespace
 from cas.model.annotation import dumps, empty_annotation, empty_video_annotation
-from cas.records import PACK, S3, S3PACK, BlobRecord, ItemRecord
+from cas.records import BlobRecord, ItemRecord
 from cas.units import counted
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ def check(store: Store, repair: bool = False, verify: bool = True,
         bad_blobs -= set(copies)
         _check_namespace(store, report, bad_blobs)
         _check_files(store, report, {path for blob_id, rec in copies.items()
-                                     if (path := copy_path(store, rec, blob_id)) is not None})
+                                     if (path := store.places.of(rec).file_of(blob_id, rec)) is not None})
         keep = kept_by_versions(store) if bad_blobs else set()  # what versions hold, walked once
         if repair:
             bad_blobs -= _repair(store, report, bad_blobs, keep, copies)
@@ -198,11 +198,11 @@ def _misplaced(store: Store, report: FsckReport, bad: set[BlobId]) -> dict[BlobI
         records = {blob_id: rec for blob_id in bad if (rec := get_blob(store.index, txn, blob_id)) is not None}
     copies = find_copies(store, records)
     for problem in report.problems:
-        rec = copies.get(BlobId.from_hex(problem.subject)) if problem.kind in ("missing-blob", "corrupt-blob") \
-            else None
-        if rec is not None:
+        blob_id = BlobId.from_hex(problem.subject) if problem.kind in ("missing-blob", "corrupt-blob") else None
+        rec = copies.get(blob_id) if blob_id is not None else None
+        if blob_id is not None and rec is not None:
             problem.kind = "misplaced-blob"
-            problem.detail = f"{problem.detail}; {describe(store, rec)} holds a good copy"
+            problem.detail = f"{problem.detail}; {store.places.of(rec).describe(blob_id, rec)} holds a good copy"
     return copies
 
 
@@ -225,7 +225,8 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
             if BlobRecord.raw_has_url(raw):
                 continue  # a link
             blob_id, rec = BlobId(key), BlobRecord.decode(raw)
-            if rec.location == PACK:
+            kind = traits(rec.location)
+            if kind is not None and kind.packed and kind.here:
                 problem = _check_packed(store, blob_id, rec, verify)
                 report.bytes_verified += rec.size if verify else 0
                 if problem is not None:
@@ -234,7 +235,7 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
                     if problem.detail.endswith(MISSING_PACK):
                         missing_packs[str(rec.pack)] += 1
                 continue
-            if rec.location == S3PACK:
+            if kind is not None and kind.packed:  # in an S3 pack object
                 problem = _check_in_s3_pack(store, blob_id, rec)
                 if problem is not None:
                     report.problems.append(problem)
@@ -242,7 +243,7 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
                 elif remote and verify and rec.pack is not None:
                     in_s3_packs.setdefault(rec.pack, []).append((blob_id, rec.offset, rec.size))
                 continue
-            if rec.location == S3:
+            if kind is not None and not kind.here:  # an S3 object of its own
                 if store.s3 is None:
                     report.problems.append(Problem("missing-blob", str(blob_id),
                                                    "in S3, but no S3 remote is configured"))

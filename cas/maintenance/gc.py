@@ -18,7 +18,7 @@ from cas.ingest import statcache
 from cas.ingest.journal import is_mount_staging
 from cas.maintenance import s3repack
 from cas.maintenance.s3repack import S3PackPlan
-from cas.records import LOCAL, S3, S3PACK, BlobRecord
+from cas.records import LOCAL, BlobRecord
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -128,11 +128,13 @@ def plan(store: Store) -> GcPlan:
             size, refcount, location = BlobRecord.raw_summary(raw)
             if not is_garbage(refcount, key, keep):
                 continue
-            if location == S3 and _young(store, BlobId(key)):
+            kind = traits(location)
+            remote = kind is not None and kind.owns_bytes and not kind.here
+            if remote and not BlobRecord.raw_is_packed(raw) and _young(store, BlobId(key)):
                 out.young_kept += 1  # may belong to a push in progress elsewhere: a later gc
                 continue
             rec = BlobRecord.decode(raw)
-            if rec.location == S3PACK and rec.pack in young:
+            if remote and rec.pack in young:
                 out.young_kept += 1  # its record stays, so that a later gc still finds its pack ours
                 continue
             out.doomed.append((BlobId(key), rec))

@@ -8,6 +8,7 @@ that gc keeps them until released."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from cas.errors import CasError
 from cas.ids import BlobId
 from cas.index import Index
 from cas.locks import store_lock
-from cas.records import S3PACK, BlobRecord
+from cas.records import LOCAL, PACK, S3, S3PACK, BlobRecord
 from cas.store import Store
 from cas.versions.snapshots import materialize, reachable, set_head
 from cas.versions.trees import read_version
@@ -59,28 +60,9 @@ def rebuild_index(root: str | Path) -> RebuildReport:
         store = Store(root)
         try:
             with store.index.write() as txn:
-                found = [(store.local.location, store.local.list_ids())]
-                if store.s3 is not None:
-                    found.append((store.s3.location, store.s3.list_ids()))
-                for location, listing in found:  # local first: a blob in both places is read locally
-                    for blob_id, _where, size in listing:
-                        if blob_id is not None and record_new_blob(store.index, txn, blob_id, size, location):
-                            report.blobs += 1
-                    if location == store.local.location:  # then the packs, read by their entry headers
-                        for name, path, _size in store.local.list_packs():
-                            if name is None:
-                                continue  # not a pack
-                            for blob_id, offset, size in entries(path):
-                                if record_new_blob(store.index, txn, blob_id, size, packed=(name, offset)):
-                                    report.blobs += 1
-                    elif store.s3 is not None:  # then the S3 pack objects, read by their indexes
-                        for name, _url, size in store.s3.list_packs():
-                            if name is None:
-                                continue  # not a pack
-                            for entry in store.s3.pack_entries(name, size):
-                                if record_new_blob(store.index, txn, entry.blob_id, entry.size, S3PACK,
-                                                   packed=(name, entry.offset)):
-                                    report.blobs += 1
+                for blob_id, size, location, packed in _stored(store):
+                    if record_new_blob(store.index, txn, blob_id, size, location, packed=packed):
+                        report.blobs += 1
             remote = store.s3.refs.list() if store.s3 is not None else {}
             heads = {**remote, **_local_heads(root)}  # this store's own refs win
             for project, version_id in sorted(heads.items()):
@@ -98,3 +80,25 @@ def rebuild_index(root: str | Path) -> RebuildReport:
         finally:
             store.close()
     return report
+
+
+def _stored(store: Store) -> Iterator[tuple[BlobId, int, str, tuple[str, int] | None]]:
+    """Every blob whose bytes the store holds, as (id, size, location, (pack, offset) or None):
+    local ones first, so that a blob both here and in S3 is read here; loose files before the
+    packs (read by their entry headers), S3 objects before the pack objects (read by their indexes)."""
+    for blob_id, _where, size in store.local.list_ids():
+        if blob_id is not None:
+            yield blob_id, size, LOCAL, None
+    for name, path, _size in store.local.list_packs():
+        if name is not None:  # else not a pack
+            for blob_id, offset, size in entries(path):
+                yield blob_id, size, PACK, (name, offset)
+    if store.s3 is None:
+        return
+    for blob_id, _where, size in store.s3.list_ids():
+        if blob_id is not None:
+            yield blob_id, size, S3, None
+    for name, _url, size in store.s3.list_packs():
+        if name is not None:
+            for entry in store.s3.pack_entries(name, size):
+                yield entry.blob_id, entry.size, S3PACK, (name, entry.offset)

@@ -62,7 +62,7 @@ def plan(store: Store, dead: Collection[bytes], shared: Collection[bytes],
     remote's versions reach."""
     s3 = store.s3
     assert s3 is not None
-    packed, damaged = packed_entries(store, S3PACK)
+    packed, damaged = packed_entries(store, here=False)
     pending = read_pending(store)
     out = S3PackPlan()
     for name in sorted(set(packed) | pending):
@@ -136,7 +136,7 @@ def _rewrite(store: Store, s3: S3Backend, group: list[Rewrite], pending: set[str
         for rewrite in done:
             for blob_id, offset, _n in rewrite.live:
                 rec = get_blob(store.index, txn, blob_id)
-                if rec is not None and (rec.location, rec.pack, rec.offset) == (S3PACK, rewrite.name, offset):
+                if rec is not None and rec.at_entry(S3PACK, rewrite.name, offset):
                     put_blob(store.index, txn, blob_id, replace(rec, pack=new, offset=where[blob_id]))
     for rewrite in done:
         s3.delete_pack(rewrite.name)

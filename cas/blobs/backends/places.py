@@ -53,6 +53,12 @@ class Place(Protocol):
     def fetcher(self, blob_id: BlobId, rec: BlobRecord) -> Fetcher:
         """A fetcher of exactly the blob's bytes, for a place not `here`."""
 
+    def file_of(self, blob_id: BlobId, rec: BlobRecord) -> str | None:
+        """The file on this machine that holds the bytes (None for a place not `here`)."""
+
+    def describe(self, blob_id: BlobId, rec: BlobRecord) -> str:
+        """Where the bytes are, for a user."""
+
 
 class _Here:
     """What the places on this machine share: reads are preads of `open_fd`."""
@@ -86,6 +92,12 @@ class LocalFiles(_Here):
     def open_fd(self, blob_id: BlobId, rec: BlobRecord) -> tuple[int, int]:
         return self.local.open_fd(blob_id), 0
 
+    def file_of(self, blob_id: BlobId, rec: BlobRecord) -> str | None:
+        return self.local.path(blob_id)
+
+    def describe(self, blob_id: BlobId, rec: BlobRecord) -> str:
+        return "its loose file"
+
     def read_range(self, blob_id: BlobId, rec: BlobRecord, offset: int, length: int) -> bytes:
         return self.local.read_range(blob_id, offset, length)  # the file's size, not the record's
 
@@ -114,6 +126,13 @@ class LocalPacks(_Here):
     def open_fd(self, blob_id: BlobId, rec: BlobRecord) -> tuple[int, int]:
         assert rec.pack is not None
         return self.local.open_pack(rec.pack), rec.offset
+
+    def file_of(self, blob_id: BlobId, rec: BlobRecord) -> str | None:
+        assert rec.pack is not None
+        return self.local.pack_path(rec.pack)
+
+    def describe(self, blob_id: BlobId, rec: BlobRecord) -> str:
+        return f"pack {rec.pack} at offset {rec.offset}"
 
     def size_of(self, blob_id: BlobId, rec: BlobRecord) -> int | None:
         """The entry's size when its header, just before the bytes, names this blob."""
@@ -151,6 +170,9 @@ class _Remote:
     def open_fd(self, blob_id: BlobId, rec: BlobRecord) -> tuple[int, int]:
         raise NotImplementedError("remote bytes are read by fetcher")
 
+    def file_of(self, blob_id: BlobId, rec: BlobRecord) -> str | None:
+        return None
+
 
 class S3Objects(_Remote):
     """An S3 object per blob, `<prefix>/blobs/<hex>`."""
@@ -162,6 +184,9 @@ class S3Objects(_Remote):
 
     def fetcher(self, blob_id: BlobId, rec: BlobRecord) -> Fetcher:
         return self.s3.fetcher(blob_id)
+
+    def describe(self, blob_id: BlobId, rec: BlobRecord) -> str:
+        return f"S3 object {self.s3.url(blob_id)}"
 
     def read_range(self, blob_id: BlobId, rec: BlobRecord, offset: int, length: int) -> bytes:
         return self.s3.read_range(blob_id, offset, length)
@@ -212,6 +237,10 @@ class S3Packs(_Remote):
         whole = S3Fetcher(self.s3.client, self.s3.remote.bucket, self.s3.pack_key(rec.pack))
         return SliceFetcher(whole, rec.offset, rec.size)
 
+    def describe(self, blob_id: BlobId, rec: BlobRecord) -> str:
+        assert rec.pack is not None
+        return f"S3 pack object {self.s3.pack_url(rec.pack)} at offset {rec.offset}"
+
     def read_range(self, blob_id: BlobId, rec: BlobRecord, offset: int, length: int) -> bytes:
         assert rec.pack is not None
         length = min(length, rec.size - offset)
@@ -255,6 +284,12 @@ class Links:
 
     def open_fd(self, blob_id: BlobId, rec: BlobRecord) -> tuple[int, int]:
         raise NotImplementedError("a link is read by fetcher")
+
+    def file_of(self, blob_id: BlobId, rec: BlobRecord) -> str | None:
+        return None
+
+    def describe(self, blob_id: BlobId, rec: BlobRecord) -> str:
+        return f"its link {rec.url}"
 
     def read_range(self, blob_id: BlobId, rec: BlobRecord, offset: int, length: int) -> bytes:
         if length <= 0:

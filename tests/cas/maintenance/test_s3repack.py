@@ -14,7 +14,6 @@ from cas.blobs.repack import packed_entries
 from cas.config import NetOptions, S3Remote
 from cas.maintenance.fsck import check as fsck
 from cas.maintenance.gc import collect
-from cas.records import S3PACK
 from cas.versions import transfer
 from cas.versions.sharing import clone, push
 from converters.ingest import import_source
@@ -57,7 +56,7 @@ def thin_out(store: Store) -> dict[tuple[str, str], bytes]:
 
 def packs_in_use(store: Store) -> set[str]:
     """The S3 packs the store's records point into (the items' and the trees')."""
-    return set(packed_entries(store, S3PACK)[0])
+    return set(packed_entries(store, here=False)[0])
 
 
 def listed_packs(store: Store) -> set[str]:
@@ -187,7 +186,7 @@ def test_sigkill_during_a_gc_of_s3_packs_loses_nothing(tmp_path: Path, s3_endpoi
                 proc.wait()
                 outcomes.append((target, finished))
             assert_reads_back(store, left)
-            assert set(packed_entries(store, S3PACK)[0]) <= listed_packs(store), "records point at packs S3 lacks"
+            assert set(packed_entries(store, here=False)[0]) <= listed_packs(store), "records point at packs S3 lacks"
             report = fsck(store)
             assert all(p.kind in ("orphan-file", "stale-temp") for p in report.problems), report.problems
             dry = collect(store, dry_run=True)

@@ -145,6 +145,29 @@ def test_the_reader_path_gives_the_same_bytes(places: Places, put: Put) -> None:
             stream.close()
 
 
+def test_the_file_of_bytes_here_holds_them_and_remote_ones_have_none(places: Places, put: Put) -> None:
+    blob, rec = put(DATA)
+    place = places.of(rec)
+    path = place.file_of(blob, rec)
+    if not place.here:
+        assert path is None
+        return
+    assert path is not None
+    with open(path, "rb") as f:
+        f.seek(rec.offset)
+        assert f.read(len(DATA)) == DATA
+
+
+def test_a_place_says_where_the_bytes_are(places: Places, put: Put) -> None:
+    blob, rec = put(DATA)
+    where = places.of(rec).describe(blob, rec)
+    expected = {LOCAL: "its loose file", PACK: f"pack {rec.pack} at offset {rec.offset}",
+                S3: "S3 object s3://", S3PACK: "S3 pack object s3://", LINK: f"its link {rec.url}"}
+    assert where.startswith(expected[rec.location])
+    if rec.pack is not None:
+        assert f"{rec.pack}" in where and f"at offset {rec.offset}" in where
+
+
 def test_size_of_what_is_there(places: Places, put: Put) -> None:
     blob, rec = put(DATA)
     assert places.of(rec).size_of(blob, rec) == len(DATA)
