@@ -339,8 +339,8 @@ class View:
         if t.section in INFO_SECTIONS and self.wb is not None:
             shadows = {name for name, _ in self.wb.scratch.children(t.path)}
         sized = t.section in MEDIA_SECTIONS or t.section in INFO_SECTIONS  # ann/, meta/ never show a link's size
-        with self.store.index.read() as txn:  # for the sizes of links
-            for name, item in self.source.items(t.project, t.dataset):
+        with self.store.index.read() as txn:  # the items and their links' sizes, from one snapshot
+            for name, item in self.source.items(t.project, t.dataset, txn):
                 if t.section == "meta" and item.meta is None:
                     continue
                 if self.hidden.file_hidden(t.project, t.dataset, t.section, name) or name + suffix in shadows:

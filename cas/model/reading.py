@@ -5,7 +5,7 @@ version of a project (`cas.versions.trees.VersionTree`), so one renderer shows e
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from cas.records import ItemRecord, ProjectRecord
 
@@ -27,8 +27,9 @@ class NamespaceReader(Protocol):
 
     def has_dataset(self, project: str, dataset: str) -> bool: ...
 
-    def items(self, project: str, dataset: str) -> Iterator[tuple[str, ItemRecord]]:
-        """A dataset's items in name order."""
+    def items(self, project: str, dataset: str, txn: Any = None) -> Iterator[tuple[str, ItemRecord]]:
+        """A dataset's items in name order, read in `txn` when given (an index read transaction,
+        so that a caller reading more in it sees one snapshot)."""
         ...
 
     def item(self, project: str, dataset: str, name: str) -> ItemRecord: ...

@@ -220,7 +220,8 @@ class VersionTree:
             raise NotFound(f"no dataset {dataset} in version {self.version.id.hex()[:12]} of {project}")
         return read_buckets(self.store, tree)
 
-    def items(self, project: str, dataset: str) -> Iterator[tuple[str, ItemRecord]]:
+    def items(self, project: str, dataset: str, txn: Any = None) -> Iterator[tuple[str, ItemRecord]]:
+        """A version's items (`txn` is not needed: a version never changes)."""
         for bucket in self._buckets(project, dataset):
             for name, record, _link in read_entries(self.store, bucket.tree):
                 yield name, ItemRecord.decode(record)

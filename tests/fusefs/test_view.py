@@ -49,3 +49,36 @@ def test_sections_without_sizes_list_links_without_looking_their_sizes_up(tmp_pa
     assert [(name, a["st_size"]) for name, a in view.section_entries(parse("/p/d/img"))] == [("a.jpg", 0)]
     assert looked_up == ["x"]
     store.close()
+
+
+def test_a_listing_reads_its_items_and_their_sizes_from_one_snapshot(tmp_path) -> None:
+    """An item replaced while a listing starts shows its old record with the old size, or the new
+    one with its own: never the new record sized from the old snapshot (0 for a link it lacks)."""
+    from cas.ingest.session import ImportSession
+    from cas.store import Store
+    from fusefs.paths import parse
+    from fusefs.view import View
+
+    store = Store.init(tmp_path / "store")
+    with ImportSession(store, "p") as session:
+        session.add_link("d", "a.jpg", "http://127.0.0.1:9/a.jpg")
+        session.commit()
+    first = store.ns.item("p", "d", "a.jpg").media
+    store.learn_link(first, 1234, None, BlobId(b"\2" * 16))  # what a full read learned
+
+    class ReplacedAsListed:
+        """The live namespace, where a.jpg is re-pointed at a new URL just as its listing starts."""
+
+        def __getattr__(self, name: str):
+            return getattr(store.ns, name)
+
+        def items(self, project: str, dataset: str, txn=None):
+            with ImportSession(store, "p", overwrite=True) as session:
+                session.add_link("d", "a.jpg", "http://127.0.0.1:9/other.jpg")
+                session.commit()
+            yield from store.ns.items(project, dataset, txn)
+
+    view = View(store, ReplacedAsListed(), read_only=True)  # type: ignore[arg-type]
+    assert [(name, a["st_size"]) for name, a in view.section_entries(parse("/p/d/img"))] == [("a.jpg", 1234)]
+    assert store.ns.item("p", "d", "a.jpg").media != first  # the replacement did happen
+    store.close()
