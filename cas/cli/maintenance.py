@@ -236,8 +236,9 @@ def gc_cmd(c: Context, dry_run: bool, as_json: bool) -> None:
                                             "re-import that heals it.")
 @click.option("--dry-run", is_flag=True, help="With --repair: say what it would do, change nothing.")
 @click.option("--quick", is_flag=True, help="Check sizes only, do not re-hash blob contents.")
-@click.option("--remote", is_flag=True, help="Also download the blobs this store keeps in S3 pack objects and "
-                                            "re-hash them (without it, S3 blobs are checked by size and index only).")
+@click.option("--remote", is_flag=True,
+              help="Also download the blobs this store keeps in S3 (pack objects and objects of their own) and "
+                   "re-hash them (without it, S3 blobs are checked by size and index only).")
 @click.option("--rebuild-index", is_flag=True,
               help="Build a new index from the blobs, trees and refs alone (the old one is moved aside), then check.")
 @json_option

@@ -23,7 +23,7 @@ from cas.blobs.catalog import (
     scan_blobs,
     scan_pins,
 )
-from cas.blobs.hashing import hash_bytes, hash_file
+from cas.blobs.hashing import Hasher, hash_bytes, hash_file
 from cas.blobs.spool import Spooled, spool_bytes
 from cas.errors import NotFound
 from cas.ids import BlobId
@@ -117,7 +117,8 @@ def check(store: Store, repair: bool = False, verify: bool = True,
     against its blobs, every reference count, and find orphan and temp files. `progress` is
     told of the blobs checked. `plan_repair` (a dry run of `repair`) changes nothing but
     reports the blobs that need their source as the repair would leave them. With `remote`
-    (and `verify`), the blobs this store keeps in S3 pack objects are downloaded and hashed too.
+    (and `verify`), the blobs this store keeps in S3 (pack objects and objects of their own) are
+    downloaded and hashed too.
 
     Damaged blobs are marked in the index (`cas.blobs.damage`) and the stat cache forgets the
     files that held them, so that a re-import of their bytes heals them; a healed one is
@@ -210,11 +211,12 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
                  progress: Callable[[int], object] | None, remote: bool = False) -> set[BlobId]:
     """Local blobs: size, and digest if `verify`. S3 blobs: the object exists with the
     recorded size (one listing; their bytes are not downloaded, but with `remote` and
-    `verify` those in pack objects are: see `_check_s3_pack_contents`). Links are not checked:
+    `verify` they are: `_check_s3_pack_contents`, `_check_s3_objects`). Links are not checked:
     their bytes are not ours. A local pack that records point into but that is missing is
     a problem of its own besides its blobs'."""
     bad: set[BlobId] = set()
     in_s3_packs: dict[str, list[tuple[BlobId, int, int]]] = {}  # pack -> (id, offset, size) listed in it
+    s3_objects: list[tuple[BlobId, int]] = []  # (id, size) of the objects of their own to download
     missing_packs: Counter[str] = Counter()
     s3_sizes: dict[BlobId, int] | None = None
     with store.index.read() as txn:
@@ -257,6 +259,8 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
                     report.problems.append(Problem("missing-blob" if found is None else "corrupt-blob", str(blob_id),
                                                    f"S3 object {store.s3.url(blob_id)} {state}"))
                     bad.add(blob_id)
+                elif remote and verify:
+                    s3_objects.append((blob_id, rec.size))
                 continue
             path = store.local.path(blob_id)
             try:
@@ -281,6 +285,11 @@ def _check_blobs(store: Store, report: FsckReport, verify: bool,
     for name, listed in sorted(in_s3_packs.items()):
         problems = _check_s3_pack_contents(store, name, listed)
         report.bytes_verified += sum(n for _id, _offset, n in listed)
+        report.problems += problems
+        bad.update(BlobId.from_hex(p.subject) for p in problems)
+    if s3_objects:
+        problems = _check_s3_objects(store, s3_objects)
+        report.bytes_verified += sum(size for _id, size in s3_objects)
         report.problems += problems
         bad.update(BlobId.from_hex(p.subject) for p in problems)
     report.problems += [Problem("missing-pack", name, f"{counted(n, 'record')} point into it; "
@@ -339,6 +348,36 @@ def _check_s3_pack_contents(store: Store, name: str, listed: list[tuple[BlobId, 
                                f"content digest in S3 pack object {store.s3.pack_url(name)} at offset {offset} is "
                                f"{digest}"))
     return out
+
+
+S3_OBJECT_READERS = 8  # objects downloaded at once by a remote check
+
+
+def _check_s3_objects(store: Store, listed: list[tuple[BlobId, int]]) -> list[Problem]:
+    """S3 objects of their own (id, size), downloaded as streams, a few at once, and hashed: a
+    corrupt-blob for each whose bytes do not match its id, a missing-blob for one gone since
+    the listing; in the order listed."""
+    from concurrent.futures import ThreadPoolExecutor
+    s3 = store.s3
+    assert s3 is not None
+
+    def check(blob_id: BlobId) -> Problem | None:
+        hasher = Hasher()
+        try:
+            stream = s3.fetcher(blob_id).open(0)
+            try:
+                for chunk in stream.chunks:
+                    hasher.update(chunk)
+            finally:
+                stream.close()
+        except NotFound:
+            return Problem("missing-blob", str(blob_id), f"S3 object {s3.url(blob_id)} is missing")
+        digest = hasher.digest()
+        return None if digest == blob_id else \
+            Problem("corrupt-blob", str(blob_id), f"content digest of S3 object {s3.url(blob_id)} is {digest}")
+
+    with ThreadPoolExecutor(S3_OBJECT_READERS) as pool:
+        return [p for p in pool.map(check, [blob_id for blob_id, _size in listed]) if p is not None]
 
 
 def _check_namespace(store: Store, report: FsckReport, bad: set[BlobId]) -> None:

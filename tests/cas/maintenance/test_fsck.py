@@ -202,3 +202,41 @@ def test_the_remote_check_hashes_s3_pack_entries_and_repair_repoints_at_a_good_c
 def test_remote_and_quick_together_are_a_usage_error(tmp_path: Path) -> None:
     proc = run_cas(tmp_path / "store", "fsck", "--remote", "--quick", check=False)
     assert proc.returncode == 2 and b"--remote" in proc.stderr
+
+
+def test_the_remote_check_hashes_s3_objects_of_their_own_and_repair_repoints_at_a_good_copy(
+        tmp_path: Path, s3_store: Store) -> None:
+    """An S3-backed store's blobs are objects of their own: one damaged in place (same size, so
+    the listing sees nothing) is found by a download, named with its URL, and re-pointed at a
+    good copy in a pack object."""
+    from cas.blobs.backends.s3packs import new_pack_name
+    from cas.ingest.session import ImportSession
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        (src / f"{i}.jpg").write_bytes(jpeg_bytes(color=(60 * i, 30, 30)))
+    with ImportSession(s3_store, "p") as session:
+        for i in range(3):
+            session.add_item("d", f"{i}.jpg", src / f"{i}.jpg")
+        session.commit()
+    s3 = s3_store.s3
+    assert s3 is not None
+    media = s3_store.ns.item("p", "d", "1.jpg").media
+    assert s3_store.stat(media).location == "s3"
+    good = (src / "1.jpg").read_bytes()
+    body = bytearray(good)
+    body[len(body) // 2] ^= 0xFF
+    s3.client.put_object(Bucket=s3.remote.bucket, Key=s3.key(media), Body=bytes(body))
+    assert fsck(s3_store).clean
+    report = fsck(s3_store, remote=True)
+    assert [(p.kind, p.subject) for p in report.problems] == [("corrupt-blob", str(media)),
+                                                              ("damaged-item", "p/d/1.jpg")]
+    assert f"S3 object {s3.url(media)}" in report.problems[0].detail
+    s3.upload_pack(new_pack_name(), [(media, good)], s3_store.tmp_dir)
+    assert [p.kind for p in fsck(s3_store, remote=True).problems if p.kind.endswith("-blob")] == ["misplaced-blob"]
+    fsck(s3_store, remote=True, repair=True)
+    assert s3_store.stat(media).location == "s3pack"
+    assert fsck(s3_store, remote=True).clean
+    shutil.rmtree(s3_store.cache.dir, ignore_errors=True)
+    s3_store._cache = None
+    assert s3_store.read_bytes(media) == good
