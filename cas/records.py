@@ -252,10 +252,10 @@ class ProjectRecord:
 
 
 def content_differences(media: tuple[BlobId, BlobId], ann: tuple[BlobId, BlobId],
-                        meta: tuple[BlobId | None, BlobId | None]) -> str:
+                        meta: tuple[BlobId | None, BlobId | None], noun: str = "image") -> str:
     """What differs between a stored item and an incoming one, as 'image and annotation'
-    (each argument is the (stored, incoming) pair of one part)."""
-    parts = [what for what, (a, b) in (("image", media), ("annotation", ann), ("item meta", meta)) if a != b]
+    (each argument is the (stored, incoming) pair of one part; `noun` names the media)."""
+    parts = [what for what, (a, b) in ((noun, media), ("annotation", ann), ("item meta", meta)) if a != b]
     if not parts:
         return "related files"  # the one part left (`ItemRecord.same_content`)
-    return " and ".join(parts) if len(parts) < 3 else "image, annotation and item meta"
+    return " and ".join(parts) if len(parts) < 3 else f"{noun}, annotation and item meta"

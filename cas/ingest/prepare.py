@@ -32,6 +32,7 @@ from cas.model.annotation import (
     empty_video_annotation,
     loads,
 )
+from cas.model.layout import sections
 from cas.model.media import MediaInfo, PointcloudInfo, VideoInfo, probe_image, probe_pointcloud, probe_video
 from cas.model.namespace import raw_item
 from cas.model.related import check_json, image_of
@@ -306,7 +307,8 @@ class Preparer:
     def _check_conflict(self, old: ItemRecord, dataset: str, name: str, media: BlobId, ann: BlobId,
                         meta: BlobId | None, related: list[Related] | None) -> None:
         if (old.media, old.ann, old.meta, old.related) != (media, ann, meta, related):
-            differs = content_differences((old.media, media), (old.ann, ann), (old.meta, meta))
+            differs = content_differences((old.media, media), (old.ann, ann), (old.meta, meta),
+                                          sections(self.meta.project_type).noun)
             raise Conflict(f"item {self.config.project}/{dataset}/{name} exists with a different {differs} "
                            "(use --overwrite to replace it)")
 

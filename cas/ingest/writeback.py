@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from cas.blobs import damage
 from cas.blobs.catalog import get_blob
-from cas.errors import InvalidInput
+from cas.errors import InvalidInput, NotFound
 from cas.ids import BlobId
 from cas.ingest.closed import ANN, MEDIA, META, REMOVE, Closed
 from cas.ingest.committer import Committer
@@ -35,6 +35,7 @@ from cas.ingest.scratch import ScratchTree
 from cas.ingest.staged import StagedFile
 from cas.ingest.validation import check_annotation, parse_json, probe
 from cas.model.annotation import annotation_kind, loads
+from cas.model.layout import sections
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -72,7 +73,8 @@ class WriteBack(Overlay):
             try:
                 check_annotation(meta, ann, ann_label, info.width, info.height)
             except InvalidInput as e:
-                raise InvalidInput(label, f"the item's annotation does not fit the new image ({e}); "
+                noun = sections(meta.project_type).noun
+                raise InvalidInput(label, f"the item's annotation does not fit the new {noun} ({e}); "
                                           "write the new annotation first") from None
         staged.seal()
         self._close(Closed(0, MEDIA, project, dataset, name, self._bytes_for(staged, blob_id), blob_id, size,
@@ -142,6 +144,13 @@ class WriteBack(Overlay):
                 elif closed is not None:
                     self._waiting[key] = closed
 
+    def _noun(self, project: str) -> str:
+        """What the project's media are called ('image' for a project gone meanwhile)."""
+        try:
+            return sections(self.meta(project).project_type).noun
+        except NotFound:
+            return "image"
+
     def written_meta(self, project: str, mtime: int) -> bytes | None:
         """meta.json as written through the mount, if the project's meta is still that one
         (its record's `mtime`)."""
@@ -176,7 +185,7 @@ class WriteBack(Overlay):
             queued = self.committer.queued()
             if not queued:
                 for c in sorted(self._waiting.values(), key=lambda c: c.seq):
-                    log.warning("%s: its image never arrived; not kept after unmount", c.label)
+                    log.warning("%s: its %s never arrived; not kept after unmount", c.label, self._noun(c.project))
                 self._waiting.clear()
         self.journal.close()
         if not queued:

@@ -34,6 +34,7 @@ from cas.maintenance.copies import find_copies
 from cas.maintenance.gc import kept_by_versions, orphan_files, remove_path
 from cas.model import namespace
 from cas.model.annotation import dumps, empty_annotation, empty_video_annotation
+from cas.model.layout import sections
 from cas.records import BlobRecord, ItemRecord
 from cas.units import counted
 
@@ -386,7 +387,8 @@ def _check_namespace(store: Store, report: FsckReport, bad: set[BlobId]) -> None
     index = store.index
     with index.read() as txn:
         blob_record = raw_blob_getter(index, txn)
-        projects = {project_key(p) for p in store.ns.projects(txn)}
+        nouns = {project_key(p): sections(store.ns.project(p, txn).project_type).noun for p in store.ns.projects(txn)}
+        projects = set(nouns)
         datasets = set()
         for key in namespace.scan_dataset_keys(index, txn):
             datasets.add(key)
@@ -400,19 +402,21 @@ def _check_namespace(store: Store, report: FsckReport, bad: set[BlobId]) -> None
             if key.rsplit(SEP, 1)[0] not in datasets:
                 report.problems.append(Problem("dangling-item", _label(key), "its dataset does not exist", key=key))
             related = [("related file", blob) for _name, blob, _size in rec.related or ()]
-            for role, blob in (("image", rec.media), ("annotation", rec.ann), ("item meta", rec.meta), *related):
+            noun = nouns.get(key.split(SEP, 1)[0], "image")
+            for role, blob in (("media", rec.media), ("annotation", rec.ann), ("item meta", rec.meta), *related):
                 if blob is None:
                     continue
                 expected[blob] += 1
+                shown = noun if role == "media" else role
                 if blob in bad:
-                    why = f"its {role} blob {blob} is missing or corrupt"
+                    why = f"its {shown} blob {blob} is missing or corrupt"
                 elif blob_record(blob) is None:
-                    why = f"its {role} blob {blob} is not in the index"
+                    why = f"its {shown} blob {blob} is not in the index"
                 else:
                     continue
-                # Only a lost image costs the item; a lost annotation or item meta is reset; a lost
+                # Only a lost image (the media) costs the item; a lost annotation or item meta is reset; a lost
                 # related file keeps the item, damaged, until a re-import of its bytes heals it.
-                kind = {"image": "damaged-item" if blob in bad else "dangling-item", "related file": "damaged-item",
+                kind = {"media": "damaged-item" if blob in bad else "dangling-item", "related file": "damaged-item",
                         "annotation": "damaged-annotation", "item meta": "damaged-item-meta"}[role]
                 report.problems.append(Problem(kind, _label(key), why, key=key))
         for key, raw in scan_blobs(index, txn):

@@ -32,6 +32,7 @@ class Sections:
     info: str
     meta: str | None = None  # item meta
     related: str | None = None  # each item's related files, in <related>/<related_folder(item)>/
+    noun: str = "image"  # what messages call an item's media
     listed: tuple[str, ...] = field(init=False)  # what a dataset folder lists (nested datasets aside)
 
     def __post_init__(self) -> None:  # kept: asked on every file lookup of the mount
@@ -42,8 +43,8 @@ class Sections:
 RELATED = "related_images"
 LAYOUTS = {
     "images": Sections("img", "img_info", "meta"),
-    "videos": Sections("video", "video_info"),
-    "point_clouds": Sections("pointcloud", "pointcloud_info", related=RELATED),
+    "videos": Sections("video", "video_info", noun="video"),
+    "point_clouds": Sections("pointcloud", "pointcloud_info", related=RELATED, noun="point cloud"),
 }
 MEDIA_SECTIONS = tuple(s.media for s in LAYOUTS.values())
 INFO_SECTIONS = tuple(s.info for s in LAYOUTS.values())

@@ -21,6 +21,7 @@ from cas.errors import AlreadyExists, Conflict, InvalidInput, NotFound, shown
 from cas.ids import BlobId
 from cas.index import SEP, Index, dataset_key, item_key, item_prefix, project_key, split_dataset_key
 from cas.model.annotation import Meta, default_meta
+from cas.model.layout import sections
 from cas.model.names import check_dataset_path, check_name
 from cas.model.reading import children_of
 from cas.records import DatasetRecord, ItemRecord, ProjectRecord, content_differences
@@ -188,7 +189,8 @@ class Namespace:
             if old.same_content(rec):
                 return "skipped"
             if not overwrite:
-                differs = content_differences((old.media, rec.media), (old.ann, rec.ann), (old.meta, rec.meta))
+                differs = content_differences((old.media, rec.media), (old.ann, rec.ann), (old.meta, rec.meta),
+                                              sections(self.project(project, txn).project_type).noun)
                 raise Conflict(f"item {project}/{dataset}/{name} exists with a different {differs} "
                                "(use --overwrite to replace it)")
             for blob in old.blobs():

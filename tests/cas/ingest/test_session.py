@@ -76,6 +76,23 @@ def test_expected_items_start_the_worker_processes_with_the_first_chunk(store, t
     assert report.items_added == len(paths)
 
 
+def _pcd(points: int) -> bytes:
+    header = (f"VERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH {points}\nHEIGHT 1\n"
+              f"VIEWPOINT 0 0 0 1 0 0 0\nPOINTS {points}\nDATA ascii\n")
+    return (header + "".join(f"{i} {i} {i}\n" for i in range(points))).encode()
+
+
+def test_a_conflict_names_the_media_as_the_project_type_does(store):
+    """A point cloud project's conflict speaks of a point cloud, not of an image."""
+    with ImportSession(store, "c", project_type="point_clouds") as s:
+        s.add_item("d", "x.pcd", _pcd(3))
+        s.commit()
+    with pytest.raises(Conflict, match="c/d/x.pcd exists with a different point cloud \\(use --overwrite"):
+        with ImportSession(store, "c", project_type="point_clouds") as s:
+            s.add_item("d", "x.pcd", _pcd(4))
+            s.commit()
+
+
 def test_same_item_again_is_skipped_different_bytes_conflict_unless_overwrite(store):
     with ImportSession(store, "p") as s:
         s.add_item("d", "x.jpg", jpeg_bytes())
