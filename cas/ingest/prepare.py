@@ -282,12 +282,10 @@ class Preparer:
         if not isinstance(files, EpisodeFiles):
             raise InvalidInput(label, "a frame of a point-cloud episode comes with its episode (annotation.json, "
                                       "frame_pointcloud_map.json): import or copy in the episode's folder")
-        spools = self._episodes.get((files.ann_label, files.map_label))
-        if spools is None:
-            spools = self._episodes[(files.ann_label, files.map_label)] = tuple(
-                spool_bytes(f if isinstance(f, bytes) else Path(f).read_bytes())
-                for f in (files.annotation, files.frame_map))
-        ann_sp, map_sp = spools
+        key = (files.ann_label, files.map_label)
+        if key not in self._episodes:
+            self._episodes[key] = (_spool_file(files.annotation), _spool_file(files.frame_map))
+        ann_sp, map_sp = self._episodes[key]
         old = self._stored(txn, dataset, name) if self.config.project_existed else None
         if self.config.check_conflicts and old is not None:
             self._check_conflict(old, dataset, name, media, ann_sp.id, map_sp.id, related)
@@ -367,6 +365,11 @@ class Preparer:
         if self.store.read_bytes(sp.id) != ours:
             raise CorruptBlob(f"{label}: content differs from stored blob {sp.id} with the same digest "
                               "(hash collision or corrupt store); nothing was imported")
+
+
+def _spool_file(source: str | bytes) -> Spooled:
+    """A small file (a path or its bytes), read into memory and hashed."""
+    return spool_bytes(source if isinstance(source, bytes) else Path(source).read_bytes())
 
 
 # -- process pool entry points --------------------------------------------------------
