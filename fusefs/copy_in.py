@@ -263,6 +263,7 @@ class CopyIn:
             from cas.model.annotation import loads
             raw = staged.getvalue()
             self.wb.set_project_meta(t.project, loads(raw, label), raw)
+            self.view.forget_sections(t.project)  # its projectType may have changed
             self.hidden.meta_written(t.project)
             return
         if t.section in MEDIA_SECTIONS:

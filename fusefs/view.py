@@ -151,6 +151,10 @@ class View:
             hit = self._sections[project] = (now, sections(self.source.project(project).project_type))
         return hit[1]
 
+    def forget_sections(self, project: str) -> None:
+        """Drop the cached folders of `project`, whose type may have changed (a drop imported into it)."""
+        self._sections.pop(project, None)
+
     def item(self, t: Target, sized: bool = True) -> ItemRecord:
         """The item a file stands for; without `sized`, as recorded (size -1: a link whose
         size is not known yet)."""

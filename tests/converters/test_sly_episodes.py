@@ -74,7 +74,8 @@ def _figure(change: Callable[[dict], None]) -> Callable[[Path], None]:
 
 ANN, MAP = "ep0/annotation.json", "ep0/frame_pointcloud_map.json"
 BAD = {  # what is wrong -> (the change, the file the error names, the field or words it says)
-    "frame map naming a missing cloud": (_json(MAP, lambda m: m.update({"2": "f9.pcd"})), MAP, "'f9.pcd', which is not"),
+    "frame map naming a missing cloud": (_json(MAP, lambda m: m.update({"2": "f9.pcd"})), MAP,
+                                         "'f9.pcd', which is not in pointcloud/"),
     "cloud with no frame": (_json(MAP, lambda m: m.pop("2")), MAP, "'f2.pcd' has no frame"),
     "frame map not an object": (lambda src: (src / MAP).write_text("[]"), MAP, "expected an object"),
     "figure past the episode's end": (_json(ANN, lambda a: a["frames"][2].update(index=3)), ANN,

@@ -43,6 +43,7 @@ def test_an_episode_is_not_written_file_by_file(tmp_path: Path, mount, sdk_episo
                 with open(mnt / path, "wb") as f:
                     f.write((sdk_episode_project / "ep0/pointcloud/f0.pcd").read_bytes())
             assert e.value.errno in (errno.EPERM, errno.EACCES), path
-        assert (mnt / "e/ep0/annotation.json").read_bytes() == (sdk_episode_project / "ep0/annotation.json").read_bytes()
-        shutil.copy(sdk_episode_project / "ep0/pointcloud/f0.pcd", mnt / "e/ep0/pointcloud/.f3.pcd.tmp")  # scratch: kept
+        ann = (sdk_episode_project / "ep0/annotation.json").read_bytes()
+        assert (mnt / "e/ep0/annotation.json").read_bytes() == ann
+        shutil.copy(sdk_episode_project / "ep0/pointcloud/f0.pcd", mnt / "e/ep0/pointcloud/.f3.tmp")  # scratch: kept
     assert run_cas(store, "ls", "e/ep0").stdout == before
