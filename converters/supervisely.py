@@ -128,7 +128,7 @@ def _project_type(meta: dict[str, Any], found: list[tuple[str, Path]]) -> dict[s
                 kinds.setdefault(kind, name)
     said = meta.get("projectType")
     if either is not None and not kinds:
-        kinds[EPISODES if said == EPISODES else project_type_of(sections(EPISODES).media)] = either
+        kinds[EPISODES if said == EPISODES else "point_clouds"] = either
     if len(kinds) > 1:
         (a, da), (b, db) = sorted(kinds.items())[:2]
         raise InvalidInput(f"{db}/", f"a project of one type only: dataset {da} holds {a}, {db} holds {b}")
@@ -271,10 +271,10 @@ def _check_related_folders(folder: Path, rel: str, items: set[str], session: Imp
 def write(store: Store, project: str, dest: Path, progress: Progress = no_progress) -> dict[str, int]:
     """Write a project as a Supervisely directory: media byte-identical, JSON pretty-printed."""
     rec = store.ns.project(project)
-    item_dir = sections(rec.project_type).media
+    layout = sections(rec.project_type)
+    item_dir = layout.media
     dest.mkdir(parents=True, exist_ok=True)
     _write_json(dest / META_NAME, rec.meta)
-    layout = sections(rec.project_type)
     if rec.project_type != "images":  # as the SDK's VideoProject (and PointcloudProject) writes it
         (dest / KEY_ID_MAP).write_text(json.dumps(EMPTY_KEY_ID_MAP, indent=4))  # the SDK's bytes: no newline
     counts = {"datasets": 0, "items": 0}
@@ -286,6 +286,7 @@ def write(store: Store, project: str, dest: Path, progress: Progress = no_progre
         counts["datasets"] += 1
         for i, (name, item) in enumerate(store.ns.items(project, dataset)):
             store.copy_to(item.media, folder / item_dir / name)
+            _copy_related(store, item, folder / RELATED / related_folder(name))
             counts["items"] += 1
             progress(1)
             if layout.files:  # an episode's files, the same on every frame (`cas.model.episode`)
@@ -293,9 +294,7 @@ def write(store: Store, project: str, dest: Path, progress: Progress = no_progre
                     assert item.meta is not None  # every frame holds its episode's frame map
                     store.copy_to(item.ann, folder / EPISODE_ANNOTATION)
                     store.copy_to(item.meta, folder / FRAME_MAP)
-                _copy_related(store, item, folder / RELATED / related_folder(name))
                 continue
-            _copy_related(store, item, folder / RELATED / related_folder(name))
             _write_json(folder / "ann" / json_name(name), store.read_json(item.ann, f"{dataset}/ann/{name}.json"))
             if item.meta is not None:
                 (folder / "meta").mkdir(exist_ok=True)

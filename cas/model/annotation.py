@@ -13,6 +13,7 @@ import math
 import re
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 from cas.errors import InvalidInput, shown
@@ -265,14 +266,7 @@ class Meta:
         self._check_video_tags(ann.get("tags", []), file, "tags", count)
         classes = self._objects(ann.get("objects", []), file,
                                 lambda tags, where: self._check_video_tags(tags, file, where, count))
-        frame_list = ann.get("frames", [])
-        _expect(isinstance(frame_list, list), file, "frames", "expected a list")
-        for i, frame in enumerate(frame_list):
-            where = f"frames[{i}]"
-            _expect(isinstance(frame, dict) and _is_int(frame.get("index")), file, f"{where}.index",
-                    "expected an integer")
-            _expect(0 <= frame["index"] < count, file, f"{where}.index",
-                    f"frame {frame['index']} is past the video's end (frames 0 to {count - 1})")
+        for where, frame in _frames(ann, file, count, "video"):
             figures = frame.get("figures", [])
             _expect(isinstance(figures, list), file, f"{where}.figures", "expected a list")
             for j, fig in enumerate(figures):
@@ -303,14 +297,7 @@ class Meta:
         self._check_video_tags(ann.get("tags", []), file, "tags", frames)
         classes = self._objects(ann.get("objects", []), file,
                                 lambda tags, where: self._check_video_tags(tags, file, where, frames))
-        frame_list = ann.get("frames", [])
-        _expect(isinstance(frame_list, list), file, "frames", "expected a list")
-        for i, frame in enumerate(frame_list):
-            where = f"frames[{i}]"
-            _expect(isinstance(frame, dict) and _is_int(frame.get("index")), file, f"{where}.index",
-                    "expected an integer")
-            _expect(0 <= frame["index"] < frames, file, f"{where}.index",
-                    f"frame {frame['index']} is past the episode's end (frames 0 to {frames - 1})")
+        for where, frame in _frames(ann, file, frames, "episode"):
             _check_3d_figures(frame.get("figures", []), classes, file, f"{where}.figures", None)
 
     def _objects(self, objects: Any, file: str, check_tags: Any) -> dict[str, dict[str, Any]]:
@@ -399,6 +386,20 @@ def _figure(fig: Any, classes: dict[str, dict[str, Any]], file: str, where: str)
     geometry = fig.get("geometry")
     _expect(isinstance(geometry, dict), file, f"{where}.geometry", "expected an object")
     return classes[fig["objectKey"]], geometry
+
+
+def _frames(ann: dict[str, Any], file: str, count: int, media: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, frame) of each of a video's or an episode's annotated frames, whose index is one
+    of its `count` frames."""
+    frame_list = ann.get("frames", [])
+    _expect(isinstance(frame_list, list), file, "frames", "expected a list")
+    for i, frame in enumerate(frame_list):
+        where = f"frames[{i}]"
+        _expect(isinstance(frame, dict) and _is_int(frame.get("index")), file, f"{where}.index",
+                "expected an integer")
+        _expect(0 <= frame["index"] < count, file, f"{where}.index",
+                f"frame {frame['index']} is past the {media}'s end (frames 0 to {count - 1})")
+        yield where, frame
 
 
 def _check_3d_figures(figures: Any, classes: dict[str, dict[str, Any]], file: str, where: str,
