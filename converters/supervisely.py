@@ -226,6 +226,7 @@ def _read_episode(session: ImportSession, dataset: str, folder: Path, rel: str, 
         annotation = ann_path.read_bytes() if ann_path.is_file() else \
             empty_episode_annotation(len(clouds), hash_bytes(frame_map).hex())
         check_episode(session.meta, annotation, frame_map, clouds, ann_label, map_label)
+        _check_no_frame_left(session, dataset, clouds, rel)
         related = {name: _related_files(folder, rel, name) for name in clouds}
     except InvalidInput as e:
         session.reject(e)  # fails the import unless --skip-invalid, which leaves the episode out
@@ -236,6 +237,18 @@ def _read_episode(session: ImportSession, dataset: str, folder: Path, rel: str, 
         session.add_item(dataset, name, str(clouds_dir / name), ann=episode, label=f"{rel}/{clouds_dir.name}/{name}",
                          ann_label=ann_label, related=related[name])
     _check_related_folders(folder, rel, set(clouds), session)
+
+
+def _check_no_frame_left(session: ImportSession, dataset: str, clouds: list[str], rel: str) -> None:
+    """An episode imported over one in the store has each of its frames: a frame left over
+    would keep the old episode's files (its frames are replaced, never merged)."""
+    ns = session.store.ns
+    if not ns.has_dataset(session.project, dataset):
+        return
+    left = sorted(set(ns.item_names(session.project, dataset)) - set(clouds))
+    if left:
+        raise InvalidInput(f"{rel}/", f"episode {session.project}/{dataset} in the store has frame {left[0]!r}, "
+                                      f"which this one lacks: remove it first (cas rm {session.project}/{dataset})")
 
 
 _MEDIA_WORDS = {"video": "video", "pointcloud": "point cloud"}  # what an item's media is called, by its folder

@@ -124,3 +124,23 @@ def test_skip_invalid_leaves_a_bad_episode_out(tmp_path: Path, sdk_episode_proje
     assert [line.split("\t")[0] for line in run_cas(store, "ls", "e/ep1").stdout.decode().splitlines()] == [
         "a.pcd", "b.pcd"]
     assert run_cas(store, "ls", "e/ep0").stdout.decode() == ""
+
+
+def test_an_episode_imported_over_a_longer_one_is_refused(tmp_path: Path, sdk_episode_project: Path) -> None:
+    src = tmp_path / "episodes"
+    shutil.copytree(sdk_episode_project, src)
+    (src / "ep0/pointcloud/f2.pcd").unlink()
+    _json(MAP, lambda m: m.pop("2"))(src)
+    _json(ANN, lambda a: (a.update(framesCount=2), a["frames"].pop()))(src)
+    store = tmp_path / "store"
+    run_cas(store, "import", str(sdk_episode_project), "--project", "e")
+    before = store_state(store)
+    proc = run_cas(store, "import", str(src), "--project", "e", "--overwrite", check=False)
+    lines = proc.stderr.decode().strip().splitlines()
+    assert proc.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: ep0/: ") and "'f2.pcd'" in lines[0]
+    assert store_state(store) == before
+    run_cas(store, "rm", "e/ep0")
+    run_cas(store, "import", str(src), "--project", "e", "--overwrite")
+    run_cas(store, "export", "e", str(tmp_path / "out"))
+    assert (tmp_path / "out" / MAP).read_bytes() == (src / MAP).read_bytes()
+    assert len(run_cas(store, "ls", "e/ep0").stdout.decode().splitlines()) == 2
