@@ -208,9 +208,8 @@ class CasOperations(Operations):
         return None
 
     def _drop_imported(self, path: str) -> None:
-        """A drop became a project: the view and the kernel forget what they cached of the folder. Not once
+        """A drop became a project: the kernel forgets what it cached of the folder. Not once
         the session is ending (a notification to a freed session crashes the daemon)."""
-        self.view.forget_sections(path.strip("/").split("/")[0])  # the folder's type changed with its import
         with self._kernel_lock:
             if not self._ending:
                 self.invalidator.invalidate(path if self.project is None else path[len(self.project) + 1:] or "/")

@@ -152,7 +152,8 @@ class View:
         return hit[1]
 
     def forget_sections(self, project: str) -> None:
-        """Drop the cached folders of `project`, whose type may have changed (a drop imported into it)."""
+        """Drop the cached folders of `project`, whose type may change (its meta.json written, the
+        project made here turned into a drop)."""
         self._sections.pop(project, None)
 
     def item(self, t: Target, sized: bool = True) -> ItemRecord:

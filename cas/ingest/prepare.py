@@ -132,7 +132,8 @@ class Preparer:
         self.meta = Meta(config.meta)
         self._empty_anns: dict[tuple[int, int], Spooled] = {}
         self._shared_parts: dict[BlobId, Part] = {}  # shared blobs settled: id -> its part
-        self._episodes: dict[tuple[str, str], tuple[Spooled, Spooled]] = {}  # labels -> an episode's files
+        # the last episode's files (their sources, then read): frames come episode by episode
+        self._episode: tuple[tuple[str | bytes, str | bytes], Spooled, Spooled] | None = None
         # Small new blobs go into packs (of this preparer's own) when blobs are written here,
         # not to S3; `pack=False` for a preparer of one item, which would make a pack of one.
         self.packs = PackWriter(store.local.pack_dir) if pack and store.write_backend is store.local \
@@ -282,10 +283,10 @@ class Preparer:
         if not isinstance(files, EpisodeFiles):
             raise InvalidInput(label, "a frame of a point-cloud episode comes with its episode (annotation.json, "
                                       "frame_pointcloud_map.json): import or copy in the episode's folder")
-        key = (files.ann_label, files.map_label)
-        if key not in self._episodes:
-            self._episodes[key] = (_spool_file(files.annotation), _spool_file(files.frame_map))
-        ann_sp, map_sp = self._episodes[key]
+        key = (files.annotation, files.frame_map)
+        if self._episode is None or self._episode[0] != key:
+            self._episode = (key, _spool_file(files.annotation), _spool_file(files.frame_map))
+        _key, ann_sp, map_sp = self._episode
         old = self._stored(txn, dataset, name) if self.config.project_existed else None
         if self.config.check_conflicts and old is not None:
             self._check_conflict(old, dataset, name, media, ann_sp.id, map_sp.id, related)
