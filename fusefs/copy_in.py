@@ -452,7 +452,7 @@ class CopyIn:
                 drop = self.drops.create(project, project, into=False)
                 self._move_in(drop, f"/{project}", project, datasets)
                 remove_with_history(self.store, project)
-                self.view.forget_sections(project)  # it comes back of the type its import gives it of the type its import gives it
+                self.view.forget_sections(project)  # it comes back of the type its import gives it
                 self.made_projects.discard(project)
                 self.made_datasets = {k for k in self.made_datasets if k[0] != project}
                 self.hidden.forget(project)
