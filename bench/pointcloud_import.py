@@ -1,13 +1,17 @@
 """Import of a Supervisely point cloud project vs `cp -r + sync` (issue 30's bar: <= 1.5 x).
 
     .venv/bin/python -m bench.pointcloud_import [--clouds 1000] [--points 20000] [--images 3]
-        [--rounds 3] [--workdir DIR] [--keep]
+        [--episodes N] [--rounds 3] [--workdir DIR] [--keep]
 
 Makes a project as the SDK lays it out (sly.PointcloudProject: pointcloud/<n>.pcd binary PCD
 v0.7, ann/<n>.pcd.json with a cuboid, related_images/<n>_pcd/ with `--images` distinct JPEG
 camera images and their <image>.json each), then in interleaved rounds times `cp -r SRC DEST &&
 sync` and `cas import SRC` into a fresh store (cas syncs its blobs and commits LMDB before it
 exits), the source hot in the page cache. Prints the medians and their ratio.
+
+With `--episodes N`, a point-cloud episode project (sly.PointcloudEpisodeProject) of the same
+clouds: N episodes <e>/ with pointcloud/, related_images/, one annotation.json (a car tracked
+over every frame, a cuboid on each) and frame_pointcloud_map.json.
 """
 
 from __future__ import annotations
@@ -30,30 +34,44 @@ from bench.dedup import cas_env, fresh_cas_store, prepare, run, synced
 LIMIT = 1.5
 
 
-def make_project(root: Path, clouds: int, points: int, images: int, seed: int = 0) -> None:
-    """A point cloud project of `clouds` clouds of `points` points with `images` related images each."""
+def make_project(root: Path, clouds: int, points: int, images: int, seed: int = 0, episodes: int = 0) -> None:
+    """A point cloud project of `clouds` clouds of `points` points with `images` related images
+    each; with `episodes`, an episode project of that many episodes sharing the clouds out."""
     rng = np.random.default_rng(seed)
     meta = {"classes": [{"title": "car", "shape": "cuboid_3d", "color": "#FF0000", "geometry_config": {}}],
-            "tags": [], "projectType": "point_clouds"}
+            "tags": [], "projectType": "point_cloud_episodes" if episodes else "point_clouds"}
     root.mkdir(parents=True)
     (root / "meta.json").write_text(json.dumps(meta, indent=4))
-    ds = root / "ds0"
-    for sub in ("pointcloud", "ann", "related_images"):
+    if episodes:
+        per = -(-clouds // episodes)
+        for e in range(episodes):
+            _clouds(root / f"ep{e}", range(e * per, min(clouds, (e + 1) * per)), points, images, rng, episode=True)
+    else:
+        _clouds(root / "ds0", range(clouds), points, images, rng, episode=False)
+
+
+def _clouds(ds: Path, numbers: range, points: int, images: int, rng: np.random.Generator, episode: bool) -> None:
+    """A dataset of clouds (their annotations in ann/, or an episode's files) and related images."""
+    for sub in ("pointcloud", "related_images") + (() if episode else ("ann",)):
         (ds / sub).mkdir(parents=True)
     head = ("# .PCD v0.7 - Point Cloud Data file format\nVERSION 0.7\nFIELDS x y z intensity\nSIZE 4 4 4 4\n"
             f"TYPE F F F F\nCOUNT 1 1 1 1\nWIDTH {points}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {points}\n"
             "DATA binary\n").encode()
     cuboid = {"position": {"x": 1, "y": 2, "z": 0}, "rotation": {"x": 0, "y": 0, "z": 0.3},
               "dimensions": {"x": 4, "y": 2, "z": 1.5}}
-    for i in range(clouds):
+    car = f"{numbers.start:032x}"
+    frames = []
+    for frame, i in enumerate(numbers):
         name = f"{i:06d}.pcd"
         (ds / "pointcloud" / name).write_bytes(head + rng.random((points, 4), np.float32).tobytes())
         key = f"{i:032x}"
-        ann = {"description": "", "key": f"{i + 1:032x}", "tags": [],
-               "objects": [{"key": key, "classTitle": "car", "tags": []}],
-               "figures": [{"key": f"{i + 2:032x}", "objectKey": key, "geometryType": "cuboid_3d",
-                            "geometry": cuboid}]}
-        (ds / "ann" / f"{name}.json").write_text(json.dumps(ann, indent=4))
+        figure = {"key": f"{i + 2:032x}", "objectKey": car if episode else key, "geometryType": "cuboid_3d",
+                  "geometry": cuboid}
+        frames.append({"index": frame, "figures": [figure]})
+        if not episode:
+            ann = {"description": "", "key": f"{i + 1:032x}", "tags": [],
+                   "objects": [{"key": key, "classTitle": "car", "tags": []}], "figures": [figure]}
+            (ds / "ann" / f"{name}.json").write_text(json.dumps(ann, indent=4))
         related = ds / "related_images" / name.replace(".", "_")
         related.mkdir()
         for cam in range(images):
@@ -65,6 +83,13 @@ def make_project(root: Path, clouds: int, points: int, images: int, seed: int = 
                 {"name": img, "meta": {"deviceId": f"cam{cam}", "sensorsData": {
                     "extrinsicMatrix": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],
                     "intrinsicMatrix": [500, 0, 160, 0, 500, 120, 0, 0, 1]}}}))
+    if episode:
+        (ds / "annotation.json").write_text(json.dumps(
+            {"description": "", "key": f"{numbers.stop:032x}", "tags": [],
+             "objects": [{"key": car, "classTitle": "car", "tags": []}], "framesCount": len(numbers),
+             "frames": frames}, indent=4))
+        (ds / "frame_pointcloud_map.json").write_text(json.dumps(
+            {str(frame): f"{i:06d}.pcd" for frame, i in enumerate(numbers)}, indent=4))
 
 
 def main() -> None:
@@ -72,6 +97,7 @@ def main() -> None:
     ap.add_argument("--clouds", type=int, default=1000)
     ap.add_argument("--points", type=int, default=20000)
     ap.add_argument("--images", type=int, default=3)
+    ap.add_argument("--episodes", type=int, default=0, help="an episode project of this many episodes")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true")
@@ -79,7 +105,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="pcd-bench-", dir=args.workdir))
     try:
         src = work / "clouds"
-        make_project(src, args.clouds, args.points, args.images)
+        make_project(src, args.clouds, args.points, args.images, episodes=args.episodes)
         size = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
         cp_times, cas_times = [], []
         for _round in range(args.rounds):
@@ -91,7 +117,8 @@ def main() -> None:
             cas_times.append(run([sys.executable, "-m", "cas", "--store", str(work / "store"), "--quiet", "import",
                                   str(src), "--project", "p"], work, cas_env())[0])
         cp, cas = statistics.median(cp_times), statistics.median(cas_times)
-        print(f"{args.clouds} clouds x {args.points} points, {args.images} related images each: "
+        kind = f" in {args.episodes} episodes" if args.episodes else ""
+        print(f"{args.clouds} clouds{kind} x {args.points} points, {args.images} related images each: "
               f"{size / 1e6:.0f} MB in {sum(1 for p in src.rglob('*') if p.is_file())} files")
         print(f"cp -r + sync  {cp:.2f} s (median of {args.rounds})")
         print(f"cas import    {cas:.2f} s (median of {args.rounds})")

@@ -127,7 +127,9 @@ Related = tuple[str, BlobId, int]  # a related file of an item: name, blob, size
 
 @dataclass(slots=True)
 class ItemRecord:
-    """One image (or video): its media blob, annotation blob and header facts."""
+    """One image (video, point cloud): its media blob, annotation blob and header facts. A
+    frame of a point-cloud episode holds its episode's annotation.json as `ann` and its
+    frame_pointcloud_map.json as `meta` (`cas.model.episode`)."""
 
     media: BlobId
     ann: BlobId

@@ -10,7 +10,9 @@ A video project (`sly.VideoProject`) has video/ for img/, and at the top a key_i
 the ids a Supervisely server gave the annotations' keys. The store keeps no server ids (a
 new upload makes new ones): a map that holds any is counted in the import's summary, and an
 export writes the empty map the SDK writes for a project of its own. The SDK's meta.json
-names no projectType: the media folder says it.
+names no projectType: the media folder says it, and for point clouds an episode's files
+(`sly.PointcloudEpisodeProject`: annotation.json and frame_pointcloud_map.json in each episode,
+no ann/; `cas.model.episode`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cas.blobs.hashing import hash_bytes
 from cas.errors import InvalidInput
 from cas.ingest.session import ImportSession
+from cas.model.episode import EpisodeFiles, check_episode, default_frame_map, empty_episode_annotation
 from cas.model.layout import (
+    DATASET_FILES,
+    EPISODE_ANNOTATION,
+    FRAME_MAP,
     MEDIA_SECTIONS,
     META_NAME,
     NESTED,
@@ -35,6 +42,7 @@ from cas.model.layout import (
     sections,
 )
 from cas.model.related import check_names as check_related_names
+from cas.records import ItemRecord
 from cas.store import Store
 
 from . import text
@@ -91,17 +99,42 @@ def _media_dir(folder: Path) -> Path | None:
     return next((folder / d for d in MEDIA_SECTIONS if (folder / d).is_dir()), None)
 
 
+EPISODES = "point_cloud_episodes"
+
+
+def _folder_kind(folder: Path, media: Path) -> str | None:
+    """The project type a dataset folder's media folder says: point clouds with an episode's
+    files are an episode's, with ann/ a point cloud project's; with neither, either (None)."""
+    kind = project_type_of(media.name)
+    if sections(kind).media != sections(EPISODES).media:
+        return kind
+    if any((folder / f).is_file() for f in DATASET_FILES):
+        return EPISODES
+    return kind if (folder / "ann").is_dir() else None
+
+
 def _project_type(meta: dict[str, Any], found: list[tuple[str, Path]]) -> dict[str, Any]:
     """`meta` with the projectType its datasets' media folders say (the SDK writes none): one
     type for every dataset, and the one meta.json names if it names one."""
-    kinds = {project_type_of(d.name): name for name, folder in found if (d := _media_dir(folder)) is not None}
+    kinds: dict[str, str] = {}
+    either = None  # a dataset of point clouds alone: of a point cloud or an episode project
+    for name, folder in found:
+        media = _media_dir(folder)
+        if media is not None:
+            kind = _folder_kind(folder, media)
+            if kind is None:
+                either = either or name
+            else:
+                kinds.setdefault(kind, name)
+    said = meta.get("projectType")
+    if either is not None and not kinds:
+        kinds[EPISODES if said == EPISODES else "point_clouds"] = either
     if len(kinds) > 1:
         (a, da), (b, db) = sorted(kinds.items())[:2]
         raise InvalidInput(f"{db}/", f"a project of one type only: dataset {da} holds {a}, {db} holds {b}")
     if not kinds:
         return meta
     (kind, name), = kinds.items()
-    said = meta.get("projectType")
     if said is not None and said != kind:
         raise InvalidInput(META_NAME, f"projectType {said!r}, but dataset {name} holds {kind} "
                                       f"({sections(kind).media}/)", "projectType")
@@ -145,6 +178,9 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
         counts["datasets"] += 1
         rel = os.path.relpath(folder, src)
         items_dir = _media_dir(folder)
+        if session.meta.project_type == EPISODES:
+            _read_episode(session, target, folder, rel, items_dir)
+            continue
         names = set()
         if items_dir is not None:
             for entry in files(str(items_dir)):
@@ -173,6 +209,46 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                                                 f"{_MEDIA_WORDS.get(media, 'image')} in {rel}/{media}/"))
         _check_related_folders(folder, rel, names, session)
     return counts
+
+
+def _read_episode(session: ImportSession, dataset: str, folder: Path, rel: str, clouds_dir: Path | None) -> None:
+    """Queue the frames of an episode, each with the episode's files (`cas.model.episode`),
+    checked once here; a source without them gets the SDK's (frames in name order, nothing
+    annotated)."""
+    clouds_dir = clouds_dir or folder / sections(EPISODES).media
+    clouds = sorted(e.name for e in files(str(clouds_dir))) if clouds_dir.is_dir() else []
+    ann_label, map_label = f"{rel}/{EPISODE_ANNOTATION}", f"{rel}/{FRAME_MAP}"
+    try:
+        if (folder / "ann").is_dir():
+            raise InvalidInput(f"{rel}/ann/", f"an episode has one {EPISODE_ANNOTATION}, no ann/")
+        map_path, ann_path = folder / FRAME_MAP, folder / EPISODE_ANNOTATION
+        frame_map = map_path.read_bytes() if map_path.is_file() else default_frame_map(clouds)
+        annotation = ann_path.read_bytes() if ann_path.is_file() else \
+            empty_episode_annotation(len(clouds), hash_bytes(frame_map).hex())
+        check_episode(session.meta, annotation, frame_map, clouds, ann_label, map_label)
+        _check_no_frame_left(session, dataset, clouds, rel)
+        related = {name: _related_files(folder, rel, name) for name in clouds}
+    except InvalidInput as e:
+        session.reject(e)  # fails the import unless --skip-invalid, which leaves the episode out
+        return
+    episode = EpisodeFiles(str(ann_path) if ann_path.is_file() else annotation,
+                           str(map_path) if map_path.is_file() else frame_map, ann_label, map_label)
+    for name in clouds:
+        session.add_item(dataset, name, str(clouds_dir / name), ann=episode, label=f"{rel}/{clouds_dir.name}/{name}",
+                         ann_label=ann_label, related=related[name])
+    _check_related_folders(folder, rel, set(clouds), session)
+
+
+def _check_no_frame_left(session: ImportSession, dataset: str, clouds: list[str], rel: str) -> None:
+    """An episode imported over one in the store has each of its frames: a frame left over
+    would keep the old episode's files (its frames are replaced, never merged)."""
+    ns = session.store.ns
+    if not ns.has_dataset(session.project, dataset):
+        return
+    left = sorted(set(ns.item_names(session.project, dataset)) - set(clouds))
+    if left:
+        raise InvalidInput(f"{rel}/", f"episode {session.project}/{dataset} in the store has frame {left[0]!r}, "
+                                      f"which this one lacks: remove it first (cas rm {session.project}/{dataset})")
 
 
 _MEDIA_WORDS = {"video": "video", "pointcloud": "point cloud"}  # what an item's media is called, by its folder
@@ -208,7 +284,8 @@ def _check_related_folders(folder: Path, rel: str, items: set[str], session: Imp
 def write(store: Store, project: str, dest: Path, progress: Progress = no_progress) -> dict[str, int]:
     """Write a project as a Supervisely directory: media byte-identical, JSON pretty-printed."""
     rec = store.ns.project(project)
-    item_dir = sections(rec.project_type).media
+    layout = sections(rec.project_type)
+    item_dir = layout.media
     dest.mkdir(parents=True, exist_ok=True)
     _write_json(dest / META_NAME, rec.meta)
     if rec.project_type != "images":  # as the SDK's VideoProject (and PointcloudProject) writes it
@@ -216,21 +293,33 @@ def write(store: Store, project: str, dest: Path, progress: Progress = no_progre
     counts = {"datasets": 0, "items": 0}
     for dataset in store.ns.datasets(project):
         folder = dest / dataset_folder(dataset)
-        for sub in (item_dir, "ann"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
+        for sub in (item_dir, layout.ann):
+            if sub is not None:
+                (folder / sub).mkdir(parents=True, exist_ok=True)
         counts["datasets"] += 1
-        for name, item in store.ns.items(project, dataset):
+        for i, (name, item) in enumerate(store.ns.items(project, dataset)):
             store.copy_to(item.media, folder / item_dir / name)
-            for rel_name, blob, _size in item.related or ():
-                (folder / RELATED / related_folder(name)).mkdir(parents=True, exist_ok=True)
-                store.copy_to(blob, folder / RELATED / related_folder(name) / rel_name)
+            _copy_related(store, item, folder / RELATED / related_folder(name))
+            counts["items"] += 1
+            progress(1)
+            if layout.files:  # an episode's files, the same on every frame (`cas.model.episode`)
+                if i == 0:
+                    assert item.meta is not None  # every frame holds its episode's frame map
+                    store.copy_to(item.ann, folder / EPISODE_ANNOTATION)
+                    store.copy_to(item.meta, folder / FRAME_MAP)
+                continue
             _write_json(folder / "ann" / json_name(name), store.read_json(item.ann, f"{dataset}/ann/{name}.json"))
             if item.meta is not None:
                 (folder / "meta").mkdir(exist_ok=True)
                 _write_json(folder / "meta" / f"{name}.json", store.read_json(item.meta, f"{dataset}/meta/{name}.json"))
-            counts["items"] += 1
-            progress(1)
     return counts
+
+
+def _copy_related(store: Store, item: ItemRecord, folder: Path) -> None:
+    """An item's related files, byte for byte, into `folder` (made when it has any)."""
+    for rel_name, blob, _size in item.related or ():
+        folder.mkdir(parents=True, exist_ok=True)
+        store.copy_to(blob, folder / rel_name)
 
 
 def _write_json(path: Path, obj: object) -> None:

@@ -79,7 +79,8 @@ def misfit(full: str, is_dir: bool) -> bool:
         return False
     if is_dir:  # a folder of another kind than images' hints at a project of that kind being copied
         return t.kind in (Kind.FILE, Kind.PROJECT_META) or (t.kind is Kind.SECTION and t.section in _KIND_SECTIONS)
-    return t.kind in (Kind.PROJECT, Kind.DATASET, Kind.SECTION) or (t.kind is Kind.FILE and t.section == NESTED)
+    # a file of a dataset itself (an episode's annotation.json) hints at a project of that kind too
+    return t.kind in (Kind.PROJECT, Kind.DATASET, Kind.SECTION) or (t.kind is Kind.FILE and t.section in (NESTED, ""))
 
 
 def editor_temporary(full: str) -> bool:
@@ -201,6 +202,10 @@ class CopyIn:
                               label_of(t), once_for=t.path.rpartition("/")[0])
         if not self.store.ns.has_dataset(t.project, t.dataset):
             raise NotFound(f"no dataset {t.project}/{t.dataset}")
+        if self.view.sections(t.project).files:  # its frames and files make one episode
+            raise self.refuse(errno.EPERM, f"{label_of(t)}: an episode is not written file by file; copy its "
+                                           "folder in, or import it with `cas import`", label_of(t),
+                              once_for=t.path.rpartition("/")[0])
         self._check_section(t)
         if t.section in RELATED_SECTIONS:
             raise self.refuse(errno.EPERM, f"{label_of(t)}: related files are not written one by one; "
@@ -258,6 +263,7 @@ class CopyIn:
             from cas.model.annotation import loads
             raw = staged.getvalue()
             self.wb.set_project_meta(t.project, loads(raw, label), raw)
+            self.view.forget_sections(t.project)  # its projectType may have changed
             self.hidden.meta_written(t.project)
             return
         if t.section in MEDIA_SECTIONS:
@@ -446,6 +452,7 @@ class CopyIn:
                 drop = self.drops.create(project, project, into=False)
                 self._move_in(drop, f"/{project}", project, datasets)
                 remove_with_history(self.store, project)
+                self.view.forget_sections(project)  # it comes back of the type its import gives it
                 self.made_projects.discard(project)
                 self.made_datasets = {k for k in self.made_datasets if k[0] != project}
                 self.hidden.forget(project)
@@ -464,12 +471,16 @@ class CopyIn:
         return None
 
     def _own_section(self, full: str) -> bool:
-        """Whether `full` is a folder of its project's own kind (video/ in a video project)."""
+        """Whether `full` is a folder of its project's own kind (video/ in a video project), where
+        files are written one by one (never in an episode: `writable`)."""
         try:
             t = parse(full)
         except InvalidName:
             return False
-        return t.kind is Kind.SECTION and t.section in self.view.sections(t.project).listed
+        if t.kind is not Kind.SECTION:
+            return False
+        layout = self.view.sections(t.project)
+        return t.section in layout.listed and not layout.files
 
     def _written(self, project: str, datasets: list[str]) -> bool:
         return any(self.wb.has_items(project, d) for d in datasets)

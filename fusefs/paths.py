@@ -12,6 +12,8 @@
     /<p>/<d>/related_images/<folder>    RELATED: an item's related files (`cas.model.related`)
     /<p>/<d>/related_images/<folder>/<file>
                                         FILE, `name` is '<folder>/<file>'
+    /<p>/<d>/annotation.json, frame_pointcloud_map.json
+                                        FILE of the dataset itself (an episode's), `section` ''
     /<p>/.versions                      VERSIONS
     /<p>/.versions/<version id>/...     the same kinds, read-only, with `version` set
     .../<temporary name>[/...]          STAGED: a scratch file or directory (rsync's
@@ -28,7 +30,7 @@ from enum import Enum, auto
 
 from cas.errors import InvalidName
 from cas.ingest import is_temporary
-from cas.model.layout import JSON_SECTIONS, META_NAME, NESTED, RELATED_SECTIONS, SECTIONS, dataset_folder
+from cas.model.layout import DATASET_FILES, JSON_SECTIONS, META_NAME, NESTED, RELATED_SECTIONS, SECTIONS, dataset_folder
 
 CAS_DIR_NAME = ".cas"
 VERSIONS_NAME = ".versions"
@@ -95,6 +97,8 @@ class Target:
         base += "/" + f"/{NESTED}/".join(self.dataset.split("/"))
         if self.kind is Kind.DATASET:
             return base
+        if not self.section:
+            return f"{base}/{self.name}"
         return f"{base}/{self.section}" + (f"/{self.name}" if self.kind in (Kind.FILE, Kind.RELATED) else "")
 
 
@@ -140,6 +144,8 @@ def _parse(path: str) -> Target:
         if i == len(rest):
             return Target(Kind.DATASET, project, "/".join(dataset), version=version)
         section = rest[i]
+        if section in DATASET_FILES and i + 1 == len(rest):
+            return Target(Kind.FILE, project, "/".join(dataset), "", section, version)
         if section not in SECTIONS:
             raise InvalidName(f"nothing at {path} ({section!r} is not one of {', '.join(SECTIONS)})")
         if section == NESTED:

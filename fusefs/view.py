@@ -26,6 +26,7 @@ from cas.ingest import WriteBack
 from cas.ingest.scratch import Node
 from cas.maintenance.stats import compute as compute_stats
 from cas.model.layout import (
+    EPISODE_ANNOTATION,
     INFO_SECTIONS,
     JSON_SECTIONS,
     MEDIA_SECTIONS,
@@ -97,8 +98,13 @@ def img_info(name: str, item: ItemRecord) -> bytes:
 
 
 def item_blob(section: str, name: str, item: ItemRecord) -> tuple[BlobId, int]:
-    """The blob (and its size) behind an item's file in img/ (video/), ann/, meta/, or its
-    related file `name` ('<folder>/<file>') in related_images/."""
+    """The blob (and its size) behind an item's file in img/ (video/), ann/, meta/, its
+    related file `name` ('<folder>/<file>') in related_images/, or (no section) its episode's
+    file `name` (`cas.model.episode`)."""
+    if not section:
+        if name == EPISODE_ANNOTATION:
+            return item.ann, item.ann_size
+        section = "meta"
     if section in RELATED_SECTIONS:
         try:
             _name, blob, size = item.related_file(name.partition("/")[2])
@@ -118,7 +124,7 @@ def item_attrs(section: str, name: str, item: ItemRecord) -> Attrs:
     """Attributes of an item's file in one section (img/, ann/, meta/, img_info/)."""
     if section in INFO_SECTIONS:
         return _attrs(RO_FILE_MODE, len(img_info(name, item)), item.mtime)
-    return _attrs(FILE_MODE, item_blob(section, name, item)[1], item.mtime)
+    return _attrs(FILE_MODE if section else RO_FILE_MODE, item_blob(section, name, item)[1], item.mtime)
 
 
 class View:
@@ -145,11 +151,21 @@ class View:
             hit = self._sections[project] = (now, sections(self.source.project(project).project_type))
         return hit[1]
 
+    def forget_sections(self, project: str) -> None:
+        """Drop the cached folders of `project`, whose type may change (its meta.json written, the
+        project made here turned into a drop)."""
+        self._sections.pop(project, None)
+
     def item(self, t: Target, sized: bool = True) -> ItemRecord:
         """The item a file stands for; without `sized`, as recorded (size -1: a link whose
         size is not known yet)."""
         if t.section in RELATED_SECTIONS:
             item = self.related_owner(t)
+        elif not t.section:  # a file of the dataset itself: an episode's, on each of its frames
+            first = next(self.source.items(t.project, t.dataset), None)
+            if first is None:
+                raise NotFound(f"episode {t.dataset} has no frames")
+            item = first[1]
         else:
             item = self.source.item(t.project, t.dataset, t.item)
         return self.sized(item) if sized else item
@@ -251,6 +267,8 @@ class View:
         self._check_section(t)
         if t.section == NESTED:
             raise NotFound("datasets/ holds only datasets")
+        if not t.section and t.name not in self.sections(t.project).files:
+            raise NotFound(f"a dataset of project {t.project} has no {t.name}")
         if self.hidden.file_hidden(t.project, t.dataset, t.section, t.item):
             raise NotFound(f"{t.section}/{t.name} is not written yet")
 
@@ -300,6 +318,11 @@ class View:
             self.hidden.dataset_listed(t.project, t.dataset)
             for section in self.sections(t.project).listed:
                 yield section, self.getattr(Target(Kind.SECTION, t.project, t.dataset, section))
+            for name in self.sections(t.project).files:
+                try:
+                    yield name, self.getattr(Target(Kind.FILE, t.project, t.dataset, "", name))
+                except NotFound:  # an episode with no frames
+                    continue
             if self.source.children(t.project, t.dataset) or self.hidden.has_nested(t.project, t.dataset):
                 yield NESTED, self.getattr(Target(Kind.SECTION, t.project, t.dataset, NESTED))
         elif t.kind is Kind.SECTION:

@@ -1,6 +1,7 @@
 """Projects of the kinds beyond images written by the Supervisely SDK's own classes, and what
 the SDK reads back from a project folder (a source, an export, a mount), for the tests that
-import, export and mount them (tests/converters/test_sly_videos.py, test_sly_pointclouds.py, and their mount tests).
+import, export and mount them (tests/converters/test_sly_videos.py, test_sly_pointclouds.py,
+test_sly_episodes.py, and their mount tests).
 Made once per run: the SDK takes seconds to start."""
 
 from __future__ import annotations
@@ -89,7 +90,60 @@ for camera, shade in (("front.png", 90), ("left.png", 40)):
             "intrinsicMatrix": [1, 0, 0, 0, 1, 0, 0, 0, 1]}}}, f)
 """
 
-# What the SDK reads from a project folder, as JSON: fails on any warning the SDK logs.
+# A point-cloud episode project: episode ep0 of three clouds (ASCII and binary PCD v0.7), a car
+# tracked over them (a cuboid per frame, a tag over frames 0 to 1), two camera images related to
+# its first frame; episode ep1 of two clouds (the first the same bytes as ep0's), one frame
+# annotated. The SDK writes no frame_pointcloud_map.json (only its download from a server does)
+# and no related images: ep0's are written as PointcloudEpisodeDataset reads them; ep1 has no map
+# (the SDK takes its clouds in name order then).
+EPISODE_PROJECT = r"""
+import json, os, sys, numpy as np, cv2, supervisely as sly
+from supervisely.geometry.cuboid_3d import Cuboid3d, Vector3d
+root, scratch = sys.argv[1], sys.argv[2]
+os.makedirs(scratch, exist_ok=True)
+
+def cloud(name, n, binary):
+    points = np.arange(n * 3, dtype=np.float32).reshape(n, 3) / 10
+    path = os.path.join(scratch, f"{n}{binary}.pcd")
+    with open(path, "wb") as f:
+        f.write(("# .PCD v0.7 - Point Cloud Data file format\nVERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\n"
+                 f"COUNT 1 1 1\nWIDTH {n}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {n}\n"
+                 f"DATA {'binary' if binary else 'ascii'}\n").encode())
+        f.write(points.tobytes() if binary else "".join(f"{x:g} {y:g} {z:g}\n" for x, y, z in points).encode())
+    return path
+
+car = sly.ObjClass("car", Cuboid3d)
+moving = sly.TagMeta("moving", sly.TagValueType.NONE)
+meta = sly.ProjectMeta(obj_classes=[car], tag_metas=[moving])
+project = sly.PointcloudEpisodeProject(root, sly.OpenMode.CREATE)
+project.set_meta(meta)
+for ep, clouds in (("ep0", [("f0.pcd", 5, False), ("f1.pcd", 6, True), ("f2.pcd", 7, False)]),
+                   ("ep1", [("a.pcd", 5, False), ("b.pcd", 8, True)])):
+    ds = project.create_dataset(ep)
+    for i, (name, n, binary) in enumerate(clouds):
+        ds.add_item_file(name, cloud(name, n, binary), frame=i)
+    tags = [sly.PointcloudEpisodeTag(moving, frame_range=(0, 1))] if ep == "ep0" else []
+    obj = sly.PointcloudEpisodeObject(car, tags=sly.PointcloudEpisodeTagCollection(tags))
+    frames = [sly.Frame(i, figures=[sly.PointcloudFigure(obj, Cuboid3d(Vector3d(1 + i, 2, 3), Vector3d(0, 0, 0.5),
+                                                                      Vector3d(4, 2, 1.5)), frame_index=i)])
+              for i in range(len(clouds) if ep == "ep0" else 1)]
+    ds.set_ann(sly.PointcloudEpisodeAnnotation(len(clouds), objects=sly.PointcloudEpisodeObjectCollection([obj]),
+                                               frames=sly.FrameCollection(frames)))
+ep0 = project.datasets.get("ep0")
+with open(ep0.get_frame_pointcloud_map_path(), "w") as f:
+    json.dump({"0": "f0.pcd", "1": "f1.pcd", "2": "f2.pcd"}, f, indent=4)
+related = ep0.get_related_images_path("f0.pcd")
+os.makedirs(related)
+for camera, shade in (("front.png", 90), ("left.png", 40)):
+    cv2.imwrite(os.path.join(related, camera), np.full((20, 30, 3), shade, np.uint8))
+    with open(os.path.join(related, camera + ".json"), "w") as f:
+        json.dump({"name": camera, "meta": {"deviceId": camera, "sensorsData": {
+            "extrinsicMatrix": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],
+            "intrinsicMatrix": [1, 0, 0, 0, 1, 0, 0, 0, 1]}}}, f)
+"""
+
+# What the SDK reads from a project folder, as JSON: fails on any warning the SDK logs. An
+# episode's annotation is read once, under the episode's name; each frame gives its index.
 READ = r"""
 import hashlib, json, logging, os, sys, supervisely as sly
 warnings = []
@@ -101,11 +155,14 @@ cls = getattr(sly, sys.argv[2])
 project = cls(sys.argv[1], sly.OpenMode.READ)
 out = {"meta": project.meta.to_json(), "items": {}, "warnings": warnings}
 for ds in project.datasets:
+    episode = isinstance(ds, sly.PointcloudEpisodeDataset)
+    if episode:
+        out["items"][ds.name] = {"ann": ds.get_ann(project.meta).to_json()}
     for name in sorted(ds):
         paths = ds.get_item_paths(name)
-        ann = ds.get_ann(name, project.meta)
         media = open(paths[0], "rb").read()
-        item = out["items"][f"{ds.name}/{name}"] = {"ann": ann.to_json(), "media": hashlib.sha256(media).hexdigest()}
+        item = out["items"][f"{ds.name}/{name}"] = {"media": hashlib.sha256(media).hexdigest()}
+        item.update({"frame": ds.get_frame_idx(name)} if episode else {"ann": ds.get_ann(name, project.meta).to_json()})
         if hasattr(ds, "get_related_images"):
             item["related"] = sorted([os.path.basename(path), hashlib.sha256(open(path, "rb").read()).hexdigest(),
                                       info] for path, info in ds.get_related_images(name))
@@ -131,6 +188,15 @@ def sdk_video_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sdk_videos")
     run_tool("sly", VIDEO_PROJECT, str(root / "videos"), str(root / "scratch"))
     return root / "videos"
+
+
+@pytest.fixture(scope="session")
+def sdk_episode_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `sly.PointcloudEpisodeProject` written by the SDK, its frame map and related images as it reads them
+    (EPISODE_PROJECT)."""
+    root = tmp_path_factory.mktemp("sdk_episodes")
+    run_tool("sly", EPISODE_PROJECT, str(root / "episodes"), str(root / "scratch"))
+    return root / "episodes"
 
 
 @pytest.fixture(scope="session")

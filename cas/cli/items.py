@@ -35,6 +35,7 @@ from converters import FORMATS, WRITABLE
 
 if TYPE_CHECKING:
     from cas.ingest.session import ImportReport
+    from cas.store import Store
 
 
 @cli.command("formats")
@@ -202,19 +203,32 @@ def ls_cmd(c: Context, target: str | None, as_json: bool) -> None:
         return
     rows = [(item, ns.item(project, dataset, item))] if item else ns.items(project, dataset)
     children = [] if item else _dataset_rows(ns, project, [f"{dataset}/{c}" for c in ns.children(project, dataset)])
+    frames = _frames(c.store, project, dataset)
     if as_json:  # streamed: a dataset may hold a million items
         echo_lines(itertools.chain(['{"items": ['], joined_lines(
             json.dumps({"name": name, "width": rec.width or None, "height": rec.height or None,
                         "size": None if rec.size == UNKNOWN_SIZE else rec.size, "mime": rec.mime,
-                        "media": rec.media.hex(), "annotation": rec.ann.hex(), **(rec.facts or {})})
+                        "media": rec.media.hex(), "annotation": rec.ann.hex(), **(rec.facts or {}),
+                        **({"frame": frames[name]} if frames else {})})
             for name, rec in rows),
             [f'], "datasets": {json.dumps(children)}}}']))
         return
     echo_lines(f"{name}\t{f'{rec.width}x{rec.height}' if rec.width else '?'}\t"
                f"{'-' if rec.size == UNKNOWN_SIZE else rec.size}\t{rec.mime}\t{rec.media}"
-               + (f"\t{media_facts(rec.facts)}" if rec.facts else "") for name, rec in rows)
+               + (f"\t{media_facts(rec.facts)}" if rec.facts else "")
+               + (f"\tframe {frames[name]}" if frames else "") for name, rec in rows)
     for child in children:
         click.echo(f"{child['dataset'].rsplit('/', 1)[-1]}/\t{counted(child['items'], 'item')}")
+
+
+def _frames(store: Store, project: str, dataset: str) -> dict[str, int] | None:
+    """An episode's frame index of each of its clouds (its frame map), None for any other dataset."""
+    if store.ns.project(project).project_type != "point_cloud_episodes":
+        return None
+    first = next(iter(store.ns.items(project, dataset)), None)
+    if first is None or first[1].meta is None:
+        return {}
+    return {name: int(frame) for frame, name in store.read_json(first[1].meta, f"{dataset}/frame map").items()}
 
 
 def _dataset_rows(ns: Namespace, project: str, paths: list[str]) -> list[dict[str, Any]]:

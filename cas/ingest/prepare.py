@@ -25,6 +25,7 @@ from cas.ingest import statcache
 from cas.ingest.statcache import Seen
 from cas.ingest.workers import exit_with
 from cas.model.annotation import (
+    CLOUD_TYPES,
     Meta,
     dumps,
     empty_annotation,
@@ -32,6 +33,7 @@ from cas.model.annotation import (
     empty_video_annotation,
     loads,
 )
+from cas.model.episode import EpisodeFiles
 from cas.model.layout import sections
 from cas.model.media import MediaInfo, PointcloudInfo, VideoInfo, probe_image, probe_pointcloud, probe_video
 from cas.model.namespace import raw_item
@@ -130,7 +132,9 @@ class Preparer:
         self.store = store
         self.meta = Meta(config.meta)
         self._empty_anns: dict[tuple[int, int], Spooled] = {}
-        self._empty_parts: dict[BlobId, Part] = {}  # empty annotations settled: id -> its part
+        self._shared_parts: dict[BlobId, Part] = {}  # shared blobs settled: id -> its part
+        # the last episode's files (their sources, then read): frames come episode by episode
+        self._episode: tuple[tuple[str | bytes, str | bytes], Spooled, Spooled] | None = None
         # Small new blobs go into packs (of this preparer's own) when blobs are written here,
         # not to S3; `pack=False` for a preparer of one item, which would make a pack of one.
         self.packs = PackWriter(store.local.pack_dir) if pack and store.write_backend is store.local \
@@ -220,6 +224,8 @@ class Preparer:
         """The annotation and item meta parts of an item, checked against the image and, without
         --overwrite, against the item stored under the same name; the builder's notes; and the
         stored item, when it was looked up."""
+        if isinstance(ann, EpisodeFiles) or self.meta.project_type == "point_cloud_episodes":
+            return self._episode_parts(txn, dataset, name, media, ann, label, related)
         notes = None
         if callable(ann):  # a converter's builder, run here (in parallel) with the real image size
             ann = ann(info.width, info.height)
@@ -265,10 +271,28 @@ class Preparer:
             self._check_conflict(old, dataset, name, media, ann_part.id, meta_sp.id if meta_sp else
                                  meta_part.id if meta_part else None, related)
         if ann_sp is not None:
-            ann_part = self._settle_empty(txn, ann_sp, ann_label) if empty else self._settle(txn, ann_sp, ann_label)
+            ann_part = self._settle_shared(txn, ann_sp, ann_label) if empty else self._settle(txn, ann_sp, ann_label)
         if meta_sp is not None:
             meta_part = self._settle(txn, meta_sp, label)
         return ann_part, meta_part, notes, old
+
+    def _episode_parts(self, txn: Any, dataset: str, name: str, media: BlobId, files: Any, label: str,
+                       related: list[Related] | None) -> tuple[Part, Part, None, ItemRecord | None]:
+        """A frame's annotation and item meta parts: its episode's annotation.json and frame
+        map (`cas.model.episode`, checked by the converter), as they are, each settled once
+        per preparer."""
+        if not isinstance(files, EpisodeFiles):
+            raise InvalidInput(label, "a frame of a point-cloud episode comes with its episode (annotation.json, "
+                                      "frame_pointcloud_map.json): import or copy in the episode's folder")
+        key = (files.annotation, files.frame_map)
+        if self._episode is None or self._episode[0] != key:
+            self._episode = (key, _spool_file(files.annotation), _spool_file(files.frame_map))
+        _key, ann_sp, map_sp = self._episode
+        old = self._stored(txn, dataset, name) if self.config.project_existed else None
+        if self.config.check_conflicts and old is not None:
+            self._check_conflict(old, dataset, name, media, ann_sp.id, map_sp.id, related)
+        return (self._settle_shared(txn, ann_sp, files.ann_label), self._settle_shared(txn, map_sp, files.map_label),
+                None, old)
 
     def _stored(self, txn: Any, dataset: str, name: str) -> ItemRecord | None:
         """The item stored under this name, if any."""
@@ -282,21 +306,21 @@ class Preparer:
             sp = self._empty_anns[(width, height)] = spool_bytes(dumps(empty_annotation(width, height)))
         return sp
 
-    def _settle_empty(self, txn: Any, sp: Spooled, label: str) -> Part:
-        """`_settle` of an empty annotation, once per preparer: shared by many items, it is known
-        (or installed by this preparer, for the session to record) after the first. With
-        --verify-dedup every item compares its bytes again."""
-        part = self._empty_parts.get(sp.id)
+    def _settle_shared(self, txn: Any, sp: Spooled, label: str) -> Part:
+        """`_settle` of a blob many items share (an empty annotation, an episode's files), once
+        per preparer: it is known (or installed by this preparer, for the session to record)
+        after the first. With --verify-dedup every item compares its bytes again."""
+        part = self._shared_parts.get(sp.id)
         if part is None:
             part = self._settle(txn, sp, label)
             if not self.config.verify_dedup:
-                self._empty_parts[sp.id] = part
+                self._shared_parts[sp.id] = part
         return part
 
     def _probe(self, sp: Spooled, label: str) -> MediaInfo:
         if self.meta.project_type == "videos":
             return probe_video(sp.file if sp.file is not None else sp.data or b"", label)
-        if self.meta.project_type == "point_clouds":
+        if self.meta.project_type in CLOUD_TYPES:
             return probe_pointcloud(sp.head, sp.size, label)
         fallback = None
         if sp.file is not None and sp.data is None and sp.size > len(sp.head):  # header beyond the kept head
@@ -344,6 +368,11 @@ class Preparer:
         if self.store.read_bytes(sp.id) != ours:
             raise CorruptBlob(f"{label}: content differs from stored blob {sp.id} with the same digest "
                               "(hash collision or corrupt store); nothing was imported")
+
+
+def _spool_file(source: str | bytes) -> Spooled:
+    """A small file (a path or its bytes), read into memory and hashed."""
+    return spool_bytes(source if isinstance(source, bytes) else Path(source).read_bytes())
 
 
 # -- process pool entry points --------------------------------------------------------

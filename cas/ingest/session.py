@@ -48,6 +48,7 @@ from cas.ingest.prepare import (
 from cas.ingest.statcache import Seen
 from cas.ingest.workers import SafePoints, forkserver, stop_pool
 from cas.model.annotation import Meta, default_meta, dumps, empty_annotation
+from cas.model.episode import EpisodeFiles
 from cas.model.names import check_dataset_path, check_name
 from cas.model.namespace import merge_meta, widen_meta
 from cas.records import LINK, UNKNOWN_SIZE, BlobRecord, ItemRecord, ProjectRecord
@@ -219,7 +220,8 @@ class ImportSession:
         if dataset not in self._datasets:
             self._datasets.add(check_dataset_path(dataset))
 
-    def add_item(self, dataset: str, name: str, media: Source, ann: dict[str, Any] | bytes | AnnBuilder | None = None,
+    def add_item(self, dataset: str, name: str, media: Source,
+                 ann: dict[str, Any] | bytes | AnnBuilder | EpisodeFiles | None = None,
                  item_meta: dict[str, Any] | None = None, label: str | None = None,
                  ann_label: str | None = None, related: tuple[tuple[str, str, str], ...] = ()) -> None:
         """Queue one item; it is read, hashed and checked by a worker.
@@ -227,7 +229,7 @@ class ImportSession:
         `media` is a path, bytes or a binary stream. `ann` is a Supervisely annotation
         (dict or JSON bytes), None for an empty one sized from the image header, or a
         picklable callable `ann(width, height)` run by the worker with the image's size,
-        returning the annotation or (annotation, {note: count}).
+        returning the annotation or (annotation, {note: count}), or a frame's episode files.
         `label`/`ann_label` name the sources in error messages. `related`: the item's related
         files (`cas.model.related`), as (name, path, label).
         """

@@ -9,7 +9,7 @@ from typing import Any
 from cas.blobs.spool import HEAD
 from cas.errors import InvalidInput
 from cas.ingest.staged import StagedFile
-from cas.model.annotation import Meta, loads
+from cas.model.annotation import CLOUD_TYPES, Meta, loads
 from cas.model.media import MediaInfo, probe_image, probe_pointcloud, probe_video
 
 MAX_JSON = 64 << 20  # an annotation or meta file larger than this is refused
@@ -20,7 +20,7 @@ def probe(staged: StagedFile, meta: Meta, label: str) -> MediaInfo:
     if meta.project_type == "videos":
         return probe_video(staged.spill(), label)
     size = staged.size
-    if meta.project_type == "point_clouds":
+    if meta.project_type in CLOUD_TYPES:
         return probe_pointcloud(staged.read(HEAD, 0), size, label)
     head = staged.read(HEAD, 0)
     tail = staged.read(64, max(size - 64, 0))

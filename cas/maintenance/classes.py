@@ -1,6 +1,6 @@
 """What a project's annotations hold (`cas stats P --classes`): objects per class and geometry,
 tags on items and on objects, items per dataset; and what its media's headers say, summed (a
-video project's frames and duration).
+video project's frames and duration, an episode project's frames and points).
 
 Reads the store's own annotation model (Supervisely JSON: `objects` with `classTitle` and
 `geometryType`, `tags` with `name`; a video's shapes are the `figures` of its `frames`), no
@@ -41,8 +41,13 @@ class ClassStats:
     media: Counter[str] = field(default_factory=Counter)  # the items' header facts summed (frames, duration...)
 
     @property
+    def tracked(self) -> bool:
+        """Whether objects are tracked over frames (a video's, an episode's): their figures are counted."""
+        return self.project_type in ("videos", "point_cloud_episodes")
+
+    @property
     def counted(self) -> str:
-        return "figures" if self.project_type == "videos" else "objects"
+        return "figures" if self.tracked else "objects"
 
     def as_dict(self) -> dict[str, Any]:
         """The `--json` form: lists in name order, stable keys (README, "cas stats --classes")."""
@@ -85,11 +90,11 @@ def _add_annotation(stats: ClassStats, ann: Any, shapes: dict[Any, Any], times: 
         title = str(obj.get("classTitle"))
         for tag in _names(obj.get("tags")):
             stats.object_tags[tag] += times
-        if stats.project_type == "videos":
+        if stats.tracked:
             keys[obj.get("key")] = title
         else:
             stats.shapes[(title, str(obj.get("geometryType") or shapes.get(title, "unknown")))] += times
-    frames = ann.get("frames") if stats.project_type == "videos" else None
+    frames = ann.get("frames") if stats.tracked else None
     for frame in frames if isinstance(frames, list) else []:
         figures = frame.get("figures") if isinstance(frame, dict) else None
         for fig in figures if isinstance(figures, list) else []:
@@ -104,18 +109,22 @@ def class_stats(store: Store, project: str) -> ClassStats:
     stats = ClassStats(project, rec.project_type)
     shapes = {c.get("title"): c.get("shape") for c in rec.meta.get("classes", []) if isinstance(c, dict)}
     anns: Counter[bytes] = Counter()
+    episodes = rec.project_type == "point_cloud_episodes"
     index = store.index
     with index.read() as txn:
         for dataset in sorted(store.ns.datasets(project, txn), key=lambda d: d.split("/")):
             n = 0
             for _key, raw in scan_items(index, txn, item_prefix(project, dataset)):
                 ann, facts = ItemRecord.raw_ann_facts(raw)
-                anns[ann] += 1
+                if not episodes or n == 0:  # every frame holds its episode's one annotation
+                    anns[ann] += 1
                 if facts:
                     stats.media.update(facts)
                 n += 1
             stats.datasets[dataset] = n
             stats.items += n
+    if episodes:
+        stats.media = Counter({"frames": stats.items, **stats.media})
     for ann, times in anns.items():
         blob = BlobId(ann)
         _add_annotation(stats, store.read_json(blob, f"{project}: annotation {blob}"), shapes, times)

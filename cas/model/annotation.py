@@ -13,6 +13,7 @@ import math
 import re
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 from cas.errors import InvalidInput, shown
@@ -21,7 +22,8 @@ from cas.model.media import check_pixels
 SHAPES = ("rectangle", "polygon", "line", "point", "bitmap", "graph", "cuboid_3d", "point_cloud", "any")
 SHAPES_3D = ("cuboid_3d", "point_cloud")
 TAG_TYPES = ("none", "any_number", "any_string", "oneof_string")
-PROJECT_TYPES = ("images", "videos", "point_clouds")
+PROJECT_TYPES = ("images", "videos", "point_clouds", "point_cloud_episodes")
+CLOUD_TYPES = ("point_clouds", "point_cloud_episodes")  # the types whose media are point clouds
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -264,14 +266,7 @@ class Meta:
         self._check_video_tags(ann.get("tags", []), file, "tags", count)
         classes = self._objects(ann.get("objects", []), file,
                                 lambda tags, where: self._check_video_tags(tags, file, where, count))
-        frame_list = ann.get("frames", [])
-        _expect(isinstance(frame_list, list), file, "frames", "expected a list")
-        for i, frame in enumerate(frame_list):
-            where = f"frames[{i}]"
-            _expect(isinstance(frame, dict) and _is_int(frame.get("index")), file, f"{where}.index",
-                    "expected an integer")
-            _expect(0 <= frame["index"] < count, file, f"{where}.index",
-                    f"frame {frame['index']} is past the video's end (frames 0 to {count - 1})")
+        for where, frame in _frames(ann, file, count, "video"):
             figures = frame.get("figures", [])
             _expect(isinstance(figures, list), file, f"{where}.figures", "expected a list")
             for j, fig in enumerate(figures):
@@ -286,26 +281,24 @@ class Meta:
         _expect(isinstance(ann, dict), file, "$", "expected a JSON object")
         self._check_tags(ann.get("tags", []), file, "tags")
         classes = self._objects(ann.get("objects", []), file, lambda tags, where: self._check_tags(tags, file, where))
-        figures = ann.get("figures", [])
-        _expect(isinstance(figures, list), file, "figures", "expected a list")
-        for j, fig in enumerate(figures):
-            w = f"figures[{j}]"
-            cls, geometry = _figure(fig, classes, file, w)
-            gtype = fig.get("geometryType")
-            _expect(gtype in SHAPES_3D, file, f"{w}.geometryType",
-                    f"expected one of {', '.join(SHAPES_3D)}, got {shown(gtype)}")
-            _expect(cls["shape"] in ("any", gtype), file, f"{w}.geometryType",
-                    f"class {cls['title']!r} has shape {cls['shape']}, figure has {gtype}")
-            if gtype == "cuboid_3d":
-                for part in ("position", "rotation", "dimensions"):
-                    vec = geometry.get(part)
-                    _expect(isinstance(vec, dict) and all(_is_num(vec.get(axis)) for axis in "xyz"), file,
-                            f"{w}.geometry.{part}", 'expected {"x": number, "y": number, "z": number}')
-            else:
-                indices = geometry.get("indices")
-                _expect(isinstance(indices, list) and all(_is_int(i) and 0 <= i < (points or 1 << 62)
-                                                          for i in indices), file, f"{w}.geometry.indices",
-                        "expected a list of point indices" + (f" below {points}" if points is not None else ""))
+        _check_3d_figures(ann.get("figures", []), classes, file, "figures", points)
+
+    def check_episode_annotation(self, ann: Any, file: str, frames: int) -> None:
+        """Validate a point-cloud episode's annotation.json against its `frames` point clouds:
+        framesCount (theirs, when given), tags and object tags with frame ranges within the
+        episode, objects (class, key), and the 3D figures of each frame (a frame of the
+        episode, an object's key, a geometry of its class)."""
+        _expect(isinstance(ann, dict), file, "$", "expected a JSON object")
+        count = ann.get("framesCount", frames)
+        _expect(_is_int(count), file, "framesCount", "expected a count of frames")
+        if count != frames:
+            raise InvalidInput(file, f"annotation says {count} frames but the episode has {frames} point clouds",
+                               "framesCount")
+        self._check_video_tags(ann.get("tags", []), file, "tags", frames)
+        classes = self._objects(ann.get("objects", []), file,
+                                lambda tags, where: self._check_video_tags(tags, file, where, frames))
+        for where, frame in _frames(ann, file, frames, "episode"):
+            _check_3d_figures(frame.get("figures", []), classes, file, f"{where}.figures", None)
 
     def _objects(self, objects: Any, file: str, check_tags: Any) -> dict[str, dict[str, Any]]:
         """The objects of a video or point cloud annotation (key, class, tags checked by
@@ -393,6 +386,46 @@ def _figure(fig: Any, classes: dict[str, dict[str, Any]], file: str, where: str)
     geometry = fig.get("geometry")
     _expect(isinstance(geometry, dict), file, f"{where}.geometry", "expected an object")
     return classes[fig["objectKey"]], geometry
+
+
+def _frames(ann: dict[str, Any], file: str, count: int, media: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(path, frame) of each of a video's or an episode's annotated frames, whose index is one
+    of its `count` frames."""
+    frame_list = ann.get("frames", [])
+    _expect(isinstance(frame_list, list), file, "frames", "expected a list")
+    for i, frame in enumerate(frame_list):
+        where = f"frames[{i}]"
+        _expect(isinstance(frame, dict) and _is_int(frame.get("index")), file, f"{where}.index",
+                "expected an integer")
+        _expect(0 <= frame["index"] < count, file, f"{where}.index",
+                f"frame {frame['index']} is past the {media}'s end (frames 0 to {count - 1})")
+        yield where, frame
+
+
+def _check_3d_figures(figures: Any, classes: dict[str, dict[str, Any]], file: str, where: str,
+                      points: int | None) -> None:
+    """The figures of a point cloud (or of one frame of an episode) at path `where`: each an
+    object's, by its key, with a 3D geometry of its class (a cuboid's position, rotation and
+    dimensions, a point_cloud's indices of the cloud's `points`, when known)."""
+    _expect(isinstance(figures, list), file, where, "expected a list")
+    for j, fig in enumerate(figures):
+        w = f"{where}[{j}]"
+        cls, geometry = _figure(fig, classes, file, w)
+        gtype = fig.get("geometryType")
+        _expect(gtype in SHAPES_3D, file, f"{w}.geometryType",
+                f"expected one of {', '.join(SHAPES_3D)}, got {shown(gtype)}")
+        _expect(cls["shape"] in ("any", gtype), file, f"{w}.geometryType",
+                f"class {cls['title']!r} has shape {cls['shape']}, figure has {gtype}")
+        if gtype == "cuboid_3d":
+            for part in ("position", "rotation", "dimensions"):
+                vec = geometry.get(part)
+                _expect(isinstance(vec, dict) and all(_is_num(vec.get(axis)) for axis in "xyz"), file,
+                        f"{w}.geometry.{part}", 'expected {"x": number, "y": number, "z": number}')
+        else:
+            indices = geometry.get("indices")
+            _expect(isinstance(indices, list) and all(_is_int(i) and 0 <= i < (points or 1 << 62)
+                                                      for i in indices), file, f"{w}.geometry.indices",
+                    "expected a list of point indices" + (f" below {points}" if points is not None else ""))
 
 
 def _check_size(ann: Any, file: str, width: int | None, height: int | None, media: str) -> None:

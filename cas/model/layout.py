@@ -12,6 +12,10 @@ converter reads and writes it):
                                       <image>.figures.json)
     <dataset>/datasets/<child>/...   (nested datasets)
 
+A point-cloud episode (a dataset whose frames are ordered) has no ann/: one
+<episode>/annotation.json and <episode>/frame_pointcloud_map.json beside pointcloud/
+(`Sections.files`, `cas.model.episode`).
+
 Each project type has its own sections (`Sections`): the SDK's Dataset class of that type
 takes any other folder for a nested dataset, and warns when it is not one.
 """
@@ -32,24 +36,30 @@ class Sections:
     info: str
     meta: str | None = None  # item meta
     related: str | None = None  # each item's related files, in <related>/<related_folder(item)>/
+    ann: str | None = "ann"  # each item's annotation, as <ann>/<item>.json
+    files: tuple[str, ...] = ()  # files of the dataset itself, beside its folders (an episode's)
     noun: str = "image"  # what messages call an item's media
     listed: tuple[str, ...] = field(init=False)  # what a dataset folder lists (nested datasets aside)
 
     def __post_init__(self) -> None:  # kept: asked on every file lookup of the mount
-        object.__setattr__(self, "listed", tuple(s for s in (self.media, "ann", self.meta, self.info, self.related)
+        object.__setattr__(self, "listed", tuple(s for s in (self.media, self.ann, self.meta, self.info, self.related)
                                                  if s is not None))
 
 
 RELATED = "related_images"
+EPISODE_ANNOTATION, FRAME_MAP = "annotation.json", "frame_pointcloud_map.json"
 LAYOUTS = {
     "images": Sections("img", "img_info", "meta"),
     "videos": Sections("video", "video_info", noun="video"),
     "point_clouds": Sections("pointcloud", "pointcloud_info", related=RELATED, noun="point cloud"),
+    "point_cloud_episodes": Sections("pointcloud", "pointcloud_info", related=RELATED, ann=None,
+                                     files=(EPISODE_ANNOTATION, FRAME_MAP), noun="point cloud"),
 }
-MEDIA_SECTIONS = tuple(s.media for s in LAYOUTS.values())
-INFO_SECTIONS = tuple(s.info for s in LAYOUTS.values())
+MEDIA_SECTIONS = tuple(dict.fromkeys(s.media for s in LAYOUTS.values()))
+INFO_SECTIONS = tuple(dict.fromkeys(s.info for s in LAYOUTS.values()))
 JSON_SECTIONS = ("ann", "meta", *INFO_SECTIONS)
-RELATED_SECTIONS = tuple(s.related for s in LAYOUTS.values() if s.related)
+RELATED_SECTIONS = tuple(dict.fromkeys(s.related for s in LAYOUTS.values() if s.related))
+DATASET_FILES = tuple(dict.fromkeys(f for s in LAYOUTS.values() for f in s.files))
 SECTIONS = (*MEDIA_SECTIONS, *JSON_SECTIONS, *RELATED_SECTIONS, NESTED)
 
 
@@ -59,7 +69,8 @@ def sections(project_type: str) -> Sections:
 
 
 def project_type_of(media: str) -> str:
-    """The project type whose media section is `media` ('video' -> 'videos')."""
+    """The project type whose media section is `media` ('video' -> 'videos'; the first of
+    those that share it: 'pointcloud' -> 'point_clouds', its episodes are told by their files)."""
     return next(kind for kind, s in LAYOUTS.items() if s.media == media)
 
 

@@ -276,12 +276,13 @@ def test_a_drop_still_waiting_at_unmount_is_imported_then(tmp_path):
     assert_daemon_was_clean(store)
 
 
-@pytest.mark.parametrize(("kind", "project_class"), [("videos", "VideoProject"), ("point_clouds", "PointcloudProject")])
+@pytest.mark.parametrize(("kind", "project_class"), [("videos", "VideoProject"), ("point_clouds", "PointcloudProject"),
+                                                     ("point_cloud_episodes", "PointcloudEpisodeProject")])
 def test_sdk_projects_of_other_kinds_dropped_at_the_root_import_as_cas_import_does(
-        tmp_path, kind, project_class, sdk_video_project, sdk_pointcloud_project):
+        tmp_path, kind, project_class, sdk_video_project, sdk_pointcloud_project, sdk_episode_project):
     from tests.sdk_projects import assert_same_project, sdk_read
 
-    src = sdk_video_project if kind == "videos" else sdk_pointcloud_project
+    src = {"videos": sdk_video_project, "point_clouds": sdk_pointcloud_project}.get(kind, sdk_episode_project)
     store = new_store(tmp_path)
     with mounted(store, tmp_path / "mnt") as mnt:
         proc = subprocess.run(["cp", "-r", src, mnt / "p"], capture_output=True, text=True, timeout=WATCHDOG)
@@ -297,9 +298,36 @@ def test_sdk_projects_of_other_kinds_dropped_at_the_root_import_as_cas_import_do
 
 
 def blobs_of(store: Store, project: str) -> dict[str, list[tuple]]:
-    """Each item of a project with its media, annotation and related files' blobs."""
-    return {d: [(name, rec.media, rec.ann, rec.related) for name, rec in store.ns.items(project, d)]
+    """Each item of a project with its media, annotation, item meta (an episode's frame map) and
+    related files' blobs."""
+    return {d: [(name, rec.media, rec.ann, rec.meta, rec.related) for name, rec in store.ns.items(project, d)]
             for d in store.ns.datasets(project)}
+
+
+def test_an_episode_project_copied_into_one_merges_into_it(tmp_path, sdk_episode_project):
+    from tests.sdk_projects import sdk_read
+
+    earlier = tmp_path / "earlier"  # the project there before: one episode, under another name
+    shutil.copytree(sdk_episode_project, earlier, ignore=shutil.ignore_patterns("ep0"))
+    (earlier / "ep1").rename(earlier / "ep9")
+    store = new_store(tmp_path)
+    run_cas(store, "import", str(earlier), "--project", "e")
+    with mounted(store, tmp_path / "mnt") as mnt:
+        proc = subprocess.run(["cp", "-r", sdk_episode_project, mnt / "e"], capture_output=True, text=True,
+                              timeout=WATCHDOG)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        waited = wait_imported(mnt)
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        seen = sdk_read(mnt / "e", "PointcloudEpisodeProject")
+    assert not seen["warnings"] and {k.split("/")[0] for k in seen["items"]} == {"ep0", "ep1", "ep9"}
+    source = sdk_read(sdk_episode_project, "PointcloudEpisodeProject")["items"]
+    assert {k: v for k, v in seen["items"].items() if not k.startswith("ep9")} == source
+    with Store(store) as s, Store.init(tmp_path / "reference") as reference:
+        for src in (earlier, sdk_episode_project):
+            import_source(reference, src, "e", detect_format(src))
+        assert s.ns.project("e").meta == reference.ns.project("e").meta
+        assert blobs_of(s, "e") == blobs_of(reference, "e")
+    assert_daemon_was_clean(store)
 
 
 def test_a_video_project_made_in_the_mount_keeps_its_own_folders(tmp_path):
@@ -328,3 +356,30 @@ def test_meta_and_annotations_written_before_a_kinds_folder_go_into_the_drop(tmp
         import_source(ref, reference, "v", detect_format(reference))
         assert s.ns.project("v").meta == ref.ns.project("v").meta and blobs_of(s, "v") == blobs_of(ref, "v")
     assert_daemon_was_clean(store)
+
+
+@pytest.mark.parametrize("first", ["annotation.json", "frame_pointcloud_map.json", "related_images", "pointcloud"])
+def test_an_episode_written_in_any_order_becomes_a_drop(tmp_path, sdk_episode_project, first):
+    store = new_store(tmp_path)
+    ep0 = sdk_episode_project / "ep0"
+    with mounted(store, tmp_path / "mnt") as mnt:
+        (mnt / "e/ep0").mkdir(parents=True)
+        shutil.copy(sdk_episode_project / "meta.json", mnt / "e/meta.json")
+        for entry in sorted(os.listdir(ep0), key=lambda name: name != first):  # `first` first
+            if (ep0 / entry).is_dir():
+                shutil.copytree(ep0 / entry, mnt / "e/ep0" / entry)
+            else:
+                shutil.copy(ep0 / entry, mnt / "e/ep0" / entry)
+        assert wait_imported(mnt).returncode == 0
+        for name in ("annotation.json", "frame_pointcloud_map.json", "related_images/f0_pcd/left.png"):
+            assert (mnt / "e/ep0" / name).read_bytes() == (ep0 / name).read_bytes()
+    assert_daemon_was_clean(store)
+
+
+def test_a_project_made_here_shows_its_type_at_once_when_its_meta_says_it(tmp_path):
+    store = new_store(tmp_path)
+    with mounted(store, tmp_path / "mnt") as mnt:
+        (mnt / "v/day").mkdir(parents=True)
+        assert sorted(os.listdir(mnt / "v/day")) == ["ann", "img", "img_info", "meta"]  # an image project's, looked at
+        (mnt / "v/meta.json").write_text(json.dumps({"classes": [], "tags": [], "projectType": "videos"}))
+        assert sorted(os.listdir(mnt / "v/day")) == ["ann", "video", "video_info"]

@@ -1,6 +1,7 @@
-"""Video and point cloud projects written by the Supervisely SDK through versions, diff, push
-and clone: a clone exports every media and related file byte for byte, an old version reads
-back as it was, and the SDK reads the clone's export as it reads the source."""
+"""Video, point cloud and point-cloud episode projects written by the Supervisely SDK through
+versions, diff, push and clone: a clone exports every media and related file (and an episode's
+files) byte for byte, an old version reads back as it was, and the SDK reads the clone's export
+as it reads the source."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import pytest
 from tests.conftest import FAST_NET, run_cas
 from tests.sdk_projects import assert_same_project, sdk_read
 
-KINDS = {  # kind -> (SDK class, the item changed, the file changed in the second version)
-    "videos": ("VideoProject", "day/a.mp4", "day/ann/a.mp4.json"),
-    "point_clouds": ("PointcloudProject", "ds0/a.pcd", "ds0/related_images/a_pcd/left.png"),
+KINDS = {  # kind -> (SDK class, the items changed, the file changed in the second version)
+    "videos": ("VideoProject", ["day/a.mp4"], "day/ann/a.mp4.json"),
+    "point_clouds": ("PointcloudProject", ["ds0/a.pcd"], "ds0/related_images/a_pcd/left.png"),
+    # every frame of an episode holds its annotation
+    "point_cloud_episodes": ("PointcloudEpisodeProject", ["ep0/f0.pcd", "ep0/f1.pcd", "ep0/f2.pcd"],
+                             "ep0/annotation.json"),
 }
 
 
@@ -24,9 +28,10 @@ def files(root: Path) -> dict[str, bytes]:
 
 
 def change(src: Path, kind: str, rel: str) -> None:
-    """The second version's edit: a video annotation's description, a cloud's camera image."""
+    """The second version's edit: a video's or an episode's annotation's description, a cloud's
+    camera image."""
     path = src / rel
-    if kind == "videos":
+    if kind != "point_clouds":
         ann = json.loads(path.read_text())
         ann["description"] = "second take"
         path.write_text(json.dumps(ann))
@@ -37,11 +42,12 @@ def change(src: Path, kind: str, rel: str) -> None:
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_versions_diff_push_and_clone_keep_every_file(tmp_path: Path, s3_endpoint: str, bucket: str, kind: str,
                                                       sdk_video_project: Path, sdk_pointcloud_project: Path,
+                                                      sdk_episode_project: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in FAST_NET.items():
         monkeypatch.setenv(key, value)
-    project_class, item, edited = KINDS[kind]
-    first = sdk_video_project if kind == "videos" else sdk_pointcloud_project
+    project_class, items, edited = KINDS[kind]
+    first = {"videos": sdk_video_project, "point_clouds": sdk_pointcloud_project}.get(kind, sdk_episode_project)
     second = tmp_path / "second"
     shutil.copytree(first, second)
     change(second, kind, edited)
@@ -53,14 +59,14 @@ def test_versions_diff_push_and_clone_keep_every_file(tmp_path: Path, s3_endpoin
     run_cas(origin, "snapshot", "p", "-m", "second")
     old, new = (v["id"] for v in reversed(json.loads(run_cas(origin, "log", "p", "--json").stdout)))
     diff = run_cas(origin, "diff", "p", old, new, "--exit-code", check=False)
-    assert diff.returncode == 1 and diff.stdout.decode().splitlines() == [f"~ {item}"], diff.stdout
+    assert diff.returncode == 1 and diff.stdout.decode().splitlines() == [f"~ {item}" for item in items], diff.stdout
     run_cas(origin, "push", "p")
     clone = tmp_path / "clone"
     run_cas(clone, "clone", url, str(clone), "--endpoint-url", s3_endpoint, init=False)
     run_cas(clone, "export", "p", str(tmp_path / "out"))
     exported, source = files(tmp_path / "out"), files(second)
     for name in source:  # media and related files byte for byte; JSON as the SDK reads it (below)
-        if not name.endswith(".json"):
+        if not name.endswith(".json") or kind == "point_cloud_episodes" and name != "meta.json":
             assert exported[name] == source[name], name
     assert_same_project(sdk_read(tmp_path / "out", project_class), sdk_read(second, project_class), kind)
     run_cas(clone, "restore", "p", old)
