@@ -6,7 +6,8 @@
     <dataset>/img_info/<item>.json  (optional, server-side info: ignored on import)
     <dataset>/datasets/<child>/...  (nested datasets)
 
-A video project (`sly.VideoProject`) has video/ for img/, and at the top a key_id_map.json:
+A video project (`sly.VideoProject`) has video/ for img/ (a point cloud project pointcloud/
+and related_images/, a volume project volume/ and mask/: `cas.model.layout`), and at the top a key_id_map.json:
 the ids a Supervisely server gave the annotations' keys. The store keeps no server ids (a
 new upload makes new ones): a map that holds any is counted in the import's summary, and an
 export writes the empty map the SDK writes for a project of its own. The SDK's meta.json
@@ -27,11 +28,10 @@ from cas.model.layout import (
     MEDIA_SECTIONS,
     META_NAME,
     NESTED,
-    RELATED,
+    Sections,
     dataset_folder,
     json_name,
     project_type_of,
-    related_folder,
     sections,
 )
 from cas.model.related import check_names as check_related_names
@@ -139,6 +139,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     if server_ids:
         counts["server ids in key_id_map.json not kept"] = server_ids
     targets = dataset_names(dataset, (name for name, _folder in found), src.name)
+    kind = sections(session.meta.project_type)
     for name, folder in found:
         target = targets[name]
         session.add_dataset(target)
@@ -159,7 +160,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                                  if meta_path.is_file() else None)
                     if item_meta is not None and not isinstance(item_meta, dict):
                         raise InvalidInput(f"{rel}/meta/{entry.name}.json", "expected a JSON object", "$")
-                    related = _related_files(folder, rel, entry.name)
+                    related = _related_files(kind, session.meta.project_type, folder, rel, entry.name)
                 except InvalidInput as e:
                     session.reject(e)  # fails the import unless --skip-invalid
                     continue
@@ -171,44 +172,49 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                     media = items_dir.name if items_dir else "img"
                     session.reject(InvalidInput(f"{rel}/ann/{entry.name}", f"annotation has no matching "
                                                 f"{_MEDIA_WORDS.get(media, 'image')} in {rel}/{media}/"))
-        _check_related_folders(folder, rel, names, session)
+        _check_related_folders(kind, folder, rel, names, session)
     return counts
 
 
-_MEDIA_WORDS = {"video": "video", "pointcloud": "point cloud"}  # what an item's media is called, by its folder
+# what an item's media is called, by its folder
+_MEDIA_WORDS = {"video": "video", "pointcloud": "point cloud", "volume": "volume"}
 
 
-def _related_files(folder: Path, rel: str, item: str) -> tuple[tuple[str, str, str], ...]:
+def _related_files(kind: Sections, project_type: str, folder: Path, rel: str,
+                   item: str) -> tuple[tuple[str, str, str], ...]:
     """The related files of an item (`cas.model.related`) as (name, path, label)."""
-    where = folder / RELATED / related_folder(item)
+    if kind.related is None:
+        return ()
+    where = folder / kind.related / kind.related_folder(item)
     if not where.is_dir():
         return ()
-    label = f"{rel}/{RELATED}/{where.name}"
+    label = f"{rel}/{kind.related}/{where.name}"
     found = tuple((e.name, e.path, f"{label}/{e.name}") for e in files(str(where)))
-    check_related_names([name for name, _path, _label in found], label)
+    check_related_names([name for name, _path, _label in found], label, project_type)
     return found
 
 
-def _check_related_folders(folder: Path, rel: str, items: set[str], session: ImportSession) -> None:
-    """Every folder in related_images/ is one item's, and no two items share one."""
-    if not (folder / RELATED).is_dir():
+def _check_related_folders(kind: Sections, folder: Path, rel: str, items: set[str], session: ImportSession) -> None:
+    """Every folder in related_images/ (mask/) is one item's, and no two items share one."""
+    if kind.related is None or not (folder / kind.related).is_dir():
         return
     owners: dict[str, str] = {}
     for item in sorted(items):
-        other = owners.setdefault(related_folder(item), item)
+        other = owners.setdefault(kind.related_folder(item), item)
         if other != item:
-            session.reject(InvalidInput(f"{rel}/{RELATED}/{related_folder(item)}",
+            session.reject(InvalidInput(f"{rel}/{kind.related}/{kind.related_folder(item)}",
                                         f"the related folder of both {other} and {item}"))
-    for entry in subdirs(str(folder / RELATED)):
+    for entry in subdirs(str(folder / kind.related)):
         if entry.name not in owners:
-            session.reject(InvalidInput(f"{rel}/{RELATED}/{entry.name}", f"related files of no item of {rel}"))
+            session.reject(InvalidInput(f"{rel}/{kind.related}/{entry.name}", f"related files of no item of {rel}"))
 
 
 @writes_folder
 def write(store: Store, project: str, dest: Path, progress: Progress = no_progress) -> dict[str, int]:
     """Write a project as a Supervisely directory: media byte-identical, JSON pretty-printed."""
     rec = store.ns.project(project)
-    item_dir = sections(rec.project_type).media
+    kind = sections(rec.project_type)
+    item_dir = kind.media
     dest.mkdir(parents=True, exist_ok=True)
     _write_json(dest / META_NAME, rec.meta)
     if rec.project_type != "images":  # as the SDK's VideoProject (and PointcloudProject) writes it
@@ -222,8 +228,9 @@ def write(store: Store, project: str, dest: Path, progress: Progress = no_progre
         for name, item in store.ns.items(project, dataset):
             store.copy_to(item.media, folder / item_dir / name)
             for rel_name, blob, _size in item.related or ():
-                (folder / RELATED / related_folder(name)).mkdir(parents=True, exist_ok=True)
-                store.copy_to(blob, folder / RELATED / related_folder(name) / rel_name)
+                where = folder / (kind.related or "") / kind.related_folder(name)
+                where.mkdir(parents=True, exist_ok=True)
+                store.copy_to(blob, where / rel_name)
             _write_json(folder / "ann" / json_name(name), store.read_json(item.ann, f"{dataset}/ann/{name}.json"))
             if item.meta is not None:
                 (folder / "meta").mkdir(exist_ok=True)

@@ -10,6 +10,9 @@ converter reads and writes it):
     <dataset>/related_images/<item with . as _>/<file>
                                      (a point cloud's camera images, their <image>.json and
                                       <image>.figures.json)
+    <dataset>/mask/<item>/<figure key>.nrrd
+                                     (a volume's Mask3D figures; volumes are in volume/, their
+                                      info in video_info/, as the SDK's VolumeDataset names it)
     <dataset>/datasets/<child>/...   (nested datasets)
 
 Each project type has its own sections (`Sections`): the SDK's Dataset class of that type
@@ -32,11 +35,17 @@ class Sections:
     info: str
     meta: str | None = None  # item meta
     related: str | None = None  # each item's related files, in <related>/<related_folder(item)>/
+    related_as_item: bool = False  # an item's related folder has the item's name ('a.nrrd'), not 'a_nrrd'
     listed: tuple[str, ...] = field(init=False)  # what a dataset folder lists (nested datasets aside)
 
     def __post_init__(self) -> None:  # kept: asked on every file lookup of the mount
         object.__setattr__(self, "listed", tuple(s for s in (self.media, "ann", self.meta, self.info, self.related)
                                                  if s is not None))
+
+    def related_folder(self, item: str) -> str:
+        """The folder of an item's related files, as the SDK names it ('a.pcd' -> 'a_pcd';
+        a volume's masks: 'a.nrrd' -> 'a.nrrd')."""
+        return item if self.related_as_item else item.replace(".", "_")
 
 
 RELATED = "related_images"
@@ -44,9 +53,10 @@ LAYOUTS = {
     "images": Sections("img", "img_info", "meta"),
     "videos": Sections("video", "video_info"),
     "point_clouds": Sections("pointcloud", "pointcloud_info", related=RELATED),
+    "volumes": Sections("volume", "video_info", related="mask", related_as_item=True),
 }
 MEDIA_SECTIONS = tuple(s.media for s in LAYOUTS.values())
-INFO_SECTIONS = tuple(s.info for s in LAYOUTS.values())
+INFO_SECTIONS = tuple(dict.fromkeys(s.info for s in LAYOUTS.values()))
 JSON_SECTIONS = ("ann", "meta", *INFO_SECTIONS)
 RELATED_SECTIONS = tuple(s.related for s in LAYOUTS.values() if s.related)
 SECTIONS = (*MEDIA_SECTIONS, *JSON_SECTIONS, *RELATED_SECTIONS, NESTED)
@@ -60,11 +70,6 @@ def sections(project_type: str) -> Sections:
 def project_type_of(media: str) -> str:
     """The project type whose media section is `media` ('video' -> 'videos')."""
     return next(kind for kind, s in LAYOUTS.items() if s.media == media)
-
-
-def related_folder(item: str) -> str:
-    """The folder of an item's related files, as the SDK names it ('a.pcd' -> 'a_pcd')."""
-    return item.replace(".", "_")
 
 
 def dataset_folder(dataset: str) -> str:
