@@ -1,6 +1,7 @@
 """What close() checks of a file written at a Supervisely position, from its bytes alone:
-an image's (video's, point cloud's, volume's) header, an annotation against the project meta and the image size, an
-item meta's shape. A bad file raises InvalidInput naming it."""
+an image's (video's, point cloud's, volume's) header, an annotation or item meta's JSON (the
+annotation is checked against the project meta by `Meta.check_item_annotation`). A bad file
+raises InvalidInput naming it."""
 
 from __future__ import annotations
 
@@ -28,18 +29,6 @@ def probe(staged: StagedFile, meta: Meta, label: str) -> MediaInfo:
     tail = staged.read(64, max(size - 64, 0))
     fallback = staged.read(16 << 20, 0) if size > len(head) else None
     return probe_image(head, tail, label, fallback)
-
-
-def check_annotation(meta: Meta, ann: Any, label: str, width: int | None, height: int | None) -> None:
-    """An annotation against the project meta and, when known, the image size."""
-    if meta.project_type == "videos":
-        meta.check_video_annotation(ann, label, width, height)
-    elif meta.project_type == "point_clouds":
-        meta.check_pointcloud_annotation(ann, label)
-    elif meta.project_type == "volumes":
-        meta.check_volume_annotation(ann, label)
-    else:
-        meta.check_annotation(ann, label, width, height)
 
 
 def parse_json(staged: StagedFile, item_meta: bool, label: str) -> Any:

@@ -268,6 +268,20 @@ class Meta:
         for i, obj in enumerate(objects):
             self._check_object(obj, file, f"objects[{i}]")
 
+    def check_item_annotation(self, ann: Any, file: str, width: int | None = None,
+                              height: int | None = None) -> None:
+        """Validate an annotation as this project's type reads it (an image's, a video's...),
+        against the media's size when given; what only the media's header says (frames,
+        points, dimensions) is not checked here."""
+        if self.project_type == "videos":
+            self.check_video_annotation(ann, file, width, height)
+        elif self.project_type == "point_clouds":
+            self.check_pointcloud_annotation(ann, file)
+        elif self.project_type == "volumes":
+            self.check_volume_annotation(ann, file)
+        else:
+            self.check_annotation(ann, file, width, height)
+
     def check_video_annotation(self, ann: Any, file: str, width: int | None = None,
                                height: int | None = None, frames: int | None = None) -> None:
         """Validate a video annotation: size, framesCount (the video's, when `frames` is
