@@ -217,7 +217,7 @@ def write(store: Store, project: str, dest: Path, progress: Progress = no_progre
     item_dir = kind.media
     dest.mkdir(parents=True, exist_ok=True)
     _write_json(dest / META_NAME, rec.meta)
-    if rec.project_type != "images":  # as the SDK's VideoProject (and PointcloudProject) writes it
+    if rec.project_type != "images":  # as the SDK's VideoProject (Pointcloud-, VolumeProject) writes it
         (dest / KEY_ID_MAP).write_text(json.dumps(EMPTY_KEY_ID_MAP, indent=4))  # the SDK's bytes: no newline
     counts = {"datasets": 0, "items": 0}
     for dataset in store.ns.datasets(project):

@@ -165,8 +165,9 @@ class View:
             if item.related:
                 return item
         except NotFound:
-            if kind.related_as_item:
-                raise NotFound(f"no item has related files in {t.path}") from None
+            pass
+        if kind.related_as_item:  # no other item's folder has this name
+            raise NotFound(f"no item has related files in {t.path}")
         for name, item in self.source.items(t.project, t.dataset):
             if item.related and kind.related_folder(name) == folder:
                 return item
