@@ -7,10 +7,10 @@
     <dataset>/datasets/<child>/...  (nested datasets)
 
 A video project (`sly.VideoProject`) has video/ for img/ (a point cloud project pointcloud/
-and related_images/, a volume project volume/ and mask/: `cas.model.layout`), and at the top a key_id_map.json:
-the ids a Supervisely server gave the annotations' keys. The store keeps no server ids (a
-new upload makes new ones): a map that holds any is counted in the import's summary, and an
-export writes the empty map the SDK writes for a project of its own. The SDK's meta.json
+and related_images/, a volume project volume/ and mask/: `cas.model.layout`), and at the top
+a key_id_map.json: the ids a Supervisely server gave the annotations' keys. The store keeps
+no server ids (a new upload makes new ones): a map that holds any is counted in the import's
+summary, and an export writes the empty map the SDK writes for a project of its own. The SDK's meta.json
 names no projectType: the media folder says it.
 """
 
@@ -160,7 +160,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                                  if meta_path.is_file() else None)
                     if item_meta is not None and not isinstance(item_meta, dict):
                         raise InvalidInput(f"{rel}/meta/{entry.name}.json", "expected a JSON object", "$")
-                    related = _related_files(kind, session.meta.project_type, folder, rel, entry.name)
+                    related = _related_files(session.meta.project_type, folder, rel, entry.name)
                 except InvalidInput as e:
                     session.reject(e)  # fails the import unless --skip-invalid
                     continue
@@ -180,9 +180,9 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
 _MEDIA_WORDS = {"video": "video", "pointcloud": "point cloud", "volume": "volume"}
 
 
-def _related_files(kind: Sections, project_type: str, folder: Path, rel: str,
-                   item: str) -> tuple[tuple[str, str, str], ...]:
+def _related_files(project_type: str, folder: Path, rel: str, item: str) -> tuple[tuple[str, str, str], ...]:
     """The related files of an item (`cas.model.related`) as (name, path, label)."""
+    kind = sections(project_type)
     if kind.related is None:
         return ()
     where = folder / kind.related / kind.related_folder(item)

@@ -356,13 +356,33 @@ class Meta:
                                      f"{'x'.join(map(str, dimensions))}", "volumeMeta.dimensionsIJK")
         self._check_tags(ann.get("tags", []), file, "tags")
         classes = self._objects(ann.get("objects", []), file, lambda tags, where: self._check_tags(tags, file, where))
-        planes = ann.get("planes", [])
+        self._check_planes(ann.get("planes", []), said, classes, file)
+        spatial = ann.get("spatialFigures", [])
+        _expect(isinstance(spatial, list), file, "spatialFigures", "expected a list")
+        keys = set()
+        for j, fig in enumerate(spatial):
+            w = f"spatialFigures[{j}]"
+            cls, _geometry = _figure(fig, classes, file, w)
+            _expect(fig.get("geometryType") == MASK_3D, file, f"{w}.geometryType",
+                    f"expected {MASK_3D}, got {shown(fig.get('geometryType'))}")
+            _expect(cls["shape"] in ("any", MASK_3D), file, f"{w}.geometryType",
+                    f"class {cls['title']!r} has shape {cls['shape']}, figure has {MASK_3D}")
+            keys.add(fig.get("key"))
+        for name in masks or ():
+            key = name.removesuffix(".nrrd")
+            _expect(key in keys, file, "spatialFigures",
+                    f"mask {name} names figure {key!r}, which is not among the spatial figures")
+
+    def _check_planes(self, planes: Any, dimensions: tuple[int, ...], classes: dict[str, dict[str, Any]],
+                      file: str) -> None:
+        """A volume's planes: each slice within the volume's `dimensions` on that plane, each
+        of its figures an object's (`classes`: key -> class) with a 2D geometry of its class."""
         _expect(isinstance(planes, list), file, "planes", "expected a list")
         for i, plane in enumerate(planes):
             where = f"planes[{i}]"
             _expect(isinstance(plane, dict) and plane.get("name") in PLANES, file, f"{where}.name",
                     f"expected one of {', '.join(PLANES)}")
-            count = said[PLANES[plane["name"]]]
+            count = dimensions[PLANES[plane["name"]]]
             slices = plane.get("slices", [])
             _expect(isinstance(slices, list), file, f"{where}.slices", "expected a list")
             for j, piece in enumerate(slices):
@@ -378,24 +398,9 @@ class Meta:
                     wf = f"{w}.figures[{k}]"
                     cls, geometry = _figure(fig, classes, file, wf)
                     self._check_geometry(geometry, fig.get("geometryType"), cls, file, wf, f"{wf}.geometry")
-        spatial = ann.get("spatialFigures", [])
-        _expect(isinstance(spatial, list), file, "spatialFigures", "expected a list")
-        keys = set()
-        for j, fig in enumerate(spatial):
-            w = f"spatialFigures[{j}]"
-            cls, _geometry = _figure(fig, classes, file, w)
-            _expect(fig.get("geometryType") == MASK_3D, file, f"{w}.geometryType",
-                    f"expected {MASK_3D}, got {shown(fig.get('geometryType'))}")
-            _expect(cls["shape"] in ("any", MASK_3D), file, f"{w}.geometryType",
-                    f"class {cls['title']!r} has shape {cls['shape']}, figure has {MASK_3D}")
-            keys.add(fig.get("key"))
-        for name in masks or ():
-            if name.removesuffix(".nrrd") not in keys:
-                raise InvalidInput(file, f"mask {name} names figure {name.removesuffix('.nrrd')!r}, which is "
-                                         "not among the spatial figures", "spatialFigures")
 
     def _objects(self, objects: Any, file: str, check_tags: Any) -> dict[str, dict[str, Any]]:
-        """The objects of a video or point cloud annotation (key, class, tags checked by
+        """The objects of a video, point cloud or volume annotation (key, class, tags checked by
         `check_tags(tags, where)`), as object key -> its class."""
         classes: dict[str, dict[str, Any]] = {}
         _expect(isinstance(objects, list), file, "objects", "expected a list")

@@ -22,7 +22,7 @@ def image_of(name: str) -> str | None:
     return None
 
 
-def check_names(names: list[str], label: str, project_type: str = "point_clouds") -> None:
+def check_names(names: list[str], label: str, project_type: str) -> None:
     """A point cloud's related files are images and JSON files about images among them; a
     volume's are its masks (.nrrd)."""
     if project_type == "volumes":
