@@ -40,7 +40,7 @@ from cas.store import Store
 from . import text
 from .contract import CERTAIN, Detection, dataset_names, fits, no
 from .output import Progress, no_progress, writes_folder
-from .walk import files, subdirs
+from .walk import files, subdirs, tree
 
 READS = ("boxes", "polygons", "polylines", "points", "masks", "keypoints", "tags", "media")
 WRITES = ("boxes", "polygons", "polylines", "points", "masks", "keypoints", "tags", "media")
@@ -173,7 +173,16 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                     session.reject(InvalidInput(f"{rel}/ann/{entry.name}", f"annotation has no matching "
                                                 f"{_MEDIA_WORDS.get(media, 'image')} in {rel}/{media}/"))
         _check_related_folders(kind, folder, rel, names, session)
+        meshes = sum(1 for _rel, _entry in tree(folder / INTERPOLATION)) if (folder / INTERPOLATION).is_dir() else 0
+        if meshes:
+            counts[MESHES_NOT_KEPT] = counts.get(MESHES_NOT_KEPT, 0) + meshes
     return counts
+
+
+# A volume project's interpolation/<volume>/<figure>.stl: the meshes a server made of its
+# masks (the SDK's download converts each into the figure's mask/ file, which is kept)
+INTERPOLATION = "interpolation"
+MESHES_NOT_KEPT = "STL meshes in interpolation/ not kept"
 
 
 # what an item's media is called, by its folder

@@ -44,6 +44,15 @@ def test_sdk_volume_project_round_trips(tmp_path: Path, sdk_volume_project: Path
     assert_same_project(sdk_read(tmp_path / "out", "VolumeProject"), source, "volumes")
 
 
+def test_meshes_a_server_made_are_counted_as_not_kept(tmp_path: Path, sdk_volume_project: Path) -> None:
+    src = tmp_path / "volumes"
+    shutil.copytree(sdk_volume_project, src)
+    (src / "ds0/interpolation/ct.nrrd").mkdir(parents=True)  # as the SDK's download writes them
+    (src / "ds0/interpolation/ct.nrrd" / ("1" * 32 + ".stl")).write_bytes(b"solid mesh\nendsolid mesh\n")
+    out = run_cas(tmp_path / "store", "import", str(src), "--project", "p").stdout.decode()
+    assert "1 STL mesh in interpolation/ not kept" in out and "imported p: 2 items" in out
+
+
 def test_a_folder_of_nrrd_files_is_a_project_without_labels(tmp_path: Path, sdk_volume_project: Path) -> None:
     src = tmp_path / "scans"
     (src / "mr").mkdir(parents=True)
