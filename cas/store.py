@@ -319,6 +319,6 @@ class Store:
             for dataset in self.ns.datasets(project, txn):
                 for name, rec in self.ns.items(project, dataset, txn):
                     label = f"{project}/{dataset}/ann/{name}.json"
-                    checked.check_annotation(self.read_json(rec.ann, label), label)
+                    checked.check_item_annotation(self.read_json(rec.ann, label), label)
             self.ns.write_meta(txn, project, checked.raw)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from cas.errors import InvalidInput
 
 BINARY_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -81,10 +84,20 @@ def _singular(word: str) -> str:
     return word[:-1]
 
 
-FACT_UNITS = {"frames": "frame", "duration": "s", "points": "point"}
+FACT_UNITS = {"frames": "frame", "duration": "s", "points": "point", "voxels": "voxel"}
 
 
-def media_facts(facts: dict[str, float]) -> str:
-    """'12 frames, 1.2 s': what a media header says (`ItemRecord.facts`), or a sum of them."""
+def media_facts(facts: dict[str, Any]) -> str:
+    """'12 frames, 1.2 s', '8x10x12 voxels': what a media header says (`ItemRecord.facts`), or
+    a sum of them (`summable_facts`)."""
+    if "dimensions" in facts:
+        return f"{'x'.join(map(str, facts['dimensions']))} voxels"
     return ", ".join(f"{value:g} {unit}" if unit == "s" else counted(int(value), unit)
                      for name, value in facts.items() if (unit := FACT_UNITS.get(name)))
+
+
+def summable_facts(facts: dict[str, Any]) -> dict[str, float]:
+    """What of a media header's facts adds up over items: a volume's dimensions as its voxels."""
+    if "dimensions" in facts:
+        return {"voxels": math.prod(facts["dimensions"])}
+    return facts

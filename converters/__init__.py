@@ -41,6 +41,7 @@ FORMATS: Mapping[str, ModuleType] = _Formats({
     "images": "images",
     "videos": "videos",
     "pointclouds": "pointclouds",
+    "volumes": "volumes",
     "links": "url_lists",  # lists of URLs, imported as link entries
 })
 # the formats whose module has write(); a test keeps it true

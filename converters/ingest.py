@@ -19,7 +19,8 @@ from .walk import SKIPPED_LINKS, containment, subdirs
 # An export's root, or the folder above it: how deep `auto` and a named format look for a
 # dataset when the folder given is not one (VOCdevkit/VOC2012/, one COCO folder per dataset).
 SEARCH_DEPTH = 2
-MEDIA_FOLDERS = (GENERIC, "videos", "pointclouds")  # plain folders of media, looked for deeper when nothing else fits
+# plain folders of media, looked for deeper when nothing else fits
+MEDIA_FOLDERS = (GENERIC, "videos", "pointclouds", "volumes")
 
 
 def detect_format(src: Path) -> str:

@@ -6,10 +6,11 @@
     <dataset>/img_info/<item>.json  (optional, server-side info: ignored on import)
     <dataset>/datasets/<child>/...  (nested datasets)
 
-A video project (`sly.VideoProject`) has video/ for img/, and at the top a key_id_map.json:
-the ids a Supervisely server gave the annotations' keys. The store keeps no server ids (a
-new upload makes new ones): a map that holds any is counted in the import's summary, and an
-export writes the empty map the SDK writes for a project of its own. The SDK's meta.json
+A video project (`sly.VideoProject`) has video/ for img/ (a point cloud project pointcloud/
+and related_images/, a volume project volume/ and mask/: `cas.model.layout`), and at the top
+a key_id_map.json: the ids a Supervisely server gave the annotations' keys. The store keeps
+no server ids (a new upload makes new ones): a map that holds any is counted in the import's
+summary, and an export writes the empty map the SDK writes for a project of its own. The SDK's meta.json
 names no projectType: the media folder says it, and for point clouds an episode's files
 (`sly.PointcloudEpisodeProject`: annotation.json and frame_pointcloud_map.json in each episode,
 no ann/; `cas.model.episode`).
@@ -34,11 +35,10 @@ from cas.model.layout import (
     MEDIA_SECTIONS,
     META_NAME,
     NESTED,
-    RELATED,
+    Sections,
     dataset_folder,
     json_name,
     project_type_of,
-    related_folder,
     sections,
 )
 from cas.model.related import check_names as check_related_names
@@ -48,7 +48,7 @@ from cas.store import Store
 from . import text
 from .contract import CERTAIN, Detection, dataset_names, fits, no
 from .output import Progress, no_progress, writes_folder
-from .walk import files, subdirs
+from .walk import files, subdirs, tree
 
 READS = ("boxes", "polygons", "polylines", "points", "masks", "keypoints", "tags", "media")
 WRITES = ("boxes", "polygons", "polylines", "points", "masks", "keypoints", "tags", "media")
@@ -172,6 +172,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
     if server_ids:
         counts["server ids in key_id_map.json not kept"] = server_ids
     targets = dataset_names(dataset, (name for name, _folder in found), src.name)
+    kind = sections(session.meta.project_type)
     for name, folder in found:
         target = targets[name]
         session.add_dataset(target)
@@ -195,7 +196,7 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                                  if meta_path.is_file() else None)
                     if item_meta is not None and not isinstance(item_meta, dict):
                         raise InvalidInput(f"{rel}/meta/{entry.name}.json", "expected a JSON object", "$")
-                    related = _related_files(folder, rel, entry.name)
+                    related = _related_files(session.meta.project_type, folder, rel, entry.name)
                 except InvalidInput as e:
                     session.reject(e)  # fails the import unless --skip-invalid
                     continue
@@ -207,7 +208,10 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
                     media = items_dir.name if items_dir else "img"
                     session.reject(InvalidInput(f"{rel}/ann/{entry.name}", f"annotation has no matching "
                                                 f"{_MEDIA_WORDS.get(media, 'image')} in {rel}/{media}/"))
-        _check_related_folders(folder, rel, names, session)
+        _check_related_folders(kind, folder, rel, names, session)
+        meshes = sum(1 for _rel, _entry in tree(folder / INTERPOLATION)) if (folder / INTERPOLATION).is_dir() else 0
+        if meshes:
+            counts[MESHES_NOT_KEPT] = counts.get(MESHES_NOT_KEPT, 0) + meshes
     return counts
 
 
@@ -227,7 +231,7 @@ def _read_episode(session: ImportSession, dataset: str, folder: Path, rel: str, 
             empty_episode_annotation(len(clouds), hash_bytes(frame_map).hex())
         check_episode(session.meta, annotation, frame_map, clouds, ann_label, map_label)
         _check_no_frame_left(session, dataset, clouds, rel)
-        related = {name: _related_files(folder, rel, name) for name in clouds}
+        related = {name: _related_files(EPISODES, folder, rel, name) for name in clouds}
     except InvalidInput as e:
         session.reject(e)  # fails the import unless --skip-invalid, which leaves the episode out
         return
@@ -236,7 +240,7 @@ def _read_episode(session: ImportSession, dataset: str, folder: Path, rel: str, 
     for name in clouds:
         session.add_item(dataset, name, str(clouds_dir / name), ann=episode, label=f"{rel}/{clouds_dir.name}/{name}",
                          ann_label=ann_label, related=related[name])
-    _check_related_folders(folder, rel, set(clouds), session)
+    _check_related_folders(sections(EPISODES), folder, rel, set(clouds), session)
 
 
 def _check_no_frame_left(session: ImportSession, dataset: str, clouds: list[str], rel: str) -> None:
@@ -251,58 +255,68 @@ def _check_no_frame_left(session: ImportSession, dataset: str, clouds: list[str]
                                       f"which this one lacks: remove it first (cas rm {session.project}/{dataset})")
 
 
-_MEDIA_WORDS = {"video": "video", "pointcloud": "point cloud"}  # what an item's media is called, by its folder
+# A volume project's interpolation/<volume>/<figure>.stl: the meshes a server made of its
+# masks (the SDK's download converts each into the figure's mask/ file, which is kept)
+INTERPOLATION = "interpolation"
+MESHES_NOT_KEPT = "STL meshes in interpolation/ not kept"
 
 
-def _related_files(folder: Path, rel: str, item: str) -> tuple[tuple[str, str, str], ...]:
+# what an item's media is called, by its folder
+_MEDIA_WORDS = {"video": "video", "pointcloud": "point cloud", "volume": "volume"}
+
+
+def _related_files(project_type: str, folder: Path, rel: str, item: str) -> tuple[tuple[str, str, str], ...]:
     """The related files of an item (`cas.model.related`) as (name, path, label)."""
-    where = folder / RELATED / related_folder(item)
+    kind = sections(project_type)
+    if kind.related is None:
+        return ()
+    where = folder / kind.related / kind.related_folder(item)
     if not where.is_dir():
         return ()
-    label = f"{rel}/{RELATED}/{where.name}"
+    label = f"{rel}/{kind.related}/{where.name}"
     found = tuple((e.name, e.path, f"{label}/{e.name}") for e in files(str(where)))
-    check_related_names([name for name, _path, _label in found], label)
+    check_related_names([name for name, _path, _label in found], label, project_type)
     return found
 
 
-def _check_related_folders(folder: Path, rel: str, items: set[str], session: ImportSession) -> None:
-    """Every folder in related_images/ is one item's, and no two items share one."""
-    if not (folder / RELATED).is_dir():
+def _check_related_folders(kind: Sections, folder: Path, rel: str, items: set[str], session: ImportSession) -> None:
+    """Every folder in related_images/ (mask/) is one item's, and no two items share one."""
+    if kind.related is None or not (folder / kind.related).is_dir():
         return
     owners: dict[str, str] = {}
     for item in sorted(items):
-        other = owners.setdefault(related_folder(item), item)
+        other = owners.setdefault(kind.related_folder(item), item)
         if other != item:
-            session.reject(InvalidInput(f"{rel}/{RELATED}/{related_folder(item)}",
+            session.reject(InvalidInput(f"{rel}/{kind.related}/{kind.related_folder(item)}",
                                         f"the related folder of both {other} and {item}"))
-    for entry in subdirs(str(folder / RELATED)):
+    for entry in subdirs(str(folder / kind.related)):
         if entry.name not in owners:
-            session.reject(InvalidInput(f"{rel}/{RELATED}/{entry.name}", f"related files of no item of {rel}"))
+            session.reject(InvalidInput(f"{rel}/{kind.related}/{entry.name}", f"related files of no item of {rel}"))
 
 
 @writes_folder
 def write(store: Store, project: str, dest: Path, progress: Progress = no_progress) -> dict[str, int]:
     """Write a project as a Supervisely directory: media byte-identical, JSON pretty-printed."""
     rec = store.ns.project(project)
-    layout = sections(rec.project_type)
-    item_dir = layout.media
+    kind = sections(rec.project_type)
+    item_dir = kind.media
     dest.mkdir(parents=True, exist_ok=True)
     _write_json(dest / META_NAME, rec.meta)
-    if rec.project_type != "images":  # as the SDK's VideoProject (and PointcloudProject) writes it
+    if rec.project_type != "images":  # as the SDK's VideoProject (Pointcloud-, VolumeProject) writes it
         (dest / KEY_ID_MAP).write_text(json.dumps(EMPTY_KEY_ID_MAP, indent=4))  # the SDK's bytes: no newline
     counts = {"datasets": 0, "items": 0}
     for dataset in store.ns.datasets(project):
         folder = dest / dataset_folder(dataset)
-        for sub in (item_dir, layout.ann):
+        for sub in (item_dir, kind.ann):
             if sub is not None:
                 (folder / sub).mkdir(parents=True, exist_ok=True)
         counts["datasets"] += 1
         for i, (name, item) in enumerate(store.ns.items(project, dataset)):
             store.copy_to(item.media, folder / item_dir / name)
-            _copy_related(store, item, folder / RELATED / related_folder(name))
+            _copy_related(store, item, folder / (kind.related or "") / kind.related_folder(name))
             counts["items"] += 1
             progress(1)
-            if layout.files:  # an episode's files, the same on every frame (`cas.model.episode`)
+            if kind.files:  # an episode's files, the same on every frame (`cas.model.episode`)
                 if i == 0:
                     assert item.meta is not None  # every frame holds its episode's frame map
                     store.copy_to(item.ann, folder / EPISODE_ANNOTATION)

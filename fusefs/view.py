@@ -34,7 +34,6 @@ from cas.model.layout import (
     NESTED,
     RELATED_SECTIONS,
     Sections,
-    related_folder,
     sections,
 )
 from cas.model.reading import NamespaceReader
@@ -171,18 +170,22 @@ class View:
         return self.sized(item) if sized else item
 
     def related_owner(self, t: Target) -> ItemRecord:
-        """The item whose related folder `t` is in (or is): 'a_pcd' is a.pcd's, as a rule
-        (the folder is the item's name with each '.' made '_'); else a scan of the dataset."""
+        """The item whose related folder `t` is in (or is): a volume's masks are in a folder of
+        its name; 'a_pcd' is a.pcd's, as a rule (the folder is the item's name with each '.'
+        made '_'); else a scan of the dataset."""
         folder = t.name.partition("/")[0]
+        kind = self.sections(t.project)
         base, _, ext = folder.rpartition("_")
         try:
-            item = self.source.item(t.project, t.dataset, f"{base}.{ext}")
+            item = self.source.item(t.project, t.dataset, folder if kind.related_as_item else f"{base}.{ext}")
             if item.related:
                 return item
         except NotFound:
             pass
+        if kind.related_as_item:  # no other item's folder has this name
+            raise NotFound(f"no item has related files in {t.path}")
         for name, item in self.source.items(t.project, t.dataset):
-            if item.related and related_folder(name) == folder:
+            if item.related and kind.related_folder(name) == folder:
                 return item
         raise NotFound(f"no item has related files in {t.path}")
 
@@ -353,9 +356,10 @@ class View:
             return
         if t.section in RELATED_SECTIONS:
             created = self.source.project(t.project).created
+            kind = self.sections(t.project)
             for name, item in self.source.items(t.project, t.dataset):
                 if item.related:
-                    yield related_folder(name), _attrs(DIR_MODE, 0, created)
+                    yield kind.related_folder(name), _attrs(DIR_MODE, 0, created)
             return
         suffix = ".json" if t.section in JSON_SECTIONS else ""
         shadows = set()

@@ -204,7 +204,12 @@ def processes() -> list[tuple[int, list[str]]]:
 
 
 from tests.peer_exports import datumaro_exports, demo, names_project, sdk_exports, sdk_names_exports  # noqa: E402, F401
-from tests.sdk_projects import sdk_episode_project, sdk_pointcloud_project, sdk_video_project  # noqa: E402, F401
+from tests.sdk_projects import (  # noqa: E402, F401
+    sdk_episode_project,
+    sdk_pointcloud_project,
+    sdk_video_project,
+    sdk_volume_project,
+)
 
 
 def store_files(root: Path) -> dict[str, bytes]:

@@ -1,7 +1,7 @@
 """Projects of the kinds beyond images written by the Supervisely SDK's own classes, and what
 the SDK reads back from a project folder (a source, an export, a mount), for the tests that
 import, export and mount them (tests/converters/test_sly_videos.py, test_sly_pointclouds.py,
-test_sly_episodes.py, and their mount tests).
+test_sly_episodes.py, test_sly_volumes.py, and their mount tests).
 Made once per run: the SDK takes seconds to start."""
 
 from __future__ import annotations
@@ -142,6 +142,53 @@ for camera, shade in (("front.png", 90), ("left.png", 40)):
             "intrinsicMatrix": [1, 0, 0, 0, 1, 0, 0, 0, 1]}}}, f)
 """
 
+# A volume project: two NRRD volumes written by pynrrd (gzip and raw encoding), a rectangle on a
+# slice of each plane, a Mask3D spatial figure each. The SDK writes a local project's Mask3D
+# inline in the annotation and no mask/ file (only a download from a server writes those): the
+# mask files are written where VolumeDataset.get_mask_path puts them, with the SDK's own NRRD
+# encoder (as the server's geometries come), and add_item_file skips its check (it checks a
+# volume as a video, and refuses .nrrd).
+VOLUME_PROJECT = r"""
+import os, sys, numpy as np, nrrd, supervisely as sly
+from supervisely.geometry.mask_3d import Mask3D
+from supervisely.volume.nrrd_encoder import encode
+root, scratch = sys.argv[1], sys.argv[2]
+os.makedirs(scratch, exist_ok=True)
+SPACE = {"space": "right-anterior-superior", "space directions": np.eye(3).tolist(), "space origin": [0.0] * 3}
+
+def volume(name, shape, encoding):
+    path = os.path.join(scratch, name)
+    data = (np.arange(np.prod(shape)) % 200).astype(np.int16).reshape(shape)
+    nrrd.write(path, data, {**SPACE, "encoding": encoding})
+    return path
+
+organ = sly.ObjClass("organ", sly.Rectangle)
+tumor = sly.ObjClass("tumor", Mask3D)
+meta = sly.ProjectMeta(obj_classes=[organ, tumor], tag_metas=[sly.TagMeta("contrast", sly.TagValueType.NONE)])
+project = sly.VolumeProject(root, sly.OpenMode.CREATE)
+project.set_meta(meta)
+ds = project.create_dataset("ds0")
+for name, shape, encoding in (("ct.nrrd", (8, 10, 12), "gzip"), ("mr.nrrd", (6, 7, 5), "raw")):
+    path = volume(name, shape, encoding)
+    _, volume_meta = sly.volume.read_nrrd_serie_volume_np(path)
+    o, t = sly.VolumeObject(organ), sly.VolumeObject(tumor)
+    mask = np.zeros(shape, bool)
+    mask[1:3, 2:4, 1:3] = True
+    spatial = sly.VolumeFigure(t, Mask3D(mask, volume_header=SPACE), None, None)
+    planes = {plane: sly.Plane(plane, volume_meta=volume_meta, items=[
+        sly.Slice(2, figures=[sly.VolumeFigure(o, sly.Rectangle(1, 1, 3, 4), plane, 2)])])
+        for plane in (sly.Plane.SAGITTAL, sly.Plane.CORONAL, sly.Plane.AXIAL)}
+    ann = sly.VolumeAnnotation(volume_meta, objects=sly.VolumeObjectCollection([o, t]),
+                               plane_sagittal=planes[sly.Plane.SAGITTAL], plane_coronal=planes[sly.Plane.CORONAL],
+                               plane_axial=planes[sly.Plane.AXIAL], spatial_figures=[spatial],
+                               tags=sly.VolumeTagCollection([sly.VolumeTag(meta.get_tag_meta("contrast"))]))
+    ds.add_item_file(name, path, ann=ann, _validate_item=False)
+    mask_path = ds.get_mask_path(name, spatial)
+    os.makedirs(os.path.dirname(mask_path))
+    with open(mask_path, "wb") as f:
+        f.write(encode(mask.astype(np.uint8), spatial.geometry.create_header()))
+"""
+
 # What the SDK reads from a project folder, as JSON: fails on any warning the SDK logs. An
 # episode's annotation is read once, under the episode's name; each frame gives its index.
 READ = r"""
@@ -162,10 +209,27 @@ for ds in project.datasets:
         paths = ds.get_item_paths(name)
         media = open(paths[0], "rb").read()
         item = out["items"][f"{ds.name}/{name}"] = {"media": hashlib.sha256(media).hexdigest()}
-        item.update({"frame": ds.get_frame_idx(name)} if episode else {"ann": ds.get_ann(name, project.meta).to_json()})
+        if episode:
+            item["frame"] = ds.get_frame_idx(name)
+        else:
+            if hasattr(ds.annotation_class, "load_json_file"):
+                ann = ds.get_ann(name, project.meta)
+            else:  # VolumeDataset.get_ann calls VolumeAnnotation.load_json_file, which the SDK lacks: its from_json
+                ann = ds.annotation_class.from_json(json.load(open(ds.get_ann_path(name))), project.meta)
+            item["ann"] = ann.to_json()
+        # a Mask3D's gzip (timestamped at each to_json): its voxels
+        for fig in item.get("ann", {}).get("spatialFigures", []):
+            mask = fig["geometry"]["mask_3d"]
+            voxels = sly.Mask3D.base64_2_data(mask["data"])
+            mask["data"] = [list(voxels.shape), hashlib.sha256(voxels.tobytes()).hexdigest()]
         if hasattr(ds, "get_related_images"):
             item["related"] = sorted([os.path.basename(path), hashlib.sha256(open(path, "rb").read()).hexdigest(),
                                       info] for path, info in ds.get_related_images(name))
+        if hasattr(ds, "get_mask_dir"):  # a volume's masks, each read as a Mask3D (its shape) and digested
+            where = ds.get_mask_dir(name)
+            item["masks"] = sorted([file, hashlib.sha256(open(os.path.join(where, file), "rb").read()).hexdigest(),
+                                    list(sly.Mask3D.create_from_file(os.path.join(where, file)).data.shape)]
+                                   for file in (os.listdir(where) if os.path.isdir(where) else []))
 print(json.dumps(out, sort_keys=True))
 """
 
@@ -197,6 +261,14 @@ def sdk_episode_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sdk_episodes")
     run_tool("sly", EPISODE_PROJECT, str(root / "episodes"), str(root / "scratch"))
     return root / "episodes"
+
+
+@pytest.fixture(scope="session")
+def sdk_volume_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `sly.VolumeProject` written by the SDK, masks as it reads them (VOLUME_PROJECT)."""
+    root = tmp_path_factory.mktemp("sdk_volumes")
+    run_tool("sly", VOLUME_PROJECT, str(root / "volumes"), str(root / "scratch"))
+    return root / "volumes"
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,6 @@ from cas.errors import InvalidInput, NotFound
 from cas.ids import BlobId
 from cas.ingest.closed import ANN, MEDIA, META, REMOVE, Closed, Key
 from cas.ingest.journal import COMPACT_BYTES, Journal
-from cas.ingest.validation import check_annotation
 from cas.model.annotation import Meta, dumps, empty_annotation, empty_item_annotation, loads
 from cas.records import ItemRecord, ProjectRecord
 
@@ -227,7 +226,7 @@ class Overlay:
         if c.section == ANN and c.id is not None:
             try:
                 ann = loads(self.closed_bytes(c), c.label)
-                check_annotation(self.meta(c.project), ann, c.label, current.width, current.height)
+                self.meta(c.project).check_item_annotation(ann, c.label, current.width, current.height)
             except InvalidInput as e:
                 log.info("%s keeps waiting: %s", c.label, e)
                 self._waiting[(*c.key, c.section)] = c

@@ -31,13 +31,23 @@ from cas.model.annotation import (
     empty_annotation,
     empty_pointcloud_annotation,
     empty_video_annotation,
+    empty_volume_annotation,
     loads,
 )
 from cas.model.episode import EpisodeFiles
 from cas.model.layout import sections
-from cas.model.media import MediaInfo, PointcloudInfo, VideoInfo, probe_image, probe_pointcloud, probe_video
+from cas.model.media import (
+    MediaInfo,
+    PointcloudInfo,
+    VideoInfo,
+    VolumeInfo,
+    probe_image,
+    probe_pointcloud,
+    probe_video,
+    probe_volume,
+)
 from cas.model.namespace import raw_item
-from cas.model.related import check_json, image_of
+from cas.model.related import check_json, check_mask, image_of
 from cas.records import ItemRecord, Related, content_differences
 
 if TYPE_CHECKING:
@@ -159,10 +169,10 @@ class Preparer:
 
     def prepare(self, txn: Any, dataset: str, name: str, media: Any, ann: Any, item_meta: Any,
                 label: str, ann_label: str, related: tuple[tuple[str, Any, str], ...] = ()) -> Prepared:
-        spools = self._spool_related(related)
+        spools, masks = self._spool_related(related)
         try:
             ids = [(rel, sp.id, sp.size) for rel, sp, _label in spools] or None
-            item = self._prepare(txn, dataset, name, media, ann, item_meta, label, ann_label, ids)
+            item = self._prepare(txn, dataset, name, media, ann, item_meta, label, ann_label, ids, masks)
             if spools:
                 item.related = [(rel, self._settle(txn, sp, lbl)) for rel, sp, lbl in spools]
             return item
@@ -171,8 +181,10 @@ class Preparer:
                 sp.discard()
 
     def _prepare(self, txn: Any, dataset: str, name: str, media: Any, ann: Any, item_meta: Any,
-                 label: str, ann_label: str, related: list[Related] | None) -> Prepared:
+                 label: str, ann_label: str, related: list[Related] | None,
+                 masks: list[tuple[VolumeInfo, str]]) -> Prepared:
         if isinstance(media, Seen):  # the stat cache knows the file: nothing to read
+            _check_masks(masks, media.info)
             ann_part, meta_part, notes, old = self._annotate(txn, dataset, name, media.blob, media.info, ann,
                                                              item_meta, label, ann_label, related)
             return Prepared(dataset, name, Part(media.blob, media.size, False), ann_part, meta_part,
@@ -187,6 +199,7 @@ class Preparer:
             raise InvalidInput(label, "is a directory, not a file") from None
         try:
             info = self._probe(sp, label)
+            _check_masks(masks, info)
             ann_part, meta_part, notes, old = self._annotate(txn, dataset, name, sp.id, info, ann, item_meta,
                                                              label, ann_label, related)
             media_part = self._settle(txn, sp, label)
@@ -196,10 +209,13 @@ class Preparer:
         finally:
             sp.discard()
 
-    def _spool_related(self, related: tuple[tuple[str, Any, str], ...]) -> list[tuple[str, Spooled, str]]:
-        """The related files of an item read and checked (images by their header, JSON parsed);
+    def _spool_related(self, related: tuple[tuple[str, Any, str], ...],
+                       ) -> tuple[list[tuple[str, Spooled, str]], list[tuple[VolumeInfo, str]]]:
+        """The related files of an item read and checked (images by their header, JSON parsed,
+        a volume's masks by their NRRD header: returned, to be checked against the volume);
         settled only once the item is known to fit."""
         out: list[tuple[str, Spooled, str]] = []
+        masks: list[tuple[VolumeInfo, str]] = []
         try:
             for name, source, label in related:
                 try:
@@ -207,7 +223,9 @@ class Preparer:
                 except (FileNotFoundError, IsADirectoryError):
                     raise InvalidInput(label, "not a file") from None
                 out.append((name, sp, label))
-                if image_of(name) is None:
+                if self.meta.project_type == "volumes":
+                    masks.append((probe_volume(sp.head, sp.size, label), label))
+                elif image_of(name) is None:
                     probe_image(sp.head, sp.tail, label)
                 else:
                     raw = sp.data if sp.data is not None else Path(sp.file or "").read_bytes()
@@ -216,7 +234,7 @@ class Preparer:
             for _name, sp, _label in out:
                 sp.discard()
             raise
-        return out
+        return out, masks
 
     def _annotate(self, txn: Any, dataset: str, name: str, media: BlobId, info: MediaInfo, ann: Any,
                   item_meta: Any, label: str, ann_label: str, related: list[Related] | None,
@@ -246,6 +264,8 @@ class Preparer:
                 ann_sp = spool_bytes(dumps(empty_video_annotation(info.width, info.height, info.frames, media)))
             elif isinstance(info, PointcloudInfo):
                 ann_sp = spool_bytes(dumps(empty_pointcloud_annotation(media)))
+            elif isinstance(info, VolumeInfo):
+                ann_sp = spool_bytes(dumps(empty_volume_annotation(info.dimensions, media)))
             else:
                 ann_sp, empty = self._empty_annotation(info.width, info.height), True
         elif ann is not None:
@@ -255,6 +275,9 @@ class Preparer:
                 self.meta.check_video_annotation(ann, ann_label, info.width, info.height, info.exact_frames)
             elif isinstance(info, PointcloudInfo):
                 self.meta.check_pointcloud_annotation(ann, ann_label, info.points)
+            elif isinstance(info, VolumeInfo):
+                self.meta.check_volume_annotation(ann, ann_label, info.dimensions,
+                                                  [rel for rel, _blob, _size in related or ()])
             else:
                 self.meta.check_annotation(ann, ann_label, info.width, info.height)
             ann_sp = spool_bytes(dumps(ann))
@@ -322,6 +345,8 @@ class Preparer:
             return probe_video(sp.file if sp.file is not None else sp.data or b"", label)
         if self.meta.project_type in CLOUD_TYPES:
             return probe_pointcloud(sp.head, sp.size, label)
+        if self.meta.project_type == "volumes":
+            return probe_volume(sp.head, sp.size, label)
         fallback = None
         if sp.file is not None and sp.data is None and sp.size > len(sp.head):  # header beyond the kept head
             with open(sp.file, "rb") as f:
@@ -373,6 +398,13 @@ class Preparer:
 def _spool_file(source: str | bytes) -> Spooled:
     """A small file (a path or its bytes), read into memory and hashed."""
     return spool_bytes(source if isinstance(source, bytes) else Path(source).read_bytes())
+
+
+def _check_masks(masks: list[tuple[VolumeInfo, str]], volume: MediaInfo) -> None:
+    """A volume's masks (probed by `Preparer._spool_related`) have its dimensions."""
+    for mask, label in masks:
+        assert isinstance(volume, VolumeInfo)  # masks are related files of volumes only
+        check_mask(mask, volume, label)
 
 
 # -- process pool entry points --------------------------------------------------------

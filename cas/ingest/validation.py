@@ -1,6 +1,7 @@
 """What close() checks of a file written at a Supervisely position, from its bytes alone:
-an image's (video's, point cloud's) header, an annotation against the project meta and the image size, an
-item meta's shape. A bad file raises InvalidInput naming it."""
+an image's (video's, point cloud's, volume's) header, an annotation or item meta's JSON (the
+annotation is checked against the project meta by `Meta.check_item_annotation`). A bad file
+raises InvalidInput naming it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from cas.blobs.spool import HEAD
 from cas.errors import InvalidInput
 from cas.ingest.staged import StagedFile
 from cas.model.annotation import CLOUD_TYPES, Meta, loads
-from cas.model.media import MediaInfo, probe_image, probe_pointcloud, probe_video
+from cas.model.media import MediaInfo, probe_image, probe_pointcloud, probe_video, probe_volume
 
 MAX_JSON = 64 << 20  # an annotation or meta file larger than this is refused
 
@@ -22,20 +23,12 @@ def probe(staged: StagedFile, meta: Meta, label: str) -> MediaInfo:
     size = staged.size
     if meta.project_type in CLOUD_TYPES:
         return probe_pointcloud(staged.read(HEAD, 0), size, label)
+    if meta.project_type == "volumes":
+        return probe_volume(staged.read(HEAD, 0), size, label)
     head = staged.read(HEAD, 0)
     tail = staged.read(64, max(size - 64, 0))
     fallback = staged.read(16 << 20, 0) if size > len(head) else None
     return probe_image(head, tail, label, fallback)
-
-
-def check_annotation(meta: Meta, ann: Any, label: str, width: int | None, height: int | None) -> None:
-    """An annotation against the project meta and, when known, the image size."""
-    if meta.project_type == "videos":
-        meta.check_video_annotation(ann, label, width, height)
-    elif meta.project_type == "point_clouds":
-        meta.check_pointcloud_annotation(ann, label)
-    else:
-        meta.check_annotation(ann, label, width, height)
 
 
 def parse_json(staged: StagedFile, item_meta: bool, label: str) -> Any:

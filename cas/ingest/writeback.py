@@ -33,7 +33,7 @@ from cas.ingest.overlay import Overlay
 from cas.ingest.replay import claim_directory, remove_orphans, replay
 from cas.ingest.scratch import ScratchTree
 from cas.ingest.staged import StagedFile
-from cas.ingest.validation import check_annotation, parse_json, probe
+from cas.ingest.validation import parse_json, probe
 from cas.model.annotation import annotation_kind, loads
 from cas.model.layout import sections
 
@@ -71,7 +71,7 @@ class WriteBack(Overlay):
             ann_label = f"{project}/{dataset}/ann/{name}.json"
             ann = loads(self.read_blob(current.ann), ann_label)
             try:
-                check_annotation(meta, ann, ann_label, info.width, info.height)
+                meta.check_item_annotation(ann, ann_label, info.width, info.height)
             except InvalidInput as e:
                 noun = sections(meta.project_type).noun
                 raise InvalidInput(label, f"the item's annotation does not fit the new {noun} ({e}); "
@@ -92,8 +92,8 @@ class WriteBack(Overlay):
             defer = True
         if section == ANN and not defer:
             current = self._current(project, dataset, item)
-            check_annotation(self.meta(project), parsed, label, current.width if current else None,
-                             current.height if current else None)
+            self.meta(project).check_item_annotation(parsed, label, current.width if current else None,
+                                                     current.height if current else None)
         blob_id, size = staged.digest()
         staged.seal()
         self._close(Closed(0, section, project, dataset, item, self._bytes_for(staged, blob_id), blob_id, size,

@@ -19,6 +19,7 @@ from cas.ids import BlobId
 from cas.index import item_prefix
 from cas.model.namespace import scan_items
 from cas.records import ItemRecord
+from cas.units import summable_facts
 
 if TYPE_CHECKING:
     from cas.store import Store
@@ -119,7 +120,7 @@ def class_stats(store: Store, project: str) -> ClassStats:
                 if not episodes or n == 0:  # every frame holds its episode's one annotation
                     anns[ann] += 1
                 if facts:
-                    stats.media.update(facts)
+                    stats.media.update(summable_facts(facts))
                 n += 1
             stats.datasets[dataset] = n
             stats.items += n

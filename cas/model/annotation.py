@@ -19,11 +19,13 @@ from typing import Any
 from cas.errors import InvalidInput, shown
 from cas.model.media import check_pixels
 
-SHAPES = ("rectangle", "polygon", "line", "point", "bitmap", "graph", "cuboid_3d", "point_cloud", "any")
+SHAPES = ("rectangle", "polygon", "line", "point", "bitmap", "graph", "cuboid_3d", "point_cloud", "mask_3d", "any")
 SHAPES_3D = ("cuboid_3d", "point_cloud")
+MASK_3D = "mask_3d"  # a volume's spatial figure
 TAG_TYPES = ("none", "any_number", "any_string", "oneof_string")
-PROJECT_TYPES = ("images", "videos", "point_clouds", "point_cloud_episodes")
+PROJECT_TYPES = ("images", "videos", "point_clouds", "point_cloud_episodes", "volumes")
 CLOUD_TYPES = ("point_clouds", "point_cloud_episodes")  # the types whose media are point clouds
+PLANES = {"sagittal": 0, "coronal": 1, "axial": 2}  # a volume's planes -> the axis (x, y, z) they slice
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -48,6 +50,17 @@ def empty_pointcloud_annotation(cloud_id: bytes) -> dict[str, Any]:
     return {"description": "", "key": bytes(cloud_id[:16]).hex(), "tags": [], "objects": [], "figures": []}
 
 
+def empty_volume_annotation(dimensions: tuple[int, ...] | list[int], volume_id: bytes) -> dict[str, Any]:
+    """A Supervisely volume annotation with nothing in it, keyed as `empty_video_annotation`.
+    Its volumeMeta holds what the NRRD header says without a decode: the dimensions (the SDK's
+    own also has intensities and a window, which need every voxel)."""
+    x, y, z = dimensions
+    return {"volumeMeta": {"dimensionsIJK": {"x": x, "y": y, "z": z}}, "key": bytes(volume_id[:16]).hex(),
+            "tags": [], "objects": [], "spatialFigures": [],
+            "planes": [{"name": plane, "normal": {a: int(i == axis) for i, a in enumerate("xyz")}, "slices": []}
+                       for plane, axis in PLANES.items()]}
+
+
 def empty_item_annotation(project_type: str, width: int, height: int, media: bytes,
                           facts: dict[str, Any] | None) -> dict[str, Any]:
     """The empty annotation of an item of a project of `project_type` (its media's id and
@@ -56,14 +69,18 @@ def empty_item_annotation(project_type: str, width: int, height: int, media: byt
         return empty_video_annotation(width, height, (facts or {}).get("frames", 0), media)
     if project_type == "point_clouds":
         return empty_pointcloud_annotation(media)
+    if project_type == "volumes":
+        return empty_volume_annotation((facts or {}).get("dimensions", (width, height, 1)), media)
     return empty_annotation(width, height)
 
 
 def annotation_kind(ann: Any) -> str:
     """The project type whose annotation `ann` looks like: a video's counts frames, a point
-    cloud's has figures and no size."""
+    cloud's has figures and no size, a volume's has a volumeMeta."""
     if isinstance(ann, dict) and "framesCount" in ann:
         return "videos"
+    if isinstance(ann, dict) and "volumeMeta" in ann:
+        return "volumes"
     if isinstance(ann, dict) and "figures" in ann and "size" not in ann:
         return "point_clouds"
     return "images"
@@ -253,6 +270,23 @@ class Meta:
         for i, obj in enumerate(objects):
             self._check_object(obj, file, f"objects[{i}]")
 
+    def check_item_annotation(self, ann: Any, file: str, width: int | None = None,
+                              height: int | None = None) -> None:
+        """Validate an annotation as this project's type reads it (an image's, a video's...),
+        against the media's size when given; what only the media's header says (frames,
+        points, dimensions) is not checked here."""
+        if self.project_type == "videos":
+            self.check_video_annotation(ann, file, width, height)
+        elif self.project_type == "point_clouds":
+            self.check_pointcloud_annotation(ann, file)
+        elif self.project_type == "point_cloud_episodes":  # the episode's annotation.json, its frames as it says
+            count = ann.get("framesCount") if isinstance(ann, dict) else None
+            self.check_episode_annotation(ann, file, count if _is_int(count) else 0)
+        elif self.project_type == "volumes":
+            self.check_volume_annotation(ann, file)
+        else:
+            self.check_annotation(ann, file, width, height)
+
     def check_video_annotation(self, ann: Any, file: str, width: int | None = None,
                                height: int | None = None, frames: int | None = None) -> None:
         """Validate a video annotation: size, framesCount (the video's, when `frames` is
@@ -300,8 +334,69 @@ class Meta:
         for where, frame in _frames(ann, file, frames, "episode"):
             _check_3d_figures(frame.get("figures", []), classes, file, f"{where}.figures", None)
 
+    def check_volume_annotation(self, ann: Any, file: str, dimensions: tuple[int, ...] | list[int] | None = None,
+                                masks: list[str] | None = None) -> None:
+        """Validate a volume annotation: volumeMeta.dimensionsIJK (the volume's, when
+        `dimensions` is given), tags, objects (class, key, tags), the figures of each plane's
+        slices (a slice within the volume on that plane, an object's key, a 2D geometry of its
+        class) and the spatial figures (an object's key, a mask_3d class). `masks`: the names
+        of the item's mask files, each `<figure key>.nrrd` of a spatial figure."""
+        _expect(isinstance(ann, dict), file, "$", "expected a JSON object")
+        volume_meta = ann.get("volumeMeta")
+        dims = volume_meta.get("dimensionsIJK") if isinstance(volume_meta, dict) else None
+        if not (isinstance(dims, dict) and all(_is_int(dims.get(a)) and dims[a] > 0 for a in "xyz")):
+            raise InvalidInput(file, 'expected {"x": int, "y": int, "z": int}', "volumeMeta.dimensionsIJK")
+        said = tuple(dims[a] for a in "xyz")
+        if dimensions is not None and said != tuple(dimensions):
+            raise InvalidInput(file, f"annotation says {'x'.join(map(str, said))} voxels but the volume is "
+                                     f"{'x'.join(map(str, dimensions))}", "volumeMeta.dimensionsIJK")
+        self._check_tags(ann.get("tags", []), file, "tags")
+        classes = self._objects(ann.get("objects", []), file, lambda tags, where: self._check_tags(tags, file, where))
+        self._check_planes(ann.get("planes", []), said, classes, file)
+        spatial = ann.get("spatialFigures", [])
+        _expect(isinstance(spatial, list), file, "spatialFigures", "expected a list")
+        keys = set()
+        for j, fig in enumerate(spatial):
+            w = f"spatialFigures[{j}]"
+            cls, _geometry = _figure(fig, classes, file, w)
+            _expect(fig.get("geometryType") == MASK_3D, file, f"{w}.geometryType",
+                    f"expected {MASK_3D}, got {shown(fig.get('geometryType'))}")
+            _expect(cls["shape"] in ("any", MASK_3D), file, f"{w}.geometryType",
+                    f"class {cls['title']!r} has shape {cls['shape']}, figure has {MASK_3D}")
+            keys.add(fig.get("key"))
+        for name in masks or ():
+            key = name.removesuffix(".nrrd")
+            _expect(key in keys, file, "spatialFigures",
+                    f"mask {name} names figure {key!r}, which is not among the spatial figures")
+
+    def _check_planes(self, planes: Any, dimensions: tuple[int, ...], classes: dict[str, dict[str, Any]],
+                      file: str) -> None:
+        """A volume's planes: each slice within the volume's `dimensions` on that plane, each
+        of its figures an object's (`classes`: key -> class) with a 2D geometry of its class."""
+        _expect(isinstance(planes, list), file, "planes", "expected a list")
+        for i, plane in enumerate(planes):
+            where = f"planes[{i}]"
+            _expect(isinstance(plane, dict) and plane.get("name") in PLANES, file, f"{where}.name",
+                    f"expected one of {', '.join(PLANES)}")
+            count = dimensions[PLANES[plane["name"]]]
+            slices = plane.get("slices", [])
+            _expect(isinstance(slices, list), file, f"{where}.slices", "expected a list")
+            for j, piece in enumerate(slices):
+                w = f"{where}.slices[{j}]"
+                _expect(isinstance(piece, dict) and _is_int(piece.get("index")), file, f"{w}.index",
+                        "expected an integer")
+                _expect(0 <= piece["index"] < count, file, f"{w}.index",
+                        f"slice {piece['index']} is past the volume's {count} {plane['name']} slices "
+                        f"(0 to {count - 1})")
+                figures = piece.get("figures", [])
+                _expect(isinstance(figures, list), file, f"{w}.figures", "expected a list")
+                for k, fig in enumerate(figures):
+                    wf = f"{w}.figures[{k}]"
+                    cls, geometry = _figure(fig, classes, file, wf)
+                    self._check_geometry(geometry, fig.get("geometryType"), cls, file, wf, f"{wf}.geometry")
+
     def _objects(self, objects: Any, file: str, check_tags: Any) -> dict[str, dict[str, Any]]:
-        """The objects of a video or point cloud annotation (key, class, tags checked by
+        """The objects of a video, point cloud or volume annotation (key, class, tags checked by
         `check_tags(tags, where)`), as object key -> its class."""
         classes: dict[str, dict[str, Any]] = {}
         _expect(isinstance(objects, list), file, "objects", "expected a list")
@@ -367,6 +462,9 @@ class Meta:
         if gtype in SHAPES_3D:
             raise InvalidInput(file, f"{gtype} is a geometry of point clouds, not of images and videos",
                                f"{where}.geometryType")
+        if gtype == MASK_3D:
+            raise InvalidInput(file, f"{gtype} is a spatial figure of volumes, not a geometry of images, videos "
+                                     "or slices", f"{where}.geometryType")
         if cls["shape"] not in ("any", gtype):
             raise InvalidInput(file, f"class {cls['title']!r} has shape {cls['shape']}, object has {gtype}",
                                f"{where}.geometryType")

@@ -10,6 +10,9 @@ converter reads and writes it):
     <dataset>/related_images/<item with . as _>/<file>
                                      (a point cloud's camera images, their <image>.json and
                                       <image>.figures.json)
+    <dataset>/mask/<item>/<figure key>.nrrd
+                                     (a volume's Mask3D figures; volumes are in volume/, their
+                                      info in video_info/, as the SDK's VolumeDataset names it)
     <dataset>/datasets/<child>/...   (nested datasets)
 
 A point-cloud episode (a dataset whose frames are ordered) has no ann/: one
@@ -38,12 +41,18 @@ class Sections:
     related: str | None = None  # each item's related files, in <related>/<related_folder(item)>/
     ann: str | None = "ann"  # each item's annotation, as <ann>/<item>.json
     files: tuple[str, ...] = ()  # files of the dataset itself, beside its folders (an episode's)
+    related_as_item: bool = False  # an item's related folder has the item's name ('a.nrrd'), not 'a_nrrd'
     noun: str = "image"  # what messages call an item's media
     listed: tuple[str, ...] = field(init=False)  # what a dataset folder lists (nested datasets aside)
 
     def __post_init__(self) -> None:  # kept: asked on every file lookup of the mount
         object.__setattr__(self, "listed", tuple(s for s in (self.media, self.ann, self.meta, self.info, self.related)
                                                  if s is not None))
+
+    def related_folder(self, item: str) -> str:
+        """The folder of an item's related files, as the SDK names it ('a.pcd' -> 'a_pcd';
+        a volume's masks: 'a.nrrd' -> 'a.nrrd')."""
+        return item if self.related_as_item else item.replace(".", "_")
 
 
 RELATED = "related_images"
@@ -54,6 +63,7 @@ LAYOUTS = {
     "point_clouds": Sections("pointcloud", "pointcloud_info", related=RELATED, noun="point cloud"),
     "point_cloud_episodes": Sections("pointcloud", "pointcloud_info", related=RELATED, ann=None,
                                      files=(EPISODE_ANNOTATION, FRAME_MAP), noun="point cloud"),
+    "volumes": Sections("volume", "video_info", related="mask", related_as_item=True, noun="volume"),
 }
 MEDIA_SECTIONS = tuple(dict.fromkeys(s.media for s in LAYOUTS.values()))
 INFO_SECTIONS = tuple(dict.fromkeys(s.info for s in LAYOUTS.values()))
@@ -72,11 +82,6 @@ def project_type_of(media: str) -> str:
     """The project type whose media section is `media` ('video' -> 'videos'; the first of
     those that share it: 'pointcloud' -> 'point_clouds', its episodes are told by their files)."""
     return next(kind for kind, s in LAYOUTS.items() if s.media == media)
-
-
-def related_folder(item: str) -> str:
-    """The folder of an item's related files, as the SDK names it ('a.pcd' -> 'a_pcd')."""
-    return item.replace(".", "_")
 
 
 def dataset_folder(dataset: str) -> str:

@@ -268,9 +268,76 @@ def probe_pointcloud(head: bytes, size: int, label: str) -> PointcloudInfo:
     return PointcloudInfo(0, 0, PCD_MIME, points)
 
 
+VOLUME_EXTENSIONS = frozenset({".nrrd"})
+NRRD_MIME = "application/x-nrrd"
+_NRRD_TYPE_BYTES = {  # NRRD's type names (and their synonyms) -> bytes per value
+    **dict.fromkeys(("signed char", "int8", "int8_t", "uchar", "unsigned char", "uint8", "uint8_t"), 1),
+    **dict.fromkeys(("short", "short int", "signed short", "signed short int", "int16", "int16_t", "ushort",
+                     "unsigned short", "unsigned short int", "uint16", "uint16_t"), 2),
+    **dict.fromkeys(("int", "signed int", "int32", "int32_t", "uint", "unsigned int", "uint32", "uint32_t",
+                     "float"), 4),
+    **dict.fromkeys(("longlong", "long long", "long long int", "signed long long", "signed long long int",
+                     "int64", "int64_t", "ulonglong", "unsigned long long", "unsigned long long int", "uint64",
+                     "uint64_t", "double"), 8),
+}
+_NRRD_ENCODINGS = ("raw", "txt", "text", "ascii", "hex", "gz", "gzip", "bz2", "bzip2")
+
+
+def is_volume_name(name: str) -> bool:
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in VOLUME_EXTENSIONS
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeInfo(MediaInfo):
+    """A volume: width and height are its axial slices' (x, y), `dimensions` its (x, y, z)
+    voxels, as the SDK's volumeMeta.dimensionsIJK says them."""
+
+    dimensions: tuple[int, ...] = ()
+
+    def facts(self) -> dict[str, Any] | None:
+        return {"dimensions": list(self.dimensions)}
+
+
+def probe_volume(head: bytes, size: int, label: str) -> VolumeInfo:
+    """The dimensions of a 3D NRRD file (a volume, or a Mask3D) from its header in `head`, the
+    file's first bytes (no voxel is read); a raw body shorter than its voxels need is refused
+    as truncated, a detached header (data in another file) as not a volume of one file."""
+    if not head.startswith(b"NRRD000"):
+        raise InvalidInput(label, "not an NRRD file (no NRRD000x magic line)")
+    end = head.find(b"\n\n")
+    if end < 0:
+        raise InvalidInput(label, f"NRRD header does not end (no blank line) within {len(head):,} bytes")
+    header: dict[str, str] = {}
+    for line in head[:end].decode("latin-1").splitlines()[1:]:
+        field, colon, value = line.partition(": ")
+        if colon and not line.startswith("#") and ":=" not in field:
+            header[field.strip().lower()] = value.strip()
+    if "data file" in header or "datafile" in header:
+        raise InvalidInput(label, "NRRD header names a separate data file: a volume is one .nrrd file")
+    try:
+        sizes = tuple(int(v) for v in header["sizes"].split())
+        dimension = int(header["dimension"])
+        value_bytes = _NRRD_TYPE_BYTES[header["type"].lower()]
+    except (KeyError, ValueError):
+        raise InvalidInput(label, "NRRD header lacks dimension, sizes or a known type, or has a non-number "
+                                  "there") from None
+    if dimension != 3 or len(sizes) != 3 or min(sizes) <= 0:
+        raise InvalidInput(label, f"a volume has 3 dimensions of at least one voxel, this NRRD has sizes "
+                                  f"{header['sizes']!r}")
+    encoding = header.get("encoding", "").lower()
+    if encoding not in _NRRD_ENCODINGS:
+        raise InvalidInput(label, f"NRRD encoding {encoding!r} is not one of {', '.join(_NRRD_ENCODINGS)}")
+    body = sizes[0] * sizes[1] * sizes[2] * value_bytes
+    if encoding == "raw" and "byte skip" not in header and size - end - 2 < body:
+        raise InvalidInput(label, f"truncated NRRD: {'x'.join(map(str, sizes))} voxels need {body} bytes, the "
+                                  f"file has {size - end - 2}")
+    return VolumeInfo(sizes[0], sizes[1], NRRD_MIME, sizes)
+
+
 def is_media_name(name: str) -> bool:
-    """An image's, a video's or a point cloud's file name."""
-    return is_image_name(name) or is_video_name(name) or is_pointcloud_name(name)
+    """An image's, a video's, a point cloud's or a volume's file name."""
+    return is_image_name(name) or is_video_name(name) or is_pointcloud_name(name) or is_volume_name(name)
 
 
-_KINDS = (VideoInfo, PointcloudInfo)
+_KINDS = (VideoInfo, PointcloudInfo, VolumeInfo)

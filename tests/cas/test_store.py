@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from cas import CorruptBlob, NotFound, Store
 from cas.blobs.hashing import hash_bytes
 from cas.blobs.spool import SMALL
+from cas.errors import InvalidInput
 from cas.maintenance.fsck import check as fsck
 from cas.maintenance.gc import collect as collect_garbage
 from cas.maintenance.stats import compute as compute_stats
@@ -102,3 +103,21 @@ def test_put_get_round_trip_and_refcounts(tmp_path_factory, blobs):
             s.release(blob_id)
         assert collect_garbage(s).blobs_removed == len(set(blobs))
         assert fsck(s).clean
+
+
+@pytest.mark.parametrize("fixture", ["sdk_video_project", "sdk_pointcloud_project", "sdk_episode_project",
+                                     "sdk_volume_project"])
+def test_set_meta_checks_each_annotation_as_its_kinds(tmp_path, fixture, request):
+    """A new meta (a class added, as a meta.json written in the mount) is checked against
+    every annotation as the project's kind reads them, not as an image's."""
+    from converters.ingest import detect_format, import_source
+
+    src = request.getfixturevalue(fixture)
+    with Store.init(tmp_path / "store") as store:
+        import_source(store, src, "p", detect_format(src))
+        meta = store.ns.project("p").meta
+        store.set_meta("p", {**meta, "classes": [*meta["classes"], {"title": "new", "shape": "rectangle",
+                                                                    "color": "#00FF00"}]})
+        assert store.ns.project("p").meta["classes"][-1]["title"] == "new"
+        with pytest.raises(InvalidInput, match="unknown class"):  # a class its annotations use, removed
+            store.set_meta("p", {**meta, "classes": meta["classes"][1:]})

@@ -276,13 +276,18 @@ def test_a_drop_still_waiting_at_unmount_is_imported_then(tmp_path):
     assert_daemon_was_clean(store)
 
 
-@pytest.mark.parametrize(("kind", "project_class"), [("videos", "VideoProject"), ("point_clouds", "PointcloudProject"),
-                                                     ("point_cloud_episodes", "PointcloudEpisodeProject")])
+KINDS = [("videos", "VideoProject", "sdk_video_project"), ("point_clouds", "PointcloudProject",
+                                                             "sdk_pointcloud_project"),
+         ("volumes", "VolumeProject", "sdk_volume_project")]
+EPISODES = ("point_cloud_episodes", "PointcloudEpisodeProject", "sdk_episode_project")  # into a project: below
+
+
+@pytest.mark.parametrize(("kind", "project_class", "fixture"), [*KINDS, EPISODES])
 def test_sdk_projects_of_other_kinds_dropped_at_the_root_import_as_cas_import_does(
-        tmp_path, kind, project_class, sdk_video_project, sdk_pointcloud_project, sdk_episode_project):
+        tmp_path, kind, project_class, fixture, request):
     from tests.sdk_projects import assert_same_project, sdk_read
 
-    src = {"videos": sdk_video_project, "point_clouds": sdk_pointcloud_project}.get(kind, sdk_episode_project)
+    src = request.getfixturevalue(fixture)
     store = new_store(tmp_path)
     with mounted(store, tmp_path / "mnt") as mnt:
         proc = subprocess.run(["cp", "-r", src, mnt / "p"], capture_output=True, text=True, timeout=WATCHDOG)
@@ -294,6 +299,34 @@ def test_sdk_projects_of_other_kinds_dropped_at_the_root_import_as_cas_import_do
         import_source(reference, src, "p", detect_format(src))
         assert s.ns.project("p").meta == reference.ns.project("p").meta
         assert blobs_of(s, "p") == blobs_of(reference, "p")
+    assert_daemon_was_clean(store)
+
+
+@pytest.mark.parametrize(("kind", "project_class", "fixture"), KINDS)
+def test_sdk_projects_of_other_kinds_dropped_into_a_project_of_their_kind_merge_into_it(
+        tmp_path, kind, project_class, fixture, request):
+    from tests.sdk_projects import sdk_read
+
+    src = request.getfixturevalue(fixture)
+    store = new_store(tmp_path)
+    run_cas(store, "import", str(src), "--project", "p")
+    before = tmp_path / "before"
+    shutil.copytree(store, before)
+    with mounted(store, tmp_path / "mnt") as mnt:
+        proc = subprocess.run(["cp", "-r", src, mnt / "p" / "more"], capture_output=True, text=True,
+                              timeout=WATCHDOG)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        waited = wait_imported(mnt)
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        seen = sdk_read(mnt / "p", project_class)
+    with Store(before) as reference:  # `cas import SRC --project p`, as a drop into p is
+        import_source(reference, src, "p", detect_format(src))
+        expected = blobs_of(reference, "p")
+    with Store(store) as s:
+        assert s.ns.project("p").meta["projectType"] == kind and blobs_of(s, "p") == expected
+    source = sdk_read(src, project_class)
+    assert not seen["warnings"] and seen["items"].keys() >= source["items"].keys()
+    assert {k: seen["items"][k] for k in source["items"]} == source["items"]
     assert_daemon_was_clean(store)
 
 

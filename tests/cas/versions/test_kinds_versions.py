@@ -1,7 +1,7 @@
-"""Video, point cloud and point-cloud episode projects written by the Supervisely SDK through
-versions, diff, push and clone: a clone exports every media and related file (and an episode's
-files) byte for byte, an old version reads back as it was, and the SDK reads the clone's export
-as it reads the source."""
+"""Video, point cloud, point-cloud episode and volume projects written by the Supervisely SDK
+through versions, diff, push and clone: a clone exports every media and related file (and an
+episode's files) byte for byte, an old version reads back as it was, and the SDK reads the
+clone's export as it reads the source."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ import pytest
 from tests.conftest import FAST_NET, run_cas
 from tests.sdk_projects import assert_same_project, sdk_read
 
-KINDS = {  # kind -> (SDK class, the items changed, the file changed in the second version)
+KINDS = {  # kind -> (SDK class, the items changed, the file changed in the second version (a pattern))
     "videos": ("VideoProject", ["day/a.mp4"], "day/ann/a.mp4.json"),
     "point_clouds": ("PointcloudProject", ["ds0/a.pcd"], "ds0/related_images/a_pcd/left.png"),
     # every frame of an episode holds its annotation
     "point_cloud_episodes": ("PointcloudEpisodeProject", ["ep0/f0.pcd", "ep0/f1.pcd", "ep0/f2.pcd"],
                              "ep0/annotation.json"),
+    "volumes": ("VolumeProject", ["ds0/ct.nrrd"], "ds0/mask/ct.nrrd/*.nrrd"),
 }
+FIXTURES = {"videos": "sdk_video_project", "point_clouds": "sdk_pointcloud_project",
+            "point_cloud_episodes": "sdk_episode_project", "volumes": "sdk_volume_project"}
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -29,25 +32,27 @@ def files(root: Path) -> dict[str, bytes]:
 
 def change(src: Path, kind: str, rel: str) -> None:
     """The second version's edit: a video's or an episode's annotation's description, a cloud's
-    camera image."""
-    path = src / rel
-    if kind != "point_clouds":
+    camera image, a volume's mask (another of its shape: every voxel but the first)."""
+    path, = src.glob(rel)
+    if kind in ("videos", "point_cloud_episodes"):
         ann = json.loads(path.read_text())
         ann["description"] = "second take"
         path.write_text(json.dumps(ann))
+    elif kind == "volumes":
+        header = b"NRRD0004\ntype: uint8\ndimension: 3\nsizes: 8 10 12\nencoding: raw\n\n"
+        path.write_bytes(header + b"\0" + b"\1" * 959)
     else:
         shutil.copy(src / "ds0/related_images/a_pcd/front.png", path)
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_versions_diff_push_and_clone_keep_every_file(tmp_path: Path, s3_endpoint: str, bucket: str, kind: str,
-                                                      sdk_video_project: Path, sdk_pointcloud_project: Path,
-                                                      sdk_episode_project: Path,
+                                                      request: pytest.FixtureRequest,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in FAST_NET.items():
         monkeypatch.setenv(key, value)
     project_class, items, edited = KINDS[kind]
-    first = {"videos": sdk_video_project, "point_clouds": sdk_pointcloud_project}.get(kind, sdk_episode_project)
+    first = request.getfixturevalue(FIXTURES[kind])
     second = tmp_path / "second"
     shutil.copytree(first, second)
     change(second, kind, edited)
