@@ -51,10 +51,9 @@ for ds_name, name, frames, size in (("day", "a.mp4", 12, (64, 48)), ("night", "b
     ds.add_item_file(name, video(name, frames, size), ann=ann)
 """
 
-# A point cloud project: one cloud as PCD v0.7 ASCII, one binary; a cuboid on each; two camera
-# images (with their camera JSON) related to the first. The SDK writes no related images: they
-# are written as PointcloudDataset.get_related_images reads them.
-POINTCLOUD_PROJECT = r"""
+# What both point cloud scripts share: a PCD v0.7 writer (ASCII or binary) and two camera
+# images with their JSON, written into an item's related folder as the SDK reads them.
+CLOUDS = r"""
 import json, os, sys, numpy as np, cv2, supervisely as sly
 from supervisely.geometry.cuboid_3d import Cuboid3d, Vector3d
 root, scratch = sys.argv[1], sys.argv[2]
@@ -70,6 +69,21 @@ def cloud(name, n, binary):
         f.write(points.tobytes() if binary else "".join(f"{x:g} {y:g} {z:g}\n" for x, y, z in points).encode())
     return path
 
+def cameras(related):
+    os.makedirs(related)
+    for camera, shade in (("front.png", 90), ("left.png", 40)):
+        cv2.imwrite(os.path.join(related, camera), np.full((20, 30, 3), shade, np.uint8))
+        with open(os.path.join(related, camera + ".json"), "w") as f:
+            json.dump({"name": camera, "meta": {"deviceId": camera, "sensorsData": {
+                "extrinsicMatrix": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],
+                "intrinsicMatrix": [1, 0, 0, 0, 1, 0, 0, 0, 1]}}}, f)
+"""
+
+# A point cloud project: one cloud as PCD v0.7 ASCII, one binary; a cuboid on each; two camera
+# images (with their camera JSON) related to the first. The SDK writes no related images: they
+# are written as PointcloudDataset.get_related_images reads them.
+POINTCLOUD_PROJECT = CLOUDS + r"""
+
 car = sly.ObjClass("car", Cuboid3d)
 meta = sly.ProjectMeta(obj_classes=[car], tag_metas=[sly.TagMeta("parked", sly.TagValueType.NONE)])
 project = sly.PointcloudProject(root, sly.OpenMode.CREATE)
@@ -80,14 +94,7 @@ for name, n, binary in (("a.pcd", 5, False), ("b.pcd", 7, True)):
     figure = sly.PointcloudFigure(obj, Cuboid3d(Vector3d(1, 2, 3), Vector3d(0, 0, 0.5), Vector3d(4, 2, 1.5)))
     ann = sly.PointcloudAnnotation(objects=sly.VideoObjectCollection([obj]), figures=[figure])
     ds.add_item_file(name, cloud(name, n, binary), ann=ann)
-related = ds.get_related_images_path("a.pcd")
-os.makedirs(related)
-for camera, shade in (("front.png", 90), ("left.png", 40)):
-    cv2.imwrite(os.path.join(related, camera), np.full((20, 30, 3), shade, np.uint8))
-    with open(os.path.join(related, camera + ".json"), "w") as f:
-        json.dump({"name": camera, "meta": {"deviceId": camera, "sensorsData": {
-            "extrinsicMatrix": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],
-            "intrinsicMatrix": [1, 0, 0, 0, 1, 0, 0, 0, 1]}}}, f)
+cameras(ds.get_related_images_path("a.pcd"))
 """
 
 # A point-cloud episode project: episode ep0 of three clouds (ASCII and binary PCD v0.7), a car
@@ -96,21 +103,7 @@ for camera, shade in (("front.png", 90), ("left.png", 40)):
 # annotated. The SDK writes no frame_pointcloud_map.json (only its download from a server does)
 # and no related images: ep0's are written as PointcloudEpisodeDataset reads them; ep1 has no map
 # (the SDK takes its clouds in name order then).
-EPISODE_PROJECT = r"""
-import json, os, sys, numpy as np, cv2, supervisely as sly
-from supervisely.geometry.cuboid_3d import Cuboid3d, Vector3d
-root, scratch = sys.argv[1], sys.argv[2]
-os.makedirs(scratch, exist_ok=True)
-
-def cloud(name, n, binary):
-    points = np.arange(n * 3, dtype=np.float32).reshape(n, 3) / 10
-    path = os.path.join(scratch, f"{n}{binary}.pcd")
-    with open(path, "wb") as f:
-        f.write(("# .PCD v0.7 - Point Cloud Data file format\nVERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\n"
-                 f"COUNT 1 1 1\nWIDTH {n}\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS {n}\n"
-                 f"DATA {'binary' if binary else 'ascii'}\n").encode())
-        f.write(points.tobytes() if binary else "".join(f"{x:g} {y:g} {z:g}\n" for x, y, z in points).encode())
-    return path
+EPISODE_PROJECT = CLOUDS + r"""
 
 car = sly.ObjClass("car", Cuboid3d)
 moving = sly.TagMeta("moving", sly.TagValueType.NONE)
@@ -132,14 +125,7 @@ for ep, clouds in (("ep0", [("f0.pcd", 5, False), ("f1.pcd", 6, True), ("f2.pcd"
 ep0 = project.datasets.get("ep0")
 with open(ep0.get_frame_pointcloud_map_path(), "w") as f:
     json.dump({"0": "f0.pcd", "1": "f1.pcd", "2": "f2.pcd"}, f, indent=4)
-related = ep0.get_related_images_path("f0.pcd")
-os.makedirs(related)
-for camera, shade in (("front.png", 90), ("left.png", 40)):
-    cv2.imwrite(os.path.join(related, camera), np.full((20, 30, 3), shade, np.uint8))
-    with open(os.path.join(related, camera + ".json"), "w") as f:
-        json.dump({"name": camera, "meta": {"deviceId": camera, "sensorsData": {
-            "extrinsicMatrix": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0],
-            "intrinsicMatrix": [1, 0, 0, 0, 1, 0, 0, 0, 1]}}}, f)
+cameras(ep0.get_related_images_path("f0.pcd"))
 """
 
 # A volume project: two NRRD volumes written by pynrrd (gzip and raw encoding), a rectangle on a

@@ -281,7 +281,7 @@ class Meta:
             self.check_pointcloud_annotation(ann, file)
         elif self.project_type == "point_cloud_episodes":  # the episode's annotation.json, its frames as it says
             count = ann.get("framesCount") if isinstance(ann, dict) else None
-            self.check_episode_annotation(ann, file, count if _is_int(count) else 0)
+            self.check_episode_annotation(ann, file, count if isinstance(count, int) else 0)
         elif self.project_type == "volumes":
             self.check_volume_annotation(ann, file)
         else:
@@ -301,12 +301,7 @@ class Meta:
         classes = self._objects(ann.get("objects", []), file,
                                 lambda tags, where: self._check_video_tags(tags, file, where, count))
         for where, frame in _frames(ann, file, count, "video"):
-            figures = frame.get("figures", [])
-            _expect(isinstance(figures, list), file, f"{where}.figures", "expected a list")
-            for j, fig in enumerate(figures):
-                w = f"{where}.figures[{j}]"
-                cls, geometry = _figure(fig, classes, file, w)
-                self._check_geometry(geometry, fig.get("geometryType"), cls, file, w, f"{w}.geometry")
+            self._check_2d_figures(frame.get("figures", []), classes, file, f"{where}.figures")
 
     def check_pointcloud_annotation(self, ann: Any, file: str, points: int | None = None) -> None:
         """Validate a point cloud annotation: tags, objects (class, key, tags) and figures (an
@@ -388,12 +383,16 @@ class Meta:
                 _expect(0 <= piece["index"] < count, file, f"{w}.index",
                         f"slice {piece['index']} is past the volume's {count} {plane['name']} slices "
                         f"(0 to {count - 1})")
-                figures = piece.get("figures", [])
-                _expect(isinstance(figures, list), file, f"{w}.figures", "expected a list")
-                for k, fig in enumerate(figures):
-                    wf = f"{w}.figures[{k}]"
-                    cls, geometry = _figure(fig, classes, file, wf)
-                    self._check_geometry(geometry, fig.get("geometryType"), cls, file, wf, f"{wf}.geometry")
+                self._check_2d_figures(piece.get("figures", []), classes, file, f"{w}.figures")
+
+    def _check_2d_figures(self, figures: Any, classes: dict[str, dict[str, Any]], file: str, where: str) -> None:
+        """The figures of a video frame or a volume slice: each an object's (`classes`: key ->
+        class) with a 2D geometry of its class."""
+        _expect(isinstance(figures, list), file, where, "expected a list")
+        for j, fig in enumerate(figures):
+            w = f"{where}[{j}]"
+            cls, geometry = _figure(fig, classes, file, w)
+            self._check_geometry(geometry, fig.get("geometryType"), cls, file, w, f"{w}.geometry")
 
     def _objects(self, objects: Any, file: str, check_tags: Any) -> dict[str, dict[str, Any]]:
         """The objects of a video, point cloud or volume annotation (key, class, tags checked by
