@@ -87,11 +87,16 @@ def _singular(word: str) -> str:
 FACT_UNITS = {"frames": "frame", "duration": "s", "points": "point", "voxels": "voxel"}
 
 
+def shape_text(dimensions: tuple[int, ...] | list[int]) -> str:
+    """A volume's dimensions as written in messages: '8x10x12'."""
+    return "x".join(map(str, dimensions))
+
+
 def media_facts(facts: dict[str, Any]) -> str:
     """'12 frames, 1.2 s', '8x10x12 voxels': what a media header says (`ItemRecord.facts`), or
     a sum of them (`summable_facts`)."""
     if "dimensions" in facts:
-        return f"{'x'.join(map(str, facts['dimensions']))} voxels"
+        return f"{shape_text(facts['dimensions'])} voxels"
     return ", ".join(f"{value:g} {unit}" if unit == "s" else counted(int(value), unit)
                      for name, value in facts.items() if (unit := FACT_UNITS.get(name)))
 

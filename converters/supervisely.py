@@ -205,9 +205,8 @@ def read(src: Path, session: ImportSession, dataset: str | None = None) -> dict[
         if (folder / "ann").is_dir():
             for entry in files(str(folder / "ann")):
                 if not entry.name.endswith(".json") or entry.name[:-5] not in names:
-                    media = items_dir.name if items_dir else "img"
                     session.reject(InvalidInput(f"{rel}/ann/{entry.name}", f"annotation has no matching "
-                                                f"{_MEDIA_WORDS.get(media, 'image')} in {rel}/{media}/"))
+                                                f"{kind.noun} in {rel}/{kind.media}/"))
         _check_related_folders(kind, folder, rel, names, session)
         meshes = sum(1 for _rel, _entry in tree(folder / INTERPOLATION)) if (folder / INTERPOLATION).is_dir() else 0
         if meshes:
@@ -259,10 +258,6 @@ def _check_no_frame_left(session: ImportSession, dataset: str, clouds: list[str]
 # masks (the SDK's download converts each into the figure's mask/ file, which is kept)
 INTERPOLATION = "interpolation"
 MESHES_NOT_KEPT = "STL meshes in interpolation/ not kept"
-
-
-# what an item's media is called, by its folder
-_MEDIA_WORDS = {"video": "video", "pointcloud": "point cloud", "volume": "volume"}
 
 
 def _related_files(project_type: str, folder: Path, rel: str, item: str) -> tuple[tuple[str, str, str], ...]:

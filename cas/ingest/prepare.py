@@ -29,17 +29,13 @@ from cas.model.annotation import (
     Meta,
     dumps,
     empty_annotation,
-    empty_pointcloud_annotation,
-    empty_video_annotation,
-    empty_volume_annotation,
+    empty_item_annotation,
     loads,
 )
 from cas.model.episode import EpisodeFiles
 from cas.model.layout import sections
 from cas.model.media import (
     MediaInfo,
-    PointcloudInfo,
-    VideoInfo,
     VolumeInfo,
     probe_image,
     probe_pointcloud,
@@ -260,26 +256,17 @@ class Preparer:
         ann_sp: Spooled | None = None
         empty = False  # the empty annotation of an image: one for many items
         if ann is None and kept is None:
-            if isinstance(info, VideoInfo):  # a video's empty annotation names the video: one each
-                ann_sp = spool_bytes(dumps(empty_video_annotation(info.width, info.height, info.frames, media)))
-            elif isinstance(info, PointcloudInfo):
-                ann_sp = spool_bytes(dumps(empty_pointcloud_annotation(media)))
-            elif isinstance(info, VolumeInfo):
-                ann_sp = spool_bytes(dumps(empty_volume_annotation(info.dimensions, media)))
-            else:
+            facts = info.facts()
+            if facts is None:  # an image's: one for every image of its size
                 ann_sp, empty = self._empty_annotation(info.width, info.height), True
+            else:  # a video's (cloud's, volume's) empty annotation names its media: one each
+                ann_sp = spool_bytes(dumps(empty_item_annotation(self.meta.project_type, info.width, info.height,
+                                                                 media, facts)))
         elif ann is not None:
             if isinstance(ann, (bytes, bytearray)):
                 ann = loads(bytes(ann), ann_label)  # loads tells bytes from str; bytes(b) is b
-            if isinstance(info, VideoInfo):
-                self.meta.check_video_annotation(ann, ann_label, info.width, info.height, info.exact_frames)
-            elif isinstance(info, PointcloudInfo):
-                self.meta.check_pointcloud_annotation(ann, ann_label, info.points)
-            elif isinstance(info, VolumeInfo):
-                self.meta.check_volume_annotation(ann, ann_label, info.dimensions,
-                                                  [rel for rel, _blob, _size in related or ()])
-            else:
-                self.meta.check_annotation(ann, ann_label, info.width, info.height)
+            self.meta.check_item_annotation(ann, ann_label, info.width, info.height, info,
+                                            [rel for rel, _blob, _size in related or ()])
             ann_sp = spool_bytes(dumps(ann))
         meta_sp = spool_bytes(dumps(item_meta)) if item_meta is not None else None
         if ann_sp is not None:

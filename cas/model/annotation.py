@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from cas.errors import InvalidInput, shown
-from cas.model.media import check_pixels
+from cas.model.media import MediaInfo, PointcloudInfo, VideoInfo, VolumeInfo, check_pixels
+from cas.units import shape_text
 
 SHAPES = ("rectangle", "polygon", "line", "point", "bitmap", "graph", "cuboid_3d", "point_cloud", "mask_3d", "any")
 SHAPES_3D = ("cuboid_3d", "point_cloud")
@@ -270,20 +271,22 @@ class Meta:
         for i, obj in enumerate(objects):
             self._check_object(obj, file, f"objects[{i}]")
 
-    def check_item_annotation(self, ann: Any, file: str, width: int | None = None,
-                              height: int | None = None) -> None:
+    def check_item_annotation(self, ann: Any, file: str, width: int | None = None, height: int | None = None,
+                              info: MediaInfo | None = None, masks: list[str] | None = None) -> None:
         """Validate an annotation as this project's type reads it (an image's, a video's...),
-        against the media's size when given; what only the media's header says (frames,
-        points, dimensions) is not checked here."""
+        against the media's size when given, and against what its header says (`info`: a
+        video's frames, a cloud's points, a volume's dimensions) when given; `masks`: the names
+        of a volume's mask files."""
         if self.project_type == "videos":
-            self.check_video_annotation(ann, file, width, height)
+            self.check_video_annotation(ann, file, width, height, info.exact_frames if isinstance(info, VideoInfo)
+                                        else None)
         elif self.project_type == "point_clouds":
-            self.check_pointcloud_annotation(ann, file)
+            self.check_pointcloud_annotation(ann, file, info.points if isinstance(info, PointcloudInfo) else None)
         elif self.project_type == "point_cloud_episodes":  # the episode's annotation.json, its frames as it says
             count = ann.get("framesCount") if isinstance(ann, dict) else None
             self.check_episode_annotation(ann, file, count if isinstance(count, int) else 0)
         elif self.project_type == "volumes":
-            self.check_volume_annotation(ann, file)
+            self.check_volume_annotation(ann, file, info.dimensions if isinstance(info, VolumeInfo) else None, masks)
         else:
             self.check_annotation(ann, file, width, height)
 
@@ -343,8 +346,8 @@ class Meta:
             raise InvalidInput(file, 'expected {"x": int, "y": int, "z": int}', "volumeMeta.dimensionsIJK")
         said = tuple(dims[a] for a in "xyz")
         if dimensions is not None and said != tuple(dimensions):
-            raise InvalidInput(file, f"annotation says {'x'.join(map(str, said))} voxels but the volume is "
-                                     f"{'x'.join(map(str, dimensions))}", "volumeMeta.dimensionsIJK")
+            raise InvalidInput(file, f"annotation says {shape_text(said)} voxels but the volume is "
+                                     f"{shape_text(dimensions)}", "volumeMeta.dimensionsIJK")
         self._check_tags(ann.get("tags", []), file, "tags")
         classes = self._objects(ann.get("objects", []), file, lambda tags, where: self._check_tags(tags, file, where))
         self._check_planes(ann.get("planes", []), said, classes, file)

@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 from cas.config import settings
 from cas.errors import InvalidInput, reason
 from cas.model.jpeg import jpeg_size
+from cas.units import shape_text
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -330,7 +331,7 @@ def probe_volume(head: bytes, size: int, label: str) -> VolumeInfo:
         raise InvalidInput(label, f"NRRD encoding {encoding!r} is not one of {', '.join(_NRRD_ENCODINGS)}")
     body = sizes[0] * sizes[1] * sizes[2] * value_bytes
     if encoding == "raw" and "byte skip" not in header and size - end - 2 < body:
-        raise InvalidInput(label, f"truncated NRRD: {'x'.join(map(str, sizes))} voxels need {body} bytes, the "
+        raise InvalidInput(label, f"truncated NRRD: {shape_text(sizes)} voxels need {body} bytes, the "
                                   f"file has {size - end - 2}")
     return VolumeInfo(sizes[0], sizes[1], NRRD_MIME, sizes)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from cas.errors import InvalidInput
 from cas.model.media import VolumeInfo, is_image_name, is_volume_name
+from cas.units import shape_text
 
 FIGURES = ".figures.json"
 
@@ -53,5 +54,5 @@ def check_json(name: str, doc: Any, label: str) -> None:
 def check_mask(mask: VolumeInfo, volume: VolumeInfo, label: str) -> None:
     """A volume's Mask3D file has the volume's dimensions."""
     if tuple(mask.dimensions) != tuple(volume.dimensions):
-        raise InvalidInput(label, f"mask is {'x'.join(map(str, mask.dimensions))} voxels but its volume is "
-                                  f"{'x'.join(map(str, volume.dimensions))}")
+        raise InvalidInput(label, f"mask is {shape_text(mask.dimensions)} voxels but its volume is "
+                                  f"{shape_text(volume.dimensions)}")
